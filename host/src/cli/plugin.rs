@@ -1,0 +1,264 @@
+//! `xla-host plugin check` and `xla-host plugin run`.
+
+use super::options::{self, LimitArgs};
+use crate::config::HostConfig;
+use crate::plugins::{LoadedPlugin, PluginPre, load_plugin};
+use crate::runtime::outbound::OutboundPolicy;
+use crate::runtime::{ConnectorInfo, ScorerInfo};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PluginCommand {
+    /// Load a plugin (manifest, hash, pin, compile or cache, world) and print
+    /// what it declares.
+    ///
+    /// Exits non-zero with the reason when the file is not a component, does
+    /// not match its manifest, or implements the wrong world.
+    ///
+    /// Example: xla-host plugin check target/plugins/json-feed/json-feed.wasm --json
+    Check(CheckArgs),
+    /// Run a connector: check its config, then pull until it has no more,
+    /// printing observations as JSON lines on stdout and a summary on stderr.
+    ///
+    /// Example: XLA_FEED_TOKEN=demo xla-host plugin run target/plugins/json-feed/json-feed.wasm
+    ///   --config '{"base_url":"http://127.0.0.1:8080/xla"}' --grant http://127.0.0.1:8080
+    ///   --credential http://127.0.0.1:8080=bearer:XLA_FEED_TOKEN
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The plugin's .wasm file (its plugin.toml must be beside it).
+    file: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The connector's .wasm file (its plugin.toml must be beside it).
+    file: PathBuf,
+    /// The connector's config: JSON, or @file holding JSON.
+    #[arg(long, value_name = "JSON|@FILE")]
+    config: Option<String>,
+    /// Take config, grants, credentials and limits from this connector
+    /// instance of the host config file instead.
+    #[arg(long, value_name = "NAME", conflicts_with = "config")]
+    instance: Option<String>,
+    /// Allow requests to this origin (scheme://host[:port]); repeatable.
+    /// Loopback and private addresses must be named exactly.
+    #[arg(long = "grant", value_name = "ORIGIN")]
+    grants: Vec<String>,
+    /// Add a credential for an origin: ORIGIN=KIND:ENV_VAR with KIND basic
+    /// (VAR holds user:password), bearer (VAR holds the token) or oauth2
+    /// (VAR holds {"token_url","client_id","client_secret","scope"}); repeatable.
+    #[arg(long = "credential", value_name = "ORIGIN=KIND:ENV_VAR")]
+    credentials: Vec<String>,
+    /// Start after this cursor instead of from the beginning.
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Stop after this many pulls even if the connector says more follows.
+    #[arg(long, default_value_t = 10_000)]
+    max_pulls: usize,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+pub(crate) async fn run(config: &HostConfig, command: PluginCommand) -> Result<ExitCode> {
+    match command {
+        PluginCommand::Check(args) => check(config, args).await,
+        PluginCommand::Run(args) => run_connector(config, args).await,
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(tag = "kind", content = "describe", rename_all = "lowercase")]
+enum Described {
+    Connector(ConnectorInfo),
+    Scorer(ScorerInfo),
+}
+
+async fn check(config: &HostConfig, args: CheckArgs) -> Result<ExitCode> {
+    let runtime = options::runtime(config)?;
+    let plugin = load_plugin(&runtime, &args.file, &config.plugins.pins)?;
+    let described = describe(&plugin, config).await?;
+    check_consistent(&plugin, &described)?;
+    if args.json {
+        let report = serde_json::json!({
+            "file": plugin.path,
+            "manifest": plugin.manifest,
+            "cache": plugin.cache,
+            "load_ms": plugin.load_time.as_secs_f64() * 1000.0,
+            "plugin": described,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_check(&plugin, &described);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn describe(plugin: &LoadedPlugin, config: &HostConfig) -> Result<Described> {
+    Ok(match &plugin.pre {
+        PluginPre::Connector(pre) => {
+            Described::Connector(pre.session(config.limits.clone(), None).describe().await?)
+        }
+        PluginPre::Scorer(pre) => {
+            let mut session = pre.session(config.limits.clone());
+            Described::Scorer(tokio::task::spawn_blocking(move || session.describe()).await??)
+        }
+    })
+}
+
+/// The manifest and `describe()` must agree on who the plugin is.
+fn check_consistent(plugin: &LoadedPlugin, described: &Described) -> Result<()> {
+    let (name, version) = match described {
+        Described::Connector(info) => (&info.name, &info.version),
+        Described::Scorer(info) => (&info.name, &info.version),
+    };
+    let manifest = &plugin.manifest;
+    if *name != manifest.name || *version != manifest.version {
+        bail!(
+            "{}: describe() says `{name}` {version} but plugin.toml says `{}` {}; rebuild the plugin so both agree",
+            plugin.path.display(),
+            manifest.name,
+            manifest.version
+        );
+    }
+    Ok(())
+}
+
+fn print_check(plugin: &LoadedPlugin, described: &Described) {
+    let m = &plugin.manifest;
+    println!(
+        "{} {} ({}, contract {})",
+        m.name, m.version, m.kind, m.contract
+    );
+    println!("  file      {}", plugin.path.display());
+    println!("  sha256    {}", m.sha256);
+    println!(
+        "  loaded    in {:.1} ms ({})",
+        plugin.load_time.as_secs_f64() * 1000.0,
+        cache_word(plugin)
+    );
+    match described {
+        Described::Connector(info) => {
+            println!("  about     {}", info.description);
+            println!("  hosts     {}", info.hosts.join(", "));
+            println!("  parses    {}", info.media_types.join(", "));
+            for metric in &info.metrics {
+                println!(
+                    "  metric    {} [{:?}, {}]: {}",
+                    metric.name, metric.layer, metric.unit, metric.description
+                );
+            }
+        }
+        Described::Scorer(info) => {
+            println!("  about     {}", info.description);
+            println!("  reads     {}", info.metrics.join(", "));
+            println!("  rows      {}", if info.needs_rows { "yes" } else { "no" });
+        }
+    }
+}
+
+pub(crate) fn cache_word(plugin: &LoadedPlugin) -> &'static str {
+    match plugin.cache {
+        crate::runtime::CacheOutcome::Hit => "from the compile cache",
+        crate::runtime::CacheOutcome::Miss => "compiled, now cached",
+        crate::runtime::CacheOutcome::Disabled => "compiled, no cache",
+    }
+}
+
+async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
+    let runtime = options::runtime(config)?;
+    let plugin = load_plugin(&runtime, &args.file, &config.plugins.pins)?;
+    let PluginPre::Connector(pre) = &plugin.pre else {
+        bail!("{} is a scorer; `plugin run` runs connectors", plugin.id());
+    };
+    let (plugin_config, grants, mut credentials, limits) = match &args.instance {
+        Some(name) => {
+            let instance = config
+                .connector(name)
+                .with_context(|| format!("no connector instance `{name}` in the host config"))?;
+            let limits = instance
+                .limits
+                .clone()
+                .unwrap_or_else(|| config.limits.clone());
+            (
+                instance.config_json(),
+                instance.grants.clone(),
+                instance.resolve_credentials()?,
+                limits,
+            )
+        }
+        None => {
+            let plugin_config = options::read_json_arg(args.config.as_deref().unwrap_or("{}"))?;
+            (plugin_config, Vec::new(), Vec::new(), config.limits.clone())
+        }
+    };
+    let grants: Vec<String> = grants
+        .into_iter()
+        .chain(args.grants.iter().cloned())
+        .collect();
+    for credential in &args.credentials {
+        credentials.push(options::parse_credential(credential)?);
+    }
+    let limits = args.limits.apply(limits);
+    let policy = OutboundPolicy::new(&plugin.manifest.hosts, &grants, credentials, &limits)?;
+    let mut session = pre.session(limits, Some(Arc::new(policy)));
+
+    let started = Instant::now();
+    session
+        .check(&plugin_config)
+        .await
+        .context("check() failed")?;
+    let mut cursor = args.cursor.clone();
+    let (mut batches, mut observations) = (0usize, 0usize);
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        let batch = session
+            .pull(&plugin_config, cursor.as_deref())
+            .await
+            .with_context(|| {
+                format!(
+                    "pull #{} failed after {observations} observations (cursor {:?})",
+                    batches + 1,
+                    cursor
+                )
+            })?;
+        batches += 1;
+        observations += batch.observations.len();
+        for observation in &batch.observations {
+            serde_json::to_writer(&mut stdout, observation)?;
+            stdout.write_all(b"\n")?;
+        }
+        if batch.cursor.is_some() {
+            cursor = batch.cursor;
+        }
+        if !batch.more {
+            break;
+        }
+        if batches >= args.max_pulls {
+            eprintln!(
+                "stopping after --max-pulls {} pulls; more data follows",
+                args.max_pulls
+            );
+            break;
+        }
+    }
+    stdout.flush()?;
+    eprintln!(
+        "{}: {observations} observations in {batches} batches, {:.1} ms; next cursor: {}",
+        plugin.id(),
+        started.elapsed().as_secs_f64() * 1000.0,
+        cursor.as_deref().unwrap_or("none")
+    );
+    Ok(ExitCode::SUCCESS)
+}

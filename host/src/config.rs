@@ -1,0 +1,409 @@
+//! The host's configuration: one TOML file, with environment overrides for
+//! the paths an operator most often changes (`XLA_HOST_PLUGINS_DIR`,
+//! `XLA_HOST_CACHE_DIR`).
+//!
+//! ```toml
+//! [plugins]
+//! dir = "/var/lib/xla-host/plugins"
+//! pins = { require = true, sha256 = { servicenow = "9f2c…" } }
+//!
+//! [limits]            # defaults for every plugin call
+//! deadline_ms = 30000
+//! memory_mib = 256
+//!
+//! [[connectors]]
+//! name = "acme-servicenow"
+//! plugin = "servicenow"
+//! tenant = "acme"
+//! grants = ["https://acme.service-now.com"]
+//! config = { instance_url = "https://acme.service-now.com" }
+//!
+//! [[connectors.credentials]]
+//! origin = "https://acme.service-now.com"
+//! kind = "basic"
+//! username = "svc_xla"
+//! password = { env = "ACME_SN_PASSWORD" }
+//! ```
+
+use crate::plugins::Pins;
+use crate::runtime::Limits;
+use crate::runtime::outbound::{Credential, CredentialKind, Grant, Origin, Secret};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Where plugins live and how they are pinned.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+    /// Runtime settings.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// Default limits for every plugin call.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Connector instances.
+    #[serde(default)]
+    pub connectors: Vec<ConnectorInstance>,
+}
+
+/// `[plugins]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Directory of plugins (one subdirectory each, with `plugin.toml`).
+    #[serde(default = "default_plugins_dir")]
+    pub dir: PathBuf,
+    /// sha256 pins.
+    #[serde(default)]
+    pub pins: Pins,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: default_plugins_dir(),
+            pins: Pins::default(),
+        }
+    }
+}
+
+fn default_plugins_dir() -> PathBuf {
+    PathBuf::from("target/plugins")
+}
+
+/// `[runtime]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Compile cache directory; defaults to the user's cache directory.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// One `[[connectors]]` entry: a plugin bound to a tenant, a config, grants
+/// and credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorInstance {
+    /// Instance name, unique in the file.
+    pub name: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Tenant the data belongs to.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    /// Origins the instance may reach (intersected with the plugin's manifest).
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// Credentials added by the host, per origin.
+    #[serde(default)]
+    pub credentials: Vec<CredentialConfig>,
+    /// The plugin's config, passed to it as JSON.
+    #[serde(default = "empty_table")]
+    pub config: toml::Table,
+    /// Limits overriding `[limits]` for this instance.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+fn default_tenant() -> String {
+    "default".into()
+}
+
+fn empty_table() -> toml::Table {
+    toml::Table::new()
+}
+
+/// Where a secret comes from: `{ env = "VAR" }` or `{ file = "/run/secrets/x" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// Environment variable holding the secret.
+    pub env: Option<String>,
+    /// File holding the secret (trailing newline ignored).
+    pub file: Option<PathBuf>,
+}
+
+/// A credential in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CredentialConfig {
+    /// HTTP Basic.
+    Basic {
+        /// Destination origin.
+        origin: String,
+        /// User name.
+        username: String,
+        /// Password source.
+        password: SecretSource,
+    },
+    /// Static bearer token.
+    Bearer {
+        /// Destination origin.
+        origin: String,
+        /// Token source.
+        token: SecretSource,
+    },
+    /// OAuth2 client credentials.
+    Oauth2 {
+        /// Destination origin.
+        origin: String,
+        /// Token endpoint.
+        token_url: String,
+        /// Client id.
+        client_id: String,
+        /// Client secret source.
+        client_secret: SecretSource,
+        /// Scope, if any.
+        #[serde(default)]
+        scope: Option<String>,
+    },
+}
+
+/// What is wrong with the configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What and where.
+        message: String,
+    },
+    /// A connector instance is wrong.
+    #[error("connector instance `{instance}`: {message}")]
+    Instance {
+        /// Instance name.
+        instance: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A secret could not be read.
+    #[error("credential for {origin}: {message}")]
+    Secret {
+        /// The origin it is for.
+        origin: String,
+        /// What is wrong (never the secret).
+        message: String,
+    },
+}
+
+impl HostConfig {
+    /// Reads a config file, applies environment overrides and validates it.
+    pub fn load(path: &Path) -> Result<HostConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = HostConfig::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        config.apply_env();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses config text (no environment overrides, no validation).
+    pub fn parse(text: &str) -> Result<HostConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Defaults plus environment overrides, for running without a file.
+    pub fn from_env() -> HostConfig {
+        let mut config = HostConfig::default();
+        config.apply_env();
+        config
+    }
+
+    fn apply_env(&mut self) {
+        if let Some(dir) = std::env::var_os("XLA_HOST_PLUGINS_DIR") {
+            self.plugins.dir = dir.into();
+        }
+        if let Some(dir) = std::env::var_os("XLA_HOST_CACHE_DIR") {
+            self.runtime.cache_dir = Some(dir.into());
+        }
+    }
+
+    /// Checks what serde cannot: unique names, parseable grants and origins.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for instance in &self.connectors {
+            let fail = |message: String| ConfigError::Instance {
+                instance: instance.name.clone(),
+                message,
+            };
+            if !names.insert(instance.name.as_str()) {
+                return Err(fail("the name is used twice".into()));
+            }
+            for grant in &instance.grants {
+                Grant::parse(grant).map_err(|e| fail(format!("grants: {e}")))?;
+            }
+            for credential in &instance.credentials {
+                Origin::parse(credential.origin())
+                    .map_err(|e| fail(format!("credentials: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The connector instance called `name`.
+    pub fn connector(&self, name: &str) -> Option<&ConnectorInstance> {
+        self.connectors.iter().find(|c| c.name == name)
+    }
+
+    /// The compile cache directory: configured, or the user's cache directory.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.runtime.cache_dir {
+            return Some(dir.clone());
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+        Some(base.join("xla-host").join("compiled"))
+    }
+}
+
+impl ConnectorInstance {
+    /// The plugin config as the JSON string the plugin receives.
+    pub fn config_json(&self) -> String {
+        serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Reads every credential's secret.
+    pub fn resolve_credentials(&self) -> Result<Vec<Credential>, ConfigError> {
+        self.credentials
+            .iter()
+            .map(CredentialConfig::resolve)
+            .collect()
+    }
+}
+
+impl CredentialConfig {
+    /// The origin the credential is for.
+    pub fn origin(&self) -> &str {
+        match self {
+            CredentialConfig::Basic { origin, .. }
+            | CredentialConfig::Bearer { origin, .. }
+            | CredentialConfig::Oauth2 { origin, .. } => origin,
+        }
+    }
+
+    /// Reads the secret and builds the credential.
+    pub fn resolve(&self) -> Result<Credential, ConfigError> {
+        let origin_text = self.origin();
+        let origin = Origin::parse(origin_text).map_err(|e| ConfigError::Secret {
+            origin: origin_text.into(),
+            message: e.to_string(),
+        })?;
+        let read = |source: &SecretSource| source.read(origin_text);
+        let kind = match self {
+            CredentialConfig::Basic {
+                username, password, ..
+            } => CredentialKind::Basic {
+                username: username.clone(),
+                password: read(password)?,
+            },
+            CredentialConfig::Bearer { token, .. } => CredentialKind::Bearer {
+                token: read(token)?,
+            },
+            CredentialConfig::Oauth2 {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+                ..
+            } => CredentialKind::OAuth2ClientCredentials {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: read(client_secret)?,
+                scope: scope.clone(),
+            },
+        };
+        Ok(Credential::new(origin, kind))
+    }
+}
+
+impl SecretSource {
+    fn read(&self, origin: &str) -> Result<Secret, ConfigError> {
+        let fail = |message: String| ConfigError::Secret {
+            origin: origin.into(),
+            message,
+        };
+        match (&self.env, &self.file) {
+            (Some(var), None) => std::env::var(var)
+                .map(Secret::new)
+                .map_err(|_| fail(format!("environment variable `{var}` is not set"))),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|s| Secret::new(s.trim_end_matches(['\r', '\n'])))
+                .map_err(|e| fail(format!("cannot read secret file {}: {e}", path.display()))),
+            _ => Err(fail("give exactly one of `env` or `file`".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_parses() {
+        let text = r#"
+[plugins]
+dir = "/srv/plugins"
+pins = { require = true, sha256 = { json-feed = "ab" } }
+
+[limits]
+deadline_ms = 5000
+
+[[connectors]]
+name = "feed"
+plugin = "json-feed"
+tenant = "acme"
+grants = ["http://127.0.0.1:8080"]
+config = { base_url = "http://127.0.0.1:8080/xla" }
+
+[[connectors.credentials]]
+origin = "http://127.0.0.1:8080"
+kind = "bearer"
+token = { env = "XLA_TEST_UNSET_TOKEN" }
+"#;
+        let config = HostConfig::parse(text).expect("parses");
+        config.validate().expect("valid");
+        assert!(config.plugins.pins.require);
+        assert_eq!(config.limits.deadline_ms, 5000);
+        assert_eq!(config.limits.memory_mib, Limits::default().memory_mib);
+        let feed = config.connector("feed").expect("instance");
+        assert_eq!(
+            feed.config_json(),
+            r#"{"base_url":"http://127.0.0.1:8080/xla"}"#
+        );
+        let error = feed.resolve_credentials().unwrap_err().to_string();
+        assert!(error.contains("XLA_TEST_UNSET_TOKEN"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_grants_are_named() {
+        let error = HostConfig::parse("[plugins]\ndirr = 'x'").unwrap_err();
+        assert!(error.contains("dirr"), "{error}");
+        let config =
+            HostConfig::parse("[[connectors]]\nname='a'\nplugin='p'\ngrants=['acme.com']").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("`a`") && error.contains("acme.com"),
+            "{error}"
+        );
+    }
+}

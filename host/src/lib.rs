@@ -1,0 +1,25 @@
+//! # XLA Host
+//!
+//! A host for sandboxed WebAssembly plugins that turn IT data into
+//! experience level agreement (XLA) results. Data flows one way:
+//!
+//! ```text
+//! source ──▶ connector plugin ──▶ store ──▶ scorer plugin ──▶ API / CLI
+//! ```
+//!
+//! Modules, one responsibility each:
+//!
+//! - [`runtime`]: the wasmtime engine, compile cache, per-call limits and
+//!   the sandbox's host imports (log, outbound HTTP with grants and
+//!   credentials, rows for scorers);
+//! - [`plugins`]: manifests, sha256 pinning, loading a plugin directory;
+//! - [`config`]: the host's TOML configuration;
+//! - [`sim`]: simulators of source systems on loopback, for the demo and tests;
+//! - [`cli`]: the `xla-host` command line.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod plugins;
+pub mod runtime;
+pub mod sim;

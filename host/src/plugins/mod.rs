@@ -1,0 +1,8 @@
+//! Plugins on disk: the `plugin.toml` manifest, sha256 pinning, and loading
+//! a directory of plugins where a broken one fails alone.
+
+mod load;
+mod manifest;
+
+pub use load::{LoadedPlugin, Pins, PluginLoadError, PluginPre, discover, load_plugin};
+pub use manifest::{MANIFEST_FILE, Manifest, PluginKind};

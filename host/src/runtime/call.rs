@@ -1,0 +1,180 @@
+//! What every plugin call shares: a store armed with the limits, the
+//! deadline around the call, and the translation of a failed call into a
+//! [`RuntimeError`] that names the plugin and the limit it hit.
+
+use super::engine::EPOCH_TICK;
+use super::error::{PluginId, RuntimeError};
+use super::limits::{Limits, MemoryCapExceeded};
+use super::state::PluginState;
+use std::future::Future;
+use tracing::Instrument;
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store, Trap};
+
+/// The contract versions this host speaks.
+pub(crate) const SUPPORTED_CONTRACT: &str = "0.1.x";
+
+/// How a bounded call ended.
+pub(crate) enum Outcome<R> {
+    /// The call returned.
+    Done(R),
+    /// The call trapped or a host import failed.
+    Failed(wasmtime::Error),
+    /// The wall-clock deadline passed while the call waited on I/O.
+    TimedOut,
+}
+
+/// A store for one instance, with its memory limiter installed.
+pub(crate) fn new_store(engine: &Engine, state: PluginState) -> Store<PluginState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.memory);
+    store
+}
+
+/// Sets the epoch deadline and the fuel for the next call.
+pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) {
+    let ticks = limits
+        .deadline()
+        .as_nanos()
+        .div_ceil(EPOCH_TICK.as_nanos())
+        .max(1);
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    store.epoch_deadline_trap();
+    // Fuel is always consumed (an engine setting); unlimited means "more than
+    // any call can burn".
+    let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+}
+
+/// Runs an async call under the deadline. The epoch interrupts a guest that
+/// computes too long; the timer stops one that waits too long on the host.
+pub(crate) async fn bounded<'a, R, F, Fut>(
+    limits: &Limits,
+    store: &'a mut Store<PluginState>,
+    span: tracing::Span,
+    call: F,
+) -> Outcome<R>
+where
+    F: FnOnce(&'a mut Store<PluginState>) -> Fut,
+    Fut: Future<Output = wasmtime::Result<R>> + 'a,
+{
+    arm(limits, store);
+    match tokio::time::timeout(limits.deadline(), call(store).instrument(span)).await {
+        Ok(Ok(value)) => Outcome::Done(value),
+        Ok(Err(error)) => Outcome::Failed(error),
+        Err(_) => Outcome::TimedOut,
+    }
+}
+
+/// Runs a synchronous call under the deadline (epoch interruption).
+pub(crate) fn bounded_sync<R>(
+    limits: &Limits,
+    store: &mut Store<PluginState>,
+    span: tracing::Span,
+    call: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
+) -> Outcome<R> {
+    arm(limits, store);
+    let _entered = span.enter();
+    match call(store) {
+        Ok(value) => Outcome::Done(value),
+        Err(error) => Outcome::Failed(error),
+    }
+}
+
+/// Names the limit a failed call hit, or describes the trap with the
+/// guest's last stderr output (where a Rust panic message lands).
+pub(crate) fn classify(
+    limits: &Limits,
+    store: &Store<PluginState>,
+    error: wasmtime::Error,
+) -> RuntimeError {
+    let plugin = store.data().plugin.clone();
+    if let Some(cap) = error.downcast_ref::<MemoryCapExceeded>() {
+        return RuntimeError::Memory {
+            plugin,
+            limit: cap.limit,
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => RuntimeError::Deadline {
+            plugin,
+            limit: limits.deadline(),
+        },
+        Some(Trap::OutOfFuel) => RuntimeError::Fuel {
+            plugin,
+            limit: limits.fuel.unwrap_or(u64::MAX),
+        },
+        _ => {
+            let mut message = format!("{error:#}");
+            let stderr = store.data().stderr.tail();
+            if !stderr.is_empty() {
+                message.push_str("; the plugin's last output: ");
+                message.push_str(&stderr);
+            }
+            RuntimeError::Trap { plugin, message }
+        }
+    }
+}
+
+/// Checks that `component` exports `interface` at a supported version.
+pub(crate) fn check_export(
+    engine: &Engine,
+    plugin: &PluginId,
+    component: &Component,
+    interface: &str,
+    kind: &'static str,
+) -> Result<(), RuntimeError> {
+    let component_type = component.component_type();
+    let names: Vec<String> = component_type
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let Some(found) = names
+        .iter()
+        .find(|name| name.split('@').next() == Some(interface))
+    else {
+        let reason = if names.is_empty() {
+            format!("it exports nothing; a {kind} exports `{interface}@0.1.0`")
+        } else {
+            format!(
+                "it exports {}; a {kind} exports `{interface}@0.1.0`",
+                names.join(", ")
+            )
+        };
+        return Err(RuntimeError::WrongWorld {
+            plugin: plugin.clone(),
+            expected: kind,
+            reason,
+        });
+    };
+    let version = found.split_once('@').map(|(_, v)| v).unwrap_or("none");
+    if !is_supported_contract(version) {
+        return Err(RuntimeError::ContractVersion {
+            plugin: plugin.clone(),
+            found: version.to_string(),
+            supported: SUPPORTED_CONTRACT,
+        });
+    }
+    Ok(())
+}
+
+/// Contract 0.1.x: same major and, below 1.0, same minor.
+pub fn is_supported_contract(version: &str) -> bool {
+    semver::Version::parse(version).is_ok_and(|v| v.major == 0 && v.minor == 1)
+}
+
+/// A linking failure, usually an import the sandbox does not provide.
+pub(crate) fn link_error(
+    plugin: &PluginId,
+    kind: &'static str,
+    error: wasmtime::Error,
+) -> RuntimeError {
+    let allowed = if kind == "connector" {
+        "the xla:plugin contract, WASI and wasi:http"
+    } else {
+        "the xla:plugin contract and WASI (no network)"
+    };
+    RuntimeError::Link {
+        plugin: plugin.clone(),
+        reason: format!("{error:#}; a {kind} may import only {allowed}"),
+    }
+}

@@ -1,0 +1,265 @@
+//! Running connector plugins: linking, instantiation, and the four calls
+//! (`describe`, `check`, `pull`, `parse`) under the per-call limits.
+
+use super::engine::Runtime;
+use super::error::{PluginId, RuntimeError};
+use super::limits::Limits;
+use super::outbound::{OutboundHooks, OutboundPolicy};
+use super::state::{Kind, PluginState};
+use super::{Batch, ConnectorInfo, MetricInfo, Observation};
+use super::{call, convert};
+use std::sync::Arc;
+use tracing::Instrument;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store};
+
+pub(crate) mod bindings {
+    //! Host bindings of the `connector-plugin` world.
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "xla:plugin/connector-plugin",
+        exports: { default: async },
+        require_store_data_send: true,
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
+    });
+}
+
+use bindings::xla::plugin::log as wit_log;
+
+/// The interface a connector must export, without its version.
+const EXPORT: &str = "xla:plugin/connector";
+
+/// The linker of connectors: WASI (deny by default), `wasi:http` through
+/// the outbound hooks, and `log`.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wit_log::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
+    Ok(linker)
+}
+
+impl wit_log::Host for PluginState {
+    fn log(&mut self, level: wit_log::Level, message: String) {
+        use super::log::Level;
+        let level = match level {
+            wit_log::Level::Trace => Level::Trace,
+            wit_log::Level::Debug => Level::Debug,
+            wit_log::Level::Info => Level::Info,
+            wit_log::Level::Warn => Level::Warn,
+            wit_log::Level::Error => Level::Error,
+        };
+        if let Ok(mut log) = self.log.lock() {
+            log.emit(level, &message);
+        }
+    }
+}
+
+/// A connector compiled and linked, ready to instantiate cheaply.
+#[derive(Clone)]
+pub struct ConnectorPre {
+    plugin: PluginId,
+    pre: bindings::ConnectorPluginPre<PluginState>,
+    engine: Engine,
+}
+
+impl ConnectorPre {
+    /// Links `component` as a connector; fails if it is another kind of
+    /// plugin, targets another contract version, or imports what the
+    /// connector sandbox does not give.
+    pub fn new(
+        runtime: &Runtime,
+        plugin: PluginId,
+        component: &Component,
+    ) -> Result<ConnectorPre, RuntimeError> {
+        call::check_export(runtime.engine(), &plugin, component, EXPORT, "connector")?;
+        let pre = runtime
+            .connector_linker()
+            .instantiate_pre(component)
+            .map_err(|e| call::link_error(&plugin, "connector", e))?;
+        let pre = bindings::ConnectorPluginPre::new(pre).map_err(|e| RuntimeError::WrongWorld {
+            plugin: plugin.clone(),
+            expected: "connector",
+            reason: format!("{e:#}"),
+        })?;
+        Ok(ConnectorPre {
+            plugin,
+            pre,
+            engine: runtime.engine().clone(),
+        })
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &PluginId {
+        &self.plugin
+    }
+
+    /// A session for one sync run or one command: one instance, reused across
+    /// its calls until a call traps, then replaced.
+    pub fn session(&self, limits: Limits, policy: Option<Arc<OutboundPolicy>>) -> ConnectorSession {
+        ConnectorSession {
+            pre: self.clone(),
+            limits,
+            policy,
+            live: None,
+        }
+    }
+}
+
+struct Live {
+    store: Store<PluginState>,
+    bindings: bindings::ConnectorPlugin,
+}
+
+/// Calls into one connector instance.
+pub struct ConnectorSession {
+    pre: ConnectorPre,
+    limits: Limits,
+    policy: Option<Arc<OutboundPolicy>>,
+    live: Option<Live>,
+}
+
+impl ConnectorSession {
+    /// `describe()`.
+    pub async fn describe(&mut self) -> Result<ConnectorInfo, RuntimeError> {
+        let mut live = self.instance().await?;
+        let outcome = call::bounded(
+            &self.limits,
+            &mut live.store,
+            self.span("describe"),
+            |store| live.bindings.xla_plugin_connector().call_describe(store),
+        )
+        .await;
+        let info = self.settle(live, outcome)?;
+        Ok(ConnectorInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            config_schema: info.config_schema,
+            metrics: info
+                .metrics
+                .into_iter()
+                .map(|m| MetricInfo {
+                    name: m.name,
+                    layer: convert::layer(m.layer),
+                    unit: m.unit,
+                    description: m.description,
+                })
+                .collect(),
+            hosts: info.hosts,
+            media_types: info.media_types,
+        })
+    }
+
+    /// `check(config)`.
+    pub async fn check(&mut self, config: &str) -> Result<(), RuntimeError> {
+        let mut live = self.instance().await?;
+        let outcome = call::bounded(&self.limits, &mut live.store, self.span("check"), |store| {
+            live.bindings
+                .xla_plugin_connector()
+                .call_check(store, config)
+        })
+        .await;
+        let result = self.settle(live, outcome)?;
+        result.map_err(|e| self.plugin_error(e))
+    }
+
+    /// `pull(config, cursor)`.
+    pub async fn pull(
+        &mut self,
+        config: &str,
+        cursor: Option<&str>,
+    ) -> Result<Batch, RuntimeError> {
+        let mut live = self.instance().await?;
+        let outcome = call::bounded(&self.limits, &mut live.store, self.span("pull"), |store| {
+            live.bindings
+                .xla_plugin_connector()
+                .call_pull(store, config, cursor)
+        })
+        .await;
+        let batch = self
+            .settle(live, outcome)?
+            .map_err(|e| self.plugin_error(e))?;
+        Ok(Batch {
+            observations: batch
+                .observations
+                .into_iter()
+                .map(convert::observation)
+                .collect(),
+            cursor: batch.cursor,
+            more: batch.more,
+        })
+    }
+
+    /// `parse(config, media_type, body)`.
+    pub async fn parse(
+        &mut self,
+        config: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Result<Vec<Observation>, RuntimeError> {
+        let mut live = self.instance().await?;
+        let outcome = call::bounded(&self.limits, &mut live.store, self.span("parse"), |store| {
+            live.bindings
+                .xla_plugin_connector()
+                .call_parse(store, config, media_type, body)
+        })
+        .await;
+        let observations = self
+            .settle(live, outcome)?
+            .map_err(|e| self.plugin_error(e))?;
+        Ok(observations.into_iter().map(convert::observation).collect())
+    }
+
+    async fn instance(&mut self) -> Result<Live, RuntimeError> {
+        if let Some(live) = self.live.take() {
+            return Ok(live);
+        }
+        let plugin = &self.pre.plugin;
+        let hooks = OutboundHooks::new(&plugin.name, self.policy.clone());
+        let state = PluginState::new(plugin, Kind::Connector, &self.limits, hooks);
+        let mut store = call::new_store(&self.pre.engine, state);
+        call::arm(&self.limits, &mut store);
+        let bindings = self
+            .pre
+            .pre
+            .instantiate_async(&mut store)
+            .instrument(self.span("instantiate"))
+            .await
+            .map_err(|e| call::classify(&self.limits, &store, e))?;
+        Ok(Live { store, bindings })
+    }
+
+    /// Keeps the instance after a clean call; throws it away after a trap or
+    /// a deadline, so no state from a failed call survives.
+    fn settle<R>(&mut self, live: Live, outcome: call::Outcome<R>) -> Result<R, RuntimeError> {
+        live.store.data().report_dropped_logs();
+        match outcome {
+            call::Outcome::Done(value) => {
+                self.live = Some(live);
+                Ok(value)
+            }
+            call::Outcome::Failed(error) => Err(call::classify(&self.limits, &live.store, error)),
+            call::Outcome::TimedOut => Err(RuntimeError::Deadline {
+                plugin: self.pre.plugin.clone(),
+                limit: self.limits.deadline(),
+            }),
+        }
+    }
+
+    fn plugin_error(&self, error: bindings::xla::plugin::types::PluginError) -> RuntimeError {
+        RuntimeError::Plugin {
+            plugin: self.pre.plugin.clone(),
+            error: convert::plugin_error(error),
+        }
+    }
+
+    fn span(&self, call: &'static str) -> tracing::Span {
+        let plugin = &self.pre.plugin;
+        tracing::info_span!("plugin", name = %plugin.name, version = %plugin.version, call)
+    }
+}

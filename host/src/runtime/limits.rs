@@ -1,0 +1,111 @@
+//! Per-call limits and the memory limiter that enforces the memory cap.
+
+use std::time::Duration;
+
+/// Limits applied to every plugin call.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall-clock deadline of one call, in milliseconds.
+    pub deadline_ms: u64,
+    /// Linear-memory cap of one instance, in MiB (all its memories together).
+    pub memory_mib: u64,
+    /// Fuel (roughly, Wasm instructions) per call; none for unlimited.
+    pub fuel: Option<u64>,
+    /// Log messages a plugin may write per second (burst: twice that).
+    pub log_per_second: u32,
+    /// Largest request body a connector may send, in KiB.
+    pub http_request_body_kib: u64,
+    /// Largest response body a connector may receive, in KiB.
+    pub http_response_body_kib: u64,
+    /// Timeout of one outbound HTTP request, in milliseconds.
+    pub http_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline_ms: 30_000,
+            memory_mib: 256,
+            fuel: None,
+            log_per_second: 50,
+            http_request_body_kib: 1024,
+            http_response_body_kib: 32 * 1024,
+            http_timeout_ms: 20_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The call deadline.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+
+    /// The memory cap in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_mib.saturating_mul(1024 * 1024)
+    }
+
+    /// The outbound HTTP timeout.
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_timeout_ms)
+    }
+}
+
+/// Raised inside a store when a memory grows past the cap; the trap carries
+/// it so the host can name the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("memory cap of {limit} bytes exceeded (asked for {asked} bytes in all)")]
+pub(crate) struct MemoryCapExceeded {
+    pub limit: u64,
+    pub asked: u64,
+}
+
+/// Counts linear memory across all of an instance's memories.
+#[derive(Debug)]
+pub(crate) struct MemoryLimiter {
+    limit: u64,
+    used: u64,
+}
+
+impl MemoryLimiter {
+    pub fn new(limit: u64) -> Self {
+        MemoryLimiter { limit, used: 0 }
+    }
+}
+
+/// Tables are small in practice; this bounds a hostile guest's table growth.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let growth = desired.saturating_sub(current) as u64;
+        let asked = self.used.saturating_add(growth);
+        if asked > self.limit {
+            // An error (rather than `Ok(false)`) traps at once with a reason we
+            // can name, instead of the guest's allocator aborting anonymously.
+            return Err(MemoryCapExceeded {
+                limit: self.limit,
+                asked,
+            }
+            .into());
+        }
+        self.used = asked;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

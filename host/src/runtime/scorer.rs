@@ -1,0 +1,257 @@
+//! Running scorer plugins: no network, a fixed clock and seeded randomness,
+//! a fresh instance for every call so that no call can influence another,
+//! and per-subject rows streamed through the `row-reader` resource.
+
+use super::engine::Runtime;
+use super::error::{PluginId, RuntimeError};
+use super::limits::Limits;
+use super::outbound::OutboundHooks;
+use super::state::{Kind, PluginState};
+use super::{Score, ScoreInput, ScorerInfo, SubjectRow};
+use super::{call, convert};
+use wasmtime::component::{Component, HasSelf, Linker, Resource};
+use wasmtime::{Engine, Store};
+
+pub(crate) mod bindings {
+    //! Host bindings of the `scorer-plugin` world; shared types come from the
+    //! connector bindings so both kinds use one Rust type per WIT type.
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "xla:plugin/scorer-plugin",
+        with: {
+            "xla:plugin/types": crate::runtime::connector::bindings::xla::plugin::types,
+            "xla:plugin/log": crate::runtime::connector::bindings::xla::plugin::log,
+            "xla:plugin/rows.row-reader": crate::runtime::scorer::RowCursor,
+        },
+    });
+}
+
+use bindings::exports::xla::plugin::scorer as wit;
+use bindings::xla::plugin::rows as wit_rows;
+
+const EXPORT: &str = "xla:plugin/scorer";
+
+/// Largest batch a scorer may ask for at once, whatever it requests.
+const MAX_ROW_BATCH: u32 = 4096;
+
+/// The rows behind one `row-reader` resource.
+pub struct RowCursor {
+    rows: Box<dyn Iterator<Item = SubjectRow> + Send>,
+}
+
+/// The linker of scorers: WASI (for language runtimes that need it; with no
+/// files, environment or sockets), `log` and `rows`. No `wasi:http`.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    crate::runtime::connector::bindings::xla::plugin::log::add_to_linker::<
+        PluginState,
+        HasSelf<PluginState>,
+    >(&mut linker, |state| state)?;
+    wit_rows::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
+    Ok(linker)
+}
+
+impl wit_rows::Host for PluginState {}
+
+impl wit_rows::HostRowReader for PluginState {
+    fn next_batch(&mut self, reader: Resource<RowCursor>, max: u32) -> Vec<wit_rows::SubjectRow> {
+        let Ok(cursor) = self.table.get_mut(&reader) else {
+            return Vec::new();
+        };
+        cursor
+            .rows
+            .by_ref()
+            .take(max.min(MAX_ROW_BATCH) as usize)
+            .map(|row| wit_rows::SubjectRow {
+                key: row.key,
+                dimensions: row.dimensions,
+                values: row.values,
+            })
+            .collect()
+    }
+
+    fn drop(&mut self, reader: Resource<RowCursor>) -> wasmtime::Result<()> {
+        self.table.delete(reader)?;
+        Ok(())
+    }
+}
+
+/// A scorer compiled and linked, ready to instantiate cheaply.
+#[derive(Clone)]
+pub struct ScorerPre {
+    plugin: PluginId,
+    pre: bindings::ScorerPluginPre<PluginState>,
+    engine: Engine,
+}
+
+impl ScorerPre {
+    /// Links `component` as a scorer; fails if it is another kind of plugin,
+    /// targets another contract version, or imports anything beyond WASI and
+    /// the contract (a scorer that imports `wasi:http` is refused here).
+    pub fn new(
+        runtime: &Runtime,
+        plugin: PluginId,
+        component: &Component,
+    ) -> Result<ScorerPre, RuntimeError> {
+        call::check_export(runtime.engine(), &plugin, component, EXPORT, "scorer")?;
+        let pre = runtime
+            .scorer_linker()
+            .instantiate_pre(component)
+            .map_err(|e| call::link_error(&plugin, "scorer", e))?;
+        let pre = bindings::ScorerPluginPre::new(pre).map_err(|e| RuntimeError::WrongWorld {
+            plugin: plugin.clone(),
+            expected: "scorer",
+            reason: format!("{e:#}"),
+        })?;
+        Ok(ScorerPre {
+            plugin,
+            pre,
+            engine: runtime.engine().clone(),
+        })
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &PluginId {
+        &self.plugin
+    }
+
+    /// Calls with these limits. Scorer calls are synchronous and CPU-bound:
+    /// from async code, run them on a blocking thread.
+    pub fn session(&self, limits: Limits) -> ScorerSession {
+        ScorerSession {
+            pre: self.clone(),
+            limits,
+        }
+    }
+}
+
+/// Calls into a scorer, each on a fresh instance.
+pub struct ScorerSession {
+    pre: ScorerPre,
+    limits: Limits,
+}
+
+impl ScorerSession {
+    /// `describe()`.
+    pub fn describe(&mut self) -> Result<ScorerInfo, RuntimeError> {
+        let (mut store, instance) = self.instantiate()?;
+        let outcome =
+            call::bounded_sync(&self.limits, &mut store, self.span("describe"), |store| {
+                instance.xla_plugin_scorer().call_describe(store)
+            });
+        let info = self.settle(&store, outcome)?;
+        Ok(ScorerInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            parameters_schema: info.parameters_schema,
+            metrics: info.metrics,
+            needs_rows: info.needs_rows,
+        })
+    }
+
+    /// `score(input, rows)`.
+    pub fn score(
+        &mut self,
+        input: &ScoreInput,
+        rows: Option<Box<dyn Iterator<Item = SubjectRow> + Send>>,
+    ) -> Result<Vec<Score>, RuntimeError> {
+        let (mut store, instance) = self.instantiate()?;
+        let reader =
+            match rows {
+                Some(rows) => Some(store.data_mut().table.push(RowCursor { rows }).map_err(
+                    |e| RuntimeError::Trap {
+                        plugin: self.pre.plugin.clone(),
+                        message: format!("cannot hand rows to the plugin: {e}"),
+                    },
+                )?),
+                None => None,
+            };
+        let wit_input = to_wit_input(input);
+        let outcome = call::bounded_sync(&self.limits, &mut store, self.span("score"), |store| {
+            instance
+                .xla_plugin_scorer()
+                .call_score(store, &wit_input, reader)
+        });
+        let scores = self
+            .settle(&store, outcome)?
+            .map_err(|e| RuntimeError::Plugin {
+                plugin: self.pre.plugin.clone(),
+                error: convert::plugin_error(e),
+            })?;
+        Ok(scores
+            .into_iter()
+            .map(|s| Score {
+                name: s.name,
+                group: s.group,
+                value: s.value,
+                sample_size: s.sample_size,
+                detail: s.detail,
+            })
+            .collect())
+    }
+
+    fn instantiate(&self) -> Result<(Store<PluginState>, bindings::ScorerPlugin), RuntimeError> {
+        let plugin = &self.pre.plugin;
+        let state = PluginState::new(
+            plugin,
+            Kind::Scorer,
+            &self.limits,
+            OutboundHooks::new(&plugin.name, None),
+        );
+        let mut store = call::new_store(&self.pre.engine, state);
+        call::arm(&self.limits, &mut store);
+        let instance = self
+            .pre
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| call::classify(&self.limits, &store, e))?;
+        Ok((store, instance))
+    }
+
+    fn settle<R>(
+        &self,
+        store: &Store<PluginState>,
+        outcome: call::Outcome<R>,
+    ) -> Result<R, RuntimeError> {
+        store.data().report_dropped_logs();
+        match outcome {
+            call::Outcome::Done(value) => Ok(value),
+            call::Outcome::Failed(error) => Err(call::classify(&self.limits, store, error)),
+            call::Outcome::TimedOut => Err(RuntimeError::Deadline {
+                plugin: self.pre.plugin.clone(),
+                limit: self.limits.deadline(),
+            }),
+        }
+    }
+
+    fn span(&self, call: &'static str) -> tracing::Span {
+        let plugin = &self.pre.plugin;
+        tracing::info_span!("plugin", name = %plugin.name, version = %plugin.version, call)
+    }
+}
+
+fn to_wit_input(input: &ScoreInput) -> wit::ScoreInput {
+    wit::ScoreInput {
+        tenant: input.tenant.clone(),
+        window_start: input.window_start,
+        window_end: input.window_end,
+        group_by: input.group_by.clone(),
+        parameters: input.parameters.clone(),
+        aggregates: input
+            .aggregates
+            .iter()
+            .map(|a| wit::Aggregate {
+                metric: a.metric.clone(),
+                layer: convert::layer_to_wit(a.layer),
+                group: a.group.clone(),
+                count: a.count,
+                sum: a.sum,
+                min: a.min,
+                max: a.max,
+                histogram: a.histogram.clone(),
+            })
+            .collect(),
+    }
+}

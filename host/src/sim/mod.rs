@@ -1,0 +1,4 @@
+//! Simulators of source systems, served on loopback for the demo and the
+//! tests. Each speaks its system's wire format; none needs an account.
+
+pub mod feed;

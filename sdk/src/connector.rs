@@ -1,0 +1,160 @@
+//! The connector side of the contract: implement [`Connector`], then call
+//! [`export_connector!`](crate::export_connector).
+
+use crate::{Batch, ConnectorInfo, Layer, Observation, PluginError};
+use serde::de::DeserializeOwned;
+
+/// Generated bindings of the `connector-plugin` world. Authors do not need them.
+#[doc(hidden)]
+#[allow(missing_docs, unsafe_code, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "xla:plugin/connector-plugin@0.1.0",
+        generate_all,
+        pub_export_macro: true,
+        export_macro_name: "__export_connector_world",
+        default_bindings_module: "::xla_sdk::connector::bindings",
+    });
+}
+
+/// A data connector.
+///
+/// Every method receives the instance's configuration already parsed into
+/// [`Connector::Config`]; a config that does not parse never reaches your code
+/// (the host gets a [`PluginError::Config`] naming the field).
+pub trait Connector {
+    /// The connector's configuration, deserialised from the instance's JSON.
+    type Config: DeserializeOwned;
+
+    /// Describes the connector: name, version, config schema, metrics, hosts.
+    fn info() -> ConnectorInfo;
+
+    /// Validates the config and reaches the source once. The default accepts
+    /// any config that parses.
+    fn check(config: &Self::Config) -> Result<(), PluginError> {
+        let _ = config;
+        Ok(())
+    }
+
+    /// Reads the next batch after `cursor`.
+    fn pull(config: &Self::Config, cursor: Option<&str>) -> Result<Batch, PluginError>;
+
+    /// Turns a pushed payload (webhook body, imported file) into observations.
+    /// The default refuses every media type.
+    fn parse(
+        config: &Self::Config,
+        media_type: &str,
+        body: &[u8],
+    ) -> Result<Vec<Observation>, PluginError> {
+        let _ = (config, body);
+        Err(PluginError::Permanent(format!(
+            "this connector does not accept pushed data (media type `{media_type}`)"
+        )))
+    }
+}
+
+/// Bridges a [`Connector`] to the generated bindings.
+#[doc(hidden)]
+pub struct Adapter<T>(std::marker::PhantomData<T>);
+
+use bindings::exports::xla::plugin::connector as wit;
+use bindings::xla::plugin::types as wit_types;
+
+impl<T: Connector> wit::Guest for Adapter<T> {
+    fn describe() -> wit::ConnectorInfo {
+        let info = T::info();
+        wit::ConnectorInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            config_schema: info.config_schema,
+            metrics: info
+                .metrics
+                .into_iter()
+                .map(|m| wit_types::MetricInfo {
+                    name: m.name,
+                    layer: layer_to_wit(m.layer),
+                    unit: m.unit,
+                    description: m.description,
+                })
+                .collect(),
+            hosts: info.hosts,
+            media_types: info.media_types,
+        }
+    }
+
+    fn check(config: String) -> Result<(), wit_types::PluginError> {
+        let config = crate::parse_config::<T::Config>(&config).map_err(error_to_wit)?;
+        T::check(&config).map_err(error_to_wit)
+    }
+
+    fn pull(config: String, cursor: Option<String>) -> Result<wit::Batch, wit_types::PluginError> {
+        let config = crate::parse_config::<T::Config>(&config).map_err(error_to_wit)?;
+        let batch = T::pull(&config, cursor.as_deref()).map_err(error_to_wit)?;
+        Ok(wit::Batch {
+            observations: batch
+                .observations
+                .into_iter()
+                .map(observation_to_wit)
+                .collect(),
+            cursor: batch.cursor,
+            more: batch.more,
+        })
+    }
+
+    fn parse(
+        config: String,
+        media_type: String,
+        body: Vec<u8>,
+    ) -> Result<Vec<wit_types::Observation>, wit_types::PluginError> {
+        let config = crate::parse_config::<T::Config>(&config).map_err(error_to_wit)?;
+        let observations = T::parse(&config, &media_type, &body).map_err(error_to_wit)?;
+        Ok(observations.into_iter().map(observation_to_wit).collect())
+    }
+}
+
+fn layer_to_wit(layer: Layer) -> wit_types::Layer {
+    match layer {
+        Layer::Experience => wit_types::Layer::Experience,
+        Layer::Operational => wit_types::Layer::Operational,
+        Layer::Technical => wit_types::Layer::Technical,
+    }
+}
+
+fn observation_to_wit(o: Observation) -> wit_types::Observation {
+    wit_types::Observation {
+        id: o.id,
+        metric: o.metric,
+        layer: layer_to_wit(o.layer),
+        value: o.value,
+        at: o.at,
+        dimensions: o.dimensions,
+    }
+}
+
+fn error_to_wit(e: PluginError) -> wit_types::PluginError {
+    match e {
+        PluginError::Config(m) => wit_types::PluginError::Config(m),
+        PluginError::Auth(m) => wit_types::PluginError::Auth(m),
+        PluginError::RateLimited(s) => wit_types::PluginError::RateLimited(s),
+        PluginError::Transient(m) => wit_types::PluginError::Transient(m),
+        PluginError::Permanent(m) => wit_types::PluginError::Permanent(m),
+        PluginError::BadData(m) => wit_types::PluginError::BadData(m),
+    }
+}
+
+/// Exports a type implementing [`Connector`] as the plugin's connector.
+///
+/// ```ignore
+/// xla_sdk::export_connector!(MyConnector);
+/// ```
+#[macro_export]
+macro_rules! export_connector {
+    ($connector:ty) => {
+        type __XlaConnectorAdapter = $crate::connector::Adapter<$connector>;
+        $crate::connector::bindings::__export_connector_world!(
+            __XlaConnectorAdapter with_types_in $crate::connector::bindings
+        );
+    };
+}

@@ -1,0 +1,350 @@
+//! Run a connector against recorded HTTP exchanges, on the host target, with
+//! no network.
+//!
+//! A fixture file is a JSON array of exchanges in the real wire format of the
+//! source:
+//!
+//! ```json
+//! [
+//!   { "request":  { "method": "GET", "url": "https://acme.example/api/items?page=1" },
+//!     "response": { "status": 200,
+//!                   "headers": { "content-type": "application/json" },
+//!                   "json": { "items": [], "next": null } } }
+//! ]
+//! ```
+//!
+//! A response body is given as `json` (any JSON value), `text`, or omitted.
+//! Each exchange answers one request, in file order among those with the
+//! same method and URL (query parameters compare in any order). A request
+//! with no exchange left fails with a message listing what was recorded.
+//!
+//! ```ignore
+//! let run = xla_sdk::testkit::run_pull::<MyConnector>(r#"{"base_url":"https://acme.example"}"#,
+//!                                                     "tests/fixtures/two-pages.json")?;
+//! assert_eq!(run.observations().count(), 42);
+//! assert!(run.unused.is_empty());
+//! ```
+
+use crate::PluginError;
+use crate::http::{Request, Response};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One recorded request and its response.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct Exchange {
+    /// What the connector is expected to send.
+    pub request: RecordedRequest,
+    /// What the source answered.
+    pub response: RecordedResponse,
+}
+
+/// The request side of an exchange.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct RecordedRequest {
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// Absolute URL with query.
+    pub url: String,
+}
+
+/// The response side of an exchange.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedResponse {
+    /// Status code.
+    pub status: u16,
+    /// Response headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON body.
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    /// A text body.
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// Why fixtures could not be used.
+#[derive(Debug)]
+pub enum FixtureError {
+    /// The fixture file could not be read.
+    Read(std::path::PathBuf, std::io::Error),
+    /// The fixture file is not a JSON array of exchanges.
+    Parse(std::path::PathBuf, serde_json::Error),
+    /// A recorded URL does not parse.
+    Url(String),
+}
+
+impl std::fmt::Display for FixtureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FixtureError::Read(p, e) => write!(f, "cannot read fixtures {}: {e}", p.display()),
+            FixtureError::Parse(p, e) => write!(
+                f,
+                "fixtures {} are not a JSON array of {{request, response}} exchanges: {e}",
+                p.display()
+            ),
+            FixtureError::Url(u) => write!(f, "recorded URL `{u}` is not an absolute URL"),
+        }
+    }
+}
+
+impl std::error::Error for FixtureError {}
+
+/// Recorded exchanges being replayed.
+#[derive(Debug, Default)]
+pub struct Replay {
+    exchanges: Vec<(Key, Exchange)>,
+    used: Vec<bool>,
+    /// Every request made, as `METHOD url`.
+    pub requests: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    method: String,
+    origin_and_path: String,
+    query: Vec<(String, String)>,
+}
+
+impl Key {
+    fn new(method: &str, url: &url::Url) -> Key {
+        let mut query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        query.sort();
+        Key {
+            method: method.to_ascii_uppercase(),
+            origin_and_path: format!("{}{}", url.origin().ascii_serialization(), url.path()),
+            query,
+        }
+    }
+}
+
+impl Replay {
+    /// Exchanges from a fixture file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Replay, FixtureError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| FixtureError::Read(path.into(), e))?;
+        let exchanges: Vec<Exchange> =
+            serde_json::from_str(&text).map_err(|e| FixtureError::Parse(path.into(), e))?;
+        Replay::new(exchanges)
+    }
+
+    /// Exchanges given in code.
+    pub fn new(exchanges: Vec<Exchange>) -> Result<Replay, FixtureError> {
+        let keyed = exchanges
+            .into_iter()
+            .map(|x| {
+                let url = url::Url::parse(&x.request.url)
+                    .map_err(|_| FixtureError::Url(x.request.url.clone()))?;
+                Ok((Key::new(&x.request.method, &url), x))
+            })
+            .collect::<Result<Vec<_>, FixtureError>>()?;
+        let used = vec![false; keyed.len()];
+        Ok(Replay {
+            exchanges: keyed,
+            used,
+            requests: Vec::new(),
+        })
+    }
+
+    /// Exchanges no request asked for, as `METHOD url`.
+    pub fn unused(&self) -> Vec<String> {
+        self.exchanges
+            .iter()
+            .zip(&self.used)
+            .filter(|(_, used)| !**used)
+            .map(|((_, x), _)| format!("{} {}", x.request.method, x.request.url))
+            .collect()
+    }
+
+    fn answer(&mut self, request: &Request) -> Result<Response, PluginError> {
+        let what = request.describe();
+        self.requests.push(what.clone());
+        let key = Key::new(request.method.as_str(), &request.url);
+        let Some(index) =
+            (0..self.exchanges.len()).find(|&i| !self.used[i] && self.exchanges[i].0 == key)
+        else {
+            let recorded: Vec<String> = self
+                .exchanges
+                .iter()
+                .map(|(_, x)| format!("  {} {}", x.request.method, x.request.url))
+                .collect();
+            return Err(PluginError::Permanent(format!(
+                "testkit: no recorded exchange left for {what}; recorded:\n{}",
+                recorded.join("\n")
+            )));
+        };
+        self.used[index] = true;
+        Ok(to_response(&self.exchanges[index].1.response))
+    }
+}
+
+fn to_response(recorded: &RecordedResponse) -> Response {
+    let body = match (&recorded.json, &recorded.text) {
+        (Some(json), _) => json.to_string().into_bytes(),
+        (None, Some(text)) => text.clone().into_bytes(),
+        (None, None) => Vec::new(),
+    };
+    Response {
+        status: recorded.status,
+        headers: recorded
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect(),
+        body,
+    }
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Option<Replay>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `replay` answering every HTTP request it makes; returns
+/// `f`'s result and the replay (to inspect requests and unused exchanges).
+pub fn with_replay<R>(replay: Replay, f: impl FnOnce() -> R) -> (R, Replay) {
+    ACTIVE.with(|cell| *cell.borrow_mut() = Some(replay));
+    let result = f();
+    let replay = ACTIVE
+        .with(|cell| cell.borrow_mut().take())
+        .unwrap_or_default();
+    (result, replay)
+}
+
+pub(crate) fn replay(request: &Request) -> Result<Response, PluginError> {
+    ACTIVE.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(replay) => replay.answer(request),
+        None => Err(PluginError::Permanent(format!(
+            "{}: no network on the host target; run the connector inside `xla_sdk::testkit::with_replay`",
+            request.describe()
+        ))),
+    })
+}
+
+/// The outcome of [`run_pull`].
+#[cfg(feature = "connector")]
+#[derive(Debug)]
+pub struct PullRun {
+    /// Every batch, in order.
+    pub batches: Vec<crate::Batch>,
+    /// The error that ended the run, if any.
+    pub error: Option<PluginError>,
+    /// Every request made, as `METHOD url`.
+    pub requests: Vec<String>,
+    /// Recorded exchanges nobody asked for.
+    pub unused: Vec<String>,
+}
+
+#[cfg(feature = "connector")]
+impl PullRun {
+    /// Every observation of every batch.
+    pub fn observations(&self) -> impl Iterator<Item = &crate::Observation> {
+        self.batches.iter().flat_map(|b| b.observations.iter())
+    }
+}
+
+/// Most pulls one [`run_pull`] makes before giving up on a connector that
+/// never says `more: false`.
+#[cfg(feature = "connector")]
+pub const MAX_PULLS: usize = 10_000;
+
+/// Pulls from the start until the connector says no more follows, answering
+/// HTTP from the fixture file, exactly as the host would drive it.
+#[cfg(feature = "connector")]
+pub fn run_pull<C: crate::Connector>(
+    config_json: &str,
+    fixtures: impl AsRef<Path>,
+) -> Result<PullRun, FixtureError> {
+    let replay = Replay::from_file(fixtures)?;
+    let (outcome, replay) = with_replay(replay, || drive::<C>(config_json));
+    let (batches, error) = outcome;
+    Ok(PullRun {
+        batches,
+        error,
+        unused: replay.unused(),
+        requests: replay.requests,
+    })
+}
+
+#[cfg(feature = "connector")]
+fn drive<C: crate::Connector>(config_json: &str) -> (Vec<crate::Batch>, Option<PluginError>) {
+    let config = match crate::parse_config::<C::Config>(config_json) {
+        Ok(config) => config,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
+    let mut batches = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PULLS {
+        match C::pull(&config, cursor.as_deref()) {
+            Ok(batch) => {
+                let more = batch.more;
+                cursor = batch.cursor.clone().or(cursor);
+                batches.push(batch);
+                if !more {
+                    return (batches, None);
+                }
+            }
+            Err(e) => return (batches, Some(e)),
+        }
+    }
+    let error = PluginError::Permanent(format!(
+        "the connector asked for more after {MAX_PULLS} pulls"
+    ));
+    (batches, Some(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http;
+
+    fn exchange(url: &str, status: u16, json: serde_json::Value) -> Exchange {
+        Exchange {
+            request: RecordedRequest {
+                method: "GET".into(),
+                url: url.into(),
+            },
+            response: RecordedResponse {
+                status,
+                headers: BTreeMap::new(),
+                json: Some(json),
+                text: None,
+            },
+        }
+    }
+
+    #[test]
+    fn answers_in_order_and_reports_misses() {
+        let replay = Replay::new(vec![
+            exchange(
+                "https://a.example/x?b=2&a=1",
+                200,
+                serde_json::json!({"n": 1}),
+            ),
+            exchange(
+                "https://a.example/x?a=1&b=2",
+                503,
+                serde_json::json!({"n": 2}),
+            ),
+        ])
+        .unwrap();
+        let (results, replay) = with_replay(replay, || {
+            let send = || http::get("https://a.example/x?a=1&b=2").unwrap().send();
+            (send(), send(), send())
+        });
+        assert_eq!(results.0.unwrap().status, 200);
+        assert_eq!(results.1.unwrap().status, 503);
+        let miss = results.2.unwrap_err().to_string();
+        assert!(miss.contains("no recorded exchange left"), "{miss}");
+        assert_eq!(replay.requests.len(), 3);
+        assert!(replay.unused().is_empty());
+    }
+
+    #[test]
+    fn without_replay_there_is_no_network() {
+        let err = http::get("https://a.example/").unwrap().send().unwrap_err();
+        assert!(err.to_string().contains("no network"), "{err}");
+    }
+}

@@ -1,0 +1,141 @@
+//! The real `xla-host` binary: `plugin check` and `plugin run` on built
+//! plugins, and their clear failures.
+
+use crate::support::{guests, test_cache_dir};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use xla_host::sim::feed::{self, Feed};
+
+fn xla_host(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xla-host-e2e"));
+    command
+        .args(args)
+        .env("XLA_HOST_CACHE_DIR", test_cache_dir())
+        .env_remove("XLA_HOST_CONFIG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn plugin_check_prints_the_manifest_and_describe_as_json() {
+    let output = xla_host(&["plugin", "check", guests::JSON_FEED, "--json"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["manifest"]["name"], "json-feed");
+    assert_eq!(report["plugin"]["kind"], "connector");
+    assert_eq!(report["plugin"]["describe"]["hosts"][0], "*");
+    assert!(
+        report["plugin"]["describe"]["config_schema"]
+            .as_str()
+            .is_some_and(|s| s.contains("base_url"))
+    );
+
+    let output = xla_host(&["plugin", "check", guests::MEAN], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.starts_with("mean 0.1.0 (scorer, contract 0.1.0)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plugin_check_fails_clearly_on_a_non_component_and_a_tampered_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, "hello").expect("write");
+    let output = xla_host(&["plugin", "check", junk.to_str().expect("utf-8")], &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("is not a WebAssembly component"),
+        "{}",
+        stderr(&output)
+    );
+
+    let source = Path::new(guests::JSON_FEED).parent().expect("dir");
+    for file in ["plugin.toml", "json-feed.wasm"] {
+        std::fs::copy(source.join(file), dir.path().join(file)).expect("copy");
+    }
+    let wasm = dir.path().join("json-feed.wasm");
+    let mut bytes = std::fs::read(&wasm).expect("read");
+    bytes.extend_from_slice(b"appended");
+    std::fs::write(&wasm, bytes).expect("tamper");
+    let output = xla_host(&["plugin", "check", wasm.to_str().expect("utf-8")], &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("does not match the sha256 in its manifest"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_run_pulls_every_page_with_a_credential_from_the_environment() {
+    let feed = Arc::new(Feed::seeded(3, 730, "cli-token"));
+    let addr = feed::serve(feed.clone()).await.expect("feed");
+    let origin = format!("http://{addr}");
+    let config = format!(r#"{{"base_url":"{origin}/xla","page_size":100}}"#);
+    let credential = format!("{origin}=bearer:XLA_TEST_FEED_TOKEN");
+    let output = tokio::task::spawn_blocking(move || {
+        let args = [
+            "plugin",
+            "run",
+            guests::JSON_FEED,
+            "--config",
+            &config,
+            "--grant",
+            &origin,
+            "--credential",
+            &credential,
+        ];
+        xla_host(&args, &[("XLA_TEST_FEED_TOKEN", "cli-token")])
+    })
+    .await
+    .expect("joined");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 730);
+    assert_eq!(lines[0]["metric"], "happiness_rating");
+    assert_eq!(feed.requests(), 1 + 8, "check() plus eight pages of 100");
+    assert!(
+        stderr(&output).contains("730 observations in 8 batches"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !stderr(&output).contains("cli-token"),
+        "the secret never appears in output"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_run_without_a_grant_is_refused() {
+    let feed = Arc::new(Feed::seeded(3, 10, "t"));
+    let addr = feed::serve(feed.clone()).await.expect("feed");
+    let config = format!(r#"{{"base_url":"http://{addr}/xla"}}"#);
+    let output = tokio::task::spawn_blocking(move || {
+        xla_host(
+            &["plugin", "run", guests::JSON_FEED, "--config", &config],
+            &[],
+        )
+    })
+    .await
+    .expect("joined");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("refused by the host sandbox"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(feed.requests(), 0);
+}

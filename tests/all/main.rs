@@ -1,0 +1,10 @@
+//! End-to-end tests of XLA Host, one module per area. Every plugin here is a
+//! real component built for wasm32-wasip2 by the build script; every server
+//! is a real socket on loopback.
+
+mod cli;
+mod loading;
+mod outbound;
+mod sandbox;
+mod scorer;
+mod support;
