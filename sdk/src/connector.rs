@@ -54,6 +54,37 @@ pub trait Connector {
     }
 }
 
+/// A connector's entry points over the strings the host passes, shared by
+/// the component's exports and by native tests.
+#[doc(hidden)]
+pub struct Entry {
+    /// `describe()`.
+    pub describe: fn() -> ConnectorInfo,
+    /// `check(config)`.
+    pub check: fn(&str) -> Result<(), PluginError>,
+    /// `pull(config, cursor)`.
+    pub pull: fn(&str, Option<&str>) -> Result<Batch, PluginError>,
+    /// `parse(config, media_type, body)`.
+    pub parse: ParseFn,
+}
+
+/// `parse(config, media_type, body)` over strings.
+#[doc(hidden)]
+pub type ParseFn = fn(&str, &str, &[u8]) -> Result<Vec<Observation>, PluginError>;
+
+/// The entry points of `T`.
+#[doc(hidden)]
+pub fn entry<T: Connector>() -> Entry {
+    Entry {
+        describe: T::info,
+        check: |config| T::check(&crate::parse_config::<T::Config>(config)?),
+        pull: |config, cursor| T::pull(&crate::parse_config::<T::Config>(config)?, cursor),
+        parse: |config, media_type, body| {
+            T::parse(&crate::parse_config::<T::Config>(config)?, media_type, body)
+        },
+    }
+}
+
 /// Bridges a [`Connector`] to the generated bindings.
 #[doc(hidden)]
 pub struct Adapter<T>(std::marker::PhantomData<T>);
@@ -85,13 +116,11 @@ impl<T: Connector> wit::Guest for Adapter<T> {
     }
 
     fn check(config: String) -> Result<(), wit_types::PluginError> {
-        let config = crate::parse_config::<T::Config>(&config).map_err(error_to_wit)?;
-        T::check(&config).map_err(error_to_wit)
+        (entry::<T>().check)(&config).map_err(error_to_wit)
     }
 
     fn pull(config: String, cursor: Option<String>) -> Result<wit::Batch, wit_types::PluginError> {
-        let config = crate::parse_config::<T::Config>(&config).map_err(error_to_wit)?;
-        let batch = T::pull(&config, cursor.as_deref()).map_err(error_to_wit)?;
+        let batch = (entry::<T>().pull)(&config, cursor.as_deref()).map_err(error_to_wit)?;
         Ok(wit::Batch {
             observations: batch
                 .observations
@@ -108,8 +137,8 @@ impl<T: Connector> wit::Guest for Adapter<T> {
         media_type: String,
         body: Vec<u8>,
     ) -> Result<Vec<wit_types::Observation>, wit_types::PluginError> {
-        let config = crate::parse_config::<T::Config>(&config).map_err(error_to_wit)?;
-        let observations = T::parse(&config, &media_type, &body).map_err(error_to_wit)?;
+        let observations =
+            (entry::<T>().parse)(&config, &media_type, &body).map_err(error_to_wit)?;
         Ok(observations.into_iter().map(observation_to_wit).collect())
     }
 }
@@ -146,15 +175,26 @@ fn error_to_wit(e: PluginError) -> wit_types::PluginError {
 
 /// Exports a type implementing [`Connector`] as the plugin's connector.
 ///
-/// ```ignore
+/// ```text
 /// xla_sdk::export_connector!(MyConnector);
 /// ```
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ty) => {
-        type __XlaConnectorAdapter = $crate::connector::Adapter<$connector>;
-        $crate::connector::bindings::__export_connector_world!(
-            __XlaConnectorAdapter with_types_in $crate::connector::bindings
-        );
+        // Exports exist only in the component; on the host target (`cargo
+        // test` with the test kit) the plugin is an ordinary library.
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
+        pub fn __xla_connector_entry() -> $crate::connector::Entry {
+            $crate::connector::entry::<$connector>()
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            type __XlaConnectorAdapter = $crate::connector::Adapter<$connector>;
+            $crate::connector::bindings::__export_connector_world!(
+                __XlaConnectorAdapter with_types_in $crate::connector::bindings
+            );
+        };
     };
 }

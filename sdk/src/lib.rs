@@ -8,24 +8,54 @@
 //! - a **scorer** (feature `scorer`) turns stored observations into XLA
 //!   results: implement [`Scorer`] and call [`export_scorer!`].
 //!
-//! ```ignore
-//! use xla_sdk::{Batch, Connector, Layer, Observation, PluginError};
+//! ```
+//! # #[cfg(feature = "connector")] {
+//! use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, MetricInfo, Observation, PluginError};
 //!
 //! #[derive(serde::Deserialize)]
-//! struct Config { base_url: String }
+//! struct Config {
+//!     base_url: String,
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Row {
+//!     id: String,
+//!     score: f64,
+//!     answered_at: i64,
+//! }
 //!
 //! struct Survey;
 //!
 //! impl Connector for Survey {
 //!     type Config = Config;
-//!     fn info() -> xla_sdk::ConnectorInfo { /* name, version, metrics, hosts */ }
-//!     fn pull(config: &Config, cursor: Option<&str>) -> Result<Batch, PluginError> {
-//!         let page: Vec<Row> = xla_sdk::http::get(&config.base_url)?.send()?.json()?;
-//!         /* map rows to observations */
+//!
+//!     fn info() -> ConnectorInfo {
+//!         ConnectorInfo {
+//!             name: "acme-survey".into(),
+//!             version: "0.1.0".into(),
+//!             description: "Survey answers from ACME's pulse tool.".into(),
+//!             config_schema: r#"{"type":"object","required":["base_url"]}"#.into(),
+//!             metrics: vec![MetricInfo::new("happiness_rating", Layer::Experience, "rating_0_10", "Survey score.")],
+//!             hosts: vec!["https://*.acme.example".into()],
+//!             media_types: vec![],
+//!         }
+//!     }
+//!
+//!     fn pull(config: &Config, _cursor: Option<&str>) -> Result<Batch, PluginError> {
+//!         let rows: Vec<Row> = xla_sdk::http::get(&format!("{}/answers", config.base_url))?
+//!             .send()?
+//!             .error_for_status()?
+//!             .json()?;
+//!         let observations = rows
+//!             .into_iter()
+//!             .map(|r| Observation::new(r.id, "happiness_rating", Layer::Experience, r.score, r.answered_at))
+//!             .collect();
+//!         Ok(Batch { observations, cursor: None, more: false })
 //!     }
 //! }
 //!
 //! xla_sdk::export_connector!(Survey);
+//! # }
 //! ```
 //!
 //! Everything a plugin needs from outside comes through the host: HTTP goes
@@ -57,11 +87,6 @@ pub use scorer::{RowReader, Scorer};
 
 /// The contract version this SDK implements (`xla:plugin@0.1.0`).
 pub const CONTRACT_VERSION: &str = "0.1.0";
-
-#[cfg(all(target_arch = "wasm32", feature = "connector", feature = "scorer"))]
-compile_error!(
-    "enable exactly one of the features `connector` and `scorer`: a plugin component implements one world"
-);
 
 #[doc(hidden)]
 pub mod __private {

@@ -64,6 +64,24 @@ impl RowReader {
     }
 }
 
+/// A scorer's entry points without rows, for native tests.
+#[doc(hidden)]
+pub struct Entry {
+    /// `describe()`.
+    pub describe: fn() -> ScorerInfo,
+    /// `score(input)` with no rows.
+    pub score: fn(&ScoreInput) -> Result<Vec<Score>, PluginError>,
+}
+
+/// The entry points of `T`.
+#[doc(hidden)]
+pub fn entry<T: Scorer>() -> Entry {
+    Entry {
+        describe: T::info,
+        score: |input| T::score(input, None),
+    }
+}
+
 /// Bridges a [`Scorer`] to the generated bindings.
 #[doc(hidden)]
 pub struct Adapter<T>(std::marker::PhantomData<T>);
@@ -146,15 +164,26 @@ fn error_to_wit(e: PluginError) -> wit_types::PluginError {
 
 /// Exports a type implementing [`Scorer`] as the plugin's scorer.
 ///
-/// ```ignore
+/// ```text
 /// xla_sdk::export_scorer!(Happiness);
 /// ```
 #[macro_export]
 macro_rules! export_scorer {
     ($scorer:ty) => {
-        type __XlaScorerAdapter = $crate::scorer::Adapter<$scorer>;
-        $crate::scorer::bindings::__export_scorer_world!(
-            __XlaScorerAdapter with_types_in $crate::scorer::bindings
-        );
+        // Exports exist only in the component; on the host target (`cargo
+        // test` with the test kit) the plugin is an ordinary library.
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
+        pub fn __xla_scorer_entry() -> $crate::scorer::Entry {
+            $crate::scorer::entry::<$scorer>()
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            type __XlaScorerAdapter = $crate::scorer::Adapter<$scorer>;
+            $crate::scorer::bindings::__export_scorer_world!(
+                __XlaScorerAdapter with_types_in $crate::scorer::bindings
+            );
+        };
     };
 }

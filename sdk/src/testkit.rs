@@ -18,7 +18,7 @@
 //! same method and URL (query parameters compare in any order). A request
 //! with no exchange left fails with a message listing what was recorded.
 //!
-//! ```ignore
+//! ```text
 //! let run = xla_sdk::testkit::run_pull::<MyConnector>(r#"{"base_url":"https://acme.example"}"#,
 //!                                                     "tests/fixtures/two-pages.json")?;
 //! assert_eq!(run.observations().count(), 42);

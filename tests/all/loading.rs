@@ -199,14 +199,21 @@ fn a_broken_plugin_fails_alone() {
     assert_eq!(results.len(), 2);
     let ok: Vec<_> = results
         .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
+        .filter_map(|d| d.result.as_ref().ok())
         .map(|p| p.manifest.name.clone())
         .collect();
     assert_eq!(ok, ["json-feed"]);
-    let (path, error) = results
+    let broken = results
         .iter()
-        .find(|(_, r)| r.is_err())
+        .find(|d| d.result.is_err())
         .expect("one failure");
-    assert!(path.ends_with("mean/mean.wasm"), "{}", path.display());
-    assert!(matches!(error, Err(PluginLoadError::HashMismatch { .. })));
+    assert!(
+        broken.path.ends_with("mean/mean.wasm"),
+        "{}",
+        broken.path.display()
+    );
+    assert!(matches!(
+        broken.result,
+        Err(PluginLoadError::HashMismatch { .. })
+    ));
 }

@@ -42,13 +42,13 @@ pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode>
     let found = discover(&runtime, dir, &config.plugins.pins)
         .with_context(|| format!("reading {}", dir.display()))?;
     let mut loaded = BTreeMap::new();
-    for (path, result) in found {
-        match result {
+    for discovered in found {
+        match discovered.result {
             Ok(plugin) => {
                 print_plugin(&plugin, config).await?;
                 loaded.insert(plugin.manifest.name.clone(), plugin);
             }
-            Err(e) => println!("  refused   {}: {e}\n", path.display()),
+            Err(e) => println!("  refused    {}: {e}\n", discovered.path.display()),
         }
     }
     let (Some(connector), Some(scorer)) = (loaded.get("json-feed"), loaded.get("mean")) else {

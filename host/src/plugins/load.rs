@@ -242,6 +242,14 @@ fn check_hash(
     }
 }
 
+/// One plugin found by [`discover`]: where, and whether it loaded.
+pub struct Discovered {
+    /// The component (or the manifest, when that is what is broken).
+    pub path: PathBuf,
+    /// The plugin, or why it did not load.
+    pub result: Result<LoadedPlugin, PluginLoadError>,
+}
+
 /// Loads every plugin under `dir` (each in a subdirectory with its
 /// `plugin.toml`). One result per plugin found: a broken plugin is reported
 /// and the others load.
@@ -249,7 +257,7 @@ pub fn discover(
     runtime: &Runtime,
     dir: &Path,
     pins: &Pins,
-) -> Result<Vec<(PathBuf, Result<LoadedPlugin, PluginLoadError>)>, std::io::Error> {
+) -> Result<Vec<Discovered>, std::io::Error> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let sub = entry?.path();
@@ -260,19 +268,19 @@ pub fn discover(
         let wasm = match Manifest::from_file(&manifest_path) {
             Ok(manifest) => sub.join(&manifest.wasm),
             Err(source) => {
-                found.push((
-                    manifest_path.clone(),
-                    Err(PluginLoadError::BadManifest {
+                found.push(Discovered {
+                    path: manifest_path.clone(),
+                    result: Err(PluginLoadError::BadManifest {
                         path: manifest_path,
                         source,
                     }),
-                ));
+                });
                 continue;
             }
         };
         let result = load_plugin(runtime, &wasm, pins);
-        found.push((wasm, result));
+        found.push(Discovered { path: wasm, result });
     }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(found)
 }

@@ -171,7 +171,7 @@ impl Connector for JsonFeed {
 
 xla_sdk::export_connector!(JsonFeed);
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use xla_sdk::testkit;
