@@ -11,6 +11,7 @@ use std::path::Path;
 use xla_host::plugins::{LoadedPlugin, Pins, PluginPre, load_plugin};
 use xla_host::runtime::{Aggregate, Layer, Limits, Runtime, RuntimeOptions, ScoreInput, ScorerPre};
 
+#[allow(dead_code, reason = "the bench uses two of the guests")]
 mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
