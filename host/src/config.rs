@@ -252,8 +252,7 @@ impl HostConfig {
                 Grant::parse(grant).map_err(|e| fail(format!("grants: {e}")))?;
             }
             for credential in &instance.credentials {
-                Origin::parse(credential.origin())
-                    .map_err(|e| fail(format!("credentials: {e}")))?;
+                Origin::parse(credential.origin()).map_err(|e| fail(format!("credentials: {e}")))?;
             }
         }
         Ok(())
@@ -284,10 +283,7 @@ impl ConnectorInstance {
 
     /// Reads every credential's secret.
     pub fn resolve_credentials(&self) -> Result<Vec<Credential>, ConfigError> {
-        self.credentials
-            .iter()
-            .map(CredentialConfig::resolve)
-            .collect()
+        self.credentials.iter().map(CredentialConfig::resolve).collect()
     }
 }
 
@@ -310,15 +306,11 @@ impl CredentialConfig {
         })?;
         let read = |source: &SecretSource| source.read(origin_text);
         let kind = match self {
-            CredentialConfig::Basic {
-                username, password, ..
-            } => CredentialKind::Basic {
+            CredentialConfig::Basic { username, password, .. } => CredentialKind::Basic {
                 username: username.clone(),
                 password: read(password)?,
             },
-            CredentialConfig::Bearer { token, .. } => CredentialKind::Bearer {
-                token: read(token)?,
-            },
+            CredentialConfig::Bearer { token, .. } => CredentialKind::Bearer { token: read(token)? },
             CredentialConfig::Oauth2 {
                 token_url,
                 client_id,
@@ -386,10 +378,7 @@ token = { env = "XLA_TEST_UNSET_TOKEN" }
         assert_eq!(config.limits.deadline_ms, 5000);
         assert_eq!(config.limits.memory_mib, Limits::default().memory_mib);
         let feed = config.connector("feed").expect("instance");
-        assert_eq!(
-            feed.config_json(),
-            r#"{"base_url":"http://127.0.0.1:8080/xla"}"#
-        );
+        assert_eq!(feed.config_json(), r#"{"base_url":"http://127.0.0.1:8080/xla"}"#);
         let error = feed.resolve_credentials().unwrap_err().to_string();
         assert!(error.contains("XLA_TEST_UNSET_TOKEN"), "{error}");
     }
@@ -398,12 +387,8 @@ token = { env = "XLA_TEST_UNSET_TOKEN" }
     fn unknown_keys_and_bad_grants_are_named() {
         let error = HostConfig::parse("[plugins]\ndirr = 'x'").unwrap_err();
         assert!(error.contains("dirr"), "{error}");
-        let config =
-            HostConfig::parse("[[connectors]]\nname='a'\nplugin='p'\ngrants=['acme.com']").unwrap();
+        let config = HostConfig::parse("[[connectors]]\nname='a'\nplugin='p'\ngrants=['acme.com']").unwrap();
         let error = config.validate().unwrap_err().to_string();
-        assert!(
-            error.contains("`a`") && error.contains("acme.com"),
-            "{error}"
-        );
+        assert!(error.contains("`a`") && error.contains("acme.com"), "{error}");
     }
 }

@@ -42,11 +42,7 @@ pub trait Connector {
 
     /// Turns a pushed payload (webhook body, imported file) into observations.
     /// The default refuses every media type.
-    fn parse(
-        config: &Self::Config,
-        media_type: &str,
-        body: &[u8],
-    ) -> Result<Vec<Observation>, PluginError> {
+    fn parse(config: &Self::Config, media_type: &str, body: &[u8]) -> Result<Vec<Observation>, PluginError> {
         let _ = (config, body);
         Err(PluginError::Permanent(format!(
             "this connector does not accept pushed data (media type `{media_type}`)"
@@ -79,9 +75,7 @@ pub fn entry<T: Connector>() -> Entry {
         describe: T::info,
         check: |config| T::check(&crate::parse_config::<T::Config>(config)?),
         pull: |config, cursor| T::pull(&crate::parse_config::<T::Config>(config)?, cursor),
-        parse: |config, media_type, body| {
-            T::parse(&crate::parse_config::<T::Config>(config)?, media_type, body)
-        },
+        parse: |config, media_type, body| T::parse(&crate::parse_config::<T::Config>(config)?, media_type, body),
     }
 }
 
@@ -122,11 +116,7 @@ impl<T: Connector> wit::Guest for Adapter<T> {
     fn pull(config: String, cursor: Option<String>) -> Result<wit::Batch, wit_types::PluginError> {
         let batch = (entry::<T>().pull)(&config, cursor.as_deref()).map_err(error_to_wit)?;
         Ok(wit::Batch {
-            observations: batch
-                .observations
-                .into_iter()
-                .map(observation_to_wit)
-                .collect(),
+            observations: batch.observations.into_iter().map(observation_to_wit).collect(),
             cursor: batch.cursor,
             more: batch.more,
         })
@@ -137,8 +127,7 @@ impl<T: Connector> wit::Guest for Adapter<T> {
         media_type: String,
         body: Vec<u8>,
     ) -> Result<Vec<wit_types::Observation>, wit_types::PluginError> {
-        let observations =
-            (entry::<T>().parse)(&config, &media_type, &body).map_err(error_to_wit)?;
+        let observations = (entry::<T>().parse)(&config, &media_type, &body).map_err(error_to_wit)?;
         Ok(observations.into_iter().map(observation_to_wit).collect())
     }
 }

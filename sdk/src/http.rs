@@ -68,8 +68,7 @@ pub fn post(url: &str) -> Result<Request, PluginError> {
 impl Request {
     /// A request with the given method; `url` must be absolute (`https://host/path`).
     pub fn new(method: Method, url: &str) -> Result<Request, PluginError> {
-        let url = url::Url::parse(url)
-            .map_err(|e| PluginError::Config(format!("invalid URL `{url}`: {e}")))?;
+        let url = url::Url::parse(url).map_err(|e| PluginError::Config(format!("invalid URL `{url}`: {e}")))?;
         if url.host_str().is_none() {
             return Err(PluginError::Config(format!("URL `{url}` has no host")));
         }
@@ -143,9 +142,7 @@ impl Request {
             .headers
             .iter()
             .filter(|(name, _)| {
-                same_origin
-                    || !(name.eq_ignore_ascii_case("authorization")
-                        || name.eq_ignore_ascii_case("cookie"))
+                same_origin || !(name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie"))
             })
             .cloned()
             .collect();
@@ -212,9 +209,7 @@ impl Response {
         Err(match status {
             401 | 403 => PluginError::Auth(format!("the source answered {status}: {snippet}")),
             429 => PluginError::RateLimited(self.retry_after_seconds().unwrap_or(60)),
-            408 | 500..=599 => {
-                PluginError::Transient(format!("the source answered {status}: {snippet}"))
-            }
+            408 | 500..=599 => PluginError::Transient(format!("the source answered {status}: {snippet}")),
             _ => PluginError::Permanent(format!("the source answered {status}: {snippet}")),
         })
     }
@@ -261,8 +256,7 @@ mod transport {
             .body()
             .map_err(|()| PluginError::Permanent(format!("{what}: request body already taken")))?;
         let future = outgoing_handler::handle(outgoing, None).map_err(|e| map_error(&what, e))?;
-        write_body(&body, &request.body)
-            .map_err(|m| PluginError::Transient(format!("{what}: {m}")))?;
+        write_body(&body, &request.body).map_err(|m| PluginError::Transient(format!("{what}: {m}")))?;
         OutgoingBody::finish(body, None).map_err(|e| map_error(&what, e))?;
 
         let incoming = loop {
@@ -279,19 +273,10 @@ mod transport {
             .headers()
             .entries()
             .into_iter()
-            .map(|(k, v)| {
-                (
-                    k.to_ascii_lowercase(),
-                    String::from_utf8_lossy(&v).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
             .collect();
         let body = read_body(&what, incoming.consume().ok())?;
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Ok(Response { status, headers, body })
     }
 
     fn build(request: &Request) -> Result<OutgoingRequest, PluginError> {
@@ -300,9 +285,7 @@ mod transport {
         for (name, value) in &request.headers {
             headers
                 .append(name, &value.as_bytes().to_vec())
-                .map_err(|e| {
-                    PluginError::Config(format!("{what}: header `{name}` refused: {e:?}"))
-                })?;
+                .map_err(|e| PluginError::Config(format!("{what}: header `{name}` refused: {e:?}")))?;
         }
         let outgoing = OutgoingRequest::new(headers);
         let method = match request.method {
@@ -328,12 +311,8 @@ mod transport {
             None => url.path().to_string(),
         };
         let invalid = |part: &str| PluginError::Config(format!("{what}: invalid {part}"));
-        outgoing
-            .set_method(&method)
-            .map_err(|()| invalid("method"))?;
-        outgoing
-            .set_scheme(Some(&scheme))
-            .map_err(|()| invalid("scheme"))?;
+        outgoing.set_method(&method).map_err(|()| invalid("method"))?;
+        outgoing.set_scheme(Some(&scheme)).map_err(|()| invalid("scheme"))?;
         outgoing
             .set_authority(Some(&authority))
             .map_err(|()| invalid("authority"))?;
@@ -376,9 +355,7 @@ mod transport {
                     return Err(
                         match crate::connector::bindings::wasi::http::types::http_error_code(&e) {
                             Some(code) => map_error(what, code),
-                            None => PluginError::Transient(format!(
-                                "{what}: reading the body failed: {detail}"
-                            )),
+                            None => PluginError::Transient(format!("{what}: reading the body failed: {detail}")),
                         },
                     );
                 }
@@ -402,9 +379,7 @@ mod transport {
                 "{what}: the request body exceeded the host's limit of {} bytes",
                 limit.unwrap_or_default()
             )),
-            ErrorCode::ConnectionTimeout
-            | ErrorCode::ConnectionReadTimeout
-            | ErrorCode::HttpResponseTimeout => {
+            ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
                 PluginError::Transient(format!("{what}: timed out ({error:?})"))
             }
             other => PluginError::Transient(format!("{what}: {other:?}")),
@@ -430,10 +405,7 @@ mod tests {
     fn response(status: u16, headers: &[(&str, &str)]) -> Response {
         Response {
             status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             body: b"nope".to_vec(),
         }
     }
@@ -461,9 +433,7 @@ mod tests {
 
     #[test]
     fn query_parameters_are_encoded() {
-        let req = get("https://x.example/api?a=1")
-            .unwrap()
-            .query("q", "a=b^c d");
+        let req = get("https://x.example/api?a=1").unwrap().query("q", "a=b^c d");
         assert_eq!(req.url.as_str(), "https://x.example/api?a=1&q=a%3Db%5Ec+d");
     }
 

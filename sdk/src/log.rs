@@ -64,11 +64,7 @@ fn emit(level: Level, message: &str) {
     wit::log(to_wit!(wit, level), message);
 }
 
-#[cfg(all(
-    target_arch = "wasm32",
-    not(feature = "scorer"),
-    not(feature = "connector")
-))]
+#[cfg(all(target_arch = "wasm32", not(feature = "scorer"), not(feature = "connector")))]
 fn emit(_level: Level, _message: &str) {}
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -126,8 +126,7 @@ impl Replay {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Replay, FixtureError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| FixtureError::Read(path.into(), e))?;
-        let exchanges: Vec<Exchange> =
-            serde_json::from_str(&text).map_err(|e| FixtureError::Parse(path.into(), e))?;
+        let exchanges: Vec<Exchange> = serde_json::from_str(&text).map_err(|e| FixtureError::Parse(path.into(), e))?;
         Replay::new(exchanges)
     }
 
@@ -136,8 +135,7 @@ impl Replay {
         let keyed = exchanges
             .into_iter()
             .map(|x| {
-                let url = url::Url::parse(&x.request.url)
-                    .map_err(|_| FixtureError::Url(x.request.url.clone()))?;
+                let url = url::Url::parse(&x.request.url).map_err(|_| FixtureError::Url(x.request.url.clone()))?;
                 Ok((Key::new(&x.request.method, &url), x))
             })
             .collect::<Result<Vec<_>, FixtureError>>()?;
@@ -163,9 +161,7 @@ impl Replay {
         let what = request.describe();
         self.requests.push(what.clone());
         let key = Key::new(request.method.as_str(), &request.url);
-        let Some(index) =
-            (0..self.exchanges.len()).find(|&i| !self.used[i] && self.exchanges[i].0 == key)
-        else {
+        let Some(index) = (0..self.exchanges.len()).find(|&i| !self.used[i] && self.exchanges[i].0 == key) else {
             let recorded: Vec<String> = self
                 .exchanges
                 .iter()
@@ -207,9 +203,7 @@ thread_local! {
 pub fn with_replay<R>(replay: Replay, f: impl FnOnce() -> R) -> (R, Replay) {
     ACTIVE.with(|cell| *cell.borrow_mut() = Some(replay));
     let result = f();
-    let replay = ACTIVE
-        .with(|cell| cell.borrow_mut().take())
-        .unwrap_or_default();
+    let replay = ACTIVE.with(|cell| cell.borrow_mut().take()).unwrap_or_default();
     (result, replay)
 }
 
@@ -253,10 +247,7 @@ pub const MAX_PULLS: usize = 10_000;
 /// Pulls from the start until the connector says no more follows, answering
 /// HTTP from the fixture file, exactly as the host would drive it.
 #[cfg(feature = "connector")]
-pub fn run_pull<C: crate::Connector>(
-    config_json: &str,
-    fixtures: impl AsRef<Path>,
-) -> Result<PullRun, FixtureError> {
+pub fn run_pull<C: crate::Connector>(config_json: &str, fixtures: impl AsRef<Path>) -> Result<PullRun, FixtureError> {
     let replay = Replay::from_file(fixtures)?;
     let (outcome, replay) = with_replay(replay, || drive::<C>(config_json));
     let (batches, error) = outcome;
@@ -289,9 +280,7 @@ fn drive<C: crate::Connector>(config_json: &str) -> (Vec<crate::Batch>, Option<P
             Err(e) => return (batches, Some(e)),
         }
     }
-    let error = PluginError::Permanent(format!(
-        "the connector asked for more after {MAX_PULLS} pulls"
-    ));
+    let error = PluginError::Permanent(format!("the connector asked for more after {MAX_PULLS} pulls"));
     (batches, Some(error))
 }
 
@@ -318,16 +307,8 @@ mod tests {
     #[test]
     fn answers_in_order_and_reports_misses() {
         let replay = Replay::new(vec![
-            exchange(
-                "https://a.example/x?b=2&a=1",
-                200,
-                serde_json::json!({"n": 1}),
-            ),
-            exchange(
-                "https://a.example/x?a=1&b=2",
-                503,
-                serde_json::json!({"n": 2}),
-            ),
+            exchange("https://a.example/x?b=2&a=1", 200, serde_json::json!({"n": 1})),
+            exchange("https://a.example/x?a=1&b=2", 503, serde_json::json!({"n": 2})),
         ])
         .unwrap();
         let (results, replay) = with_replay(replay, || {

@@ -44,13 +44,7 @@ pub struct Observation {
 
 impl Observation {
     /// A new observation with no dimensions.
-    pub fn new(
-        id: impl Into<String>,
-        metric: impl Into<String>,
-        layer: Layer,
-        value: f64,
-        at_millis: i64,
-    ) -> Self {
+    pub fn new(id: impl Into<String>, metric: impl Into<String>, layer: Layer, value: f64, at_millis: i64) -> Self {
         Observation {
             id: id.into(),
             metric: metric.into(),
@@ -76,10 +70,7 @@ impl Observation {
 
     /// The value of a dimension, if set.
     pub fn dimension(&self, key: &str) -> Option<&str> {
-        self.dimensions
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.dimensions.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 

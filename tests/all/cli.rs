@@ -40,10 +40,7 @@ fn plugin_check_prints_the_manifest_and_describe_as_json() {
     let output = xla_host(&["plugin", "check", guests::MEAN], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        text.starts_with("mean 0.1.0 (scorer, contract 0.1.0)"),
-        "{text}"
-    );
+    assert!(text.starts_with("mean 0.1.0 (scorer, contract 0.1.0)"), "{text}");
 }
 
 #[test]
@@ -123,14 +120,10 @@ async fn plugin_run_without_a_grant_is_refused() {
     let feed = Arc::new(Feed::seeded(3, 10, "t"));
     let addr = feed::serve(feed.clone()).await.expect("feed");
     let config = format!(r#"{{"base_url":"http://{addr}/xla"}}"#);
-    let output = tokio::task::spawn_blocking(move || {
-        xla_host(
-            &["plugin", "run", guests::JSON_FEED, "--config", &config],
-            &[],
-        )
-    })
-    .await
-    .expect("joined");
+    let output =
+        tokio::task::spawn_blocking(move || xla_host(&["plugin", "run", guests::JSON_FEED, "--config", &config], &[]))
+            .await
+            .expect("joined");
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("refused by the host sandbox"),

@@ -42,10 +42,7 @@ fn a_file_that_is_not_wasm_is_named_as_such() {
     std::fs::write(&wasm, b"#!/bin/sh\necho not a plugin\n").expect("write");
     let error = load(&wasm, &Pins::default()).unwrap_err();
     assert!(
-        matches!(
-            error,
-            PluginLoadError::Runtime(RuntimeError::NotAComponent { .. })
-        ),
+        matches!(error, PluginLoadError::Runtime(RuntimeError::NotAComponent { .. })),
         "{error}"
     );
 }
@@ -56,10 +53,7 @@ fn a_core_module_is_not_a_component() {
     let wasm = dir.path().join("core.wasm");
     std::fs::write(&wasm, b"\0asm\x01\0\0\0").expect("write");
     let error = load(&wasm, &Pins::default()).unwrap_err().to_string();
-    assert!(
-        error.contains("core Wasm module, not a component"),
-        "{error}"
-    );
+    assert!(error.contains("core Wasm module, not a component"), "{error}");
 }
 
 #[test]
@@ -70,10 +64,7 @@ fn a_tampered_file_is_refused_before_it_is_compiled() {
     bytes[last] ^= 0xff;
     std::fs::write(&wasm, bytes).expect("write");
     let error = load(&wasm, &Pins::default()).unwrap_err();
-    assert!(
-        matches!(error, PluginLoadError::HashMismatch { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, PluginLoadError::HashMismatch { .. }), "{error}");
     assert!(error.to_string().contains("Rebuild the plugin"), "{error}");
 }
 
@@ -87,10 +78,7 @@ fn the_operator_pin_is_enforced() {
 
     pins.sha256.insert("json-feed".into(), "0".repeat(64));
     let error = load(wasm, &pins).unwrap_err();
-    assert!(
-        matches!(error, PluginLoadError::PinMismatch { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, PluginLoadError::PinMismatch { .. }), "{error}");
     assert!(error.to_string().contains("update the pin"), "{error}");
 
     let required = Pins {
@@ -98,10 +86,7 @@ fn the_operator_pin_is_enforced() {
         ..Pins::default()
     };
     let error = load(wasm, &required).unwrap_err().to_string();
-    assert!(
-        error.contains("has no pin") && error.contains(&actual),
-        "{error}"
-    );
+    assert!(error.contains("has no pin") && error.contains(&actual), "{error}");
 }
 
 #[test]
@@ -111,10 +96,7 @@ fn a_scorer_presented_as_a_connector_is_the_wrong_world() {
     let error = load(&wasm, &Pins::default()).unwrap_err();
     let message = error.to_string();
     assert!(
-        matches!(
-            error,
-            PluginLoadError::Runtime(RuntimeError::WrongWorld { .. })
-        ),
+        matches!(error, PluginLoadError::Runtime(RuntimeError::WrongWorld { .. })),
         "{message}"
     );
     assert!(
@@ -128,17 +110,11 @@ fn a_missing_manifest_and_an_unsupported_contract_are_explained() {
     let (_dir, wasm) = copy_plugin(guests::JSON_FEED);
     edit_manifest(&wasm, "contract = \"0.1.0\"", "contract = \"0.2.0\"");
     let error = load(&wasm, &Pins::default()).unwrap_err().to_string();
-    assert!(
-        error.contains("contract 0.2.0") && error.contains("0.1.x"),
-        "{error}"
-    );
+    assert!(error.contains("contract 0.2.0") && error.contains("0.1.x"), "{error}");
 
     std::fs::remove_file(wasm.with_file_name("plugin.toml")).expect("remove manifest");
     let error = load(&wasm, &Pins::default()).unwrap_err();
-    assert!(
-        matches!(error, PluginLoadError::MissingManifest { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, PluginLoadError::MissingManifest { .. }), "{error}");
 }
 
 #[test]
@@ -153,11 +129,7 @@ fn the_compile_cache_survives_a_restart_and_recovers_from_damage() {
         .expect("runtime")
     };
     let wasm = Path::new(guests::JSON_FEED);
-    let outcome = |runtime: &Runtime| {
-        load_plugin(runtime, wasm, &Pins::default())
-            .expect("loads")
-            .cache
-    };
+    let outcome = |runtime: &Runtime| load_plugin(runtime, wasm, &Pins::default()).expect("loads").cache;
     assert_eq!(outcome(&fresh_runtime()), CacheOutcome::Miss);
     assert_eq!(
         outcome(&fresh_runtime()),
@@ -190,11 +162,7 @@ fn a_broken_plugin_fails_alone() {
             std::fs::copy(source.join(file), target.join(file)).expect("copy");
         }
     }
-    std::fs::write(
-        dir.path().join("mean").join("mean.wasm"),
-        b"\0asm\x0d\0\x01\0garbage",
-    )
-    .expect("break mean");
+    std::fs::write(dir.path().join("mean").join("mean.wasm"), b"\0asm\x0d\0\x01\0garbage").expect("break mean");
     let results = discover(runtime(), dir.path(), &Pins::default()).expect("discover");
     assert_eq!(results.len(), 2);
     let ok: Vec<_> = results
@@ -203,17 +171,7 @@ fn a_broken_plugin_fails_alone() {
         .map(|p| p.manifest.name.clone())
         .collect();
     assert_eq!(ok, ["json-feed"]);
-    let broken = results
-        .iter()
-        .find(|d| d.result.is_err())
-        .expect("one failure");
-    assert!(
-        broken.path.ends_with("mean/mean.wasm"),
-        "{}",
-        broken.path.display()
-    );
-    assert!(matches!(
-        broken.result,
-        Err(PluginLoadError::HashMismatch { .. })
-    ));
+    let broken = results.iter().find(|d| d.result.is_err()).expect("one failure");
+    assert!(broken.path.ends_with("mean/mean.wasm"), "{}", broken.path.display());
+    assert!(matches!(broken.result, Err(PluginLoadError::HashMismatch { .. })));
 }

@@ -28,14 +28,9 @@ fn bearer(origin: &str, token: &str) -> Credential {
 #[tokio::test]
 async fn a_granted_origin_is_reached() {
     let (a, _) = server().await;
-    let batch = attack(
-        fetch(&a.url("/ok")),
-        tight_limits(),
-        &[a.origin()],
-        Vec::new(),
-    )
-    .await
-    .expect("granted");
+    let batch = attack(fetch(&a.url("/ok")), tight_limits(), &[a.origin()], Vec::new())
+        .await
+        .expect("granted");
     assert_eq!(batch.observations[0].value, 200.0);
     assert_eq!(a.seen.hits(), 1);
 }
@@ -44,20 +39,11 @@ async fn a_granted_origin_is_reached() {
 async fn an_ungranted_host_is_refused_and_never_reached() {
     let (a, _) = server().await;
     let (b, _) = server().await;
-    let error = attack(
-        fetch(&b.url("/ok")),
-        tight_limits(),
-        &[a.origin()],
-        Vec::new(),
-    )
-    .await
-    .unwrap_err();
+    let error = attack(fetch(&b.url("/ok")), tight_limits(), &[a.origin()], Vec::new())
+        .await
+        .unwrap_err();
     assert!(refused(&error), "{error}");
-    assert_eq!(
-        b.seen.hits(),
-        0,
-        "the refused request must not leave the host"
-    );
+    assert_eq!(b.seen.hits(), 0, "the refused request must not leave the host");
 }
 
 #[tokio::test]
@@ -65,14 +51,9 @@ async fn loopback_is_refused_unless_granted_by_name() {
     let (a, _) = server().await;
     // A wildcard grant covers any public origin, never loopback.
     for grant in ["*", "http://*.localhost:*"] {
-        let error = attack(
-            fetch(&a.url("/ok")),
-            tight_limits(),
-            &[grant.to_string()],
-            Vec::new(),
-        )
-        .await
-        .unwrap_err();
+        let error = attack(fetch(&a.url("/ok")), tight_limits(), &[grant.to_string()], Vec::new())
+            .await
+            .unwrap_err();
         assert!(refused(&error), "grant {grant}: {error}");
     }
     let error = attack(
@@ -91,18 +72,10 @@ async fn loopback_is_refused_unless_granted_by_name() {
 async fn the_host_adds_the_credential_and_the_plugin_never_sees_it() {
     let (a, _) = server().await;
     let credentials = vec![bearer(&a.origin(), BEARER)];
-    let batch = attack(
-        fetch(&a.url("/secret")),
-        tight_limits(),
-        &[a.origin()],
-        credentials,
-    )
-    .await
-    .expect("authorised");
-    assert_eq!(
-        batch.observations[0].value, 200.0,
-        "the credential reached the server"
-    );
+    let batch = attack(fetch(&a.url("/secret")), tight_limits(), &[a.origin()], credentials)
+        .await
+        .expect("authorised");
+    assert_eq!(batch.observations[0].value, 200.0, "the credential reached the server");
     assert_eq!(
         a.seen.authorization_for("/secret"),
         vec![Some(format!("Bearer {BEARER}"))]
@@ -111,14 +84,9 @@ async fn the_host_adds_the_credential_and_the_plugin_never_sees_it() {
     assert!(!everything_the_plugin_returned.contains(BEARER));
 
     // Without the credential the same request is refused by the server.
-    let batch = attack(
-        fetch(&a.url("/secret")),
-        tight_limits(),
-        &[a.origin()],
-        Vec::new(),
-    )
-    .await
-    .expect("answered");
+    let batch = attack(fetch(&a.url("/secret")), tight_limits(), &[a.origin()], Vec::new())
+        .await
+        .expect("answered");
     assert_eq!(batch.observations[0].value, 401.0);
 }
 
@@ -179,10 +147,8 @@ async fn oauth2_tokens_are_fetched_once_cached_and_attached() {
         },
     );
     let limits = tight_limits();
-    let policy = OutboundPolicy::new(&["*".into()], &[a.origin()], vec![credential], &limits)
-        .expect("policy");
-    let mut session =
-        crate::support::connector(guests::HOSTILE).session(limits, Some(Arc::new(policy)));
+    let policy = OutboundPolicy::new(&["*".into()], &[a.origin()], vec![credential], &limits).expect("policy");
+    let mut session = crate::support::connector(guests::HOSTILE).session(limits, Some(Arc::new(policy)));
     for _ in 0..3 {
         let batch = session
             .pull(&fetch(&a.url("/api")).to_string(), None)
@@ -190,11 +156,7 @@ async fn oauth2_tokens_are_fetched_once_cached_and_attached() {
             .expect("authorised");
         assert_eq!(batch.observations[0].value, 200.0);
     }
-    assert_eq!(
-        token_fetches.load(Ordering::SeqCst),
-        1,
-        "the token is cached"
-    );
+    assert_eq!(token_fetches.load(Ordering::SeqCst), 1, "the token is cached");
     assert_eq!(
         a.seen.authorization_for("/api"),
         vec![Some(format!("Bearer {OAUTH_ACCESS_TOKEN}")); 3]
@@ -213,14 +175,9 @@ async fn a_refused_oauth2_client_becomes_an_auth_error_without_the_secret() {
             scope: None,
         },
     );
-    let batch = attack(
-        fetch(&a.url("/api")),
-        tight_limits(),
-        &[a.origin()],
-        vec![credential],
-    )
-    .await
-    .expect("answered");
+    let batch = attack(fetch(&a.url("/api")), tight_limits(), &[a.origin()], vec![credential])
+        .await
+        .expect("answered");
     assert_eq!(batch.observations[0].value, 401.0);
     let body = &batch.observations[0].dimensions[0].1;
     assert!(body.contains("could not obtain an OAuth2 token"), "{body}");

@@ -45,28 +45,14 @@ async fn fuel_stops_a_loop_before_the_deadline() {
     let error = attack(json!({"attack": "spin"}), limits, &[], Vec::new())
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            RuntimeError::Fuel {
-                limit: 50_000_000,
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert!(matches!(error, RuntimeError::Fuel { limit: 50_000_000, .. }), "{error}");
 }
 
 #[tokio::test]
 async fn a_memory_hog_hits_the_memory_cap() {
-    let error = attack(
-        json!({"attack": "hog", "mib": 512}),
-        tight_limits(),
-        &[],
-        Vec::new(),
-    )
-    .await
-    .unwrap_err();
+    let error = attack(json!({"attack": "hog", "mib": 512}), tight_limits(), &[], Vec::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, RuntimeError::Memory { limit, .. } if limit == 64 << 20),
         "{error}"
@@ -141,11 +127,7 @@ async fn a_huge_output_is_bounded_by_the_memory_cap() {
 struct CountPluginEvents(Arc<AtomicUsize>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountPluginEvents {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
         if event.metadata().target() == "plugin" {
             self.0.fetch_add(1, Ordering::SeqCst);
         }

@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use xla_host::plugins::{LoadedPlugin, Pins, PluginPre, load_plugin};
 use xla_host::runtime::outbound::{Credential, OutboundPolicy};
-use xla_host::runtime::{
-    Batch, ConnectorPre, Limits, Runtime, RuntimeError, RuntimeOptions, ScorerPre,
-};
+use xla_host::runtime::{Batch, ConnectorPre, Limits, Runtime, RuntimeError, RuntimeOptions, ScorerPre};
 
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
@@ -22,9 +20,7 @@ pub mod guests {
 
 /// The repository's `target/` directory.
 pub fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("target")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target")
 }
 
 /// The compile cache shared by the tests (a restart of the suite hits it).
@@ -46,8 +42,7 @@ pub fn runtime() -> &'static Runtime {
 }
 
 pub fn load(path: &str) -> LoadedPlugin {
-    load_plugin(runtime(), Path::new(path), &Pins::default())
-        .unwrap_or_else(|e| panic!("loading {path}: {e}"))
+    load_plugin(runtime(), Path::new(path), &Pins::default()).unwrap_or_else(|e| panic!("loading {path}: {e}"))
 }
 
 pub fn connector(path: &str) -> ConnectorPre {
@@ -82,8 +77,7 @@ pub async fn attack(
     credentials: Vec<Credential>,
 ) -> Result<Batch, RuntimeError> {
     let pre = connector(guests::HOSTILE);
-    let policy = OutboundPolicy::new(&["*".to_string()], grants, credentials, &limits)
-        .expect("valid grants");
+    let policy = OutboundPolicy::new(&["*".to_string()], grants, credentials, &limits).expect("valid grants");
     let mut session = pre.session(limits, Some(Arc::new(policy)));
     session.pull(&attack.to_string(), None).await
 }
@@ -162,9 +156,7 @@ async fn ok(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Resp
 async fn secret(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let expected = format!("Bearer {BEARER}");
     match record(&state, &uri, &headers) {
-        Some(value) if value == expected => {
-            (StatusCode::OK, "{\"secret\":\"granted\"}").into_response()
-        }
+        Some(value) if value == expected => (StatusCode::OK, "{\"secret\":\"granted\"}").into_response(),
         _ => (StatusCode::UNAUTHORIZED, "{\"error\":\"no token\"}").into_response(),
     }
 }
@@ -191,9 +183,7 @@ async fn token(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> R
     if !ok {
         return (StatusCode::UNAUTHORIZED, "{\"error\":\"invalid_client\"}").into_response();
     }
-    let body = format!(
-        "{{\"access_token\":\"{OAUTH_ACCESS_TOKEN}\",\"token_type\":\"Bearer\",\"expires_in\":900}}"
-    );
+    let body = format!("{{\"access_token\":\"{OAUTH_ACCESS_TOKEN}\",\"token_type\":\"Bearer\",\"expires_in\":900}}");
     (StatusCode::OK, [("content-type", "application/json")], body).into_response()
 }
 

@@ -71,9 +71,7 @@ fn warm_call(c: &mut Criterion) {
     group.bench_function("wasm_mean_instantiate_and_call", |b| {
         b.iter(|| black_box(session.score(black_box(&input), None).expect("scores")))
     });
-    group.bench_function("native_mean", |b| {
-        b.iter(|| black_box(native_mean(black_box(&input))))
-    });
+    group.bench_function("native_mean", |b| b.iter(|| black_box(native_mean(black_box(&input)))));
     group.finish();
 }
 

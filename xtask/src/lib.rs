@@ -45,9 +45,7 @@ pub fn test_guests_dir(repo_root: &Path) -> PathBuf {
 
 /// Installs the wasm target with rustup when it is missing.
 pub fn ensure_wasm_target() -> Result<()> {
-    let output = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
+    let output = Command::new("rustup").args(["target", "list", "--installed"]).output();
     let installed = match output {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
         // Without rustup we cannot install anything; let cargo say whether the target is there.
@@ -69,9 +67,7 @@ pub fn ensure_wasm_target() -> Result<()> {
 /// The guest crates of a guest workspace: directories holding a `plugin.toml`.
 pub fn guest_crates(workspace: &Path) -> Result<Vec<PathBuf>> {
     let mut crates = Vec::new();
-    for entry in
-        std::fs::read_dir(workspace).with_context(|| format!("reading {}", workspace.display()))?
-    {
+    for entry in std::fs::read_dir(workspace).with_context(|| format!("reading {}", workspace.display()))? {
         let path = entry?.path();
         if path.join("plugin.toml").is_file() && path.join("Cargo.toml").is_file() {
             crates.push(path);
@@ -83,11 +79,7 @@ pub fn guest_crates(workspace: &Path) -> Result<Vec<PathBuf>> {
 
 /// Builds every guest of `workspace` in release mode and installs each in
 /// its own directory under `install_to`.
-pub fn build_workspace(
-    repo_root: &Path,
-    workspace: &Path,
-    install_to: &Path,
-) -> Result<Vec<BuiltGuest>> {
+pub fn build_workspace(repo_root: &Path, workspace: &Path, install_to: &Path) -> Result<Vec<BuiltGuest>> {
     ensure_wasm_target()?;
     let target_dir = repo_root.join("target").join("guests");
     let mut built = Vec::new();
@@ -155,12 +147,11 @@ fn cargo_build(workspace: &Path, target_dir: &Path, package: &str) -> Result<()>
 }
 
 fn install(install_to: &Path, guest: &Path, wasm: &Path) -> Result<BuiltGuest> {
-    let bytes =
-        std::fs::read(wasm).with_context(|| format!("reading built guest {}", wasm.display()))?;
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading built guest {}", wasm.display()))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let source = guest.join("plugin.toml");
-    let mut manifest: toml::Table = toml::from_str(&std::fs::read_to_string(&source)?)
-        .with_context(|| format!("parsing {}", source.display()))?;
+    let mut manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&source)?).with_context(|| format!("parsing {}", source.display()))?;
     let name = manifest
         .get("name")
         .and_then(|n| n.as_str())
@@ -168,8 +159,8 @@ fn install(install_to: &Path, guest: &Path, wasm: &Path) -> Result<BuiltGuest> {
         .to_string();
     if let Some(schema_file) = manifest.remove("config_schema_file") {
         let schema_path = guest.join(schema_file.as_str().unwrap_or_default());
-        let schema = std::fs::read_to_string(&schema_path)
-            .with_context(|| format!("reading {}", schema_path.display()))?;
+        let schema =
+            std::fs::read_to_string(&schema_path).with_context(|| format!("reading {}", schema_path.display()))?;
         manifest.insert("config_schema".into(), toml::Value::String(schema));
     }
     let file_name = format!("{name}.wasm");
@@ -182,10 +173,7 @@ fn install(install_to: &Path, guest: &Path, wasm: &Path) -> Result<BuiltGuest> {
     std::fs::write(&installed_wasm, &bytes)?;
     let installed_manifest = dir.join("plugin.toml");
     let header = "# Written by `cargo xtask build-plugins`: the source manifest plus sha256.\n";
-    std::fs::write(
-        &installed_manifest,
-        format!("{header}{}", toml::to_string(&manifest)?),
-    )?;
+    std::fs::write(&installed_manifest, format!("{header}{}", toml::to_string(&manifest)?))?;
     Ok(BuiltGuest {
         name,
         wasm: installed_wasm,

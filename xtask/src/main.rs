@@ -10,6 +10,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   build-plugins  build every plugin (target/plugins/) and test guest (target/test-guests/)
                  for wasm32-wasip2, installing the target when it is missing
+  demo           build-plugins, then run `xla-host demo` (extra arguments go to the demo)
+  demo           build-plugins, then run `xla-host demo` (extra arguments go to the demo)
   test           build-plugins, then every test: the workspace (host, SDK, end-to-end)
                  and the plugins' own tests against recorded HTTP exchanges";
 
@@ -18,17 +20,21 @@ fn main() -> Result<()> {
     let root = repo_root();
     match command.as_str() {
         "build-plugins" => build_plugins(&root),
+        "demo" => {
+            build_plugins(&root)?;
+            let extra: Vec<String> = std::env::args().skip(2).collect();
+            let mut args = vec!["run", "--quiet", "--release", "-p", "xla-host", "--", "demo"];
+            args.extend(extra.iter().map(String::as_str));
+            cargo(&root, &args)
+        }
         "test" => {
             build_plugins(&root)?;
-            cargo(
-                &root,
-                &["test", "--release", "--workspace", "--all-features"],
-            )?;
             let host = host_triple()?;
-            cargo(
-                &root.join("plugins"),
-                &["test", "--release", "--target", &host],
-            )
+            let mut tally = Tally::default();
+            tally.run(&root.join("plugins"), &["test", "--release", "--target", &host])?;
+            tally.run(&root, &["test", "--release", "--workspace", "--all-features"])?;
+            println!("\ntests: {} passed, {} failed", tally.passed, tally.failed);
+            Ok(())
         }
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
@@ -41,18 +47,9 @@ fn main() -> Result<()> {
 fn build_plugins(root: &Path) -> Result<()> {
     let mut built = xtask::build_workspace(root, &root.join("plugins"), &xtask::plugins_dir(root))?;
     let guests = root.join("tests").join("guests");
-    built.extend(xtask::build_workspace(
-        root,
-        &guests,
-        &xtask::test_guests_dir(root),
-    )?);
+    built.extend(xtask::build_workspace(root, &guests, &xtask::test_guests_dir(root))?);
     for guest in &built {
-        println!(
-            "{:<14} {}  sha256:{}",
-            guest.name,
-            guest.wasm.display(),
-            guest.sha256
-        );
+        println!("{:<14} {}  sha256:{}", guest.name, guest.wasm.display(), guest.sha256);
     }
     Ok(())
 }
@@ -64,6 +61,58 @@ fn cargo(dir: &Path, args: &[&str]) -> Result<()> {
         bail!("`cargo {}` in {} failed", args.join(" "), dir.display());
     }
     Ok(())
+}
+
+/// Counts test results across cargo runs, so the last line says how many
+/// tests ran in all (each cargo run ends on its doc-tests, often 0 of them).
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn run(&mut self, dir: &Path, args: &[&str]) -> Result<()> {
+        use std::io::BufRead;
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut child = Command::new(cargo)
+            .current_dir(dir)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout from cargo"))?;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            self.count(&line);
+        }
+        if !child.wait()?.success() {
+            bail!("`cargo {}` in {} failed", args.join(" "), dir.display());
+        }
+        Ok(())
+    }
+
+    /// Reads `test result: ok. 12 passed; 0 failed; ...`.
+    fn count(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(number)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let number: u64 = number.parse().unwrap_or(0);
+            match label {
+                "passed" => self.passed += number,
+                "failed" => self.failed += number,
+                _ => {}
+            }
+        }
+    }
 }
 
 /// The host's target triple, for running plugin tests natively.

@@ -39,8 +39,7 @@ pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode>
     }
     let runtime = options::runtime(config)?;
     println!("XLA Host demo: plugins in {}\n", dir.display());
-    let found = discover(&runtime, dir, &config.plugins.pins)
-        .with_context(|| format!("reading {}", dir.display()))?;
+    let found = discover(&runtime, dir, &config.plugins.pins).with_context(|| format!("reading {}", dir.display()))?;
     let mut loaded = BTreeMap::new();
     for discovered in found {
         match discovered.result {
@@ -52,10 +51,7 @@ pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode>
         }
     }
     let (Some(connector), Some(scorer)) = (loaded.get("json-feed"), loaded.get("mean")) else {
-        bail!(
-            "the demo needs the json-feed and mean plugins in {}",
-            dir.display()
-        );
+        bail!("the demo needs the json-feed and mean plugins in {}", dir.display());
     };
     let observations = pull_feed(connector, config, &args).await?;
     score(scorer, config, &observations).await?;
@@ -97,29 +93,21 @@ async fn print_plugin(plugin: &LoadedPlugin, config: &HostConfig) -> Result<()> 
     Ok(())
 }
 
-async fn pull_feed(
-    connector: &LoadedPlugin,
-    config: &HostConfig,
-    args: &DemoArgs,
-) -> Result<Vec<Observation>> {
+async fn pull_feed(connector: &LoadedPlugin, config: &HostConfig, args: &DemoArgs) -> Result<Vec<Observation>> {
     let PluginPre::Connector(pre) = &connector.pre else {
         bail!("json-feed is not a connector");
     };
     let feed = Arc::new(Feed::seeded(args.seed, args.responses, FEED_TOKEN));
-    let addr = feed::serve(feed.clone())
-        .await
-        .context("starting the loopback feed")?;
+    let addr = feed::serve(feed.clone()).await.context("starting the loopback feed")?;
     let origin = format!("http://{addr}");
-    let plugin_config =
-        serde_json::json!({ "base_url": format!("{origin}/xla"), "page_size": 250 }).to_string();
+    let plugin_config = serde_json::json!({ "base_url": format!("{origin}/xla"), "page_size": 250 }).to_string();
     println!(
         "Pulling {} survey responses from a loopback feed at {origin}",
         feed.len()
     );
 
     // First without a grant: the sandbox refuses, and the feed never sees a request.
-    let ungranted =
-        OutboundPolicy::new(&connector.manifest.hosts, &[], Vec::new(), &config.limits)?;
+    let ungranted = OutboundPolicy::new(&connector.manifest.hosts, &[], Vec::new(), &config.limits)?;
     let refused = pre
         .session(config.limits.clone(), Some(Arc::new(ungranted)))
         .pull(&plugin_config, None)
@@ -161,11 +149,7 @@ async fn pull_feed(
     Ok(observations)
 }
 
-async fn score(
-    scorer: &LoadedPlugin,
-    config: &HostConfig,
-    observations: &[Observation],
-) -> Result<()> {
+async fn score(scorer: &LoadedPlugin, config: &HostConfig, observations: &[Observation]) -> Result<()> {
     let PluginPre::Scorer(pre) = &scorer.pre else {
         bail!("mean is not a scorer");
     };
@@ -183,10 +167,7 @@ async fn score(
     for score in scores {
         let group = score.group.as_deref().unwrap_or("all");
         let bar = "█".repeat((score.value * 3.0).round() as usize);
-        println!(
-            "  {group:<16} {:>5.2}  {bar}  (n={})",
-            score.value, score.sample_size
-        );
+        println!("  {group:<16} {:>5.2}  {bar}  (n={})", score.value, score.sample_size);
     }
     Ok(())
 }

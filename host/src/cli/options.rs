@@ -57,9 +57,7 @@ impl LimitArgs {
 /// `--config` value: inline JSON, or `@file`.
 pub(crate) fn read_json_arg(value: &str) -> Result<String> {
     let text = match value.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).with_context(|| format!("reading config file {path}"))?
-        }
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading config file {path}"))?,
         None => value.to_string(),
     };
     serde_json::from_str::<serde_json::Value>(&text).with_context(|| {
@@ -82,14 +80,13 @@ pub(crate) fn parse_credential(arg: &str) -> Result<Credential> {
         .split_once(':')
         .with_context(|| format!("--credential `{arg}`: expected ORIGIN=KIND:ENV_VAR"))?;
     let origin = Origin::parse(origin).with_context(|| format!("--credential `{arg}`"))?;
-    let secret = std::env::var(var).with_context(|| {
-        format!("--credential `{arg}`: environment variable `{var}` is not set")
-    })?;
+    let secret =
+        std::env::var(var).with_context(|| format!("--credential `{arg}`: environment variable `{var}` is not set"))?;
     let kind = match kind {
         "basic" => {
-            let (username, password) = secret.split_once(':').with_context(|| {
-                format!("--credential `{arg}`: `{var}` must hold user:password")
-            })?;
+            let (username, password) = secret
+                .split_once(':')
+                .with_context(|| format!("--credential `{arg}`: `{var}` must hold user:password"))?;
             CredentialKind::Basic {
                 username: username.to_string(),
                 password: Secret::new(password),

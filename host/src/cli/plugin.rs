@@ -107,9 +107,7 @@ async fn check(config: &HostConfig, args: CheckArgs) -> Result<ExitCode> {
 
 async fn describe(plugin: &LoadedPlugin, config: &HostConfig) -> Result<Described> {
     Ok(match &plugin.pre {
-        PluginPre::Connector(pre) => {
-            Described::Connector(pre.session(config.limits.clone(), None).describe().await?)
-        }
+        PluginPre::Connector(pre) => Described::Connector(pre.session(config.limits.clone(), None).describe().await?),
         PluginPre::Scorer(pre) => {
             let mut session = pre.session(config.limits.clone());
             Described::Scorer(tokio::task::spawn_blocking(move || session.describe()).await??)
@@ -137,10 +135,7 @@ fn check_consistent(plugin: &LoadedPlugin, described: &Described) -> Result<()> 
 
 fn print_check(plugin: &LoadedPlugin, described: &Described) {
     let m = &plugin.manifest;
-    println!(
-        "{} {} ({}, contract {})",
-        m.name, m.version, m.kind, m.contract
-    );
+    println!("{} {} ({}, contract {})", m.name, m.version, m.kind, m.contract);
     println!("  file      {}", plugin.path.display());
     println!("  sha256    {}", m.sha256);
     println!(
@@ -187,10 +182,7 @@ async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
             let instance = config
                 .connector(name)
                 .with_context(|| format!("no connector instance `{name}` in the host config"))?;
-            let limits = instance
-                .limits
-                .clone()
-                .unwrap_or_else(|| config.limits.clone());
+            let limits = instance.limits.clone().unwrap_or_else(|| config.limits.clone());
             (
                 instance.config_json(),
                 instance.grants.clone(),
@@ -203,10 +195,7 @@ async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
             (plugin_config, Vec::new(), Vec::new(), config.limits.clone())
         }
     };
-    let grants: Vec<String> = grants
-        .into_iter()
-        .chain(args.grants.iter().cloned())
-        .collect();
+    let grants: Vec<String> = grants.into_iter().chain(args.grants.iter().cloned()).collect();
     for credential in &args.credentials {
         credentials.push(options::parse_credential(credential)?);
     }
@@ -215,24 +204,18 @@ async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
     let mut session = pre.session(limits, Some(Arc::new(policy)));
 
     let started = Instant::now();
-    session
-        .check(&plugin_config)
-        .await
-        .context("check() failed")?;
+    session.check(&plugin_config).await.context("check() failed")?;
     let mut cursor = args.cursor.clone();
     let (mut batches, mut observations) = (0usize, 0usize);
     let mut stdout = std::io::stdout().lock();
     loop {
-        let batch = session
-            .pull(&plugin_config, cursor.as_deref())
-            .await
-            .with_context(|| {
-                format!(
-                    "pull #{} failed after {observations} observations (cursor {:?})",
-                    batches + 1,
-                    cursor
-                )
-            })?;
+        let batch = session.pull(&plugin_config, cursor.as_deref()).await.with_context(|| {
+            format!(
+                "pull #{} failed after {observations} observations (cursor {:?})",
+                batches + 1,
+                cursor
+            )
+        })?;
         batches += 1;
         observations += batch.observations.len();
         for observation in &batch.observations {
@@ -246,10 +229,7 @@ async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
             break;
         }
         if batches >= args.max_pulls {
-            eprintln!(
-                "stopping after --max-pulls {} pulls; more data follows",
-                args.max_pulls
-            );
+            eprintln!("stopping after --max-pulls {} pulls; more data follows", args.max_pulls);
             break;
         }
     }

@@ -64,9 +64,7 @@ pub enum PluginLoadError {
         wasm: PathBuf,
     },
     /// The manifest's contract version is unsupported.
-    #[error(
-        "plugin `{name}` declares contract {found}; this host supports 0.1.x. Rebuild it with a matching xla-sdk"
-    )]
+    #[error("plugin `{name}` declares contract {found}; this host supports 0.1.x. Rebuild it with a matching xla-sdk")]
     UnsupportedContract {
         /// Plugin name.
         name: String,
@@ -146,11 +144,7 @@ impl LoadedPlugin {
 }
 
 /// Loads the component at `wasm`, with the `plugin.toml` beside it.
-pub fn load_plugin(
-    runtime: &Runtime,
-    wasm: &Path,
-    pins: &Pins,
-) -> Result<LoadedPlugin, PluginLoadError> {
+pub fn load_plugin(runtime: &Runtime, wasm: &Path, pins: &Pins) -> Result<LoadedPlugin, PluginLoadError> {
     let started = Instant::now();
     let bytes = std::fs::read(wasm).map_err(|source| PluginLoadError::Read {
         path: wasm.to_path_buf(),
@@ -164,11 +158,10 @@ pub fn load_plugin(
             wasm: wasm.to_path_buf(),
         });
     }
-    let manifest =
-        Manifest::from_file(&manifest_path).map_err(|source| PluginLoadError::BadManifest {
-            path: manifest_path.clone(),
-            source,
-        })?;
+    let manifest = Manifest::from_file(&manifest_path).map_err(|source| PluginLoadError::BadManifest {
+        path: manifest_path.clone(),
+        source,
+    })?;
     check_file_name(&manifest, &manifest_path, wasm)?;
     if !crate::runtime::is_supported_contract(&manifest.contract) {
         return Err(PluginLoadError::UnsupportedContract {
@@ -181,9 +174,7 @@ pub fn load_plugin(
     let plugin = PluginId::new(&manifest.name, &manifest.version);
     let (component, cache) = runtime.load_component(&plugin, wasm, &bytes, &actual)?;
     let pre = match manifest.kind {
-        PluginKind::Connector => {
-            PluginPre::Connector(ConnectorPre::new(runtime, plugin, &component)?)
-        }
+        PluginKind::Connector => PluginPre::Connector(ConnectorPre::new(runtime, plugin, &component)?),
         PluginKind::Scorer => PluginPre::Scorer(ScorerPre::new(runtime, plugin, &component)?),
     };
     Ok(LoadedPlugin {
@@ -195,15 +186,8 @@ pub fn load_plugin(
     })
 }
 
-fn check_file_name(
-    manifest: &Manifest,
-    manifest_path: &Path,
-    wasm: &Path,
-) -> Result<(), PluginLoadError> {
-    let file_name = wasm
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+fn check_file_name(manifest: &Manifest, manifest_path: &Path, wasm: &Path) -> Result<(), PluginLoadError> {
+    let file_name = wasm.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     if file_name == manifest.wasm {
         return Ok(());
     }
@@ -214,12 +198,7 @@ fn check_file_name(
     })
 }
 
-fn check_hash(
-    manifest: &Manifest,
-    wasm: &Path,
-    actual: &str,
-    pins: &Pins,
-) -> Result<(), PluginLoadError> {
+fn check_hash(manifest: &Manifest, wasm: &Path, actual: &str, pins: &Pins) -> Result<(), PluginLoadError> {
     if !manifest.sha256.eq_ignore_ascii_case(actual) {
         return Err(PluginLoadError::HashMismatch {
             path: wasm.to_path_buf(),
@@ -253,11 +232,7 @@ pub struct Discovered {
 /// Loads every plugin under `dir` (each in a subdirectory with its
 /// `plugin.toml`). One result per plugin found: a broken plugin is reported
 /// and the others load.
-pub fn discover(
-    runtime: &Runtime,
-    dir: &Path,
-    pins: &Pins,
-) -> Result<Vec<Discovered>, std::io::Error> {
+pub fn discover(runtime: &Runtime, dir: &Path, pins: &Pins) -> Result<Vec<Discovered>, std::io::Error> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let sub = entry?.path();

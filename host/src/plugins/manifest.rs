@@ -93,16 +93,10 @@ impl Manifest {
             ));
         }
         if semver::Version::parse(&self.version).is_err() {
-            return fail(format!(
-                "version `{}` is not semver (e.g. 0.1.0)",
-                self.version
-            ));
+            return fail(format!("version `{}` is not semver (e.g. 0.1.0)", self.version));
         }
         if semver::Version::parse(&self.contract).is_err() {
-            return fail(format!(
-                "contract `{}` is not a version (e.g. 0.1.0)",
-                self.contract
-            ));
+            return fail(format!("contract `{}` is not a version (e.g. 0.1.0)", self.contract));
         }
         if self.sha256.len() != 64 || !self.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
             return fail("sha256 must be 64 hex digits".into());
@@ -154,24 +148,15 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
     fn mistakes_are_named() {
         let cases = [
             (GOOD.replace("json-feed\"", "Json Feed\""), "name"),
-            (
-                GOOD.replace("version = \"0.1.0\"", "version = \"one\""),
-                "version",
-            ),
-            (
-                GOOD.replace("kind = \"connector\"", "kind = \"widget\""),
-                "widget",
-            ),
+            (GOOD.replace("version = \"0.1.0\"", "version = \"one\""), "version"),
+            (GOOD.replace("kind = \"connector\"", "kind = \"widget\""), "widget"),
             (GOOD.replace("sha256 = \"0000", "sha256 = \"zz00"), "sha256"),
             (GOOD.replace("\"*\"", "\"acme.com\""), "hosts"),
             (format!("{GOOD}\nsurprise = 1"), "surprise"),
         ];
         for (text, needle) in cases {
             let error = Manifest::parse(&text).expect_err(needle).to_string();
-            assert!(
-                error.contains(needle),
-                "`{error}` should mention `{needle}`"
-            );
+            assert!(error.contains(needle), "`{error}` should mention `{needle}`");
         }
     }
 }

@@ -33,11 +33,7 @@ pub(crate) fn new_store(engine: &Engine, state: PluginState) -> Store<PluginStat
 
 /// Sets the epoch deadline and the fuel for the next call.
 pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) {
-    let ticks = limits
-        .deadline()
-        .as_nanos()
-        .div_ceil(EPOCH_TICK.as_nanos())
-        .max(1);
+    let ticks = limits.deadline().as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
     store.epoch_deadline_trap();
     // Fuel is always consumed (an engine setting); unlimited means "more than
@@ -82,11 +78,7 @@ pub(crate) fn bounded_sync<R>(
 
 /// Names the limit a failed call hit, or describes the trap with the
 /// guest's last stderr output (where a Rust panic message lands).
-pub(crate) fn classify(
-    limits: &Limits,
-    store: &Store<PluginState>,
-    error: wasmtime::Error,
-) -> RuntimeError {
+pub(crate) fn classify(limits: &Limits, store: &Store<PluginState>, error: wasmtime::Error) -> RuntimeError {
     let plugin = store.data().plugin.clone();
     if let Some(cap) = error.downcast_ref::<MemoryCapExceeded>() {
         return RuntimeError::Memory {
@@ -128,17 +120,11 @@ pub(crate) fn check_export(
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    let Some(found) = names
-        .iter()
-        .find(|name| name.split('@').next() == Some(interface))
-    else {
+    let Some(found) = names.iter().find(|name| name.split('@').next() == Some(interface)) else {
         let reason = if names.is_empty() {
             format!("it exports nothing; a {kind} exports `{interface}@0.1.0`")
         } else {
-            format!(
-                "it exports {}; a {kind} exports `{interface}@0.1.0`",
-                names.join(", ")
-            )
+            format!("it exports {}; a {kind} exports `{interface}@0.1.0`", names.join(", "))
         };
         return Err(RuntimeError::WrongWorld {
             plugin: plugin.clone(),
@@ -163,11 +149,7 @@ pub fn is_supported_contract(version: &str) -> bool {
 }
 
 /// A linking failure, usually an import the sandbox does not provide.
-pub(crate) fn link_error(
-    plugin: &PluginId,
-    kind: &'static str,
-    error: wasmtime::Error,
-) -> RuntimeError {
+pub(crate) fn link_error(plugin: &PluginId, kind: &'static str, error: wasmtime::Error) -> RuntimeError {
     let allowed = if kind == "connector" {
         "the xla:plugin contract, WASI and wasi:http"
     } else {

@@ -71,11 +71,7 @@ impl ConnectorPre {
     /// Links `component` as a connector; fails if it is another kind of
     /// plugin, targets another contract version, or imports what the
     /// connector sandbox does not give.
-    pub fn new(
-        runtime: &Runtime,
-        plugin: PluginId,
-        component: &Component,
-    ) -> Result<ConnectorPre, RuntimeError> {
+    pub fn new(runtime: &Runtime, plugin: PluginId, component: &Component) -> Result<ConnectorPre, RuntimeError> {
         call::check_export(runtime.engine(), &plugin, component, EXPORT, "connector")?;
         let pre = runtime
             .connector_linker()
@@ -127,12 +123,9 @@ impl ConnectorSession {
     /// `describe()`.
     pub async fn describe(&mut self) -> Result<ConnectorInfo, RuntimeError> {
         let mut live = self.instance().await?;
-        let outcome = call::bounded(
-            &self.limits,
-            &mut live.store,
-            self.span("describe"),
-            |store| live.bindings.xla_plugin_connector().call_describe(store),
-        )
+        let outcome = call::bounded(&self.limits, &mut live.store, self.span("describe"), |store| {
+            live.bindings.xla_plugin_connector().call_describe(store)
+        })
         .await;
         let info = self.settle(live, outcome)?;
         Ok(ConnectorInfo {
@@ -159,9 +152,7 @@ impl ConnectorSession {
     pub async fn check(&mut self, config: &str) -> Result<(), RuntimeError> {
         let mut live = self.instance().await?;
         let outcome = call::bounded(&self.limits, &mut live.store, self.span("check"), |store| {
-            live.bindings
-                .xla_plugin_connector()
-                .call_check(store, config)
+            live.bindings.xla_plugin_connector().call_check(store, config)
         })
         .await;
         let result = self.settle(live, outcome)?;
@@ -169,27 +160,15 @@ impl ConnectorSession {
     }
 
     /// `pull(config, cursor)`.
-    pub async fn pull(
-        &mut self,
-        config: &str,
-        cursor: Option<&str>,
-    ) -> Result<Batch, RuntimeError> {
+    pub async fn pull(&mut self, config: &str, cursor: Option<&str>) -> Result<Batch, RuntimeError> {
         let mut live = self.instance().await?;
         let outcome = call::bounded(&self.limits, &mut live.store, self.span("pull"), |store| {
-            live.bindings
-                .xla_plugin_connector()
-                .call_pull(store, config, cursor)
+            live.bindings.xla_plugin_connector().call_pull(store, config, cursor)
         })
         .await;
-        let batch = self
-            .settle(live, outcome)?
-            .map_err(|e| self.plugin_error(e))?;
+        let batch = self.settle(live, outcome)?.map_err(|e| self.plugin_error(e))?;
         Ok(Batch {
-            observations: batch
-                .observations
-                .into_iter()
-                .map(convert::observation)
-                .collect(),
+            observations: batch.observations.into_iter().map(convert::observation).collect(),
             cursor: batch.cursor,
             more: batch.more,
         })
@@ -209,9 +188,7 @@ impl ConnectorSession {
                 .call_parse(store, config, media_type, body)
         })
         .await;
-        let observations = self
-            .settle(live, outcome)?
-            .map_err(|e| self.plugin_error(e))?;
+        let observations = self.settle(live, outcome)?.map_err(|e| self.plugin_error(e))?;
         Ok(observations.into_iter().map(convert::observation).collect())
     }
 

@@ -62,18 +62,14 @@ impl Drop for Inner {
 impl Runtime {
     /// Creates the engine, the linkers and the epoch ticker.
     pub fn new(options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
-        let engine = Engine::new(&engine_config(&options))
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let connector_linker =
-            connector::linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let scorer_linker =
-            scorer::linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let engine = Engine::new(&engine_config(&options)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let connector_linker = connector::linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let scorer_linker = scorer::linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(options.cache_dir.clone(), &engine);
         let ticker_stop = Arc::new(AtomicBool::new(false));
         // Without the ticker no deadline would ever fire: refuse to run unbounded.
-        spawn_epoch_ticker(&engine, ticker_stop.clone()).map_err(|e| {
-            RuntimeError::Engine(format!("cannot start the epoch ticker thread: {e}"))
-        })?;
+        spawn_epoch_ticker(&engine, ticker_stop.clone())
+            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker thread: {e}")))?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,

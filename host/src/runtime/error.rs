@@ -109,9 +109,7 @@ pub enum RuntimeError {
         limit: u64,
     },
     /// The call used up its fuel.
-    #[error(
-        "{plugin} ran out of its {limit} units of fuel; the call was stopped and its output discarded"
-    )]
+    #[error("{plugin} ran out of its {limit} units of fuel; the call was stopped and its output discarded")]
     Fuel {
         /// The plugin.
         plugin: PluginId,

@@ -44,10 +44,10 @@ pub struct RowCursor {
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    crate::runtime::connector::bindings::xla::plugin::log::add_to_linker::<
-        PluginState,
-        HasSelf<PluginState>,
-    >(&mut linker, |state| state)?;
+    crate::runtime::connector::bindings::xla::plugin::log::add_to_linker::<PluginState, HasSelf<PluginState>>(
+        &mut linker,
+        |state| state,
+    )?;
     wit_rows::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
     Ok(linker)
 }
@@ -89,11 +89,7 @@ impl ScorerPre {
     /// Links `component` as a scorer; fails if it is another kind of plugin,
     /// targets another contract version, or imports anything beyond WASI and
     /// the contract (a scorer that imports `wasi:http` is refused here).
-    pub fn new(
-        runtime: &Runtime,
-        plugin: PluginId,
-        component: &Component,
-    ) -> Result<ScorerPre, RuntimeError> {
+    pub fn new(runtime: &Runtime, plugin: PluginId, component: &Component) -> Result<ScorerPre, RuntimeError> {
         call::check_export(runtime.engine(), &plugin, component, EXPORT, "scorer")?;
         let pre = runtime
             .scorer_linker()
@@ -136,10 +132,9 @@ impl ScorerSession {
     /// `describe()`.
     pub fn describe(&mut self) -> Result<ScorerInfo, RuntimeError> {
         let (mut store, instance) = self.instantiate()?;
-        let outcome =
-            call::bounded_sync(&self.limits, &mut store, self.span("describe"), |store| {
-                instance.xla_plugin_scorer().call_describe(store)
-            });
+        let outcome = call::bounded_sync(&self.limits, &mut store, self.span("describe"), |store| {
+            instance.xla_plugin_scorer().call_describe(store)
+        });
         let info = self.settle(&store, outcome)?;
         Ok(ScorerInfo {
             name: info.name,
@@ -158,28 +153,27 @@ impl ScorerSession {
         rows: Option<Box<dyn Iterator<Item = SubjectRow> + Send>>,
     ) -> Result<Vec<Score>, RuntimeError> {
         let (mut store, instance) = self.instantiate()?;
-        let reader =
-            match rows {
-                Some(rows) => Some(store.data_mut().table.push(RowCursor { rows }).map_err(
-                    |e| RuntimeError::Trap {
+        let reader = match rows {
+            Some(rows) => Some(
+                store
+                    .data_mut()
+                    .table
+                    .push(RowCursor { rows })
+                    .map_err(|e| RuntimeError::Trap {
                         plugin: self.pre.plugin.clone(),
                         message: format!("cannot hand rows to the plugin: {e}"),
-                    },
-                )?),
-                None => None,
-            };
+                    })?,
+            ),
+            None => None,
+        };
         let wit_input = to_wit_input(input);
         let outcome = call::bounded_sync(&self.limits, &mut store, self.span("score"), |store| {
-            instance
-                .xla_plugin_scorer()
-                .call_score(store, &wit_input, reader)
+            instance.xla_plugin_scorer().call_score(store, &wit_input, reader)
         });
-        let scores = self
-            .settle(&store, outcome)?
-            .map_err(|e| RuntimeError::Plugin {
-                plugin: self.pre.plugin.clone(),
-                error: convert::plugin_error(e),
-            })?;
+        let scores = self.settle(&store, outcome)?.map_err(|e| RuntimeError::Plugin {
+            plugin: self.pre.plugin.clone(),
+            error: convert::plugin_error(e),
+        })?;
         Ok(scores
             .into_iter()
             .map(|s| Score {
@@ -210,11 +204,7 @@ impl ScorerSession {
         Ok((store, instance))
     }
 
-    fn settle<R>(
-        &self,
-        store: &Store<PluginState>,
-        outcome: call::Outcome<R>,
-    ) -> Result<R, RuntimeError> {
+    fn settle<R>(&self, store: &Store<PluginState>, outcome: call::Outcome<R>) -> Result<R, RuntimeError> {
         store.data().report_dropped_logs();
         match outcome {
             call::Outcome::Done(value) => Ok(value),

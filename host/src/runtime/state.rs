@@ -33,10 +33,7 @@ pub(crate) struct PluginState {
 
 impl PluginState {
     pub fn new(plugin: &PluginId, kind: Kind, limits: &Limits, hooks: OutboundHooks) -> Self {
-        let log = Arc::new(Mutex::new(LogLimiter::new(
-            &plugin.name,
-            limits.log_per_second,
-        )));
+        let log = Arc::new(Mutex::new(LogLimiter::new(&plugin.name, limits.log_per_second)));
         let stdout = OutputPipe::new(Level::Info, log.clone());
         let stderr = OutputPipe::new(Level::Warn, log.clone());
         PluginState {

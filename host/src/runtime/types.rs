@@ -54,10 +54,7 @@ pub enum PluginError {
 impl PluginError {
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            PluginError::RateLimited(_) | PluginError::Transient(_)
-        )
+        matches!(self, PluginError::RateLimited(_) | PluginError::Transient(_))
     }
 }
 

@@ -25,20 +25,13 @@ pub struct Feed {
 
 /// Services of the demo organisation, with how happy their users are on
 /// average: the feed's ratings are drawn around these.
-const SERVICES: [(&str, f64); 4] = [
-    ("Email", 8.6),
-    ("VPN", 5.1),
-    ("Laptop", 7.4),
-    ("Service Portal", 8.9),
-];
+const SERVICES: [(&str, f64); 4] = [("Email", 8.6), ("VPN", 5.1), ("Laptop", 7.4), ("Service Portal", 8.9)];
 
 impl Feed {
     /// A seeded feed of happiness ratings on resolved tickets: the same seed
     /// gives the same data.
     pub fn seeded(seed: u64, tickets: usize, token: &str) -> Feed {
-        let mut state = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let mut next = move || {
             // xorshift64*: small, seedable, good enough for demo data.
             state ^= state >> 12;
@@ -92,11 +85,7 @@ struct PageQuery {
     after: Option<String>,
 }
 
-async fn observations(
-    State(feed): State<Arc<Feed>>,
-    headers: HeaderMap,
-    Query(query): Query<PageQuery>,
-) -> Response {
+async fn observations(State(feed): State<Arc<Feed>>, headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
     feed.requests.fetch_add(1, Ordering::Relaxed);
     let expected = format!("Bearer {}", feed.token);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {

@@ -74,11 +74,7 @@ impl FeedObservation {
 struct JsonFeed;
 
 impl JsonFeed {
-    fn page_request(
-        config: &Config,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> Result<xla_sdk::http::Request, PluginError> {
+    fn page_request(config: &Config, limit: u32, cursor: Option<&str>) -> Result<xla_sdk::http::Request, PluginError> {
         let base = config.base_url.trim_end_matches('/');
         let request = xla_sdk::http::get(&format!("{base}/observations"))?
             .header("accept", "application/json")
@@ -149,19 +145,14 @@ impl Connector for JsonFeed {
         })
     }
 
-    fn parse(
-        _config: &Config,
-        media_type: &str,
-        body: &[u8],
-    ) -> Result<Vec<Observation>, PluginError> {
+    fn parse(_config: &Config, media_type: &str, body: &[u8]) -> Result<Vec<Observation>, PluginError> {
         if !media_type.starts_with("application/json") {
             return Err(PluginError::BadData(format!(
                 "json-feed reads application/json, not `{media_type}`"
             )));
         }
-        let body: Body = serde_json::from_slice(body).map_err(|e| {
-            PluginError::BadData(format!("payload is not a feed page or array: {e}"))
-        })?;
+        let body: Body = serde_json::from_slice(body)
+            .map_err(|e| PluginError::BadData(format!("payload is not a feed page or array: {e}")))?;
         match body {
             Body::Page(page) => convert(page.observations),
             Body::List(list) => convert(list),
@@ -180,17 +171,10 @@ mod tests {
 
     #[test]
     fn pulls_every_page_until_next_is_null() {
-        let run = testkit::run_pull::<JsonFeed>(
-            r#"{"base_url":"https://feed.example/xla","page_size":2}"#,
-            FIXTURES,
-        )
-        .expect("fixtures load");
+        let run = testkit::run_pull::<JsonFeed>(r#"{"base_url":"https://feed.example/xla","page_size":2}"#, FIXTURES)
+            .expect("fixtures load");
         assert_eq!(run.error, None);
-        assert_eq!(
-            run.batches.len(),
-            3,
-            "two full pages and one filtered-empty page"
-        );
+        assert_eq!(run.batches.len(), 3, "two full pages and one filtered-empty page");
         let ids: Vec<&str> = run.observations().map(|o| o.id.as_str()).collect();
         assert_eq!(ids, ["r1", "r2", "r3"]);
         assert!(run.unused.is_empty(), "unused exchanges: {:?}", run.unused);
@@ -198,8 +182,7 @@ mod tests {
 
     #[test]
     fn bad_config_names_the_field() {
-        let run =
-            testkit::run_pull::<JsonFeed>(r#"{"base_url":7}"#, FIXTURES).expect("fixtures load");
+        let run = testkit::run_pull::<JsonFeed>(r#"{"base_url":7}"#, FIXTURES).expect("fixtures load");
         let Some(PluginError::Config(message)) = run.error else {
             panic!("expected a config error, got {:?}", run.error)
         };

@@ -143,10 +143,7 @@ impl Credential {
         let value = match &self.kind {
             CredentialKind::Basic { username, password } => {
                 let raw = format!("{username}:{}", password.expose());
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                )
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
             }
             CredentialKind::Bearer { token } => format!("Bearer {}", token.expose()),
             CredentialKind::OAuth2ClientCredentials {
@@ -161,17 +158,13 @@ impl Credential {
                     client_secret,
                     scope: scope.as_deref(),
                 };
-                format!(
-                    "Bearer {}",
-                    self.oauth_token(&client, timeout).await?.expose()
-                )
+                format!("Bearer {}", self.oauth_token(&client, timeout).await?.expose())
             }
         };
-        let mut header =
-            HeaderValue::from_str(&value).map_err(|_| CredentialError::InvalidHeader {
-                kind: self.kind.name(),
-                origin: self.origin.clone(),
-            })?;
+        let mut header = HeaderValue::from_str(&value).map_err(|_| CredentialError::InvalidHeader {
+            kind: self.kind.name(),
+            origin: self.origin.clone(),
+        })?;
         header.set_sensitive(true);
         Ok(header)
     }
@@ -181,11 +174,7 @@ impl Credential {
         *self.token.lock().await = None;
     }
 
-    async fn oauth_token(
-        &self,
-        client: &OAuthClient<'_>,
-        timeout: Duration,
-    ) -> Result<Secret, CredentialError> {
+    async fn oauth_token(&self, client: &OAuthClient<'_>, timeout: Duration) -> Result<Secret, CredentialError> {
         // Holding the lock across the fetch makes concurrent requests share one token fetch.
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
@@ -212,13 +201,7 @@ impl OAuthClient<'_> {
             url: self.token_url.to_string(),
             reason,
         };
-        let request = token_request(
-            self.token_url,
-            self.client_id,
-            self.client_secret,
-            self.scope,
-        )
-        .map_err(fail)?;
+        let request = token_request(self.token_url, self.client_id, self.client_secret, self.scope).map_err(fail)?;
         let options = RequestOptions {
             connect_timeout: Some(timeout),
             first_byte_timeout: Some(timeout),
@@ -255,15 +238,9 @@ fn token_request(
     client_id: &str,
     client_secret: &Secret,
     scope: Option<&str>,
-) -> Result<
-    http::Request<
-        impl http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
-    >,
-    String,
-> {
-    let uri: http::Uri = token_url
-        .parse()
-        .map_err(|e| format!("invalid token URL: {e}"))?;
+) -> Result<http::Request<impl http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static>, String>
+{
+    let uri: http::Uri = token_url.parse().map_err(|e| format!("invalid token URL: {e}"))?;
     let host = uri
         .authority()
         .map(|a| a.to_string())
@@ -273,20 +250,15 @@ fn token_request(
     if let Some(scope) = scope {
         form.append_pair("scope", scope);
     }
-    let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("{client_id}:{}", client_secret.expose()));
-    let mut authorization = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
-        "the client id or secret contains characters not allowed in a header".to_string()
-    })?;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{}", client_secret.expose()));
+    let mut authorization = HeaderValue::from_str(&format!("Basic {basic}"))
+        .map_err(|_| "the client id or secret contains characters not allowed in a header".to_string())?;
     authorization.set_sensitive(true);
     let body = Full::new(Bytes::from(form.finish())).map_err(|never| match never {});
     http::Request::post(uri)
         .header(http::header::HOST, host)
         .header(http::header::AUTHORIZATION, authorization)
-        .header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
+        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(http::header::ACCEPT, "application/json")
         .body(body)
         .map_err(|e| format!("building the token request: {e}"))
@@ -355,9 +327,7 @@ mod tests {
 
     #[test]
     fn token_lifetime_is_honoured() {
-        let token =
-            parse_token(br#"{"access_token":"abc","token_type":"Bearer","expires_in":900}"#)
-                .unwrap();
+        let token = parse_token(br#"{"access_token":"abc","token_type":"Bearer","expires_in":900}"#).unwrap();
         assert_eq!(token.value.expose(), "abc");
         assert!(token.refresh_at > Instant::now() + Duration::from_secs(800));
         assert!(parse_token(b"{}").is_err());

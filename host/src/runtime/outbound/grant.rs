@@ -68,9 +68,7 @@ fn default_port(scheme: &str) -> Option<u16> {
 
 /// A grant or manifest host entry that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid origin `{text}`: {reason} (expected scheme://host[:port], e.g. https://acme.service-now.com)"
-)]
+#[error("invalid origin `{text}`: {reason} (expected scheme://host[:port], e.g. https://acme.service-now.com)")]
 pub struct GrantError {
     text: String,
     reason: String,
@@ -135,24 +133,18 @@ impl Grant {
         if authority.contains('@') {
             return Err(GrantError::new(text, "user info is not allowed"));
         }
-        let (host, port) =
-            split_host_port(authority).ok_or_else(|| GrantError::new(text, "bad host or port"))?;
+        let (host, port) = split_host_port(authority).ok_or_else(|| GrantError::new(text, "bad host or port"))?;
         let port = match port {
             None => PortPattern::Exact(default),
             Some("*") => PortPattern::Any,
-            Some(p) => {
-                PortPattern::Exact(p.parse().map_err(|_| GrantError::new(text, "bad port"))?)
-            }
+            Some(p) => PortPattern::Exact(p.parse().map_err(|_| GrantError::new(text, "bad port"))?),
         };
         let host = host.to_ascii_lowercase();
         let host = if host == "*" {
             HostPattern::Any
         } else if let Some(suffix) = host.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') {
-                return Err(GrantError::new(
-                    text,
-                    "a wildcard must be `*.` followed by a domain",
-                ));
+                return Err(GrantError::new(text, "a wildcard must be `*.` followed by a domain"));
             }
             HostPattern::Suffix(suffix.to_string())
         } else if host.is_empty() || host.contains('*') {

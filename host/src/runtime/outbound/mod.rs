@@ -63,11 +63,7 @@ impl OutboundPolicy {
         credentials: Vec<Credential>,
         limits: &super::Limits,
     ) -> Result<OutboundPolicy, GrantError> {
-        let parse = |list: &[String]| {
-            list.iter()
-                .map(|g| Grant::parse(g))
-                .collect::<Result<Vec<_>, _>>()
-        };
+        let parse = |list: &[String]| list.iter().map(|g| Grant::parse(g)).collect::<Result<Vec<_>, _>>();
         Ok(OutboundPolicy {
             manifest_hosts: parse(manifest_hosts)?,
             grants: parse(grants)?,
@@ -102,10 +98,7 @@ impl OutboundPolicy {
     }
 
     fn credential_for(&self, origin: &Origin) -> Option<Arc<Credential>> {
-        self.credentials
-            .iter()
-            .find(|c| c.origin() == origin)
-            .cloned()
+        self.credentials.iter().find(|c| c.origin() == origin).cloned()
     }
 
     async fn send(
@@ -126,9 +119,7 @@ impl OutboundPolicy {
         if let Some(credential) = &credential {
             match credential.authorization(self.timeout).await {
                 Ok(value) => {
-                    request
-                        .headers_mut()
-                        .insert(http::header::AUTHORIZATION, value);
+                    request.headers_mut().insert(http::header::AUTHORIZATION, value);
                 }
                 Err(e) => {
                     tracing::warn!(plugin, %origin, "credential not applied: {e}");
@@ -155,14 +146,12 @@ impl OutboundPolicy {
             return Err(Error::HttpResponseBodySize(Some(self.response_body_limit)));
         }
         let limit = self.response_body_limit;
-        let response =
-            response.map(|body| CappedBody::response(body.boxed_unsync(), limit).boxed_unsync());
+        let response = response.map(|body| CappedBody::response(body.boxed_unsync(), limit).boxed_unsync());
         Ok((response, Box::new(io)))
     }
 
     fn clamp(&self, options: Option<RequestOptions>) -> RequestOptions {
-        let cap =
-            |asked: Option<Duration>| Some(asked.map_or(self.timeout, |d| d.min(self.timeout)));
+        let cap = |asked: Option<Duration>| Some(asked.map_or(self.timeout, |d| d.min(self.timeout)));
         let options = options.unwrap_or_default();
         RequestOptions {
             connect_timeout: cap(options.connect_timeout),
@@ -189,20 +178,14 @@ async fn resolve(origin: &Origin) -> Result<Vec<IpAddr>, Denial> {
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// When the host cannot authenticate (say the OAuth2 token endpoint refused
 /// the client), the plugin gets a 401 that explains it, so it reports an
 /// auth error the operator can act on; the secret is never in the message.
 fn synthetic_unauthorized(error: &CredentialError) -> (http::Response<WasiBody>, IoFuture) {
-    let body =
-        serde_json::json!({ "error": { "message": format!("xla-host: {error}") } }).to_string();
+    let body = serde_json::json!({ "error": { "message": format!("xla-host: {error}") } }).to_string();
     let body = Full::new(Bytes::from(body))
         .map_err(|never| match never {})
         .boxed_unsync();

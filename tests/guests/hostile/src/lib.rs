@@ -73,10 +73,7 @@ fn snoop() -> Vec<Observation> {
 fn flood_observations(count: u64) -> Vec<Observation> {
     let padding = "x".repeat(1024);
     (0..count)
-        .map(|i| {
-            Observation::new(format!("o{i}"), "flood", Layer::Technical, 1.0, 0)
-                .dim("padding", padding.as_str())
-        })
+        .map(|i| Observation::new(format!("o{i}"), "flood", Layer::Technical, 1.0, 0).dim("padding", padding.as_str()))
         .collect()
 }
 

@@ -35,10 +35,7 @@ impl Guest for NetScorer {
         }
     }
 
-    fn score(
-        _input: ScoreInput,
-        _rows: Option<RowReader>,
-    ) -> Result<Vec<ScoreResult>, PluginError> {
+    fn score(_input: ScoreInput, _rows: Option<RowReader>) -> Result<Vec<ScoreResult>, PluginError> {
         let request = OutgoingRequest::new(Fields::new());
         let _ = request.set_scheme(Some(&Scheme::Http));
         let _ = request.set_authority(Some("203.0.113.7:80"));

@@ -55,8 +55,8 @@ impl Scorer for Probe {
     }
 
     fn score(input: &ScoreInput, rows: Option<&mut RowReader>) -> Result<Vec<Score>, PluginError> {
-        let mode: serde_json::Value = serde_json::from_str(&input.parameters)
-            .map_err(|e| PluginError::Config(format!("parameters: {e}")))?;
+        let mode: serde_json::Value =
+            serde_json::from_str(&input.parameters).map_err(|e| PluginError::Config(format!("parameters: {e}")))?;
         match mode["mode"].as_str() {
             Some("spin") => {
                 let mut counter = 0u64;
