@@ -26,8 +26,8 @@
 //! ```
 
 use crate::plugins::Pins;
-use crate::runtime::Limits;
 use crate::runtime::outbound::{Credential, CredentialKind, Grant, Origin, Secret};
+use crate::runtime::{LimitOverrides, Limits};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -75,11 +75,27 @@ fn default_plugins_dir() -> PathBuf {
 }
 
 /// `[runtime]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Compile cache directory; defaults to the user's cache directory.
     pub cache_dir: Option<PathBuf>,
+    /// Largest memory cap any plugin may be given, in MiB (sizes the pool).
+    #[serde(default = "default_max_memory_mib")]
+    pub max_memory_mib: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            max_memory_mib: default_max_memory_mib(),
+        }
+    }
+}
+
+fn default_max_memory_mib() -> u64 {
+    crate::runtime::RuntimeOptions::default().max_memory_mib
 }
 
 /// One `[[connectors]]` entry: a plugin bound to a tenant, a config, grants
@@ -103,9 +119,9 @@ pub struct ConnectorInstance {
     /// The plugin's config, passed to it as JSON.
     #[serde(default = "empty_table")]
     pub config: toml::Table,
-    /// Limits overriding `[limits]` for this instance.
+    /// Limits overriding some of `[limits]` for this instance.
     #[serde(default)]
-    pub limits: Option<Limits>,
+    pub limits: Option<LimitOverrides>,
 }
 
 fn default_tenant() -> String {
@@ -182,6 +198,14 @@ pub enum ConfigError {
         /// What and where.
         message: String,
     },
+    /// Limits that cannot work.
+    #[error("{scope}: {message}")]
+    Limits {
+        /// Where: `[limits]` or an instance.
+        scope: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A connector instance is wrong.
     #[error("connector instance `{instance}`: {message}")]
     Instance {
@@ -237,8 +261,16 @@ impl HostConfig {
         }
     }
 
-    /// Checks what serde cannot: unique names, parseable grants and origins.
+    /// Checks what serde cannot: sensible limits, unique names, parseable
+    /// grants and origins.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let max_memory_mib = self.runtime.max_memory_mib;
+        self.limits
+            .validate(max_memory_mib)
+            .map_err(|message| ConfigError::Limits {
+                scope: "[limits]".into(),
+                message,
+            })?;
         let mut names = std::collections::HashSet::new();
         for instance in &self.connectors {
             let fail = |message: String| ConfigError::Instance {
@@ -248,6 +280,10 @@ impl HostConfig {
             if !names.insert(instance.name.as_str()) {
                 return Err(fail("the name is used twice".into()));
             }
+            let limits = self.limits.clone().with(instance.limits.as_ref());
+            limits
+                .validate(max_memory_mib)
+                .map_err(|m| fail(format!("limits: {m}")))?;
             for grant in &instance.grants {
                 Grant::parse(grant).map_err(|e| fail(format!("grants: {e}")))?;
             }
@@ -381,6 +417,18 @@ token = { env = "XLA_TEST_UNSET_TOKEN" }
         assert_eq!(feed.config_json(), r#"{"base_url":"http://127.0.0.1:8080/xla"}"#);
         let error = feed.resolve_credentials().unwrap_err().to_string();
         assert!(error.contains("XLA_TEST_UNSET_TOKEN"), "{error}");
+    }
+
+    #[test]
+    fn instance_limits_override_only_what_they_name() {
+        let text = "[limits]\nmemory_mib = 64\n[[connectors]]\nname='a'\nplugin='p'\nlimits = { deadline_ms = 900 }";
+        let config = HostConfig::parse(text).expect("parses");
+        config.validate().expect("valid");
+        let instance = config.connector("a").expect("instance");
+        let limits = config.limits.clone().with(instance.limits.as_ref());
+        assert_eq!((limits.memory_mib, limits.deadline_ms), (64, 900));
+        let too_big = HostConfig::parse("[limits]\nmemory_mib = 999999").expect("parses");
+        assert!(too_big.validate().unwrap_err().to_string().contains("max_memory_mib"));
     }
 
     #[test]

@@ -242,7 +242,10 @@ mod transport {
 
     use crate::connector::bindings::wasi::http::{
         outgoing_handler,
-        types::{ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme},
+        types::{
+            ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method, OutgoingBody,
+            OutgoingRequest, Scheme,
+        },
     };
     use crate::connector::bindings::wasi::io::streams::StreamError;
 
@@ -256,16 +259,18 @@ mod transport {
             .body()
             .map_err(|()| PluginError::Permanent(format!("{what}: request body already taken")))?;
         let future = outgoing_handler::handle(outgoing, None).map_err(|e| map_error(&what, e))?;
-        write_body(&body, &request.body).map_err(|m| PluginError::Transient(format!("{what}: {m}")))?;
+        if let Err(message) = write_body(&body, &request.body) {
+            // The host may have refused the request (say, a body over its
+            // limit): its answer says why better than the closed stream does.
+            drop(body);
+            return Err(match wait(&future) {
+                Ok(Err(code)) => map_error(&what, code),
+                _ => PluginError::Transient(format!("{what}: {message}")),
+            });
+        }
         OutgoingBody::finish(body, None).map_err(|e| map_error(&what, e))?;
 
-        let incoming = loop {
-            match future.get() {
-                Some(result) => break result,
-                None => future.subscribe().block(),
-            }
-        };
-        let incoming = incoming
+        let incoming = wait(&future)
             .map_err(|()| PluginError::Transient(format!("{what}: response already taken")))?
             .map_err(|e| map_error(&what, e))?;
         let status = incoming.status();
@@ -279,9 +284,31 @@ mod transport {
         Ok(Response { status, headers, body })
     }
 
+    fn wait(future: &FutureIncomingResponse) -> Result<Result<IncomingResponse, ErrorCode>, ()> {
+        loop {
+            match future.get() {
+                Some(result) => return result,
+                None => future.subscribe().block(),
+            }
+        }
+    }
+
     fn build(request: &Request) -> Result<OutgoingRequest, PluginError> {
         let what = request.describe();
         let headers = Fields::new();
+        // A declared length lets the host refuse an oversized body before
+        // anything is sent, with a message that says so.
+        if !request.body.is_empty()
+            && !request
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        {
+            let length = request.body.len().to_string().into_bytes();
+            headers
+                .append("content-length", &length)
+                .map_err(|e| PluginError::Config(format!("{what}: content-length refused: {e:?}")))?;
+        }
         for (name, value) in &request.headers {
             headers
                 .append(name, &value.as_bytes().to_vec())
@@ -355,6 +382,11 @@ mod transport {
                     return Err(
                         match crate::connector::bindings::wasi::http::types::http_error_code(&e) {
                             Some(code) => map_error(what, code),
+                            // The host's body cap arrives as a plain stream
+                            // error; retrying would only hit it again.
+                            None if detail.contains("exceeds limit") => {
+                                PluginError::Permanent(format!("{what}: the response body {detail}"))
+                            }
                             None => PluginError::Transient(format!("{what}: reading the body failed: {detail}")),
                         },
                     );

@@ -132,3 +132,78 @@ async fn plugin_run_without_a_grant_is_refused() {
     );
     assert_eq!(feed.requests(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_run_takes_an_instance_from_the_host_config_with_a_secret_file() {
+    let feed = Arc::new(Feed::seeded(5, 120, "file-token"));
+    let addr = feed::serve(feed.clone()).await.expect("feed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("feed-token");
+    std::fs::write(&token_file, "file-token\n").expect("write secret");
+    let host_config = dir.path().join("host.toml");
+    let text = format!(
+        r#"
+[limits]
+deadline_ms = 10000
+
+[[connectors]]
+name = "demo-feed"
+plugin = "json-feed"
+tenant = "demo"
+grants = ["http://{addr}"]
+config = {{ base_url = "http://{addr}/xla", page_size = 50 }}
+
+[[connectors.credentials]]
+origin = "http://{addr}"
+kind = "bearer"
+token = {{ file = "{}" }}
+"#,
+        token_file.display()
+    );
+    std::fs::write(&host_config, text).expect("write config");
+    let config_arg = host_config.display().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        let args = [
+            "--host-config",
+            &config_arg,
+            "plugin",
+            "run",
+            guests::JSON_FEED,
+            "--instance",
+            "demo-feed",
+        ];
+        xla_host(&args, &[])
+    })
+    .await
+    .expect("joined");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 120);
+    assert!(
+        stderr(&output).contains("120 observations in 3 batches"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_host_config_with_a_mistake_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host_config = dir.path().join("host.toml");
+    std::fs::write(&host_config, "[limits]\ndeadline = 5\n").expect("write config");
+    let output = xla_host(
+        &[
+            "--host-config",
+            host_config.to_str().expect("utf-8"),
+            "plugin",
+            "check",
+            guests::MEAN,
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("host.toml") && message.contains("deadline"),
+        "{message}"
+    );
+}

@@ -5,7 +5,7 @@ use crate::support::{BEARER, OAUTH_ACCESS_TOKEN, attack, guests, server, tight_l
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use xla_host::runtime::outbound::{Credential, CredentialKind, Origin, OutboundPolicy, Secret};
+use xla_host::runtime::outbound::{Credential, CredentialKind, Denial, Origin, OutboundPolicy, Secret};
 use xla_host::runtime::{Limits, PluginError, RuntimeError};
 
 fn fetch(url: &str) -> serde_json::Value {
@@ -47,24 +47,37 @@ async fn an_ungranted_host_is_refused_and_never_reached() {
 }
 
 #[tokio::test]
-async fn loopback_is_refused_unless_granted_by_name() {
+async fn loopback_is_refused_unless_granted_by_address() {
     let (a, _) = server().await;
+    let limits = tight_limits();
+    let origin = Origin::parse(&a.origin()).expect("origin");
     // A wildcard grant covers any public origin, never loopback.
-    for grant in ["*", "http://*.localhost:*"] {
-        let error = attack(fetch(&a.url("/ok")), tight_limits(), &[grant.to_string()], Vec::new())
+    let wildcard = OutboundPolicy::new(&["*".into()], &["*".into()], Vec::new(), &limits).expect("policy");
+    assert!(matches!(wildcard.admit(&origin).await, Err(Denial::NonPublic { .. })));
+    let by_name = Origin::parse(&format!("http://localhost:{}", a.addr.port())).expect("origin");
+    let suffix =
+        OutboundPolicy::new(&["*".into()], &["http://*.localhost:*".into()], Vec::new(), &limits).expect("policy");
+    let sub = Origin::parse(&format!("http://api.localhost:{}", a.addr.port())).expect("origin");
+    assert!(
+        suffix.admit(&sub).await.is_err(),
+        "a host wildcard never opens loopback"
+    );
+    let any_port =
+        OutboundPolicy::new(&["*".into()], &["http://localhost:*".into()], Vec::new(), &limits).expect("policy");
+    assert!(
+        any_port.admit(&by_name).await.is_ok(),
+        "naming localhost (any port) is explicit"
+    );
+    let exact = OutboundPolicy::new(&["*".into()], &[a.origin()], Vec::new(), &limits).expect("policy");
+    assert_eq!(exact.admit(&origin).await.expect("named exactly"), vec![a.addr]);
+
+    // And end to end: the plugin is refused and the server never hears of it.
+    for target in [a.url("/ok"), format!("http://localhost:{}/ok", a.addr.port())] {
+        let error = attack(fetch(&target), tight_limits(), &["*".to_string()], Vec::new())
             .await
             .unwrap_err();
-        assert!(refused(&error), "grant {grant}: {error}");
+        assert!(refused(&error), "{target}: {error}");
     }
-    let error = attack(
-        fetch(&format!("http://localhost:{}/ok", a.addr.port())),
-        tight_limits(),
-        &["*".to_string()],
-        Vec::new(),
-    )
-    .await
-    .unwrap_err();
-    assert!(refused(&error), "localhost resolves to loopback: {error}");
     assert_eq!(a.seen.hits(), 0);
 }
 
@@ -205,6 +218,23 @@ async fn response_bodies_are_capped() {
         "{message}"
     );
 
+    // Streamed without a Content-Length, the body is cut while it arrives.
+    let error = attack(
+        fetch(&a.url("/huge-chunked")),
+        Limits {
+            http_response_body_kib: 1024,
+            ..tight_limits()
+        },
+        &[a.origin()],
+        Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error.plugin_error(), Some(PluginError::Permanent(m)) if m.contains("1048576")),
+        "{error}"
+    );
+
     let roomy = Limits {
         http_response_body_kib: 8 * 1024,
         memory_mib: 128,
@@ -214,4 +244,80 @@ async fn response_bodies_are_capped() {
         .await
         .expect("fits under 8 MiB");
     assert_eq!(batch.observations[0].value, 200.0);
+}
+
+#[tokio::test]
+async fn request_bodies_are_capped_before_anything_is_sent() {
+    let (a, _) = server().await;
+    let limits = Limits {
+        http_request_body_kib: 64,
+        ..tight_limits()
+    };
+    let upload = |kib: usize| json!({"attack": "upload", "url": a.url("/upload"), "kib": kib});
+    let batch = attack(upload(32), limits.clone(), &[a.origin()], Vec::new())
+        .await
+        .expect("under the cap");
+    assert_eq!(batch.observations[0].value, 200.0);
+    let error = attack(upload(512), limits, &[a.origin()], Vec::new())
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("request body exceeded the host's limit of 65536 bytes"),
+        "{error}"
+    );
+    assert_eq!(a.seen.hits(), 1, "only the small upload reached the server");
+}
+
+#[tokio::test]
+async fn an_origin_outside_the_manifest_is_refused_even_when_granted() {
+    let (a, _) = server().await;
+    let limits = tight_limits();
+    let manifest_hosts = ["https://*.service-now.com".to_string()];
+    let policy = OutboundPolicy::new(&manifest_hosts, &[a.origin()], Vec::new(), &limits).expect("policy");
+    let denial = policy
+        .admit(&Origin::parse(&a.origin()).expect("origin"))
+        .await
+        .unwrap_err();
+    assert!(
+        denial
+            .to_string()
+            .contains("not among the hosts the plugin's manifest declares"),
+        "{denial}"
+    );
+    let mut session = crate::support::connector(guests::HOSTILE).session(limits, Some(Arc::new(policy)));
+    let error = session.pull(&fetch(&a.url("/ok")).to_string(), None).await.unwrap_err();
+    assert!(refused(&error), "{error}");
+    assert_eq!(a.seen.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_slow_upstream_hits_the_http_timeout() {
+    let (a, _) = server().await;
+    let limits = Limits {
+        http_timeout_ms: 300,
+        ..tight_limits()
+    };
+    let error = attack(fetch(&a.url("/slow")), limits, &[a.origin()], Vec::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.plugin_error(), Some(PluginError::Transient(m)) if m.contains("timed out")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn waiting_on_the_host_counts_against_the_call_deadline() {
+    let (a, _) = server().await;
+    let limits = Limits {
+        deadline_ms: 400,
+        http_timeout_ms: 60_000,
+        ..tight_limits()
+    };
+    let error = attack(fetch(&a.url("/slow")), limits, &[a.origin()], Vec::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RuntimeError::Deadline { .. }), "{error}");
 }

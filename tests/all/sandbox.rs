@@ -1,50 +1,51 @@
 //! The hostile connector against the sandbox's limits. Each test fails if
 //! the limit it exercises is removed: the attack would then succeed.
 
-use crate::support::{attack, connector, guests, tight_limits};
+use crate::support::{attack, attack_within, connector, guests, tight_limits, within};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use xla_host::runtime::outbound::OutboundPolicy;
 use xla_host::runtime::{Limits, RuntimeError};
 
-#[tokio::test]
-async fn an_endless_loop_hits_the_deadline_and_the_next_call_runs_on_a_fresh_instance() {
-    let pre = connector(guests::HOSTILE);
+#[test]
+fn an_endless_loop_hits_the_deadline_and_the_next_call_runs_on_a_fresh_instance() {
     let limits = Limits {
         deadline_ms: 300,
         ..tight_limits()
     };
-    let policy = OutboundPolicy::new(&[], &[], Vec::new(), &limits).expect("empty policy");
-    let mut session = pre.session(limits, Some(Arc::new(policy)));
-    let error = session
-        .pull(&json!({"attack": "spin"}).to_string(), None)
-        .await
-        .unwrap_err();
+    let (error, calm) = within(Duration::from_secs(30), move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let policy = OutboundPolicy::new(&[], &[], Vec::new(), &limits).expect("empty policy");
+            let mut session = connector(guests::HOSTILE).session(limits, Some(Arc::new(policy)));
+            let error = session.pull(&json!({"attack": "spin"}).to_string(), None).await;
+            let calm = session.pull(&json!({"attack": "none"}).to_string(), None).await;
+            (error, calm)
+        })
+    });
+    let error = error.unwrap_err();
     assert!(matches!(error, RuntimeError::Deadline { .. }), "{error}");
     let message = error.to_string();
     assert!(
         message.contains("plugin `hostile` 0.1.0") && message.contains("300 ms"),
         "{message}"
     );
-
-    let calm = session
-        .pull(&json!({"attack": "none"}).to_string(), None)
-        .await
-        .expect("a fresh instance answers");
-    assert_eq!(calm.observations.len(), 1);
+    assert_eq!(calm.expect("a fresh instance answers").observations.len(), 1);
 }
 
-#[tokio::test]
-async fn fuel_stops_a_loop_before_the_deadline() {
+#[test]
+fn fuel_stops_a_loop_before_the_deadline() {
     let limits = Limits {
-        deadline_ms: 60_000,
+        deadline_ms: 600_000,
         fuel: Some(50_000_000),
         ..tight_limits()
     };
-    let error = attack(json!({"attack": "spin"}), limits, &[], Vec::new())
-        .await
-        .unwrap_err();
+    let error = attack_within(Duration::from_secs(30), json!({"attack": "spin"}), limits).unwrap_err();
     assert!(matches!(error, RuntimeError::Fuel { limit: 50_000_000, .. }), "{error}");
 }
 

@@ -25,10 +25,10 @@ fn value(scores: &[Score], name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no score {name} in {scores:?}"))
 }
 
-#[test]
-fn a_scorer_sees_a_fixed_clock_no_environment_and_no_files() {
+#[tokio::test]
+async fn a_scorer_sees_a_fixed_clock_no_environment_and_no_files() {
     let mut session = scorer(guests::PROBE_SCORER).session(tight_limits());
-    let scores = session.score(&input("{}"), None).expect("probe scores");
+    let scores = session.score(&input("{}"), None).await.expect("probe scores");
     assert_eq!(
         value(&scores, "wall_clock_ms"),
         0.0,
@@ -43,20 +43,34 @@ fn a_scorer_sees_a_fixed_clock_no_environment_and_no_files() {
     assert_eq!(value(&scores, "fs_successes"), 0.0);
 }
 
-#[test]
-fn scores_are_deterministic_across_calls_and_sessions() {
+#[tokio::test]
+async fn scores_are_deterministic_across_calls_and_sessions() {
     let first = scorer(guests::PROBE_SCORER)
         .session(tight_limits())
         .score(&input("{}"), None)
+        .await
         .expect("scores");
     let mut session = scorer(guests::PROBE_SCORER).session(tight_limits());
     for _ in 0..3 {
-        assert_eq!(
-            session.score(&input("{}"), None).expect("scores"),
-            first,
-            "randomness is seeded, clocks fixed"
-        );
+        let again = session.score(&input("{}"), None).await.expect("scores");
+        assert_eq!(again, first, "randomness is seeded, clocks fixed");
     }
+}
+
+/// Scores with `parameters` on a thread of its own, failing the test if no
+/// answer comes: a test of the deadline must fail, not hang, without it.
+fn score_within_30s(parameters: &'static str, limits: Limits) -> Result<Vec<Score>, RuntimeError> {
+    crate::support::within(std::time::Duration::from_secs(30), move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(
+            scorer(guests::PROBE_SCORER)
+                .session(limits)
+                .score(&input(parameters), None),
+        )
+    })
 }
 
 #[test]
@@ -65,15 +79,23 @@ fn a_spinning_scorer_hits_its_deadline() {
         deadline_ms: 200,
         ..tight_limits()
     };
-    let error = scorer(guests::PROBE_SCORER)
-        .session(limits)
-        .score(&input(r#"{"mode":"spin"}"#), None)
-        .unwrap_err();
+    let error = score_within_30s(r#"{"mode":"spin"}"#, limits).unwrap_err();
     assert!(matches!(error, RuntimeError::Deadline { .. }), "{error}");
 }
 
 #[test]
-fn rows_stream_through_the_reader_in_batches() {
+fn a_sleeping_scorer_hits_its_deadline() {
+    // Asleep in a host call the epoch cannot interrupt: the timer must.
+    let limits = Limits {
+        deadline_ms: 300,
+        ..tight_limits()
+    };
+    let error = score_within_30s(r#"{"mode":"sleep"}"#, limits).unwrap_err();
+    assert!(matches!(error, RuntimeError::Deadline { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn rows_stream_through_the_reader_in_batches() {
     let rows = (0..10_000u32).map(|i| SubjectRow {
         key: format!("INC{i:07}"),
         dimensions: vec![("service".into(), "Email".into())],
@@ -83,13 +105,14 @@ fn rows_stream_through_the_reader_in_batches() {
     let scores = scorer(guests::PROBE_SCORER)
         .session(tight_limits())
         .score(&input(r#"{"mode":"rows"}"#), Some(Box::new(rows)))
+        .await
         .expect("scores");
     assert_eq!(scores[0].sample_size, 10_000);
     assert_eq!(scores[0].value, expected);
 }
 
-#[test]
-fn the_mean_scorer_scores_per_group() {
+#[tokio::test]
+async fn the_mean_scorer_scores_per_group() {
     let aggregate = |group: &str, count: u64, sum: f64| Aggregate {
         metric: "happiness_rating".into(),
         layer: Layer::Experience,
@@ -105,6 +128,7 @@ fn the_mean_scorer_scores_per_group() {
     let scores = scorer(guests::MEAN)
         .session(tight_limits())
         .score(&score_input, None)
+        .await
         .expect("scores");
     assert_eq!(scores.len(), 1, "VPN is below min_sample: {scores:?}");
     assert_eq!(scores[0].group.as_deref(), Some("Email"));

@@ -82,6 +82,32 @@ pub async fn attack(
     session.pull(&attack.to_string(), None).await
 }
 
+/// Runs `f` on its own thread and fails the test if it does not return in
+/// time: a test of a limit must fail, not hang, when the limit is gone.
+pub fn within<T: Send + 'static>(limit: std::time::Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("no answer within {limit:?}: the limit under test is not enforced"))
+}
+
+/// [`attack`] on its own thread and runtime, failing after `limit`.
+pub fn attack_within(
+    limit: std::time::Duration,
+    attack_config: serde_json::Value,
+    limits: Limits,
+) -> Result<Batch, RuntimeError> {
+    within(limit, move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(attack(attack_config, limits, &[], Vec::new()))
+    })
+}
+
 /// What reached a loopback server.
 #[derive(Default)]
 pub struct Seen {
@@ -107,7 +133,8 @@ impl Seen {
 }
 
 /// A loopback server: `/ok`, `/secret` (needs `Bearer <token>`), `/redirect?to=URL`,
-/// `/huge` (4 MiB), `/oauth2/token` (client `xla`/`s3cret`), and `/api` (needs
+/// `/huge` (4 MiB), `/huge-chunked` (4 MiB, streamed), `/slow` (answers after 20 s),
+/// `/upload` (POST, any body), `/oauth2/token` (client `xla`/`s3cret`), and `/api` (needs
 /// the OAuth2 token). Every request is recorded.
 pub struct Server {
     pub addr: SocketAddr,
@@ -171,9 +198,27 @@ async fn redirect(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
     (StatusCode::FOUND, [("location", to)]).into_response()
 }
 
+async fn upload(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    record(&state, &uri, &headers);
+    (StatusCode::OK, format!("{{\"received\":{}}}", body.len())).into_response()
+}
+
 async fn huge(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     record(&state, &uri, &headers);
     vec![b'z'; 4 << 20].into_response()
+}
+
+async fn huge_chunked(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    record(&state, &uri, &headers);
+    // No Content-Length: the cap must hold while the body streams.
+    let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'c'; 64 << 10])));
+    axum::body::Body::from_stream(futures_util::stream::iter(chunks)).into_response()
+}
+
+async fn slow(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    record(&state, &uri, &headers);
+    tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+    (StatusCode::OK, "late").into_response()
 }
 
 async fn token(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
@@ -209,6 +254,9 @@ pub async fn server() -> (Server, Arc<AtomicUsize>) {
         .route("/secret", get(secret))
         .route("/redirect", get(redirect))
         .route("/huge", get(huge))
+        .route("/upload", post(upload))
+        .route("/huge-chunked", get(huge_chunked))
+        .route("/slow", get(slow))
         .route("/oauth2/token", post(token))
         .route("/api", get(api))
         .with_state(state);

@@ -85,7 +85,7 @@ pub fn build_workspace(repo_root: &Path, workspace: &Path, install_to: &Path) ->
     let mut built = Vec::new();
     for guest in guest_crates(workspace)? {
         let package = package_name(&guest)?;
-        cargo_build(workspace, &target_dir, &package)?;
+        cargo_build(repo_root, workspace, &target_dir, &package)?;
         let wasm = target_dir
             .join(WASM_TARGET)
             .join("release")
@@ -107,7 +107,7 @@ fn package_name(guest: &Path) -> Result<String> {
         .with_context(|| format!("{}/Cargo.toml has no package name", guest.display()))
 }
 
-fn cargo_build(workspace: &Path, target_dir: &Path, package: &str) -> Result<()> {
+fn cargo_build(repo_root: &Path, workspace: &Path, target_dir: &Path, package: &str) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -137,6 +137,7 @@ fn cargo_build(workspace: &Path, target_dir: &Path, package: &str) -> Result<()>
             command.env_remove(&key);
         }
     }
+    command.env("RUSTFLAGS", reproducible_rustflags(repo_root));
     let status = command
         .status()
         .with_context(|| format!("running cargo build for guest `{package}`"))?;
@@ -144,6 +145,20 @@ fn cargo_build(workspace: &Path, target_dir: &Path, package: &str) -> Result<()>
         bail!("building guest `{package}` for {WASM_TARGET} failed (see cargo's output above)");
     }
     Ok(())
+}
+
+/// Maps build paths to fixed names, so the same source gives the same
+/// component (and the same sha256 to pin) wherever it is built.
+fn reproducible_rustflags(repo_root: &Path) -> String {
+    let root = repo_root.canonicalize().unwrap_or_else(|_| repo_root.to_path_buf());
+    let mut flags = vec![format!("--remap-path-prefix={}=/xla-host", root.display())];
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    if let Some(cargo_home) = cargo_home {
+        flags.push(format!("--remap-path-prefix={}=/cargo", cargo_home.display()));
+    }
+    flags.join(" ")
 }
 
 fn install(install_to: &Path, guest: &Path, wasm: &Path) -> Result<BuiltGuest> {

@@ -26,6 +26,9 @@ pub(crate) struct DemoArgs {
     responses: usize,
 }
 
+/// Pulls the demo makes at most, whatever the connector says.
+const MAX_DEMO_PULLS: usize = 1_000;
+
 /// The token the loopback feed requires; only the host ever holds it.
 const FEED_TOKEN: &str = "demo-token-held-by-the-host";
 
@@ -79,8 +82,7 @@ async fn print_plugin(plugin: &LoadedPlugin, config: &HostConfig) -> Result<()> 
             );
         }
         PluginPre::Scorer(pre) => {
-            let mut session = pre.session(config.limits.clone());
-            let info = tokio::task::spawn_blocking(move || session.describe()).await??;
+            let info = pre.session(config.limits.clone()).describe().await?;
             println!("             {}", info.description);
             println!(
                 "             reads: {} · per-ticket rows: {}",
@@ -131,7 +133,7 @@ async fn pull_feed(connector: &LoadedPlugin, config: &HostConfig, args: &DemoArg
     let mut session = pre.session(config.limits.clone(), Some(Arc::new(policy)));
     let started = Instant::now();
     let (mut observations, mut cursor, mut batches) = (Vec::new(), None::<String>, 0);
-    loop {
+    while batches < MAX_DEMO_PULLS {
         let batch = session.pull(&plugin_config, cursor.as_deref()).await?;
         batches += 1;
         observations.extend(batch.observations);
@@ -161,12 +163,12 @@ async fn score(scorer: &LoadedPlugin, config: &HostConfig, observations: &[Obser
         parameters: "{}".into(),
         aggregates: aggregate_by(observations, "service"),
     };
-    let mut session = pre.session(config.limits.clone());
-    let scores = tokio::task::spawn_blocking(move || session.score(&input, None)).await??;
+    let scores = pre.session(config.limits.clone()).score(&input, None).await?;
     println!("Mean happiness rating (0-10) per service, scored by the `mean` plugin:");
     for score in scores {
         let group = score.group.as_deref().unwrap_or("all");
-        let bar = "█".repeat((score.value * 3.0).round() as usize);
+        // The value comes from a plugin: clamp it before it sizes anything.
+        let bar = "█".repeat((score.value.clamp(0.0, 10.0) * 3.0).round() as usize);
         println!("  {group:<16} {:>5.2}  {bar}  (n={})", score.value, score.sample_size);
     }
     Ok(())

@@ -20,6 +20,7 @@ pub(crate) fn host_config(path: Option<&Path>) -> Result<HostConfig> {
 pub(crate) fn runtime(config: &HostConfig) -> Result<Runtime> {
     let options = RuntimeOptions {
         cache_dir: config.cache_dir(),
+        max_memory_mib: config.runtime.max_memory_mib,
         ..RuntimeOptions::default()
     };
     Runtime::new(options).context("starting the Wasm runtime")
@@ -40,17 +41,19 @@ pub(crate) struct LimitArgs {
 }
 
 impl LimitArgs {
-    pub fn apply(&self, mut limits: Limits) -> Limits {
-        if let Some(ms) = self.deadline_ms {
-            limits.deadline_ms = ms;
-        }
-        if let Some(mib) = self.memory_mib {
-            limits.memory_mib = mib;
-        }
-        if self.fuel.is_some() {
-            limits.fuel = self.fuel;
-        }
+    /// `limits` with the command line's overrides, checked against the pool.
+    pub fn apply(&self, limits: Limits, config: &HostConfig) -> Result<Limits> {
+        let overrides = crate::runtime::LimitOverrides {
+            deadline_ms: self.deadline_ms,
+            memory_mib: self.memory_mib,
+            fuel: self.fuel,
+            ..Default::default()
+        };
+        let limits = limits.with(Some(&overrides));
         limits
+            .validate(config.runtime.max_memory_mib)
+            .map_err(|m| anyhow::anyhow!("limits: {m}"))?;
+        Ok(limits)
     }
 }
 

@@ -108,10 +108,7 @@ async fn check(config: &HostConfig, args: CheckArgs) -> Result<ExitCode> {
 async fn describe(plugin: &LoadedPlugin, config: &HostConfig) -> Result<Described> {
     Ok(match &plugin.pre {
         PluginPre::Connector(pre) => Described::Connector(pre.session(config.limits.clone(), None).describe().await?),
-        PluginPre::Scorer(pre) => {
-            let mut session = pre.session(config.limits.clone());
-            Described::Scorer(tokio::task::spawn_blocking(move || session.describe()).await??)
-        }
+        PluginPre::Scorer(pre) => Described::Scorer(pre.session(config.limits.clone()).describe().await?),
     })
 }
 
@@ -182,7 +179,7 @@ async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
             let instance = config
                 .connector(name)
                 .with_context(|| format!("no connector instance `{name}` in the host config"))?;
-            let limits = instance.limits.clone().unwrap_or_else(|| config.limits.clone());
+            let limits = config.limits.clone().with(instance.limits.as_ref());
             (
                 instance.config_json(),
                 instance.grants.clone(),
@@ -199,7 +196,7 @@ async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
     for credential in &args.credentials {
         credentials.push(options::parse_credential(credential)?);
     }
-    let limits = args.limits.apply(limits);
+    let limits = args.limits.apply(limits, config)?;
     let policy = OutboundPolicy::new(&plugin.manifest.hosts, &grants, credentials, &limits)?;
     let mut session = pre.session(limits, Some(Arc::new(policy)));
 

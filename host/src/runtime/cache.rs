@@ -4,8 +4,10 @@
 //! where the engine key hashes wasmtime's version and every engine setting
 //! that affects compiled code. A restart with the same file and engine loads
 //! the compiled code instead of compiling again; any change to either misses.
-//! Beside each entry a `.sha256` file guards against a truncated or altered
-//! entry, since loading compiled code trusts its bytes.
+//! Beside each entry a `.sha256` file catches a truncated or damaged entry.
+//! It is no defence against someone who can write the directory (they could
+//! write a matching checksum too): compiled code is trusted, so the host
+//! creates the cache directory readable and writable by its own user only.
 
 use super::error::{PluginId, RuntimeError};
 use sha2::{Digest, Sha256};
@@ -87,8 +89,9 @@ impl CompileCache {
             return None;
         }
         // SAFETY: the bytes were written by `store` below from wasmtime's own
-        // serialisation and match the checksum written with them; wasmtime
-        // checks the engine version and settings again on deserialisation.
+        // serialisation into a directory only this user can write, and match
+        // the checksum written with them; wasmtime checks the engine version
+        // and settings again on deserialisation.
         #[allow(unsafe_code)]
         let loaded = unsafe { Component::deserialize(engine, &compiled) };
         match loaded {
@@ -105,7 +108,7 @@ impl CompileCache {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        create_private_dir(dir).map_err(io)?;
         let compiled = component.serialize().map_err(|e| RuntimeError::Cache {
             path: entry.to_path_buf(),
             source: std::io::Error::other(format!("{e:#}")),
@@ -121,6 +124,20 @@ impl CompileCache {
         write_atomically(dir, entry, &compiled).map_err(io)?;
         Ok(())
     }
+}
+
+/// Creates the cache directory with mode 0700: compiled code is trusted when
+/// loaded, so nobody else may write there.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o022 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 fn checksum_path(entry: &Path) -> PathBuf {

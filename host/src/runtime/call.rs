@@ -5,7 +5,7 @@
 use super::engine::EPOCH_TICK;
 use super::error::{PluginId, RuntimeError};
 use super::limits::{Limits, MemoryCapExceeded};
-use super::state::PluginState;
+use super::state::{Kind, PluginState};
 use std::future::Future;
 use tracing::Instrument;
 use wasmtime::component::Component;
@@ -37,8 +37,10 @@ pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) {
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
     store.epoch_deadline_trap();
     // Fuel is always consumed (an engine setting); unlimited means "more than
-    // any call can burn".
-    let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+    // any call can burn". Setting it fails only on an engine without fuel.
+    if let Err(e) = store.set_fuel(limits.fuel.unwrap_or(u64::MAX)) {
+        tracing::error!("cannot set fuel: {e}");
+    }
 }
 
 /// Runs an async call under the deadline. The epoch interrupts a guest that
@@ -61,25 +63,31 @@ where
     }
 }
 
-/// Runs a synchronous call under the deadline (epoch interruption).
-pub(crate) fn bounded_sync<R>(
-    limits: &Limits,
-    store: &mut Store<PluginState>,
-    span: tracing::Span,
-    call: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
-) -> Outcome<R> {
-    arm(limits, store);
-    let _entered = span.enter();
-    match call(store) {
-        Ok(value) => Outcome::Done(value),
-        Err(error) => Outcome::Failed(error),
+/// The value of a call that returned, or the error naming what stopped it.
+pub(crate) fn finish<R>(limits: &Limits, store: &Store<PluginState>, outcome: Outcome<R>) -> Result<R, RuntimeError> {
+    store.data().report_dropped_logs();
+    match outcome {
+        Outcome::Done(value) => Ok(value),
+        Outcome::Failed(error) => Err(classify(limits, store, error)),
+        Outcome::TimedOut => Err(RuntimeError::Deadline {
+            plugin: store.data().plugin.clone(),
+            limit: limits.deadline(),
+        }),
     }
+}
+
+/// The tracing span of one plugin call.
+pub(crate) fn span(plugin: &PluginId, call: &'static str) -> tracing::Span {
+    tracing::info_span!("plugin", name = %plugin.name, version = %plugin.version, call)
 }
 
 /// Names the limit a failed call hit, or describes the trap with the
 /// guest's last stderr output (where a Rust panic message lands).
 pub(crate) fn classify(limits: &Limits, store: &Store<PluginState>, error: wasmtime::Error) -> RuntimeError {
     let plugin = store.data().plugin.clone();
+    if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return RuntimeError::Busy { plugin };
+    }
     if let Some(cap) = error.downcast_ref::<MemoryCapExceeded>() {
         return RuntimeError::Memory {
             plugin,
@@ -112,9 +120,10 @@ pub(crate) fn check_export(
     engine: &Engine,
     plugin: &PluginId,
     component: &Component,
-    interface: &str,
-    kind: &'static str,
+    kind: Kind,
 ) -> Result<(), RuntimeError> {
+    let interface = kind.export();
+    let kind = kind.name();
     let component_type = component.component_type();
     let names: Vec<String> = component_type
         .exports(engine)
@@ -149,14 +158,22 @@ pub fn is_supported_contract(version: &str) -> bool {
 }
 
 /// A linking failure, usually an import the sandbox does not provide.
-pub(crate) fn link_error(plugin: &PluginId, kind: &'static str, error: wasmtime::Error) -> RuntimeError {
-    let allowed = if kind == "connector" {
-        "the xla:plugin contract, WASI and wasi:http"
-    } else {
-        "the xla:plugin contract and WASI (no network)"
+pub(crate) fn link_error(plugin: &PluginId, kind: Kind, error: wasmtime::Error) -> RuntimeError {
+    let allowed = match kind {
+        Kind::Connector => "the xla:plugin contract, WASI and wasi:http",
+        Kind::Scorer => "the xla:plugin contract and WASI (no network)",
     };
     RuntimeError::Link {
         plugin: plugin.clone(),
-        reason: format!("{error:#}; a {kind} may import only {allowed}"),
+        reason: format!("{error:#}; a {} may import only {allowed}", kind.name()),
+    }
+}
+
+/// A linked `InstancePre` that is not the world's shape.
+pub(crate) fn wrong_world(plugin: &PluginId, kind: Kind, error: wasmtime::Error) -> RuntimeError {
+    RuntimeError::WrongWorld {
+        plugin: plugin.clone(),
+        expected: kind.name(),
+        reason: format!("{error:#}"),
     }
 }

@@ -30,9 +30,6 @@ pub(crate) mod bindings {
 
 use bindings::xla::plugin::log as wit_log;
 
-/// The interface a connector must export, without its version.
-const EXPORT: &str = "xla:plugin/connector";
-
 /// The linker of connectors: WASI (deny by default), `wasi:http` through
 /// the outbound hooks, and `log`.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
@@ -72,16 +69,12 @@ impl ConnectorPre {
     /// plugin, targets another contract version, or imports what the
     /// connector sandbox does not give.
     pub fn new(runtime: &Runtime, plugin: PluginId, component: &Component) -> Result<ConnectorPre, RuntimeError> {
-        call::check_export(runtime.engine(), &plugin, component, EXPORT, "connector")?;
+        call::check_export(runtime.engine(), &plugin, component, Kind::Connector)?;
         let pre = runtime
             .connector_linker()
             .instantiate_pre(component)
-            .map_err(|e| call::link_error(&plugin, "connector", e))?;
-        let pre = bindings::ConnectorPluginPre::new(pre).map_err(|e| RuntimeError::WrongWorld {
-            plugin: plugin.clone(),
-            expected: "connector",
-            reason: format!("{e:#}"),
-        })?;
+            .map_err(|e| call::link_error(&plugin, Kind::Connector, e))?;
+        let pre = bindings::ConnectorPluginPre::new(pre).map_err(|e| call::wrong_world(&plugin, Kind::Connector, e))?;
         Ok(ConnectorPre {
             plugin,
             pre,
@@ -214,18 +207,12 @@ impl ConnectorSession {
     /// Keeps the instance after a clean call; throws it away after a trap or
     /// a deadline, so no state from a failed call survives.
     fn settle<R>(&mut self, live: Live, outcome: call::Outcome<R>) -> Result<R, RuntimeError> {
-        live.store.data().report_dropped_logs();
-        match outcome {
-            call::Outcome::Done(value) => {
-                self.live = Some(live);
-                Ok(value)
-            }
-            call::Outcome::Failed(error) => Err(call::classify(&self.limits, &live.store, error)),
-            call::Outcome::TimedOut => Err(RuntimeError::Deadline {
-                plugin: self.pre.plugin.clone(),
-                limit: self.limits.deadline(),
-            }),
+        let keep = matches!(outcome, call::Outcome::Done(_));
+        let result = call::finish(&self.limits, &live.store, outcome);
+        if keep {
+            self.live = Some(live);
         }
+        result
     }
 
     fn plugin_error(&self, error: bindings::xla::plugin::types::PluginError) -> RuntimeError {
@@ -236,7 +223,6 @@ impl ConnectorSession {
     }
 
     fn span(&self, call: &'static str) -> tracing::Span {
-        let plugin = &self.pre.plugin;
-        tracing::info_span!("plugin", name = %plugin.name, version = %plugin.version, call)
+        call::span(&self.pre.plugin, call)
     }
 }

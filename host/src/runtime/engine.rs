@@ -136,7 +136,8 @@ fn engine_config(options: &RuntimeOptions) -> Config {
     pool.total_memories(instances * 4);
     pool.total_tables(instances * 8);
     pool.total_stacks(instances);
-    pool.max_memory_size((options.max_memory_mib * 1024 * 1024) as usize);
+    let max_memory = options.max_memory_mib.saturating_mul(1024 * 1024);
+    pool.max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX));
     // Reset the low pages of a reused slot with memset (only the resident
     // ones, where the kernel can tell us) instead of madvise: a fresh instance
     // per call then takes no page faults on the pages every call touches.

@@ -124,6 +124,12 @@ pub enum RuntimeError {
         /// The trap and the guest's last stderr lines.
         message: String,
     },
+    /// Every instance slot of the pool is in use.
+    #[error("{plugin} could not start: every instance slot is in use; retry shortly or raise the pool size")]
+    Busy {
+        /// The plugin.
+        plugin: PluginId,
+    },
     /// The plugin answered with an error of its own.
     #[error("{plugin}: {error}")]
     Plugin {

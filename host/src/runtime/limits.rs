@@ -53,6 +53,61 @@ impl Limits {
     }
 }
 
+/// Limits that override some of the defaults, e.g. for one connector instance.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// See [`Limits::deadline_ms`].
+    pub deadline_ms: Option<u64>,
+    /// See [`Limits::memory_mib`].
+    pub memory_mib: Option<u64>,
+    /// See [`Limits::fuel`].
+    pub fuel: Option<u64>,
+    /// See [`Limits::log_per_second`].
+    pub log_per_second: Option<u32>,
+    /// See [`Limits::http_request_body_kib`].
+    pub http_request_body_kib: Option<u64>,
+    /// See [`Limits::http_response_body_kib`].
+    pub http_response_body_kib: Option<u64>,
+    /// See [`Limits::http_timeout_ms`].
+    pub http_timeout_ms: Option<u64>,
+}
+
+impl Limits {
+    /// These limits with `overrides` applied field by field.
+    pub fn with(mut self, overrides: Option<&LimitOverrides>) -> Limits {
+        let Some(o) = overrides else {
+            return self;
+        };
+        self.deadline_ms = o.deadline_ms.unwrap_or(self.deadline_ms);
+        self.memory_mib = o.memory_mib.unwrap_or(self.memory_mib);
+        self.fuel = o.fuel.or(self.fuel);
+        self.log_per_second = o.log_per_second.unwrap_or(self.log_per_second);
+        self.http_request_body_kib = o.http_request_body_kib.unwrap_or(self.http_request_body_kib);
+        self.http_response_body_kib = o.http_response_body_kib.unwrap_or(self.http_response_body_kib);
+        self.http_timeout_ms = o.http_timeout_ms.unwrap_or(self.http_timeout_ms);
+        self
+    }
+
+    /// Checks the limits make sense for a runtime whose pool allows
+    /// `max_memory_mib` per instance.
+    pub fn validate(&self, max_memory_mib: u64) -> Result<(), String> {
+        if self.deadline_ms == 0 || self.http_timeout_ms == 0 {
+            return Err("deadline_ms and http_timeout_ms must be above 0".into());
+        }
+        if self.memory_mib == 0 || self.memory_mib > max_memory_mib {
+            return Err(format!(
+                "memory_mib must be between 1 and the runtime's max_memory_mib ({max_memory_mib}), not {}",
+                self.memory_mib
+            ));
+        }
+        if self.fuel == Some(0) {
+            return Err("fuel must be above 0 (leave it out for no fuel limit)".into());
+        }
+        Ok(())
+    }
+}
+
 /// Raised inside a store when a memory grows past the cap; the trap carries
 /// it so the host can name the limit.
 #[derive(Debug, thiserror::Error)]

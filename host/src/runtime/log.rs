@@ -64,7 +64,7 @@ impl LogLimiter {
         if !self.admit() {
             return;
         }
-        let message = truncate(message);
+        let message = sanitize(truncate(message));
         let plugin = self.plugin.as_str();
         match level {
             Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
@@ -82,6 +82,15 @@ impl LogLimiter {
             self.dropped = 0;
         }
     }
+}
+
+/// Escapes control characters, so a plugin cannot forge log lines with
+/// newlines or rewrite the operator's terminal with escape sequences.
+fn sanitize(message: &str) -> std::borrow::Cow<'_, str> {
+    if !message.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    std::borrow::Cow::Owned(message.chars().flat_map(char::escape_debug).collect())
 }
 
 fn truncate(message: &str) -> &str {
@@ -177,5 +186,16 @@ impl tokio::io::AsyncWrite for OutputPipe {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(sanitize("plain text"), "plain text");
+        assert_eq!(sanitize("fake\nERROR line\u{1b}[2J"), "fake\\nERROR line\\u{1b}[2J");
     }
 }

@@ -26,6 +26,6 @@ pub use call::is_supported_contract;
 pub use connector::{ConnectorPre, ConnectorSession};
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{PluginId, RuntimeError};
-pub use limits::Limits;
+pub use limits::{LimitOverrides, Limits};
 pub use scorer::{ScorerPre, ScorerSession};
 pub use types::*;

@@ -18,6 +18,8 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "xla:plugin/scorer-plugin",
+        exports: { default: async },
+        require_store_data_send: true,
         with: {
             "xla:plugin/types": crate::runtime::connector::bindings::xla::plugin::types,
             "xla:plugin/log": crate::runtime::connector::bindings::xla::plugin::log,
@@ -29,8 +31,6 @@ pub(crate) mod bindings {
 use bindings::exports::xla::plugin::scorer as wit;
 use bindings::xla::plugin::rows as wit_rows;
 
-const EXPORT: &str = "xla:plugin/scorer";
-
 /// Largest batch a scorer may ask for at once, whatever it requests.
 const MAX_ROW_BATCH: u32 = 4096;
 
@@ -40,10 +40,11 @@ pub struct RowCursor {
 }
 
 /// The linker of scorers: WASI (for language runtimes that need it; with no
-/// files, environment or sockets), `log` and `rows`. No `wasi:http`.
+/// files, environment or sockets), `log` and `rows`. No `wasi:http`. The
+/// async WASI means a scorer that sleeps still meets its wall-clock deadline.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     crate::runtime::connector::bindings::xla::plugin::log::add_to_linker::<PluginState, HasSelf<PluginState>>(
         &mut linker,
         |state| state,
@@ -90,16 +91,12 @@ impl ScorerPre {
     /// targets another contract version, or imports anything beyond WASI and
     /// the contract (a scorer that imports `wasi:http` is refused here).
     pub fn new(runtime: &Runtime, plugin: PluginId, component: &Component) -> Result<ScorerPre, RuntimeError> {
-        call::check_export(runtime.engine(), &plugin, component, EXPORT, "scorer")?;
+        call::check_export(runtime.engine(), &plugin, component, Kind::Scorer)?;
         let pre = runtime
             .scorer_linker()
             .instantiate_pre(component)
-            .map_err(|e| call::link_error(&plugin, "scorer", e))?;
-        let pre = bindings::ScorerPluginPre::new(pre).map_err(|e| RuntimeError::WrongWorld {
-            plugin: plugin.clone(),
-            expected: "scorer",
-            reason: format!("{e:#}"),
-        })?;
+            .map_err(|e| call::link_error(&plugin, Kind::Scorer, e))?;
+        let pre = bindings::ScorerPluginPre::new(pre).map_err(|e| call::wrong_world(&plugin, Kind::Scorer, e))?;
         Ok(ScorerPre {
             plugin,
             pre,
@@ -112,8 +109,7 @@ impl ScorerPre {
         &self.plugin
     }
 
-    /// Calls with these limits. Scorer calls are synchronous and CPU-bound:
-    /// from async code, run them on a blocking thread.
+    /// Calls with these limits.
     pub fn session(&self, limits: Limits) -> ScorerSession {
         ScorerSession {
             pre: self.clone(),
@@ -130,12 +126,13 @@ pub struct ScorerSession {
 
 impl ScorerSession {
     /// `describe()`.
-    pub fn describe(&mut self) -> Result<ScorerInfo, RuntimeError> {
-        let (mut store, instance) = self.instantiate()?;
-        let outcome = call::bounded_sync(&self.limits, &mut store, self.span("describe"), |store| {
+    pub async fn describe(&mut self) -> Result<ScorerInfo, RuntimeError> {
+        let (mut store, instance) = self.instantiate().await?;
+        let outcome = call::bounded(&self.limits, &mut store, self.span("describe"), |store| {
             instance.xla_plugin_scorer().call_describe(store)
-        });
-        let info = self.settle(&store, outcome)?;
+        })
+        .await;
+        let info = call::finish(&self.limits, &store, outcome)?;
         Ok(ScorerInfo {
             name: info.name,
             version: info.version,
@@ -146,13 +143,13 @@ impl ScorerSession {
         })
     }
 
-    /// `score(input, rows)`.
-    pub fn score(
+    /// `score(input, rows)`, on a fresh instance.
+    pub async fn score(
         &mut self,
         input: &ScoreInput,
         rows: Option<Box<dyn Iterator<Item = SubjectRow> + Send>>,
     ) -> Result<Vec<Score>, RuntimeError> {
-        let (mut store, instance) = self.instantiate()?;
+        let (mut store, instance) = self.instantiate().await?;
         let reader = match rows {
             Some(rows) => Some(
                 store
@@ -167,10 +164,11 @@ impl ScorerSession {
             None => None,
         };
         let wit_input = to_wit_input(input);
-        let outcome = call::bounded_sync(&self.limits, &mut store, self.span("score"), |store| {
+        let outcome = call::bounded(&self.limits, &mut store, self.span("score"), |store| {
             instance.xla_plugin_scorer().call_score(store, &wit_input, reader)
-        });
-        let scores = self.settle(&store, outcome)?.map_err(|e| RuntimeError::Plugin {
+        })
+        .await;
+        let scores = call::finish(&self.limits, &store, outcome)?.map_err(|e| RuntimeError::Plugin {
             plugin: self.pre.plugin.clone(),
             error: convert::plugin_error(e),
         })?;
@@ -186,7 +184,7 @@ impl ScorerSession {
             .collect())
     }
 
-    fn instantiate(&self) -> Result<(Store<PluginState>, bindings::ScorerPlugin), RuntimeError> {
+    async fn instantiate(&self) -> Result<(Store<PluginState>, bindings::ScorerPlugin), RuntimeError> {
         let plugin = &self.pre.plugin;
         let state = PluginState::new(
             plugin,
@@ -199,26 +197,14 @@ impl ScorerSession {
         let instance = self
             .pre
             .pre
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map_err(|e| call::classify(&self.limits, &store, e))?;
         Ok((store, instance))
     }
 
-    fn settle<R>(&self, store: &Store<PluginState>, outcome: call::Outcome<R>) -> Result<R, RuntimeError> {
-        store.data().report_dropped_logs();
-        match outcome {
-            call::Outcome::Done(value) => Ok(value),
-            call::Outcome::Failed(error) => Err(call::classify(&self.limits, store, error)),
-            call::Outcome::TimedOut => Err(RuntimeError::Deadline {
-                plugin: self.pre.plugin.clone(),
-                limit: self.limits.deadline(),
-            }),
-        }
-    }
-
     fn span(&self, call: &'static str) -> tracing::Span {
-        let plugin = &self.pre.plugin;
-        tracing::info_span!("plugin", name = %plugin.name, version = %plugin.version, call)
+        call::span(&self.pre.plugin, call)
     }
 }
 

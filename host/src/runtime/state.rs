@@ -11,7 +11,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// The kind of plugin a store runs, which decides its WASI.
+/// The kind of plugin a store runs, which decides its WASI and its world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// Connectors get the real clock and randomness (for time windows and nonces).
@@ -19,6 +19,29 @@ pub(crate) enum Kind {
     /// Scorers get a fixed clock and seeded randomness, so scores are deterministic.
     Scorer,
 }
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Connector => "connector",
+            Kind::Scorer => "scorer",
+        }
+    }
+
+    /// The interface the kind exports, without its version.
+    pub fn export(self) -> &'static str {
+        match self {
+            Kind::Connector => "xla:plugin/connector",
+            Kind::Scorer => "xla:plugin/scorer",
+        }
+    }
+}
+
+/// Resources (streams, pollables, HTTP fields…) one instance may hold: host
+/// memory a guest could otherwise pile up beyond its own memory cap.
+const MAX_RESOURCES: usize = 2048;
+/// Host memory one HTTP `fields` resource may take.
+const MAX_FIELDS_BYTES: usize = 32 * 1024;
 
 pub(crate) struct PluginState {
     pub plugin: PluginId,
@@ -36,11 +59,15 @@ impl PluginState {
         let log = Arc::new(Mutex::new(LogLimiter::new(&plugin.name, limits.log_per_second)));
         let stdout = OutputPipe::new(Level::Info, log.clone());
         let stderr = OutputPipe::new(Level::Warn, log.clone());
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELDS_BYTES);
         PluginState {
             plugin: plugin.clone(),
-            table: ResourceTable::new(),
+            table,
             wasi: wasi_ctx(kind, stdout, stderr.clone()),
-            http: WasiHttpCtx::new(),
+            http,
             hooks,
             memory: MemoryLimiter::new(limits.memory_bytes()),
             log,

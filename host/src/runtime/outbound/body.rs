@@ -12,26 +12,30 @@ pub(crate) struct CappedBody {
     seen: u64,
     limit: u64,
     exceeded: fn(Option<u64>) -> Error,
+    /// Held while the body is alive (the in-flight request limit).
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl CappedBody {
     /// Caps a request body (the error is `HttpRequestBodySize`).
-    pub fn request(inner: WasiBody, limit: u64) -> Self {
+    pub fn request(inner: WasiBody, limit: u64, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
         CappedBody {
             inner,
             seen: 0,
             limit,
             exceeded: Error::HttpRequestBodySize,
+            _permit: permit,
         }
     }
 
     /// Caps a response body (the error is `HttpResponseBodySize`).
-    pub fn response(inner: WasiBody, limit: u64) -> Self {
+    pub fn response(inner: WasiBody, limit: u64, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
         CappedBody {
             inner,
             seen: 0,
             limit,
             exceeded: Error::HttpResponseBodySize,
+            _permit: permit,
         }
     }
 }

@@ -169,9 +169,16 @@ impl Credential {
         Ok(header)
     }
 
-    /// Forgets a cached token, after the origin answered 401 with it.
-    pub async fn invalidate(&self) {
-        *self.token.lock().await = None;
+    /// Forgets the cached token after the origin answered 401 to a request
+    /// that carried `sent`; a token fetched since then is kept.
+    pub async fn invalidate(&self, sent: &HeaderValue) {
+        let mut cached = self.token.lock().await;
+        let matches = cached
+            .as_ref()
+            .is_some_and(|t| sent.to_str().ok() == Some(format!("Bearer {}", t.value.expose()).as_str()));
+        if matches {
+            *cached = None;
+        }
     }
 
     async fn oauth_token(&self, client: &OAuthClient<'_>, timeout: Duration) -> Result<Secret, CredentialError> {
@@ -268,16 +275,39 @@ fn token_request(
 struct TokenResponse {
     access_token: String,
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<Seconds>,
 }
+
+/// `expires_in` as a number or, as some providers send it, a string.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Seconds {
+    Number(u64),
+    Text(String),
+}
+
+/// Lifetime assumed when the provider does not say.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest a token is cached, whatever the provider says.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 fn parse_token(body: &[u8]) -> Result<CachedToken, String> {
     let token: TokenResponse = serde_json::from_slice(body)
         .map_err(|e| format!("the token response is not JSON with an access_token: {e}"))?;
-    let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
+    let seconds = match token.expires_in {
+        Some(Seconds::Number(n)) => Some(n),
+        Some(Seconds::Text(text)) => text.trim().parse().ok(),
+        None => None,
+    };
+    let lifetime = seconds
+        .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+        .min(MAX_TOKEN_LIFETIME);
+    let now = Instant::now();
     Ok(CachedToken {
         value: Secret::new(token.access_token),
-        refresh_at: Instant::now() + lifetime.saturating_sub(TOKEN_EARLY_REFRESH),
+        refresh_at: now
+            .checked_add(lifetime.saturating_sub(TOKEN_EARLY_REFRESH))
+            .unwrap_or(now),
     })
 }
 
@@ -330,6 +360,26 @@ mod tests {
         let token = parse_token(br#"{"access_token":"abc","token_type":"Bearer","expires_in":900}"#).unwrap();
         assert_eq!(token.value.expose(), "abc");
         assert!(token.refresh_at > Instant::now() + Duration::from_secs(800));
+        let text = parse_token(br#"{"access_token":"abc","expires_in":"3599"}"#).unwrap();
+        assert!(text.refresh_at > Instant::now() + Duration::from_secs(3000));
+        let huge = parse_token(br#"{"access_token":"abc","expires_in":18446744073709551615}"#).unwrap();
+        assert!(
+            huge.refresh_at <= Instant::now() + MAX_TOKEN_LIFETIME,
+            "capped, and no overflow"
+        );
         assert!(parse_token(b"{}").is_err());
+    }
+}
+
+#[cfg(test)]
+mod token_url_tests {
+    use super::*;
+
+    #[test]
+    fn client_secrets_go_only_to_https_or_loopback() {
+        let secret = Secret::new("s");
+        assert!(token_request("http://idp.example.com/token", "c", &secret, None).is_err());
+        assert!(token_request("https://idp.example.com/token", "c", &secret, None).is_ok());
+        assert!(token_request("http://127.0.0.1:9000/token", "c", &secret, None).is_ok());
     }
 }

@@ -1,8 +1,10 @@
 //! Outbound HTTP for connectors: the `wasi:http` hook that decides whether
 //! a request may leave, adds the credential for its destination, caps its
-//! bodies and bounds its time.
+//! bodies, bounds its time and the number in flight, and sends it to the
+//! very addresses it checked.
 
 mod body;
+mod connect;
 mod credential;
 mod grant;
 
@@ -11,12 +13,20 @@ pub use grant::{Grant, GrantError, Origin, is_non_public};
 
 use body::CappedBody;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use connect::IoFuture;
+use http_body_util::BodyExt;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// Requests one instance may have in flight at once.
+const MAX_IN_FLIGHT: usize = 8;
+/// Refusals logged per instance; the rest are only counted, so a plugin
+/// cannot flood the log by asking again and again.
+const LOGGED_REFUSALS: u32 = 3;
 
 /// What a connector instance may reach, and with which credentials.
 #[derive(Debug)]
@@ -40,9 +50,9 @@ pub enum Denial {
     /// The operator did not grant the origin.
     #[error("{0} is not granted to this connector instance; add it to the instance's `grants`")]
     NotGranted(Origin),
-    /// The origin resolves to a non-public address and no grant names it exactly.
+    /// The origin resolves to a non-public address the operator did not name.
     #[error(
-        "{origin} resolves to the non-public address {ip}; grant `{origin}` explicitly (not by wildcard) to allow it"
+        "{origin} resolves to the non-public address {ip}; only a grant naming that address (or `localhost`) exactly allows it"
     )]
     NonPublic {
         /// The destination.
@@ -53,6 +63,9 @@ pub enum Denial {
     /// The host name does not resolve.
     #[error("{0} does not resolve")]
     Unresolved(Origin),
+    /// The method is not one a connector needs.
+    #[error("method {0} is not allowed; connectors may use GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS")]
+    Method(String),
 }
 
 impl OutboundPolicy {
@@ -74,8 +87,9 @@ impl OutboundPolicy {
         })
     }
 
-    /// Decides whether a request to `origin` may leave.
-    pub async fn admit(&self, origin: &Origin) -> Result<(), Denial> {
+    /// Decides whether a request to `origin` may leave; on success, the
+    /// addresses it may connect to.
+    pub async fn admit(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Denial> {
         if !self.manifest_hosts.iter().any(|g| g.matches(origin)) {
             return Err(Denial::NotInManifest(origin.clone()));
         }
@@ -83,18 +97,19 @@ impl OutboundPolicy {
         if grants.is_empty() {
             return Err(Denial::NotGranted(origin.clone()));
         }
-        if grants.iter().any(|g| g.names_exactly(origin)) {
-            return Ok(());
+        // Only a grant that names the address itself (or localhost) opens a
+        // non-public address: granting a host name must not open whatever
+        // that name happens to resolve to.
+        let names_address = origin.host.parse::<IpAddr>().is_ok() || origin.host == "localhost";
+        let private_allowed = names_address && grants.iter().any(|g| g.names_exactly(origin));
+        let addrs = resolve(origin).await?;
+        if !private_allowed && let Some(addr) = addrs.iter().find(|a| is_non_public(a.ip())) {
+            return Err(Denial::NonPublic {
+                origin: origin.clone(),
+                ip: addr.ip(),
+            });
         }
-        for ip in resolve(origin).await? {
-            if is_non_public(ip) {
-                return Err(Denial::NonPublic {
-                    origin: origin.clone(),
-                    ip,
-                });
-            }
-        }
-        Ok(())
+        Ok(addrs)
     }
 
     fn credential_for(&self, origin: &Origin) -> Option<Arc<Credential>> {
@@ -103,82 +118,102 @@ impl OutboundPolicy {
 
     async fn send(
         &self,
-        plugin: &str,
+        hooks: &OutboundHooks,
         mut request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
     ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
         let origin = Origin::from_uri(request.uri()).ok_or(Error::HttpRequestUriInvalid)?;
-        if let Err(denial) = self.admit(&origin).await {
-            tracing::warn!(plugin, %origin, "outbound request refused: {denial}");
-            return Err(Error::HttpRequestDenied);
-        }
+        let addrs = match self.check_method(request.method()) {
+            Ok(()) => self.admit(&origin).await,
+            Err(denial) => Err(denial),
+        };
+        let addrs = addrs.map_err(|denial| {
+            hooks.refused(&origin, &denial);
+            Error::HttpRequestDenied
+        })?;
         if content_length(request.headers()).is_some_and(|n| n > self.request_body_limit) {
             return Err(Error::HttpRequestBodySize(Some(self.request_body_limit)));
         }
+        let permit = hooks
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::ConnectionLimitReached)?;
         let credential = self.credential_for(&origin);
+        let mut sent_authorization = None;
         if let Some(credential) = &credential {
             match credential.authorization(self.timeout).await {
                 Ok(value) => {
+                    sent_authorization = Some(value.clone());
                     request.headers_mut().insert(http::header::AUTHORIZATION, value);
                 }
                 Err(e) => {
-                    tracing::warn!(plugin, %origin, "credential not applied: {e}");
+                    tracing::warn!(plugin = %hooks.plugin, %origin, "credential not applied: {e}");
                     return Ok(synthetic_unauthorized(&e));
                 }
             }
         }
-        tracing::debug!(plugin, method = %request.method(), %origin, path = request.uri().path(), "outbound request");
+        tracing::debug!(plugin = %hooks.plugin, method = %request.method(), %origin, path = request.uri().path(), "outbound request");
         let limit = self.request_body_limit;
-        let request = request.map(|body| CappedBody::request(body, limit).boxed_unsync());
-        let options = self.clamp(options);
-        let (response, io) = tokio::time::timeout(
-            self.timeout,
-            wasmtime_wasi_http::default_send_request(request, Some(options)),
-        )
-        .await
-        .map_err(|_| Error::ConnectionTimeout)??;
+        let request = request.map(|body| CappedBody::request(body, limit, None).boxed_unsync());
+        let (response, io) = tokio::time::timeout(self.timeout, connect::send(request, &origin, &addrs, self.timeout))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)??;
         if response.status() == http::StatusCode::UNAUTHORIZED
-            && let Some(credential) = &credential
+            && let (Some(credential), Some(sent)) = (&credential, &sent_authorization)
         {
-            credential.invalidate().await;
+            credential.invalidate(sent).await;
         }
         if content_length(response.headers()).is_some_and(|n| n > self.response_body_limit) {
             return Err(Error::HttpResponseBodySize(Some(self.response_body_limit)));
         }
         let limit = self.response_body_limit;
-        let response = response.map(|body| CappedBody::response(body.boxed_unsync(), limit).boxed_unsync());
-        Ok((response, Box::new(io)))
+        // The permit lives with the body: a request counts as in flight until
+        // the plugin has read or dropped its response.
+        let response = response.map(|body| CappedBody::response(body, limit, Some(permit)).boxed_unsync());
+        Ok((response, io))
     }
 
-    fn clamp(&self, options: Option<RequestOptions>) -> RequestOptions {
-        let cap = |asked: Option<Duration>| Some(asked.map_or(self.timeout, |d| d.min(self.timeout)));
-        let options = options.unwrap_or_default();
-        RequestOptions {
-            connect_timeout: cap(options.connect_timeout),
-            first_byte_timeout: cap(options.first_byte_timeout),
-            between_bytes_timeout: cap(options.between_bytes_timeout),
+    fn check_method(&self, method: &http::Method) -> Result<(), Denial> {
+        use http::Method;
+        let allowed = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ];
+        if allowed.contains(method) {
+            Ok(())
+        } else {
+            Err(Denial::Method(method.to_string()))
         }
     }
 }
 
-type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
-
-async fn resolve(origin: &Origin) -> Result<Vec<IpAddr>, Denial> {
+async fn resolve(origin: &Origin) -> Result<Vec<SocketAddr>, Denial> {
     if let Ok(ip) = origin.host.parse::<IpAddr>() {
-        return Ok(vec![ip]);
+        return Ok(vec![SocketAddr::new(ip, origin.port)]);
     }
-    let addresses = tokio::net::lookup_host((origin.host.as_str(), origin.port))
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((origin.host.as_str(), origin.port))
         .await
-        .map_err(|_| Denial::Unresolved(origin.clone()))?;
-    let ips: Vec<IpAddr> = addresses.map(|a| a.ip()).collect();
-    if ips.is_empty() {
+        .map_err(|_| Denial::Unresolved(origin.clone()))?
+        .collect();
+    if addrs.is_empty() {
         return Err(Denial::Unresolved(origin.clone()));
     }
-    Ok(ips)
+    Ok(addrs)
 }
 
+/// `Content-Length` when it is a plain decimal number.
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+    let value = headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?;
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
 }
 
 /// When the host cannot authenticate (say the OAuth2 token endpoint refused
@@ -186,10 +221,7 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 /// auth error the operator can act on; the secret is never in the message.
 fn synthetic_unauthorized(error: &CredentialError) -> (http::Response<WasiBody>, IoFuture) {
     let body = serde_json::json!({ "error": { "message": format!("xla-host: {error}") } }).to_string();
-    let body = Full::new(Bytes::from(body))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut response = http::Response::new(body);
+    let mut response = http::Response::new(connect::full_body(Bytes::from(body)));
     *response.status_mut() = http::StatusCode::UNAUTHORIZED;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -198,12 +230,14 @@ fn synthetic_unauthorized(error: &CredentialError) -> (http::Response<WasiBody>,
     (response, Box::new(async { Ok(()) }))
 }
 
-/// The `wasi:http` hooks of one plugin instance. Without a policy (scorers,
-/// or a connector run with no grants) every request is denied.
+/// The `wasi:http` hooks of one plugin instance. Without a policy (a
+/// connector run with no grants) every request is denied.
 #[derive(Clone)]
 pub(crate) struct OutboundHooks {
     plugin: Arc<str>,
     policy: Option<Arc<OutboundPolicy>>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    refusals: Arc<AtomicU32>,
 }
 
 impl OutboundHooks {
@@ -211,6 +245,17 @@ impl OutboundHooks {
         OutboundHooks {
             plugin: plugin.into(),
             policy,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+            refusals: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    fn refused(&self, origin: &Origin, denial: &Denial) {
+        let count = self.refusals.fetch_add(1, Ordering::Relaxed) + 1;
+        if count <= LOGGED_REFUSALS {
+            tracing::warn!(plugin = %self.plugin, %origin, "outbound request refused: {denial}");
+        } else {
+            tracing::debug!(plugin = %self.plugin, %origin, count, "outbound request refused: {denial}");
         }
     }
 }
@@ -219,20 +264,56 @@ impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
+        _options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
         drop(fut);
-        let plugin = self.plugin.clone();
-        let policy = self.policy.clone();
+        let hooks = self.clone();
         Box::new(async move {
-            match policy {
-                Some(policy) => policy.send(&plugin, request, options).await,
+            match hooks.policy.clone() {
+                Some(policy) => policy.send(&hooks, request).await,
                 None => {
-                    tracing::warn!(plugin = %plugin, uri = %request.uri(), "outbound request refused: this plugin has no network grants");
+                    let origin = Origin::from_uri(request.uri()).ok_or(Error::HttpRequestUriInvalid)?;
+                    hooks.refused(&origin, &Denial::NotGranted(origin.clone()));
                     Err(Error::HttpRequestDenied)
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_must_be_plain_digits() {
+        let mut headers = http::HeaderMap::new();
+        for (value, expected) in [("42", Some(42)), ("+5", None), ("", None), ("1e3", None)] {
+            headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static(value));
+            assert_eq!(content_length(&headers), expected, "{value}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_granted_name_does_not_open_private_addresses() {
+        let limits = super::super::Limits::default();
+        let policy = OutboundPolicy::new(
+            &["*".into()],
+            &["http://localhost:8080".into(), "http://xla.localhost:8080".into()],
+            Vec::new(),
+            &limits,
+        )
+        .expect("policy");
+        let localhost = Origin::parse("http://localhost:8080").expect("origin");
+        assert!(
+            policy.admit(&localhost).await.is_ok(),
+            "localhost names the loopback address"
+        );
+        let other = Origin::parse("http://xla.localhost:8080").expect("origin");
+        if let Err(Denial::Unresolved(_)) = policy.admit(&other).await {
+            return; // this resolver does not map *.localhost to loopback
+        }
+        assert!(matches!(policy.admit(&other).await, Err(Denial::NonPublic { .. })));
     }
 }

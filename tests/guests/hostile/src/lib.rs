@@ -1,6 +1,6 @@
 //! A hostile connector for the sandbox tests. Its config names the attack:
 //! `{"attack": "spin"}`, `{"attack": "hog", "mib": 512}`, `{"attack": "fetch",
-//! "url": "..."}`, `{"attack": "panic"}`, `{"attack": "snoop"}`,
+//! "url": "..."}`, `{"attack": "upload", "url": "...", "kib": N}`, `{"attack": "panic"}`, `{"attack": "snoop"}`,
 //! `{"attack": "flood-observations", "count": N}`, `{"attack": "flood-log",
 //! "lines": N}`, or `{"attack": "none"}` to behave.
 
@@ -14,6 +14,7 @@ enum Attack {
     Spin,
     Hog { mib: u64 },
     Fetch { url: String },
+    Upload { url: String, kib: usize },
     Panic,
     Snoop,
     FloodObservations { count: u64 },
@@ -49,6 +50,11 @@ fn fetch(url: &str) -> Result<Vec<Observation>, PluginError> {
     Ok(vec![
         observation("status", f64::from(response.status)).dim("body", body),
     ])
+}
+
+fn upload(url: &str, kib: usize) -> Result<Vec<Observation>, PluginError> {
+    let response = xla_sdk::http::post(url)?.body(vec![b'u'; kib * 1024]).send()?;
+    Ok(vec![observation("status", f64::from(response.status))])
 }
 
 /// Everything the plugin can learn about its host, as observations.
@@ -107,6 +113,7 @@ impl Connector for Hostile {
             Attack::Spin => spin(),
             Attack::Hog { mib } => hog(*mib),
             Attack::Fetch { url } => fetch(url)?,
+            Attack::Upload { url, kib } => upload(url, *kib)?,
             Attack::Panic => panic!("hostile plugin panicked on purpose"),
             Attack::Snoop => snoop(),
             Attack::FloodObservations { count } => flood_observations(*count),

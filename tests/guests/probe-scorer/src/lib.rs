@@ -1,6 +1,6 @@
 //! A scorer for the sandbox tests: reports the clock, randomness,
-//! environment and files it can see, or spins when asked
-//! (`{"mode": "spin"}`), or sums the rows it is given (`{"mode": "rows"}`).
+//! environment and files it can see, or spins (`{"mode": "spin"}`), or
+//! sleeps an hour (`{"mode": "sleep"}`), or sums the rows it is given (`{"mode": "rows"}`).
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -63,6 +63,10 @@ impl Scorer for Probe {
                 loop {
                     counter = std::hint::black_box(counter.wrapping_add(1));
                 }
+            }
+            Some("sleep") => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Vec::new())
             }
             Some("rows") => {
                 let (mut count, mut sum) = (0u64, 0.0);
