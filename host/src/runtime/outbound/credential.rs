@@ -252,6 +252,11 @@ fn token_request(
         .authority()
         .map(|a| a.to_string())
         .ok_or("the token URL has no host")?;
+    let host_name = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let loopback = host_name == "localhost" || host_name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if uri.scheme_str() != Some("https") && !loopback {
+        return Err("refusing to send the client secret over plain http; use an https token URL".into());
+    }
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", "client_credentials");
     if let Some(scope) = scope {
