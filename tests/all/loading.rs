@@ -183,3 +183,27 @@ fn a_broken_plugin_fails_alone() {
     assert!(broken.path.ends_with("mean/mean.wasm"), "{}", broken.path.display());
     assert!(matches!(broken.result, Err(PluginLoadError::HashMismatch { .. })));
 }
+
+#[test]
+fn a_corrupt_component_with_a_matching_hash_fails_to_compile_clearly() {
+    let (_dir, wasm) = copy_plugin(guests::JSON_FEED);
+    std::fs::write(&wasm, b"\0asm\x0d\0\x01\0this is not a component body").expect("write");
+    let manifest = wasm.with_file_name("plugin.toml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let old_sha = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("sha256 line")
+        .to_string();
+    std::fs::write(&manifest, text.replace(&old_sha, &sha256_of(&wasm))).expect("write manifest");
+    let error = load(&wasm, &Pins::default()).unwrap_err();
+    assert!(
+        matches!(error, PluginLoadError::Runtime(RuntimeError::Compile { .. })),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("compiling plugin `json-feed` 0.1.0 failed"),
+        "{error}"
+    );
+}

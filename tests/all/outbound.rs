@@ -321,3 +321,32 @@ async fn waiting_on_the_host_counts_against_the_call_deadline() {
         .unwrap_err();
     assert!(matches!(error, RuntimeError::Deadline { .. }), "{error}");
 }
+
+#[tokio::test]
+async fn a_failed_token_fetch_is_not_retried_at_once() {
+    let (a, token_fetches) = server().await;
+    let credential = Credential::new(
+        Origin::parse(&a.origin()).expect("origin"),
+        CredentialKind::OAuth2ClientCredentials {
+            token_url: a.url("/oauth2/token"),
+            client_id: "xla".into(),
+            client_secret: Secret::new("wrong"),
+            scope: None,
+        },
+    );
+    let limits = tight_limits();
+    let policy = OutboundPolicy::new(&["*".into()], &[a.origin()], vec![credential], &limits).expect("policy");
+    let mut session = crate::support::connector(guests::HOSTILE).session(limits, Some(Arc::new(policy)));
+    for _ in 0..5 {
+        let batch = session
+            .pull(&fetch(&a.url("/api")).to_string(), None)
+            .await
+            .expect("answered");
+        assert_eq!(batch.observations[0].value, 401.0);
+    }
+    assert_eq!(
+        token_fetches.load(Ordering::SeqCst),
+        1,
+        "one failed fetch, then answers from memory"
+    );
+}

@@ -105,6 +105,9 @@ pub struct Credential {
     origin: Origin,
     kind: CredentialKind,
     token: tokio::sync::Mutex<Option<CachedToken>>,
+    /// The last failed token fetch, answered from memory for a while so a
+    /// plugin (or an outage) cannot make the host hammer the token endpoint.
+    failure: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
 
 #[derive(Debug)]
@@ -115,6 +118,8 @@ struct CachedToken {
 
 /// Refresh tokens this long before they expire, so a request never races expiry.
 const TOKEN_EARLY_REFRESH: Duration = Duration::from_secs(30);
+/// How long a failed token fetch is remembered before the next attempt.
+const TOKEN_FAILURE_BACKOFF: Duration = Duration::from_secs(10);
 /// Largest token response read.
 const TOKEN_RESPONSE_LIMIT: usize = 64 * 1024;
 
@@ -125,6 +130,7 @@ impl Credential {
             origin,
             kind,
             token: tokio::sync::Mutex::new(None),
+            failure: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -187,10 +193,29 @@ impl Credential {
         if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
             return Ok(token.value.clone());
         }
-        let fresh = client.fetch_token(timeout).await?;
-        let value = fresh.value.clone();
-        *cached = Some(fresh);
-        Ok(value)
+        let mut failure = self.failure.lock().await;
+        if let Some((at, reason)) = failure.as_ref().filter(|(at, _)| at.elapsed() < TOKEN_FAILURE_BACKOFF) {
+            return Err(CredentialError::Token {
+                url: client.token_url.to_string(),
+                reason: format!("{reason} (failed {} s ago; retrying soon)", at.elapsed().as_secs()),
+            });
+        }
+        match client.fetch_token(timeout).await {
+            Ok(fresh) => {
+                *failure = None;
+                let value = fresh.value.clone();
+                *cached = Some(fresh);
+                Ok(value)
+            }
+            Err(error) => {
+                let reason = match &error {
+                    CredentialError::Token { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                *failure = Some((Instant::now(), reason));
+                Err(error)
+            }
+        }
     }
 }
 

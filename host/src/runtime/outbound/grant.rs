@@ -85,7 +85,7 @@ impl GrantError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HostPattern {
-    /// Any host (`*`, manifests only).
+    /// Any host (`*`).
     Any,
     /// `*.example.com`: any subdomain, not the apex.
     Suffix(String),
@@ -100,8 +100,10 @@ enum PortPattern {
 }
 
 /// An origin pattern: `https://acme.service-now.com`, `https://*.nexthink.cloud`,
-/// `http://127.0.0.1:8080`, `http://localhost:*`, or `*` (any origin; for
-/// manifests whose source lives wherever the operator says).
+/// `http://127.0.0.1:8080`, `http://localhost:*`, or `*`. In a manifest, `*`
+/// means "wherever the operator grants" (a source at a customer-chosen URL);
+/// in an operator's grant it means any public origin (never a non-public
+/// address, which takes a grant naming it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     scheme: String,
