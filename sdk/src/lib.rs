@@ -65,10 +65,27 @@
 //! [`testkit`].
 #![deny(missing_docs)]
 
+/// Defines `error_to_wit`, mapping [`PluginError`] into the `plugin-error`
+/// of a world's bindings (each world's bindings carry their own copy of it).
+#[cfg(any(feature = "connector", feature = "scorer"))]
+macro_rules! plugin_error_to_wit {
+    ($wit_types:ident) => {
+        fn error_to_wit(e: $crate::PluginError) -> $wit_types::PluginError {
+            match e {
+                $crate::PluginError::Config(m) => $wit_types::PluginError::Config(m),
+                $crate::PluginError::Auth(m) => $wit_types::PluginError::Auth(m),
+                $crate::PluginError::RateLimited(s) => $wit_types::PluginError::RateLimited(s),
+                $crate::PluginError::Transient(m) => $wit_types::PluginError::Transient(m),
+                $crate::PluginError::Permanent(m) => $wit_types::PluginError::Permanent(m),
+                $crate::PluginError::BadData(m) => $wit_types::PluginError::BadData(m),
+            }
+        }
+    };
+}
+
 mod config;
 pub mod http;
 pub mod log;
-mod types;
 
 #[cfg(feature = "connector")]
 pub mod connector;
@@ -78,7 +95,7 @@ pub mod scorer;
 pub mod testkit;
 
 pub use config::parse_config;
-pub use types::*;
+pub use xla_types::*;
 
 #[cfg(feature = "connector")]
 pub use connector::Connector;

@@ -151,16 +151,7 @@ fn layer_from_wit(layer: wit_types::Layer) -> Layer {
     }
 }
 
-fn error_to_wit(e: PluginError) -> wit_types::PluginError {
-    match e {
-        PluginError::Config(m) => wit_types::PluginError::Config(m),
-        PluginError::Auth(m) => wit_types::PluginError::Auth(m),
-        PluginError::RateLimited(s) => wit_types::PluginError::RateLimited(s),
-        PluginError::Transient(m) => wit_types::PluginError::Transient(m),
-        PluginError::Permanent(m) => wit_types::PluginError::Permanent(m),
-        PluginError::BadData(m) => wit_types::PluginError::BadData(m),
-    }
-}
+plugin_error_to_wit!(wit_types);
 
 /// Exports a type implementing [`Scorer`] as the plugin's scorer.
 ///

@@ -16,6 +16,19 @@ fn refused(error: &RuntimeError) -> bool {
     matches!(error.plugin_error(), Some(PluginError::Permanent(m)) if m.contains("refused by the host sandbox"))
 }
 
+/// OAuth2 client credentials against the test server's token endpoint.
+fn oauth(server: &crate::support::Server, secret: &str) -> Credential {
+    Credential::new(
+        Origin::parse(&server.origin()).expect("origin"),
+        CredentialKind::OAuth2ClientCredentials {
+            token_url: server.url("/oauth2/token"),
+            client_id: "xla".into(),
+            client_secret: Secret::new(secret),
+            scope: Some("service:integration".into()),
+        },
+    )
+}
+
 fn bearer(origin: &str, token: &str) -> Credential {
     Credential::new(
         Origin::parse(origin).expect("origin"),
@@ -150,15 +163,7 @@ async fn a_redirect_to_an_ungranted_origin_is_refused() {
 #[tokio::test]
 async fn oauth2_tokens_are_fetched_once_cached_and_attached() {
     let (a, token_fetches) = server().await;
-    let credential = Credential::new(
-        Origin::parse(&a.origin()).expect("origin"),
-        CredentialKind::OAuth2ClientCredentials {
-            token_url: a.url("/oauth2/token"),
-            client_id: "xla".into(),
-            client_secret: Secret::new("s3cret"),
-            scope: Some("service:integration".into()),
-        },
-    );
+    let credential = oauth(&a, "s3cret");
     let limits = tight_limits();
     let policy = OutboundPolicy::new(&["*".into()], &[a.origin()], vec![credential], &limits).expect("policy");
     let mut session = crate::support::connector(guests::HOSTILE).session(limits, Some(Arc::new(policy)));
@@ -179,15 +184,7 @@ async fn oauth2_tokens_are_fetched_once_cached_and_attached() {
 #[tokio::test]
 async fn a_refused_oauth2_client_becomes_an_auth_error_without_the_secret() {
     let (a, _) = server().await;
-    let credential = Credential::new(
-        Origin::parse(&a.origin()).expect("origin"),
-        CredentialKind::OAuth2ClientCredentials {
-            token_url: a.url("/oauth2/token"),
-            client_id: "xla".into(),
-            client_secret: Secret::new("wrong-secret-value"),
-            scope: None,
-        },
-    );
+    let credential = oauth(&a, "wrong-secret-value");
     let batch = attack(fetch(&a.url("/api")), tight_limits(), &[a.origin()], vec![credential])
         .await
         .expect("answered");
@@ -325,15 +322,7 @@ async fn waiting_on_the_host_counts_against_the_call_deadline() {
 #[tokio::test]
 async fn a_failed_token_fetch_is_not_retried_at_once() {
     let (a, token_fetches) = server().await;
-    let credential = Credential::new(
-        Origin::parse(&a.origin()).expect("origin"),
-        CredentialKind::OAuth2ClientCredentials {
-            token_url: a.url("/oauth2/token"),
-            client_id: "xla".into(),
-            client_secret: Secret::new("wrong"),
-            scope: None,
-        },
-    );
+    let credential = oauth(&a, "wrong");
     let limits = tight_limits();
     let policy = OutboundPolicy::new(&["*".into()], &[a.origin()], vec![credential], &limits).expect("policy");
     let mut session = crate::support::connector(guests::HOSTILE).session(limits, Some(Arc::new(policy)));

@@ -1,5 +1,8 @@
-//! Plain Rust types of the plugin contract, independent of the generated
-//! bindings so that authors never touch `wit-bindgen` output.
+//! The Rust types of the XLA Host plugin contract (`wit/plugin.wit`), shared
+//! by the host and the SDK so that both sides speak one vocabulary and
+//! neither exposes `bindgen!` output: observations, plugin errors, what
+//! plugins declare, and what scorers read and return.
+#![deny(missing_docs)]
 
 use std::fmt;
 
@@ -20,7 +23,7 @@ pub enum Layer {
 /// Build one with [`Observation::new`] and [`Observation::dim`]:
 ///
 /// ```
-/// use xla_sdk::{Layer, Observation};
+/// use xla_types::{Layer, Observation};
 /// let o = Observation::new("a1b2", "reassignment_count", Layer::Operational, 2.0, 1_760_000_000_000)
 ///     .dim("ticket", "INC0012345")
 ///     .dim("assignment_group", "Service Desk");
@@ -107,8 +110,15 @@ impl fmt::Display for PluginError {
 
 impl std::error::Error for PluginError {}
 
+impl PluginError {
+    /// Whether retrying the same call later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PluginError::RateLimited(_) | PluginError::Transient(_))
+    }
+}
+
 /// A metric a plugin emits or reads.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricInfo {
     /// Name from the vocabulary.
     pub name: String,
@@ -133,7 +143,7 @@ impl MetricInfo {
 }
 
 /// What a connector says about itself.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConnectorInfo {
     /// Plugin name, as in `plugin.toml`.
     pub name: String,
@@ -152,7 +162,7 @@ pub struct ConnectorInfo {
 }
 
 /// One step of a pull.
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
     /// Observations read in this step.
     pub observations: Vec<Observation>,
@@ -163,7 +173,7 @@ pub struct Batch {
 }
 
 /// What a scorer says about itself.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScorerInfo {
     /// Plugin name, as in `plugin.toml`.
     pub name: String,
