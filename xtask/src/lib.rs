@@ -147,8 +147,10 @@ fn cargo_build(repo_root: &Path, workspace: &Path, target_dir: &Path, package: &
     Ok(())
 }
 
-/// Maps build paths to fixed names, so the same source gives the same
-/// component (and the same sha256 to pin) wherever it is built.
+/// Maps build paths to fixed names, so a component does not carry the
+/// builder's directories (panic messages name source files). Builds are not
+/// yet bit-for-bit reproducible across checkout paths: cargo's symbol hashes
+/// include a path dependency's location.
 fn reproducible_rustflags(repo_root: &Path) -> String {
     let root = repo_root.canonicalize().unwrap_or_else(|_| repo_root.to_path_buf());
     let mut flags = vec![format!("--remap-path-prefix={}=/xla-host", root.display())];
