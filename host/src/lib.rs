@@ -13,6 +13,7 @@
 //!   the sandbox's host imports (log, outbound HTTP with grants and
 //!   credentials, rows for scorers);
 //! - [`plugins`]: manifests, sha256 pinning, loading a plugin directory;
+//! - [`store`]: observations, rollups and cursors in sled;
 //! - [`config`]: the host's TOML configuration;
 //! - [`sim`]: simulators of source systems on loopback, for the demo and tests;
 //! - [`cli`]: the `xla-host` command line.
@@ -23,3 +24,4 @@ pub mod config;
 pub mod plugins;
 pub mod runtime;
 pub mod sim;
+pub mod store;

@@ -1,0 +1,230 @@
+//! The store: unified XLA observations in sled, exact under crashes.
+//!
+//! One sled tree holds observations keyed for range scans by tenant, metric
+//! and time; an index for idempotent replace; rollups per tenant, metric,
+//! day and dimension value; connector cursors; and a string dictionary (see
+//! [`keys`](self) for the layout). A batch of observations, the rollups it
+//! changes and the cursor that follows it commit in one atomic batch, so a
+//! crash at any point leaves either all of it or none of it.
+//!
+//! This module knows nothing of plugins or the API: it stores what it is given.
+
+mod dict;
+mod keys;
+mod model;
+mod query;
+mod rollup;
+#[cfg(test)]
+mod tests;
+mod write;
+
+pub use model::{Provenance, StoredObservation, is_rating};
+pub use query::{Aggregation, Bucket, SeriesPoint, SeriesQuery, bucket_start, evaluate, happiness};
+pub use rollup::{Rollup, Sketch};
+pub use write::{CommitBatch, CommitSummary};
+
+use dict::Dictionary;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The directory holds something that is not an XLA Host store.
+    #[error("{path} is not an XLA Host data directory ({reason}); point --data-dir at an empty or existing store")]
+    Foreign {
+        /// The directory.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// The store was written by another format version.
+    #[error(
+        "{path} holds store format {found}; this build reads format {FORMAT_VERSION}. Use a matching xla-host, or export and re-import"
+    )]
+    Version {
+        /// The directory.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+    },
+    /// sled failed (I/O, corruption).
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value does not decode.
+    #[error("the store is damaged: {0}")]
+    Corrupt(String),
+    /// An observation cannot be stored; nothing of its batch was.
+    #[error("observation `{id}` (metric `{metric}`) was refused: {reason}; nothing of its batch was stored")]
+    BadObservation {
+        /// Its id.
+        id: String,
+        /// Its metric.
+        metric: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(reason: &str) -> StoreError {
+        StoreError::Corrupt(reason.to_string())
+    }
+}
+
+/// The store of one data directory.
+pub struct Store {
+    db: sled::Db,
+    /// The dictionary, and the lock that serialises writers.
+    dict: Mutex<Dictionary>,
+    durable: bool,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`, checking its format.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        check_directory(path)?;
+        let db = sled::Config::new().path(path).open().map_err(|e| match e {
+            sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::Foreign {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+            other => StoreError::Sled(other),
+        })?;
+        match db.get(keys::FORMAT)? {
+            Some(bytes) => {
+                let found = u32::from_be_bytes(
+                    bytes
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::corrupt("the format version is not 4 bytes"))?,
+                );
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::Version {
+                        path: path.to_path_buf(),
+                        found,
+                    });
+                }
+            }
+            None if db.is_empty() => {
+                db.insert(keys::FORMAT, &FORMAT_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+            None => {
+                return Err(StoreError::Foreign {
+                    path: path.to_path_buf(),
+                    reason: "a sled database without an XLA Host format version".into(),
+                });
+            }
+        }
+        let dict = Dictionary::load(&db)?;
+        Ok(Store {
+            db,
+            dict: Mutex::new(dict),
+            durable: true,
+        })
+    }
+
+    /// Whether each commit waits for the disk (the default). Turning it off
+    /// keeps atomicity but may lose the last half second on a crash.
+    pub fn set_durable(&mut self, durable: bool) {
+        self.durable = durable;
+    }
+
+    /// The cursor stored for a connector instance of a tenant.
+    pub fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError> {
+        let dict = self.lock()?;
+        let (Some(tenant), Some(source)) = (dict.id(tenant), dict.id(source)) else {
+            return Ok(None);
+        };
+        Ok(self
+            .db
+            .get(keys::cursor(tenant, source))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Every stored observation of a tenant's metric in `[from, to)` (raw rows).
+    pub fn observations(
+        &self,
+        tenant: &str,
+        metric: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<StoredObservation>, StoreError> {
+        let dict = self.lock()?;
+        write::read_range(&self.db, &dict, tenant, metric, from, to)
+    }
+
+    /// The rollup cell of a tenant's metric on a UTC day (days since the
+    /// epoch), for all rows or for rows with one dimension value.
+    pub fn rollup(
+        &self,
+        tenant: &str,
+        metric: &str,
+        day: i32,
+        dimension: Option<(&str, &str)>,
+    ) -> Result<Rollup, StoreError> {
+        let dict = self.lock()?;
+        let ids = (dict.id(tenant), dict.id(metric));
+        let (Some(tenant), Some(metric)) = ids else {
+            return Ok(Rollup::default());
+        };
+        let (dim_key, dim_value) = match dimension {
+            None => (0, 0),
+            Some((k, v)) => match (dict.id(k), dict.id(v)) {
+                (Some(k), Some(v)) => (k, v),
+                _ => return Ok(Rollup::default()),
+            },
+        };
+        let cell = keys::Cell {
+            tenant,
+            metric,
+            day,
+            dim_key,
+            dim_value,
+        };
+        match self.db.get(cell.key())? {
+            Some(bytes) => write::decode_rollup(&bytes),
+            None => Ok(Rollup::default()),
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Dictionary>, StoreError> {
+        self.dict
+            .lock()
+            .map_err(|_| StoreError::corrupt("a writer panicked while holding the store"))
+    }
+}
+
+/// Refuses a directory that is plainly something else before sled touches it.
+fn check_directory(path: &Path) -> Result<(), StoreError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    if !path.is_dir() {
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+            reason: "it is a file, not a directory".into(),
+        });
+    }
+    let entries: Vec<String> = std::fs::read_dir(path)
+        .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let is_sled = entries.iter().any(|n| n == "conf" || n == "db");
+    if !entries.is_empty() && !is_sled {
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it holds other files ({})",
+                entries.into_iter().take(3).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    Ok(())
+}

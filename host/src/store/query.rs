@@ -1,0 +1,276 @@
+//! Queries over rollups: series by day, week, month or quarter, with a
+//! dimension filter and a group-by, and the XLA aggregations. A report over a
+//! month reads the month's rollup cells, never its rows, except when a
+//! filter and a group-by name two different dimensions (the rollups hold one
+//! dimension at a time): then the rows are read.
+
+use super::keys::{self, Cell, DAY_MS};
+use super::model::{Row, is_rating};
+use super::rollup::Rollup;
+use super::{Store, StoreError};
+use chrono::{Datelike, NaiveDate};
+use std::collections::BTreeMap;
+
+/// Width of a series bucket (UTC; weeks start on Monday).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    /// One day.
+    Day,
+    /// ISO week, Monday to Sunday.
+    Week,
+    /// Calendar month.
+    Month,
+    /// Calendar quarter.
+    Quarter,
+}
+
+/// How a bucket's values become one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Number of observations.
+    Count,
+    /// Sum of values.
+    Sum,
+    /// Mean value.
+    Avg,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// Median (±1 %).
+    P50,
+    /// 90th percentile (±1 %).
+    P90,
+    /// Share of ratings 9-10 minus share of 0-6, in points (-100..=100).
+    Happiness,
+    /// Share of 1s among 0/1 values, in percent.
+    ShareTrue,
+}
+
+/// A series query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesQuery {
+    /// Tenant.
+    pub tenant: String,
+    /// Metric.
+    pub metric: String,
+    /// Start, unix ms, rounded down to its UTC day.
+    pub from: i64,
+    /// End, unix ms, exclusive, rounded up to a UTC day.
+    pub to: i64,
+    /// Bucket width.
+    pub bucket: Bucket,
+    /// Only rows with this dimension value.
+    pub filter: Option<(String, String)>,
+    /// One series per value of this dimension.
+    pub group_by: Option<String>,
+    /// The aggregation.
+    pub aggregation: Aggregation,
+}
+
+/// One point of a series.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SeriesPoint {
+    /// Start of the bucket, unix ms UTC.
+    pub bucket_start: i64,
+    /// Group-by value.
+    pub group: Option<String>,
+    /// The aggregated value; `None` when it is undefined (no data for a
+    /// percentile, no ratings for happiness).
+    pub value: Option<f64>,
+    /// Observations behind it.
+    pub count: u64,
+}
+
+/// The start (unix ms, UTC) of the bucket holding `at`.
+pub fn bucket_start(at: i64, bucket: Bucket) -> i64 {
+    let day = keys::day_of(at);
+    let start_day = match bucket {
+        Bucket::Day => day,
+        // 1970-01-01 was a Thursday: Monday-based weekday is (day + 3) mod 7.
+        Bucket::Week => day - (i64::from(day) + 3).rem_euclid(7) as i32,
+        Bucket::Month | Bucket::Quarter => {
+            let date = epoch_date() + chrono::Days::new(0);
+            let date = date
+                .checked_add_signed(chrono::TimeDelta::days(i64::from(day)))
+                .unwrap_or(date);
+            let month = match bucket {
+                Bucket::Quarter => (date.month0() / 3) * 3 + 1,
+                _ => date.month(),
+            };
+            let first = NaiveDate::from_ymd_opt(date.year(), month, 1).unwrap_or(date);
+            (first - epoch_date()).num_days() as i32
+        }
+    };
+    i64::from(start_day) * DAY_MS
+}
+
+fn epoch_date() -> NaiveDate {
+    NaiveDate::default()
+}
+
+/// Evaluates an aggregation over a merged rollup.
+pub fn evaluate(rollup: &Rollup, aggregation: Aggregation) -> Option<f64> {
+    if rollup.count == 0 {
+        return match aggregation {
+            Aggregation::Count | Aggregation::Sum => Some(0.0),
+            _ => None,
+        };
+    }
+    let n = rollup.count as f64;
+    match aggregation {
+        Aggregation::Count => Some(n),
+        Aggregation::Sum => Some(rollup.sum),
+        Aggregation::Avg => Some(rollup.sum / n),
+        Aggregation::Min => Some(rollup.min),
+        Aggregation::Max => Some(rollup.max),
+        Aggregation::P50 => rollup.sketch.quantile(0.5),
+        Aggregation::P90 => rollup.sketch.quantile(0.9),
+        Aggregation::Happiness => rollup.histogram.as_ref().and_then(happiness),
+        Aggregation::ShareTrue => Some(100.0 * rollup.sum / n),
+    }
+}
+
+/// % of 9-10 minus % of 0-6 over a 0-10 histogram.
+pub fn happiness(histogram: &[u64; 11]) -> Option<f64> {
+    let total: u64 = histogram.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let positive = histogram[9] + histogram[10];
+    let negative: u64 = histogram[..=6].iter().sum();
+    Some(100.0 * (positive as f64 - negative as f64) / total as f64)
+}
+
+impl Store {
+    /// A series of `query.aggregation` per bucket (and group).
+    pub fn series(&self, query: &SeriesQuery) -> Result<Vec<SeriesPoint>, StoreError> {
+        let merged = self.merged(query)?;
+        Ok(merged
+            .into_iter()
+            .map(|((bucket_start, group), rollup)| SeriesPoint {
+                bucket_start,
+                group,
+                value: evaluate(&rollup, query.aggregation),
+                count: rollup.count,
+            })
+            .collect())
+    }
+
+    /// Rollups merged per (bucket, group).
+    fn merged(&self, query: &SeriesQuery) -> Result<BTreeMap<(i64, Option<String>), Rollup>, StoreError> {
+        let dict = self.lock()?;
+        let mut out: BTreeMap<(i64, Option<String>), Rollup> = BTreeMap::new();
+        let (Some(tenant), Some(metric)) = (dict.id(&query.tenant), dict.id(&query.metric)) else {
+            return Ok(out);
+        };
+        let filter = match &query.filter {
+            None => None,
+            Some((k, v)) => match (dict.id(k), dict.id(v)) {
+                (Some(k), Some(v)) => Some((k, v)),
+                _ => return Ok(out),
+            },
+        };
+        let group_key = match &query.group_by {
+            None => None,
+            Some(g) => match dict.id(g) {
+                Some(id) => Some(id),
+                None => return Ok(out),
+            },
+        };
+        let from_day = keys::day_of(query.from);
+        let to_day = keys::day_of(query.to - 1) + 1;
+        if let (Some((fk, _)), Some(g)) = (filter, group_key)
+            && fk != g
+        {
+            drop(dict);
+            return self.merged_from_rows(query, tenant, metric, filter, group_key, from_day, to_day);
+        }
+        let (start, end) = keys::rollup_range(tenant, metric, from_day, to_day);
+        for entry in self.db.range(start..end) {
+            let (key, value) = entry?;
+            let cell = Cell::from_key(&key).ok_or_else(|| StoreError::corrupt("a rollup key does not parse"))?;
+            let group = match (filter, group_key) {
+                (Some(f), _) if (cell.dim_key, cell.dim_value) != f => continue,
+                (Some(_), None) => None,
+                (_, Some(g)) if cell.dim_key != g => continue,
+                (_, Some(_)) => dict.string(cell.dim_value).map(str::to_string),
+                (None, None) if cell.dim_key != 0 => continue,
+                (None, None) => None,
+            };
+            let rollup = super::write::decode_rollup(&value)?;
+            let at = i64::from(cell.day) * DAY_MS;
+            out.entry((bucket_start(at, query.bucket), group))
+                .or_default()
+                .merge(&rollup);
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn merged_from_rows(
+        &self,
+        query: &SeriesQuery,
+        tenant: u32,
+        metric: u32,
+        filter: Option<(u32, u32)>,
+        group_key: Option<u32>,
+        from_day: i32,
+        to_day: i32,
+    ) -> Result<BTreeMap<(i64, Option<String>), Rollup>, StoreError> {
+        let dict = self.lock()?;
+        let rating = is_rating(&query.metric);
+        let (start, end) =
+            keys::observation_range(tenant, metric, i64::from(from_day) * DAY_MS, i64::from(to_day) * DAY_MS);
+        let mut out: BTreeMap<(i64, Option<String>), Rollup> = BTreeMap::new();
+        for entry in self.db.range(start..end) {
+            let (key, value) = entry?;
+            let row: Row = postcard::from_bytes(&value)
+                .map_err(|e| StoreError::Corrupt(format!("a stored row does not decode: {e}")))?;
+            if let Some(f) = filter
+                && !row.dimensions.contains(&f)
+            {
+                continue;
+            }
+            let group = match group_key {
+                Some(g) => match row.dimensions.iter().find(|(k, _)| *k == g) {
+                    Some((_, v)) => dict.string(*v).map(str::to_string),
+                    None => continue,
+                },
+                None => None,
+            };
+            let at =
+                keys::time_from(key.get(9..17).unwrap_or_default()).ok_or_else(|| StoreError::corrupt("short key"))?;
+            out.entry((bucket_start(at, query.bucket), group))
+                .or_default()
+                .add(row.value, rating);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_start_where_the_calendar_says() {
+        // 2026-03-18T15:00:00Z, a Wednesday.
+        let at = 1_773_846_000_000;
+        let date = |y, m, d| (NaiveDate::from_ymd_opt(y, m, d).expect("date") - epoch_date()).num_days() * DAY_MS;
+        assert_eq!(bucket_start(at, Bucket::Day), date(2026, 3, 18));
+        assert_eq!(bucket_start(at, Bucket::Week), date(2026, 3, 16));
+        assert_eq!(bucket_start(at, Bucket::Month), date(2026, 3, 1));
+        assert_eq!(bucket_start(at, Bucket::Quarter), date(2026, 1, 1));
+    }
+
+    #[test]
+    fn happiness_of_76_positive_and_24_negative_is_52() {
+        let mut histogram = [0u64; 11];
+        histogram[10] = 76;
+        histogram[3] = 24;
+        assert_eq!(happiness(&histogram), Some(52.0));
+    }
+}

@@ -1,0 +1,202 @@
+//! Rollups: what the store keeps per tenant, metric, day and dimension value
+//! so that a month's report reads thousands of cells, not millions of rows.
+//!
+//! A cell is exact for count, sum, min, max and the 0-10 histogram, and holds
+//! a relative-error quantile sketch (buckets of about ±1 %) that can be
+//! merged across cells and, because it is bucket counts, can take a value
+//! out again when an observation is replaced.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Relative accuracy of the quantile sketch.
+const SKETCH_ALPHA: f64 = 0.01;
+
+/// A mergeable quantile sketch over positive values (DDSketch-style log buckets).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sketch {
+    /// Values at or below zero.
+    zeros: u64,
+    /// Bucket index to count.
+    buckets: BTreeMap<i32, u64>,
+}
+
+fn gamma() -> f64 {
+    (1.0 + SKETCH_ALPHA) / (1.0 - SKETCH_ALPHA)
+}
+
+impl Sketch {
+    fn bucket(value: f64) -> i32 {
+        (value.ln() / gamma().ln()).ceil() as i32
+    }
+
+    /// Adds a value.
+    pub fn add(&mut self, value: f64) {
+        if value <= 0.0 || !value.is_finite() {
+            self.zeros += 1;
+        } else {
+            *self.buckets.entry(Self::bucket(value)).or_default() += 1;
+        }
+    }
+
+    /// Takes a value out (it must have been added).
+    pub fn remove(&mut self, value: f64) {
+        if value <= 0.0 || !value.is_finite() {
+            self.zeros = self.zeros.saturating_sub(1);
+            return;
+        }
+        let bucket = Self::bucket(value);
+        if let Some(count) = self.buckets.get_mut(&bucket) {
+            *count -= 1;
+            if *count == 0 {
+                self.buckets.remove(&bucket);
+            }
+        }
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &Sketch) {
+        self.zeros += other.zeros;
+        for (bucket, count) in &other.buckets {
+            *self.buckets.entry(*bucket).or_default() += count;
+        }
+    }
+
+    /// Values in the sketch.
+    pub fn count(&self) -> u64 {
+        self.zeros + self.buckets.values().sum::<u64>()
+    }
+
+    /// The `q` quantile (0..=1), within ±1 % of a value in the data.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * (count - 1) as f64).floor() as u64) + 1;
+        if rank <= self.zeros {
+            return Some(0.0);
+        }
+        let mut seen = self.zeros;
+        for (bucket, n) in &self.buckets {
+            seen += n;
+            if seen >= rank {
+                let g = gamma();
+                return Some(2.0 * g.powi(*bucket) / (g + 1.0));
+            }
+        }
+        None
+    }
+}
+
+/// One rollup cell.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rollup {
+    /// Observations.
+    pub count: u64,
+    /// Sum of values.
+    pub sum: f64,
+    /// Smallest value (meaningless when `count` is 0).
+    pub min: f64,
+    /// Largest value (meaningless when `count` is 0).
+    pub max: f64,
+    /// Counts of rounded values 0..=10, for rating metrics.
+    pub histogram: Option<[u64; 11]>,
+    /// Quantile sketch.
+    pub sketch: Sketch,
+}
+
+impl Rollup {
+    /// Adds one value.
+    pub fn add(&mut self, value: f64, rating: bool) {
+        if self.count == 0 {
+            self.min = value;
+            self.max = value;
+        } else {
+            self.min = self.min.min(value);
+            self.max = self.max.max(value);
+        }
+        self.count += 1;
+        self.sum += value;
+        if rating {
+            let histogram = self.histogram.get_or_insert([0; 11]);
+            if let Some(slot) = rating_slot(value) {
+                histogram[slot] += 1;
+            }
+        }
+        self.sketch.add(value);
+    }
+
+    /// Takes one value out. Returns false when min or max may now be wrong
+    /// (the value was an extreme) and the cell must be recomputed from rows.
+    pub fn remove(&mut self, value: f64) -> bool {
+        self.count = self.count.saturating_sub(1);
+        self.sum -= value;
+        if let (Some(histogram), Some(slot)) = (self.histogram.as_mut(), rating_slot(value)) {
+            histogram[slot] = histogram[slot].saturating_sub(1);
+        }
+        self.sketch.remove(value);
+        if self.count == 0 {
+            *self = Rollup::default();
+            return true;
+        }
+        value != self.min && value != self.max
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &Rollup) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            self.min = other.min;
+            self.max = other.max;
+        } else {
+            self.min = self.min.min(other.min);
+            self.max = self.max.max(other.max);
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        if let Some(theirs) = &other.histogram {
+            let ours = self.histogram.get_or_insert([0; 11]);
+            for (a, b) in ours.iter_mut().zip(theirs) {
+                *a += b;
+            }
+        }
+        self.sketch.merge(&other.sketch);
+    }
+}
+
+/// The histogram slot of a 0-10 rating, if it is one.
+fn rating_slot(value: f64) -> Option<usize> {
+    (0.0..=10.0).contains(&value).then(|| value.round() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_within_one_percent() {
+        let mut sketch = Sketch::default();
+        for v in 1..=10_000 {
+            sketch.add(f64::from(v));
+        }
+        for (q, exact) in [(0.5, 5000.0), (0.9, 9000.0), (0.99, 9900.0)] {
+            let estimate = sketch.quantile(q).expect("values");
+            assert!((estimate - exact).abs() / exact < 0.011, "q{q}: {estimate} vs {exact}");
+        }
+    }
+
+    #[test]
+    fn remove_undoes_add_except_for_extremes() {
+        let mut cell = Rollup::default();
+        for v in [3.0, 9.0, 10.0, 0.0] {
+            cell.add(v, true);
+        }
+        assert!(cell.remove(9.0), "9 is not an extreme");
+        assert_eq!((cell.count, cell.sum), (3, 13.0));
+        assert_eq!(cell.histogram.expect("rating")[9], 0);
+        assert!(!cell.remove(10.0), "10 was the max");
+    }
+}

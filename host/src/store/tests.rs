@@ -1,0 +1,329 @@
+//! Store tests: format checks, idempotent replace, atomic cursors, and the
+//! property that every query over rollups equals the same query computed
+//! from the raw rows, replaces included.
+
+use super::*;
+use crate::runtime::{Layer, Observation};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+
+fn provenance(run: u64) -> Provenance {
+    Provenance {
+        connector: "sn".into(),
+        plugin: "servicenow".into(),
+        version: "0.1.0".into(),
+        sha256: "ab".repeat(32),
+        sync_run: run,
+    }
+}
+
+fn obs(id: &str, metric: &str, value: f64, at: i64, dims: &[(&str, &str)]) -> Observation {
+    Observation {
+        id: id.into(),
+        metric: metric.into(),
+        layer: Layer::Experience,
+        value,
+        at,
+        dimensions: dims.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&dir.path().join("db")).expect("open");
+    store.set_durable(false);
+    (dir, store)
+}
+
+fn commit(store: &Store, observations: &[Observation], cursor: Option<&str>) -> CommitSummary {
+    store
+        .commit(CommitBatch {
+            tenant: "acme",
+            source: "sn",
+            provenance: &provenance(1),
+            observations,
+            cursor,
+        })
+        .expect("commit")
+}
+
+const DAY: i64 = 86_400_000;
+
+#[test]
+fn a_replayed_batch_changes_nothing_and_a_changed_record_replaces() {
+    let (_dir, store) = open();
+    let batch = [
+        obs("r1", "happiness_rating", 9.0, DAY, &[("service", "Email")]),
+        obs("r2", "happiness_rating", 3.0, DAY, &[("service", "VPN")]),
+    ];
+    assert_eq!(commit(&store, &batch, Some("c1")).inserted, 2);
+    assert_eq!(commit(&store, &batch, Some("c1")).unchanged, 2);
+    let total = store.rollup("acme", "happiness_rating", 1, None).expect("rollup");
+    assert_eq!((total.count, total.sum), (2, 12.0));
+
+    // r2 is re-rated and moves to another day and service.
+    let changed = [obs("r2", "happiness_rating", 10.0, 2 * DAY, &[("service", "Email")])];
+    assert_eq!(commit(&store, &changed, Some("c2")).replaced, 1);
+    let day1 = store.rollup("acme", "happiness_rating", 1, None).expect("rollup");
+    assert_eq!(
+        (day1.count, day1.sum, day1.min, day1.max),
+        (1, 9.0, 9.0, 9.0),
+        "min and max follow a replace"
+    );
+    assert_eq!(
+        store
+            .rollup("acme", "happiness_rating", 1, Some(("service", "VPN")))
+            .expect("rollup")
+            .count,
+        0
+    );
+    assert_eq!(
+        store
+            .rollup("acme", "happiness_rating", 2, Some(("service", "Email")))
+            .expect("rollup")
+            .count,
+        1
+    );
+    assert_eq!(store.cursor("acme", "sn").expect("cursor").as_deref(), Some("c2"));
+    let rows = store
+        .observations("acme", "happiness_rating", 0, 10 * DAY)
+        .expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].observation.value, 10.0);
+    assert_eq!(rows[1].provenance, provenance(1));
+}
+
+#[test]
+fn a_bad_observation_stores_nothing_of_its_batch() {
+    let (_dir, store) = open();
+    commit(&store, &[obs("r1", "lost_time_minutes", 30.0, DAY, &[])], Some("c1"));
+    let bad = [
+        obs("r2", "lost_time_minutes", 5.0, DAY, &[]),
+        obs("r3", "lost_time_minutes", f64::NAN, DAY, &[]),
+    ];
+    let error = store
+        .commit(CommitBatch {
+            tenant: "acme",
+            source: "sn",
+            provenance: &provenance(2),
+            observations: &bad,
+            cursor: Some("c2"),
+        })
+        .unwrap_err();
+    assert!(error.to_string().contains("`r3`"), "{error}");
+    assert_eq!(
+        store.cursor("acme", "sn").expect("cursor").as_deref(),
+        Some("c1"),
+        "the cursor did not move"
+    );
+    assert_eq!(
+        store
+            .rollup("acme", "lost_time_minutes", 1, None)
+            .expect("rollup")
+            .count,
+        1
+    );
+    assert_eq!(
+        commit(
+            &store,
+            &[obs("r4", "lost_time_minutes", 1.0, DAY, &[("service", "new")])],
+            None
+        )
+        .inserted,
+        1
+    );
+}
+
+#[test]
+fn foreign_and_future_directories_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("notes.txt"), "mine").expect("write");
+    let error = Store::open(dir.path()).err().expect("refused");
+    assert!(matches!(error, StoreError::Foreign { .. }), "{error}");
+
+    let path = dir.path().join("future");
+    {
+        let db = sled::open(&path).expect("sled");
+        db.insert(keys::FORMAT, &99u32.to_be_bytes()).expect("insert");
+        db.flush().expect("flush");
+    }
+    let error = Store::open(&path).err().expect("refused");
+    assert!(matches!(error, StoreError::Version { found: 99, .. }), "{error}");
+
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").expect("write");
+    assert!(matches!(Store::open(&file), Err(StoreError::Foreign { .. })));
+}
+
+#[test]
+fn the_store_reopens_with_its_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    {
+        let store = Store::open(&path).expect("open");
+        commit(
+            &store,
+            &[obs("r1", "happiness_rating", 7.0, DAY, &[("service", "Email")])],
+            Some("c9"),
+        );
+    }
+    let store = Store::open(&path).expect("reopen");
+    assert_eq!(store.cursor("acme", "sn").expect("cursor").as_deref(), Some("c9"));
+    assert_eq!(
+        commit(
+            &store,
+            &[obs("r2", "happiness_rating", 8.0, DAY, &[("service", "Email")])],
+            None
+        )
+        .inserted,
+        1
+    );
+    assert_eq!(
+        store
+            .rollup("acme", "happiness_rating", 1, Some(("service", "Email")))
+            .expect("rollup")
+            .count,
+        2
+    );
+}
+
+/// The same query computed from raw rows.
+fn model_series(rows: &HashMap<(String, String), Observation>, q: &SeriesQuery) -> Vec<SeriesPoint> {
+    let mut groups: BTreeMap<(i64, Option<String>), Vec<f64>> = BTreeMap::new();
+    for o in rows.values() {
+        if o.metric != q.metric || o.at < q.from || o.at >= q.to {
+            continue;
+        }
+        let dim = |k: &str| o.dimensions.iter().find(|(dk, _)| dk == k).map(|(_, v)| v.clone());
+        if let Some((k, v)) = &q.filter
+            && dim(k).as_ref() != Some(v)
+        {
+            continue;
+        }
+        let group = match &q.group_by {
+            Some(g) => match dim(g) {
+                Some(v) => Some(v),
+                None => continue,
+            },
+            None => None,
+        };
+        groups
+            .entry((bucket_start(o.at, q.bucket), group))
+            .or_default()
+            .push(o.value);
+    }
+    groups
+        .into_iter()
+        .map(|((bucket_start, group), values)| {
+            let mut rollup = Rollup::default();
+            for v in &values {
+                rollup.add(*v, is_rating(&q.metric));
+            }
+            // Independent of the rollup for the exact aggregations.
+            let n = values.len() as f64;
+            let value = match q.aggregation {
+                Aggregation::Count => Some(n),
+                Aggregation::Sum => Some(values.iter().sum()),
+                Aggregation::Avg => Some(values.iter().sum::<f64>() / n),
+                Aggregation::Min => values.iter().copied().reduce(f64::min),
+                Aggregation::Max => values.iter().copied().reduce(f64::max),
+                Aggregation::Happiness => {
+                    let pos = values.iter().filter(|v| **v >= 9.0).count() as f64;
+                    let neg = values.iter().filter(|v| **v <= 6.0).count() as f64;
+                    Some(100.0 * (pos - neg) / n)
+                }
+                Aggregation::ShareTrue => Some(100.0 * values.iter().sum::<f64>() / n),
+                Aggregation::P50 | Aggregation::P90 => evaluate(&rollup, q.aggregation),
+            };
+            SeriesPoint {
+                bucket_start,
+                group,
+                value,
+                count: values.len() as u64,
+            }
+        })
+        .collect()
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * (1.0 + a.abs().max(b.abs())),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// A query shape: a filter and a group-by.
+type Shape = (Option<(&'static str, &'static str)>, Option<&'static str>);
+
+fn arb_observation() -> impl Strategy<Value = Observation> {
+    (0u8..12, 0u8..2, 0i64..40, 0u8..11, 0u8..3, 0u8..3).prop_map(|(id, metric, hour, value, service, group)| {
+        let metric = ["happiness_rating", "resolution_hours"][metric as usize];
+        let services = ["Email", "VPN", "Laptop"];
+        let groups = ["Desk", "Network", "Field"];
+        let mut dims = vec![("service".to_string(), services[service as usize].to_string())];
+        if group < 2 {
+            dims.push(("assignment_group".to_string(), groups[group as usize].to_string()));
+        }
+        Observation {
+            id: format!("r{id}"),
+            metric: metric.into(),
+            layer: Layer::Experience,
+            value: f64::from(value),
+            at: 3 * DAY + hour * 3_600_000 * 5,
+            dimensions: dims,
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn rollup_queries_equal_raw_queries(batches in prop::collection::vec(prop::collection::vec(arb_observation(), 1..12), 1..6)) {
+        let (_dir, store) = open();
+        let mut model: HashMap<(String, String), Observation> = HashMap::new();
+        for batch in &batches {
+            commit(&store, batch, None);
+            for o in batch {
+                model.insert((o.id.clone(), o.metric.clone()), o.clone());
+            }
+        }
+        let aggregations = [Aggregation::Count, Aggregation::Sum, Aggregation::Avg, Aggregation::Min, Aggregation::Max, Aggregation::P50, Aggregation::P90, Aggregation::Happiness];
+        let shapes: [Shape; 5] = [
+            (None, None),
+            (Some(("service", "Email")), None),
+            (None, Some("assignment_group")),
+            (Some(("service", "VPN")), Some("assignment_group")),
+            (Some(("assignment_group", "Desk")), Some("assignment_group")),
+        ];
+        for metric in ["happiness_rating", "resolution_hours"] {
+            for bucket in [Bucket::Day, Bucket::Week, Bucket::Month, Bucket::Quarter] {
+                for (filter, group_by) in shapes {
+                    for aggregation in aggregations {
+                        if aggregation == Aggregation::Happiness && metric != "happiness_rating" {
+                            continue;
+                        }
+                        let q = SeriesQuery {
+                            tenant: "acme".into(),
+                            metric: metric.into(),
+                            from: 0,
+                            to: 30 * DAY,
+                            bucket,
+                            filter: filter.map(|(k, v)| (k.to_string(), v.to_string())),
+                            group_by: group_by.map(str::to_string),
+                            aggregation,
+                        };
+                        let got = store.series(&q).expect("series");
+                        let want = model_series(&model, &q);
+                        prop_assert_eq!(got.len(), want.len(), "{:?}", q);
+                        for (g, w) in got.iter().zip(&want) {
+                            prop_assert_eq!((g.bucket_start, &g.group, g.count), (w.bucket_start, &w.group, w.count), "{:?}", q);
+                            prop_assert!(close(g.value, w.value), "{:?}: {:?} vs {:?}", q, g.value, w.value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
