@@ -10,6 +10,7 @@
 //! I <tenant><source><len><id><metric>        -> time      index for idempotent replace
 //! C <tenant><source>                         -> cursor    connector cursors
 //! R <tenant><metric><day><dim key><dim value> -> rollup   rollups (dimension 0/0: all rows)
+//! S <tenant><dim key><dim value><metric><source><id>      subject index (ticket, device)
 //! ```
 //!
 //! Integers are big-endian so that byte order is numeric order; times and
@@ -23,6 +24,11 @@ const OBSERVATION: u8 = b'O';
 const INDEX: u8 = b'I';
 const CURSOR: u8 = b'C';
 const ROLLUP: u8 = b'R';
+const SUBJECT: u8 = b'S';
+
+/// Dimensions that name a subject whose observations can be listed across
+/// sources (a ticket: its rating, its lost time, its SLA, its reassignments).
+pub(crate) const SUBJECT_DIMENSIONS: [&str; 2] = ["ticket", "device"];
 
 /// Milliseconds in a day.
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -99,6 +105,23 @@ pub(crate) fn cursor(tenant: u32, source: u32) -> Vec<u8> {
     let mut key = vec![CURSOR];
     key.extend_from_slice(&tenant.to_be_bytes());
     key.extend_from_slice(&source.to_be_bytes());
+    key
+}
+
+pub(crate) fn subject(tenant: u32, dim: (u32, u32), metric: u32, source: u32, id: &str) -> Vec<u8> {
+    let mut key = subject_prefix(tenant, dim);
+    key.extend_from_slice(&metric.to_be_bytes());
+    key.extend_from_slice(&source.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+pub(crate) fn subject_prefix(tenant: u32, (dim_key, dim_value): (u32, u32)) -> Vec<u8> {
+    let mut key = Vec::with_capacity(21);
+    key.push(SUBJECT);
+    key.extend_from_slice(&tenant.to_be_bytes());
+    key.extend_from_slice(&dim_key.to_be_bytes());
+    key.extend_from_slice(&dim_value.to_be_bytes());
     key
 }
 

@@ -19,7 +19,9 @@ mod tests;
 mod write;
 
 pub use model::{Provenance, StoredObservation, is_rating};
-pub use query::{Aggregation, Bucket, SeriesPoint, SeriesQuery, bucket_start, evaluate, happiness};
+pub use query::{
+    Aggregation, Breakdown, BreakdownRow, Bucket, SeriesPoint, SeriesQuery, bucket_start, evaluate, happiness,
+};
 pub use rollup::{Rollup, Sketch};
 pub use write::{CommitBatch, CommitSummary};
 
@@ -157,6 +159,15 @@ impl Store {
     ) -> Result<Vec<StoredObservation>, StoreError> {
         let dict = self.lock()?;
         write::read_range(&self.db, &dict, tenant, metric, from, to)
+    }
+
+    /// Every observation of one subject across metrics and sources, oldest
+    /// first: `subject("acme", "ticket", "INC0012345")` gives the ticket's
+    /// rating, lost time, SLA and reassignments. Subjects are the `ticket`
+    /// and `device` dimensions.
+    pub fn subject(&self, tenant: &str, dimension: &str, value: &str) -> Result<Vec<StoredObservation>, StoreError> {
+        let dict = self.lock()?;
+        write::read_subject(&self.db, &dict, tenant, dimension, value)
     }
 
     /// The rollup cell of a tenant's metric on a UTC day (days since the

@@ -274,3 +274,90 @@ mod tests {
         assert_eq!(happiness(&histogram), Some(52.0));
     }
 }
+
+/// One group of a breakdown.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BreakdownRow {
+    /// The dimension value.
+    pub group: String,
+    /// The group's value (sum or count).
+    pub value: f64,
+    /// Its share of the total, 0..=1.
+    pub share: f64,
+    /// Share of this group and every larger one, 0..=1.
+    pub cumulative_share: f64,
+}
+
+/// Groups ranked by their part of a metric, with Pareto shares: which
+/// assignment groups hold 80 % of lost time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Breakdown {
+    /// The top groups, largest first.
+    pub rows: Vec<BreakdownRow>,
+    /// Total over every group.
+    pub total: f64,
+    /// Groups in all.
+    pub groups: usize,
+    /// How many of the largest groups it takes to reach 80 % of the total.
+    pub groups_for_80_percent: usize,
+}
+
+impl Store {
+    /// The `top` values of `dimension` ranked by the sum (or, with
+    /// `by_count`, the number) of a metric's observations in `[from, to)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn breakdown(
+        &self,
+        tenant: &str,
+        metric: &str,
+        from: i64,
+        to: i64,
+        dimension: &str,
+        by_count: bool,
+        top: usize,
+    ) -> Result<Breakdown, StoreError> {
+        let query = SeriesQuery {
+            tenant: tenant.into(),
+            metric: metric.into(),
+            from,
+            to,
+            bucket: Bucket::Day,
+            filter: None,
+            group_by: Some(dimension.into()),
+            aggregation: Aggregation::Sum,
+        };
+        let mut per_group: BTreeMap<String, f64> = BTreeMap::new();
+        for ((_, group), rollup) in self.merged(&query)? {
+            let value = if by_count { rollup.count as f64 } else { rollup.sum };
+            *per_group.entry(group.unwrap_or_default()).or_default() += value;
+        }
+        let mut ranked: Vec<(String, f64)> = per_group.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let total: f64 = ranked.iter().map(|(_, v)| v).sum();
+        let fraction = |v: f64| if total > 0.0 { v / total } else { 0.0 };
+        let mut running = 0.0;
+        let mut groups_for_80_percent = 0;
+        let mut rows = Vec::new();
+        for (i, (group, value)) in ranked.iter().enumerate() {
+            running += value;
+            let (share, cumulative) = (fraction(*value), fraction(running));
+            if groups_for_80_percent == 0 && cumulative >= 0.8 - 1e-9 {
+                groups_for_80_percent = i + 1;
+            }
+            if i < top {
+                rows.push(BreakdownRow {
+                    group: group.clone(),
+                    value: *value,
+                    share,
+                    cumulative_share: cumulative,
+                });
+            }
+        }
+        Ok(Breakdown {
+            rows,
+            total,
+            groups: ranked.len(),
+            groups_for_80_percent,
+        })
+    }
+}

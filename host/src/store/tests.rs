@@ -187,6 +187,89 @@ fn the_store_reopens_with_its_data() {
     );
 }
 
+#[test]
+fn a_subject_is_seen_across_metrics_and_sources() {
+    let (_dir, store) = open();
+    let ticket = [("ticket", "INC0012345")];
+    commit(
+        &store,
+        &[
+            obs("resp-1", "happiness_rating", 4.0, 2 * DAY, &ticket),
+            obs("other", "happiness_rating", 9.0, DAY, &[("ticket", "INC9")]),
+        ],
+        None,
+    );
+    store
+        .commit(CommitBatch {
+            tenant: "acme",
+            source: "servicenow",
+            provenance: &provenance(7),
+            observations: &[
+                obs("sys1", "reassignment_count", 3.0, DAY, &ticket),
+                obs("sys1", "sla_breached", 0.0, DAY, &ticket),
+            ],
+            cursor: None,
+        })
+        .expect("commit");
+    let seen = store.subject("acme", "ticket", "INC0012345").expect("subject");
+    let metrics: Vec<&str> = seen.iter().map(|s| s.observation.metric.as_str()).collect();
+    assert_eq!(metrics, ["reassignment_count", "sla_breached", "happiness_rating"]);
+    assert_eq!(seen[2].source, "sn");
+    // A replace moves the ticket: the old subject entry goes with it.
+    commit(
+        &store,
+        &[obs(
+            "resp-1",
+            "happiness_rating",
+            8.0,
+            2 * DAY,
+            &[("ticket", "INC0099999")],
+        )],
+        None,
+    );
+    assert_eq!(store.subject("acme", "ticket", "INC0012345").expect("subject").len(), 2);
+    assert_eq!(
+        store.subject("acme", "ticket", "INC0099999").expect("subject")[0]
+            .observation
+            .value,
+        8.0
+    );
+}
+
+#[test]
+fn breakdowns_rank_groups_with_pareto_shares() {
+    let (_dir, store) = open();
+    let lost = |id: &str, minutes: f64, group: &str| {
+        obs(id, "lost_time_minutes", minutes, DAY, &[("assignment_group", group)])
+    };
+    commit(
+        &store,
+        &[
+            lost("a", 600.0, "Network"),
+            lost("b", 200.0, "Network"),
+            lost("c", 150.0, "Desk"),
+            lost("d", 50.0, "Field"),
+        ],
+        None,
+    );
+    let breakdown = store
+        .breakdown("acme", "lost_time_minutes", 0, 10 * DAY, "assignment_group", false, 2)
+        .expect("breakdown");
+    assert_eq!(
+        (breakdown.total, breakdown.groups, breakdown.groups_for_80_percent),
+        (1000.0, 3, 1)
+    );
+    assert_eq!(breakdown.rows.len(), 2);
+    assert_eq!(
+        (breakdown.rows[0].group.as_str(), breakdown.rows[0].share),
+        ("Network", 0.8)
+    );
+    assert_eq!(
+        (breakdown.rows[1].group.as_str(), breakdown.rows[1].cumulative_share),
+        ("Desk", 0.95)
+    );
+}
+
 /// The same query computed from raw rows.
 fn model_series(rows: &HashMap<(String, String), Observation>, q: &SeriesQuery) -> Vec<SeriesPoint> {
     let mut groups: BTreeMap<(i64, Option<String>), Vec<f64>> = BTreeMap::new();

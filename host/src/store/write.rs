@@ -63,6 +63,7 @@ impl Store {
             cells: HashMap::new(),
         };
         let mut summary = CommitSummary::default();
+        let subjects: Vec<u32> = keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
         for observation in last_of_each(batch.observations) {
             validate(observation)?;
             let metric = dict.intern(&observation.metric);
@@ -83,12 +84,23 @@ impl Store {
                     continue;
                 }
                 self.retract(&mut pending, tenant, metric, old_at, &old_row)?;
+                for dim in subject_dimensions(&subjects, &old_row) {
+                    pending
+                        .ops
+                        .insert(keys::subject(tenant, dim, metric, source, &observation.id), None);
+                }
                 pending.ops.insert(old_key, None);
                 summary.replaced += 1;
             } else {
                 summary.inserted += 1;
             }
             self.account(&mut pending, tenant, metric, observation.at, &row, rating)?;
+            for dim in subject_dimensions(&subjects, &row) {
+                pending.ops.insert(
+                    keys::subject(tenant, dim, metric, source, &observation.id),
+                    Some(Vec::new()),
+                );
+            }
             pending.ops.insert(new_key, Some(encode(&row)?));
             pending
                 .ops
@@ -241,6 +253,11 @@ impl Store {
     }
 }
 
+/// The row's dimensions that name a subject.
+fn subject_dimensions<'r>(subjects: &'r [u32], row: &'r Row) -> impl Iterator<Item = (u32, u32)> + 'r {
+    row.dimensions.iter().copied().filter(|(k, _)| subjects.contains(k))
+}
+
 fn provenance_key(p: &Provenance) -> String {
     format!(
         "prov\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
@@ -337,44 +354,96 @@ pub(crate) fn read_range(
         return Ok(Vec::new());
     };
     let (start, end) = keys::observation_range(tenant_id, metric_id, from, to);
+    let mut out = Vec::new();
+    for entry in db.range(start..end) {
+        let (key, value) = entry?;
+        let part = |range: std::ops::Range<usize>| key.get(range).ok_or_else(|| StoreError::corrupt("short key"));
+        let at = keys::time_from(part(9..17)?).ok_or_else(|| StoreError::corrupt("short key"))?;
+        let source = u32::from_be_bytes(part(17..21)?.try_into().map_err(|_| StoreError::corrupt("short key"))?);
+        let id = String::from_utf8_lossy(part(21..key.len())?).into_owned();
+        out.push(restore(dict, tenant, metric_id, at, source, id, &decode(&value)?)?);
+    }
+    Ok(out)
+}
+
+/// Every observation of one subject (say `ticket` = `INC0012345`), across
+/// metrics and sources.
+pub(crate) fn read_subject(
+    db: &sled::Db,
+    dict: &Dictionary,
+    tenant: &str,
+    dimension: &str,
+    value: &str,
+) -> Result<Vec<StoredObservation>, StoreError> {
+    let (Some(tenant_id), Some(dim_key), Some(dim_value)) = (dict.id(tenant), dict.id(dimension), dict.id(value))
+    else {
+        return Ok(Vec::new());
+    };
+    let prefix = keys::subject_prefix(tenant_id, (dim_key, dim_value));
+    let mut out = Vec::new();
+    for entry in db.scan_prefix(&prefix) {
+        let (key, _) = entry?;
+        let rest = key.get(prefix.len()..).unwrap_or_default();
+        let (Some(metric), Some(source)) = (
+            rest.get(0..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes),
+            rest.get(4..8).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes),
+        ) else {
+            return Err(StoreError::corrupt("a subject key is too short"));
+        };
+        let id = String::from_utf8_lossy(rest.get(8..).unwrap_or_default()).into_owned();
+        let at_bytes = db
+            .get(keys::index(tenant_id, source, &id, metric))?
+            .ok_or_else(|| StoreError::corrupt("a subject entry has no index entry"))?;
+        let at = i64::from_be_bytes(
+            at_bytes
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("an index entry is not 8 bytes"))?,
+        );
+        let row = db
+            .get(keys::observation(tenant_id, metric, at, source, &id))?
+            .ok_or_else(|| StoreError::corrupt("an index entry points at a missing observation"))?;
+        out.push(restore(dict, tenant, metric, at, source, id, &decode(&row)?)?);
+    }
+    out.sort_by(|a, b| (a.observation.at, &a.observation.metric).cmp(&(b.observation.at, &b.observation.metric)));
+    Ok(out)
+}
+
+/// A stored row with its strings restored from the dictionary.
+fn restore(
+    dict: &Dictionary,
+    tenant: &str,
+    metric: u32,
+    at: i64,
+    source: u32,
+    id: String,
+    row: &Row,
+) -> Result<StoredObservation, StoreError> {
     let name = |id: u32| {
         dict.string(id)
             .map(str::to_string)
             .ok_or_else(|| StoreError::corrupt("a dictionary id is missing"))
     };
-    let mut out = Vec::new();
-    for entry in db.range(start..end) {
-        let (key, value) = entry?;
-        let row = decode(&value)?;
-        let at = keys::time_from(key.get(9..17).unwrap_or_default()).ok_or_else(|| StoreError::corrupt("short key"))?;
-        let source_id = key
-            .get(17..21)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_be_bytes)
-            .ok_or_else(|| StoreError::corrupt("short key"))?;
-        let id = String::from_utf8_lossy(key.get(21..).unwrap_or_default()).into_owned();
-        let dimensions = row
-            .dimensions
-            .iter()
-            .map(|(k, v)| Ok((name(*k)?, name(*v)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let provenance = dict
-            .string(row.provenance)
-            .and_then(provenance_from_key)
-            .ok_or_else(|| StoreError::corrupt("provenance is missing"))?;
-        out.push(StoredObservation {
-            tenant: tenant.to_string(),
-            source: name(source_id)?,
-            observation: Observation {
-                id,
-                metric: metric.to_string(),
-                layer: layer_from_code(row.layer),
-                value: row.value,
-                at,
-                dimensions,
-            },
-            provenance,
-        });
-    }
-    Ok(out)
+    let dimensions = row
+        .dimensions
+        .iter()
+        .map(|(k, v)| Ok((name(*k)?, name(*v)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let provenance = dict
+        .string(row.provenance)
+        .and_then(provenance_from_key)
+        .ok_or_else(|| StoreError::corrupt("provenance is missing"))?;
+    Ok(StoredObservation {
+        tenant: tenant.to_string(),
+        source: name(source)?,
+        observation: Observation {
+            id,
+            metric: name(metric)?,
+            layer: layer_from_code(row.layer),
+            value: row.value,
+            at,
+            dimensions,
+        },
+        provenance,
+    })
 }
