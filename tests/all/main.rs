@@ -7,4 +7,5 @@ mod loading;
 mod outbound;
 mod sandbox;
 mod scorer;
+mod store;
 mod support;
