@@ -30,6 +30,10 @@ const SUBJECT: u8 = b'S';
 /// sources (a ticket: its rating, its lost time, its SLA, its reassignments).
 pub(crate) const SUBJECT_DIMENSIONS: [&str; 2] = ["ticket", "device"];
 
+/// Dimensions with a value per subject or person: rolling them up would make
+/// a cell per ticket, so they get no rollup cells (subjects are indexed instead).
+pub(crate) const UNROLLED_DIMENSIONS: [&str; 3] = ["ticket", "device", "user"];
+
 /// Milliseconds in a day.
 pub(crate) const DAY_MS: i64 = 86_400_000;
 

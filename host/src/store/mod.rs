@@ -90,13 +90,18 @@ impl Store {
     /// Opens (or creates) the store in `path`, checking its format.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         check_directory(path)?;
-        let db = sled::Config::new().path(path).open().map_err(|e| match e {
-            sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::Foreign {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            },
-            other => StoreError::Sled(other),
-        })?;
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::Foreign {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                },
+                other => StoreError::Sled(other),
+            })?;
         match db.get(keys::FORMAT)? {
             Some(bytes) => {
                 let found = u32::from_be_bytes(

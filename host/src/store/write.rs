@@ -40,6 +40,8 @@ pub struct CommitSummary {
 struct Pending {
     ops: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     cells: HashMap<Cell, (Rollup, bool)>,
+    /// Dictionary ids of the dimensions that get no rollup cells.
+    unrolled: Vec<u32>,
 }
 
 impl Store {
@@ -61,6 +63,7 @@ impl Store {
         let mut pending = Pending {
             ops: BTreeMap::new(),
             cells: HashMap::new(),
+            unrolled: keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect(),
         };
         let mut summary = CommitSummary::default();
         let subjects: Vec<u32> = keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
@@ -157,11 +160,19 @@ impl Store {
         decode(&bytes)
     }
 
-    /// The cells an observation counts in: the day's total and one per dimension.
-    fn cells_of(tenant: u32, metric: u32, at: i64, row: &Row) -> impl Iterator<Item = Cell> + '_ {
+    /// The cells an observation counts in: the day's total and one per
+    /// rolled-up dimension.
+    fn cells_of<'r>(
+        tenant: u32,
+        metric: u32,
+        at: i64,
+        row: &'r Row,
+        unrolled: &'r [u32],
+    ) -> impl Iterator<Item = Cell> + 'r {
         let day = keys::day_of(at);
+        let dims = row.dimensions.iter().copied().filter(|(k, _)| !unrolled.contains(k));
         std::iter::once((0, 0))
-            .chain(row.dimensions.iter().copied())
+            .chain(dims)
             .map(move |(dim_key, dim_value)| Cell {
                 tenant,
                 metric,
@@ -194,7 +205,8 @@ impl Store {
         row: &Row,
         rating: bool,
     ) -> Result<(), StoreError> {
-        for cell in Self::cells_of(tenant, metric, at, row).collect::<Vec<_>>() {
+        let unrolled = pending.unrolled.clone();
+        for cell in Self::cells_of(tenant, metric, at, row, &unrolled).collect::<Vec<_>>() {
             let (rollup, _) = self.cell(pending, cell)?;
             rollup.add(row.value, rating);
         }
@@ -202,7 +214,8 @@ impl Store {
     }
 
     fn retract(&self, pending: &mut Pending, tenant: u32, metric: u32, at: i64, row: &Row) -> Result<(), StoreError> {
-        for cell in Self::cells_of(tenant, metric, at, row).collect::<Vec<_>>() {
+        let unrolled = pending.unrolled.clone();
+        for cell in Self::cells_of(tenant, metric, at, row, &unrolled).collect::<Vec<_>>() {
             let (rollup, dirty) = self.cell(pending, cell)?;
             if !rollup.remove(row.value) {
                 *dirty = true;

@@ -1,0 +1,160 @@
+//! Store benchmarks: batched insert throughput, bytes per observation on
+//! disk, and a month's report with group-by from rollups against the same
+//! report computed by a full scan of the month's rows, in one run.
+//!
+//! Run: `cargo bench -p xla-tests --bench store -- [observations]` (default
+//! 10,000,000). Results in BENCHMARKS.md.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use xla_host::runtime::{Layer, Observation};
+use xla_host::store::{Aggregation, Bucket, CommitBatch, Provenance, SeriesQuery, Store};
+
+const DAY: i64 = 86_400_000;
+/// 2026-01-01T00:00:00Z.
+const START: i64 = 1_767_225_600_000;
+const BATCH: usize = 10_000;
+
+fn observation(i: u64) -> Observation {
+    // A fixed mix: cheap to generate, many distinct tickets, few groups.
+    let mix = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    Observation {
+        id: format!("{:032x}", i.wrapping_mul(0x2545_F491_4F6C_DD1D)),
+        metric: "lost_time_minutes".into(),
+        layer: Layer::Experience,
+        value: (mix % 480) as f64,
+        at: START + (mix >> 20) as i64 % (90 * DAY),
+        dimensions: vec![
+            ("assignment_group".into(), format!("group-{:02}", (mix >> 8) % 50)),
+            (
+                "channel".into(),
+                ["phone", "email", "portal", "chat", "walk-in", "virtual_agent"][((mix >> 16) % 6) as usize].into(),
+            ),
+            ("service".into(), format!("service-{:02}", (mix >> 24) % 20)),
+            ("ticket".into(), format!("INC{:07}", i / 2)),
+        ],
+    }
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        dir_size(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let total: u64 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000_000);
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store");
+    let store = Store::open(&path)?;
+    let provenance = Provenance {
+        connector: "bench".into(),
+        plugin: "bench".into(),
+        version: "0.1.0".into(),
+        sha256: "0".repeat(64),
+        sync_run: 1,
+    };
+
+    let started = Instant::now();
+    let mut next = 0u64;
+    while next < total {
+        let end = (next + BATCH as u64).min(total);
+        let batch: Vec<Observation> = (next..end).map(observation).collect();
+        let cursor = end.to_string();
+        store.commit(CommitBatch {
+            tenant: "acme",
+            source: "bench",
+            provenance: &provenance,
+            observations: &batch,
+            cursor: Some(&cursor),
+        })?;
+        next = end;
+    }
+    let insert = started.elapsed();
+    drop(store);
+    let bytes = dir_size(&path);
+    println!(
+        "insert: {total} observations in {:.1} s = {:.0} observations/s (batches of {BATCH}, each durable)",
+        insert.as_secs_f64(),
+        total as f64 / insert.as_secs_f64()
+    );
+    println!(
+        "disk: {bytes} bytes = {:.1} bytes/observation",
+        bytes as f64 / total as f64
+    );
+
+    let store = Store::open(&path)?;
+    let (from, to) = (START + 31 * DAY, START + 59 * DAY); // February 2026
+    let query = SeriesQuery {
+        tenant: "acme".into(),
+        metric: "lost_time_minutes".into(),
+        from,
+        to,
+        bucket: Bucket::Month,
+        filter: None,
+        group_by: Some("assignment_group".into()),
+        aggregation: Aggregation::Avg,
+    };
+    let mut rollup_times = Vec::new();
+    let mut report = Vec::new();
+    for _ in 0..7 {
+        let t = Instant::now();
+        report = store.series(&query)?;
+        rollup_times.push(t.elapsed());
+    }
+    let mut scan_times = Vec::new();
+    let mut scanned: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        scanned.clear();
+        for row in store.observations("acme", "lost_time_minutes", from, to)? {
+            let group = row
+                .observation
+                .dimensions
+                .iter()
+                .find(|(k, _)| k == "assignment_group")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let entry = scanned.entry(group).or_default();
+            entry.0 += row.observation.value;
+            entry.1 += 1;
+        }
+        scan_times.push(t.elapsed());
+    }
+    for point in &report {
+        let (sum, count) = scanned[point.group.as_deref().unwrap_or_default()];
+        assert_eq!(point.count, count, "rollups and scan agree on {:?}", point.group);
+        assert!((point.value.unwrap_or_default() - sum / count as f64).abs() < 1e-6);
+    }
+    let (fast, slow) = (median(rollup_times), median(scan_times));
+    let rows: u64 = report.iter().map(|p| p.count).sum();
+    println!(
+        "month report (avg lost time by assignment group, {} groups, {rows} rows): rollups {:.2} ms, full scan {:.0} ms, {:.0}x",
+        report.len(),
+        fast.as_secs_f64() * 1000.0,
+        slow.as_secs_f64() * 1000.0,
+        slow.as_secs_f64() / fast.as_secs_f64()
+    );
+    Ok(())
+}
