@@ -13,6 +13,7 @@ mod dict;
 mod keys;
 mod model;
 mod query;
+mod retention;
 mod rollup;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ pub use model::{Provenance, StoredObservation, is_rating};
 pub use query::{
     Aggregation, Breakdown, BreakdownRow, Bucket, SeriesPoint, SeriesQuery, bucket_start, evaluate, happiness,
 };
+pub use retention::RetentionSummary;
 pub use rollup::{Rollup, Sketch};
 pub use write::{CommitBatch, CommitSummary};
 
@@ -53,6 +55,14 @@ pub enum StoreError {
         path: PathBuf,
         /// The version found.
         found: u32,
+    },
+    /// The query needs raw rows that retention dropped.
+    #[error(
+        "{what} needs raw rows, and retention dropped those of this window; start the window after the retention cutoff, or filter and group by one dimension (rollups answer that)"
+    )]
+    RetiredRows {
+        /// The kind of query.
+        what: String,
     },
     /// sled failed (I/O, corruption).
     #[error("storage error: {0}")]

@@ -186,6 +186,11 @@ impl Store {
             && fk != g
         {
             drop(dict);
+            if self.retired(tenant, from_day)? {
+                return Err(StoreError::RetiredRows {
+                    what: "a filter and a group-by on two different dimensions".into(),
+                });
+            }
             return self.merged_from_rows(query, tenant, metric, filter, group_key, from_day, to_day);
         }
         let (start, end) = keys::rollup_range(tenant, metric, from_day, to_day);

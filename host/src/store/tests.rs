@@ -237,6 +237,50 @@ fn a_subject_is_seen_across_metrics_and_sources() {
 }
 
 #[test]
+fn retention_drops_rows_keeps_rollups_and_later_replaces_stay_exact() {
+    let (_dir, store) = open();
+    let day = |d: i64, id: &str, v: f64| {
+        obs(
+            id,
+            "happiness_rating",
+            v,
+            d * DAY,
+            &[("service", "Email"), ("ticket", id)],
+        )
+    };
+    commit(&store, &[day(1, "a", 3.0), day(1, "b", 9.0), day(5, "c", 10.0)], None);
+    let query = SeriesQuery {
+        tenant: "acme".into(),
+        metric: "happiness_rating".into(),
+        from: 0,
+        to: 10 * DAY,
+        bucket: Bucket::Month,
+        filter: None,
+        group_by: Some("service".into()),
+        aggregation: Aggregation::Happiness,
+    };
+    let before = store.series(&query).expect("series");
+    assert_eq!(store.retire_before("acme", 3 * DAY).expect("retention").dropped, 2);
+    assert_eq!(store.series(&query).expect("series"), before, "reports are unchanged");
+    assert_eq!(
+        store
+            .observations("acme", "happiness_rating", 0, 10 * DAY)
+            .expect("rows")
+            .len(),
+        1
+    );
+    assert!(store.subject("acme", "ticket", "a").expect("subject").is_empty());
+
+    // The source re-rates a retired response: the old 3 leaves the rollups.
+    assert_eq!(commit(&store, &[day(1, "a", 9.0)], None).replaced, 1);
+    let cell = store.rollup("acme", "happiness_rating", 1, None).expect("rollup");
+    assert_eq!((cell.count, cell.sum), (2, 18.0));
+    assert_eq!(cell.histogram.expect("rating")[3], 0);
+    // A replay of the retired record changes nothing.
+    assert_eq!(commit(&store, &[day(1, "b", 9.0)], None).unchanged, 1);
+}
+
+#[test]
 fn breakdowns_rank_groups_with_pareto_shares() {
     let (_dir, store) = open();
     let lost = |id: &str, minutes: f64, group: &str| {
@@ -363,10 +407,20 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
 
     #[test]
-    fn rollup_queries_equal_raw_queries(batches in prop::collection::vec(prop::collection::vec(arb_observation(), 1..12), 1..6)) {
+    fn rollup_queries_equal_raw_queries(
+        batches in prop::collection::vec(prop::collection::vec(arb_observation(), 1..12), 1..6),
+        retire in prop::option::of((0usize..6, 0i64..9)),
+    ) {
         let (_dir, store) = open();
         let mut model: HashMap<(String, String), Observation> = HashMap::new();
-        for batch in &batches {
+        let mut retired = false;
+        for (i, batch) in batches.iter().enumerate() {
+            if let Some((after, days)) = retire
+                && after == i
+            {
+                store.retire_before("acme", days * DAY).expect("retention");
+                retired = true;
+            }
             commit(&store, batch, None);
             for o in batch {
                 model.insert((o.id.clone(), o.metric.clone()), o.clone());
@@ -387,6 +441,10 @@ proptest! {
                         if aggregation == Aggregation::Happiness && metric != "happiness_rating" {
                             continue;
                         }
+                        // Retired days keep min and max as they were (their rows are gone).
+                        if retired && matches!(aggregation, Aggregation::Min | Aggregation::Max) {
+                            continue;
+                        }
                         let q = SeriesQuery {
                             tenant: "acme".into(),
                             metric: metric.into(),
@@ -397,7 +455,10 @@ proptest! {
                             group_by: group_by.map(str::to_string),
                             aggregation,
                         };
-                        let got = store.series(&q).expect("series");
+                        let got = match store.series(&q) {
+                            Err(StoreError::RetiredRows { .. }) if retired => continue,
+                            other => other.expect("series"),
+                        };
                         let want = model_series(&model, &q);
                         prop_assert_eq!(got.len(), want.len(), "{:?}", q);
                         for (g, w) in got.iter().zip(&want) {
@@ -409,4 +470,31 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_query_that_needs_retired_rows_says_so() {
+    let (_dir, store) = open();
+    let row = |id: &str, d: i64| {
+        obs(
+            id,
+            "resolution_hours",
+            4.0,
+            d * DAY,
+            &[("service", "VPN"), ("assignment_group", "Desk")],
+        )
+    };
+    commit(&store, &[row("a", 1), row("b", 5)], None);
+    store.retire_before("acme", 3 * DAY).expect("retention");
+    let series = store.series(&SeriesQuery {
+        tenant: "acme".into(),
+        metric: "resolution_hours".into(),
+        from: 0,
+        to: 10 * DAY,
+        bucket: Bucket::Month,
+        filter: Some(("service".into(), "VPN".into())),
+        group_by: Some("assignment_group".into()),
+        aggregation: Aggregation::Count,
+    });
+    assert!(matches!(series, Err(StoreError::RetiredRows { .. })), "{series:?}");
 }

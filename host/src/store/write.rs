@@ -79,9 +79,13 @@ impl Store {
             let index_key = keys::index(tenant, source, &observation.id, metric);
             let new_key = keys::observation(tenant, metric, observation.at, source, &observation.id);
             let rating = is_rating(&observation.metric);
-            if let Some(old_at) = self.current(&pending, &index_key)? {
+            if let Some(entry) = self.current(&pending, &index_key)? {
+                let old_at = entry.at;
                 let old_key = keys::observation(tenant, metric, old_at, source, &observation.id);
-                let old_row = self.row(&pending, &old_key)?;
+                let old_row = match entry.retired {
+                    Some(row) => row,
+                    None => self.row(&pending, &old_key)?,
+                };
                 if old_at == observation.at && old_row.same_data(&row) {
                     summary.unchanged += 1;
                     continue;
@@ -105,9 +109,7 @@ impl Store {
                 );
             }
             pending.ops.insert(new_key, Some(encode(&row)?));
-            pending
-                .ops
-                .insert(index_key, Some(observation.at.to_be_bytes().to_vec()));
+            pending.ops.insert(index_key, Some(IndexEntry::live(observation.at)));
         }
         self.settle_cells(&mut pending, dict)?;
         if let Some(cursor) = batch.cursor {
@@ -130,22 +132,14 @@ impl Store {
         Ok(summary)
     }
 
-    /// The stored time of an indexed record, seeing this batch's own writes.
-    fn current(&self, pending: &Pending, index_key: &[u8]) -> Result<Option<i64>, StoreError> {
+    /// The index entry of a record, seeing this batch's own writes.
+    fn current(&self, pending: &Pending, index_key: &[u8]) -> Result<Option<IndexEntry>, StoreError> {
         let bytes = match pending.ops.get(index_key) {
             Some(Some(bytes)) => Some(bytes.clone()),
             Some(None) => None,
             None => self.db.get(index_key)?.map(|v| v.to_vec()),
         };
-        bytes
-            .map(|b| {
-                let array: [u8; 8] = b
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::corrupt("an index entry is not 8 bytes"))?;
-                Ok(i64::from_be_bytes(array))
-            })
-            .transpose()
+        bytes.map(|b| IndexEntry::decode(&b)).transpose()
     }
 
     fn row(&self, pending: &Pending, key: &[u8]) -> Result<Row, StoreError> {
@@ -229,7 +223,9 @@ impl Store {
     fn settle_cells(&self, pending: &mut Pending, dict: &Dictionary) -> Result<(), StoreError> {
         let cells: Vec<(Cell, (Rollup, bool))> = pending.cells.drain().collect();
         for (cell, (mut rollup, dirty)) in cells {
-            if dirty {
+            // Rows of a day past retention are gone: its cell keeps count,
+            // sum, histogram and sketch exact, and min/max as they were.
+            if dirty && !self.retired(cell.tenant, cell.day)? {
                 let metric = dict.string(cell.metric).unwrap_or_default().to_string();
                 rollup = self.recompute(pending, cell, is_rating(&metric))?;
             }
@@ -269,6 +265,38 @@ impl Store {
 /// The row's dimensions that name a subject.
 fn subject_dimensions<'r>(subjects: &'r [u32], row: &'r Row) -> impl Iterator<Item = (u32, u32)> + 'r {
     row.dimensions.iter().copied().filter(|(k, _)| subjects.contains(k))
+}
+
+/// An index entry: where the record's row is, or, once retention dropped
+/// the row, the row itself, so a later replace can still take its old
+/// contribution out of the rollups.
+pub(crate) struct IndexEntry {
+    pub at: i64,
+    pub retired: Option<Row>,
+}
+
+impl IndexEntry {
+    pub fn live(at: i64) -> Vec<u8> {
+        at.to_be_bytes().to_vec()
+    }
+
+    pub fn retired(at: i64, row: &Row) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = at.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&encode(row)?);
+        Ok(bytes)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<IndexEntry, StoreError> {
+        let (at, rest) = bytes
+            .split_at_checked(8)
+            .ok_or_else(|| StoreError::corrupt("an index entry is too short"))?;
+        let at = i64::from_be_bytes(
+            at.try_into()
+                .map_err(|_| StoreError::corrupt("an index entry is too short"))?,
+        );
+        let retired = if rest.is_empty() { None } else { Some(decode(rest)?) };
+        Ok(IndexEntry { at, retired })
+    }
 }
 
 fn provenance_key(p: &Provenance) -> String {
@@ -338,11 +366,11 @@ fn sorted_dimensions(dict: &mut Dictionary, o: &Observation) -> Vec<(u32, u32)> 
     dims
 }
 
-fn encode(row: &Row) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode(row: &Row) -> Result<Vec<u8>, StoreError> {
     postcard::to_allocvec(row).map_err(|e| StoreError::Corrupt(format!("encoding a row: {e}")))
 }
 
-fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("a stored row does not decode: {e}")))
 }
 
@@ -404,15 +432,10 @@ pub(crate) fn read_subject(
             return Err(StoreError::corrupt("a subject key is too short"));
         };
         let id = String::from_utf8_lossy(rest.get(8..).unwrap_or_default()).into_owned();
-        let at_bytes = db
+        let entry = db
             .get(keys::index(tenant_id, source, &id, metric))?
             .ok_or_else(|| StoreError::corrupt("a subject entry has no index entry"))?;
-        let at = i64::from_be_bytes(
-            at_bytes
-                .as_ref()
-                .try_into()
-                .map_err(|_| StoreError::corrupt("an index entry is not 8 bytes"))?,
-        );
+        let at = IndexEntry::decode(&entry)?.at;
         let row = db
             .get(keys::observation(tenant_id, metric, at, source, &id))?
             .ok_or_else(|| StoreError::corrupt("an index entry points at a missing observation"))?;
