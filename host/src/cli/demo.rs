@@ -9,6 +9,7 @@ use crate::plugins::{LoadedPlugin, PluginPre, discover};
 use crate::runtime::outbound::{Credential, CredentialKind, Origin, OutboundPolicy, Secret};
 use crate::runtime::{Aggregate, Layer, Observation, ScoreInput};
 use crate::sim::feed::{self, Feed};
+use crate::store::{Rollup, is_rating};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -174,36 +175,31 @@ async fn score(scorer: &LoadedPlugin, config: &HostConfig, observations: &[Obser
     Ok(())
 }
 
-/// Per-group rollups of each metric, as the store will provide them.
+/// Per-group rollups of each metric, as the store keeps them.
 fn aggregate_by(observations: &[Observation], dimension: &str) -> Vec<Aggregate> {
-    let mut groups: BTreeMap<(String, Option<String>), Aggregate> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, Option<String>), (Layer, Rollup)> = BTreeMap::new();
     for o in observations {
         let group = o
             .dimensions
             .iter()
             .find(|(k, _)| k == dimension)
             .map(|(_, v)| v.clone());
-        let entry = groups
-            .entry((o.metric.clone(), group.clone()))
-            .or_insert_with(|| Aggregate {
-                metric: o.metric.clone(),
-                layer: o.layer,
-                group,
-                count: 0,
-                sum: 0.0,
-                min: f64::INFINITY,
-                max: f64::NEG_INFINITY,
-                histogram: (o.layer == Layer::Experience).then(|| vec![0; 11]),
-            });
-        entry.count += 1;
-        entry.sum += o.value;
-        entry.min = entry.min.min(o.value);
-        entry.max = entry.max.max(o.value);
-        if let Some(histogram) = entry.histogram.as_mut()
-            && (0.0..=10.0).contains(&o.value)
-        {
-            histogram[o.value.round() as usize] += 1;
-        }
+        let (_, rollup) = groups
+            .entry((o.metric.clone(), group))
+            .or_insert((o.layer, Rollup::default()));
+        rollup.add(o.value, is_rating(&o.metric));
     }
-    groups.into_values().collect()
+    groups
+        .into_iter()
+        .map(|((metric, group), (layer, rollup))| Aggregate {
+            metric,
+            layer,
+            group,
+            count: rollup.count,
+            sum: rollup.sum,
+            min: rollup.min,
+            max: rollup.max,
+            histogram: rollup.histogram.map(|h| h.to_vec()),
+        })
+        .collect()
 }

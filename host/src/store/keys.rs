@@ -82,6 +82,33 @@ pub(crate) fn observation(tenant: u32, metric: u32, at: i64, source: u32, id: &s
     key
 }
 
+/// The parts of an observation key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObservationKey {
+    pub metric: u32,
+    pub at: i64,
+    pub source: u32,
+    pub id: String,
+}
+
+/// Parses an observation key (the tenant is whatever the caller scanned).
+pub(crate) fn parse_observation(key: &[u8]) -> Option<ObservationKey> {
+    let u32_at = |i: usize| {
+        key.get(i..i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+    };
+    if key.first() != Some(&OBSERVATION) {
+        return None;
+    }
+    Some(ObservationKey {
+        metric: u32_at(5)?,
+        at: time_from(key.get(9..17)?)?,
+        source: u32_at(17)?,
+        id: String::from_utf8_lossy(key.get(21..)?).into_owned(),
+    })
+}
+
 /// Keys of one tenant's metric observed in `[from, to)`.
 pub(crate) fn observation_range(tenant: u32, metric: u32, from: i64, to: i64) -> (Vec<u8>, Vec<u8>) {
     let prefix = |at: i64| {
@@ -197,6 +224,11 @@ mod tests {
         sorted.sort();
         assert_eq!(keys, sorted);
         assert_eq!(time_from(&time(-42)), Some(-42));
+        let parsed = parse_observation(&observation(1, 2, -7, 3, "sys1")).expect("parses");
+        assert_eq!(
+            (parsed.metric, parsed.at, parsed.source, parsed.id.as_str()),
+            (2, -7, 3, "sys1")
+        );
     }
 
     #[test]

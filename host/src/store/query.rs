@@ -92,10 +92,7 @@ pub fn bucket_start(at: i64, bucket: Bucket) -> i64 {
         // 1970-01-01 was a Thursday: Monday-based weekday is (day + 3) mod 7.
         Bucket::Week => day - (i64::from(day) + 3).rem_euclid(7) as i32,
         Bucket::Month | Bucket::Quarter => {
-            let date = epoch_date() + chrono::Days::new(0);
-            let date = date
-                .checked_add_signed(chrono::TimeDelta::days(i64::from(day)))
-                .unwrap_or(date);
+            let date = epoch_date() + chrono::TimeDelta::days(i64::from(day));
             let month = match bucket {
                 Bucket::Quarter => (date.month0() / 3) * 3 + 1,
                 _ => date.month(),
@@ -246,8 +243,9 @@ impl Store {
                 },
                 None => None,
             };
-            let at =
-                keys::time_from(key.get(9..17).unwrap_or_default()).ok_or_else(|| StoreError::corrupt("short key"))?;
+            let at = keys::parse_observation(&key)
+                .ok_or_else(|| StoreError::corrupt("an observation key does not parse"))?
+                .at;
             out.entry((bucket_start(at, query.bucket), group))
                 .or_default()
                 .add(row.value, rating);

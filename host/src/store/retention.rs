@@ -52,14 +52,12 @@ impl Store {
         };
         for entry in self.db.scan_prefix(&prefix) {
             let (key, value) = entry?;
-            let part = |r: std::ops::Range<usize>| key.get(r).ok_or_else(|| StoreError::corrupt("short key"));
-            let at = keys::time_from(part(9..17)?).ok_or_else(|| StoreError::corrupt("short key"))?;
-            if at >= cutoff {
+            let parsed = keys::parse_observation(&key)
+                .ok_or_else(|| StoreError::corrupt("an observation key does not parse"))?;
+            if parsed.at >= cutoff {
                 continue;
             }
-            let metric = u32::from_be_bytes(part(5..9)?.try_into().map_err(|_| StoreError::corrupt("short key"))?);
-            let source = u32::from_be_bytes(part(17..21)?.try_into().map_err(|_| StoreError::corrupt("short key"))?);
-            let id = String::from_utf8_lossy(part(21..key.len())?).into_owned();
+            let (at, metric, source, id) = (parsed.at, parsed.metric, parsed.source, parsed.id);
             let row = decode(&value)?;
             batch.remove(key.to_vec());
             batch.insert(

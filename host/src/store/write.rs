@@ -199,8 +199,8 @@ impl Store {
         row: &Row,
         rating: bool,
     ) -> Result<(), StoreError> {
-        let unrolled = pending.unrolled.clone();
-        for cell in Self::cells_of(tenant, metric, at, row, &unrolled).collect::<Vec<_>>() {
+        let cells: Vec<Cell> = Self::cells_of(tenant, metric, at, row, &pending.unrolled).collect();
+        for cell in cells {
             let (rollup, _) = self.cell(pending, cell)?;
             rollup.add(row.value, rating);
         }
@@ -208,8 +208,8 @@ impl Store {
     }
 
     fn retract(&self, pending: &mut Pending, tenant: u32, metric: u32, at: i64, row: &Row) -> Result<(), StoreError> {
-        let unrolled = pending.unrolled.clone();
-        for cell in Self::cells_of(tenant, metric, at, row, &unrolled).collect::<Vec<_>>() {
+        let cells: Vec<Cell> = Self::cells_of(tenant, metric, at, row, &pending.unrolled).collect();
+        for cell in cells {
             let (rollup, dirty) = self.cell(pending, cell)?;
             if !rollup.remove(row.value) {
                 *dirty = true;
@@ -398,11 +398,17 @@ pub(crate) fn read_range(
     let mut out = Vec::new();
     for entry in db.range(start..end) {
         let (key, value) = entry?;
-        let part = |range: std::ops::Range<usize>| key.get(range).ok_or_else(|| StoreError::corrupt("short key"));
-        let at = keys::time_from(part(9..17)?).ok_or_else(|| StoreError::corrupt("short key"))?;
-        let source = u32::from_be_bytes(part(17..21)?.try_into().map_err(|_| StoreError::corrupt("short key"))?);
-        let id = String::from_utf8_lossy(part(21..key.len())?).into_owned();
-        out.push(restore(dict, tenant, metric_id, at, source, id, &decode(&value)?)?);
+        let parsed =
+            keys::parse_observation(&key).ok_or_else(|| StoreError::corrupt("an observation key does not parse"))?;
+        out.push(restore(
+            dict,
+            tenant,
+            metric_id,
+            parsed.at,
+            parsed.source,
+            parsed.id,
+            &decode(&value)?,
+        )?);
     }
     Ok(out)
 }
