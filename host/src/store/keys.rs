@@ -1,58 +1,64 @@
 //! The key layout of the store's one sled tree. Everything lives in one tree
-//! so that a batch of observations, their index entries, the rollups they
-//! change and the connector's cursor commit in one atomic `apply_batch`.
+//! so that a batch of observations, the rollups it changes and the
+//! connector's cursor commit in one atomic `apply_batch`.
 //!
 //! ```text
-//! M <name>                                   metadata (format version, dictionary counter)
-//! D 0 <string>            -> id              dictionary, string to id
-//! D 1 <id>                -> string          dictionary, id to string
-//! O <tenant><metric><time><source><id>       -> row       observations, for range scans by time
-//! I <tenant><source><len><id><metric>        -> time      index for idempotent replace
-//! C <tenant><source>                         -> cursor    connector cursors
-//! R <tenant><metric><day><dim key><dim value> -> rollup   rollups (dimension 0/0: all rows)
-//! S <tenant><dim key><dim value><metric><source><id>      subject index (ticket, device)
+//! M <name>                                  metadata (format version, counters, retention cutoffs)
+//! D 0 <string>            -> id             dictionary, string to id
+//! D 1 <id>                -> string         dictionary, id to string
+//! B <tenant><metric><day><block>  -> Block  rows of one commit for one metric and UTC day
+//! Q <tenant><metric><day><block>  -> Block  the same block once retention dropped its raw rows
+//! R <tenant><metric><day><dim key> -> set   rollup cells of a day for one dimension (0: all rows)
+//! C <tenant><source>              -> cursor connector cursors
 //! ```
 //!
-//! Integers are big-endian so that byte order is numeric order; times and
-//! days have their sign bit flipped so that negative values sort first.
+//! Rows live in blocks, not a key each: sled 0.34 manages about 65,000
+//! small-key writes a second here, so a key per observation could never
+//! ingest hundreds of thousands a second, while a block of a few hundred
+//! rows costs one write. Integers are big-endian so that byte order is
+//! numeric order; days have their sign bit flipped so negative days sort first.
 
 pub(crate) const FORMAT: &[u8] = b"Mformat";
 pub(crate) const DICT_NEXT: &[u8] = b"Mdict-next";
+pub(crate) const BLOCK_NEXT: &[u8] = b"Mblock-next";
+pub(crate) const INDEX_SIZE: &[u8] = b"Mindex-size";
 
 const DICT: u8 = b'D';
-const OBSERVATION: u8 = b'O';
-const INDEX: u8 = b'I';
+const LIVE: u8 = b'B';
+const RETIRED: u8 = b'Q';
 const CURSOR: u8 = b'C';
 const ROLLUP: u8 = b'R';
-const SUBJECT: u8 = b'S';
 
 /// Dimensions that name a subject whose observations can be listed across
 /// sources (a ticket: its rating, its lost time, its SLA, its reassignments).
 pub(crate) const SUBJECT_DIMENSIONS: [&str; 2] = ["ticket", "device"];
 
 /// Dimensions with a value per subject or person: rolling them up would make
-/// a cell per ticket, so they get no rollup cells (subjects are indexed instead).
+/// a cell per ticket, so they get no rollup cells, and their values are kept
+/// in the row rather than the dictionary.
 pub(crate) const UNROLLED_DIMENSIONS: [&str; 3] = ["ticket", "device", "user"];
 
 /// Milliseconds in a day.
 pub(crate) const DAY_MS: i64 = 86_400_000;
 
-fn time(at: i64) -> [u8; 8] {
-    ((at as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-pub(crate) fn time_from(bytes: &[u8]) -> Option<i64> {
-    let array: [u8; 8] = bytes.try_into().ok()?;
-    Some((u64::from_be_bytes(array) ^ (1 << 63)) as i64)
-}
-
 fn day_bytes(day: i32) -> [u8; 4] {
     ((day as u32) ^ (1 << 31)).to_be_bytes()
 }
 
-/// The UTC day number of a time.
+fn day_from(bytes: &[u8]) -> Option<i32> {
+    let array: [u8; 4] = bytes.try_into().ok()?;
+    Some((u32::from_be_bytes(array) ^ (1 << 31)) as i32)
+}
+
+fn u32_from(bytes: Option<&[u8]>) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes?.try_into().ok()?))
+}
+
+/// The UTC day number of a time; times beyond any stored day (a query to
+/// `i64::MAX`) saturate rather than wrap.
 pub(crate) fn day_of(at: i64) -> i32 {
-    at.div_euclid(DAY_MS) as i32
+    at.div_euclid(DAY_MS)
+        .clamp(i64::from(i32::MIN), i64::from(i32::MAX - 1)) as i32
 }
 
 pub(crate) fn dict_forward(s: &str) -> Vec<u8> {
@@ -71,65 +77,70 @@ pub(crate) fn dict_reverse(id: u32) -> Vec<u8> {
     key
 }
 
-pub(crate) fn observation(tenant: u32, metric: u32, at: i64, source: u32, id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(21 + id.len());
-    key.push(OBSERVATION);
-    key.extend_from_slice(&tenant.to_be_bytes());
-    key.extend_from_slice(&metric.to_be_bytes());
-    key.extend_from_slice(&time(at));
-    key.extend_from_slice(&source.to_be_bytes());
-    key.extend_from_slice(id.as_bytes());
+/// Where a block of rows lives: a tenant's metric on one UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct BlockKey {
+    pub tenant: u32,
+    pub metric: u32,
+    pub day: i32,
+    pub block: u64,
+    /// Whether retention dropped the raw rows (the block keeps what a later
+    /// replace needs to correct the rollups).
+    pub retired: bool,
+}
+
+impl BlockKey {
+    pub fn key(&self) -> [u8; 21] {
+        let mut key = [0; 21];
+        key[0] = if self.retired { RETIRED } else { LIVE };
+        key[1..5].copy_from_slice(&self.tenant.to_be_bytes());
+        key[5..9].copy_from_slice(&self.metric.to_be_bytes());
+        key[9..13].copy_from_slice(&day_bytes(self.day));
+        key[13..21].copy_from_slice(&self.block.to_be_bytes());
+        key
+    }
+
+    pub fn parse(key: &[u8]) -> Option<BlockKey> {
+        let retired = match *key.first()? {
+            LIVE => false,
+            RETIRED => true,
+            _ => return None,
+        };
+        if key.len() != 21 {
+            return None;
+        }
+        Some(BlockKey {
+            tenant: u32_from(key.get(1..5))?,
+            metric: u32_from(key.get(5..9))?,
+            day: day_from(key.get(9..13)?)?,
+            block: u64::from_be_bytes(key.get(13..21)?.try_into().ok()?),
+            retired,
+        })
+    }
+}
+
+/// Every block key of one kind (live or retired).
+pub(crate) fn blocks_prefix(retired: bool) -> [u8; 1] {
+    [if retired { RETIRED } else { LIVE }]
+}
+
+/// The live blocks of a tenant.
+pub(crate) fn tenant_blocks(tenant: u32) -> [u8; 5] {
+    let mut key = [LIVE; 5];
+    key[1..5].copy_from_slice(&tenant.to_be_bytes());
     key
 }
 
-/// The parts of an observation key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ObservationKey {
-    pub metric: u32,
-    pub at: i64,
-    pub source: u32,
-    pub id: String,
-}
-
-/// Parses an observation key (the tenant is whatever the caller scanned).
-pub(crate) fn parse_observation(key: &[u8]) -> Option<ObservationKey> {
-    let u32_at = |i: usize| {
-        key.get(i..i + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_be_bytes)
-    };
-    if key.first() != Some(&OBSERVATION) {
-        return None;
-    }
-    Some(ObservationKey {
-        metric: u32_at(5)?,
-        at: time_from(key.get(9..17)?)?,
-        source: u32_at(17)?,
-        id: String::from_utf8_lossy(key.get(21..)?).into_owned(),
-    })
-}
-
-/// Keys of one tenant's metric observed in `[from, to)`.
-pub(crate) fn observation_range(tenant: u32, metric: u32, from: i64, to: i64) -> (Vec<u8>, Vec<u8>) {
-    let prefix = |at: i64| {
-        let mut key = vec![OBSERVATION];
+/// The live blocks of a tenant's metric on days `[from_day, to_day)`.
+pub(crate) fn block_range(tenant: u32, metric: u32, from_day: i32, to_day: i32) -> (Vec<u8>, Vec<u8>) {
+    let prefix = |day: i32| {
+        let mut key = vec![LIVE];
         key.extend_from_slice(&tenant.to_be_bytes());
         key.extend_from_slice(&metric.to_be_bytes());
-        key.extend_from_slice(&time(at));
+        key.extend_from_slice(&day_bytes(day));
         key
     };
-    (prefix(from), prefix(to))
-}
-
-pub(crate) fn index(tenant: u32, source: u32, id: &str, metric: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(15 + id.len());
-    key.push(INDEX);
-    key.extend_from_slice(&tenant.to_be_bytes());
-    key.extend_from_slice(&source.to_be_bytes());
-    key.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    key.extend_from_slice(id.as_bytes());
-    key.extend_from_slice(&metric.to_be_bytes());
-    key
+    (prefix(from_day), prefix(to_day))
 }
 
 pub(crate) fn cursor(tenant: u32, source: u32) -> Vec<u8> {
@@ -139,66 +150,41 @@ pub(crate) fn cursor(tenant: u32, source: u32) -> Vec<u8> {
     key
 }
 
-pub(crate) fn subject(tenant: u32, dim: (u32, u32), metric: u32, source: u32, id: &str) -> Vec<u8> {
-    let mut key = subject_prefix(tenant, dim);
-    key.extend_from_slice(&metric.to_be_bytes());
-    key.extend_from_slice(&source.to_be_bytes());
-    key.extend_from_slice(id.as_bytes());
-    key
-}
-
-pub(crate) fn subject_prefix(tenant: u32, (dim_key, dim_value): (u32, u32)) -> Vec<u8> {
-    let mut key = Vec::with_capacity(21);
-    key.push(SUBJECT);
-    key.extend_from_slice(&tenant.to_be_bytes());
-    key.extend_from_slice(&dim_key.to_be_bytes());
-    key.extend_from_slice(&dim_value.to_be_bytes());
-    key
-}
-
-/// A rollup cell: `dimension` 0/0 holds every row of the day.
+/// The rollup cells of a tenant's metric on one day for one dimension key
+/// (0: the cell of all rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Cell {
+pub(crate) struct SetKey {
     pub tenant: u32,
     pub metric: u32,
     pub day: i32,
     pub dim_key: u32,
-    pub dim_value: u32,
 }
 
-impl Cell {
-    pub fn key(&self) -> Vec<u8> {
-        let mut key = Vec::with_capacity(21);
-        key.push(ROLLUP);
-        key.extend_from_slice(&self.tenant.to_be_bytes());
-        key.extend_from_slice(&self.metric.to_be_bytes());
-        key.extend_from_slice(&day_bytes(self.day));
-        key.extend_from_slice(&self.dim_key.to_be_bytes());
-        key.extend_from_slice(&self.dim_value.to_be_bytes());
+impl SetKey {
+    pub fn key(&self) -> [u8; 17] {
+        let mut key = [0; 17];
+        key[0] = ROLLUP;
+        key[1..5].copy_from_slice(&self.tenant.to_be_bytes());
+        key[5..9].copy_from_slice(&self.metric.to_be_bytes());
+        key[9..13].copy_from_slice(&day_bytes(self.day));
+        key[13..17].copy_from_slice(&self.dim_key.to_be_bytes());
         key
     }
 
-    /// Parses a rollup key.
-    pub fn from_key(key: &[u8]) -> Option<Cell> {
-        if key.len() != 21 || key[0] != ROLLUP {
+    pub fn parse(key: &[u8]) -> Option<SetKey> {
+        if key.first() != Some(&ROLLUP) || key.len() != 17 {
             return None;
         }
-        let u32_at = |i: usize| {
-            key.get(i..i + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_be_bytes)
-        };
-        Some(Cell {
-            tenant: u32_at(1)?,
-            metric: u32_at(5)?,
-            day: (u32_at(9)? ^ (1 << 31)) as i32,
-            dim_key: u32_at(13)?,
-            dim_value: u32_at(17)?,
+        Some(SetKey {
+            tenant: u32_from(key.get(1..5))?,
+            metric: u32_from(key.get(5..9))?,
+            day: day_from(key.get(9..13)?)?,
+            dim_key: u32_from(key.get(13..17))?,
         })
     }
 }
 
-/// Rollup keys of one tenant's metric for days `[from, to)`.
+/// Rollup sets of a tenant's metric on days `[from_day, to_day)`.
 pub(crate) fn rollup_range(tenant: u32, metric: u32, from_day: i32, to_day: i32) -> (Vec<u8>, Vec<u8>) {
     let prefix = |day: i32| {
         let mut key = vec![ROLLUP];
@@ -215,32 +201,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_sort_numerically_across_zero() {
-        let keys: Vec<Vec<u8>> = [-5_000i64, -1, 0, 1, 86_400_000]
-            .iter()
-            .map(|&t| observation(1, 2, t, 3, "x"))
-            .collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(keys, sorted);
-        assert_eq!(time_from(&time(-42)), Some(-42));
-        let parsed = parse_observation(&observation(1, 2, -7, 3, "sys1")).expect("parses");
-        assert_eq!(
-            (parsed.metric, parsed.at, parsed.source, parsed.id.as_str()),
-            (2, -7, 3, "sys1")
-        );
+    fn block_keys_round_trip_and_sort_by_day() {
+        let key = |day, block| BlockKey {
+            tenant: 1,
+            metric: 2,
+            day,
+            block,
+            retired: false,
+        };
+        let early = key(-3, 9);
+        assert_eq!(BlockKey::parse(&early.key()), Some(early));
+        assert!(early.key() < key(0, 1).key(), "negative days sort first");
+        let retired = BlockKey { retired: true, ..early };
+        assert_eq!(BlockKey::parse(&retired.key()), Some(retired));
+        assert_eq!(BlockKey::parse(b"Bshort"), None);
     }
 
     #[test]
-    fn cells_round_trip() {
-        let cell = Cell {
+    fn set_keys_round_trip() {
+        let set = SetKey {
             tenant: 1,
             metric: 2,
             day: -3,
             dim_key: 4,
-            dim_value: 5,
         };
-        assert_eq!(Cell::from_key(&cell.key()), Some(cell));
+        assert_eq!(SetKey::parse(&set.key()), Some(set));
+        let (start, end) = rollup_range(1, 2, -3, -2);
+        assert!(start.as_slice() <= set.key().as_slice() && set.key().as_slice() < end.as_slice());
         assert_eq!(day_of(-1), -1);
     }
 }

@@ -1,18 +1,23 @@
 //! The store: unified XLA observations in sled, exact under crashes.
 //!
-//! One sled tree holds observations keyed for range scans by tenant, metric
-//! and time; an index for idempotent replace; rollups per tenant, metric,
-//! day and dimension value; connector cursors; and a string dictionary (see
-//! [`keys`](self) for the layout). A batch of observations, the rollups it
-//! changes and the cursor that follows it commit in one atomic batch, so a
-//! crash at any point leaves either all of it or none of it.
+//! One sled tree holds observations in blocks keyed for range scans by
+//! tenant, metric and day; rollups per tenant, metric, day and dimension
+//! value; connector cursors; and a string dictionary (see `keys` for the
+//! layout). A batch of observations, the rollups it changes and the cursor
+//! that follows it commit in one atomic batch, so a crash at any point leaves
+//! either all of it or none of it. An in-memory index, rebuilt from the
+//! blocks at open, finds a record's current row for idempotent replace and a
+//! subject's rows across sources (see `index`).
 //!
 //! This module knows nothing of plugins or the API: it stores what it is given.
 
+mod block;
 mod dict;
+mod index;
 mod keys;
 mod model;
 mod query;
+mod read;
 mod retention;
 mod rollup;
 #[cfg(test)]
@@ -28,11 +33,12 @@ pub use rollup::{Rollup, Sketch};
 pub use write::{CommitBatch, CommitSummary};
 
 use dict::Dictionary;
+use index::Index;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +61,14 @@ pub enum StoreError {
         path: PathBuf,
         /// The version found.
         found: u32,
+    },
+    /// Another process has the store open.
+    #[error(
+        "{path} is in use by another process (one xla-host at a time per data directory); stop it or use another --data-dir"
+    )]
+    Locked {
+        /// The directory.
+        path: PathBuf,
     },
     /// The query needs raw rows that retention dropped.
     #[error(
@@ -91,27 +105,41 @@ impl StoreError {
 /// The store of one data directory.
 pub struct Store {
     db: sled::Db,
-    /// The dictionary, and the lock that serialises writers.
-    dict: Mutex<Dictionary>,
+    /// Dictionary and index, behind the lock that serialises writers.
+    inner: Mutex<Inner>,
     durable: bool,
+}
+
+/// What the store keeps in memory.
+pub(crate) struct Inner {
+    dict: Dictionary,
+    /// Built on first use: a store opened to read reports (rollups) never
+    /// pays for reading every block.
+    index: Option<Index>,
+}
+
+impl Inner {
+    /// The dictionary and the index, rebuilding the index if it is not built yet.
+    fn parts(&mut self, db: &sled::Db) -> Result<(&mut Dictionary, &mut Index), StoreError> {
+        let index = match &mut self.index {
+            Some(index) => index,
+            empty => {
+                let subjects: Vec<u32> = keys::SUBJECT_DIMENSIONS
+                    .iter()
+                    .filter_map(|d| self.dict.id(d))
+                    .collect();
+                empty.insert(Index::rebuild(db, &subjects)?)
+            }
+        };
+        Ok((&mut self.dict, index))
+    }
 }
 
 impl Store {
     /// Opens (or creates) the store in `path`, checking its format.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         check_directory(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(256 * 1024 * 1024)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::Foreign {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                },
-                other => StoreError::Sled(other),
-            })?;
+        let db = open_sled(path)?;
         match db.get(keys::FORMAT)? {
             Some(bytes) => {
                 let found = u32::from_be_bytes(
@@ -141,7 +169,7 @@ impl Store {
         let dict = Dictionary::load(&db)?;
         Ok(Store {
             db,
-            dict: Mutex::new(dict),
+            inner: Mutex::new(Inner { dict, index: None }),
             durable: true,
         })
     }
@@ -154,8 +182,8 @@ impl Store {
 
     /// The cursor stored for a connector instance of a tenant.
     pub fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError> {
-        let dict = self.lock()?;
-        let (Some(tenant), Some(source)) = (dict.id(tenant), dict.id(source)) else {
+        let inner = self.lock()?;
+        let (Some(tenant), Some(source)) = (inner.dict.id(tenant), inner.dict.id(source)) else {
             return Ok(None);
         };
         Ok(self
@@ -172,8 +200,7 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<StoredObservation>, StoreError> {
-        let dict = self.lock()?;
-        write::read_range(&self.db, &dict, tenant, metric, from, to)
+        read::read_range(&self.db, &mut *self.lock()?, tenant, metric, from, to)
     }
 
     /// Every observation of one subject across metrics and sources, oldest
@@ -181,8 +208,7 @@ impl Store {
     /// rating, lost time, SLA and reassignments. Subjects are the `ticket`
     /// and `device` dimensions.
     pub fn subject(&self, tenant: &str, dimension: &str, value: &str) -> Result<Vec<StoredObservation>, StoreError> {
-        let dict = self.lock()?;
-        write::read_subject(&self.db, &dict, tenant, dimension, value)
+        read::read_subject(&self.db, &mut *self.lock()?, tenant, dimension, value)
     }
 
     /// The rollup cell of a tenant's metric on a UTC day (days since the
@@ -194,9 +220,9 @@ impl Store {
         day: i32,
         dimension: Option<(&str, &str)>,
     ) -> Result<Rollup, StoreError> {
-        let dict = self.lock()?;
-        let ids = (dict.id(tenant), dict.id(metric));
-        let (Some(tenant), Some(metric)) = ids else {
+        let inner = self.lock()?;
+        let dict = &inner.dict;
+        let (Some(tenant), Some(metric)) = (dict.id(tenant), dict.id(metric)) else {
             return Ok(Rollup::default());
         };
         let (dim_key, dim_value) = match dimension {
@@ -206,23 +232,55 @@ impl Store {
                 _ => return Ok(Rollup::default()),
             },
         };
-        let cell = keys::Cell {
+        let set = keys::SetKey {
             tenant,
             metric,
             day,
             dim_key,
-            dim_value,
         };
-        match self.db.get(cell.key())? {
-            Some(bytes) => write::decode_rollup(&bytes),
-            None => Ok(Rollup::default()),
-        }
+        Ok(match self.db.get(set.key())? {
+            Some(bytes) => rollup::decode_set(&bytes)?.remove(&dim_value).unwrap_or_default(),
+            None => Rollup::default(),
+        })
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Dictionary>, StoreError> {
-        self.dict
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        self.inner
             .lock()
             .map_err(|_| StoreError::corrupt("a writer panicked while holding the store"))
+    }
+}
+
+/// How long to wait for a store this process just closed: sled's flusher
+/// thread lets go of the directory lock a moment after the last handle drops.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(256 * 1024 * 1024)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::Other && e.to_string().contains("lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(StoreError::Locked {
+                        path: path.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e @ (sled::Error::Corruption { .. } | sled::Error::Unsupported(_))) => {
+                return Err(StoreError::Foreign {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(other) => return Err(StoreError::Sled(other)),
+        }
     }
 }
 

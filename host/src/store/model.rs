@@ -37,24 +37,6 @@ pub fn is_rating(metric: &str) -> bool {
     metric.ends_with("_rating")
 }
 
-/// The row stored under an observation key: strings are dictionary ids.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Row {
-    pub value: f64,
-    pub layer: u8,
-    pub dimensions: Vec<(u32, u32)>,
-    pub provenance: u32,
-}
-
-impl Row {
-    /// Same data (provenance aside): a replayed record changes nothing.
-    pub fn same_data(&self, other: &Row) -> bool {
-        self.value.to_bits() == other.value.to_bits()
-            && self.layer == other.layer
-            && self.dimensions == other.dimensions
-    }
-}
-
 pub(crate) fn layer_code(layer: Layer) -> u8 {
     match layer {
         Layer::Experience => 0,

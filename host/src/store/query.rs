@@ -2,11 +2,15 @@
 //! dimension filter and a group-by, and the XLA aggregations. A report over a
 //! month reads the month's rollup cells, never its rows, except when a
 //! filter and a group-by name two different dimensions (the rollups hold one
-//! dimension at a time): then the rows are read.
+//! dimension at a time) or a per-subject dimension (ticket, device, user,
+//! which have no cells): then the rows are read.
 
-use super::keys::{self, Cell, DAY_MS};
-use super::model::{Row, is_rating};
-use super::rollup::Rollup;
+use super::block::Row;
+use super::dict::Dictionary;
+use super::keys::{self, DAY_MS, SetKey};
+use super::model::is_rating;
+use super::read;
+use super::rollup::{Rollup, decode_set};
 use super::{Store, StoreError};
 use chrono::{Datelike, NaiveDate};
 use std::collections::BTreeMap;
@@ -158,16 +162,18 @@ impl Store {
 
     /// Rollups merged per (bucket, group).
     fn merged(&self, query: &SeriesQuery) -> Result<BTreeMap<(i64, Option<String>), Rollup>, StoreError> {
-        let dict = self.lock()?;
+        let mut inner = self.lock()?;
+        let dict = &inner.dict;
         let mut out: BTreeMap<(i64, Option<String>), Rollup> = BTreeMap::new();
         let (Some(tenant), Some(metric)) = (dict.id(&query.tenant), dict.id(&query.metric)) else {
             return Ok(out);
         };
-        let filter = match &query.filter {
+        // A dimension never stored matches nothing.
+        let filter_key = match &query.filter {
             None => None,
-            Some((k, v)) => match (dict.id(k), dict.id(v)) {
-                (Some(k), Some(v)) => Some((k, v)),
-                _ => return Ok(out),
+            Some((k, _)) => match dict.id(k) {
+                Some(id) => Some(id),
+                None => return Ok(out),
             },
         };
         let group_key = match &query.group_by {
@@ -179,79 +185,83 @@ impl Store {
         };
         let from_day = keys::day_of(query.from);
         let to_day = keys::day_of(query.to - 1) + 1;
-        if let (Some((fk, _)), Some(g)) = (filter, group_key)
-            && fk != g
-        {
-            drop(dict);
+        let unrolled = |k: Option<u32>| {
+            k.and_then(|k| dict.string(k))
+                .is_some_and(|name| keys::UNROLLED_DIMENSIONS.contains(&name))
+        };
+        let two_dimensions = matches!((filter_key, group_key), (Some(f), Some(g)) if f != g);
+        if two_dimensions || unrolled(filter_key) || unrolled(group_key) {
             if self.retired(tenant, from_day)? {
                 return Err(StoreError::RetiredRows {
-                    what: "a filter and a group-by on two different dimensions".into(),
+                    what: "a filter and a group-by on two different dimensions, or on a per-subject dimension".into(),
                 });
             }
-            return self.merged_from_rows(query, tenant, metric, filter, group_key, from_day, to_day);
+            let rating = is_rating(&query.metric);
+            let (dict, index) = inner.parts(&self.db)?;
+            let (dict, index) = (&*dict, &*index);
+            let filter = query.filter.as_ref().zip(filter_key).map(|((_, v), k)| (k, v.as_str()));
+            read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {
+                if let Some((k, v)) = filter
+                    && row_dimension(dict, row, k) != Some(v)
+                {
+                    return Ok(());
+                }
+                let group = match group_key {
+                    Some(g) => match row_dimension(dict, row, g) {
+                        Some(value) => Some(value.to_string()),
+                        None => return Ok(()),
+                    },
+                    None => None,
+                };
+                out.entry((bucket_start(at, query.bucket), group))
+                    .or_default()
+                    .add(row.value.get(), rating);
+                Ok(())
+            })?;
+            return Ok(out);
         }
+        let filter = match &query.filter {
+            None => None,
+            Some((_, v)) => match dict.id(v) {
+                Some(v) => Some(v),
+                None => return Ok(out),
+            },
+        };
+        // The one set per day that answers: the filter's or the group's dimension, or all rows.
+        let wanted = filter_key.or(group_key).unwrap_or(0);
         let (start, end) = keys::rollup_range(tenant, metric, from_day, to_day);
         for entry in self.db.range(start..end) {
             let (key, value) = entry?;
-            let cell = Cell::from_key(&key).ok_or_else(|| StoreError::corrupt("a rollup key does not parse"))?;
-            let group = match (filter, group_key) {
-                (Some(f), _) if (cell.dim_key, cell.dim_value) != f => continue,
-                (Some(_), None) => None,
-                (_, Some(g)) if cell.dim_key != g => continue,
-                (_, Some(_)) => dict.string(cell.dim_value).map(str::to_string),
-                (None, None) if cell.dim_key != 0 => continue,
-                (None, None) => None,
-            };
-            let rollup = super::write::decode_rollup(&value)?;
-            let at = i64::from(cell.day) * DAY_MS;
-            out.entry((bucket_start(at, query.bucket), group))
-                .or_default()
-                .merge(&rollup);
-        }
-        Ok(out)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn merged_from_rows(
-        &self,
-        query: &SeriesQuery,
-        tenant: u32,
-        metric: u32,
-        filter: Option<(u32, u32)>,
-        group_key: Option<u32>,
-        from_day: i32,
-        to_day: i32,
-    ) -> Result<BTreeMap<(i64, Option<String>), Rollup>, StoreError> {
-        let dict = self.lock()?;
-        let rating = is_rating(&query.metric);
-        let (start, end) =
-            keys::observation_range(tenant, metric, i64::from(from_day) * DAY_MS, i64::from(to_day) * DAY_MS);
-        let mut out: BTreeMap<(i64, Option<String>), Rollup> = BTreeMap::new();
-        for entry in self.db.range(start..end) {
-            let (key, value) = entry?;
-            let row: Row = postcard::from_bytes(&value)
-                .map_err(|e| StoreError::Corrupt(format!("a stored row does not decode: {e}")))?;
-            if let Some(f) = filter
-                && !row.dimensions.contains(&f)
-            {
+            let set = SetKey::parse(&key).ok_or_else(|| StoreError::corrupt("a rollup key does not parse"))?;
+            if set.dim_key != wanted {
                 continue;
             }
-            let group = match group_key {
-                Some(g) => match row.dimensions.iter().find(|(k, _)| *k == g) {
-                    Some((_, v)) => dict.string(*v).map(str::to_string),
-                    None => continue,
-                },
-                None => None,
-            };
-            let at = keys::parse_observation(&key)
-                .ok_or_else(|| StoreError::corrupt("an observation key does not parse"))?
-                .at;
-            out.entry((bucket_start(at, query.bucket), group))
-                .or_default()
-                .add(row.value, rating);
+            let bucket = bucket_start(i64::from(set.day) * DAY_MS, query.bucket);
+            for (dim_value, rollup) in decode_set(&value)? {
+                if filter.is_some_and(|f| f != dim_value) {
+                    continue;
+                }
+                let group = match group_key {
+                    Some(_) => Some(
+                        dict.string(dim_value)
+                            .ok_or_else(|| StoreError::corrupt("a dictionary id is missing"))?
+                            .to_string(),
+                    ),
+                    None => None,
+                };
+                out.entry((bucket, group)).or_default().merge(&rollup);
+            }
         }
         Ok(out)
     }
+}
+
+/// The value of a row's dimension `key`, rolled up or inline.
+fn row_dimension<'r>(dict: &'r Dictionary, row: &'r Row, key: u32) -> Option<&'r str> {
+    if let Some((_, v)) = row.dims.iter().find(|(k, _)| *k == key) {
+        return dict.string(*v);
+    }
+    row.inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]

@@ -1,18 +1,21 @@
 //! Retention: raw observations older than a cutoff are dropped while the
-//! rollups stay, so years of reports cost days of rows.
+//! rollups stay, so years of reports cost days of rows. Retention works in
+//! whole UTC days: a cutoff inside a day keeps that day.
 //!
-//! A dropped row's index entry keeps the row itself, so if the source later
-//! changes that record, the replace still takes the old value out of the
-//! rollups exactly. A rollup cell of a retired day keeps count, sum,
-//! histogram and sketch exact through such replaces; its min and max are
-//! kept as they were, since the rows to recompute them are gone.
+//! A retired row keeps its fingerprint, value and rolled-up dimensions (not
+//! its id, time of day, per-subject dimensions or provenance), so if the
+//! source later changes that record, the replace still takes the old value
+//! out of the rollups exactly. A rollup cell of a retired day keeps count,
+//! sum, histogram and sketch exact through such replaces; its min and max
+//! are kept as they were, since the rows to recompute them are gone.
 
-use super::keys::{self, DAY_MS};
-use super::write::{IndexEntry, decode};
+use super::block::{Block, RetiredRow, Row, stored_record_fingerprint, subject_fingerprint};
+use super::index::{BlockMeta, Change, Loc};
+use super::keys::{self, BlockKey, DAY_MS};
 use super::{Store, StoreError};
 
-/// Operations per atomic batch while dropping rows.
-const RETENTION_BATCH: usize = 10_000;
+/// Blocks per atomic batch while retiring.
+const RETENTION_BLOCKS: usize = 256;
 
 /// What retention did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -28,54 +31,84 @@ fn retired_key(tenant: u32) -> Vec<u8> {
 }
 
 impl Store {
-    /// Drops a tenant's raw observations observed before `cutoff` (unix ms);
-    /// rollups, cursors and index entries stay.
+    /// Drops a tenant's raw observations of UTC days that ended by `cutoff`
+    /// (unix ms); rollups and cursors stay.
     pub fn retire_before(&self, tenant: &str, cutoff: i64) -> Result<RetentionSummary, StoreError> {
-        let dict = self.lock()?;
+        let mut inner = self.lock()?;
+        let (dict, index) = inner.parts(&self.db)?;
         let Some(tenant_id) = dict.id(tenant) else {
             return Ok(RetentionSummary::default());
         };
         let subjects: Vec<u32> = keys::SUBJECT_DIMENSIONS.iter().filter_map(|d| dict.id(d)).collect();
         // The cutoff is recorded before any row goes, so a crash half-way
         // never leaves a day that looks complete but is not.
-        let cutoff = cutoff.max(self.retired_cutoff(tenant_id)?.unwrap_or(i64::MIN));
+        let aligned = i64::from(keys::day_of(cutoff)) * DAY_MS;
+        let cutoff = aligned.max(self.retired_cutoff(tenant_id)?.unwrap_or(i64::MIN));
         self.db.insert(retired_key(tenant_id), &cutoff.to_be_bytes())?;
         self.db.flush()?;
 
+        let cutoff_day = keys::day_of(cutoff);
         let mut summary = RetentionSummary::default();
-        let mut batch = sled::Batch::default();
-        let mut in_batch = 0;
-        let prefix = {
-            let mut p = vec![b'O'];
-            p.extend_from_slice(&tenant_id.to_be_bytes());
-            p
-        };
-        for entry in self.db.scan_prefix(&prefix) {
+        let (mut ops, mut changes, mut in_batch) = (sled::Batch::default(), Vec::new(), 0);
+        for entry in self.db.scan_prefix(keys::tenant_blocks(tenant_id)) {
             let (key, value) = entry?;
-            let parsed = keys::parse_observation(&key)
-                .ok_or_else(|| StoreError::corrupt("an observation key does not parse"))?;
-            if parsed.at >= cutoff {
+            let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
+            if key.day >= cutoff_day {
                 continue;
             }
-            let (at, metric, source, id) = (parsed.at, parsed.metric, parsed.source, parsed.id);
-            let row = decode(&value)?;
-            batch.remove(key.to_vec());
-            batch.insert(
-                keys::index(tenant_id, source, &id, metric),
-                IndexEntry::retired(at, &row)?,
-            );
-            for dim in row.dimensions.iter().copied().filter(|(k, _)| subjects.contains(k)) {
-                batch.remove(keys::subject(tenant_id, dim, metric, source, &id));
+            let block: Block<Row> = Block::decode(&value)?;
+            let mut rows = Vec::with_capacity(block.rows.len());
+            for (slot, row) in block.rows.iter().enumerate() {
+                let loc = Loc {
+                    block: key.block,
+                    slot: slot as u32,
+                };
+                let kept = row.as_ref().and_then(|row| {
+                    let fingerprint = stored_record_fingerprint(tenant_id, block.source, key.metric, &row.id);
+                    if !index.is_live(fingerprint, loc) {
+                        return None;
+                    }
+                    for (k, v) in row.inline.iter().filter(|(k, _)| subjects.contains(k)) {
+                        changes.push(Change::SubjectRemove(subject_fingerprint(tenant_id, *k, v), loc));
+                    }
+                    Some(RetiredRow {
+                        fingerprint: fingerprint.to_le_bytes(),
+                        value: row.value,
+                        layer: row.layer,
+                        dims: row.dims.clone(),
+                    })
+                });
+                rows.push(kept);
             }
-            summary.dropped += 1;
+            let live = rows.iter().flatten().count() as u32;
+            ops.remove(&key.key());
+            if live == 0 {
+                changes.push(Change::BlockGone(key.block));
+            } else {
+                let retired = BlockKey { retired: true, ..key };
+                let block = Block {
+                    source: block.source,
+                    provenance: block.provenance,
+                    rows,
+                };
+                ops.insert(&retired.key(), block.encode()?);
+                changes.push(Change::Block(BlockMeta {
+                    key: retired,
+                    present: live,
+                    live,
+                }));
+            }
+            summary.dropped += u64::from(live);
             in_batch += 1;
-            if in_batch == RETENTION_BATCH {
-                self.db.apply_batch(std::mem::take(&mut batch))?;
+            if in_batch == RETENTION_BLOCKS {
+                self.db.apply_batch(std::mem::take(&mut ops))?;
+                index.apply(std::mem::take(&mut changes));
                 in_batch = 0;
             }
         }
-        self.db.apply_batch(batch)?;
+        self.db.apply_batch(ops)?;
         self.db.flush()?;
+        index.apply(changes);
         Ok(summary)
     }
 

@@ -12,13 +12,18 @@ use std::collections::BTreeMap;
 /// Relative accuracy of the quantile sketch.
 const SKETCH_ALPHA: f64 = 0.01;
 
-/// A mergeable quantile sketch over positive values (DDSketch-style log buckets).
+/// A mergeable quantile sketch over positive values (DDSketch-style log
+/// buckets). The buckets are one dense run of counts from `offset`: values
+/// of one metric span a few hundred buckets, and a run decodes with one
+/// allocation where a map would take one per node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sketch {
     /// Values at or below zero.
     zeros: u64,
-    /// Bucket index to count.
-    buckets: BTreeMap<i32, u64>,
+    /// Bucket index of `counts[0]`.
+    offset: i32,
+    /// Counts per bucket; never starts or ends with a zero.
+    counts: Vec<u64>,
 }
 
 fn gamma() -> f64 {
@@ -30,12 +35,31 @@ impl Sketch {
         (value.ln() / gamma().ln()).ceil() as i32
     }
 
+    /// Makes room for buckets `low..=high` and returns the slot of `low`.
+    fn widen(&mut self, low: i32, high: i32) -> usize {
+        if self.counts.is_empty() {
+            self.offset = low;
+        }
+        if low < self.offset {
+            let grow = (self.offset - low) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = low;
+        }
+        let end = (high - self.offset) as usize + 1;
+        if end > self.counts.len() {
+            self.counts.resize(end, 0);
+        }
+        (low - self.offset) as usize
+    }
+
     /// Adds a value.
     pub fn add(&mut self, value: f64) {
         if value <= 0.0 || !value.is_finite() {
             self.zeros += 1;
         } else {
-            *self.buckets.entry(Self::bucket(value)).or_default() += 1;
+            let bucket = Self::bucket(value);
+            let slot = self.widen(bucket, bucket);
+            self.counts[slot] += 1;
         }
     }
 
@@ -45,26 +69,43 @@ impl Sketch {
             self.zeros = self.zeros.saturating_sub(1);
             return;
         }
-        let bucket = Self::bucket(value);
-        if let Some(count) = self.buckets.get_mut(&bucket) {
-            *count -= 1;
-            if *count == 0 {
-                self.buckets.remove(&bucket);
-            }
+        let slot = i64::from(Self::bucket(value)) - i64::from(self.offset);
+        if let Some(count) = usize::try_from(slot).ok().and_then(|s| self.counts.get_mut(s)) {
+            *count = count.saturating_sub(1);
+        }
+        self.trim();
+    }
+
+    /// Keeps the run free of zeros at either end, so equal data compares equal.
+    fn trim(&mut self) {
+        let leading = self.counts.iter().take_while(|c| **c == 0).count();
+        if leading == self.counts.len() {
+            self.counts.clear();
+            self.offset = 0;
+            return;
+        }
+        self.counts.drain(..leading);
+        self.offset += leading as i32;
+        while self.counts.last() == Some(&0) {
+            self.counts.pop();
         }
     }
 
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &Sketch) {
         self.zeros += other.zeros;
-        for (bucket, count) in &other.buckets {
-            *self.buckets.entry(*bucket).or_default() += count;
+        if other.counts.is_empty() {
+            return;
+        }
+        let start = self.widen(other.offset, other.offset + other.counts.len() as i32 - 1);
+        for (ours, theirs) in self.counts[start..].iter_mut().zip(&other.counts) {
+            *ours += theirs;
         }
     }
 
     /// Values in the sketch.
     pub fn count(&self) -> u64 {
-        self.zeros + self.buckets.values().sum::<u64>()
+        self.zeros + self.counts.iter().sum::<u64>()
     }
 
     /// The `q` quantile (0..=1), within ±1 % of a value in the data.
@@ -78,11 +119,11 @@ impl Sketch {
             return Some(0.0);
         }
         let mut seen = self.zeros;
-        for (bucket, n) in &self.buckets {
+        for (i, n) in self.counts.iter().enumerate() {
             seen += n;
             if seen >= rank {
                 let g = gamma();
-                return Some(2.0 * g.powi(*bucket) / (g + 1.0));
+                return Some(2.0 * g.powi(self.offset + i as i32) / (g + 1.0));
             }
         }
         None
@@ -167,6 +208,18 @@ impl Rollup {
     }
 }
 
+/// The cells of one day and dimension, by dimension value (0 for the cell
+/// of all rows).
+pub(crate) type RollupSet = BTreeMap<u32, Rollup>;
+
+pub(crate) fn encode_set(set: &RollupSet) -> Result<Vec<u8>, super::StoreError> {
+    postcard::to_allocvec(set).map_err(|e| super::StoreError::Corrupt(format!("encoding rollups: {e}")))
+}
+
+pub(crate) fn decode_set(bytes: &[u8]) -> Result<RollupSet, super::StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| super::StoreError::Corrupt(format!("stored rollups do not decode: {e}")))
+}
+
 /// The histogram slot of a 0-10 rating, if it is one.
 fn rating_slot(value: f64) -> Option<usize> {
     (0.0..=10.0).contains(&value).then(|| value.round() as usize)
@@ -198,5 +251,27 @@ mod tests {
         assert_eq!((cell.count, cell.sum), (3, 13.0));
         assert_eq!(cell.histogram.expect("rating")[9], 0);
         assert!(!cell.remove(10.0), "10 was the max");
+    }
+
+    #[test]
+    fn sketches_merge_and_remove_back_to_equal() {
+        let (mut a, mut b) = (Sketch::default(), Sketch::default());
+        for v in [0.5, 3.0, 700.0] {
+            a.add(v);
+        }
+        for v in [0.0, 40.0, 1e6] {
+            b.add(v);
+        }
+        let mut merged = a.clone();
+        merged.merge(&b);
+        assert_eq!(merged.count(), 6);
+        for v in [0.0, 40.0, 1e6] {
+            merged.remove(v);
+        }
+        assert_eq!(merged, a, "removing what was merged gives the same sketch");
+        for v in [0.5, 3.0, 700.0] {
+            merged.remove(v);
+        }
+        assert_eq!(merged, Sketch::default());
     }
 }

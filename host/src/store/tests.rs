@@ -111,6 +111,19 @@ fn a_bad_observation_stores_nothing_of_its_batch() {
         })
         .unwrap_err();
     assert!(error.to_string().contains("`r3`"), "{error}");
+    // Seconds where milliseconds belong, and a time past any calendar.
+    for at in [i64::MAX, -9_000_000_000_000_000] {
+        let error = store
+            .commit(CommitBatch {
+                tenant: "acme",
+                source: "sn",
+                provenance: &provenance(2),
+                observations: &[obs("r5", "lost_time_minutes", 1.0, at, &[])],
+                cursor: Some("c2"),
+            })
+            .unwrap_err();
+        assert!(error.to_string().contains("unix milliseconds"), "{error}");
+    }
     assert_eq!(
         store.cursor("acme", "sn").expect("cursor").as_deref(),
         Some("c1"),
@@ -380,6 +393,13 @@ fn close(a: Option<f64>, b: Option<f64>) -> bool {
     }
 }
 
+/// The dimensions that get rollup cells, sorted.
+fn rolled(o: &Observation) -> Vec<(String, String)> {
+    let mut dims: Vec<(String, String)> = o.dimensions.iter().filter(|(k, _)| k != "ticket").cloned().collect();
+    dims.sort();
+    dims
+}
+
 /// A query shape: a filter and a group-by.
 type Shape = (Option<(&'static str, &'static str)>, Option<&'static str>);
 
@@ -392,6 +412,8 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
         if group < 2 {
             dims.push(("assignment_group".to_string(), groups[group as usize].to_string()));
         }
+        // A per-subject dimension: kept inline, indexed as a subject, no cells.
+        dims.push(("ticket".to_string(), format!("INC{}", (id + value) % 4)));
         Observation {
             id: format!("r{id}"),
             metric: metric.into(),
@@ -410,9 +432,14 @@ proptest! {
     fn rollup_queries_equal_raw_queries(
         batches in prop::collection::vec(prop::collection::vec(arb_observation(), 1..12), 1..6),
         retire in prop::option::of((0usize..6, 0i64..9)),
+        reopen in prop::option::of(0usize..6),
     ) {
-        let (_dir, store) = open();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let mut store = Store::open(&path).expect("open");
         let mut model: HashMap<(String, String), Observation> = HashMap::new();
+        // Whether each record's raw row is still there (retention drops them).
+        let mut visible: HashMap<(String, String), bool> = HashMap::new();
         let mut retired = false;
         for (i, batch) in batches.iter().enumerate() {
             if let Some((after, days)) = retire
@@ -420,19 +447,41 @@ proptest! {
             {
                 store.retire_before("acme", days * DAY).expect("retention");
                 retired = true;
+                for (key, o) in &model {
+                    if o.at < days * DAY {
+                        visible.insert(key.clone(), false);
+                    }
+                }
+            }
+            // The in-memory index is rebuilt from disk: it must come back the same.
+            if reopen == Some(i) {
+                drop(store);
+                store = Store::open(&path).expect("reopen");
             }
             commit(&store, batch, None);
             for o in batch {
-                model.insert((o.id.clone(), o.metric.clone()), o.clone());
+                let key = (o.id.clone(), o.metric.clone());
+                // A retired row keeps only what the rollups need: a record
+                // equal in that is a replay and stays retired.
+                let replay = match (model.get(&key), visible.get(&key)) {
+                    (Some(old), Some(true)) => old == o,
+                    (Some(old), _) => old.at / DAY == o.at / DAY && old.value == o.value && rolled(old) == rolled(o),
+                    (None, _) => false,
+                };
+                if !replay {
+                    visible.insert(key.clone(), true);
+                }
+                model.insert(key, o.clone());
             }
         }
         let aggregations = [Aggregation::Count, Aggregation::Sum, Aggregation::Avg, Aggregation::Min, Aggregation::Max, Aggregation::P50, Aggregation::P90, Aggregation::Happiness];
-        let shapes: [Shape; 5] = [
+        let shapes: [Shape; 6] = [
             (None, None),
             (Some(("service", "Email")), None),
             (None, Some("assignment_group")),
             (Some(("service", "VPN")), Some("assignment_group")),
             (Some(("assignment_group", "Desk")), Some("assignment_group")),
+            (Some(("service", "Email")), Some("ticket")),
         ];
         for metric in ["happiness_rating", "resolution_hours"] {
             for bucket in [Bucket::Day, Bucket::Week, Bucket::Month, Bucket::Quarter] {
@@ -469,6 +518,37 @@ proptest! {
                 }
             }
         }
+        // Raw rows and subjects equal the model's, live rows only (retired days have none).
+        let live = |o: &Observation| visible[&(o.id.clone(), o.metric.clone())];
+        let mut want: Vec<(i64, String, String, u64)> = model
+            .values()
+            .filter(|o| live(o))
+            .map(|o| (o.at, o.id.clone(), o.metric.clone(), o.value.to_bits()))
+            .collect();
+        want.sort();
+        let mut got: Vec<(i64, String, String, u64)> = ["happiness_rating", "resolution_hours"]
+            .iter()
+            .flat_map(|m| store.observations("acme", m, 0, 30 * DAY).expect("rows"))
+            .map(|s| (s.observation.at, s.observation.id, s.observation.metric, s.observation.value.to_bits()))
+            .collect();
+        got.sort();
+        prop_assert_eq!(&got, &want);
+        for ticket in ["INC0", "INC1", "INC2", "INC3"] {
+            let mut want: Vec<(String, String)> = model
+                .values()
+                .filter(|o| live(o) && o.dimensions.iter().any(|(k, v)| k == "ticket" && v == ticket))
+                .map(|o| (o.id.clone(), o.metric.clone()))
+                .collect();
+            want.sort();
+            let mut got: Vec<(String, String)> = store
+                .subject("acme", "ticket", ticket)
+                .expect("subject")
+                .into_iter()
+                .map(|s| (s.observation.id, s.observation.metric))
+                .collect();
+            got.sort();
+            prop_assert_eq!(got, want, "subject {}", ticket);
+        }
     }
 }
 
@@ -497,4 +577,79 @@ fn a_query_that_needs_retired_rows_says_so() {
         aggregation: Aggregation::Count,
     });
     assert!(matches!(series, Err(StoreError::RetiredRows { .. })), "{series:?}");
+}
+
+#[test]
+fn a_replaced_row_stays_replaced_after_reopen_and_blocks_compact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let row = |id: &str, v: f64, day: i64| {
+        obs(
+            id,
+            "lost_time_minutes",
+            v,
+            day * DAY,
+            &[("service", "VPN"), ("ticket", id)],
+        )
+    };
+    {
+        let store = Store::open(&path).expect("open");
+        // One block of three rows on day 5; then r1 moves to day 2, leaving a
+        // stale row behind in a block that still has live rows.
+        commit(
+            &store,
+            &[row("r1", 10.0, 5), row("r2", 20.0, 5), row("r3", 30.0, 5)],
+            None,
+        );
+        assert_eq!(commit(&store, &[row("r1", 11.0, 2)], None).replaced, 1);
+    }
+    let store = Store::open(&path).expect("reopen");
+    let rows = store
+        .observations("acme", "lost_time_minutes", 0, 10 * DAY)
+        .expect("rows");
+    let seen: Vec<(&str, f64)> = rows
+        .iter()
+        .map(|r| (r.observation.id.as_str(), r.observation.value))
+        .collect();
+    assert_eq!(
+        seen,
+        [("r1", 11.0), ("r2", 20.0), ("r3", 30.0)],
+        "the newer row wins after reopen"
+    );
+    assert_eq!(store.subject("acme", "ticket", "r1").expect("subject").len(), 1);
+    // A replay after reopen is a replay, and a change retracts the right row.
+    assert_eq!(commit(&store, &[row("r1", 11.0, 2)], None).unchanged, 1);
+    assert_eq!(commit(&store, &[row("r2", 25.0, 5)], None).replaced, 1);
+    let day5 = store.rollup("acme", "lost_time_minutes", 5, None).expect("rollup");
+    assert_eq!(
+        (day5.count, day5.sum, day5.min, day5.max),
+        (2, 55.0, 25.0, 30.0),
+        "20 left, min recomputed"
+    );
+    let day5 = store
+        .rollup("acme", "lost_time_minutes", 5, Some(("service", "VPN")))
+        .expect("rollup");
+    assert_eq!((day5.count, day5.sum, day5.min), (2, 55.0, 25.0));
+    // Two of three rows left the first block: it was compacted, and what is
+    // left reads back the same after another reopen.
+    drop(store);
+    let store = Store::open(&path).expect("reopen");
+    let rows = store
+        .observations("acme", "lost_time_minutes", 0, 10 * DAY)
+        .expect("rows");
+    let seen: Vec<(&str, f64)> = rows
+        .iter()
+        .map(|r| (r.observation.id.as_str(), r.observation.value))
+        .collect();
+    assert_eq!(seen, [("r1", 11.0), ("r2", 25.0), ("r3", 30.0)]);
+}
+
+#[test]
+fn a_store_open_elsewhere_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let _first = Store::open(&path).expect("open");
+    let error = Store::open(&path).err().expect("refused");
+    assert!(matches!(error, StoreError::Locked { .. }), "{error}");
+    assert!(error.to_string().contains("in use by another process"), "{error}");
 }

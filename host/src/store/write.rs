@@ -1,14 +1,25 @@
-//! Committing a batch: rows, index, rollups, dictionary and cursor in one
-//! atomic sled batch. A replayed record changes nothing; a changed record
-//! replaces the old one and every rollup it touched follows.
+//! Committing a batch: new blocks of rows, the rollup sets they change, the
+//! dictionary and the cursor in one atomic sled batch; the in-memory index
+//! follows once it is on disk. A replayed record changes nothing; a changed
+//! record replaces the old one and every rollup it touched follows.
 
+use super::block::{
+    Block, Fingerprint, RecordId, RetiredRow, Row, Value, record_fingerprint, stored_record_fingerprint,
+    subject_fingerprint,
+};
 use super::dict::Dictionary;
-use super::keys::{self, Cell};
-use super::model::{Provenance, Row, StoredObservation, is_rating, layer_code, layer_from_code};
-use super::rollup::Rollup;
-use super::{Store, StoreError};
+use super::index::{BlockMeta, Change, Index, Loc};
+use super::keys::{self, BlockKey, DAY_MS, SetKey};
+use super::model::{Provenance, is_rating, layer_code};
+use super::read::provenance_key;
+use super::rollup::{Rollup, RollupSet};
+use super::{Inner, Store, StoreError};
 use crate::runtime::Observation;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Rows per block: few enough that compacting one is cheap, enough that a
+/// batch of ten thousand is a few dozen writes.
+const BLOCK_ROWS: usize = 512;
 
 /// One batch from a connector instance and the cursor that follows it.
 #[derive(Debug, Clone, Copy)]
@@ -36,292 +47,447 @@ pub struct CommitSummary {
     pub unchanged: usize,
 }
 
-/// The batch being built: key writes in order, plus what the rollups need.
-struct Pending {
-    ops: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    cells: HashMap<Cell, (Rollup, bool)>,
-    /// Dictionary ids of the dimensions that get no rollup cells.
-    unrolled: Vec<u32>,
+/// A block read because one of its rows is being replaced.
+enum OldBlock {
+    Live(Block<Row>),
+    Retired(Block<RetiredRow>),
+}
+
+/// Rollup cells of one set touched by the commit, and the cells that lost
+/// an extreme (their min or max must be recomputed from rows).
+#[derive(Default)]
+struct TouchedSet {
+    cells: RollupSet,
+    dirty: BTreeSet<u32>,
+}
+
+/// A block this commit writes, with its id.
+type FreshBlock = (u64, Block<Row>);
+
+/// A row's dimensions: rolled up (dictionary ids) and per-subject (inline).
+type SplitDimensions = (Vec<(u32, u32)>, Vec<(u32, String)>);
+
+/// The commit being built.
+struct Work<'a> {
+    db: &'a sled::Db,
+    index: &'a Index,
+    tenant: u32,
+    source: u32,
+    provenance: u32,
+    /// Ids of the dimensions that name subjects.
+    subjects: Vec<u32>,
+    old: HashMap<u64, OldBlock>,
+    /// Rows leaving each old block.
+    lost: HashMap<u64, u32>,
+    /// Locations of rows this commit replaces.
+    replaced: HashSet<Loc>,
+    /// New blocks by (metric, day); the last of each is the open one.
+    fresh: HashMap<(u32, i32), Vec<FreshBlock>>,
+    sets: HashMap<SetKey, TouchedSet>,
+    changes: Vec<Change>,
+    next_block: u64,
 }
 
 impl Store {
     /// Commits `batch` atomically; on error nothing of it is stored.
     pub fn commit(&self, batch: CommitBatch<'_>) -> Result<CommitSummary, StoreError> {
-        let mut dict = self.lock()?;
-        let result = self.commit_locked(&mut dict, batch);
+        let mut inner = self.lock()?;
+        let result = self.commit_locked(&mut inner, batch);
         if result.is_err() {
             // Ids handed out for the failed batch were never written.
-            *dict = Dictionary::load(&self.db)?;
+            inner.dict = Dictionary::load(&self.db)?;
         }
         result
     }
 
-    fn commit_locked(&self, dict: &mut Dictionary, batch: CommitBatch<'_>) -> Result<CommitSummary, StoreError> {
+    fn commit_locked(&self, inner: &mut Inner, batch: CommitBatch<'_>) -> Result<CommitSummary, StoreError> {
+        let (dict, index) = inner.parts(&self.db)?;
         let tenant = dict.intern(batch.tenant);
-        let source = dict.intern(batch.source);
-        let provenance = dict.intern(&provenance_key(batch.provenance));
-        let mut pending = Pending {
-            ops: BTreeMap::new(),
-            cells: HashMap::new(),
-            unrolled: keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect(),
+        let unrolled: Vec<u32> = keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
+        let mut work = Work {
+            db: &self.db,
+            index,
+            tenant,
+            source: dict.intern(batch.source),
+            provenance: dict.intern(&provenance_key(batch.provenance)),
+            subjects: keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect(),
+            old: HashMap::new(),
+            lost: HashMap::new(),
+            replaced: HashSet::new(),
+            fresh: HashMap::new(),
+            sets: HashMap::new(),
+            changes: Vec::new(),
+            next_block: index.next_block,
         };
         let mut summary = CommitSummary::default();
-        let subjects: Vec<u32> = keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
         for observation in last_of_each(batch.observations) {
             validate(observation)?;
             let metric = dict.intern(&observation.metric);
+            let day = keys::day_of(observation.at);
+            let (dims, inline) = split_dimensions(dict, &unrolled, observation);
             let row = Row {
-                value: observation.value,
+                id: RecordId::new(&observation.id),
+                offset: (observation.at - i64::from(day) * DAY_MS) as u32,
+                value: Value::new(observation.value),
                 layer: layer_code(observation.layer),
-                dimensions: sorted_dimensions(dict, observation),
-                provenance,
+                dims,
+                inline,
             };
-            let index_key = keys::index(tenant, source, &observation.id, metric);
-            let new_key = keys::observation(tenant, metric, observation.at, source, &observation.id);
+            let fingerprint = record_fingerprint(tenant, work.source, metric, &observation.id);
             let rating = is_rating(&observation.metric);
-            if let Some(entry) = self.current(&pending, &index_key)? {
-                let old_at = entry.at;
-                let old_key = keys::observation(tenant, metric, old_at, source, &observation.id);
-                let old_row = match entry.retired {
-                    Some(row) => row,
-                    None => self.row(&pending, &old_key)?,
-                };
-                if old_at == observation.at && old_row.same_data(&row) {
+            if let Some(loc) = work.index.record(fingerprint) {
+                if work.unchanged(loc, &row, day)? {
                     summary.unchanged += 1;
                     continue;
                 }
-                self.retract(&mut pending, tenant, metric, old_at, &old_row)?;
-                for dim in subject_dimensions(&subjects, &old_row) {
-                    pending
-                        .ops
-                        .insert(keys::subject(tenant, dim, metric, source, &observation.id), None);
-                }
-                pending.ops.insert(old_key, None);
+                work.retract(loc)?;
                 summary.replaced += 1;
             } else {
                 summary.inserted += 1;
             }
-            self.account(&mut pending, tenant, metric, observation.at, &row, rating)?;
-            for dim in subject_dimensions(&subjects, &row) {
-                pending.ops.insert(
-                    keys::subject(tenant, dim, metric, source, &observation.id),
-                    Some(Vec::new()),
-                );
-            }
-            pending.ops.insert(new_key, Some(encode(&row)?));
-            pending.ops.insert(index_key, Some(IndexEntry::live(observation.at)));
-        }
-        self.settle_cells(&mut pending, dict)?;
-        if let Some(cursor) = batch.cursor {
-            pending
-                .ops
-                .insert(keys::cursor(tenant, source), Some(cursor.as_bytes().to_vec()));
+            work.insert(fingerprint, metric, day, row, rating)?;
         }
         let mut ops = sled::Batch::default();
+        work.settle_blocks(&mut ops)?;
+        self.settle_sets(&mut work, dict, &mut ops)?;
         dict.write_pending(&mut ops);
-        for (key, value) in pending.ops {
-            match value {
-                Some(value) => ops.insert(key, value),
-                None => ops.remove(key),
-            }
+        ops.insert(keys::BLOCK_NEXT, &work.next_block.to_be_bytes());
+        // The index's size before this commit: a hint, one commit behind.
+        ops.insert(keys::INDEX_SIZE, &work.index.size_hint());
+        if let Some(cursor) = batch.cursor {
+            ops.insert(keys::cursor(tenant, work.source), cursor.as_bytes());
         }
+        let (changes, next_block) = (work.changes, work.next_block);
         self.db.apply_batch(ops)?;
         if self.durable {
             self.db.flush()?;
         }
+        index.apply(changes);
+        index.next_block = next_block;
         Ok(summary)
     }
 
-    /// The index entry of a record, seeing this batch's own writes.
-    fn current(&self, pending: &Pending, index_key: &[u8]) -> Result<Option<IndexEntry>, StoreError> {
-        let bytes = match pending.ops.get(index_key) {
-            Some(Some(bytes)) => Some(bytes.clone()),
-            Some(None) => None,
-            None => self.db.get(index_key)?.map(|v| v.to_vec()),
-        };
-        bytes.map(|b| IndexEntry::decode(&b)).transpose()
-    }
-
-    fn row(&self, pending: &Pending, key: &[u8]) -> Result<Row, StoreError> {
-        let bytes = match pending.ops.get(key) {
-            Some(Some(bytes)) => bytes.clone(),
-            _ => self
-                .db
-                .get(key)?
-                .map(|v| v.to_vec())
-                .ok_or_else(|| StoreError::corrupt("an index entry points at a missing observation"))?,
-        };
-        decode(&bytes)
-    }
-
-    /// The cells an observation counts in: the day's total and one per
-    /// rolled-up dimension.
-    fn cells_of<'r>(
-        tenant: u32,
-        metric: u32,
-        at: i64,
-        row: &'r Row,
-        unrolled: &'r [u32],
-    ) -> impl Iterator<Item = Cell> + 'r {
-        let day = keys::day_of(at);
-        let dims = row.dimensions.iter().copied().filter(|(k, _)| !unrolled.contains(k));
-        std::iter::once((0, 0))
-            .chain(dims)
-            .map(move |(dim_key, dim_value)| Cell {
-                tenant,
-                metric,
-                day,
-                dim_key,
-                dim_value,
-            })
-    }
-
-    fn cell<'p>(&self, pending: &'p mut Pending, cell: Cell) -> Result<&'p mut (Rollup, bool), StoreError> {
-        use std::collections::hash_map::Entry;
-        Ok(match pending.cells.entry(cell) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                let stored = match self.db.get(cell.key())? {
-                    Some(bytes) => decode_rollup(&bytes)?,
-                    None => Rollup::default(),
+    /// Writes every touched rollup set; a cell that lost an extreme is
+    /// recomputed from the rows of its day as they are after this commit.
+    fn settle_sets(&self, work: &mut Work<'_>, dict: &Dictionary, ops: &mut sled::Batch) -> Result<(), StoreError> {
+        let mut day_rows: HashMap<(u32, i32), Vec<Row>> = HashMap::new();
+        let sets: Vec<(SetKey, TouchedSet)> = work.sets.drain().collect();
+        for (key, mut set) in sets {
+            // Rows of a day past retention are gone: its cells keep count,
+            // sum, histogram and sketch exact, and min/max as they were.
+            if !set.dirty.is_empty() && !self.retired(key.tenant, key.day)? {
+                let rows = match day_rows.entry((key.metric, key.day)) {
+                    std::collections::hash_map::Entry::Occupied(rows) => rows.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(work.rows_after(key.metric, key.day)?)
+                    }
                 };
-                entry.insert((stored, false))
+                let rating = dict.string(key.metric).is_some_and(is_rating);
+                for value in &set.dirty {
+                    let mut cell = Rollup::default();
+                    let counts = |row: &&Row| key.dim_key == 0 || row.dims.contains(&(key.dim_key, *value));
+                    for row in rows.iter().filter(counts) {
+                        cell.add(row.value.get(), rating);
+                    }
+                    set.cells.insert(*value, cell);
+                }
+            }
+            set.cells.retain(|_, cell| cell.count > 0);
+            if set.cells.is_empty() {
+                ops.remove(&key.key());
+            } else {
+                ops.insert(&key.key(), super::rollup::encode_set(&set.cells)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Work<'_> {
+    /// Reads the block holding `loc` (once per commit) and says what it is.
+    fn old_block(&mut self, loc: Loc) -> Result<BlockMeta, StoreError> {
+        let meta = *self
+            .index
+            .block(loc.block)
+            .ok_or_else(|| StoreError::corrupt("the index points at a missing block"))?;
+        if !self.old.contains_key(&loc.block) {
+            let bytes = self
+                .db
+                .get(meta.key.key())?
+                .ok_or_else(|| StoreError::corrupt("the index points at a missing block"))?;
+            let block = if meta.key.retired {
+                OldBlock::Retired(Block::decode(&bytes)?)
+            } else {
+                OldBlock::Live(Block::decode(&bytes)?)
+            };
+            self.old.insert(loc.block, block);
+        }
+        Ok(meta)
+    }
+
+    /// Whether the stored row at `loc` already says what `row` says.
+    fn unchanged(&mut self, loc: Loc, row: &Row, day: i32) -> Result<bool, StoreError> {
+        let old_day = self.old_block(loc)?.key.day;
+        let slot = loc.slot as usize;
+        Ok(match &self.old[&loc.block] {
+            OldBlock::Live(block) => block
+                .rows
+                .get(slot)
+                .and_then(Option::as_ref)
+                .ok_or_else(missing_row)?
+                .same_data(old_day, row, day),
+            // A retired row kept only what the rollups need; a record that
+            // says the same there is a replay.
+            OldBlock::Retired(block) => {
+                let old = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
+                old_day == day
+                    && old.value.get().to_bits() == row.value.get().to_bits()
+                    && old.layer == row.layer
+                    && old.dims == row.dims
             }
         })
     }
 
-    fn account(
-        &self,
-        pending: &mut Pending,
-        tenant: u32,
+    /// Takes the row at `loc` out of the rollups and the subject index.
+    fn retract(&mut self, loc: Loc) -> Result<(), StoreError> {
+        let key = self.old_block(loc)?.key;
+        let slot = loc.slot as usize;
+        let (value, dims, subjects) = match &self.old[&loc.block] {
+            OldBlock::Live(block) => {
+                let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
+                let subjects: Vec<Fingerprint> = row
+                    .inline
+                    .iter()
+                    .filter(|(k, _)| self.subjects.contains(k))
+                    .map(|(k, v)| subject_fingerprint(key.tenant, *k, v))
+                    .collect();
+                (row.value.get(), row.dims.clone(), subjects)
+            }
+            OldBlock::Retired(block) => {
+                let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
+                (row.value.get(), row.dims.clone(), Vec::new())
+            }
+        };
+        for (set, dim_value) in cells(key.tenant, key.metric, key.day, &dims) {
+            let touched = self.set(set)?;
+            let cell = touched.cells.entry(dim_value).or_default();
+            if !cell.remove(value) {
+                touched.dirty.insert(dim_value);
+            }
+        }
+        for subject in subjects {
+            self.changes.push(Change::SubjectRemove(subject, loc));
+        }
+        *self.lost.entry(loc.block).or_default() += 1;
+        self.replaced.insert(loc);
+        Ok(())
+    }
+
+    /// Adds a row to this commit's open block for its metric and day.
+    fn insert(
+        &mut self,
+        fingerprint: Fingerprint,
         metric: u32,
-        at: i64,
-        row: &Row,
+        day: i32,
+        row: Row,
         rating: bool,
     ) -> Result<(), StoreError> {
-        let cells: Vec<Cell> = Self::cells_of(tenant, metric, at, row, &pending.unrolled).collect();
-        for cell in cells {
-            let (rollup, _) = self.cell(pending, cell)?;
-            rollup.add(row.value, rating);
+        for (set, dim_value) in cells(self.tenant, metric, day, &row.dims) {
+            self.set(set)?
+                .cells
+                .entry(dim_value)
+                .or_default()
+                .add(row.value.get(), rating);
         }
+        let blocks = self.fresh.entry((metric, day)).or_default();
+        if blocks.last().is_none_or(|(_, block)| block.rows.len() >= BLOCK_ROWS) {
+            blocks.push((
+                self.next_block,
+                Block {
+                    source: self.source,
+                    provenance: self.provenance,
+                    rows: Vec::new(),
+                },
+            ));
+            self.next_block += 1;
+        }
+        let Some((id, block)) = blocks.last_mut() else {
+            return Err(StoreError::corrupt("no open block"));
+        };
+        let loc = Loc {
+            block: *id,
+            slot: block.rows.len() as u32,
+        };
+        for (k, v) in row.inline.iter().filter(|(k, _)| self.subjects.contains(k)) {
+            self.changes
+                .push(Change::SubjectAdd(subject_fingerprint(self.tenant, *k, v), loc));
+        }
+        block.rows.push(Some(row));
+        self.changes.push(Change::Record(fingerprint, loc));
         Ok(())
     }
 
-    fn retract(&self, pending: &mut Pending, tenant: u32, metric: u32, at: i64, row: &Row) -> Result<(), StoreError> {
-        let cells: Vec<Cell> = Self::cells_of(tenant, metric, at, row, &pending.unrolled).collect();
-        for cell in cells {
-            let (rollup, dirty) = self.cell(pending, cell)?;
-            if !rollup.remove(row.value) {
-                *dirty = true;
+    fn set(&mut self, key: SetKey) -> Result<&mut TouchedSet, StoreError> {
+        use std::collections::hash_map::Entry;
+        Ok(match self.sets.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let cells = match self.db.get(key.key())? {
+                    Some(bytes) => super::rollup::decode_set(&bytes)?,
+                    None => RollupSet::new(),
+                };
+                entry.insert(TouchedSet {
+                    cells,
+                    dirty: BTreeSet::new(),
+                })
+            }
+        })
+    }
+
+    /// Whether the row of `fingerprint` at `loc` is current once this commit lands.
+    fn live_after(&self, fingerprint: Fingerprint, loc: Loc) -> bool {
+        self.index.is_live(fingerprint, loc) && !self.replaced.contains(&loc)
+    }
+
+    /// Writes the new blocks, and compacts or deletes old blocks that rows left.
+    fn settle_blocks(&mut self, ops: &mut sled::Batch) -> Result<(), StoreError> {
+        let mut metas = Vec::new();
+        for ((metric, day), blocks) in &self.fresh {
+            for (id, block) in blocks {
+                let key = BlockKey {
+                    tenant: self.tenant,
+                    metric: *metric,
+                    day: *day,
+                    block: *id,
+                    retired: false,
+                };
+                ops.insert(&key.key(), block.encode()?);
+                metas.push(Change::Block(BlockMeta {
+                    key,
+                    present: block.rows.len() as u32,
+                    live: 0,
+                }));
             }
         }
-        Ok(())
-    }
-
-    /// Writes every touched cell; a cell that lost an extreme is recomputed
-    /// from its rows (as they will be after this batch).
-    fn settle_cells(&self, pending: &mut Pending, dict: &Dictionary) -> Result<(), StoreError> {
-        let cells: Vec<(Cell, (Rollup, bool))> = pending.cells.drain().collect();
-        for (cell, (mut rollup, dirty)) in cells {
-            // Rows of a day past retention are gone: its cell keeps count,
-            // sum, histogram and sketch exact, and min/max as they were.
-            if dirty && !self.retired(cell.tenant, cell.day)? {
-                let metric = dict.string(cell.metric).unwrap_or_default().to_string();
-                rollup = self.recompute(pending, cell, is_rating(&metric))?;
+        let mut gone = Vec::new();
+        for (id, lost) in &self.lost {
+            let meta = *self
+                .index
+                .block(*id)
+                .ok_or_else(|| StoreError::corrupt("the index lost a block"))?;
+            let live = meta.live.saturating_sub(*lost);
+            if live == 0 {
+                ops.remove(&meta.key.key());
+                gone.push(Change::BlockGone(*id));
+            } else if live * 2 < meta.present {
+                let bytes = self.compact(&meta)?;
+                ops.insert(&meta.key.key(), bytes);
+                metas.push(Change::Block(BlockMeta { present: live, ..meta }));
             }
-            let value = if rollup.count == 0 {
-                None
-            } else {
-                Some(encode_rollup(&rollup)?)
-            };
-            pending.ops.insert(cell.key(), value);
         }
+        // Blocks first, so records can point into them; deletions last.
+        let records = std::mem::take(&mut self.changes);
+        self.changes = metas.into_iter().chain(records).chain(gone).collect();
         Ok(())
     }
 
-    fn recompute(&self, pending: &Pending, cell: Cell, rating: bool) -> Result<Rollup, StoreError> {
-        let from = i64::from(cell.day) * keys::DAY_MS;
-        let (start, end) = keys::observation_range(cell.tenant, cell.metric, from, from + keys::DAY_MS);
-        let mut rows: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for entry in self.db.range(start.clone()..end.clone()) {
+    /// An old block with its stale rows dropped (slots keep their places).
+    fn compact(&self, meta: &BlockMeta) -> Result<Vec<u8>, StoreError> {
+        let block = self
+            .old
+            .get(&meta.key.block)
+            .ok_or_else(|| StoreError::corrupt("compacting a block that was not read"))?;
+        let at = |slot: usize| Loc {
+            block: meta.key.block,
+            slot: slot as u32,
+        };
+        match block {
+            OldBlock::Live(block) => {
+                let mut block = block.clone();
+                for (slot, row) in block.rows.iter_mut().enumerate() {
+                    let stale = row.as_ref().is_some_and(|r| {
+                        let fingerprint =
+                            stored_record_fingerprint(meta.key.tenant, block.source, meta.key.metric, &r.id);
+                        !self.live_after(fingerprint, at(slot))
+                    });
+                    if stale {
+                        *row = None;
+                    }
+                }
+                block.encode()
+            }
+            OldBlock::Retired(block) => {
+                let mut block = block.clone();
+                for (slot, row) in block.rows.iter_mut().enumerate() {
+                    let stale = row
+                        .as_ref()
+                        .is_some_and(|r| !self.live_after(u128::from_le_bytes(r.fingerprint), at(slot)));
+                    if stale {
+                        *row = None;
+                    }
+                }
+                block.encode()
+            }
+        }
+    }
+
+    /// The rows of a metric's day as they are once this commit lands.
+    fn rows_after(&self, metric: u32, day: i32) -> Result<Vec<Row>, StoreError> {
+        let mut rows = Vec::new();
+        let (start, end) = keys::block_range(self.tenant, metric, day, day + 1);
+        for entry in self.db.range(start..end) {
             let (key, value) = entry?;
-            rows.insert(key.to_vec(), Some(value.to_vec()));
-        }
-        for (key, value) in pending.ops.range(start..end) {
-            rows.insert(key.clone(), value.clone());
-        }
-        let mut rollup = Rollup::default();
-        for bytes in rows.values().flatten() {
-            let row = decode(bytes)?;
-            let counts = cell.dim_key == 0 || row.dimensions.contains(&(cell.dim_key, cell.dim_value));
-            if counts {
-                rollup.add(row.value, rating);
+            let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
+            let block: Block<Row> = Block::decode(&value)?;
+            for (slot, row) in block.rows.into_iter().enumerate() {
+                let Some(row) = row else { continue };
+                let fingerprint = stored_record_fingerprint(self.tenant, block.source, metric, &row.id);
+                let loc = Loc {
+                    block: key.block,
+                    slot: slot as u32,
+                };
+                if self.live_after(fingerprint, loc) {
+                    rows.push(row);
+                }
             }
         }
-        Ok(rollup)
+        if let Some(blocks) = self.fresh.get(&(metric, day)) {
+            rows.extend(blocks.iter().flat_map(|(_, b)| b.rows.iter().flatten().cloned()));
+        }
+        Ok(rows)
     }
 }
 
-/// The row's dimensions that name a subject.
-fn subject_dimensions<'r>(subjects: &'r [u32], row: &'r Row) -> impl Iterator<Item = (u32, u32)> + 'r {
-    row.dimensions.iter().copied().filter(|(k, _)| subjects.contains(k))
+fn missing_row() -> StoreError {
+    StoreError::corrupt("the index points at an empty slot")
 }
 
-/// An index entry: where the record's row is, or, once retention dropped
-/// the row, the row itself, so a later replace can still take its old
-/// contribution out of the rollups.
-pub(crate) struct IndexEntry {
-    pub at: i64,
-    pub retired: Option<Row>,
-}
-
-impl IndexEntry {
-    pub fn live(at: i64) -> Vec<u8> {
-        at.to_be_bytes().to_vec()
-    }
-
-    pub fn retired(at: i64, row: &Row) -> Result<Vec<u8>, StoreError> {
-        let mut bytes = at.to_be_bytes().to_vec();
-        bytes.extend_from_slice(&encode(row)?);
-        Ok(bytes)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<IndexEntry, StoreError> {
-        let (at, rest) = bytes
-            .split_at_checked(8)
-            .ok_or_else(|| StoreError::corrupt("an index entry is too short"))?;
-        let at = i64::from_be_bytes(
-            at.try_into()
-                .map_err(|_| StoreError::corrupt("an index entry is too short"))?,
-        );
-        let retired = if rest.is_empty() { None } else { Some(decode(rest)?) };
-        Ok(IndexEntry { at, retired })
-    }
-}
-
-fn provenance_key(p: &Provenance) -> String {
-    format!(
-        "prov\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        p.connector, p.plugin, p.version, p.sha256, p.sync_run
-    )
-}
-
-fn provenance_from_key(s: &str) -> Option<Provenance> {
-    let mut parts = s.strip_prefix("prov\u{1f}")?.split('\u{1f}');
-    Some(Provenance {
-        connector: parts.next()?.to_string(),
-        plugin: parts.next()?.to_string(),
-        version: parts.next()?.to_string(),
-        sha256: parts.next()?.to_string(),
-        sync_run: parts.next()?.parse().ok()?,
-    })
+/// The rollup cells a row counts in: its day's total (dimension 0) and one
+/// per rolled-up dimension.
+fn cells(tenant: u32, metric: u32, day: i32, dims: &[(u32, u32)]) -> impl Iterator<Item = (SetKey, u32)> + '_ {
+    std::iter::once((0, 0))
+        .chain(dims.iter().copied())
+        .map(move |(dim_key, value)| {
+            (
+                SetKey {
+                    tenant,
+                    metric,
+                    day,
+                    dim_key,
+                },
+                value,
+            )
+        })
 }
 
 /// The last observation of each (id, metric), in first-seen order.
 fn last_of_each(observations: &[Observation]) -> Vec<&Observation> {
-    let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(observations.len());
     for (i, o) in observations.iter().enumerate() {
         last.insert((o.id.as_str(), o.metric.as_str()), i);
+    }
+    if last.len() == observations.len() {
+        return observations.iter().collect();
     }
     let keep: HashSet<usize> = last.into_values().collect();
     observations
@@ -347,6 +513,16 @@ fn validate(o: &Observation) -> Result<(), StoreError> {
     if !o.value.is_finite() {
         return Err(refuse("the value is not a finite number"));
     }
+    // 1900-01-01 to 9999-12-31 UTC, in unix milliseconds: outside it, a time
+    // is a unit mistake (seconds for milliseconds) or garbage.
+    if !(-2_208_988_800_000..=253_402_300_799_999).contains(&o.at) {
+        return Err(refuse(
+            "the time is not between 1900 and 9999 (unix milliseconds expected)",
+        ));
+    }
+    if o.dimensions.iter().any(|(k, v)| k.len() > 128 || v.len() > 1024) {
+        return Err(refuse("a dimension key is over 128 bytes or a value over 1024"));
+    }
     let mut keys: Vec<&str> = o.dimensions.iter().map(|(k, _)| k.as_str()).collect();
     keys.sort_unstable();
     if keys.windows(2).any(|w| w[0] == w[1]) {
@@ -355,137 +531,19 @@ fn validate(o: &Observation) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn sorted_dimensions(dict: &mut Dictionary, o: &Observation) -> Vec<(u32, u32)> {
-    let mut dims: Vec<(u32, u32)> = o
-        .dimensions
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (dict.intern(k), dict.intern(v)))
-        .collect();
+/// Rolled-up dimensions as dictionary ids and per-subject ones inline, each
+/// sorted by key; empty values are dropped.
+fn split_dimensions(dict: &mut Dictionary, unrolled: &[u32], o: &Observation) -> SplitDimensions {
+    let (mut dims, mut inline) = (Vec::new(), Vec::new());
+    for (k, v) in o.dimensions.iter().filter(|(_, v)| !v.is_empty()) {
+        let key = dict.intern(k);
+        if unrolled.contains(&key) {
+            inline.push((key, v.clone()));
+        } else {
+            dims.push((key, dict.intern(v)));
+        }
+    }
     dims.sort_unstable();
-    dims
-}
-
-pub(crate) fn encode(row: &Row) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(row).map_err(|e| StoreError::Corrupt(format!("encoding a row: {e}")))
-}
-
-pub(crate) fn decode(bytes: &[u8]) -> Result<Row, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("a stored row does not decode: {e}")))
-}
-
-fn encode_rollup(rollup: &Rollup) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(rollup).map_err(|e| StoreError::Corrupt(format!("encoding a rollup: {e}")))
-}
-
-pub(crate) fn decode_rollup(bytes: &[u8]) -> Result<Rollup, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("a stored rollup does not decode: {e}")))
-}
-
-/// Raw rows of a tenant's metric in `[from, to)`, strings restored.
-pub(crate) fn read_range(
-    db: &sled::Db,
-    dict: &Dictionary,
-    tenant: &str,
-    metric: &str,
-    from: i64,
-    to: i64,
-) -> Result<Vec<StoredObservation>, StoreError> {
-    let (Some(tenant_id), Some(metric_id)) = (dict.id(tenant), dict.id(metric)) else {
-        return Ok(Vec::new());
-    };
-    let (start, end) = keys::observation_range(tenant_id, metric_id, from, to);
-    let mut out = Vec::new();
-    for entry in db.range(start..end) {
-        let (key, value) = entry?;
-        let parsed =
-            keys::parse_observation(&key).ok_or_else(|| StoreError::corrupt("an observation key does not parse"))?;
-        out.push(restore(
-            dict,
-            tenant,
-            metric_id,
-            parsed.at,
-            parsed.source,
-            parsed.id,
-            &decode(&value)?,
-        )?);
-    }
-    Ok(out)
-}
-
-/// Every observation of one subject (say `ticket` = `INC0012345`), across
-/// metrics and sources.
-pub(crate) fn read_subject(
-    db: &sled::Db,
-    dict: &Dictionary,
-    tenant: &str,
-    dimension: &str,
-    value: &str,
-) -> Result<Vec<StoredObservation>, StoreError> {
-    let (Some(tenant_id), Some(dim_key), Some(dim_value)) = (dict.id(tenant), dict.id(dimension), dict.id(value))
-    else {
-        return Ok(Vec::new());
-    };
-    let prefix = keys::subject_prefix(tenant_id, (dim_key, dim_value));
-    let mut out = Vec::new();
-    for entry in db.scan_prefix(&prefix) {
-        let (key, _) = entry?;
-        let rest = key.get(prefix.len()..).unwrap_or_default();
-        let (Some(metric), Some(source)) = (
-            rest.get(0..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes),
-            rest.get(4..8).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes),
-        ) else {
-            return Err(StoreError::corrupt("a subject key is too short"));
-        };
-        let id = String::from_utf8_lossy(rest.get(8..).unwrap_or_default()).into_owned();
-        let entry = db
-            .get(keys::index(tenant_id, source, &id, metric))?
-            .ok_or_else(|| StoreError::corrupt("a subject entry has no index entry"))?;
-        let at = IndexEntry::decode(&entry)?.at;
-        let row = db
-            .get(keys::observation(tenant_id, metric, at, source, &id))?
-            .ok_or_else(|| StoreError::corrupt("an index entry points at a missing observation"))?;
-        out.push(restore(dict, tenant, metric, at, source, id, &decode(&row)?)?);
-    }
-    out.sort_by(|a, b| (a.observation.at, &a.observation.metric).cmp(&(b.observation.at, &b.observation.metric)));
-    Ok(out)
-}
-
-/// A stored row with its strings restored from the dictionary.
-fn restore(
-    dict: &Dictionary,
-    tenant: &str,
-    metric: u32,
-    at: i64,
-    source: u32,
-    id: String,
-    row: &Row,
-) -> Result<StoredObservation, StoreError> {
-    let name = |id: u32| {
-        dict.string(id)
-            .map(str::to_string)
-            .ok_or_else(|| StoreError::corrupt("a dictionary id is missing"))
-    };
-    let dimensions = row
-        .dimensions
-        .iter()
-        .map(|(k, v)| Ok((name(*k)?, name(*v)?)))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let provenance = dict
-        .string(row.provenance)
-        .and_then(provenance_from_key)
-        .ok_or_else(|| StoreError::corrupt("provenance is missing"))?;
-    Ok(StoredObservation {
-        tenant: tenant.to_string(),
-        source: name(source)?,
-        observation: Observation {
-            id,
-            metric: name(metric)?,
-            layer: layer_from_code(row.layer),
-            value: row.value,
-            at,
-            dimensions,
-        },
-        provenance,
-    })
+    inline.sort_unstable();
+    (dims, inline)
 }

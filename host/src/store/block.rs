@@ -1,0 +1,239 @@
+//! Blocks: the rows of one commit for one tenant, metric and UTC day, stored
+//! as one value. A row's place in its block (its slot) never changes, so the
+//! index can point at it; a row replaced later stays in its block, stale,
+//! until the block is compacted (see [`super::index`]).
+//!
+//! Rows are compact: strings of rolled-up dimensions are dictionary ids,
+//! values of per-subject dimensions (ticket, device, user) are kept inline,
+//! hexadecimal record ids (ServiceNow sys_ids) are stored as bytes, and
+//! whole-number values as variable-length integers.
+
+use super::StoreError;
+use serde::{Deserialize, Serialize};
+
+/// Fingerprint of a record (tenant, source, id, metric) or of a subject
+/// (tenant, dimension, value). 128 bits, so that a collision among even
+/// billions of records is far less likely than a disk error.
+pub(crate) type Fingerprint = u128;
+
+/// Longest record id or subject value hashed without a heap buffer.
+const INLINE: usize = 256;
+
+/// xxh3-128 of a 13-byte head and `tail`, without allocating for short tails.
+fn fingerprint(head: [u8; 13], tail: &[u8]) -> Fingerprint {
+    if tail.len() > INLINE {
+        return xxhash_rust::xxh3::xxh3_128(&[&head[..], tail].concat());
+    }
+    let mut bytes = [0u8; 13 + INLINE];
+    bytes[..13].copy_from_slice(&head);
+    bytes[13..13 + tail.len()].copy_from_slice(tail);
+    xxhash_rust::xxh3::xxh3_128(&bytes[..13 + tail.len()])
+}
+
+fn head(tag: u8, a: u32, b: u32, c: u32) -> [u8; 13] {
+    let mut head = [0u8; 13];
+    head[0] = tag;
+    head[1..5].copy_from_slice(&a.to_le_bytes());
+    head[5..9].copy_from_slice(&b.to_le_bytes());
+    head[9..13].copy_from_slice(&c.to_le_bytes());
+    head
+}
+
+/// The record fingerprint: what makes a replayed observation the same record.
+pub(crate) fn record_fingerprint(tenant: u32, source: u32, metric: u32, id: &str) -> Fingerprint {
+    fingerprint(head(b'r', tenant, source, metric), id.as_bytes())
+}
+
+/// The record fingerprint of a stored id (hex ids are re-spelled without allocating).
+pub(crate) fn stored_record_fingerprint(tenant: u32, source: u32, metric: u32, id: &RecordId) -> Fingerprint {
+    match id {
+        RecordId::Text(text) => record_fingerprint(tenant, source, metric, text),
+        RecordId::Hex(bytes) if bytes.len() * 2 <= INLINE => {
+            let mut text = [0u8; INLINE];
+            for (i, b) in bytes.iter().enumerate() {
+                text[2 * i] = HEX_DIGITS[usize::from(b >> 4)];
+                text[2 * i + 1] = HEX_DIGITS[usize::from(b & 15)];
+            }
+            fingerprint(head(b'r', tenant, source, metric), &text[..bytes.len() * 2])
+        }
+        RecordId::Hex(_) => record_fingerprint(tenant, source, metric, &id.to_text()),
+    }
+}
+
+/// The subject fingerprint: every observation of ticket INC0012345.
+pub(crate) fn subject_fingerprint(tenant: u32, dim_key: u32, value: &str) -> Fingerprint {
+    fingerprint(head(b's', tenant, dim_key, 0), value.as_bytes())
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// A record id: lowercase hexadecimal of even length as bytes, anything
+/// else as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum RecordId {
+    Hex(Vec<u8>),
+    Text(String),
+}
+
+impl RecordId {
+    pub fn new(id: &str) -> RecordId {
+        let is_hex = id.len().is_multiple_of(2) && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_hex {
+            return RecordId::Text(id.to_string());
+        }
+        let nibble = |b: u8| if b.is_ascii_digit() { b - b'0' } else { b - b'a' + 10 };
+        RecordId::Hex(
+            id.as_bytes()
+                .chunks_exact(2)
+                .map(|pair| (nibble(pair[0]) << 4) | nibble(pair[1]))
+                .collect(),
+        )
+    }
+
+    pub fn to_text(&self) -> String {
+        match self {
+            RecordId::Text(text) => text.clone(),
+            RecordId::Hex(bytes) => {
+                let mut text = String::with_capacity(bytes.len() * 2);
+                for b in bytes {
+                    text.push(HEX_DIGITS[usize::from(b >> 4)] as char);
+                    text.push(HEX_DIGITS[usize::from(b & 15)] as char);
+                }
+                text
+            }
+        }
+    }
+}
+
+/// A value: whole numbers (most counts, minutes, ratings) as a varint.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Value {
+    Int(i64),
+    Float(f64),
+}
+
+impl Value {
+    /// Largest magnitude an f64 holds as an exact integer.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+
+    pub fn new(value: f64) -> Value {
+        let whole = value.fract() == 0.0 && value.abs() < Self::EXACT;
+        if whole && !(value == 0.0 && value.is_sign_negative()) {
+            Value::Int(value as i64)
+        } else {
+            Value::Float(value)
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        match self {
+            Value::Int(i) => i as f64,
+            Value::Float(f) => f,
+        }
+    }
+}
+
+/// One stored observation; tenant, metric and day come from its block's key,
+/// source and provenance from its block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Row {
+    pub id: RecordId,
+    /// Milliseconds since the start of the block's day.
+    pub offset: u32,
+    pub value: Value,
+    pub layer: u8,
+    /// Rolled-up dimensions as (key, value) dictionary ids, sorted.
+    pub dims: Vec<(u32, u32)>,
+    /// Per-subject dimensions as (key id, value), sorted.
+    pub inline: Vec<(u32, String)>,
+}
+
+impl Row {
+    /// Same data (provenance aside): a replayed record changes nothing.
+    pub fn same_data(&self, day: i32, other: &Row, other_day: i32) -> bool {
+        day == other_day
+            && self.offset == other.offset
+            && self.value.get().to_bits() == other.value.get().to_bits()
+            && self.layer == other.layer
+            && self.dims == other.dims
+            && self.inline == other.inline
+    }
+}
+
+/// What a retired row keeps: enough to take it out of its day's rollups
+/// exactly if the source changes the record later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RetiredRow {
+    pub fingerprint: [u8; 16],
+    pub value: Value,
+    pub layer: u8,
+    pub dims: Vec<(u32, u32)>,
+}
+
+/// The rows of one block; `None` marks a slot whose row was dropped by
+/// compaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Block<R> {
+    pub source: u32,
+    pub provenance: u32,
+    pub rows: Vec<Option<R>>,
+}
+
+impl<R: Serialize + for<'de> Deserialize<'de>> Block<R> {
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        postcard::to_allocvec(self).map_err(|e| StoreError::Corrupt(format!("encoding a block: {e}")))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("a stored block does not decode: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ids_round_trip_and_hex_is_compact() {
+        for id in [
+            "46d44a0fa9fe198101b9d3d4f2b6e0a1",
+            "INC0012345",
+            "abc",
+            "ABCD",
+            "",
+            "0f",
+        ] {
+            assert_eq!(RecordId::new(id).to_text(), id);
+        }
+        assert!(matches!(RecordId::new("46d44a0f"), RecordId::Hex(ref b) if b.len() == 4));
+        assert!(
+            matches!(RecordId::new("ABCD"), RecordId::Text(_)),
+            "uppercase would not round-trip"
+        );
+        let long_hex = "ab".repeat(300);
+        for id in ["46d44a0fa9fe198101b9d3d4f2b6e0a1", "INC0012345", long_hex.as_str()] {
+            assert_eq!(
+                stored_record_fingerprint(1, 2, 3, &RecordId::new(id)),
+                record_fingerprint(1, 2, 3, id),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_round_trip_bit_for_bit() {
+        for v in [
+            0.0,
+            -0.0,
+            7.0,
+            -3.0,
+            2.5,
+            1e300,
+            9_007_199_254_740_993.0,
+            f64::MIN_POSITIVE,
+        ] {
+            assert_eq!(Value::new(v).get().to_bits(), v.to_bits(), "{v}");
+        }
+        assert!(matches!(Value::new(42.0), Value::Int(42)));
+    }
+}
