@@ -47,6 +47,17 @@ pub struct HostConfig {
     /// Connector instances.
     #[serde(default)]
     pub connectors: Vec<ConnectorInstance>,
+    /// Where the data lives.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Data directory; defaults to the user's data directory.
+    pub dir: Option<PathBuf>,
 }
 
 /// `[plugins]`.
@@ -176,6 +187,22 @@ pub enum CredentialConfig {
         #[serde(default)]
         scope: Option<String>,
     },
+    /// OAuth2 password grant (ServiceNow's `/oauth_token.do`).
+    #[serde(rename = "oauth2-password")]
+    Oauth2Password {
+        /// Destination origin.
+        origin: String,
+        /// Token endpoint.
+        token_url: String,
+        /// Client id.
+        client_id: String,
+        /// Client secret source.
+        client_secret: SecretSource,
+        /// Integration user.
+        username: String,
+        /// Its password source.
+        password: SecretSource,
+    },
 }
 
 /// What is wrong with the configuration.
@@ -299,6 +326,18 @@ impl HostConfig {
         self.connectors.iter().find(|c| c.name == name)
     }
 
+    /// The data directory: configured, or the user's data directory, or
+    /// `xla-data` in the working directory.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.store.dir {
+            return dir.clone();
+        }
+        std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local").join("share")))
+            .map_or_else(|| PathBuf::from("xla-data"), |base| base.join("xla-host").join("data"))
+    }
+
     /// The compile cache directory: configured, or the user's cache directory.
     pub fn cache_dir(&self) -> Option<PathBuf> {
         if let Some(dir) = &self.runtime.cache_dir {
@@ -329,7 +368,8 @@ impl CredentialConfig {
         match self {
             CredentialConfig::Basic { origin, .. }
             | CredentialConfig::Bearer { origin, .. }
-            | CredentialConfig::Oauth2 { origin, .. } => origin,
+            | CredentialConfig::Oauth2 { origin, .. }
+            | CredentialConfig::Oauth2Password { origin, .. } => origin,
         }
     }
 
@@ -358,6 +398,20 @@ impl CredentialConfig {
                 client_id: client_id.clone(),
                 client_secret: read(client_secret)?,
                 scope: scope.clone(),
+            },
+            CredentialConfig::Oauth2Password {
+                token_url,
+                client_id,
+                client_secret,
+                username,
+                password,
+                ..
+            } => CredentialKind::OAuth2Password {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: read(client_secret)?,
+                username: username.clone(),
+                password: read(password)?,
             },
         };
         Ok(Credential::new(origin, kind))

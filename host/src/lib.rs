@@ -25,3 +25,4 @@ pub mod plugins;
 pub mod runtime;
 pub mod sim;
 pub mod store;
+pub mod sync;

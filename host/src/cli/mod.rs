@@ -4,6 +4,7 @@
 mod demo;
 mod options;
 mod plugin;
+mod sync;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ enum Command {
     /// Inspect and run single plugin files.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Run one sync of a configured connector instance into the data directory.
+    Sync(sync::SyncArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(&config, args).await,
             Command::Plugin(command) => plugin::run(&config, command).await,
+            Command::Sync(args) => sync::run(&config, args).await,
         }
     });
     match result {

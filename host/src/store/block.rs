@@ -185,7 +185,13 @@ impl<R: Serialize + for<'de> Deserialize<'de>> Block<R> {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("a stored block does not decode: {e}")))
+        let block: Self = postcard::from_bytes(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("a stored block does not decode: {e}")))?;
+        // Slots share a packed location with the block id: more would alias.
+        if block.rows.len() > super::index::MAX_SLOTS as usize {
+            return Err(StoreError::corrupt("a stored block has more rows than a block can"));
+        }
+        Ok(block)
     }
 }
 

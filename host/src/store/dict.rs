@@ -36,7 +36,7 @@ impl Dictionary {
             );
             dictionary.ids.insert(string.to_string(), id);
             dictionary.strings.insert(id, string.to_string());
-            dictionary.next = dictionary.next.max(id + 1);
+            dictionary.next = dictionary.next.max(id.saturating_add(1));
         }
         Ok(dictionary)
     }

@@ -1,12 +1,12 @@
 //! The in-memory index: where each record's current row is, which rows
 //! belong to a subject, and what each block holds. It is rebuilt from the
-//! blocks when the store opens and changed only after a commit has reached
-//! sled, so it never knows more than the disk.
+//! blocks on first use after the store opens, and changed right after a
+//! commit's batch is applied; a failed commit drops it to be rebuilt.
 //!
 //! Why in memory: sled 0.34 writes about 65,000 small keys a second here,
 //! so an on-disk entry per record would cap ingest far below the store's
-//! aim. The price is RAM (about 50 bytes per live observation) and a scan of
-//! the blocks at open.
+//! aim. The price is RAM (about 100 bytes per live observation) and a scan
+//! of the blocks on first use.
 //!
 //! A row is live when the index points at it. A replace leaves the old row
 //! in its block, stale, and moves the pointer; a block whose stale rows
@@ -114,8 +114,10 @@ impl Index {
                     .and_then(|b| b.try_into().ok())
                     .map_or(0, u64::from_be_bytes)
             };
-            index.records.reserve(count(0..8) as usize);
-            index.subjects.reserve(count(8..16) as usize);
+            // A hint, not trusted: a damaged value must not reserve the machine.
+            const MOST: u64 = 100_000_000;
+            index.records.reserve(count(0..8).min(MOST) as usize);
+            index.subjects.reserve(count(8..16).min(MOST) as usize);
         }
         if let Some(bytes) = db.get(keys::BLOCK_NEXT)? {
             let array: [u8; 8] = bytes
@@ -166,7 +168,7 @@ impl Index {
     }
 
     fn note_block(&mut self, key: BlockKey, present: usize) {
-        self.next_block = self.next_block.max(key.block + 1);
+        self.next_block = self.next_block.max(key.block.saturating_add(1));
         self.blocks.insert(
             key.block,
             BlockMeta {
@@ -185,11 +187,10 @@ impl Index {
         }
     }
 
+    /// Each location is added once (a row is written once), so no check:
+    /// a device with a year of daily rows must not make adding quadratic.
     fn add_subject(&mut self, fingerprint: Fingerprint, loc: Loc) {
-        let locs = self.subjects.entry(fingerprint).or_default();
-        if !locs.contains(&loc.pack()) {
-            locs.push(loc.pack());
-        }
+        self.subjects.entry(fingerprint).or_default().push(loc.pack());
     }
 
     /// Where a record's current row is.

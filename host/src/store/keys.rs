@@ -10,6 +10,7 @@
 //! Q <tenant><metric><day><block>  -> Block  the same block once retention dropped its raw rows
 //! R <tenant><metric><day><dim key> -> set   rollup cells of a day for one dimension (0: all rows)
 //! C <tenant><source>              -> cursor connector cursors
+//! L <tenant><instance><run>       -> run    the sync run log (see `runs`)
 //! ```
 //!
 //! Rows live in blocks, not a key each: sled 0.34 manages about 65,000

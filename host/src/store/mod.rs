@@ -6,7 +6,7 @@
 //! layout). A batch of observations, the rollups it changes and the cursor
 //! that follows it commit in one atomic batch, so a crash at any point leaves
 //! either all of it or none of it. An in-memory index, rebuilt from the
-//! blocks at open, finds a record's current row for idempotent replace and a
+//! blocks on first use, finds a record's current row for idempotent replace and a
 //! subject's rows across sources (see `index`).
 //!
 //! This module knows nothing of plugins or the API: it stores what it is given.
@@ -20,6 +20,7 @@ mod query;
 mod read;
 mod retention;
 mod rollup;
+mod runs;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -30,6 +31,7 @@ pub use query::{
 };
 pub use retention::RetentionSummary;
 pub use rollup::{Rollup, Sketch};
+pub use runs::{RunOutcome, RunRecord};
 pub use write::{CommitBatch, CommitSummary};
 
 use dict::Dictionary;
@@ -78,6 +80,9 @@ pub enum StoreError {
         /// The kind of query.
         what: String,
     },
+    /// A request the store cannot honour, and why.
+    #[error("{0}")]
+    BadRequest(String),
     /// sled failed (I/O, corruption).
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),

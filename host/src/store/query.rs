@@ -96,7 +96,10 @@ pub fn bucket_start(at: i64, bucket: Bucket) -> i64 {
         // 1970-01-01 was a Thursday: Monday-based weekday is (day + 3) mod 7.
         Bucket::Week => day - (i64::from(day) + 3).rem_euclid(7) as i32,
         Bucket::Month | Bucket::Quarter => {
-            let date = epoch_date() + chrono::TimeDelta::days(i64::from(day));
+            // Days past chrono's calendar (a window to i64::MAX) stay where they are.
+            let Some(date) = epoch_date().checked_add_signed(chrono::TimeDelta::days(i64::from(day))) else {
+                return i64::from(day) * DAY_MS;
+            };
             let month = match bucket {
                 Bucket::Quarter => (date.month0() / 3) * 3 + 1,
                 _ => date.month(),
@@ -183,6 +186,9 @@ impl Store {
                 None => return Ok(out),
             },
         };
+        if query.from >= query.to {
+            return Ok(out);
+        }
         let from_day = keys::day_of(query.from);
         let to_day = keys::day_of(query.to - 1) + 1;
         let unrolled = |k: Option<u32>| {

@@ -34,7 +34,30 @@ impl Store {
     /// Drops a tenant's raw observations of UTC days that ended by `cutoff`
     /// (unix ms); rollups and cursors stay.
     pub fn retire_before(&self, tenant: &str, cutoff: i64) -> Result<RetentionSummary, StoreError> {
+        // A cutoff only ever moves forward, so one in the future (seconds
+        // taken for milliseconds) would retire every day to come.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(i64::MAX, |d| d.as_millis() as i64);
+        if cutoff > now {
+            return Err(StoreError::BadRequest(format!(
+                "the retention cutoff {cutoff} is in the future; give unix milliseconds before now"
+            )));
+        }
         let mut inner = self.lock()?;
+        let result = self.retire_locked(&mut inner, tenant, cutoff);
+        if result.is_err() {
+            inner.index = None;
+        }
+        result
+    }
+
+    fn retire_locked(
+        &self,
+        inner: &mut super::Inner,
+        tenant: &str,
+        cutoff: i64,
+    ) -> Result<RetentionSummary, StoreError> {
         let (dict, index) = inner.parts(&self.db)?;
         let Some(tenant_id) = dict.id(tenant) else {
             return Ok(RetentionSummary::default());
@@ -107,8 +130,8 @@ impl Store {
             }
         }
         self.db.apply_batch(ops)?;
-        self.db.flush()?;
         index.apply(changes);
+        self.db.flush()?;
         Ok(summary)
     }
 

@@ -103,6 +103,17 @@ impl Sketch {
         }
     }
 
+    /// Whether a decoded sketch is one `add` could have made: buckets of
+    /// finite f64 values lie within about ±36,000.
+    fn is_sane(&self) -> bool {
+        const REACH: i64 = 40_000;
+        let (low, high) = (
+            i64::from(self.offset),
+            i64::from(self.offset) + self.counts.len() as i64,
+        );
+        self.counts.len() as i64 <= 2 * REACH && low >= -REACH && high <= REACH
+    }
+
     /// Values in the sketch.
     pub fn count(&self) -> u64 {
         self.zeros + self.counts.iter().sum::<u64>()
@@ -217,7 +228,12 @@ pub(crate) fn encode_set(set: &RollupSet) -> Result<Vec<u8>, super::StoreError> 
 }
 
 pub(crate) fn decode_set(bytes: &[u8]) -> Result<RollupSet, super::StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| super::StoreError::Corrupt(format!("stored rollups do not decode: {e}")))
+    let set: RollupSet = postcard::from_bytes(bytes)
+        .map_err(|e| super::StoreError::Corrupt(format!("stored rollups do not decode: {e}")))?;
+    if set.values().any(|cell| !cell.sketch.is_sane()) {
+        return Err(super::StoreError::corrupt("a stored quantile sketch is out of range"));
+    }
+    Ok(set)
 }
 
 /// The histogram slot of a 0-10 rating, if it is one.

@@ -94,8 +94,10 @@ impl Store {
         let mut inner = self.lock()?;
         let result = self.commit_locked(&mut inner, batch);
         if result.is_err() {
-            // Ids handed out for the failed batch were never written.
+            // Ids handed out for a failed batch may not have been written, and
+            // the disk may hold more or less than memory thinks: reread both.
             inner.dict = Dictionary::load(&self.db)?;
+            inner.index = None;
         }
         result
     }
@@ -159,11 +161,13 @@ impl Store {
         }
         let (changes, next_block) = (work.changes, work.next_block);
         self.db.apply_batch(ops)?;
+        // The batch is in sled now: the index follows before anything else
+        // can fail, so it never knows less than the disk.
+        index.apply(changes);
+        index.next_block = next_block;
         if self.durable {
             self.db.flush()?;
         }
-        index.apply(changes);
-        index.next_block = next_block;
         Ok(summary)
     }
 
@@ -375,7 +379,10 @@ impl Work<'_> {
                 .index
                 .block(*id)
                 .ok_or_else(|| StoreError::corrupt("the index lost a block"))?;
-            let live = meta.live.saturating_sub(*lost);
+            let live = meta
+                .live
+                .checked_sub(*lost)
+                .ok_or_else(|| StoreError::corrupt("more rows left a block than it held"))?;
             if live == 0 {
                 ops.remove(&meta.key.key());
                 gone.push(Change::BlockGone(*id));
@@ -480,7 +487,7 @@ fn cells(tenant: u32, metric: u32, day: i32, dims: &[(u32, u32)]) -> impl Iterat
         })
 }
 
-/// The last observation of each (id, metric), in first-seen order.
+/// The last observation of each (id, metric), in batch order.
 fn last_of_each(observations: &[Observation]) -> Vec<&Observation> {
     let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(observations.len());
     for (i, o) in observations.iter().enumerate() {

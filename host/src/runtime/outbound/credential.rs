@@ -64,6 +64,22 @@ pub enum CredentialKind {
         /// Requested scope, if any.
         scope: Option<String>,
     },
+    /// OAuth2 resource-owner password grant, as ServiceNow's
+    /// `/oauth_token.do` takes it: client id and secret, user name and
+    /// password in the form body. The host fetches, caches and refreshes the
+    /// access token like a client-credentials one.
+    OAuth2Password {
+        /// Token endpoint URL.
+        token_url: String,
+        /// Client id.
+        client_id: String,
+        /// Client secret.
+        client_secret: Secret,
+        /// Integration user.
+        username: String,
+        /// Its password.
+        password: Secret,
+    },
 }
 
 impl CredentialKind {
@@ -73,6 +89,7 @@ impl CredentialKind {
             CredentialKind::Basic { .. } => "basic",
             CredentialKind::Bearer { .. } => "bearer",
             CredentialKind::OAuth2ClientCredentials { .. } => "oauth2",
+            CredentialKind::OAuth2Password { .. } => "oauth2-password",
         }
     }
 }
@@ -162,7 +179,24 @@ impl Credential {
                     token_url,
                     client_id,
                     client_secret,
-                    scope: scope.as_deref(),
+                    grant: OAuthGrant::ClientCredentials {
+                        scope: scope.as_deref(),
+                    },
+                };
+                format!("Bearer {}", self.oauth_token(&client, timeout).await?.expose())
+            }
+            CredentialKind::OAuth2Password {
+                token_url,
+                client_id,
+                client_secret,
+                username,
+                password,
+            } => {
+                let client = OAuthClient {
+                    token_url,
+                    client_id,
+                    client_secret,
+                    grant: OAuthGrant::Password { username, password },
                 };
                 format!("Bearer {}", self.oauth_token(&client, timeout).await?.expose())
             }
@@ -219,12 +253,21 @@ impl Credential {
     }
 }
 
-/// The fields of an OAuth2 client-credentials credential.
+/// The fields of an OAuth2 credential.
 struct OAuthClient<'a> {
     token_url: &'a str,
     client_id: &'a str,
     client_secret: &'a Secret,
-    scope: Option<&'a str>,
+    grant: OAuthGrant<'a>,
+}
+
+/// How the token is asked for.
+#[derive(Clone, Copy)]
+enum OAuthGrant<'a> {
+    /// Client id and secret by HTTP Basic (Nexthink, most identity providers).
+    ClientCredentials { scope: Option<&'a str> },
+    /// Everything in the form body (ServiceNow).
+    Password { username: &'a str, password: &'a Secret },
 }
 
 impl OAuthClient<'_> {
@@ -233,7 +276,7 @@ impl OAuthClient<'_> {
             url: self.token_url.to_string(),
             reason,
         };
-        let request = token_request(self.token_url, self.client_id, self.client_secret, self.scope).map_err(fail)?;
+        let request = token_request(self.token_url, self.client_id, self.client_secret, self.grant).map_err(fail)?;
         let options = RequestOptions {
             connect_timeout: Some(timeout),
             first_byte_timeout: Some(timeout),
@@ -269,7 +312,7 @@ fn token_request(
     token_url: &str,
     client_id: &str,
     client_secret: &Secret,
-    scope: Option<&str>,
+    grant: OAuthGrant<'_>,
 ) -> Result<http::Request<impl http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static>, String>
 {
     let uri: http::Uri = token_url.parse().map_err(|e| format!("invalid token URL: {e}"))?;
@@ -283,18 +326,30 @@ fn token_request(
         return Err("refusing to send the client secret over plain http; use an https token URL".into());
     }
     let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("grant_type", "client_credentials");
-    if let Some(scope) = scope {
-        form.append_pair("scope", scope);
+    let mut request = http::Request::post(uri).header(http::header::HOST, host);
+    match grant {
+        OAuthGrant::ClientCredentials { scope } => {
+            form.append_pair("grant_type", "client_credentials");
+            if let Some(scope) = scope {
+                form.append_pair("scope", scope);
+            }
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{}", client_secret.expose()));
+            let mut authorization = HeaderValue::from_str(&format!("Basic {basic}"))
+                .map_err(|_| "the client id or secret contains characters not allowed in a header".to_string())?;
+            authorization.set_sensitive(true);
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
+        OAuthGrant::Password { username, password } => {
+            form.append_pair("grant_type", "password");
+            form.append_pair("client_id", client_id);
+            form.append_pair("client_secret", client_secret.expose());
+            form.append_pair("username", username);
+            form.append_pair("password", password.expose());
+        }
     }
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{}", client_secret.expose()));
-    let mut authorization = HeaderValue::from_str(&format!("Basic {basic}"))
-        .map_err(|_| "the client id or secret contains characters not allowed in a header".to_string())?;
-    authorization.set_sensitive(true);
     let body = Full::new(Bytes::from(form.finish())).map_err(|never| match never {});
-    http::Request::post(uri)
-        .header(http::header::HOST, host)
-        .header(http::header::AUTHORIZATION, authorization)
+    request
         .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(http::header::ACCEPT, "application/json")
         .body(body)
@@ -408,8 +463,38 @@ mod token_url_tests {
     #[test]
     fn client_secrets_go_only_to_https_or_loopback() {
         let secret = Secret::new("s");
-        assert!(token_request("http://idp.example.com/token", "c", &secret, None).is_err());
-        assert!(token_request("https://idp.example.com/token", "c", &secret, None).is_ok());
-        assert!(token_request("http://127.0.0.1:9000/token", "c", &secret, None).is_ok());
+        assert!(
+            token_request(
+                "http://idp.example.com/token",
+                "c",
+                &secret,
+                OAuthGrant::ClientCredentials { scope: None }
+            )
+            .is_err()
+        );
+        assert!(
+            token_request(
+                "https://idp.example.com/token",
+                "c",
+                &secret,
+                OAuthGrant::ClientCredentials { scope: None }
+            )
+            .is_ok()
+        );
+        assert!(
+            token_request(
+                "http://127.0.0.1:9000/token",
+                "c",
+                &secret,
+                OAuthGrant::ClientCredentials { scope: None }
+            )
+            .is_ok()
+        );
+        let password = OAuthGrant::Password {
+            username: "integration",
+            password: &secret,
+        };
+        assert!(token_request("http://sn.example.com/oauth_token.do", "c", &secret, password).is_err());
+        assert!(token_request("https://sn.example.com/oauth_token.do", "c", &secret, password).is_ok());
     }
 }

@@ -1,0 +1,164 @@
+//! `xla-host sync <instance>`: one sync run of a configured connector
+//! instance into the data directory, with a progress bar.
+
+use super::options;
+use crate::config::{ConnectorInstance, HostConfig};
+use crate::plugins::{LoadedPlugin, MANIFEST_FILE, Manifest, PluginPre, load_plugin};
+use crate::runtime::RuntimeError;
+use crate::runtime::outbound::OutboundPolicy;
+use crate::store::{RunRecord, Store};
+use crate::sync::{self, Progress, SyncOptions, SyncTarget};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Arguments of `xla-host sync`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example: xla-host --host-config xla.toml sync servicenow-acme")]
+pub struct SyncArgs {
+    /// The `[[connectors]]` instance to sync.
+    instance: String,
+    /// Data directory (created if missing).
+    #[arg(long, env = "XLA_HOST_DATA", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Stop after this many pulls; the next sync resumes from the cursor.
+    #[arg(long, value_name = "N")]
+    max_pulls: Option<u64>,
+    /// Print the run record as JSON instead of a summary line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(config: &HostConfig, args: SyncArgs) -> Result<ExitCode> {
+    let instance = config.connector(&args.instance).with_context(|| {
+        let known: Vec<&str> = config.connectors.iter().map(|c| c.name.as_str()).collect();
+        format!(
+            "no connector instance `{}` in the host config (known: {})",
+            args.instance,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )
+    })?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| config.data_dir());
+    let store =
+        Arc::new(Store::open(&data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?);
+    let runtime = options::runtime(config)?;
+    let plugin = load_instance_plugin(&runtime, config, instance)?;
+    let PluginPre::Connector(pre) = &plugin.pre else {
+        bail!("instance `{}` names {}, which is a scorer", instance.name, plugin.id());
+    };
+    let limits = config.limits.clone().with(instance.limits.as_ref());
+    let policy = OutboundPolicy::new(
+        &plugin.manifest.hosts,
+        &instance.grants,
+        instance.resolve_credentials()?,
+        &limits,
+    )?;
+    let mut session = pre.session(limits, Some(Arc::new(policy)));
+    let target = SyncTarget {
+        instance: instance.name.clone(),
+        tenant: instance.tenant.clone(),
+        config: instance.config_json(),
+        plugin: plugin.manifest.name.clone(),
+        version: plugin.manifest.version.clone(),
+        sha256: plugin.manifest.sha256.clone(),
+    };
+    let options = SyncOptions {
+        max_pulls: args.max_pulls,
+        ..SyncOptions::default()
+    };
+    let mut bar = Bar::new(&instance.name);
+    let result = sync::run(&mut session, &store, &target, &options, &mut bar).await;
+    bar.finish();
+    let record = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        println!("{}", summary(&record));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the plugin an instance names from the plugin directory.
+pub(crate) fn load_instance_plugin(
+    runtime: &crate::runtime::Runtime,
+    config: &HostConfig,
+    instance: &ConnectorInstance,
+) -> Result<LoadedPlugin> {
+    let dir = config.plugins.dir.join(&instance.plugin);
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest = Manifest::from_file(&manifest_path).with_context(|| {
+        format!(
+            "instance `{}` names plugin `{}`, but {} is missing or bad; build the plugins (`cargo xtask build-plugins`) or fix `[plugins] dir`",
+            instance.name,
+            instance.plugin,
+            manifest_path.display()
+        )
+    })?;
+    let plugin = load_plugin(runtime, &dir.join(&manifest.wasm), &config.plugins.pins)?;
+    Ok(plugin)
+}
+
+/// One line a person reads after a sync.
+pub(crate) fn summary(record: &RunRecord) -> String {
+    let seconds = record
+        .finished
+        .map_or(0.0, |end| (end - record.started) as f64 / 1000.0);
+    format!(
+        "{}: run {} {:?} in {seconds:.1} s: {} batches, {} new, {} changed, {} unchanged, {} retries",
+        record.instance,
+        record.run,
+        record.outcome,
+        record.batches,
+        record.inserted,
+        record.replaced,
+        record.unchanged,
+        record.retries
+    )
+}
+
+/// A spinner with the run's counts (the total is unknown until the end).
+pub(crate) struct Bar {
+    bar: ProgressBar,
+    observations: u64,
+}
+
+impl Bar {
+    pub(crate) fn new(instance: &str) -> Bar {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {elapsed:>4} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(instance.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Bar { bar, observations: 0 }
+    }
+
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for Bar {
+    fn batch(&mut self, record: &RunRecord, observations: usize) {
+        self.observations += observations as u64;
+        let rate = self.observations as f64 / self.bar.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_message(format!(
+            "{} batches, {} observations ({rate:.0}/s): {} new, {} changed, {} unchanged",
+            record.batches, self.observations, record.inserted, record.replaced, record.unchanged
+        ));
+    }
+
+    fn retry(&mut self, attempt: u32, wait: Duration, error: &RuntimeError) {
+        self.bar
+            .println(format!("  retry {attempt} in {:.1} s: {error}", wait.as_secs_f64()));
+    }
+}

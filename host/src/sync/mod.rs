@@ -1,0 +1,242 @@
+//! The sync engine: runs a connector instance's pulls into the store.
+//!
+//! A run checks the connector, then pulls from the stored cursor until the
+//! connector says there is no more. Each batch commits atomically with the
+//! cursor that follows it, so a run killed at any point resumes exactly
+//! where the last commit left off: nothing lost, nothing twice (a replayed
+//! batch changes nothing). Failed calls are retried as [`retry`] decides;
+//! every run is recorded in the store's run log.
+
+pub mod retry;
+
+pub use retry::{Backoff, Decision};
+
+use crate::runtime::{Batch, ConnectorSession, RuntimeError};
+use crate::store::{CommitBatch, CommitSummary, Provenance, RunOutcome, RunRecord, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a run needs to know of its connector instance.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    /// Instance name (the store's source).
+    pub instance: String,
+    /// Tenant the data belongs to.
+    pub tenant: String,
+    /// The plugin config as JSON.
+    pub config: String,
+    /// Plugin name, version and sha256, kept with every row.
+    pub plugin: String,
+    /// Plugin version.
+    pub version: String,
+    /// sha256 of the component.
+    pub sha256: String,
+}
+
+/// How a run behaves.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Retries and waits.
+    pub backoff: Backoff,
+    /// Stop after this many pulls (the run is then `stopped`, and the next
+    /// one resumes from the cursor).
+    pub max_pulls: Option<u64>,
+}
+
+/// What a run reports as it goes (a progress bar, a log).
+pub trait Progress: Send {
+    /// A batch was committed; `record` holds the run's totals so far.
+    fn batch(&mut self, record: &RunRecord, observations: usize) {
+        let _ = (record, observations);
+    }
+
+    /// A call failed and will be retried after `wait`.
+    fn retry(&mut self, attempt: u32, wait: Duration, error: &RuntimeError) {
+        let _ = (attempt, wait, error);
+    }
+}
+
+/// Reports nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The connector failed and retrying did not help (or could not).
+    #[error("sync of `{instance}` failed after {attempts} attempt(s) at {step}: {source}")]
+    Connector {
+        /// Instance.
+        instance: String,
+        /// `check` or `pull #N`.
+        step: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        source: RuntimeError,
+    },
+    /// The store refused or failed; nothing of the batch was stored.
+    #[error("sync of `{instance}`: the store failed: {source}")]
+    Store {
+        /// Instance.
+        instance: String,
+        /// The store's error.
+        source: StoreError,
+    },
+}
+
+/// Runs one sync of `target` through `session` into `store`.
+pub async fn run(
+    session: &mut ConnectorSession,
+    store: &Arc<Store>,
+    target: &SyncTarget,
+    options: &SyncOptions,
+    progress: &mut dyn Progress,
+) -> Result<RunRecord, SyncError> {
+    let store_error = |source| SyncError::Store {
+        instance: target.instance.clone(),
+        source,
+    };
+    let mut record = store
+        .begin_run(&target.tenant, &target.instance, now_ms())
+        .map_err(store_error)?;
+    let result = pull_all(session, store, target, options, progress, &mut record).await;
+    record.finished = Some(now_ms());
+    record.outcome = match &result {
+        Ok(outcome) => *outcome,
+        Err(error) => {
+            record.error = Some(error.to_string());
+            RunOutcome::Failed
+        }
+    };
+    store.save_run(&record).map_err(store_error)?;
+    result.map(|_| record)
+}
+
+async fn pull_all(
+    session: &mut ConnectorSession,
+    store: &Arc<Store>,
+    target: &SyncTarget,
+    options: &SyncOptions,
+    progress: &mut dyn Progress,
+    record: &mut RunRecord,
+) -> Result<RunOutcome, SyncError> {
+    let provenance = Provenance {
+        connector: target.instance.clone(),
+        plugin: target.plugin.clone(),
+        version: target.version.clone(),
+        sha256: target.sha256.clone(),
+        sync_run: record.run,
+    };
+    let mut cursor = store
+        .cursor(&target.tenant, &target.instance)
+        .map_err(|source| SyncError::Store {
+            instance: target.instance.clone(),
+            source,
+        })?;
+    with_retries("check", options, progress, record, target, async || {
+        session.check(&target.config).await
+    })
+    .await?;
+    loop {
+        let step = format!("pull #{}", record.batches + 1);
+        let batch = with_retries(&step, options, progress, record, target, async || {
+            session.pull(&target.config, cursor.as_deref()).await
+        })
+        .await?;
+        let more = batch.more;
+        // A connector that returns no cursor keeps the one it was given.
+        let next = batch.cursor.clone().or(cursor.take());
+        let observations = batch.observations.len();
+        let summary = commit(store, target, &provenance, batch, next.clone()).await?;
+        record.batches += 1;
+        record.inserted += summary.inserted as u64;
+        record.replaced += summary.replaced as u64;
+        record.unchanged += summary.unchanged as u64;
+        progress.batch(record, observations);
+        cursor = next;
+        if !more {
+            return Ok(RunOutcome::Completed);
+        }
+        if options.max_pulls.is_some_and(|max| record.batches >= max) {
+            return Ok(RunOutcome::Stopped);
+        }
+    }
+}
+
+/// Calls `call` until it succeeds or the backoff gives up.
+async fn with_retries<T, F>(
+    step: &str,
+    options: &SyncOptions,
+    progress: &mut dyn Progress,
+    record: &mut RunRecord,
+    target: &SyncTarget,
+    mut call: F,
+) -> Result<T, SyncError>
+where
+    F: AsyncFnMut() -> Result<T, RuntimeError>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => match options.backoff.decide(attempt, &error, retry::jitter()) {
+                Decision::Retry(wait) => {
+                    tracing::warn!(instance = %target.instance, %step, attempt, ?wait, %error, "retrying");
+                    progress.retry(attempt, wait, &error);
+                    record.retries += 1;
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Decision::Fail => {
+                    return Err(SyncError::Connector {
+                        instance: target.instance.clone(),
+                        step: step.to_string(),
+                        attempts: attempt,
+                        source: error,
+                    });
+                }
+            },
+        }
+    }
+}
+
+/// Commits a batch on a blocking thread (a commit waits for the disk).
+async fn commit(
+    store: &Arc<Store>,
+    target: &SyncTarget,
+    provenance: &Provenance,
+    batch: Batch,
+    cursor: Option<String>,
+) -> Result<CommitSummary, SyncError> {
+    let (store, tenant, source, provenance) = (
+        Arc::clone(store),
+        target.tenant.clone(),
+        target.instance.clone(),
+        provenance.clone(),
+    );
+    let instance = target.instance.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        store.commit(CommitBatch {
+            tenant: &tenant,
+            source: &source,
+            provenance: &provenance,
+            observations: &batch.observations,
+            cursor: cursor.as_deref(),
+        })
+    })
+    .await
+    .map_err(|e| SyncError::Store {
+        instance: instance.clone(),
+        source: StoreError::Corrupt(format!("the commit task failed: {e}")),
+    })?;
+    committed.map_err(|source| SyncError::Store { instance, source })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
