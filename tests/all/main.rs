@@ -7,5 +7,7 @@ mod loading;
 mod outbound;
 mod sandbox;
 mod scorer;
+mod servicenow;
 mod store;
 mod support;
+mod sync;

@@ -21,6 +21,16 @@ pub struct Feed {
     observations: Vec<serde_json::Value>,
     token: String,
     requests: AtomicU64,
+    faults: std::sync::Mutex<Vec<Fault>>,
+}
+
+/// A failure the feed answers the next request with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 503 Service Unavailable.
+    Unavailable,
+    /// 429 Too Many Requests with `Retry-After` in seconds.
+    RateLimited(u32),
 }
 
 /// Services of the demo organisation, with how happy their users are on
@@ -60,6 +70,7 @@ impl Feed {
             observations,
             token: token.to_string(),
             requests: AtomicU64::new(0),
+            faults: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -71,6 +82,18 @@ impl Feed {
     /// Whether the feed is empty.
     pub fn is_empty(&self) -> bool {
         self.observations.is_empty()
+    }
+
+    /// Answers the next requests with these faults, in order.
+    pub fn fail_next(&self, faults: &[Fault]) {
+        if let Ok(mut queue) = self.faults.lock() {
+            queue.extend_from_slice(faults);
+        }
+    }
+
+    fn next_fault(&self) -> Option<Fault> {
+        let mut queue = self.faults.lock().ok()?;
+        (!queue.is_empty()).then(|| queue.remove(0))
     }
 
     /// Requests answered so far.
@@ -91,6 +114,22 @@ async fn observations(State(feed): State<Arc<Feed>>, headers: HeaderMap, Query(q
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         let body = serde_json::json!({"error": {"message": "missing or wrong bearer token"}});
         return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    }
+    match feed.next_fault() {
+        Some(Fault::Unavailable) => {
+            let body = serde_json::json!({"error": {"message": "try again later"}});
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        }
+        Some(Fault::RateLimited(seconds)) => {
+            let body = serde_json::json!({"error": {"message": "rate limit exceeded"}});
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", seconds.to_string())],
+                Json(body),
+            )
+                .into_response();
+        }
+        None => {}
     }
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
     let start = match query.after.as_deref().map(str::parse::<usize>) {

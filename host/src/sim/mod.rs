@@ -2,3 +2,5 @@
 //! tests. Each speaks its system's wire format; none needs an account.
 
 pub mod feed;
+pub mod org;
+pub mod servicenow;

@@ -3,7 +3,8 @@
 //! A rate limit is honoured exactly: the source said how long, so the engine
 //! waits that long, not a guess around it. Other transient failures wait a
 //! jittered exponential backoff, so many instances failing together do not
-//! come back together. Errors that the same call cannot outgrow (bad config,
+//! come back together. A refused credential is retried once at once, since
+//! the host has dropped the refused OAuth token and fetches a fresh one. Errors that the same call cannot outgrow (bad config,
 //! refused credentials, bad data, a memory or fuel cap) end the run at once.
 
 use crate::runtime::{PluginError, RuntimeError};
@@ -65,6 +66,13 @@ impl Backoff {
             RuntimeError::Plugin { error, .. } if error.is_retryable() => {
                 Decision::Retry(self.backoff(attempt, jitter))
             }
+            // An OAuth token may have expired under the call; the host drops
+            // a token the source refused, so one immediate retry fetches a
+            // fresh one. A wrong secret fails again and ends the run.
+            RuntimeError::Plugin {
+                error: PluginError::Auth(_),
+                ..
+            } if attempt == 1 => Decision::Retry(Duration::ZERO),
             // A slow source, a crashed instance (replaced on the next call)
             // or a full pool may pass; a memory or fuel cap will not.
             RuntimeError::Deadline { .. } | RuntimeError::Trap { .. } | RuntimeError::Busy { .. } => {
@@ -152,8 +160,14 @@ mod tests {
     #[test]
     fn permanent_errors_end_the_run() {
         let backoff = Backoff::default();
+        let auth = plugin(PluginError::Auth("401".into()));
+        assert_eq!(
+            backoff.decide(1, &auth, 0.5),
+            Decision::Retry(Duration::ZERO),
+            "once, for an expired token"
+        );
+        assert_eq!(backoff.decide(2, &auth, 0.5), Decision::Fail);
         for error in [
-            PluginError::Auth("401".into()),
             PluginError::Config("page_size".into()),
             PluginError::BadData("INC1".into()),
             PluginError::Permanent("403".into()),

@@ -1,0 +1,268 @@
+//! The Table API on the wire: encoded queries, requests, the `Link` header
+//! and ServiceNow's error bodies.
+
+use crate::config::{Config, Table};
+use crate::cursor::Watermark;
+use serde_json::{Map, Value};
+use xla_sdk::PluginError;
+use xla_sdk::http::{Request, Response};
+
+/// Ordering of every sync query: the compound keyset.
+const ORDER: &str = "ORDERBYsys_updated_on^ORDERBYsys_id";
+
+/// Where a table's walk starts: after a watermark, from `since`, or from the
+/// beginning.
+pub enum Start<'a> {
+    /// Strictly after the record last read.
+    After(&'a Watermark),
+    /// At or after a date-time (`since`, for a table never synced).
+    Since(&'a str),
+    /// The whole table.
+    Beginning,
+}
+
+/// The `sysparm_query` of a sync page.
+///
+/// After a watermark it is the keyset continuation: same timestamp and a
+/// greater sys_id, or (`^NQ`, a new OR group) a later timestamp.
+pub fn sync_query(start: Start<'_>) -> String {
+    match start {
+        Start::After(Watermark { ts, sys_id }) => {
+            format!("sys_updated_on={ts}^sys_id>{sys_id}^NQsys_updated_on>{ts}^{ORDER}")
+        }
+        Start::Since(since) => format!("sys_updated_on>={since}^{ORDER}"),
+        Start::Beginning => ORDER.to_string(),
+    }
+}
+
+/// `GET {instance}/api/now/table/{table}` for one sync page.
+pub fn page_request(config: &Config, table: Table, query: &str, offset: u32) -> Result<Request, PluginError> {
+    let request = table_request(config, table)?
+        .query("sysparm_query", query)
+        .query("sysparm_fields", table.fields())
+        .query("sysparm_limit", &config.page_size.to_string());
+    let request = if offset > 0 {
+        request.query("sysparm_offset", &offset.to_string())
+    } else {
+        request
+    };
+    Ok(plain_values(request))
+}
+
+/// One record of `table`, to see that the instance answers and the granted
+/// account may read the table.
+pub fn probe_request(config: &Config, table: Table) -> Result<Request, PluginError> {
+    let request = table_request(config, table)?
+        .query("sysparm_fields", "sys_id")
+        .query("sysparm_limit", "1");
+    Ok(plain_values(request))
+}
+
+fn table_request(config: &Config, table: Table) -> Result<Request, PluginError> {
+    let origin = config.instance_origin()?;
+    Ok(xla_sdk::http::get(&format!("{origin}/api/now/table/{table}"))?.header("accept", "application/json"))
+}
+
+/// Bare sys_ids instead of link objects and stored values (UTC dates)
+/// instead of display values. The count stays on: ServiceNow builds the
+/// `Link` header, which says whether a next page exists, from it.
+fn plain_values(request: Request) -> Request {
+    request
+        .query("sysparm_exclude_reference_link", "true")
+        .query("sysparm_display_value", "false")
+}
+
+/// A page of records and where the `Link` header says the next one starts.
+pub struct Page {
+    /// The records, in keyset order.
+    pub records: Vec<Map<String, Value>>,
+    /// `Some` when the `Link` header has `rel="next"`: its `sysparm_offset`
+    /// (`None` inside when the link has none).
+    pub next: Option<Option<u32>>,
+}
+
+/// Sends a request for `table` and reads the page, turning error statuses
+/// and bodies into errors a user can act on.
+pub fn fetch(request: Request, table: Table) -> Result<Page, PluginError> {
+    let base = request.url.clone();
+    let response = request.send()?;
+    let response = check_status(response, table)?;
+    let records = records(&response.body).map_err(|e| match e {
+        BodyError::Error(message) => {
+            PluginError::Permanent(format!("ServiceNow refused to read table `{table}`: {message}"))
+        }
+        BodyError::Html => PluginError::Permanent(format!(
+            "reading table `{table}`: the instance answered with a web page, not JSON; it may be hibernating \
+             (wake it) or instance_url may not point at a ServiceNow instance"
+        )),
+        BodyError::Shape(why) => PluginError::BadData(format!("table `{table}`: {why}")),
+        // A page cut short or garbled in transit: asking again may well work.
+        BodyError::NotJson(why) => PluginError::Transient(format!("reading table `{table}`: {why}")),
+    })?;
+    let next = response
+        .header("link")
+        .and_then(next_link)
+        .map(|link| offset_of(&base, link));
+    Ok(Page { records, next })
+}
+
+fn check_status(response: Response, table: Table) -> Result<Response, PluginError> {
+    let status = response.status;
+    if status < 400 || status == 429 {
+        // 429 carries Retry-After, which the SDK already reads.
+        return response.error_for_status();
+    }
+    let message = error_message(&response.body).unwrap_or_else(|| response.text().chars().take(200).collect());
+    let said = format!("ServiceNow answered {status} reading table `{table}`: {message}");
+    Err(match status {
+        401 => PluginError::Auth(format!(
+            "{said}; check the credential the operator granted for this instance"
+        )),
+        403 => PluginError::Permanent(format!(
+            "{said}; an ACL denies the granted account: give it a role that may read `{table}`"
+        )),
+        404 => PluginError::Permanent(format!(
+            "{said}; is instance_url the instance's origin and is the Table API (and this table) available?"
+        )),
+        408 | 500..=599 => PluginError::Transient(said),
+        _ => PluginError::Permanent(said),
+    })
+}
+
+/// Why a body is not a page of records.
+pub enum BodyError {
+    /// ServiceNow's `{"error": {"message", "detail"}, "status": "failure"}`.
+    Error(String),
+    /// A web page (a hibernating developer instance, a login page).
+    Html,
+    /// JSON of another shape.
+    Shape(String),
+    /// Not JSON at all (truncated or garbled).
+    NotJson(String),
+}
+
+/// The records of a Table API body: `{"result": [...]}`, or `{"result": {...}}`
+/// for a single record.
+pub fn records(body: &[u8]) -> Result<Vec<Map<String, Value>>, BodyError> {
+    if let Some(message) = error_message(body) {
+        return Err(BodyError::Error(message));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        if body.trim_ascii_start().starts_with(b"<") {
+            BodyError::Html
+        } else {
+            BodyError::NotJson(format!("the body is not JSON: {e}"))
+        }
+    })?;
+    let result = match value {
+        Value::Object(mut body) => body.remove("result"),
+        Value::Array(list) => Some(Value::Array(list)),
+        _ => None,
+    };
+    match result {
+        Some(Value::Array(list)) => list
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| match record {
+                Value::Object(fields) => Ok(fields),
+                _ => Err(BodyError::Shape(format!("`result[{i}]` is not a record object"))),
+            })
+            .collect(),
+        Some(Value::Object(fields)) => Ok(vec![fields]),
+        _ => Err(BodyError::Shape("the body has no `result` list of records".into())),
+    }
+}
+
+/// `message: detail` of a ServiceNow error body.
+fn error_message(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let error = value.get("error")?;
+    let text = |key: &str| error.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+    match (text("message"), text("detail")) {
+        (Some(m), Some(d)) => Some(format!("{m} ({d})")),
+        (Some(m), None) => Some(m.to_string()),
+        (None, Some(d)) => Some(d.to_string()),
+        (None, None) => Some(error.to_string()),
+    }
+}
+
+/// The URL of the `rel="next"` entry of a `Link` header
+/// (`<url>;rel="first",<url>;rel="next",...`). URLs are read between angle
+/// brackets, so commas inside them do no harm.
+pub fn next_link(header: &str) -> Option<&str> {
+    let mut rest = header;
+    while let Some(open) = rest.find('<') {
+        let close = open + rest[open..].find('>')?;
+        let url = &rest[open + 1..close];
+        let params_end = rest[close..].find('<').map_or(rest.len(), |i| close + i);
+        let params = &rest[close + 1..params_end];
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().trim_end_matches(',').trim();
+            p.strip_prefix("rel=")
+                .is_some_and(|rel| rel.trim_matches('"').split_ascii_whitespace().any(|r| r == "next"))
+        });
+        if is_next {
+            return Some(url.trim());
+        }
+        rest = &rest[params_end..];
+    }
+    None
+}
+
+/// `sysparm_offset` of a link (relative links resolve against `base`).
+fn offset_of(base: &url::Url, link: &str) -> Option<u32> {
+    let url = base.join(link).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == "sysparm_offset")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyset_queries_are_exact() {
+        let mark = Watermark::checked("2026-10-03 14:22:09", "9d3f").expect("valid");
+        assert_eq!(
+            sync_query(Start::After(&mark)),
+            "sys_updated_on=2026-10-03 14:22:09^sys_id>9d3f^NQsys_updated_on>2026-10-03 14:22:09\
+             ^ORDERBYsys_updated_on^ORDERBYsys_id"
+        );
+        assert_eq!(
+            sync_query(Start::Since("2026-01-01 00:00:00")),
+            "sys_updated_on>=2026-01-01 00:00:00^ORDERBYsys_updated_on^ORDERBYsys_id"
+        );
+        assert_eq!(sync_query(Start::Beginning), "ORDERBYsys_updated_on^ORDERBYsys_id");
+    }
+
+    #[test]
+    fn finds_the_next_link_among_others() {
+        let header = "<https://a.example/api/now/table/incident?sysparm_offset=0&sysparm_fields=a,b>;rel=\"first\",\
+                      <https://a.example/api/now/table/incident?sysparm_offset=200&sysparm_fields=a,b>;rel=\"next\",\
+                      <https://a.example/api/now/table/incident?sysparm_offset=400>;rel=\"last\"";
+        let next = next_link(header).expect("has next");
+        let base = url::Url::parse("https://a.example/api/now/table/incident").expect("url");
+        assert_eq!(offset_of(&base, next), Some(200));
+        assert_eq!(next_link("<https://a.example/x?sysparm_offset=0>;rel=\"first\""), None);
+        assert_eq!(next_link(""), None);
+        assert_eq!(
+            next_link("<https://a.example/x?sysparm_offset=5>; rel=next"),
+            Some("https://a.example/x?sysparm_offset=5")
+        );
+    }
+
+    #[test]
+    fn error_bodies_give_their_message() {
+        let body = br#"{"error":{"message":"Invalid table problemo","detail":null},"status":"failure"}"#;
+        let Err(BodyError::Error(m)) = records(body) else {
+            panic!("expected the error message")
+        };
+        assert_eq!(m, "Invalid table problemo");
+        assert!(matches!(
+            records(b"<html>Your instance is hibernating</html>"),
+            Err(BodyError::Html)
+        ));
+        assert!(matches!(records(br#"{"results":[]}"#), Err(BodyError::Shape(_))));
+    }
+}

@@ -1,0 +1,360 @@
+//! ServiceNow end to end: the simulator serves a seeded organisation in the
+//! Table API's wire format (ACL-short pages, OAuth, rate limits, faults);
+//! the `servicenow` connector component pulls it through the sandbox with a
+//! host-held OAuth password credential; the sync engine commits it to a real
+//! store. What arrives must equal the generator's truth exactly.
+
+use crate::support::{connector, guests};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use xla_host::runtime::outbound::{Credential, CredentialKind, Origin, OutboundPolicy, Secret};
+use xla_host::runtime::{ConnectorSession, Limits};
+use xla_host::sim::org::{self, Org, OrgSpec};
+use xla_host::sim::servicenow::{self, Fault, FaultRule, Requests, ServiceNowOptions, ServiceNowSim};
+use xla_host::store::{RunOutcome, Store};
+use xla_host::sync::{self, Backoff, Quiet, SyncOptions, SyncTarget};
+
+/// 2026-09-01T00:00:00Z.
+const START: i64 = 1_788_220_800_000;
+
+async fn simulator(tickets: usize, options: ServiceNowOptions) -> ServiceNowSim {
+    let org = org::generate(&OrgSpec {
+        seed: 42,
+        tickets,
+        start: START,
+        days: 30,
+    });
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    servicenow::serve(Arc::new(org), options, addr)
+        .await
+        .expect("simulator")
+}
+
+fn session(sim: &ServiceNowSim) -> ConnectorSession {
+    let options = sim.options();
+    let origin = sim.base_url();
+    let credential = Credential::new(
+        Origin::parse(&origin).expect("origin"),
+        CredentialKind::OAuth2Password {
+            token_url: format!("{origin}/oauth_token.do"),
+            client_id: options.client_id,
+            client_secret: Secret::new(options.client_secret),
+            username: options.user,
+            password: Secret::new(options.password),
+        },
+    );
+    let limits = Limits::default();
+    let policy = OutboundPolicy::new(&["*".into()], &[origin], vec![credential], &limits).expect("policy");
+    connector(guests::SERVICENOW).session(limits, Some(Arc::new(policy)))
+}
+
+fn target(sim: &ServiceNowSim, page_size: usize) -> SyncTarget {
+    SyncTarget {
+        instance: "servicenow".into(),
+        tenant: "acme".into(),
+        config: format!(r#"{{"instance_url":"{}","page_size":{page_size}}}"#, sim.base_url()),
+        plugin: "servicenow".into(),
+        version: "0.1.0".into(),
+        sha256: "0".repeat(64),
+    }
+}
+
+fn options() -> SyncOptions {
+    SyncOptions {
+        backoff: Backoff {
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(100),
+            attempts: 8,
+            ..Backoff::default()
+        },
+        max_pulls: None,
+    }
+}
+
+fn latest_update(org: &Org) -> i64 {
+    let incidents = org.incidents.iter().map(|i| i.sys_updated_on);
+    let requests = org.requests.iter().map(|r| r.sys_updated_on);
+    let slas = org.slas.iter().map(|s| s.sys_updated_on);
+    incidents.chain(requests).chain(slas).max().unwrap_or(START)
+}
+
+/// Per metric: (count, sum), as the connector's mapping says they must be.
+fn truth(org: &Org, visible: impl Fn(&str) -> bool) -> BTreeMap<&'static str, (u64, f64)> {
+    let mut want: BTreeMap<&'static str, (u64, f64)> = BTreeMap::new();
+    let mut add = |metric: &'static str, value: f64| {
+        let entry = want.entry(metric).or_default();
+        entry.0 += 1;
+        entry.1 += value;
+    };
+    for incident in org.incidents.iter().filter(|i| visible(&i.sys_id)) {
+        if !matches!(incident.state, 6 | 7) || incident.resolved_at.is_none() {
+            continue;
+        }
+        let reassigned = f64::from(incident.reassignment_count);
+        let reopened = f64::from(u8::from(incident.reopen_count > 0));
+        add("ticket_resolved", 1.0);
+        add("reassignment_count", reassigned);
+        add("reopened", reopened);
+        add(
+            "first_contact_resolution",
+            f64::from(u8::from(incident.reassignment_count == 0 && incident.reopen_count == 0)),
+        );
+    }
+    for request in org.requests.iter().filter(|r| visible(&r.sys_id)) {
+        if request.closed_at.is_some() {
+            add("ticket_resolved", 1.0);
+            add("reassignment_count", f64::from(request.reassignment_count));
+        }
+    }
+    for sla in org.slas.iter().filter(|s| visible(&s.sys_id)) {
+        if matches!(sla.stage, "completed" | "breached") {
+            add("sla_breached", f64::from(u8::from(sla.has_breached)));
+        }
+    }
+    want
+}
+
+fn stored(store: &Store) -> BTreeMap<&'static str, (u64, f64)> {
+    let mut got = BTreeMap::new();
+    for metric in [
+        "ticket_resolved",
+        "reassignment_count",
+        "reopened",
+        "first_contact_resolution",
+        "sla_breached",
+    ] {
+        let rows = store.observations("acme", metric, i64::MIN, i64::MAX).expect("rows");
+        let sum: f64 = rows.iter().map(|r| r.observation.value).sum();
+        if !rows.is_empty() {
+            got.insert(metric, (rows.len() as u64, sum));
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_brings_exactly_the_visible_records_and_changes_arrive_with_the_next() {
+    let sim = simulator(
+        1_200,
+        ServiceNowOptions {
+            acl_hidden_share: 0.15,
+            ..ServiceNowOptions::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let mut session = session(&sim);
+    let target = target(&sim, 250);
+
+    // Stop part-way, change records at the source, then finish: the changed
+    // records arrive in their latest state, nothing twice.
+    let partial = SyncOptions {
+        max_pulls: Some(3),
+        ..options()
+    };
+    let first = sync::run(&mut session, &store, &target, &partial, &mut Quiet)
+        .await
+        .expect("sync");
+    assert_eq!(first.outcome, RunOutcome::Stopped);
+    // Changes happen after everything already there, as the clock moves on.
+    let now = latest_update(&sim.records()) + 60_000;
+    let changed = sim.update_records(25, now);
+    let second = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
+        .await
+        .expect("sync");
+    assert_eq!(second.outcome, RunOutcome::Completed, "{second:?}");
+
+    let org = sim.records();
+    let want = truth(&org, |id| sim.is_visible(id));
+    assert!(want["ticket_resolved"].0 > 500, "a real amount of data: {want:?}");
+    assert_eq!(stored(&store), want, "exactly the generator's visible records");
+
+    // A later change arrives with the next sync as a replace, not a duplicate.
+    let more = sim.update_records(10, now + 60_000);
+    let third = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
+        .await
+        .expect("sync");
+    let visible_changed = more.iter().filter(|id| sim.is_visible(id)).count() as u64;
+    assert!(
+        third.replaced >= visible_changed,
+        "{third:?} for {visible_changed} visible changed incidents"
+    );
+    assert_eq!(third.inserted, 0, "{third:?}");
+    assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
+    assert!(!changed.is_empty());
+
+    // One ticket, across its metrics and its SLAs.
+    let incident = org
+        .incidents
+        .iter()
+        .find(|i| sim.is_visible(&i.sys_id) && i.resolved_at.is_some() && matches!(i.state, 6 | 7))
+        .expect("a resolved incident");
+    let rows = store.subject("acme", "ticket", &incident.number).expect("subject");
+    let metrics: Vec<&str> = rows.iter().map(|r| r.observation.metric.as_str()).collect();
+    for metric in ["resolution_hours", "reassignment_count", "ticket_resolved"] {
+        assert!(
+            metrics.contains(&metric),
+            "{} has {metric}: {metrics:?}",
+            incident.number
+        );
+    }
+    let resolution = rows
+        .iter()
+        .find(|r| r.observation.metric == "resolution_hours")
+        .expect("resolution");
+    let hours = (incident.resolved_at.expect("resolved") - incident.opened_at) as f64 / 3_600_000.0;
+    assert!((resolution.observation.value - hours).abs() < 1e-9);
+    assert_eq!(resolution.observation.at, incident.resolved_at.expect("resolved"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_mode_recovers_with_no_loss_and_no_duplicate() {
+    let faults = vec![
+        FaultRule {
+            fault: Fault::ServerError,
+            on: Requests::Numbers(vec![2, 3]),
+        },
+        FaultRule {
+            fault: Fault::Throttle { retry_after_secs: 1 },
+            on: Requests::Numbers(vec![5]),
+        },
+        FaultRule {
+            fault: Fault::Truncated,
+            on: Requests::Numbers(vec![7]),
+        },
+        FaultRule {
+            fault: Fault::Malformed,
+            on: Requests::Numbers(vec![9]),
+        },
+        FaultRule {
+            fault: Fault::ExpiredToken,
+            on: Requests::Numbers(vec![11]),
+        },
+        FaultRule {
+            fault: Fault::Slow(Duration::from_millis(300)),
+            on: Requests::Numbers(vec![13]),
+        },
+    ];
+    let sim = simulator(
+        600,
+        ServiceNowOptions {
+            acl_hidden_share: 0.1,
+            faults,
+            ..ServiceNowOptions::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let mut session = session(&sim);
+    let record = sync::run(&mut session, &store, &target(&sim, 100), &options(), &mut Quiet)
+        .await
+        .expect("the sync recovers from every fault");
+    assert_eq!(record.outcome, RunOutcome::Completed);
+    assert!(record.retries >= 6, "{record:?}");
+    assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
+}
+
+/// The real binary, killed at random points of a slow sync and restarted:
+/// the store ends with exactly the generator's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_mid_way_and_restarted_ends_with_exactly_the_truth() {
+    let sim = simulator(
+        2_000,
+        ServiceNowOptions {
+            acl_hidden_share: 0.1,
+            // Every page takes a while, so the kills land mid-sync.
+            faults: vec![FaultRule {
+                fault: Fault::Slow(Duration::from_millis(25)),
+                on: Requests::Every(1),
+            }],
+            ..ServiceNowOptions::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("host.toml");
+    let base = sim.base_url();
+    let plugins = std::path::Path::new(guests::SERVICENOW)
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("plugins dir");
+    let options = sim.options();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[plugins]
+dir = "{plugins}"
+
+[store]
+dir = "{data}"
+
+[[connectors]]
+name = "servicenow"
+plugin = "servicenow"
+tenant = "acme"
+grants = ["{base}"]
+config = {{ instance_url = "{base}", page_size = 100 }}
+
+[[connectors.credentials]]
+origin = "{base}"
+kind = "oauth2-password"
+token_url = "{base}/oauth_token.do"
+client_id = "{client_id}"
+client_secret = {{ env = "SN_CLIENT_SECRET" }}
+username = "{user}"
+password = {{ env = "SN_PASSWORD" }}
+"#,
+            plugins = plugins.display(),
+            data = data.display(),
+            client_id = options.client_id,
+            user = options.user,
+        ),
+    )
+    .expect("config");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xla-host-e2e"))
+            .args(["--host-config", &config.display().to_string(), "sync", "servicenow"])
+            .env("XLA_HOST_CACHE_DIR", crate::support::test_cache_dir())
+            .env("SN_CLIENT_SECRET", &options.client_secret)
+            .env("SN_PASSWORD", &options.password)
+            .env_remove("XLA_HOST_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs")
+    };
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.as_nanos() as u64);
+    for _ in 0..3 {
+        let mut child = spawn();
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        tokio::time::sleep(Duration::from_millis(300 + (seed >> 33) % 900)).await;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let child = spawn();
+    let finished = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("joined")
+        .expect("output");
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    let summary = String::from_utf8_lossy(&finished.stdout);
+    assert!(summary.contains("Completed"), "{summary}");
+    assert!(!summary.contains(&options.password), "no secret in the output");
+    let store = Store::open(&data).expect("store");
+    assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
+    let runs = store.runs("acme", "servicenow", 10).expect("runs");
+    assert_eq!(runs.len(), 4, "three killed runs and the one that finished");
+    assert_eq!(runs[0].outcome, RunOutcome::Completed);
+}
