@@ -3,7 +3,9 @@
 //! is a real socket on loopback.
 
 mod cli;
+mod happysignals;
 mod loading;
+mod nexthink;
 mod outbound;
 mod sandbox;
 mod scorer;

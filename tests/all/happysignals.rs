@@ -1,0 +1,1 @@
+//! happysignals end to end (being written).

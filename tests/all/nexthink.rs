@@ -1,0 +1,1 @@
+//! nexthink end to end (being written).
