@@ -1,37 +1,65 @@
-//! `xla-host demo`: loads every plugin from the plugin directory, shows what
-//! each declares, then runs the pipeline in miniature: a loopback feed, the
-//! `json-feed` connector pulling it through the sandbox with a bearer token
-//! it never sees, and the `mean` scorer over the result.
+//! `xla-host demo`: the product's main job on a simulated organisation.
+//!
+//! Loads every plugin from the plugin directory and shows what each
+//! declares; starts the source simulators on loopback with a seeded
+//! organisation; shows the sandbox refusing a connector without a grant;
+//! syncs each connector through the sandbox into a fresh data directory
+//! (credentials held by the host, progress bars, each batch committed with
+//! its cursor); prints what arrived per source and metric; and scores it
+//! with the `mean` plugin from the store's rollups.
 
 use super::options;
+use super::sync::{Bar, summary};
 use crate::config::HostConfig;
 use crate::plugins::{LoadedPlugin, PluginPre, discover};
 use crate::runtime::outbound::{Credential, CredentialKind, Origin, OutboundPolicy, Secret};
-use crate::runtime::{Aggregate, Layer, Observation, ScoreInput};
-use crate::sim::feed::{self, Feed};
-use crate::store::{Rollup, is_rating};
+use crate::runtime::{Aggregate, ConnectorInfo, ScoreInput};
+use crate::sim::org::{self, OrgSpec};
+use crate::sim::servicenow::{self, ServiceNowOptions, ServiceNowSim};
+use crate::store::{Aggregation, Bucket, SeriesQuery, Store};
+use crate::sync::{self, SyncOptions, SyncTarget};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Seed of the demo data: the same seed gives the same data.
+    /// Seed of the simulated organisation: the same seed gives the same data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Survey responses the loopback feed serves.
-    #[arg(long, default_value_t = 2_000)]
-    responses: usize,
+    /// Tickets (incidents and requests) the organisation raises in the window.
+    #[arg(long, default_value_t = 5_000)]
+    tickets: usize,
+    /// Keep the data in this directory (default: a fresh temporary one).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
-/// Pulls the demo makes at most, whatever the connector says.
-const MAX_DEMO_PULLS: usize = 1_000;
+/// The demo organisation's tenant.
+const TENANT: &str = "demo";
+/// 2026-09-01T00:00:00Z: the simulated window starts here.
+const WINDOW_START: i64 = 1_788_220_800_000;
+/// Days the simulated window covers.
+const WINDOW_DAYS: u32 = 30;
 
-/// The token the loopback feed requires; only the host ever holds it.
-const FEED_TOKEN: &str = "demo-token-held-by-the-host";
+/// One simulated source and the connector instance that reads it.
+struct Source {
+    /// Instance name.
+    instance: &'static str,
+    /// Plugin name.
+    plugin: &'static str,
+    /// What the source is, for people.
+    what: &'static str,
+    /// The simulator's origin.
+    origin: String,
+    /// The plugin config.
+    config: serde_json::Value,
+    /// The credential the host holds for it.
+    credential: CredentialKind,
+}
 
 pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode> {
     let dir = &config.plugins.dir;
@@ -54,12 +82,166 @@ pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode>
             Err(e) => println!("  refused    {}: {e}\n", discovered.path.display()),
         }
     }
-    let (Some(connector), Some(scorer)) = (loaded.get("json-feed"), loaded.get("mean")) else {
-        bail!("the demo needs the json-feed and mean plugins in {}", dir.display());
+
+    let spec = OrgSpec {
+        seed: args.seed,
+        tickets: args.tickets,
+        start: WINDOW_START,
+        days: WINDOW_DAYS,
     };
-    let observations = pull_feed(connector, config, &args).await?;
-    score(scorer, config, &observations).await?;
+    let org = Arc::new(org::generate(&spec));
+    println!(
+        "A simulated organisation (seed {}): {} employees, {} incidents, {} requests, {} SLAs, {} survey responses over {WINDOW_DAYS} days.",
+        args.seed,
+        org.employees.len(),
+        org.incidents.len(),
+        org.requests.len(),
+        org.slas.len(),
+        org.responses.len()
+    );
+    let servicenow = servicenow::serve(org.clone(), ServiceNowOptions::default(), "127.0.0.1:0".parse()?)
+        .await
+        .context("starting the ServiceNow simulator")?;
+    let sources = vec![servicenow_source(&servicenow)];
+    for source in &sources {
+        println!("  {:<12} {} at {}", source.instance, source.what, source.origin);
+    }
+
+    let temporary = tempfile::tempdir().context("creating a data directory")?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| temporary.path().join("data"));
+    let store = Arc::new(Store::open(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?);
+    println!("  data directory {}\n", data_dir.display());
+
+    let mut described = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let connector = loaded
+            .get(source.plugin)
+            .with_context(|| format!("the demo needs the {} plugin in {}", source.plugin, dir.display()))?;
+        if i == 0 {
+            show_refusal(connector, source, config).await?;
+        }
+        described.push((source, sync_source(connector, source, &store, config).await?));
+    }
+    println!();
+    print_arrivals(&store, &described)?;
+    let scorer = loaded
+        .get("mean")
+        .with_context(|| format!("the demo needs the mean plugin in {}", dir.display()))?;
+    score(scorer, config, &store).await?;
+    drop(servicenow);
     Ok(ExitCode::SUCCESS)
+}
+
+fn servicenow_source(sim: &ServiceNowSim) -> Source {
+    let options = sim.options();
+    let origin = sim.base_url();
+    Source {
+        instance: "servicenow",
+        plugin: "servicenow",
+        what: "ServiceNow Table API (incidents, requests, SLAs; OAuth)",
+        config: serde_json::json!({ "instance_url": origin, "page_size": 1000 }),
+        credential: CredentialKind::OAuth2Password {
+            token_url: format!("{origin}/oauth_token.do"),
+            client_id: options.client_id,
+            client_secret: Secret::new(options.client_secret),
+            username: options.user,
+            password: Secret::new(options.password),
+        },
+        origin,
+    }
+}
+
+/// Without a grant the sandbox refuses the connector's first request, and
+/// the source never sees it.
+async fn show_refusal(connector: &LoadedPlugin, source: &Source, config: &HostConfig) -> Result<()> {
+    let PluginPre::Connector(pre) = &connector.pre else {
+        bail!("{} is not a connector", source.plugin);
+    };
+    let ungranted = OutboundPolicy::new(&connector.manifest.hosts, &[], Vec::new(), &config.limits)?;
+    let refused = pre
+        .session(config.limits.clone(), Some(Arc::new(ungranted)))
+        .pull(&source.config.to_string(), None)
+        .await;
+    if let Err(e) = refused {
+        println!("The sandbox: {} without a grant: {e}\n", source.instance);
+    }
+    Ok(())
+}
+
+/// One sync of a source into the store, with a progress bar.
+async fn sync_source(
+    connector: &LoadedPlugin,
+    source: &Source,
+    store: &Arc<Store>,
+    config: &HostConfig,
+) -> Result<ConnectorInfo> {
+    let PluginPre::Connector(pre) = &connector.pre else {
+        bail!("{} is not a connector", source.plugin);
+    };
+    let credential = Credential::new(Origin::parse(&source.origin)?, source.credential.clone());
+    let policy = OutboundPolicy::new(
+        &connector.manifest.hosts,
+        std::slice::from_ref(&source.origin),
+        vec![credential],
+        &config.limits,
+    )?;
+    let mut session = pre.session(config.limits.clone(), Some(Arc::new(policy)));
+    let info = session.describe().await?;
+    let target = SyncTarget {
+        instance: source.instance.into(),
+        tenant: TENANT.into(),
+        config: source.config.to_string(),
+        plugin: connector.manifest.name.clone(),
+        version: connector.manifest.version.clone(),
+        sha256: connector.manifest.sha256.clone(),
+    };
+    let mut bar = Bar::new(source.instance);
+    let result = sync::run(&mut session, store, &target, &SyncOptions::default(), &mut bar).await;
+    bar.finish();
+    println!("{}", summary(&result?));
+    Ok(info)
+}
+
+/// Count and mean of each metric a connector emits, from the store's rollups.
+fn print_arrivals(store: &Store, sources: &[(&Source, ConnectorInfo)]) -> Result<()> {
+    println!("What arrived, per source and metric (from the store's rollups):");
+    println!(
+        "  {:<12} {:<28} {:>12} {:>10}",
+        "source", "metric", "observations", "mean"
+    );
+    for (source, info) in sources {
+        for metric in &info.metrics {
+            let (count, sum) = totals(store, &metric.name)?;
+            let mean = if count > 0 { sum / count as f64 } else { 0.0 };
+            println!(
+                "  {:<12} {:<28} {:>12} {:>10.2} {}",
+                source.instance, metric.name, count, mean, metric.unit
+            );
+        }
+    }
+    println!();
+    Ok(())
+}
+
+fn window_query(metric: &str, group_by: Option<&str>, aggregation: Aggregation) -> SeriesQuery {
+    SeriesQuery {
+        tenant: TENANT.into(),
+        metric: metric.into(),
+        // Closing dates run past the window's end: read a generous range.
+        from: WINDOW_START - 86_400_000 * 30,
+        to: WINDOW_START + 86_400_000 * (i64::from(WINDOW_DAYS) + 60),
+        bucket: Bucket::Quarter,
+        filter: None,
+        group_by: group_by.map(str::to_string),
+        aggregation,
+    }
+}
+
+fn totals(store: &Store, metric: &str) -> Result<(u64, f64)> {
+    let rollups = store.rollups(&window_query(metric, None, Aggregation::Sum))?;
+    Ok(rollups
+        .values()
+        .fold((0, 0.0), |(count, sum), r| (count + r.count, sum + r.sum)))
 }
 
 async fn print_plugin(plugin: &LoadedPlugin, config: &HostConfig) -> Result<()> {
@@ -96,104 +278,22 @@ async fn print_plugin(plugin: &LoadedPlugin, config: &HostConfig) -> Result<()> 
     Ok(())
 }
 
-async fn pull_feed(connector: &LoadedPlugin, config: &HostConfig, args: &DemoArgs) -> Result<Vec<Observation>> {
-    let PluginPre::Connector(pre) = &connector.pre else {
-        bail!("json-feed is not a connector");
-    };
-    let feed = Arc::new(Feed::seeded(args.seed, args.responses, FEED_TOKEN));
-    let addr = feed::serve(feed.clone()).await.context("starting the loopback feed")?;
-    let origin = format!("http://{addr}");
-    let plugin_config = serde_json::json!({ "base_url": format!("{origin}/xla"), "page_size": 250 }).to_string();
-    println!(
-        "Pulling {} survey responses from a loopback feed at {origin}",
-        feed.len()
-    );
-
-    // First without a grant: the sandbox refuses, and the feed never sees a request.
-    let ungranted = OutboundPolicy::new(&connector.manifest.hosts, &[], Vec::new(), &config.limits)?;
-    let refused = pre
-        .session(config.limits.clone(), Some(Arc::new(ungranted)))
-        .pull(&plugin_config, None)
-        .await;
-    if let Err(e) = refused {
-        println!("  without a grant: {e}");
-    }
-
-    let credential = Credential::new(
-        Origin::parse(&origin)?,
-        CredentialKind::Bearer {
-            token: Secret::new(FEED_TOKEN),
-        },
-    );
-    let policy = OutboundPolicy::new(
-        &connector.manifest.hosts,
-        std::slice::from_ref(&origin),
-        vec![credential],
-        &config.limits,
-    )?;
-    let mut session = pre.session(config.limits.clone(), Some(Arc::new(policy)));
-    let started = Instant::now();
-    let (mut observations, mut cursor, mut batches) = (Vec::new(), None::<String>, 0);
-    while batches < MAX_DEMO_PULLS {
-        let batch = session.pull(&plugin_config, cursor.as_deref()).await?;
-        batches += 1;
-        observations.extend(batch.observations);
-        cursor = batch.cursor.or(cursor);
-        if !batch.more {
-            break;
-        }
-    }
-    println!(
-        "  granted {origin} with a bearer token the plugin never sees: {} observations in {batches} batches, {:.1} ms ({} requests reached the feed)\n",
-        observations.len(),
-        started.elapsed().as_secs_f64() * 1000.0,
-        feed.requests()
-    );
-    Ok(observations)
-}
-
-async fn score(scorer: &LoadedPlugin, config: &HostConfig, observations: &[Observation]) -> Result<()> {
+/// Mean resolution hours per service, scored by the `mean` plugin from
+/// the aggregates the store's rollups give.
+async fn score(scorer: &LoadedPlugin, config: &HostConfig, store: &Store) -> Result<()> {
     let PluginPre::Scorer(pre) = &scorer.pre else {
         bail!("mean is not a scorer");
     };
-    let input = ScoreInput {
-        tenant: "demo".into(),
-        window_start: 1_761_955_200_000,
-        window_end: 1_764_547_200_000,
-        group_by: Some("service".into()),
-        parameters: "{}".into(),
-        aggregates: aggregate_by(observations, "service"),
-    };
-    let scores = pre.session(config.limits.clone()).score(&input, None).await?;
-    println!("Mean happiness rating (0-10) per service, scored by the `mean` plugin:");
-    for score in scores {
-        let group = score.group.as_deref().unwrap_or("all");
-        // The value comes from a plugin: clamp it before it sizes anything.
-        let bar = "█".repeat((score.value.clamp(0.0, 10.0) * 3.0).round() as usize);
-        println!("  {group:<16} {:>5.2}  {bar}  (n={})", score.value, score.sample_size);
+    let query = window_query("resolution_hours", Some("service"), Aggregation::Avg);
+    let mut per_service: BTreeMap<Option<String>, crate::store::Rollup> = BTreeMap::new();
+    for ((_, group), rollup) in store.rollups(&query)? {
+        per_service.entry(group).or_default().merge(&rollup);
     }
-    Ok(())
-}
-
-/// Per-group rollups of each metric, as the store keeps them.
-fn aggregate_by(observations: &[Observation], dimension: &str) -> Vec<Aggregate> {
-    let mut groups: BTreeMap<(String, Option<String>), (Layer, Rollup)> = BTreeMap::new();
-    for o in observations {
-        let group = o
-            .dimensions
-            .iter()
-            .find(|(k, _)| k == dimension)
-            .map(|(_, v)| v.clone());
-        let (_, rollup) = groups
-            .entry((o.metric.clone(), group))
-            .or_insert((o.layer, Rollup::default()));
-        rollup.add(o.value, is_rating(&o.metric));
-    }
-    groups
+    let aggregates = per_service
         .into_iter()
-        .map(|((metric, group), (layer, rollup))| Aggregate {
-            metric,
-            layer,
+        .map(|(group, rollup)| Aggregate {
+            metric: "resolution_hours".into(),
+            layer: crate::runtime::Layer::Operational,
             group,
             count: rollup.count,
             sum: rollup.sum,
@@ -201,5 +301,23 @@ fn aggregate_by(observations: &[Observation], dimension: &str) -> Vec<Aggregate>
             max: rollup.max,
             histogram: rollup.histogram.map(|h| h.to_vec()),
         })
-        .collect()
+        .collect();
+    let input = ScoreInput {
+        tenant: TENANT.into(),
+        window_start: query.from,
+        window_end: query.to,
+        group_by: Some("service".into()),
+        parameters: "{}".into(),
+        aggregates,
+    };
+    let scores = pre.session(config.limits.clone()).score(&input, None).await?;
+    println!("Mean resolution hours per service, scored by the `mean` plugin:");
+    let longest = scores.iter().map(|s| s.value).fold(0.0_f64, f64::max).max(1e-9);
+    for score in scores {
+        let group = score.group.as_deref().unwrap_or("all");
+        // The value comes from a plugin: clamp it before it sizes anything.
+        let bar = "█".repeat((score.value / longest * 30.0).clamp(0.0, 30.0).round() as usize);
+        println!("  {group:<16} {:>7.1} h  {bar}  (n={})", score.value, score.sample_size);
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 mod demo;
 mod options;
 mod plugin;
+mod simulate;
 mod sync;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,8 @@ enum Command {
     Plugin(plugin::PluginCommand),
     /// Run one sync of a configured connector instance into the data directory.
     Sync(sync::SyncArgs),
+    /// Serve the source simulators with a seeded organisation on loopback.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(&config, args).await,
             Command::Plugin(command) => plugin::run(&config, command).await,
             Command::Sync(args) => sync::run(&config, args).await,
+            Command::Simulate(args) => simulate::run(&config, args).await,
         }
     });
     match result {

@@ -163,7 +163,11 @@ impl Store {
             .collect())
     }
 
-    /// Rollups merged per (bucket, group).
+    /// Rollups merged per (bucket, group): what a scorer's aggregates are made of.
+    pub fn rollups(&self, query: &SeriesQuery) -> Result<BTreeMap<(i64, Option<String>), Rollup>, StoreError> {
+        self.merged(query)
+    }
+
     fn merged(&self, query: &SeriesQuery) -> Result<BTreeMap<(i64, Option<String>), Rollup>, StoreError> {
         let mut inner = self.lock()?;
         let dict = &inner.dict;
