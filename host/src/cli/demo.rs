@@ -14,8 +14,11 @@ use crate::config::HostConfig;
 use crate::plugins::{LoadedPlugin, PluginPre, discover};
 use crate::runtime::outbound::{Credential, CredentialKind, Origin, OutboundPolicy, Secret};
 use crate::runtime::{Aggregate, ConnectorInfo, ScoreInput};
+use crate::sim::happysignals::{self, HappySignalsOptions, HappySignalsSim};
+use crate::sim::nexthink::{self, NexthinkOptions, NexthinkSim};
 use crate::sim::org::{self, OrgSpec};
 use crate::sim::servicenow::{self, ServiceNowOptions, ServiceNowSim};
+use crate::sim::telemetry::{self, TelemetrySpec};
 use crate::store::{Aggregation, Bucket, SeriesQuery, Store};
 use crate::sync::{self, SyncOptions, SyncTarget};
 use anyhow::{Context, Result, bail};
@@ -102,7 +105,25 @@ pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode>
     let servicenow = servicenow::serve(org.clone(), ServiceNowOptions::default(), "127.0.0.1:0".parse()?)
         .await
         .context("starting the ServiceNow simulator")?;
-    let sources = vec![servicenow_source(&servicenow)];
+    let happysignals = happysignals::serve(org.clone(), HappySignalsOptions::default(), "127.0.0.1:0".parse()?)
+        .await
+        .context("starting the HappySignals simulator")?;
+    let telemetry = Arc::new(telemetry::generate(
+        &org,
+        &TelemetrySpec {
+            seed: args.seed,
+            days: WINDOW_DAYS,
+            start: WINDOW_START,
+        },
+    ));
+    let nexthink = nexthink::serve(telemetry, NexthinkOptions::default(), "127.0.0.1:0".parse()?)
+        .await
+        .context("starting the Nexthink simulator")?;
+    let sources = vec![
+        servicenow_source(&servicenow),
+        happysignals_source(&happysignals),
+        nexthink_source(&nexthink),
+    ];
     for source in &sources {
         println!("  {:<12} {} at {}", source.instance, source.what, source.origin);
     }
@@ -128,7 +149,7 @@ pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode>
         .get("mean")
         .with_context(|| format!("the demo needs the mean plugin in {}", dir.display()))?;
     score(scorer, config, &store).await?;
-    drop(servicenow);
+    drop((servicenow, happysignals, nexthink));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -146,6 +167,47 @@ fn servicenow_source(sim: &ServiceNowSim) -> Source {
             client_secret: Secret::new(options.client_secret),
             username: options.user,
             password: Secret::new(options.password),
+        },
+        origin,
+    }
+}
+
+fn happysignals_source(sim: &HappySignalsSim) -> Source {
+    let origin = sim.base_url();
+    Source {
+        instance: "happysignals",
+        plugin: "happysignals",
+        what: "HappySignals responses API (ratings, lost time, factors; bearer token)",
+        config: serde_json::json!({ "base_url": origin, "page_size": 1000 }),
+        credential: CredentialKind::Bearer {
+            token: Secret::new(sim.options().token),
+        },
+        origin,
+    }
+}
+
+fn nexthink_source(sim: &NexthinkSim) -> Source {
+    let options = sim.options();
+    let origin = sim.base_url();
+    let day = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
+    };
+    Source {
+        instance: "nexthink",
+        plugin: "nexthink",
+        what: "Nexthink NQL export (daily device telemetry and DEX; OAuth client credentials)",
+        config: serde_json::json!({
+            "instance_url": origin,
+            "since": day(WINDOW_START),
+            "until": day(WINDOW_START + i64::from(WINDOW_DAYS) * 86_400_000),
+            "mode": "export",
+            "days_per_pull": 7,
+        }),
+        credential: CredentialKind::OAuth2ClientCredentials {
+            token_url: sim.token_url(),
+            client_id: options.client_id,
+            client_secret: Secret::new(options.client_secret),
+            scope: Some("service:integration".into()),
         },
         origin,
     }

@@ -2,5 +2,8 @@
 //! tests. Each speaks its system's wire format; none needs an account.
 
 pub mod feed;
+pub mod happysignals;
+pub mod nexthink;
 pub mod org;
 pub mod servicenow;
+pub mod telemetry;

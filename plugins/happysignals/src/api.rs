@@ -1,0 +1,108 @@
+//! The responses endpoint on the wire: requests, the envelope and errors.
+//!
+//! `GET {base_url}/api/v2/responses/?created__gte=..&ordering=created,id&page=P&page_size=S`
+//! answers `{"meta": {"count": N, "page": P, "pages": K}, "items": [...]}`.
+
+use crate::config::Config;
+use serde_json::{Map, Value};
+use xla_sdk::PluginError;
+use xla_sdk::http::{Request, Response};
+
+/// Path of the responses endpoint.
+pub const PATH: &str = "/api/v2/responses/";
+
+/// One page of the sync query.
+pub fn page_request(config: &Config, from: Option<&str>, page: u32) -> Result<Request, PluginError> {
+    let request = endpoint(config)?;
+    let request = match from {
+        Some(from) => request.query("created__gte", from),
+        None => request,
+    };
+    Ok(request
+        .query("ordering", "created,id")
+        .query("page", &page.to_string())
+        .query("page_size", &config.page_size.to_string()))
+}
+
+/// One response, to see that the API answers and the token is accepted.
+pub fn probe_request(config: &Config) -> Result<Request, PluginError> {
+    Ok(endpoint(config)?.query("page", "1").query("page_size", "1"))
+}
+
+fn endpoint(config: &Config) -> Result<Request, PluginError> {
+    let origin = config.origin()?;
+    Ok(xla_sdk::http::get(&format!("{origin}{PATH}"))?.header("accept", "application/json"))
+}
+
+/// A page of responses.
+pub struct Page {
+    /// The responses, in `created`, `id` order.
+    pub items: Vec<Map<String, Value>>,
+    /// `meta.page`.
+    pub page: u64,
+    /// `meta.pages`.
+    pub pages: u64,
+}
+
+/// Sends a request and reads the page.
+pub fn fetch(request: Request) -> Result<Page, PluginError> {
+    let response = check_status(request.send()?)?;
+    let value: Value = serde_json::from_slice(&response.body).map_err(|e| {
+        // A page cut short or garbled in transit: asking again may well work.
+        PluginError::Transient(format!("the responses page is not JSON: {e}"))
+    })?;
+    page(value)
+}
+
+fn check_status(response: Response) -> Result<Response, PluginError> {
+    let status = response.status;
+    if status < 400 || status == 429 {
+        // 429 carries Retry-After, which the SDK reads.
+        return response.error_for_status();
+    }
+    let said = format!("HappySignals answered {status}: {}", detail(&response));
+    Err(match status {
+        401 | 403 => PluginError::Auth(format!(
+            "{said}; check the API token the operator granted for this origin"
+        )),
+        404 => PluginError::Permanent(format!(
+            "{said}; is base_url the customer's HappySignals origin with the {PATH} endpoint?"
+        )),
+        408 | 500..=599 => PluginError::Transient(said),
+        _ => PluginError::Permanent(said),
+    })
+}
+
+/// `detail` of a JSON error body, else the start of the body.
+fn detail(response: &Response) -> String {
+    serde_json::from_slice::<Value>(&response.body)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(Value::as_str).map(String::from))
+        .unwrap_or_else(|| response.text().chars().take(200).collect())
+}
+
+/// The envelope's items and paging.
+pub fn page(value: Value) -> Result<Page, PluginError> {
+    let meta = |key: &str| value.get("meta").and_then(|m| m.get(key)).and_then(Value::as_u64);
+    let (Some(page), Some(pages)) = (meta("page"), meta("pages")) else {
+        return Err(PluginError::BadData(
+            "the responses page has no `meta.page` and `meta.pages` numbers".into(),
+        ));
+    };
+    let items = items(value.get("items").cloned().unwrap_or(Value::Null))?;
+    Ok(Page { items, page, pages })
+}
+
+/// A list of response objects.
+pub fn items(list: Value) -> Result<Vec<Map<String, Value>>, PluginError> {
+    let Value::Array(list) = list else {
+        return Err(PluginError::BadData("the body has no `items` list of responses".into()));
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::Object(fields) => Ok(fields),
+            _ => Err(PluginError::BadData(format!("`items[{i}]` is not a response object"))),
+        })
+        .collect()
+}

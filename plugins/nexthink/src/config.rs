@@ -1,0 +1,199 @@
+//! The configuration of one Nexthink connector instance and its checks.
+//!
+//! Credentials are not part of it: the host holds the OAuth2 client id and
+//! secret, fetches the token and adds it to requests for the granted origin.
+
+use crate::date;
+use serde::Deserialize;
+use xla_sdk::PluginError;
+
+/// How rows are fetched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// `POST /api/v1/nql/export`, status polls, then the results file: no row cap.
+    #[default]
+    Export,
+    /// `POST /api/v1/nql/execute`: one round trip, at most 1000 rows.
+    Execute,
+}
+
+/// Configuration of one Nexthink connector instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The API origin, e.g. `https://acme.api.eu.nexthink.cloud`.
+    pub instance_url: String,
+    /// The predefined NQL query, `#[a-z0-9_]{2,255}`.
+    #[serde(default = "default_query_id")]
+    pub query_id: String,
+    /// First day to read, `YYYY-MM-DD` (UTC).
+    pub since: String,
+    /// First day not to read (exclusive); without it a sync stops at the first empty day.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Export (bulk, default) or execute (small pulls).
+    #[serde(default)]
+    pub mode: Mode,
+    /// Days per query.
+    #[serde(default = "default_days_per_pull")]
+    pub days_per_pull: u32,
+}
+
+fn default_query_id() -> String {
+    "#device_daily_dex".into()
+}
+
+fn default_days_per_pull() -> u32 {
+    1
+}
+
+/// Largest `days_per_pull` accepted.
+pub const MAX_DAYS_PER_PULL: u32 = 31;
+
+fn field_error(field: &str, message: impl std::fmt::Display) -> PluginError {
+    PluginError::Config(format!("config field `{field}`: {message}"))
+}
+
+/// `#[a-z0-9_]{2,255}`, Nexthink's rule for query ids.
+pub fn valid_query_id(id: &str) -> bool {
+    id.strip_prefix('#').is_some_and(|name| {
+        (2..=255).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
+}
+
+impl Config {
+    /// Checks what serde cannot: the URL, the query id, the days.
+    pub fn validate(&self) -> Result<(), PluginError> {
+        self.origin()?;
+        if !valid_query_id(&self.query_id) {
+            return Err(field_error(
+                "query_id",
+                format!(
+                    "`{}` is not a Nexthink query id (`#` then 2-255 of a-z, 0-9, _)",
+                    self.query_id
+                ),
+            ));
+        }
+        let since = self.since_day()?;
+        if let Some(until) = self.until_day()?
+            && until <= since
+        {
+            return Err(field_error(
+                "until",
+                format!(
+                    "`{}` must be after since `{}` (until is exclusive)",
+                    date::format(until),
+                    self.since
+                ),
+            ));
+        }
+        if !(1..=MAX_DAYS_PER_PULL).contains(&self.days_per_pull) {
+            return Err(field_error(
+                "days_per_pull",
+                format!("must be between 1 and {MAX_DAYS_PER_PULL}, not {}", self.days_per_pull),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `since` as days since the epoch.
+    pub fn since_day(&self) -> Result<i64, PluginError> {
+        date::parse(&self.since)
+            .ok_or_else(|| field_error("since", format!("`{}` is not a date like `2026-10-01`", self.since)))
+    }
+
+    /// `until` as days since the epoch, if set.
+    pub fn until_day(&self) -> Result<Option<i64>, PluginError> {
+        self.until
+            .as_deref()
+            .map(|u| {
+                date::parse(u).ok_or_else(|| field_error("until", format!("`{u}` is not a date like `2026-10-08`")))
+            })
+            .transpose()
+    }
+
+    /// The API origin, e.g. `https://acme.api.eu.nexthink.cloud`.
+    pub fn origin(&self) -> Result<url::Url, PluginError> {
+        let field = "instance_url";
+        let url = url::Url::parse(&self.instance_url)
+            .map_err(|e| field_error(field, format!("`{}` is not a URL: {e}", self.instance_url)))?;
+        let host = url.host_str().unwrap_or_default();
+        let local = matches!(host, "127.0.0.1" | "localhost");
+        match url.scheme() {
+            "https" => {}
+            "http" if local => {}
+            "http" => {
+                return Err(field_error(
+                    field,
+                    format!("use https:// (plain http is only allowed for 127.0.0.1 and localhost), not `{url}`"),
+                ));
+            }
+            other => return Err(field_error(field, format!("scheme `{other}` is not https"))),
+        }
+        if host.is_empty() {
+            return Err(field_error(field, format!("`{url}` has no host")));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(field_error(
+                field,
+                "must not carry credentials; the operator grants them to this origin in the host",
+            ));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(field_error(
+                field,
+                format!(
+                    "give only the API origin, like `https://acme.api.eu.nexthink.cloud`, not `{}`",
+                    self.instance_url
+                ),
+            ));
+        }
+        Ok(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> Result<Config, PluginError> {
+        xla_sdk::parse_config::<Config>(json).and_then(|c| c.validate().map(|()| c))
+    }
+
+    fn message(json: &str) -> String {
+        match config(json) {
+            Err(PluginError::Config(m)) => m,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_checks() {
+        let c = config(r#"{"instance_url":"https://acme.api.eu.nexthink.cloud","since":"2026-10-01"}"#).expect("valid");
+        assert_eq!(
+            (c.query_id.as_str(), c.mode, c.days_per_pull),
+            ("#device_daily_dex", Mode::Export, 1)
+        );
+        assert!(config(r#"{"instance_url":"http://127.0.0.1:9","since":"2026-10-01","mode":"execute"}"#).is_ok());
+        assert!(message(r#"{"instance_url":"http://acme.example","since":"2026-10-01"}"#).contains("https"));
+        assert!(message(r#"{"instance_url":"https://a.example/api","since":"2026-10-01"}"#).contains("origin"));
+        assert!(
+            message(r#"{"instance_url":"https://a.example","since":"2026-10-01","query_id":"dex"}"#)
+                .contains("query_id")
+        );
+        assert!(message(r#"{"instance_url":"https://a.example","since":"2026-10-32"}"#).contains("since"));
+        assert!(
+            message(r#"{"instance_url":"https://a.example","since":"2026-10-02","until":"2026-10-02"}"#)
+                .contains("until")
+        );
+        assert!(
+            message(r#"{"instance_url":"https://a.example","since":"2026-10-02","days_per_pull":0}"#)
+                .contains("days_per_pull")
+        );
+        assert!(config(r#"{"instance_url":"https://a.example","since":"2026-10-02","token":"x"}"#).is_err());
+    }
+}
