@@ -355,6 +355,10 @@ password = {{ env = "SN_PASSWORD" }}
     let store = Store::open(&data).expect("store");
     assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
     let runs = store.runs("acme", "servicenow", 10).expect("runs");
-    assert_eq!(runs.len(), 4, "three killed runs and the one that finished");
     assert_eq!(runs[0].outcome, RunOutcome::Completed);
+    // A kill can land before a run is recorded; every recorded one was cut short.
+    assert!(
+        runs[1..].iter().all(|r| r.outcome == RunOutcome::Interrupted),
+        "{runs:?}"
+    );
 }

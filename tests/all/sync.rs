@@ -187,3 +187,28 @@ async fn a_refused_credential_ends_the_run_and_is_logged() {
     assert!(!message.contains("wrong-token"), "no secret in the error");
     assert_eq!(stored(&store), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_that_never_moves_its_cursor_is_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let limits = Limits::default();
+    let policy = OutboundPolicy::new(&["*".into()], &[], Vec::new(), &limits).expect("policy");
+    let mut session = connector(guests::HOSTILE).session(limits, Some(Arc::new(policy)));
+    let target = SyncTarget {
+        instance: "stuck".into(),
+        tenant: "acme".into(),
+        config: r#"{"attack":"stall"}"#.into(),
+        plugin: "hostile".into(),
+        version: "0.1.0".into(),
+        sha256: "0".repeat(64),
+    };
+    let error = sync::run(&mut session, &store, &target, &quick(), &mut Quiet)
+        .await
+        .expect_err("stopped");
+    assert!(matches!(error, sync::SyncError::NoProgress { pulls: 3, .. }), "{error}");
+    assert_eq!(
+        store.runs("acme", "stuck", 1).expect("runs")[0].outcome,
+        RunOutcome::Failed
+    );
+}

@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
-    /// Still running, or the process died during it.
+    /// Still running.
     Running,
+    /// The process ended during the run (killed, crashed); the next run
+    /// resumed from the last committed cursor.
+    Interrupted,
     /// Pulled until the connector had no more.
     Completed,
     /// Stopped early on purpose (a pull limit).
@@ -66,8 +69,16 @@ fn run_prefix(tenant: &str, instance: &str) -> Vec<u8> {
 }
 
 impl Store {
-    /// Starts a run: records it as running and returns it.
+    /// Starts a run: records it as running and returns it. A run of the same
+    /// instance still marked running was cut short by its process: it is
+    /// marked interrupted (one process syncs an instance at a time).
     pub fn begin_run(&self, tenant: &str, instance: &str, started: i64) -> Result<RunRecord, StoreError> {
+        for mut run in self.runs(tenant, instance, 16)? {
+            if run.outcome == RunOutcome::Running {
+                run.outcome = RunOutcome::Interrupted;
+                self.save_run(&run)?;
+            }
+        }
         // sled's id generator is monotonic across restarts.
         let run = self.db.generate_id()? + 1;
         let record = RunRecord {
@@ -138,5 +149,11 @@ mod tests {
         let runs = store.runs("acme", "sn", 10).expect("runs");
         assert_eq!(runs.len(), 2, "the other instance's run is not listed");
         assert_eq!((runs[0].run, runs[1].clone()), (second.run, first));
+        // A run left running by a dead process is interrupted by the next.
+        let third = store.begin_run("acme", "sn", 4_000).expect("begin");
+        let runs = store.runs("acme", "sn", 10).expect("runs");
+        assert_eq!((runs[0].run, runs[0].outcome), (third.run, RunOutcome::Running));
+        assert_eq!((runs[1].run, runs[1].outcome), (second.run, RunOutcome::Interrupted));
+        assert_eq!(runs[2].outcome, RunOutcome::Completed);
     }
 }

@@ -77,6 +77,17 @@ pub enum SyncError {
         /// The last error.
         source: RuntimeError,
     },
+    /// The connector keeps saying "more" without moving its cursor or
+    /// returning anything: a bug in it, which would otherwise loop forever.
+    #[error(
+        "sync of `{instance}` stopped: the connector returned {pulls} empty batches in a row without moving its cursor while saying more follows; report it to the plugin's author"
+    )]
+    NoProgress {
+        /// Instance.
+        instance: String,
+        /// Empty pulls in a row.
+        pulls: u32,
+    },
     /// The store refused or failed; nothing of the batch was stored.
     #[error("sync of `{instance}`: the store failed: {source}")]
     Store {
@@ -140,6 +151,7 @@ async fn pull_all(
         session.check(&target.config).await
     })
     .await?;
+    let mut idle = 0;
     loop {
         let step = format!("pull #{}", record.batches + 1);
         let batch = with_retries(&step, options, progress, record, target, async || {
@@ -148,7 +160,18 @@ async fn pull_all(
         .await?;
         let more = batch.more;
         // A connector that returns no cursor keeps the one it was given.
-        let next = batch.cursor.clone().or(cursor.take());
+        let next = batch.cursor.clone().or(cursor.clone());
+        idle = if more && batch.observations.is_empty() && next == cursor {
+            idle + 1
+        } else {
+            0
+        };
+        if idle >= MAX_IDLE_PULLS {
+            return Err(SyncError::NoProgress {
+                instance: target.instance.clone(),
+                pulls: idle,
+            });
+        }
         let observations = batch.observations.len();
         let summary = commit(store, target, &provenance, batch, next.clone()).await?;
         record.batches += 1;
@@ -165,6 +188,9 @@ async fn pull_all(
         }
     }
 }
+
+/// Empty pulls in a row, cursor unmoved and "more" said, before a run gives up.
+const MAX_IDLE_PULLS: u32 = 3;
 
 /// Calls `call` until it succeeds or the backoff gives up.
 async fn with_retries<T, F>(

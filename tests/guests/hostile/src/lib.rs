@@ -12,13 +12,26 @@ use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, Observation, PluginError};
 enum Attack {
     None,
     Spin,
-    Hog { mib: u64 },
-    Fetch { url: String },
-    Upload { url: String, kib: usize },
+    Hog {
+        mib: u64,
+    },
+    Fetch {
+        url: String,
+    },
+    Upload {
+        url: String,
+        kib: usize,
+    },
     Panic,
     Snoop,
-    FloodObservations { count: u64 },
-    FloodLog { lines: u64 },
+    FloodObservations {
+        count: u64,
+    },
+    FloodLog {
+        lines: u64,
+    },
+    /// Says more follows, forever, without moving its cursor.
+    Stall,
 }
 
 struct Hostile;
@@ -107,8 +120,16 @@ impl Connector for Hostile {
         }
     }
 
-    fn pull(attack: &Attack, _cursor: Option<&str>) -> Result<Batch, PluginError> {
+    fn pull(attack: &Attack, cursor: Option<&str>) -> Result<Batch, PluginError> {
+        if matches!(attack, Attack::Stall) {
+            return Ok(Batch {
+                observations: Vec::new(),
+                cursor: cursor.map(str::to_string),
+                more: true,
+            });
+        }
         let observations = match attack {
+            Attack::Stall => Vec::new(),
             Attack::None => vec![observation("calm", 1.0)],
             Attack::Spin => spin(),
             Attack::Hog { mib } => hog(*mib),
