@@ -186,6 +186,15 @@ async fn a_sync_brings_exactly_the_visible_records_and_changes_arrive_with_the_n
     assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
     assert!(!changed.is_empty());
 
+    // Records changed in the very second of the watermark, after it was
+    // read: the keyset alone would miss those with a smaller sys_id.
+    let same_second = latest_update(&sim.records());
+    sim.update_records(10, same_second);
+    sync::run(&mut session, &store, &target, &options(), &mut Quiet)
+        .await
+        .expect("sync");
+    assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
+
     // One ticket, across its metrics and its SLAs.
     let incident = org
         .incidents

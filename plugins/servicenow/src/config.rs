@@ -75,6 +75,11 @@ pub struct Config {
     /// `sysparm_limit` of each request.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
+    /// Seconds before a table's watermark where each new sync starts reading
+    /// again: a record updated in the watermark's second after it was read,
+    /// or committed late, is read then (re-read records change nothing).
+    #[serde(default = "default_overlap_seconds")]
+    pub overlap_seconds: u32,
     /// First watermark (`sys_updated_on >= since`) of a table never synced.
     #[serde(default)]
     pub since: Option<String>,
@@ -82,6 +87,10 @@ pub struct Config {
 
 fn default_tables() -> Vec<Table> {
     Table::ALL.to_vec()
+}
+
+fn default_overlap_seconds() -> u32 {
+    120
 }
 
 fn default_page_size() -> u32 {
@@ -121,6 +130,12 @@ impl Config {
             return Err(field_error(
                 "page_size",
                 format!("must be between 1 and {MAX_PAGE_SIZE}, not {}", self.page_size),
+            ));
+        }
+        if self.overlap_seconds > 86_400 {
+            return Err(field_error(
+                "overlap_seconds",
+                format!("must be at most 86400 (a day), not {}", self.overlap_seconds),
             ));
         }
         if let Some(since) = &self.since

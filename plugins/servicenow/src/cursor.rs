@@ -73,6 +73,14 @@ pub struct Cursor {
     /// `sysparm_offset` within the table in progress.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub offset: u32,
+    /// Whether the table in progress has moved its watermark in this sync
+    /// (before that, the sync re-reads an overlap before the watermark).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reading: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -86,6 +94,7 @@ impl Default for Cursor {
             watermarks: BTreeMap::new(),
             table: None,
             offset: 0,
+            reading: false,
         }
     }
 }

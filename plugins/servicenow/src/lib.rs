@@ -14,6 +14,13 @@
 //! - after the last record read (`LAST_TS`, `LAST_ID`):
 //!   `sys_updated_on=LAST_TS^sys_id>LAST_ID^NQsys_updated_on>LAST_TS^ORDERBYsys_updated_on^ORDERBYsys_id`.
 //!
+//! A new sync's first page of each table starts `overlap_seconds` (120 by
+//! default) before the table's watermark, with `sys_updated_on>=W-overlap`:
+//! `sys_updated_on` has one-second precision, so a record updated in the
+//! watermark's own second after it was read, with a smaller sys_id, would
+//! otherwise sort behind the keyset for good (and so would a transaction that
+//! committed after its timestamp was set). Records read again change nothing.
+//!
 //! Offsets drift when records change during a sync; a keyset does not. A
 //! record updated while a sync runs gets a newer `sys_updated_on`, so it sorts
 //! after the watermark and arrives later in the same sync or in the next one;
@@ -84,11 +91,19 @@ enum Step {
 }
 
 impl ServiceNow {
-    /// Where the table's walk starts: after its watermark, else from `since`.
-    fn start<'a>(config: &'a Config, cursor: &'a Cursor, table: Table) -> Start<'a> {
+    /// Where the table's next page starts. Within a sync, after the last
+    /// record read. A sync's first page of a table starts `overlap_seconds`
+    /// before its watermark: a record updated in the watermark's own second
+    /// after it was read, with a smaller sys_id, or committed with an earlier
+    /// timestamp, would be behind the keyset for good. Never synced: `since`.
+    fn start(config: &Config, cursor: &Cursor, table: Table) -> Start {
         match (cursor.watermarks.get(&table), &config.since) {
-            (Some(mark), _) => Start::After(mark),
-            (None, Some(since)) => Start::Since(since),
+            (Some(mark), _) if cursor.reading => Start::After(mark.clone()),
+            (Some(mark), _) => match time::parse_glide(&mark.ts) {
+                Some(ms) => Start::Since(time::format_glide(ms - i64::from(config.overlap_seconds) * 1_000)),
+                None => Start::After(mark.clone()),
+            },
+            (None, Some(since)) => Start::Since(since.clone()),
             (None, None) => Start::Beginning,
         }
     }
@@ -97,23 +112,28 @@ impl ServiceNow {
     fn read_page(
         table: Table,
         records: &[Map<String, Value>],
-        after: Option<&str>,
+        after: Option<&Watermark>,
     ) -> Result<(Vec<Observation>, Option<Watermark>), PluginError> {
         let mut observations = Vec::new();
         let mut last: Option<Watermark> = None;
         for fields in records {
             let record = Record::new(table, fields);
             let mark = record.watermark()?;
-            let previous = last.as_ref().map(|m| m.ts.as_str()).or(after);
-            // The fixed `YYYY-MM-DD HH:MM:SS` form sorts as text. An instance
-            // that dropped the ORDERBY would make the keyset skip records.
-            if previous.is_some_and(|prev| mark.ts.as_str() < prev) {
+            let previous = last.as_ref().or(after);
+            // The fixed `YYYY-MM-DD HH:MM:SS` form sorts as text, and so do
+            // sys_ids. An instance that dropped either ORDERBY would make the
+            // keyset skip records.
+            if let Some(previous) = previous
+                && (mark.ts.as_str(), mark.sys_id.as_str()) <= (previous.ts.as_str(), previous.sys_id.as_str())
+            {
                 return Err(PluginError::Permanent(format!(
-                    "{}: updated at {} but listed after a record updated at {}; the instance did not sort by \
-                     sys_updated_on, so the sync cannot continue safely",
+                    "{}: keyed ({}, {}) but listed after ({}, {}); the instance did not sort by sys_updated_on \
+                     and sys_id, so the sync cannot continue safely",
                     record.label(),
                     mark.ts,
-                    previous.unwrap_or_default()
+                    mark.sys_id,
+                    previous.ts,
+                    previous.sys_id
                 )));
             }
             observations.extend(record.observations()?);
@@ -246,29 +266,38 @@ impl Connector for ServiceNow {
         // restarts the walk; its watermark is kept should it come back.
         let (table, offset) = match cursor.table.filter(|t| config.tables.contains(t)) {
             Some(table) => (table, cursor.offset),
-            None => (config.tables[0], 0),
+            None => {
+                cursor.reading = false;
+                (config.tables[0], 0)
+            }
         };
         let start = Self::start(config, &cursor, table);
-        let after = match start {
-            Start::After(mark) => Some(mark.ts.clone()),
-            Start::Since(since) => Some(since.to_string()),
+        let after = match &start {
+            Start::After(mark) => Some(mark.clone()),
+            Start::Since(since) => Some(Watermark {
+                ts: since.clone(),
+                sys_id: String::new(),
+            }),
             Start::Beginning => None,
         };
-        let query = table_api::sync_query(start);
+        let query = table_api::sync_query(&start);
         let page = table_api::fetch(table_api::page_request(config, table, &query, offset)?, table)?;
-        let (observations, last) = Self::read_page(table, &page.records, after.as_deref())?;
+        let (observations, last) = Self::read_page(table, &page.records, after.as_ref())?;
         if let Some(mark) = last {
             cursor.watermarks.insert(table, mark);
         }
         let more = match Self::step(&page, offset, config.page_size) {
             Step::Stay(offset) => {
                 (cursor.table, cursor.offset) = (Some(table), offset);
+                // A page with records moved the watermark: go on by keyset.
+                cursor.reading |= !page.records.is_empty();
                 true
             }
             Step::Finished => {
                 let position = config.tables.iter().position(|t| *t == table).unwrap_or_default();
                 cursor.table = config.tables.get(position + 1).copied();
                 cursor.offset = 0;
+                cursor.reading = false;
                 cursor.table.is_some()
             }
         };

@@ -12,11 +12,11 @@ const ORDER: &str = "ORDERBYsys_updated_on^ORDERBYsys_id";
 
 /// Where a table's walk starts: after a watermark, from `since`, or from the
 /// beginning.
-pub enum Start<'a> {
+pub enum Start {
     /// Strictly after the record last read.
-    After(&'a Watermark),
-    /// At or after a date-time (`since`, for a table never synced).
-    Since(&'a str),
+    After(Watermark),
+    /// At or after a date-time (`since`, or the overlap before a watermark).
+    Since(String),
     /// The whole table.
     Beginning,
 }
@@ -25,7 +25,7 @@ pub enum Start<'a> {
 ///
 /// After a watermark it is the keyset continuation: same timestamp and a
 /// greater sys_id, or (`^NQ`, a new OR group) a later timestamp.
-pub fn sync_query(start: Start<'_>) -> String {
+pub fn sync_query(start: &Start) -> String {
     match start {
         Start::After(Watermark { ts, sys_id }) => {
             format!("sys_updated_on={ts}^sys_id>{sys_id}^NQsys_updated_on>{ts}^{ORDER}")
@@ -225,15 +225,15 @@ mod tests {
     fn keyset_queries_are_exact() {
         let mark = Watermark::checked("2026-10-03 14:22:09", "9d3f").expect("valid");
         assert_eq!(
-            sync_query(Start::After(&mark)),
+            sync_query(&Start::After(mark.clone())),
             "sys_updated_on=2026-10-03 14:22:09^sys_id>9d3f^NQsys_updated_on>2026-10-03 14:22:09\
              ^ORDERBYsys_updated_on^ORDERBYsys_id"
         );
         assert_eq!(
-            sync_query(Start::Since("2026-01-01 00:00:00")),
+            sync_query(&Start::Since("2026-01-01 00:00:00".into())),
             "sys_updated_on>=2026-01-01 00:00:00^ORDERBYsys_updated_on^ORDERBYsys_id"
         );
-        assert_eq!(sync_query(Start::Beginning), "ORDERBYsys_updated_on^ORDERBYsys_id");
+        assert_eq!(sync_query(&Start::Beginning), "ORDERBYsys_updated_on^ORDERBYsys_id");
     }
 
     #[test]

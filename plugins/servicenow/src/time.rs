@@ -28,6 +28,33 @@ pub fn parse_glide(text: &str) -> Option<i64> {
     Some(seconds * 1_000)
 }
 
+/// The `YYYY-MM-DD HH:MM:SS` UTC text of unix milliseconds (seconds kept).
+pub fn format_glide(ms: i64) -> String {
+    let seconds = ms.div_euclid(1_000);
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
+/// Year, month and day of days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
@@ -50,7 +77,19 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_glide;
+    use super::{format_glide, parse_glide};
+
+    #[test]
+    fn formats_what_it_parses() {
+        for text in [
+            "1970-01-01 00:00:00",
+            "2026-10-03 14:22:09",
+            "2024-02-29 23:59:59",
+            "1969-12-31 23:59:59",
+        ] {
+            assert_eq!(format_glide(parse_glide(text).expect("parses")), text);
+        }
+    }
 
     #[test]
     fn parses_utc_date_times() {
