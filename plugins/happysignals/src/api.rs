@@ -46,12 +46,26 @@ pub struct Page {
 
 /// Sends a request and reads the page.
 pub fn fetch(request: Request) -> Result<Page, PluginError> {
-    let response = check_status(request.send()?)?;
+    fetch_unless_gone(request)?.ok_or_else(|| {
+        PluginError::Permanent(format!(
+            "HappySignals answered 404; is base_url the customer's HappySignals origin with the {PATH} endpoint?"
+        ))
+    })
+}
+
+/// Like [`fetch`], but a 404 is `None`: a page past the end, once responses
+/// were deleted while a walk was under way.
+pub fn fetch_unless_gone(request: Request) -> Result<Option<Page>, PluginError> {
+    let response = request.send()?;
+    if response.status == 404 {
+        return Ok(None);
+    }
+    let response = check_status(response)?;
     let value: Value = serde_json::from_slice(&response.body).map_err(|e| {
         // A page cut short or garbled in transit: asking again may well work.
         PluginError::Transient(format!("the responses page is not JSON: {e}"))
     })?;
-    page(value)
+    page(value).map(Some)
 }
 
 fn check_status(response: Response) -> Result<Response, PluginError> {

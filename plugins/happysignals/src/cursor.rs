@@ -48,6 +48,10 @@ pub struct Walk {
     pub from: Option<String>,
     /// The next page to ask for, from 1.
     pub page: u32,
+    /// The page size the walk was made with: page numbers mean nothing
+    /// under another, so a changed `page_size` restarts the walk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u32>,
 }
 
 impl Default for Cursor {
@@ -120,13 +124,14 @@ mod tests {
             walk: Some(Walk {
                 from: Some("2026-10-01T08:00:00Z".into()),
                 page: 3,
+                page_size: Some(500),
             }),
             ..Cursor::default()
         };
         let text = cursor.encode();
         assert_eq!(
             text,
-            r#"{"v":1,"created":"2026-10-03T14:22:09Z","id":"hs-00000042","walk":{"from":"2026-10-01T08:00:00Z","page":3}}"#
+            r#"{"v":1,"created":"2026-10-03T14:22:09Z","id":"hs-00000042","walk":{"from":"2026-10-01T08:00:00Z","page":3,"page_size":500}}"#
         );
         assert_eq!(Cursor::decode(Some(&text)).expect("decodes"), cursor);
         assert_eq!(Cursor::default().encode(), r#"{"v":1}"#);

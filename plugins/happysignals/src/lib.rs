@@ -105,11 +105,34 @@ impl Connector for HappySignals {
     fn pull(config: &Config, cursor: Option<&str>) -> Result<Batch, PluginError> {
         config.validate()?;
         let mut cursor = Cursor::decode(cursor)?;
-        let walk = cursor.walk.take().unwrap_or_else(|| Walk {
+        let fresh = || Walk {
             from: cursor.created.clone().or_else(|| config.since.clone()),
             page: 1,
-        });
-        let page = api::fetch(api::page_request(config, walk.from.as_deref(), walk.page)?)?;
+            page_size: Some(config.page_size),
+        };
+        let walk = match cursor.walk.take() {
+            Some(walk) if walk.page_size == Some(config.page_size) => walk,
+            // Page numbers of another page size would skip or repeat items:
+            // start again from the watermark (repeats are skipped below).
+            _ => fresh(),
+        };
+        let request = api::page_request(config, walk.from.as_deref(), walk.page)?;
+        let page = if walk.page > 1 {
+            // Responses deleted mid-walk can leave fewer pages: a 404 past
+            // page 1 ends the walk, and the next sync starts from the watermark.
+            match api::fetch_unless_gone(request)? {
+                Some(page) => page,
+                None => {
+                    return Ok(Batch {
+                        observations: Vec::new(),
+                        cursor: Some(cursor.encode()),
+                        more: false,
+                    });
+                }
+            }
+        } else {
+            api::fetch(request)?
+        };
         let mut observations = Vec::new();
         for (i, fields) in page.items.iter().enumerate() {
             let response = Response::new(fields, i);

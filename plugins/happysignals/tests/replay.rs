@@ -84,7 +84,7 @@ fn walks_every_page_and_keeps_the_watermark() {
     assert_eq!(more, [true, true, false]);
     assert_eq!(
         run.batches[0].cursor.as_deref(),
-        Some(r#"{"v":1,"created":"2026-10-01T09:30:00Z","id":"hs-00000002","walk":{"page":2}}"#)
+        Some(r#"{"v":1,"created":"2026-10-01T09:30:00Z","id":"hs-00000002","walk":{"page":2,"page_size":2}}"#)
     );
     assert_eq!(
         run.batches[2].cursor.as_deref(),
@@ -163,7 +163,7 @@ fn responses_sharing_the_watermark_timestamp_are_neither_lost_nor_repeated() {
     assert_eq!(
         batches[0].cursor.as_deref(),
         Some(
-            r#"{"v":1,"created":"2026-10-02T12:00:00Z","id":"hs-00000005","walk":{"from":"2026-10-02T12:00:00Z","page":2}}"#
+            r#"{"v":1,"created":"2026-10-02T12:00:00Z","id":"hs-00000005","walk":{"from":"2026-10-02T12:00:00Z","page":2,"page_size":2}}"#
         ),
         "a page of nothing new keeps the watermark and walks on"
     );
@@ -258,4 +258,31 @@ fn the_csv_export_and_saved_bodies_give_the_same_observations() {
         HappySignals::parse(&config, "text/csv", b"id,created\n"),
         Err(PluginError::BadData(_))
     ));
+}
+
+#[test]
+fn a_page_gone_mid_walk_ends_the_walk_and_keeps_the_watermark() {
+    let cursor = r#"{"v":1,"created":"2026-10-02T12:00:00Z","id":"hs-00000005","walk":{"from":"2026-10-02T12:00:00Z","page":2,"page_size":2}}"#;
+    let (batches, error, _) = sync(CONFIG, Some(cursor), "page-gone.json");
+    assert_eq!(error, None, "responses deleted mid-walk are not a permanent failure");
+    assert_eq!(batches.len(), 1);
+    assert!(!batches[0].more);
+    assert_eq!(
+        batches[0].cursor.as_deref(),
+        Some(r#"{"v":1,"created":"2026-10-02T12:00:00Z","id":"hs-00000005"}"#)
+    );
+}
+
+#[test]
+fn a_changed_page_size_restarts_the_walk_from_the_watermark() {
+    // Page 3 of a walk by 2 is not page 3 by 500: start again at page 1.
+    let cursor = r#"{"v":1,"created":"2026-10-02T12:00:00Z","id":"hs-00000005","walk":{"from":"2026-10-01T00:00:00Z","page":3,"page_size":2}}"#;
+    let (batches, error, replay) = sync(
+        r#"{"base_url":"https://acme.eu.happysignals.com","page_size":500}"#,
+        Some(cursor),
+        "restart-walk.json",
+    );
+    assert_eq!(error, None);
+    assert_eq!(param(&replay.requests[0], "page").as_deref(), Some("1"));
+    assert!(!batches[0].more);
 }
