@@ -271,13 +271,16 @@ async fn every_fault_mode_recovers_with_no_loss_and_no_duplicate() {
 /// the store ends with exactly the generator's data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_mid_way_and_restarted_ends_with_exactly_the_truth() {
+    // Warm the compile cache the binary uses, so the kills land in the sync,
+    // not in compiling the plugin.
+    let _ = connector(guests::SERVICENOW);
     let sim = simulator(
         2_000,
         ServiceNowOptions {
             acl_hidden_share: 0.1,
             // Every page takes a while, so the kills land mid-sync.
             faults: vec![FaultRule {
-                fault: Fault::Slow(Duration::from_millis(25)),
+                fault: Fault::Slow(Duration::from_millis(40)),
                 on: Requests::Every(1),
             }],
             ..ServiceNowOptions::default()
@@ -308,7 +311,7 @@ name = "servicenow"
 plugin = "servicenow"
 tenant = "acme"
 grants = ["{base}"]
-config = {{ instance_url = "{base}", page_size = 100 }}
+config = {{ instance_url = "{base}", page_size = 50 }}
 
 [[connectors.credentials]]
 origin = "{base}"
@@ -344,7 +347,7 @@ password = {{ env = "SN_PASSWORD" }}
     for _ in 0..3 {
         let mut child = spawn();
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        tokio::time::sleep(Duration::from_millis(300 + (seed >> 33) % 900)).await;
+        tokio::time::sleep(Duration::from_millis(600 + (seed >> 33) % 900)).await;
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -365,9 +368,15 @@ password = {{ env = "SN_PASSWORD" }}
     assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
     let runs = store.runs("acme", "servicenow", 10).expect("runs");
     assert_eq!(runs[0].outcome, RunOutcome::Completed);
-    // A kill can land before a run is recorded; every recorded one was cut short.
+    // About 90 slow pages take seconds: the kills land mid-sync, and the
+    // runs they cut short are marked so; none failed.
     assert!(
-        runs[1..].iter().all(|r| r.outcome == RunOutcome::Interrupted),
+        runs.iter().any(|r| r.outcome == RunOutcome::Interrupted),
+        "a kill landed mid-sync: {runs:?}"
+    );
+    assert!(
+        runs.iter()
+            .all(|r| matches!(r.outcome, RunOutcome::Interrupted | RunOutcome::Completed)),
         "{runs:?}"
     );
 }
