@@ -207,3 +207,42 @@ fn a_host_config_with_a_mistake_names_it() {
         "{message}"
     );
 }
+
+#[test]
+fn simulate_serves_the_sources_on_loopback_only() {
+    let output = xla_host(&["simulate", "--listen", "0.0.0.0:0"], &[]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("loopback only"), "{}", stderr(&output));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xla-host-e2e"))
+        .args(["simulate", "--tickets", "300"])
+        .env_remove("XLA_HOST_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok);
+    let servicenow = lines
+        .find_map(|line| line.strip_prefix("ServiceNow  ").map(str::to_string))
+        .expect("the ServiceNow address is printed");
+    let printed: Vec<String> = lines.by_ref().take_while(|l| !l.starts_with("Ctrl-C")).collect();
+    assert!(printed.iter().any(|l| l.starts_with("HappySignals ")), "{printed:?}");
+    assert!(printed.iter().any(|l| l.starts_with("Nexthink ")), "{printed:?}");
+    let addr = servicenow.trim_start_matches("http://").to_string();
+    let response = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
+        // The simulator's documented Basic credential.
+        let request = format!(
+            "GET /api/now/table/incident?sysparm_limit=1 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic eGxhLmludGVncmF0aW9uOnhsYS1pbnRlZ3JhdGlvbi1wYXNzd29yZA==\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("read");
+        text
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#"{"result":[{"#), "{response}");
+}
