@@ -37,6 +37,7 @@
 
 use crate::sim::org::{Org, SurveyResponse, TicketKind};
 use crate::sim::servicenow::{format_servicenow_time, parse_servicenow_time};
+use crate::sim::{read, write};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
@@ -46,9 +47,9 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 
-pub use crate::sim::servicenow::{Fault, FaultRule, Requests};
+pub use crate::sim::fault::{Fault, FaultRule, Requests};
 
 /// Largest `page_size` the API accepts; larger values are cut to it.
 pub const MAX_PAGE_SIZE: usize = 1000;
@@ -160,7 +161,7 @@ impl HappySignalsSim {
 
     /// Replaces the options (token, page size, faults) from the next request on.
     pub fn set_options(&self, options: HappySignalsOptions) {
-        *self.shared.options.write().unwrap_or_else(PoisonError::into_inner) = options;
+        *write(&self.shared.options) = options;
     }
 
     /// The organisation whose responses are served, for computing the truth.
@@ -184,18 +185,6 @@ impl Drop for HappySignalsSim {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-    }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn hits(requests: &Requests, n: u64) -> bool {
-    match requests {
-        Requests::Numbers(numbers) => numbers.contains(&n),
-        Requests::Every(every) => *every > 0 && n.is_multiple_of(*every),
-        Requests::Burst { first, last } => (*first..=*last).contains(&n),
     }
 }
 
@@ -260,7 +249,7 @@ async fn gate(shared: &Shared, headers: &HeaderMap) -> Result<Option<Fault>, Ref
     let number = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let options = read(&shared.options).clone();
     let mut after = None;
-    for rule in options.faults.iter().filter(|r| hits(&r.on, number)) {
+    for rule in options.faults.iter().filter(|r| r.on.hits(number)) {
         match &rule.fault {
             Fault::Slow(delay) => tokio::time::sleep(*delay).await,
             Fault::ServerError => {

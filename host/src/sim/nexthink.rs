@@ -26,6 +26,7 @@
 //! A client must treat an answer of 1000 rows as possibly cut.
 
 use crate::sim::telemetry::{DeviceDay, Telemetry};
+use crate::sim::{lock, read, write};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -39,7 +40,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The predefined query the simulator knows.
@@ -92,52 +93,7 @@ impl Default for NexthinkOptions {
     }
 }
 
-/// A fault and the requests it hits.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FaultRule {
-    /// What goes wrong.
-    pub fault: Fault,
-    /// On which API requests (numbered from 1, in arrival order).
-    pub on: Requests,
-}
-
-/// Which requests a fault hits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requests {
-    /// These request numbers.
-    Numbers(Vec<u64>),
-    /// Every Nth request (N, 2N, ...).
-    Every(u64),
-}
-
-impl Requests {
-    fn hits(&self, n: u64) -> bool {
-        match self {
-            Requests::Numbers(numbers) => numbers.contains(&n),
-            Requests::Every(every) => *every > 0 && n.is_multiple_of(*every),
-        }
-    }
-}
-
-/// A deterministic misbehaviour.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fault {
-    /// 500 with the error JSON.
-    ServerError,
-    /// 429 with `Retry-After`.
-    Throttle {
-        /// Seconds sent in `Retry-After`.
-        retry_after_secs: u64,
-    },
-    /// The response comes after this delay (the request is then served normally).
-    Slow(Duration),
-    /// 200 with a body that is not what it claims (broken JSON, an HTML page for CSV).
-    Malformed,
-    /// 200 with the real body cut in half, mid-line.
-    Truncated,
-    /// 401 as for an expired token, whatever the credentials.
-    ExpiredToken,
-}
+pub use crate::sim::fault::{Fault, FaultRule, Requests};
 
 /// A running simulator; stops when dropped.
 #[derive(Debug)]
@@ -266,18 +222,6 @@ impl Drop for NexthinkSim {
             let _ = tx.send(());
         }
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    lock.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Nexthink's error body: `{"message", "code", "source"}`.

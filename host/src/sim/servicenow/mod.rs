@@ -13,6 +13,7 @@ mod query;
 mod table;
 
 use crate::sim::org::Org;
+use crate::sim::{lock, read, write};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -25,7 +26,7 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use table::{Rendering, Table};
 
@@ -92,60 +93,7 @@ impl Default for RateLimit {
     }
 }
 
-/// A fault and the requests it hits.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FaultRule {
-    /// What goes wrong.
-    pub fault: Fault,
-    /// On which Table API requests (numbered from 1, in arrival order).
-    pub on: Requests,
-}
-
-/// Which requests a fault hits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requests {
-    /// These request numbers.
-    Numbers(Vec<u64>),
-    /// Every Nth request (N, 2N, ...).
-    Every(u64),
-    /// A burst: requests `first..=last`.
-    Burst {
-        /// First request of the burst.
-        first: u64,
-        /// Last request of the burst.
-        last: u64,
-    },
-}
-
-impl Requests {
-    fn hits(&self, n: u64) -> bool {
-        match self {
-            Requests::Numbers(numbers) => numbers.contains(&n),
-            Requests::Every(every) => *every > 0 && n.is_multiple_of(*every),
-            Requests::Burst { first, last } => (*first..=*last).contains(&n),
-        }
-    }
-}
-
-/// A deterministic misbehaviour.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fault {
-    /// 500 with the error JSON.
-    ServerError,
-    /// 429 with `Retry-After`.
-    Throttle {
-        /// Seconds sent in `Retry-After`.
-        retry_after_secs: u64,
-    },
-    /// The response comes after this delay (the request is then served normally).
-    Slow(Duration),
-    /// 200 with a body that is not JSON.
-    Malformed,
-    /// 200 with the real body cut in half.
-    Truncated,
-    /// 401 as for an expired token, whatever the credentials.
-    ExpiredToken,
-}
+pub use crate::sim::fault::{Fault, FaultRule, Requests};
 
 /// A running simulator; stops when dropped.
 #[derive(Debug)]
@@ -304,18 +252,6 @@ impl Drop for ServiceNowSim {
             let _ = tx.send(());
         }
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    lock.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The ACL rule: a record is hidden when the hash of its sys_id falls in the hidden share.
