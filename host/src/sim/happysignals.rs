@@ -36,6 +36,7 @@
 //! `lost_time_minutes` is `null` when the respondent did not answer it.
 
 use crate::sim::org::{Org, SurveyResponse, TicketKind};
+use crate::sim::server::Served;
 use crate::sim::servicenow::{format_servicenow_time, parse_servicenow_time};
 use crate::sim::{read, write};
 use axum::Router;
@@ -96,8 +97,7 @@ impl Default for HappySignalsOptions {
 #[derive(Debug)]
 pub struct HappySignalsSim {
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    served: Served,
 }
 
 #[derive(Debug)]
@@ -118,21 +118,9 @@ pub async fn serve(org: Arc<Org>, options: HappySignalsOptions, addr: SocketAddr
         options: RwLock::new(options),
         requests: AtomicU64::new(0),
     });
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(shared.clone());
-    let task = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-            tracing::error!("happysignals simulator stopped: {e}");
-        }
-    });
-    Ok(HappySignalsSim {
-        shared,
-        shutdown: Some(shutdown),
-        task: Some(task),
-    })
+    let served = Served::spawn(listener, app, "happysignals");
+    Ok(HappySignalsSim { shared, served })
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -170,21 +158,8 @@ impl HappySignalsSim {
     }
 
     /// Stops serving and waits for the server task to end.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for HappySignalsSim {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+    pub async fn shutdown(self) {
+        self.served.stop().await;
     }
 }
 

@@ -6,6 +6,7 @@ pub mod feed;
 pub mod happysignals;
 pub mod nexthink;
 pub mod org;
+mod server;
 pub mod servicenow;
 pub mod telemetry;
 

@@ -25,6 +25,7 @@
 //! way NQL shows an applied limit; CSV answers carry the first 1000 rows only.
 //! A client must treat an answer of 1000 rows as possibly cut.
 
+use crate::sim::server::Served;
 use crate::sim::telemetry::{DeviceDay, Telemetry};
 use crate::sim::{lock, read, write};
 use axum::body::{Body, Bytes};
@@ -99,8 +100,7 @@ pub use crate::sim::fault::{Fault, FaultRule, Requests};
 #[derive(Debug)]
 pub struct NexthinkSim {
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    served: Served,
 }
 
 #[derive(Debug)]
@@ -141,21 +141,9 @@ pub async fn serve(
         tokens: Mutex::new(Tokens::default()),
         exports: Mutex::new(HashMap::new()),
     });
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(shared.clone());
-    let task = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-            tracing::error!("nexthink simulator stopped: {e}");
-        }
-    });
-    Ok(NexthinkSim {
-        shared,
-        shutdown: Some(shutdown),
-        task: Some(task),
-    })
+    let served = Served::spawn(listener, app, "nexthink");
+    Ok(NexthinkSim { shared, served })
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -206,21 +194,8 @@ impl NexthinkSim {
     }
 
     /// Stops serving and waits for the server task to end.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for NexthinkSim {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+    pub async fn shutdown(self) {
+        self.served.stop().await;
     }
 }
 

@@ -1288,30 +1288,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(test)]
-mod scale {
-    use super::*;
-
-    /// `cargo test --release -p xla-host --lib sim::org::scale -- --ignored --nocapture`
-    #[test]
-    #[ignore = "a million tickets: run in release on demand"]
-    fn a_million_tickets() {
-        let started = std::time::Instant::now();
-        let org = generate(&OrgSpec {
-            seed: 3,
-            tickets: 1_000_000,
-            start: 1_767_225_600_000,
-            days: 365,
-        });
-        let took = started.elapsed();
-        println!(
-            "{} incidents, {} requests, {} slas, {} responses in {took:?}",
-            org.incidents.len(),
-            org.requests.len(),
-            org.slas.len(),
-            org.responses.len()
-        );
-        assert!(took.as_secs() < 20);
-    }
-}

@@ -13,6 +13,7 @@ mod query;
 mod table;
 
 use crate::sim::org::Org;
+use crate::sim::server::Served;
 use crate::sim::{lock, read, write};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -99,8 +100,7 @@ pub use crate::sim::fault::{Fault, FaultRule, Requests};
 #[derive(Debug)]
 pub struct ServiceNowSim {
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    served: Served,
 }
 
 #[derive(Debug)]
@@ -142,21 +142,9 @@ pub async fn serve(org: Arc<Org>, options: ServiceNowOptions, addr: SocketAddr) 
         windows: Mutex::new(HashMap::new()),
         update_cursor: Mutex::new(0),
     });
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(shared.clone());
-    let task = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-            tracing::error!("servicenow simulator stopped: {e}");
-        }
-    });
-    Ok(ServiceNowSim {
-        shared,
-        shutdown: Some(shutdown),
-        task: Some(task),
-    })
+    let served = Served::spawn(listener, app, "servicenow");
+    Ok(ServiceNowSim { shared, served })
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -236,21 +224,8 @@ impl ServiceNowSim {
     }
 
     /// Stops serving and waits for the server task to end.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for ServiceNowSim {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+    pub async fn shutdown(self) {
+        self.served.stop().await;
     }
 }
 
