@@ -2,7 +2,9 @@
 //! command family. Errors end here as `anyhow` with context, printed once.
 
 mod demo;
+mod import;
 mod options;
+mod parse;
 mod plugin;
 mod simulate;
 mod sync;
@@ -46,6 +48,9 @@ enum Command {
     Plugin(plugin::PluginCommand),
     /// Run one sync of a configured connector instance into the data directory.
     Sync(sync::SyncArgs),
+    /// Import a file (an export, a saved API body) into the data directory as
+    /// a configured connector instance's data, parsed by its connector.
+    Import(import::ImportArgs),
     /// Serve the source simulators with a seeded organisation on loopback.
     Simulate(simulate::SimulateArgs),
 }
@@ -67,6 +72,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(&config, args).await,
             Command::Plugin(command) => plugin::run(&config, command).await,
             Command::Sync(args) => sync::run(&config, args).await,
+            Command::Import(args) => import::run(&config, args).await,
             Command::Simulate(args) => simulate::run(&config, args).await,
         }
     });

@@ -1,10 +1,12 @@
-//! `xla-host plugin check` and `xla-host plugin run`.
+//! `xla-host plugin check`, `xla-host plugin run` and `xla-host plugin parse`
+//! (in `parse`).
 
 use super::options::{self, LimitArgs};
+use super::parse::{self, ParseArgs};
 use crate::config::HostConfig;
 use crate::plugins::{LoadedPlugin, PluginPre, load_plugin};
 use crate::runtime::outbound::OutboundPolicy;
-use crate::runtime::{ConnectorInfo, ScorerInfo};
+use crate::runtime::{ConnectorInfo, ConnectorPre, ScorerInfo};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -30,6 +32,15 @@ pub(crate) enum PluginCommand {
     ///   --config '{"base_url":"http://127.0.0.1:8080/xla"}' --grant http://127.0.0.1:8080
     ///   --credential http://127.0.0.1:8080=bearer:XLA_FEED_TOKEN
     Run(RunArgs),
+    /// Run a connector's parse() on one body (a saved API response, an export
+    /// file, a webhook payload), with no network, printing observations as
+    /// JSON lines on stdout.
+    ///
+    /// The media type must be one the connector declares in describe().
+    ///
+    /// Example: xla-host plugin parse target/plugins/happysignals/happysignals.wasm
+    ///   --media-type text/csv --config '{"base_url":"https://acme.eu.happysignals.com"}' export.csv
+    Parse(ParseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +86,7 @@ pub(crate) async fn run(config: &HostConfig, command: PluginCommand) -> Result<E
     match command {
         PluginCommand::Check(args) => check(config, args).await,
         PluginCommand::Run(args) => run_connector(config, args).await,
+        PluginCommand::Parse(args) => parse::run(config, args).await,
     }
 }
 
@@ -160,6 +172,14 @@ fn print_check(plugin: &LoadedPlugin, described: &Described) {
     }
 }
 
+/// The connector of a loaded plugin; a scorer is refused, naming `command`.
+pub(crate) fn connector_of<'a>(plugin: &'a LoadedPlugin, command: &str) -> Result<&'a ConnectorPre> {
+    match &plugin.pre {
+        PluginPre::Connector(pre) => Ok(pre),
+        PluginPre::Scorer(_) => bail!("{} is a scorer; `{command}` runs connectors", plugin.id()),
+    }
+}
+
 pub(crate) fn cache_word(plugin: &LoadedPlugin) -> &'static str {
     match plugin.cache {
         crate::runtime::CacheOutcome::Hit => "from the compile cache",
@@ -171,9 +191,7 @@ pub(crate) fn cache_word(plugin: &LoadedPlugin) -> &'static str {
 async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
     let runtime = options::runtime(config)?;
     let plugin = load_plugin(&runtime, &args.file, &config.plugins.pins)?;
-    let PluginPre::Connector(pre) = &plugin.pre else {
-        bail!("{} is a scorer; `plugin run` runs connectors", plugin.id());
-    };
+    let pre = connector_of(&plugin, "plugin run")?;
     let (plugin_config, grants, mut credentials, limits) = match &args.instance {
         Some(name) => {
             let instance = config

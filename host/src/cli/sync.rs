@@ -11,7 +11,7 @@ use crate::sync::{self, Progress, SyncOptions, SyncTarget};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,21 +34,8 @@ pub struct SyncArgs {
 }
 
 pub(crate) async fn run(config: &HostConfig, args: SyncArgs) -> Result<ExitCode> {
-    let instance = config.connector(&args.instance).with_context(|| {
-        let known: Vec<&str> = config.connectors.iter().map(|c| c.name.as_str()).collect();
-        format!(
-            "no connector instance `{}` in the host config (known: {})",
-            args.instance,
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )
-    })?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| config.data_dir());
-    let store =
-        Arc::new(Store::open(&data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?);
+    let instance = find_instance(config, &args.instance)?;
+    let store = Arc::new(open_store(config, args.data_dir.as_deref())?);
     let runtime = options::runtime(config)?;
     let plugin = load_instance_plugin(&runtime, config, instance)?;
     let PluginPre::Connector(pre) = &plugin.pre else {
@@ -84,6 +71,30 @@ pub(crate) async fn run(config: &HostConfig, args: SyncArgs) -> Result<ExitCode>
         println!("{}", summary(&record));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `[[connectors]]` instance called `name`; an unknown name lists the
+/// known ones.
+pub(crate) fn find_instance<'a>(config: &'a HostConfig, name: &str) -> Result<&'a ConnectorInstance> {
+    if let Some(instance) = config.connector(name) {
+        return Ok(instance);
+    }
+    if config.connectors.is_empty() {
+        bail!(
+            "no connector instance `{name}`: the host config has no [[connectors]]; pass --host-config FILE (or set XLA_HOST_CONFIG) with one named `{name}`"
+        );
+    }
+    let known: Vec<&str> = config.connectors.iter().map(|c| c.name.as_str()).collect();
+    bail!(
+        "no connector instance `{name}` in the host config (known: {}); use one of those or add a [[connectors]] entry named `{name}`",
+        known.join(", ")
+    )
+}
+
+/// Opens the store in `data_dir`, else in the configured data directory.
+pub(crate) fn open_store(config: &HostConfig, data_dir: Option<&Path>) -> Result<Store> {
+    let data_dir = data_dir.map_or_else(|| config.data_dir(), Path::to_path_buf);
+    Store::open(&data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))
 }
 
 /// Loads the plugin an instance names from the plugin directory.
