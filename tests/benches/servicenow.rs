@@ -6,7 +6,8 @@
 //! fidelity.
 //!
 //! Run: `cargo xtask build-plugins && cargo bench -p xla-tests --bench servicenow -- [tickets]`
-//! (default 250,000 tickets, about 200,000 incidents). Needs `python3 -m pip install pysnc`.
+//! (default 250,000 tickets, about 200,000 incidents). Needs `python3 -m pip install pysnc`;
+//! `--no-peer` skips pysnc (for profiling the Wasm path alone).
 //! Results in BENCHMARKS.md.
 
 use anyhow::{Context, Result, bail};
@@ -63,6 +64,9 @@ async fn main() -> Result<()> {
         "wasm connector -> sled: {incidents} incidents read, {observations} observations stored, in {wasm:.2} s = {:.0} records/s",
         incidents as f64 / wasm
     );
+    if std::env::args().any(|a| a == "--no-peer") {
+        return Ok(());
+    }
 
     let output = tokio::process::Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pysnc_read.py"))

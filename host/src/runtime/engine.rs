@@ -128,6 +128,10 @@ fn engine_config(options: &RuntimeOptions) -> Config {
     config.consume_fuel(true);
     // Deterministic NaN bits keep scores identical across machines.
     config.cranelift_nan_canonicalization(true);
+    // `XLA_HOST_PROFILE=perfmap` names JIT code for `perf report` (see BENCHMARKS.md).
+    if std::env::var_os("XLA_HOST_PROFILE").is_some_and(|v| v == "perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let mut pool = PoolingAllocationConfig::default();
     let instances = options.max_instances.max(1);
     pool.total_component_instances(instances);

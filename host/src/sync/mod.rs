@@ -151,13 +151,25 @@ async fn pull_all(
         session.check(&target.config).await
     })
     .await?;
+    // Batch N commits on a blocking thread while batch N+1 is pulled: the
+    // connector and the store each keep a core busy. Commits stay in order,
+    // one at a time, so the stored cursor only ever moves forward.
+    let mut in_flight: Option<InFlight> = None;
+    let mut pulls = 0_u64;
     let mut idle = 0;
     loop {
-        let step = format!("pull #{}", record.batches + 1);
-        let batch = with_retries(&step, options, progress, record, target, async || {
+        pulls += 1;
+        let step = format!("pull #{pulls}");
+        let pulled = with_retries(&step, options, progress, record, target, async || {
             session.pull(&target.config, cursor.as_deref()).await
         })
-        .await?;
+        .await;
+        // Settle the previous commit first: a failed one ends the run, and
+        // a batch is only committed after the one before it.
+        if let Some(flight) = in_flight.take() {
+            settle(flight, target, record, progress).await?;
+        }
+        let batch = pulled?;
         let more = batch.more;
         // A connector that returns no cursor keeps the one it was given.
         let next = batch.cursor.clone().or(cursor.clone());
@@ -172,19 +184,21 @@ async fn pull_all(
                 pulls: idle,
             });
         }
-        let observations = batch.observations.len();
-        let summary = commit(store, target, &provenance, batch, next.clone()).await?;
-        record.batches += 1;
-        record.inserted += summary.inserted as u64;
-        record.replaced += summary.replaced as u64;
-        record.unchanged += summary.unchanged as u64;
-        progress.batch(record, observations);
+        let flight = spawn_commit(store, target, &provenance, batch, next.clone());
         cursor = next;
-        if !more {
-            return Ok(RunOutcome::Completed);
-        }
-        if options.max_pulls.is_some_and(|max| record.batches >= max) {
-            return Ok(RunOutcome::Stopped);
+        let stop = if !more {
+            Some(RunOutcome::Completed)
+        } else if options.max_pulls.is_some_and(|max| pulls >= max) {
+            Some(RunOutcome::Stopped)
+        } else {
+            None
+        };
+        match stop {
+            Some(outcome) => {
+                settle(flight, target, record, progress).await?;
+                return Ok(outcome);
+            }
+            None => in_flight = Some(flight),
         }
     }
 }
@@ -229,22 +243,28 @@ where
     }
 }
 
-/// Commits a batch on a blocking thread (a commit waits for the disk).
-async fn commit(
+/// A batch being committed.
+struct InFlight {
+    observations: usize,
+    commit: tokio::task::JoinHandle<Result<CommitSummary, StoreError>>,
+}
+
+/// Starts committing a batch on a blocking thread (a commit waits for the disk).
+fn spawn_commit(
     store: &Arc<Store>,
     target: &SyncTarget,
     provenance: &Provenance,
     batch: Batch,
     cursor: Option<String>,
-) -> Result<CommitSummary, SyncError> {
+) -> InFlight {
     let (store, tenant, source, provenance) = (
         Arc::clone(store),
         target.tenant.clone(),
         target.instance.clone(),
         provenance.clone(),
     );
-    let instance = target.instance.clone();
-    let committed = tokio::task::spawn_blocking(move || {
+    let observations = batch.observations.len();
+    let commit = tokio::task::spawn_blocking(move || {
         store.commit(CommitBatch {
             tenant: &tenant,
             source: &source,
@@ -252,13 +272,32 @@ async fn commit(
             observations: &batch.observations,
             cursor: cursor.as_deref(),
         })
-    })
-    .await
-    .map_err(|e| SyncError::Store {
-        instance: instance.clone(),
-        source: StoreError::Corrupt(format!("the commit task failed: {e}")),
-    })?;
-    committed.map_err(|source| SyncError::Store { instance, source })
+    });
+    InFlight { observations, commit }
+}
+
+/// Waits for a commit and counts it in the run record.
+async fn settle(
+    flight: InFlight,
+    target: &SyncTarget,
+    record: &mut RunRecord,
+    progress: &mut dyn Progress,
+) -> Result<(), SyncError> {
+    let store_error = |source| SyncError::Store {
+        instance: target.instance.clone(),
+        source,
+    };
+    let summary = flight
+        .commit
+        .await
+        .map_err(|e| store_error(StoreError::Corrupt(format!("the commit task failed: {e}"))))?
+        .map_err(store_error)?;
+    record.batches += 1;
+    record.inserted += summary.inserted as u64;
+    record.replaced += summary.replaced as u64;
+    record.unchanged += summary.unchanged as u64;
+    progress.batch(record, flight.observations);
+    Ok(())
 }
 
 fn now_ms() -> i64 {

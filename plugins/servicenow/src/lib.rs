@@ -68,14 +68,15 @@
 
 pub mod config;
 pub mod cursor;
+pub mod fields;
 pub mod record;
 pub mod table_api;
 mod time;
 
 use config::{Config, Table};
 use cursor::{Cursor, Watermark};
+use fields::Fields;
 use record::Record;
-use serde_json::{Map, Value};
 use table_api::{Page, Start};
 use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, MetricInfo, Observation, PluginError};
 
@@ -111,7 +112,7 @@ impl ServiceNow {
     /// Maps a page and returns its observations and its last keyset.
     fn read_page(
         table: Table,
-        records: &[Map<String, Value>],
+        records: &[Fields<'_>],
         after: Option<&Watermark>,
     ) -> Result<(Vec<Observation>, Option<Watermark>), PluginError> {
         let mut observations = Vec::new();
@@ -142,10 +143,10 @@ impl ServiceNow {
         Ok((observations, last))
     }
 
-    fn step(page: &Page, offset: u32, page_size: u32) -> Step {
+    fn step(page: &Page, read_any: bool, offset: u32, page_size: u32) -> Step {
         match page.next {
             None => Step::Finished,
-            Some(_) if !page.records.is_empty() => Step::Stay(0),
+            Some(_) if read_any => Step::Stay(0),
             Some(link_offset) => Step::Stay(
                 link_offset
                     .filter(|&next| next > offset)
@@ -161,12 +162,12 @@ fn metric(name: &str, unit: &str, description: &str) -> MetricInfo {
 
 /// The table of a pushed record: the media type's `table` parameter, else
 /// what its fields reveal.
-fn detect_table(fields: &Map<String, Value>, declared: Option<Table>) -> Option<Table> {
+fn detect_table(fields: &Fields<'_>, declared: Option<Table>) -> Option<Table> {
     if declared.is_some() {
         return declared;
     }
-    let has = |key: &str| fields.contains_key(key);
-    let number = fields.get("number").and_then(Value::as_str).unwrap_or_default();
+    let has = |key: &str| fields.contains(key);
+    let number = fields.get("number").map(|n| n.as_ref()).unwrap_or_default();
     if has("has_breached") || has("sla") || has("sla.name") {
         Some(Table::TaskSla)
     } else if number.starts_with("RITM") || has("cat_item") || has("cat_item.name") {
@@ -256,7 +257,9 @@ impl Connector for ServiceNow {
     fn check(config: &Config) -> Result<(), PluginError> {
         config.validate()?;
         let table = config.tables[0];
-        table_api::fetch(table_api::probe_request(config, table)?, table).map(|_| ())
+        table_api::fetch(table_api::probe_request(config, table)?, table)?
+            .records()
+            .map(drop)
     }
 
     fn pull(config: &Config, cursor: Option<&str>) -> Result<Batch, PluginError> {
@@ -282,15 +285,17 @@ impl Connector for ServiceNow {
         };
         let query = table_api::sync_query(&start);
         let page = table_api::fetch(table_api::page_request(config, table, &query, offset)?, table)?;
-        let (observations, last) = Self::read_page(table, &page.records, after.as_ref())?;
+        let records = page.records()?;
+        let (observations, last) = Self::read_page(table, &records, after.as_ref())?;
         if let Some(mark) = last {
             cursor.watermarks.insert(table, mark);
         }
-        let more = match Self::step(&page, offset, config.page_size) {
+        let read_any = !records.is_empty();
+        let more = match Self::step(&page, read_any, offset, config.page_size) {
             Step::Stay(offset) => {
                 (cursor.table, cursor.offset) = (Some(table), offset);
                 // A page with records moved the watermark: go on by keyset.
-                cursor.reading |= !page.records.is_empty();
+                cursor.reading |= read_any;
                 true
             }
             Step::Finished => {
@@ -357,7 +362,7 @@ mod tests {
         assert_eq!(info.name, "servicenow");
         assert_eq!(info.metrics.len(), 7);
         assert_eq!(info.hosts, ["*"]);
-        let schema: Value = serde_json::from_str(&info.config_schema).expect("schema is JSON");
+        let schema: serde_json::Value = serde_json::from_str(&info.config_schema).expect("schema is JSON");
         assert_eq!(schema["properties"]["tables"]["default"][2], "task_sla");
     }
 }

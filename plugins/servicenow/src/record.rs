@@ -7,22 +7,22 @@
 
 use crate::config::Table;
 use crate::cursor::Watermark;
+use crate::fields::Fields;
 use crate::time::parse_glide;
-use serde_json::{Map, Value};
 use std::borrow::Cow;
 use xla_sdk::{Layer, Observation, PluginError};
 
 const MILLIS_PER_HOUR: f64 = 3_600_000.0;
 
 /// One record of a table, as the Table API returned it.
-pub struct Record<'a> {
+pub struct Record<'r, 'a> {
     table: Table,
-    fields: &'a Map<String, Value>,
+    fields: &'r Fields<'a>,
 }
 
-impl<'a> Record<'a> {
+impl<'r, 'a> Record<'r, 'a> {
     /// Wraps a record of `table`.
-    pub fn new(table: Table, fields: &'a Map<String, Value>) -> Self {
+    pub fn new(table: Table, fields: &'r Fields<'a>) -> Self {
         Record { table, fields }
     }
 
@@ -30,17 +30,11 @@ impl<'a> Record<'a> {
     ///
     /// Besides the bare strings the connector asks for, this reads the shapes
     /// of saved exports: `{"value": ..}` (reference links, `display_value=all`)
-    /// and non-string scalars.
-    pub fn text(&self, field: &str) -> Cow<'a, str> {
-        fn of(value: &Value) -> Cow<'_, str> {
-            match value {
-                Value::String(s) => Cow::Borrowed(s.as_str()),
-                Value::Null => Cow::Borrowed(""),
-                Value::Object(o) => o.get("value").map(of).unwrap_or(Cow::Borrowed("")),
-                other => Cow::Owned(other.to_string()),
-            }
-        }
-        self.fields.get(field).map(of).unwrap_or(Cow::Borrowed(""))
+    /// and non-string scalars (see [`Fields::get`]).
+    pub fn text(&self, field: &str) -> Cow<'r, str> {
+        self.fields
+            .get(field)
+            .map_or(Cow::Borrowed(""), |value| Cow::Borrowed(value.as_ref()))
     }
 
     /// How messages name the record: its number, else its sys_id.
@@ -249,14 +243,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn map(table: Table, value: Value) -> Result<Vec<Observation>, PluginError> {
-        let Value::Object(fields) = value else {
-            panic!("a record is an object")
-        };
+    fn map(table: Table, value: serde_json::Value) -> Result<Vec<Observation>, PluginError> {
+        let text = value.to_string();
+        let fields: Fields<'_> = serde_json::from_str(&text).expect("a record is an object");
         Record::new(table, &fields).observations()
     }
 
-    fn resolved_incident() -> Value {
+    fn resolved_incident() -> serde_json::Value {
         json!({
             "sys_id": "a1", "sys_updated_on": "2026-10-03 15:00:00", "number": "INC0010001",
             "state": "6", "opened_at": "2026-10-03 08:00:00", "resolved_at": "2026-10-03 14:30:00",

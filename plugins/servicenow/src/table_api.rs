@@ -3,7 +3,7 @@
 
 use crate::config::{Config, Table};
 use crate::cursor::Watermark;
-use serde_json::{Map, Value};
+use crate::fields::{self, Body, Fields};
 use xla_sdk::PluginError;
 use xla_sdk::http::{Request, Response};
 
@@ -72,38 +72,50 @@ fn plain_values(request: Request) -> Request {
         .query("sysparm_display_value", "false")
 }
 
-/// A page of records and where the `Link` header says the next one starts.
+/// A page as it arrived: the body and where the `Link` header says the
+/// next page starts. [`Page::records`] reads the body (borrowing from it).
 pub struct Page {
-    /// The records, in keyset order.
-    pub records: Vec<Map<String, Value>>,
+    table: Table,
+    body: Vec<u8>,
     /// `Some` when the `Link` header has `rel="next"`: its `sysparm_offset`
     /// (`None` inside when the link has none).
     pub next: Option<Option<u32>>,
 }
 
-/// Sends a request for `table` and reads the page, turning error statuses
-/// and bodies into errors a user can act on.
+impl Page {
+    /// The page's records, in the order the instance listed them.
+    pub fn records(&self) -> Result<Vec<Fields<'_>>, PluginError> {
+        let table = self.table;
+        records(&self.body).map_err(|e| match e {
+            BodyError::Error(message) => {
+                PluginError::Permanent(format!("ServiceNow refused to read table `{table}`: {message}"))
+            }
+            BodyError::Html => PluginError::Permanent(format!(
+                "reading table `{table}`: the instance answered with a web page, not JSON; it may be hibernating \
+                 (wake it) or instance_url may not point at a ServiceNow instance"
+            )),
+            BodyError::Shape(why) => PluginError::BadData(format!("table `{table}`: {why}")),
+            // A page cut short or garbled in transit: asking again may well work.
+            BodyError::NotJson(why) => PluginError::Transient(format!("reading table `{table}`: {why}")),
+        })
+    }
+}
+
+/// Sends a request for `table` and takes the page, turning error statuses
+/// into errors a user can act on.
 pub fn fetch(request: Request, table: Table) -> Result<Page, PluginError> {
     let base = request.url.clone();
     let response = request.send()?;
     let response = check_status(response, table)?;
-    let records = records(&response.body).map_err(|e| match e {
-        BodyError::Error(message) => {
-            PluginError::Permanent(format!("ServiceNow refused to read table `{table}`: {message}"))
-        }
-        BodyError::Html => PluginError::Permanent(format!(
-            "reading table `{table}`: the instance answered with a web page, not JSON; it may be hibernating \
-             (wake it) or instance_url may not point at a ServiceNow instance"
-        )),
-        BodyError::Shape(why) => PluginError::BadData(format!("table `{table}`: {why}")),
-        // A page cut short or garbled in transit: asking again may well work.
-        BodyError::NotJson(why) => PluginError::Transient(format!("reading table `{table}`: {why}")),
-    })?;
     let next = response
         .header("link")
         .and_then(next_link)
         .map(|link| offset_of(&base, link));
-    Ok(Page { records, next })
+    Ok(Page {
+        table,
+        body: response.body,
+        next,
+    })
 }
 
 fn check_status(response: Response, table: Table) -> Result<Response, PluginError> {
@@ -141,48 +153,23 @@ pub enum BodyError {
     NotJson(String),
 }
 
-/// The records of a Table API body: `{"result": [...]}`, or `{"result": {...}}`
-/// for a single record.
-pub fn records(body: &[u8]) -> Result<Vec<Map<String, Value>>, BodyError> {
-    if let Some(message) = error_message(body) {
-        return Err(BodyError::Error(message));
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        if body.trim_ascii_start().starts_with(b"<") {
-            BodyError::Html
-        } else {
-            BodyError::NotJson(format!("the body is not JSON: {e}"))
-        }
-    })?;
-    let result = match value {
-        Value::Object(mut body) => body.remove("result"),
-        Value::Array(list) => Some(Value::Array(list)),
-        _ => None,
-    };
-    match result {
-        Some(Value::Array(list)) => list
-            .into_iter()
-            .enumerate()
-            .map(|(i, record)| match record {
-                Value::Object(fields) => Ok(fields),
-                _ => Err(BodyError::Shape(format!("`result[{i}]` is not a record object"))),
-            })
-            .collect(),
-        Some(Value::Object(fields)) => Ok(vec![fields]),
-        _ => Err(BodyError::Shape("the body has no `result` list of records".into())),
+/// The records of a Table API body: `{"result": [...]}`, a bare list, or
+/// `{"result": {...}}` for a single record. Read in one pass.
+pub fn records(body: &[u8]) -> Result<Vec<Fields<'_>>, BodyError> {
+    match fields::read(body) {
+        Ok(Body::Records(records)) => Ok(records),
+        Ok(Body::Error(message)) => Err(BodyError::Error(message)),
+        Ok(Body::Shape(why)) => Err(BodyError::Shape(why)),
+        Err(_) if body.trim_ascii_start().starts_with(b"<") => Err(BodyError::Html),
+        Err(e) => Err(BodyError::NotJson(format!("the body is not JSON: {e}"))),
     }
 }
 
-/// `message: detail` of a ServiceNow error body.
+/// `message (detail)` of a ServiceNow error body.
 fn error_message(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let error = value.get("error")?;
-    let text = |key: &str| error.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
-    match (text("message"), text("detail")) {
-        (Some(m), Some(d)) => Some(format!("{m} ({d})")),
-        (Some(m), None) => Some(m.to_string()),
-        (None, Some(d)) => Some(d.to_string()),
-        (None, None) => Some(error.to_string()),
+    match fields::read(body) {
+        Ok(Body::Error(message)) => Some(message),
+        _ => None,
     }
 }
 

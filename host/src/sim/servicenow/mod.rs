@@ -9,6 +9,7 @@
 //! for `incident`, `sc_req_item`, `task_sla`, `sys_user_group`,
 //! `cmdb_ci_service`, `sys_user` and `contract_sla`; `POST /oauth_token.do`.
 
+mod order;
 mod query;
 mod table;
 
@@ -22,8 +23,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use query::{EncodedQuery, Val};
-use serde_json::{Map, Value, json};
+use order::OrderCache;
+use query::EncodedQuery;
+use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,6 +115,10 @@ struct Shared {
     windows: Mutex<HashMap<String, Window>>,
     /// Next incident `update_records` looks at, so successive calls change different records.
     update_cursor: Mutex<usize>,
+    /// Bumped (under the `org` write lock) whenever the records change.
+    generation: AtomicU64,
+    /// Sorted orders of the current generation.
+    orders: OrderCache,
 }
 
 #[derive(Debug, Default)]
@@ -141,6 +147,8 @@ pub async fn serve(org: Arc<Org>, options: ServiceNowOptions, addr: SocketAddr) 
         tokens: Mutex::new(Tokens::default()),
         windows: Mutex::new(HashMap::new()),
         update_cursor: Mutex::new(0),
+        generation: AtomicU64::new(0),
+        orders: OrderCache::default(),
     });
     let app = router(shared.clone());
     let served = Served::spawn(listener, app, "servicenow");
@@ -220,6 +228,7 @@ impl ServiceNowSim {
                 *cursor = index + 1;
             }
         }
+        self.shared.generation.fetch_add(1, Ordering::Relaxed);
         changed
     }
 
@@ -266,6 +275,15 @@ fn unix_now() -> Duration {
 }
 
 impl Shared {
+    /// The current records and their generation, read together.
+    fn snapshot(&self) -> Snapshot {
+        let org = read(&self.org);
+        Snapshot {
+            org: Arc::clone(&org),
+            generation: self.generation.load(Ordering::Relaxed),
+        }
+    }
+
     /// The authenticated user, from Basic or a live Bearer token.
     fn authenticate(&self, headers: &HeaderMap, options: &ServiceNowOptions) -> Option<String> {
         let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -415,16 +433,23 @@ async fn table_api(
         add_headers(&mut response, &limit_headers);
         return response;
     };
-    let org = read(&shared.org).clone();
+    let snapshot = shared.snapshot();
     let params: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .into_owned()
         .collect();
     let page_url = format!("{}{}", shared.base_url, uri.path());
-    let hidden = options.acl_hidden_share;
-    let default_limit = options.default_limit;
+    let (hidden, default_limit) = (options.acl_hidden_share, options.default_limit);
     // A scan of a large table is CPU work: keep it off the async workers.
-    let listed =
-        tokio::task::spawn_blocking(move || list(&org, table, &params, &page_url, hidden, default_limit)).await;
+    let listed = tokio::task::spawn_blocking(move || {
+        let listing = Listing {
+            snapshot: &snapshot,
+            orders: &shared.orders,
+            hidden,
+            default_limit,
+        };
+        list(&listing, table, &params, &page_url)
+    })
+    .await;
     let Ok(page) = listed else {
         return failure(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", None);
     };
@@ -449,14 +474,23 @@ struct Page {
     headers: Vec<(&'static str, String)>,
 }
 
-fn list(
-    org: &Org,
-    table: Table,
-    params: &[(String, String)],
-    page_url: &str,
+/// The records as one request sees them, with their generation (which
+/// [`ServiceNowSim::update_records`] moves on).
+struct Snapshot {
+    org: Arc<Org>,
+    generation: u64,
+}
+
+/// What a page is drawn from.
+struct Listing<'a> {
+    snapshot: &'a Snapshot,
+    orders: &'a OrderCache,
     hidden: f64,
     default_limit: usize,
-) -> Page {
+}
+
+fn list(listing: &Listing<'_>, table: Table, params: &[(String, String)], page_url: &str) -> Page {
+    let (org, hidden, default_limit) = (&*listing.snapshot.org, listing.hidden, listing.default_limit);
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let flag = |name: &str| param(name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let limit = param("sysparm_limit")
@@ -473,7 +507,7 @@ fn list(
     };
     let exclude_links = flag("sysparm_exclude_reference_link");
     let query = EncodedQuery::parse(param("sysparm_query").unwrap_or(""), |f| table.knows(f));
-    let matched = matching(org, table, &query);
+    let matched = matching(listing.snapshot, table, &query, listing.orders);
     let total = matched.len();
 
     let end = offset.saturating_add(limit).min(total);
@@ -483,22 +517,28 @@ fn list(
         Some(list) => list.split(',').map(str::trim).filter(|f| table.knows(f)).collect(),
     };
     let base = base_of(page_url);
-    let rows: Vec<Value> = page
+    let mut body = Vec::with_capacity(64 + page.len() * fields.len() * 40);
+    let mut scratch = String::new();
+    body.extend_from_slice(b"{\"result\":[");
+    let shown = page
         .iter()
-        .filter(|&&i| !table.has_acl() || visible(&record_sys_id(org, table, i), hidden))
-        .map(|&i| {
-            let mut row = Map::new();
-            for field in &fields {
-                let value = match table::walk(org, table, i, field) {
-                    Some(cell) => table::render(&cell, display, exclude_links, base),
-                    None => Value::String(String::new()),
-                };
-                row.insert((*field).to_string(), value);
+        .filter(|&&i| !table.has_acl() || visible(&record_sys_id(org, table, i), hidden));
+    for (n, &i) in shown.enumerate() {
+        body.extend_from_slice(if n == 0 { b"{" } else { b",{" });
+        for (f, field) in fields.iter().enumerate() {
+            if f > 0 {
+                body.push(b',');
             }
-            Value::Object(row)
-        })
-        .collect();
-    let body = serde_json::to_vec(&json!({ "result": rows })).unwrap_or_default();
+            table::json_text(&mut body, field);
+            body.push(b':');
+            match table::walk(org, table, i, field) {
+                Some(cell) => table::render_into(&cell, display, exclude_links, base, &mut scratch, &mut body),
+                None => body.extend_from_slice(b"\"\""),
+            }
+        }
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"]}");
 
     let mut headers = Vec::new();
     if !flag("sysparm_no_count") {
@@ -524,40 +564,22 @@ fn record_sys_id(org: &Org, table: Table, index: usize) -> String {
 }
 
 /// Indices of matching records, in `ORDERBY` order (table order otherwise).
-fn matching(org: &Org, table: Table, query: &EncodedQuery) -> Vec<usize> {
-    let len = table.len(org);
+///
+/// A sync asks for the same order page after page, so the sorted order of
+/// the whole table is kept in `orders` (until the records change) and each
+/// page only filters it: what an index does for a real instance.
+fn matching(org: &Snapshot, table: Table, query: &EncodedQuery, orders: &OrderCache) -> Vec<usize> {
+    let (org, generation) = (&*org.org, org.generation);
     let value = |i: usize, field: &str| table::walk(org, table, i, field).map(|c| c.value);
-    let matched: Vec<usize> = if query.matches_all() {
-        (0..len).collect()
-    } else {
-        (0..len).filter(|&i| query.matches(|f| value(i, f))).collect()
-    };
-    if query.order.is_empty() {
-        return matched;
+    let ordered = orders.get(org, generation, table, &query.order);
+    if query.matches_all() {
+        return ordered.to_vec();
     }
-    let empty = || Val::Text(std::borrow::Cow::Borrowed(""));
-    let mut keyed: Vec<(Vec<Val<'_>>, usize)> = matched
-        .into_iter()
-        .map(|i| {
-            let key = query
-                .order
-                .iter()
-                .map(|o| value(i, &o.field).unwrap_or_else(empty))
-                .collect();
-            (key, i)
-        })
-        .collect();
-    keyed.sort_by(|(a, _), (b, _)| {
-        for ((x, y), order) in a.iter().zip(b).zip(&query.order) {
-            let ordering = query::order(x, y);
-            let ordering = if order.descending { ordering.reverse() } else { ordering };
-            if ordering.is_ne() {
-                return ordering;
-            }
-        }
-        std::cmp::Ordering::Equal
-    });
-    keyed.into_iter().map(|(_, i)| i).collect()
+    ordered
+        .iter()
+        .copied()
+        .filter(|&i| query.matches(|f| value(i, f)))
+        .collect()
 }
 
 /// The `Link` header: first, prev, next (only when more follow), last.

@@ -38,6 +38,23 @@ impl Val<'_> {
         }
     }
 
+    /// Appends the wire form to `out` (no allocation for dates and numbers).
+    pub(crate) fn write_text(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        match self {
+            Val::Text(s) => out.push_str(s),
+            Val::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Val::Dec(x) => {
+                let _ = write!(out, "{x:.2}");
+            }
+            Val::Time(Some(ms)) => write_time(*ms, out),
+            Val::Time(None) => {}
+            Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        }
+    }
+
     fn is_empty(&self) -> bool {
         matches!(self, Val::Time(None)) || matches!(self, Val::Text(s) if s.is_empty())
     }
@@ -166,7 +183,7 @@ fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
 }
 
 /// A sort key from `ORDERBY` / `ORDERBYDESC`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct OrderBy {
     pub(crate) field: String,
     pub(crate) descending: bool,
@@ -266,15 +283,39 @@ fn split_carets(text: &str) -> Vec<String> {
 
 /// `YYYY-MM-DD HH:MM:SS`, UTC, from unix ms.
 pub fn format_time(ms: i64) -> String {
+    let mut out = String::with_capacity(19);
+    write_time(ms, &mut out);
+    out
+}
+
+/// Appends `YYYY-MM-DD HH:MM:SS` (UTC) for unix ms: digit by digit, since a
+/// page renders tens of thousands of them.
+fn write_time(ms: i64, out: &mut String) {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let digits = |out: &mut String, n: i64, width: u32| {
+        for place in (0..width).rev() {
+            let digit = (n / 10_i64.pow(place)).rem_euclid(10) as u8;
+            out.push(char::from(b'0' + digit));
+        }
+    };
+    if (0..=9999).contains(&y) {
+        digits(out, y, 4);
+    } else {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{y:04}");
+    }
+    for (separator, n) in [
+        ('-', m),
+        ('-', d),
+        (' ', rem / 3600),
+        (':', rem % 3600 / 60),
+        (':', rem % 60),
+    ] {
+        out.push(separator);
+        digits(out, n, 2);
+    }
 }
 
 /// Unix ms from exactly `YYYY-MM-DD HH:MM:SS` (UTC).

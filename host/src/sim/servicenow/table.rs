@@ -4,7 +4,6 @@
 
 use super::query::Val;
 use crate::sim::org::{Org, TicketKind};
-use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 
 /// A table the simulator serves.
@@ -447,27 +446,125 @@ pub(crate) enum Rendering {
     All,
 }
 
-/// Renders one field in the wire format: always strings, references as objects.
-pub(crate) fn render(cell: &Cell<'_>, display: Rendering, exclude_links: bool, base: &str) -> Value {
-    let value = cell.value.text();
-    let shown = cell.display.as_deref().unwrap_or(value.as_ref());
-    let link = cell
-        .reference
-        .filter(|_| !exclude_links)
-        .map(|r| format!("{base}/api/now/table/{}/{}", r.link_table, value));
-    match (display, link) {
-        (Rendering::Value, None) => Value::String(value.into_owned()),
-        (Rendering::Value, Some(link)) => json!({ "link": link, "value": value }),
-        (Rendering::Display, None) => Value::String(shown.to_string()),
-        (Rendering::Display, Some(link)) => json!({ "display_value": shown, "link": link }),
-        (Rendering::All, link) => {
-            let mut object = Map::new();
-            object.insert("display_value".into(), Value::String(shown.to_string()));
-            if let Some(link) = link {
-                object.insert("link".into(), Value::String(link));
-            }
-            object.insert("value".into(), Value::String(value.into_owned()));
-            Value::Object(object)
+/// Appends one field in the wire format to a JSON body: always strings,
+/// references as objects. `scratch` is reused between calls.
+pub(crate) fn render_into(
+    cell: &Cell<'_>,
+    display: Rendering,
+    exclude_links: bool,
+    base: &str,
+    scratch: &mut String,
+    out: &mut Vec<u8>,
+) {
+    scratch.clear();
+    cell.value.write_text(scratch);
+    let value = scratch.as_str();
+    let shown = cell.display.as_deref().unwrap_or(value);
+    let link = |out: &mut Vec<u8>, reference: Reference| {
+        out.extend_from_slice(b"\"link\":\"");
+        out.extend_from_slice(base.as_bytes());
+        out.extend_from_slice(b"/api/now/table/");
+        out.extend_from_slice(reference.link_table.as_bytes());
+        out.push(b'/');
+        json_text_body(out, value);
+        out.push(b'"');
+    };
+    match (display, link_of(cell, exclude_links)) {
+        (Rendering::Value, None) => json_text(out, value),
+        (Rendering::Display, None) => json_text(out, shown),
+        (Rendering::Value, Some(reference)) => {
+            out.push(b'{');
+            link(out, reference);
+            out.extend_from_slice(b",\"value\":");
+            json_text(out, value);
+            out.push(b'}');
         }
+        (Rendering::Display, Some(reference)) => {
+            out.extend_from_slice(b"{\"display_value\":");
+            json_text(out, shown);
+            out.push(b',');
+            link(out, reference);
+            out.push(b'}');
+        }
+        (Rendering::All, reference) => {
+            out.extend_from_slice(b"{\"display_value\":");
+            json_text(out, shown);
+            if let Some(reference) = reference {
+                out.push(b',');
+                link(out, reference);
+            }
+            out.extend_from_slice(b",\"value\":");
+            json_text(out, value);
+            out.push(b'}');
+        }
+    }
+}
+
+fn link_of(cell: &Cell<'_>, exclude_links: bool) -> Option<Reference> {
+    cell.reference.filter(|_| !exclude_links)
+}
+
+/// A JSON string literal, quotes included.
+pub(crate) fn json_text(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    json_text_body(out, text);
+    out.push(b'"');
+}
+
+/// The escaped inside of a JSON string literal (RFC 8259: quote, backslash
+/// and control characters).
+fn json_text_body(out: &mut Vec<u8>, text: &str) {
+    let needs_escape = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+    if !text.bytes().any(needs_escape) {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    for byte in text.bytes() {
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            control if control < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(control >> 4)]);
+                out.push(HEX[usize::from(control & 0xf)]);
+            }
+            other => out.push(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_text_escapes_what_json_needs_and_reads_back() {
+        for text in [
+            "plain",
+            "",
+            "quote \" back\\slash",
+            "line\nfeed\r\ttab",
+            "bell\u{7}\u{1f}",
+            "é ✓ 🦀",
+        ] {
+            let mut out = Vec::new();
+            json_text(&mut out, text);
+            let back: String = serde_json::from_slice(&out).expect("valid JSON");
+            assert_eq!(back, text);
+        }
+    }
+
+    #[test]
+    fn dates_render_digit_by_digit_as_the_api_shows_them() {
+        let mut out = String::new();
+        Val::Time(Some(1_788_220_800_000 + 3_723_000)).write_text(&mut out);
+        assert_eq!(out, "2026-09-01 01:02:03");
+        out.clear();
+        Val::Time(Some(-1_000)).write_text(&mut out);
+        assert_eq!(out, "1969-12-31 23:59:59");
     }
 }

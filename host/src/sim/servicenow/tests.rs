@@ -4,6 +4,7 @@ use super::*;
 use crate::sim::org::{OrgSpec, generate};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use serde_json::Value;
 
 struct Reply {
     status: StatusCode,

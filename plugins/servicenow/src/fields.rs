@@ -1,0 +1,422 @@
+//! Table API records read in one pass, borrowing from the body.
+//!
+//! A page of 10,000 records is a few megabytes of JSON. Reading it as a
+//! `serde_json::Value` tree allocates a map and a string for every field of
+//! every record, and the connector used to parse each body twice (once to
+//! look for an error). Here a body is read once; field names and values
+//! borrow from the body unless they hold escapes.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+/// One record: its fields in wire order. A handful of fields per record, so a
+/// linear search beats hashing.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Fields<'a> {
+    fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'a> Fields<'a> {
+    /// A field's value as text: a string as is, a reference object
+    /// (`{"value": .., "link": ..}`, `display_value=all`) as its `value`,
+    /// another scalar in its JSON form; `None` when the field is missing.
+    /// A name given twice keeps the last value, as JSON readers do.
+    pub fn get(&self, name: &str) -> Option<&Cow<'a, str>> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Whether the record has the field.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// What a Table API body holds.
+pub enum Body<'a> {
+    /// `{"result": [...]}`, a bare list, or `{"result": {...}}` for one record.
+    Records(Vec<Fields<'a>>),
+    /// `{"error": {"message", "detail"}}`: `message (detail)`.
+    Error(String),
+    /// JSON of another shape; says what was expected.
+    Shape(String),
+}
+
+/// Reads a body. `Err` when it is not JSON (truncated, garbled, HTML).
+pub fn read(body: &[u8]) -> Result<Body<'_>, serde_json::Error> {
+    serde_json::from_slice::<Envelope<'_>>(body).map(|envelope| envelope.0)
+}
+
+struct Envelope<'a>(Body<'a>);
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(EnvelopeVisitor).map(Envelope)
+    }
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Body<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Table API body")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Body<'de>, A::Error> {
+        RecordsVisitor.visit_seq(seq).map(|records| records.0)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body<'de>, A::Error> {
+        let mut result = None;
+        let mut error = None;
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match &*key.0 {
+                "result" => result = Some(map.next_value::<Records<'de>>()?),
+                "error" => error = Some(map.next_value::<serde_json::Value>()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match (error, result) {
+            (Some(error), _) => Body::Error(error_message(&error)),
+            (None, Some(records)) => records.0,
+            (None, None) => Body::Shape("the body has no `result` list of records".into()),
+        })
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Body<'de>, E> {
+        Ok(Body::Shape("the body has no `result` list of records".into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Body<'de>, E> {
+        self.visit_str("")
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Body<'de>, E> {
+        self.visit_str("")
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Body<'de>, E> {
+        self.visit_str("")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Body<'de>, E> {
+        self.visit_str("")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Body<'de>, E> {
+        self.visit_str("")
+    }
+}
+
+/// `message (detail)` of an error object.
+fn error_message(error: &serde_json::Value) -> String {
+    let text = |key: &str| {
+        error
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    match (text("message"), text("detail")) {
+        (Some(m), Some(d)) => format!("{m} ({d})"),
+        (Some(m), None) => m.to_string(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => error.to_string(),
+    }
+}
+
+/// The `result` member: a list of records or one record.
+struct Records<'a>(Body<'a>);
+
+impl<'de> Deserialize<'de> for Records<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RecordsVisitor)
+    }
+}
+
+struct RecordsVisitor;
+
+impl<'de> Visitor<'de> for RecordsVisitor {
+    type Value = Records<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Records<'de>, A::Error> {
+        let mut records = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(100_000));
+        while let Some(record) = seq.next_element::<MaybeRecord<'de>>()? {
+            match record {
+                MaybeRecord::Record(fields) => records.push(fields),
+                MaybeRecord::Other => {
+                    let at = records.len();
+                    // Read the rest so the body is still checked as JSON.
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    return Ok(Records(Body::Shape(format!("`result[{at}]` is not a record object"))));
+                }
+            }
+        }
+        Ok(Records(Body::Records(records)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Records<'de>, A::Error> {
+        let fields = FieldsVisitor.visit_map(map)?;
+        Ok(Records(Body::Records(vec![fields])))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Records<'de>, E> {
+        Ok(Records(Body::Shape("the body has no `result` list of records".into())))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Records<'de>, E> {
+        self.visit_unit()
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Records<'de>, E> {
+        self.visit_unit()
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Records<'de>, E> {
+        self.visit_unit()
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Records<'de>, E> {
+        self.visit_unit()
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Records<'de>, E> {
+        self.visit_unit()
+    }
+}
+
+/// An element of the result list: a record, or something that is not one.
+enum MaybeRecord<'a> {
+    Record(Fields<'a>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for MaybeRecord<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MaybeVisitor;
+        impl<'de> Visitor<'de> for MaybeVisitor {
+            type Value = MaybeRecord<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a record object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeRecord<'de>, A::Error> {
+                FieldsVisitor.visit_map(map).map(MaybeRecord::Record)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MaybeRecord<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeRecord::Other)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<MaybeRecord<'de>, E> {
+                Ok(MaybeRecord::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<MaybeRecord<'de>, E> {
+                Ok(MaybeRecord::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<MaybeRecord<'de>, E> {
+                Ok(MaybeRecord::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<MaybeRecord<'de>, E> {
+                Ok(MaybeRecord::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<MaybeRecord<'de>, E> {
+                Ok(MaybeRecord::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<MaybeRecord<'de>, E> {
+                Ok(MaybeRecord::Other)
+            }
+        }
+        deserializer.deserialize_any(MaybeVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a record object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            let value = map.next_value::<FieldValue<'de>>()?;
+            fields.push((key.0, value.0));
+        }
+        Ok(Fields { fields })
+    }
+}
+
+/// A string that borrows from the body unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// A field's value as text (see [`Fields::get`]); null is empty.
+struct FieldValue<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for FieldValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldValueVisitor)
+    }
+}
+
+struct FieldValueVisitor;
+
+impl<'de> Visitor<'de> for FieldValueVisitor {
+    type Value = FieldValue<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<FieldValue<'de>, E> {
+        Ok(FieldValue(Cow::Borrowed(s)))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<FieldValue<'de>, E> {
+        Ok(FieldValue(Cow::Owned(s.to_string())))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<FieldValue<'de>, E> {
+        Ok(FieldValue(Cow::Owned(s)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<FieldValue<'de>, E> {
+        Ok(FieldValue(Cow::Borrowed("")))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<FieldValue<'de>, E> {
+        self.visit_unit()
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<FieldValue<'de>, E> {
+        Ok(FieldValue(Cow::Borrowed(if b { "true" } else { "false" })))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<FieldValue<'de>, E> {
+        Ok(FieldValue(Cow::Owned(n.to_string())))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<FieldValue<'de>, E> {
+        Ok(FieldValue(Cow::Owned(n.to_string())))
+    }
+
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<FieldValue<'de>, E> {
+        Ok(FieldValue(Cow::Owned(
+            serde_json::Number::from_f64(x).map_or_else(String::new, |n| n.to_string()),
+        )))
+    }
+
+    /// A reference (`{"link", "value"}`) or `display_value=all` object: its `value`.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldValue<'de>, A::Error> {
+        let mut value = FieldValue(Cow::Borrowed(""));
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            if key.0 == "value" {
+                value = map.next_value::<FieldValue<'de>>()?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(value)
+    }
+
+    /// A list (no Table API field is one): its JSON text.
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<FieldValue<'de>, A::Error> {
+        let list = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(FieldValue(Cow::Owned(list.to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(body: &str) -> Vec<Fields<'_>> {
+        match read(body.as_bytes()).expect("JSON") {
+            Body::Records(records) => records,
+            Body::Error(m) | Body::Shape(m) => panic!("{m}"),
+        }
+    }
+
+    #[test]
+    fn reads_strings_references_and_scalars_as_text() {
+        let body = r#"{"result":[{"number":"INC1","assignment_group":{"link":"https://x/api/now/table/sys_user_group/ab","value":"ab"},
+            "state":{"display_value":"Resolved","value":"6"},"count":2,"ratio":6.5,"active":true,"empty":null,
+            "quoted":"say \"hi\"","list":[1,"a"]}]}"#;
+        let record = &records(body)[0];
+        let text = |name: &str| record.get(name).map(|v| v.as_ref().to_string());
+        assert_eq!(text("number").as_deref(), Some("INC1"));
+        assert_eq!(text("assignment_group").as_deref(), Some("ab"));
+        assert_eq!(text("state").as_deref(), Some("6"));
+        assert_eq!(text("count").as_deref(), Some("2"));
+        assert_eq!(text("ratio").as_deref(), Some("6.5"));
+        assert_eq!(text("active").as_deref(), Some("true"));
+        assert_eq!(text("empty").as_deref(), Some(""));
+        assert_eq!(text("quoted").as_deref(), Some("say \"hi\""));
+        assert_eq!(text("list").as_deref(), Some(r#"[1,"a"]"#));
+        assert_eq!(text("missing"), None);
+        assert!(
+            matches!(record.get("number"), Some(Cow::Borrowed(_))),
+            "plain strings borrow"
+        );
+    }
+
+    #[test]
+    fn one_record_a_bare_list_and_the_last_duplicate() {
+        assert_eq!(records(r#"{"result":{"sys_id":"a"}}"#).len(), 1);
+        assert_eq!(records(r#"[{"sys_id":"a"},{"sys_id":"b"}]"#).len(), 2);
+        let record = &records(r#"{"result":[{"sys_id":"a","sys_id":"b"}]}"#)[0];
+        assert_eq!(record.get("sys_id").map(|v| v.as_ref()), Some("b"));
+    }
+
+    #[test]
+    fn errors_shapes_and_broken_json() {
+        let error = r#"{"error":{"message":"Invalid table problemo","detail":null},"status":"failure"}"#;
+        assert!(matches!(read(error.as_bytes()), Ok(Body::Error(m)) if m == "Invalid table problemo"));
+        assert!(matches!(read(br#"{"rows":[]}"#), Ok(Body::Shape(_))));
+        assert!(matches!(read(br#"{"result":[{"a":"b"},3]}"#), Ok(Body::Shape(m)) if m.contains("result[1]")));
+        assert!(matches!(read(b"\"text\""), Ok(Body::Shape(_))));
+        assert!(read(br#"{"result":[{"a":"b"},"#).is_err(), "truncated");
+        assert!(read(b"<html></html>").is_err());
+    }
+}
