@@ -11,10 +11,20 @@
 //! deadline_ms = 30000
 //! memory_mib = 256
 //!
+//! [sync]              # limits per upstream (an instance's granted origins)
+//! max_concurrent_per_upstream = 2
+//!
+//! [[sync.upstreams]]
+//! origin = "https://acme.service-now.com"
+//! max_concurrent = 1
+//! requests_per_second = 5.0
+//! burst = 10
+//!
 //! [[connectors]]
 //! name = "acme-servicenow"
 //! plugin = "servicenow"
 //! tenant = "acme"
+//! schedule = "15m"    # `xla-host serve` syncs it every 15 minutes
 //! grants = ["https://acme.service-now.com"]
 //! config = { instance_url = "https://acme.service-now.com" }
 //!
@@ -26,10 +36,11 @@
 //! ```
 
 use crate::plugins::Pins;
-use crate::runtime::outbound::{Credential, CredentialKind, Grant, Origin, Secret};
+use crate::runtime::outbound::{Credential, CredentialKind, Grant, Origin, RateLimit, RateLimits, Secret};
 use crate::runtime::{LimitOverrides, Limits};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -50,6 +61,66 @@ pub struct HostConfig {
     /// Where the data lives.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Limits per upstream for syncs.
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+/// `[sync]`: how hard the host may press each upstream. An instance's
+/// upstreams are the origins of its grants; an instance with several grants
+/// is limited under each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Scheduled runs of instances sharing an upstream at once (default 2).
+    #[serde(default = "default_max_concurrent", deserialize_with = "count")]
+    pub max_concurrent_per_upstream: u32,
+    /// Per-origin overrides: concurrency and a request rate.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            max_concurrent_per_upstream: default_max_concurrent(),
+            upstreams: Vec::new(),
+        }
+    }
+}
+
+fn default_max_concurrent() -> u32 {
+    2
+}
+
+/// One `[[sync.upstreams]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The origin, `scheme://host[:port]`, as an instance's grant names it.
+    pub origin: String,
+    /// Scheduled runs against it at once; default `max_concurrent_per_upstream`.
+    #[serde(default, deserialize_with = "optional_count")]
+    pub max_concurrent: Option<u32>,
+    /// Requests per second from every instance together (no limit if unset).
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Requests at once after an idle spell; default: the rate rounded up.
+    #[serde(default, deserialize_with = "optional_count")]
+    pub burst: Option<u32>,
+}
+
+/// A whole number the TOML may write as any integer; a negative one is
+/// refused here with what to write (zero is refused by `validate`, which
+/// names the table).
+fn count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let value = i64::deserialize(deserializer)?;
+    u32::try_from(value)
+        .map_err(|_| serde::de::Error::custom(format!("expected a whole number of 1 or more (e.g. 2), found {value}")))
+}
+
+fn optional_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    count(deserializer).map(Some)
 }
 
 /// `[store]`.
@@ -133,6 +204,11 @@ pub struct ConnectorInstance {
     /// Limits overriding some of `[limits]` for this instance.
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
+    /// How often `xla-host serve` syncs it: an interval such as `30s`,
+    /// `15m`, `1h` or `1d`, counted from the end of the previous run;
+    /// absent or `manual` for never (only `xla-host sync`).
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 fn default_tenant() -> String {
@@ -241,6 +317,14 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// `[sync]` is wrong.
+    #[error("{scope}: {message}")]
+    Sync {
+        /// Where: `[sync]` or one `[[sync.upstreams]]` entry.
+        scope: String,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
     /// A secret could not be read.
     #[error("credential for {origin}: {message}")]
     Secret {
@@ -317,8 +401,9 @@ impl HostConfig {
             for credential in &instance.credentials {
                 Origin::parse(credential.origin()).map_err(|e| fail(format!("credentials: {e}")))?;
             }
+            instance.interval().map_err(fail)?;
         }
-        Ok(())
+        self.sync.validate()
     }
 
     /// The connector instance called `name`.
@@ -350,7 +435,105 @@ impl HostConfig {
     }
 }
 
+impl SyncConfig {
+    /// Checks the limits: every count at least 1, every rate above 0, every
+    /// origin an origin, and no origin twice.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_concurrent_per_upstream == 0 {
+            return Err(ConfigError::Sync {
+                scope: "[sync]".into(),
+                message: "max_concurrent_per_upstream must be 1 or more (scheduled runs against one upstream at once); write e.g. `max_concurrent_per_upstream = 2`, the default".into(),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for upstream in &self.upstreams {
+            let origin = upstream.origin()?;
+            let fail = |message: String| ConfigError::Sync {
+                scope: format!("[[sync.upstreams]] origin = \"{}\"", upstream.origin),
+                message,
+            };
+            if !seen.insert(origin.clone()) {
+                return Err(fail(format!("{origin} has two entries; merge them into one")));
+            }
+            if upstream.max_concurrent == Some(0) {
+                return Err(fail(format!(
+                    "max_concurrent must be 1 or more; write e.g. `max_concurrent = 1`, or leave it out for the default of {}",
+                    self.max_concurrent_per_upstream
+                )));
+            }
+            upstream.rate_limit().map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Scheduled runs allowed at once against `upstream` (an origin as
+    /// [`Origin`]'s `Display` writes it, or a wildcard grant's text).
+    pub fn max_concurrent(&self, upstream: &str) -> u32 {
+        self.upstreams
+            .iter()
+            .find(|u| u.origin().is_ok_and(|o| o.to_string() == upstream))
+            .and_then(|u| u.max_concurrent)
+            .unwrap_or(self.max_concurrent_per_upstream)
+    }
+
+    /// The request rate limits of every upstream that has one, as one
+    /// registry for the process; `None` when no upstream is rate-limited.
+    pub fn rate_limits(&self) -> Result<Option<RateLimits>, ConfigError> {
+        let mut limits = Vec::new();
+        for upstream in &self.upstreams {
+            let rate = upstream.rate_limit().map_err(|message| ConfigError::Sync {
+                scope: format!("[[sync.upstreams]] origin = \"{}\"", upstream.origin),
+                message,
+            })?;
+            if let Some(rate) = rate {
+                limits.push((upstream.origin()?, rate));
+            }
+        }
+        Ok((!limits.is_empty()).then(|| RateLimits::new(limits)))
+    }
+}
+
+impl UpstreamConfig {
+    /// The origin, parsed.
+    pub fn origin(&self) -> Result<Origin, ConfigError> {
+        Origin::parse(&self.origin).map_err(|e| ConfigError::Sync {
+            scope: "[[sync.upstreams]]".into(),
+            message: format!("origin: {e}"),
+        })
+    }
+
+    /// The request rate, if the entry sets one.
+    fn rate_limit(&self) -> Result<Option<RateLimit>, String> {
+        match (self.requests_per_second, self.burst) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => {
+                Err("burst needs requests_per_second; add e.g. `requests_per_second = 5`, or remove burst".into())
+            }
+            (Some(rate), burst) => RateLimit::new(rate, burst).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+}
+
 impl ConnectorInstance {
+    /// How often the scheduler syncs the instance; `None` for never (no
+    /// `schedule`, or `manual`). The message of an error says what to write.
+    pub fn interval(&self) -> Result<Option<Duration>, String> {
+        let Some(text) = self.schedule.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if text.eq_ignore_ascii_case("manual") {
+            return Ok(None);
+        }
+        let advice =
+            "write an interval such as `schedule = \"15m\"` (units s, m, h, d), or `\"manual\"` to sync only on demand";
+        let interval = humantime::parse_duration(text)
+            .map_err(|e| format!("schedule: `{text}` is not an interval ({e}); {advice}"))?;
+        if interval.is_zero() {
+            return Err(format!("schedule: `{text}` is no time at all; {advice}"));
+        }
+        Ok(Some(interval))
+    }
+
     /// The plugin config as the JSON string the plugin receives.
     pub fn config_json(&self) -> String {
         serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".into())
@@ -483,6 +666,136 @@ token = { env = "XLA_TEST_UNSET_TOKEN" }
         assert_eq!((limits.memory_mib, limits.deadline_ms), (64, 900));
         let too_big = HostConfig::parse("[limits]\nmemory_mib = 999999").expect("parses");
         assert!(too_big.validate().unwrap_err().to_string().contains("max_memory_mib"));
+    }
+
+    fn validated(text: &str) -> Result<HostConfig, String> {
+        let config = HostConfig::parse(text)?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn schedules_are_intervals_or_manual() {
+        let config = validated(
+            "[[connectors]]\nname='a'\nplugin='p'\nschedule='15m'\n\
+             [[connectors]]\nname='b'\nplugin='p'\nschedule='manual'\n\
+             [[connectors]]\nname='c'\nplugin='p'\n\
+             [[connectors]]\nname='d'\nplugin='p'\nschedule='1d'\n\
+             [[connectors]]\nname='e'\nplugin='p'\nschedule='30s'\n",
+        )
+        .expect("valid");
+        let interval = |name: &str| config.connector(name).expect("instance").interval().expect("valid");
+        assert_eq!(interval("a"), Some(Duration::from_secs(15 * 60)));
+        assert_eq!(interval("b"), None);
+        assert_eq!(interval("c"), None);
+        assert_eq!(interval("d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(interval("e"), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_bad_schedule_names_the_instance_and_what_to_write() {
+        for bad in ["'every quarter hour'", "'0s'", "'-5m'", "'15'"] {
+            let text = format!("[[connectors]]\nname='sn'\nplugin='p'\nschedule={bad}");
+            let error = validated(&text).unwrap_err();
+            assert!(
+                error.contains("`sn`") && error.contains("schedule") && error.contains("\"15m\""),
+                "{bad}: {error}"
+            );
+        }
+        let error = HostConfig::parse("[[connectors]]\nname='sn'\nplugin='p'\nschedule=15").unwrap_err();
+        assert!(error.contains("schedule"), "{error}");
+    }
+
+    #[test]
+    fn sync_limits_default_and_override_per_origin() {
+        let config = validated(
+            r#"
+[sync]
+max_concurrent_per_upstream = 3
+
+[[sync.upstreams]]
+origin = "https://ACME.service-now.com/"
+max_concurrent = 1
+requests_per_second = 5
+burst = 10
+
+[[sync.upstreams]]
+origin = "https://acme.eu.happysignals.com"
+requests_per_second = 0.5
+"#,
+        )
+        .expect("valid");
+        assert_eq!(config.sync.max_concurrent("https://acme.service-now.com:443"), 1);
+        assert_eq!(config.sync.max_concurrent("https://acme.eu.happysignals.com:443"), 3);
+        assert_eq!(config.sync.max_concurrent("https://other.example:443"), 3);
+        let rates = config.sync.rate_limits().expect("valid").expect("some");
+        let sn = rates
+            .limit(&Origin::parse("https://acme.service-now.com").expect("origin"))
+            .expect("limited");
+        assert_eq!((sn.requests_per_second(), sn.burst()), (5.0, 10));
+        let hs = rates
+            .limit(&Origin::parse("https://acme.eu.happysignals.com").expect("origin"))
+            .expect("limited");
+        assert_eq!(hs.burst(), 1, "the default burst is the rate rounded up");
+        assert_eq!(HostConfig::default().sync.max_concurrent_per_upstream, 2);
+        assert!(HostConfig::default().sync.rate_limits().expect("valid").is_none());
+    }
+
+    #[test]
+    fn bad_sync_limits_name_the_field_and_what_to_write() {
+        let cases = [
+            (
+                "[sync]\nmax_concurrent_per_upstream = 0",
+                "max_concurrent_per_upstream = 2",
+            ),
+            ("[sync]\nmax_concurrent_per_upstream = -1", "1 or more"),
+            (
+                "[[sync.upstreams]]\norigin = 'https://a.example'\nmax_concurrent = 0",
+                "max_concurrent = 1",
+            ),
+            (
+                "[[sync.upstreams]]\norigin = 'https://a.example'\nmax_concurrent = -2",
+                "1 or more",
+            ),
+            (
+                "[[sync.upstreams]]\norigin = 'https://a.example'\nrequests_per_second = 0",
+                "requests_per_second = 5",
+            ),
+            (
+                "[[sync.upstreams]]\norigin = 'https://a.example'\nrequests_per_second = -3.5",
+                "above 0",
+            ),
+            (
+                "[[sync.upstreams]]\norigin = 'https://a.example'\nrequests_per_second = 1\nburst = 0",
+                "burst must be 1 or more",
+            ),
+            (
+                "[[sync.upstreams]]\norigin = 'https://a.example'\nburst = 4",
+                "burst needs requests_per_second",
+            ),
+            (
+                "[[sync.upstreams]]\norigin = 'a.example'\nmax_concurrent = 1",
+                "scheme://host",
+            ),
+            (
+                "[[sync.upstreams]]\norigin = 'https://*.example'\nmax_concurrent = 1",
+                "wildcards",
+            ),
+            (
+                "[[sync.upstreams]]\norigin = 'https://a.example'\n[[sync.upstreams]]\norigin = 'https://A.example:443'",
+                "two entries",
+            ),
+            ("[sync]\nmax_concurrency = 1", "max_concurrency"),
+        ];
+        for (text, expected) in cases {
+            let error = validated(text).unwrap_err();
+            assert!(error.contains(expected), "{text}\n=> {error}");
+            let names_where = error.contains("[sync]")
+                || error.contains("sync.upstreams")
+                || error.contains("max_concurrent")
+                || error.contains("origin");
+            assert!(names_where, "{text}\n=> {error}");
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   credentials, rows for scorers);
 //! - [`plugins`]: manifests, sha256 pinning, loading a plugin directory;
 //! - [`store`]: observations, rollups and cursors in sled;
+//! - [`sync`]: the sync engine (batches committed with their cursors,
+//!   retries) and the scheduler behind `xla-host serve`;
 //! - [`config`]: the host's TOML configuration;
 //! - [`sim`]: simulators of source systems on loopback, for the demo and tests;
 //! - [`cli`]: the `xla-host` command line.

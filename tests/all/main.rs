@@ -8,6 +8,7 @@ mod loading;
 mod nexthink;
 mod outbound;
 mod sandbox;
+mod schedule;
 mod scorer;
 mod servicenow;
 mod store;

@@ -5,7 +5,9 @@ use crate::support::{BEARER, OAUTH_ACCESS_TOKEN, attack, guests, server, tight_l
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use xla_host::runtime::outbound::{Credential, CredentialKind, Denial, Origin, OutboundPolicy, Secret};
+use xla_host::runtime::outbound::{
+    Credential, CredentialKind, Denial, Origin, OutboundPolicy, RateLimit, RateLimits, Secret,
+};
 use xla_host::runtime::{Limits, PluginError, RuntimeError};
 
 fn fetch(url: &str) -> serde_json::Value {
@@ -338,4 +340,112 @@ async fn a_failed_token_fetch_is_not_retried_at_once() {
         1,
         "one failed fetch, then answers from memory"
     );
+}
+
+/// A policy for the hostile guest to reach `server`, with the process's
+/// rate limits.
+fn limited_policy(server: &crate::support::Server, limits: &Limits, rates: &Arc<RateLimits>) -> Arc<OutboundPolicy> {
+    let policy = OutboundPolicy::new(&["*".into()], &[server.origin()], Vec::new(), limits).expect("policy");
+    Arc::new(policy.with_rate_limits(Arc::clone(rates)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_a_rate_limited_origin_never_outrun_its_bucket() {
+    let (a, _) = server().await;
+    let (rate, burst) = (10.0, 3);
+    let origin = Origin::parse(&a.origin()).expect("origin");
+    let rates = Arc::new(RateLimits::new([(
+        origin,
+        RateLimit::new(rate, Some(burst)).expect("valid"),
+    )]));
+    // Roomy deadlines: every request must get its slot in time, none a 429.
+    let limits = Limits {
+        deadline_ms: 20_000,
+        ..tight_limits()
+    };
+    let pre = crate::support::connector(guests::HOSTILE);
+    // Three sessions (as three instances would) share the one bucket.
+    let sessions = (0..3).map(|_| {
+        let mut session = pre.session(limits.clone(), Some(limited_policy(&a, &limits, &rates)));
+        let url = a.url("/ok");
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..5 {
+                let batch = session.pull(&fetch(&url).to_string(), None).await.expect("answered");
+                statuses.push(batch.observations[0].value);
+            }
+            statuses
+        }
+    });
+    let statuses: Vec<f64> = futures_util::future::join_all(sessions).await.concat();
+    assert_eq!(
+        statuses,
+        vec![200.0; 15],
+        "every request got its slot within the deadline"
+    );
+    let mut arrivals = a.seen.arrivals.lock().expect("not poisoned").clone();
+    assert_eq!(arrivals.len(), 15);
+    arrivals.sort();
+    // The bucket's invariant: any window of the arrivals holds at most the
+    // burst plus what the rate refills over it, plus one for loopback jitter
+    // between a token's grant and the request's arrival.
+    for (i, first) in arrivals.iter().enumerate() {
+        for (j, last) in arrivals.iter().enumerate().skip(i) {
+            let count = (j - i + 1) as f64;
+            let allowed = f64::from(burst) + rate * last.duration_since(*first).as_secs_f64() + 1.0;
+            assert!(
+                count <= allowed,
+                "{count} requests arrived within {:?}; the bucket allows {allowed:.1}",
+                last.duration_since(*first)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_slot_past_the_deadline_is_a_429_at_once_not_a_timeout() {
+    let (a, _) = server().await;
+    let origin = Origin::parse(&a.origin()).expect("origin");
+    // One request, then one every 100 s: the second cannot go before the deadline.
+    let rates = Arc::new(RateLimits::new([(
+        origin,
+        RateLimit::new(0.01, Some(1)).expect("valid"),
+    )]));
+    let limits = tight_limits();
+    let pre = crate::support::connector(guests::HOSTILE);
+    let mut session = pre.session(limits.clone(), Some(limited_policy(&a, &limits, &rates)));
+    let first = session
+        .pull(&fetch(&a.url("/ok")).to_string(), None)
+        .await
+        .expect("sent");
+    assert_eq!(first.observations[0].value, 200.0);
+
+    // Another session of the process (another instance) shares the bucket.
+    let mut other = pre.session(limits.clone(), Some(limited_policy(&a, &limits, &rates)));
+    let second = other
+        .pull(&fetch(&a.url("/ok")).to_string(), None)
+        .await
+        .expect("answered by the host, not stopped at the deadline");
+    let observation = &second.observations[0];
+    assert_eq!(observation.value, 429.0);
+    let body = observation
+        .dimensions
+        .iter()
+        .find(|(k, _)| k == "body")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    assert!(
+        body.contains("limited to 0.01 requests/s") && body.contains(&a.origin()[7..]),
+        "{body}"
+    );
+    assert_eq!(a.seen.hits(), 1, "the limited request never left the host");
+
+    // An origin without a limit is not held by another's bucket.
+    let (b, _) = server().await;
+    let policy = OutboundPolicy::new(&["*".into()], &[b.origin()], Vec::new(), &limits).expect("policy");
+    let mut free = pre.session(limits.clone(), Some(Arc::new(policy.with_rate_limits(rates))));
+    for _ in 0..3 {
+        let batch = free.pull(&fetch(&b.url("/ok")).to_string(), None).await.expect("sent");
+        assert_eq!(batch.observations[0].value, 200.0);
+    }
 }

@@ -113,6 +113,8 @@ pub fn attack_within(
 pub struct Seen {
     pub hits: AtomicUsize,
     pub authorization: Mutex<Vec<(String, Option<String>)>>,
+    /// When each request arrived.
+    pub arrivals: Mutex<Vec<std::time::Instant>>,
 }
 
 impl Seen {
@@ -162,6 +164,12 @@ struct AppState {
 
 fn record(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Option<String> {
     state.seen.hits.fetch_add(1, Ordering::SeqCst);
+    state
+        .seen
+        .arrivals
+        .lock()
+        .expect("not poisoned")
+        .push(std::time::Instant::now());
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

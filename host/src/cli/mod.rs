@@ -6,6 +6,7 @@ mod import;
 mod options;
 mod parse;
 mod plugin;
+mod serve;
 mod simulate;
 mod sync;
 
@@ -48,6 +49,9 @@ enum Command {
     Plugin(plugin::PluginCommand),
     /// Run one sync of a configured connector instance into the data directory.
     Sync(sync::SyncArgs),
+    /// Run the host: sync every connector instance that has a `schedule` on
+    /// it, under the per-upstream limits of `[sync]`, until Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
     /// Import a file (an export, a saved API body) into the data directory as
     /// a configured connector instance's data, parsed by its connector.
     Import(import::ImportArgs),
@@ -72,6 +76,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(&config, args).await,
             Command::Plugin(command) => plugin::run(&config, command).await,
             Command::Sync(args) => sync::run(&config, args).await,
+            Command::Serve(args) => serve::run(&config, args).await,
             Command::Import(args) => import::run(&config, args).await,
             Command::Simulate(args) => simulate::run(&config, args).await,
         }

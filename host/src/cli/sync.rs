@@ -3,11 +3,10 @@
 
 use super::options;
 use crate::config::{ConnectorInstance, HostConfig};
-use crate::plugins::{LoadedPlugin, MANIFEST_FILE, Manifest, PluginPre, load_plugin};
 use crate::runtime::RuntimeError;
-use crate::runtime::outbound::OutboundPolicy;
 use crate::store::{RunRecord, Store};
-use crate::sync::{self, Progress, SyncOptions, SyncTarget};
+use crate::sync::schedule::SyncInstance;
+use crate::sync::{self, Progress, SyncOptions};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+
+pub(crate) use crate::sync::schedule::load_instance_plugin;
 
 /// Arguments of `xla-host sync`.
 #[derive(Debug, Args)]
@@ -37,32 +38,16 @@ pub(crate) async fn run(config: &HostConfig, args: SyncArgs) -> Result<ExitCode>
     let instance = find_instance(config, &args.instance)?;
     let store = Arc::new(open_store(config, args.data_dir.as_deref())?);
     let runtime = options::runtime(config)?;
-    let plugin = load_instance_plugin(&runtime, config, instance)?;
-    let PluginPre::Connector(pre) = &plugin.pre else {
-        bail!("instance `{}` names {}, which is a scorer", instance.name, plugin.id());
-    };
-    let limits = config.limits.clone().with(instance.limits.as_ref());
-    let policy = OutboundPolicy::new(
-        &plugin.manifest.hosts,
-        &instance.grants,
-        instance.resolve_credentials()?,
-        &limits,
-    )?;
-    let mut session = pre.session(limits, Some(Arc::new(policy)));
-    let target = SyncTarget {
-        instance: instance.name.clone(),
-        tenant: instance.tenant.clone(),
-        config: instance.config_json(),
-        plugin: plugin.manifest.name.clone(),
-        version: plugin.manifest.version.clone(),
-        sha256: plugin.manifest.sha256.clone(),
-    };
+    // The same per-upstream rate limits as `serve`, for this process alone.
+    let rate_limits = config.sync.rate_limits()?.map(Arc::new);
+    let ready = SyncInstance::prepare(&runtime, config, instance, rate_limits)?;
+    let mut session = ready.session();
     let options = SyncOptions {
         max_pulls: args.max_pulls,
         ..SyncOptions::default()
     };
     let mut bar = Bar::new(&instance.name);
-    let result = sync::run(&mut session, &store, &target, &options, &mut bar).await;
+    let result = sync::run(&mut session, &store, ready.target(), &options, &mut bar).await;
     bar.finish();
     let record = result?;
     if args.json {
@@ -95,26 +80,6 @@ pub(crate) fn find_instance<'a>(config: &'a HostConfig, name: &str) -> Result<&'
 pub(crate) fn open_store(config: &HostConfig, data_dir: Option<&Path>) -> Result<Store> {
     let data_dir = data_dir.map_or_else(|| config.data_dir(), Path::to_path_buf);
     Store::open(&data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))
-}
-
-/// Loads the plugin an instance names from the plugin directory.
-pub(crate) fn load_instance_plugin(
-    runtime: &crate::runtime::Runtime,
-    config: &HostConfig,
-    instance: &ConnectorInstance,
-) -> Result<LoadedPlugin> {
-    let dir = config.plugins.dir.join(&instance.plugin);
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let manifest = Manifest::from_file(&manifest_path).with_context(|| {
-        format!(
-            "instance `{}` names plugin `{}`, but {} is missing or bad; build the plugins (`cargo xtask build-plugins`) or fix `[plugins] dir`",
-            instance.name,
-            instance.plugin,
-            manifest_path.display()
-        )
-    })?;
-    let plugin = load_plugin(runtime, &dir.join(&manifest.wasm), &config.plugins.pins)?;
-    Ok(plugin)
 }
 
 /// One line a person reads after a sync.

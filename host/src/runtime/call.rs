@@ -31,8 +31,13 @@ pub(crate) fn new_store(engine: &Engine, state: PluginState) -> Store<PluginStat
     store
 }
 
-/// Sets the epoch deadline and the fuel for the next call.
+/// Sets the epoch deadline, the fuel and the outbound hooks' deadline for
+/// the next call.
 pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) {
+    // The hooks' deadline is the timer's in `bounded`: a request waiting
+    // for a rate-limit slot must not outlive the call.
+    let deadline = tokio::time::Instant::now().checked_add(limits.deadline());
+    store.data().hooks().set_deadline(deadline);
     let ticks = limits.deadline().as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
     store.epoch_deadline_trap();

@@ -75,6 +75,11 @@ impl PluginState {
         }
     }
 
+    /// The outbound hooks, which need the deadline of each call.
+    pub fn hooks(&self) -> &OutboundHooks {
+        &self.hooks
+    }
+
     pub fn report_dropped_logs(&self) {
         if let Ok(mut log) = self.log.lock() {
             log.report_dropped();

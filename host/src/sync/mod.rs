@@ -8,6 +8,7 @@
 //! every run is recorded in the store's run log.
 
 pub mod retry;
+pub mod schedule;
 
 pub use retry::{Backoff, Decision};
 

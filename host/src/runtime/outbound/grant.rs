@@ -180,6 +180,18 @@ impl Grant {
         scheme_ok && port_ok && host_ok
     }
 
+    /// The one origin this grant allows, when it has no wildcard.
+    pub fn origin(&self) -> Option<Origin> {
+        match (&self.host, &self.port) {
+            (HostPattern::Exact(host), PortPattern::Exact(port)) if self.scheme != "*" => Some(Origin {
+                scheme: self.scheme.clone(),
+                host: host.clone(),
+                port: *port,
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether this grant names `origin`'s host exactly, which is what it
     /// takes to allow a loopback or private address.
     pub fn names_exactly(&self, origin: &Origin) -> bool {
@@ -272,6 +284,9 @@ mod tests {
         assert!(!g.matches(&origin("https://nexthink.cloud")));
         assert!(!g.matches(&origin("https://evilnexthink.cloud")));
         assert!(!g.names_exactly(&origin("https://acme.eu.nexthink.cloud")));
+        assert_eq!(g.origin(), None, "a wildcard is no one origin");
+        let exact = Grant::parse("https://ACME.service-now.com/").unwrap();
+        assert_eq!(exact.origin(), Some(origin("https://acme.service-now.com:443")));
     }
 
     #[test]

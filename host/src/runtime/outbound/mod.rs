@@ -1,15 +1,17 @@
 //! Outbound HTTP for connectors: the `wasi:http` hook that decides whether
 //! a request may leave, adds the credential for its destination, caps its
-//! bodies, bounds its time and the number in flight, and sends it to the
-//! very addresses it checked.
+//! bodies, bounds its time, the number in flight and the rate per upstream
+//! origin, and sends it to the very addresses it checked.
 
 mod body;
 mod connect;
 mod credential;
 mod grant;
+mod rate;
 
 pub use credential::{Credential, CredentialError, CredentialKind, Secret};
 pub use grant::{Grant, GrantError, Origin, is_non_public};
+pub use rate::{RateLimit, RateLimitError, RateLimits};
 
 use body::CappedBody;
 use bytes::Bytes;
@@ -17,9 +19,10 @@ use connect::IoFuture;
 use http_body_util::BodyExt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::time::Instant;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// Requests one instance may have in flight at once.
@@ -37,6 +40,7 @@ pub struct OutboundPolicy {
     request_body_limit: u64,
     response_body_limit: u64,
     timeout: Duration,
+    rate_limits: Option<Arc<RateLimits>>,
 }
 
 /// Why a request was refused (logged for the operator; the plugin only
@@ -84,7 +88,15 @@ impl OutboundPolicy {
             request_body_limit: limits.http_request_body_kib.saturating_mul(1024),
             response_body_limit: limits.http_response_body_kib.saturating_mul(1024),
             timeout: limits.http_timeout(),
+            rate_limits: None,
         })
+    }
+
+    /// This policy, with requests held to the process's per-origin rate
+    /// limits (shared with every other policy given the same registry).
+    pub fn with_rate_limits(mut self, rate_limits: Arc<RateLimits>) -> OutboundPolicy {
+        self.rate_limits = Some(rate_limits);
+        self
     }
 
     /// Decides whether a request to `origin` may leave; on success, the
@@ -139,6 +151,14 @@ impl OutboundPolicy {
             .acquire_owned()
             .await
             .map_err(|_| Error::ConnectionLimitReached)?;
+        // Only a request that may leave takes a token, and it takes it last,
+        // just before it is sent.
+        if let Some(rate_limits) = &self.rate_limits
+            && let Err(late) = rate_limits.acquire(&origin, hooks.deadline()).await
+        {
+            tracing::info!(plugin = %hooks.plugin, %origin, wait = ?late.wait, limit = %late.limit, "upstream rate limit: the next slot comes after the call's deadline; answering 429");
+            return Ok(synthetic_rate_limited(&origin, &late));
+        }
         let credential = self.credential_for(&origin);
         let mut sent_authorization = None;
         if let Some(credential) = &credential {
@@ -230,6 +250,28 @@ fn synthetic_unauthorized(error: &CredentialError) -> (http::Response<WasiBody>,
     (response, Box::new(async { Ok(()) }))
 }
 
+/// When the upstream's rate limit leaves no slot before the call's deadline,
+/// the plugin gets a 429 with `Retry-After`, as the upstream itself would
+/// answer: it reports `rate-limited` and the sync engine waits that long.
+fn synthetic_rate_limited(origin: &Origin, late: &rate::Late) -> (http::Response<WasiBody>, IoFuture) {
+    let seconds = late.retry_after_seconds();
+    let message = format!(
+        "xla-host: requests to {origin} are limited to {} by the operator; the next slot is in {:.1} s, after this call's deadline",
+        late.limit,
+        late.wait.as_secs_f64()
+    );
+    let body = serde_json::json!({ "error": { "message": message } }).to_string();
+    let mut response = http::Response::new(connect::full_body(Bytes::from(body)));
+    *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    (response, Box::new(async { Ok(()) }))
+}
+
 /// The `wasi:http` hooks of one plugin instance. Without a policy (a
 /// connector run with no grants) every request is denied.
 #[derive(Clone)]
@@ -238,6 +280,9 @@ pub(crate) struct OutboundHooks {
     policy: Option<Arc<OutboundPolicy>>,
     in_flight: Arc<tokio::sync::Semaphore>,
     refusals: Arc<AtomicU32>,
+    /// The deadline of the call in progress: a request that would wait past
+    /// it for a rate-limit slot is answered at once instead.
+    deadline: Arc<Mutex<Option<Instant>>>,
 }
 
 impl OutboundHooks {
@@ -247,7 +292,19 @@ impl OutboundHooks {
             policy,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             refusals: Arc::new(AtomicU32::new(0)),
+            deadline: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Sets the deadline of the call about to start (`None`: none).
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        if let Ok(mut slot) = self.deadline.lock() {
+            *slot = deadline;
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline.lock().ok().and_then(|slot| *slot)
     }
 
     fn refused(&self, origin: &Origin, denial: &Denial) {
