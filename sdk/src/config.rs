@@ -1,4 +1,5 @@
-//! Typed plugin configuration from the JSON string the host passes in.
+//! Typed plugin configuration and scorer parameters from the JSON string
+//! the host passes in.
 
 use crate::PluginError;
 use serde::de::DeserializeOwned;
@@ -8,14 +9,29 @@ use serde::de::DeserializeOwned;
 /// A mistake becomes [`PluginError::Config`] naming the field path, e.g.
 /// ``config field `auth.client_id`: missing field `client_id` ``.
 pub fn parse_config<T: DeserializeOwned>(json: &str) -> Result<T, PluginError> {
+    parse_labelled(json, "config")
+}
+
+/// Parses a scorer's `parameters` into its parameter type; an empty string
+/// reads as `{}`, so a type whose fields all have defaults needs no
+/// parameters at all.
+///
+/// A mistake becomes [`PluginError::Config`] naming the field path, e.g.
+/// ``parameters field `weights.experience`: invalid type: string "x", expected f64``.
+pub fn parse_parameters<T: DeserializeOwned>(json: &str) -> Result<T, PluginError> {
+    let json = if json.trim().is_empty() { "{}" } else { json };
+    parse_labelled(json, "parameters")
+}
+
+fn parse_labelled<T: DeserializeOwned>(json: &str, label: &str) -> Result<T, PluginError> {
     let de = &mut serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
-            PluginError::Config(format!("config: {inner}"))
+            PluginError::Config(format!("{label}: {inner}"))
         } else {
-            PluginError::Config(format!("config field `{path}`: {inner}"))
+            PluginError::Config(format!("{label} field `{path}`: {inner}"))
         }
     })
 }
@@ -44,6 +60,27 @@ mod tests {
             panic!("expected a config error, got {err:?}")
         };
         assert!(msg.contains("page.size"), "{msg}");
+    }
+
+    #[derive(serde::Deserialize, Debug, Default)]
+    #[serde(default, deny_unknown_fields)]
+    struct Params {
+        limit: u32,
+    }
+
+    #[test]
+    fn empty_parameters_read_as_an_empty_object() {
+        assert_eq!(parse_parameters::<Params>("").unwrap().limit, 0);
+        assert_eq!(parse_parameters::<Params>("  ").unwrap().limit, 0);
+        assert_eq!(parse_parameters::<Params>("{\"limit\":3}").unwrap().limit, 3);
+    }
+
+    #[test]
+    fn parameter_errors_say_parameters() {
+        let err = parse_parameters::<Params>(r#"{"limit":"many"}"#).unwrap_err();
+        assert!(err.to_string().contains("parameters field `limit`"), "{err}");
+        let err = parse_parameters::<Params>(r#"{"limt":3}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `limt`"), "{err}");
     }
 
     #[test]

@@ -63,6 +63,11 @@
 //! plugin never sees), logs through [`log`]. On the host target (for `cargo
 //! test`) the same code runs against recorded HTTP exchanges with
 //! [`testkit`].
+//!
+//! Scorers share their formulas ([`formulas`]: happiness, shares of
+//! booleans), the checked reading of aggregates ([`aggregates`]) and of
+//! per-subject rows ([`subject`]), so a number means the same in every
+//! scorer.
 #![deny(missing_docs)]
 
 /// Defines `error_to_wit`, mapping [`PluginError`] into the `plugin-error`
@@ -83,9 +88,12 @@ macro_rules! plugin_error_to_wit {
     };
 }
 
+pub mod aggregates;
 mod config;
+pub mod formulas;
 pub mod http;
 pub mod log;
+pub mod subject;
 
 #[cfg(feature = "connector")]
 pub mod connector;
@@ -94,7 +102,7 @@ pub mod scorer;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testkit;
 
-pub use config::parse_config;
+pub use config::{parse_config, parse_parameters};
 pub use xla_types::*;
 
 #[cfg(feature = "connector")]

@@ -62,6 +62,18 @@ impl RowReader {
             batch.into_iter().for_each(&mut f);
         }
     }
+
+    /// Calls `f` for every remaining row, reading in batches of 1,024, and
+    /// stops at the first error `f` returns.
+    pub fn try_for_each<E>(&mut self, mut f: impl FnMut(SubjectRow) -> Result<(), E>) -> Result<(), E> {
+        loop {
+            let batch = self.next_batch(1024);
+            if batch.is_empty() {
+                return Ok(());
+            }
+            batch.into_iter().try_for_each(&mut f)?;
+        }
+    }
 }
 
 /// A scorer's entry points without rows, for native tests.

@@ -1,5 +1,6 @@
 //! Run a connector against recorded HTTP exchanges, on the host target, with
-//! no network.
+//! no network; build a scorer's input from plain values ([`aggregate`],
+//! [`score_input`], [`row`]).
 //!
 //! A fixture file is a JSON array of exchanges in the real wire format of the
 //! source:
@@ -284,10 +285,95 @@ fn drive<C: crate::Connector>(config_json: &str) -> (Vec<crate::Batch>, Option<P
     (batches, Some(error))
 }
 
+/// The aggregate the host would send for `values` of `metric`: count, sum,
+/// min, max, and for a `*_rating` metric the histogram of scores.
+///
+/// # Panics
+///
+/// When a value of a `*_rating` metric is not a whole number from 0 to 10.
+pub fn aggregate(metric: &str, layer: crate::Layer, group: Option<&str>, values: &[f64]) -> crate::Aggregate {
+    let histogram = metric.ends_with("_rating").then(|| {
+        let mut ratings = crate::formulas::Ratings::new();
+        for &value in values {
+            let score = crate::formulas::rating_score(value)
+                .unwrap_or_else(|| panic!("testkit: `{metric}` value {value} is not a 0-10 rating"));
+            ratings.add(score);
+        }
+        ratings.counts().to_vec()
+    });
+    let fold = |pick: fn(f64, f64) -> f64| values.iter().copied().reduce(pick).unwrap_or(0.0);
+    crate::Aggregate {
+        metric: metric.into(),
+        layer,
+        group: group.map(str::to_string),
+        count: values.len() as u64,
+        sum: values.iter().sum(),
+        min: fold(f64::min),
+        max: fold(f64::max),
+        histogram,
+    }
+}
+
+/// A window of tenant `acme` (the first week of October 2026) with these
+/// parameters and aggregates; `group_by` is `service` when an aggregate has
+/// a group.
+pub fn score_input(parameters: &str, aggregates: Vec<crate::Aggregate>) -> crate::ScoreInput {
+    let grouped = aggregates.iter().any(|a| a.group.is_some());
+    crate::ScoreInput {
+        tenant: "acme".into(),
+        window_start: 1_790_812_800_000,
+        window_end: 1_791_417_600_000,
+        group_by: grouped.then(|| "service".into()),
+        parameters: parameters.into(),
+        aggregates,
+    }
+}
+
+/// A subject row as the host sends it: `values` as `(metric, value, at)`
+/// become a `(metric, value)` pair and a `(metric.at, at)` pair each.
+pub fn row(key: &str, dimensions: &[(&str, &str)], values: &[(&str, f64, i64)]) -> crate::SubjectRow {
+    crate::SubjectRow {
+        key: key.into(),
+        dimensions: dimensions.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        values: values
+            .iter()
+            .flat_map(|&(metric, value, at)| [(metric.to_string(), value), (format!("{metric}.at"), at as f64)])
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http;
+
+    #[test]
+    fn aggregates_are_built_as_the_host_would() {
+        let rated = aggregate(
+            "happiness_rating",
+            crate::Layer::Experience,
+            Some("VPN"),
+            &[9.0, 3.0, 10.0],
+        );
+        assert_eq!((rated.count, rated.sum, rated.min, rated.max), (3, 22.0, 3.0, 10.0));
+        assert_eq!(rated.histogram.as_deref(), Some(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1][..]));
+        let empty = aggregate("sla_breached", crate::Layer::Operational, None, &[]);
+        assert_eq!(
+            (empty.count, empty.min, empty.max, empty.histogram),
+            (0, 0.0, 0.0, None)
+        );
+        let input = score_input("", vec![rated]);
+        assert_eq!(input.group_by.as_deref(), Some("service"));
+    }
+
+    #[test]
+    fn rows_carry_a_time_per_value() {
+        let row = row("INC1", &[("service", "VPN")], &[("sla_breached", 1.0, 42)]);
+        assert_eq!(
+            row.values,
+            [("sla_breached".to_string(), 1.0), ("sla_breached.at".to_string(), 42.0)]
+        );
+    }
 
     fn exchange(url: &str, status: u16, json: serde_json::Value) -> Exchange {
         Exchange {
