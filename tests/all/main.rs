@@ -8,6 +8,7 @@ mod loading;
 mod nexthink;
 mod outbound;
 mod sandbox;
+mod score;
 mod scorer;
 mod servicenow;
 mod store;
