@@ -354,3 +354,65 @@ async fn the_xot_view_says_what_a_drop_in_experience_came_with() {
     let december = engine.xot_view("acme", month("2026-12")).expect("view");
     assert_eq!(december.cause, Cause::Neither, "{}", december.explanation);
 }
+
+#[tokio::test]
+async fn xla_host_report_prints_the_xlas_as_json_and_tables_and_names_a_missing_scorer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    {
+        let store = Store::open(&data).expect("store");
+        commit(&store, "acme", &resolutions("a", "2026-02", "Email", 9.0, 10));
+        commit(&store, "acme", &resolutions("a", "2026-03", "Email", 14.0, 10));
+        commit(&store, "acme", &resolutions("a", "2026-03", "VPN", 8.0, 10));
+    }
+    let plugins = target_dir().join("plugins");
+    let config = dir.path().join("host.toml");
+    let write_config = |xla: &str| {
+        let text = format!("[plugins]\ndir = {:?}\n\n[[xla]]\n{xla}", plugins.display().to_string());
+        std::fs::write(&config, text).expect("write config");
+    };
+    write_config(MEAN_RESOLUTION);
+    let args = |json: bool| {
+        let mut args = vec![
+            "--host-config".to_string(),
+            config.display().to_string(),
+            "report".into(),
+            "--period".into(),
+            "2026-03".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ];
+        if json {
+            args.push("--json".into());
+        }
+        args
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        crate::cli::xla_host(&args, &[])
+    };
+    let output = run(args(true));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let bundle: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let report = &bundle["reports"][0];
+    assert_eq!(report["xla"], "resolution");
+    assert_eq!(report["period"], "2026-03");
+    assert_eq!(report["value"], 11.0);
+    assert_eq!(report["target"]["value"], 8.0);
+    assert_eq!(report["met"], false);
+    assert_eq!(report["delta"], 2.0);
+    assert_eq!(report["groups"][0]["group"], "Email");
+
+    let output = run(args(false));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for expected in ["Mean resolution hours", "2026-03", "11.0 (n=20)", "8.0", "NO", "+2.0", "Email 14.0"] {
+        assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
+    }
+
+    write_config(&MEAN_RESOLUTION.replace("scorer = \"mean\"", "scorer = \"no-such-scorer\""));
+    let output = run(args(true));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-such-scorer") && stderr.contains("build the plugins"), "{stderr}");
+}
