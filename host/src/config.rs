@@ -64,6 +64,9 @@ pub struct HostConfig {
     /// Limits per upstream for syncs.
     #[serde(default)]
     pub sync: SyncConfig,
+    /// XLA definitions (`[[xla]]`, see [`crate::score::definition`]).
+    #[serde(default)]
+    pub xla: Vec<crate::score::XlaDefinition>,
 }
 
 /// `[sync]`: how hard the host may press each upstream. An instance's
@@ -141,6 +144,10 @@ pub struct PluginsConfig {
     /// sha256 pins.
     #[serde(default)]
     pub pins: Pins,
+    /// Client-specific scorers, each bound to the one tenant it may score:
+    /// `tenants = { acme-gain-share = "acme" }`. Pin them too.
+    #[serde(default)]
+    pub tenants: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for PluginsConfig {
@@ -148,6 +155,7 @@ impl Default for PluginsConfig {
         PluginsConfig {
             dir: default_plugins_dir(),
             pins: Pins::default(),
+            tenants: Default::default(),
         }
     }
 }
@@ -325,6 +333,9 @@ pub enum ConfigError {
         /// What is wrong and what to write instead.
         message: String,
     },
+    /// An XLA definition is wrong.
+    #[error(transparent)]
+    Xla(#[from] crate::score::DefinitionError),
     /// A secret could not be read.
     #[error("credential for {origin}: {message}")]
     Secret {
@@ -356,6 +367,11 @@ impl HostConfig {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
+    /// The XLA definition with this id.
+    pub fn xla(&self, id: &str) -> Option<&crate::score::XlaDefinition> {
+        self.xla.iter().find(|x| x.id == id)
+    }
+
     /// Defaults plus environment overrides, for running without a file.
     pub fn from_env() -> HostConfig {
         let mut config = HostConfig::default();
@@ -382,6 +398,17 @@ impl HostConfig {
                 scope: "[limits]".into(),
                 message,
             })?;
+        let mut ids = std::collections::HashSet::new();
+        for xla in &self.xla {
+            xla.validate()?;
+            if !ids.insert(xla.id.as_str()) {
+                return Err(ConfigError::Xla(crate::score::DefinitionError {
+                    xla: xla.id.clone(),
+                    field: "id",
+                    why: "is used by two XLAs; give each its own".into(),
+                }));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for instance in &self.connectors {
             let fail = |message: String| ConfigError::Instance {

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod plugins;
 pub mod runtime;
+pub mod score;
 pub mod sim;
 pub mod store;
 pub mod sync;

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use xla_host::sim::feed::{self, Feed};
 
-fn xla_host(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn xla_host(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xla-host-e2e"));
     command
         .args(args)

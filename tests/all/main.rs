@@ -10,6 +10,7 @@ mod nexthink;
 mod outbound;
 mod sandbox;
 mod schedule;
+mod score;
 mod scorer;
 mod servicenow;
 mod store;

@@ -13,7 +13,7 @@ use super::sync::{Bar, summary};
 use crate::config::HostConfig;
 use crate::plugins::{LoadedPlugin, PluginPre, discover};
 use crate::runtime::outbound::{Credential, CredentialKind, Origin, OutboundPolicy, Secret};
-use crate::runtime::{Aggregate, ConnectorInfo, ScoreInput};
+use crate::runtime::ConnectorInfo;
 use crate::sim::happysignals::{self, HappySignalsOptions, HappySignalsSim};
 use crate::sim::nexthink::{self, NexthinkOptions, NexthinkSim};
 use crate::sim::org::{self, OrgSpec};
@@ -46,7 +46,7 @@ const TENANT: &str = "demo";
 /// 2026-09-01T00:00:00Z: the simulated window starts here.
 const WINDOW_START: i64 = 1_788_220_800_000;
 /// Days the simulated window covers.
-const WINDOW_DAYS: u32 = 30;
+const WINDOW_DAYS: u32 = 61;
 
 /// One simulated source and the connector instance that reads it.
 struct Source {
@@ -145,11 +145,8 @@ pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode>
     }
     println!();
     print_arrivals(&store, &described)?;
-    let scorer = loaded
-        .get("mean")
-        .with_context(|| format!("the demo needs the mean plugin in {}", dir.display()))?;
-    score(scorer, config, &store).await?;
     drop((servicenow, happysignals, nexthink));
+    report(config, store).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -340,46 +337,123 @@ async fn print_plugin(plugin: &LoadedPlugin, config: &HostConfig) -> Result<()> 
     Ok(())
 }
 
-/// Mean resolution hours per service, scored by the `mean` plugin from
-/// the aggregates the store's rollups give.
-async fn score(scorer: &LoadedPlugin, config: &HostConfig, store: &Store) -> Result<()> {
-    let PluginPre::Scorer(pre) = &scorer.pre else {
-        bail!("mean is not a scorer");
-    };
-    let query = window_query("resolution_hours", Some("service"), Aggregation::Avg);
-    let mut per_service: BTreeMap<Option<String>, crate::store::Rollup> = BTreeMap::new();
-    for ((_, group), rollup) in store.rollups(&query)? {
-        per_service.entry(group).or_default().merge(&rollup);
+
+/// The demo's XLAs: what an MSP and its customer agreed, over the
+/// simulated organisation.
+const DEMO_XLAS: &str = r#"
+[[xla]]
+id = "incident-happiness"
+name = "Incident happiness"
+tenant = "demo"
+metrics = ["happiness_rating"]
+scorer = "happiness"
+group_by = "service"
+period = "month"
+targets = [{ from = 2026-01-01, value = 50.0 }]
+
+[[xla]]
+id = "lost-time"
+name = "Lost time per ticket (min)"
+tenant = "demo"
+metrics = ["lost_time_minutes"]
+scorer = "lost-time"
+score = "lost_time_mean"
+group_by = "assignment_group"
+period = "month"
+direction = "lower"
+targets = [{ from = 2026-01-01, value = 120.0 }]
+
+[[xla]]
+id = "sla-compliance"
+name = "SLA compliance (%)"
+tenant = "demo"
+metrics = ["sla_breached"]
+scorer = "sla-compliance"
+group_by = "service"
+period = "month"
+targets = [{ from = 2026-01-01, value = 90.0 }]
+
+[[xla]]
+id = "first-contact-resolution"
+name = "First contact resolution (%)"
+tenant = "demo"
+metrics = ["first_contact_resolution"]
+scorer = "fcr"
+score = "first_contact_resolution"
+group_by = "channel"
+period = "month"
+targets = [{ from = 2026-01-01, value = 60.0 }]
+
+[[xla]]
+id = "dex"
+name = "Digital experience (DEX)"
+tenant = "demo"
+metrics = ["dex_score"]
+scorer = "dex"
+score = "dex_score"
+group_by = "device_model"
+period = "month"
+contract = { model = "dex", threshold = 70.0 }
+
+[[xla]]
+id = "xla-index"
+name = "XLA index (X, O, T)"
+tenant = "demo"
+metrics = ["happiness_rating", "sla_breached", "dex_score"]
+scorer = "xla-index"
+score = "xla_index"
+period = "month"
+targets = [{ from = 2026-01-01, value = 70.0 }]
+penalty = { per_point = 500.0, cap = 10000.0 }
+gain_share = { per_point = 250.0, cap = 5000.0 }
+"#;
+
+/// The period the demo reports: the simulated window's last month.
+const REPORT_PERIOD: &str = "2026-10";
+
+/// The XLA report over what arrived, ending with the planted patterns.
+async fn report(config: &HostConfig, store: Arc<Store>) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Xlas {
+        xla: Vec<crate::score::XlaDefinition>,
     }
-    let aggregates = per_service
-        .into_iter()
-        .map(|(group, rollup)| Aggregate {
-            metric: "resolution_hours".into(),
-            layer: crate::runtime::Layer::Operational,
-            group,
-            count: rollup.count,
-            sum: rollup.sum,
-            min: rollup.min,
-            max: rollup.max,
-            histogram: rollup.histogram.map(|h| h.to_vec()),
-        })
+    let xlas = toml::from_str::<Xlas>(DEMO_XLAS).context("the demo's XLA definitions")?.xla;
+    for xla in &xlas {
+        xla.validate()?;
+    }
+    let engine = super::report::engine(config, store, &xlas).await?;
+    let window = super::report::period_window(Some(REPORT_PERIOD))?;
+    let bundle = engine
+        .report_bundle(&xlas, window, Some(&crate::score::ScorecardOptions::default()))
+        .await?;
+    println!("XLAs for {REPORT_PERIOD}, scored by Wasm scorer plugins in the sandbox:\n");
+    print!("{}", super::report::render(&bundle, console::colors_enabled()));
+    let watermelons: Vec<&str> = bundle
+        .scorecards
+        .iter()
+        .flat_map(|s| s.rows.iter().filter(|r| r.watermelon).map(|r| r.group.as_str()))
         .collect();
-    let input = ScoreInput {
-        tenant: TENANT.into(),
-        window_start: query.from,
-        window_end: query.to,
-        group_by: Some("service".into()),
-        parameters: "{}".into(),
-        aggregates,
-    };
-    let scores = pre.session(config.limits.clone()).score(&input, None).await?;
-    println!("Mean resolution hours per service, scored by the `mean` plugin:");
-    let longest = scores.iter().map(|s| s.value).fold(0.0_f64, f64::max).max(1e-9);
-    for score in scores {
-        let group = score.group.as_deref().unwrap_or("all");
-        // The value comes from a plugin: clamp it before it sizes anything.
-        let bar = "█".repeat((score.value / longest * 30.0).clamp(0.0, 30.0).round() as usize);
-        println!("  {group:<16} {:>7.1} h  {bar}  (n={})", score.value, score.sample_size);
+    let worst_group = bundle
+        .reports
+        .iter()
+        .find(|r| r.xla == "lost-time")
+        .and_then(|r| r.groups.first());
+    println!(
+        "\nWhat the SLAs hide: {}.",
+        if watermelons.is_empty() {
+            "no watermelon this month".to_string()
+        } else {
+            format!(
+                "{} meets its SLAs while its users are unhappy (a watermelon: green outside, red inside)",
+                watermelons.join(", ")
+            )
+        }
+    );
+    if let Some(group) = worst_group {
+        println!(
+            "Where the time goes: {} costs its users the most, {:.0} minutes lost per answered ticket.",
+            group.group, group.value
+        );
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod options;
 mod parse;
 mod plugin;
 mod serve;
+mod report;
 mod simulate;
 mod sync;
 
@@ -57,6 +58,9 @@ enum Command {
     Import(import::ImportArgs),
     /// Serve the source simulators with a seeded organisation on loopback.
     Simulate(simulate::SimulateArgs),
+    /// Report every XLA for a period: value against target, trend, worst
+    /// groups, the X/O/T view and the SLA-beside-XLA scorecard.
+    Report(report::ReportArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -79,6 +83,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&config, args).await,
             Command::Import(args) => import::run(&config, args).await,
             Command::Simulate(args) => simulate::run(&config, args).await,
+            Command::Report(args) => report::run(&config, args).await,
         }
     });
     match result {

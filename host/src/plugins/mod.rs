@@ -5,4 +5,4 @@ mod load;
 mod manifest;
 
 pub use load::{Discovered, LoadedPlugin, Pins, PluginLoadError, PluginPre, discover, load_plugin};
-pub use manifest::{MANIFEST_FILE, Manifest, PluginKind};
+pub use manifest::{MANIFEST_FILE, Manifest, ManifestError, PluginKind};

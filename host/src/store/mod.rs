@@ -21,6 +21,7 @@ mod read;
 mod retention;
 mod rollup;
 mod runs;
+mod subjects;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -32,6 +33,7 @@ pub use query::{
 pub use retention::RetentionSummary;
 pub use rollup::{Rollup, Sketch};
 pub use runs::{RunOutcome, RunRecord};
+pub use subjects::SubjectQuery;
 pub use write::{CommitBatch, CommitSummary};
 
 use dict::Dictionary;

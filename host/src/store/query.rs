@@ -267,7 +267,7 @@ impl Store {
 }
 
 /// The value of a row's dimension `key`, rolled up or inline.
-fn row_dimension<'r>(dict: &'r Dictionary, row: &'r Row, key: u32) -> Option<&'r str> {
+pub(crate) fn row_dimension<'r>(dict: &'r Dictionary, row: &'r Row, key: u32) -> Option<&'r str> {
     if let Some((_, v)) = row.dims.iter().find(|(k, _)| *k == key) {
         return dict.string(*v);
     }

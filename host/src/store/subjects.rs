@@ -1,0 +1,112 @@
+//! Per-subject rows for scorers: one row per ticket (or device) joining its
+//! values across metrics and sources, for scorers that judge tickets one by
+//! one (the watermelon detector: SLA met *and* rated 0-6).
+
+use super::keys;
+use super::query::row_dimension;
+use super::read;
+use super::{Store, StoreError};
+use std::collections::BTreeMap;
+use xla_types::SubjectRow;
+
+/// What [`Store::subject_rows`] reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubjectQuery<'a> {
+    /// Tenant.
+    pub tenant: &'a str,
+    /// The dimension that names a subject, e.g. `ticket`.
+    pub key: &'a str,
+    /// Metrics whose values join into the rows.
+    pub metrics: &'a [String],
+    /// Start, unix ms, inclusive.
+    pub from: i64,
+    /// End, unix ms, exclusive.
+    pub to: i64,
+    /// Only observations with this dimension value.
+    pub filter: Option<(&'a str, &'a str)>,
+}
+
+#[derive(Default)]
+struct Building {
+    dimensions: BTreeMap<String, String>,
+    values: Vec<(String, f64)>,
+}
+
+impl Store {
+    /// One row per value of `query.key` among the observations of
+    /// `query.metrics` in the window, ordered by key. A row holds every
+    /// value of those metrics (a ticket with two SLAs has two
+    /// `sla_breached` values), each followed by `(<metric>.at, unix ms)`
+    /// (exact in an f64) for scorers that order by time, and the union of the observations'
+    /// dimensions, the key's own excepted; where sources disagree on a
+    /// dimension, the first metric listed wins. Observations without the
+    /// key dimension are left out.
+    pub fn subject_rows(&self, query: &SubjectQuery<'_>) -> Result<Vec<SubjectRow>, StoreError> {
+        let mut inner = self.lock()?;
+        let (Some(tenant), Some(key)) = (inner.dict.id(query.tenant), inner.dict.id(query.key)) else {
+            return Ok(Vec::new());
+        };
+        if query.from >= query.to {
+            return Ok(Vec::new());
+        }
+        let from_day = keys::day_of(query.from);
+        let to_day = keys::day_of(query.to - 1) + 1;
+        if self.retired(tenant, from_day)? {
+            return Err(StoreError::RetiredRows {
+                what: "per-subject rows".into(),
+            });
+        }
+        let filter = match query.filter {
+            None => None,
+            Some((k, v)) => match inner.dict.id(k) {
+                Some(k) => Some((k, v)),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let (dict, index) = inner.parts(&self.db)?;
+        let (dict, index) = (&*dict, &*index);
+        let mut rows: BTreeMap<String, Building> = BTreeMap::new();
+        for metric_name in query.metrics {
+            let Some(metric) = dict.id(metric_name) else {
+                continue;
+            };
+            let at_name = format!("{metric_name}.at");
+            read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {
+                if !(query.from..query.to).contains(&at) {
+                    return Ok(());
+                }
+                if let Some((k, v)) = filter
+                    && row_dimension(dict, row, k) != Some(v)
+                {
+                    return Ok(());
+                }
+                let Some(subject) = row_dimension(dict, row, key) else {
+                    return Ok(());
+                };
+                let building = match rows.get_mut(subject) {
+                    Some(building) => building,
+                    None => rows.entry(subject.to_string()).or_default(),
+                };
+                let rolled = row.dims.iter().filter_map(|(k, v)| Some((*k, dict.string(*v)?)));
+                let inline = row.inline.iter().map(|(k, v)| (*k, v.as_str()));
+                for (k, v) in rolled.chain(inline).filter(|(k, _)| *k != key) {
+                    let Some(name) = dict.string(k) else { continue };
+                    if !building.dimensions.contains_key(name) {
+                        building.dimensions.insert(name.to_string(), v.to_string());
+                    }
+                }
+                building.values.push((metric_name.clone(), row.value.get()));
+                building.values.push((at_name.clone(), at as f64));
+                Ok(())
+            })?;
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(key, building)| SubjectRow {
+                key,
+                dimensions: building.dimensions.into_iter().collect(),
+                values: building.values,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,418 @@
+//! XLA scoring end to end: observations in a real store, scorer plugins in
+//! the sandbox, targets with history, reports, tenant isolation, and the
+//! X/O/T view.
+
+use crate::support::{runtime, target_dir};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use xla_host::runtime::{Layer, Limits, Observation};
+use xla_host::score::{Cause, Engine, Period, ScoreError, TrendDirection, Window, XlaDefinition, load_scorers};
+use xla_host::store::{CommitBatch, Provenance, Store, SubjectQuery};
+
+const DAY: i64 = 86_400_000;
+
+fn month(label: &str) -> Window {
+    Period::Month.parse(label).expect("month")
+}
+
+fn provenance() -> Provenance {
+    Provenance {
+        connector: "test".into(),
+        plugin: "test".into(),
+        version: "0".into(),
+        sha256: "0".into(),
+        sync_run: 1,
+    }
+}
+
+fn commit(store: &Store, tenant: &str, observations: &[Observation]) {
+    store
+        .commit(CommitBatch {
+            tenant,
+            source: "test",
+            provenance: &provenance(),
+            observations,
+            cursor: None,
+        })
+        .expect("commit");
+}
+
+/// `n` resolution-hours observations of `hours` each in `label`'s month,
+/// in service `service`.
+fn resolutions(prefix: &str, label: &str, service: &str, hours: f64, n: usize) -> Vec<Observation> {
+    let start = month(label).start;
+    (0..n)
+        .map(|i| {
+            Observation::new(
+                format!("{prefix}-{label}-{service}-{i}"),
+                "resolution_hours",
+                Layer::Operational,
+                hours,
+                start + (i as i64 % 20) * DAY + 3_600_000,
+            )
+            .dim("service", service)
+            .dim("ticket", format!("INC{prefix}{label}{service}{i}"))
+        })
+        .collect()
+}
+
+fn xla(text: &str) -> XlaDefinition {
+    toml::from_str(text).expect("definition parses")
+}
+
+const MEAN_RESOLUTION: &str = r#"
+    id = "resolution"
+    name = "Mean resolution hours"
+    tenant = "acme"
+    metrics = ["resolution_hours"]
+    scorer = "mean"
+    score = "resolution_hours"
+    group_by = "service"
+    period = "month"
+    direction = "lower"
+    targets = [{ from = 2026-01-01, value = 10.0 }, { from = 2026-03-01, value = 8.0 }]
+    penalty = { per_point = 100.0, cap = 250.0 }
+"#;
+
+async fn engine(store: Arc<Store>, tenants: &[(&str, &str)]) -> Engine {
+    let tenants: BTreeMap<String, String> = tenants.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+    let scorers = load_scorers(
+        runtime(),
+        &target_dir().join("plugins"),
+        &Default::default(),
+        &tenants,
+        ["mean"],
+        &Limits::default(),
+    )
+    .await
+    .expect("the mean scorer loads");
+    Engine::new(store, scorers, Limits::default())
+}
+
+fn store() -> (tempfile::TempDir, Arc<Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    (dir, store)
+}
+
+#[tokio::test]
+async fn a_report_uses_the_periods_own_target_and_shows_delta_trend_groups_and_money() {
+    let (_dir, store) = store();
+    // February: 9 h on average; March: 11 h (Email 14, VPN 8).
+    commit(&store, "acme", &resolutions("a", "2026-02", "Email", 9.0, 10));
+    commit(&store, "acme", &resolutions("a", "2026-03", "Email", 14.0, 10));
+    commit(&store, "acme", &resolutions("a", "2026-03", "VPN", 8.0, 10));
+    let engine = engine(store, &[]).await;
+    let definition = xla(MEAN_RESOLUTION);
+
+    let february = engine.report(&definition, month("2026-02")).await.expect("report");
+    assert_eq!(february.value, Some(9.0));
+    assert_eq!(february.target.value, Some(10.0), "February's target is January's 10 h");
+    assert_eq!(february.met, Some(true));
+
+    let march = engine.report(&definition, month("2026-03")).await.expect("report");
+    assert_eq!(march.value, Some(11.0));
+    assert_eq!(march.sample_size, 20);
+    assert_eq!(march.target.value, Some(8.0), "March's report uses March's target");
+    assert_eq!(march.met, Some(false));
+    assert_eq!(march.margin, Some(-3.0));
+    assert_eq!(march.previous, Some(9.0));
+    assert_eq!(march.delta, Some(2.0));
+    assert_eq!(
+        march.trend_direction,
+        TrendDirection::Declining,
+        "lower is better and it rose"
+    );
+    let trend: Vec<(&str, Option<f64>)> = march.trend.iter().map(|p| (p.period.as_str(), p.value)).collect();
+    assert_eq!(
+        trend,
+        [
+            ("2025-10", None),
+            ("2025-11", None),
+            ("2025-12", None),
+            ("2026-01", None),
+            ("2026-02", Some(9.0)),
+            ("2026-03", Some(11.0))
+        ]
+    );
+    let groups: Vec<(&str, f64, Option<bool>)> = march
+        .groups
+        .iter()
+        .map(|g| (g.group.as_str(), g.value, g.met))
+        .collect();
+    assert_eq!(
+        groups,
+        [("Email", 14.0, Some(false)), ("VPN", 8.0, Some(true))],
+        "worst first"
+    );
+    let money = march.money.expect("a penalty is agreed");
+    assert_eq!(
+        (money.penalty, money.gain_share),
+        (250.0, 0.0),
+        "3 points × 100, capped at 250"
+    );
+}
+
+#[tokio::test]
+async fn scores_read_only_the_xlas_tenant_and_a_bound_scorer_refuses_other_tenants() {
+    let (_dir, store) = store();
+    commit(&store, "acme", &resolutions("a", "2026-03", "Email", 5.0, 4));
+    commit(&store, "globex", &resolutions("g", "2026-03", "Email", 50.0, 4));
+    let engine = engine(store, &[("mean", "acme")]).await;
+    let acme = xla(MEAN_RESOLUTION);
+    let scored = engine.score(&acme, month("2026-03")).await.expect("acme scores");
+    assert_eq!(scored.value, Some(5.0), "globex's 50 h never reach acme's score");
+    assert_eq!(scored.sample_size, 4);
+
+    let globex = xla(&MEAN_RESOLUTION.replace("tenant = \"acme\"", "tenant = \"globex\""));
+    let refused = engine
+        .score(&globex, month("2026-03"))
+        .await
+        .expect_err("bound to acme");
+    assert!(matches!(refused, ScoreError::TenantBinding { .. }), "{refused}");
+    assert!(refused.to_string().contains("bound to tenant `acme`"), "{refused}");
+}
+
+#[tokio::test]
+async fn scores_are_deterministic() {
+    let (_dir, store) = store();
+    commit(&store, "acme", &resolutions("a", "2026-03", "Email", 7.25, 9));
+    commit(&store, "acme", &resolutions("a", "2026-03", "VPN", 3.5, 3));
+    let engine = engine(store, &[]).await;
+    let definition = xla(MEAN_RESOLUTION);
+    let first = engine.score(&definition, month("2026-03")).await.expect("score");
+    for _ in 0..3 {
+        assert_eq!(engine.score(&definition, month("2026-03")).await.expect("score"), first);
+    }
+}
+
+#[tokio::test]
+async fn a_group_the_metric_lacks_is_reached_through_the_ticket() {
+    let (_dir, store) = store();
+    let start = month("2026-03").start + DAY;
+    // Survey answers carry only the ticket; the tickets carry the group.
+    let mut observations = Vec::new();
+    for (ticket, group, minutes) in [
+        ("INC1", "Network", 120.0),
+        ("INC2", "Network", 60.0),
+        ("INC3", "Desk", 10.0),
+    ] {
+        observations.push(
+            Observation::new(
+                format!("r-{ticket}"),
+                "lost_time_minutes",
+                Layer::Experience,
+                minutes,
+                start,
+            )
+            .dim("ticket", ticket),
+        );
+        observations.push(
+            Observation::new(
+                format!("t-{ticket}"),
+                "ticket_resolved",
+                Layer::Operational,
+                1.0,
+                start - 3_600_000,
+            )
+            .dim("ticket", ticket)
+            .dim("assignment_group", group),
+        );
+    }
+    // An answer whose ticket never arrived has no group.
+    observations
+        .push(Observation::new("r-INC9", "lost_time_minutes", Layer::Experience, 999.0, start).dim("ticket", "INC9"));
+    commit(&store, "acme", &observations);
+    let engine = engine(store.clone(), &[]).await;
+    let definition = xla(r#"
+        id = "lost-time"
+        name = "Lost time"
+        tenant = "acme"
+        metrics = ["lost_time_minutes"]
+        scorer = "mean"
+        score = "lost_time_minutes"
+        group_by = "assignment_group"
+        period = "month"
+        direction = "lower"
+        targets = [{ from = 2026-01-01, value = 30.0 }]
+    "#);
+    let scored = engine.score(&definition, month("2026-03")).await.expect("score");
+    assert_eq!(
+        scored.value,
+        Some((120.0 + 60.0 + 10.0 + 999.0) / 4.0),
+        "the whole window has every answer"
+    );
+    let groups: Vec<(Option<&str>, f64, u64)> = scored
+        .groups
+        .iter()
+        .map(|s| (s.group.as_deref(), s.value, s.sample_size))
+        .collect();
+    assert_eq!(groups, [(Some("Desk"), 10.0, 1), (Some("Network"), 90.0, 2)]);
+
+    // The rows behind it: one per ticket, values with their times, dimensions joined.
+    let rows = store
+        .subject_rows(&SubjectQuery {
+            tenant: "acme",
+            key: "ticket",
+            metrics: &["lost_time_minutes".into(), "ticket_resolved".into()],
+            from: month("2026-03").start,
+            to: month("2026-03").end,
+            filter: None,
+        })
+        .expect("rows");
+    assert_eq!(rows.len(), 4);
+    let inc1 = &rows[0];
+    assert_eq!(inc1.key, "INC1");
+    assert_eq!(
+        inc1.dimensions,
+        [("assignment_group".to_string(), "Network".to_string())]
+    );
+    assert_eq!(
+        inc1.values,
+        [
+            ("lost_time_minutes".to_string(), 120.0),
+            ("lost_time_minutes.at".to_string(), start as f64),
+            ("ticket_resolved".to_string(), 1.0),
+            ("ticket_resolved.at".to_string(), (start - 3_600_000) as f64),
+        ]
+    );
+}
+
+/// One month of X, O and T for the X/O/T view.
+fn xot_month(label: &str, ratings: &[(f64, usize)], breached: (usize, usize), dex: f64) -> Vec<Observation> {
+    let at = month(label).start + DAY;
+    let mut observations = Vec::new();
+    let mut n = 0;
+    for (rating, count) in ratings {
+        for _ in 0..*count {
+            n += 1;
+            observations.push(Observation::new(
+                format!("{label}-r{n}"),
+                "happiness_rating",
+                Layer::Experience,
+                *rating,
+                at,
+            ));
+        }
+    }
+    let (breaches, total) = breached;
+    for i in 0..total {
+        let value = if i < breaches { 1.0 } else { 0.0 };
+        observations.push(Observation::new(
+            format!("{label}-s{i}"),
+            "sla_breached",
+            Layer::Operational,
+            value,
+            at,
+        ));
+    }
+    for i in 0..10 {
+        observations.push(Observation::new(
+            format!("{label}-d{i}"),
+            "dex_score",
+            Layer::Technical,
+            dex,
+            at,
+        ));
+    }
+    observations
+}
+
+#[tokio::test]
+async fn the_xot_view_says_what_a_drop_in_experience_came_with() {
+    let (_dir, store) = store();
+    // September: happiness +60, SLAs 95 %, DEX 80. October: happiness +20
+    // with DEX 70 (technical). November: happiness back to +60, then
+    // December +20 with SLAs and DEX holding (neither).
+    commit(
+        &store,
+        "acme",
+        &xot_month("2026-09", &[(10.0, 8), (8.0, 2)], (1, 20), 80.0),
+    );
+    commit(
+        &store,
+        "acme",
+        &xot_month("2026-10", &[(10.0, 4), (8.0, 6)], (1, 20), 70.0),
+    );
+    commit(
+        &store,
+        "acme",
+        &xot_month("2026-11", &[(10.0, 6), (8.0, 4)], (1, 20), 80.0),
+    );
+    commit(
+        &store,
+        "acme",
+        &xot_month("2026-12", &[(10.0, 4), (8.0, 4), (3.0, 2)], (1, 20), 80.0),
+    );
+    let engine = engine(store, &[]).await;
+    let october = engine.xot_view("acme", month("2026-10")).expect("view");
+    assert_eq!(october.happiness, (Some(40.0), Some(80.0)));
+    assert_eq!(october.sla_compliance, (Some(95.0), Some(95.0)));
+    assert_eq!(october.cause, Cause::Technical, "{}", october.explanation);
+    let november = engine.xot_view("acme", month("2026-11")).expect("view");
+    assert_eq!(november.cause, Cause::NoDrop);
+    let december = engine.xot_view("acme", month("2026-12")).expect("view");
+    assert_eq!(december.cause, Cause::Neither, "{}", december.explanation);
+}
+
+#[tokio::test]
+async fn xla_host_report_prints_the_xlas_as_json_and_tables_and_names_a_missing_scorer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    {
+        let store = Store::open(&data).expect("store");
+        commit(&store, "acme", &resolutions("a", "2026-02", "Email", 9.0, 10));
+        commit(&store, "acme", &resolutions("a", "2026-03", "Email", 14.0, 10));
+        commit(&store, "acme", &resolutions("a", "2026-03", "VPN", 8.0, 10));
+    }
+    let plugins = target_dir().join("plugins");
+    let config = dir.path().join("host.toml");
+    let write_config = |xla: &str| {
+        let text = format!("[plugins]\ndir = {:?}\n\n[[xla]]\n{xla}", plugins.display().to_string());
+        std::fs::write(&config, text).expect("write config");
+    };
+    write_config(MEAN_RESOLUTION);
+    let args = |json: bool| {
+        let mut args = vec![
+            "--host-config".to_string(),
+            config.display().to_string(),
+            "report".into(),
+            "--period".into(),
+            "2026-03".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ];
+        if json {
+            args.push("--json".into());
+        }
+        args
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        crate::cli::xla_host(&args, &[])
+    };
+    let output = run(args(true));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let bundle: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let report = &bundle["reports"][0];
+    assert_eq!(report["xla"], "resolution");
+    assert_eq!(report["period"], "2026-03");
+    assert_eq!(report["value"], 11.0);
+    assert_eq!(report["target"]["value"], 8.0);
+    assert_eq!(report["met"], false);
+    assert_eq!(report["delta"], 2.0);
+    assert_eq!(report["groups"][0]["group"], "Email");
+
+    let output = run(args(false));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for expected in ["Mean resolution hours", "2026-03", "11.0 (n=20)", "8.0", "NO", "+2.0", "Email 14.0"] {
+        assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
+    }
+
+    write_config(&MEAN_RESOLUTION.replace("scorer = \"mean\"", "scorer = \"no-such-scorer\""));
+    let output = run(args(true));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-such-scorer") && stderr.contains("build the plugins"), "{stderr}");
+}
