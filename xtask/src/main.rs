@@ -125,9 +125,19 @@ fn host_triple() -> Result<String> {
         .ok_or_else(|| anyhow::anyhow!("`rustc -vV` did not name the host triple"))
 }
 
+/// The checkout `cargo xtask` was run in: the nearest directory up from
+/// the working directory holding `wit/` and `plugins/`. Found at run time,
+/// not baked in at compile time, so that checkouts sharing one target
+/// directory (git worktrees) each build their own plugins.
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let Ok(cwd) = std::env::current_dir() else {
+        return compiled;
+    };
+    cwd.ancestors()
+        .find(|dir| dir.join("wit").is_dir() && dir.join("plugins").join("Cargo.toml").is_file())
+        .map_or(compiled, Path::to_path_buf)
 }
