@@ -3,6 +3,10 @@
 //! flow, faults); the `nexthink` connector component pulls it through the
 //! sandbox with a host-held client-credentials credential; the sync engine
 //! commits it to a real store. What arrives must equal the generator's truth.
+//!
+//! The data are five days from 2026-10-01, in the past: without `until` a
+//! sync reads up to today, so tests whose counts depend on the end either set
+//! `until` or only assert what holds whatever today is.
 
 use crate::support::{connector, guests};
 use std::collections::BTreeMap;
@@ -10,12 +14,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use xla_host::runtime::outbound::{Credential, CredentialKind, Origin, OutboundPolicy, Secret};
-use xla_host::runtime::{ConnectorSession, Limits};
-use xla_host::sim::nexthink::{self, Fault, FaultRule, NexthinkOptions, NexthinkSim, Requests};
+use xla_host::runtime::{ConnectorSession, Limits, PluginError};
+use xla_host::sim::nexthink::{self, Fault, FaultRule, NexthinkOptions, NexthinkSim, Requests, Route};
 use xla_host::sim::org::{self, OrgSpec};
 use xla_host::sim::telemetry::{self, PLANTED_MODEL, Telemetry, TelemetrySpec};
 use xla_host::store::{Aggregation, Bucket, RunOutcome, SeriesQuery, Store};
-use xla_host::sync::{self, Backoff, Quiet, SyncOptions, SyncTarget};
+use xla_host::sync::{self, Backoff, Quiet, SyncError, SyncOptions, SyncTarget};
 
 /// 2026-10-01T00:00:00Z.
 const START: i64 = 1_790_812_800_000;
@@ -52,7 +56,20 @@ async fn simulator(options: NexthinkOptions) -> NexthinkSim {
         .expect("simulator")
 }
 
+/// A session granted the instance, with its OAuth2 credential.
 fn session(sim: &NexthinkSim) -> ConnectorSession {
+    session_granting(sim, &[])
+}
+
+/// A session granted the instance (with its credential) and `more` origins,
+/// with none.
+fn session_granting(sim: &NexthinkSim, more: &[String]) -> ConnectorSession {
+    session_with(sim, more, Vec::new())
+}
+
+/// A session granted the instance (with its credential) and `more` origins,
+/// with `credentials`.
+fn session_with(sim: &NexthinkSim, more: &[String], credentials: Vec<Credential>) -> ConnectorSession {
     let options = sim.options();
     let origin = sim.base_url();
     let credential = Credential::new(
@@ -65,15 +82,26 @@ fn session(sim: &NexthinkSim) -> ConnectorSession {
         },
     );
     let limits = Limits::default();
-    let policy = OutboundPolicy::new(&["*".into()], &[origin], vec![credential], &limits).expect("policy");
+    let mut grants = vec![origin];
+    grants.extend_from_slice(more);
+    let mut credentials = credentials;
+    credentials.push(credential);
+    let policy = OutboundPolicy::new(&["*".into()], &grants, credentials, &limits).expect("policy");
     connector(guests::NEXTHINK).session(limits, Some(Arc::new(policy)))
 }
 
+/// The five simulated days, `until` excluded.
+const UNTIL: &str = r#","until":"2026-10-06""#;
+
 fn target(sim: &NexthinkSim, extra: &str) -> SyncTarget {
+    target_since(sim, "2026-10-01", extra)
+}
+
+fn target_since(sim: &NexthinkSim, since: &str, extra: &str) -> SyncTarget {
     SyncTarget {
         instance: "nexthink".into(),
         tenant: "acme".into(),
-        config: format!(r#"{{"instance_url":"{}","since":"2026-10-01"{extra}}}"#, sim.base_url()),
+        config: format!(r#"{{"instance_url":"{}","since":"{since}"{extra}}}"#, sim.base_url()),
         plugin: "nexthink".into(),
         version: "0.1.0".into(),
         sha256: "0".repeat(64),
@@ -138,7 +166,7 @@ async fn an_export_sync_brings_every_device_day_and_the_planted_model_crashes_mo
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
     let mut session = session(&sim);
-    let target = target(&sim, "");
+    let target = target(&sim, UNTIL);
     let first = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
         .await
         .expect("sync");
@@ -171,14 +199,15 @@ async fn an_export_sync_brings_every_device_day_and_the_planted_model_crashes_mo
     assert_eq!(top.group.as_deref(), Some(PLANTED_MODEL), "{series:?}");
     assert!(series.len() >= 6, "{series:?}");
 
-    // The sync stopped at the first empty day; the next one asks for it again and adds nothing.
+    // At `until` there is nothing left to ask: only check's one-day probe.
     let before = sim.requests();
     let second = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
         .await
         .expect("sync");
     assert_eq!(second.outcome, RunOutcome::Completed);
     assert_eq!((second.inserted, second.replaced), (0, 0), "{second:?}");
-    assert!(sim.requests() > before, "the empty day was asked for again");
+    assert_eq!(sim.requests() - before, 1, "only check's probe");
+    assert_eq!(sim.requests_to(Route::Export), u64::from(DAYS), "one export per day");
     assert_truth(&store, &telemetry);
 
     // One device-day, across its metrics and dimensions.
@@ -256,14 +285,186 @@ async fn every_fault_mode_recovers_with_no_loss_and_no_duplicate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
     let mut session = session(&sim);
-    let record = sync::run(&mut session, &store, &target(&sim, ""), &options(), &mut Quiet)
+    let record = sync::run(&mut session, &store, &target(&sim, UNTIL), &options(), &mut Quiet)
         .await
         .expect("the sync recovers from every fault");
     assert_eq!(record.outcome, RunOutcome::Completed, "{record:?}");
     assert!(record.retries >= 5, "{record:?}");
     assert_truth(&store, &sim.telemetry());
-    let again = sync::run(&mut session, &store, &target(&sim, ""), &options(), &mut Quiet)
+    let again = sync::run(&mut session, &store, &target(&sim, UNTIL), &options(), &mut Quiet)
         .await
         .expect("sync");
     assert_eq!((again.inserted, again.replaced), (0, 0), "{again:?}");
+}
+
+fn results_elsewhere() -> NexthinkOptions {
+    NexthinkOptions {
+        results_on_other_origin: true,
+        ..NexthinkOptions::default()
+    }
+}
+
+/// The plugin's error behind a failed sync.
+fn plugin_error(outcome: Result<xla_host::store::RunRecord, SyncError>) -> PluginError {
+    match outcome {
+        Err(SyncError::Connector { source, .. }) => source.plugin_error().cloned().unwrap_or_else(|| {
+            panic!("a plugin error, not {source}");
+        }),
+        other => panic!("the sync fails in the connector, not {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_on_a_granted_results_origin_come_without_credentials() {
+    let sim = simulator(results_elsewhere()).await;
+    let storage = sim.results_url().expect("results origin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    // Granted, with no credential: the host adds the instance's token only to the instance.
+    let mut session = session_granting(&sim, std::slice::from_ref(&storage));
+    let target = target(&sim, &format!(r#"{UNTIL},"results_origin":"{storage}""#));
+    let record = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
+        .await
+        .expect("sync");
+    assert_eq!(record.outcome, RunOutcome::Completed, "{record:?}");
+    assert_eq!(record.retries, 0, "{record:?}");
+    assert_truth(&store, &sim.telemetry());
+    assert_eq!(
+        sim.requests_to(Route::Results),
+        u64::from(DAYS),
+        "one file per day, from the storage"
+    );
+    assert_eq!(
+        sim.authorized_results_requests(),
+        0,
+        "no Authorization reached the storage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_on_the_results_origin_is_refused_by_the_storage() {
+    let sim = simulator(results_elsewhere()).await;
+    let storage = sim.results_url().expect("results origin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    // The operator's mistake: a credential for the storage too. S3 refuses a
+    // second auth mechanism beside the link's signature.
+    let bearer = Credential::new(
+        Origin::parse(&storage).expect("origin"),
+        CredentialKind::Bearer {
+            token: Secret::new(String::from("not-for-s3")),
+        },
+    );
+    let mut session = session_with(&sim, std::slice::from_ref(&storage), vec![bearer]);
+    let target = target(&sim, &format!(r#"{UNTIL},"results_origin":"{storage}""#));
+    let outcome = sync::run(&mut session, &store, &target, &options(), &mut Quiet).await;
+    let PluginError::Permanent(message) = plugin_error(outcome) else {
+        panic!("Permanent")
+    };
+    assert!(
+        message.contains("without a credential") && message.contains(&storage),
+        "{message}"
+    );
+    assert_eq!(sim.authorized_results_requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_elsewhere_without_results_origin_are_refused_naming_the_field() {
+    let sim = simulator(results_elsewhere()).await;
+    let storage = sim.results_url().expect("results origin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let mut session = session_granting(&sim, std::slice::from_ref(&storage));
+    let outcome = sync::run(&mut session, &store, &target(&sim, UNTIL), &options(), &mut Quiet).await;
+    let PluginError::Permanent(message) = plugin_error(outcome) else {
+        panic!("Permanent")
+    };
+    assert!(message.contains("`results_origin`"), "{message}");
+    assert!(
+        message.contains(&storage) && message.contains(&sim.base_url()),
+        "{message}"
+    );
+    assert!(
+        !message.contains("X-Amz-Signature"),
+        "the link's signature stays out: {message}"
+    );
+    assert_eq!(sim.requests_to(Route::Results), 0);
+    assert!(stored(&store).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_results_origin_not_granted_is_refused_by_the_sandbox() {
+    let sim = simulator(results_elsewhere()).await;
+    let storage = sim.results_url().expect("results origin");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let mut session = session(&sim);
+    let target = target(&sim, &format!(r#"{UNTIL},"results_origin":"{storage}""#));
+    let outcome = sync::run(&mut session, &store, &target, &options(), &mut Quiet).await;
+    let PluginError::Permanent(message) = plugin_error(outcome) else {
+        panic!("Permanent")
+    };
+    assert!(message.contains("refused by the host sandbox"), "{message}");
+    assert!(
+        !message.contains("X-Amz-Signature"),
+        "the link's signature stays out: {message}"
+    );
+    assert_eq!(
+        sim.requests_to(Route::Results),
+        0,
+        "the refused request never left the host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_export_completes_over_several_pulls_with_one_export_request() {
+    // Fourteen polls: more than three pulls' worth, so three pulls in a row
+    // return nothing, which the engine accepts only because the cursor moves.
+    let sim = simulator(NexthinkOptions {
+        polls_to_complete: 14,
+        ..NexthinkOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let mut session = session(&sim);
+    let target = target(&sim, &format!(r#"{UNTIL},"days_per_pull":5"#));
+    let record = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
+        .await
+        .expect("sync");
+    assert_eq!(record.outcome, RunOutcome::Completed, "{record:?}");
+    assert_eq!(
+        (record.batches, record.retries),
+        (4, 0),
+        "three waiting pulls, then the rows: {record:?}"
+    );
+    assert_truth(&store, &sim.telemetry());
+    assert_eq!(
+        sim.requests_to(Route::Export),
+        1,
+        "the export was never submitted again"
+    );
+    assert_eq!(sim.requests_to(Route::Status), 14);
+    assert_eq!(sim.requests_to(Route::Results), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_since_before_the_data_without_until_brings_every_device_day() {
+    let sim = simulator(NexthinkOptions::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let mut session = session(&sim);
+    // Six empty days first (three empty pulls), then the data, then empty days up to today.
+    let target = target_since(&sim, "2026-09-25", r#","mode":"execute","days_per_pull":2"#);
+    let first = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
+        .await
+        .expect("sync");
+    assert_eq!(first.outcome, RunOutcome::Completed, "{first:?}");
+    assert_truth(&store, &sim.telemetry());
+    let second = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
+        .await
+        .expect("sync");
+    assert_eq!(second.outcome, RunOutcome::Completed, "{second:?}");
+    assert_eq!((second.inserted, second.replaced), (0, 0), "{second:?}");
+    assert_truth(&store, &sim.telemetry());
 }

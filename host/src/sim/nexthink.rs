@@ -13,8 +13,18 @@
 //! - `POST /api/v1/nql/export` → `{"exportId"}`; `GET /api/v1/nql/status/{exportId}`
 //!   → `SUBMITTED`, `IN_PROGRESS`, then `COMPLETED` with `resultsFileUrl`
 //!   after [`NexthinkOptions::polls_to_complete`] polls;
-//!   `GET /results/{exportId}.csv`, the file (same origin, no bearer: it stands
-//!   for the pre-signed storage URL the real service hands out).
+//!   `GET /results/{exportId}.csv`, the file on the instance origin (no bearer
+//!   needed).
+//! - With [`NexthinkOptions::results_on_other_origin`], `resultsFileUrl` is
+//!   instead a pre-signed URL on a second loopback listener (another port, so
+//!   another origin), as the real service hands out an S3 link:
+//!   `GET /exports/{exportId}.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=…&X-Amz-Expires=…&X-Amz-SignedHeaders=host&X-Amz-Signature=…`.
+//!   It answers the way S3 does, with an XML `<Error>`: 400 `InvalidArgument`
+//!   to a request that also carries an `Authorization` header (one auth
+//!   mechanism only), 403 `AccessDenied` without a signature or once the link
+//!   has expired, 403 `SignatureDoesNotMatch` to a tampered one.
+//!
+//! [`NexthinkSim::requests_to`] counts requests per [`Route`].
 //!
 //! The one query, [`DEVICE_DAILY_DEX`], returns a row per device-day with
 //! `from` <= date < `to`, day-major, devices in name order.
@@ -29,7 +39,7 @@ use crate::sim::server::Served;
 use crate::sim::telemetry::{DeviceDay, Telemetry};
 use crate::sim::{lock, read, write};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,12 +47,18 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
+use sha2::Digest as _;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// `X-Amz-Date`'s format.
+const AMZ_DATE: &str = "%Y%m%dT%H%M%SZ";
+/// The longest `X-Amz-Expires` S3 accepts: a week.
+const MAX_LINK_SECONDS: u64 = 604_800;
 
 /// The predefined query the simulator knows.
 pub const DEVICE_DAILY_DEX: &str = "#device_daily_dex";
@@ -78,8 +94,14 @@ pub struct NexthinkOptions {
     /// Status polls of an export until it is `COMPLETED` (the first poll is
     /// `SUBMITTED`, the next ones `IN_PROGRESS`).
     pub polls_to_complete: u32,
-    /// Faults injected by API request number (token requests are not counted).
+    /// Faults injected by API request number (token requests are not counted;
+    /// results file requests are, on either origin).
     pub faults: Vec<FaultRule>,
+    /// Serve results files from a second listener (another origin) through
+    /// pre-signed URLs, as the real service does. Read when serving starts.
+    pub results_on_other_origin: bool,
+    /// How long a pre-signed results URL stays valid (`X-Amz-Expires`, at most a week).
+    pub results_link_lifetime: Duration,
 }
 
 impl Default for NexthinkOptions {
@@ -90,25 +112,51 @@ impl Default for NexthinkOptions {
             token_lifetime: Duration::from_secs(900),
             polls_to_complete: 3,
             faults: Vec::new(),
+            results_on_other_origin: false,
+            results_link_lifetime: Duration::from_secs(900),
         }
     }
 }
 
 pub use crate::sim::fault::{Fault, FaultRule, Requests};
 
+/// A route of the simulated service, for [`NexthinkSim::requests_to`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /oauth2/default/v1/token`.
+    Token,
+    /// `POST /api/v{1,2}/nql/execute`.
+    Execute,
+    /// `POST /api/v1/nql/export`.
+    Export,
+    /// `GET /api/v1/nql/status/{exportId}`.
+    Status,
+    /// A results file, on the instance or the results origin.
+    Results,
+}
+
 /// A running simulator; stops when dropped.
 #[derive(Debug)]
 pub struct NexthinkSim {
     shared: Arc<Shared>,
     served: Served,
+    results_served: Option<Served>,
 }
 
 #[derive(Debug)]
 struct Shared {
     base_url: String,
+    /// `http://127.0.0.1:PORT` of the results origin, when served.
+    results_url: Option<String>,
+    /// Key of the pre-signed URLs' signatures.
+    signing_key: [u8; 32],
     telemetry: Arc<Telemetry>,
     options: RwLock<NexthinkOptions>,
     requests: AtomicU64,
+    /// Requests per [`Route`], in its order.
+    routes: [AtomicU64; 5],
+    /// Requests to the results origin that carried `Authorization`.
+    authorized_results: AtomicU64,
     tokens: Mutex<Tokens>,
     exports: Mutex<HashMap<String, Export>>,
 }
@@ -133,17 +181,38 @@ pub async fn serve(
 ) -> std::io::Result<NexthinkSim> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    // The results origin: the same address, any free port.
+    let results_listener = if options.results_on_other_origin {
+        Some(tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?)
+    } else {
+        None
+    };
+    let results_url = results_listener
+        .as_ref()
+        .map(|l| l.local_addr().map(|a| format!("http://{a}")))
+        .transpose()?;
+    let base_url = format!("http://{local}");
+    let signing_key = sha2::Sha256::digest(format!("{base_url} {}", options.client_secret).as_bytes()).into();
     let shared = Arc::new(Shared {
-        base_url: format!("http://{local}"),
+        base_url,
+        results_url,
+        signing_key,
         telemetry,
         options: RwLock::new(options),
         requests: AtomicU64::new(0),
+        routes: Default::default(),
+        authorized_results: AtomicU64::new(0),
         tokens: Mutex::new(Tokens::default()),
         exports: Mutex::new(HashMap::new()),
     });
-    let app = router(shared.clone());
-    let served = Served::spawn(listener, app, "nexthink");
-    Ok(NexthinkSim { shared, served })
+    let served = Served::spawn(listener, router(shared.clone()), "nexthink");
+    let results_served =
+        results_listener.map(|l| Served::spawn(l, results_router(shared.clone()), "nexthink results storage"));
+    Ok(NexthinkSim {
+        shared,
+        served,
+        results_served,
+    })
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -154,6 +223,13 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/nql/export", post(export))
         .route("/api/v1/nql/status/{export_id}", get(status))
         .route("/results/{file}", get(results))
+        .with_state(shared)
+}
+
+/// The storage holding results files behind pre-signed URLs.
+fn results_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/exports/{file}", get(presigned_results))
         .with_state(shared)
 }
 
@@ -168,9 +244,27 @@ impl NexthinkSim {
         format!("{}/oauth2/default/v1/token", self.shared.base_url)
     }
 
-    /// API requests received so far (answered or refused; token requests excluded).
+    /// `http://127.0.0.1:PORT` of the results origin, when
+    /// [`NexthinkOptions::results_on_other_origin`] was set at serving time.
+    pub fn results_url(&self) -> Option<String> {
+        self.shared.results_url.clone()
+    }
+
+    /// API requests received so far (answered or refused; token requests
+    /// excluded, results file requests on either origin included).
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests received on `route` so far (answered or refused).
+    pub fn requests_to(&self, route: Route) -> u64 {
+        self.shared.routes[route as usize].load(Ordering::Relaxed)
+    }
+
+    /// Requests to the results origin that carried an `Authorization`
+    /// header (each refused, as S3 refuses a second auth mechanism).
+    pub fn authorized_results_requests(&self) -> u64 {
+        self.shared.authorized_results.load(Ordering::Relaxed)
     }
 
     /// The options in force.
@@ -193,9 +287,12 @@ impl NexthinkSim {
         lock(&self.shared.tokens).live.clear();
     }
 
-    /// Stops serving and waits for the server task to end.
+    /// Stops serving and waits for the server tasks to end.
     pub async fn shutdown(self) {
         self.served.stop().await;
+        if let Some(served) = self.results_served {
+            served.stop().await;
+        }
     }
 }
 
@@ -221,6 +318,7 @@ fn token_text(salt: &str, issued: u64) -> String {
 
 /// `POST /oauth2/default/v1/token`.
 async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    shared.count(Route::Token);
     let options = read(&shared.options).clone();
     let denied = |error: &str| {
         let body = json!({"error": error, "error_description": "Client authentication failed."});
@@ -272,8 +370,13 @@ enum Faulted {
 }
 
 impl Shared {
-    /// Counts the request and applies its faults and the bearer check.
-    async fn admit(&self, headers: &HeaderMap, needs_bearer: bool) -> Faulted {
+    fn count(&self, route: Route) {
+        self.routes[route as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the request on `route` and applies its faults and the bearer check.
+    async fn admit(&self, route: Route, headers: &HeaderMap, needs_bearer: bool) -> Faulted {
+        self.count(route);
         let number = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let faults = read(&self.options).faults.clone();
         let mut after = None;
@@ -472,7 +575,7 @@ async fn execute_v2(State(shared): State<Arc<Shared>>, headers: HeaderMap, body:
 
 /// `POST /api/v{1,2}/nql/execute`.
 async fn execute(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, version: u8) -> Response {
-    let fault = match shared.admit(&headers, true).await {
+    let fault = match shared.admit(Route::Execute, &headers, true).await {
         Faulted::Answer(response) => return response,
         Faulted::Body(fault) => fault,
     };
@@ -531,15 +634,18 @@ async fn execute(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, version: 
 }
 
 fn execution_time() -> String {
+    utc_now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The wall clock, to the second (chrono's `clock` feature is off).
+fn utc_now() -> chrono::DateTime<chrono::Utc> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    chrono::DateTime::from_timestamp(now.as_secs() as i64, 0)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
+    chrono::DateTime::from_timestamp(i64::try_from(now.as_secs()).unwrap_or_default(), 0).unwrap_or_default()
 }
 
 /// `POST /api/v1/nql/export`: renders the file at once; status polls reveal it.
 async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let fault = match shared.admit(&headers, true).await {
+    let fault = match shared.admit(Route::Export, &headers, true).await {
         Faulted::Answer(response) => return response,
         Faulted::Body(fault) => fault,
     };
@@ -568,7 +674,7 @@ async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
 
 /// `GET /api/v1/nql/status/{exportId}`.
 async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let fault = match shared.admit(&headers, true).await {
+    let fault = match shared.admit(Route::Status, &headers, true).await {
         Faulted::Answer(response) => return response,
         Faulted::Body(fault) => fault,
     };
@@ -582,7 +688,7 @@ async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>, heade
         export.polls
     };
     let body = if polls >= polls_to_complete {
-        json!({"status": "COMPLETED", "resultsFileUrl": format!("{}/results/{id}.csv", shared.base_url)})
+        json!({"status": "COMPLETED", "resultsFileUrl": shared.results_file_url(&id)})
     } else if polls == 1 {
         json!({"status": "SUBMITTED"})
     } else {
@@ -593,20 +699,149 @@ async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>, heade
 
 /// `GET /results/{exportId}.csv`: the file, once its export completed.
 async fn results(State(shared): State<Arc<Shared>>, Path(file): Path<String>, headers: HeaderMap) -> Response {
-    let fault = match shared.admit(&headers, false).await {
+    let fault = match shared.admit(Route::Results, &headers, false).await {
         Faulted::Answer(response) => return response,
         Faulted::Body(fault) => fault,
     };
-    let polls_to_complete = read(&shared.options).polls_to_complete.max(1);
     let id = file.strip_suffix(".csv").unwrap_or(&file);
-    let body = {
-        let exports = lock(&shared.exports);
-        match exports.get(id) {
-            Some(export) if export.polls >= polls_to_complete => export.csv.clone(),
-            _ => return failure(StatusCode::NOT_FOUND, &format!("No results file {file}")),
-        }
+    match shared.completed_file(id) {
+        Some(body) => respond(body, "text/csv;charset=UTF-8", fault),
+        None => failure(StatusCode::NOT_FOUND, &format!("No results file {file}")),
+    }
+}
+
+impl Shared {
+    /// Where a completed export's file is: the instance, or a pre-signed
+    /// URL on the results origin.
+    fn results_file_url(&self, id: &str) -> String {
+        let Some(storage) = self
+            .results_url
+            .as_deref()
+            .filter(|_| read(&self.options).results_on_other_origin)
+        else {
+            return format!("{}/results/{id}.csv", self.base_url);
+        };
+        let path = format!("/exports/{id}.csv");
+        let date = utc_now().format(AMZ_DATE).to_string();
+        let expires = read(&self.options)
+            .results_link_lifetime
+            .as_secs()
+            .min(MAX_LINK_SECONDS);
+        let signature = self.signature(&path, &date, expires);
+        format!(
+            "{storage}{path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAXLAHOSTSIM%2F{day}%2Feu-west-1%2Fs3%2Faws4_request\
+             &X-Amz-Date={date}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host&X-Amz-Signature={signature}",
+            day = &date[..8]
+        )
+    }
+
+    /// HMAC-SHA256 of what a link grants (path, date, lifetime), as hex.
+    fn signature(&self, path: &str, date: &str, expires: u64) -> String {
+        hex::encode(hmac_sha256(
+            &self.signing_key,
+            format!("GET\n{path}\n{date}\n{expires}").as_bytes(),
+        ))
+    }
+
+    /// The file of export `id`, once it completed.
+    fn completed_file(&self, id: &str) -> Option<Bytes> {
+        let polls_to_complete = read(&self.options).polls_to_complete.max(1);
+        let exports = lock(&self.exports);
+        exports
+            .get(id)
+            .filter(|export| export.polls >= polls_to_complete)
+            .map(|export| export.csv.clone())
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// S3's error body: `<Error><Code>…</Code><Message>…</Message></Error>`.
+fn storage_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
+         <RequestId>5XLAHOSTSIM0000</RequestId></Error>"
+    );
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    response
+}
+
+/// `GET /exports/{exportId}.csv?X-Amz-…` on the results origin: the file
+/// for a valid, unexpired signature and no other credential.
+async fn presigned_results(
+    State(shared): State<Arc<Shared>>,
+    Path(file): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = match shared.admit(Route::Results, &headers, false).await {
+        Faulted::Answer(response) => return response,
+        Faulted::Body(fault) => fault,
     };
-    respond(body, "text/csv;charset=UTF-8", fault)
+    if headers.contains_key(header::AUTHORIZATION) {
+        shared.authorized_results.fetch_add(1, Ordering::Relaxed);
+        return storage_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string \
+             parameter or the Authorization header should be specified",
+        );
+    }
+    let (Some(date), Some(expires), Some(signature)) = (
+        query.get("X-Amz-Date"),
+        query.get("X-Amz-Expires").and_then(|e| e.parse::<u64>().ok()),
+        query.get("X-Amz-Signature"),
+    ) else {
+        return storage_error(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied");
+    };
+    if expires > MAX_LINK_SECONDS {
+        return storage_error(
+            StatusCode::BAD_REQUEST,
+            "AuthorizationQueryParametersError",
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+        );
+    }
+    let path = format!("/exports/{file}");
+    if *signature != shared.signature(&path, date, expires) {
+        return storage_error(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        );
+    }
+    let signed_at = chrono::NaiveDateTime::parse_from_str(date, AMZ_DATE).map(|t| t.and_utc());
+    let lifetime = chrono::Duration::seconds(i64::try_from(expires).unwrap_or_default());
+    let expired = signed_at
+        .ok()
+        .and_then(|t| t.checked_add_signed(lifetime))
+        .is_none_or(|end| utc_now() > end);
+    if expired {
+        return storage_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
+    }
+    let id = file.strip_suffix(".csv").unwrap_or(&file);
+    match shared.completed_file(id) {
+        Some(body) => respond(body, "text/csv", fault),
+        None => storage_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
+    }
 }
 
 #[cfg(test)]
@@ -868,6 +1103,93 @@ mod tests {
         )
         .await;
         assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn results_on_another_origin_are_presigned_and_refuse_other_credentials() {
+        let options = NexthinkOptions {
+            results_on_other_origin: true,
+            ..NexthinkOptions::default()
+        };
+        let sim = sim(500, 2, options).await;
+        let storage = sim.results_url().expect("a results origin");
+        assert_ne!(storage, sim.base_url());
+        let auth = bearer(&sim).await;
+        let headers = [("authorization", auth.as_str())];
+        let export = send(
+            "POST",
+            &format!("{}/api/v1/nql/export", sim.base_url()),
+            &headers,
+            &query(DEVICE_DAILY_DEX, "2026-10-01", "2026-10-03"),
+        )
+        .await;
+        let id = export.json()["exportId"].as_str().expect("exportId").to_string();
+        let status_url = format!("{}/api/v1/nql/status/{id}", sim.base_url());
+        let mut file = None;
+        for _ in 0..3 {
+            file = send("GET", &status_url, &headers, "").await.json()["resultsFileUrl"]
+                .as_str()
+                .map(str::to_string);
+        }
+        let file = file.expect("resultsFileUrl");
+        assert!(file.starts_with(&format!("{storage}/exports/{id}.csv?")), "{file}");
+        assert!(
+            file.contains("X-Amz-Expires=900") && file.contains("X-Amz-Signature="),
+            "{file}"
+        );
+
+        let csv = send("GET", &file, &[], "").await;
+        assert_eq!(csv.status, StatusCode::OK, "{}", csv.text());
+        assert_eq!(csv.text().lines().count(), 2 * 100 + 1);
+
+        // A bearer besides the signature: S3 allows one auth mechanism only.
+        let both = send("GET", &file, &headers, "").await;
+        assert_eq!(both.status, StatusCode::BAD_REQUEST);
+        assert_eq!(both.headers[header::CONTENT_TYPE], "application/xml");
+        assert!(both.text().contains("<Code>InvalidArgument</Code>"), "{}", both.text());
+        assert_eq!(sim.authorized_results_requests(), 1);
+
+        let tampered = send("GET", &file.replace("X-Amz-Expires=900", "X-Amz-Expires=901"), &[], "").await;
+        assert_eq!(tampered.status, StatusCode::FORBIDDEN);
+        assert!(tampered.text().contains("<Code>SignatureDoesNotMatch</Code>"));
+        let unsigned = send("GET", &format!("{storage}/exports/{id}.csv"), &[], "").await;
+        assert_eq!(unsigned.status, StatusCode::FORBIDDEN);
+        assert!(unsigned.text().contains("<Code>AccessDenied</Code>"));
+        let path = format!("/exports/{id}.csv");
+        let old = "20260101T000000Z";
+        let expired = send(
+            "GET",
+            &format!(
+                "{storage}{path}?X-Amz-Date={old}&X-Amz-Expires=60&X-Amz-Signature={}",
+                sim.shared.signature(&path, old, 60)
+            ),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(expired.status, StatusCode::FORBIDDEN);
+        assert!(expired.text().contains("Request has expired"), "{}", expired.text());
+
+        assert_eq!(
+            [
+                Route::Token,
+                Route::Export,
+                Route::Status,
+                Route::Results,
+                Route::Execute
+            ]
+            .map(|r| sim.requests_to(r)),
+            [1, 1, 3, 5, 0]
+        );
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 
 use super::StoreError;
 use super::keys;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Id 0 is reserved for "no dimension" in rollup keys.
 const FIRST_ID: u32 = 1;

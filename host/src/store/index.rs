@@ -92,7 +92,7 @@ type FoldMap<V> = HashMap<Fingerprint, V, BuildHasherDefault<FoldHasher>>;
 pub(crate) struct Index {
     records: FoldMap<u64>,
     subjects: FoldMap<SmallVec<[u64; 2]>>,
-    blocks: HashMap<u64, BlockMeta>,
+    blocks: rustc_hash::FxHashMap<u64, BlockMeta>,
     /// The next block id to hand out.
     pub next_block: u64,
 }

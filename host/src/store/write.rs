@@ -15,7 +15,8 @@ use super::read::provenance_key;
 use super::rollup::{Rollup, RollupSet};
 use super::{Inner, Store, StoreError};
 use crate::runtime::Observation;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeSet;
 
 /// Rows per block: few enough that compacting one is cheap, enough that a
 /// batch of ten thousand is a few dozen writes.
@@ -113,20 +114,30 @@ impl Store {
             source: dict.intern(batch.source),
             provenance: dict.intern(&provenance_key(batch.provenance)),
             subjects: keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect(),
-            old: HashMap::new(),
-            lost: HashMap::new(),
-            replaced: HashSet::new(),
-            fresh: HashMap::new(),
-            sets: HashMap::new(),
+            old: HashMap::default(),
+            lost: HashMap::default(),
+            replaced: HashSet::default(),
+            fresh: HashMap::default(),
+            sets: HashMap::default(),
             changes: Vec::new(),
             next_block: index.next_block,
         };
         let mut summary = CommitSummary::default();
+        // A connector sends a record's metrics one after another with the
+        // same dimensions: split them once.
+        let mut last_split: Option<(&[(String, String)], SplitDimensions)> = None;
         for observation in last_of_each(batch.observations) {
             validate(observation)?;
             let metric = dict.intern(&observation.metric);
             let day = keys::day_of(observation.at);
-            let (dims, inline) = split_dimensions(dict, &unrolled, observation);
+            let (dims, inline) = match &last_split {
+                Some((dimensions, split)) if *dimensions == observation.dimensions.as_slice() => split.clone(),
+                _ => {
+                    let split = split_dimensions(dict, &unrolled, observation);
+                    last_split = Some((&observation.dimensions, split.clone()));
+                    split
+                }
+            };
             let row = Row {
                 id: RecordId::new(&observation.id),
                 offset: (observation.at - i64::from(day) * DAY_MS) as u32,
@@ -174,7 +185,7 @@ impl Store {
     /// Writes every touched rollup set; a cell that lost an extreme is
     /// recomputed from the rows of its day as they are after this commit.
     fn settle_sets(&self, work: &mut Work<'_>, dict: &Dictionary, ops: &mut sled::Batch) -> Result<(), StoreError> {
-        let mut day_rows: HashMap<(u32, i32), Vec<Row>> = HashMap::new();
+        let mut day_rows: HashMap<(u32, i32), Vec<Row>> = HashMap::default();
         let sets: Vec<(SetKey, TouchedSet)> = work.sets.drain().collect();
         for (key, mut set) in sets {
             // Rows of a day past retention are gone: its cells keep count,
@@ -489,7 +500,8 @@ fn cells(tenant: u32, metric: u32, day: i32, dims: &[(u32, u32)]) -> impl Iterat
 
 /// The last observation of each (id, metric), in batch order.
 fn last_of_each(observations: &[Observation]) -> Vec<&Observation> {
-    let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(observations.len());
+    let mut last: HashMap<(&str, &str), usize> =
+        HashMap::with_capacity_and_hasher(observations.len(), Default::default());
     for (i, o) in observations.iter().enumerate() {
         last.insert((o.id.as_str(), o.metric.as_str()), i);
     }

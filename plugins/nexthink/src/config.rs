@@ -2,6 +2,8 @@
 //!
 //! Credentials are not part of it: the host holds the OAuth2 client id and
 //! secret, fetches the token and adds it to requests for the granted origin.
+//! The results origin (where pre-signed export files live) is granted with
+//! no credential, so nothing is added to the download.
 
 use crate::date;
 use serde::Deserialize;
@@ -29,9 +31,14 @@ pub struct Config {
     pub query_id: String,
     /// First day to read, `YYYY-MM-DD` (UTC).
     pub since: String,
-    /// First day not to read (exclusive); without it a sync stops at the first empty day.
+    /// First day not to read (exclusive); without it, today (UTC): only closed days are read.
     #[serde(default)]
     pub until: Option<String>,
+    /// Origin of the storage that serves export results files through
+    /// pre-signed URLs, e.g. `https://nexthink-exports.s3.eu-west-1.amazonaws.com`.
+    /// Without it, results files are downloaded only from the instance origin.
+    #[serde(default)]
+    pub results_origin: Option<String>,
     /// Export (bulk, default) or execute (small pulls).
     #[serde(default)]
     pub mode: Mode,
@@ -66,9 +73,10 @@ pub fn valid_query_id(id: &str) -> bool {
 }
 
 impl Config {
-    /// Checks what serde cannot: the URL, the query id, the days.
+    /// Checks what serde cannot: the URLs, the query id, the days.
     pub fn validate(&self) -> Result<(), PluginError> {
         self.origin()?;
+        self.results_origin()?;
         if !valid_query_id(&self.query_id) {
             return Err(field_error(
                 "query_id",
@@ -118,42 +126,57 @@ impl Config {
 
     /// The API origin, e.g. `https://acme.api.eu.nexthink.cloud`.
     pub fn origin(&self) -> Result<url::Url, PluginError> {
-        let field = "instance_url";
-        let url = url::Url::parse(&self.instance_url)
-            .map_err(|e| field_error(field, format!("`{}` is not a URL: {e}", self.instance_url)))?;
-        let host = url.host_str().unwrap_or_default();
-        let local = matches!(host, "127.0.0.1" | "localhost");
-        match url.scheme() {
-            "https" => {}
-            "http" if local => {}
-            "http" => {
-                return Err(field_error(
-                    field,
-                    format!("use https:// (plain http is only allowed for 127.0.0.1 and localhost), not `{url}`"),
-                ));
-            }
-            other => return Err(field_error(field, format!("scheme `{other}` is not https"))),
-        }
-        if host.is_empty() {
-            return Err(field_error(field, format!("`{url}` has no host")));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(field_error(
-                field,
-                "must not carry credentials; the operator grants them to this origin in the host",
-            ));
-        }
-        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(field_error(
-                field,
-                format!(
-                    "give only the API origin, like `https://acme.api.eu.nexthink.cloud`, not `{}`",
-                    self.instance_url
-                ),
-            ));
-        }
-        Ok(url)
+        parse_origin("instance_url", &self.instance_url, "https://acme.api.eu.nexthink.cloud")
     }
+
+    /// The results origin, if set, e.g. `https://nexthink-exports.s3.eu-west-1.amazonaws.com`.
+    pub fn results_origin(&self) -> Result<Option<url::Url>, PluginError> {
+        self.results_origin
+            .as_deref()
+            .map(|text| {
+                parse_origin(
+                    "results_origin",
+                    text,
+                    "https://nexthink-exports.s3.eu-west-1.amazonaws.com",
+                )
+            })
+            .transpose()
+    }
+}
+
+/// An origin given in config field `field`: https (http only for 127.0.0.1
+/// and localhost), a host, no credentials, no path, query or fragment.
+fn parse_origin(field: &str, text: &str, example: &str) -> Result<url::Url, PluginError> {
+    let url = url::Url::parse(text).map_err(|e| field_error(field, format!("`{text}` is not a URL: {e}")))?;
+    let host = url.host_str().unwrap_or_default();
+    let local = matches!(host, "127.0.0.1" | "localhost");
+    match url.scheme() {
+        "https" => {}
+        "http" if local => {}
+        "http" => {
+            return Err(field_error(
+                field,
+                format!("use https:// (plain http is only allowed for 127.0.0.1 and localhost), not `{url}`"),
+            ));
+        }
+        other => return Err(field_error(field, format!("scheme `{other}` is not https"))),
+    }
+    if host.is_empty() {
+        return Err(field_error(field, format!("`{url}` has no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(field_error(
+            field,
+            "must not carry credentials; the operator grants origins (and any credential) in the host",
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(field_error(
+            field,
+            format!("give only an origin, like `{example}`, not `{text}`"),
+        ));
+    }
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -195,5 +218,30 @@ mod tests {
                 .contains("days_per_pull")
         );
         assert!(config(r#"{"instance_url":"https://a.example","since":"2026-10-02","token":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn the_results_origin_is_an_origin() {
+        let base = r#"{"instance_url":"https://acme.api.eu.nexthink.cloud","since":"2026-10-01""#;
+        let with = |origin: &str| format!(r#"{base},"results_origin":"{origin}"}}"#);
+        let c = config(&with("https://nexthink-exports.s3.eu-west-1.amazonaws.com")).expect("valid");
+        assert_eq!(
+            c.results_origin()
+                .ok()
+                .flatten()
+                .map(|u| u.origin().ascii_serialization()),
+            Some("https://nexthink-exports.s3.eu-west-1.amazonaws.com".into())
+        );
+        assert!(config(&with("http://127.0.0.1:9000")).is_ok());
+        for (bad, says) in [
+            ("http://bucket.example", "https"),
+            ("https://bucket.example/exports", "only an origin"),
+            ("https://bucket.example/?X-Amz-Signature=1", "only an origin"),
+            ("https://key:secret@bucket.example", "credentials"),
+            ("bucket.example", "not a URL"),
+        ] {
+            let m = message(&with(bad));
+            assert!(m.contains("`results_origin`") && m.contains(says), "{bad}: {m}");
+        }
     }
 }

@@ -15,102 +15,131 @@
 //! # Modes
 //!
 //! - `export` (default): `POST /api/v1/nql/export` → `exportId`, then
-//!   `GET /api/v1/nql/status/{exportId}` until `COMPLETED` (at most
-//!   [`nql::MAX_POLLS`] polls in one pull, else `Transient` and the sync
-//!   engine retries with a new export), then the CSV at `resultsFileUrl`,
-//!   only if it is on the instance origin.
+//!   `GET /api/v1/nql/status/{exportId}` until `COMPLETED`, then the CSV at
+//!   `resultsFileUrl`. A pull polls a few times ([`export::POLLS_PER_PULL`]);
+//!   an export still running then goes into the cursor and the pull returns
+//!   no rows with `more`, so the next pull polls the same export instead of
+//!   exporting again. See [`export`] for the bounds.
 //! - `execute`: `POST /api/v1/nql/execute`, one round trip. Execute answers
 //!   stop at 1000 rows; an answer that reaches the cap is a `Permanent` error
 //!   telling the operator to switch to export mode (or fewer `days_per_pull`).
 //!
+//! # Results file
+//!
+//! The real service hands out `resultsFileUrl` as a pre-signed URL on a
+//! storage origin (S3-style), not the instance. The connector downloads it
+//! only from the instance origin or exactly the configured `results_origin`;
+//! anything else is a `Permanent` error naming both and the field to set.
+//! The operator grants the results origin with no credential: the host adds
+//! credentials only to origins that have one, so the download carries only
+//! the URL's own signature. The connector never sets `Authorization` itself.
+//!
 //! # Cursor
 //!
-//! `{"v":1,"next":"2026-10-03"}`: the first day not read yet. Each pull reads
-//! `days_per_pull` days from there (never past `until`), then moves `next`
-//! after them. Nexthink's "today" is unknown to the plugin, so:
-//!
-//! - with `until` (exclusive), the sync ends when `next` reaches it; empty
-//!   days before it are stepped over;
-//! - without it, the sync ends at the first range that returns no rows,
-//!   *without* moving past it, so the next sync asks for it again. A day read
-//!   while it is still filling is not read again: set `until` to today (or
-//!   let the schedule run after the day closes) for complete days.
+//! `{"v":2,"next":"2026-10-03"}`: the first day not read yet, plus the
+//! pending export, if any (see [`cursor`]; version 1 cursors are read too).
+//! Each pull reads `days_per_pull` days from there, never past the end, then
+//! moves `next` after them; empty days are stepped over. The end is `until`
+//! (exclusive) or today (UTC, by the wall clock), whichever comes first, so
+//! only closed days are read: the sync ends when `next` reaches the end, and
+//! the next one (tomorrow) reads today once it has closed. A day is read
+//! once, complete.
 //!
 //! Observations have the id `<device>/<date>`, so a day read twice replaces
 //! rather than duplicates.
 
 pub mod config;
+pub mod cursor;
 pub mod date;
+pub mod export;
 pub mod nql;
 pub mod row;
 
 use config::{Config, Mode};
-use serde::{Deserialize, Serialize};
+use cursor::{Cursor, PendingExport};
 use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, MetricInfo, Observation, PluginError};
-
-/// Version of the cursor format.
-pub const CURSOR_VERSION: u32 = 1;
-
-/// The pull cursor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Cursor {
-    /// Format version.
-    pub v: u32,
-    /// First day not read yet, `YYYY-MM-DD`.
-    pub next: String,
-}
-
-impl Cursor {
-    /// The next day to read, as days since the epoch: from the cursor, else `since`.
-    fn next_day(config: &Config, cursor: Option<&str>) -> Result<i64, PluginError> {
-        let Some(text) = cursor else {
-            return config.since_day();
-        };
-        let cursor: Cursor = serde_json::from_str(text)
-            .map_err(|e| PluginError::Permanent(format!("cursor `{text}` is not a nexthink cursor: {e}")))?;
-        if cursor.v != CURSOR_VERSION {
-            return Err(PluginError::Permanent(format!(
-                "cursor version {} is not {CURSOR_VERSION}; reset the instance's cursor to resync",
-                cursor.v
-            )));
-        }
-        date::parse(&cursor.next)
-            .ok_or_else(|| PluginError::Permanent(format!("cursor day `{}` is not a date", cursor.next)))
-    }
-
-    fn encode(day: i64) -> String {
-        let cursor = Cursor {
-            v: CURSOR_VERSION,
-            next: date::format(day),
-        };
-        serde_json::to_string(&cursor).unwrap_or_default()
-    }
-}
 
 /// The Nexthink connector.
 pub struct Nexthink;
 
+/// What one pull got for its range.
+enum Fetched {
+    Rows(nql::Rows),
+    Pending(PendingExport),
+}
+
 impl Nexthink {
-    /// Rows of days `from..to` in the configured mode.
-    fn fetch(config: &Config, from: i64, to: i64) -> Result<nql::Rows, PluginError> {
-        let (from_text, to_text) = (date::format(from), date::format(to));
-        match config.mode {
-            Mode::Export => nql::export(config, &from_text, &to_text),
-            Mode::Execute => {
-                let (rows, capped) = nql::execute(config, &from_text, &to_text)?;
-                if capped {
-                    return Err(PluginError::Permanent(format!(
-                        "query {} for {from_text}..{to_text} reached execute's cap of {} rows, so rows may be \
-                         missing; set \"mode\": \"export\" (no cap) or fewer days_per_pull",
-                        config.query_id,
-                        nql::EXECUTE_ROW_CAP
-                    )));
-                }
-                Ok(rows)
-            }
-        }
+    /// A pull as of `now_ms` (Unix ms) instead of the wall clock, for tests
+    /// that must not depend on the date they run.
+    pub fn pull_at(config: &Config, cursor: Option<&str>, now_ms: i64) -> Result<Batch, PluginError> {
+        Self::pull_with(config, cursor, &|| now_ms)
     }
+
+    fn pull_with(config: &Config, cursor: Option<&str>, clock: &dyn Fn() -> i64) -> Result<Batch, PluginError> {
+        config.validate()?;
+        let position = Cursor::read(config, cursor)?;
+        let from = position.next;
+        let today = clock().div_euclid(date::DAY_MS);
+        let end = config.until_day()?.map_or(today, |until| until.min(today));
+        if from >= end {
+            return Ok(Batch {
+                observations: Vec::new(),
+                cursor: Some(Cursor::write(from, None)),
+                more: false,
+            });
+        }
+        let to = (from + i64::from(config.days_per_pull)).min(end);
+        let rows = match Self::fetch(config, from, to, position.export, clock)? {
+            Fetched::Rows(rows) => rows,
+            Fetched::Pending(export) => {
+                // Its poll count moved, so the cursor did: the sync engine sees progress.
+                return Ok(Batch {
+                    observations: Vec::new(),
+                    cursor: Some(Cursor::write(from, Some(export))),
+                    more: true,
+                });
+            }
+        };
+        Ok(Batch {
+            observations: row::observations(&rows)?,
+            cursor: Some(Cursor::write(to, None)),
+            more: to < end,
+        })
+    }
+
+    /// Days `from..to` in the configured mode.
+    fn fetch(
+        config: &Config,
+        from: i64,
+        to: i64,
+        pending: Option<PendingExport>,
+        clock: &dyn Fn() -> i64,
+    ) -> Result<Fetched, PluginError> {
+        if config.mode == Mode::Export {
+            return Ok(match export::advance(config, from, to, pending, clock)? {
+                export::Progress::Done(rows) => Fetched::Rows(rows),
+                export::Progress::Pending(export) => Fetched::Pending(export),
+            });
+        }
+        let (from_text, to_text) = (date::format(from), date::format(to));
+        let (rows, capped) = nql::execute(config, &from_text, &to_text)?;
+        if capped {
+            return Err(PluginError::Permanent(format!(
+                "query {} for {from_text}..{to_text} reached execute's cap of {} rows, so rows may be \
+                 missing; set \"mode\": \"export\" (no cap) or fewer days_per_pull",
+                config.query_id,
+                nql::EXECUTE_ROW_CAP
+            )));
+        }
+        Ok(Fetched::Rows(rows))
+    }
+}
+
+/// Unix ms by the wall clock (the host gives connectors the real one).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Connector for Nexthink {
@@ -141,35 +170,7 @@ impl Connector for Nexthink {
     }
 
     fn pull(config: &Config, cursor: Option<&str>) -> Result<Batch, PluginError> {
-        config.validate()?;
-        let from = Cursor::next_day(config, cursor)?;
-        let until = config.until_day()?;
-        if until.is_some_and(|until| from >= until) {
-            return Ok(Batch {
-                observations: Vec::new(),
-                cursor: Some(Cursor::encode(from)),
-                more: false,
-            });
-        }
-        let mut to = from + i64::from(config.days_per_pull);
-        if let Some(until) = until {
-            to = to.min(until);
-        }
-        let rows = Self::fetch(config, from, to)?;
-        if rows.data.is_empty() && until.is_none() {
-            // The end of what the instance has: ask for this range again next time.
-            return Ok(Batch {
-                observations: Vec::new(),
-                cursor: Some(Cursor::encode(from)),
-                more: false,
-            });
-        }
-        let observations = row::observations(&rows)?;
-        Ok(Batch {
-            observations,
-            cursor: Some(Cursor::encode(to)),
-            more: until.is_none_or(|until| to < until),
-        })
+        Self::pull_with(config, cursor, &wall_clock_ms)
     }
 
     fn parse(_config: &Config, media_type: &str, body: &[u8]) -> Result<Vec<Observation>, PluginError> {
@@ -209,17 +210,5 @@ mod tests {
         assert!(info.metrics.iter().all(|m| m.layer == Layer::Technical));
         let schema: serde_json::Value = serde_json::from_str(&info.config_schema).expect("schema is JSON");
         assert_eq!(schema["properties"]["mode"]["default"], "export");
-    }
-
-    #[test]
-    fn cursors_round_trip_and_refuse_strangers() {
-        let config: Config =
-            xla_sdk::parse_config(r#"{"instance_url":"https://a.example","since":"2026-10-01"}"#).expect("config");
-        assert_eq!(Cursor::next_day(&config, None).ok(), date::parse("2026-10-01"));
-        let encoded = Cursor::encode(20_730);
-        assert_eq!(encoded, r#"{"v":1,"next":"2026-10-04"}"#);
-        assert_eq!(Cursor::next_day(&config, Some(&encoded)).ok(), Some(20_730));
-        assert!(Cursor::next_day(&config, Some(r#"{"v":2,"next":"2026-10-04"}"#)).is_err());
-        assert!(Cursor::next_day(&config, Some("garbage")).is_err());
     }
 }

@@ -1,6 +1,7 @@
-//! The NQL API on the wire: execute, the export flow, error bodies, and the
-//! three answer shapes (v1 `headers` + `data` arrays, v2 `data` objects,
-//! CSV), read into one [`Rows`] table.
+//! The NQL API on the wire: execute, the steps of the export flow (submit,
+//! status, results file), error bodies, and the three answer shapes (v1
+//! `headers` + `data` arrays, v2 `data` objects, CSV), read into one
+//! [`Rows`] table. How the steps span pulls is [`crate::export`]'s business.
 
 use crate::config::Config;
 use serde_json::{Value, json};
@@ -9,8 +10,6 @@ use xla_sdk::http::{Request, Response};
 
 /// Rows an execute answer holds at most; an answer this long may be cut.
 pub const EXECUTE_ROW_CAP: usize = 1000;
-/// Status polls of one export before the pull gives up (Transient: the sync retries).
-pub const MAX_POLLS: u32 = 8;
 
 /// One cell as the source sent it.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,93 +67,177 @@ pub fn execute(config: &Config, from: &str, to: &str) -> Result<(Rows, bool), Pl
     Ok((rows, capped))
 }
 
-/// The export flow for days `from..to`: export, poll, download, parse.
-pub fn export(config: &Config, from: &str, to: &str) -> Result<Rows, PluginError> {
+/// `[A-Za-z0-9_-]+`: an export id that is safe in a URL path.
+pub fn valid_export_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `POST /api/v1/nql/export` for days `from..to`: the `exportId`.
+pub fn submit_export(config: &Config, from: &str, to: &str) -> Result<String, PluginError> {
     let url = api(config, "/api/v1/nql/export")?;
     let response = checked(post_json(&url, call(config, from, to))?.send()?, config, "export")?;
     let body: Value = response
         .json()
         .map_err(|e| PluginError::Transient(format!("export answer: {e}")))?;
-    let id = body
-        .get("exportId")
+    body.get("exportId")
         .and_then(Value::as_str)
-        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .ok_or_else(|| PluginError::BadData(format!("export answer has no usable `exportId`: {body}")))?;
-    let file = poll(config, id)?;
-    let file = same_origin(config, &file)?;
-    let response = xla_sdk::http::get(file.as_str())?.header("accept", "text/csv").send()?;
-    let response = checked(response, config, "results file")?;
+        .filter(|id| valid_export_id(id))
+        .map(str::to_string)
+        .ok_or_else(|| PluginError::BadData(format!("export answer has no usable `exportId`: {body}")))
+}
+
+/// What `GET /api/v1/nql/status/{exportId}` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportStatus {
+    /// `SUBMITTED` or `IN_PROGRESS`.
+    Running,
+    /// `COMPLETED`, with its `resultsFileUrl`.
+    Completed(String),
+    /// `ERROR`, with its `errorDescription`.
+    Failed(String),
+    /// 404: the instance does not know the export (any more).
+    Unknown,
+}
+
+/// One status poll of export `id`.
+pub fn export_status(config: &Config, id: &str) -> Result<ExportStatus, PluginError> {
+    let url = api(config, &format!("/api/v1/nql/status/{id}"))?;
+    let response = xla_sdk::http::get(url.as_str())?
+        .header("accept", "application/json")
+        .send()?;
+    if response.status == 404 {
+        return Ok(ExportStatus::Unknown);
+    }
+    let status: Value = checked(response, config, "export status")?
+        .json()
+        .map_err(|e| PluginError::Transient(format!("export {id} status: {e}")))?;
+    match status.get("status").and_then(Value::as_str) {
+        Some("SUBMITTED" | "IN_PROGRESS") => Ok(ExportStatus::Running),
+        Some("COMPLETED") => status
+            .get("resultsFileUrl")
+            .and_then(Value::as_str)
+            .map(|url| ExportStatus::Completed(url.to_string()))
+            .ok_or_else(|| PluginError::BadData(format!("export {id} is COMPLETED without a resultsFileUrl"))),
+        Some("ERROR") => {
+            let why = status
+                .get("errorDescription")
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given");
+            Ok(ExportStatus::Failed(why.to_string()))
+        }
+        _ => Err(PluginError::BadData(format!(
+            "export {id}: unknown status answer {status}"
+        ))),
+    }
+}
+
+/// Downloads and reads the results file of export `id`. The connector adds
+/// no credential of its own: the host adds the instance's to requests for
+/// the instance origin, and none to the results origin (granted without one),
+/// whose pre-signed URL carries its own signature.
+pub fn download(config: &Config, id: &str, file: &str) -> Result<Rows, PluginError> {
+    let url = results_url(config, id, file)?;
+    let on_instance = url.origin() == config.origin()?.origin();
+    let response = xla_sdk::http::get(url.as_str())?
+        .header("accept", "text/csv")
+        .send()
+        .map_err(|e| redacted(e, &url))?;
+    let response = checked_file(response, config, &url, on_instance)?;
     csv_rows(&response.body, true).map_err(|why| transient_or_bad(why, "results file"))
 }
 
-/// Polls `/api/v1/nql/status/{id}` until `COMPLETED`; the `resultsFileUrl`.
-fn poll(config: &Config, id: &str) -> Result<String, PluginError> {
-    let url = api(config, &format!("/api/v1/nql/status/{id}"))?;
-    for attempt in 0..MAX_POLLS {
-        pause(attempt);
-        let response = xla_sdk::http::get(url.as_str())?
-            .header("accept", "application/json")
-            .send()?;
-        let status: Value = checked(response, config, "export status")?
-            .json()
-            .map_err(|e| PluginError::Transient(format!("export {id} status: {e}")))?;
-        match status.get("status").and_then(Value::as_str) {
-            Some("COMPLETED") => {
-                return status
-                    .get("resultsFileUrl")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(|| PluginError::BadData(format!("export {id} is COMPLETED without a resultsFileUrl")));
-            }
-            Some("SUBMITTED" | "IN_PROGRESS") => {}
-            Some("ERROR") => {
-                let why = status
-                    .get("errorDescription")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no reason given");
-                return Err(PluginError::Transient(format!(
-                    "export {id} failed on the instance: {why}"
-                )));
-            }
-            _ => {
-                return Err(PluginError::BadData(format!(
-                    "export {id}: unknown status answer {status}"
-                )));
-            }
-        }
+/// The results file URL, resolved against the instance, if it is on the
+/// instance origin or exactly on the configured results origin: the connector
+/// never follows a link anywhere else.
+pub fn results_url(config: &Config, id: &str, file: &str) -> Result<url::Url, PluginError> {
+    let instance = config.origin()?;
+    let url = instance
+        .join(file)
+        .map_err(|e| PluginError::BadData(format!("export {id}: resultsFileUrl `{file}` is not a URL: {e}")))?;
+    let results = config.results_origin()?;
+    if url.origin() == instance.origin() || results.as_ref().is_some_and(|r| url.origin() == r.origin()) {
+        return Ok(url);
     }
-    Err(PluginError::Transient(format!(
-        "export {id} did not complete within {MAX_POLLS} status polls; the next attempt starts a new export"
+    let at = url.origin().ascii_serialization();
+    let instance = instance.origin().ascii_serialization();
+    let results = match results {
+        Some(r) => format!(
+            "the results origin {} (config field `results_origin`)",
+            r.origin().ascii_serialization()
+        ),
+        None => "the results origin (config field `results_origin`, not set)".into(),
+    };
+    Err(PluginError::Permanent(format!(
+        "export {id}: the results file {} is on {at}, but the connector downloads only from the instance origin \
+         {instance} or {results}; if {at} is where this instance's exports are stored, set `results_origin` to \
+         \"{at}\" and grant that origin to the connector instance without a credential",
+        shown(&url)
     )))
 }
 
-/// Waits before status poll `attempt` (none before the first). Only on wasm:
-/// native tests replay recorded answers and need no wait.
-fn pause(attempt: u32) {
-    #[cfg(target_arch = "wasm32")]
-    if attempt > 0 {
-        let millis = (50u64 << attempt.min(4)).min(1000);
-        std::thread::sleep(std::time::Duration::from_millis(millis));
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    let _ = attempt;
+/// A URL without its query: a pre-signed URL's signature stays out of logs.
+fn shown(url: &url::Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
 }
 
-/// The results file URL, resolved against the instance, if it is on the same
-/// origin: the host only adds credentials there, and the connector never
-/// follows a link elsewhere.
-fn same_origin(config: &Config, file: &str) -> Result<url::Url, PluginError> {
-    let origin = config.origin()?;
-    let url = origin
-        .join(file)
-        .map_err(|e| PluginError::BadData(format!("resultsFileUrl `{file}` is not a URL: {e}")))?;
-    if url.origin() != origin.origin() {
-        return Err(PluginError::Permanent(format!(
-            "resultsFileUrl `{file}` is not on the instance origin {}; the connector only downloads from there",
-            origin.origin().ascii_serialization()
-        )));
+/// `error` with `url` shown without its query.
+fn redacted(error: PluginError, url: &url::Url) -> PluginError {
+    let hide = |m: String| m.replace(url.as_str(), &shown(url));
+    match error {
+        PluginError::Config(m) => PluginError::Config(hide(m)),
+        PluginError::Auth(m) => PluginError::Auth(hide(m)),
+        PluginError::Transient(m) => PluginError::Transient(hide(m)),
+        PluginError::Permanent(m) => PluginError::Permanent(hide(m)),
+        PluginError::BadData(m) => PluginError::BadData(hide(m)),
+        other => other,
     }
-    Ok(url)
+}
+
+/// Error statuses of a results file download. On the instance origin they
+/// mean what they mean for the API; on the results origin they come from the
+/// storage (S3-style XML errors): a refused or expired link, or a file gone,
+/// pass with a new export, except a request the storage refuses for carrying
+/// credentials, which only the operator can fix.
+fn checked_file(
+    response: Response,
+    config: &Config,
+    url: &url::Url,
+    on_instance: bool,
+) -> Result<Response, PluginError> {
+    let status = response.status;
+    if on_instance || status < 400 || status == 429 {
+        return checked(response, config, "results file");
+    }
+    let message = storage_error(&response.body).unwrap_or_else(|| response.text().chars().take(200).collect());
+    let said = format!("the results storage answered {status} to {}: {message}", shown(url));
+    Err(match status {
+        400 if message.contains("auth mechanism") || message.contains("Authorization") => {
+            PluginError::Permanent(format!(
+                "{said}; the request carried credentials besides the pre-signed URL's signature: grant {} to the \
+             connector instance without a credential",
+                url.origin().ascii_serialization()
+            ))
+        }
+        403 | 404 | 408 | 500..=599 => {
+            PluginError::Transient(format!("{said}; a later attempt asks for the export again"))
+        }
+        _ => PluginError::Permanent(said),
+    })
+}
+
+/// `Code: Message` of an S3-style `<Error><Code>…</Code><Message>…</Message></Error>` body.
+fn storage_error(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let element = |name: &str| {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].trim().to_string())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => Some(format!("{code}: {message}")),
+        (Some(code), None) => Some(code),
+        (None, message) => message,
+    }
 }
 
 /// Why a body is not a table.
@@ -363,5 +446,85 @@ mod tests {
             json_rows(br#"{"headers":["a"],"data":[[1,2]]}"#),
             Err(BodyError::Shape(_))
         ));
+    }
+
+    const BUCKET: &str = "https://nexthink-exports.s3.eu-west-1.amazonaws.com";
+
+    fn config(extra: &str) -> Config {
+        xla_sdk::parse_config(&format!(
+            r#"{{"instance_url":"https://acme.api.eu.nexthink.cloud","since":"2026-10-01"{extra}}}"#
+        ))
+        .expect("config")
+    }
+
+    fn refusal(config: &Config, file: &str) -> String {
+        match results_url(config, "e1", file) {
+            Err(PluginError::Permanent(m)) => m,
+            other => panic!("{file} is refused, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn results_files_come_from_the_instance_or_exactly_the_results_origin() {
+        let signed = format!("{BUCKET}/exports/e1.csv?X-Amz-Expires=900&X-Amz-Signature=9f86d081");
+        let plain = config("");
+        for on_instance in ["/results/e1.csv", "https://acme.api.eu.nexthink.cloud/results/e1.csv"] {
+            assert!(results_url(&plain, "e1", on_instance).is_ok(), "{on_instance}");
+        }
+        let m = refusal(&plain, &signed);
+        assert!(m.contains("`results_origin`") && m.contains("not set"), "{m}");
+        assert!(
+            m.contains("https://acme.api.eu.nexthink.cloud") && m.contains(BUCKET),
+            "{m}"
+        );
+        assert!(
+            !m.contains("X-Amz-Signature"),
+            "the signature stays out of messages: {m}"
+        );
+
+        let with = config(&format!(r#","results_origin":"{BUCKET}""#));
+        let url = results_url(&with, "e1", &signed).expect("on the results origin");
+        assert_eq!(url.as_str(), signed, "the pre-signed query is kept as is");
+        assert!(results_url(&with, "e1", "/results/e1.csv").is_ok());
+        for elsewhere in [
+            "http://nexthink-exports.s3.eu-west-1.amazonaws.com/e1.csv",
+            "https://nexthink-exports.s3.eu-west-1.amazonaws.com:8443/e1.csv",
+            "https://other.s3.eu-west-1.amazonaws.com/e1.csv",
+            "https://nexthink-exports.s3.eu-west-1.amazonaws.com.evil.example/e1.csv",
+        ] {
+            let m = refusal(&with, elsewhere);
+            assert!(
+                m.contains(BUCKET) && m.contains("https://acme.api.eu.nexthink.cloud"),
+                "{m}"
+            );
+            assert!(m.contains("`results_origin`"), "{m}");
+        }
+    }
+
+    #[test]
+    fn storage_refusals_say_what_to_do() {
+        let with = config(&format!(r#","results_origin":"{BUCKET}""#));
+        let url = url::Url::parse(&format!("{BUCKET}/exports/e1.csv?X-Amz-Signature=9f86d081")).expect("url");
+        let answer = |status: u16, code: &str, message: &str| Response {
+            status,
+            headers: vec![("content-type".into(), "application/xml".into())],
+            body: format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>")
+                .into_bytes(),
+        };
+        let two = answer(
+            400,
+            "InvalidArgument",
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string \
+             parameter or the Authorization header should be specified",
+        );
+        let Err(PluginError::Permanent(m)) = checked_file(two, &with, &url, false) else {
+            panic!("credentials on the results origin are the operator's to fix")
+        };
+        assert!(m.contains("without a credential") && !m.contains("9f86d081"), "{m}");
+        let expired = answer(403, "AccessDenied", "Request has expired");
+        let Err(PluginError::Transient(m)) = checked_file(expired, &with, &url, false) else {
+            panic!("an expired link passes with a new one")
+        };
+        assert!(m.contains("AccessDenied: Request has expired"), "{m}");
     }
 }

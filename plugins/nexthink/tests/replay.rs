@@ -3,15 +3,22 @@
 
 use nexthink::Nexthink;
 use nexthink::config::Config;
+use nexthink::cursor::{Cursor, PendingExport};
+use nexthink::export::{self, MAX_EXPORT_WAIT_MS, POLLS_PER_PULL};
 use serde_json::json;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use xla_sdk::testkit::{self, Exchange, RecordedRequest, RecordedResponse, Replay};
 use xla_sdk::{Batch, Connector, PluginError};
 
 const INSTANCE: &str = "https://acme.api.eu.nexthink.cloud";
+const BUCKET: &str = "https://nexthink-exports.s3.eu-west-1.amazonaws.com";
 /// 2026-10-01T00:00:00Z.
 const OCT_1: i64 = 1_790_812_800_000;
 const DAY: i64 = 86_400_000;
+/// "Now" in these tests: 2026-10-08T09:30:00Z, so today is 2026-10-08.
+const NOW: i64 = OCT_1 + 7 * DAY + 34_200_000;
+const CSV: &str = "device.name,date,dex.score,system_crashes\nLPT-1,2026-10-01,71.5,1\n";
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -22,6 +29,10 @@ fn config(extra: &str) -> String {
 }
 
 fn exchange(method: &str, path: &str, status: u16, headers: &[(&str, &str)], body: serde_json::Value) -> Exchange {
+    exchange_at(method, &format!("{INSTANCE}{path}"), status, headers, body)
+}
+
+fn exchange_at(method: &str, url: &str, status: u16, headers: &[(&str, &str)], body: serde_json::Value) -> Exchange {
     let (json, text) = match body {
         serde_json::Value::String(text) => (None, Some(text)),
         other => (Some(other), None),
@@ -29,7 +40,7 @@ fn exchange(method: &str, path: &str, status: u16, headers: &[(&str, &str)], bod
     Exchange {
         request: RecordedRequest {
             method: method.into(),
-            url: format!("{INSTANCE}{path}"),
+            url: url.into(),
         },
         response: RecordedResponse {
             status,
@@ -43,22 +54,73 @@ fn exchange(method: &str, path: &str, status: u16, headers: &[(&str, &str)], bod
     }
 }
 
+/// One pull at [`NOW`]; every exchange must be used.
 fn pull(config_json: &str, cursor: Option<&str>, exchanges: Vec<Exchange>) -> Result<Batch, PluginError> {
     let config: Config = xla_sdk::parse_config(config_json).expect("config parses");
     let replay = Replay::new(exchanges).expect("exchanges");
-    testkit::with_replay(replay, || Nexthink::pull(&config, cursor)).0
+    let (result, replay) = testkit::with_replay(replay, || Nexthink::pull_at(&config, cursor, NOW));
+    assert!(replay.unused().is_empty(), "unused: {:?}", replay.unused());
+    result
+}
+
+/// Pulls at [`NOW`] from the start until no more follows, answering from a fixture file.
+fn sync(config_json: &str, fixture_name: &str) -> (Vec<Batch>, Option<PluginError>) {
+    let config: Config = xla_sdk::parse_config(config_json).expect("config parses");
+    let replay = Replay::from_file(fixture(fixture_name)).expect("fixtures");
+    let (outcome, replay) = testkit::with_replay(replay, || {
+        let (mut batches, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            match Nexthink::pull_at(&config, cursor.as_deref(), NOW) {
+                Ok(batch) => {
+                    let more = batch.more;
+                    cursor = batch.cursor.clone();
+                    batches.push(batch);
+                    if !more {
+                        return (batches, None);
+                    }
+                }
+                Err(e) => return (batches, Some(e)),
+            }
+        }
+    });
+    assert!(replay.unused().is_empty(), "unused: {:?}", replay.unused());
+    outcome
+}
+
+fn status(id: &str, body: serde_json::Value) -> Exchange {
+    exchange("GET", &format!("/api/v1/nql/status/{id}"), 200, &[], body)
+}
+
+fn running(id: &str) -> Exchange {
+    status(id, json!({"status": "IN_PROGRESS"}))
+}
+
+fn submitted(id: &str) -> Exchange {
+    exchange("POST", "/api/v1/nql/export", 200, &[], json!({"exportId": id}))
+}
+
+fn completed(id: &str, url: &str) -> Exchange {
+    status(id, json!({"status": "COMPLETED", "resultsFileUrl": url}))
+}
+
+fn pending(id: &str, polls: u32, started_ms: i64) -> PendingExport {
+    PendingExport {
+        id: id.into(),
+        from: "2026-10-01".into(),
+        to: "2026-10-02".into(),
+        polls,
+        started_ms,
+    }
 }
 
 #[test]
 fn export_mode_polls_downloads_and_maps_a_day() {
-    let run = testkit::run_pull::<Nexthink>(&config(r#","until":"2026-10-02""#), fixture("export-sync.json"))
-        .expect("fixtures");
-    assert!(run.error.is_none(), "{:?}", run.error);
-    assert!(run.unused.is_empty(), "{:?}", run.unused);
-    assert_eq!(run.batches.len(), 1);
-    assert!(!run.batches[0].more);
-    assert_eq!(run.batches[0].cursor.as_deref(), Some(r#"{"v":1,"next":"2026-10-02"}"#));
-    let all: Vec<_> = run.observations().collect();
+    let (batches, error) = sync(&config(r#","until":"2026-10-02""#), "export-sync.json");
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(batches.len(), 1);
+    assert!(!batches[0].more);
+    assert_eq!(batches[0].cursor.as_deref(), Some(r#"{"v":2,"next":"2026-10-02"}"#));
+    let all: Vec<_> = batches.iter().flat_map(|b| &b.observations).collect();
     assert_eq!(all.len(), 14, "seven metrics for each of two device-days");
     let crashes = all
         .iter()
@@ -77,21 +139,62 @@ fn export_mode_polls_downloads_and_maps_a_day() {
 }
 
 #[test]
-fn execute_mode_reads_day_by_day_and_stops_at_the_first_empty_day() {
-    let run =
-        testkit::run_pull::<Nexthink>(&config(r#","mode":"execute""#), fixture("execute-sync.json")).expect("fixtures");
-    assert!(run.error.is_none(), "{:?}", run.error);
-    assert!(run.unused.is_empty(), "{:?}", run.unused);
-    let more: Vec<bool> = run.batches.iter().map(|b| b.more).collect();
+fn execute_mode_reads_day_by_day_up_to_until() {
+    let (batches, error) = sync(
+        &config(r#","mode":"execute","until":"2026-10-04""#),
+        "execute-sync.json",
+    );
+    assert!(error.is_none(), "{error:?}");
+    let more: Vec<bool> = batches.iter().map(|b| b.more).collect();
     assert_eq!(more, [true, true, false]);
-    // The empty day is asked for again next time.
-    assert_eq!(run.batches[2].cursor.as_deref(), Some(r#"{"v":1,"next":"2026-10-03"}"#));
-    assert_eq!(run.observations().count(), 3 * 7);
-    let day2 = run
-        .observations()
-        .find(|o| o.id == "LPT-000001/2026-10-02")
-        .expect("day 2");
+    // The empty last day is stepped over like any other.
+    assert!(batches[2].observations.is_empty());
+    assert_eq!(batches[2].cursor.as_deref(), Some(r#"{"v":2,"next":"2026-10-04"}"#));
+    let all: Vec<_> = batches.iter().flat_map(|b| &b.observations).collect();
+    assert_eq!(all.len(), 3 * 7);
+    let day2 = all.iter().find(|o| o.id == "LPT-000001/2026-10-02").expect("day 2");
     assert_eq!(day2.at, OCT_1 + DAY);
+}
+
+#[test]
+fn without_until_only_closed_days_are_read_and_empty_ones_stepped_over() {
+    let empty = || {
+        exchange(
+            "POST",
+            "/api/v1/nql/execute",
+            200,
+            &[],
+            json!({"rows": 0, "headers": ["device.name", "date", "dex.score"], "data": []}),
+        )
+    };
+    let one = |day: &str| {
+        exchange(
+            "POST",
+            "/api/v1/nql/execute",
+            200,
+            &[],
+            json!({"rows": 1, "headers": ["device.name", "date", "dex.score"], "data": [["LPT-1", day, 70]]}),
+        )
+    };
+    let execute = config(r#","mode":"execute","days_per_pull":3"#);
+    // From 2026-10-01 to today (2026-10-08), exclusive: 10-01..04 (empty), 10-04..07, then 10-07 alone.
+    let first = pull(&execute, None, vec![empty()]).expect("empty range");
+    assert!(first.more && first.observations.is_empty());
+    assert_eq!(first.cursor.as_deref(), Some(r#"{"v":2,"next":"2026-10-04"}"#));
+    let second = pull(&execute, first.cursor.as_deref(), vec![one("2026-10-05")]).expect("a day");
+    assert!(second.more && second.observations.len() == 1);
+    let third = pull(&execute, second.cursor.as_deref(), vec![one("2026-10-07")]).expect("yesterday");
+    assert!(!third.more, "the sync ends at today");
+    assert_eq!(third.cursor.as_deref(), Some(r#"{"v":2,"next":"2026-10-08"}"#));
+    // Today is not read until it has closed.
+    let today = pull(&execute, third.cursor.as_deref(), Vec::new()).expect("nothing yet");
+    assert!(!today.more && today.observations.is_empty());
+    assert_eq!(today.cursor, third.cursor);
+    // An `until` past today stops at today too; the next sync goes on from there.
+    let later = config(r#","mode":"execute","until":"2026-12-01""#);
+    let capped = pull(&later, Some(r#"{"v":1,"next":"2026-10-07"}"#), vec![one("2026-10-07")]).expect("yesterday");
+    assert!(!capped.more);
+    assert_eq!(capped.cursor.as_deref(), Some(r#"{"v":2,"next":"2026-10-08"}"#));
 }
 
 #[test]
@@ -157,23 +260,22 @@ fn statuses_and_bodies_map_to_errors_the_engine_acts_on() {
 }
 
 #[test]
-fn exports_refuse_offsite_files_and_cut_files_and_give_up_after_bounded_polls() {
-    let start = exchange("POST", "/api/v1/nql/export", 200, &[], json!({"exportId": "e1"}));
-    let done = |url: &str| {
-        exchange(
-            "GET",
-            "/api/v1/nql/status/e1",
-            200,
-            &[],
-            json!({"status": "COMPLETED", "resultsFileUrl": url}),
-        )
-    };
+fn exports_refuse_offsite_files_and_cut_files() {
     let offsite = pull(
         &config(""),
         None,
-        vec![start.clone(), done("https://bucket.s3.amazonaws.com/e1.csv")],
+        vec![
+            submitted("e1"),
+            completed("e1", &format!("{BUCKET}/e1.csv?X-Amz-Signature=abc")),
+        ],
     );
-    assert!(matches!(offsite, Err(PluginError::Permanent(m)) if m.contains("not on the instance origin")));
+    let Err(PluginError::Permanent(m)) = offsite else {
+        panic!("Permanent, got {offsite:?}")
+    };
+    assert!(
+        m.contains("`results_origin`") && m.contains(BUCKET) && m.contains(INSTANCE),
+        "{m}"
+    );
 
     let cut = exchange(
         "GET",
@@ -182,20 +284,139 @@ fn exports_refuse_offsite_files_and_cut_files_and_give_up_after_bounded_polls() 
         &[],
         json!("device.name,date,dex.score\nLPT-1,2026-10-01,8"),
     );
-    let truncated = pull(&config(""), None, vec![start.clone(), done("/files/e1.csv"), cut]);
+    let truncated = pull(
+        &config(""),
+        None,
+        vec![submitted("e1"), completed("e1", "/files/e1.csv"), cut],
+    );
     assert!(matches!(truncated, Err(PluginError::Transient(m)) if m.contains("cut short")));
+}
 
-    let mut slow = vec![start];
-    slow.extend((0..nexthink::nql::MAX_POLLS).map(|_| {
-        exchange(
-            "GET",
-            "/api/v1/nql/status/e1",
-            200,
-            &[],
-            json!({"status": "IN_PROGRESS"}),
-        )
-    }));
-    assert!(matches!(pull(&config(""), None, slow), Err(PluginError::Transient(m)) if m.contains("status polls")));
+#[test]
+fn a_results_file_on_the_results_origin_is_downloaded() {
+    let signed = format!("{BUCKET}/exports/e1.csv?X-Amz-Expires=900&X-Amz-Signature=9f86d081");
+    let batch = pull(
+        &config(&format!(r#","results_origin":"{BUCKET}""#)),
+        None,
+        vec![
+            submitted("e1"),
+            completed("e1", &signed),
+            exchange_at("GET", &signed, 200, &[("content-type", "text/csv")], json!(CSV)),
+        ],
+    )
+    .expect("downloaded");
+    assert_eq!(batch.observations.len(), 2);
+}
+
+#[test]
+fn a_slow_export_waits_in_the_cursor_and_the_next_pull_polls_it_again() {
+    let mut first = vec![submitted("e1")];
+    first.extend((0..POLLS_PER_PULL).map(|_| running("e1")));
+    let waiting = pull(&config(""), None, first).expect("still running is no error");
+    assert!(waiting.more && waiting.observations.is_empty());
+    let cursor = waiting.cursor.expect("a cursor");
+    let position = Cursor::read(&xla_sdk::parse_config(&config("")).expect("config"), Some(&cursor)).expect("cursor");
+    assert_eq!(position.export, Some(pending("e1", POLLS_PER_PULL, NOW)));
+
+    // Still running: the cursor moves with the poll count, so the engine sees progress.
+    let again = pull(
+        &config(""),
+        Some(&cursor),
+        (0..POLLS_PER_PULL).map(|_| running("e1")).collect(),
+    )
+    .expect("still running");
+    assert!(again.more && again.cursor.as_deref() != Some(cursor.as_str()));
+
+    // No second export: the next pull polls e1, which completes.
+    let done = pull(
+        &config(""),
+        again.cursor.as_deref(),
+        vec![
+            running("e1"),
+            completed("e1", "/results/e1.csv"),
+            exchange("GET", "/results/e1.csv", 200, &[], json!(CSV)),
+        ],
+    )
+    .expect("completed");
+    assert_eq!(done.observations.len(), 2);
+    assert_eq!(done.cursor.as_deref(), Some(r#"{"v":2,"next":"2026-10-02"}"#));
+}
+
+#[test]
+fn an_export_past_its_bound_gives_up_and_the_retry_exports_again() {
+    let config_json = config("");
+    let config: Config = xla_sdk::parse_config(&config_json).expect("config");
+    let started = NOW - MAX_EXPORT_WAIT_MS + 60_000;
+    // The clock passes the bound while this pull polls.
+    let calls = Cell::new(0);
+    let clock = || {
+        calls.set(calls.get() + 1);
+        if calls.get() == 1 { NOW } else { NOW + 120_000 }
+    };
+    let from = nexthink::date::parse("2026-10-01").expect("date");
+    let replay = Replay::new((0..POLLS_PER_PULL).map(|_| running("e1")).collect()).expect("exchanges");
+    let (outcome, _) = testkit::with_replay(replay, || {
+        export::advance(&config, from, from + 1, Some(pending("e1", 30, started)), &clock)
+    });
+    let Err(PluginError::Transient(m)) = outcome else {
+        panic!("Transient, got {outcome:?}")
+    };
+    assert!(
+        m.contains("did not complete within 20 minutes") && m.contains("new export"),
+        "{m}"
+    );
+
+    // The retry gets the same cursor; the export in it is too old, so a new one starts.
+    let cursor = Cursor::write(from, Some(pending("e1", 30, NOW - MAX_EXPORT_WAIT_MS)));
+    let retry = pull(
+        &config_json,
+        Some(&cursor),
+        vec![
+            submitted("e2"),
+            completed("e2", "/results/e2.csv"),
+            exchange("GET", "/results/e2.csv", 200, &[], json!(CSV)),
+        ],
+    )
+    .expect("a new export");
+    assert_eq!(retry.observations.len(), 2);
+}
+
+#[test]
+fn export_errors_are_transient_and_never_stay_in_the_cursor() {
+    let failed = |id: &str| status(id, json!({"status": "ERROR", "errorDescription": "Query timed out"}));
+    // Submitted in this pull: a Transient error with the instance's reason; the cursor never held it.
+    let fresh = pull(&config(""), None, vec![submitted("e1"), failed("e1")]);
+    assert!(matches!(fresh, Err(PluginError::Transient(m)) if m.contains("Query timed out")));
+
+    // Failed since the last pull: replaced at once, or the retry would find it failed again.
+    let cursor = Cursor::write(
+        nexthink::date::parse("2026-10-01").expect("date"),
+        Some(pending("e1", 4, NOW - 5_000)),
+    );
+    let replaced = pull(
+        &config(""),
+        Some(&cursor),
+        vec![
+            failed("e1"),
+            submitted("e2"),
+            completed("e2", "/results/e2.csv"),
+            exchange("GET", "/results/e2.csv", 200, &[], json!(CSV)),
+        ],
+    )
+    .expect("replaced");
+    assert_eq!(replaced.observations.len(), 2);
+    // Likewise an export the instance no longer knows.
+    let gone = json!({"message": "The export e1 does not exist", "code": "404", "source": "nql-api"});
+    let mut answers = vec![
+        exchange("GET", "/api/v1/nql/status/e1", 404, &[], gone),
+        submitted("e2"),
+    ];
+    answers.extend((1..POLLS_PER_PULL).map(|_| running("e2")));
+    let waiting = pull(&config(""), Some(&cursor), answers).expect("replaced, still running");
+    let config: Config = xla_sdk::parse_config(&config("")).expect("config");
+    let position = Cursor::read(&config, waiting.cursor.as_deref()).expect("cursor");
+    // The replacement keeps the range's start, which bounds the whole wait.
+    assert_eq!(position.export, Some(pending("e2", POLLS_PER_PULL - 1, NOW - 5_000)));
 }
 
 #[test]

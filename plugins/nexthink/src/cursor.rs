@@ -1,0 +1,169 @@
+//! The pull cursor: the first day not read yet and, while an export runs
+//! longer than one pull, that export, so the next pull polls it instead of
+//! exporting again.
+//!
+//! Version 2 (written): `{"v":2,"next":"2026-10-03"}`, or while an export is
+//! pending
+//! `{"v":2,"next":"2026-10-03","export":{"id":"7f3a","from":"2026-10-03","to":"2026-10-04","polls":4,"started_ms":1790985600000}}`.
+//! Version 1 (`{"v":1,"next":"2026-10-03"}`, no export) is still read.
+
+use crate::config::Config;
+use crate::{date, nql};
+use serde::{Deserialize, Serialize};
+use xla_sdk::PluginError;
+
+/// Version of the cursor format written.
+pub const CURSOR_VERSION: u32 = 2;
+
+/// The cursor as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cursor {
+    /// Format version: 1 or 2.
+    pub v: u32,
+    /// First day not read yet, `YYYY-MM-DD`.
+    pub next: String,
+    /// The export of the range from `next`, submitted but not completed yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<PendingExport>,
+}
+
+/// An export submitted in an earlier pull and still running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingExport {
+    /// The instance's `exportId`.
+    pub id: String,
+    /// First day of its range, `YYYY-MM-DD`.
+    pub from: String,
+    /// First day after its range (exclusive).
+    pub to: String,
+    /// Status polls of this export so far.
+    pub polls: u32,
+    /// When the first export of this range was submitted (Unix ms); an
+    /// export that replaces a failed one keeps it, so the wait is bounded.
+    pub started_ms: i64,
+}
+
+/// Where a pull starts: the decoded cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// First day not read yet, as days since the epoch.
+    pub next: i64,
+    /// The pending export, if any.
+    pub export: Option<PendingExport>,
+}
+
+fn refused(text: &str, why: impl std::fmt::Display) -> PluginError {
+    PluginError::Permanent(format!(
+        "cursor `{text}` is not a nexthink cursor: {why}; reset the instance's cursor to resync"
+    ))
+}
+
+impl Cursor {
+    /// Where to start: the cursor, else `since`.
+    pub fn read(config: &Config, text: Option<&str>) -> Result<Position, PluginError> {
+        let Some(text) = text else {
+            return Ok(Position {
+                next: config.since_day()?,
+                export: None,
+            });
+        };
+        let cursor: Cursor = serde_json::from_str(text).map_err(|e| refused(text, e))?;
+        match (cursor.v, &cursor.export) {
+            (1, None) | (2, _) => {}
+            (1, Some(_)) => return Err(refused(text, "a version 1 cursor has no pending export")),
+            (v, _) => return Err(refused(text, format!("version {v} is not 1 or {CURSOR_VERSION}"))),
+        }
+        let next =
+            date::parse(&cursor.next).ok_or_else(|| refused(text, format!("`{}` is not a date", cursor.next)))?;
+        if let Some(export) = &cursor.export {
+            let dated = date::parse(&export.from).is_some() && date::parse(&export.to).is_some();
+            if !nql::valid_export_id(&export.id) || !dated {
+                return Err(refused(text, "its pending export is not an export id and two dates"));
+            }
+        }
+        Ok(Position {
+            next,
+            export: cursor.export,
+        })
+    }
+
+    /// The cursor text for `next`, with the export still running, if any.
+    pub fn write(next: i64, export: Option<PendingExport>) -> String {
+        let cursor = Cursor {
+            v: CURSOR_VERSION,
+            next: date::format(next),
+            export,
+        };
+        serde_json::to_string(&cursor).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        xla_sdk::parse_config(r#"{"instance_url":"https://a.example","since":"2026-10-01"}"#).expect("config")
+    }
+
+    fn pending() -> PendingExport {
+        PendingExport {
+            id: "7f3a9c21e4b0d5aa".into(),
+            from: "2026-10-04".into(),
+            to: "2026-10-05".into(),
+            polls: 4,
+            started_ms: 1_791_072_000_000,
+        }
+    }
+
+    #[test]
+    fn starts_at_since_and_round_trips_a_day() {
+        let config = config();
+        assert_eq!(
+            Cursor::read(&config, None).ok().map(|p| p.next),
+            date::parse("2026-10-01")
+        );
+        let written = Cursor::write(20_730, None);
+        assert_eq!(written, r#"{"v":2,"next":"2026-10-04"}"#);
+        let read = Cursor::read(&config, Some(&written)).expect("reads");
+        assert_eq!((read.next, read.export), (20_730, None));
+    }
+
+    #[test]
+    fn reads_version_1_cursors() {
+        let read = Cursor::read(&config(), Some(r#"{"v":1,"next":"2026-10-04"}"#)).expect("v1");
+        assert_eq!((read.next, read.export), (20_730, None));
+        assert!(Cursor::read(&config(), Some(r#"{"v":1,"next":"2026-10-04","export":{"id":"e1","from":"2026-10-04","to":"2026-10-05","polls":1,"started_ms":0}}"#)).is_err());
+    }
+
+    #[test]
+    fn a_pending_export_round_trips() {
+        let written = Cursor::write(20_730, Some(pending()));
+        assert_eq!(
+            written,
+            r#"{"v":2,"next":"2026-10-04","export":{"id":"7f3a9c21e4b0d5aa","from":"2026-10-04","to":"2026-10-05","polls":4,"started_ms":1791072000000}}"#
+        );
+        let read = Cursor::read(&config(), Some(&written)).expect("reads");
+        assert_eq!((read.next, read.export), (20_730, Some(pending())));
+    }
+
+    #[test]
+    fn refuses_strangers() {
+        let config = config();
+        for bad in [
+            "garbage",
+            r#"{"v":3,"next":"2026-10-04"}"#,
+            r#"{"v":2,"next":"2026-10-32"}"#,
+            r#"{"v":2,"next":"2026-10-04","page":2}"#,
+            r#"{"v":2,"next":"2026-10-04","export":{"id":"../x","from":"2026-10-04","to":"2026-10-05","polls":1,"started_ms":0}}"#,
+            r#"{"v":2,"next":"2026-10-04","export":{"id":"e1","from":"soon","to":"2026-10-05","polls":1,"started_ms":0}}"#,
+        ] {
+            let Err(PluginError::Permanent(m)) = Cursor::read(&config, Some(bad)) else {
+                panic!("{bad} is refused")
+            };
+            assert!(m.contains("reset the instance's cursor"), "{m}");
+        }
+    }
+}
