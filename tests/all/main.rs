@@ -7,6 +7,7 @@ mod happysignals;
 mod loading;
 mod nexthink;
 mod outbound;
+mod python;
 mod sandbox;
 mod scorer;
 mod servicenow;
