@@ -8,6 +8,7 @@ mod happysignals;
 mod loading;
 mod nexthink;
 mod outbound;
+mod python;
 mod sandbox;
 mod schedule;
 mod score;

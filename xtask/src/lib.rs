@@ -10,11 +10,16 @@
 //! target/plugins/<name>/<name>.wasm       shipped plugins (target/test-guests/ for test guests)
 //! target/plugins/<name>/plugin.toml       source manifest + sha256 + inlined config schema
 //! ```
+//!
+//! Python scorers (`sdk/python/examples/`) are built by [`python`] with
+//! componentize-py and installed the same way.
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+pub mod python;
 
 /// The target every guest is built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -163,7 +168,21 @@ fn reproducible_rustflags(repo_root: &Path) -> String {
     flags.join(" ")
 }
 
-fn install(install_to: &Path, guest: &Path, wasm: &Path) -> Result<BuiltGuest> {
+/// The `name` in a guest's source `plugin.toml`.
+pub(crate) fn manifest_name(guest: &Path) -> Result<String> {
+    let source = guest.join("plugin.toml");
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&source)?).with_context(|| format!("parsing {}", source.display()))?;
+    manifest
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map(str::to_string)
+        .with_context(|| format!("{} has no `name`", source.display()))
+}
+
+/// Installs the component `wasm` of `guest` under `install_to/<name>/`, with
+/// its manifest completed by the sha256 and the inlined config schema.
+pub(crate) fn install(install_to: &Path, guest: &Path, wasm: &Path) -> Result<BuiltGuest> {
     let bytes = std::fs::read(wasm).with_context(|| format!("reading built guest {}", wasm.display()))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let source = guest.join("plugin.toml");

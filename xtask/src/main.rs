@@ -9,17 +9,25 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   build-plugins  build every plugin (target/plugins/) and test guest (target/test-guests/)
-                 for wasm32-wasip2, installing the target when it is missing
+                 for wasm32-wasip2, installing the target when it is missing; then
+                 build-python
+  build-python   build the Python scorers (sdk/python/examples/) with componentize-py into
+                 target/plugins/ and the Python test guests into target/test-guests/;
+                 needs `python3 -m pip install -r sdk/python/requirements.txt`
   demo           build-plugins, then run `xla-host demo` (extra arguments go to the demo)
-  demo           build-plugins, then run `xla-host demo` (extra arguments go to the demo)
-  test           build-plugins, then every test: the workspace (host, SDK, end-to-end)
-                 and the plugins' own tests against recorded HTTP exchanges";
+  test           build-plugins, then every test: the workspace (host, SDK, end-to-end),
+                 the plugins' own tests against recorded HTTP exchanges, and the Python
+                 SDK's unit tests";
 
 fn main() -> Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
     let root = repo_root();
     match command.as_str() {
         "build-plugins" => build_plugins(&root),
+        "build-python" => {
+            print_built(&build_python(&root)?);
+            Ok(())
+        }
         "demo" => {
             build_plugins(&root)?;
             let extra: Vec<String> = std::env::args().skip(2).collect();
@@ -33,6 +41,7 @@ fn main() -> Result<()> {
             let mut tally = Tally::default();
             tally.run(&root.join("plugins"), &["test", "--release", "--target", &host])?;
             tally.run(&root, &["test", "--release", "--workspace", "--all-features"])?;
+            python_unit_tests(&root)?;
             println!("\ntests: {} passed, {} failed", tally.passed, tally.failed);
             Ok(())
         }
@@ -44,12 +53,51 @@ fn main() -> Result<()> {
     }
 }
 
+/// Rust plugins, test guests, then the Python scorers. The Python ones are
+/// not optional: the tests compare them with their Rust twins, and a build
+/// that skipped them quietly would skip those tests too.
 fn build_plugins(root: &Path) -> Result<()> {
     let mut built = xtask::build_workspace(root, &root.join("plugins"), &xtask::plugins_dir(root))?;
     let guests = root.join("tests").join("guests");
     built.extend(xtask::build_workspace(root, &guests, &xtask::test_guests_dir(root))?);
-    for guest in &built {
+    built.extend(build_python(root)?);
+    print_built(&built);
+    Ok(())
+}
+
+/// The Python scorers (`sdk/python/examples/`) and Python test guests.
+fn build_python(root: &Path) -> Result<Vec<xtask::BuiltGuest>> {
+    use xtask::python;
+    let mut built = python::build_python(root, &python::examples_dir(root), &xtask::plugins_dir(root))?;
+    let guests = root.join("tests").join("guests");
+    built.extend(python::build_python(root, &guests, &xtask::test_guests_dir(root))?);
+    Ok(built)
+}
+
+fn print_built(built: &[xtask::BuiltGuest]) {
+    for guest in built {
         println!("{:<14} {}  sha256:{}", guest.name, guest.wasm.display(), guest.sha256);
+    }
+}
+
+/// `sdk/python/tests` with the standard library's unittest (no bytecode
+/// written into the source tree, which the tests' build script watches).
+fn python_unit_tests(root: &Path) -> Result<()> {
+    let status = Command::new("python3")
+        .current_dir(root.join("sdk").join("python"))
+        .args([
+            "-m",
+            "unittest",
+            "discover",
+            "--start-directory",
+            "tests",
+            "--top-level-directory",
+            ".",
+        ])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .status()?;
+    if !status.success() {
+        bail!("the Python SDK's unit tests (sdk/python/tests) failed");
     }
     Ok(())
 }

@@ -369,6 +369,7 @@ name = "SLA compliance (%)"
 tenant = "demo"
 metrics = ["sla_breached"]
 scorer = "sla-compliance"
+score = "sla_compliance"
 group_by = "service"
 period = "month"
 targets = [{ from = 2026-01-01, value = 90.0 }]
@@ -408,6 +409,14 @@ penalty = { per_point = 500.0, cap = 10000.0 }
 gain_share = { per_point = 250.0, cap = 5000.0 }
 "#;
 
+/// The scorecard's aims: SLAs at 90 % (the default), happiness at +30, by service.
+fn scorecard() -> crate::score::ScorecardOptions {
+    crate::score::ScorecardOptions {
+        happiness_target: 30.0,
+        ..crate::score::ScorecardOptions::default()
+    }
+}
+
 /// The period the demo reports: the simulated window's last month.
 const REPORT_PERIOD: &str = "2026-10";
 
@@ -424,7 +433,7 @@ async fn report(config: &HostConfig, store: Arc<Store>) -> Result<()> {
     let engine = super::report::engine(config, store, &xlas).await?;
     let window = super::report::period_window(Some(REPORT_PERIOD))?;
     let bundle = engine
-        .report_bundle(&xlas, window, Some(&crate::score::ScorecardOptions::default()))
+        .report_bundle(&xlas, window, Some(&scorecard()))
         .await?;
     println!("XLAs for {REPORT_PERIOD}, scored by Wasm scorer plugins in the sandbox:\n");
     print!("{}", super::report::render(&bundle, console::colors_enabled()));
@@ -444,8 +453,9 @@ async fn report(config: &HostConfig, store: Arc<Store>) -> Result<()> {
             "no watermelon this month".to_string()
         } else {
             format!(
-                "{} meets its SLAs while its users are unhappy (a watermelon: green outside, red inside)",
-                watermelons.join(", ")
+                "{} {} SLAs while the people served are unhappy (a watermelon: green outside, red inside)",
+                watermelons.join(", "),
+                if watermelons.len() == 1 { "meets its" } else { "meet their" }
             )
         }
     );

@@ -45,22 +45,22 @@ pub enum ScoreError {
         tenant: String,
     },
     /// The store failed.
-    #[error("XLA `{xla}`: reading the store failed: {source}")]
+    #[error("XLA `{xla}`: reading the store failed: {error}")]
     Store {
         /// The XLA.
         xla: String,
-        /// The store's error.
-        source: StoreError,
+        /// The store's error (in the message, so not a `source`).
+        error: StoreError,
     },
     /// The scorer failed.
-    #[error("XLA `{xla}`, period {period}: {source}")]
+    #[error("XLA `{xla}`, period {period}: {error}")]
     Scorer {
         /// The XLA.
         xla: String,
         /// The period label.
         period: String,
-        /// The runtime's error (names the plugin).
-        source: Box<RuntimeError>,
+        /// The runtime's error (names the plugin; in the message, so not a `source`).
+        error: Box<RuntimeError>,
     },
 }
 
@@ -174,9 +174,9 @@ impl Engine {
     pub async fn score(&self, xla: &XlaDefinition, window: Window) -> Result<PeriodScore, ScoreError> {
         xla.validate()?;
         let scorer = self.scorer_for(xla)?;
-        let store_error = |source| ScoreError::Store {
+        let store_error = |error| ScoreError::Store {
             xla: xla.id.clone(),
-            source,
+            error,
         };
         let input = self.input(xla, window).map_err(store_error)?;
         let rows = if scorer.info.needs_rows {
@@ -195,10 +195,10 @@ impl Engine {
             None
         };
         let mut session = scorer.pre.session(self.limits.clone());
-        let results = session.score(&input, rows).await.map_err(|source| ScoreError::Scorer {
+        let results = session.score(&input, rows).await.map_err(|error| ScoreError::Scorer {
             xla: xla.id.clone(),
             period: window.label(),
-            source: Box::new(source),
+            error: Box::new(error),
         })?;
         Ok(period_score(xla, window, results))
     }
@@ -313,7 +313,11 @@ fn to_aggregates(metric: &str, merged: BTreeMap<Option<String>, Rollup>) -> impl
         sum: rollup.sum,
         min: if rollup.count == 0 { 0.0 } else { rollup.min },
         max: if rollup.count == 0 { 0.0 } else { rollup.max },
-        histogram: rollup.histogram.map(|h| h.to_vec()),
+        // An empty window of a rating metric still has its 11 (zero) counts.
+        histogram: rollup
+            .histogram
+            .map(|h| h.to_vec())
+            .or_else(|| crate::store::is_rating(metric).then(|| vec![0; 11])),
     })
 }
 

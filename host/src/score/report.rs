@@ -507,9 +507,9 @@ impl Engine {
         let mut xot = Vec::new();
         let mut scorecards = Vec::new();
         for tenant in tenants {
-            xot.push(self.xot_view(tenant, window).map_err(|source| ScoreError::Store {
+            xot.push(self.xot_view(tenant, window).map_err(|error| ScoreError::Store {
                 xla: format!("X/O/T view of {tenant}"),
-                source,
+                error,
             })?);
             if let Some(options) = scorecard
                 && self.has_scorer(WATERMELON_SCORER)
