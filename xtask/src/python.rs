@@ -76,32 +76,45 @@ pub fn build_python(repo_root: &Path, dir: &Path, install_to: &Path) -> Result<V
 }
 
 /// The installed componentize-py's version, which must be the pinned one.
+/// Installs the pinned version with pip when it is missing or another one,
+/// as `cargo xtask` adds the wasm32-wasip2 target when it is missing.
 fn check_componentize_py(repo_root: &Path) -> Result<String> {
     let pinned = pinned_version(repo_root)?;
     let install = format!("run `{PYTHON} -m pip install -r {REQUIREMENTS}`");
+    if installed_version()?.as_deref() != Some(pinned.as_str()) {
+        eprintln!("installing componentize-py {pinned} (pinned in {REQUIREMENTS}) with pip");
+        let status = Command::new(PYTHON)
+            .args(["-m", "pip", "install", "--quiet", "-r"])
+            .arg(repo_root.join(REQUIREMENTS))
+            .status()
+            .with_context(|| format!("running `{PYTHON} -m pip`; install Python 3 with pip, then {install}"))?;
+        if !status.success() {
+            bail!("pip could not install componentize-py {pinned}; {install} and read its error");
+        }
+    }
+    match installed_version()? {
+        Some(installed) if installed == pinned => Ok(installed),
+        Some(installed) => bail!("componentize-py {installed} is installed but {REQUIREMENTS} pins {pinned}: {install}"),
+        None => bail!(
+            "componentize-py is not installed for `{PYTHON}`; the Python scorers in sdk/python/examples need it: {install}"
+        ),
+    }
+}
+
+/// componentize-py's version as `python3` sees it; `None` when it is not installed.
+fn installed_version() -> Result<Option<String>> {
     let output = Command::new(PYTHON)
         .args([
             "-c",
             "import importlib.metadata as m; print(m.version('componentize-py'))",
         ])
         .stderr(Stdio::null())
-        .output();
-    let output = match output {
-        Ok(output) => output,
-        Err(e) => bail!(
-            "cannot run `{PYTHON}` ({e}); building the Python scorers needs Python 3 with componentize-py: install Python 3, then {install}"
-        ),
-    };
-    if !output.status.success() {
-        bail!(
-            "componentize-py is not installed for `{PYTHON}`; the Python scorers in sdk/python/examples need it: {install}"
-        );
-    }
-    let installed = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    if installed != pinned {
-        bail!("componentize-py {installed} is installed but {REQUIREMENTS} pins {pinned}: {install}");
-    }
-    Ok(installed)
+        .output()
+        .with_context(|| format!("cannot run `{PYTHON}`; building the Python scorers needs Python 3"))?;
+    Ok(output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
 }
 
 /// The version after `componentize-py==` in the requirements file.
