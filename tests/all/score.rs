@@ -406,7 +406,15 @@ async fn xla_host_report_prints_the_xlas_as_json_and_tables_and_names_a_missing_
     let output = run(args(false));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8_lossy(&output.stdout);
-    for expected in ["Mean resolution hours", "2026-03", "11.0 (n=20)", "8.0", "NO", "+2.0", "Email 14.0"] {
+    for expected in [
+        "Mean resolution hours",
+        "2026-03",
+        "11.0 (n=20)",
+        "8.0",
+        "NO",
+        "+2.0",
+        "Email 14.0",
+    ] {
         assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
     }
 
@@ -414,5 +422,8 @@ async fn xla_host_report_prints_the_xlas_as_json_and_tables_and_names_a_missing_
     let output = run(args(true));
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no-such-scorer") && stderr.contains("build the plugins"), "{stderr}");
+    assert!(
+        stderr.contains("no-such-scorer") && stderr.contains("build the plugins"),
+        "{stderr}"
+    );
 }

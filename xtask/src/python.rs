@@ -94,7 +94,9 @@ fn check_componentize_py(repo_root: &Path) -> Result<String> {
     }
     match installed_version()? {
         Some(installed) if installed == pinned => Ok(installed),
-        Some(installed) => bail!("componentize-py {installed} is installed but {REQUIREMENTS} pins {pinned}: {install}"),
+        Some(installed) => {
+            bail!("componentize-py {installed} is installed but {REQUIREMENTS} pins {pinned}: {install}")
+        }
         None => bail!(
             "componentize-py is not installed for `{PYTHON}`; the Python scorers in sdk/python/examples need it: {install}"
         ),

@@ -12,8 +12,8 @@ use super::options;
 use super::sync::{Bar, summary};
 use crate::config::HostConfig;
 use crate::plugins::{LoadedPlugin, PluginPre, discover};
-use crate::runtime::outbound::{Credential, CredentialKind, Origin, OutboundPolicy, Secret};
 use crate::runtime::ConnectorInfo;
+use crate::runtime::outbound::{Credential, CredentialKind, Origin, OutboundPolicy, Secret};
 use crate::sim::happysignals::{self, HappySignalsOptions, HappySignalsSim};
 use crate::sim::nexthink::{self, NexthinkOptions, NexthinkSim};
 use crate::sim::org::{self, OrgSpec};
@@ -337,7 +337,6 @@ async fn print_plugin(plugin: &LoadedPlugin, config: &HostConfig) -> Result<()> 
     Ok(())
 }
 
-
 /// The demo's XLAs: what an MSP and its customer agreed, over the
 /// simulated organisation.
 const DEMO_XLAS: &str = r#"
@@ -426,15 +425,15 @@ async fn report(config: &HostConfig, store: Arc<Store>) -> Result<()> {
     struct Xlas {
         xla: Vec<crate::score::XlaDefinition>,
     }
-    let xlas = toml::from_str::<Xlas>(DEMO_XLAS).context("the demo's XLA definitions")?.xla;
+    let xlas = toml::from_str::<Xlas>(DEMO_XLAS)
+        .context("the demo's XLA definitions")?
+        .xla;
     for xla in &xlas {
         xla.validate()?;
     }
     let engine = super::report::engine(config, store, &xlas).await?;
     let window = super::report::period_window(Some(REPORT_PERIOD))?;
-    let bundle = engine
-        .report_bundle(&xlas, window, Some(&scorecard()))
-        .await?;
+    let bundle = engine.report_bundle(&xlas, window, Some(&scorecard())).await?;
     println!("XLAs for {REPORT_PERIOD}, scored by Wasm scorer plugins in the sandbox:\n");
     print!("{}", super::report::render(&bundle, console::colors_enabled()));
     let watermelons: Vec<&str> = bundle
@@ -455,7 +454,11 @@ async fn report(config: &HostConfig, store: Arc<Store>) -> Result<()> {
             format!(
                 "{} {} SLAs while the people served are unhappy (a watermelon: green outside, red inside)",
                 watermelons.join(", "),
-                if watermelons.len() == 1 { "meets its" } else { "meet their" }
+                if watermelons.len() == 1 {
+                    "meets its"
+                } else {
+                    "meet their"
+                }
             )
         }
     );

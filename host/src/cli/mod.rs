@@ -6,8 +6,8 @@ mod import;
 mod options;
 mod parse;
 mod plugin;
-mod serve;
 mod report;
+mod serve;
 mod simulate;
 mod sync;
 
