@@ -427,3 +427,76 @@ async fn xla_host_report_prints_the_xlas_as_json_and_tables_and_names_a_missing_
         "{stderr}"
     );
 }
+
+/// `n` ratings of `score` in `label`'s month.
+fn ratings(prefix: &str, label: &str, score: f64, n: usize) -> Vec<Observation> {
+    let start = month(label).start + DAY;
+    (0..n)
+        .map(|i| {
+            Observation::new(format!("{prefix}-{i}"), "happiness_rating", Layer::Experience, score, start)
+                .dim("ticket", format!("INC{prefix}{i}"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_msp_gain_share_scorer_is_pinned_bound_to_its_tenant_and_sees_only_its_data() {
+    let (_dir, store) = store();
+    // acme: 30 of 40 responses rate 10 and 10 rate 5: happiness +50. globex: all 10s (+100).
+    commit(&store, "acme", &ratings("a-hi", "2026-03", 10.0, 30));
+    commit(&store, "acme", &ratings("a-lo", "2026-03", 5.0, 10));
+    commit(&store, "globex", &ratings("g", "2026-03", 10.0, 500));
+    let plugins = target_dir().join("plugins");
+    let manifest = xla_host::plugins::Manifest::from_file(&plugins.join("msp-gain-share").join("plugin.toml"))
+        .expect("the msp-gain-share manifest");
+    let pinned = |sha256: &str| xla_host::plugins::Pins {
+        require: true,
+        sha256: [("msp-gain-share".to_string(), sha256.to_string())].into(),
+    };
+    let tenants: BTreeMap<String, String> = [("msp-gain-share".to_string(), "acme".to_string())].into();
+    let wrong = load_scorers(
+        runtime(),
+        &plugins,
+        &pinned(&"0".repeat(64)),
+        &tenants,
+        ["msp-gain-share"],
+        &Limits::default(),
+    )
+    .await;
+    assert!(wrong.is_err(), "a scorer whose sha256 differs from its pin is refused");
+    let scorers = load_scorers(
+        runtime(),
+        &plugins,
+        &pinned(&manifest.sha256),
+        &tenants,
+        ["msp-gain-share"],
+        &Limits::default(),
+    )
+    .await
+    .expect("the pinned scorer loads");
+    let engine = Engine::new(store, scorers, Limits::default());
+    let definition = |tenant: &str| {
+        xla(&format!(
+            r#"
+            id = "gain-share"
+            name = "Gain share"
+            tenant = "{tenant}"
+            metrics = ["happiness_rating", "sla_breached"]
+            scorer = "msp-gain-share"
+            score = "earn_back"
+            period = "month"
+            parameters = {{ happiness_target = 100.0, baseline = 0.0, credit = 10000.0 }}
+            targets = [{{ from = 2026-01-01, value = 10000.0 }}]
+        "#
+        ))
+    };
+    let acme = engine.score(&definition("acme"), month("2026-03")).await.expect("acme scores");
+    // Happiness +50 is halfway from the baseline (0) to the target (100): half the credit.
+    assert_eq!(acme.value, Some(5_000.0), "{:?}", acme.results);
+    assert_eq!(acme.sample_size, 40, "only acme's 40 responses, none of globex's 500");
+    let refused = engine
+        .score(&definition("globex"), month("2026-03"))
+        .await
+        .expect_err("bound to acme");
+    assert!(matches!(refused, ScoreError::TenantBinding { .. }), "{refused}");
+}

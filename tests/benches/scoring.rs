@@ -1,0 +1,273 @@
+//! Scoring benchmark: one month of a 275,000-employee organisation (about
+//! 300,000 tickets, 100,000 survey responses, 8 million device-days) in a
+//! real store, scored by the built-in scorer plugins in the sandbox: the
+//! demo's six XLAs (aggregates from rollups, groups reached through tickets)
+//! and the watermelon scorecard over 300,000 per-ticket rows.
+//!
+//! Run: `cargo xtask build-plugins && cargo bench -p xla-tests --bench scoring -- [scale]`
+//! (`scale` 1.0 = the full organisation; 0.1 for a quick look). Only the
+//! scoring is timed; loading the data is not. Results in BENCHMARKS.md.
+
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use xla_host::runtime::{Layer, Limits, Observation, Runtime, RuntimeOptions};
+use xla_host::score::{Engine, Period, ScorecardOptions, XlaDefinition, load_scorers};
+use xla_host::store::{CommitBatch, Provenance, Store};
+
+const DAY: i64 = 86_400_000;
+/// 2026-10-01T00:00:00Z.
+const MONTH_START: i64 = 1_790_812_800_000;
+const BATCH: usize = 50_000;
+
+const SERVICES: [&str; 10] = ["VPN", "Email", "Laptop", "Teams", "SAP", "Wi-Fi", "Printing", "Portal", "Phone", "Access"];
+const GROUPS: [&str; 12] = [
+    "Service Desk", "Network Operations", "Workplace", "SAP Support", "Messaging", "Identity",
+    "Field Services", "Collaboration", "Mobility", "Print Services", "Security", "Applications",
+];
+const MODELS: [&str; 6] = ["Surface Laptop 5", "ThinkPad X1", "MacBook Pro 14", "EliteBook 840", "Latitude 7440", "XPS 13"];
+
+/// A cheap, fixed mix of `i`.
+fn mix(i: u64) -> u64 {
+    i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
+}
+
+fn at(i: u64) -> i64 {
+    MONTH_START + (mix(i) % (31 * DAY as u64)) as i64
+}
+
+/// A ticket's observations: what the ServiceNow connector emits for a
+/// resolved incident, and one task SLA.
+fn ticket(i: u64) -> Vec<Observation> {
+    let m = mix(i);
+    let number = format!("INC{i:08}");
+    let dims = |o: Observation| {
+        o.dim("ticket", number.as_str())
+            .dim("ticket_type", "incident")
+            .dim("service", SERVICES[(m % 10) as usize])
+            .dim("assignment_group", GROUPS[((m >> 8) % 12) as usize])
+            .dim("channel", ["phone", "email", "self-service"][((m >> 12) % 3) as usize])
+    };
+    let id = format!("{:032x}", i);
+    let t = at(i);
+    let reassigned = (m >> 16) % 3;
+    vec![
+        dims(Observation::new(&id, "resolution_hours", Layer::Operational, ((m >> 20) % 200) as f64 / 4.0, t)),
+        dims(Observation::new(&id, "reassignment_count", Layer::Operational, reassigned as f64, t)),
+        dims(Observation::new(&id, "first_contact_resolution", Layer::Operational, f64::from(reassigned == 0), t)),
+        dims(Observation::new(&id, "ticket_resolved", Layer::Operational, 1.0, t)),
+        Observation::new(format!("sla{i:08}"), "sla_breached", Layer::Operational, f64::from((m >> 24) % 10 == 0), t)
+            .dim("ticket", number.as_str())
+            .dim("sla", "Resolution P3"),
+    ]
+}
+
+/// A survey response to ticket `i`: rating and (seven times in ten) lost time.
+fn response(i: u64) -> Vec<Observation> {
+    let m = mix(i ^ 0xABCD);
+    let number = format!("INC{i:08}");
+    let t = at(i) + 3_600_000;
+    let mut out = vec![
+        Observation::new(format!("r{i}"), "happiness_rating", Layer::Experience, (m % 11) as f64, t)
+            .dim("ticket", number.as_str()),
+    ];
+    if m % 10 < 7 {
+        out.push(
+            Observation::new(format!("r{i}"), "lost_time_minutes", Layer::Experience, ((m >> 8) % 480) as f64, t)
+                .dim("ticket", number.as_str()),
+        );
+    }
+    out
+}
+
+/// Device-day `i`: its DEX score.
+fn device_day(i: u64, devices: u64) -> Observation {
+    let (device, day) = (i % devices, i / devices);
+    let m = mix(i);
+    Observation::new(
+        format!("dev{device:06}/{day}"),
+        "dex_score",
+        Layer::Technical,
+        50.0 + (m % 50) as f64,
+        MONTH_START + day as i64 * DAY,
+    )
+    .dim("device", format!("DEV{device:06}"))
+    .dim("device_model", MODELS[(device % 6) as usize])
+}
+
+fn commit_all(store: &Store, observations: impl Iterator<Item = Observation>) -> Result<u64> {
+    let provenance = Provenance {
+        connector: "bench".into(),
+        plugin: "bench".into(),
+        version: "0".into(),
+        sha256: "0".into(),
+        sync_run: 1,
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut total = 0;
+    let mut flush = |batch: &mut Vec<Observation>| -> Result<()> {
+        store.commit(CommitBatch {
+            tenant: "bench",
+            source: "bench",
+            provenance: &provenance,
+            observations: batch,
+            cursor: None,
+        })?;
+        total += batch.len() as u64;
+        batch.clear();
+        Ok(())
+    };
+    for o in observations {
+        batch.push(o);
+        if batch.len() == BATCH {
+            flush(&mut batch)?;
+        }
+    }
+    flush(&mut batch)?;
+    Ok(total)
+}
+
+const XLAS: &str = r#"
+[[xla]]
+id = "happiness"
+name = "Happiness"
+tenant = "bench"
+metrics = ["happiness_rating"]
+scorer = "happiness"
+group_by = "service"
+period = "month"
+targets = [{ from = 2026-01-01, value = 50.0 }]
+
+[[xla]]
+id = "lost-time"
+name = "Lost time"
+tenant = "bench"
+metrics = ["lost_time_minutes"]
+scorer = "lost-time"
+score = "lost_time_mean"
+group_by = "assignment_group"
+period = "month"
+direction = "lower"
+targets = [{ from = 2026-01-01, value = 120.0 }]
+
+[[xla]]
+id = "sla"
+name = "SLA compliance"
+tenant = "bench"
+metrics = ["sla_breached"]
+scorer = "sla-compliance"
+score = "sla_compliance"
+period = "month"
+targets = [{ from = 2026-01-01, value = 90.0 }]
+
+[[xla]]
+id = "fcr"
+name = "First contact resolution"
+tenant = "bench"
+metrics = ["first_contact_resolution"]
+scorer = "fcr"
+score = "first_contact_resolution"
+group_by = "channel"
+period = "month"
+targets = [{ from = 2026-01-01, value = 60.0 }]
+
+[[xla]]
+id = "dex"
+name = "DEX"
+tenant = "bench"
+metrics = ["dex_score"]
+scorer = "dex"
+score = "dex_score"
+group_by = "device_model"
+period = "month"
+contract = { model = "dex", threshold = 70.0 }
+
+[[xla]]
+id = "xla-index"
+name = "XLA index"
+tenant = "bench"
+metrics = ["happiness_rating", "sla_breached", "first_contact_resolution", "dex_score"]
+scorer = "xla-index"
+score = "xla_index"
+period = "month"
+targets = [{ from = 2026-01-01, value = 70.0 }]
+"#;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let scale: f64 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1.0);
+    let tickets = (300_000.0 * scale) as u64;
+    let responses = (100_000.0 * scale) as u64;
+    let devices = (8_000_000.0 * scale / 31.0) as u64;
+    let dir = tempfile::tempdir()?;
+    let mut store = Store::open(&dir.path().join("data"))?;
+    store.set_durable(false);
+    let loading = Instant::now();
+    let mut count = commit_all(&store, (0..tickets).flat_map(ticket))?;
+    // Every third ticket answered, as HappySignals' response rates go.
+    count += commit_all(&store, (0..responses).map(|r| r * 3 % tickets.max(1)).flat_map(response))?;
+    count += commit_all(&store, (0..devices * 31).map(|i| device_day(i, devices)))?;
+    println!(
+        "loaded {count} observations ({tickets} tickets, {responses} responses, {} device-days) in {:.1} s (not timed below)",
+        devices * 31,
+        loading.elapsed().as_secs_f64()
+    );
+    let store = Arc::new(store);
+
+    let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(target_dir.join("test-cache")),
+        ..RuntimeOptions::default()
+    })?;
+    #[derive(serde::Deserialize)]
+    struct Xlas {
+        xla: Vec<XlaDefinition>,
+    }
+    let xlas = toml::from_str::<Xlas>(XLAS)?.xla;
+    let names: Vec<&str> = xlas.iter().map(|x| x.scorer.as_str()).chain(["watermelon"]).collect();
+    let scorers = load_scorers(
+        &runtime,
+        &target_dir.join("plugins"),
+        &Default::default(),
+        &BTreeMap::new(),
+        names,
+        &Limits::default(),
+    )
+    .await
+    .context("loading the scorers (run `cargo xtask build-plugins`)")?;
+    let engine = Engine::new(store, scorers, Limits::default());
+    let month = Period::Month.containing(MONTH_START);
+
+    // The first scoring of a month pays for the store's index rebuild (per-ticket rows read raw rows): a warm-up.
+    let warm = Instant::now();
+    engine.report_bundle(&xlas, month, Some(&ScorecardOptions::default())).await?;
+    println!("first report after opening (index rebuild included): {:.0} ms", warm.elapsed().as_secs_f64() * 1000.0);
+
+    let mut total = 0.0;
+    for xla in &xlas {
+        let started = Instant::now();
+        let scored = engine.score(xla, month).await?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        total += ms;
+        println!(
+            "  {:<10} {:>9.1} ms  value {:>8.2} (n={})",
+            xla.id,
+            ms,
+            scored.value.unwrap_or(f64::NAN),
+            scored.sample_size
+        );
+    }
+    let started = Instant::now();
+    let scorecard = engine.scorecard("bench", month, "service", 90.0, 50.0).await?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    total += ms;
+    println!("  scorecard  {ms:>9.1} ms  ({} services from per-ticket rows)", scorecard.rows.len());
+    println!("one month, six XLAs and the scorecard: {total:.0} ms");
+    Ok(())
+}
