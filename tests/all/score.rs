@@ -433,8 +433,14 @@ fn ratings(prefix: &str, label: &str, score: f64, n: usize) -> Vec<Observation> 
     let start = month(label).start + DAY;
     (0..n)
         .map(|i| {
-            Observation::new(format!("{prefix}-{i}"), "happiness_rating", Layer::Experience, score, start)
-                .dim("ticket", format!("INC{prefix}{i}"))
+            Observation::new(
+                format!("{prefix}-{i}"),
+                "happiness_rating",
+                Layer::Experience,
+                score,
+                start,
+            )
+            .dim("ticket", format!("INC{prefix}{i}"))
         })
         .collect()
 }
@@ -490,7 +496,10 @@ async fn the_msp_gain_share_scorer_is_pinned_bound_to_its_tenant_and_sees_only_i
         "#
         ))
     };
-    let acme = engine.score(&definition("acme"), month("2026-03")).await.expect("acme scores");
+    let acme = engine
+        .score(&definition("acme"), month("2026-03"))
+        .await
+        .expect("acme scores");
     // Happiness +50 is halfway from the baseline (0) to the target (100): half the credit.
     assert_eq!(acme.value, Some(5_000.0), "{:?}", acme.results);
     assert_eq!(acme.sample_size, 40, "only acme's 40 responses, none of globex's 500");

@@ -22,12 +22,31 @@ const DAY: i64 = 86_400_000;
 const MONTH_START: i64 = 1_790_812_800_000;
 const BATCH: usize = 50_000;
 
-const SERVICES: [&str; 10] = ["VPN", "Email", "Laptop", "Teams", "SAP", "Wi-Fi", "Printing", "Portal", "Phone", "Access"];
-const GROUPS: [&str; 12] = [
-    "Service Desk", "Network Operations", "Workplace", "SAP Support", "Messaging", "Identity",
-    "Field Services", "Collaboration", "Mobility", "Print Services", "Security", "Applications",
+const SERVICES: [&str; 10] = [
+    "VPN", "Email", "Laptop", "Teams", "SAP", "Wi-Fi", "Printing", "Portal", "Phone", "Access",
 ];
-const MODELS: [&str; 6] = ["Surface Laptop 5", "ThinkPad X1", "MacBook Pro 14", "EliteBook 840", "Latitude 7440", "XPS 13"];
+const GROUPS: [&str; 12] = [
+    "Service Desk",
+    "Network Operations",
+    "Workplace",
+    "SAP Support",
+    "Messaging",
+    "Identity",
+    "Field Services",
+    "Collaboration",
+    "Mobility",
+    "Print Services",
+    "Security",
+    "Applications",
+];
+const MODELS: [&str; 6] = [
+    "Surface Laptop 5",
+    "ThinkPad X1",
+    "MacBook Pro 14",
+    "EliteBook 840",
+    "Latitude 7440",
+    "XPS 13",
+];
 
 /// A cheap, fixed mix of `i`.
 fn mix(i: u64) -> u64 {
@@ -54,13 +73,37 @@ fn ticket(i: u64) -> Vec<Observation> {
     let t = at(i);
     let reassigned = (m >> 16) % 3;
     vec![
-        dims(Observation::new(&id, "resolution_hours", Layer::Operational, ((m >> 20) % 200) as f64 / 4.0, t)),
-        dims(Observation::new(&id, "reassignment_count", Layer::Operational, reassigned as f64, t)),
-        dims(Observation::new(&id, "first_contact_resolution", Layer::Operational, f64::from(reassigned == 0), t)),
+        dims(Observation::new(
+            &id,
+            "resolution_hours",
+            Layer::Operational,
+            ((m >> 20) % 200) as f64 / 4.0,
+            t,
+        )),
+        dims(Observation::new(
+            &id,
+            "reassignment_count",
+            Layer::Operational,
+            reassigned as f64,
+            t,
+        )),
+        dims(Observation::new(
+            &id,
+            "first_contact_resolution",
+            Layer::Operational,
+            f64::from(reassigned == 0),
+            t,
+        )),
         dims(Observation::new(&id, "ticket_resolved", Layer::Operational, 1.0, t)),
-        Observation::new(format!("sla{i:08}"), "sla_breached", Layer::Operational, f64::from((m >> 24) % 10 == 0), t)
-            .dim("ticket", number.as_str())
-            .dim("sla", "Resolution P3"),
+        Observation::new(
+            format!("sla{i:08}"),
+            "sla_breached",
+            Layer::Operational,
+            f64::from((m >> 24).is_multiple_of(10)),
+            t,
+        )
+        .dim("ticket", number.as_str())
+        .dim("sla", "Resolution P3"),
     ]
 }
 
@@ -70,13 +113,25 @@ fn response(i: u64) -> Vec<Observation> {
     let number = format!("INC{i:08}");
     let t = at(i) + 3_600_000;
     let mut out = vec![
-        Observation::new(format!("r{i}"), "happiness_rating", Layer::Experience, (m % 11) as f64, t)
-            .dim("ticket", number.as_str()),
+        Observation::new(
+            format!("r{i}"),
+            "happiness_rating",
+            Layer::Experience,
+            (m % 11) as f64,
+            t,
+        )
+        .dim("ticket", number.as_str()),
     ];
     if m % 10 < 7 {
         out.push(
-            Observation::new(format!("r{i}"), "lost_time_minutes", Layer::Experience, ((m >> 8) % 480) as f64, t)
-                .dim("ticket", number.as_str()),
+            Observation::new(
+                format!("r{i}"),
+                "lost_time_minutes",
+                Layer::Experience,
+                ((m >> 8) % 480) as f64,
+                t,
+            )
+            .dim("ticket", number.as_str()),
         );
     }
     out
@@ -211,7 +266,10 @@ async fn main() -> Result<()> {
     let loading = Instant::now();
     let mut count = commit_all(&store, (0..tickets).flat_map(ticket))?;
     // Every third ticket answered, as HappySignals' response rates go.
-    count += commit_all(&store, (0..responses).map(|r| r * 3 % tickets.max(1)).flat_map(response))?;
+    count += commit_all(
+        &store,
+        (0..responses).map(|r| r * 3 % tickets.max(1)).flat_map(response),
+    )?;
     count += commit_all(&store, (0..devices * 31).map(|i| device_day(i, devices)))?;
     println!(
         "loaded {count} observations ({tickets} tickets, {responses} responses, {} device-days) in {:.1} s (not timed below)",
@@ -246,8 +304,13 @@ async fn main() -> Result<()> {
 
     // The first scoring of a month pays for the store's index rebuild (per-ticket rows read raw rows): a warm-up.
     let warm = Instant::now();
-    engine.report_bundle(&xlas, month, Some(&ScorecardOptions::default())).await?;
-    println!("first report after opening (index rebuild included): {:.0} ms", warm.elapsed().as_secs_f64() * 1000.0);
+    engine
+        .report_bundle(&xlas, month, Some(&ScorecardOptions::default()))
+        .await?;
+    println!(
+        "first report after opening (index rebuild included): {:.0} ms",
+        warm.elapsed().as_secs_f64() * 1000.0
+    );
 
     let mut total = 0.0;
     for xla in &xlas {
@@ -267,7 +330,10 @@ async fn main() -> Result<()> {
     let scorecard = engine.scorecard("bench", month, "service", 90.0, 50.0).await?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     total += ms;
-    println!("  scorecard  {ms:>9.1} ms  ({} services from per-ticket rows)", scorecard.rows.len());
+    println!(
+        "  scorecard  {ms:>9.1} ms  ({} services from per-ticket rows)",
+        scorecard.rows.len()
+    );
     println!("one month, six XLAs and the scorecard: {total:.0} ms");
     Ok(())
 }
