@@ -243,3 +243,72 @@ mod tests {
         assert_eq!(ratings(&rated).unwrap().happiness(), Some(100.0));
     }
 }
+
+/// Which values of a 0/1 metric a share counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// The 1s (first contact resolution, reopen rate).
+    Ones,
+    /// The 0s (SLA compliance: SLAs not breached).
+    Zeros,
+}
+
+/// A percent-of-booleans score: which metric, which result name, what it
+/// counts, and the detail's names for the counted and all values.
+#[derive(Debug, Clone, Copy)]
+pub struct ShareScore<'a> {
+    /// The 0/1 metric read.
+    pub metric: &'a str,
+    /// The result's name.
+    pub result: &'a str,
+    /// Which values the percent counts.
+    pub counting: Counting,
+    /// Detail key for the counted values, e.g. `reopened`.
+    pub counted: &'a str,
+    /// Detail key for the others, e.g. `tickets` (all) or `breached`.
+    pub rest: (&'a str, bool),
+}
+
+impl ShareScore<'_> {
+    /// One score per group (and the whole window) with at least
+    /// `min_sample` values: `100 × counted / count`, sample size the count.
+    /// The detail holds the counted values and, under `rest.0`, either all
+    /// values (`rest.1` true) or the uncounted ones.
+    pub fn scores(&self, input: &ScoreInput, min_sample: u64) -> Result<Vec<crate::Score>, PluginError> {
+        let table = AggregateTable::new(input)?;
+        let mut scores = Vec::new();
+        for aggregate in table.of_metric(self.metric) {
+            check_bool(aggregate)?;
+            let percent = match self.counting {
+                Counting::Ones => crate::formulas::percent_true(aggregate.sum, aggregate.count),
+                Counting::Zeros => crate::formulas::percent_false(aggregate.sum, aggregate.count),
+            };
+            let Some(value) = percent else { continue };
+            if aggregate.count < min_sample {
+                continue;
+            }
+            let ones = aggregate.sum as u64;
+            let counted = match self.counting {
+                Counting::Ones => ones,
+                Counting::Zeros => aggregate.count - ones,
+            };
+            let (rest_key, all) = self.rest;
+            let rest = if all {
+                aggregate.count
+            } else {
+                aggregate.count - counted
+            };
+            let mut detail = serde_json::Map::new();
+            detail.insert(self.counted.into(), counted.into());
+            detail.insert(rest_key.into(), rest.into());
+            scores.push(crate::Score {
+                name: self.result.into(),
+                group: aggregate.group.clone(),
+                value,
+                sample_size: aggregate.count,
+                detail: Some(serde_json::Value::Object(detail).to_string()),
+            });
+        }
+        Ok(scores)
+    }
+}

@@ -9,8 +9,7 @@
 //! `min_sample` gets no score.
 
 use serde::Deserialize;
-use xla_sdk::aggregates::{AggregateTable, check_bool};
-use xla_sdk::formulas::percent_true;
+use xla_sdk::aggregates::{Counting, ShareScore};
 use xla_sdk::{PluginError, RowReader, Score, ScoreInput, Scorer, ScorerInfo};
 
 /// The metric this scorer reads.
@@ -48,26 +47,14 @@ impl Scorer for Fcr {
 
     fn score(input: &ScoreInput, _rows: Option<&mut RowReader>) -> Result<Vec<Score>, PluginError> {
         let parameters: Parameters = xla_sdk::parse_parameters(&input.parameters)?;
-        let table = AggregateTable::new(input)?;
-        let mut scores = Vec::new();
-        for aggregate in table.of_metric(METRIC) {
-            check_bool(aggregate)?;
-            let Some(value) = percent_true(aggregate.sum, aggregate.count) else {
-                continue;
-            };
-            if aggregate.count < parameters.min_sample {
-                continue;
-            }
-            let detail = serde_json::json!({ "first_contact": aggregate.sum as u64, "tickets": aggregate.count });
-            scores.push(Score {
-                name: "first_contact_resolution".into(),
-                group: aggregate.group.clone(),
-                value,
-                sample_size: aggregate.count,
-                detail: Some(detail.to_string()),
-            });
+        ShareScore {
+            metric: METRIC,
+            result: "first_contact_resolution",
+            counting: Counting::Ones,
+            counted: "first_contact",
+            rest: ("tickets", true),
         }
-        Ok(scores)
+        .scores(input, parameters.min_sample)
     }
 }
 

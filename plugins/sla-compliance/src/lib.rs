@@ -10,8 +10,7 @@
 //! A group with fewer SLAs than `min_sample` gets no score.
 
 use serde::Deserialize;
-use xla_sdk::aggregates::{AggregateTable, check_bool};
-use xla_sdk::formulas::percent_false;
+use xla_sdk::aggregates::{Counting, ShareScore};
 use xla_sdk::{PluginError, RowReader, Score, ScoreInput, Scorer, ScorerInfo};
 
 /// The metric this scorer reads.
@@ -49,27 +48,14 @@ impl Scorer for SlaCompliance {
 
     fn score(input: &ScoreInput, _rows: Option<&mut RowReader>) -> Result<Vec<Score>, PluginError> {
         let parameters: Parameters = xla_sdk::parse_parameters(&input.parameters)?;
-        let table = AggregateTable::new(input)?;
-        let mut scores = Vec::new();
-        for aggregate in table.of_metric(METRIC) {
-            check_bool(aggregate)?;
-            let Some(value) = percent_false(aggregate.sum, aggregate.count) else {
-                continue;
-            };
-            if aggregate.count < parameters.min_sample {
-                continue;
-            }
-            let breached = aggregate.sum as u64;
-            let detail = serde_json::json!({ "met": aggregate.count - breached, "breached": breached });
-            scores.push(Score {
-                name: "sla_compliance".into(),
-                group: aggregate.group.clone(),
-                value,
-                sample_size: aggregate.count,
-                detail: Some(detail.to_string()),
-            });
+        ShareScore {
+            metric: METRIC,
+            result: "sla_compliance",
+            counting: Counting::Zeros,
+            counted: "met",
+            rest: ("breached", false),
         }
-        Ok(scores)
+        .scores(input, parameters.min_sample)
     }
 }
 
