@@ -7,7 +7,7 @@ use super::period::Window;
 use super::vocabulary::layer_of;
 use crate::plugins::{LoadedPlugin, Manifest, PluginPre};
 use crate::runtime::{Aggregate, Limits, RuntimeError, Score, ScoreInput, ScorerInfo, ScorerPre};
-use crate::store::{Aggregation, Bucket, Rollup, SeriesQuery, Store, StoreError, SubjectQuery};
+use crate::store::{Aggregation, Bucket, GroupThrough, Rollup, SeriesQuery, Store, StoreError, SubjectQuery};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -272,31 +272,21 @@ impl Engine {
         window: Window,
         group_by: &str,
     ) -> Result<BTreeMap<Option<String>, Rollup>, StoreError> {
-        // The metric first, so its own dimensions win; then every other
-        // metric the tenant's tickets carry a group for.
-        let metrics: Vec<String> = std::iter::once(metric.to_string())
-            .chain(TICKET_METRICS.iter().map(|m| (*m).to_string()).filter(|m| m != metric))
-            .collect();
         let filter = xla.filter_pair();
-        let rows = self.store.subject_rows(&SubjectQuery {
+        let grouped = self.store.grouped_through(&GroupThrough {
             tenant: &xla.tenant,
             key: ROW_KEY,
-            metrics: &metrics,
+            metric,
+            group_by,
+            via: TICKET_METRICS,
             from: window.start,
             to: window.end,
             filter: filter.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
         })?;
-        let rating = crate::store::is_rating(metric);
-        let mut grouped: BTreeMap<Option<String>, Rollup> = BTreeMap::new();
-        for row in rows {
-            let Some((_, group)) = row.dimensions.iter().find(|(k, _)| k == group_by) else {
-                continue;
-            };
-            for (_, value) in row.values.iter().filter(|(m, _)| m == metric) {
-                grouped.entry(Some(group.clone())).or_default().add(*value, rating);
-            }
-        }
-        Ok(grouped)
+        Ok(grouped
+            .into_iter()
+            .map(|(group, rollup)| (Some(group), rollup))
+            .collect())
     }
 }
 

@@ -33,7 +33,7 @@ pub use query::{
 pub use retention::RetentionSummary;
 pub use rollup::{Rollup, Sketch};
 pub use runs::{RunOutcome, RunRecord};
-pub use subjects::SubjectQuery;
+pub use subjects::{GroupThrough, SubjectQuery};
 pub use write::{CommitBatch, CommitSummary};
 
 use dict::Dictionary;

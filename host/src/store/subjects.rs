@@ -2,10 +2,14 @@
 //! values across metrics and sources, for scorers that judge tickets one by
 //! one (the watermelon detector: SLA met *and* rated 0-6).
 
+use super::block::Row;
 use super::keys;
+use super::model::is_rating;
 use super::query::row_dimension;
 use super::read;
+use super::rollup::Rollup;
 use super::{Store, StoreError};
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use xla_types::SubjectRow;
 
@@ -108,5 +112,100 @@ impl Store {
                 values: building.values,
             })
             .collect())
+    }
+}
+
+/// What [`Store::grouped_through`] reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupThrough<'a> {
+    /// Tenant.
+    pub tenant: &'a str,
+    /// The dimension that names a subject, e.g. `ticket`.
+    pub key: &'a str,
+    /// The metric to roll up.
+    pub metric: &'a str,
+    /// The dimension to group by, which `metric`'s observations lack.
+    pub group_by: &'a str,
+    /// Metrics whose observations name each subject's group, first found wins.
+    pub via: &'a [&'a str],
+    /// Start, unix ms, inclusive.
+    pub from: i64,
+    /// End, unix ms, exclusive.
+    pub to: i64,
+    /// Only observations with this dimension value.
+    pub filter: Option<(&'a str, &'a str)>,
+}
+
+impl Store {
+    /// `query.metric` rolled up per value of `query.group_by` as the
+    /// subjects' `via` observations name it: a survey answer counts for the
+    /// assignment group of its ticket. Observations of subjects without a
+    /// group are left out. The same join as [`Store::subject_rows`], without
+    /// building a row per subject.
+    pub fn grouped_through(&self, query: &GroupThrough<'_>) -> Result<BTreeMap<String, Rollup>, StoreError> {
+        let mut inner = self.lock()?;
+        let dict = &inner.dict;
+        let (Some(tenant), Some(key), Some(group)) =
+            (dict.id(query.tenant), dict.id(query.key), dict.id(query.group_by))
+        else {
+            return Ok(BTreeMap::new());
+        };
+        if query.from >= query.to {
+            return Ok(BTreeMap::new());
+        }
+        let from_day = keys::day_of(query.from);
+        let to_day = keys::day_of(query.to - 1) + 1;
+        if self.retired(tenant, from_day)? {
+            return Err(StoreError::RetiredRows {
+                what: "values grouped through their subjects".into(),
+            });
+        }
+        let filter = match query.filter {
+            None => None,
+            Some((k, v)) => match inner.dict.id(k) {
+                Some(k) => Some((k, v)),
+                None => return Ok(BTreeMap::new()),
+            },
+        };
+        let (dict, index) = inner.parts(&self.db)?;
+        let (dict, index) = (&*dict, &*index);
+        let in_scope = |at: i64, row: &Row| {
+            (query.from..query.to).contains(&at) && filter.is_none_or(|(k, v)| row_dimension(dict, row, k) == Some(v))
+        };
+        let subject_hash = |subject: &str| xxhash_rust::xxh3::xxh3_64(subject.as_bytes());
+        // Pass 1: each subject's group.
+        let mut groups: FxHashMap<u64, String> = FxHashMap::default();
+        for via in query.via {
+            let Some(metric) = dict.id(via) else { continue };
+            read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {
+                if !in_scope(at, row) {
+                    return Ok(());
+                }
+                if let (Some(subject), Some(value)) = (row_dimension(dict, row, key), row_dimension(dict, row, group)) {
+                    groups.entry(subject_hash(subject)).or_insert_with(|| value.to_string());
+                }
+                Ok(())
+            })?;
+        }
+        // Pass 2: the metric's values under their subject's group.
+        let mut out: BTreeMap<String, Rollup> = BTreeMap::new();
+        let Some(metric) = dict.id(query.metric) else {
+            return Ok(out);
+        };
+        let rating = is_rating(query.metric);
+        read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {
+            if !in_scope(at, row) {
+                return Ok(());
+            }
+            let Some(group) = row_dimension(dict, row, key).and_then(|s| groups.get(&subject_hash(s))) else {
+                return Ok(());
+            };
+            match out.get_mut(group) {
+                Some(rollup) => rollup.add(row.value.get(), rating),
+                None => out.entry(group.clone()).or_default().add(row.value.get(), rating),
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
