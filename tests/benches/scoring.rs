@@ -1,7 +1,7 @@
 //! Scoring benchmark: one month of a 275,000-employee organisation (about
 //! 300,000 tickets, 100,000 survey responses, 8 million device-days) in a
 //! real store, scored by the built-in scorer plugins in the sandbox: the
-//! demo's six XLAs (aggregates from rollups, groups reached through tickets)
+//! demo's six XLAs (`xla_host::score::standard_xlas`) (aggregates from rollups, groups reached through tickets)
 //! and the watermelon scorecard over 300,000 per-ticket rows.
 //!
 //! Run: `cargo xtask build-plugins && cargo bench -p xla-tests --bench scoring -- [scale]`
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use xla_host::runtime::{Layer, Limits, Observation, Runtime, RuntimeOptions};
-use xla_host::score::{Engine, Period, ScorecardOptions, XlaDefinition, load_scorers};
+use xla_host::score::{Engine, Period, ScorecardOptions, load_scorers, standard_xlas};
 use xla_host::store::{CommitBatch, Provenance, Store};
 
 const DAY: i64 = 86_400_000;
@@ -184,72 +184,6 @@ fn commit_all(store: &Store, observations: impl Iterator<Item = Observation>) ->
     Ok(total)
 }
 
-const XLAS: &str = r#"
-[[xla]]
-id = "happiness"
-name = "Happiness"
-tenant = "bench"
-metrics = ["happiness_rating"]
-scorer = "happiness"
-group_by = "service"
-period = "month"
-targets = [{ from = 2026-01-01, value = 50.0 }]
-
-[[xla]]
-id = "lost-time"
-name = "Lost time"
-tenant = "bench"
-metrics = ["lost_time_minutes"]
-scorer = "lost-time"
-score = "lost_time_mean"
-group_by = "assignment_group"
-period = "month"
-direction = "lower"
-targets = [{ from = 2026-01-01, value = 120.0 }]
-
-[[xla]]
-id = "sla"
-name = "SLA compliance"
-tenant = "bench"
-metrics = ["sla_breached"]
-scorer = "sla-compliance"
-score = "sla_compliance"
-period = "month"
-targets = [{ from = 2026-01-01, value = 90.0 }]
-
-[[xla]]
-id = "fcr"
-name = "First contact resolution"
-tenant = "bench"
-metrics = ["first_contact_resolution"]
-scorer = "fcr"
-score = "first_contact_resolution"
-group_by = "channel"
-period = "month"
-targets = [{ from = 2026-01-01, value = 60.0 }]
-
-[[xla]]
-id = "dex"
-name = "DEX"
-tenant = "bench"
-metrics = ["dex_score"]
-scorer = "dex"
-score = "dex_score"
-group_by = "device_model"
-period = "month"
-contract = { model = "dex", threshold = 70.0 }
-
-[[xla]]
-id = "xla-index"
-name = "XLA index"
-tenant = "bench"
-metrics = ["happiness_rating", "sla_breached", "first_contact_resolution", "dex_score"]
-scorer = "xla-index"
-score = "xla_index"
-period = "month"
-targets = [{ from = 2026-01-01, value = 70.0 }]
-"#;
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let scale: f64 = std::env::args()
@@ -283,11 +217,7 @@ async fn main() -> Result<()> {
         cache_dir: Some(target_dir.join("test-cache")),
         ..RuntimeOptions::default()
     })?;
-    #[derive(serde::Deserialize)]
-    struct Xlas {
-        xla: Vec<XlaDefinition>,
-    }
-    let xlas = toml::from_str::<Xlas>(XLAS)?.xla;
+    let xlas = standard_xlas("bench");
     let names: Vec<&str> = xlas.iter().map(|x| x.scorer.as_str()).chain(["watermelon"]).collect();
     let scorers = load_scorers(
         &runtime,
@@ -319,7 +249,7 @@ async fn main() -> Result<()> {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         total += ms;
         println!(
-            "  {:<10} {:>9.1} ms  value {:>8.2} (n={})",
+            "  {:<26} {:>9.1} ms  value {:>8.2} (n={})",
             xla.id,
             ms,
             scored.value.unwrap_or(f64::NAN),
@@ -331,7 +261,8 @@ async fn main() -> Result<()> {
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     total += ms;
     println!(
-        "  scorecard  {ms:>9.1} ms  ({} services from per-ticket rows)",
+        "  {:<26} {ms:>9.1} ms  ({} services from per-ticket rows)",
+        "scorecard",
         scorecard.rows.len()
     );
     println!("one month, six XLAs and the scorecard: {total:.0} ms");

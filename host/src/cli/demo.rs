@@ -337,77 +337,6 @@ async fn print_plugin(plugin: &LoadedPlugin, config: &HostConfig) -> Result<()> 
     Ok(())
 }
 
-/// The demo's XLAs: what an MSP and its customer agreed, over the
-/// simulated organisation.
-const DEMO_XLAS: &str = r#"
-[[xla]]
-id = "incident-happiness"
-name = "Incident happiness"
-tenant = "demo"
-metrics = ["happiness_rating"]
-scorer = "happiness"
-group_by = "service"
-period = "month"
-targets = [{ from = 2026-01-01, value = 50.0 }]
-
-[[xla]]
-id = "lost-time"
-name = "Lost time per ticket (min)"
-tenant = "demo"
-metrics = ["lost_time_minutes"]
-scorer = "lost-time"
-score = "lost_time_mean"
-group_by = "assignment_group"
-period = "month"
-direction = "lower"
-targets = [{ from = 2026-01-01, value = 120.0 }]
-
-[[xla]]
-id = "sla-compliance"
-name = "SLA compliance (%)"
-tenant = "demo"
-metrics = ["sla_breached"]
-scorer = "sla-compliance"
-score = "sla_compliance"
-group_by = "service"
-period = "month"
-targets = [{ from = 2026-01-01, value = 90.0 }]
-
-[[xla]]
-id = "first-contact-resolution"
-name = "First contact resolution (%)"
-tenant = "demo"
-metrics = ["first_contact_resolution"]
-scorer = "fcr"
-score = "first_contact_resolution"
-group_by = "channel"
-period = "month"
-targets = [{ from = 2026-01-01, value = 60.0 }]
-
-[[xla]]
-id = "dex"
-name = "Digital experience (DEX)"
-tenant = "demo"
-metrics = ["dex_score"]
-scorer = "dex"
-score = "dex_score"
-group_by = "device_model"
-period = "month"
-contract = { model = "dex", threshold = 70.0 }
-
-[[xla]]
-id = "xla-index"
-name = "XLA index (X, O, T)"
-tenant = "demo"
-metrics = ["happiness_rating", "sla_breached", "dex_score"]
-scorer = "xla-index"
-score = "xla_index"
-period = "month"
-targets = [{ from = 2026-01-01, value = 70.0 }]
-penalty = { per_point = 500.0, cap = 10000.0 }
-gain_share = { per_point = 250.0, cap = 5000.0 }
-"#;
-
 /// The scorecard's aims: SLAs at 90 % (the default), happiness at +30, by service.
 fn scorecard() -> crate::score::ScorecardOptions {
     crate::score::ScorecardOptions {
@@ -421,16 +350,7 @@ const REPORT_PERIOD: &str = "2026-10";
 
 /// The XLA report over what arrived, ending with the planted patterns.
 async fn report(config: &HostConfig, store: Arc<Store>) -> Result<()> {
-    #[derive(serde::Deserialize)]
-    struct Xlas {
-        xla: Vec<crate::score::XlaDefinition>,
-    }
-    let xlas = toml::from_str::<Xlas>(DEMO_XLAS)
-        .context("the demo's XLA definitions")?
-        .xla;
-    for xla in &xlas {
-        xla.validate()?;
-    }
+    let xlas = crate::score::standard_xlas(TENANT);
     let engine = super::report::engine(config, store, &xlas).await?;
     let window = super::report::period_window(Some(REPORT_PERIOD))?;
     let bundle = engine.report_bundle(&xlas, window, Some(&scorecard())).await?;

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod period;
 pub mod report;
 pub mod scorers;
+pub mod standard;
 pub mod target;
 pub mod vocabulary;
 
@@ -23,4 +24,5 @@ pub use report::{
     TrendPoint, WATERMELON_SCORER, XlaReport, XotView,
 };
 pub use scorers::{ScorerLoadError, load_scorers};
+pub use standard::standard_xlas;
 pub use target::{PeriodTarget, target_for};

@@ -412,11 +412,11 @@ impl Engine {
             period: window.period,
             direction: Direction::Lower,
             targets: Vec::new(),
-            contract: super::definition::Contract::Dex { threshold: 0.0 },
+            contract: super::definition::Contract::Fixed,
             penalty: None,
             gain_share: None,
         };
-        let scored = self.score(&xla, window).await?;
+        let scored = self.run_scorer(&xla, window).await?;
         let mut rows: BTreeMap<String, ScorecardRow> = BTreeMap::new();
         for result in &scored.results {
             let Some(group) = &result.group else { continue };
