@@ -18,6 +18,8 @@
 //!   retries) and the scheduler behind `xla-host serve`;
 //! - [`config`]: the host's TOML configuration;
 //! - [`sim`]: simulators of source systems on loopback, for the demo and tests;
+//! - [`untrusted`]: text a plugin or a source controls, made safe for the
+//!   terminal and JSON it lands in;
 //! - [`cli`]: the `xla-host` command line.
 #![deny(missing_docs)]
 
@@ -29,3 +31,4 @@ pub mod score;
 pub mod sim;
 pub mod store;
 pub mod sync;
+pub mod untrusted;

@@ -7,12 +7,18 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use xla_host::sim::feed::{self, Feed};
 
-pub(crate) fn xla_host(args: &[&str], env: &[(&str, &str)]) -> Output {
+/// The binary with `args`, the tests' compile cache and no host config.
+pub(crate) fn xla_host_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xla-host-e2e"));
     command
         .args(args)
         .env("XLA_HOST_CACHE_DIR", test_cache_dir())
         .env_remove("XLA_HOST_CONFIG");
+    command
+}
+
+pub(crate) fn xla_host(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = xla_host_command(args);
     for (key, value) in env {
         command.env(key, value);
     }

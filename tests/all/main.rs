@@ -4,7 +4,9 @@
 
 mod builtin_scorers;
 mod cli;
+mod deadlines;
 mod happysignals;
+mod host_memory;
 mod loading;
 mod nexthink;
 mod outbound;
@@ -17,3 +19,4 @@ mod servicenow;
 mod store;
 mod support;
 mod sync;
+mod terminal;

@@ -449,3 +449,20 @@ async fn a_rate_limit_slot_past_the_deadline_is_a_429_at_once_not_a_timeout() {
         assert_eq!(batch.observations[0].value, 200.0);
     }
 }
+
+#[tokio::test]
+async fn ipv6_forms_that_embed_a_private_ipv4_are_refused_under_a_wildcard_grant() {
+    let policy = OutboundPolicy::new(&["*".into()], &["*".into()], Vec::new(), &tight_limits()).expect("policy");
+    for origin in [
+        "http://[::127.0.0.1]:8080",
+        "http://[::ffff:127.0.0.1]:8080",
+        "http://[64:ff9b::a9fe:a9fe]",
+        "http://[64:ff9b::7f00:1]:8080",
+        "http://[2002:a9fe:a9fe::1]",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]",
+    ] {
+        let origin = Origin::parse(origin).expect("origin");
+        let denial = policy.admit(&origin).await.unwrap_err();
+        assert!(matches!(denial, Denial::NonPublic { .. }), "{origin}: {denial}");
+    }
+}

@@ -45,7 +45,44 @@ pub struct Observation {
     pub dimensions: Vec<(String, String)>,
 }
 
+/// Earliest time an observation may carry: 1900-01-01T00:00:00Z, in unix ms.
+pub const EARLIEST_AT: i64 = -2_208_988_800_000;
+/// Latest time an observation may carry: 9999-12-31T23:59:59.999Z, in unix ms.
+pub const LATEST_AT: i64 = 253_402_300_799_999;
+
 impl Observation {
+    /// Checks what every path that takes observations in (sync, import,
+    /// `plugin run`, `plugin parse`, the store) requires; the error says
+    /// which rule the observation breaks.
+    ///
+    /// Rules: an id of 1 to 512 bytes, a metric name of 1 to 128, a finite
+    /// value, a time between 1900 and 9999 (outside it, a time is a unit
+    /// mistake, seconds for milliseconds, or garbage), dimension keys of at
+    /// most 128 bytes and values of at most 1024, no key twice.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.id.is_empty() || self.id.len() > 512 {
+            return Err("the id must be 1 to 512 bytes");
+        }
+        if self.metric.is_empty() || self.metric.len() > 128 {
+            return Err("the metric name must be 1 to 128 bytes");
+        }
+        if !self.value.is_finite() {
+            return Err("the value is not a finite number");
+        }
+        if !(EARLIEST_AT..=LATEST_AT).contains(&self.at) {
+            return Err("the time is not between 1900 and 9999 (unix milliseconds expected)");
+        }
+        if self.dimensions.iter().any(|(k, v)| k.len() > 128 || v.len() > 1024) {
+            return Err("a dimension key is over 128 bytes or a value over 1024");
+        }
+        let mut keys: Vec<&str> = self.dimensions.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        if keys.windows(2).any(|w| w[0] == w[1]) {
+            return Err("a dimension key appears twice");
+        }
+        Ok(())
+    }
+
     /// A new observation with no dimensions.
     pub fn new(id: impl Into<String>, metric: impl Into<String>, layer: Layer, value: f64, at_millis: i64) -> Self {
         Observation {

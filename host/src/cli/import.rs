@@ -18,6 +18,7 @@ use crate::config::{ConnectorInstance, HostConfig};
 use crate::plugins::Manifest;
 use crate::runtime::Observation;
 use crate::store::{CommitBatch, Provenance, RunOutcome, RunRecord, Store};
+use crate::untrusted;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -96,7 +97,7 @@ pub(crate) async fn run(config: &HostConfig, args: ImportArgs) -> Result<ExitCod
             "unchanged": record.unchanged,
             "run": record,
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", untrusted::json_pretty(&report)?);
     } else {
         println!("{}", summary(&args.file, observations.len(), &record));
     }

@@ -89,7 +89,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors carry plugin and source text: escape it for the terminal.
+            eprintln!("error: {}", crate::untrusted::escape(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

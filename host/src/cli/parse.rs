@@ -8,6 +8,7 @@ use super::plugin::connector_of;
 use crate::config::HostConfig;
 use crate::plugins::load_plugin;
 use crate::runtime::{ConnectorInfo, ConnectorSession, Layer, Observation, PluginError, PluginId};
+use crate::untrusted;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -54,8 +55,7 @@ pub(crate) async fn run(config: &HostConfig, args: ParseArgs) -> Result<ExitCode
         .map_err(|e| with_config_hint(e, args.config.is_none(), &args.file))?;
     let mut stdout = std::io::stdout().lock();
     for observation in &observations {
-        serde_json::to_writer(&mut stdout, &ObservationLine::new(observation))?;
-        stdout.write_all(b"\n")?;
+        writeln!(stdout, "{}", untrusted::json_line(&ObservationLine::new(observation))?)?;
     }
     stdout.flush()?;
     eprintln!(

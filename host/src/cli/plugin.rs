@@ -7,6 +7,7 @@ use crate::config::HostConfig;
 use crate::plugins::{LoadedPlugin, PluginPre, load_plugin};
 use crate::runtime::outbound::OutboundPolicy;
 use crate::runtime::{ConnectorInfo, ConnectorPre, ScorerInfo};
+use crate::untrusted::{self, Shown};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -110,7 +111,7 @@ async fn check(config: &HostConfig, args: CheckArgs) -> Result<ExitCode> {
             "load_ms": plugin.load_time.as_secs_f64() * 1000.0,
             "plugin": described,
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", untrusted::json_pretty(&report)?);
     } else {
         print_check(&plugin, &described);
     }
@@ -139,12 +140,34 @@ fn check_consistent(plugin: &LoadedPlugin, described: &Described) -> Result<()> 
             manifest.version
         );
     }
+    // The manifest's hosts are what the sandbox enforces; a describe() that
+    // claims others would show the operator a false picture.
+    if let Described::Connector(info) = described {
+        let mut claimed: Vec<&str> = info.hosts.iter().map(String::as_str).collect();
+        let mut enforced: Vec<&str> = manifest.hosts.iter().map(String::as_str).collect();
+        claimed.sort_unstable();
+        enforced.sort_unstable();
+        if claimed != enforced {
+            bail!(
+                "{}: describe() claims the hosts [{}] but plugin.toml, which the sandbox enforces, declares [{}]; rebuild the plugin so both agree",
+                plugin.path.display(),
+                claimed.join(", "),
+                enforced.join(", ")
+            );
+        }
+    }
     Ok(())
 }
 
 fn print_check(plugin: &LoadedPlugin, described: &Described) {
     let m = &plugin.manifest;
-    println!("{} {} ({}, contract {})", m.name, m.version, m.kind, m.contract);
+    println!(
+        "{} {} ({}, contract {})",
+        Shown(&m.name),
+        Shown(&m.version),
+        m.kind,
+        Shown(&m.contract)
+    );
     println!("  file      {}", plugin.path.display());
     println!("  sha256    {}", m.sha256);
     println!(
@@ -154,19 +177,22 @@ fn print_check(plugin: &LoadedPlugin, described: &Described) {
     );
     match described {
         Described::Connector(info) => {
-            println!("  about     {}", info.description);
-            println!("  hosts     {}", info.hosts.join(", "));
-            println!("  parses    {}", info.media_types.join(", "));
+            println!("  about     {}", Shown(&info.description));
+            println!("  hosts     {}", Shown(&info.hosts.join(", ")));
+            println!("  parses    {}", Shown(&info.media_types.join(", ")));
             for metric in &info.metrics {
                 println!(
                     "  metric    {} [{:?}, {}]: {}",
-                    metric.name, metric.layer, metric.unit, metric.description
+                    Shown(&metric.name),
+                    metric.layer,
+                    Shown(&metric.unit),
+                    Shown(&metric.description)
                 );
             }
         }
         Described::Scorer(info) => {
-            println!("  about     {}", info.description);
-            println!("  reads     {}", info.metrics.join(", "));
+            println!("  about     {}", Shown(&info.description));
+            println!("  reads     {}", Shown(&info.metrics.join(", ")));
             println!("  rows      {}", if info.needs_rows { "yes" } else { "no" });
         }
     }
@@ -234,8 +260,7 @@ async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
         batches += 1;
         observations += batch.observations.len();
         for observation in &batch.observations {
-            serde_json::to_writer(&mut stdout, observation)?;
-            stdout.write_all(b"\n")?;
+            writeln!(stdout, "{}", untrusted::json_line(observation)?)?;
         }
         if batch.cursor.is_some() {
             cursor = batch.cursor;
@@ -253,7 +278,7 @@ async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
         "{}: {observations} observations in {batches} batches, {:.1} ms; next cursor: {}",
         plugin.id(),
         started.elapsed().as_secs_f64() * 1000.0,
-        cursor.as_deref().unwrap_or("none")
+        Shown(cursor.as_deref().unwrap_or("none"))
     );
     Ok(ExitCode::SUCCESS)
 }

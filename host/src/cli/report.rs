@@ -10,6 +10,7 @@ use crate::score::{
     Cause, Engine, Period, ReportBundle, Scorecard, ScorecardOptions, TrendDirection, WATERMELON_SCORER, Window,
     XlaDefinition, XlaReport, XotView, load_scorers,
 };
+use crate::untrusted::{self, Shown};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
@@ -57,7 +58,7 @@ pub(crate) async fn run(config: &HostConfig, args: ReportArgs) -> Result<ExitCod
     };
     let bundle = engine.report_bundle(&xlas, window, Some(&options)).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&bundle)?);
+        println!("{}", untrusted::json_pretty(&bundle)?);
     } else {
         print!("{}", render(&bundle, console::colors_enabled()));
     }
@@ -180,7 +181,7 @@ fn xla_table(reports: &[XlaReport], color: bool) -> String {
             .groups
             .iter()
             .take(3)
-            .map(|g| format!("{} {:.1}", g.group, g.value))
+            .map(|g| format!("{} {:.1}", Shown(&g.group), g.value))
             .collect();
         table.add_row(vec![
             Cell::new(format!("{}\n{}", report.name, report.tenant)),
@@ -240,7 +241,7 @@ fn xot_text(view: &XotView) -> String {
         pair(view.sla_compliance),
         pair(view.resolution_hours),
         pair(view.dex_score),
-        view.explanation
+        Shown(&view.explanation)
     )
 }
 
@@ -272,7 +273,7 @@ fn scorecard_table(scorecard: &Scorecard, color: bool) -> String {
             None => happiness,
         };
         table.add_row(vec![
-            Cell::new(&row.group),
+            Cell::new(Shown(&row.group)),
             sla,
             happiness,
             Cell::new(row.watermelon_tickets),

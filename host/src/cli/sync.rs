@@ -7,6 +7,7 @@ use crate::runtime::RuntimeError;
 use crate::store::{RunRecord, Store};
 use crate::sync::schedule::SyncInstance;
 use crate::sync::{self, Progress, SyncOptions};
+use crate::untrusted;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -51,7 +52,7 @@ pub(crate) async fn run(config: &HostConfig, args: SyncArgs) -> Result<ExitCode>
     bar.finish();
     let record = result?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
+        println!("{}", untrusted::json_pretty(&record)?);
     } else {
         println!("{}", summary(&record));
     }

@@ -2,6 +2,7 @@
 //! deadline around the call, and the translation of a failed call into a
 //! [`RuntimeError`] that names the plugin and the limit it hit.
 
+use super::convert;
 use super::engine::EPOCH_TICK;
 use super::error::{PluginId, RuntimeError};
 use super::limits::{Limits, MemoryCapExceeded};
@@ -41,6 +42,11 @@ pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) {
     let ticks = limits.deadline().as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
     store.epoch_deadline_trap();
+    // Every copy from the guest to the host (an import's arguments, a call's
+    // result) is charged per byte, strings once per reference: a result whose
+    // many strings all point at one large one cannot make the host copy more
+    // than the instance's memory cap (wasmtime's "hostcall fuel").
+    store.set_hostcall_fuel(usize::try_from(limits.memory_bytes()).unwrap_or(usize::MAX));
     // Fuel is always consumed (an engine setting); unlimited means "more than
     // any call can burn". Setting it fails only on an engine without fuel.
     if let Err(e) = store.set_fuel(limits.fuel.unwrap_or(u64::MAX)) {
@@ -115,6 +121,7 @@ pub(crate) fn classify(limits: &Limits, store: &Store<PluginState>, error: wasmt
                 message.push_str("; the plugin's last output: ");
                 message.push_str(&stderr);
             }
+            let message = crate::untrusted::escape_capped(&message, 2 * convert::MAX_ERROR_MESSAGE_BYTES).into_owned();
             RuntimeError::Trap { plugin, message }
         }
     }

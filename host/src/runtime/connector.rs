@@ -7,9 +7,8 @@ use super::limits::Limits;
 use super::outbound::{OutboundHooks, OutboundPolicy};
 use super::state::{Kind, PluginState};
 use super::{Batch, ConnectorInfo, MetricInfo, Observation};
-use super::{call, convert};
+use super::{call, convert, describe};
 use std::sync::Arc;
-use tracing::Instrument;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
@@ -36,6 +35,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    super::outbound::request_parts::add_to_linker(&mut linker)?;
     wit_log::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
     Ok(linker)
 }
@@ -61,7 +61,9 @@ impl wit_log::Host for PluginState {
 pub struct ConnectorPre {
     plugin: PluginId,
     pre: bindings::ConnectorPluginPre<PluginState>,
-    engine: Engine,
+    /// Owning the runtime keeps its epoch ticker alive, so the deadline
+    /// holds for as long as anything can instantiate this plugin.
+    runtime: Runtime,
 }
 
 impl ConnectorPre {
@@ -78,7 +80,7 @@ impl ConnectorPre {
         Ok(ConnectorPre {
             plugin,
             pre,
-            engine: runtime.engine().clone(),
+            runtime: runtime.clone(),
         })
     }
 
@@ -121,7 +123,7 @@ impl ConnectorSession {
         })
         .await;
         let info = self.settle(live, outcome)?;
-        Ok(ConnectorInfo {
+        let info = ConnectorInfo {
             name: info.name,
             version: info.version,
             description: info.description,
@@ -138,7 +140,9 @@ impl ConnectorSession {
                 .collect(),
             hosts: info.hosts,
             media_types: info.media_types,
-        })
+        };
+        describe::check_connector(&self.pre.plugin, &info)?;
+        Ok(info)
     }
 
     /// `check(config)`.
@@ -161,7 +165,7 @@ impl ConnectorSession {
         .await;
         let batch = self.settle(live, outcome)?.map_err(|e| self.plugin_error(e))?;
         Ok(Batch {
-            observations: batch.observations.into_iter().map(convert::observation).collect(),
+            observations: self.checked("pull", batch.observations)?,
             cursor: batch.cursor,
             more: batch.more,
         })
@@ -182,7 +186,27 @@ impl ConnectorSession {
         })
         .await;
         let observations = self.settle(live, outcome)?.map_err(|e| self.plugin_error(e))?;
-        Ok(observations.into_iter().map(convert::observation).collect())
+        self.checked("parse", observations)
+    }
+
+    /// The observations of a call, each held to the rules every path
+    /// applies, so `plugin run` refuses what `sync` would.
+    fn checked(
+        &self,
+        call: &'static str,
+        observations: Vec<bindings::xla::plugin::types::Observation>,
+    ) -> Result<Vec<Observation>, RuntimeError> {
+        let observations: Vec<Observation> = observations.into_iter().map(convert::observation).collect();
+        for o in &observations {
+            o.check().map_err(|reason| RuntimeError::BadOutput {
+                plugin: self.pre.plugin.clone(),
+                call,
+                id: crate::untrusted::escape_capped(&o.id, 100).into_owned(),
+                metric: crate::untrusted::escape_capped(&o.metric, 100).into_owned(),
+                reason,
+            })?;
+        }
+        Ok(observations)
     }
 
     async fn instance(&mut self) -> Result<Live, RuntimeError> {
@@ -192,22 +216,23 @@ impl ConnectorSession {
         let plugin = &self.pre.plugin;
         let hooks = OutboundHooks::new(&plugin.name, self.policy.clone());
         let state = PluginState::new(plugin, Kind::Connector, &self.limits, hooks);
-        let mut store = call::new_store(&self.pre.engine, state);
-        call::arm(&self.limits, &mut store);
-        let bindings = self
-            .pre
-            .pre
-            .instantiate_async(&mut store)
-            .instrument(self.span("instantiate"))
-            .await
-            .map_err(|e| call::classify(&self.limits, &store, e))?;
+        let mut store = call::new_store(self.pre.runtime.engine(), state);
+        // A start function runs under the same deadline and memory cap as a call.
+        let pre = &self.pre.pre;
+        let outcome = call::bounded(&self.limits, &mut store, self.span("instantiate"), |store| {
+            pre.instantiate_async(store)
+        })
+        .await;
+        let bindings = call::finish(&self.limits, &store, outcome)?;
         Ok(Live { store, bindings })
     }
 
-    /// Keeps the instance after a clean call; throws it away after a trap or
-    /// a deadline, so no state from a failed call survives.
-    fn settle<R>(&mut self, live: Live, outcome: call::Outcome<R>) -> Result<R, RuntimeError> {
-        let keep = matches!(outcome, call::Outcome::Done(_));
+    /// Keeps the instance after a clean call; throws it away after a trap, a
+    /// deadline or a call that left host resources behind, so nothing from
+    /// such a call survives.
+    fn settle<R>(&mut self, mut live: Live, outcome: call::Outcome<R>) -> Result<R, RuntimeError> {
+        // What a guest hoarded in one call must not stay held into the next.
+        let keep = matches!(outcome, call::Outcome::Done(_)) && !live.store.data_mut().hoards_resources();
         let result = call::finish(&self.limits, &live.store, outcome);
         if keep {
             self.live = Some(live);

@@ -30,13 +30,19 @@ pub(crate) fn observation(o: wit::Observation) -> Observation {
     }
 }
 
+/// The plugin's error, its message escaped and capped: a message is only
+/// ever shown (terminal, log, API), never used as data.
 pub(crate) fn plugin_error(e: wit::PluginError) -> PluginError {
+    let shown = |m: String| crate::untrusted::escape_capped(&m, MAX_ERROR_MESSAGE_BYTES).into_owned();
     match e {
-        wit::PluginError::Config(m) => PluginError::Config(m),
-        wit::PluginError::Auth(m) => PluginError::Auth(m),
+        wit::PluginError::Config(m) => PluginError::Config(shown(m)),
+        wit::PluginError::Auth(m) => PluginError::Auth(shown(m)),
         wit::PluginError::RateLimited(s) => PluginError::RateLimited(s),
-        wit::PluginError::Transient(m) => PluginError::Transient(m),
-        wit::PluginError::Permanent(m) => PluginError::Permanent(m),
-        wit::PluginError::BadData(m) => PluginError::BadData(m),
+        wit::PluginError::Transient(m) => PluginError::Transient(shown(m)),
+        wit::PluginError::Permanent(m) => PluginError::Permanent(shown(m)),
+        wit::PluginError::BadData(m) => PluginError::BadData(shown(m)),
     }
 }
+
+/// Bytes of a plugin's error message kept; the rest is elided.
+pub(crate) const MAX_ERROR_MESSAGE_BYTES: usize = 2048;

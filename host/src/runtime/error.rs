@@ -130,6 +130,33 @@ pub enum RuntimeError {
         /// The plugin.
         plugin: PluginId,
     },
+    /// `describe()` broke a rule of what a plugin may say about itself.
+    #[error("{plugin}: describe() returned an unacceptable {field} ({reason}); fix the plugin")]
+    Describe {
+        /// The plugin.
+        plugin: PluginId,
+        /// The field, e.g. `metrics[2].description`.
+        field: String,
+        /// The rule it broke.
+        reason: String,
+    },
+    /// A call returned an observation no path accepts (see
+    /// `Observation::check`); nothing of that call is used.
+    #[error(
+        "{plugin}: {call}() returned observation `{id}` (metric `{metric}`), which is refused: {reason}; fix the plugin"
+    )]
+    BadOutput {
+        /// The plugin.
+        plugin: PluginId,
+        /// `pull` or `parse`.
+        call: &'static str,
+        /// The observation's id, escaped and shortened.
+        id: String,
+        /// Its metric, escaped and shortened.
+        metric: String,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
     /// The plugin answered with an error of its own.
     #[error("{plugin}: {error}")]
     Plugin {

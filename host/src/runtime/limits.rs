@@ -53,6 +53,40 @@ impl Limits {
     }
 }
 
+/// Largest header map (`fields`) a guest can build, in bytes, counting
+/// wasmtime-wasi-http's per-entry overhead.
+pub(crate) const MAX_FIELDS_BYTES: usize = 16 * 1024;
+/// Largest write to an outgoing body; one chunk is buffered while the next
+/// is written, so an unsent body holds at most two.
+pub(crate) const BODY_CHUNK_BYTES: usize = 16 * 1024;
+/// The most host memory one resource of a guest's can hold: an unsent
+/// request with a full header map (16 KiB), an 8 KiB path and two body
+/// chunks (32 KiB), plus the small capped parts
+/// (see `outbound::request_parts`).
+pub(crate) const MAX_RESOURCE_BYTES: u64 = 64 * 1024;
+/// Resources any instance may hold, however small its memory cap: enough
+/// for a few requests in flight with their streams and pollables.
+const MIN_RESOURCES: u64 = 64;
+/// Resources no instance may exceed, however large its memory cap.
+const MAX_RESOURCES: u64 = 2048;
+
+impl Limits {
+    /// Host memory an instance's resources (requests, header maps, body
+    /// buffers, streams) may hold: a quarter of its memory cap, so that a
+    /// plugin's whole footprint stays within 1.25 × `memory_mib` whatever it
+    /// does (above the floor of [`MIN_RESOURCES`] resources, 4 MiB).
+    pub fn host_memory_bytes(&self) -> u64 {
+        self.max_resources() as u64 * MAX_RESOURCE_BYTES
+    }
+
+    /// Resources (wasmtime resource-table entries) one instance may hold at
+    /// once: its host-memory allowance divided by what one can hold.
+    pub fn max_resources(&self) -> usize {
+        let slots = (self.memory_bytes() / 4 / MAX_RESOURCE_BYTES).clamp(MIN_RESOURCES, MAX_RESOURCES);
+        usize::try_from(slots).unwrap_or(usize::MAX)
+    }
+}
+
 /// Limits that override some of the defaults, e.g. for one connector instance.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]

@@ -84,13 +84,10 @@ impl LogLimiter {
     }
 }
 
-/// Escapes control characters, so a plugin cannot forge log lines with
-/// newlines or rewrite the operator's terminal with escape sequences.
+/// Escapes control and bidirectional characters, so a plugin cannot forge
+/// log lines with newlines or rewrite the operator's terminal.
 fn sanitize(message: &str) -> std::borrow::Cow<'_, str> {
-    if !message.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(message);
-    }
-    std::borrow::Cow::Owned(message.chars().flat_map(char::escape_debug).collect())
+    crate::untrusted::escape(message)
 }
 
 fn truncate(message: &str) -> &str {

@@ -12,6 +12,7 @@ mod cache;
 mod call;
 mod connector;
 mod convert;
+mod describe;
 mod engine;
 mod error;
 mod limits;

@@ -8,7 +8,7 @@ use super::limits::Limits;
 use super::outbound::OutboundHooks;
 use super::state::{Kind, PluginState};
 use super::{Score, ScoreInput, ScorerInfo, SubjectRow};
-use super::{call, convert};
+use super::{call, convert, describe};
 use wasmtime::component::{Component, HasSelf, Linker, Resource};
 use wasmtime::{Engine, Store};
 
@@ -83,7 +83,9 @@ impl wit_rows::HostRowReader for PluginState {
 pub struct ScorerPre {
     plugin: PluginId,
     pre: bindings::ScorerPluginPre<PluginState>,
-    engine: Engine,
+    /// Owning the runtime keeps its epoch ticker alive, so the deadline
+    /// holds for as long as anything can instantiate this plugin.
+    runtime: Runtime,
 }
 
 impl ScorerPre {
@@ -100,7 +102,7 @@ impl ScorerPre {
         Ok(ScorerPre {
             plugin,
             pre,
-            engine: runtime.engine().clone(),
+            runtime: runtime.clone(),
         })
     }
 
@@ -133,14 +135,16 @@ impl ScorerSession {
         })
         .await;
         let info = call::finish(&self.limits, &store, outcome)?;
-        Ok(ScorerInfo {
+        let info = ScorerInfo {
             name: info.name,
             version: info.version,
             description: info.description,
             parameters_schema: info.parameters_schema,
             metrics: info.metrics,
             needs_rows: info.needs_rows,
-        })
+        };
+        describe::check_scorer(&self.pre.plugin, &info)?;
+        Ok(info)
     }
 
     /// `score(input, rows)`, on a fresh instance.
@@ -192,14 +196,14 @@ impl ScorerSession {
             &self.limits,
             OutboundHooks::new(&plugin.name, None),
         );
-        let mut store = call::new_store(&self.pre.engine, state);
-        call::arm(&self.limits, &mut store);
-        let instance = self
-            .pre
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| call::classify(&self.limits, &store, e))?;
+        let mut store = call::new_store(self.pre.runtime.engine(), state);
+        // A start function runs under the same deadline and memory cap as a call.
+        let pre = &self.pre.pre;
+        let outcome = call::bounded(&self.limits, &mut store, self.span("instantiate"), |store| {
+            pre.instantiate_async(store)
+        })
+        .await;
+        let instance = call::finish(&self.limits, &store, outcome)?;
         Ok((store, instance))
     }
 

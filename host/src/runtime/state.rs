@@ -2,7 +2,7 @@
 //! the HTTP context and hooks, the memory limiter and the log pipes.
 
 use super::error::PluginId;
-use super::limits::{Limits, MemoryLimiter};
+use super::limits::{Limits, MAX_FIELDS_BYTES, MemoryLimiter};
 use super::log::{Level, LogLimiter, OutputPipe};
 use super::outbound::OutboundHooks;
 use std::sync::{Arc, Mutex};
@@ -37,11 +37,9 @@ impl Kind {
     }
 }
 
-/// Resources (streams, pollables, HTTP fields…) one instance may hold: host
-/// memory a guest could otherwise pile up beyond its own memory cap.
-const MAX_RESOURCES: usize = 2048;
-/// Host memory one HTTP `fields` resource may take.
-const MAX_FIELDS_BYTES: usize = 32 * 1024;
+/// Resources a connector may keep between two calls of one session: more
+/// than this means it is hoarding host memory, and its instance is replaced.
+const MAX_HELD_BETWEEN_CALLS: usize = 8;
 
 pub(crate) struct PluginState {
     pub plugin: PluginId,
@@ -60,7 +58,9 @@ impl PluginState {
         let stdout = OutputPipe::new(Level::Info, log.clone());
         let stderr = OutputPipe::new(Level::Warn, log.clone());
         let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_RESOURCES);
+        // Each resource holds at most MAX_RESOURCE_BYTES of host memory, so
+        // capping their number caps what a guest can make the host hold.
+        table.set_max_capacity(limits.max_resources());
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(MAX_FIELDS_BYTES);
         PluginState {
@@ -78,6 +78,17 @@ impl PluginState {
     /// The outbound hooks, which need the deadline of each call.
     pub fn hooks(&self) -> &OutboundHooks {
         &self.hooks
+    }
+
+    /// Whether the guest holds more host resources than a call needs to
+    /// leave behind (an instance that does is not reused).
+    pub fn hoards_resources(&mut self) -> bool {
+        let held = self.table.iter_mut().count();
+        if held > MAX_HELD_BETWEEN_CALLS {
+            tracing::info!(plugin = %self.plugin.name, held, "the plugin kept {held} host resources after its call; its instance is replaced so they are freed");
+            return true;
+        }
+        false
     }
 
     pub fn report_dropped_logs(&self) {

@@ -517,37 +517,13 @@ fn last_of_each(observations: &[Observation]) -> Vec<&Observation> {
         .collect()
 }
 
+/// The rules every path applies ([`Observation::check`]), as a store error.
 fn validate(o: &Observation) -> Result<(), StoreError> {
-    let refuse = |reason: &str| StoreError::BadObservation {
-        id: o.id.chars().take(100).collect(),
-        metric: o.metric.chars().take(100).collect(),
+    o.check().map_err(|reason| StoreError::BadObservation {
+        id: crate::untrusted::escape_capped(&o.id, 100).into_owned(),
+        metric: crate::untrusted::escape_capped(&o.metric, 100).into_owned(),
         reason: reason.to_string(),
-    };
-    if o.id.is_empty() || o.id.len() > 512 {
-        return Err(refuse("the id must be 1 to 512 bytes"));
-    }
-    if o.metric.is_empty() || o.metric.len() > 128 {
-        return Err(refuse("the metric name must be 1 to 128 bytes"));
-    }
-    if !o.value.is_finite() {
-        return Err(refuse("the value is not a finite number"));
-    }
-    // 1900-01-01 to 9999-12-31 UTC, in unix milliseconds: outside it, a time
-    // is a unit mistake (seconds for milliseconds) or garbage.
-    if !(-2_208_988_800_000..=253_402_300_799_999).contains(&o.at) {
-        return Err(refuse(
-            "the time is not between 1900 and 9999 (unix milliseconds expected)",
-        ));
-    }
-    if o.dimensions.iter().any(|(k, v)| k.len() > 128 || v.len() > 1024) {
-        return Err(refuse("a dimension key is over 128 bytes or a value over 1024"));
-    }
-    let mut keys: Vec<&str> = o.dimensions.iter().map(|(k, _)| k.as_str()).collect();
-    keys.sort_unstable();
-    if keys.windows(2).any(|w| w[0] == w[1]) {
-        return Err(refuse("a dimension key appears twice"));
-    }
-    Ok(())
+    })
 }
 
 /// Rolled-up dimensions as dictionary ids and per-subject ones inline, each

@@ -227,11 +227,39 @@ fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
 pub fn is_non_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_non_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_non_public_v4(v4),
-            None => is_non_public_v6(v6),
-        },
+        IpAddr::V6(v6) => is_non_public_v6(v6) || embedded_ipv4(v6).into_iter().any(is_non_public_v4),
     }
+}
+
+/// The IPv4 addresses an IPv6 address can lead to: a packet to it may be
+/// translated, tunnelled or mapped to each of them, so it is only as public
+/// as the least public one. Covers IPv4-mapped and -compatible (RFC 4291),
+/// IPv4-translated (RFC 2765), NAT64's well-known prefix (RFC 6052), 6to4
+/// (RFC 3056), Teredo's server and client (RFC 4380) and ISATAP interface
+/// identifiers (RFC 5214).
+fn embedded_ipv4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    let mut found = Vec::new();
+    // ::a.b.c.d, ::ffff:a.b.c.d, ::ffff:0:a.b.c.d and 64:ff9b::a.b.c.d carry it in the low 32 bits.
+    let low96_zero = s[..6].iter().all(|&x| x == 0);
+    let mapped = s[..5].iter().all(|&x| x == 0) && s[5] == 0xffff;
+    let translated = s[..4].iter().all(|&x| x == 0) && s[4] == 0xffff && s[5] == 0;
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0);
+    if low96_zero || mapped || translated || nat64 {
+        found.push(v4(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        found.push(v4(s[1], s[2]));
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        found.push(v4(s[2], s[3]));
+        found.push(v4(!s[6], !s[7]));
+    }
+    if (s[4] & 0xfdff) == 0 && s[5] == 0x5efe {
+        found.push(v4(s[6], s[7]));
+    }
+    found
 }
 
 fn is_non_public_v4(ip: Ipv4Addr) -> bool {
@@ -257,6 +285,8 @@ fn is_non_public_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link-local
         || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routed inside sites)
+        || (first == 0x0064 && ip.segments()[1] == 0xff9b && ip.segments()[2] == 0x0001) // local-use NAT64 (RFC 8215)
 }
 
 #[cfg(test)]
@@ -321,6 +351,30 @@ mod tests {
             assert!(is_non_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "151.101.1.1", "2606:4700::1111"] {
+            assert!(!is_non_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn ipv6_forms_that_embed_a_private_ipv4_are_non_public() {
+        for ip in [
+            "::127.0.0.1",                          // IPv4-compatible
+            "::ffff:10.0.0.1",                      // IPv4-mapped
+            "::ffff:0:192.168.0.1",                 // IPv4-translated
+            "64:ff9b::a9fe:a9fe",                   // NAT64 of 169.254.169.254
+            "64:ff9b::127.0.0.1",                   // NAT64 of loopback
+            "64:ff9b:1::8.8.8.8",                   // local-use NAT64: never public
+            "2002:7f00:1::1",                       // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::",                     // 6to4 of the metadata address
+            "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo, client 127.0.0.1
+            "2001:0:a00:1:8000:63bf:3fff:fdd2",     // Teredo, server 10.0.0.1
+            "fe80::5efe:10.0.0.1",                  // ISATAP
+            "2001:db9::200:5efe:192.168.1.1",       // ISATAP under a global prefix
+            "fec0::1",                              // site-local
+        ] {
+            assert!(is_non_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["64:ff9b::8.8.8.8", "2002:808:808::1", "::ffff:151.101.1.1"] {
             assert!(!is_non_public(ip.parse().unwrap()), "{ip}");
         }
     }

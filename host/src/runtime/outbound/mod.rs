@@ -8,6 +8,7 @@ mod connect;
 mod credential;
 mod grant;
 mod rate;
+pub(crate) mod request_parts;
 
 pub use credential::{Credential, CredentialError, CredentialKind, Secret};
 pub use grant::{Grant, GrantError, Origin, is_non_public};
@@ -318,6 +319,16 @@ impl OutboundHooks {
 }
 
 impl WasiHttpHooks for OutboundHooks {
+    /// One chunk waits in the body's channel while the guest writes the
+    /// next: an unsent request holds at most two chunks of host memory.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::runtime::limits::BODY_CHUNK_BYTES
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

@@ -2,7 +2,10 @@
 //! `{"attack": "spin"}`, `{"attack": "hog", "mib": 512}`, `{"attack": "fetch",
 //! "url": "..."}`, `{"attack": "upload", "url": "...", "kib": N}`, `{"attack": "panic"}`, `{"attack": "snoop"}`,
 //! `{"attack": "flood-observations", "count": N}`, `{"attack": "flood-log",
-//! "lines": N}`, or `{"attack": "none"}` to behave.
+//! "lines": N}`, `{"attack": "hoard-requests", "count": N, "body_kib": K,
+//! "method_bytes": M}`, `{"attack": "escapes", "in": "error" | "cursor" |
+//! "panic" | "data"}`, `{"attack": "bad-output", "what": "nan" | "infinity" |
+//! "at-min"}`, or `{"attack": "none"}` to behave.
 
 use serde::Deserialize;
 use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, Observation, PluginError};
@@ -32,9 +35,114 @@ enum Attack {
     },
     /// Says more follows, forever, without moving its cursor.
     Stall,
+    /// Builds `count` requests and never sends them, each with a body of
+    /// `body_kib` written into the host's buffer and, when `method_bytes`
+    /// is above 0, a method token that long.
+    HoardRequests {
+        count: u64,
+        body_kib: u64,
+        method_bytes: usize,
+    },
+    /// Puts terminal escape sequences where the host shows plugin text.
+    Escapes {
+        #[serde(rename = "in")]
+        place: EscapePlace,
+    },
+    /// Returns an observation no path may accept.
+    BadOutput {
+        what: BadValue,
+    },
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum EscapePlace {
+    Error,
+    Cursor,
+    Panic,
+    Data,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum BadValue {
+    Nan,
+    Infinity,
+    AtMin,
+}
+
+/// What a terminal would obey: retitle, write the clipboard, clear the
+/// screen, ring, overwrite the line, forge another, reorder text.
+const ESCAPES: &str =
+    "\u{1b}]0;owned\u{7}\u{1b}]52;c;ZWNobyBvd25lZA==\u{7}\u{1b}[2J\u{7}\rOK\nERROR forged line \u{202e}txt.exe\u{9b}1A";
+
 struct Hostile;
+
+/// Requests built and kept, never sent: the host holds their parts and
+/// their bodies' buffered chunks for as long as the guest keeps them.
+fn hoard_requests(count: u64, body_kib: u64, method_bytes: usize) -> Vec<Observation> {
+    use xla_sdk::connector::bindings::wasi::http::types::{Fields, Method, OutgoingRequest};
+    let method = if method_bytes > 0 {
+        Method::Other("X".repeat(method_bytes))
+    } else {
+        Method::Post
+    };
+    let chunk = vec![b'h'; 1 << 20];
+    let (mut kept, mut refused_methods, mut buffered) = (Vec::new(), 0u64, 0u64);
+    for _ in 0..count {
+        let request = OutgoingRequest::new(Fields::new());
+        if request.set_method(&method).is_err() {
+            refused_methods += 1;
+        }
+        let body = if body_kib > 0 { request.body().ok() } else { None };
+        let stream = body.as_ref().and_then(|b| b.write().ok());
+        if let Some(stream) = &stream {
+            let mut left = body_kib * 1024;
+            // Write until the host stops taking more (nobody reads the body).
+            while left > 0 {
+                let room = stream.check_write().unwrap_or(0).min(left).min(chunk.len() as u64);
+                if room == 0 || stream.write(&chunk[..room as usize]).is_err() {
+                    break;
+                }
+                left -= room;
+                buffered += room;
+            }
+        }
+        kept.push((request, body, stream));
+    }
+    let held = kept.len() as f64;
+    std::mem::forget(kept);
+    vec![
+        observation("requests_held", held),
+        observation("methods_refused", refused_methods as f64),
+        observation("body_bytes_buffered", buffered as f64),
+    ]
+}
+
+fn escapes(place: &EscapePlace) -> Result<Batch, PluginError> {
+    match place {
+        EscapePlace::Error => Err(PluginError::Permanent(ESCAPES.into())),
+        EscapePlace::Panic => panic!("{ESCAPES}"),
+        EscapePlace::Cursor => Ok(Batch {
+            observations: vec![observation("calm", 1.0)],
+            cursor: Some(ESCAPES.into()),
+            more: false,
+        }),
+        EscapePlace::Data => Ok(Batch {
+            observations: vec![Observation::new(ESCAPES, "escapes", Layer::Technical, 1.0, 0).dim("service", ESCAPES)],
+            cursor: None,
+            more: false,
+        }),
+    }
+}
+
+fn bad_output(what: &BadValue) -> Observation {
+    match what {
+        BadValue::Nan => observation("bad", f64::NAN),
+        BadValue::Infinity => observation("bad", f64::INFINITY),
+        BadValue::AtMin => Observation::new("bad", "bad", Layer::Technical, 1.0, i64::MIN),
+    }
+}
 
 fn observation(metric: &str, value: f64) -> Observation {
     Observation::new(metric, metric, Layer::Technical, value, 0)
@@ -128,8 +236,17 @@ impl Connector for Hostile {
                 more: true,
             });
         }
+        if let Attack::Escapes { place } = attack {
+            return escapes(place);
+        }
         let observations = match attack {
-            Attack::Stall => Vec::new(),
+            Attack::Stall | Attack::Escapes { .. } => Vec::new(),
+            Attack::HoardRequests {
+                count,
+                body_kib,
+                method_bytes,
+            } => hoard_requests(*count, *body_kib, *method_bytes),
+            Attack::BadOutput { what } => vec![bad_output(what)],
             Attack::None => vec![observation("calm", 1.0)],
             Attack::Spin => spin(),
             Attack::Hog { mib } => hog(*mib),

@@ -1,0 +1,220 @@
+//! Deadlines hold on every path for as long as an instance can run: a
+//! plugin's start function is bounded like a call, and a scorer that
+//! loops is stopped whether it runs from `report` (the demo's scoring
+//! code), from a scorer kept after its runtime value is gone, or from the
+//! scheduler behind `serve`.
+
+use crate::cli::xla_host;
+use crate::support::{guests, test_cache_dir};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use xla_host::plugins::{Pins, PluginPre, load_plugin};
+use xla_host::runtime::{Limits, Runtime, RuntimeError, RuntimeOptions, ScoreInput};
+
+/// Longer than any bounded call here takes; the start functions and loops
+/// under test would run for 20 s or forever.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_connector_whose_start_function_waits_is_stopped_at_the_deadline() {
+    let started = Instant::now();
+    let output = xla_host(&["plugin", "run", guests::SLOW_START, "--deadline-ms", "1000"], &[]);
+    assert!(
+        started.elapsed() < PATIENCE,
+        "instantiation ran for {:?}",
+        started.elapsed()
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("plugin `slow-start` 0.1.0 ran past its 1 s deadline"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_scorer_whose_start_function_waits_is_stopped_at_the_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("host.toml");
+    std::fs::write(&config, "[limits]\ndeadline_ms = 1000\n").expect("write config");
+    let started = Instant::now();
+    let output = xla_host(
+        &[
+            "--host-config",
+            config.to_str().expect("utf-8"),
+            "plugin",
+            "check",
+            guests::SLOW_START_SCORER,
+        ],
+        &[],
+    );
+    assert!(
+        started.elapsed() < PATIENCE,
+        "instantiation ran for {:?}",
+        started.elapsed()
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("plugin `slow-start-scorer` 0.1.0 ran past its 1 s deadline"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// A host config whose one XLA is scored by the probe scorer in `mode`.
+fn looping_report_config(dir: &Path) -> std::path::PathBuf {
+    let guests_dir = Path::new(guests::PROBE_SCORER)
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/test-guests");
+    let text = format!(
+        r#"[plugins]
+dir = {:?}
+
+[limits]
+deadline_ms = 1000
+
+[[xla]]
+id = "looping"
+name = "A scorer that never returns"
+tenant = "acme"
+metrics = ["resolution_hours"]
+scorer = "probe-scorer"
+score = "wall_clock_ms"
+period = "month"
+direction = "lower"
+targets = [{{ from = 2026-01-01, value = 8.0 }}]
+parameters = {{ mode = "spin" }}
+"#,
+        guests_dir.display().to_string()
+    );
+    let path = dir.join("host.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[test]
+fn a_looping_scorer_is_stopped_through_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = looping_report_config(dir.path());
+    let data = dir.path().join("data");
+    let started = Instant::now();
+    let output = xla_host(
+        &[
+            "--host-config",
+            config.to_str().expect("utf-8"),
+            "report",
+            "--period",
+            "2026-03",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(started.elapsed() < PATIENCE, "report ran for {:?}", started.elapsed());
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("plugin `probe-scorer` 0.1.0 ran past its 1 s deadline"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_scorer_outliving_its_runtime_value_still_meets_its_deadline() {
+    // As the demo and `report` do: load the scorers, let the runtime value
+    // go, then score. The scorer owns what enforces its deadline.
+    let result = crate::support::within(PATIENCE, || {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio");
+        tokio.block_on(async {
+            let runtime = Runtime::new(RuntimeOptions {
+                cache_dir: Some(test_cache_dir()),
+                ..RuntimeOptions::default()
+            })
+            .expect("runtime");
+            let plugin = load_plugin(&runtime, Path::new(guests::PROBE_SCORER), &Pins::default()).expect("loads");
+            drop(runtime);
+            let PluginPre::Scorer(pre) = plugin.pre else {
+                panic!("probe-scorer is a scorer");
+            };
+            let limits = Limits {
+                deadline_ms: 500,
+                ..Limits::default()
+            };
+            let input = ScoreInput {
+                tenant: "acme".into(),
+                window_start: 0,
+                window_end: 1,
+                group_by: None,
+                parameters: json!({"mode": "spin"}).to_string(),
+                aggregates: Vec::new(),
+            };
+            pre.session(limits).score(&input, None).await
+        })
+    });
+    let error = result.unwrap_err();
+    assert!(matches!(error, RuntimeError::Deadline { .. }), "{error}");
+}
+
+#[test]
+fn a_looping_connector_is_stopped_through_the_scheduler() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let guests_dir = Path::new(guests::HOSTILE)
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/test-guests");
+    let text = format!(
+        r#"[plugins]
+dir = {:?}
+
+[[connectors]]
+name = "spinner"
+plugin = "hostile"
+tenant = "acme"
+schedule = "1h"
+config = {{ attack = "spin" }}
+limits = {{ deadline_ms = 500 }}
+"#,
+        guests_dir.display().to_string()
+    );
+    let config = dir.path().join("host.toml");
+    std::fs::write(&config, text).expect("write config");
+    let data = dir.path().join("data");
+    let mut child = crate::cli::xla_host_command(&[
+        "--host-config",
+        config.to_str().expect("utf-8"),
+        "serve",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The first run starts at once; with retries (each stopped at 500 ms)
+    // it ends failed well within the patience.
+    let line = rx.recv_timeout(Duration::from_secs(60));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let line = line.expect("the scheduled run of the looping connector ends");
+    assert!(line.starts_with("spinner"), "{line}");
+    assert!(line.contains("ran past its 500 ms deadline"), "{line}");
+}
