@@ -187,3 +187,32 @@ fn the_resource_allowance_scales_with_the_memory_cap_within_a_floor_and_a_ceilin
     };
     assert_eq!(limits.host_memory_bytes(), 64 << 20, "a quarter of the cap");
 }
+
+#[tokio::test]
+async fn a_result_whose_strings_alias_one_buffer_is_refused_at_the_memory_cap() {
+    // Twelve ids pointing at one 8 MiB string: 8 MiB of guest memory, a
+    // 96 MiB copy on the host, over the 64 MiB cap (wasmtime's default
+    // allowance, 128 MiB, would have let it through).
+    let limits = Limits {
+        memory_mib: 64,
+        deadline_ms: 20_000,
+        ..Limits::default()
+    };
+    let policy = OutboundPolicy::new(&[], &[], Vec::new(), &limits).expect("empty policy");
+    let mut session = connector(guests::HOSTILE).session(limits, Some(Arc::new(policy)));
+    let attack = json!({"attack": "alias-strings", "count": 12, "mib": 8}).to_string();
+    let error = session.pull(&attack, None).await.unwrap_err();
+    assert!(
+        matches!(error, RuntimeError::Memory { limit, .. } if limit == 64 << 20),
+        "{error}"
+    );
+    // Fewer aliases fit under the cap: the copy is allowed, and the call
+    // fails for another reason (an 8 MiB id breaks the observation rules,
+    // or the guest's own double free traps after the copy).
+    let attack = json!({"attack": "alias-strings", "count": 2, "mib": 8}).to_string();
+    let error = session.pull(&attack, None).await.unwrap_err();
+    assert!(
+        matches!(error, RuntimeError::BadOutput { .. } | RuntimeError::Trap { .. }),
+        "{error}"
+    );
+}

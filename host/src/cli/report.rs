@@ -285,3 +285,33 @@ fn scorecard_table(scorecard: &Scorecard, color: bool) -> String {
         scorecard.tenant, scorecard.period, scorecard.sla_target, scorecard.happiness_target
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::score::{Scorecard, ScorecardRow};
+
+    #[test]
+    fn source_text_in_the_scorecard_is_escaped() {
+        let scorecard = Scorecard {
+            tenant: "acme".into(),
+            period: "2026-10".into(),
+            group_by: "service".into(),
+            sla_target: 90.0,
+            happiness_target: 30.0,
+            rows: vec![ScorecardRow {
+                group: "VPN\u{1b}]0;owned\u{7}\r\nforged".into(),
+                sla_compliance: Some(95.0),
+                happiness: Some(-10.0),
+                watermelon_tickets: 3,
+                watermelon: true,
+            }],
+        };
+        let text = scorecard_table(&scorecard, false);
+        assert!(text.contains("VPN\\u{1b}]0;owned\\u{7}\\r\\nforged"), "{text}");
+        assert!(
+            !text.chars().any(|c| c != '\n' && crate::untrusted::is_unsafe_char(c)),
+            "{text}"
+        );
+    }
+}

@@ -105,6 +105,14 @@ pub(crate) fn classify(limits: &Limits, store: &Store<PluginState>, error: wasmt
             limit: cap.limit,
         };
     }
+    // wasmtime's "hostcall fuel" error type is private; its message is the
+    // only way to tell that a copy from the guest passed the memory cap.
+    if format!("{error:#}").contains("fuel allocated for hostcalls has been exhausted") {
+        return RuntimeError::Memory {
+            plugin,
+            limit: limits.memory_bytes(),
+        };
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => RuntimeError::Deadline {
             plugin,

@@ -201,8 +201,11 @@ impl ConnectorSession {
             o.check().map_err(|reason| RuntimeError::BadOutput {
                 plugin: self.pre.plugin.clone(),
                 call,
-                id: crate::untrusted::escape_capped(&o.id, 100).into_owned(),
-                metric: crate::untrusted::escape_capped(&o.metric, 100).into_owned(),
+                record: format!(
+                    "`{}` (metric `{}`)",
+                    crate::untrusted::escape_capped(&o.id, 100),
+                    crate::untrusted::escape_capped(&o.metric, 100)
+                ),
                 reason,
             })?;
         }

@@ -142,18 +142,14 @@ pub enum RuntimeError {
     },
     /// A call returned an observation no path accepts (see
     /// `Observation::check`); nothing of that call is used.
-    #[error(
-        "{plugin}: {call}() returned observation `{id}` (metric `{metric}`), which is refused: {reason}; fix the plugin"
-    )]
+    #[error("{plugin}: {call}() returned observation {record}, which is refused: {reason}; fix the plugin")]
     BadOutput {
         /// The plugin.
         plugin: PluginId,
         /// `pull` or `parse`.
         call: &'static str,
-        /// The observation's id, escaped and shortened.
-        id: String,
-        /// Its metric, escaped and shortened.
-        metric: String,
+        /// The observation: its id and metric, escaped and shortened.
+        record: String,
         /// The rule it breaks.
         reason: &'static str,
     },

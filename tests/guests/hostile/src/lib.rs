@@ -5,7 +5,8 @@
 //! "lines": N}`, `{"attack": "hoard-requests", "count": N, "body_kib": K,
 //! "method_bytes": M}`, `{"attack": "escapes", "in": "error" | "cursor" |
 //! "panic" | "data"}`, `{"attack": "bad-output", "what": "nan" | "infinity" |
-//! "at-min"}`, or `{"attack": "none"}` to behave.
+//! "at-min"}`, `{"attack": "alias-strings", "count": N, "mib": M}`, or
+//! `{"attack": "none"}` to behave.
 
 use serde::Deserialize;
 use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, Observation, PluginError};
@@ -51,6 +52,12 @@ enum Attack {
     /// Returns an observation no path may accept.
     BadOutput {
         what: BadValue,
+    },
+    /// Returns `count` observations whose ids all point at one string of
+    /// `mib` MiB: little guest memory, a huge copy on the host.
+    AliasStrings {
+        count: usize,
+        mib: usize,
     },
 }
 
@@ -134,6 +141,23 @@ fn escapes(place: &EscapePlace) -> Result<Batch, PluginError> {
             more: false,
         }),
     }
+}
+
+/// Observations whose ids share one buffer. The canonical ABI allows it;
+/// a host that copies each string would copy the buffer `count` times.
+/// (The guest's own post-return would free the buffer `count` times, but
+/// the host refuses the result before that.)
+#[allow(unsafe_code)]
+fn alias_strings(count: usize, mib: usize) -> Vec<Observation> {
+    let mut big = std::mem::ManuallyDrop::new("a".repeat(mib << 20));
+    let (ptr, len) = (big.as_mut_ptr(), big.len());
+    (0..count)
+        .map(|_| {
+            // SAFETY: deliberately unsound aliasing, to attack the host.
+            let id = unsafe { String::from_raw_parts(ptr, len, len) };
+            Observation::new(id, "alias", Layer::Technical, 1.0, 0)
+        })
+        .collect()
 }
 
 fn bad_output(what: &BadValue) -> Observation {
@@ -247,6 +271,7 @@ impl Connector for Hostile {
                 method_bytes,
             } => hoard_requests(*count, *body_kib, *method_bytes),
             Attack::BadOutput { what } => vec![bad_output(what)],
+            Attack::AliasStrings { count, mib } => alias_strings(*count, *mib),
             Attack::None => vec![observation("calm", 1.0)],
             Attack::Spin => spin(),
             Attack::Hog { mib } => hog(*mib),
