@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 #[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/since_v0.1.0",
         world: "xla:plugin/connector-plugin@0.1.0",
         generate_all,
         pub_export_macro: true,

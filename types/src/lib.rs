@@ -1,4 +1,4 @@
-//! The Rust types of the XLA Host plugin contract (`wit/plugin.wit`), shared
+//! The Rust types of the XLA Host plugin contract (`wit/since_v0.1.0/plugin.wit`), shared
 //! by the host and the SDK so that both sides speak one vocabulary and
 //! neither exposes `bindgen!` output: observations, plugin errors, what
 //! plugins declare, and what scorers read and return.

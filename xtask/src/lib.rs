@@ -37,6 +37,12 @@ pub struct BuiltGuest {
     pub sha256: String,
 }
 
+/// The contract the SDKs build guests against: the newest released WIT
+/// folder (Zed's layout: `wit/since_vX.Y.Z/`, never edited once released).
+pub fn contract_wit(repo_root: &Path) -> PathBuf {
+    repo_root.join("wit").join("since_v0.1.0")
+}
+
 /// Where the shipped plugins are installed.
 pub fn plugins_dir(repo_root: &Path) -> PathBuf {
     repo_root.join("target").join("plugins")

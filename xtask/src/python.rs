@@ -170,7 +170,7 @@ fn fingerprint(repo_root: &Path, version: &str, sources: &[(String, PathBuf)]) -
             &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         );
     }
-    for path in wit_files(&repo_root.join("wit"))? {
+    for path in wit_files(&crate::contract_wit(repo_root))? {
         let label = path
             .strip_prefix(repo_root)
             .unwrap_or(&path)
@@ -207,7 +207,7 @@ fn componentize(repo_root: &Path, name: &str, sources: &[(String, PathBuf)], wor
     for (file, path) in sources {
         std::fs::copy(path, staging.join(file)).with_context(|| format!("copying {}", path.display()))?;
     }
-    let wit = repo_root.join("wit");
+    let wit = crate::contract_wit(repo_root);
     let output = work.join(format!("{name}.wasm.partial"));
     let status = Command::new(PYTHON)
         .current_dir(&staging)

@@ -15,7 +15,7 @@ use wasmtime::{Engine, Store};
 pub(crate) mod bindings {
     //! Host bindings of the `connector-plugin` world.
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/since_v0.1.0",
         world: "xla:plugin/connector-plugin",
         exports: { default: async },
         require_store_data_send: true,

@@ -16,9 +16,12 @@ pub(crate) mod bindings {
     //! Host bindings of the `scorer-plugin` world; shared types come from the
     //! connector bindings so both kinds use one Rust type per WIT type.
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/since_v0.1.0",
         world: "xla:plugin/scorer-plugin",
         exports: { default: async },
+        // A row reader the host cannot find is a host bug: trap, do not
+        // answer "no rows".
+        imports: { "xla:plugin/rows.[method]row-reader.next-batch": trappable },
         require_store_data_send: true,
         with: {
             "xla:plugin/types": crate::runtime::connector::bindings::xla::plugin::types,
@@ -56,11 +59,15 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
 impl wit_rows::Host for PluginState {}
 
 impl wit_rows::HostRowReader for PluginState {
-    fn next_batch(&mut self, reader: Resource<RowCursor>, max: u32) -> Vec<wit_rows::SubjectRow> {
-        let Ok(cursor) = self.table.get_mut(&reader) else {
-            return Vec::new();
-        };
-        cursor
+    fn next_batch(&mut self, reader: Resource<RowCursor>, max: u32) -> wasmtime::Result<Vec<wit_rows::SubjectRow>> {
+        let handle = reader.rep();
+        let cursor = self.table.get_mut(&reader).map_err(|e| {
+            wasmtime::format_err!(
+                "{}: row-reader {handle} is not a live reader ({e}); this is a host bug, please report it",
+                self.plugin
+            )
+        })?;
+        Ok(cursor
             .rows
             .by_ref()
             .take(max.min(MAX_ROW_BATCH) as usize)
@@ -69,7 +76,7 @@ impl wit_rows::HostRowReader for PluginState {
                 dimensions: row.dimensions,
                 values: row.values,
             })
-            .collect()
+            .collect())
     }
 
     fn drop(&mut self, reader: Resource<RowCursor>) -> wasmtime::Result<()> {
@@ -233,5 +240,25 @@ fn to_wit_input(input: &ScoreInput) -> wit::ScoreInput {
                 histogram: a.histogram.clone(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_the_host_does_not_hold_traps_naming_the_plugin() {
+        let plugin = PluginId::new("probe", "0.1.0");
+        let hooks = OutboundHooks::new(&plugin.name, None);
+        let mut state = PluginState::new(&plugin, Kind::Scorer, &Limits::default(), hooks);
+        let error = wit_rows::HostRowReader::next_batch(&mut state, Resource::new_own(7), 10)
+            .expect_err("no reader 7 was handed out");
+        assert!(
+            error
+                .to_string()
+                .starts_with("plugin `probe` 0.1.0: row-reader 7 is not a live reader"),
+            "{error}"
+        );
     }
 }

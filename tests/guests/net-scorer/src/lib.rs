@@ -11,7 +11,7 @@ wit_bindgen::generate!({
             import wasi:http/outgoing-handler@0.2.12;
         }
     "#,
-    path: ["../../../wit"],
+    path: ["../../../wit/since_v0.1.0"],
     world: "test:net-scorer/net-scorer",
     generate_all,
 });
