@@ -109,7 +109,8 @@ struct Running {
 }
 
 fn start(config: &HostConfig, store: &Arc<Store>, options: SchedulerOptions) -> Running {
-    let scheduler = Scheduler::from_config(runtime(), config, Arc::clone(store), options).expect("scheduler");
+    let scheduler =
+        Scheduler::from_config(runtime(), config.sync_setup(), Arc::clone(store), options).expect("scheduler");
     let shutdown = CancellationToken::new();
     let (sender, runs) = unbounded_channel();
     let handle = tokio::spawn(scheduler.run(shutdown.clone(), move |run| {
@@ -354,7 +355,7 @@ async fn a_run_cut_by_shutdown_keeps_every_committed_batch_with_its_cursor() {
     assert!(runs[0].finished.is_some(), "{:?}", runs[0]);
 
     // The next run resumes from the cursor and brings the rest.
-    let ready = SyncInstance::prepare(runtime(), &config, &config.connectors[0], None).expect("ready");
+    let ready = SyncInstance::prepare(runtime(), config.sync_setup(), &config.connectors[0], None).expect("ready");
     let mut session = ready.session();
     let record = sync::run(
         &mut session,

@@ -1,0 +1,114 @@
+//! The `xla-host` command line: parsing, logging setup, and one module per
+//! command family. Errors end here as `anyhow` with context, printed once.
+
+#[cfg(feature = "sim")]
+mod demo;
+mod import;
+mod options;
+mod parse;
+mod plugin;
+mod report;
+mod serve;
+#[cfg(feature = "sim")]
+mod simulate;
+mod sync;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// XLA Host runs sandboxed WebAssembly plugins that bring IT experience (X),
+/// operational (O) and technical (T) data together and score experience
+/// level agreements.
+#[derive(Debug, Parser)]
+#[command(name = "xla-host", version, propagate_version = true)]
+#[command(after_help = "Start with `xla-host demo`. Every command has --help with examples.")]
+pub struct Cli {
+    /// Host configuration file (TOML): plugin directory, pins, limits, connector instances.
+    #[arg(long, global = true, env = "XLA_HOST_CONFIG", value_name = "FILE")]
+    pub host_config: Option<PathBuf>,
+
+    /// Log filter, e.g. `info`, `xla_host=debug,plugin=trace`.
+    #[arg(
+        long,
+        global = true,
+        env = "XLA_HOST_LOG",
+        default_value = "warn",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load the plugins, show what each declares, and run a connector and a
+    /// scorer end to end against a loopback feed.
+    #[cfg(feature = "sim")]
+    Demo(demo::DemoArgs),
+    /// Inspect and run single plugin files.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Run one sync of a configured connector instance into the data directory.
+    Sync(sync::SyncArgs),
+    /// Run the host: sync every connector instance that has a `schedule` on
+    /// it, under the per-upstream limits of `[sync]`, until Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Import a file (an export, a saved API body) into the data directory as
+    /// a configured connector instance's data, parsed by its connector.
+    Import(import::ImportArgs),
+    /// Serve the source simulators with a seeded organisation on loopback.
+    #[cfg(feature = "sim")]
+    Simulate(simulate::SimulateArgs),
+    /// Report every XLA for a period: value against target, trend, worst
+    /// groups, the X/O/T view and the SLA-beside-XLA scorecard.
+    Report(report::ReportArgs),
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let config = options::host_config(cli.host_config.as_deref())?;
+        match cli.command {
+            #[cfg(feature = "sim")]
+            Command::Demo(args) => demo::run(&config, args).await,
+            Command::Plugin(command) => plugin::run(&config, command).await,
+            Command::Sync(args) => sync::run(&config, args).await,
+            Command::Serve(args) => serve::run(&config, args).await,
+            Command::Import(args) => import::run(&config, args).await,
+            #[cfg(feature = "sim")]
+            Command::Simulate(args) => simulate::run(&config, args).await,
+            Command::Report(args) => report::run(&config, args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // Errors carry plugin and source text: escape it for the terminal.
+            eprintln!("error: {}", crate::untrusted::escape(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}

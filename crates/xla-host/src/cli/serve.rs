@@ -1,0 +1,137 @@
+//! `xla-host serve`: the long-running host. It syncs every connector
+//! instance that has a `schedule` on it, under the per-upstream limits of
+//! `[sync]`, until Ctrl-C or SIGTERM, printing one line per finished run.
+//!
+//! Everything the command runs hangs off one shutdown token, so the HTTP
+//! API can join the scheduler here and stop with it.
+
+use super::options;
+use super::sync::{open_store, summary};
+use crate::config::HostConfig;
+use crate::sync::schedule::{self, FinishedRun, Scheduler, SchedulerOptions};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Arguments of `xla-host serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example: xla-host --host-config xla.toml serve --data-dir ./data
+
+Each [[connectors]] entry with `schedule = \"15m\"` (s, m, h, d) syncs at start, then that long after \
+each run ends. Runs against one upstream (a granted origin) are bounded by `[sync] \
+max_concurrent_per_upstream` (default 2) and `[[sync.upstreams]]`; requests by their `requests_per_second`.")]
+pub struct ServeArgs {
+    /// Data directory (created if missing).
+    #[arg(long, env = "XLA_HOST_DATA", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// How long a sync in progress at shutdown may go on before it is cut;
+    /// a cut sync loses nothing and resumes from its cursor next time.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
+}
+
+pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode> {
+    // Refuse a config with nothing to run before touching the data directory.
+    let scheduled = schedule::scheduled(config.sync_setup())?;
+    // Listen before anything runs, so an early SIGTERM still stops cleanly.
+    let signals = Signals::listen()?;
+    let store = Arc::new(open_store(config, args.data_dir.as_deref())?);
+    let runtime = options::runtime(config)?;
+    let options = SchedulerOptions {
+        grace: args.shutdown_grace,
+        ..SchedulerOptions::default()
+    };
+    let scheduler = Scheduler::from_config(&runtime, config.sync_setup(), store, options)?;
+    for (instance, interval) in &scheduled {
+        eprintln!(
+            "{}: every {} (upstreams: {})",
+            instance.name,
+            humantime::format_duration(*interval),
+            upstreams(&instance.grants)
+        );
+    }
+    eprintln!("serving; Ctrl-C or SIGTERM stops");
+
+    let shutdown = CancellationToken::new();
+    let watcher = tokio::spawn(signals.watch(shutdown.clone(), args.shutdown_grace));
+    scheduler
+        .run(shutdown.clone(), |finished| println!("{}", line(finished)))
+        .await;
+    watcher.abort();
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn upstreams(grants: &[String]) -> String {
+    if grants.is_empty() {
+        return "none".into();
+    }
+    grants
+        .iter()
+        .map(|g| schedule::upstream(g))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One line per finished run: the sync summary, and why it did not complete.
+fn line(finished: &FinishedRun) -> String {
+    match (&finished.record, &finished.error) {
+        (Some(record), None) => summary(record),
+        (Some(record), Some(error)) => format!("{}: {error}", summary(record)),
+        (None, error) => format!(
+            "{}: failed after {:.1} s: {}",
+            finished.instance,
+            finished.duration.as_secs_f64(),
+            error.as_deref().unwrap_or("unknown error")
+        ),
+    }
+}
+
+/// Ctrl-C and, on Unix, SIGTERM.
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> Result<Signals> {
+        Ok(Signals {
+            #[cfg(unix)]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+                _ = self.terminate.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+
+    /// Cancels `shutdown` on the first signal; a second one ends the
+    /// process at once, which the store survives as it survives a kill.
+    async fn watch(mut self, shutdown: CancellationToken, grace: Duration) {
+        let signal = self.next().await;
+        eprintln!(
+            "{signal}: stopping; running syncs get up to {} to finish (again to stop at once)",
+            humantime::format_duration(grace)
+        );
+        shutdown.cancel();
+        let signal = self.next().await;
+        eprintln!("{signal} again: stopping at once; cut syncs resume from their cursors");
+        std::process::exit(130);
+    }
+}

@@ -1,0 +1,200 @@
+//! What every plugin call shares: a store armed with the limits, the
+//! deadline around the call, and the translation of a failed call into a
+//! [`RuntimeError`] that names the plugin and the limit it hit.
+
+use super::convert;
+use super::engine::EPOCH_TICK;
+use super::error::{PluginId, RuntimeError};
+use super::limits::{Limits, MemoryCapExceeded};
+use super::state::{Kind, PluginState};
+use std::future::Future;
+use tracing::Instrument;
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store, Trap};
+
+/// The contract versions this host speaks.
+pub(crate) const SUPPORTED_CONTRACT: &str = "0.1.x";
+
+/// How a bounded call ended.
+pub(crate) enum Outcome<R> {
+    /// The call returned.
+    Done(R),
+    /// The call trapped or a host import failed.
+    Failed(wasmtime::Error),
+    /// The wall-clock deadline passed while the call waited on I/O.
+    TimedOut,
+}
+
+/// A store for one instance, with its memory limiter installed.
+pub(crate) fn new_store(engine: &Engine, state: PluginState) -> Store<PluginState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.memory);
+    store
+}
+
+/// Sets the epoch deadline, the fuel and the outbound hooks' deadline for
+/// the next call.
+pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) {
+    // The hooks' deadline is the timer's in `bounded`: a request waiting
+    // for a rate-limit slot must not outlive the call.
+    let deadline = tokio::time::Instant::now().checked_add(limits.deadline());
+    store.data().hooks().set_deadline(deadline);
+    let ticks = limits.deadline().as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    store.epoch_deadline_trap();
+    // Every copy from the guest to the host (an import's arguments, a call's
+    // result) is charged per byte, strings once per reference: a result whose
+    // many strings all point at one large one cannot make the host copy more
+    // than the instance's memory cap (wasmtime's "hostcall fuel").
+    store.set_hostcall_fuel(usize::try_from(limits.memory_bytes()).unwrap_or(usize::MAX));
+    // Fuel is always consumed (an engine setting); unlimited means "more than
+    // any call can burn". Setting it fails only on an engine without fuel.
+    if let Err(e) = store.set_fuel(limits.fuel.unwrap_or(u64::MAX)) {
+        tracing::error!("cannot set fuel: {e}");
+    }
+}
+
+/// Runs an async call under the deadline. The epoch interrupts a guest that
+/// computes too long; the timer stops one that waits too long on the host.
+pub(crate) async fn bounded<'a, R, F, Fut>(
+    limits: &Limits,
+    store: &'a mut Store<PluginState>,
+    span: tracing::Span,
+    call: F,
+) -> Outcome<R>
+where
+    F: FnOnce(&'a mut Store<PluginState>) -> Fut,
+    Fut: Future<Output = wasmtime::Result<R>> + 'a,
+{
+    arm(limits, store);
+    match tokio::time::timeout(limits.deadline(), call(store).instrument(span)).await {
+        Ok(Ok(value)) => Outcome::Done(value),
+        Ok(Err(error)) => Outcome::Failed(error),
+        Err(_) => Outcome::TimedOut,
+    }
+}
+
+/// The value of a call that returned, or the error naming what stopped it.
+pub(crate) fn finish<R>(limits: &Limits, store: &Store<PluginState>, outcome: Outcome<R>) -> Result<R, RuntimeError> {
+    store.data().report_dropped_logs();
+    match outcome {
+        Outcome::Done(value) => Ok(value),
+        Outcome::Failed(error) => Err(classify(limits, store, error)),
+        Outcome::TimedOut => Err(RuntimeError::Deadline {
+            plugin: store.data().plugin.clone(),
+            limit: limits.deadline(),
+        }),
+    }
+}
+
+/// The tracing span of one plugin call.
+pub(crate) fn span(plugin: &PluginId, call: &'static str) -> tracing::Span {
+    tracing::info_span!("plugin", name = %plugin.name, version = %plugin.version, call)
+}
+
+/// Names the limit a failed call hit, or describes the trap with the
+/// guest's last stderr output (where a Rust panic message lands).
+pub(crate) fn classify(limits: &Limits, store: &Store<PluginState>, error: wasmtime::Error) -> RuntimeError {
+    let plugin = store.data().plugin.clone();
+    if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return RuntimeError::Busy { plugin };
+    }
+    if let Some(cap) = error.downcast_ref::<MemoryCapExceeded>() {
+        return RuntimeError::Memory {
+            plugin,
+            limit: cap.limit,
+        };
+    }
+    // wasmtime's "hostcall fuel" error type is private; its message is the
+    // only way to tell that a copy from the guest passed the memory cap.
+    if format!("{error:#}").contains("fuel allocated for hostcalls has been exhausted") {
+        return RuntimeError::Memory {
+            plugin,
+            limit: limits.memory_bytes(),
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => RuntimeError::Deadline {
+            plugin,
+            limit: limits.deadline(),
+        },
+        Some(Trap::OutOfFuel) => RuntimeError::Fuel {
+            plugin,
+            limit: limits.fuel.unwrap_or(u64::MAX),
+        },
+        _ => {
+            let mut message = format!("{error:#}");
+            let stderr = store.data().stderr.tail();
+            if !stderr.is_empty() {
+                message.push_str("; the plugin's last output: ");
+                message.push_str(&stderr);
+            }
+            let message =
+                xla_types::untrusted::escape_capped(&message, 2 * convert::MAX_ERROR_MESSAGE_BYTES).into_owned();
+            RuntimeError::Trap { plugin, message }
+        }
+    }
+}
+
+/// Checks that `component` exports `interface` at a supported version.
+pub(crate) fn check_export(
+    engine: &Engine,
+    plugin: &PluginId,
+    component: &Component,
+    kind: Kind,
+) -> Result<(), RuntimeError> {
+    let interface = kind.export();
+    let kind = kind.name();
+    let component_type = component.component_type();
+    let names: Vec<String> = component_type
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let Some(found) = names.iter().find(|name| name.split('@').next() == Some(interface)) else {
+        let reason = if names.is_empty() {
+            format!("it exports nothing; a {kind} exports `{interface}@0.1.0`")
+        } else {
+            format!("it exports {}; a {kind} exports `{interface}@0.1.0`", names.join(", "))
+        };
+        return Err(RuntimeError::WrongWorld {
+            plugin: plugin.clone(),
+            expected: kind,
+            reason,
+        });
+    };
+    let version = found.split_once('@').map(|(_, v)| v).unwrap_or("none");
+    if !is_supported_contract(version) {
+        return Err(RuntimeError::ContractVersion {
+            plugin: plugin.clone(),
+            found: version.to_string(),
+            supported: SUPPORTED_CONTRACT,
+        });
+    }
+    Ok(())
+}
+
+/// Contract 0.1.x: same major and, below 1.0, same minor.
+pub fn is_supported_contract(version: &str) -> bool {
+    semver::Version::parse(version).is_ok_and(|v| v.major == 0 && v.minor == 1)
+}
+
+/// A linking failure, usually an import the sandbox does not provide.
+pub(crate) fn link_error(plugin: &PluginId, kind: Kind, error: wasmtime::Error) -> RuntimeError {
+    let allowed = match kind {
+        Kind::Connector => "the xla:plugin contract, WASI and wasi:http",
+        Kind::Scorer => "the xla:plugin contract and WASI (no network)",
+    };
+    RuntimeError::Link {
+        plugin: plugin.clone(),
+        reason: format!("{error:#}; a {} may import only {allowed}", kind.name()),
+    }
+}
+
+/// A linked `InstancePre` that is not the world's shape.
+pub(crate) fn wrong_world(plugin: &PluginId, kind: Kind, error: wasmtime::Error) -> RuntimeError {
+    RuntimeError::WrongWorld {
+        plugin: plugin.clone(),
+        expected: kind.name(),
+        reason: format!("{error:#}"),
+    }
+}

@@ -1,0 +1,256 @@
+//! Running connector plugins: linking, instantiation, and the four calls
+//! (`describe`, `check`, `pull`, `parse`) under the per-call limits.
+
+use super::engine::Runtime;
+use super::error::{PluginId, RuntimeError};
+use super::limits::Limits;
+use super::outbound::{OutboundHooks, OutboundPolicy};
+use super::state::{Kind, PluginState};
+use super::{Batch, ConnectorInfo, MetricInfo, Observation};
+use super::{call, convert, describe};
+use std::sync::Arc;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store};
+
+pub(crate) mod bindings {
+    //! Host bindings of the `connector-plugin` world.
+    wasmtime::component::bindgen!({
+        path: "../../wit/since_v0.1.0",
+        world: "xla:plugin/connector-plugin",
+        exports: { default: async },
+        require_store_data_send: true,
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
+    });
+}
+
+use bindings::xla::plugin::log as wit_log;
+
+/// The linker of connectors: WASI (deny by default), `wasi:http` through
+/// the outbound hooks, and `log`.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    super::outbound::request_parts::add_to_linker(&mut linker)?;
+    wit_log::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
+    Ok(linker)
+}
+
+impl wit_log::Host for PluginState {
+    fn log(&mut self, level: wit_log::Level, message: String) {
+        use super::log::Level;
+        let level = match level {
+            wit_log::Level::Trace => Level::Trace,
+            wit_log::Level::Debug => Level::Debug,
+            wit_log::Level::Info => Level::Info,
+            wit_log::Level::Warn => Level::Warn,
+            wit_log::Level::Error => Level::Error,
+        };
+        if let Ok(mut log) = self.log.lock() {
+            log.emit(level, &message);
+        }
+    }
+}
+
+/// A connector compiled and linked, ready to instantiate cheaply.
+#[derive(Clone)]
+pub struct ConnectorPre {
+    plugin: PluginId,
+    pre: bindings::ConnectorPluginPre<PluginState>,
+    /// Owning the runtime keeps its epoch ticker alive, so the deadline
+    /// holds for as long as anything can instantiate this plugin.
+    runtime: Runtime,
+}
+
+impl ConnectorPre {
+    /// Links `component` as a connector; fails if it is another kind of
+    /// plugin, targets another contract version, or imports what the
+    /// connector sandbox does not give.
+    pub fn new(runtime: &Runtime, plugin: PluginId, component: &Component) -> Result<ConnectorPre, RuntimeError> {
+        call::check_export(runtime.engine(), &plugin, component, Kind::Connector)?;
+        let pre = runtime
+            .connector_linker()
+            .instantiate_pre(component)
+            .map_err(|e| call::link_error(&plugin, Kind::Connector, e))?;
+        let pre = bindings::ConnectorPluginPre::new(pre).map_err(|e| call::wrong_world(&plugin, Kind::Connector, e))?;
+        Ok(ConnectorPre {
+            plugin,
+            pre,
+            runtime: runtime.clone(),
+        })
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &PluginId {
+        &self.plugin
+    }
+
+    /// A session for one sync run or one command: one instance, reused across
+    /// its calls until a call traps, then replaced.
+    pub fn session(&self, limits: Limits, policy: Option<Arc<OutboundPolicy>>) -> ConnectorSession {
+        ConnectorSession {
+            pre: self.clone(),
+            limits,
+            policy,
+            live: None,
+        }
+    }
+}
+
+struct Live {
+    store: Store<PluginState>,
+    bindings: bindings::ConnectorPlugin,
+}
+
+/// Calls into one connector instance.
+pub struct ConnectorSession {
+    pre: ConnectorPre,
+    limits: Limits,
+    policy: Option<Arc<OutboundPolicy>>,
+    live: Option<Live>,
+}
+
+impl ConnectorSession {
+    /// `describe()`.
+    pub async fn describe(&mut self) -> Result<ConnectorInfo, RuntimeError> {
+        let mut live = self.instance().await?;
+        let outcome = call::bounded(&self.limits, &mut live.store, self.span("describe"), |store| {
+            live.bindings.xla_plugin_connector().call_describe(store)
+        })
+        .await;
+        let info = self.settle(live, outcome)?;
+        let info = ConnectorInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            config_schema: info.config_schema,
+            metrics: info
+                .metrics
+                .into_iter()
+                .map(|m| MetricInfo {
+                    name: m.name,
+                    layer: convert::layer(m.layer),
+                    unit: m.unit,
+                    description: m.description,
+                })
+                .collect(),
+            hosts: info.hosts,
+            media_types: info.media_types,
+        };
+        describe::check_connector(&self.pre.plugin, &info)?;
+        Ok(info)
+    }
+
+    /// `check(config)`.
+    pub async fn check(&mut self, config: &str) -> Result<(), RuntimeError> {
+        let mut live = self.instance().await?;
+        let outcome = call::bounded(&self.limits, &mut live.store, self.span("check"), |store| {
+            live.bindings.xla_plugin_connector().call_check(store, config)
+        })
+        .await;
+        let result = self.settle(live, outcome)?;
+        result.map_err(|e| self.plugin_error(e))
+    }
+
+    /// `pull(config, cursor)`.
+    pub async fn pull(&mut self, config: &str, cursor: Option<&str>) -> Result<Batch, RuntimeError> {
+        let mut live = self.instance().await?;
+        let outcome = call::bounded(&self.limits, &mut live.store, self.span("pull"), |store| {
+            live.bindings.xla_plugin_connector().call_pull(store, config, cursor)
+        })
+        .await;
+        let batch = self.settle(live, outcome)?.map_err(|e| self.plugin_error(e))?;
+        Ok(Batch {
+            observations: self.checked("pull", batch.observations)?,
+            cursor: batch.cursor,
+            more: batch.more,
+        })
+    }
+
+    /// `parse(config, media_type, body)`.
+    pub async fn parse(
+        &mut self,
+        config: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Result<Vec<Observation>, RuntimeError> {
+        let mut live = self.instance().await?;
+        let outcome = call::bounded(&self.limits, &mut live.store, self.span("parse"), |store| {
+            live.bindings
+                .xla_plugin_connector()
+                .call_parse(store, config, media_type, body)
+        })
+        .await;
+        let observations = self.settle(live, outcome)?.map_err(|e| self.plugin_error(e))?;
+        self.checked("parse", observations)
+    }
+
+    /// The observations of a call, each held to the rules every path
+    /// applies, so `plugin run` refuses what `sync` would.
+    fn checked(
+        &self,
+        call: &'static str,
+        observations: Vec<bindings::xla::plugin::types::Observation>,
+    ) -> Result<Vec<Observation>, RuntimeError> {
+        let observations: Vec<Observation> = observations.into_iter().map(convert::observation).collect();
+        for o in &observations {
+            o.check().map_err(|reason| RuntimeError::BadOutput {
+                plugin: self.pre.plugin.clone(),
+                call,
+                record: format!(
+                    "`{}` (metric `{}`)",
+                    xla_types::untrusted::escape_capped(&o.id, 100),
+                    xla_types::untrusted::escape_capped(&o.metric, 100)
+                ),
+                reason,
+            })?;
+        }
+        Ok(observations)
+    }
+
+    async fn instance(&mut self) -> Result<Live, RuntimeError> {
+        if let Some(live) = self.live.take() {
+            return Ok(live);
+        }
+        let plugin = &self.pre.plugin;
+        let hooks = OutboundHooks::new(&plugin.name, self.policy.clone());
+        let state = PluginState::new(plugin, Kind::Connector, &self.limits, hooks);
+        let mut store = call::new_store(self.pre.runtime.engine(), state);
+        // A start function runs under the same deadline and memory cap as a call.
+        let pre = &self.pre.pre;
+        let outcome = call::bounded(&self.limits, &mut store, self.span("instantiate"), |store| {
+            pre.instantiate_async(store)
+        })
+        .await;
+        let bindings = call::finish(&self.limits, &store, outcome)?;
+        Ok(Live { store, bindings })
+    }
+
+    /// Keeps the instance after a clean call; throws it away after a trap, a
+    /// deadline or a call that left host resources behind, so nothing from
+    /// such a call survives.
+    fn settle<R>(&mut self, mut live: Live, outcome: call::Outcome<R>) -> Result<R, RuntimeError> {
+        // What a guest hoarded in one call must not stay held into the next.
+        let keep = matches!(outcome, call::Outcome::Done(_)) && !live.store.data_mut().hoards_resources();
+        let result = call::finish(&self.limits, &live.store, outcome);
+        if keep {
+            self.live = Some(live);
+        }
+        result
+    }
+
+    fn plugin_error(&self, error: bindings::xla::plugin::types::PluginError) -> RuntimeError {
+        RuntimeError::Plugin {
+            plugin: self.pre.plugin.clone(),
+            error: convert::plugin_error(error),
+        }
+    }
+
+    fn span(&self, call: &'static str) -> tracing::Span {
+        call::span(&self.pre.plugin, call)
+    }
+}

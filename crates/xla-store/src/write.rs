@@ -1,0 +1,544 @@
+//! Committing a batch: new blocks of rows, the rollup sets they change, the
+//! dictionary and the cursor in one atomic sled batch; the in-memory index
+//! follows once it is on disk. A replayed record changes nothing; a changed
+//! record replaces the old one and every rollup it touched follows.
+
+use super::block::{
+    Block, Fingerprint, RecordId, RetiredRow, Row, Value, record_fingerprint, stored_record_fingerprint,
+    subject_fingerprint,
+};
+use super::dict::Dictionary;
+use super::index::{BlockMeta, Change, Index, Loc};
+use super::keys::{self, BlockKey, DAY_MS, SetKey};
+use super::model::{Provenance, is_rating, layer_code};
+use super::read::provenance_key;
+use super::rollup::{Rollup, RollupSet};
+use super::{Inner, Store, StoreError};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeSet;
+use xla_types::Observation;
+
+/// Rows per block: few enough that compacting one is cheap, enough that a
+/// batch of ten thousand is a few dozen writes.
+const BLOCK_ROWS: usize = 512;
+
+/// One batch from a connector instance and the cursor that follows it.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitBatch<'a> {
+    /// Tenant the data belongs to.
+    pub tenant: &'a str,
+    /// Connector instance that emitted it.
+    pub source: &'a str,
+    /// Where it came from.
+    pub provenance: &'a Provenance,
+    /// The observations; a repeated (id, metric) keeps the last.
+    pub observations: &'a [Observation],
+    /// The cursor to store with it, if any.
+    pub cursor: Option<&'a str>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CommitSummary {
+    /// New rows.
+    pub inserted: usize,
+    /// Rows that replaced a stored row with other data.
+    pub replaced: usize,
+    /// Rows identical to what was stored (a replay).
+    pub unchanged: usize,
+}
+
+/// A block read because one of its rows is being replaced.
+enum OldBlock {
+    Live(Block<Row>),
+    Retired(Block<RetiredRow>),
+}
+
+/// Rollup cells of one set touched by the commit, and the cells that lost
+/// an extreme (their min or max must be recomputed from rows).
+#[derive(Default)]
+struct TouchedSet {
+    cells: RollupSet,
+    dirty: BTreeSet<u32>,
+}
+
+/// A block this commit writes, with its id.
+type FreshBlock = (u64, Block<Row>);
+
+/// A row's dimensions: rolled up (dictionary ids) and per-subject (inline).
+type SplitDimensions = (Vec<(u32, u32)>, Vec<(u32, String)>);
+
+/// The commit being built.
+struct Work<'a> {
+    db: &'a sled::Db,
+    index: &'a Index,
+    tenant: u32,
+    source: u32,
+    provenance: u32,
+    /// Ids of the dimensions that name subjects.
+    subjects: Vec<u32>,
+    old: HashMap<u64, OldBlock>,
+    /// Rows leaving each old block.
+    lost: HashMap<u64, u32>,
+    /// Locations of rows this commit replaces.
+    replaced: HashSet<Loc>,
+    /// New blocks by (metric, day); the last of each is the open one.
+    fresh: HashMap<(u32, i32), Vec<FreshBlock>>,
+    sets: HashMap<SetKey, TouchedSet>,
+    changes: Vec<Change>,
+    next_block: u64,
+}
+
+impl Store {
+    /// Commits `batch` atomically; on error nothing of it is stored.
+    pub fn commit(&self, batch: CommitBatch<'_>) -> Result<CommitSummary, StoreError> {
+        let mut inner = self.lock()?;
+        let result = self.commit_locked(&mut inner, batch);
+        if result.is_err() {
+            // Ids handed out for a failed batch may not have been written, and
+            // the disk may hold more or less than memory thinks: reread both.
+            inner.dict = Dictionary::load(&self.db)?;
+            inner.index = None;
+        }
+        result
+    }
+
+    fn commit_locked(&self, inner: &mut Inner, batch: CommitBatch<'_>) -> Result<CommitSummary, StoreError> {
+        let (dict, index) = inner.parts(&self.db)?;
+        let tenant = dict.intern(batch.tenant);
+        let unrolled: Vec<u32> = keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
+        let mut work = Work {
+            db: &self.db,
+            index,
+            tenant,
+            source: dict.intern(batch.source),
+            provenance: dict.intern(&provenance_key(batch.provenance)),
+            subjects: keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect(),
+            old: HashMap::default(),
+            lost: HashMap::default(),
+            replaced: HashSet::default(),
+            fresh: HashMap::default(),
+            sets: HashMap::default(),
+            changes: Vec::new(),
+            next_block: index.next_block,
+        };
+        let mut summary = CommitSummary::default();
+        // A connector sends a record's metrics one after another with the
+        // same dimensions: split them once.
+        let mut last_split: Option<(&[(String, String)], SplitDimensions)> = None;
+        for observation in last_of_each(batch.observations) {
+            validate(observation)?;
+            let metric = dict.intern(&observation.metric);
+            let day = keys::day_of(observation.at);
+            let (dims, inline) = match &last_split {
+                Some((dimensions, split)) if *dimensions == observation.dimensions.as_slice() => split.clone(),
+                _ => {
+                    let split = split_dimensions(dict, &unrolled, observation);
+                    last_split = Some((&observation.dimensions, split.clone()));
+                    split
+                }
+            };
+            let row = Row {
+                id: RecordId::new(&observation.id),
+                offset: (observation.at - i64::from(day) * DAY_MS) as u32,
+                value: Value::new(observation.value),
+                layer: layer_code(observation.layer),
+                dims,
+                inline,
+            };
+            let fingerprint = record_fingerprint(tenant, work.source, metric, &observation.id);
+            let rating = is_rating(&observation.metric);
+            if let Some(loc) = work.index.record(fingerprint) {
+                if work.unchanged(loc, &row, day)? {
+                    summary.unchanged += 1;
+                    continue;
+                }
+                work.retract(loc)?;
+                summary.replaced += 1;
+            } else {
+                summary.inserted += 1;
+            }
+            work.insert(fingerprint, metric, day, row, rating)?;
+        }
+        let mut ops = sled::Batch::default();
+        work.settle_blocks(&mut ops)?;
+        self.settle_sets(&mut work, dict, &mut ops)?;
+        dict.write_pending(&mut ops);
+        ops.insert(keys::BLOCK_NEXT, &work.next_block.to_be_bytes());
+        // The index's size before this commit: a hint, one commit behind.
+        ops.insert(keys::INDEX_SIZE, &work.index.size_hint());
+        if let Some(cursor) = batch.cursor {
+            ops.insert(keys::cursor(tenant, work.source), cursor.as_bytes());
+        }
+        let (changes, next_block) = (work.changes, work.next_block);
+        self.db.apply_batch(ops)?;
+        // The batch is in sled now: the index follows before anything else
+        // can fail, so it never knows less than the disk.
+        index.apply(changes);
+        index.next_block = next_block;
+        if self.durable {
+            self.db.flush()?;
+        }
+        Ok(summary)
+    }
+
+    /// Writes every touched rollup set; a cell that lost an extreme is
+    /// recomputed from the rows of its day as they are after this commit.
+    fn settle_sets(&self, work: &mut Work<'_>, dict: &Dictionary, ops: &mut sled::Batch) -> Result<(), StoreError> {
+        let mut day_rows: HashMap<(u32, i32), Vec<Row>> = HashMap::default();
+        let sets: Vec<(SetKey, TouchedSet)> = work.sets.drain().collect();
+        for (key, mut set) in sets {
+            // Rows of a day past retention are gone: its cells keep count,
+            // sum, histogram and sketch exact, and min/max as they were.
+            if !set.dirty.is_empty() && !self.retired(key.tenant, key.day)? {
+                let rows = match day_rows.entry((key.metric, key.day)) {
+                    std::collections::hash_map::Entry::Occupied(rows) => rows.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(work.rows_after(key.metric, key.day)?)
+                    }
+                };
+                let rating = dict.string(key.metric).is_some_and(is_rating);
+                for value in &set.dirty {
+                    let mut cell = Rollup::default();
+                    let counts = |row: &&Row| key.dim_key == 0 || row.dims.contains(&(key.dim_key, *value));
+                    for row in rows.iter().filter(counts) {
+                        cell.add(row.value.get(), rating);
+                    }
+                    set.cells.insert(*value, cell);
+                }
+            }
+            set.cells.retain(|_, cell| cell.count > 0);
+            if set.cells.is_empty() {
+                ops.remove(&key.key());
+            } else {
+                ops.insert(&key.key(), super::rollup::encode_set(&set.cells)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Work<'_> {
+    /// Reads the block holding `loc` (once per commit) and says what it is.
+    fn old_block(&mut self, loc: Loc) -> Result<BlockMeta, StoreError> {
+        let meta = *self
+            .index
+            .block(loc.block)
+            .ok_or_else(|| StoreError::corrupt("the index points at a missing block"))?;
+        if !self.old.contains_key(&loc.block) {
+            let bytes = self
+                .db
+                .get(meta.key.key())?
+                .ok_or_else(|| StoreError::corrupt("the index points at a missing block"))?;
+            let block = if meta.key.retired {
+                OldBlock::Retired(Block::decode(&bytes)?)
+            } else {
+                OldBlock::Live(Block::decode(&bytes)?)
+            };
+            self.old.insert(loc.block, block);
+        }
+        Ok(meta)
+    }
+
+    /// Whether the stored row at `loc` already says what `row` says.
+    fn unchanged(&mut self, loc: Loc, row: &Row, day: i32) -> Result<bool, StoreError> {
+        let old_day = self.old_block(loc)?.key.day;
+        let slot = loc.slot as usize;
+        Ok(match &self.old[&loc.block] {
+            OldBlock::Live(block) => block
+                .rows
+                .get(slot)
+                .and_then(Option::as_ref)
+                .ok_or_else(missing_row)?
+                .same_data(old_day, row, day),
+            // A retired row kept only what the rollups need; a record that
+            // says the same there is a replay.
+            OldBlock::Retired(block) => {
+                let old = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
+                old_day == day
+                    && old.value.get().to_bits() == row.value.get().to_bits()
+                    && old.layer == row.layer
+                    && old.dims == row.dims
+            }
+        })
+    }
+
+    /// Takes the row at `loc` out of the rollups and the subject index.
+    fn retract(&mut self, loc: Loc) -> Result<(), StoreError> {
+        let key = self.old_block(loc)?.key;
+        let slot = loc.slot as usize;
+        let (value, dims, subjects) = match &self.old[&loc.block] {
+            OldBlock::Live(block) => {
+                let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
+                let subjects: Vec<Fingerprint> = row
+                    .inline
+                    .iter()
+                    .filter(|(k, _)| self.subjects.contains(k))
+                    .map(|(k, v)| subject_fingerprint(key.tenant, *k, v))
+                    .collect();
+                (row.value.get(), row.dims.clone(), subjects)
+            }
+            OldBlock::Retired(block) => {
+                let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
+                (row.value.get(), row.dims.clone(), Vec::new())
+            }
+        };
+        for (set, dim_value) in cells(key.tenant, key.metric, key.day, &dims) {
+            let touched = self.set(set)?;
+            let cell = touched.cells.entry(dim_value).or_default();
+            if !cell.remove(value) {
+                touched.dirty.insert(dim_value);
+            }
+        }
+        for subject in subjects {
+            self.changes.push(Change::SubjectRemove(subject, loc));
+        }
+        *self.lost.entry(loc.block).or_default() += 1;
+        self.replaced.insert(loc);
+        Ok(())
+    }
+
+    /// Adds a row to this commit's open block for its metric and day.
+    fn insert(
+        &mut self,
+        fingerprint: Fingerprint,
+        metric: u32,
+        day: i32,
+        row: Row,
+        rating: bool,
+    ) -> Result<(), StoreError> {
+        for (set, dim_value) in cells(self.tenant, metric, day, &row.dims) {
+            self.set(set)?
+                .cells
+                .entry(dim_value)
+                .or_default()
+                .add(row.value.get(), rating);
+        }
+        let blocks = self.fresh.entry((metric, day)).or_default();
+        if blocks.last().is_none_or(|(_, block)| block.rows.len() >= BLOCK_ROWS) {
+            blocks.push((
+                self.next_block,
+                Block {
+                    source: self.source,
+                    provenance: self.provenance,
+                    rows: Vec::new(),
+                },
+            ));
+            self.next_block += 1;
+        }
+        let Some((id, block)) = blocks.last_mut() else {
+            return Err(StoreError::corrupt("no open block"));
+        };
+        let loc = Loc {
+            block: *id,
+            slot: block.rows.len() as u32,
+        };
+        for (k, v) in row.inline.iter().filter(|(k, _)| self.subjects.contains(k)) {
+            self.changes
+                .push(Change::SubjectAdd(subject_fingerprint(self.tenant, *k, v), loc));
+        }
+        block.rows.push(Some(row));
+        self.changes.push(Change::Record(fingerprint, loc));
+        Ok(())
+    }
+
+    fn set(&mut self, key: SetKey) -> Result<&mut TouchedSet, StoreError> {
+        use std::collections::hash_map::Entry;
+        Ok(match self.sets.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let cells = match self.db.get(key.key())? {
+                    Some(bytes) => super::rollup::decode_set(&bytes)?,
+                    None => RollupSet::new(),
+                };
+                entry.insert(TouchedSet {
+                    cells,
+                    dirty: BTreeSet::new(),
+                })
+            }
+        })
+    }
+
+    /// Whether the row of `fingerprint` at `loc` is current once this commit lands.
+    fn live_after(&self, fingerprint: Fingerprint, loc: Loc) -> bool {
+        self.index.is_live(fingerprint, loc) && !self.replaced.contains(&loc)
+    }
+
+    /// Writes the new blocks, and compacts or deletes old blocks that rows left.
+    fn settle_blocks(&mut self, ops: &mut sled::Batch) -> Result<(), StoreError> {
+        let mut metas = Vec::new();
+        for ((metric, day), blocks) in &self.fresh {
+            for (id, block) in blocks {
+                let key = BlockKey {
+                    tenant: self.tenant,
+                    metric: *metric,
+                    day: *day,
+                    block: *id,
+                    retired: false,
+                };
+                ops.insert(&key.key(), block.encode()?);
+                metas.push(Change::Block(BlockMeta {
+                    key,
+                    present: block.rows.len() as u32,
+                    live: 0,
+                }));
+            }
+        }
+        let mut gone = Vec::new();
+        for (id, lost) in &self.lost {
+            let meta = *self
+                .index
+                .block(*id)
+                .ok_or_else(|| StoreError::corrupt("the index lost a block"))?;
+            let live = meta
+                .live
+                .checked_sub(*lost)
+                .ok_or_else(|| StoreError::corrupt("more rows left a block than it held"))?;
+            if live == 0 {
+                ops.remove(&meta.key.key());
+                gone.push(Change::BlockGone(*id));
+            } else if live * 2 < meta.present {
+                let bytes = self.compact(&meta)?;
+                ops.insert(&meta.key.key(), bytes);
+                metas.push(Change::Block(BlockMeta { present: live, ..meta }));
+            }
+        }
+        // Blocks first, so records can point into them; deletions last.
+        let records = std::mem::take(&mut self.changes);
+        self.changes = metas.into_iter().chain(records).chain(gone).collect();
+        Ok(())
+    }
+
+    /// An old block with its stale rows dropped (slots keep their places).
+    fn compact(&self, meta: &BlockMeta) -> Result<Vec<u8>, StoreError> {
+        let block = self
+            .old
+            .get(&meta.key.block)
+            .ok_or_else(|| StoreError::corrupt("compacting a block that was not read"))?;
+        let at = |slot: usize| Loc {
+            block: meta.key.block,
+            slot: slot as u32,
+        };
+        match block {
+            OldBlock::Live(block) => {
+                let mut block = block.clone();
+                for (slot, row) in block.rows.iter_mut().enumerate() {
+                    let stale = row.as_ref().is_some_and(|r| {
+                        let fingerprint =
+                            stored_record_fingerprint(meta.key.tenant, block.source, meta.key.metric, &r.id);
+                        !self.live_after(fingerprint, at(slot))
+                    });
+                    if stale {
+                        *row = None;
+                    }
+                }
+                block.encode()
+            }
+            OldBlock::Retired(block) => {
+                let mut block = block.clone();
+                for (slot, row) in block.rows.iter_mut().enumerate() {
+                    let stale = row
+                        .as_ref()
+                        .is_some_and(|r| !self.live_after(u128::from_le_bytes(r.fingerprint), at(slot)));
+                    if stale {
+                        *row = None;
+                    }
+                }
+                block.encode()
+            }
+        }
+    }
+
+    /// The rows of a metric's day as they are once this commit lands.
+    fn rows_after(&self, metric: u32, day: i32) -> Result<Vec<Row>, StoreError> {
+        let mut rows = Vec::new();
+        let (start, end) = keys::block_range(self.tenant, metric, day, day + 1);
+        for entry in self.db.range(start..end) {
+            let (key, value) = entry?;
+            let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
+            let block: Block<Row> = Block::decode(&value)?;
+            for (slot, row) in block.rows.into_iter().enumerate() {
+                let Some(row) = row else { continue };
+                let fingerprint = stored_record_fingerprint(self.tenant, block.source, metric, &row.id);
+                let loc = Loc {
+                    block: key.block,
+                    slot: slot as u32,
+                };
+                if self.live_after(fingerprint, loc) {
+                    rows.push(row);
+                }
+            }
+        }
+        if let Some(blocks) = self.fresh.get(&(metric, day)) {
+            rows.extend(blocks.iter().flat_map(|(_, b)| b.rows.iter().flatten().cloned()));
+        }
+        Ok(rows)
+    }
+}
+
+fn missing_row() -> StoreError {
+    StoreError::corrupt("the index points at an empty slot")
+}
+
+/// The rollup cells a row counts in: its day's total (dimension 0) and one
+/// per rolled-up dimension.
+fn cells(tenant: u32, metric: u32, day: i32, dims: &[(u32, u32)]) -> impl Iterator<Item = (SetKey, u32)> + '_ {
+    std::iter::once((0, 0))
+        .chain(dims.iter().copied())
+        .map(move |(dim_key, value)| {
+            (
+                SetKey {
+                    tenant,
+                    metric,
+                    day,
+                    dim_key,
+                },
+                value,
+            )
+        })
+}
+
+/// The last observation of each (id, metric), in batch order.
+fn last_of_each(observations: &[Observation]) -> Vec<&Observation> {
+    let mut last: HashMap<(&str, &str), usize> =
+        HashMap::with_capacity_and_hasher(observations.len(), Default::default());
+    for (i, o) in observations.iter().enumerate() {
+        last.insert((o.id.as_str(), o.metric.as_str()), i);
+    }
+    if last.len() == observations.len() {
+        return observations.iter().collect();
+    }
+    let keep: HashSet<usize> = last.into_values().collect();
+    observations
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, o)| o)
+        .collect()
+}
+
+/// The rules every path applies ([`Observation::check`]), as a store error.
+fn validate(o: &Observation) -> Result<(), StoreError> {
+    o.check().map_err(|reason| StoreError::BadObservation {
+        id: xla_types::untrusted::escape_capped(&o.id, 100).into_owned(),
+        metric: xla_types::untrusted::escape_capped(&o.metric, 100).into_owned(),
+        reason: reason.to_string(),
+    })
+}
+
+/// Rolled-up dimensions as dictionary ids and per-subject ones inline, each
+/// sorted by key; empty values are dropped.
+fn split_dimensions(dict: &mut Dictionary, unrolled: &[u32], o: &Observation) -> SplitDimensions {
+    let (mut dims, mut inline) = (Vec::new(), Vec::new());
+    for (k, v) in o.dimensions.iter().filter(|(_, v)| !v.is_empty()) {
+        let key = dict.intern(k);
+        if unrolled.contains(&key) {
+            inline.push((key, v.clone()));
+        } else {
+            dims.push((key, dict.intern(v)));
+        }
+    }
+    dims.sort_unstable();
+    inline.sort_unstable();
+    (dims, inline)
+}

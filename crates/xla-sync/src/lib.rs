@@ -1,0 +1,328 @@
+//! The sync engine: runs a connector instance's pulls into the store.
+//!
+//! A run checks the connector, then pulls from the stored cursor until the
+//! connector says there is no more. Each batch commits atomically with the
+//! cursor that follows it, so a run killed at any point resumes exactly
+//! where the last commit left off: nothing lost, nothing twice (a replayed
+//! batch changes nothing). Failed calls are retried as [`retry`] decides;
+//! every run is recorded in the store's run log.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod retry;
+pub mod schedule;
+
+pub use retry::{Backoff, Decision};
+
+use config::{ConnectorInstance, SyncConfig};
+use xla_runtime::Limits;
+use xla_runtime::config::PluginsConfig;
+
+/// What the scheduler and instance preparation read of the host config:
+/// the instances, `[sync]`, the default `[limits]` and `[plugins]`.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncSetup<'a> {
+    /// `[[connectors]]`.
+    pub connectors: &'a [ConnectorInstance],
+    /// `[sync]`.
+    pub sync: &'a SyncConfig,
+    /// `[limits]`, the defaults an instance's `limits` override.
+    pub limits: &'a Limits,
+    /// `[plugins]`: where the connectors' plugins live and their pins.
+    pub plugins: &'a PluginsConfig,
+}
+
+use std::sync::Arc;
+use std::time::Duration;
+use xla_runtime::{Batch, ConnectorSession, RuntimeError};
+use xla_store::{CommitBatch, CommitSummary, Provenance, RunOutcome, RunRecord, Store, StoreError};
+
+/// What a run needs to know of its connector instance.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    /// Instance name (the store's source).
+    pub instance: String,
+    /// Tenant the data belongs to.
+    pub tenant: String,
+    /// The plugin config as JSON.
+    pub config: String,
+    /// Plugin name, version and sha256, kept with every row.
+    pub plugin: String,
+    /// Plugin version.
+    pub version: String,
+    /// sha256 of the component.
+    pub sha256: String,
+}
+
+/// How a run behaves.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Retries and waits.
+    pub backoff: Backoff,
+    /// Stop after this many pulls (the run is then `stopped`, and the next
+    /// one resumes from the cursor).
+    pub max_pulls: Option<u64>,
+}
+
+/// What a run reports as it goes (a progress bar, a log).
+pub trait Progress: Send {
+    /// A batch was committed; `record` holds the run's totals so far.
+    fn batch(&mut self, record: &RunRecord, observations: usize) {
+        let _ = (record, observations);
+    }
+
+    /// A call failed and will be retried after `wait`.
+    fn retry(&mut self, attempt: u32, wait: Duration, error: &RuntimeError) {
+        let _ = (attempt, wait, error);
+    }
+}
+
+/// Reports nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The connector failed and retrying did not help (or could not).
+    #[error("sync of `{instance}` failed after {attempts} attempt(s) at {step}: {source}")]
+    Connector {
+        /// Instance.
+        instance: String,
+        /// `check` or `pull #N`.
+        step: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        source: RuntimeError,
+    },
+    /// The connector keeps saying "more" without moving its cursor or
+    /// returning anything: a bug in it, which would otherwise loop forever.
+    #[error(
+        "sync of `{instance}` stopped: the connector returned {pulls} empty batches in a row without moving its cursor while saying more follows; report it to the plugin's author"
+    )]
+    NoProgress {
+        /// Instance.
+        instance: String,
+        /// Empty pulls in a row.
+        pulls: u32,
+    },
+    /// The store refused or failed; nothing of the batch was stored.
+    #[error("sync of `{instance}`: the store failed: {source}")]
+    Store {
+        /// Instance.
+        instance: String,
+        /// The store's error.
+        source: StoreError,
+    },
+}
+
+/// Runs one sync of `target` through `session` into `store`.
+pub async fn run(
+    session: &mut ConnectorSession,
+    store: &Arc<Store>,
+    target: &SyncTarget,
+    options: &SyncOptions,
+    progress: &mut dyn Progress,
+) -> Result<RunRecord, SyncError> {
+    let store_error = |source| SyncError::Store {
+        instance: target.instance.clone(),
+        source,
+    };
+    let mut record = store
+        .begin_run(&target.tenant, &target.instance, now_ms())
+        .map_err(store_error)?;
+    let result = pull_all(session, store, target, options, progress, &mut record).await;
+    record.finished = Some(now_ms());
+    record.outcome = match &result {
+        Ok(outcome) => *outcome,
+        Err(error) => {
+            record.error = Some(error.to_string());
+            RunOutcome::Failed
+        }
+    };
+    store.save_run(&record).map_err(store_error)?;
+    result.map(|_| record)
+}
+
+async fn pull_all(
+    session: &mut ConnectorSession,
+    store: &Arc<Store>,
+    target: &SyncTarget,
+    options: &SyncOptions,
+    progress: &mut dyn Progress,
+    record: &mut RunRecord,
+) -> Result<RunOutcome, SyncError> {
+    let provenance = Provenance {
+        connector: target.instance.clone(),
+        plugin: target.plugin.clone(),
+        version: target.version.clone(),
+        sha256: target.sha256.clone(),
+        sync_run: record.run,
+    };
+    let mut cursor = store
+        .cursor(&target.tenant, &target.instance)
+        .map_err(|source| SyncError::Store {
+            instance: target.instance.clone(),
+            source,
+        })?;
+    with_retries("check", options, progress, record, target, async || {
+        session.check(&target.config).await
+    })
+    .await?;
+    // Batch N commits on a blocking thread while batch N+1 is pulled: the
+    // connector and the store each keep a core busy. Commits stay in order,
+    // one at a time, so the stored cursor only ever moves forward.
+    let mut in_flight: Option<InFlight> = None;
+    let mut pulls = 0_u64;
+    let mut idle = 0;
+    loop {
+        pulls += 1;
+        let step = format!("pull #{pulls}");
+        let pulled = with_retries(&step, options, progress, record, target, async || {
+            session.pull(&target.config, cursor.as_deref()).await
+        })
+        .await;
+        // Settle the previous commit first: a failed one ends the run, and
+        // a batch is only committed after the one before it.
+        if let Some(flight) = in_flight.take() {
+            settle(flight, target, record, progress).await?;
+        }
+        let batch = pulled?;
+        let more = batch.more;
+        // A connector that returns no cursor keeps the one it was given.
+        let next = batch.cursor.clone().or(cursor.clone());
+        idle = if more && batch.observations.is_empty() && next == cursor {
+            idle + 1
+        } else {
+            0
+        };
+        if idle >= MAX_IDLE_PULLS {
+            return Err(SyncError::NoProgress {
+                instance: target.instance.clone(),
+                pulls: idle,
+            });
+        }
+        let flight = spawn_commit(store, target, &provenance, batch, next.clone());
+        cursor = next;
+        let stop = if !more {
+            Some(RunOutcome::Completed)
+        } else if options.max_pulls.is_some_and(|max| pulls >= max) {
+            Some(RunOutcome::Stopped)
+        } else {
+            None
+        };
+        match stop {
+            Some(outcome) => {
+                settle(flight, target, record, progress).await?;
+                return Ok(outcome);
+            }
+            None => in_flight = Some(flight),
+        }
+    }
+}
+
+/// Empty pulls in a row, cursor unmoved and "more" said, before a run gives up.
+const MAX_IDLE_PULLS: u32 = 3;
+
+/// Calls `call` until it succeeds or the backoff gives up.
+async fn with_retries<T, F>(
+    step: &str,
+    options: &SyncOptions,
+    progress: &mut dyn Progress,
+    record: &mut RunRecord,
+    target: &SyncTarget,
+    mut call: F,
+) -> Result<T, SyncError>
+where
+    F: AsyncFnMut() -> Result<T, RuntimeError>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => match options.backoff.decide(attempt, &error, retry::jitter()) {
+                Decision::Retry(wait) => {
+                    tracing::warn!(instance = %target.instance, %step, attempt, ?wait, %error, "retrying");
+                    progress.retry(attempt, wait, &error);
+                    record.retries += 1;
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Decision::Fail => {
+                    return Err(SyncError::Connector {
+                        instance: target.instance.clone(),
+                        step: step.to_string(),
+                        attempts: attempt,
+                        source: error,
+                    });
+                }
+            },
+        }
+    }
+}
+
+/// A batch being committed.
+struct InFlight {
+    observations: usize,
+    commit: tokio::task::JoinHandle<Result<CommitSummary, StoreError>>,
+}
+
+/// Starts committing a batch on a blocking thread (a commit waits for the disk).
+fn spawn_commit(
+    store: &Arc<Store>,
+    target: &SyncTarget,
+    provenance: &Provenance,
+    batch: Batch,
+    cursor: Option<String>,
+) -> InFlight {
+    let (store, tenant, source, provenance) = (
+        Arc::clone(store),
+        target.tenant.clone(),
+        target.instance.clone(),
+        provenance.clone(),
+    );
+    let observations = batch.observations.len();
+    let commit = tokio::task::spawn_blocking(move || {
+        store.commit(CommitBatch {
+            tenant: &tenant,
+            source: &source,
+            provenance: &provenance,
+            observations: &batch.observations,
+            cursor: cursor.as_deref(),
+        })
+    });
+    InFlight { observations, commit }
+}
+
+/// Waits for a commit and counts it in the run record.
+async fn settle(
+    flight: InFlight,
+    target: &SyncTarget,
+    record: &mut RunRecord,
+    progress: &mut dyn Progress,
+) -> Result<(), SyncError> {
+    let store_error = |source| SyncError::Store {
+        instance: target.instance.clone(),
+        source,
+    };
+    let summary = flight
+        .commit
+        .await
+        .map_err(|e| store_error(StoreError::Corrupt(format!("the commit task failed: {e}"))))?
+        .map_err(store_error)?;
+    record.batches += 1;
+    record.inserted += summary.inserted as u64;
+    record.replaced += summary.replaced as u64;
+    record.unchanged += summary.unchanged as u64;
+    progress.batch(record, flight.observations);
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

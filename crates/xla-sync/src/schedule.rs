@@ -1,0 +1,413 @@
+//! Scheduled syncs: every connector instance with a `schedule` is synced at
+//! start, then again one interval (plus up to 5 % jitter, at most 30 s)
+//! after each run *ends*, so runs of one instance never overlap.
+//!
+//! Runs against one upstream (the origin of a grant) share a semaphore of
+//! `max_concurrent` permits: an instance takes one permit of each of its
+//! upstreams, always in the same order so two instances never wait on each
+//! other, and holds them for the whole run. The request rate per upstream
+//! is a separate limit, enforced on every request by the outbound policy.
+//!
+//! Shutdown: once the token is cancelled no run starts and every wait
+//! (for the next interval, for a permit) ends at once. A run in progress
+//! may finish within `grace`; past it, the run is cut at its next await
+//! point. A cut loses nothing: each batch commits atomically with its
+//! cursor, and a commit already started completes on its own blocking
+//! thread; the pull in progress is discarded and read again by the next
+//! run, and the run is logged `interrupted` with the counts of the batches
+//! it had committed.
+
+mod instance;
+
+pub use instance::{InstanceError, SyncInstance, load_instance_plugin, upstream};
+
+use super::{Progress, SyncOptions};
+use crate::SyncSetup;
+use crate::config::{ConfigError, ConnectorInstance, SyncConfig};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use xla_runtime::{ConnectorSession, Runtime};
+use xla_store::{RunOutcome, RunRecord, Store};
+
+/// How the scheduler runs syncs.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Retries and waits of each run.
+    pub sync: SyncOptions,
+    /// How long a run in progress at shutdown may go on before it is cut.
+    pub grace: Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            sync: SyncOptions::default(),
+            grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why the scheduler cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// No instance has a schedule, so there is nothing to run.
+    #[error(
+        "no connector instance has a `schedule`{known}; add e.g. `schedule = \"15m\"` to a [[connectors]] entry of the host config (`xla-host sync <instance>` syncs one on demand)"
+    )]
+    NothingScheduled {
+        /// ` (instances: a, b)` or empty.
+        known: String,
+    },
+    /// The config is wrong (a schedule, `[sync]`).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An instance cannot be made ready.
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+}
+
+/// The instances of `config` with a schedule, and their intervals; an
+/// error naming the `schedule` field when there is none, and the first bad
+/// schedule or `[sync]` entry.
+pub fn scheduled(config: SyncSetup<'_>) -> Result<Vec<(&ConnectorInstance, Duration)>, ScheduleError> {
+    config.sync.validate()?;
+    let mut scheduled = Vec::new();
+    for instance in config.connectors {
+        let interval = instance.interval().map_err(|message| ConfigError::Instance {
+            instance: instance.name.clone(),
+            message,
+        })?;
+        if let Some(interval) = interval {
+            scheduled.push((instance, interval));
+        }
+    }
+    if scheduled.is_empty() {
+        let names: Vec<&str> = config.connectors.iter().map(|c| c.name.as_str()).collect();
+        let known = if names.is_empty() {
+            " (the host config has no [[connectors]])".to_string()
+        } else {
+            format!(" (instances: {}, all manual)", names.join(", "))
+        };
+        return Err(ScheduleError::NothingScheduled { known });
+    }
+    Ok(scheduled)
+}
+
+/// A run that ended, as the scheduler reports it.
+#[derive(Debug, Clone)]
+pub struct FinishedRun {
+    /// Instance.
+    pub instance: String,
+    /// Wall time from the start of the run (after its permits) to its end.
+    pub duration: Duration,
+    /// The run log's record as the run ended; `None` only when the store
+    /// failed before the run could be recorded.
+    pub record: Option<RunRecord>,
+    /// Why the run failed or was cut, if it did not complete.
+    pub error: Option<String>,
+}
+
+impl FinishedRun {
+    /// How it ended (`failed` when there is no record).
+    pub fn outcome(&self) -> RunOutcome {
+        self.record.as_ref().map_or(RunOutcome::Failed, |r| r.outcome)
+    }
+}
+
+struct Job {
+    instance: SyncInstance,
+    interval: Duration,
+    /// One semaphore per upstream, in the upstreams' sorted order.
+    upstreams: Vec<Arc<Semaphore>>,
+}
+
+/// Runs scheduled syncs until shut down.
+pub struct Scheduler {
+    store: Arc<Store>,
+    limits: SyncConfig,
+    options: SchedulerOptions,
+    semaphores: BTreeMap<String, Arc<Semaphore>>,
+    jobs: Vec<Job>,
+}
+
+impl Scheduler {
+    /// An empty scheduler writing to `store`, with `limits` per upstream.
+    pub fn new(store: Arc<Store>, limits: &SyncConfig, options: SchedulerOptions) -> Scheduler {
+        Scheduler {
+            store,
+            limits: limits.clone(),
+            options,
+            semaphores: BTreeMap::new(),
+            jobs: Vec::new(),
+        }
+    }
+
+    /// A scheduler for every instance of `config` with a schedule, each
+    /// with its plugin loaded and its policy built; requests share the
+    /// config's per-upstream rate limits. Fails on the first instance that
+    /// cannot be made ready, naming it, and when none has a schedule.
+    pub fn from_config(
+        runtime: &Runtime,
+        config: SyncSetup<'_>,
+        store: Arc<Store>,
+        options: SchedulerOptions,
+    ) -> Result<Scheduler, ScheduleError> {
+        let scheduled = scheduled(config)?;
+        let rate_limits = config.sync.rate_limits()?.map(Arc::new);
+        let mut scheduler = Scheduler::new(store, config.sync, options);
+        for (instance, interval) in scheduled {
+            let ready = SyncInstance::prepare(runtime, config, instance, rate_limits.clone())?;
+            scheduler.add(ready, interval);
+        }
+        Ok(scheduler)
+    }
+
+    /// Schedules `instance` every `interval` (from the end of each run).
+    pub fn add(&mut self, instance: SyncInstance, interval: Duration) {
+        let upstreams = instance
+            .upstreams()
+            .iter()
+            .map(|upstream| {
+                let permits = self.limits.max_concurrent(upstream).max(1) as usize;
+                Arc::clone(
+                    self.semaphores
+                        .entry(upstream.clone())
+                        .or_insert_with(|| Arc::new(Semaphore::new(permits))),
+                )
+            })
+            .collect();
+        self.jobs.push(Job {
+            instance,
+            interval,
+            upstreams,
+        });
+    }
+
+    /// The scheduled instances and their intervals.
+    pub fn schedule(&self) -> impl Iterator<Item = (&str, Duration)> {
+        self.jobs.iter().map(|job| (job.instance.name(), job.interval))
+    }
+
+    /// Runs every instance on its schedule until `shutdown` is cancelled,
+    /// calling `on_finish` after each run. Returns once no run is left and
+    /// no commit of a cut run is still in flight.
+    pub async fn run<F>(self, shutdown: CancellationToken, on_finish: F)
+    where
+        F: Fn(&FinishedRun) + Send + Sync + 'static,
+    {
+        let on_finish: Arc<dyn Fn(&FinishedRun) + Send + Sync> = Arc::new(on_finish);
+        let mut threads = Vec::new();
+        for job in self.jobs {
+            let name = job.instance.name().to_string();
+            let context = Context {
+                store: Arc::clone(&self.store),
+                options: self.options.clone(),
+                shutdown: shutdown.clone(),
+                on_finish: Arc::clone(&on_finish),
+            };
+            let (done, ended) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new().name(format!("sync {name}")).spawn(move || {
+                job_thread(job, context);
+                let _ = done.send(());
+            });
+            match spawned {
+                Ok(_) => threads.push((name, ended)),
+                Err(e) => {
+                    tracing::error!(instance = %name, "cannot start the instance's thread; it is not scheduled: {e}")
+                }
+            }
+        }
+        for (name, ended) in threads {
+            if ended.await.is_err() {
+                tracing::error!(instance = %name, "the instance's scheduler thread panicked");
+            }
+        }
+    }
+}
+
+/// Runs one instance's schedule on this thread, on a runtime of its own.
+///
+/// A thread per instance because the sync engine's future is not `Send`
+/// as the compiler sees it (its retry closures borrow with higher-ranked
+/// lifetimes), so it cannot be spawned on the shared runtime. Dropping the
+/// thread's runtime waits for its blocking tasks, so a commit a cut run
+/// started has ended when the thread does.
+fn job_thread(job: Job, context: Context) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(instance = %job.instance.name(), "cannot start the instance's runtime; it is not scheduled: {e}");
+            return;
+        }
+    };
+    let span = tracing::info_span!("schedule", instance = %job.instance.name());
+    runtime.block_on(job_loop(job, context).instrument(span));
+}
+
+/// What every job shares.
+struct Context {
+    store: Arc<Store>,
+    options: SchedulerOptions,
+    shutdown: CancellationToken,
+    on_finish: Arc<dyn Fn(&FinishedRun) + Send + Sync>,
+}
+
+async fn job_loop(job: Job, context: Context) {
+    // One session for all the instance's runs: the plugin instance stays
+    // warm and the OAuth token cached between runs.
+    let mut session = job.instance.session();
+    loop {
+        let permits = tokio::select! {
+            biased;
+            () = context.shutdown.cancelled() => return,
+            permits = acquire(&job.upstreams) => permits,
+        };
+        let Some(permits) = permits else {
+            return;
+        };
+        let finished = run_once(&job.instance, &mut session, &context).await;
+        drop(permits);
+        log(&finished);
+        (context.on_finish)(&finished);
+        let wait = job.interval + jitter(job.interval);
+        tokio::select! {
+            biased;
+            () = context.shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One permit of each upstream, taken in the upstreams' sorted order (so
+/// no two instances each hold what the other waits for); `None` if a
+/// semaphore was closed.
+async fn acquire(upstreams: &[Arc<Semaphore>]) -> Option<Vec<OwnedSemaphorePermit>> {
+    let mut permits = Vec::with_capacity(upstreams.len());
+    for semaphore in upstreams {
+        permits.push(Arc::clone(semaphore).acquire_owned().await.ok()?);
+    }
+    Some(permits)
+}
+
+/// Up to 5 % of the interval, at most 30 s, so instances on one interval
+/// drift apart instead of hitting their upstreams together.
+fn jitter(interval: Duration) -> Duration {
+    let most = interval.mul_f64(0.05).min(Duration::from_secs(30));
+    most.mul_f64(super::retry::jitter())
+}
+
+async fn run_once(instance: &SyncInstance, session: &mut ConnectorSession, context: &Context) -> FinishedRun {
+    let target = instance.target();
+    let started = Instant::now();
+    let started_ms = now_ms();
+    let mut progress = LastBatch::default();
+    let mut run = Box::pin(super::run(
+        session,
+        &context.store,
+        target,
+        &context.options.sync,
+        &mut progress,
+    ));
+    let grace = context.options.grace;
+    let cut = async {
+        context.shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        result = &mut run => Some(result),
+        () = cut => None,
+    };
+    // Dropping the run cuts it; a commit it started goes on to the end.
+    drop(run);
+    let (record, error) = match result {
+        Some(Ok(record)) => (Some(record), None),
+        Some(Err(error)) => (
+            last_record(&context.store, instance, started_ms),
+            Some(error.to_string()),
+        ),
+        None => {
+            let record = close_cut_run(&context.store, instance, progress.record, started_ms, grace);
+            let error = record.as_ref().and_then(|r| r.error.clone());
+            (record, error.or_else(|| Some("cut by shutdown".into())))
+        }
+    };
+    FinishedRun {
+        instance: instance.name().to_string(),
+        duration: started.elapsed(),
+        record,
+        error,
+    }
+}
+
+/// The instance's newest run, if it began at or after `started_ms` (a
+/// failed run saves its record before returning its error).
+fn last_record(store: &Store, instance: &SyncInstance, started_ms: i64) -> Option<RunRecord> {
+    let target = instance.target();
+    let runs = store.runs(&target.tenant, &target.instance, 1).ok()?;
+    runs.into_iter().next().filter(|run| run.started >= started_ms)
+}
+
+/// Logs a run cut by shutdown as `interrupted`, with the counts of the
+/// batches it had committed.
+fn close_cut_run(
+    store: &Store,
+    instance: &SyncInstance,
+    last_batch: Option<RunRecord>,
+    started_ms: i64,
+    grace: Duration,
+) -> Option<RunRecord> {
+    let mut record = last_batch.or_else(|| last_record(store, instance, started_ms))?;
+    if record.outcome != RunOutcome::Running {
+        return Some(record);
+    }
+    record.finished = Some(now_ms());
+    record.outcome = RunOutcome::Interrupted;
+    record.error = Some(format!(
+        "cut by shutdown after a grace of {:.1} s; the next run resumes from the last committed cursor",
+        grace.as_secs_f64()
+    ));
+    if let Err(e) = store.save_run(&record) {
+        tracing::error!(instance = %record.instance, "cannot record the cut run: {e}");
+    }
+    Some(record)
+}
+
+fn log(finished: &FinishedRun) {
+    let duration = finished.duration;
+    match (&finished.record, &finished.error) {
+        (Some(r), None) => tracing::info!(
+            instance = %finished.instance, outcome = ?r.outcome, run = r.run, batches = r.batches,
+            inserted = r.inserted, replaced = r.replaced, unchanged = r.unchanged, retries = r.retries, ?duration,
+            "scheduled sync finished"
+        ),
+        (record, error) => tracing::warn!(
+            instance = %finished.instance, outcome = ?finished.outcome(), run = record.as_ref().map(|r| r.run),
+            inserted = record.as_ref().map(|r| r.inserted), ?duration, error = error.as_deref().unwrap_or_default(),
+            "scheduled sync did not complete"
+        ),
+    }
+}
+
+/// Keeps the run record as of the last committed batch, for a run that is
+/// cut before it can save its own.
+#[derive(Default)]
+struct LastBatch {
+    record: Option<RunRecord>,
+}
+
+impl Progress for LastBatch {
+    fn batch(&mut self, record: &RunRecord, _observations: usize) {
+        self.record = Some(record.clone());
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
