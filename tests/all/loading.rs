@@ -207,3 +207,70 @@ fn a_corrupt_component_with_a_matching_hash_fails_to_compile_clearly() {
         "{error}"
     );
 }
+
+/// A manifest whose version no longer matches what the component says of
+/// itself (a component swapped or rebuilt by hand under an old manifest) is
+/// refused by every path that describes the plugin, naming both values.
+#[test]
+fn describe_and_manifest_must_agree_on_every_path_that_loads_the_plugin() {
+    let (dir, feed) = copy_plugin(guests::JSON_FEED);
+    edit_manifest(&feed, "version = \"0.1.0\"", "version = \"9.9.9\"");
+    let (_mean_dir, mean) = copy_plugin(guests::MEAN);
+    edit_manifest(&mean, "version = \"0.1.0\"", "version = \"9.9.9\"");
+    let both = "describe() says `json-feed` 0.1.0 but its plugin.toml says `json-feed` 9.9.9";
+
+    let output = crate::cli::xla_host(&["plugin", "check", feed.to_str().expect("utf-8")], &[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("describe() says `json-feed` 0.1.0 but plugin.toml says `json-feed` 9.9.9"),
+        "{stderr}"
+    );
+
+    // A sync is refused before the connector is asked for anything.
+    let config = dir.path().join("host.toml");
+    let text = format!(
+        "[plugins]\ndir = {:?}\n\n[[connectors]]\nname = \"feed\"\nplugin = \"json-feed\"\ntenant = \"acme\"\nconfig = {{ base_url = \"http://127.0.0.1:9/xla\" }}\n",
+        dir.path().display().to_string()
+    );
+    std::fs::write(&config, text).expect("write config");
+    let data = dir.path().join("data");
+    let output = crate::cli::xla_host(
+        &[
+            "--host-config",
+            config.to_str().expect("utf-8"),
+            "sync",
+            "feed",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(both), "{stderr}");
+
+    // Scoring loads its scorers the same way.
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let scorers_dir = mean.parent().and_then(Path::parent).expect("plugins dir");
+    let error = tokio
+        .block_on(xla_host::score::load_scorers(
+            runtime(),
+            scorers_dir,
+            &Pins::default(),
+            &Default::default(),
+            ["mean"],
+            &xla_host::runtime::Limits::default(),
+        ))
+        .err()
+        .expect("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("describe() says `mean` 0.1.0 but plugin.toml says `mean` 9.9.9"),
+        "{error}"
+    );
+}

@@ -101,9 +101,42 @@ pub fn build_workspace(repo_root: &Path, workspace: &Path, install_to: &Path) ->
             .join(WASM_TARGET)
             .join("release")
             .join(format!("{}.wasm", package.replace('-', "_")));
-        built.push(install(install_to, &guest, &wasm)?);
+        let identity = cargo_identity(workspace, &guest)?;
+        built.push(install(install_to, &guest, &wasm, Some(identity))?);
     }
     Ok(built)
+}
+
+/// The keys a Rust guest states once, in its `Cargo.toml`; the build
+/// copies them into the installed manifest, and the plugin's `describe()`
+/// reads them with `env!("CARGO_PKG_NAME")` and its siblings.
+const IDENTITY_KEYS: [&str; 3] = ["name", "version", "description"];
+
+/// A Rust guest's name, version and description from its `Cargo.toml`,
+/// following `version.workspace = true` (and the like) to the workspace.
+fn cargo_identity(workspace: &Path, guest: &Path) -> Result<toml::Table> {
+    let read = |path: &Path| -> Result<toml::Table> {
+        toml::from_str(&std::fs::read_to_string(path)?).with_context(|| format!("parsing {}", path.display()))
+    };
+    let manifest = read(&guest.join("Cargo.toml"))?;
+    let workspace_manifest = read(&workspace.join("Cargo.toml"))?;
+    let package = manifest.get("package").and_then(|p| p.as_table());
+    let inherited = workspace_manifest
+        .get("workspace")
+        .and_then(|w| w.get("package"))
+        .and_then(|p| p.as_table());
+    let mut identity = toml::Table::new();
+    for key in IDENTITY_KEYS {
+        let value = match package.and_then(|p| p.get(key)) {
+            Some(toml::Value::Table(t)) if t.get("workspace").and_then(|w| w.as_bool()) == Some(true) => {
+                inherited.and_then(|p| p.get(key)).cloned()
+            }
+            other => other.cloned(),
+        };
+        let value = value.with_context(|| format!("{}/Cargo.toml has no package {key}", guest.display()))?;
+        identity.insert(key.into(), value);
+    }
+    Ok(identity)
 }
 
 fn package_name(guest: &Path) -> Result<String> {
@@ -187,13 +220,29 @@ pub(crate) fn manifest_name(guest: &Path) -> Result<String> {
 }
 
 /// Installs the component `wasm` of `guest` under `install_to/<name>/`, with
-/// its manifest completed by the sha256 and the inlined config schema.
-pub(crate) fn install(install_to: &Path, guest: &Path, wasm: &Path) -> Result<BuiltGuest> {
+/// its manifest completed by the sha256, the inlined config schema and, for a
+/// Rust guest, the `identity` its `Cargo.toml` states (a Python guest states
+/// its identity in its `plugin.toml`).
+pub(crate) fn install(
+    install_to: &Path,
+    guest: &Path,
+    wasm: &Path,
+    identity: Option<toml::Table>,
+) -> Result<BuiltGuest> {
     let bytes = std::fs::read(wasm).with_context(|| format!("reading built guest {}", wasm.display()))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let source = guest.join("plugin.toml");
     let mut manifest: toml::Table =
         toml::from_str(&std::fs::read_to_string(&source)?).with_context(|| format!("parsing {}", source.display()))?;
+    if let Some(identity) = identity {
+        if let Some(key) = IDENTITY_KEYS.iter().find(|k| manifest.contains_key(**k)) {
+            bail!(
+                "{} states `{key}`, which the plugin states once, in its Cargo.toml; remove it from plugin.toml",
+                source.display()
+            );
+        }
+        manifest.extend(identity);
+    }
     let name = manifest
         .get("name")
         .and_then(|n| n.as_str())

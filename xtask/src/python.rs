@@ -70,7 +70,7 @@ pub fn build_python(repo_root: &Path, dir: &Path, install_to: &Path) -> Result<V
             componentize(repo_root, &name, &sources, &work, &wasm)?;
             std::fs::write(&stamp, &fingerprint).with_context(|| format!("writing {}", stamp.display()))?;
         }
-        built.push(crate::install(install_to, &guest, &wasm)?);
+        built.push(crate::install(install_to, &guest, &wasm, None)?);
     }
     Ok(built)
 }

@@ -4,7 +4,9 @@
 use super::engine::LoadedScorer;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use xla_runtime::plugins::{MANIFEST_FILE, Manifest, ManifestError, Pins, PluginLoadError, load_plugin};
+use xla_runtime::plugins::{
+    Described, MANIFEST_FILE, Manifest, ManifestError, Pins, PluginLoadError, check_identity, load_plugin,
+};
 use xla_runtime::{Limits, Runtime, RuntimeError};
 
 /// Why a scorer could not be loaded.
@@ -63,6 +65,12 @@ pub async fn load_scorers<'a>(
         let scorer = LoadedScorer::new(&plugin, tenant, limits)
             .await
             .ok_or_else(|| ScorerLoadError::NotScorer { name: name.to_string() })??;
+        let described = Described {
+            name: &scorer.info.name,
+            version: &scorer.info.version,
+            hosts: None,
+        };
+        check_identity(&plugin.path, &plugin.manifest, described).map_err(PluginLoadError::from)?;
         scorers.insert(name.to_string(), scorer);
     }
     Ok(scorers)

@@ -95,8 +95,9 @@ pub enum SyncError {
         step: String,
         /// Attempts made.
         attempts: u32,
-        /// The last error.
-        source: RuntimeError,
+        /// The last error (boxed: a runtime error is large, a sync error is
+        /// passed up often).
+        source: Box<RuntimeError>,
     },
     /// The connector keeps saying "more" without moving its cursor or
     /// returning anything: a bug in it, which would otherwise loop forever.
@@ -109,6 +110,18 @@ pub enum SyncError {
         /// Empty pulls in a row.
         pulls: u32,
     },
+    /// The connector's `describe()` names another plugin than its manifest.
+    #[error(
+        "sync of `{instance}` refused: the connector's describe() says {described} but its plugin.toml says {manifest}; rebuild the plugin so both agree"
+    )]
+    Identity {
+        /// Instance.
+        instance: String,
+        /// What `describe()` says.
+        described: String,
+        /// What the manifest says.
+        manifest: String,
+    },
     /// The store refused or failed; nothing of the batch was stored.
     #[error("sync of `{instance}`: the store failed: {source}")]
     Store {
@@ -117,6 +130,19 @@ pub enum SyncError {
         /// The store's error.
         source: StoreError,
     },
+}
+
+/// A run only goes ahead with the plugin the instance's manifest names:
+/// a component swapped or rebuilt under the same manifest is refused.
+fn check_identity(target: &SyncTarget, info: &xla_runtime::ConnectorInfo) -> Result<(), SyncError> {
+    if info.name == target.plugin && info.version == target.version {
+        return Ok(());
+    }
+    Err(SyncError::Identity {
+        instance: target.instance.clone(),
+        described: format!("`{}` {}", info.name, info.version),
+        manifest: format!("`{}` {}", target.plugin, target.version),
+    })
 }
 
 /// Runs one sync of `target` through `session` into `store`.
@@ -168,6 +194,11 @@ async fn pull_all(
             instance: target.instance.clone(),
             source,
         })?;
+    let info = with_retries("describe", options, progress, record, target, async || {
+        session.describe().await
+    })
+    .await?;
+    check_identity(target, &info)?;
     with_retries("check", options, progress, record, target, async || {
         session.check(&target.config).await
     })
@@ -256,7 +287,7 @@ where
                         instance: target.instance.clone(),
                         step: step.to_string(),
                         attempts: attempt,
-                        source: error,
+                        source: Box::new(error),
                     });
                 }
             },

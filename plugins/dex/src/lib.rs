@@ -45,11 +45,9 @@ fn score(name: &str, aggregate: &Aggregate, value: f64) -> Score {
 impl Scorer for Dex {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "dex".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Digital employee experience per group from Nexthink's `dex_score` (0-100): \
-                          `dex_score` = mean score, `dex_min` = lowest score."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![METRIC.into()],
             needs_rows: false,

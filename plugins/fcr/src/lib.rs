@@ -33,12 +33,9 @@ pub struct Fcr;
 impl Scorer for Fcr {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "fcr".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "First contact resolution per group: `first_contact_resolution` = 100 × sum / count of \
-                          the `first_contact_resolution` booleans, the percent of resolved tickets resolved with \
-                          no reassignment and no reopen."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![METRIC.into()],
             needs_rows: false,

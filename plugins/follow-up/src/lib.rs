@@ -156,13 +156,9 @@ pub struct FollowUp;
 impl Scorer for FollowUp {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "follow-up".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Follow-up list per slice, from per-ticket rows: tickets whose latest \
-                          `happiness_rating` is 0-6 need a human to get back to the user. `follow_up_count` \
-                          counts them; the detail lists up to `limit`, oldest response first, with rating, time, \
-                          reported lost time, assignment group and service."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![HAPPINESS.into(), LOST_TIME.into()],
             needs_rows: true,

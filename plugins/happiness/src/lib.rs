@@ -110,14 +110,9 @@ struct Happiness;
 impl Scorer for Happiness {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "happiness".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Happiness per group: % of ratings 9-10 minus % of ratings 0-6 (-100..+100), \
-                          from the 0-10 histogram of a rating metric (parameter `metric`, default \
-                          `happiness_rating`); also `positive_share`, `neutral_share` and \
-                          `negative_share` in percent. Groups with fewer than `min_sample` responses \
-                          get no score."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![DEFAULT_METRIC.into()],
             needs_rows: false,

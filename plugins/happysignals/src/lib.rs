@@ -68,12 +68,9 @@ impl Connector for HappySignals {
 
     fn info() -> ConnectorInfo {
         ConnectorInfo {
-            name: "happysignals".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Reads HappySignals survey responses on resolved IT tickets \
-                          (GET {base_url}/api/v2/responses/), incrementally by created and id, \
-                          and imports the CSV export."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             config_schema: include_str!("../config.schema.json").into(),
             metrics: vec![
                 metric(

@@ -108,11 +108,9 @@ impl Connector for JsonFeed {
 
     fn info() -> ConnectorInfo {
         ConnectorInfo {
-            name: "json-feed".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Reads observations from an HTTP endpoint that serves them as paged JSON \
-                          (GET {base_url}/observations?limit=N&after=CURSOR)."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             config_schema: include_str!("../config.schema.json").into(),
             metrics: vec![MetricInfo::new(
                 "*",

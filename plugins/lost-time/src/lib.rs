@@ -45,12 +45,9 @@ fn score(name: &str, aggregate: &Aggregate, value: f64) -> Score {
 impl Scorer for LostTime {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "lost-time".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Perceived lost time per group from `lost_time_minutes`: `lost_time_mean` = sum / count \
-                          (minutes per answer; responses without a lost-time answer are not counted) and \
-                          `lost_time_total` = sum (minutes)."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![METRIC.into()],
             needs_rows: false,

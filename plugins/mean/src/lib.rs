@@ -22,9 +22,9 @@ struct Mean;
 impl Scorer for Mean {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "mean".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Mean of each metric per group: sum / count.".into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec!["*".into()],
             needs_rows: false,

@@ -194,15 +194,9 @@ fn group_scores(
 impl Scorer for MspGainShare {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "msp-gain-share".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Client-specific gain-share terms of one MSP contract; the operator binds this scorer to \
-                          that one customer's tenant. From happiness (`happiness_rating`) and SLA compliance \
-                          (`sla_breached`): `earn_back` = credit × clamp((happiness − baseline) / \
-                          (happiness_target − baseline), 0, 1); `bonus` = min(bonus_per_point × (happiness − \
-                          happiness_target), bonus_cap) when happiness ≥ happiness_target and compliance ≥ \
-                          sla_target, else 0. Whole window only unless `per_group`."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![HAPPINESS.into(), SLA_BREACHED.into()],
             needs_rows: false,

@@ -147,11 +147,9 @@ impl Connector for Nexthink {
 
     fn info() -> ConnectorInfo {
         ConnectorInfo {
-            name: "nexthink".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Reads daily device DEX scores and telemetry from a Nexthink Infinity instance by running a \
-                          predefined NQL query (export flow or execute), one day range per pull."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             config_schema: include_str!("../config.schema.json").into(),
             metrics: row::METRIC_INFO
                 .iter()

@@ -183,13 +183,9 @@ pub struct Pareto;
 impl Scorer for Pareto {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "pareto".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Lost-time Pareto per slice, from per-ticket rows: among tickets with a \
-                          `lost_time_minutes` answer, sorted by minutes (most first), `pareto_ticket_share` is the \
-                          percent of tickets that account for `lost_time_share` (default 80) percent of the total \
-                          lost time; the detail lists the costliest tickets."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![LOST_TIME.into()],
             needs_rows: true,

@@ -32,11 +32,9 @@ pub struct ReopenRate;
 impl Scorer for ReopenRate {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "reopen-rate".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Reopen rate per group: `reopen_rate` = 100 × sum / count of the `reopened` booleans, \
-                          the percent of resolved tickets reopened at least once."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![METRIC.into()],
             needs_rows: false,

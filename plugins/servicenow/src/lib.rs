@@ -209,12 +209,9 @@ impl Connector for ServiceNow {
 
     fn info() -> ConnectorInfo {
         ConnectorInfo {
-            name: "servicenow".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Reads resolved incidents, closed requested items and finished task SLAs from a \
-                          ServiceNow instance's Table API (GET {instance_url}/api/now/table/{table}), \
-                          incrementally by sys_updated_on and sys_id."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             config_schema: include_str!("../config.schema.json").into(),
             metrics: vec![
                 metric(

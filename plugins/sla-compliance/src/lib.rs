@@ -34,12 +34,9 @@ pub struct SlaCompliance;
 impl Scorer for SlaCompliance {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "sla-compliance".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "SLA compliance per group: `sla_compliance` = 100 × (count − sum) / count of the \
-                          `sla_breached` booleans, the percent of SLAs (one per SLA definition of a ticket) \
-                          not breached."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![METRIC.into()],
             needs_rows: false,

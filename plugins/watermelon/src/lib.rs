@@ -265,15 +265,9 @@ pub struct Watermelon;
 impl Scorer for Watermelon {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "watermelon".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Watermelon per slice, from per-ticket rows: a ticket whose SLAs (`sla_breached`) were \
-                          all met but whose latest `happiness_rating` is 0-6 is a watermelon ticket; a slice \
-                          (`group_by`, plus the whole window) is flagged 1 when its SLA compliance (percent of \
-                          tickets with all SLAs met) is at least `sla_target` while its happiness is below \
-                          `happiness_target`. Also reports `sla_compliance`, `happiness` and \
-                          `watermelon_tickets` per slice."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![SLA_BREACHED.into(), HAPPINESS.into()],
             needs_rows: true,

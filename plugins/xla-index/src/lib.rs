@@ -253,14 +253,9 @@ fn check_all(table: &AggregateTable) -> Result<(), PluginError> {
 impl Scorer for XlaIndex {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "xla-index".into(),
+            name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Composite XLA index per group, 0-100: the weighted mean (default X 0.5, O 0.3, T 0.2) of \
-                          experience = (happiness + 100) / 2 from `happiness_rating`, operational = mean of SLA \
-                          compliance (`sla_breached`) and first contact resolution (`first_contact_resolution`), \
-                          and technical = mean `dex_score`. Layers without data are left out and the others \
-                          re-weighted; the detail says which were used, with their sub-scores."
-                .into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: include_str!("../parameters.schema.json").into(),
             metrics: vec![HAPPINESS.into(), SLA_BREACHED.into(), FIRST_CONTACT.into(), DEX.into()],
             needs_rows: false,

@@ -4,7 +4,7 @@
 use super::options::{self, LimitArgs};
 use super::parse::{self, ParseArgs};
 use crate::config::HostConfig;
-use crate::plugins::{LoadedPlugin, PluginPre, load_plugin};
+use crate::plugins::{self, LoadedPlugin, PluginPre, load_plugin};
 use crate::runtime::outbound::OutboundPolicy;
 use crate::runtime::{ConnectorInfo, ConnectorPre, ScorerInfo};
 use crate::untrusted::{self, Shown};
@@ -127,35 +127,19 @@ async fn describe(plugin: &LoadedPlugin, config: &HostConfig) -> Result<Describe
 
 /// The manifest and `describe()` must agree on who the plugin is.
 fn check_consistent(plugin: &LoadedPlugin, described: &Described) -> Result<()> {
-    let (name, version) = match described {
-        Described::Connector(info) => (&info.name, &info.version),
-        Described::Scorer(info) => (&info.name, &info.version),
+    let described = match described {
+        Described::Connector(info) => plugins::Described {
+            name: &info.name,
+            version: &info.version,
+            hosts: Some(&info.hosts),
+        },
+        Described::Scorer(info) => plugins::Described {
+            name: &info.name,
+            version: &info.version,
+            hosts: None,
+        },
     };
-    let manifest = &plugin.manifest;
-    if *name != manifest.name || *version != manifest.version {
-        bail!(
-            "{}: describe() says `{name}` {version} but plugin.toml says `{}` {}; rebuild the plugin so both agree",
-            plugin.path.display(),
-            manifest.name,
-            manifest.version
-        );
-    }
-    // The manifest's hosts are what the sandbox enforces; a describe() that
-    // claims others would show the operator a false picture.
-    if let Described::Connector(info) = described {
-        let mut claimed: Vec<&str> = info.hosts.iter().map(String::as_str).collect();
-        let mut enforced: Vec<&str> = manifest.hosts.iter().map(String::as_str).collect();
-        claimed.sort_unstable();
-        enforced.sort_unstable();
-        if claimed != enforced {
-            bail!(
-                "{}: describe() claims the hosts [{}] but plugin.toml, which the sandbox enforces, declares [{}]; rebuild the plugin so both agree",
-                plugin.path.display(),
-                claimed.join(", "),
-                enforced.join(", ")
-            );
-        }
-    }
+    plugins::check_identity(&plugin.path, &plugin.manifest, described)?;
     Ok(())
 }
 

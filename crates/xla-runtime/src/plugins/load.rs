@@ -110,6 +110,9 @@ pub enum PluginLoadError {
     /// The runtime refused it (not a component, wrong world, link failure…).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// `describe()` and the manifest disagree on who the plugin is.
+    #[error(transparent)]
+    Identity(#[from] super::IdentityError),
 }
 
 /// A linked plugin of either kind.

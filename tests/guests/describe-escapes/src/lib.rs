@@ -19,8 +19,8 @@ impl Connector for DescribeEscapes {
         let mut description = String::from(ESCAPES);
         description.push_str(&"x".repeat(50 << 20));
         ConnectorInfo {
-            name: "describe-escapes".into(),
-            version: "0.1.0".into(),
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             description,
             config_schema: "{}".into(),
             metrics: Vec::new(),

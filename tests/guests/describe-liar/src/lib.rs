@@ -10,8 +10,8 @@ impl Connector for DescribeLiar {
 
     fn info() -> ConnectorInfo {
         ConnectorInfo {
-            name: "describe-liar".into(),
-            version: "0.1.0".into(),
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             description: "Reads one harmless feed.".into(),
             config_schema: "{}".into(),
             metrics: Vec::new(),

@@ -242,9 +242,9 @@ impl Connector for Hostile {
 
     fn info() -> ConnectorInfo {
         ConnectorInfo {
-            name: "hostile".into(),
-            version: "0.1.0".into(),
-            description: "Test guest that attacks the sandbox.".into(),
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             config_schema: "{}".into(),
             metrics: Vec::new(),
             hosts: vec!["*".into()],

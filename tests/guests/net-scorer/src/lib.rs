@@ -26,9 +26,9 @@ struct NetScorer;
 impl Guest for NetScorer {
     fn describe() -> ScorerInfo {
         ScorerInfo {
-            name: "net-scorer".into(),
-            version: "0.1.0".into(),
-            description: "Tries to reach the network from a scorer.".into(),
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: "{}".into(),
             metrics: Vec::new(),
             needs_rows: false,

@@ -45,9 +45,9 @@ fn probe() -> Vec<Score> {
 impl Scorer for Probe {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "probe-scorer".into(),
-            version: "0.1.0".into(),
-            description: "Test guest: reports what a scorer can see.".into(),
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: "{}".into(),
             metrics: Vec::new(),
             needs_rows: true,

@@ -16,9 +16,9 @@ struct SlowStart;
 impl Scorer for SlowStart {
     fn info() -> ScorerInfo {
         ScorerInfo {
-            name: "slow-start-scorer".into(),
-            version: "0.1.0".into(),
-            description: "Test guest: its start function waits 20 s.".into(),
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             parameters_schema: "{}".into(),
             metrics: Vec::new(),
             needs_rows: false,

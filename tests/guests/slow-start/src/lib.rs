@@ -18,9 +18,9 @@ impl Connector for SlowStart {
 
     fn info() -> ConnectorInfo {
         ConnectorInfo {
-            name: "slow-start".into(),
-            version: "0.1.0".into(),
-            description: "Test guest: its start function waits 20 s.".into(),
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
             config_schema: "{}".into(),
             metrics: Vec::new(),
             hosts: Vec::new(),
