@@ -28,7 +28,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "XLA_HOST_CONFIG", value_name = "FILE")]
     pub host_config: Option<PathBuf>,
 
-    /// Log filter, e.g. `info`, `xla_host=debug,plugin=trace`.
+    /// Log filter, e.g. `info`, `xla_sync=debug,xla_runtime=debug,plugin=trace` (one target per crate; `plugin` for what plugins log).
     #[arg(
         long,
         global = true,
