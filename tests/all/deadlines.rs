@@ -20,21 +20,21 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs the binary with `args` and asserts it failed, in time, because
+/// `plugin` ran past a deadline of `limit`.
+fn assert_stopped(args: &[&str], plugin: &str, limit: &str) {
+    let started = Instant::now();
+    let output = xla_host(args, &[]);
+    assert!(started.elapsed() < PATIENCE, "ran for {:?}", started.elapsed());
+    assert!(!output.status.success());
+    let expected = format!("plugin `{plugin}` 0.1.0 ran past its {limit} deadline");
+    assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
+}
+
 #[test]
 fn a_connector_whose_start_function_waits_is_stopped_at_the_deadline() {
-    let started = Instant::now();
-    let output = xla_host(&["plugin", "run", guests::SLOW_START, "--deadline-ms", "1000"], &[]);
-    assert!(
-        started.elapsed() < PATIENCE,
-        "instantiation ran for {:?}",
-        started.elapsed()
-    );
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("plugin `slow-start` 0.1.0 ran past its 1 s deadline"),
-        "{}",
-        stderr(&output)
-    );
+    let args = ["plugin", "run", guests::SLOW_START, "--deadline-ms", "1000"];
+    assert_stopped(&args, "slow-start", "1 s");
 }
 
 #[test]
@@ -42,28 +42,9 @@ fn a_scorer_whose_start_function_waits_is_stopped_at_the_deadline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("host.toml");
     std::fs::write(&config, "[limits]\ndeadline_ms = 1000\n").expect("write config");
-    let started = Instant::now();
-    let output = xla_host(
-        &[
-            "--host-config",
-            config.to_str().expect("utf-8"),
-            "plugin",
-            "check",
-            guests::SLOW_START_SCORER,
-        ],
-        &[],
-    );
-    assert!(
-        started.elapsed() < PATIENCE,
-        "instantiation ran for {:?}",
-        started.elapsed()
-    );
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("plugin `slow-start-scorer` 0.1.0 ran past its 1 s deadline"),
-        "{}",
-        stderr(&output)
-    );
+    let config = config.to_str().expect("utf-8");
+    let args = ["--host-config", config, "plugin", "check", guests::SLOW_START_SCORER];
+    assert_stopped(&args, "slow-start-scorer", "1 s");
 }
 
 /// A host config whose one XLA is scored by the probe scorer in `mode`.
@@ -103,26 +84,16 @@ fn a_looping_scorer_is_stopped_through_report() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = looping_report_config(dir.path());
     let data = dir.path().join("data");
-    let started = Instant::now();
-    let output = xla_host(
-        &[
-            "--host-config",
-            config.to_str().expect("utf-8"),
-            "report",
-            "--period",
-            "2026-03",
-            "--data-dir",
-            data.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
-    assert!(started.elapsed() < PATIENCE, "report ran for {:?}", started.elapsed());
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("plugin `probe-scorer` 0.1.0 ran past its 1 s deadline"),
-        "{}",
-        stderr(&output)
-    );
+    let args = [
+        "--host-config",
+        config.to_str().expect("utf-8"),
+        "report",
+        "--period",
+        "2026-03",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ];
+    assert_stopped(&args, "probe-scorer", "1 s");
 }
 
 #[test]
