@@ -22,7 +22,14 @@ use std::process::ExitCode;
 /// level agreements.
 #[derive(Debug, Parser)]
 #[command(name = "xla-host", version, propagate_version = true)]
-#[command(after_help = "Start with `xla-host demo`. Every command has --help with examples.")]
+#[cfg_attr(
+    feature = "sim",
+    command(after_help = "Start with `xla-host demo`. Every command has --help with examples.")
+)]
+#[cfg_attr(
+    not(feature = "sim"),
+    command(after_help = "Start with `xla-host plugin check FILE`. Every command has --help with examples.")
+)]
 pub struct Cli {
     /// Host configuration file (TOML): plugin directory, pins, limits, connector instances.
     #[arg(long, global = true, env = "XLA_HOST_CONFIG", value_name = "FILE")]
