@@ -65,12 +65,8 @@ pub async fn load_scorers<'a>(
         let scorer = LoadedScorer::new(&plugin, tenant, limits)
             .await
             .ok_or_else(|| ScorerLoadError::NotScorer { name: name.to_string() })??;
-        let described = Described {
-            name: &scorer.info.name,
-            version: &scorer.info.version,
-            hosts: None,
-        };
-        check_identity(&plugin.path, &plugin.manifest, described).map_err(PluginLoadError::from)?;
+        check_identity(&plugin.path, &plugin.manifest, Described::scorer(&scorer.info))
+            .map_err(PluginLoadError::from)?;
         scorers.insert(name.to_string(), scorer);
     }
     Ok(scorers)

@@ -68,11 +68,7 @@ pub(crate) async fn run(config: &HostConfig, args: ImportArgs) -> Result<ExitCod
     // the connector might make is refused, whatever the instance grants.
     let mut session = pre.session(limits, None);
     let info = session.describe().await.context("describe() failed")?;
-    let described = crate::plugins::Described {
-        name: &info.name,
-        version: &info.version,
-        hosts: Some(&info.hosts),
-    };
+    let described = crate::plugins::Described::connector(&info);
     crate::plugins::check_identity(&plugin.path, &plugin.manifest, described)?;
     check_media_type(pre.plugin(), &info, &media_type)?;
 

@@ -47,11 +47,7 @@ pub(crate) async fn run(config: &HostConfig, args: ParseArgs) -> Result<ExitCode
     // the connector might make is refused.
     let mut session = pre.session(limits, None);
     let info = session.describe().await.context("describe() failed")?;
-    let described = crate::plugins::Described {
-        name: &info.name,
-        version: &info.version,
-        hosts: Some(&info.hosts),
-    };
+    let described = crate::plugins::Described::connector(&info);
     crate::plugins::check_identity(&plugin.path, &plugin.manifest, described)?;
     check_media_type(pre.plugin(), &info, &args.media_type)?;
 

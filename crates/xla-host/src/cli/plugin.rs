@@ -128,16 +128,8 @@ async fn describe(plugin: &LoadedPlugin, config: &HostConfig) -> Result<Describe
 /// The manifest and `describe()` must agree on who the plugin is.
 fn check_consistent(plugin: &LoadedPlugin, described: &Described) -> Result<()> {
     let described = match described {
-        Described::Connector(info) => plugins::Described {
-            name: &info.name,
-            version: &info.version,
-            hosts: Some(&info.hosts),
-        },
-        Described::Scorer(info) => plugins::Described {
-            name: &info.name,
-            version: &info.version,
-            hosts: None,
-        },
+        Described::Connector(info) => plugins::Described::connector(info),
+        Described::Scorer(info) => plugins::Described::scorer(info),
     };
     plugins::check_identity(&plugin.path, &plugin.manifest, described)?;
     Ok(())

@@ -54,6 +54,26 @@ pub struct Described<'a> {
     pub hosts: Option<&'a [String]>,
 }
 
+impl<'a> Described<'a> {
+    /// What a connector's `describe()` said.
+    pub fn connector(info: &'a crate::ConnectorInfo) -> Self {
+        Described {
+            name: &info.name,
+            version: &info.version,
+            hosts: Some(&info.hosts),
+        }
+    }
+
+    /// What a scorer's `describe()` said (scorers need no hosts).
+    pub fn scorer(info: &'a crate::ScorerInfo) -> Self {
+        Described {
+            name: &info.name,
+            version: &info.version,
+            hosts: None,
+        }
+    }
+}
+
 /// Checks `described` against the manifest's `name`, `version` and `hosts`
 /// for the component at `path`.
 pub fn check_identity(
