@@ -509,7 +509,7 @@ fn counts(report: &serde_json::Value) -> (u64, u64, u64) {
 async fn import_is_idempotent_and_leaves_the_sync_cursor_alone() {
     use xla_host::sim::happysignals::{self, HappySignalsOptions};
     use xla_host::sim::org::{self, OrgSpec};
-    use xla_host::store::{RunOutcome, Store};
+    use xla_host::store::RunOutcome;
 
     let org = Arc::new(org::generate(&OrgSpec {
         seed: 11,
@@ -553,8 +553,8 @@ async fn import_is_idempotent_and_leaves_the_sync_cursor_alone() {
     let synced = report(&run(args(&["sync", "hs-acme", "--data-dir", &data_arg, "--json"])).await);
     assert_eq!(synced["outcome"], "completed", "{synced}");
     let cursor = {
-        let store = Store::open(&data).expect("open");
-        store.cursor("acme", "hs-acme").expect("cursor")
+        let store = crate::support::open_store(&data);
+        store.cursor("acme", "hs-acme").await.expect("cursor")
     };
     assert!(cursor.is_some(), "the sync stored a cursor");
     let requests = sim.requests();
@@ -600,14 +600,15 @@ async fn import_is_idempotent_and_leaves_the_sync_cursor_alone() {
     let second = report(&import_manual().await);
     assert_eq!(counts(&second), (0, 0, 5), "{second}");
 
-    let store = Store::open(&data).expect("open");
+    let store = crate::support::open_store(&data);
     assert_eq!(
-        store.cursor("acme", "hs-acme").expect("cursor"),
+        store.cursor("acme", "hs-acme").await.expect("cursor"),
         cursor,
         "imports leave the sync cursor as the sync left it"
     );
     let rows = store
         .observations("acme", "happiness_rating", i64::MIN, i64::MAX)
+        .await
         .expect("rows");
     let manual_row = rows
         .iter()
@@ -619,7 +620,7 @@ async fn import_is_idempotent_and_leaves_the_sync_cursor_alone() {
         manual_row.provenance.sync_run,
         first["run"]["run"].as_u64().expect("run id")
     );
-    let runs = store.runs("acme", "hs-acme", 10).expect("runs");
+    let runs = store.runs("acme", "hs-acme", 10).await.expect("runs");
     assert_eq!(runs.len(), 4, "one sync and three imports in the run log");
     assert!(runs.iter().all(|r| r.outcome == RunOutcome::Completed), "{runs:?}");
     assert_eq!(runs[0].unchanged, 5);

@@ -95,10 +95,13 @@ fn truth(org: &Org) -> BTreeMap<&'static str, (u64, f64)> {
     want
 }
 
-fn stored(store: &Store) -> BTreeMap<&'static str, (u64, f64)> {
+async fn stored(store: &Arc<dyn Store>) -> BTreeMap<&'static str, (u64, f64)> {
     let mut got = BTreeMap::new();
     for metric in METRICS {
-        let rows = store.observations("acme", metric, i64::MIN, i64::MAX).expect("rows");
+        let rows = store
+            .observations("acme", metric, i64::MIN, i64::MAX)
+            .await
+            .expect("rows");
         let sum: f64 = rows.iter().map(|r| r.observation.value).sum();
         if !rows.is_empty() {
             got.insert(metric, (rows.len() as u64, sum));
@@ -116,12 +119,16 @@ fn key(o: &xla_host::runtime::Observation) -> Key {
     (o.id.clone(), o.metric.clone(), o.value.to_bits(), o.at, dimensions)
 }
 
-fn stored_keys(store: &Store) -> BTreeSet<Key> {
-    METRICS
-        .iter()
-        .flat_map(|metric| store.observations("acme", metric, i64::MIN, i64::MAX).expect("rows"))
-        .map(|row| key(&row.observation))
-        .collect()
+async fn stored_keys(store: &Arc<dyn Store>) -> BTreeSet<Key> {
+    let mut keys = BTreeSet::new();
+    for metric in METRICS {
+        let rows = store
+            .observations("acme", metric, i64::MIN, i64::MAX)
+            .await
+            .expect("rows");
+        keys.extend(rows.iter().map(|row| key(&row.observation)));
+    }
+    keys
 }
 
 /// `GET path` with the token, over a plain socket (HTTP/1.0: the server closes).
@@ -145,7 +152,7 @@ async fn a_sync_brings_exactly_the_responses_and_the_next_adds_nothing() {
     let sim = simulator(1_200, HappySignalsOptions::default()).await;
     let org = sim.records();
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&sim);
     let target = target(&sim, 40);
 
@@ -169,8 +176,8 @@ async fn a_sync_brings_exactly_the_responses_and_the_next_adds_nothing() {
         want["lost_time_minutes"].0 < want["happiness_rating"].0,
         "some responses leave lost time out: {want:?}"
     );
-    assert_eq!(stored(&store), want, "exactly the generator's responses");
-    assert_eq!(first.inserted + second.inserted, stored_keys(&store).len() as u64);
+    assert_eq!(stored(&store).await, want, "exactly the generator's responses");
+    assert_eq!(first.inserted + second.inserted, stored_keys(&store).await.len() as u64);
 
     // Nothing new at the source: the next sync adds and replaces nothing.
     let third = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
@@ -178,7 +185,7 @@ async fn a_sync_brings_exactly_the_responses_and_the_next_adds_nothing() {
         .expect("sync");
     assert_eq!(third.outcome, RunOutcome::Completed);
     assert_eq!((third.inserted, third.replaced), (0, 0), "{third:?}");
-    assert_eq!(stored(&store), want);
+    assert_eq!(stored(&store).await, want);
 
     // The planted watermelon: its tickets' users are unhappy, in the store too.
     let vpn = org.service_index(WATERMELON_SERVICE).expect("watermelon service");
@@ -191,6 +198,7 @@ async fn a_sync_brings_exactly_the_responses_and_the_next_adds_nothing() {
     assert!(tickets.len() >= 5, "the watermelon has answered tickets");
     let scores: Vec<u8> = store
         .observations("acme", "happiness_rating", i64::MIN, i64::MAX)
+        .await
         .expect("rows")
         .iter()
         .filter(|r| r.observation.dimension("ticket").is_some_and(|t| tickets.contains(t)))
@@ -213,6 +221,7 @@ async fn a_sync_brings_exactly_the_responses_and_the_next_adds_nothing() {
         .expect("an answered response");
     let rows = store
         .subject("acme", "ticket", &answered.ticket_number)
+        .await
         .expect("subject");
     let metrics: BTreeSet<&str> = rows.iter().map(|r| r.observation.metric.as_str()).collect();
     assert_eq!(metrics, METRICS.into_iter().collect());
@@ -233,7 +242,7 @@ async fn a_sync_brings_exactly_the_responses_and_the_next_adds_nothing() {
         .expect("the export parses");
     let parsed_keys: BTreeSet<Key> = parsed.iter().map(key).collect();
     assert_eq!(parsed.len(), parsed_keys.len(), "no duplicate in the export");
-    assert_eq!(parsed_keys, stored_keys(&store));
+    assert_eq!(parsed_keys, stored_keys(&store).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +282,7 @@ async fn every_fault_mode_recovers_with_no_loss_and_no_duplicate() {
     )
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&sim);
     let record = sync::run(&mut session, &store, &target(&sim, 20), &options(), &mut Quiet)
         .await
@@ -281,5 +290,5 @@ async fn every_fault_mode_recovers_with_no_loss_and_no_duplicate() {
     assert_eq!(record.outcome, RunOutcome::Completed, "{record:?}");
     assert!(record.retries >= 7, "{record:?}");
     assert!(sim.requests() > 14, "the faults were all reached");
-    assert_eq!(stored(&store), truth(&sim.records()));
+    assert_eq!(stored(&store).await, truth(&sim.records()));
 }

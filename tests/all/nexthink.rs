@@ -133,10 +133,13 @@ fn truth(telemetry: &Telemetry) -> BTreeMap<&'static str, (u64, f64)> {
     want
 }
 
-fn stored(store: &Store) -> BTreeMap<&'static str, (u64, f64)> {
+async fn stored(store: &Arc<dyn Store>) -> BTreeMap<&'static str, (u64, f64)> {
     let mut got = BTreeMap::new();
     for metric in METRICS {
-        let rows = store.observations("acme", metric, i64::MIN, i64::MAX).expect("rows");
+        let rows = store
+            .observations("acme", metric, i64::MIN, i64::MAX)
+            .await
+            .expect("rows");
         let sum: f64 = rows.iter().map(|r| r.observation.value).sum();
         if !rows.is_empty() {
             got.insert(metric, (rows.len() as u64, sum));
@@ -146,8 +149,8 @@ fn stored(store: &Store) -> BTreeMap<&'static str, (u64, f64)> {
 }
 
 /// Counts exactly; sums to rounding (the store and the truth add in different orders).
-fn assert_truth(store: &Store, telemetry: &Telemetry) {
-    let (got, want) = (stored(store), truth(telemetry));
+async fn assert_truth(store: &Arc<dyn Store>, telemetry: &Telemetry) {
+    let (got, want) = (stored(store).await, truth(telemetry));
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
     for (metric, (count, sum)) in &want {
         let (got_count, got_sum) = got[metric];
@@ -164,7 +167,7 @@ fn assert_truth(store: &Store, telemetry: &Telemetry) {
 async fn an_export_sync_brings_every_device_day_and_the_planted_model_crashes_most() {
     let sim = simulator(NexthinkOptions::default()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&sim);
     let target = target(&sim, UNTIL);
     let first = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
@@ -172,7 +175,7 @@ async fn an_export_sync_brings_every_device_day_and_the_planted_model_crashes_mo
         .expect("sync");
     assert_eq!(first.outcome, RunOutcome::Completed, "{first:?}");
     let telemetry = sim.telemetry();
-    assert_truth(&store, &telemetry);
+    assert_truth(&store, &telemetry).await;
     assert_eq!(
         first.inserted,
         7 * u64::from(DAYS) * telemetry.devices.len() as u64,
@@ -191,6 +194,7 @@ async fn an_export_sync_brings_every_device_day_and_the_planted_model_crashes_mo
             group_by: Some("device_model".into()),
             aggregation: Aggregation::Avg,
         })
+        .await
         .expect("series");
     let top = series
         .iter()
@@ -208,11 +212,11 @@ async fn an_export_sync_brings_every_device_day_and_the_planted_model_crashes_mo
     assert_eq!((second.inserted, second.replaced), (0, 0), "{second:?}");
     assert_eq!(sim.requests() - before, 1, "only check's probe");
     assert_eq!(sim.requests_to(Route::Export), u64::from(DAYS), "one export per day");
-    assert_truth(&store, &telemetry);
+    assert_truth(&store, &telemetry).await;
 
     // One device-day, across its metrics and dimensions.
     let device = &telemetry.devices[7];
-    let rows = store.subject("acme", "device", &device.name).expect("subject");
+    let rows = store.subject("acme", "device", &device.name).await.expect("subject");
     assert_eq!(rows.len(), 7 * DAYS as usize);
     let dex = rows
         .iter()
@@ -228,7 +232,7 @@ async fn an_export_sync_brings_every_device_day_and_the_planted_model_crashes_mo
 async fn an_execute_sync_up_to_until_brings_exactly_the_truth() {
     let sim = simulator(NexthinkOptions::default()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&sim);
     let until = target(&sim, r#","mode":"execute","until":"2026-10-06""#);
     let first = sync::run(&mut session, &store, &until, &options(), &mut Quiet)
@@ -236,7 +240,7 @@ async fn an_execute_sync_up_to_until_brings_exactly_the_truth() {
         .expect("sync");
     assert_eq!(first.outcome, RunOutcome::Completed, "{first:?}");
     assert_eq!(first.batches, u64::from(DAYS), "{first:?}");
-    assert_truth(&store, &sim.telemetry());
+    assert_truth(&store, &sim.telemetry()).await;
     let requests = sim.requests();
     let second = sync::run(&mut session, &store, &until, &options(), &mut Quiet)
         .await
@@ -249,7 +253,7 @@ async fn an_execute_sync_up_to_until_brings_exactly_the_truth() {
 
     // Four days at once are 1200 rows: over execute's cap, a permanent error naming export mode.
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let capped = target(&sim, r#","mode":"execute","days_per_pull":4"#);
     let outcome = sync::run(&mut session, &store, &capped, &options(), &mut Quiet).await;
     let text = match outcome {
@@ -257,7 +261,7 @@ async fn an_execute_sync_up_to_until_brings_exactly_the_truth() {
         Err(e) => e.to_string(),
     };
     assert!(text.contains("export"), "{text}");
-    assert!(stored(&store).is_empty());
+    assert!(stored(&store).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,14 +287,14 @@ async fn every_fault_mode_recovers_with_no_loss_and_no_duplicate() {
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&sim);
     let record = sync::run(&mut session, &store, &target(&sim, UNTIL), &options(), &mut Quiet)
         .await
         .expect("the sync recovers from every fault");
     assert_eq!(record.outcome, RunOutcome::Completed, "{record:?}");
     assert!(record.retries >= 5, "{record:?}");
-    assert_truth(&store, &sim.telemetry());
+    assert_truth(&store, &sim.telemetry()).await;
     let again = sync::run(&mut session, &store, &target(&sim, UNTIL), &options(), &mut Quiet)
         .await
         .expect("sync");
@@ -319,7 +323,7 @@ async fn results_on_a_granted_results_origin_come_without_credentials() {
     let sim = simulator(results_elsewhere()).await;
     let storage = sim.results_url().expect("results origin");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     // Granted, with no credential: the host adds the instance's token only to the instance.
     let mut session = session_granting(&sim, std::slice::from_ref(&storage));
     let target = target(&sim, &format!(r#"{UNTIL},"results_origin":"{storage}""#));
@@ -328,7 +332,7 @@ async fn results_on_a_granted_results_origin_come_without_credentials() {
         .expect("sync");
     assert_eq!(record.outcome, RunOutcome::Completed, "{record:?}");
     assert_eq!(record.retries, 0, "{record:?}");
-    assert_truth(&store, &sim.telemetry());
+    assert_truth(&store, &sim.telemetry()).await;
     assert_eq!(
         sim.requests_to(Route::Results),
         u64::from(DAYS),
@@ -346,7 +350,7 @@ async fn a_credential_on_the_results_origin_is_refused_by_the_storage() {
     let sim = simulator(results_elsewhere()).await;
     let storage = sim.results_url().expect("results origin");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     // The operator's mistake: a credential for the storage too. S3 refuses a
     // second auth mechanism beside the link's signature.
     let bearer = Credential::new(
@@ -373,7 +377,7 @@ async fn results_elsewhere_without_results_origin_are_refused_naming_the_field()
     let sim = simulator(results_elsewhere()).await;
     let storage = sim.results_url().expect("results origin");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session_granting(&sim, std::slice::from_ref(&storage));
     let outcome = sync::run(&mut session, &store, &target(&sim, UNTIL), &options(), &mut Quiet).await;
     let PluginError::Permanent(message) = plugin_error(outcome) else {
@@ -389,7 +393,7 @@ async fn results_elsewhere_without_results_origin_are_refused_naming_the_field()
         "the link's signature stays out: {message}"
     );
     assert_eq!(sim.requests_to(Route::Results), 0);
-    assert!(stored(&store).is_empty());
+    assert!(stored(&store).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,7 +401,7 @@ async fn a_results_origin_not_granted_is_refused_by_the_sandbox() {
     let sim = simulator(results_elsewhere()).await;
     let storage = sim.results_url().expect("results origin");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&sim);
     let target = target(&sim, &format!(r#"{UNTIL},"results_origin":"{storage}""#));
     let outcome = sync::run(&mut session, &store, &target, &options(), &mut Quiet).await;
@@ -426,7 +430,7 @@ async fn a_slow_export_completes_over_several_pulls_with_one_export_request() {
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&sim);
     let target = target(&sim, &format!(r#"{UNTIL},"days_per_pull":5"#));
     let record = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
@@ -438,7 +442,7 @@ async fn a_slow_export_completes_over_several_pulls_with_one_export_request() {
         (4, 0),
         "three waiting pulls, then the rows: {record:?}"
     );
-    assert_truth(&store, &sim.telemetry());
+    assert_truth(&store, &sim.telemetry()).await;
     assert_eq!(
         sim.requests_to(Route::Export),
         1,
@@ -452,7 +456,7 @@ async fn a_slow_export_completes_over_several_pulls_with_one_export_request() {
 async fn a_since_before_the_data_without_until_brings_every_device_day() {
     let sim = simulator(NexthinkOptions::default()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&sim);
     // Six empty days first (three empty pulls), then the data, then empty days up to today.
     let target = target_since(&sim, "2026-09-25", r#","mode":"execute","days_per_pull":2"#);
@@ -460,11 +464,11 @@ async fn a_since_before_the_data_without_until_brings_every_device_day() {
         .await
         .expect("sync");
     assert_eq!(first.outcome, RunOutcome::Completed, "{first:?}");
-    assert_truth(&store, &sim.telemetry());
+    assert_truth(&store, &sim.telemetry()).await;
     let second = sync::run(&mut session, &store, &target, &options(), &mut Quiet)
         .await
         .expect("sync");
     assert_eq!(second.outcome, RunOutcome::Completed, "{second:?}");
     assert_eq!((second.inserted, second.replaced), (0, 0), "{second:?}");
-    assert_truth(&store, &sim.telemetry());
+    assert_truth(&store, &sim.telemetry()).await;
 }

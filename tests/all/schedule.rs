@@ -108,7 +108,7 @@ struct Running {
     runs: UnboundedReceiver<FinishedRun>,
 }
 
-fn start(config: &HostConfig, store: &Arc<Store>, options: SchedulerOptions) -> Running {
+async fn start(config: &HostConfig, store: &Arc<dyn Store>, options: SchedulerOptions) -> Running {
     let scheduler =
         Scheduler::from_config(runtime(), config.sync_setup(), Arc::clone(store), options).expect("scheduler");
     let shutdown = CancellationToken::new();
@@ -143,18 +143,19 @@ impl Running {
     }
 }
 
-fn stored(store: &Store) -> usize {
+async fn stored(store: &Arc<dyn Store>) -> usize {
     store
         .observations("acme", "happiness_rating", i64::MIN, i64::MAX)
+        .await
         .expect("rows")
         .len()
 }
 
-fn runs_of(store: &Store, instances: &[&str]) -> Vec<RunRecord> {
-    let mut runs: Vec<RunRecord> = instances
-        .iter()
-        .flat_map(|name| store.runs("acme", name, 1000).expect("runs"))
-        .collect();
+async fn runs_of(store: &Arc<dyn Store>, instances: &[&str]) -> Vec<RunRecord> {
+    let mut runs: Vec<RunRecord> = Vec::new();
+    for name in instances {
+        runs.extend(store.runs("acme", name, 1000).await.expect("runs"));
+    }
     runs.sort_by_key(|run| (run.started, run.run));
     runs
 }
@@ -198,8 +199,8 @@ async fn instances_on_one_upstream_take_turns_and_each_runs_again_on_its_schedul
             instance("b2", &roomy),
         ],
     );
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
-    let mut running = start(&config, &store, quick(Duration::from_secs(10)));
+    let store = crate::support::open_store(&dir.path().join("data"));
+    let mut running = start(&config, &store, quick(Duration::from_secs(10))).await;
     let mut counts: HashMap<String, usize> = HashMap::new();
     while ["a1", "a2", "b1", "b2"]
         .iter()
@@ -211,13 +212,13 @@ async fn instances_on_one_upstream_take_turns_and_each_runs_again_on_its_schedul
     }
     running.stop().await;
 
-    let shared_runs = runs_of(&store, &["a1", "a2"]);
+    let shared_runs = runs_of(&store, &["a1", "a2"]).await;
     assert!(shared_runs.len() >= 4, "{shared_runs:?}");
     assert_one_at_a_time(&shared_runs);
     for name in ["a1", "a2", "b1", "b2"] {
         // An instance's own runs never overlap, whatever its upstream allows.
-        assert_one_at_a_time(&runs_of(&store, &[name]));
-        let runs = store.runs("acme", name, 1000).expect("runs");
+        assert_one_at_a_time(&runs_of(&store, &[name]).await);
+        let runs = store.runs("acme", name, 1000).await.expect("runs");
         let inserted: u64 = runs.iter().map(|r| r.inserted).sum();
         assert_eq!(inserted, 150, "`{name}` brought each record once over all its runs");
     }
@@ -259,22 +260,22 @@ async fn records_new_at_the_source_arrive_without_anyone_calling_sync() {
             page_size: 50,
         }],
     );
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
-    let mut running = start(&config, &store, quick(Duration::from_secs(10)));
+    let store = crate::support::open_store(&dir.path().join("data"));
+    let mut running = start(&config, &store, quick(Duration::from_secs(10))).await;
     let first = running.next().await;
     assert_eq!(first.outcome(), RunOutcome::Completed, "{first:?}");
-    assert_eq!(stored(&store), 120);
+    assert_eq!(stored(&store).await, 120);
 
     *feed.lock().expect("not poisoned") = Arc::new(Feed::seeded(5, 200, TOKEN));
     loop {
         let run = running.next().await;
         assert_eq!(run.outcome(), RunOutcome::Completed, "{run:?}");
-        if stored(&store) == 200 {
+        if stored(&store).await == 200 {
             break;
         }
     }
     running.stop().await;
-    let runs = store.runs("acme", "feed", 1000).expect("runs");
+    let runs = store.runs("acme", "feed", 1000).await.expect("runs");
     let inserted: u64 = runs.iter().map(|r| r.inserted).sum();
     assert_eq!(inserted, 200, "every record exactly once: {runs:?}");
 }
@@ -294,17 +295,17 @@ async fn shutdown_ends_the_wait_for_the_next_run() {
         }],
     );
     let data = dir.path().join("data");
-    let store = Arc::new(Store::open(&data).expect("store"));
-    let mut running = start(&config, &store, quick(Duration::from_secs(10)));
+    let store = crate::support::open_store(&data);
+    let mut running = start(&config, &store, quick(Duration::from_secs(10))).await;
     let first = running.next().await;
     assert_eq!(first.outcome(), RunOutcome::Completed, "runs once at start: {first:?}");
     // The next run is an hour away; shutdown must not wait for it.
     let rest = running.stop().await;
     assert!(rest.is_empty(), "no run after shutdown: {rest:?}");
     drop(store);
-    let store = Store::open(&data).expect("the store reopens");
-    assert_eq!(stored(&store), 60);
-    let runs = store.runs("acme", "hourly", 10).expect("runs");
+    let store = crate::support::open_store(&data);
+    assert_eq!(stored(&store).await, 60);
+    let runs = store.runs("acme", "hourly", 10).await.expect("runs");
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].outcome, RunOutcome::Completed);
 }
@@ -323,10 +324,10 @@ async fn a_run_cut_by_shutdown_keeps_every_committed_batch_with_its_cursor() {
     };
     let config = host_config(dir.path(), &extra, &[instance]);
     let data = dir.path().join("data");
-    let store = Arc::new(Store::open(&data).expect("store"));
-    let running = start(&config, &store, quick(Duration::ZERO));
+    let store = crate::support::open_store(&data);
+    let running = start(&config, &store, quick(Duration::ZERO)).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while store.cursor("acme", "slow").expect("cursor").is_none() {
+    while store.cursor("acme", "slow").await.expect("cursor").is_none() {
         assert!(tokio::time::Instant::now() < deadline, "no batch was committed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -341,16 +342,17 @@ async fn a_run_cut_by_shutdown_keeps_every_committed_batch_with_its_cursor() {
     // Once the scheduler has returned nothing holds the store: it reopens,
     // and holds exactly the pages before its cursor.
     drop(store);
-    let store = Arc::new(Store::open(&data).expect("the store reopens"));
+    let store = crate::support::open_store(&data);
     let cursor: usize = store
         .cursor("acme", "slow")
+        .await
         .expect("cursor")
         .expect("a cursor")
         .parse()
         .expect("the feed's cursor is an offset");
     assert!(cursor < 3000, "the run was cut before the end");
-    assert_eq!(stored(&store), cursor, "every committed page, each once");
-    let runs = store.runs("acme", "slow", 10).expect("runs");
+    assert_eq!(stored(&store).await, cursor, "every committed page, each once");
+    let runs = store.runs("acme", "slow", 10).await.expect("runs");
     assert_eq!(runs[0].outcome, RunOutcome::Interrupted);
     assert!(runs[0].finished.is_some(), "{:?}", runs[0]);
 
@@ -367,7 +369,7 @@ async fn a_run_cut_by_shutdown_keeps_every_committed_batch_with_its_cursor() {
     .await
     .expect("sync");
     assert_eq!(record.outcome, RunOutcome::Completed);
-    assert_eq!(stored(&store), 3000);
+    assert_eq!(stored(&store).await, 3000);
 }
 
 fn xla_host() -> std::process::Command {
@@ -458,8 +460,8 @@ async fn serve_syncs_on_schedule_and_stops_cleanly_on_sigterm() {
     for line in received.try_iter() {
         assert!(line.starts_with("feed: run "), "{line}");
     }
-    let store = Store::open(&data).expect("the store reopens");
-    assert_eq!(stored(&store), 130);
+    let store = crate::support::open_store(&data);
+    assert_eq!(stored(&store).await, 130);
 }
 
 fn serve_fails(dir: &Path, text: &str) -> String {

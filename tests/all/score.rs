@@ -25,15 +25,16 @@ fn provenance() -> Provenance {
     }
 }
 
-fn commit(store: &Store, tenant: &str, observations: &[Observation]) {
+async fn commit(store: &Arc<dyn Store>, tenant: &str, observations: &[Observation]) {
     store
         .commit(CommitBatch {
-            tenant,
-            source: "test",
-            provenance: &provenance(),
-            observations,
+            tenant: tenant.into(),
+            source: "test".into(),
+            provenance: provenance(),
+            observations: observations.to_vec(),
             cursor: None,
         })
+        .await
         .expect("commit");
 }
 
@@ -74,7 +75,7 @@ const MEAN_RESOLUTION: &str = r#"
     penalty = { per_point = 100.0, cap = 250.0 }
 "#;
 
-async fn engine(store: Arc<Store>, tenants: &[(&str, &str)]) -> Engine {
+async fn engine(store: Arc<dyn Store>, tenants: &[(&str, &str)]) -> Engine {
     let tenants: BTreeMap<String, String> = tenants.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
     let scorers = load_scorers(
         runtime(),
@@ -89,9 +90,9 @@ async fn engine(store: Arc<Store>, tenants: &[(&str, &str)]) -> Engine {
     Engine::new(store, scorers, Limits::default())
 }
 
-fn store() -> (tempfile::TempDir, Arc<Store>) {
+fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     (dir, store)
 }
 
@@ -99,9 +100,9 @@ fn store() -> (tempfile::TempDir, Arc<Store>) {
 async fn a_report_uses_the_periods_own_target_and_shows_delta_trend_groups_and_money() {
     let (_dir, store) = store();
     // February: 9 h on average; March: 11 h (Email 14, VPN 8).
-    commit(&store, "acme", &resolutions("a", "2026-02", "Email", 9.0, 10));
-    commit(&store, "acme", &resolutions("a", "2026-03", "Email", 14.0, 10));
-    commit(&store, "acme", &resolutions("a", "2026-03", "VPN", 8.0, 10));
+    commit(&store, "acme", &resolutions("a", "2026-02", "Email", 9.0, 10)).await;
+    commit(&store, "acme", &resolutions("a", "2026-03", "Email", 14.0, 10)).await;
+    commit(&store, "acme", &resolutions("a", "2026-03", "VPN", 8.0, 10)).await;
     let engine = engine(store, &[]).await;
     let definition = xla(MEAN_RESOLUTION);
 
@@ -156,8 +157,8 @@ async fn a_report_uses_the_periods_own_target_and_shows_delta_trend_groups_and_m
 #[tokio::test]
 async fn scores_read_only_the_xlas_tenant_and_a_bound_scorer_refuses_other_tenants() {
     let (_dir, store) = store();
-    commit(&store, "acme", &resolutions("a", "2026-03", "Email", 5.0, 4));
-    commit(&store, "globex", &resolutions("g", "2026-03", "Email", 50.0, 4));
+    commit(&store, "acme", &resolutions("a", "2026-03", "Email", 5.0, 4)).await;
+    commit(&store, "globex", &resolutions("g", "2026-03", "Email", 50.0, 4)).await;
     let engine = engine(store, &[("mean", "acme")]).await;
     let acme = xla(MEAN_RESOLUTION);
     let scored = engine.score(&acme, month("2026-03")).await.expect("acme scores");
@@ -176,8 +177,8 @@ async fn scores_read_only_the_xlas_tenant_and_a_bound_scorer_refuses_other_tenan
 #[tokio::test]
 async fn scores_are_deterministic() {
     let (_dir, store) = store();
-    commit(&store, "acme", &resolutions("a", "2026-03", "Email", 7.25, 9));
-    commit(&store, "acme", &resolutions("a", "2026-03", "VPN", 3.5, 3));
+    commit(&store, "acme", &resolutions("a", "2026-03", "Email", 7.25, 9)).await;
+    commit(&store, "acme", &resolutions("a", "2026-03", "VPN", 3.5, 3)).await;
     let engine = engine(store, &[]).await;
     let definition = xla(MEAN_RESOLUTION);
     let first = engine.score(&definition, month("2026-03")).await.expect("score");
@@ -222,7 +223,7 @@ async fn a_group_the_metric_lacks_is_reached_through_the_ticket() {
     // An answer whose ticket never arrived has no group.
     observations
         .push(Observation::new("r-INC9", "lost_time_minutes", Layer::Experience, 999.0, start).dim("ticket", "INC9"));
-    commit(&store, "acme", &observations);
+    commit(&store, "acme", &observations).await;
     let engine = engine(store.clone(), &[]).await;
     let definition = xla(r#"
         id = "lost-time"
@@ -252,13 +253,14 @@ async fn a_group_the_metric_lacks_is_reached_through_the_ticket() {
     // The rows behind it: one per ticket, values with their times, dimensions joined.
     let rows = store
         .subject_rows(&SubjectQuery {
-            tenant: "acme",
-            key: "ticket",
-            metrics: &["lost_time_minutes".into(), "ticket_resolved".into()],
+            tenant: "acme".into(),
+            key: "ticket".into(),
+            metrics: vec!["lost_time_minutes".into(), "ticket_resolved".into()],
             from: month("2026-03").start,
             to: month("2026-03").end,
             filter: None,
         })
+        .await
         .expect("rows");
     assert_eq!(rows.len(), 4);
     let inc1 = &rows[0];
@@ -328,30 +330,34 @@ async fn the_xot_view_says_what_a_drop_in_experience_came_with() {
         &store,
         "acme",
         &xot_month("2026-09", &[(10.0, 8), (8.0, 2)], (1, 20), 80.0),
-    );
+    )
+    .await;
     commit(
         &store,
         "acme",
         &xot_month("2026-10", &[(10.0, 4), (8.0, 6)], (1, 20), 70.0),
-    );
+    )
+    .await;
     commit(
         &store,
         "acme",
         &xot_month("2026-11", &[(10.0, 6), (8.0, 4)], (1, 20), 80.0),
-    );
+    )
+    .await;
     commit(
         &store,
         "acme",
         &xot_month("2026-12", &[(10.0, 4), (8.0, 4), (3.0, 2)], (1, 20), 80.0),
-    );
+    )
+    .await;
     let engine = engine(store, &[]).await;
-    let october = engine.xot_view("acme", month("2026-10")).expect("view");
+    let october = engine.xot_view("acme", month("2026-10")).await.expect("view");
     assert_eq!(october.happiness, (Some(40.0), Some(80.0)));
     assert_eq!(october.sla_compliance, (Some(95.0), Some(95.0)));
     assert_eq!(october.cause, Cause::Technical, "{}", october.explanation);
-    let november = engine.xot_view("acme", month("2026-11")).expect("view");
+    let november = engine.xot_view("acme", month("2026-11")).await.expect("view");
     assert_eq!(november.cause, Cause::NoDrop);
-    let december = engine.xot_view("acme", month("2026-12")).expect("view");
+    let december = engine.xot_view("acme", month("2026-12")).await.expect("view");
     assert_eq!(december.cause, Cause::Neither, "{}", december.explanation);
 }
 
@@ -360,10 +366,10 @@ async fn xla_host_report_prints_the_xlas_as_json_and_tables_and_names_a_missing_
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     {
-        let store = Store::open(&data).expect("store");
-        commit(&store, "acme", &resolutions("a", "2026-02", "Email", 9.0, 10));
-        commit(&store, "acme", &resolutions("a", "2026-03", "Email", 14.0, 10));
-        commit(&store, "acme", &resolutions("a", "2026-03", "VPN", 8.0, 10));
+        let store = crate::support::open_store(&data);
+        commit(&store, "acme", &resolutions("a", "2026-02", "Email", 9.0, 10)).await;
+        commit(&store, "acme", &resolutions("a", "2026-03", "Email", 14.0, 10)).await;
+        commit(&store, "acme", &resolutions("a", "2026-03", "VPN", 8.0, 10)).await;
     }
     let plugins = target_dir().join("plugins");
     let config = dir.path().join("host.toml");
@@ -449,9 +455,9 @@ fn ratings(prefix: &str, label: &str, score: f64, n: usize) -> Vec<Observation> 
 async fn the_msp_gain_share_scorer_is_pinned_bound_to_its_tenant_and_sees_only_its_data() {
     let (_dir, store) = store();
     // acme: 30 of 40 responses rate 10 and 10 rate 5: happiness +50. globex: all 10s (+100).
-    commit(&store, "acme", &ratings("a-hi", "2026-03", 10.0, 30));
-    commit(&store, "acme", &ratings("a-lo", "2026-03", 5.0, 10));
-    commit(&store, "globex", &ratings("g", "2026-03", 10.0, 500));
+    commit(&store, "acme", &ratings("a-hi", "2026-03", 10.0, 30)).await;
+    commit(&store, "acme", &ratings("a-lo", "2026-03", 5.0, 10)).await;
+    commit(&store, "globex", &ratings("g", "2026-03", 10.0, 500)).await;
     let plugins = target_dir().join("plugins");
     let manifest = xla_host::plugins::Manifest::from_file(&plugins.join("msp-gain-share").join("plugin.toml"))
         .expect("the msp-gain-share manifest");

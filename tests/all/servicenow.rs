@@ -116,7 +116,7 @@ fn truth(org: &Org, visible: impl Fn(&str) -> bool) -> BTreeMap<&'static str, (u
     want
 }
 
-fn stored(store: &Store) -> BTreeMap<&'static str, (u64, f64)> {
+async fn stored(store: &Arc<dyn Store>) -> BTreeMap<&'static str, (u64, f64)> {
     let mut got = BTreeMap::new();
     for metric in [
         "ticket_resolved",
@@ -125,7 +125,10 @@ fn stored(store: &Store) -> BTreeMap<&'static str, (u64, f64)> {
         "first_contact_resolution",
         "sla_breached",
     ] {
-        let rows = store.observations("acme", metric, i64::MIN, i64::MAX).expect("rows");
+        let rows = store
+            .observations("acme", metric, i64::MIN, i64::MAX)
+            .await
+            .expect("rows");
         let sum: f64 = rows.iter().map(|r| r.observation.value).sum();
         if !rows.is_empty() {
             got.insert(metric, (rows.len() as u64, sum));
@@ -145,7 +148,7 @@ async fn a_sync_brings_exactly_the_visible_records_and_changes_arrive_with_the_n
     )
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&sim);
     let target = target(&sim, 250);
 
@@ -170,7 +173,7 @@ async fn a_sync_brings_exactly_the_visible_records_and_changes_arrive_with_the_n
     let org = sim.records();
     let want = truth(&org, |id| sim.is_visible(id));
     assert!(want["ticket_resolved"].0 > 500, "a real amount of data: {want:?}");
-    assert_eq!(stored(&store), want, "exactly the generator's visible records");
+    assert_eq!(stored(&store).await, want, "exactly the generator's visible records");
 
     // A later change arrives with the next sync as a replace, not a duplicate.
     let more = sim.update_records(10, now + 60_000);
@@ -183,7 +186,7 @@ async fn a_sync_brings_exactly_the_visible_records_and_changes_arrive_with_the_n
         "{third:?} for {visible_changed} visible changed incidents"
     );
     assert_eq!(third.inserted, 0, "{third:?}");
-    assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
+    assert_eq!(stored(&store).await, truth(&sim.records(), |id| sim.is_visible(id)));
     assert!(!changed.is_empty());
 
     // Records changed in the very second of the watermark, after it was
@@ -193,7 +196,7 @@ async fn a_sync_brings_exactly_the_visible_records_and_changes_arrive_with_the_n
     sync::run(&mut session, &store, &target, &options(), &mut Quiet)
         .await
         .expect("sync");
-    assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
+    assert_eq!(stored(&store).await, truth(&sim.records(), |id| sim.is_visible(id)));
 
     // One ticket, across its metrics and its SLAs.
     let incident = org
@@ -201,7 +204,10 @@ async fn a_sync_brings_exactly_the_visible_records_and_changes_arrive_with_the_n
         .iter()
         .find(|i| sim.is_visible(&i.sys_id) && i.resolved_at.is_some() && matches!(i.state, 6 | 7))
         .expect("a resolved incident");
-    let rows = store.subject("acme", "ticket", &incident.number).expect("subject");
+    let rows = store
+        .subject("acme", "ticket", &incident.number)
+        .await
+        .expect("subject");
     let metrics: Vec<&str> = rows.iter().map(|r| r.observation.metric.as_str()).collect();
     for metric in ["resolution_hours", "reassignment_count", "ticket_resolved"] {
         assert!(
@@ -257,14 +263,14 @@ async fn every_fault_mode_recovers_with_no_loss_and_no_duplicate() {
     )
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&sim);
     let record = sync::run(&mut session, &store, &target(&sim, 100), &options(), &mut Quiet)
         .await
         .expect("the sync recovers from every fault");
     assert_eq!(record.outcome, RunOutcome::Completed);
     assert!(record.retries >= 6, "{record:?}");
-    assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
+    assert_eq!(stored(&store).await, truth(&sim.records(), |id| sim.is_visible(id)));
 }
 
 /// The real binary, killed at random points of a slow sync and restarted:
@@ -364,9 +370,9 @@ password = {{ env = "SN_PASSWORD" }}
     let summary = String::from_utf8_lossy(&finished.stdout);
     assert!(summary.contains("Completed"), "{summary}");
     assert!(!summary.contains(&options.password), "no secret in the output");
-    let store = Store::open(&data).expect("store");
-    assert_eq!(stored(&store), truth(&sim.records(), |id| sim.is_visible(id)));
-    let runs = store.runs("acme", "servicenow", 10).expect("runs");
+    let store = crate::support::open_store(&data);
+    assert_eq!(stored(&store).await, truth(&sim.records(), |id| sim.is_visible(id)));
+    let runs = store.runs("acme", "servicenow", 10).await.expect("runs");
     assert_eq!(runs[0].outcome, RunOutcome::Completed);
     // About 90 slow pages take seconds: the kills land mid-sync, and the
     // runs they cut short are marked so; none failed.

@@ -4,21 +4,27 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use xla_host::store::{Aggregation, Bucket, SeriesQuery, Store};
+use xla_host::store::{Aggregation, Bucket, SeriesQuery};
 
 const BATCHES: u64 = 400;
 const BATCH_SIZE: u64 = 50;
 
 /// Checks the store holds exactly batches 1..=cursor.
 fn check(dir: &std::path::Path) -> u64 {
-    let store = Store::open(dir).expect("the store reopens after a kill");
+    crate::support::block_on(check_store(dir))
+}
+
+async fn check_store(dir: &std::path::Path) -> u64 {
+    let store = crate::support::open_store(dir);
     let cursor: u64 = store
         .cursor("crash", "ingest")
+        .await
         .expect("cursor")
         .map(|c| c.parse().expect("numeric cursor"))
         .unwrap_or(0);
     let rows = store
         .observations("crash", "lost_time_minutes", 0, i64::MAX)
+        .await
         .expect("rows");
     assert_eq!(
         rows.len() as u64,
@@ -41,12 +47,16 @@ fn check(dir: &std::path::Path) -> u64 {
             group_by: None,
             aggregation: Aggregation::Count,
         })
+        .await
         .expect("series");
     let counted: u64 = series.iter().map(|p| p.count).sum();
     assert_eq!(counted, cursor * BATCH_SIZE, "rollups count each committed row once");
     if cursor > 0 {
         let ticket = format!("INC{cursor:05}{:04}", BATCH_SIZE - 1);
-        assert_eq!(store.subject("crash", "ticket", &ticket).expect("subject").len(), 1);
+        assert_eq!(
+            store.subject("crash", "ticket", &ticket).await.expect("subject").len(),
+            1
+        );
     }
     cursor
 }

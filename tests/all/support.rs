@@ -275,3 +275,18 @@ pub async fn server() -> (Server, Arc<AtomicUsize>) {
     tokio::spawn(async move { axum::serve(listener, app).await });
     (Server { addr, seen }, token_fetches)
 }
+
+/// Opens (or creates) the embedded store in `dir`.
+pub fn open_store(dir: &std::path::Path) -> Arc<dyn xla_host::store::Store> {
+    Arc::new(xla_host::store_sled::SledStore::open(dir).expect("the store opens"))
+}
+
+/// Runs a future to completion outside an async test (the store's
+/// methods are async).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}

@@ -57,9 +57,10 @@ fn target(source: &Source) -> SyncTarget {
     }
 }
 
-fn stored(store: &Store) -> usize {
+async fn stored(store: &Arc<dyn Store>) -> usize {
     store
         .observations("acme", "happiness_rating", i64::MIN, i64::MAX)
+        .await
         .expect("rows")
         .len()
 }
@@ -80,7 +81,7 @@ fn quick() -> SyncOptions {
 async fn a_stopped_sync_resumes_from_its_cursor_and_a_rerun_adds_nothing() {
     let source = source(730).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&source, TOKEN);
     let target = target(&source);
 
@@ -95,7 +96,7 @@ async fn a_stopped_sync_resumes_from_its_cursor_and_a_rerun_adds_nothing() {
         (first.outcome, first.batches, first.inserted),
         (RunOutcome::Stopped, 3, 300)
     );
-    assert_eq!(stored(&store), 300);
+    assert_eq!(stored(&store).await, 300);
 
     let second = sync::run(&mut session, &store, &target, &quick(), &mut Quiet)
         .await
@@ -105,20 +106,20 @@ async fn a_stopped_sync_resumes_from_its_cursor_and_a_rerun_adds_nothing() {
         (RunOutcome::Completed, 430),
         "{second:?}"
     );
-    assert_eq!(stored(&store), 730, "every observation exactly once");
+    assert_eq!(stored(&store).await, 730, "every observation exactly once");
 
     // Nothing new at the source: the last page comes again and changes nothing.
     let third = sync::run(&mut session, &store, &target, &quick(), &mut Quiet)
         .await
         .expect("sync");
     assert_eq!((third.inserted, third.replaced), (0, 0), "{third:?}");
-    assert_eq!(stored(&store), 730);
+    assert_eq!(stored(&store).await, 730);
 
-    let runs = store.runs("acme", "feed", 10).expect("runs");
+    let runs = store.runs("acme", "feed", 10).await.expect("runs");
     assert_eq!(runs.len(), 3);
     assert!(runs.iter().all(|r| r.finished.is_some() && r.error.is_none()));
     assert_eq!(runs[2], first, "the log keeps each run as it ended");
-    let row = &store.subject("acme", "ticket", "INC0010000").expect("subject")[0];
+    let row = &store.subject("acme", "ticket", "INC0010000").await.expect("subject")[0];
     assert_eq!(
         (row.provenance.plugin.as_str(), row.provenance.sync_run),
         ("json-feed", first.run),
@@ -140,7 +141,7 @@ impl Progress for Waits {
 async fn rate_limits_wait_exactly_as_told_and_outages_back_off() {
     let source = source(250).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&source, TOKEN);
     // The first calls meet a rate limit and two outages.
     source
@@ -159,14 +160,14 @@ async fn rate_limits_wait_exactly_as_told_and_outages_back_off() {
         "Retry-After: 1 is honoured exactly"
     );
     assert!(waits.0[1..].iter().all(|(_, wait)| *wait <= Duration::from_millis(50)));
-    assert_eq!(stored(&store), 250, "no loss and no duplicate after retries");
+    assert_eq!(stored(&store).await, 250, "no loss and no duplicate after retries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_credential_ends_the_run_and_is_logged() {
     let source = source(50).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let mut session = session(&source, "wrong-token");
     let error = sync::run(&mut session, &store, &target(&source), &quick(), &mut Quiet)
         .await
@@ -178,20 +179,20 @@ async fn a_refused_credential_ends_the_run_and_is_logged() {
         2,
         "an auth failure is retried once (an expired token), then ends the run"
     );
-    let runs = store.runs("acme", "feed", 1).expect("runs");
+    let runs = store.runs("acme", "feed", 1).await.expect("runs");
     assert_eq!(runs[0].outcome, RunOutcome::Failed);
     assert!(
         runs[0].error.as_deref().is_some_and(|e| e.contains("authentication")),
         "{runs:?}"
     );
     assert!(!message.contains("wrong-token"), "no secret in the error");
-    assert_eq!(stored(&store), 0);
+    assert_eq!(stored(&store).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connector_that_never_moves_its_cursor_is_stopped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join("data")).expect("store"));
+    let store = crate::support::open_store(&dir.path().join("data"));
     let limits = Limits::default();
     let policy = OutboundPolicy::new(&["*".into()], &[], Vec::new(), &limits).expect("policy");
     let mut session = connector(guests::HOSTILE).session(limits, Some(Arc::new(policy)));
@@ -208,7 +209,7 @@ async fn a_connector_that_never_moves_its_cursor_is_stopped() {
         .expect_err("stopped");
     assert!(matches!(error, sync::SyncError::NoProgress { pulls: 3, .. }), "{error}");
     assert_eq!(
-        store.runs("acme", "stuck", 1).expect("runs")[0].outcome,
+        store.runs("acme", "stuck", 1).await.expect("runs")[0].outcome,
         RunOutcome::Failed
     );
 }

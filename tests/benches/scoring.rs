@@ -16,6 +16,7 @@ use std::time::Instant;
 use xla_host::runtime::{Layer, Limits, Observation, Runtime, RuntimeOptions};
 use xla_host::score::{Engine, Period, ScorecardOptions, load_scorers, standard_xlas};
 use xla_host::store::{CommitBatch, Provenance, Store};
+use xla_host::store_sled::SledStore;
 
 const DAY: i64 = 86_400_000;
 /// 2026-10-01T00:00:00Z.
@@ -152,7 +153,7 @@ fn device_day(i: u64, devices: u64) -> Observation {
     .dim("device_model", MODELS[(device % 6) as usize])
 }
 
-fn commit_all(store: &Store, observations: impl Iterator<Item = Observation>) -> Result<u64> {
+async fn commit_all(store: &dyn Store, observations: impl Iterator<Item = Observation>) -> Result<u64> {
     let provenance = Provenance {
         connector: "bench".into(),
         plugin: "bench".into(),
@@ -162,25 +163,20 @@ fn commit_all(store: &Store, observations: impl Iterator<Item = Observation>) ->
     };
     let mut batch = Vec::with_capacity(BATCH);
     let mut total = 0;
-    let mut flush = |batch: &mut Vec<Observation>| -> Result<()> {
-        store.commit(CommitBatch {
-            tenant: "bench",
-            source: "bench",
-            provenance: &provenance,
-            observations: batch,
-            cursor: None,
-        })?;
+    let mut observations = observations.peekable();
+    while observations.peek().is_some() {
+        batch.extend(observations.by_ref().take(BATCH));
         total += batch.len() as u64;
-        batch.clear();
-        Ok(())
-    };
-    for o in observations {
-        batch.push(o);
-        if batch.len() == BATCH {
-            flush(&mut batch)?;
-        }
+        store
+            .commit(CommitBatch {
+                tenant: "bench".into(),
+                source: "bench".into(),
+                provenance: provenance.clone(),
+                observations: std::mem::replace(&mut batch, Vec::with_capacity(BATCH)),
+                cursor: None,
+            })
+            .await?;
     }
-    flush(&mut batch)?;
     Ok(total)
 }
 
@@ -195,22 +191,23 @@ async fn main() -> Result<()> {
     let responses = (100_000.0 * scale) as u64;
     let devices = (8_000_000.0 * scale / 31.0) as u64;
     let dir = tempfile::tempdir()?;
-    let mut store = Store::open(&dir.path().join("data"))?;
-    store.set_durable(false);
+    let sled = SledStore::open(&dir.path().join("data"))?;
+    sled.set_durable(false);
+    let store: Arc<dyn Store> = Arc::new(sled);
     let loading = Instant::now();
-    let mut count = commit_all(&store, (0..tickets).flat_map(ticket))?;
+    let mut count = commit_all(&*store, (0..tickets).flat_map(ticket)).await?;
     // Every third ticket answered, as HappySignals' response rates go.
     count += commit_all(
-        &store,
+        &*store,
         (0..responses).map(|r| r * 3 % tickets.max(1)).flat_map(response),
-    )?;
-    count += commit_all(&store, (0..devices * 31).map(|i| device_day(i, devices)))?;
+    )
+    .await?;
+    count += commit_all(&*store, (0..devices * 31).map(|i| device_day(i, devices))).await?;
     println!(
         "loaded {count} observations ({tickets} tickets, {responses} responses, {} device-days) in {:.1} s (not timed below)",
         devices * 31,
         loading.elapsed().as_secs_f64()
     );
-    let store = Arc::new(store);
 
     let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
     let runtime = Runtime::new(RuntimeOptions {

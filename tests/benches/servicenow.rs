@@ -20,6 +20,7 @@ use xla_host::runtime::{Limits, Runtime, RuntimeOptions};
 use xla_host::sim::org::{self, OrgSpec};
 use xla_host::sim::servicenow::{self, ServiceNowOptions};
 use xla_host::store::Store;
+use xla_host::store_sled::SledStore;
 use xla_host::sync::{self, Quiet, SyncOptions, SyncTarget};
 
 /// The fields the connector asks for (read from its first request): pysnc
@@ -125,7 +126,7 @@ async fn wasm_to_store(base: &str, options: &ServiceNowOptions) -> Result<(usize
     let policy = OutboundPolicy::new(&plugin.manifest.hosts, &[base.to_string()], vec![credential], &limits)?;
     let mut session = pre.session(limits, Some(Arc::new(policy)));
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open(&dir.path().join("data"))?);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("data"))?);
     let target = SyncTarget {
         instance: "servicenow".into(),
         tenant: "bench".into(),
@@ -139,7 +140,8 @@ async fn wasm_to_store(base: &str, options: &ServiceNowOptions) -> Result<(usize
     let seconds = started.elapsed().as_secs_f64();
     let observations = (record.inserted + record.replaced + record.unchanged) as usize;
     let resolved = store
-        .observations("bench", "ticket_resolved", i64::MIN, i64::MAX)?
+        .observations("bench", "ticket_resolved", i64::MIN, i64::MAX)
+        .await?
         .len();
     Ok((resolved, observations, seconds))
 }

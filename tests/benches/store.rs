@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use xla_host::runtime::{Layer, Observation};
 use xla_host::store::{Aggregation, Bucket, CommitBatch, Provenance, SeriesQuery, Store};
+use xla_host::store_sled::SledStore;
 
 const DAY: i64 = 86_400_000;
 /// 2026-01-01T00:00:00Z.
@@ -82,7 +83,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let scattered = std::env::args().any(|a| a == "--scattered");
     let total: u64 = std::env::args()
         .skip(1)
@@ -91,7 +93,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(10_000_000);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("store");
-    let store = Store::open(&path)?;
+    let store = SledStore::open(&path)?;
     let provenance = Provenance {
         connector: "bench".into(),
         plugin: "bench".into(),
@@ -108,13 +110,15 @@ fn main() -> anyhow::Result<()> {
         let batch: Vec<Observation> = (next..end).map(|i| observation(i, total, scattered)).collect();
         let cursor = end.to_string();
         let started = Instant::now();
-        store.commit(CommitBatch {
-            tenant: "acme",
-            source: "bench",
-            provenance: &provenance,
-            observations: &batch,
-            cursor: Some(&cursor),
-        })?;
+        store
+            .commit(CommitBatch {
+                tenant: "acme".into(),
+                source: "bench".into(),
+                provenance: provenance.clone(),
+                observations: batch,
+                cursor: Some(cursor),
+            })
+            .await?;
         insert += started.elapsed();
         next = end;
     }
@@ -131,21 +135,23 @@ fn main() -> anyhow::Result<()> {
     );
 
     let opened = Instant::now();
-    let store = Store::open(&path)?;
+    let store = SledStore::open(&path)?;
     let open = opened.elapsed();
     println!("open: {:.1} ms (reports need no index)", open.as_secs_f64() * 1000.0);
     // The first write (or raw read) rebuilds the in-memory index from the blocks.
     let rss_before = resident_mib();
     let rebuilt = Instant::now();
     let replay: Vec<Observation> = (0..100).map(|i| observation(i, total, scattered)).collect();
-    let summary = store.commit(CommitBatch {
-        tenant: "acme",
-        source: "bench",
-        provenance: &provenance,
-        observations: &replay,
-        cursor: None,
-    })?;
-    assert_eq!(summary.unchanged, replay.len(), "a replay changes nothing");
+    let summary = store
+        .commit(CommitBatch {
+            tenant: "acme".into(),
+            source: "bench".into(),
+            provenance: provenance.clone(),
+            observations: replay,
+            cursor: None,
+        })
+        .await?;
+    assert_eq!(summary.unchanged, 100, "a replay changes nothing");
     println!(
         "index rebuild on first write: {:.2} s; resident memory {rss_before} MiB before, {} MiB after",
         rebuilt.elapsed().as_secs_f64(),
@@ -166,7 +172,7 @@ fn main() -> anyhow::Result<()> {
     let mut report = Vec::new();
     for _ in 0..7 {
         let t = Instant::now();
-        report = store.series(&query)?;
+        report = store.series(&query).await?;
         rollup_times.push(t.elapsed());
     }
     let mut scan_times = Vec::new();
@@ -174,7 +180,7 @@ fn main() -> anyhow::Result<()> {
     for _ in 0..3 {
         let t = Instant::now();
         scanned.clear();
-        for row in store.observations("acme", "lost_time_minutes", from, to)? {
+        for row in store.observations("acme", "lost_time_minutes", from, to).await? {
             let group = row
                 .observation
                 .dimensions

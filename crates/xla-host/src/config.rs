@@ -37,8 +37,11 @@
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use xla_runtime::Limits;
 pub use xla_runtime::config::{PluginsConfig, RuntimeConfig};
+use xla_store::{Backend, Store, StoreConfig, StoreError};
+use xla_store_sled::SledStore;
 pub use xla_sync::config::{ConnectorInstance, CredentialConfig, SecretSource, SyncConfig, UpstreamConfig};
 
 /// The whole configuration file.
@@ -66,14 +69,6 @@ pub struct HostConfig {
     /// XLA definitions (`[[xla]]`, see [`crate::score::definition`]).
     #[serde(default)]
     pub xla: Vec<crate::score::XlaDefinition>,
-}
-
-/// `[store]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// Data directory; defaults to the user's data directory.
-    pub dir: Option<PathBuf>,
 }
 
 /// What is wrong with the configuration.
@@ -192,6 +187,20 @@ impl HostConfig {
     /// The connector instance called `name`.
     pub fn connector(&self, name: &str) -> Option<&ConnectorInstance> {
         self.connectors.iter().find(|c| c.name == name)
+    }
+
+    /// Opens the configured store: sled's in `data_dir` when given (the
+    /// command line's `--data-dir`), else in [`HostConfig::data_dir`].
+    ///
+    /// # Errors
+    /// The store's own: a foreign or locked directory, another format.
+    pub fn open_store(&self, data_dir: Option<&Path>) -> Result<Arc<dyn Store>, StoreError> {
+        match self.store.backend {
+            Backend::Sled => {
+                let dir = data_dir.map_or_else(|| self.data_dir(), Path::to_path_buf);
+                Ok(Arc::new(SledStore::open(&dir)?))
+            }
+        }
     }
 
     /// The data directory: configured, or the user's data directory, or

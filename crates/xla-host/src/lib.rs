@@ -17,7 +17,9 @@
 //! - [`runtime`] (`xla-runtime`): the wasmtime engine, compile cache,
 //!   per-call limits, host imports, outbound HTTP; [`plugins`]: manifests,
 //!   pins, loading;
-//! - [`store`] (`xla-store`): observations, rollups and cursors in sled;
+//! - [`store`] (`xla-store`): the store's model and async traits, the
+//!   conformance suite every backend passes; [`store_sled`]
+//!   (`xla-store-sled`): the embedded backend on sled;
 //! - [`sync`] (`xla-sync`): sync runs and the scheduler behind `serve`;
 //! - [`score`] (`xla-score`): XLA definitions, scoring, reports;
 //! - [`sim`] (`xla-sim`, feature `sim`): simulators of the source systems;
@@ -34,5 +36,6 @@ pub use xla_score as score;
 #[cfg(feature = "sim")]
 pub use xla_sim as sim;
 pub use xla_store as store;
+pub use xla_store_sled as store_sled;
 pub use xla_sync as sync;
 pub use xla_types::untrusted;

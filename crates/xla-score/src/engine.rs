@@ -117,7 +117,7 @@ pub struct PeriodScore {
 /// Scores XLAs over one store with a set of scorers.
 #[derive(Clone)]
 pub struct Engine {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     scorers: Arc<BTreeMap<String, LoadedScorer>>,
     limits: Limits,
 }
@@ -128,7 +128,7 @@ const ROW_KEY: &str = "ticket";
 impl Engine {
     /// An engine over `store` with `scorers` (by plugin name), each call
     /// under `limits`.
-    pub fn new(store: Arc<Store>, scorers: BTreeMap<String, LoadedScorer>, limits: Limits) -> Engine {
+    pub fn new(store: Arc<dyn Store>, scorers: BTreeMap<String, LoadedScorer>, limits: Limits) -> Engine {
         Engine {
             store,
             scorers: Arc::new(scorers),
@@ -137,7 +137,7 @@ impl Engine {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<Store> {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
@@ -185,18 +185,18 @@ impl Engine {
             xla: xla.id.clone(),
             error,
         };
-        let input = self.input(xla, window).map_err(store_error)?;
+        let input = self.input(xla, window).await.map_err(store_error)?;
         let rows = if scorer.info.needs_rows {
             let filter = xla.filter_pair();
             let query = SubjectQuery {
-                tenant: &xla.tenant,
-                key: ROW_KEY,
-                metrics: &xla.metrics,
+                tenant: xla.tenant.clone(),
+                key: ROW_KEY.into(),
+                metrics: xla.metrics.clone(),
                 from: window.start,
                 to: window.end,
-                filter: filter.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
+                filter,
             };
-            let rows = self.store.subject_rows(&query).map_err(store_error)?;
+            let rows = self.store.subject_rows(&query).await.map_err(store_error)?;
             Some(Box::new(rows.into_iter()) as Box<dyn Iterator<Item = _> + Send>)
         } else {
             None
@@ -217,18 +217,18 @@ impl Engine {
     /// response has no assignment group; its ticket does) is reached
     /// through the ticket: each value counts for the group of the ticket it
     /// belongs to, as the ticket's other sources name it.
-    fn input(&self, xla: &XlaDefinition, window: Window) -> Result<ScoreInput, StoreError> {
+    async fn input(&self, xla: &XlaDefinition, window: Window) -> Result<ScoreInput, StoreError> {
         let mut aggregates = Vec::new();
         for metric in &xla.metrics {
-            let whole = self.merged(xla, metric, window, None)?;
+            let whole = self.merged(xla, metric, window, None).await?;
             let count = whole.get(&None).map_or(0, |r| r.count);
             aggregates.extend(to_aggregates(metric, whole));
             let Some(group_by) = &xla.group_by else {
                 continue;
             };
-            let mut grouped = self.merged(xla, metric, window, Some(group_by))?;
+            let mut grouped = self.merged(xla, metric, window, Some(group_by)).await?;
             if grouped.is_empty() && count > 0 {
-                grouped = self.grouped_through_tickets(xla, metric, window, group_by)?;
+                grouped = self.grouped_through_tickets(xla, metric, window, group_by).await?;
             }
             aggregates.extend(to_aggregates(metric, grouped));
         }
@@ -243,7 +243,7 @@ impl Engine {
     }
 
     /// One metric's rollups over the window, merged per group.
-    fn merged(
+    async fn merged(
         &self,
         xla: &XlaDefinition,
         metric: &str,
@@ -261,7 +261,7 @@ impl Engine {
             aggregation: Aggregation::Count,
         };
         let mut merged: BTreeMap<Option<String>, Rollup> = BTreeMap::new();
-        for ((_, group), rollup) in self.store.rollups(&query)? {
+        for ((_, group), rollup) in self.store.rollups(&query).await? {
             merged.entry(group).or_default().merge(&rollup);
         }
         if group_by.is_none() && merged.is_empty() {
@@ -271,25 +271,27 @@ impl Engine {
     }
 
     /// `metric` per value of `group_by` as the tickets' other observations
-    /// name it (see [`Store::subject_rows`]).
-    fn grouped_through_tickets(
+    /// name it (see [`xla_store::Store::grouped_through`]).
+    async fn grouped_through_tickets(
         &self,
         xla: &XlaDefinition,
         metric: &str,
         window: Window,
         group_by: &str,
     ) -> Result<BTreeMap<Option<String>, Rollup>, StoreError> {
-        let filter = xla.filter_pair();
-        let grouped = self.store.grouped_through(&GroupThrough {
-            tenant: &xla.tenant,
-            key: ROW_KEY,
-            metric,
-            group_by,
-            via: TICKET_METRICS,
-            from: window.start,
-            to: window.end,
-            filter: filter.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
-        })?;
+        let grouped = self
+            .store
+            .grouped_through(&GroupThrough {
+                tenant: xla.tenant.clone(),
+                key: ROW_KEY.into(),
+                metric: metric.into(),
+                group_by: group_by.into(),
+                via: TICKET_METRICS.iter().map(|m| m.to_string()).collect(),
+                from: window.start,
+                to: window.end,
+                filter: xla.filter_pair(),
+            })
+            .await?;
         Ok(grouped
             .into_iter()
             .map(|(group, rollup)| (Some(group), rollup))

@@ -246,20 +246,20 @@ const RESOLUTION_RISE: f64 = 0.10;
 
 impl Engine {
     /// The X/O/T view of `tenant` for `window`, from the rollups.
-    pub fn xot_view(&self, tenant: &str, window: Window) -> Result<XotView, StoreError> {
+    pub async fn xot_view(&self, tenant: &str, window: Window) -> Result<XotView, StoreError> {
         let previous = window.previous();
-        let both = |metric: &str, aggregation: Aggregation| -> Result<(Option<f64>, Option<f64>), StoreError> {
+        let both = async |metric: &str, aggregation: Aggregation| -> Result<(Option<f64>, Option<f64>), StoreError> {
             Ok((
-                self.window_value(tenant, metric, window, aggregation)?,
-                self.window_value(tenant, metric, previous, aggregation)?,
+                self.window_value(tenant, metric, window, aggregation).await?,
+                self.window_value(tenant, metric, previous, aggregation).await?,
             ))
         };
-        let happiness = both("happiness_rating", Aggregation::Happiness)?;
-        let lost_time_minutes = both("lost_time_minutes", Aggregation::Avg)?;
-        let breached = both("sla_breached", Aggregation::ShareTrue)?;
+        let happiness = both("happiness_rating", Aggregation::Happiness).await?;
+        let lost_time_minutes = both("lost_time_minutes", Aggregation::Avg).await?;
+        let breached = both("sla_breached", Aggregation::ShareTrue).await?;
         let sla_compliance = (breached.0.map(|b| 100.0 - b), breached.1.map(|b| 100.0 - b));
-        let resolution_hours = both("resolution_hours", Aggregation::Avg)?;
-        let dex_score = both("dex_score", Aggregation::Avg)?;
+        let resolution_hours = both("resolution_hours", Aggregation::Avg).await?;
+        let dex_score = both("dex_score", Aggregation::Avg).await?;
         let fell =
             |(now, before): (Option<f64>, Option<f64>), by: f64| now.zip(before).is_some_and(|(n, b)| b - n > by);
         let x_drop = fell(happiness, HAPPINESS_DROP);
@@ -318,7 +318,7 @@ impl Engine {
         })
     }
 
-    fn window_value(
+    async fn window_value(
         &self,
         tenant: &str,
         metric: &str,
@@ -336,7 +336,7 @@ impl Engine {
             aggregation,
         };
         let mut merged = xla_store::Rollup::default();
-        for (_, rollup) in self.store().rollups(&query)? {
+        for (_, rollup) in self.store().rollups(&query).await? {
             merged.merge(&rollup);
         }
         Ok(xla_store::evaluate(&merged, aggregation))
@@ -507,7 +507,7 @@ impl Engine {
         let mut xot = Vec::new();
         let mut scorecards = Vec::new();
         for tenant in tenants {
-            xot.push(self.xot_view(tenant, window).map_err(|error| ScoreError::Store {
+            xot.push(self.xot_view(tenant, window).await.map_err(|error| ScoreError::Store {
                 xla: format!("X/O/T view of {tenant}"),
                 error,
             })?);

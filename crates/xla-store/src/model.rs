@@ -1,7 +1,7 @@
 //! What the store keeps: observations with their provenance.
 
 use serde::{Deserialize, Serialize};
-use xla_types::{Layer, Observation};
+use xla_types::Observation;
 
 /// Where a batch of observations came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,18 +37,21 @@ pub fn is_rating(metric: &str) -> bool {
     metric.ends_with("_rating")
 }
 
-pub(crate) fn layer_code(layer: Layer) -> u8 {
-    match layer {
-        Layer::Experience => 0,
-        Layer::Operational => 1,
-        Layer::Technical => 2,
-    }
-}
+/// Dimensions that name a subject whose observations can be listed across
+/// sources (a ticket: its rating, its lost time, its SLA, its reassignments).
+pub const SUBJECT_DIMENSIONS: [&str; 2] = ["ticket", "device"];
 
-pub(crate) fn layer_from_code(code: u8) -> Layer {
-    match code {
-        0 => Layer::Experience,
-        1 => Layer::Operational,
-        _ => Layer::Technical,
-    }
+/// Dimensions with a value per subject or person: rolling them up would make
+/// a cell per ticket, so no backend keeps rollup cells for them; a query
+/// that filters or groups by one reads raw rows.
+pub const UNROLLED_DIMENSIONS: [&str; 3] = ["ticket", "device", "user"];
+
+/// Milliseconds in a UTC day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day number (days since 1970-01-01) of a time in unix ms; times
+/// beyond any storable day (a query to `i64::MAX`) saturate rather than wrap.
+pub fn day_of(at: i64) -> i32 {
+    at.div_euclid(DAY_MS)
+        .clamp(i64::from(i32::MIN), i64::from(i32::MAX - 1)) as i32
 }

@@ -1,17 +1,11 @@
 //! Queries over rollups: series by day, week, month or quarter, with a
-//! dimension filter and a group-by, and the XLA aggregations. A report over a
-//! month reads the month's rollup cells, never its rows, except when a
-//! filter and a group-by name two different dimensions (the rollups hold one
-//! dimension at a time) or a per-subject dimension (ticket, device, user,
-//! which have no cells): then the rows are read.
+//! dimension filter and a group-by, the XLA aggregations, and breakdowns
+//! with Pareto shares. A backend answers [`SeriesQuery`] with merged rollup
+//! cells ([`crate::Store::rollups`]); everything here is computed from those
+//! cells, the same for every backend.
 
-use super::block::Row;
-use super::dict::Dictionary;
-use super::keys::{self, DAY_MS, SetKey};
-use super::model::is_rating;
-use super::read;
-use super::rollup::{Rollup, decode_set};
-use super::{Store, StoreError};
+use super::rollup::Rollup;
+use super::{DAY_MS, day_of};
 use chrono::{Datelike, NaiveDate};
 use std::collections::BTreeMap;
 
@@ -90,7 +84,7 @@ pub struct SeriesPoint {
 
 /// The start (unix ms, UTC) of the bucket holding `at`.
 pub fn bucket_start(at: i64, bucket: Bucket) -> i64 {
-    let day = keys::day_of(at);
+    let day = day_of(at);
     let start_day = match bucket {
         Bucket::Day => day,
         // 1970-01-01 was a Thursday: Monday-based weekday is (day + 3) mod 7.
@@ -148,132 +142,6 @@ pub fn happiness(histogram: &[u64; 11]) -> Option<f64> {
     Some(100.0 * (positive as f64 - negative as f64) / total as f64)
 }
 
-impl Store {
-    /// A series of `query.aggregation` per bucket (and group).
-    pub fn series(&self, query: &SeriesQuery) -> Result<Vec<SeriesPoint>, StoreError> {
-        let merged = self.merged(query)?;
-        Ok(merged
-            .into_iter()
-            .map(|((bucket_start, group), rollup)| SeriesPoint {
-                bucket_start,
-                group,
-                value: evaluate(&rollup, query.aggregation),
-                count: rollup.count,
-            })
-            .collect())
-    }
-
-    /// Rollups merged per (bucket, group): what a scorer's aggregates are made of.
-    pub fn rollups(&self, query: &SeriesQuery) -> Result<BTreeMap<(i64, Option<String>), Rollup>, StoreError> {
-        self.merged(query)
-    }
-
-    fn merged(&self, query: &SeriesQuery) -> Result<BTreeMap<(i64, Option<String>), Rollup>, StoreError> {
-        let mut inner = self.lock()?;
-        let dict = &inner.dict;
-        let mut out: BTreeMap<(i64, Option<String>), Rollup> = BTreeMap::new();
-        let (Some(tenant), Some(metric)) = (dict.id(&query.tenant), dict.id(&query.metric)) else {
-            return Ok(out);
-        };
-        // A dimension never stored matches nothing.
-        let filter_key = match &query.filter {
-            None => None,
-            Some((k, _)) => match dict.id(k) {
-                Some(id) => Some(id),
-                None => return Ok(out),
-            },
-        };
-        let group_key = match &query.group_by {
-            None => None,
-            Some(g) => match dict.id(g) {
-                Some(id) => Some(id),
-                None => return Ok(out),
-            },
-        };
-        if query.from >= query.to {
-            return Ok(out);
-        }
-        let from_day = keys::day_of(query.from);
-        let to_day = keys::day_of(query.to - 1) + 1;
-        let unrolled = |k: Option<u32>| {
-            k.and_then(|k| dict.string(k))
-                .is_some_and(|name| keys::UNROLLED_DIMENSIONS.contains(&name))
-        };
-        let two_dimensions = matches!((filter_key, group_key), (Some(f), Some(g)) if f != g);
-        if two_dimensions || unrolled(filter_key) || unrolled(group_key) {
-            if self.retired(tenant, from_day)? {
-                return Err(StoreError::RetiredRows {
-                    what: "a filter and a group-by on two different dimensions, or on a per-subject dimension".into(),
-                });
-            }
-            let rating = is_rating(&query.metric);
-            let (dict, index) = inner.parts(&self.db)?;
-            let (dict, index) = (&*dict, &*index);
-            let filter = query.filter.as_ref().zip(filter_key).map(|((_, v), k)| (k, v.as_str()));
-            read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {
-                if let Some((k, v)) = filter
-                    && row_dimension(dict, row, k) != Some(v)
-                {
-                    return Ok(());
-                }
-                let group = match group_key {
-                    Some(g) => match row_dimension(dict, row, g) {
-                        Some(value) => Some(value.to_string()),
-                        None => return Ok(()),
-                    },
-                    None => None,
-                };
-                out.entry((bucket_start(at, query.bucket), group))
-                    .or_default()
-                    .add(row.value.get(), rating);
-                Ok(())
-            })?;
-            return Ok(out);
-        }
-        let filter = match &query.filter {
-            None => None,
-            Some((_, v)) => match dict.id(v) {
-                Some(v) => Some(v),
-                None => return Ok(out),
-            },
-        };
-        // The one set per day that answers: the filter's or the group's dimension, or all rows.
-        let wanted = filter_key.or(group_key).unwrap_or(0);
-        let (start, end) = keys::rollup_range(tenant, metric, from_day, to_day);
-        for entry in self.db.range(start..end) {
-            let (key, value) = entry?;
-            let set = SetKey::parse(&key).ok_or_else(|| StoreError::corrupt("a rollup key does not parse"))?;
-            if set.dim_key != wanted {
-                continue;
-            }
-            let bucket = bucket_start(i64::from(set.day) * DAY_MS, query.bucket);
-            for (dim_value, rollup) in decode_set(&value)? {
-                if filter.is_some_and(|f| f != dim_value) {
-                    continue;
-                }
-                let group = match group_key {
-                    Some(_) => Some(
-                        dict.string(dim_value)
-                            .ok_or_else(|| StoreError::corrupt("a dictionary id is missing"))?
-                            .to_string(),
-                    ),
-                    None => None,
-                };
-                out.entry((bucket, group)).or_default().merge(&rollup);
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The value of a row's dimension `key`, rolled up or inline.
-pub(crate) fn row_dimension<'r>(dict: &'r Dictionary, row: &'r Row, key: u32) -> Option<&'r str> {
-    if let Some((_, v)) = row.dims.iter().find(|(k, _)| *k == key) {
-        return dict.string(*v);
-    }
-    row.inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,62 +193,91 @@ pub struct Breakdown {
     pub groups_for_80_percent: usize,
 }
 
-impl Store {
-    /// The `top` values of `dimension` ranked by the sum (or, with
-    /// `by_count`, the number) of a metric's observations in `[from, to)`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn breakdown(
-        &self,
-        tenant: &str,
-        metric: &str,
-        from: i64,
-        to: i64,
-        dimension: &str,
-        by_count: bool,
-        top: usize,
-    ) -> Result<Breakdown, StoreError> {
-        let query = SeriesQuery {
-            tenant: tenant.into(),
-            metric: metric.into(),
-            from,
-            to,
+/// A breakdown: the values of one dimension ranked by their part of a metric.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BreakdownQuery {
+    /// Tenant.
+    pub tenant: String,
+    /// Metric.
+    pub metric: String,
+    /// Start, unix ms, inclusive.
+    pub from: i64,
+    /// End, unix ms, exclusive.
+    pub to: i64,
+    /// The dimension whose values are ranked.
+    pub dimension: String,
+    /// Rank by number of observations instead of their sum.
+    pub by_count: bool,
+    /// Rows to return (the total, group count and Pareto point cover all groups).
+    pub top: usize,
+}
+
+impl BreakdownQuery {
+    /// The series query whose rollups answer it: the window per dimension value.
+    pub fn series(&self) -> SeriesQuery {
+        SeriesQuery {
+            tenant: self.tenant.clone(),
+            metric: self.metric.clone(),
+            from: self.from,
+            to: self.to,
             bucket: Bucket::Day,
             filter: None,
-            group_by: Some(dimension.into()),
+            group_by: Some(self.dimension.clone()),
             aggregation: Aggregation::Sum,
-        };
-        let mut per_group: BTreeMap<String, f64> = BTreeMap::new();
-        for ((_, group), rollup) in self.merged(&query)? {
-            let value = if by_count { rollup.count as f64 } else { rollup.sum };
-            *per_group.entry(group.unwrap_or_default()).or_default() += value;
         }
-        let mut ranked: Vec<(String, f64)> = per_group.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let total: f64 = ranked.iter().map(|(_, v)| v).sum();
-        let fraction = |v: f64| if total > 0.0 { v / total } else { 0.0 };
-        let mut running = 0.0;
-        let mut groups_for_80_percent = 0;
-        let mut rows = Vec::new();
-        for (i, (group, value)) in ranked.iter().enumerate() {
-            running += value;
-            let (share, cumulative) = (fraction(*value), fraction(running));
-            if groups_for_80_percent == 0 && cumulative >= 0.8 - 1e-9 {
-                groups_for_80_percent = i + 1;
-            }
-            if i < top {
-                rows.push(BreakdownRow {
-                    group: group.clone(),
-                    value: *value,
-                    share,
-                    cumulative_share: cumulative,
-                });
-            }
-        }
-        Ok(Breakdown {
-            rows,
-            total,
-            groups: ranked.len(),
-            groups_for_80_percent,
-        })
     }
+}
+
+/// Ranks the groups of `rollups` (the answer to [`BreakdownQuery::series`]).
+pub fn breakdown(query: &BreakdownQuery, rollups: BTreeMap<(i64, Option<String>), Rollup>) -> Breakdown {
+    let mut per_group: BTreeMap<String, f64> = BTreeMap::new();
+    for ((_, group), rollup) in rollups {
+        let value = if query.by_count {
+            rollup.count as f64
+        } else {
+            rollup.sum
+        };
+        *per_group.entry(group.unwrap_or_default()).or_default() += value;
+    }
+    let mut ranked: Vec<(String, f64)> = per_group.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let total: f64 = ranked.iter().map(|(_, v)| v).sum();
+    let fraction = |v: f64| if total > 0.0 { v / total } else { 0.0 };
+    let mut running = 0.0;
+    let mut groups_for_80_percent = 0;
+    let mut rows = Vec::new();
+    for (i, (group, value)) in ranked.iter().enumerate() {
+        running += value;
+        let (share, cumulative) = (fraction(*value), fraction(running));
+        if groups_for_80_percent == 0 && cumulative >= 0.8 - 1e-9 {
+            groups_for_80_percent = i + 1;
+        }
+        if i < query.top {
+            rows.push(BreakdownRow {
+                group: group.clone(),
+                value: *value,
+                share,
+                cumulative_share: cumulative,
+            });
+        }
+    }
+    Breakdown {
+        rows,
+        total,
+        groups: ranked.len(),
+        groups_for_80_percent,
+    }
+}
+
+/// A series: each merged cell evaluated with the query's aggregation.
+pub fn series(query: &SeriesQuery, rollups: BTreeMap<(i64, Option<String>), Rollup>) -> Vec<SeriesPoint> {
+    rollups
+        .into_iter()
+        .map(|((bucket_start, group), rollup)| SeriesPoint {
+            bucket_start,
+            group,
+            value: evaluate(&rollup, query.aggregation),
+            count: rollup.count,
+        })
+        .collect()
 }

@@ -7,7 +7,6 @@
 //! out again when an observation is replaced.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Relative accuracy of the quantile sketch.
 const SKETCH_ALPHA: f64 = 0.01;
@@ -104,8 +103,9 @@ impl Sketch {
     }
 
     /// Whether a decoded sketch is one `add` could have made: buckets of
-    /// finite f64 values lie within about ±36,000.
-    fn is_sane(&self) -> bool {
+    /// finite f64 values lie within about ±36,000. A backend checks each
+    /// sketch it decodes, so damaged bytes cannot make a huge allocation.
+    pub fn is_sane(&self) -> bool {
         const REACH: i64 = 40_000;
         let (low, high) = (
             i64::from(self.offset),
@@ -217,23 +217,6 @@ impl Rollup {
         }
         self.sketch.merge(&other.sketch);
     }
-}
-
-/// The cells of one day and dimension, by dimension value (0 for the cell
-/// of all rows).
-pub(crate) type RollupSet = BTreeMap<u32, Rollup>;
-
-pub(crate) fn encode_set(set: &RollupSet) -> Result<Vec<u8>, super::StoreError> {
-    postcard::to_allocvec(set).map_err(|e| super::StoreError::Corrupt(format!("encoding rollups: {e}")))
-}
-
-pub(crate) fn decode_set(bytes: &[u8]) -> Result<RollupSet, super::StoreError> {
-    let set: RollupSet = postcard::from_bytes(bytes)
-        .map_err(|e| super::StoreError::Corrupt(format!("stored rollups do not decode: {e}")))?;
-    if set.values().any(|cell| !cell.sketch.is_sane()) {
-        return Err(super::StoreError::corrupt("a stored quantile sketch is out of range"));
-    }
-    Ok(set)
 }
 
 /// The histogram slot of a 0-10 rating, if it is one.

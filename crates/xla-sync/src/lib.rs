@@ -148,7 +148,7 @@ fn check_identity(target: &SyncTarget, info: &xla_runtime::ConnectorInfo) -> Res
 /// Runs one sync of `target` through `session` into `store`.
 pub async fn run(
     session: &mut ConnectorSession,
-    store: &Arc<Store>,
+    store: &Arc<dyn Store>,
     target: &SyncTarget,
     options: &SyncOptions,
     progress: &mut dyn Progress,
@@ -159,6 +159,7 @@ pub async fn run(
     };
     let mut record = store
         .begin_run(&target.tenant, &target.instance, now_ms())
+        .await
         .map_err(store_error)?;
     let result = pull_all(session, store, target, options, progress, &mut record).await;
     record.finished = Some(now_ms());
@@ -169,13 +170,13 @@ pub async fn run(
             RunOutcome::Failed
         }
     };
-    store.save_run(&record).map_err(store_error)?;
+    store.save_run(&record).await.map_err(store_error)?;
     result.map(|_| record)
 }
 
 async fn pull_all(
     session: &mut ConnectorSession,
-    store: &Arc<Store>,
+    store: &Arc<dyn Store>,
     target: &SyncTarget,
     options: &SyncOptions,
     progress: &mut dyn Progress,
@@ -190,6 +191,7 @@ async fn pull_all(
     };
     let mut cursor = store
         .cursor(&target.tenant, &target.instance)
+        .await
         .map_err(|source| SyncError::Store {
             instance: target.instance.clone(),
             source,
@@ -301,9 +303,10 @@ struct InFlight {
     commit: tokio::task::JoinHandle<Result<CommitSummary, StoreError>>,
 }
 
-/// Starts committing a batch on a blocking thread (a commit waits for the disk).
+/// Starts committing a batch in a task of its own, so the next pull runs
+/// while the store writes (a commit waits for the disk).
 fn spawn_commit(
-    store: &Arc<Store>,
+    store: &Arc<dyn Store>,
     target: &SyncTarget,
     provenance: &Provenance,
     batch: Batch,
@@ -316,14 +319,16 @@ fn spawn_commit(
         provenance.clone(),
     );
     let observations = batch.observations.len();
-    let commit = tokio::task::spawn_blocking(move || {
-        store.commit(CommitBatch {
-            tenant: &tenant,
-            source: &source,
-            provenance: &provenance,
-            observations: &batch.observations,
-            cursor: cursor.as_deref(),
-        })
+    let commit = tokio::spawn(async move {
+        store
+            .commit(CommitBatch {
+                tenant,
+                source,
+                provenance,
+                observations: batch.observations,
+                cursor,
+            })
+            .await
     });
     InFlight { observations, commit }
 }

@@ -128,7 +128,7 @@ struct Job {
 
 /// Runs scheduled syncs until shut down.
 pub struct Scheduler {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     limits: SyncConfig,
     options: SchedulerOptions,
     semaphores: BTreeMap<String, Arc<Semaphore>>,
@@ -137,7 +137,7 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// An empty scheduler writing to `store`, with `limits` per upstream.
-    pub fn new(store: Arc<Store>, limits: &SyncConfig, options: SchedulerOptions) -> Scheduler {
+    pub fn new(store: Arc<dyn Store>, limits: &SyncConfig, options: SchedulerOptions) -> Scheduler {
         Scheduler {
             store,
             limits: limits.clone(),
@@ -154,7 +154,7 @@ impl Scheduler {
     pub fn from_config(
         runtime: &Runtime,
         config: SyncSetup<'_>,
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         options: SchedulerOptions,
     ) -> Result<Scheduler, ScheduleError> {
         let scheduled = scheduled(config)?;
@@ -251,7 +251,7 @@ fn job_thread(job: Job, context: Context) {
 
 /// What every job shares.
 struct Context {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     options: SchedulerOptions,
     shutdown: CancellationToken,
     on_finish: Arc<dyn Fn(&FinishedRun) + Send + Sync>,
@@ -327,11 +327,11 @@ async fn run_once(instance: &SyncInstance, session: &mut ConnectorSession, conte
     let (record, error) = match result {
         Some(Ok(record)) => (Some(record), None),
         Some(Err(error)) => (
-            last_record(&context.store, instance, started_ms),
+            last_record(&*context.store, instance, started_ms).await,
             Some(error.to_string()),
         ),
         None => {
-            let record = close_cut_run(&context.store, instance, progress.record, started_ms, grace);
+            let record = close_cut_run(&*context.store, instance, progress.record, started_ms, grace).await;
             let error = record.as_ref().and_then(|r| r.error.clone());
             (record, error.or_else(|| Some("cut by shutdown".into())))
         }
@@ -346,22 +346,25 @@ async fn run_once(instance: &SyncInstance, session: &mut ConnectorSession, conte
 
 /// The instance's newest run, if it began at or after `started_ms` (a
 /// failed run saves its record before returning its error).
-fn last_record(store: &Store, instance: &SyncInstance, started_ms: i64) -> Option<RunRecord> {
+async fn last_record(store: &dyn Store, instance: &SyncInstance, started_ms: i64) -> Option<RunRecord> {
     let target = instance.target();
-    let runs = store.runs(&target.tenant, &target.instance, 1).ok()?;
+    let runs = store.runs(&target.tenant, &target.instance, 1).await.ok()?;
     runs.into_iter().next().filter(|run| run.started >= started_ms)
 }
 
 /// Logs a run cut by shutdown as `interrupted`, with the counts of the
 /// batches it had committed.
-fn close_cut_run(
-    store: &Store,
+async fn close_cut_run(
+    store: &dyn Store,
     instance: &SyncInstance,
     last_batch: Option<RunRecord>,
     started_ms: i64,
     grace: Duration,
 ) -> Option<RunRecord> {
-    let mut record = last_batch.or_else(|| last_record(store, instance, started_ms))?;
+    let mut record = match last_batch {
+        Some(record) => record,
+        None => last_record(store, instance, started_ms).await?,
+    };
     if record.outcome != RunOutcome::Running {
         return Some(record);
     }
@@ -371,7 +374,7 @@ fn close_cut_run(
         "cut by shutdown after a grace of {:.1} s; the next run resumes from the last committed cursor",
         grace.as_secs_f64()
     ));
-    if let Err(e) = store.save_run(&record) {
+    if let Err(e) = store.save_run(&record).await {
         tracing::error!(instance = %record.instance, "cannot record the cut run: {e}");
     }
     Some(record)

@@ -8,6 +8,7 @@
 use std::io::Write;
 use xla_host::runtime::{Layer, Observation};
 use xla_host::store::{CommitBatch, Provenance, Store};
+use xla_host::store_sled::SledStore;
 
 fn batch(n: u64, size: u64) -> Vec<Observation> {
     (0..size)
@@ -25,13 +26,14 @@ fn batch(n: u64, size: u64) -> Vec<Observation> {
         .collect()
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, dir, batches, size] = args.as_slice() else {
         anyhow::bail!("usage: store-ingest <data dir> <batches> <batch size>");
     };
     let (batches, size): (u64, u64) = (batches.parse()?, size.parse()?);
-    let store = Store::open(std::path::Path::new(dir))?;
+    let store = SledStore::open(std::path::Path::new(dir))?;
     let provenance = Provenance {
         connector: "ingest".into(),
         plugin: "crash-test".into(),
@@ -40,21 +42,22 @@ fn main() -> anyhow::Result<()> {
         sync_run: 1,
     };
     let start: u64 = store
-        .cursor("crash", "ingest")?
+        .cursor("crash", "ingest")
+        .await?
         .map(|c| c.parse())
         .transpose()?
         .unwrap_or(0);
     let mut stdout = std::io::stdout();
     for n in start.max(1)..=batches {
-        let cursor = n.to_string();
-        let observations = batch(n, size);
-        let summary = store.commit(CommitBatch {
-            tenant: "crash",
-            source: "ingest",
-            provenance: &provenance,
-            observations: &observations,
-            cursor: Some(&cursor),
-        })?;
+        let summary = store
+            .commit(CommitBatch {
+                tenant: "crash".into(),
+                source: "ingest".into(),
+                provenance: provenance.clone(),
+                observations: batch(n, size),
+                cursor: Some(n.to_string()),
+            })
+            .await?;
         if n == start && summary.unchanged as u64 != size {
             anyhow::bail!("replaying batch {n} changed the store: {summary:?}");
         }

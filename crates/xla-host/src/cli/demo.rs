@@ -20,6 +20,7 @@ use crate::sim::org::{self, OrgSpec};
 use crate::sim::servicenow::{self, ServiceNowOptions, ServiceNowSim};
 use crate::sim::telemetry::{self, TelemetrySpec};
 use crate::store::{Aggregation, Bucket, SeriesQuery, Store};
+use crate::store_sled::SledStore;
 use crate::sync::{self, SyncOptions, SyncTarget};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -130,7 +131,8 @@ pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode>
 
     let temporary = tempfile::tempdir().context("creating a data directory")?;
     let data_dir = args.data_dir.clone().unwrap_or_else(|| temporary.path().join("data"));
-    let store = Arc::new(Store::open(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?);
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?);
     println!("  data directory {}\n", data_dir.display());
 
     let mut described = Vec::new();
@@ -144,7 +146,7 @@ pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode>
         described.push((source, sync_source(connector, source, &store, config).await?));
     }
     println!();
-    print_arrivals(&store, &described)?;
+    print_arrivals(&*store, &described).await?;
     drop((servicenow, happysignals, nexthink));
     report(config, store).await?;
     Ok(ExitCode::SUCCESS)
@@ -231,7 +233,7 @@ async fn show_refusal(connector: &LoadedPlugin, source: &Source, config: &HostCo
 async fn sync_source(
     connector: &LoadedPlugin,
     source: &Source,
-    store: &Arc<Store>,
+    store: &Arc<dyn Store>,
     config: &HostConfig,
 ) -> Result<ConnectorInfo> {
     let PluginPre::Connector(pre) = &connector.pre else {
@@ -262,7 +264,7 @@ async fn sync_source(
 }
 
 /// Count and mean of each metric a connector emits, from the store's rollups.
-fn print_arrivals(store: &Store, sources: &[(&Source, ConnectorInfo)]) -> Result<()> {
+async fn print_arrivals(store: &dyn Store, sources: &[(&Source, ConnectorInfo)]) -> Result<()> {
     println!("What arrived, per source and metric (from the store's rollups):");
     println!(
         "  {:<12} {:<28} {:>12} {:>10}",
@@ -270,7 +272,7 @@ fn print_arrivals(store: &Store, sources: &[(&Source, ConnectorInfo)]) -> Result
     );
     for (source, info) in sources {
         for metric in &info.metrics {
-            let (count, sum) = totals(store, &metric.name)?;
+            let (count, sum) = totals(store, &metric.name).await?;
             let mean = if count > 0 { sum / count as f64 } else { 0.0 };
             println!(
                 "  {:<12} {:<28} {:>12} {:>10.2} {}",
@@ -296,8 +298,8 @@ fn window_query(metric: &str, group_by: Option<&str>, aggregation: Aggregation) 
     }
 }
 
-fn totals(store: &Store, metric: &str) -> Result<(u64, f64)> {
-    let rollups = store.rollups(&window_query(metric, None, Aggregation::Sum))?;
+async fn totals(store: &dyn Store, metric: &str) -> Result<(u64, f64)> {
+    let rollups = store.rollups(&window_query(metric, None, Aggregation::Sum)).await?;
     Ok(rollups
         .values()
         .fold((0, 0.0), |(count, sum), r| (count + r.count, sum + r.sum)))
@@ -349,7 +351,7 @@ fn scorecard() -> crate::score::ScorecardOptions {
 const REPORT_PERIOD: &str = "2026-10";
 
 /// The XLA report over what arrived, ending with the planted patterns.
-async fn report(config: &HostConfig, store: Arc<Store>) -> Result<()> {
+async fn report(config: &HostConfig, store: Arc<dyn Store>) -> Result<()> {
     let xlas = crate::score::standard_xlas(TENANT);
     let engine = super::report::engine(config, store, &xlas).await?;
     let window = super::report::period_window(Some(REPORT_PERIOD))?;

@@ -83,16 +83,15 @@ pub(crate) async fn run(config: &HostConfig, args: ImportArgs) -> Result<ExitCod
 
     let store = open_store(config, args.data_dir.as_deref())?;
     let batch_size = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
-    // A commit waits for the disk: keep it off the async workers.
-    let record =
-        tokio::task::block_in_place(|| commit_all(&store, instance, &plugin.manifest, &observations, batch_size))?;
+    let count = observations.len();
+    let record = commit_all(&*store, instance, &plugin.manifest, observations, batch_size).await?;
     if args.json {
         let report = serde_json::json!({
             "file": args.file,
             "instance": instance.name,
             "tenant": instance.tenant,
             "media_type": media_type,
-            "observations": observations.len(),
+            "observations": count,
             "batches": record.batches,
             "inserted": record.inserted,
             "replaced": record.replaced,
@@ -101,7 +100,7 @@ pub(crate) async fn run(config: &HostConfig, args: ImportArgs) -> Result<ExitCod
         });
         println!("{}", untrusted::json_pretty(&report)?);
     } else {
-        println!("{}", summary(&args.file, observations.len(), &record));
+        println!("{}", summary(&args.file, count, &record));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -144,14 +143,14 @@ fn check_file(path: &Path) -> Result<()> {
 
 /// Commits `observations` in batches as one run of the instance's run log,
 /// recorded as completed, or failed with the error.
-fn commit_all(
-    store: &Store,
+async fn commit_all(
+    store: &dyn Store,
     instance: &ConnectorInstance,
     manifest: &Manifest,
-    observations: &[Observation],
+    observations: Vec<Observation>,
     batch_size: usize,
 ) -> Result<RunRecord> {
-    let mut record = store.begin_run(&instance.tenant, &instance.name, now_ms())?;
+    let mut record = store.begin_run(&instance.tenant, &instance.name, now_ms()).await?;
     let provenance = Provenance {
         connector: instance.name.clone(),
         plugin: manifest.name.clone(),
@@ -160,15 +159,15 @@ fn commit_all(
         sync_run: record.run,
     };
     let all = CommitBatch {
-        tenant: &instance.tenant,
-        source: &instance.name,
-        provenance: &provenance,
+        tenant: instance.tenant.clone(),
+        source: instance.name.clone(),
+        provenance,
         observations,
         // None leaves the stored cursor as it is: the sync's own.
         cursor: None,
     };
-    let bar = progress_bar(&instance.name, observations.len());
-    let result = commit_batches(store, all, batch_size, &mut record, &bar);
+    let bar = progress_bar(&instance.name, all.observations.len());
+    let result = commit_batches(store, all, batch_size, &mut record, &bar).await;
     bar.finish_and_clear();
     record.finished = Some(now_ms());
     record.outcome = match &result {
@@ -178,26 +177,28 @@ fn commit_all(
             RunOutcome::Failed
         }
     };
-    store.save_run(&record)?;
+    store.save_run(&record).await?;
     result.map(|()| record)
 }
 
 /// Commits `all` in batches of `batch_size` observations, adding the counts
 /// to `record`.
-fn commit_batches(
-    store: &Store,
-    all: CommitBatch<'_>,
+async fn commit_batches(
+    store: &dyn Store,
+    mut all: CommitBatch,
     batch_size: usize,
     record: &mut RunRecord,
     bar: &ProgressBar,
 ) -> Result<()> {
-    let batches = all.observations.len().div_ceil(batch_size);
-    for (i, chunk) in all.observations.chunks(batch_size).enumerate() {
+    let observations = std::mem::take(&mut all.observations);
+    let batches = observations.len().div_ceil(batch_size);
+    for (i, chunk) in observations.chunks(batch_size).enumerate() {
         let summary = store
             .commit(CommitBatch {
-                observations: chunk,
-                ..all
+                observations: chunk.to_vec(),
+                ..all.clone()
             })
+            .await
             .with_context(|| {
                 let kept = if i == 0 {
                     "no observation was stored".to_string()

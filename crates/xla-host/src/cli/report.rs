@@ -49,7 +49,7 @@ pub struct ReportArgs {
 pub(crate) async fn run(config: &HostConfig, args: ReportArgs) -> Result<ExitCode> {
     let xlas = selected(config, &args.xlas)?;
     let window = period_window(args.period.as_deref())?;
-    let store = std::sync::Arc::new(open_store(config, args.data_dir.as_deref())?);
+    let store = open_store(config, args.data_dir.as_deref())?;
     let engine = engine(config, store, &xlas).await?;
     let options = ScorecardOptions {
         group_by: args.scorecard_by.clone(),
@@ -103,7 +103,7 @@ pub(crate) fn period_window(label: Option<&str>) -> Result<Window> {
 /// watermelon scorer for the scorecard, when it is installed).
 pub(crate) async fn engine(
     config: &HostConfig,
-    store: std::sync::Arc<crate::store::Store>,
+    store: std::sync::Arc<dyn crate::store::Store>,
     xlas: &[XlaDefinition],
 ) -> Result<Engine> {
     let runtime = options::runtime(config)?;

@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +38,7 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
     let scheduled = schedule::scheduled(config.sync_setup())?;
     // Listen before anything runs, so an early SIGTERM still stops cleanly.
     let signals = Signals::listen()?;
-    let store = Arc::new(open_store(config, args.data_dir.as_deref())?);
+    let store = open_store(config, args.data_dir.as_deref())?;
     let runtime = options::runtime(config)?;
     let options = SchedulerOptions {
         grace: args.shutdown_grace,

@@ -8,7 +8,7 @@ use crate::store::{RunRecord, Store};
 use crate::sync::schedule::SyncInstance;
 use crate::sync::{self, Progress, SyncOptions};
 use crate::untrusted;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ pub struct SyncArgs {
 
 pub(crate) async fn run(config: &HostConfig, args: SyncArgs) -> Result<ExitCode> {
     let instance = find_instance(config, &args.instance)?;
-    let store = Arc::new(open_store(config, args.data_dir.as_deref())?);
+    let store = open_store(config, args.data_dir.as_deref())?;
     let runtime = options::runtime(config)?;
     // The same per-upstream rate limits as `serve`, for this process alone.
     let rate_limits = config.sync.rate_limits()?.map(Arc::new);
@@ -77,10 +77,9 @@ pub(crate) fn find_instance<'a>(config: &'a HostConfig, name: &str) -> Result<&'
     )
 }
 
-/// Opens the store in `data_dir`, else in the configured data directory.
-pub(crate) fn open_store(config: &HostConfig, data_dir: Option<&Path>) -> Result<Store> {
-    let data_dir = data_dir.map_or_else(|| config.data_dir(), Path::to_path_buf);
-    Store::open(&data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))
+/// Opens the configured store, sled's in `data_dir` when given.
+pub(crate) fn open_store(config: &HostConfig, data_dir: Option<&Path>) -> Result<Arc<dyn Store>> {
+    Ok(config.open_store(data_dir)?)
 }
 
 /// One line a person reads after a sync.

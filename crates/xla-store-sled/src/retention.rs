@@ -12,17 +12,11 @@
 use super::block::{Block, RetiredRow, Row, stored_record_fingerprint, subject_fingerprint};
 use super::index::{BlockMeta, Change, Loc};
 use super::keys::{self, BlockKey, DAY_MS};
-use super::{Store, StoreError};
+use super::{OrStore, Sled};
+use xla_store::{RetentionSummary, StoreError};
 
 /// Blocks per atomic batch while retiring.
 const RETENTION_BLOCKS: usize = 256;
-
-/// What retention did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RetentionSummary {
-    /// Raw observations dropped.
-    pub dropped: u64,
-}
 
 fn retired_key(tenant: u32) -> Vec<u8> {
     let mut key = b"Mretired".to_vec();
@@ -30,10 +24,10 @@ fn retired_key(tenant: u32) -> Vec<u8> {
     key
 }
 
-impl Store {
+impl Sled {
     /// Drops a tenant's raw observations of UTC days that ended by `cutoff`
     /// (unix ms); rollups and cursors stay.
-    pub fn retire_before(&self, tenant: &str, cutoff: i64) -> Result<RetentionSummary, StoreError> {
+    pub(crate) fn retire_before(&self, tenant: &str, cutoff: i64) -> Result<RetentionSummary, StoreError> {
         // A cutoff only ever moves forward, so one in the future (seconds
         // taken for milliseconds) would retire every day to come.
         let now = std::time::SystemTime::now()
@@ -67,14 +61,16 @@ impl Store {
         // never leaves a day that looks complete but is not.
         let aligned = i64::from(keys::day_of(cutoff)) * DAY_MS;
         let cutoff = aligned.max(self.retired_cutoff(tenant_id)?.unwrap_or(i64::MIN));
-        self.db.insert(retired_key(tenant_id), &cutoff.to_be_bytes())?;
-        self.db.flush()?;
+        self.db
+            .insert(retired_key(tenant_id), &cutoff.to_be_bytes())
+            .or_store()?;
+        self.db.flush().or_store()?;
 
         let cutoff_day = keys::day_of(cutoff);
         let mut summary = RetentionSummary::default();
         let (mut ops, mut changes, mut in_batch) = (sled::Batch::default(), Vec::new(), 0);
         for entry in self.db.scan_prefix(keys::tenant_blocks(tenant_id)) {
-            let (key, value) = entry?;
+            let (key, value) = entry.or_store()?;
             let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
             if key.day >= cutoff_day {
                 continue;
@@ -124,14 +120,14 @@ impl Store {
             summary.dropped += u64::from(live);
             in_batch += 1;
             if in_batch == RETENTION_BLOCKS {
-                self.db.apply_batch(std::mem::take(&mut ops))?;
+                self.db.apply_batch(std::mem::take(&mut ops)).or_store()?;
                 index.apply(std::mem::take(&mut changes));
                 in_batch = 0;
             }
         }
-        self.db.apply_batch(ops)?;
+        self.db.apply_batch(ops).or_store()?;
         index.apply(changes);
-        self.db.flush()?;
+        self.db.flush().or_store()?;
         Ok(summary)
     }
 
@@ -144,7 +140,8 @@ impl Store {
 
     fn retired_cutoff(&self, tenant: u32) -> Result<Option<i64>, StoreError> {
         self.db
-            .get(retired_key(tenant))?
+            .get(retired_key(tenant))
+            .or_store()?
             .map(|v| {
                 let array: [u8; 8] = v
                     .as_ref()

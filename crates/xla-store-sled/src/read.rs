@@ -5,10 +5,12 @@
 use super::block::{Block, Row, stored_record_fingerprint, subject_fingerprint};
 use super::dict::Dictionary;
 use super::index::{Index, Loc};
+use super::keys::layer_from_code;
 use super::keys::{self, BlockKey, DAY_MS};
-use super::model::{Provenance, StoredObservation, layer_from_code};
 use super::{Inner, StoreError};
+use crate::OrStore;
 use std::collections::BTreeMap;
+use xla_store::{Provenance, StoredObservation};
 use xla_types::Observation;
 
 /// Where a row came from: its block's header.
@@ -29,7 +31,7 @@ pub(crate) fn for_each_live_row(
 ) -> Result<(), StoreError> {
     let (start, end) = keys::block_range(tenant, metric, from_day, to_day);
     for entry in db.range(start..end) {
-        let (key, value) = entry?;
+        let (key, value) = entry.or_store()?;
         let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
         let block: Block<Row> = Block::decode(&value)?;
         // A block none of whose rows was replaced needs no check per row.
@@ -110,7 +112,7 @@ pub(crate) fn read_subject(
         let Some(meta) = index.block(id).filter(|m| !m.key.retired) else {
             continue;
         };
-        let Some(bytes) = db.get(meta.key.key())? else {
+        let Some(bytes) = db.get(meta.key.key()).or_store()? else {
             continue;
         };
         let block: Block<Row> = Block::decode(&bytes)?;

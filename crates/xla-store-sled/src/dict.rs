@@ -4,6 +4,7 @@
 
 use super::StoreError;
 use super::keys;
+use crate::OrStore;
 use rustc_hash::FxHashMap as HashMap;
 
 /// Id 0 is reserved for "no dimension" in rollup keys.
@@ -25,7 +26,7 @@ impl Dictionary {
             ..Dictionary::default()
         };
         for entry in tree.scan_prefix(keys::dict_forward_prefix()) {
-            let (key, value) = entry?;
+            let (key, value) = entry.or_store()?;
             let string =
                 std::str::from_utf8(&key[2..]).map_err(|_| StoreError::corrupt("a dictionary entry is not UTF-8"))?;
             let id = u32::from_be_bytes(

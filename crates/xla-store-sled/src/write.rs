@@ -9,44 +9,19 @@ use super::block::{
 };
 use super::dict::Dictionary;
 use super::index::{BlockMeta, Change, Index, Loc};
+use super::keys::layer_code;
 use super::keys::{self, BlockKey, DAY_MS, SetKey};
-use super::model::{Provenance, is_rating, layer_code};
 use super::read::provenance_key;
-use super::rollup::{Rollup, RollupSet};
-use super::{Inner, Store, StoreError};
+use super::rollup::RollupSet;
+use super::{Inner, OrStore, Sled};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeSet;
+use xla_store::{CommitBatch, CommitSummary, Rollup, StoreError, is_rating};
 use xla_types::Observation;
 
 /// Rows per block: few enough that compacting one is cheap, enough that a
 /// batch of ten thousand is a few dozen writes.
 const BLOCK_ROWS: usize = 512;
-
-/// One batch from a connector instance and the cursor that follows it.
-#[derive(Debug, Clone, Copy)]
-pub struct CommitBatch<'a> {
-    /// Tenant the data belongs to.
-    pub tenant: &'a str,
-    /// Connector instance that emitted it.
-    pub source: &'a str,
-    /// Where it came from.
-    pub provenance: &'a Provenance,
-    /// The observations; a repeated (id, metric) keeps the last.
-    pub observations: &'a [Observation],
-    /// The cursor to store with it, if any.
-    pub cursor: Option<&'a str>,
-}
-
-/// What a commit did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct CommitSummary {
-    /// New rows.
-    pub inserted: usize,
-    /// Rows that replaced a stored row with other data.
-    pub replaced: usize,
-    /// Rows identical to what was stored (a replay).
-    pub unchanged: usize,
-}
 
 /// A block read because one of its rows is being replaced.
 enum OldBlock {
@@ -89,9 +64,9 @@ struct Work<'a> {
     next_block: u64,
 }
 
-impl Store {
+impl Sled {
     /// Commits `batch` atomically; on error nothing of it is stored.
-    pub fn commit(&self, batch: CommitBatch<'_>) -> Result<CommitSummary, StoreError> {
+    pub(crate) fn commit(&self, batch: &CommitBatch) -> Result<CommitSummary, StoreError> {
         let mut inner = self.lock()?;
         let result = self.commit_locked(&mut inner, batch);
         if result.is_err() {
@@ -103,16 +78,16 @@ impl Store {
         result
     }
 
-    fn commit_locked(&self, inner: &mut Inner, batch: CommitBatch<'_>) -> Result<CommitSummary, StoreError> {
+    fn commit_locked(&self, inner: &mut Inner, batch: &CommitBatch) -> Result<CommitSummary, StoreError> {
         let (dict, index) = inner.parts(&self.db)?;
-        let tenant = dict.intern(batch.tenant);
+        let tenant = dict.intern(&batch.tenant);
         let unrolled: Vec<u32> = keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
         let mut work = Work {
             db: &self.db,
             index,
             tenant,
-            source: dict.intern(batch.source),
-            provenance: dict.intern(&provenance_key(batch.provenance)),
+            source: dict.intern(&batch.source),
+            provenance: dict.intern(&provenance_key(&batch.provenance)),
             subjects: keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect(),
             old: HashMap::default(),
             lost: HashMap::default(),
@@ -126,8 +101,8 @@ impl Store {
         // A connector sends a record's metrics one after another with the
         // same dimensions: split them once.
         let mut last_split: Option<(&[(String, String)], SplitDimensions)> = None;
-        for observation in last_of_each(batch.observations) {
-            validate(observation)?;
+        for observation in last_of_each(&batch.observations) {
+            xla_store::check_observation(observation)?;
             let metric = dict.intern(&observation.metric);
             let day = keys::day_of(observation.at);
             let (dims, inline) = match &last_split {
@@ -167,17 +142,17 @@ impl Store {
         ops.insert(keys::BLOCK_NEXT, &work.next_block.to_be_bytes());
         // The index's size before this commit: a hint, one commit behind.
         ops.insert(keys::INDEX_SIZE, &work.index.size_hint());
-        if let Some(cursor) = batch.cursor {
+        if let Some(cursor) = &batch.cursor {
             ops.insert(keys::cursor(tenant, work.source), cursor.as_bytes());
         }
         let (changes, next_block) = (work.changes, work.next_block);
-        self.db.apply_batch(ops)?;
+        self.db.apply_batch(ops).or_store()?;
         // The batch is in sled now: the index follows before anything else
         // can fail, so it never knows less than the disk.
         index.apply(changes);
         index.next_block = next_block;
-        if self.durable {
-            self.db.flush()?;
+        if self.durable() {
+            self.db.flush().or_store()?;
         }
         Ok(summary)
     }
@@ -228,7 +203,8 @@ impl Work<'_> {
         if !self.old.contains_key(&loc.block) {
             let bytes = self
                 .db
-                .get(meta.key.key())?
+                .get(meta.key.key())
+                .or_store()?
                 .ok_or_else(|| StoreError::corrupt("the index points at a missing block"))?;
             let block = if meta.key.retired {
                 OldBlock::Retired(Block::decode(&bytes)?)
@@ -347,7 +323,7 @@ impl Work<'_> {
         Ok(match self.sets.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                let cells = match self.db.get(key.key())? {
+                let cells = match self.db.get(key.key()).or_store()? {
                     Some(bytes) => super::rollup::decode_set(&bytes)?,
                     None => RollupSet::new(),
                 };
@@ -454,7 +430,7 @@ impl Work<'_> {
         let mut rows = Vec::new();
         let (start, end) = keys::block_range(self.tenant, metric, day, day + 1);
         for entry in self.db.range(start..end) {
-            let (key, value) = entry?;
+            let (key, value) = entry.or_store()?;
             let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
             let block: Block<Row> = Block::decode(&value)?;
             for (slot, row) in block.rows.into_iter().enumerate() {
@@ -515,15 +491,6 @@ fn last_of_each(observations: &[Observation]) -> Vec<&Observation> {
         .filter(|(i, _)| keep.contains(i))
         .map(|(_, o)| o)
         .collect()
-}
-
-/// The rules every path applies ([`Observation::check`]), as a store error.
-fn validate(o: &Observation) -> Result<(), StoreError> {
-    o.check().map_err(|reason| StoreError::BadObservation {
-        id: xla_types::untrusted::escape_capped(&o.id, 100).into_owned(),
-        metric: xla_types::untrusted::escape_capped(&o.metric, 100).into_owned(),
-        reason: reason.to_string(),
-    })
 }
 
 /// Rolled-up dimensions as dictionary ids and per-subject ones inline, each

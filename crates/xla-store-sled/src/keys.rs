@@ -30,17 +30,8 @@ const RETIRED: u8 = b'Q';
 const CURSOR: u8 = b'C';
 const ROLLUP: u8 = b'R';
 
-/// Dimensions that name a subject whose observations can be listed across
-/// sources (a ticket: its rating, its lost time, its SLA, its reassignments).
-pub(crate) const SUBJECT_DIMENSIONS: [&str; 2] = ["ticket", "device"];
-
-/// Dimensions with a value per subject or person: rolling them up would make
-/// a cell per ticket, so they get no rollup cells, and their values are kept
-/// in the row rather than the dictionary.
-pub(crate) const UNROLLED_DIMENSIONS: [&str; 3] = ["ticket", "device", "user"];
-
-/// Milliseconds in a day.
-pub(crate) const DAY_MS: i64 = 86_400_000;
+pub(crate) use xla_store::{DAY_MS, SUBJECT_DIMENSIONS, UNROLLED_DIMENSIONS, day_of};
+use xla_types::Layer;
 
 fn day_bytes(day: i32) -> [u8; 4] {
     ((day as u32) ^ (1 << 31)).to_be_bytes()
@@ -53,13 +44,6 @@ fn day_from(bytes: &[u8]) -> Option<i32> {
 
 fn u32_from(bytes: Option<&[u8]>) -> Option<u32> {
     Some(u32::from_be_bytes(bytes?.try_into().ok()?))
-}
-
-/// The UTC day number of a time; times beyond any stored day (a query to
-/// `i64::MAX`) saturate rather than wrap.
-pub(crate) fn day_of(at: i64) -> i32 {
-    at.div_euclid(DAY_MS)
-        .clamp(i64::from(i32::MIN), i64::from(i32::MAX - 1)) as i32
 }
 
 pub(crate) fn dict_forward(s: &str) -> Vec<u8> {
@@ -195,6 +179,23 @@ pub(crate) fn rollup_range(tenant: u32, metric: u32, from_day: i32, to_day: i32)
         key
     };
     (prefix(from_day), prefix(to_day))
+}
+
+/// A layer as one byte in a stored row.
+pub(crate) fn layer_code(layer: Layer) -> u8 {
+    match layer {
+        Layer::Experience => 0,
+        Layer::Operational => 1,
+        Layer::Technical => 2,
+    }
+}
+
+pub(crate) fn layer_from_code(code: u8) -> Layer {
+    match code {
+        0 => Layer::Experience,
+        1 => Layer::Operational,
+        _ => Layer::Technical,
+    }
 }
 
 #[cfg(test)]

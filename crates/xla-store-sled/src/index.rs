@@ -16,6 +16,7 @@
 use super::StoreError;
 use super::block::{Block, Fingerprint, RetiredRow, Row, stored_record_fingerprint, subject_fingerprint};
 use super::keys::{self, BlockKey};
+use crate::OrStore;
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -107,7 +108,7 @@ impl Index {
         };
         // Sized up front from the last commit's counts: growing a table of
         // millions rehashes it, and that was most of a rebuild's time.
-        if let Some(bytes) = db.get(keys::INDEX_SIZE)? {
+        if let Some(bytes) = db.get(keys::INDEX_SIZE).or_store()? {
             let count = |range: std::ops::Range<usize>| {
                 bytes
                     .get(range)
@@ -119,7 +120,7 @@ impl Index {
             index.records.reserve(count(0..8).min(MOST) as usize);
             index.subjects.reserve(count(8..16).min(MOST) as usize);
         }
-        if let Some(bytes) = db.get(keys::BLOCK_NEXT)? {
+        if let Some(bytes) = db.get(keys::BLOCK_NEXT).or_store()? {
             let array: [u8; 8] = bytes
                 .as_ref()
                 .try_into()
@@ -127,7 +128,7 @@ impl Index {
             index.next_block = u64::from_be_bytes(array);
         }
         for entry in db.scan_prefix(keys::blocks_prefix(false)) {
-            let (key, value) = entry?;
+            let (key, value) = entry.or_store()?;
             let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
             let block: Block<Row> = Block::decode(&value)?;
             index.note_block(key, block.rows.iter().flatten().count());
@@ -145,7 +146,7 @@ impl Index {
             }
         }
         for entry in db.scan_prefix(keys::blocks_prefix(true)) {
-            let (key, value) = entry?;
+            let (key, value) = entry.or_store()?;
             let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
             let block: Block<RetiredRow> = Block::decode(&value)?;
             index.note_block(key, block.rows.iter().flatten().count());

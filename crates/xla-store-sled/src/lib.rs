@@ -1,0 +1,356 @@
+//! The embedded store: XLA Host's [`xla_store::Store`] on sled, exact under
+//! crashes, nothing to install.
+//!
+//! One sled tree holds observations in blocks keyed for range scans by
+//! tenant, metric and day; rollups per tenant, metric, day and dimension
+//! value; connector cursors; the run log; and a string dictionary (see
+//! `keys` for the layout). A batch of observations, the rollups it changes
+//! and the cursor that follows it commit in one atomic batch, so a crash at
+//! any point leaves either all of it or none of it. An in-memory index,
+//! rebuilt from the blocks on first use, finds a record's current row for
+//! idempotent replace and a subject's rows across sources (see `index`).
+//!
+//! sled's calls block (disk reads, the flush a durable commit waits for), so
+//! [`SledStore`] runs each on tokio's blocking pool: a query never stalls an
+//! async worker.
+#![deny(missing_docs)]
+
+mod block;
+mod dict;
+mod index;
+mod keys;
+mod query;
+mod read;
+mod retention;
+mod rollup;
+mod runs;
+mod subjects;
+mod write;
+
+use async_trait::async_trait;
+use dict::Dictionary;
+use index::Index;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use xla_store::{
+    CommitBatch, CommitSummary, GroupThrough, RetentionSummary, Rollup, Rollups, RunRecord, SeriesQuery, Store,
+    StoreError, StoredObservation, SubjectQuery, SubjectRow,
+};
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The backend's name in errors.
+const BACKEND: &str = "sled";
+
+/// A sled error as a store error.
+pub(crate) fn sled_error(error: sled::Error) -> StoreError {
+    StoreError::backend(BACKEND, error)
+}
+
+/// `?` on a sled result: `db.get(key).or_store()?`.
+pub(crate) trait OrStore<T> {
+    /// The result with a sled error turned into a [`StoreError`].
+    fn or_store(self) -> Result<T, StoreError>;
+}
+
+impl<T> OrStore<T> for Result<T, sled::Error> {
+    fn or_store(self) -> Result<T, StoreError> {
+        self.map_err(sled_error)
+    }
+}
+
+/// The store of one data directory, as the [`Store`] trait serves it.
+#[derive(Clone)]
+pub struct SledStore {
+    sled: Arc<Sled>,
+}
+
+/// The store itself, with blocking methods.
+pub(crate) struct Sled {
+    db: sled::Db,
+    /// Dictionary and index, behind the lock that serialises writers.
+    inner: Mutex<Inner>,
+    /// Whether each commit waits for the disk.
+    durable: AtomicBool,
+    /// Where it is, for errors and logs.
+    path: PathBuf,
+}
+
+/// What the store keeps in memory.
+pub(crate) struct Inner {
+    dict: Dictionary,
+    /// Built on first use: a store opened to read reports (rollups) never
+    /// pays for reading every block.
+    index: Option<Index>,
+}
+
+impl Inner {
+    /// The dictionary and the index, rebuilding the index if it is not built yet.
+    fn parts(&mut self, db: &sled::Db) -> Result<(&mut Dictionary, &mut Index), StoreError> {
+        let index = match &mut self.index {
+            Some(index) => index,
+            empty => {
+                let subjects: Vec<u32> = keys::SUBJECT_DIMENSIONS
+                    .iter()
+                    .filter_map(|d| self.dict.id(d))
+                    .collect();
+                empty.insert(Index::rebuild(db, &subjects)?)
+            }
+        };
+        Ok((&mut self.dict, index))
+    }
+}
+
+impl Sled {
+    /// Opens (or creates) the store in `path`, checking its format.
+    fn open(path: &Path) -> Result<Sled, StoreError> {
+        check_directory(path)?;
+        let db = open_sled(path)?;
+        match db.get(keys::FORMAT).or_store()? {
+            Some(bytes) => {
+                let found = u32::from_be_bytes(
+                    bytes
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::corrupt("the format version is not 4 bytes"))?,
+                );
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::Version {
+                        location: path.display().to_string(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+            None if db.is_empty() => {
+                db.insert(keys::FORMAT, &FORMAT_VERSION.to_be_bytes()).or_store()?;
+                db.flush().or_store()?;
+            }
+            None => {
+                return Err(StoreError::Foreign {
+                    location: path.display().to_string(),
+                    reason: "a sled database without an XLA Host format version".into(),
+                });
+            }
+        }
+        let dict = Dictionary::load(&db)?;
+        Ok(Sled {
+            db,
+            inner: Mutex::new(Inner { dict, index: None }),
+            durable: AtomicBool::new(true),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Whether each commit waits for the disk.
+    fn durable(&self) -> bool {
+        self.durable.load(Ordering::Relaxed)
+    }
+
+    /// The cursor stored for a connector instance of a tenant.
+    fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError> {
+        let inner = self.lock()?;
+        let (Some(tenant), Some(source)) = (inner.dict.id(tenant), inner.dict.id(source)) else {
+            return Ok(None);
+        };
+        Ok(self
+            .db
+            .get(keys::cursor(tenant, source))
+            .or_store()?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Every stored observation of a tenant's metric in `[from, to)` (raw rows).
+    fn observations(
+        &self,
+        tenant: &str,
+        metric: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<StoredObservation>, StoreError> {
+        read::read_range(&self.db, &mut *self.lock()?, tenant, metric, from, to)
+    }
+
+    /// Every observation of one subject across metrics and sources, oldest
+    /// first: `subject("acme", "ticket", "INC0012345")` gives the ticket's
+    /// rating, lost time, SLA and reassignments. Subjects are the `ticket`
+    /// and `device` dimensions.
+    fn subject(&self, tenant: &str, dimension: &str, value: &str) -> Result<Vec<StoredObservation>, StoreError> {
+        read::read_subject(&self.db, &mut *self.lock()?, tenant, dimension, value)
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::corrupt("a writer panicked while holding the store"))
+    }
+}
+
+/// How long to wait for a store this process just closed: sled's flusher
+/// thread lets go of the directory lock a moment after the last handle drops.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(256 * 1024 * 1024)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::Other && e.to_string().contains("lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(StoreError::Locked {
+                        location: path.display().to_string(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e @ (sled::Error::Corruption { .. } | sled::Error::Unsupported(_))) => {
+                return Err(StoreError::Foreign {
+                    location: path.display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(other) => return Err(sled_error(other)),
+        }
+    }
+}
+
+/// Refuses a directory that is plainly something else before sled touches it.
+fn check_directory(path: &Path) -> Result<(), StoreError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    if !path.is_dir() {
+        return Err(StoreError::Foreign {
+            location: path.display().to_string(),
+            reason: "it is a file, not a directory".into(),
+        });
+    }
+    let entries: Vec<String> = std::fs::read_dir(path)
+        .map_err(|e| StoreError::backend(BACKEND, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let is_sled = entries.iter().any(|n| n == "conf" || n == "db");
+    if !entries.is_empty() && !is_sled {
+        return Err(StoreError::Foreign {
+            location: path.display().to_string(),
+            reason: format!(
+                "it holds other files ({})",
+                entries.into_iter().take(3).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in the directory `path`, checking its
+    /// format. Blocking: call it before serving, or on a blocking thread.
+    ///
+    /// # Errors
+    /// [`StoreError::Foreign`] for a directory holding something else,
+    /// [`StoreError::Version`] for another format, [`StoreError::Locked`]
+    /// when another process has it open, backend errors for I/O.
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        Ok(SledStore {
+            sled: Arc::new(Sled::open(path)?),
+        })
+    }
+
+    /// Whether each commit waits for the disk (the default). Turning it off
+    /// keeps atomicity but may lose the last half second on a crash: for
+    /// tests and benchmarks.
+    pub fn set_durable(&self, durable: bool) {
+        self.sled.durable.store(durable, Ordering::Relaxed);
+    }
+
+    /// Runs `work` against the store on tokio's blocking pool.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Sled) -> Result<T, StoreError> + Send + 'static,
+    {
+        let sled = Arc::clone(&self.sled);
+        tokio::task::spawn_blocking(move || work(&sled))
+            .await
+            .map_err(|e| StoreError::corrupt(format!("a store task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    fn describe(&self) -> String {
+        format!("sled store in {}", self.sled.path.display())
+    }
+
+    async fn commit(&self, batch: CommitBatch) -> Result<CommitSummary, StoreError> {
+        self.blocking(move |sled| sled.commit(&batch)).await
+    }
+
+    async fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError> {
+        let (tenant, source) = (tenant.to_owned(), source.to_owned());
+        self.blocking(move |sled| sled.cursor(&tenant, &source)).await
+    }
+
+    async fn begin_run(&self, tenant: &str, instance: &str, started: i64) -> Result<RunRecord, StoreError> {
+        let (tenant, instance) = (tenant.to_owned(), instance.to_owned());
+        self.blocking(move |sled| sled.begin_run(&tenant, &instance, started))
+            .await
+    }
+
+    async fn save_run(&self, record: &RunRecord) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.blocking(move |sled| sled.save_run(&record)).await
+    }
+
+    async fn runs(&self, tenant: &str, instance: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let (tenant, instance) = (tenant.to_owned(), instance.to_owned());
+        self.blocking(move |sled| sled.runs(&tenant, &instance, limit)).await
+    }
+
+    async fn observations(
+        &self,
+        tenant: &str,
+        metric: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<StoredObservation>, StoreError> {
+        let (tenant, metric) = (tenant.to_owned(), metric.to_owned());
+        self.blocking(move |sled| sled.observations(&tenant, &metric, from, to))
+            .await
+    }
+
+    async fn subject(&self, tenant: &str, dimension: &str, value: &str) -> Result<Vec<StoredObservation>, StoreError> {
+        let (tenant, dimension, value) = (tenant.to_owned(), dimension.to_owned(), value.to_owned());
+        self.blocking(move |sled| sled.subject(&tenant, &dimension, &value))
+            .await
+    }
+
+    async fn rollups(&self, query: &SeriesQuery) -> Result<Rollups, StoreError> {
+        let query = query.clone();
+        self.blocking(move |sled| sled.rollups(&query)).await
+    }
+
+    async fn subject_rows(&self, query: &SubjectQuery) -> Result<Vec<SubjectRow>, StoreError> {
+        let query = query.clone();
+        self.blocking(move |sled| sled.subject_rows(&query)).await
+    }
+
+    async fn grouped_through(&self, query: &GroupThrough) -> Result<BTreeMap<String, Rollup>, StoreError> {
+        let query = query.clone();
+        self.blocking(move |sled| sled.grouped_through(&query)).await
+    }
+
+    async fn retire_before(&self, tenant: &str, cutoff: i64) -> Result<RetentionSummary, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |sled| sled.retire_before(&tenant, cutoff)).await
+    }
+}

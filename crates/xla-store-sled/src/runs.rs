@@ -1,0 +1,81 @@
+//! The sync run log: one record per run of a connector instance (start,
+//! end, counts, error), kept beside the data it brought so that "when did
+//! ServiceNow last sync, and did it fail?" has an answer after a restart.
+
+use super::{OrStore, Sled};
+use xla_store::{RunOutcome, RunRecord, StoreError};
+
+fn run_key(tenant: &str, instance: &str, run: u64) -> Vec<u8> {
+    let mut key = run_prefix(tenant, instance);
+    key.extend_from_slice(&run.to_be_bytes());
+    key
+}
+
+/// `L`, then tenant and instance each length-prefixed, so one instance's runs
+/// are one range and no name can run into another.
+fn run_prefix(tenant: &str, instance: &str) -> Vec<u8> {
+    let mut key = vec![b'L'];
+    for part in [tenant, instance] {
+        key.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        key.extend_from_slice(part.as_bytes());
+    }
+    key
+}
+
+impl Sled {
+    /// Starts a run: records it as running and returns it. A run of the same
+    /// instance still marked running was cut short by its process: it is
+    /// marked interrupted (one process syncs an instance at a time).
+    pub(crate) fn begin_run(&self, tenant: &str, instance: &str, started: i64) -> Result<RunRecord, StoreError> {
+        for mut run in self.runs(tenant, instance, 16)? {
+            if run.outcome == RunOutcome::Running {
+                run.outcome = RunOutcome::Interrupted;
+                self.save_run(&run)?;
+            }
+        }
+        // sled's id generator is monotonic across restarts.
+        let run = self.db.generate_id().or_store()? + 1;
+        let record = RunRecord {
+            run,
+            tenant: tenant.to_string(),
+            instance: instance.to_string(),
+            started,
+            finished: None,
+            outcome: RunOutcome::Running,
+            batches: 0,
+            inserted: 0,
+            replaced: 0,
+            unchanged: 0,
+            retries: 0,
+            error: None,
+        };
+        self.save_run(&record)?;
+        Ok(record)
+    }
+
+    /// Writes a run's record (at its start, and when it ends).
+    pub(crate) fn save_run(&self, record: &RunRecord) -> Result<(), StoreError> {
+        let bytes =
+            serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(format!("encoding a run record: {e}")))?;
+        self.db
+            .insert(run_key(&record.tenant, &record.instance, record.run), bytes)
+            .or_store()?;
+        if self.durable() {
+            self.db.flush().or_store()?;
+        }
+        Ok(())
+    }
+
+    /// The last `limit` runs of an instance, newest first.
+    pub(crate) fn runs(&self, tenant: &str, instance: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.db
+            .scan_prefix(run_prefix(tenant, instance))
+            .rev()
+            .take(limit)
+            .map(|entry| {
+                let (_, value) = entry.or_store()?;
+                serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt(format!("a run record: {e}")))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,994 @@
+//! The conformance suite: the rules every store backend keeps, as tests a
+//! backend crate runs with one line:
+//!
+//! ```text
+//! xla_store::conformance_suite!(my_backend::TestBackend::new());
+//! ```
+//!
+//! The macro expands to one `#[test]` per case below, each on a fresh, empty
+//! store the [`Backend`] creates. Among them is the property test that
+//! compares every rollup query (each aggregation, bucket, filter and group-by
+//! shape) with the same query computed from raw rows, through replaces,
+//! retention and reopening. The crash test, which needs a process to kill,
+//! lives with the host's tests and drives a backend through the
+//! `store-ingest` binary.
+
+use crate::{
+    Aggregation, BreakdownQuery, Bucket, CommitBatch, CommitSummary, DAY_MS, GroupThrough, Provenance, Rollup,
+    RunOutcome, SeriesPoint, SeriesQuery, Store, StoreError, SubjectQuery, bucket_start, evaluate, is_rating,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use xla_types::{Layer, Observation};
+
+/// What the suite needs from a backend: fresh stores, and the same store
+/// opened again (after the previous handle is dropped).
+pub trait Backend {
+    /// Where a store lives (a temporary directory, a database); dropping it
+    /// removes the store.
+    type Place: Send + Sync;
+
+    /// A new, empty place.
+    fn create(&self) -> impl Future<Output = Self::Place>;
+
+    /// Opens the store at `place`, creating it when empty.
+    fn open(&self, place: &Self::Place) -> impl Future<Output = Result<Arc<dyn Store>, StoreError>>;
+}
+
+/// Runs a case's future to completion on a runtime of its own (the
+/// backend's blocking work needs tokio's blocking pool).
+///
+/// # Panics
+/// When the runtime cannot start.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the conformance suite")
+        .block_on(future)
+}
+
+/// Expands to one `#[test]` per conformance case, each given the backend
+/// that `$backend` evaluates to.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:expr) => {
+        $crate::conformance_suite!(@cases $backend;
+            a_replayed_batch_changes_nothing_and_a_changed_record_replaces,
+            a_bad_observation_stores_nothing_of_its_batch,
+            the_store_reopens_with_its_data,
+            a_subject_is_seen_across_metrics_and_sources,
+            retention_drops_rows_keeps_rollups_and_later_replaces_stay_exact,
+            breakdowns_rank_groups_with_pareto_shares,
+            a_query_that_needs_retired_rows_says_so,
+            a_replaced_row_stays_replaced_after_reopen,
+            runs_are_kept_newest_first_and_survive_reopen,
+            subject_rows_join_a_ticket_across_sources,
+            values_group_through_their_tickets,
+            tenants_and_sources_see_only_their_own,
+            rollup_queries_equal_raw_queries
+        );
+    };
+    (@cases $backend:expr; $($case:ident),+) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::conformance::$case(&$backend);
+            }
+        )+
+    };
+}
+
+const DAY: i64 = DAY_MS;
+
+fn provenance(run: u64) -> Provenance {
+    Provenance {
+        connector: "sn".into(),
+        plugin: "servicenow".into(),
+        version: "0.1.0".into(),
+        sha256: "ab".repeat(32),
+        sync_run: run,
+    }
+}
+
+fn obs(id: &str, metric: &str, value: f64, at: i64, dims: &[(&str, &str)]) -> Observation {
+    Observation {
+        id: id.into(),
+        metric: metric.into(),
+        layer: Layer::Experience,
+        value,
+        at,
+        dimensions: dims.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
+}
+
+fn batch(tenant: &str, source: &str, run: u64, observations: &[Observation], cursor: Option<&str>) -> CommitBatch {
+    CommitBatch {
+        tenant: tenant.into(),
+        source: source.into(),
+        provenance: provenance(run),
+        observations: observations.to_vec(),
+        cursor: cursor.map(str::to_string),
+    }
+}
+
+async fn commit(store: &dyn Store, observations: &[Observation], cursor: Option<&str>) -> CommitSummary {
+    store
+        .commit(batch("acme", "sn", 1, observations, cursor))
+        .await
+        .expect("commit")
+}
+
+async fn fresh<B: Backend>(backend: &B) -> (B::Place, Arc<dyn Store>) {
+    let place = backend.create().await;
+    let store = backend.open(&place).await.expect("open a fresh store");
+    (place, store)
+}
+
+/// One day's rollup cell of acme's metric, for all rows or one dimension value.
+async fn cell(store: &dyn Store, metric: &str, day: i64, dimension: Option<(&str, &str)>) -> Rollup {
+    let query = SeriesQuery {
+        tenant: "acme".into(),
+        metric: metric.into(),
+        from: day * DAY,
+        to: (day + 1) * DAY,
+        bucket: Bucket::Day,
+        filter: dimension.map(|(k, v)| (k.to_string(), v.to_string())),
+        group_by: None,
+        aggregation: Aggregation::Count,
+    };
+    let mut cells = store.rollups(&query).await.expect("rollups");
+    cells.remove(&(day * DAY, None)).unwrap_or_default()
+}
+
+/// A replay counts as unchanged; a change replaces, and every rollup
+/// (count, sum, min, max, per dimension value) follows.
+pub fn a_replayed_batch_changes_nothing_and_a_changed_record_replaces<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let batch = [
+            obs("r1", "happiness_rating", 9.0, DAY, &[("service", "Email")]),
+            obs("r2", "happiness_rating", 3.0, DAY, &[("service", "VPN")]),
+        ];
+        assert_eq!(commit(store, &batch, Some("c1")).await.inserted, 2);
+        assert_eq!(commit(store, &batch, Some("c1")).await.unchanged, 2);
+        let total = cell(store, "happiness_rating", 1, None).await;
+        assert_eq!((total.count, total.sum), (2, 12.0));
+
+        // r2 is re-rated and moves to another day and service.
+        let changed = [obs("r2", "happiness_rating", 10.0, 2 * DAY, &[("service", "Email")])];
+        assert_eq!(commit(store, &changed, Some("c2")).await.replaced, 1);
+        let day1 = cell(store, "happiness_rating", 1, None).await;
+        assert_eq!(
+            (day1.count, day1.sum, day1.min, day1.max),
+            (1, 9.0, 9.0, 9.0),
+            "min and max follow a replace"
+        );
+        assert_eq!(
+            cell(store, "happiness_rating", 1, Some(("service", "VPN"))).await.count,
+            0
+        );
+        assert_eq!(
+            cell(store, "happiness_rating", 2, Some(("service", "Email")))
+                .await
+                .count,
+            1
+        );
+        assert_eq!(store.cursor("acme", "sn").await.expect("cursor").as_deref(), Some("c2"));
+        let rows = store
+            .observations("acme", "happiness_rating", 0, 10 * DAY)
+            .await
+            .expect("rows");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].observation.value, 10.0);
+        assert_eq!(rows[1].provenance, provenance(1));
+        // A batch repeating a record keeps the last.
+        let twice = [
+            obs("r3", "happiness_rating", 1.0, DAY, &[]),
+            obs("r3", "happiness_rating", 2.0, DAY, &[]),
+        ];
+        assert_eq!(commit(store, &twice, None).await.inserted, 1);
+        assert_eq!(cell(store, "happiness_rating", 1, None).await.sum, 11.0);
+    });
+}
+
+/// One bad observation refuses the whole batch, cursor included, naming it.
+pub fn a_bad_observation_stores_nothing_of_its_batch<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        commit(store, &[obs("r1", "lost_time_minutes", 30.0, DAY, &[])], Some("c1")).await;
+        let bad = [
+            obs("r2", "lost_time_minutes", 5.0, DAY, &[]),
+            obs("r3", "lost_time_minutes", f64::NAN, DAY, &[]),
+        ];
+        let error = store
+            .commit(batch("acme", "sn", 2, &bad, Some("c2")))
+            .await
+            .expect_err("a NaN is refused");
+        assert!(error.to_string().contains("`r3`"), "{error}");
+        // Seconds where milliseconds belong, and a time past any calendar.
+        for at in [i64::MAX, -9_000_000_000_000_000] {
+            let error = store
+                .commit(batch(
+                    "acme",
+                    "sn",
+                    2,
+                    &[obs("r5", "lost_time_minutes", 1.0, at, &[])],
+                    Some("c2"),
+                ))
+                .await
+                .expect_err("a time out of range is refused");
+            assert!(error.to_string().contains("unix milliseconds"), "{error}");
+        }
+        assert_eq!(
+            store.cursor("acme", "sn").await.expect("cursor").as_deref(),
+            Some("c1"),
+            "the cursor did not move"
+        );
+        assert_eq!(cell(store, "lost_time_minutes", 1, None).await.count, 1);
+        let next = [obs("r4", "lost_time_minutes", 1.0, DAY, &[("service", "new")])];
+        assert_eq!(
+            commit(store, &next, None).await.inserted,
+            1,
+            "the store still takes writes"
+        );
+    });
+}
+
+/// Cursors and rollups come back after the store is closed and reopened.
+pub fn the_store_reopens_with_its_data<B: Backend>(backend: &B) {
+    block_on(async {
+        let place = backend.create().await;
+        {
+            let store = backend.open(&place).await.expect("open");
+            let first = [obs("r1", "happiness_rating", 7.0, DAY, &[("service", "Email")])];
+            commit(&*store, &first, Some("c9")).await;
+        }
+        let store = backend.open(&place).await.expect("reopen");
+        let store = &*store;
+        assert_eq!(store.cursor("acme", "sn").await.expect("cursor").as_deref(), Some("c9"));
+        let second = [obs("r2", "happiness_rating", 8.0, DAY, &[("service", "Email")])];
+        assert_eq!(commit(store, &second, None).await.inserted, 1);
+        assert_eq!(
+            cell(store, "happiness_rating", 1, Some(("service", "Email")))
+                .await
+                .count,
+            2
+        );
+    });
+}
+
+/// A ticket's observations from several sources list together, and a
+/// replace that moves a record to another ticket moves its entry.
+pub fn a_subject_is_seen_across_metrics_and_sources<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let ticket = [("ticket", "INC0012345")];
+        let answers = [
+            obs("resp-1", "happiness_rating", 4.0, 2 * DAY, &ticket),
+            obs("other", "happiness_rating", 9.0, DAY, &[("ticket", "INC9")]),
+        ];
+        commit(store, &answers, None).await;
+        let ticket_rows = [
+            obs("sys1", "reassignment_count", 3.0, DAY, &ticket),
+            obs("sys1", "sla_breached", 0.0, DAY, &ticket),
+        ];
+        store
+            .commit(batch("acme", "servicenow", 7, &ticket_rows, None))
+            .await
+            .expect("commit");
+        let seen = store.subject("acme", "ticket", "INC0012345").await.expect("subject");
+        let metrics: Vec<&str> = seen.iter().map(|s| s.observation.metric.as_str()).collect();
+        assert_eq!(metrics, ["reassignment_count", "sla_breached", "happiness_rating"]);
+        assert_eq!(seen[2].source, "sn");
+        assert_eq!(seen[0].provenance.sync_run, 7);
+        // A replace moves the ticket: the old subject entry goes with it.
+        let moved = [obs(
+            "resp-1",
+            "happiness_rating",
+            8.0,
+            2 * DAY,
+            &[("ticket", "INC0099999")],
+        )];
+        commit(store, &moved, None).await;
+        assert_eq!(
+            store
+                .subject("acme", "ticket", "INC0012345")
+                .await
+                .expect("subject")
+                .len(),
+            2
+        );
+        let now = store.subject("acme", "ticket", "INC0099999").await.expect("subject");
+        assert_eq!(now[0].observation.value, 8.0);
+    });
+}
+
+/// Retention drops raw rows, keeps reports unchanged, and a later replace
+/// of a retired record still takes its old value out of the rollups.
+pub fn retention_drops_rows_keeps_rollups_and_later_replaces_stay_exact<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let day = |d: i64, id: &str, v: f64| {
+            obs(
+                id,
+                "happiness_rating",
+                v,
+                d * DAY,
+                &[("service", "Email"), ("ticket", id)],
+            )
+        };
+        commit(store, &[day(1, "a", 3.0), day(1, "b", 9.0), day(5, "c", 10.0)], None).await;
+        let query = SeriesQuery {
+            tenant: "acme".into(),
+            metric: "happiness_rating".into(),
+            from: 0,
+            to: 10 * DAY,
+            bucket: Bucket::Month,
+            filter: None,
+            group_by: Some("service".into()),
+            aggregation: Aggregation::Happiness,
+        };
+        let before = store.series(&query).await.expect("series");
+        assert_eq!(
+            store.retire_before("acme", 3 * DAY).await.expect("retention").dropped,
+            2
+        );
+        assert_eq!(
+            store.series(&query).await.expect("series"),
+            before,
+            "reports are unchanged"
+        );
+        let rows = store
+            .observations("acme", "happiness_rating", 0, 10 * DAY)
+            .await
+            .expect("rows");
+        assert_eq!(rows.len(), 1);
+        assert!(store.subject("acme", "ticket", "a").await.expect("subject").is_empty());
+
+        // The source re-rates a retired response: the old 3 leaves the rollups.
+        assert_eq!(commit(store, &[day(1, "a", 9.0)], None).await.replaced, 1);
+        let day1 = cell(store, "happiness_rating", 1, None).await;
+        assert_eq!((day1.count, day1.sum), (2, 18.0));
+        assert_eq!(day1.histogram.expect("rating")[3], 0);
+        // A replay of the retired record changes nothing.
+        assert_eq!(commit(store, &[day(1, "b", 9.0)], None).await.unchanged, 1);
+        // A cutoff in the future (seconds taken for milliseconds) is refused.
+        let error = store.retire_before("acme", i64::MAX / 2).await.expect_err("refused");
+        assert!(matches!(error, StoreError::BadRequest(_)), "{error}");
+    });
+}
+
+/// Breakdowns rank groups by sum and give Pareto shares over all groups.
+pub fn breakdowns_rank_groups_with_pareto_shares<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let lost = |id: &str, minutes: f64, group: &str| {
+            obs(id, "lost_time_minutes", minutes, DAY, &[("assignment_group", group)])
+        };
+        let rows = [
+            lost("a", 600.0, "Network"),
+            lost("b", 200.0, "Network"),
+            lost("c", 150.0, "Desk"),
+            lost("d", 50.0, "Field"),
+        ];
+        commit(store, &rows, None).await;
+        let breakdown = store
+            .breakdown(&BreakdownQuery {
+                tenant: "acme".into(),
+                metric: "lost_time_minutes".into(),
+                from: 0,
+                to: 10 * DAY,
+                dimension: "assignment_group".into(),
+                by_count: false,
+                top: 2,
+            })
+            .await
+            .expect("breakdown");
+        assert_eq!(
+            (breakdown.total, breakdown.groups, breakdown.groups_for_80_percent),
+            (1000.0, 3, 1)
+        );
+        assert_eq!(breakdown.rows.len(), 2);
+        assert_eq!(
+            (breakdown.rows[0].group.as_str(), breakdown.rows[0].share),
+            ("Network", 0.8)
+        );
+        assert_eq!(
+            (breakdown.rows[1].group.as_str(), breakdown.rows[1].cumulative_share),
+            ("Desk", 0.95)
+        );
+    });
+}
+
+/// A query only raw rows can answer says so once retention dropped them.
+pub fn a_query_that_needs_retired_rows_says_so<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let row = |id: &str, d: i64| {
+            obs(
+                id,
+                "resolution_hours",
+                4.0,
+                d * DAY,
+                &[("service", "VPN"), ("assignment_group", "Desk")],
+            )
+        };
+        commit(store, &[row("a", 1), row("b", 5)], None).await;
+        store.retire_before("acme", 3 * DAY).await.expect("retention");
+        let series = store
+            .series(&SeriesQuery {
+                tenant: "acme".into(),
+                metric: "resolution_hours".into(),
+                from: 0,
+                to: 10 * DAY,
+                bucket: Bucket::Month,
+                filter: Some(("service".into(), "VPN".into())),
+                group_by: Some("assignment_group".into()),
+                aggregation: Aggregation::Count,
+            })
+            .await;
+        assert!(matches!(series, Err(StoreError::RetiredRows { .. })), "{series:?}");
+        let rows = store
+            .subject_rows(&SubjectQuery {
+                tenant: "acme".into(),
+                key: "ticket".into(),
+                metrics: vec!["resolution_hours".into()],
+                from: 0,
+                to: 10 * DAY,
+                filter: None,
+            })
+            .await;
+        assert!(matches!(rows, Err(StoreError::RetiredRows { .. })), "{rows:?}");
+    });
+}
+
+/// A replaced row stays replaced across reopens; replays after a reopen are
+/// replays, and a change retracts the right row (min recomputed).
+pub fn a_replaced_row_stays_replaced_after_reopen<B: Backend>(backend: &B) {
+    block_on(async {
+        let place = backend.create().await;
+        let row = |id: &str, v: f64, day: i64| {
+            obs(
+                id,
+                "lost_time_minutes",
+                v,
+                day * DAY,
+                &[("service", "VPN"), ("ticket", id)],
+            )
+        };
+        let ids_and_values = |rows: Vec<crate::StoredObservation>| -> Vec<(String, f64)> {
+            rows.into_iter()
+                .map(|r| (r.observation.id, r.observation.value))
+                .collect()
+        };
+        {
+            let store = backend.open(&place).await.expect("open");
+            // Three rows on day 5; then r1 moves to day 2.
+            let first = [row("r1", 10.0, 5), row("r2", 20.0, 5), row("r3", 30.0, 5)];
+            commit(&*store, &first, None).await;
+            assert_eq!(commit(&*store, &[row("r1", 11.0, 2)], None).await.replaced, 1);
+        }
+        let store = backend.open(&place).await.expect("reopen");
+        let rows = store
+            .observations("acme", "lost_time_minutes", 0, 10 * DAY)
+            .await
+            .expect("rows");
+        assert_eq!(
+            ids_and_values(rows),
+            [("r1".to_string(), 11.0), ("r2".into(), 20.0), ("r3".into(), 30.0)],
+            "the newer row wins after reopen"
+        );
+        assert_eq!(store.subject("acme", "ticket", "r1").await.expect("subject").len(), 1);
+        assert_eq!(commit(&*store, &[row("r1", 11.0, 2)], None).await.unchanged, 1);
+        assert_eq!(commit(&*store, &[row("r2", 25.0, 5)], None).await.replaced, 1);
+        let day5 = cell(&*store, "lost_time_minutes", 5, None).await;
+        assert_eq!(
+            (day5.count, day5.sum, day5.min, day5.max),
+            (2, 55.0, 25.0, 30.0),
+            "20 left, min recomputed"
+        );
+        let day5 = cell(&*store, "lost_time_minutes", 5, Some(("service", "VPN"))).await;
+        assert_eq!((day5.count, day5.sum, day5.min), (2, 55.0, 25.0));
+        drop(store);
+        let store = backend.open(&place).await.expect("reopen");
+        let rows = store
+            .observations("acme", "lost_time_minutes", 0, 10 * DAY)
+            .await
+            .expect("rows");
+        assert_eq!(
+            ids_and_values(rows),
+            [("r1".to_string(), 11.0), ("r2".into(), 25.0), ("r3".into(), 30.0)]
+        );
+    });
+}
+
+/// Runs are listed newest first per instance, ids increase across
+/// restarts, and a run left running is marked interrupted by the next.
+pub fn runs_are_kept_newest_first_and_survive_reopen<B: Backend>(backend: &B) {
+    block_on(async {
+        let place = backend.create().await;
+        let first = {
+            let store = backend.open(&place).await.expect("open");
+            let mut run = store.begin_run("acme", "sn", 1_000).await.expect("begin");
+            run.outcome = RunOutcome::Completed;
+            run.finished = Some(2_000);
+            run.inserted = 42;
+            store.save_run(&run).await.expect("save");
+            store.begin_run("acme", "sn-2", 1_500).await.expect("other instance");
+            store.begin_run("globex", "sn", 1_600).await.expect("other tenant");
+            run
+        };
+        let store = backend.open(&place).await.expect("reopen");
+        let second = store.begin_run("acme", "sn", 3_000).await.expect("begin");
+        assert!(second.run > first.run, "run ids increase across restarts");
+        let runs = store.runs("acme", "sn", 10).await.expect("runs");
+        assert_eq!(runs.len(), 2, "other instances' and tenants' runs are not listed");
+        assert_eq!((runs[0].run, runs[1].clone()), (second.run, first));
+        let third = store.begin_run("acme", "sn", 4_000).await.expect("begin");
+        let runs = store.runs("acme", "sn", 10).await.expect("runs");
+        assert_eq!((runs[0].run, runs[0].outcome), (third.run, RunOutcome::Running));
+        assert_eq!((runs[1].run, runs[1].outcome), (second.run, RunOutcome::Interrupted));
+        assert_eq!(runs[2].outcome, RunOutcome::Completed);
+        assert_eq!(store.runs("acme", "sn", 1).await.expect("runs").len(), 1, "limit");
+    });
+}
+
+/// Per-ticket rows join a ticket's values from several sources, each
+/// followed by its time, with the union of dimensions.
+pub fn subject_rows_join_a_ticket_across_sources<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let tickets = [
+            obs(
+                "INC1",
+                "sla_breached",
+                0.0,
+                DAY,
+                &[("ticket", "INC1"), ("service", "VPN")],
+            ),
+            obs(
+                "INC2",
+                "sla_breached",
+                1.0,
+                DAY,
+                &[("ticket", "INC2"), ("service", "Email")],
+            ),
+        ];
+        store
+            .commit(batch("acme", "servicenow", 1, &tickets, None))
+            .await
+            .expect("tickets");
+        let answers = [
+            obs("a1", "happiness_rating", 3.0, DAY + 5, &[("ticket", "INC1")]),
+            obs("a2", "happiness_rating", 9.0, DAY, &[("service", "VPN")]),
+        ];
+        store
+            .commit(batch("acme", "happysignals", 2, &answers, None))
+            .await
+            .expect("answers");
+        let query = SubjectQuery {
+            tenant: "acme".into(),
+            key: "ticket".into(),
+            metrics: vec!["sla_breached".into(), "happiness_rating".into()],
+            from: 0,
+            to: 10 * DAY,
+            filter: None,
+        };
+        let rows = store.subject_rows(&query).await.expect("rows");
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["INC1", "INC2"],
+            "ordered by key; an answer without a ticket is left out"
+        );
+        assert_eq!(rows[0].dimensions, [("service".to_string(), "VPN".to_string())]);
+        assert_eq!(
+            rows[0].values,
+            [
+                ("sla_breached".to_string(), 0.0),
+                ("sla_breached.at".into(), DAY as f64),
+                ("happiness_rating".into(), 3.0),
+                ("happiness_rating.at".into(), (DAY + 5) as f64),
+            ]
+        );
+        let filtered = store
+            .subject_rows(&SubjectQuery {
+                filter: Some(("service".into(), "Email".into())),
+                ..query
+            })
+            .await
+            .expect("rows");
+        assert_eq!(filtered.len(), 1);
+        assert_eq!(filtered[0].key, "INC2");
+    });
+}
+
+/// Survey answers, which carry no assignment group, count for the group
+/// their ticket names.
+pub fn values_group_through_their_tickets<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let ticket = |id: &str, group: &str| {
+            obs(
+                id,
+                "ticket_resolved",
+                1.0,
+                DAY,
+                &[("ticket", id), ("assignment_group", group)],
+            )
+        };
+        commit(store, &[ticket("INC1", "Network"), ticket("INC2", "Desk")], None).await;
+        let answers = [
+            obs("a1", "lost_time_minutes", 60.0, DAY, &[("ticket", "INC1")]),
+            obs("a2", "lost_time_minutes", 30.0, DAY, &[("ticket", "INC1")]),
+            obs("a3", "lost_time_minutes", 5.0, DAY, &[("ticket", "INC2")]),
+            obs("a4", "lost_time_minutes", 99.0, DAY, &[("ticket", "INC404")]),
+        ];
+        commit(store, &answers, None).await;
+        let grouped = store
+            .grouped_through(&GroupThrough {
+                tenant: "acme".into(),
+                key: "ticket".into(),
+                metric: "lost_time_minutes".into(),
+                group_by: "assignment_group".into(),
+                via: vec!["ticket_resolved".into()],
+                from: 0,
+                to: 10 * DAY,
+                filter: None,
+            })
+            .await
+            .expect("grouped");
+        let sums: Vec<(&str, u64, f64)> = grouped.iter().map(|(g, r)| (g.as_str(), r.count, r.sum)).collect();
+        assert_eq!(
+            sums,
+            [("Desk", 1, 5.0), ("Network", 2, 90.0)],
+            "an answer whose ticket is unknown is left out"
+        );
+    });
+}
+
+/// Nothing of one tenant reaches another's queries, and each connector
+/// instance keeps its own cursor.
+pub fn tenants_and_sources_see_only_their_own<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let row = [obs(
+            "r1",
+            "lost_time_minutes",
+            10.0,
+            DAY,
+            &[("service", "VPN"), ("ticket", "INC1")],
+        )];
+        store
+            .commit(batch("acme", "sn", 1, &row, Some("acme-c")))
+            .await
+            .expect("acme");
+        store
+            .commit(batch("acme", "sn-eu", 1, &[], Some("eu-c")))
+            .await
+            .expect("an empty batch moves the cursor");
+        assert_eq!(
+            store.cursor("acme", "sn").await.expect("cursor").as_deref(),
+            Some("acme-c")
+        );
+        assert_eq!(
+            store.cursor("acme", "sn-eu").await.expect("cursor").as_deref(),
+            Some("eu-c")
+        );
+        assert_eq!(store.cursor("globex", "sn").await.expect("cursor"), None);
+        let globex = "globex";
+        assert!(
+            store
+                .observations(globex, "lost_time_minutes", 0, i64::MAX)
+                .await
+                .expect("rows")
+                .is_empty()
+        );
+        assert!(
+            store
+                .subject(globex, "ticket", "INC1")
+                .await
+                .expect("subject")
+                .is_empty()
+        );
+        let query = SeriesQuery {
+            tenant: globex.into(),
+            metric: "lost_time_minutes".into(),
+            from: 0,
+            to: 10 * DAY,
+            bucket: Bucket::Month,
+            filter: None,
+            group_by: Some("service".into()),
+            aggregation: Aggregation::Sum,
+        };
+        assert!(store.rollups(&query).await.expect("rollups").is_empty());
+        // The same record id in another tenant is another record.
+        let summary = store.commit(batch(globex, "sn", 1, &row, None)).await.expect("globex");
+        assert_eq!(summary.inserted, 1);
+        assert_eq!(store.rollups(&query).await.expect("rollups").len(), 1);
+        assert_eq!(
+            cell(store, "lost_time_minutes", 1, None).await.count,
+            1,
+            "acme unchanged"
+        );
+    });
+}
+
+/// The same query computed from raw rows.
+fn model_series(rows: &HashMap<(String, String), Observation>, q: &SeriesQuery) -> Vec<SeriesPoint> {
+    let mut groups: BTreeMap<(i64, Option<String>), Vec<f64>> = BTreeMap::new();
+    for o in rows.values() {
+        if o.metric != q.metric || o.at < q.from || o.at >= q.to {
+            continue;
+        }
+        let dim = |k: &str| o.dimensions.iter().find(|(dk, _)| dk == k).map(|(_, v)| v.clone());
+        if let Some((k, v)) = &q.filter
+            && dim(k).as_ref() != Some(v)
+        {
+            continue;
+        }
+        let group = match &q.group_by {
+            Some(g) => match dim(g) {
+                Some(v) => Some(v),
+                None => continue,
+            },
+            None => None,
+        };
+        groups
+            .entry((bucket_start(o.at, q.bucket), group))
+            .or_default()
+            .push(o.value);
+    }
+    groups
+        .into_iter()
+        .map(|((bucket_start, group), values)| {
+            let mut rollup = Rollup::default();
+            for v in &values {
+                rollup.add(*v, is_rating(&q.metric));
+            }
+            // Independent of the rollup for the exact aggregations.
+            let n = values.len() as f64;
+            let value = match q.aggregation {
+                Aggregation::Count => Some(n),
+                Aggregation::Sum => Some(values.iter().sum()),
+                Aggregation::Avg => Some(values.iter().sum::<f64>() / n),
+                Aggregation::Min => values.iter().copied().reduce(f64::min),
+                Aggregation::Max => values.iter().copied().reduce(f64::max),
+                Aggregation::Happiness => {
+                    let pos = values.iter().filter(|v| **v >= 9.0).count() as f64;
+                    let neg = values.iter().filter(|v| **v <= 6.0).count() as f64;
+                    Some(100.0 * (pos - neg) / n)
+                }
+                Aggregation::ShareTrue => Some(100.0 * values.iter().sum::<f64>() / n),
+                Aggregation::P50 | Aggregation::P90 => evaluate(&rollup, q.aggregation),
+            };
+            SeriesPoint {
+                bucket_start,
+                group,
+                value,
+                count: values.len() as u64,
+            }
+        })
+        .collect()
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * (1.0 + a.abs().max(b.abs())),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// The dimensions that get rollup cells, sorted.
+fn rolled(o: &Observation) -> Vec<(String, String)> {
+    let mut dims: Vec<(String, String)> = o.dimensions.iter().filter(|(k, _)| k != "ticket").cloned().collect();
+    dims.sort();
+    dims
+}
+
+/// A query shape: a filter and a group-by.
+type Shape = (Option<(&'static str, &'static str)>, Option<&'static str>);
+
+fn arb_observation() -> impl Strategy<Value = Observation> {
+    (0u8..12, 0u8..2, 0i64..40, 0u8..11, 0u8..3, 0u8..3).prop_map(|(id, metric, hour, value, service, group)| {
+        let metric = ["happiness_rating", "resolution_hours"][metric as usize];
+        let services = ["Email", "VPN", "Laptop"];
+        let groups = ["Desk", "Network", "Field"];
+        let mut dims = vec![("service".to_string(), services[service as usize].to_string())];
+        if group < 2 {
+            dims.push(("assignment_group".to_string(), groups[group as usize].to_string()));
+        }
+        // A per-subject dimension: kept inline, indexed as a subject, no cells.
+        dims.push(("ticket".to_string(), format!("INC{}", (id + value) % 4)));
+        Observation {
+            id: format!("r{id}"),
+            metric: metric.into(),
+            layer: Layer::Experience,
+            value: f64::from(value),
+            at: 3 * DAY + hour * 3_600_000 * 5,
+            dimensions: dims,
+        }
+    })
+}
+
+/// Every rollup query (each aggregation, bucket, filter and group-by shape)
+/// equals the same query computed from the raw rows, through replaces,
+/// retention and reopening; raw rows and subjects equal the model's.
+///
+/// # Panics
+/// With the shrunk failing input when a query disagrees.
+pub fn rollup_queries_equal_raw_queries<B: Backend>(backend: &B) {
+    let batches = prop::collection::vec(prop::collection::vec(arb_observation(), 1..12), 1..6);
+    let retire = prop::option::of((0usize..6, 0i64..9));
+    let reopen = prop::option::of(0usize..6);
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let outcome = runner.run(&(batches, retire, reopen), |(batches, retire, reopen)| {
+        block_on(agrees_with_raw_rows(backend, batches, retire, reopen))
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
+
+async fn agrees_with_raw_rows<B: Backend>(
+    backend: &B,
+    batches: Vec<Vec<Observation>>,
+    retire: Option<(usize, i64)>,
+    reopen: Option<usize>,
+) -> Result<(), TestCaseError> {
+    let place = backend.create().await;
+    let mut store = backend.open(&place).await.expect("open");
+    let mut model: HashMap<(String, String), Observation> = HashMap::new();
+    // Whether each record's raw row is still there (retention drops them).
+    let mut visible: HashMap<(String, String), bool> = HashMap::new();
+    let mut retired = false;
+    for (i, batch) in batches.iter().enumerate() {
+        if let Some((after, days)) = retire
+            && after == i
+        {
+            store.retire_before("acme", days * DAY).await.expect("retention");
+            retired = true;
+            for (key, o) in &model {
+                if o.at < days * DAY {
+                    visible.insert(key.clone(), false);
+                }
+            }
+        }
+        // The in-memory index is rebuilt from disk: it must come back the same.
+        if reopen == Some(i) {
+            drop(store);
+            store = backend.open(&place).await.expect("reopen");
+        }
+        commit(&*store, batch, None).await;
+        for o in batch {
+            let key = (o.id.clone(), o.metric.clone());
+            // A retired row keeps only what the rollups need: a record
+            // equal in that is a replay and stays retired.
+            let replay = match (model.get(&key), visible.get(&key)) {
+                (Some(old), Some(true)) => old == o,
+                (Some(old), _) => old.at / DAY == o.at / DAY && old.value == o.value && rolled(old) == rolled(o),
+                (None, _) => false,
+            };
+            if !replay {
+                visible.insert(key.clone(), true);
+            }
+            model.insert(key, o.clone());
+        }
+    }
+    let aggregations = [
+        Aggregation::Count,
+        Aggregation::Sum,
+        Aggregation::Avg,
+        Aggregation::Min,
+        Aggregation::Max,
+        Aggregation::P50,
+        Aggregation::P90,
+        Aggregation::Happiness,
+    ];
+    let shapes: [Shape; 6] = [
+        (None, None),
+        (Some(("service", "Email")), None),
+        (None, Some("assignment_group")),
+        (Some(("service", "VPN")), Some("assignment_group")),
+        (Some(("assignment_group", "Desk")), Some("assignment_group")),
+        (Some(("service", "Email")), Some("ticket")),
+    ];
+    for metric in ["happiness_rating", "resolution_hours"] {
+        for bucket in [Bucket::Day, Bucket::Week, Bucket::Month, Bucket::Quarter] {
+            for (filter, group_by) in shapes {
+                for aggregation in aggregations {
+                    if aggregation == Aggregation::Happiness && metric != "happiness_rating" {
+                        continue;
+                    }
+                    // Retired days keep min and max as they were (their rows are gone).
+                    if retired && matches!(aggregation, Aggregation::Min | Aggregation::Max) {
+                        continue;
+                    }
+                    let q = SeriesQuery {
+                        tenant: "acme".into(),
+                        metric: metric.into(),
+                        from: 0,
+                        to: 30 * DAY,
+                        bucket,
+                        filter: filter.map(|(k, v)| (k.to_string(), v.to_string())),
+                        group_by: group_by.map(str::to_string),
+                        aggregation,
+                    };
+                    let got = match store.series(&q).await {
+                        Err(StoreError::RetiredRows { .. }) if retired => continue,
+                        other => other.expect("series"),
+                    };
+                    let want = model_series(&model, &q);
+                    prop_assert_eq!(got.len(), want.len(), "{:?}", q);
+                    for (g, w) in got.iter().zip(&want) {
+                        prop_assert_eq!(
+                            (g.bucket_start, &g.group, g.count),
+                            (w.bucket_start, &w.group, w.count),
+                            "{:?}",
+                            q
+                        );
+                        prop_assert!(close(g.value, w.value), "{:?}: {:?} vs {:?}", q, g.value, w.value);
+                    }
+                }
+            }
+        }
+    }
+    // Raw rows and subjects equal the model's, live rows only (retired days have none).
+    let live = |o: &Observation| visible[&(o.id.clone(), o.metric.clone())];
+    let mut want: Vec<(i64, String, String, u64)> = model
+        .values()
+        .filter(|o| live(o))
+        .map(|o| (o.at, o.id.clone(), o.metric.clone(), o.value.to_bits()))
+        .collect();
+    want.sort();
+    let mut got: Vec<(i64, String, String, u64)> = Vec::new();
+    for metric in ["happiness_rating", "resolution_hours"] {
+        let rows = store.observations("acme", metric, 0, 30 * DAY).await.expect("rows");
+        got.extend(rows.into_iter().map(|s| {
+            (
+                s.observation.at,
+                s.observation.id,
+                s.observation.metric,
+                s.observation.value.to_bits(),
+            )
+        }));
+    }
+    got.sort();
+    prop_assert_eq!(&got, &want);
+    for ticket in ["INC0", "INC1", "INC2", "INC3"] {
+        let mut want: Vec<(String, String)> = model
+            .values()
+            .filter(|o| live(o) && o.dimensions.iter().any(|(k, v)| k == "ticket" && v == ticket))
+            .map(|o| (o.id.clone(), o.metric.clone()))
+            .collect();
+        want.sort();
+        let mut got: Vec<(String, String)> = store
+            .subject("acme", "ticket", ticket)
+            .await
+            .expect("subject")
+            .into_iter()
+            .map(|s| (s.observation.id, s.observation.metric))
+            .collect();
+        got.sort();
+        prop_assert_eq!(got, want, "subject {}", ticket);
+    }
+    Ok(())
+}
