@@ -2,7 +2,7 @@
 //! deadline around the call, and the translation of a failed call into a
 //! [`RuntimeError`] that names the plugin and the limit it hit.
 
-use super::convert;
+use super::bindings::{self, v0_1};
 use super::engine::EPOCH_TICK;
 use super::error::{PluginId, RuntimeError};
 use super::limits::{Limits, MemoryCapExceeded};
@@ -11,9 +11,6 @@ use std::future::Future;
 use tracing::Instrument;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store, Trap};
-
-/// The contract versions this host speaks.
-pub(crate) const SUPPORTED_CONTRACT: &str = "0.1.x";
 
 /// How a bounded call ended.
 pub(crate) enum Outcome<R> {
@@ -130,7 +127,7 @@ pub(crate) fn classify(limits: &Limits, store: &Store<PluginState>, error: wasmt
                 message.push_str(&stderr);
             }
             let message =
-                xla_types::untrusted::escape_capped(&message, 2 * convert::MAX_ERROR_MESSAGE_BYTES).into_owned();
+                xla_types::untrusted::escape_capped(&message, 2 * bindings::MAX_ERROR_MESSAGE_BYTES).into_owned();
             RuntimeError::Trap { plugin, message }
         }
     }
@@ -152,9 +149,13 @@ pub(crate) fn check_export(
         .collect();
     let Some(found) = names.iter().find(|name| name.split('@').next() == Some(interface)) else {
         let reason = if names.is_empty() {
-            format!("it exports nothing; a {kind} exports `{interface}@0.1.0`")
+            format!("it exports nothing; a {kind} exports `{interface}@{}`", v0_1::EXPORTED)
         } else {
-            format!("it exports {}; a {kind} exports `{interface}@0.1.0`", names.join(", "))
+            format!(
+                "it exports {}; a {kind} exports `{interface}@{}`",
+                names.join(", "),
+                v0_1::EXPORTED
+            )
         };
         return Err(RuntimeError::WrongWorld {
             plugin: plugin.clone(),
@@ -163,19 +164,14 @@ pub(crate) fn check_export(
         });
     };
     let version = found.split_once('@').map(|(_, v)| v).unwrap_or("none");
-    if !is_supported_contract(version) {
+    if !bindings::is_supported_contract(version) {
         return Err(RuntimeError::ContractVersion {
             plugin: plugin.clone(),
             found: version.to_string(),
-            supported: SUPPORTED_CONTRACT,
+            supported: bindings::SUPPORTED,
         });
     }
     Ok(())
-}
-
-/// Contract 0.1.x: same major and, below 1.0, same minor.
-pub fn is_supported_contract(version: &str) -> bool {
-    semver::Version::parse(version).is_ok_and(|v| v.major == 0 && v.minor == 1)
 }
 
 /// A linking failure, usually an import the sandbox does not provide.

@@ -1,66 +1,23 @@
 //! Running connector plugins: linking, instantiation, and the four calls
 //! (`describe`, `check`, `pull`, `parse`) under the per-call limits.
 
+use super::bindings::v0_1 as contract;
 use super::engine::Runtime;
 use super::error::{PluginId, RuntimeError};
 use super::limits::Limits;
 use super::outbound::{OutboundHooks, OutboundPolicy};
 use super::state::{Kind, PluginState};
-use super::{Batch, ConnectorInfo, MetricInfo, Observation};
-use super::{call, convert, describe};
+use super::{Batch, ConnectorInfo, Observation, PluginError};
+use super::{call, describe};
 use std::sync::Arc;
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, Store};
-
-pub(crate) mod bindings {
-    //! Host bindings of the `connector-plugin` world.
-    wasmtime::component::bindgen!({
-        path: "../../wit/since_v0.1.0",
-        world: "xla:plugin/connector-plugin",
-        exports: { default: async },
-        require_store_data_send: true,
-        with: {
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-        },
-    });
-}
-
-use bindings::xla::plugin::log as wit_log;
-
-/// The linker of connectors: WASI (deny by default), `wasi:http` through
-/// the outbound hooks, and `log`.
-pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    super::outbound::request_parts::add_to_linker(&mut linker)?;
-    wit_log::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
-    Ok(linker)
-}
-
-impl wit_log::Host for PluginState {
-    fn log(&mut self, level: wit_log::Level, message: String) {
-        use super::log::Level;
-        let level = match level {
-            wit_log::Level::Trace => Level::Trace,
-            wit_log::Level::Debug => Level::Debug,
-            wit_log::Level::Info => Level::Info,
-            wit_log::Level::Warn => Level::Warn,
-            wit_log::Level::Error => Level::Error,
-        };
-        if let Ok(mut log) = self.log.lock() {
-            log.emit(level, &message);
-        }
-    }
-}
+use wasmtime::Store;
+use wasmtime::component::Component;
 
 /// A connector compiled and linked, ready to instantiate cheaply.
 #[derive(Clone)]
 pub struct ConnectorPre {
     plugin: PluginId,
-    pre: bindings::ConnectorPluginPre<PluginState>,
+    pre: contract::ConnectorPluginPre<PluginState>,
     /// Owning the runtime keeps its epoch ticker alive, so the deadline
     /// holds for as long as anything can instantiate this plugin.
     runtime: Runtime,
@@ -76,7 +33,7 @@ impl ConnectorPre {
             .connector_linker()
             .instantiate_pre(component)
             .map_err(|e| call::link_error(&plugin, Kind::Connector, e))?;
-        let pre = bindings::ConnectorPluginPre::new(pre).map_err(|e| call::wrong_world(&plugin, Kind::Connector, e))?;
+        let pre = contract::ConnectorPluginPre::new(pre).map_err(|e| call::wrong_world(&plugin, Kind::Connector, e))?;
         Ok(ConnectorPre {
             plugin,
             pre,
@@ -103,7 +60,7 @@ impl ConnectorPre {
 
 struct Live {
     store: Store<PluginState>,
-    bindings: bindings::ConnectorPlugin,
+    bindings: contract::ConnectorPlugin,
 }
 
 /// Calls into one connector instance.
@@ -122,25 +79,7 @@ impl ConnectorSession {
             live.bindings.xla_plugin_connector().call_describe(store)
         })
         .await;
-        let info = self.settle(live, outcome)?;
-        let info = ConnectorInfo {
-            name: info.name,
-            version: info.version,
-            description: info.description,
-            config_schema: info.config_schema,
-            metrics: info
-                .metrics
-                .into_iter()
-                .map(|m| MetricInfo {
-                    name: m.name,
-                    layer: convert::layer(m.layer),
-                    unit: m.unit,
-                    description: m.description,
-                })
-                .collect(),
-            hosts: info.hosts,
-            media_types: info.media_types,
-        };
+        let info = contract::connector_info(self.settle(live, outcome)?);
         describe::check_connector(&self.pre.plugin, &info)?;
         Ok(info)
     }
@@ -153,7 +92,7 @@ impl ConnectorSession {
         })
         .await;
         let result = self.settle(live, outcome)?;
-        result.map_err(|e| self.plugin_error(e))
+        result.map_err(|e| self.plugin_error(contract::plugin_error(e)))
     }
 
     /// `pull(config, cursor)`.
@@ -163,9 +102,11 @@ impl ConnectorSession {
             live.bindings.xla_plugin_connector().call_pull(store, config, cursor)
         })
         .await;
-        let batch = self.settle(live, outcome)?.map_err(|e| self.plugin_error(e))?;
+        let batch = self
+            .settle(live, outcome)?
+            .map_err(|e| self.plugin_error(contract::plugin_error(e)))?;
         Ok(Batch {
-            observations: self.checked("pull", batch.observations)?,
+            observations: self.checked("pull", contract::observations(batch.observations))?,
             cursor: batch.cursor,
             more: batch.more,
         })
@@ -185,18 +126,15 @@ impl ConnectorSession {
                 .call_parse(store, config, media_type, body)
         })
         .await;
-        let observations = self.settle(live, outcome)?.map_err(|e| self.plugin_error(e))?;
-        self.checked("parse", observations)
+        let observations = self
+            .settle(live, outcome)?
+            .map_err(|e| self.plugin_error(contract::plugin_error(e)))?;
+        self.checked("parse", contract::observations(observations))
     }
 
     /// The observations of a call, each held to the rules every path
     /// applies, so `plugin run` refuses what `sync` would.
-    fn checked(
-        &self,
-        call: &'static str,
-        observations: Vec<bindings::xla::plugin::types::Observation>,
-    ) -> Result<Vec<Observation>, RuntimeError> {
-        let observations: Vec<Observation> = observations.into_iter().map(convert::observation).collect();
+    fn checked(&self, call: &'static str, observations: Vec<Observation>) -> Result<Vec<Observation>, RuntimeError> {
         for o in &observations {
             o.check().map_err(|reason| RuntimeError::BadOutput {
                 plugin: self.pre.plugin.clone(),
@@ -243,10 +181,10 @@ impl ConnectorSession {
         result
     }
 
-    fn plugin_error(&self, error: bindings::xla::plugin::types::PluginError) -> RuntimeError {
+    fn plugin_error(&self, error: PluginError) -> RuntimeError {
         RuntimeError::Plugin {
             plugin: self.pre.plugin.clone(),
-            error: convert::plugin_error(error),
+            error,
         }
     }
 

@@ -1,10 +1,10 @@
 //! The process-wide engine: configuration, the epoch ticker that enforces
 //! deadlines, the compile cache and the two linkers (one per plugin kind).
 
+use super::bindings::v0_1;
 use super::cache::{CacheOutcome, CompileCache};
 use super::error::{PluginId, RuntimeError};
 use super::state::PluginState;
-use super::{connector, scorer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,8 +63,8 @@ impl Runtime {
     /// Creates the engine, the linkers and the epoch ticker.
     pub fn new(options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
         let engine = Engine::new(&engine_config(&options)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let connector_linker = connector::linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let scorer_linker = scorer::linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let connector_linker = v0_1::connector_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let scorer_linker = v0_1::scorer_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(options.cache_dir.clone(), &engine);
         let ticker_stop = Arc::new(AtomicBool::new(false));
         // Without the ticker no deadline would ever fire: refuse to run unbounded.

@@ -6,16 +6,19 @@
 //! `InstancePre`, and instantiated fresh for each call or sync run from the
 //! pooling allocator. A trap discards the instance; the host goes on.
 //!
+//! The contract's generated bindings live in `bindings`, one module per
+//! released version; everything else works with the host's own types.
+//!
 //! This crate knows nothing of storage or the API: it runs plugins. It
 //! owns the `[plugins]`, `[runtime]` and `[limits]` sections of the host
 //! config ([`config`], [`Limits`]).
 #![deny(missing_docs)]
 
+mod bindings;
 mod cache;
 mod call;
 pub mod config;
 mod connector;
-mod convert;
 mod describe;
 mod engine;
 mod error;
@@ -23,12 +26,13 @@ mod limits;
 mod log;
 pub mod outbound;
 pub mod plugins;
+mod rows;
 mod scorer;
 mod state;
 mod types;
 
+pub use bindings::is_supported_contract;
 pub use cache::CacheOutcome;
-pub use call::is_supported_contract;
 pub use connector::{ConnectorPre, ConnectorSession};
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{PluginId, RuntimeError};

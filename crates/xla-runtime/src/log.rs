@@ -1,4 +1,4 @@
-//! Plugin logging: the `log` import and the plugin's stdout/stderr, both
+//! Plugin logging: the `log` host import and the plugin's stdout/stderr, both
 //! routed to tracing under the plugin's name and rate-limited so that a
 //! chatty or hostile plugin cannot flood the operator's logs.
 
@@ -183,6 +183,16 @@ impl tokio::io::AsyncWrite for OutputPipe {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+impl crate::state::PluginState {
+    /// The `log` import: the plugin's message under its name, rate-limited
+    /// with its stdout and stderr.
+    pub(crate) fn log_message(&self, level: Level, message: &str) {
+        if let Ok(mut log) = self.log.lock() {
+            log.emit(level, message);
+        }
     }
 }
 
