@@ -11,6 +11,7 @@
 //! R <tenant><metric><day><dim key> -> set   rollup cells of a day for one dimension (0: all rows)
 //! C <tenant><source>              -> cursor connector cursors
 //! L <tenant><instance><run>       -> run    the sync run log (see `runs`)
+//! T <token id>                    -> token  API token records, SHA-256 only (see `tokens`)
 //! ```
 //!
 //! Rows live in blocks, not a key each: sled 0.34 manages about 65,000

@@ -25,6 +25,7 @@ mod retention;
 mod rollup;
 mod runs;
 mod subjects;
+mod tokens;
 mod write;
 
 use async_trait::async_trait;
@@ -36,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use xla_store::{
     CommitBatch, CommitSummary, GroupThrough, RetentionSummary, Rollup, Rollups, RunRecord, SeriesQuery, Store,
-    StoreError, StoredObservation, SubjectQuery, SubjectRow,
+    StoreError, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
 };
 
 /// The on-disk format this build reads and writes.
@@ -347,6 +348,20 @@ impl Store for SledStore {
     async fn grouped_through(&self, query: &GroupThrough) -> Result<BTreeMap<String, Rollup>, StoreError> {
         let query = query.clone();
         self.blocking(move |sled| sled.grouped_through(&query)).await
+    }
+
+    async fn save_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.blocking(move |sled| sled.save_token(&token)).await
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let id = id.to_owned();
+        self.blocking(move |sled| sled.token(&id)).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.blocking(|sled| sled.tokens()).await
     }
 
     async fn retire_before(&self, tenant: &str, cutoff: i64) -> Result<RetentionSummary, StoreError> {

@@ -69,6 +69,7 @@ macro_rules! conformance_suite {
             subject_rows_join_a_ticket_across_sources,
             values_group_through_their_tickets,
             tenants_and_sources_see_only_their_own,
+            token_records_are_kept_by_id,
             rollup_queries_equal_raw_queries
         );
     };
@@ -991,4 +992,43 @@ async fn agrees_with_raw_rows<B: Backend>(
         prop_assert_eq!(got, want, "subject {}", ticket);
     }
     Ok(())
+}
+
+/// Token records round-trip by id, list in id order, and survive a reopen.
+pub fn token_records_are_kept_by_id<B: Backend>(backend: &B) {
+    block_on(async {
+        let place = backend.create().await;
+        let token = |id: &str, tenant: Option<&str>| crate::TokenRecord {
+            id: id.into(),
+            sha256: format!("{id:0>64}"),
+            name: format!("{id} token"),
+            tenant: tenant.map(str::to_string),
+            scope: crate::Scope::Read,
+            created: 1_000,
+            last_used: None,
+            expires: Some(90_000),
+            revoked: None,
+        };
+        {
+            let store = backend.open(&place).await.expect("open");
+            assert!(store.tokens().await.expect("tokens").is_empty());
+            store.save_token(&token("b2", Some("acme"))).await.expect("save");
+            store.save_token(&token("a1", None)).await.expect("save");
+        }
+        let store = backend.open(&place).await.expect("reopen");
+        let ids: Vec<String> = store
+            .tokens()
+            .await
+            .expect("tokens")
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(ids, ["a1", "b2"]);
+        let mut revoked = token("b2", Some("acme"));
+        revoked.revoked = Some(5_000);
+        revoked.last_used = Some(4_000);
+        store.save_token(&revoked).await.expect("update");
+        assert_eq!(store.token("b2").await.expect("token"), Some(revoked));
+        assert_eq!(store.token("zz").await.expect("token"), None);
+    });
 }

@@ -28,6 +28,7 @@ mod query;
 mod rollup;
 mod runs;
 mod subjects;
+mod tokens;
 
 pub use commit::{CommitBatch, CommitSummary, RetentionSummary, check_observation};
 pub use config::{Backend, StoreConfig};
@@ -40,6 +41,7 @@ pub use query::{
 pub use rollup::{Rollup, Sketch};
 pub use runs::{RunOutcome, RunRecord};
 pub use subjects::{GroupThrough, SubjectQuery};
+pub use tokens::{Scope, TokenRecord};
 pub use xla_types::SubjectRow;
 
 use std::collections::BTreeMap;
@@ -141,6 +143,16 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::RetiredRows`] when retention dropped the window's rows.
     async fn grouped_through(&self, query: &GroupThrough) -> Result<BTreeMap<String, Rollup>, StoreError>;
+
+    /// Saves a token record (a new token, or a changed one: last use,
+    /// revocation), keyed by its id.
+    async fn save_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    /// The token record with this id, revoked and expired ones included.
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Every token record, ordered by id.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
 
     /// Drops a tenant's raw observations of UTC days that ended by `cutoff`
     /// (unix ms); rollups, cursors and runs stay. A cutoff never moves back.
