@@ -2,6 +2,7 @@
 //! real component built for wasm32-wasip2 by the build script; every server
 //! is a real socket on loopback.
 
+mod api;
 mod builtin_scorers;
 mod cli;
 mod deadlines;

@@ -63,6 +63,9 @@ pub struct HostConfig {
     /// Where the data lives.
     #[serde(default)]
     pub store: StoreConfig,
+    /// The HTTP API of `serve`.
+    #[serde(default)]
+    pub api: xla_api::ApiConfig,
     /// Limits per upstream for syncs.
     #[serde(default)]
     pub sync: SyncConfig,

@@ -15,6 +15,7 @@ use xla_store::{Aggregation, Bucket, SeriesQuery, StoreError};
 pub const TREND_PERIODS: usize = 6;
 
 /// One XLA for one period.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct XlaReport {
     /// The XLA's id.
@@ -50,6 +51,7 @@ pub struct XlaReport {
 }
 
 /// One period of a trend.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrendPoint {
     /// The period label.
@@ -59,6 +61,7 @@ pub struct TrendPoint {
 }
 
 /// Which way the trend goes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrendDirection {
@@ -71,6 +74,7 @@ pub enum TrendDirection {
 }
 
 /// One group's value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupResult {
     /// The group (e.g. a service).
@@ -84,6 +88,7 @@ pub struct GroupResult {
 }
 
 /// A period's money under the contract.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Money {
     /// Service credit owed for falling short (capped).
@@ -197,6 +202,7 @@ fn money(xla: &XlaDefinition, margin: f64) -> Option<Money> {
 }
 
 /// What a drop in experience came with.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
@@ -213,6 +219,7 @@ pub enum Cause {
 }
 
 /// The X/O/T view of one period against the one before.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct XotView {
     /// Tenant.
@@ -346,6 +353,7 @@ impl Engine {
 /// The SLA-beside-XLA scorecard: per slice (service by default), SLA
 /// compliance next to happiness, with the watermelons flagged: SLAs at
 /// target while the people served are unhappy.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Scorecard {
     /// Tenant.
@@ -363,6 +371,7 @@ pub struct Scorecard {
 }
 
 /// One slice of the scorecard.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScorecardRow {
     /// The slice, e.g. a service.

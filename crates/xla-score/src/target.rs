@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 /// A period's target and where it came from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PeriodTarget {
     /// The target; `None` when none applies yet.

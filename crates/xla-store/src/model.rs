@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use xla_types::Observation;
 
 /// Where a batch of observations came from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
     /// Connector instance.
@@ -20,6 +21,7 @@ pub struct Provenance {
 
 /// An observation as stored: the plugin's observation, its tenant and
 /// source, and its provenance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredObservation {
     /// Tenant.

@@ -10,6 +10,7 @@ use chrono::{Datelike, NaiveDate};
 use std::collections::BTreeMap;
 
 /// Width of a series bucket (UTC; weeks start on Monday).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Bucket {
@@ -24,6 +25,7 @@ pub enum Bucket {
 }
 
 /// How a bucket's values become one number.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregation {
@@ -69,6 +71,7 @@ pub struct SeriesQuery {
 }
 
 /// One point of a series.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SeriesPoint {
     /// Start of the bucket, unix ms UTC.
@@ -167,6 +170,7 @@ mod tests {
 }
 
 /// One group of a breakdown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BreakdownRow {
     /// The dimension value.
@@ -181,6 +185,7 @@ pub struct BreakdownRow {
 
 /// Groups ranked by their part of a metric, with Pareto shares: which
 /// assignment groups hold 80 % of lost time.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Breakdown {
     /// The top groups, largest first.

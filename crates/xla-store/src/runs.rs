@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How a run ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
@@ -22,6 +23,7 @@ pub enum RunOutcome {
 }
 
 /// One sync run of a connector instance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// Run id, unique in the store and increasing.

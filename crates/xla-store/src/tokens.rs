@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a token may do; each scope includes the ones below it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {

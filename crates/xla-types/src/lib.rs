@@ -10,6 +10,7 @@ pub mod untrusted;
 use std::fmt;
 
 /// Which of the three kinds of XLA data an observation belongs to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layer {
@@ -32,6 +33,7 @@ pub enum Layer {
 ///     .dim("assignment_group", "Service Desk");
 /// assert_eq!(o.dimension("ticket"), Some("INC0012345"));
 /// ```
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Observation {
     /// Stable identifier of the source record.
@@ -158,6 +160,7 @@ impl PluginError {
 }
 
 /// A metric a plugin emits or reads.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricInfo {
     /// Name from the vocabulary.

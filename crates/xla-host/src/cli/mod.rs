@@ -1,6 +1,7 @@
 //! The `xla-host` command line: parsing, logging setup, and one module per
 //! command family. Errors end here as `anyhow` with context, printed once.
 
+mod api;
 #[cfg(feature = "sim")]
 mod demo;
 mod import;
@@ -12,6 +13,7 @@ mod serve;
 #[cfg(feature = "sim")]
 mod simulate;
 mod sync;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -69,6 +71,9 @@ enum Command {
     /// Serve the source simulators with a seeded organisation on loopback.
     #[cfg(feature = "sim")]
     Simulate(simulate::SimulateArgs),
+    /// Make, list and revoke the API's bearer tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Report every XLA for a period: value against target, trend, worst
     /// groups, the X/O/T view and the SLA-beside-XLA scorecard.
     Report(report::ReportArgs),
@@ -97,6 +102,7 @@ pub fn main() -> ExitCode {
             #[cfg(feature = "sim")]
             Command::Simulate(args) => simulate::run(&config, args).await,
             Command::Report(args) => report::run(&config, args).await,
+            Command::Token(command) => token::run(&config, command).await,
         }
     });
     match result {

@@ -1,16 +1,19 @@
-//! `xla-host serve`: the long-running host. It syncs every connector
-//! instance that has a `schedule` on it, under the per-upstream limits of
-//! `[sync]`, until Ctrl-C or SIGTERM, printing one line per finished run.
+//! `xla-host serve`: the long-running host. It serves the HTTP API (with
+//! `--listen` or `[api] listen`) and syncs every connector instance that
+//! has a `schedule` on it, under the per-upstream limits of `[sync]`,
+//! until Ctrl-C or SIGTERM, printing one line per finished run.
 //!
-//! Everything the command runs hangs off one shutdown token, so the HTTP
-//! API can join the scheduler here and stop with it.
+//! Everything the command runs hangs off one shutdown token: the first
+//! signal stops accepting connections and new runs, lets requests and runs
+//! finish within the grace, then the process exits 0.
 
-use super::options;
 use super::sync::{open_store, summary};
+use super::{api, options};
 use crate::config::HostConfig;
-use crate::sync::schedule::{self, FinishedRun, Scheduler, SchedulerOptions};
+use crate::sync::schedule::{self, FinishedRun, ScheduleError, Scheduler, SchedulerOptions};
 use anyhow::{Context, Result};
 use clap::Args;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -31,20 +34,36 @@ pub struct ServeArgs {
     /// a cut sync loses nothing and resumes from its cursor next time.
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
+    /// Serve the HTTP API on this address (overrides `[api] listen`), e.g. 127.0.0.1:8470.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
 }
 
 pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode> {
+    let listen = args.listen.or(config.api.listen);
     // Refuse a config with nothing to run before touching the data directory.
-    let scheduled = schedule::scheduled(config.sync_setup())?;
+    let scheduled = match schedule::scheduled(config.sync_setup()) {
+        Ok(scheduled) => scheduled,
+        Err(ScheduleError::NothingScheduled { .. }) if listen.is_some() => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
     // Listen before anything runs, so an early SIGTERM still stops cleanly.
     let signals = Signals::listen()?;
     let store = open_store(config, args.data_dir.as_deref())?;
     let runtime = options::runtime(config)?;
+    let shutdown = CancellationToken::new();
+    let server = match listen {
+        Some(addr) => Some(api::start(config, &runtime, store.clone(), addr, shutdown.clone()).await?),
+        None => None,
+    };
     let options = SchedulerOptions {
         grace: args.shutdown_grace,
         ..SchedulerOptions::default()
     };
-    let scheduler = Scheduler::from_config(&runtime, config.sync_setup(), store, options)?;
+    let scheduler = match scheduled.is_empty() {
+        true => None,
+        false => Some(Scheduler::from_config(&runtime, config.sync_setup(), store, options)?),
+    };
     for (instance, interval) in &scheduled {
         eprintln!(
             "{}: every {} (upstreams: {})",
@@ -53,13 +72,24 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
             upstreams(&instance.grants)
         );
     }
+    if let Some(server) = &server {
+        eprintln!(
+            "API at http://{}/v1 (OpenAPI: http://{}/v1/openapi.json)",
+            server.addr, server.addr
+        );
+    }
     eprintln!("serving; Ctrl-C or SIGTERM stops");
 
-    let shutdown = CancellationToken::new();
     let watcher = tokio::spawn(signals.watch(shutdown.clone(), args.shutdown_grace));
-    scheduler
-        .run(shutdown.clone(), |finished| println!("{}", line(finished)))
-        .await;
+    if let Some(scheduler) = scheduler {
+        scheduler
+            .run(shutdown.clone(), |finished| println!("{}", line(finished)))
+            .await;
+    }
+    shutdown.cancelled().await;
+    if let Some(server) = server {
+        server.stopped(args.shutdown_grace).await;
+    }
     watcher.abort();
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)

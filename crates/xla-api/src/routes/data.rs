@@ -1,0 +1,419 @@
+//! The data under the XLAs: the metric vocabulary with counts, series,
+//! breakdowns with Pareto shares, and one ticket's every observation with
+//! its provenance. Series and breakdowns also answer `text/csv`.
+
+use super::tenant;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::ApiState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+use xla_store::{Aggregation, Breakdown, BreakdownQuery, Bucket, SeriesPoint, SeriesQuery, StoredObservation};
+use xla_types::Layer;
+use xla_types::untrusted::escape_capped;
+
+/// One metric of the vocabulary as this tenant's sources emit it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogMetric {
+    /// Its name (`happiness_rating`).
+    pub name: String,
+    /// X, O or T.
+    pub layer: Layer,
+    /// Its unit (`minutes`, `0-10`).
+    pub unit: String,
+    /// What it measures.
+    pub description: String,
+    /// The connector instances that emit it.
+    pub instances: Vec<String>,
+    /// Observations stored for this tenant (rollups: retention does not lower it).
+    pub count: u64,
+}
+
+/// The metrics this tenant's connector instances emit, with units, layers and counts.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/metrics",
+    tag = "data",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, body = Vec<CatalogMetric>),
+        (status = 401, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn metrics_catalog(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<Vec<CatalogMetric>>, ApiError> {
+    let tenant = tenant(&state, &caller, &tenant_id)?;
+    let mut metrics: BTreeMap<String, CatalogMetric> = BTreeMap::new();
+    for instance in state.catalog.instances.iter().filter(|i| i.tenant == tenant) {
+        let Some(plugin) = state.catalog.plugins.iter().find(|p| p.name == instance.plugin) else {
+            continue;
+        };
+        for metric in &plugin.metrics {
+            let entry = metrics.entry(metric.name.clone()).or_insert_with(|| CatalogMetric {
+                name: metric.name.clone(),
+                layer: metric.layer,
+                unit: metric.unit.clone(),
+                description: metric.description.clone(),
+                instances: Vec::new(),
+                count: 0,
+            });
+            entry.instances.push(instance.name.clone());
+        }
+    }
+    for metric in metrics.values_mut() {
+        let cells = state
+            .store
+            .rollups(&SeriesQuery {
+                tenant: tenant.to_string(),
+                metric: metric.name.clone(),
+                from: i64::MIN / 2,
+                to: i64::MAX / 2,
+                bucket: Bucket::Quarter,
+                filter: None,
+                group_by: None,
+                aggregation: Aggregation::Count,
+            })
+            .await?;
+        metric.count = cells.values().map(|c| c.count).sum();
+    }
+    Ok(Json(metrics.into_values().collect()))
+}
+
+/// `?from=&to=` and the shape of a series.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesParams {
+    /// Start, RFC 3339 (`2026-10-01T00:00:00Z`), inclusive; rounded down to its UTC day.
+    pub from: String,
+    /// End, RFC 3339, exclusive; rounded up to a UTC day.
+    pub to: String,
+    /// How each bucket's values become one number.
+    pub aggregation: Aggregation,
+    /// Bucket width (default `month`).
+    pub bucket: Option<Bucket>,
+    /// Only observations with this dimension value: `dimension:value` (`service:VPN`).
+    pub filter: Option<String>,
+    /// One series per value of this dimension (`assignment_group`).
+    pub group_by: Option<String>,
+    /// `json` (default) or `csv`; an `Accept: text/csv` header does the same.
+    pub format: Option<String>,
+}
+
+/// A series as JSON.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Series {
+    /// The metric.
+    pub metric: String,
+    /// The aggregation.
+    pub aggregation: Aggregation,
+    /// The bucket width.
+    pub bucket: Bucket,
+    /// One point per bucket (and group), by bucket then group.
+    pub points: Vec<SeriesPoint>,
+}
+
+/// A metric over time, per bucket and group.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/metrics/{metric}/series",
+    tag = "data",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id"), ("metric" = String, Path, description = "Metric name"), SeriesParams),
+    responses(
+        (status = 200, body = Series, content_type = "application/json"),
+        (status = 200, description = "The same as CSV: bucket_start, group, value, count", content_type = "text/csv", body = String),
+        (status = 400, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn series(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    Path((tenant_id, metric)): Path<(String, String)>,
+    Query(params): Query<SeriesParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&state, &caller, &tenant_id)?;
+    let (from, to) = window(&params.from, &params.to)?;
+    let bucket = params.bucket.unwrap_or(Bucket::Month);
+    let query = SeriesQuery {
+        tenant: tenant.to_string(),
+        metric: metric.clone(),
+        from,
+        to,
+        bucket,
+        filter: params.filter.as_deref().map(filter).transpose()?,
+        group_by: params.group_by.clone(),
+        aggregation: params.aggregation,
+    };
+    let points = state.store.series(&query).await?;
+    if wants_csv(params.format.as_deref(), &headers)? {
+        let rows = points.iter().map(|p| {
+            vec![
+                rfc3339(p.bucket_start),
+                p.group.clone().unwrap_or_default(),
+                p.value.map(|v| v.to_string()).unwrap_or_default(),
+                p.count.to_string(),
+            ]
+        });
+        return csv_response(&["bucket_start", "group", "value", "count"], rows);
+    }
+    Ok(Json(Series {
+        metric,
+        aggregation: params.aggregation,
+        bucket,
+        points,
+    })
+    .into_response())
+}
+
+/// `?dimension=&from=&to=&top=&by=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BreakdownParams {
+    /// The dimension whose values are ranked (`assignment_group`).
+    pub dimension: String,
+    /// Start, RFC 3339, inclusive.
+    pub from: String,
+    /// End, RFC 3339, exclusive.
+    pub to: String,
+    /// Groups to return, 1 to 1000 (default 10); totals cover every group.
+    pub top: Option<usize>,
+    /// Rank by the `sum` of values (default) or the `count` of observations.
+    pub by: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// The top values of a dimension by a metric, with Pareto shares (which
+/// assignment groups hold 80 % of lost time).
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/metrics/{metric}/breakdown",
+    tag = "data",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id"), ("metric" = String, Path, description = "Metric name"), BreakdownParams),
+    responses(
+        (status = 200, body = Breakdown, content_type = "application/json"),
+        (status = 200, description = "The rows as CSV: group, value, share, cumulative_share", content_type = "text/csv", body = String),
+        (status = 400, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn breakdown(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    Path((tenant_id, metric)): Path<(String, String)>,
+    Query(params): Query<BreakdownParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = tenant(&state, &caller, &tenant_id)?;
+    let (from, to) = window(&params.from, &params.to)?;
+    let top = params.top.unwrap_or(10);
+    if !(1..=1000).contains(&top) {
+        return Err(ApiError::BadRequest(format!(
+            "top {top} is out of range: use 1 to 1000"
+        )));
+    }
+    let by_count = match params.by.as_deref() {
+        None | Some("sum") => false,
+        Some("count") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "by `{}` is not `sum` or `count`",
+                escape_capped(other, 50)
+            )));
+        }
+    };
+    let breakdown = state
+        .store
+        .breakdown(&BreakdownQuery {
+            tenant: tenant.to_string(),
+            metric,
+            from,
+            to,
+            dimension: params.dimension.clone(),
+            by_count,
+            top,
+        })
+        .await?;
+    if wants_csv(params.format.as_deref(), &headers)? {
+        let rows = breakdown.rows.iter().map(|r| {
+            vec![
+                r.group.clone(),
+                r.value.to_string(),
+                r.share.to_string(),
+                r.cumulative_share.to_string(),
+            ]
+        });
+        return csv_response(&["group", "value", "share", "cumulative_share"], rows);
+    }
+    Ok(Json(breakdown).into_response())
+}
+
+/// One ticket across sources.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ticket {
+    /// The ticket number.
+    pub ticket: String,
+    /// Every observation of it, oldest first, each with its source and
+    /// provenance (plugin, version, sha256, sync run).
+    pub observations: Vec<StoredObservation>,
+}
+
+/// Every observation of one ticket across sources (its rating, lost time,
+/// SLAs, reassignments), with provenance.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/tickets/{ticket}",
+    tag = "data",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id"), ("ticket" = String, Path, description = "Ticket number (INC0012345)")),
+    responses(
+        (status = 200, body = Ticket),
+        (status = 401, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn ticket(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    Path((tenant_id, ticket)): Path<(String, String)>,
+) -> Result<Json<Ticket>, ApiError> {
+    let tenant = tenant(&state, &caller, &tenant_id)?;
+    let observations = state.store.subject(tenant, "ticket", &ticket).await?;
+    if observations.is_empty() {
+        return Err(ApiError::not_found(format_args!(
+            "ticket `{}`",
+            escape_capped(&ticket, 100)
+        )));
+    }
+    Ok(Json(Ticket { ticket, observations }))
+}
+
+/// `[from, to)` in unix ms from two RFC 3339 times.
+fn window(from: &str, to: &str) -> Result<(i64, i64), ApiError> {
+    let parse = |name: &str, text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "`{name}` is `{}`, not an RFC 3339 time like 2026-10-01T00:00:00Z ({e})",
+                    escape_capped(text, 60)
+                ))
+            })
+    };
+    let (from, to) = (parse("from", from)?, parse("to", to)?);
+    if from >= to {
+        return Err(ApiError::BadRequest("`from` must be before `to`".into()));
+    }
+    Ok((from, to))
+}
+
+/// `dimension:value`.
+fn filter(text: &str) -> Result<(String, String), ApiError> {
+    text.split_once(':')
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "filter `{}` is not `dimension:value` (e.g. `service:VPN`)",
+                escape_capped(text, 100)
+            ))
+        })
+}
+
+fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// Whether the caller asked for CSV (`?format=csv` or `Accept: text/csv`).
+fn wants_csv(format: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
+    match format {
+        Some("csv") => Ok(true),
+        Some("json") => Ok(false),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "format `{}` is not `json` or `csv`",
+            escape_capped(other, 50)
+        ))),
+        None => Ok(headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/csv")))),
+    }
+}
+
+/// A CSV body (RFC 4180). A cell a spreadsheet would run as a formula
+/// (starting `=`, `+`, `-`, `@`, tab or carriage return) is prefixed with
+/// `'`: group names come from the sources, so they are untrusted. Numbers
+/// are written by us and never start so, except negative ones, which are left
+/// as they are.
+fn csv_response(header_row: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<Response, ApiError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let internal = |e: csv::Error| ApiError::Internal(format!("writing CSV: {e}"));
+    writer.write_record(header_row).map_err(internal)?;
+    for row in rows {
+        writer
+            .write_record(row.iter().map(|cell| defuse(cell).into_owned()))
+            .map_err(internal)?;
+    }
+    let body = writer
+        .into_inner()
+        .map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+fn defuse(cell: &str) -> std::borrow::Cow<'_, str> {
+    let is_number = cell.parse::<f64>().is_ok();
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') if !is_number => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_defused_and_numbers_kept() {
+        assert_eq!(defuse("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(defuse("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(defuse("-12.5"), "-12.5");
+        assert_eq!(defuse("Network Operations"), "Network Operations");
+    }
+
+    #[test]
+    fn windows_and_filters_say_what_is_wrong() {
+        assert_eq!(
+            window("1970-01-01T00:00:00Z", "1970-01-02T00:00:00Z").ok(),
+            Some((0, 86_400_000))
+        );
+        let error = window("yesterday", "1970-01-02T00:00:00Z").expect_err("refused");
+        assert!(error.to_string().contains("`from` is `yesterday`"), "{error}");
+        assert!(window("1970-01-02T00:00:00Z", "1970-01-01T00:00:00Z").is_err());
+        assert_eq!(filter("service:VPN").ok(), Some(("service".into(), "VPN".into())));
+        assert!(filter("service").is_err());
+    }
+}

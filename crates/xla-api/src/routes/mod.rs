@@ -1,0 +1,50 @@
+//! The routes, one module per resource family. Each handler carries its
+//! `#[utoipa::path]`, so a route cannot exist without its OpenAPI entry.
+
+mod data;
+mod health;
+mod plugins;
+mod tenants;
+mod xlas;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::ApiState;
+use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Every route with its OpenAPI entry.
+pub fn router() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(tenants::list_tenants))
+        .routes(routes!(tenants::list_instances))
+        .routes(routes!(tenants::get_instance))
+        .routes(routes!(tenants::list_runs))
+        .routes(routes!(data::metrics_catalog))
+        .routes(routes!(data::series))
+        .routes(routes!(data::breakdown))
+        .routes(routes!(data::ticket))
+        .routes(routes!(xlas::list_xlas))
+        .routes(routes!(xlas::get_xla))
+        .routes(routes!(xlas::report))
+        .routes(routes!(xlas::xot))
+        .routes(routes!(xlas::scorecard))
+        .routes(routes!(plugins::list_plugins))
+        .routes(routes!(plugins::get_plugin))
+}
+
+/// `tenant` when the caller's token covers it and the host knows it; the
+/// same 404 otherwise, so a token cannot learn which tenants exist.
+fn tenant<'a>(state: &ApiState, caller: &Caller, tenant: &'a str) -> Result<&'a str, ApiError> {
+    if caller.sees(tenant) && state.catalog.tenants().contains(tenant) {
+        Ok(tenant)
+    } else {
+        Err(ApiError::not_found(format_args!(
+            "tenant `{}`",
+            xla_types::untrusted::escape_capped(tenant, 100)
+        )))
+    }
+}
