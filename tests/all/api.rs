@@ -390,3 +390,93 @@ async fn bad_requests_get_precise_problem_documents() {
         StatusCode::METHOD_NOT_ALLOWED,
     );
 }
+
+/// The real binary: `token create` prints a token once, `token list` never
+/// shows it, `serve --listen` without any schedule serves the API on that
+/// token, `token revoke` ends it, and SIGTERM stops the server with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_issues_tokens_and_serves_until_sigterm() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host_config = dir.path().join("host.toml");
+    std::fs::write(
+        &host_config,
+        "[[connectors]]\nname = \"acme-feed\"\nplugin = \"json-feed\"\ntenant = \"acme\"\n",
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        let mut command = crate::cli::xla_host_command(&["--host-config", host_config.to_str().expect("utf-8")]);
+        command.args(args).arg("--data-dir").arg(&data);
+        command.output().expect("runs")
+    };
+    let created = run(&["token", "create", "--tenant", "acme", "--scope", "read", "--name", "dash"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let token = String::from_utf8(created.stdout).expect("utf-8").trim().to_string();
+    assert!(token.starts_with("xla_") && token.len() == 4 + 12 + 1 + 64, "{token}");
+    let listed = run(&["token", "list", "--json"]);
+    let listed_text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(!listed_text.contains(&token[17..]), "the secret is never listed");
+    let records: Value = serde_json::from_str(&listed_text).expect("JSON");
+    let id = records[0]["id"].as_str().expect("id").to_string();
+    assert_eq!(records[0]["tenant"], "acme");
+    assert_eq!(records[0]["scope"], "read");
+
+    let mut child = crate::cli::xla_host_command(&["--host-config", host_config.to_str().expect("utf-8")])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let (url, received) = tokio::task::spawn_blocking(move || loop {
+        let line = received
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("serve prints the API's URL");
+        if let Some(rest) = line.strip_prefix("API at ") {
+            let url = rest.split_whitespace().next().expect("url").trim_end_matches("/v1").to_string();
+            return (url, received);
+        }
+    })
+    .await
+    .expect("joined");
+    let client = reqwest::Client::new();
+    let tenants = client
+        .get(format!("{url}/v1/tenants"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(tenants.status(), StatusCode::OK);
+    let tenants: Value = tenants.json().await.expect("JSON");
+    assert_eq!(tenants[0]["id"], "acme");
+    assert_eq!(tenants[0]["instances"], 1);
+
+    // sled allows one process per data directory: stop the server, then revoke.
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+        .await
+        .expect("joined");
+    assert!(status.success(), "{status}");
+    let rest: Vec<String> = received.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+
+    let revoked = run(&["token", "revoke", &id]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let store = crate::support::open_store(&data);
+    let record = store.token(&id).await.expect("token").expect("kept");
+    assert!(record.revoked.is_some() && !record.is_live(i64::MAX / 2));
+}
