@@ -1,5 +1,5 @@
 //! Typed plugin configuration and scorer parameters from the JSON string
-//! the host passes in.
+//! the host passes in, and the one shape of a config error.
 
 use crate::PluginError;
 use serde::de::DeserializeOwned;
@@ -21,6 +21,13 @@ pub fn parse_config<T: DeserializeOwned>(json: &str) -> Result<T, PluginError> {
 pub fn parse_parameters<T: DeserializeOwned>(json: &str) -> Result<T, PluginError> {
     let json = if json.trim().is_empty() { "{}" } else { json };
     parse_labelled(json, "parameters")
+}
+
+/// A [`PluginError::Config`] naming the field, in the shape every config
+/// error has: ``config field `page_size`: must be between 1 and 1000, not 0``.
+/// `field` is the path as the operator writes it (`tables[1]`, `auth.scope`).
+pub fn field_error(field: &str, message: impl std::fmt::Display) -> PluginError {
+    PluginError::Config(format!("config field `{field}`: {message}"))
 }
 
 fn parse_labelled<T: DeserializeOwned>(json: &str, label: &str) -> Result<T, PluginError> {

@@ -197,21 +197,21 @@ impl Response {
         })
     }
 
-    /// Turns an error status into the matching [`PluginError`]:
-    /// 401/403 auth, 429 rate-limited (honouring `Retry-After`), 408 and 5xx
-    /// transient, other 4xx permanent.
+    /// Turns an error status into the matching [`PluginError`] by the table
+    /// of [`crate::status`]: 401/403 auth, 429 rate-limited (honouring
+    /// `Retry-After`), 408 and 5xx transient, other 4xx permanent. A connector
+    /// that can say more (the vendor's error message, what to grant) calls
+    /// [`crate::status::check`] with its hints instead.
     pub fn error_for_status(self) -> Result<Response, PluginError> {
-        let status = self.status;
-        if status < 400 {
-            return Ok(self);
-        }
-        let snippet: String = self.text().chars().take(300).collect();
-        Err(match status {
-            401 | 403 => PluginError::Auth(format!("the source answered {status}: {snippet}")),
-            429 => PluginError::RateLimited(self.retry_after_seconds().unwrap_or(60)),
-            408 | 500..=599 => PluginError::Transient(format!("the source answered {status}: {snippet}")),
-            _ => PluginError::Permanent(format!("the source answered {status}: {snippet}")),
+        crate::status::check(self, &crate::status::Hints::default(), |r| {
+            format!("the source answered {}: {}", r.status, r.snippet(300))
         })
+    }
+
+    /// The start of the body as text, at most `max_chars` characters: enough
+    /// of an error page for a message.
+    pub fn snippet(&self, max_chars: usize) -> String {
+        self.text().chars().take(max_chars).collect()
     }
 
     /// `Retry-After` in seconds, when given as a number.

@@ -64,6 +64,14 @@
 //! test`) the same code runs against recorded HTTP exchanges with
 //! [`testkit`].
 //!
+//! Connectors share what every source needs and no source owns: calendar
+//! arithmetic and RFC 3339 text ([`time`]), CSV bodies as header-mapped
+//! rows ([`csv`]), origins in the config and the shape of a config error
+//! ([`origin`], [`config::field_error`]), one table from HTTP statuses to
+//! errors ([`status`]) and versioned cursors ([`cursor`]). What is one
+//! vendor's (its date shapes, its error bodies, its paging) stays in its
+//! connector.
+//!
 //! Scorers share their formulas ([`formulas`]: happiness, shares of
 //! booleans), the checked reading of aggregates ([`aggregates`]) and of
 //! per-subject rows ([`subject`]), so a number means the same in every
@@ -89,11 +97,16 @@ macro_rules! plugin_error_to_wit {
 }
 
 pub mod aggregates;
-mod config;
+pub mod config;
+pub mod csv;
+pub mod cursor;
 pub mod formulas;
 pub mod http;
 pub mod log;
+pub mod origin;
+pub mod status;
 pub mod subject;
+pub mod time;
 
 #[cfg(feature = "connector")]
 pub mod connector;

@@ -7,6 +7,7 @@ use crate::config::Config;
 use serde_json::{Map, Value};
 use xla_sdk::PluginError;
 use xla_sdk::http::{Request, Response};
+use xla_sdk::status::Hints;
 
 /// Path of the responses endpoint.
 pub const PATH: &str = "/api/v2/responses/";
@@ -68,22 +69,18 @@ pub fn fetch_unless_gone(request: Request) -> Result<Option<Page>, PluginError> 
     page(value).map(Some)
 }
 
+/// The SDK's status table (`xla_sdk::status`) with what to do about it
+/// here, and the `detail` of HappySignals' error body.
 fn check_status(response: Response) -> Result<Response, PluginError> {
-    let status = response.status;
-    if status < 400 || status == 429 {
-        // 429 carries Retry-After, which the SDK reads.
-        return response.error_for_status();
-    }
-    let said = format!("HappySignals answered {status}: {}", detail(&response));
-    Err(match status {
-        401 | 403 => PluginError::Auth(format!(
-            "{said}; check the API token the operator granted for this origin"
-        )),
-        404 => PluginError::Permanent(format!(
-            "{said}; is base_url the customer's HappySignals origin with the {PATH} endpoint?"
-        )),
-        408 | 500..=599 => PluginError::Transient(said),
-        _ => PluginError::Permanent(said),
+    let not_found = format!("is base_url the customer's HappySignals origin with the {PATH} endpoint?");
+    let hints = Hints {
+        unauthorized: "check the API token the operator granted for this origin",
+        forbidden: "the API token the operator granted is not allowed to read survey responses: grant it read access \
+                    to responses, or grant a token that has it",
+        not_found: &not_found,
+    };
+    xla_sdk::status::check(response, &hints, |response| {
+        format!("HappySignals answered {}: {}", response.status, detail(response))
     })
 }
 
@@ -92,7 +89,7 @@ fn detail(response: &Response) -> String {
     serde_json::from_slice::<Value>(&response.body)
         .ok()
         .and_then(|v| v.get("detail").and_then(Value::as_str).map(String::from))
-        .unwrap_or_else(|| response.text().chars().take(200).collect())
+        .unwrap_or_else(|| response.snippet(200))
 }
 
 /// The envelope's items and paging.

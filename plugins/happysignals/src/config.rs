@@ -3,9 +3,10 @@
 //! Credentials are not part of it: the host adds the customer's Bearer token
 //! to requests for the origin the operator granted.
 
-use crate::time::parse_iso;
 use serde::Deserialize;
 use xla_sdk::PluginError;
+use xla_sdk::config::field_error;
+use xla_sdk::time::parse_rfc3339_utc;
 
 /// Largest `page_size` the API accepts.
 pub const MAX_PAGE_SIZE: u32 = 1000;
@@ -28,10 +29,6 @@ fn default_page_size() -> u32 {
     500
 }
 
-fn field_error(field: &str, message: impl std::fmt::Display) -> PluginError {
-    PluginError::Config(format!("config field `{field}`: {message}"))
-}
-
 impl Config {
     /// Checks what serde cannot: the URL, the page size and `since`.
     pub fn validate(&self) -> Result<(), PluginError> {
@@ -43,7 +40,7 @@ impl Config {
             ));
         }
         if let Some(since) = &self.since
-            && parse_iso(since).is_none()
+            && parse_rfc3339_utc(since).is_none()
         {
             return Err(field_error(
                 "since",
@@ -55,41 +52,8 @@ impl Config {
 
     /// The origin without a trailing slash, e.g. `https://acme.eu.happysignals.com`.
     pub fn origin(&self) -> Result<String, PluginError> {
-        let field = "base_url";
-        let url = url::Url::parse(&self.base_url)
-            .map_err(|e| field_error(field, format!("`{}` is not a URL: {e}", self.base_url)))?;
-        let host = url.host_str().unwrap_or_default();
-        let local = matches!(host, "127.0.0.1" | "localhost");
-        match url.scheme() {
-            "https" => {}
-            "http" if local => {}
-            "http" => {
-                return Err(field_error(
-                    field,
-                    format!("use https:// (plain http is only allowed for 127.0.0.1 and localhost), not `{url}`"),
-                ));
-            }
-            other => return Err(field_error(field, format!("scheme `{other}` is not https"))),
-        }
-        if host.is_empty() {
-            return Err(field_error(field, format!("`{url}` has no host")));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(field_error(
-                field,
-                "must not carry credentials; the operator grants the token to this origin in the host",
-            ));
-        }
-        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(field_error(
-                field,
-                format!(
-                    "give only the origin, like `https://acme.eu.happysignals.com`, not `{}`",
-                    self.base_url
-                ),
-            ));
-        }
-        Ok(url.origin().ascii_serialization())
+        let origin = xla_sdk::origin::parse_origin("base_url", &self.base_url, "https://acme.eu.happysignals.com")?;
+        Ok(xla_sdk::origin::serialize(&origin))
     }
 }
 

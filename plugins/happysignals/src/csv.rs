@@ -1,90 +1,33 @@
 //! The CSV export (`GET /api/v2/responses/export.csv`): a header row, then
-//! one response per row. Columns are found by header name, in any order;
-//! fields may be quoted (RFC 4180: `""` inside quotes is a quote, and quoted
-//! fields may hold commas and line breaks).
+//! one response per row. Columns are found by header name, in any order and
+//! any case; the reading (quotes, line breaks, blank lines, a byte order
+//! mark) is `xla_sdk::csv`'s.
 
 use serde_json::{Map, Value};
 use xla_sdk::PluginError;
+use xla_sdk::csv::Table;
 
 /// Columns a row must have for the mapping.
 const REQUIRED: [&str; 3] = ["id", "created", "score"];
 
-/// The rows of an export, each as a response object keyed by header name.
+/// The rows of an export, each as a response object keyed by header name in
+/// lower case (the field names of an API item).
 pub fn rows(body: &[u8]) -> Result<Vec<Map<String, Value>>, PluginError> {
-    let text =
-        std::str::from_utf8(body).map_err(|e| PluginError::BadData(format!("the CSV export is not UTF-8: {e}")))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = records(text)?.into_iter();
-    let header: Vec<String> = records
-        .next()
-        .ok_or_else(|| PluginError::BadData("the CSV export is empty: it has no header row".into()))?
-        .into_iter()
-        .map(|name| name.trim().to_ascii_lowercase())
-        .collect();
-    if let Some(missing) = REQUIRED.iter().find(|c| !header.iter().any(|h| h == *c)) {
+    let table = Table::read(body)?;
+    if let Some(missing) = REQUIRED.iter().find(|c| table.column(c).is_none()) {
         return Err(PluginError::BadData(format!(
             "the CSV export has no `{missing}` column (header: {})",
-            header.join(",")
+            table.headers().join(",")
         )));
     }
-    let mut rows = Vec::new();
-    for (line, record) in records.enumerate() {
-        if record.iter().all(|cell| cell.trim().is_empty()) {
-            continue;
-        }
-        if record.len() != header.len() {
-            return Err(PluginError::BadData(format!(
-                "CSV row {} has {} fields; the header has {}",
-                line + 1,
-                record.len(),
-                header.len()
-            )));
-        }
-        let row: Map<String, Value> = header
-            .iter()
-            .cloned()
-            .zip(record.into_iter().map(Value::String))
-            .collect();
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-/// Splits text into records of fields.
-fn records(text: &str) -> Result<Vec<Vec<String>>, PluginError> {
-    let mut records = Vec::new();
-    let mut record = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') if field.is_empty() => quoted = true,
-            (false, ',') => record.push(std::mem::take(&mut field)),
-            (false, '\r') if chars.peek() == Some(&'\n') => {}
-            (false, '\n' | '\r') => {
-                record.push(std::mem::take(&mut field));
-                records.push(std::mem::take(&mut record));
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err(PluginError::BadData(
-            "the CSV export ends inside a quoted field: it was cut short".into(),
-        ));
-    }
-    if !field.is_empty() || !record.is_empty() {
-        record.push(field);
-        records.push(record);
-    }
-    Ok(records)
+    Ok(table
+        .rows()
+        .map(|row| {
+            row.pairs()
+                .map(|(name, field)| (name.to_ascii_lowercase(), Value::String(field.to_string())))
+                .collect()
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -105,17 +48,33 @@ mod tests {
         assert_eq!(rows[1]["score"], "10");
     }
 
+    /// A lone `\r` (classic Mac line ends) ends a record, as in every
+    /// connector that reads CSV.
+    #[test]
+    fn a_lone_carriage_return_ends_a_record() {
+        let body = "id,created,score\rhs-1,2026-10-03T14:22:09Z,7\rhs-2,2026-10-03T15:00:00Z,9\r";
+        let rows = rows(body.as_bytes()).expect("parses");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (&rows[0]["score"], &rows[1]["id"]),
+            (&Value::from("7"), &Value::from("hs-2"))
+        );
+    }
+
     #[test]
     fn refuses_broken_exports() {
-        for body in [
-            "",
-            "id,created\nhs-1,2026-10-03T14:22:09Z\n",
-            "id,created,score\nhs-1,2026-10-03T14:22:09Z\n",
-            "id,created,score\nhs-1,2026-10-03T14:22:09Z,\"7\n",
-        ] {
+        let bodies: [&[u8]; 5] = [
+            b"",
+            b"id,created\nhs-1,2026-10-03T14:22:09Z\n",
+            b"id,created,score\nhs-1,2026-10-03T14:22:09Z\n",
+            b"id,created,score\nhs-1,2026-10-03T14:22:09Z,\"7\n",
+            b"id,created,score\nhs-1,2026-10-03T14:22:09Z,\xe9\n",
+        ];
+        for body in bodies {
             assert!(
-                matches!(rows(body.as_bytes()), Err(PluginError::BadData(_))),
-                "{body:?}"
+                matches!(rows(body), Err(PluginError::BadData(_))),
+                "{}",
+                String::from_utf8_lossy(body)
             );
         }
     }

@@ -39,7 +39,6 @@ pub mod config;
 pub mod csv;
 pub mod cursor;
 pub mod response;
-mod time;
 
 use config::Config;
 use cursor::{Cursor, Walk};
@@ -122,7 +121,7 @@ impl Connector for HappySignals {
                 None => {
                     return Ok(Batch {
                         observations: Vec::new(),
-                        cursor: Some(cursor.encode()),
+                        cursor: Some(cursor.encode()?),
                         more: false,
                     });
                 }
@@ -150,7 +149,7 @@ impl Connector for HappySignals {
         }
         Ok(Batch {
             observations,
-            cursor: Some(cursor.encode()),
+            cursor: Some(cursor.encode()?),
             more,
         })
     }

@@ -6,9 +6,9 @@
 //! mapping needs that does not parse is a [`PluginError::BadData`] naming the
 //! response and the field; a dimension whose value is empty is left out.
 
-use crate::time::parse_iso;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use xla_sdk::time::parse_rfc3339_utc;
 use xla_sdk::{Layer, Observation, PluginError};
 
 /// One survey response, as the API or the CSV export gave it.
@@ -72,7 +72,7 @@ impl<'a> Response<'a> {
         if text.is_empty() {
             return Err(self.bad("created", "is missing"));
         }
-        parse_iso(&text).ok_or_else(|| {
+        parse_rfc3339_utc(&text).ok_or_else(|| {
             self.bad(
                 "created",
                 format!("`{text}` is not a UTC date-time like `2026-10-03T14:22:09Z`"),

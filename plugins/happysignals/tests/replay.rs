@@ -220,6 +220,10 @@ fn errors_say_what_to_do_next() {
         error.unwrap_or_else(|| panic!("{name}: expected an error"))
     };
     assert!(matches!(outcome("unauthorized"), PluginError::Auth(m) if m.contains("Invalid token")));
+    assert!(
+        matches!(outcome("forbidden"), PluginError::Auth(m) if m.contains("permission") && m.contains("read access")),
+        "a token without the right is the operator's to fix, as in every connector"
+    );
     assert_eq!(outcome("throttled"), PluginError::RateLimited(17));
     assert!(matches!(outcome("server_error"), PluginError::Transient(m) if m.contains("503")));
     assert!(matches!(outcome("truncated"), PluginError::Transient(_)));

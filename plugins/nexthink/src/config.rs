@@ -5,9 +5,11 @@
 //! The results origin (where pre-signed export files live) is granted with
 //! no credential, so nothing is added to the download.
 
-use crate::date;
 use serde::Deserialize;
 use xla_sdk::PluginError;
+use xla_sdk::config::field_error;
+use xla_sdk::origin::parse_origin;
+use xla_sdk::time::{format_full_date, parse_full_date};
 
 /// How rows are fetched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -58,10 +60,6 @@ fn default_days_per_pull() -> u32 {
 /// Largest `days_per_pull` accepted.
 pub const MAX_DAYS_PER_PULL: u32 = 31;
 
-fn field_error(field: &str, message: impl std::fmt::Display) -> PluginError {
-    PluginError::Config(format!("config field `{field}`: {message}"))
-}
-
 /// `#[a-z0-9_]{2,255}`, Nexthink's rule for query ids.
 pub fn valid_query_id(id: &str) -> bool {
     id.strip_prefix('#').is_some_and(|name| {
@@ -94,7 +92,7 @@ impl Config {
                 "until",
                 format!(
                     "`{}` must be after since `{}` (until is exclusive)",
-                    date::format(until),
+                    format_full_date(until),
                     self.since
                 ),
             ));
@@ -110,7 +108,7 @@ impl Config {
 
     /// `since` as days since the epoch.
     pub fn since_day(&self) -> Result<i64, PluginError> {
-        date::parse(&self.since)
+        parse_full_date(&self.since)
             .ok_or_else(|| field_error("since", format!("`{}` is not a date like `2026-10-01`", self.since)))
     }
 
@@ -119,7 +117,7 @@ impl Config {
         self.until
             .as_deref()
             .map(|u| {
-                date::parse(u).ok_or_else(|| field_error("until", format!("`{u}` is not a date like `2026-10-08`")))
+                parse_full_date(u).ok_or_else(|| field_error("until", format!("`{u}` is not a date like `2026-10-08`")))
             })
             .transpose()
     }
@@ -142,41 +140,6 @@ impl Config {
             })
             .transpose()
     }
-}
-
-/// An origin given in config field `field`: https (http only for 127.0.0.1
-/// and localhost), a host, no credentials, no path, query or fragment.
-fn parse_origin(field: &str, text: &str, example: &str) -> Result<url::Url, PluginError> {
-    let url = url::Url::parse(text).map_err(|e| field_error(field, format!("`{text}` is not a URL: {e}")))?;
-    let host = url.host_str().unwrap_or_default();
-    let local = matches!(host, "127.0.0.1" | "localhost");
-    match url.scheme() {
-        "https" => {}
-        "http" if local => {}
-        "http" => {
-            return Err(field_error(
-                field,
-                format!("use https:// (plain http is only allowed for 127.0.0.1 and localhost), not `{url}`"),
-            ));
-        }
-        other => return Err(field_error(field, format!("scheme `{other}` is not https"))),
-    }
-    if host.is_empty() {
-        return Err(field_error(field, format!("`{url}` has no host")));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(field_error(
-            field,
-            "must not carry credentials; the operator grants origins (and any credential) in the host",
-        ));
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(field_error(
-            field,
-            format!("give only an origin, like `{example}`, not `{text}`"),
-        ));
-    }
-    Ok(url)
 }
 
 #[cfg(test)]

@@ -5,22 +5,29 @@
 //! Version 2 (written): `{"v":2,"next":"2026-10-03"}`, or while an export is
 //! pending
 //! `{"v":2,"next":"2026-10-03","export":{"id":"7f3a","from":"2026-10-03","to":"2026-10-04","polls":4,"started_ms":1790985600000}}`.
-//! Version 1 (`{"v":1,"next":"2026-10-03"}`, no export) is still read.
+//! Version 1 (`{"v":1,"next":"2026-10-03"}`, no export) is still read. The
+//! envelope and its version check are `xla_sdk::cursor`'s.
 
 use crate::config::Config;
-use crate::{date, nql};
+use crate::nql;
 use serde::{Deserialize, Serialize};
 use xla_sdk::PluginError;
+use xla_sdk::time::{format_full_date, parse_full_date};
 
 /// Version of the cursor format written.
 pub const CURSOR_VERSION: u32 = 2;
 
-/// The cursor as stored.
+/// The cursor format: writes 2, reads 1 (without an export) and 2.
+const FORMAT: xla_sdk::cursor::Format<'static> = xla_sdk::cursor::Format {
+    connector: "nexthink",
+    writes: CURSOR_VERSION,
+    reads: &[1, CURSOR_VERSION],
+};
+
+/// The cursor as stored (the fields beside `v`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cursor {
-    /// Format version: 1 or 2.
-    pub v: u32,
     /// First day not read yet, `YYYY-MM-DD`.
     pub next: String,
     /// The export of the range from `next`, submitted but not completed yet.
@@ -54,12 +61,6 @@ pub struct Position {
     pub export: Option<PendingExport>,
 }
 
-fn refused(text: &str, why: impl std::fmt::Display) -> PluginError {
-    PluginError::Permanent(format!(
-        "cursor `{text}` is not a nexthink cursor: {why}; reset the instance's cursor to resync"
-    ))
-}
-
 impl Cursor {
     /// Where to start: the cursor, else `since`.
     pub fn read(config: &Config, text: Option<&str>) -> Result<Position, PluginError> {
@@ -69,18 +70,16 @@ impl Cursor {
                 export: None,
             });
         };
-        let cursor: Cursor = serde_json::from_str(text).map_err(|e| refused(text, e))?;
-        match (cursor.v, &cursor.export) {
-            (1, None) | (2, _) => {}
-            (1, Some(_)) => return Err(refused(text, "a version 1 cursor has no pending export")),
-            (v, _) => return Err(refused(text, format!("version {v} is not 1 or {CURSOR_VERSION}"))),
+        let (version, cursor): (u32, Cursor) = FORMAT.decode(text)?;
+        if version == 1 && cursor.export.is_some() {
+            return Err(FORMAT.refuse(text, "a version 1 cursor has no pending export"));
         }
-        let next =
-            date::parse(&cursor.next).ok_or_else(|| refused(text, format!("`{}` is not a date", cursor.next)))?;
+        let next = parse_full_date(&cursor.next)
+            .ok_or_else(|| FORMAT.refuse(text, format!("`{}` is not a date", cursor.next)))?;
         if let Some(export) = &cursor.export {
-            let dated = date::parse(&export.from).is_some() && date::parse(&export.to).is_some();
+            let dated = parse_full_date(&export.from).is_some() && parse_full_date(&export.to).is_some();
             if !nql::valid_export_id(&export.id) || !dated {
-                return Err(refused(text, "its pending export is not an export id and two dates"));
+                return Err(FORMAT.refuse(text, "its pending export is not an export id and two dates"));
             }
         }
         Ok(Position {
@@ -90,13 +89,11 @@ impl Cursor {
     }
 
     /// The cursor text for `next`, with the export still running, if any.
-    pub fn write(next: i64, export: Option<PendingExport>) -> String {
-        let cursor = Cursor {
-            v: CURSOR_VERSION,
-            next: date::format(next),
+    pub fn write(next: i64, export: Option<PendingExport>) -> Result<String, PluginError> {
+        FORMAT.encode(&Cursor {
+            next: format_full_date(next),
             export,
-        };
-        serde_json::to_string(&cursor).unwrap_or_default()
+        })
     }
 }
 
@@ -123,9 +120,9 @@ mod tests {
         let config = config();
         assert_eq!(
             Cursor::read(&config, None).ok().map(|p| p.next),
-            date::parse("2026-10-01")
+            parse_full_date("2026-10-01")
         );
-        let written = Cursor::write(20_730, None);
+        let written = Cursor::write(20_730, None).expect("writes");
         assert_eq!(written, r#"{"v":2,"next":"2026-10-04"}"#);
         let read = Cursor::read(&config, Some(&written)).expect("reads");
         assert_eq!((read.next, read.export), (20_730, None));
@@ -138,9 +135,27 @@ mod tests {
         assert!(Cursor::read(&config(), Some(r#"{"v":1,"next":"2026-10-04","export":{"id":"e1","from":"2026-10-04","to":"2026-10-05","polls":1,"started_ms":0}}"#)).is_err());
     }
 
+    /// Cursors in existing stores keep working: these are as the connector
+    /// wrote them before the SDK held the cursor envelope.
+    #[test]
+    fn reads_cursors_written_before_the_sdk_envelope() {
+        let stored = r#"{"v":2,"next":"2026-10-04","export":{"id":"7f3a9c21e4b0d5aa","from":"2026-10-04","to":"2026-10-05","polls":4,"started_ms":1791072000000}}"#;
+        let read = Cursor::read(&config(), Some(stored)).expect("v2 with an export");
+        assert_eq!((read.next, read.export.clone()), (20_730, Some(pending())));
+        assert_eq!(
+            Cursor::write(read.next, read.export).expect("writes"),
+            stored,
+            "written back the same"
+        );
+        let read = Cursor::read(&config(), Some(r#"{"v":2,"next":"2026-10-04"}"#)).expect("v2");
+        assert_eq!((read.next, read.export), (20_730, None));
+        let read = Cursor::read(&config(), Some(r#"{"v":1,"next":"2026-10-04"}"#)).expect("v1");
+        assert_eq!((read.next, read.export), (20_730, None));
+    }
+
     #[test]
     fn a_pending_export_round_trips() {
-        let written = Cursor::write(20_730, Some(pending()));
+        let written = Cursor::write(20_730, Some(pending())).expect("writes");
         assert_eq!(
             written,
             r#"{"v":2,"next":"2026-10-04","export":{"id":"7f3a9c21e4b0d5aa","from":"2026-10-04","to":"2026-10-05","polls":4,"started_ms":1791072000000}}"#

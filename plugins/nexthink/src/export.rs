@@ -11,9 +11,9 @@
 
 use crate::config::Config;
 use crate::cursor::PendingExport;
-use crate::date;
 use crate::nql::{self, ExportStatus, Rows};
 use xla_sdk::PluginError;
+use xla_sdk::time::format_full_date;
 
 /// Status polls in one pull.
 pub const POLLS_PER_PULL: u32 = 4;
@@ -42,17 +42,17 @@ pub fn advance(
     pending: Option<PendingExport>,
     clock: &dyn Fn() -> i64,
 ) -> Result<Progress, PluginError> {
-    let range = format!("{}..{}", date::format(from), date::format(to));
+    let range = format!("{}..{}", format_full_date(from), format_full_date(to));
     let submit = |started_ms: i64| -> Result<PendingExport, PluginError> {
         Ok(PendingExport {
-            id: nql::submit_export(config, &date::format(from), &date::format(to))?,
-            from: date::format(from),
-            to: date::format(to),
+            id: nql::submit_export(config, &format_full_date(from), &format_full_date(to))?,
+            from: format_full_date(from),
+            to: format_full_date(to),
             polls: 0,
             started_ms,
         })
     };
-    let resumable = pending.filter(|p| p.from == date::format(from) && p.to == date::format(to));
+    let resumable = pending.filter(|p| p.from == format_full_date(from) && p.to == format_full_date(to));
     let (mut export, mut fresh) = match resumable {
         Some(p) if clock() - p.started_ms < MAX_EXPORT_WAIT_MS => (p, false),
         Some(p) => {

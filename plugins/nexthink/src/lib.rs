@@ -50,13 +50,13 @@
 
 pub mod config;
 pub mod cursor;
-pub mod date;
 pub mod export;
 pub mod nql;
 pub mod row;
 
 use config::{Config, Mode};
 use cursor::{Cursor, PendingExport};
+use xla_sdk::time::{DAY_MS, format_full_date};
 use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, MetricInfo, Observation, PluginError};
 
 /// The Nexthink connector.
@@ -79,12 +79,12 @@ impl Nexthink {
         config.validate()?;
         let position = Cursor::read(config, cursor)?;
         let from = position.next;
-        let today = clock().div_euclid(date::DAY_MS);
+        let today = clock().div_euclid(DAY_MS);
         let end = config.until_day()?.map_or(today, |until| until.min(today));
         if from >= end {
             return Ok(Batch {
                 observations: Vec::new(),
-                cursor: Some(Cursor::write(from, None)),
+                cursor: Some(Cursor::write(from, None)?),
                 more: false,
             });
         }
@@ -95,14 +95,14 @@ impl Nexthink {
                 // Its poll count moved, so the cursor did: the sync engine sees progress.
                 return Ok(Batch {
                     observations: Vec::new(),
-                    cursor: Some(Cursor::write(from, Some(export))),
+                    cursor: Some(Cursor::write(from, Some(export))?),
                     more: true,
                 });
             }
         };
         Ok(Batch {
             observations: row::observations(&rows)?,
-            cursor: Some(Cursor::write(to, None)),
+            cursor: Some(Cursor::write(to, None)?),
             more: to < end,
         })
     }
@@ -121,7 +121,7 @@ impl Nexthink {
                 export::Progress::Pending(export) => Fetched::Pending(export),
             });
         }
-        let (from_text, to_text) = (date::format(from), date::format(to));
+        let (from_text, to_text) = (format_full_date(from), format_full_date(to));
         let (rows, capped) = nql::execute(config, &from_text, &to_text)?;
         if capped {
             return Err(PluginError::Permanent(format!(
@@ -164,7 +164,7 @@ impl Connector for Nexthink {
         config.validate()?;
         let since = config.since_day()?;
         // One day through execute: reachability, token and query id. The cap does not matter here.
-        nql::execute(config, &date::format(since), &date::format(since + 1)).map(|_| ())
+        nql::execute(config, &format_full_date(since), &format_full_date(since + 1)).map(|_| ())
     }
 
     fn pull(config: &Config, cursor: Option<&str>) -> Result<Batch, PluginError> {

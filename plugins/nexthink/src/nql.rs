@@ -6,7 +6,9 @@
 use crate::config::Config;
 use serde_json::{Value, json};
 use xla_sdk::PluginError;
+use xla_sdk::csv::Table;
 use xla_sdk::http::{Request, Response};
+use xla_sdk::status::Hints;
 
 /// Rows an execute answer holds at most; an answer this long may be cut.
 pub const EXECUTE_ROW_CAP: usize = 1000;
@@ -255,27 +257,22 @@ fn transient_or_bad(why: BodyError, what: &str) -> PluginError {
     }
 }
 
-/// Turns error statuses into errors an operator can act on.
+/// Turns error statuses into errors an operator can act on: the SDK's status
+/// table (`xla_sdk::status`), with Nexthink's own message from its error body.
 fn checked(response: Response, config: &Config, what: &str) -> Result<Response, PluginError> {
-    let status = response.status;
-    if status < 400 || status == 429 {
-        return response.error_for_status();
-    }
-    let message = error_message(&response.body).unwrap_or_else(|| response.text().chars().take(200).collect());
-    let said = format!("Nexthink answered {status} to {what}: {message}");
-    Err(match status {
-        401 => PluginError::Auth(format!(
-            "{said}; check the OAuth2 client credential granted for this instance"
-        )),
-        403 => PluginError::Permanent(format!(
-            "{said}; the API credential lacks the permission to run NQL queries"
-        )),
-        404 => PluginError::Permanent(format!(
-            "{said}; is query `{}` defined on the instance (Administration > NQL API queries)?",
-            config.query_id
-        )),
-        408 | 500..=599 => PluginError::Transient(said),
-        _ => PluginError::Permanent(said),
+    let not_found = format!(
+        "is query `{}` defined on the instance (Administration > NQL API queries)?",
+        config.query_id
+    );
+    let hints = Hints {
+        unauthorized: "check the OAuth2 client credential granted for this instance",
+        forbidden: "the API credential lacks the permission to run NQL queries: grant it to the API credential \
+                    on the instance",
+        not_found: &not_found,
+    };
+    xla_sdk::status::check(response, &hints, |response| {
+        let message = error_message(&response.body).unwrap_or_else(|| response.snippet(200));
+        format!("Nexthink answered {} to {what}: {message}", response.status)
     })
 }
 
@@ -336,80 +333,47 @@ fn cell(value: &Value) -> Cell {
     }
 }
 
-/// A CSV results file (RFC 4180: quoted fields, `""` escapes, `\n` or `\r\n`).
+/// A CSV results file, read by `xla_sdk::csv` (quoted fields, `""` escapes,
+/// `\r\n`, `\n` or a lone `\r` between records). Every failure is
+/// [`BodyError::Garbled`]: a download cut or mangled in transit may pass
+/// on retry.
 ///
 /// With `strict`, the file must end with a line break: a file cut inside its
 /// last number would otherwise parse into a wrong value. Every row must have
 /// as many fields as the header.
 pub fn csv_rows(body: &[u8], strict: bool) -> Result<Rows, BodyError> {
-    let text = std::str::from_utf8(body).map_err(|_| BodyError::Garbled("the results file is not UTF-8".into()))?;
-    if text.trim_start().starts_with('<') {
+    if body.trim_ascii_start().starts_with(b"<") {
         return Err(BodyError::Garbled("the results file is a web page, not CSV".into()));
     }
-    if text.trim().is_empty() {
+    if body.trim_ascii().is_empty() {
         return Err(BodyError::Garbled(
             "the results file is empty (not even a header line)".into(),
         ));
     }
-    if strict && !text.ends_with('\n') {
+    if strict && !body.ends_with(b"\n") && !body.ends_with(b"\r") {
         return Err(BodyError::Garbled(
             "the results file ends mid-line: it was cut short".into(),
         ));
     }
-    let mut records = records(text)?.into_iter();
-    let headers = records.next().unwrap_or_default();
-    let mut data = Vec::new();
-    for (i, record) in records.enumerate() {
-        if record.len() != headers.len() {
-            return Err(BodyError::Garbled(format!(
-                "results file line {} has {} fields for {} columns",
-                i + 2,
-                record.len(),
-                headers.len()
-            )));
-        }
-        data.push(
-            record
-                .into_iter()
-                .map(|f| if f.is_empty() { Cell::Null } else { Cell::Text(f) })
-                .collect(),
-        );
-    }
-    Ok(Rows { headers, data })
-}
-
-fn records(text: &str) -> Result<Vec<Vec<String>>, BodyError> {
-    let mut records = Vec::new();
-    let mut record = Vec::new();
-    let mut field = String::new();
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') if field.is_empty() => quoted = true,
-            (false, ',') => record.push(std::mem::take(&mut field)),
-            (false, '\r') if chars.peek() == Some(&'\n') => {}
-            (false, '\n') => {
-                record.push(std::mem::take(&mut field));
-                records.push(std::mem::take(&mut record));
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err(BodyError::Garbled("the results file ends inside a quoted field".into()));
-    }
-    if !field.is_empty() || !record.is_empty() {
-        record.push(field);
-        records.push(record);
-    }
-    Ok(records)
+    let table = Table::read(body).map_err(|e| BodyError::Garbled(e.to_string()))?;
+    let data = table
+        .rows()
+        .map(|row| {
+            row.fields()
+                .map(|f| {
+                    if f.is_empty() {
+                        Cell::Null
+                    } else {
+                        Cell::Text(f.to_string())
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Rows {
+        headers: table.headers().to_vec(),
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -432,6 +396,28 @@ mod tests {
             csv_rows(b"<html>502</html>", true),
             Err(BodyError::Garbled(_))
         ));
+    }
+
+    /// A lone `\r` ends a record here as in the HappySignals export (the
+    /// copies used to differ); a quoted field keeps its line breaks.
+    #[test]
+    fn csv_records_end_at_a_lone_carriage_return() {
+        let rows = csv_rows(b"\xEF\xBB\xBFa,b\r1,\"x\ny\"\r\r2,3\r", true)
+            .ok()
+            .expect("parses");
+        assert_eq!(rows.headers, ["a", "b"]);
+        assert_eq!(
+            rows.data,
+            [
+                vec![Cell::Text("1".into()), Cell::Text("x\ny".into())],
+                vec![Cell::Text("2".into()), Cell::Text("3".into())]
+            ]
+        );
+        let Err(BodyError::Garbled(m)) = csv_rows(b"a,b\n1,2\n3\n", true) else {
+            panic!("a short row is refused")
+        };
+        assert_eq!(m, "CSV row 2 has 1 fields; the header has 2");
+        assert!(matches!(csv_rows(b"a,b\n1,\xff\n", true), Err(BodyError::Garbled(_))));
     }
 
     #[test]

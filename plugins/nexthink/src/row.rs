@@ -8,8 +8,8 @@
 //! no boot that day has no boot duration); a value that is not a number, or
 //! out of its range, is `BadData` naming the device, the day and the column.
 
-use crate::date;
 use crate::nql::{Cell, Rows};
+use xla_sdk::time::{DAY_MS, format_full_date, parse_full_date};
 use xla_sdk::{Layer, Observation, PluginError};
 
 /// A metric: its name, accepted column names, and its valid range.
@@ -143,9 +143,9 @@ pub fn observations(rows: &Rows) -> Result<Vec<Observation>, PluginError> {
             return Err(PluginError::BadData(format!("row {i} has no device name")));
         }
         let day_text = text(Some(day));
-        let days = date::parse(day_text.get(..10).unwrap_or(&day_text))
+        let days = parse_full_date(day_text.get(..10).unwrap_or(&day_text))
             .ok_or_else(|| PluginError::BadData(format!("{name}: row {i} has date `{day_text}`, not YYYY-MM-DD")))?;
-        let day_label = date::format(days);
+        let day_label = format_full_date(days);
         let id = format!("{name}/{day_label}");
         let (model, country) = (text(model), text(country));
         for (metric, at) in &metrics {
@@ -159,7 +159,7 @@ pub fn observations(rows: &Rows) -> Result<Vec<Observation>, PluginError> {
                 )));
             }
             out.push(
-                Observation::new(id.clone(), metric.name, Layer::Technical, value, days * date::DAY_MS)
+                Observation::new(id.clone(), metric.name, Layer::Technical, value, days * DAY_MS)
                     .dim("device", name.clone())
                     .dim("device_model", model.clone())
                     .dim("country", country.clone()),
@@ -239,7 +239,7 @@ mod tests {
             (o.id.as_str(), o.metric.as_str(), o.value),
             ("LPT-000001/2026-10-02", "dex_score", 78.4)
         );
-        assert_eq!(o.at, 20_728 * date::DAY_MS);
+        assert_eq!(o.at, 20_728 * DAY_MS);
         assert_eq!(o.layer, Layer::Technical);
         assert_eq!(o.dimension("device_model"), Some("Latitude 7440"));
         assert_eq!(o.dimension("country"), Some("Finland"));

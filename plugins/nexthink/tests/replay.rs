@@ -227,6 +227,15 @@ fn statuses_and_bodies_map_to_errors_the_engine_acts_on() {
         execute(401, &[], nexthink_error("Unauthorized", "401")),
         Err(PluginError::Auth(_))
     ));
+    // The credential is known but lacks the NQL permission: only the
+    // operator can grant it, so the run ends as for a refused credential.
+    let Err(PluginError::Auth(m)) = execute(403, &[], nexthink_error("Forbidden", "403")) else {
+        panic!("403 is auth")
+    };
+    assert!(
+        m.contains("Forbidden (code 403)") && m.contains("permission to run NQL queries"),
+        "{m}"
+    );
     assert_eq!(
         execute(
             429,
@@ -353,7 +362,7 @@ fn an_export_past_its_bound_gives_up_and_the_retry_exports_again() {
         calls.set(calls.get() + 1);
         if calls.get() == 1 { NOW } else { NOW + 120_000 }
     };
-    let from = nexthink::date::parse("2026-10-01").expect("date");
+    let from = xla_sdk::time::parse_full_date("2026-10-01").expect("date");
     let replay = Replay::new((0..POLLS_PER_PULL).map(|_| running("e1")).collect()).expect("exchanges");
     let (outcome, _) = testkit::with_replay(replay, || {
         export::advance(&config, from, from + 1, Some(pending("e1", 30, started)), &clock)
@@ -367,7 +376,7 @@ fn an_export_past_its_bound_gives_up_and_the_retry_exports_again() {
     );
 
     // The retry gets the same cursor; the export in it is too old, so a new one starts.
-    let cursor = Cursor::write(from, Some(pending("e1", 30, NOW - MAX_EXPORT_WAIT_MS)));
+    let cursor = Cursor::write(from, Some(pending("e1", 30, NOW - MAX_EXPORT_WAIT_MS))).expect("writes");
     let retry = pull(
         &config_json,
         Some(&cursor),
@@ -390,9 +399,10 @@ fn export_errors_are_transient_and_never_stay_in_the_cursor() {
 
     // Failed since the last pull: replaced at once, or the retry would find it failed again.
     let cursor = Cursor::write(
-        nexthink::date::parse("2026-10-01").expect("date"),
+        xla_sdk::time::parse_full_date("2026-10-01").expect("date"),
         Some(pending("e1", 4, NOW - 5_000)),
-    );
+    )
+    .expect("writes");
     let replaced = pull(
         &config(""),
         Some(&cursor),

@@ -6,6 +6,7 @@
 use crate::time::parse_glide;
 use serde::{Deserialize, Serialize};
 use xla_sdk::PluginError;
+use xla_sdk::config::field_error;
 
 /// A Table API table the connector reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -100,10 +101,6 @@ fn default_page_size() -> u32 {
 /// Largest `page_size` accepted (ServiceNow's own default limit).
 pub const MAX_PAGE_SIZE: u32 = 10_000;
 
-fn field_error(field: &str, message: impl std::fmt::Display) -> PluginError {
-    PluginError::Config(format!("config field `{field}`: {message}"))
-}
-
 impl Config {
     /// Checks what serde cannot: the URL, the table list, the page size and
     /// the `since` date-time.
@@ -152,41 +149,8 @@ impl Config {
     /// The instance origin without a trailing slash, e.g.
     /// `https://acme.service-now.com`.
     pub fn instance_origin(&self) -> Result<String, PluginError> {
-        let field = "instance_url";
-        let url = url::Url::parse(&self.instance_url)
-            .map_err(|e| field_error(field, format!("`{}` is not a URL: {e}", self.instance_url)))?;
-        let host = url.host_str().unwrap_or_default();
-        let local = matches!(host, "127.0.0.1" | "localhost");
-        match url.scheme() {
-            "https" => {}
-            "http" if local => {}
-            "http" => {
-                return Err(field_error(
-                    field,
-                    format!("use https:// (plain http is only allowed for 127.0.0.1 and localhost), not `{url}`"),
-                ));
-            }
-            other => return Err(field_error(field, format!("scheme `{other}` is not https"))),
-        }
-        if host.is_empty() {
-            return Err(field_error(field, format!("`{url}` has no host")));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(field_error(
-                field,
-                "must not carry credentials; the operator grants them to this origin in the host",
-            ));
-        }
-        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(field_error(
-                field,
-                format!(
-                    "give only the instance origin, like `https://acme.service-now.com`, not `{}`",
-                    self.instance_url
-                ),
-            ));
-        }
-        Ok(url.origin().ascii_serialization())
+        let origin = xla_sdk::origin::parse_origin("instance_url", &self.instance_url, "https://acme.service-now.com")?;
+        Ok(xla_sdk::origin::serialize(&origin))
     }
 }
 

@@ -13,8 +13,8 @@
 //! - `offset`: `sysparm_offset` while skipping pages that ACLs emptied (see
 //!   the crate docs); absent when 0.
 //!
-//! The format is versioned by `v`; a cursor this version cannot read is a
-//! permanent error rather than a silent full resync.
+//! The format is versioned by `v` (`xla_sdk::cursor`); a cursor this version
+//! cannot read is a permanent error rather than a silent full resync.
 
 use crate::config::Table;
 use crate::time::parse_glide;
@@ -24,6 +24,13 @@ use xla_sdk::PluginError;
 
 /// Version of the cursor format.
 pub const VERSION: u32 = 1;
+
+/// The cursor format: version 1, the only one so far.
+const FORMAT: xla_sdk::cursor::Format<'static> = xla_sdk::cursor::Format {
+    connector: "servicenow",
+    writes: VERSION,
+    reads: &[VERSION],
+};
 
 /// Where the compound keyset of a table stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,12 +65,10 @@ impl Watermark {
     }
 }
 
-/// The decoded cursor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The decoded cursor (the fields beside `v`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cursor {
-    /// Format version, [`VERSION`].
-    pub v: u32,
     /// Per-table watermark.
     #[serde(default)]
     pub watermarks: BTreeMap<Table, Watermark>,
@@ -87,40 +92,23 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-impl Default for Cursor {
-    fn default() -> Self {
-        Cursor {
-            v: VERSION,
-            watermarks: BTreeMap::new(),
-            table: None,
-            offset: 0,
-            reading: false,
-        }
-    }
-}
-
 impl Cursor {
     /// Reads the cursor the host passed back; `None` is a first sync.
     pub fn decode(text: Option<&str>) -> Result<Cursor, PluginError> {
         let Some(text) = text else {
             return Ok(Cursor::default());
         };
-        let unreadable =
-            |why: String| PluginError::Permanent(format!("cursor `{text}` was not written by this connector: {why}"));
-        let cursor: Cursor = serde_json::from_str(text).map_err(|e| unreadable(e.to_string()))?;
-        if cursor.v != VERSION {
-            return Err(unreadable(format!("format {} is not {VERSION}", cursor.v)));
-        }
+        let (_, cursor): (u32, Cursor) = FORMAT.decode(text)?;
         for (table, mark) in &cursor.watermarks {
-            Watermark::checked(&mark.ts, &mark.sys_id).map_err(|why| unreadable(format!("`{table}`: {why}")))?;
+            Watermark::checked(&mark.ts, &mark.sys_id)
+                .map_err(|why| FORMAT.refuse(text, format!("`{table}`: {why}")))?;
         }
         Ok(cursor)
     }
 
     /// The cursor as the JSON string handed to the host.
-    pub fn encode(&self) -> String {
-        // A struct of strings and integers always serialises.
-        serde_json::to_string(self).unwrap_or_default()
+    pub fn encode(&self) -> Result<String, PluginError> {
+        FORMAT.encode(self)
     }
 }
 
@@ -137,13 +125,32 @@ mod tests {
         );
         cursor.table = Some(Table::ScReqItem);
         cursor.offset = 200;
-        let text = cursor.encode();
+        let text = cursor.encode().expect("encodes");
         assert_eq!(
             text,
             r#"{"v":1,"watermarks":{"task_sla":{"ts":"2026-10-03 14:22:09","sys_id":"0a1b"}},"table":"sc_req_item","offset":200}"#
         );
         assert_eq!(Cursor::decode(Some(&text)).expect("decodes"), cursor);
-        assert_eq!(Cursor::default().encode(), r#"{"v":1,"watermarks":{}}"#);
+        assert_eq!(
+            Cursor::default().encode().expect("encodes"),
+            r#"{"v":1,"watermarks":{}}"#
+        );
+    }
+
+    /// Cursors in existing stores keep working: this is one as the
+    /// connector wrote it before the SDK held the cursor envelope.
+    #[test]
+    fn reads_a_cursor_written_before_the_sdk_envelope() {
+        let stored = r#"{"v":1,"watermarks":{"incident":{"ts":"2026-10-03 14:22:09","sys_id":"9d3f0a1b"},"task_sla":{"ts":"2026-10-02 08:00:00","sys_id":"0a1b"}},"table":"sc_req_item","offset":200,"reading":true}"#;
+        let cursor = Cursor::decode(Some(stored)).expect("decodes");
+        assert_eq!(cursor.table, Some(Table::ScReqItem));
+        assert_eq!((cursor.offset, cursor.reading), (200, true));
+        assert_eq!(cursor.watermarks[&Table::Incident].sys_id, "9d3f0a1b");
+        assert_eq!(cursor.encode().expect("encodes"), stored, "written back the same");
+        assert_eq!(
+            Cursor::decode(Some(r#"{"v":1,"watermarks":{}}"#)).expect("decodes"),
+            Cursor::default()
+        );
     }
 
     #[test]

@@ -305,7 +305,7 @@ impl Connector for ServiceNow {
         };
         Ok(Batch {
             observations,
-            cursor: Some(cursor.encode()),
+            cursor: Some(cursor.encode()?),
             more,
         })
     }

@@ -6,6 +6,7 @@ use crate::cursor::Watermark;
 use crate::fields::{self, Body, Fields};
 use xla_sdk::PluginError;
 use xla_sdk::http::{Request, Response};
+use xla_sdk::status::Hints;
 
 /// Ordering of every sync query: the compound keyset.
 const ORDER: &str = "ORDERBYsys_updated_on^ORDERBYsys_id";
@@ -118,26 +119,21 @@ pub fn fetch(request: Request, table: Table) -> Result<Page, PluginError> {
     })
 }
 
+/// The SDK's status table (`xla_sdk::status`) with what to do about this
+/// table, and ServiceNow's own message from its error body.
 fn check_status(response: Response, table: Table) -> Result<Response, PluginError> {
-    let status = response.status;
-    if status < 400 || status == 429 {
-        // 429 carries Retry-After, which the SDK already reads.
-        return response.error_for_status();
-    }
-    let message = error_message(&response.body).unwrap_or_else(|| response.text().chars().take(200).collect());
-    let said = format!("ServiceNow answered {status} reading table `{table}`: {message}");
-    Err(match status {
-        401 => PluginError::Auth(format!(
-            "{said}; check the credential the operator granted for this instance"
-        )),
-        403 => PluginError::Permanent(format!(
-            "{said}; an ACL denies the granted account: give it a role that may read `{table}`"
-        )),
-        404 => PluginError::Permanent(format!(
-            "{said}; is instance_url the instance's origin and is the Table API (and this table) available?"
-        )),
-        408 | 500..=599 => PluginError::Transient(said),
-        _ => PluginError::Permanent(said),
+    let forbidden = format!("an ACL denies the granted account: give it a role that may read `{table}`");
+    let hints = Hints {
+        unauthorized: "check the credential the operator granted for this instance",
+        forbidden: &forbidden,
+        not_found: "is instance_url the instance's origin and is the Table API (and this table) available?",
+    };
+    xla_sdk::status::check(response, &hints, |response| {
+        let message = error_message(&response.body).unwrap_or_else(|| response.snippet(200));
+        format!(
+            "ServiceNow answered {} reading table `{table}`: {message}",
+            response.status
+        )
     })
 }
 

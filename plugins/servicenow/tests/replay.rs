@@ -289,8 +289,10 @@ mod pull {
             m.contains("User Not Authenticated") && m.contains("check the credential the operator granted"),
             "{m}"
         );
-        let PluginError::Permanent(m) = pull(r#"["task_sla"]"#) else {
-            panic!("403 is permanent")
+        // The account is known but an ACL denies it: only the operator can
+        // grant the role, so the run ends as for a refused credential.
+        let PluginError::Auth(m) = pull(r#"["task_sla"]"#) else {
+            panic!("403 is auth")
         };
         assert!(
             m.contains("User Not Authorized") && m.contains("ACL") && m.contains("task_sla"),
