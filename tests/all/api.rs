@@ -11,19 +11,27 @@ use std::sync::Arc;
 use xla_host::api::auth::{self, TokenRequest};
 use xla_host::api::{ApiConfig, ApiState, Catalog};
 use xla_host::config::ConnectorInstance;
+use xla_host::runtime::config::PluginsConfig;
+use xla_host::runtime::outbound::Secret;
 use xla_host::runtime::{Layer, Limits, Observation};
 use xla_host::score::{Engine, XlaDefinition, load_scorers};
-use xla_host::store::{CommitBatch, Provenance, Scope};
+use xla_host::store::{CommitBatch, Provenance, Scope, Store};
+use xla_host::sync::SyncSetup;
+use xla_host::sync::push::Receiver;
 
 const DAY: i64 = 86_400_000;
+const WEBHOOK_SECRET: &str = "globex-webhook-secret";
 /// 2026-03-01T00:00:00Z.
 const MARCH: i64 = 1_772_323_200_000;
 
 struct Api {
     base: String,
     client: reqwest::Client,
+    store: Arc<dyn Store>,
     acme: String,
+    acme_writer: String,
     globex: String,
+    globex_writer: String,
     operator: String,
     _dir: tempfile::TempDir,
 }
@@ -39,11 +47,57 @@ impl Api {
         (status, headers, response.text().await.expect("body"))
     }
 
+    /// `POST path` with a JSON body, signed as the webhook secret signs.
+    async fn post(
+        &self,
+        token: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("x-hub-signature-256", sign(&body));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.body(body).send().await.expect("the API answers");
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, response.text().await.expect("body"))
+    }
+
     async fn json(&self, token: &str, path: &str) -> Value {
         let (status, _, body) = self.get(Some(token), path).await;
         assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
         serde_json::from_str(&body).expect("JSON")
     }
+}
+
+/// `sha256=<hex>` of `body` under the test's webhook secret.
+fn sign(body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A json-feed body of `n` observations for `tenant`.
+fn delivery(tenant: &str, n: usize) -> Vec<u8> {
+    let list: Vec<Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("{tenant}-push-{i}"),
+                "metric": "lost_time_minutes",
+                "layer": "experience",
+                "value": 10.0 + i as f64,
+                "at": MARCH + 3_600_000,
+                "dimensions": {"ticket": format!("INC{tenant}{i}")}
+            })
+        })
+        .collect();
+    serde_json::to_vec(&list).expect("json")
 }
 
 fn observations(tenant: &str, service: &str, rating: f64) -> Vec<Observation> {
@@ -72,7 +126,7 @@ fn observations(tenant: &str, service: &str, rating: f64) -> Vec<Observation> {
 
 fn instance(tenant: &str) -> ConnectorInstance {
     toml::from_str(&format!(
-        "name = \"{tenant}-feed\"\nplugin = \"json-feed\"\ntenant = \"{tenant}\"\nschedule = \"15m\"\n"
+        "name = \"{tenant}-feed\"\nplugin = \"json-feed\"\ntenant = \"{tenant}\"\nschedule = \"15m\"\nconfig = {{ base_url = \"http://127.0.0.1:9/feed\" }}\n"
     ))
     .expect("instance")
 }
@@ -134,6 +188,22 @@ async fn serve() -> Api {
     .await
     .expect("the mean scorer loads");
     let engine = Engine::new(store.clone(), scorers, Limits::default());
+    let setup = SyncSetup {
+        connectors: &[],
+        sync: &Default::default(),
+        limits: &Limits::default(),
+        plugins: &PluginsConfig {
+            dir: target_dir().join("plugins"),
+            ..Default::default()
+        },
+    };
+    let mut receivers = BTreeMap::new();
+    for tenant in ["acme", "globex"] {
+        let receiver = Receiver::prepare(runtime(), setup, &instance(tenant))
+            .await
+            .expect("json-feed loads");
+        receivers.insert(format!("{tenant}-feed"), receiver);
+    }
     let token = async |tenant: Option<&str>, scope| {
         let request = TokenRequest {
             name: "test".into(),
@@ -143,9 +213,11 @@ async fn serve() -> Api {
         };
         auth::issue(&*store, request, 0).await.expect("token").token
     };
-    let (acme, globex, operator) = (
+    let (acme, acme_writer, globex, globex_writer, operator) = (
         token(Some("acme"), Scope::Read).await,
+        token(Some("acme"), Scope::Write).await,
         token(Some("globex"), Scope::Read).await,
+        token(Some("globex"), Scope::Write).await,
         token(None, Scope::Admin).await,
     );
     let state = ApiState {
@@ -156,7 +228,12 @@ async fn serve() -> Api {
             plugins: Vec::new(),
             xlas: vec![xla("acme"), xla("globex")],
         },
-        config: ApiConfig::default(),
+        config: ApiConfig {
+            body_limit_mib: 1,
+            ..ApiConfig::default()
+        },
+        receivers,
+        webhook_secrets: BTreeMap::from([("globex-feed".to_string(), Secret::new(WEBHOOK_SECRET))]),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -165,8 +242,11 @@ async fn serve() -> Api {
     Api {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
+        store,
         acme,
+        acme_writer,
         globex,
+        globex_writer,
         operator,
         _dir: dir,
     }
@@ -184,6 +264,8 @@ fn case(template: &str, tenant: &str) -> Option<String> {
         "/v1/tenants/{tenant}/instances" => "/v1/tenants/{t}/instances".to_string(),
         "/v1/tenants/{tenant}/instances/{instance}" => "/v1/tenants/{t}/instances/{t}-feed".into(),
         "/v1/tenants/{tenant}/instances/{instance}/runs" => "/v1/tenants/{t}/instances/{t}-feed/runs".into(),
+        "/v1/tenants/{tenant}/instances/{instance}/events" => "/v1/tenants/{t}/instances/{t}-feed/events".into(),
+        "/v1/tenants/{tenant}/instances/{instance}/imports" => "/v1/tenants/{t}/instances/{t}-feed/imports".into(),
         "/v1/tenants/{tenant}/metrics" => "/v1/tenants/{t}/metrics".into(),
         "/v1/tenants/{tenant}/metrics/{metric}/series" => {
             format!("/v1/tenants/{{t}}/metrics/resolution_hours/series?{WINDOW}&aggregation=avg&group_by=service")
@@ -224,10 +306,47 @@ async fn every_route_in_the_openapi_document_keeps_tenants_apart() {
     let api = serve().await;
     let openapi = api.json(&api.acme, "/v1/openapi.json").await;
     let paths = openapi["paths"].as_object().expect("paths");
-    assert!(paths.len() >= 17, "{} paths", paths.len());
-    for template in paths.keys() {
+    assert!(paths.len() >= 19, "{} paths", paths.len());
+    for (template, item) in paths {
         let acme_path = case(template, "acme").unwrap_or_else(|| panic!("no isolation case for {template}: add one"));
         let globex_path = case(template, "globex").expect("a case");
+        if item.get("post").is_some() {
+            // Pushes: the other tenant's writer gets the same 404 as for a missing tenant.
+            let (status, headers, body) = api
+                .post(
+                    &api.globex_writer,
+                    &acme_path,
+                    Some("application/json"),
+                    delivery("globex", 1),
+                )
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "globex POST {acme_path}: {body}");
+            is_problem(&headers, &body, status);
+            let (status, _, body) = api
+                .post(
+                    &api.acme_writer,
+                    &acme_path,
+                    Some("application/json"),
+                    delivery("acme", 1),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "acme POST {acme_path}: {body}");
+            let (status, _, body) = api
+                .post(
+                    &api.globex_writer,
+                    &globex_path,
+                    Some("application/json"),
+                    delivery("globex", 1),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "globex POST {globex_path}: {body}");
+            // A read token may not push.
+            let (status, _, body) = api
+                .post(&api.acme, &acme_path, Some("application/json"), delivery("acme", 1))
+                .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+            continue;
+        }
         let tenant_route = template.contains("{tenant}");
         // The owner reads its own data.
         let (status, headers, body) = api.get(Some(&api.acme), &acme_path).await;
@@ -411,7 +530,9 @@ async fn the_binary_issues_tokens_and_serves_until_sigterm() {
         command.args(args).arg("--data-dir").arg(&data);
         command.output().expect("runs")
     };
-    let created = run(&["token", "create", "--tenant", "acme", "--scope", "read", "--name", "dash"]);
+    let created = run(&[
+        "token", "create", "--tenant", "acme", "--scope", "read", "--name", "dash",
+    ]);
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let token = String::from_utf8(created.stdout).expect("utf-8").trim().to_string();
     assert!(token.starts_with("xla_") && token.len() == 4 + 12 + 1 + 64, "{token}");
@@ -437,13 +558,20 @@ async fn the_binary_issues_tokens_and_serves_until_sigterm() {
             let _ = lines.send(line);
         }
     });
-    let (url, received) = tokio::task::spawn_blocking(move || loop {
-        let line = received
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("serve prints the API's URL");
-        if let Some(rest) = line.strip_prefix("API at ") {
-            let url = rest.split_whitespace().next().expect("url").trim_end_matches("/v1").to_string();
-            return (url, received);
+    let (url, received) = tokio::task::spawn_blocking(move || {
+        loop {
+            let line = received
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("serve prints the API's URL");
+            if let Some(rest) = line.strip_prefix("API at ") {
+                let url = rest
+                    .split_whitespace()
+                    .next()
+                    .expect("url")
+                    .trim_end_matches("/v1")
+                    .to_string();
+                return (url, received);
+            }
         }
     })
     .await
@@ -479,4 +607,152 @@ async fn the_binary_issues_tokens_and_serves_until_sigterm() {
     let store = crate::support::open_store(&data);
     let record = store.token(&id).await.expect("token").expect("kept");
     assert!(record.revoked.is_some() && !record.is_live(i64::MAX / 2));
+}
+
+/// Observations stored for a tenant, all metrics of the fixture.
+async fn stored(store: &Arc<dyn Store>, tenant: &str) -> usize {
+    let mut n = 0;
+    for metric in ["resolution_hours", "happiness_rating", "lost_time_minutes"] {
+        n += store
+            .observations(tenant, metric, 0, i64::MAX / 2)
+            .await
+            .expect("rows")
+            .len();
+    }
+    n
+}
+
+#[tokio::test]
+async fn webhooks_commit_once_and_refuse_bad_deliveries_storing_nothing() {
+    let api = serve().await;
+    let events = "/v1/tenants/globex/instances/globex-feed/events";
+    let before = stored(&api.store, "globex").await;
+    let (status, _, body) = api
+        .post(
+            &api.globex_writer,
+            events,
+            Some("application/json"),
+            delivery("globex", 3),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let first: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (first["inserted"].as_u64(), first["unchanged"].as_u64()),
+        (Some(3), Some(0)),
+        "{first}"
+    );
+    assert_eq!(first["run"]["outcome"], "completed");
+    // The same delivery again changes nothing.
+    let (_, _, body) = api
+        .post(
+            &api.globex_writer,
+            events,
+            Some("application/json"),
+            delivery("globex", 3),
+        )
+        .await;
+    let second: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (second["inserted"].as_u64(), second["unchanged"].as_u64()),
+        (Some(0), Some(3)),
+        "{second}"
+    );
+    let after = stored(&api.store, "globex").await;
+    assert_eq!(after, before + 3);
+
+    let unsigned = |body: Vec<u8>| {
+        let client = api.client.clone();
+        let url = format!("{}{events}", api.base);
+        let token = api.globex_writer.clone();
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
+                .body(body)
+                .send()
+                .await
+                .expect("answer");
+            let (status, headers) = (response.status(), response.headers().clone());
+            (status, headers, response.text().await.expect("body"))
+        }
+    };
+    let mut malformed = delivery("globex", 2);
+    malformed.truncate(malformed.len() - 5);
+    let mut bad_record: Value = serde_json::from_slice(&delivery("globex", 2)).expect("json");
+    bad_record[1]["metric"] = "".into();
+    let cases: Vec<(&str, (StatusCode, reqwest::header::HeaderMap, String), &str)> = vec![
+        (
+            "wrong signature",
+            unsigned(delivery("globex", 1)).await,
+            "signature does not match",
+        ),
+        (
+            "50 MB body",
+            api.post(
+                &api.globex_writer,
+                events,
+                Some("application/json"),
+                vec![b' '; 50 * 1024 * 1024],
+            )
+            .await,
+            "larger than the cap",
+        ),
+        (
+            "malformed JSON",
+            api.post(&api.globex_writer, events, Some("application/json"), malformed)
+                .await,
+            "not a feed page or array",
+        ),
+        (
+            "a bad record",
+            api.post(
+                &api.globex_writer,
+                events,
+                Some("application/json"),
+                serde_json::to_vec(&bad_record).expect("json"),
+            )
+            .await,
+            "#1 has an empty id or metric",
+        ),
+        (
+            "unknown instance",
+            api.post(
+                &api.globex_writer,
+                "/v1/tenants/globex/instances/nothing/events",
+                Some("application/json"),
+                delivery("globex", 1),
+            )
+            .await,
+            "connector instance `nothing`",
+        ),
+        (
+            "undeclared media type",
+            api.post(
+                &api.globex_writer,
+                events,
+                Some("text/csv"),
+                b"id,value\n1,2\n".to_vec(),
+            )
+            .await,
+            "it declares: application/json",
+        ),
+        (
+            "no media type",
+            api.post(&api.globex_writer, events, None, delivery("globex", 1)).await,
+            "send a Content-Type",
+        ),
+    ];
+    for (what, (status, headers, body), says) in cases {
+        assert!(status.is_client_error(), "{what}: {status} {body}");
+        is_problem(&headers, &body, status);
+        assert!(body.contains(says), "{what}: {body} should say {says}");
+    }
+    assert_eq!(
+        stored(&api.store, "globex").await,
+        after,
+        "no refused delivery stored anything"
+    );
 }

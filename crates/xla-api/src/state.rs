@@ -4,12 +4,14 @@
 
 use crate::config::ApiConfig;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use utoipa::ToSchema;
+use xla_runtime::outbound::Secret;
 use xla_score::{Engine, XlaDefinition};
 use xla_store::Store;
 use xla_sync::config::ConnectorInstance;
+use xla_sync::push::Receiver;
 
 /// Everything a request may need.
 pub struct ApiState {
@@ -21,6 +23,10 @@ pub struct ApiState {
     pub catalog: Catalog,
     /// Limits.
     pub config: ApiConfig,
+    /// Connector instances ready to take pushed bodies, by name.
+    pub receivers: BTreeMap<String, Receiver>,
+    /// Webhook secrets of the instances that have one, by name.
+    pub webhook_secrets: BTreeMap<String, Secret>,
 }
 
 /// The host's configuration as the API shows it.

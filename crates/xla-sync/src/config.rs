@@ -95,6 +95,11 @@ pub struct ConnectorInstance {
     /// absent or `manual` for never (only `xla-host sync`).
     #[serde(default)]
     pub schedule: Option<String>,
+    /// The secret pushed bodies (`POST .../events`) are signed with
+    /// (HMAC-SHA256 of the raw body in `X-Hub-Signature-256: sha256=<hex>`);
+    /// without it, pushes need only a `write` token.
+    #[serde(default)]
+    pub webhook_secret: Option<SecretSource>,
 }
 
 fn default_tenant() -> String {
@@ -331,6 +336,17 @@ impl ConnectorInstance {
     /// The plugin config as the JSON string the plugin receives.
     pub fn config_json(&self) -> String {
         serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Reads the webhook secret, if the instance has one.
+    ///
+    /// # Errors
+    /// [`ConfigError::Secret`] when its variable or file cannot be read.
+    pub fn webhook_secret(&self) -> Result<Option<Secret>, ConfigError> {
+        self.webhook_secret
+            .as_ref()
+            .map(|source| source.read(&format!("webhook of `{}`", self.name)))
+            .transpose()
     }
 
     /// Reads every credential's secret.

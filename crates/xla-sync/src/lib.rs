@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod push;
 pub mod retry;
 pub mod schedule;
 
@@ -357,7 +358,7 @@ async fn settle(
     Ok(())
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -2,6 +2,7 @@
 //! `#[utoipa::path]`, so a route cannot exist without its OpenAPI entry.
 
 mod data;
+mod events;
 mod health;
 mod plugins;
 mod tenants;
@@ -23,6 +24,8 @@ pub fn router() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(tenants::list_instances))
         .routes(routes!(tenants::get_instance))
         .routes(routes!(tenants::list_runs))
+        .routes(routes!(events::events))
+        .routes(routes!(events::imports))
         .routes(routes!(data::metrics_catalog))
         .routes(routes!(data::series))
         .routes(routes!(data::breakdown))

@@ -8,7 +8,9 @@ use crate::config::HostConfig;
 use crate::plugins::{PluginPre, discover};
 use crate::runtime::Runtime;
 use crate::store::Store;
+use crate::sync::push::Receiver;
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,11 +64,26 @@ pub(crate) async fn state(config: &HostConfig, runtime: &Runtime, store: Arc<dyn
     } else {
         Some(report::engine(config, store.clone(), &config.xla).await?)
     };
+    let mut receivers = BTreeMap::new();
+    let mut webhook_secrets = BTreeMap::new();
+    for instance in &config.connectors {
+        match Receiver::prepare(runtime, config.sync_setup(), instance).await {
+            Ok(receiver) => {
+                receivers.insert(instance.name.clone(), receiver);
+            }
+            Err(e) => tracing::warn!(instance = %instance.name, "takes no pushed data (webhooks, imports): {e}"),
+        }
+        if let Some(secret) = instance.webhook_secret()? {
+            webhook_secrets.insert(instance.name.clone(), secret);
+        }
+    }
     Ok(ApiState {
         store,
         engine,
         catalog: catalog(config, runtime).await?,
         config: config.api.clone(),
+        receivers,
+        webhook_secrets,
     })
 }
 

@@ -11,17 +11,14 @@
 //! brought, changes nothing.
 
 use super::options::{self, LimitArgs};
-use super::parse::{self, check_media_type};
-use super::plugin::connector_of;
-use super::sync::{find_instance, load_instance_plugin, open_store};
-use crate::config::{ConnectorInstance, HostConfig};
-use crate::plugins::Manifest;
-use crate::runtime::Observation;
-use crate::store::{CommitBatch, Provenance, RunOutcome, RunRecord, Store};
+use super::sync::{find_instance, open_store};
+use crate::config::HostConfig;
+use crate::store::RunRecord;
+use crate::sync::push::Receiver;
 use crate::untrusted;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -60,31 +57,29 @@ pub(crate) async fn run(config: &HostConfig, args: ImportArgs) -> Result<ExitCod
     let media_type = media_type(&args)?;
     check_file(&args.file)?;
     let runtime = options::runtime(config)?;
-    let plugin = load_instance_plugin(&runtime, config.sync_setup(), instance)?;
-    let pre = connector_of(&plugin, "import")?;
-    let limits = config.limits.clone().with(instance.limits.as_ref());
-    let limits = args.limits.apply(limits, config)?;
-    // No outbound policy: parsing a file needs no network, so every request
-    // the connector might make is refused, whatever the instance grants.
-    let mut session = pre.session(limits, None);
-    let info = session.describe().await.context("describe() failed")?;
-    let described = crate::plugins::Described::connector(&info);
-    crate::plugins::check_identity(&plugin.path, &plugin.manifest, described)?;
-    check_media_type(pre.plugin(), &info, &media_type)?;
+    let receiver = Receiver::prepare(&runtime, config.sync_setup(), instance).await?;
+    let limits = args.limits.apply(receiver.limits().clone(), config)?;
+    let batch_size = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
+    let receiver = receiver.with_limits(limits).with_batch_size(batch_size);
+    receiver
+        .accepts(&media_type)
+        .map_err(|e| anyhow::anyhow!("{e}. Pass one of those with --media-type"))?;
 
     let body = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let label = args.file.display().to_string();
-    let spinner = spinner(&format!("parsing {label}"));
-    let parsed = parse::parse(&mut session, &instance.config_json(), &media_type, &body, &label).await;
+    let spinner = spinner(&format!("parsing {}", args.file.display()));
+    let parsed = receiver.parse(&media_type, &body).await;
     spinner.finish_and_clear();
     drop(body);
-    let observations = parsed
-        .map_err(|e| anyhow::anyhow!("{e}; nothing was stored: fix the file (or --media-type) and import it again"))?;
+    let observations = parsed.map_err(|e| {
+        anyhow::anyhow!(
+            "parsing {}: {e}: fix the file (or --media-type) and import it again",
+            args.file.display()
+        )
+    })?;
 
     let store = open_store(config, args.data_dir.as_deref())?;
-    let batch_size = usize::try_from(args.batch_size).unwrap_or(usize::MAX);
     let count = observations.len();
-    let record = commit_all(&*store, instance, &plugin.manifest, observations, batch_size).await?;
+    let record = receiver.commit(&*store, observations).await?;
     if args.json {
         let report = serde_json::json!({
             "file": args.file,
@@ -141,84 +136,6 @@ fn check_file(path: &Path) -> Result<()> {
     }
 }
 
-/// Commits `observations` in batches as one run of the instance's run log,
-/// recorded as completed, or failed with the error.
-async fn commit_all(
-    store: &dyn Store,
-    instance: &ConnectorInstance,
-    manifest: &Manifest,
-    observations: Vec<Observation>,
-    batch_size: usize,
-) -> Result<RunRecord> {
-    let mut record = store.begin_run(&instance.tenant, &instance.name, now_ms()).await?;
-    let provenance = Provenance {
-        connector: instance.name.clone(),
-        plugin: manifest.name.clone(),
-        version: manifest.version.clone(),
-        sha256: manifest.sha256.clone(),
-        sync_run: record.run,
-    };
-    let all = CommitBatch {
-        tenant: instance.tenant.clone(),
-        source: instance.name.clone(),
-        provenance,
-        observations,
-        // None leaves the stored cursor as it is: the sync's own.
-        cursor: None,
-    };
-    let bar = progress_bar(&instance.name, all.observations.len());
-    let result = commit_batches(store, all, batch_size, &mut record, &bar).await;
-    bar.finish_and_clear();
-    record.finished = Some(now_ms());
-    record.outcome = match &result {
-        Ok(()) => RunOutcome::Completed,
-        Err(e) => {
-            record.error = Some(format!("{e:#}"));
-            RunOutcome::Failed
-        }
-    };
-    store.save_run(&record).await?;
-    result.map(|()| record)
-}
-
-/// Commits `all` in batches of `batch_size` observations, adding the counts
-/// to `record`.
-async fn commit_batches(
-    store: &dyn Store,
-    mut all: CommitBatch,
-    batch_size: usize,
-    record: &mut RunRecord,
-    bar: &ProgressBar,
-) -> Result<()> {
-    let observations = std::mem::take(&mut all.observations);
-    let batches = observations.len().div_ceil(batch_size);
-    for (i, chunk) in observations.chunks(batch_size).enumerate() {
-        let summary = store
-            .commit(CommitBatch {
-                observations: chunk.to_vec(),
-                ..all.clone()
-            })
-            .await
-            .with_context(|| {
-                let kept = if i == 0 {
-                    "no observation was stored".to_string()
-                } else {
-                    format!(
-                        "the {i} batch(es) before it ({} observations) stay committed; fix the cause and import the file again (those count as unchanged)",
-                        i * batch_size
-                    )
-                };
-                format!("committing batch {} of {batches} to the store failed; {kept}", i + 1)
-            })?;
-        record.batches += 1;
-        record.inserted += summary.inserted as u64;
-        record.replaced += summary.replaced as u64;
-        record.unchanged += summary.unchanged as u64;
-        bar.inc(chunk.len() as u64);
-    }
-    Ok(())
-}
-
 /// One line a person reads after an import.
 fn summary(file: &Path, observations: usize, record: &RunRecord) -> String {
     format!(
@@ -234,29 +151,11 @@ fn summary(file: &Path, observations: usize, record: &RunRecord) -> String {
     )
 }
 
-/// Observations committed out of the total; drawn on stderr only when it is
-/// a terminal (indicatif hides it otherwise).
-fn progress_bar(instance: &str, total: usize) -> ProgressBar {
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} observations committed {elapsed:>4}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_prefix(instance.to_string());
-    bar
-}
-
 fn spinner(message: &str) -> ProgressBar {
     let spinner = ProgressBar::new_spinner();
     spinner.set_message(message.to_string());
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::plugin::connector_of;
 use crate::config::HostConfig;
 use crate::plugins::load_plugin;
 use crate::runtime::{ConnectorInfo, ConnectorSession, Layer, Observation, PluginError, PluginId};
+use crate::sync::push::essence;
 use crate::untrusted;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -128,16 +129,6 @@ fn with_config_hint(error: ParseFailed, default_config: bool, file: &Path) -> an
         );
     }
     error.into()
-}
-
-/// `text/csv` of `Text/CSV; charset=utf-8`.
-fn essence(media_type: &str) -> String {
-    media_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
 }
 
 /// Refuses a media type the connector does not declare in `describe()`,

@@ -16,8 +16,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use crate::sync::schedule::load_instance_plugin;
-
 /// Arguments of `xla-host sync`.
 #[derive(Debug, Args)]
 #[command(after_help = "Example: xla-host --host-config xla.toml sync servicenow-acme")]
