@@ -234,6 +234,7 @@ async fn serve() -> Api {
         },
         receivers,
         webhook_secrets: BTreeMap::from([("globex-feed".to_string(), Secret::new(WEBHOOK_SECRET))]),
+        metrics: Some(xla_host::api::install_metrics().expect("the recorder installs")),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -258,7 +259,7 @@ const WINDOW: &str = "from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z";
 /// case fails the isolation test.
 fn case(template: &str, tenant: &str) -> Option<String> {
     let path = match template {
-        "/healthz" | "/readyz" | "/v1/tenants" | "/v1/plugins" => return Some(template.to_string()),
+        "/healthz" | "/readyz" | "/metrics" | "/v1/tenants" | "/v1/plugins" => return Some(template.to_string()),
         // No plugin is loaded in this fixture: the list is checked, the detail 404s for everyone.
         "/v1/plugins/{plugin}" => return Some("/v1/plugins/json-feed".into()),
         "/v1/tenants/{tenant}/instances" => "/v1/tenants/{t}/instances".to_string(),
@@ -351,7 +352,8 @@ async fn every_route_in_the_openapi_document_keeps_tenants_apart() {
         // The owner reads its own data.
         let (status, headers, body) = api.get(Some(&api.acme), &acme_path).await;
         let expected_ok = match template.as_str() {
-            "/v1/plugins/{plugin}" => StatusCode::NOT_FOUND,
+            // Only an operator's token reads the metrics.
+            "/v1/plugins/{plugin}" | "/metrics" => StatusCode::NOT_FOUND,
             "/v1/tenants/{tenant}/scorecard" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::OK,
         };
@@ -755,4 +757,25 @@ async fn webhooks_commit_once_and_refuse_bad_deliveries_storing_nothing() {
         after,
         "no refused delivery stored anything"
     );
+
+    // What happened shows in /metrics, for an operator.
+    let (status, headers, text) = api.get(Some(&api.operator), "/metrics").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/plain"))
+    );
+    for expected in [
+        r#"xla_webhook_deliveries_total{instance="globex-feed",outcome="stored"}"#,
+        r#"xla_webhook_deliveries_total{instance="globex-feed",outcome="refused"}"#,
+        r#"xla_http_requests_total{route="/v1/tenants/{tenant}/instances/{instance}/events",method="POST",status="200"}"#,
+        r#"xla_http_request_duration_seconds_bucket{route="/v1/tenants/{tenant}/instances/{instance}/events",method="POST",le="0.001"}"#,
+        r#"xla_plugin_calls_total{plugin="json-feed",call="parse",outcome="ok"}"#,
+        r#"xla_sync_runs_total{instance="globex-feed",outcome="completed"}"#,
+        r#"xla_observations_committed_total{instance="globex-feed",kind="inserted"}"#,
+    ] {
+        assert!(text.contains(expected), "/metrics lacks {expected}:\n{text}");
+    }
+    assert!(!text.contains("INCglobex"), "no concrete path or data in the labels");
 }

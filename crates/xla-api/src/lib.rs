@@ -23,6 +23,7 @@ mod state;
 
 pub use config::ApiConfig;
 pub use error::{ApiError, PROBLEM_JSON, Problem};
+pub use ops::install_metrics;
 pub use state::{ApiState, Catalog, PluginEntry};
 
 use axum::Router;

@@ -72,6 +72,7 @@ pub fn layered(router: Router, config: &ApiConfig) -> Router {
         .layer(RequestBodyLimitLayer::new(config.body_limit()))
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, timeout))
         .layer(middleware::from_fn(problems))
+        .layer(middleware::from_fn(count))
         .layer(CatchPanicLayer::new())
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<Body>| {
@@ -102,6 +103,45 @@ async fn method_not_allowed(request: Request) -> ApiError {
         request.method(),
         xla_types::untrusted::escape_capped(request.uri().path(), 200)
     ))
+}
+
+/// Counts each request by route template (never the concrete path: it
+/// holds tenant and ticket names), method and status, with its latency.
+async fn count(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("xla_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("xla_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Installs the process's Prometheus recorder (once; later calls get the
+/// same handle), with latency buckets from 1 ms to 30 s.
+///
+/// # Errors
+/// When another recorder is already installed.
+pub fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
+    static HANDLE: std::sync::OnceLock<Result<metrics_exporter_prometheus::PrometheusHandle, String>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+            const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+                .map_err(|e| e.to_string())?
+                .install_recorder()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
 }
 
 /// Makes every error response a problem document with the request id.

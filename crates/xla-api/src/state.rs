@@ -3,6 +3,7 @@
 //! for the life of the server.
 
 use crate::config::ApiConfig;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct ApiState {
     pub receivers: BTreeMap<String, Receiver>,
     /// Webhook secrets of the instances that have one, by name.
     pub webhook_secrets: BTreeMap<String, Secret>,
+    /// The Prometheus recorder's handle, when one is installed (`/metrics`).
+    pub metrics: Option<PrometheusHandle>,
 }
 
 /// The host's configuration as the API shows it.

@@ -56,7 +56,7 @@ pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) {
 pub(crate) async fn bounded<'a, R, F, Fut>(
     limits: &Limits,
     store: &'a mut Store<PluginState>,
-    span: tracing::Span,
+    name: &'static str,
     call: F,
 ) -> Outcome<R>
 where
@@ -64,6 +64,8 @@ where
     Fut: Future<Output = wasmtime::Result<R>> + 'a,
 {
     arm(limits, store);
+    let span = span(&store.data().plugin, name);
+    store.data_mut().call = Some((name, std::time::Instant::now()));
     match tokio::time::timeout(limits.deadline(), call(store).instrument(span)).await {
         Ok(Ok(value)) => Outcome::Done(value),
         Ok(Err(error)) => Outcome::Failed(error),
@@ -74,14 +76,35 @@ where
 /// The value of a call that returned, or the error naming what stopped it.
 pub(crate) fn finish<R>(limits: &Limits, store: &Store<PluginState>, outcome: Outcome<R>) -> Result<R, RuntimeError> {
     store.data().report_dropped_logs();
-    match outcome {
+    let result = match outcome {
         Outcome::Done(value) => Ok(value),
         Outcome::Failed(error) => Err(classify(limits, store, error)),
         Outcome::TimedOut => Err(RuntimeError::Deadline {
             plugin: store.data().plugin.clone(),
             limit: limits.deadline(),
         }),
-    }
+    };
+    record(store.data(), result.as_ref().err());
+    result
+}
+
+/// Counts the call by plugin, call and outcome (`ok`: it returned, whatever
+/// it returned; `deadline`, `memory`, `fuel`, `busy`, `trap`), with its duration.
+fn record(state: &PluginState, error: Option<&RuntimeError>) {
+    let Some((call, started)) = state.call else { return };
+    let outcome = match error {
+        None => "ok",
+        Some(RuntimeError::Deadline { .. }) => "deadline",
+        Some(RuntimeError::Memory { .. }) => "memory",
+        Some(RuntimeError::Fuel { .. }) => "fuel",
+        Some(RuntimeError::Busy { .. }) => "busy",
+        Some(_) => "trap",
+    };
+    let plugin = state.plugin.name.clone();
+    metrics::counter!("xla_plugin_calls_total", "plugin" => plugin.clone(), "call" => call, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("xla_plugin_call_duration_seconds", "plugin" => plugin, "call" => call)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// The tracing span of one plugin call.

@@ -75,7 +75,7 @@ impl ConnectorSession {
     /// `describe()`.
     pub async fn describe(&mut self) -> Result<ConnectorInfo, RuntimeError> {
         let mut live = self.instance().await?;
-        let outcome = call::bounded(&self.limits, &mut live.store, self.span("describe"), |store| {
+        let outcome = call::bounded(&self.limits, &mut live.store, "describe", |store| {
             live.bindings.xla_plugin_connector().call_describe(store)
         })
         .await;
@@ -87,7 +87,7 @@ impl ConnectorSession {
     /// `check(config)`.
     pub async fn check(&mut self, config: &str) -> Result<(), RuntimeError> {
         let mut live = self.instance().await?;
-        let outcome = call::bounded(&self.limits, &mut live.store, self.span("check"), |store| {
+        let outcome = call::bounded(&self.limits, &mut live.store, "check", |store| {
             live.bindings.xla_plugin_connector().call_check(store, config)
         })
         .await;
@@ -98,7 +98,7 @@ impl ConnectorSession {
     /// `pull(config, cursor)`.
     pub async fn pull(&mut self, config: &str, cursor: Option<&str>) -> Result<Batch, RuntimeError> {
         let mut live = self.instance().await?;
-        let outcome = call::bounded(&self.limits, &mut live.store, self.span("pull"), |store| {
+        let outcome = call::bounded(&self.limits, &mut live.store, "pull", |store| {
             live.bindings.xla_plugin_connector().call_pull(store, config, cursor)
         })
         .await;
@@ -120,7 +120,7 @@ impl ConnectorSession {
         body: &[u8],
     ) -> Result<Vec<Observation>, RuntimeError> {
         let mut live = self.instance().await?;
-        let outcome = call::bounded(&self.limits, &mut live.store, self.span("parse"), |store| {
+        let outcome = call::bounded(&self.limits, &mut live.store, "parse", |store| {
             live.bindings
                 .xla_plugin_connector()
                 .call_parse(store, config, media_type, body)
@@ -160,7 +160,7 @@ impl ConnectorSession {
         let mut store = call::new_store(self.pre.runtime.engine(), state);
         // A start function runs under the same deadline and memory cap as a call.
         let pre = &self.pre.pre;
-        let outcome = call::bounded(&self.limits, &mut store, self.span("instantiate"), |store| {
+        let outcome = call::bounded(&self.limits, &mut store, "instantiate", |store| {
             pre.instantiate_async(store)
         })
         .await;
@@ -186,9 +186,5 @@ impl ConnectorSession {
             plugin: self.pre.plugin.clone(),
             error,
         }
-    }
-
-    fn span(&self, call: &'static str) -> tracing::Span {
-        call::span(&self.pre.plugin, call)
     }
 }

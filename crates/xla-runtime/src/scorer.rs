@@ -66,7 +66,7 @@ impl ScorerSession {
     /// `describe()`.
     pub async fn describe(&mut self) -> Result<ScorerInfo, RuntimeError> {
         let (mut store, instance) = self.instantiate().await?;
-        let outcome = call::bounded(&self.limits, &mut store, self.span("describe"), |store| {
+        let outcome = call::bounded(&self.limits, &mut store, "describe", |store| {
             instance.xla_plugin_scorer().call_describe(store)
         })
         .await;
@@ -96,7 +96,7 @@ impl ScorerSession {
             None => None,
         };
         let wit_input = contract::score_input(input);
-        let outcome = call::bounded(&self.limits, &mut store, self.span("score"), |store| {
+        let outcome = call::bounded(&self.limits, &mut store, "score", |store| {
             instance.xla_plugin_scorer().call_score(store, &wit_input, reader)
         })
         .await;
@@ -118,15 +118,11 @@ impl ScorerSession {
         let mut store = call::new_store(self.pre.runtime.engine(), state);
         // A start function runs under the same deadline and memory cap as a call.
         let pre = &self.pre.pre;
-        let outcome = call::bounded(&self.limits, &mut store, self.span("instantiate"), |store| {
+        let outcome = call::bounded(&self.limits, &mut store, "instantiate", |store| {
             pre.instantiate_async(store)
         })
         .await;
         let instance = call::finish(&self.limits, &store, outcome)?;
         Ok((store, instance))
-    }
-
-    fn span(&self, call: &'static str) -> tracing::Span {
-        call::span(&self.pre.plugin, call)
     }
 }

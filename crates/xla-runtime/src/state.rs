@@ -50,6 +50,8 @@ pub(crate) struct PluginState {
     pub memory: MemoryLimiter,
     pub log: Arc<Mutex<LogLimiter>>,
     pub stderr: OutputPipe,
+    /// The call in progress and when it began, for its metrics.
+    pub call: Option<(&'static str, std::time::Instant)>,
 }
 
 impl PluginState {
@@ -72,6 +74,7 @@ impl PluginState {
             memory: MemoryLimiter::new(limits.memory_bytes()),
             log,
             stderr,
+            call: None,
         }
     }
 

@@ -172,7 +172,25 @@ pub async fn run(
         }
     };
     store.save_run(&record).await.map_err(store_error)?;
+    count_run(&record);
     result.map(|_| record)
+}
+
+/// Counts a finished run and what it committed, by instance.
+pub(crate) fn count_run(record: &RunRecord) {
+    let outcome = serde_json::to_value(record.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    metrics::counter!("xla_sync_runs_total", "instance" => record.instance.clone(), "outcome" => outcome).increment(1);
+    for (kind, n) in [
+        ("inserted", record.inserted),
+        ("replaced", record.replaced),
+        ("unchanged", record.unchanged),
+    ] {
+        metrics::counter!("xla_observations_committed_total", "instance" => record.instance.clone(), "kind" => kind)
+            .increment(n);
+    }
 }
 
 async fn pull_all(

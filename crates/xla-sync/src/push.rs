@@ -242,6 +242,7 @@ impl Receiver {
             }
         };
         store.save_run(&record).await.map_err(store_error)?;
+        crate::count_run(&record);
         result.map(|()| record)
     }
 

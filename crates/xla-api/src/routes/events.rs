@@ -143,10 +143,15 @@ async fn push(
                 receiver.media_types().join(", ")
             ))
         })?;
-    let run = receiver
-        .receive(&*state.store, media_type, body)
-        .await
-        .map_err(push_error)?;
+    let result = receiver.receive(&*state.store, media_type, body).await;
+    let outcome = match &result {
+        Ok(_) => "stored",
+        Err(e) if e.is_bad_body() => "refused",
+        Err(_) => "failed",
+    };
+    metrics::counter!("xla_webhook_deliveries_total", "instance" => receiver.instance().name.clone(), "outcome" => outcome)
+        .increment(1);
+    let run = result.map_err(push_error)?;
     Ok(Json(Delivery {
         observations: run.inserted + run.replaced + run.unchanged,
         inserted: run.inserted,

@@ -4,6 +4,7 @@
 mod data;
 mod events;
 mod health;
+mod metrics;
 mod plugins;
 mod tenants;
 mod xlas;
@@ -20,6 +21,7 @@ pub fn router() -> OpenApiRouter<Arc<ApiState>> {
     OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(tenants::list_tenants))
         .routes(routes!(tenants::list_instances))
         .routes(routes!(tenants::get_instance))

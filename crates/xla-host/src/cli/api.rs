@@ -84,6 +84,13 @@ pub(crate) async fn state(config: &HostConfig, runtime: &Runtime, store: Arc<dyn
         config: config.api.clone(),
         receivers,
         webhook_secrets,
+        metrics: match api::install_metrics() {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                tracing::warn!("/metrics is off: {e}");
+                None
+            }
+        },
     })
 }
 
