@@ -150,6 +150,15 @@ fn xla(tenant: &str) -> XlaDefinition {
 }
 
 async fn serve() -> Api {
+    serve_with(ApiConfig {
+        body_limit_mib: 1,
+        requests_per_second: 100_000,
+        ..ApiConfig::default()
+    })
+    .await
+}
+
+async fn serve_with(config: ApiConfig) -> Api {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = crate::support::open_store(&dir.path().join("data"));
     for (tenant, service, rating) in [("acme", "VPN", 3.0), ("globex", "Email", 9.0)] {
@@ -228,10 +237,9 @@ async fn serve() -> Api {
             plugins: Vec::new(),
             xlas: vec![xla("acme"), xla("globex")],
         },
-        config: ApiConfig {
-            body_limit_mib: 1,
-            ..ApiConfig::default()
-        },
+        limiter: xla_host::api::TokenLimiter::new(config.requests_per_second),
+        results: Default::default(),
+        config,
         receivers,
         webhook_secrets: BTreeMap::from([("globex-feed".to_string(), Secret::new(WEBHOOK_SECRET))]),
         metrics: Some(xla_host::api::install_metrics().expect("the recorder installs")),
@@ -778,4 +786,84 @@ async fn webhooks_commit_once_and_refuse_bad_deliveries_storing_nothing() {
         assert!(text.contains(expected), "/metrics lacks {expected}:\n{text}");
     }
     assert!(!text.contains("INCglobex"), "no concrete path or data in the labels");
+}
+
+#[tokio::test]
+async fn reports_are_computed_once_per_data_version() {
+    let api = serve().await;
+    let report = "/v1/tenants/acme/xlas/resolution/report?period=2026-03";
+    let cache = |headers: &reqwest::header::HeaderMap| {
+        headers
+            .get("x-xla-cache")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (status, first_headers, first) = api.get(Some(&api.acme), report).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(cache(&first_headers).as_deref(), Some("miss"));
+    let (_, headers, second) = api.get(Some(&api.acme), report).await;
+    assert_eq!(cache(&headers).as_deref(), Some("hit"));
+    assert_eq!(first, second, "the same bytes");
+    // Another tenant's identical route is its own entry.
+    let (_, headers, _) = api.get(Some(&api.globex), &report.replace("acme", "globex")).await;
+    assert_eq!(cache(&headers).as_deref(), Some("miss"));
+    // New data: computed again, and it shows.
+    let more: Vec<_> = (0..4)
+        .map(|i| {
+            Observation::new(
+                format!("late-{i}"),
+                "resolution_hours",
+                Layer::Operational,
+                20.0,
+                MARCH + 10 * DAY,
+            )
+            .dim("service", "VPN")
+        })
+        .collect();
+    api.store
+        .commit(CommitBatch {
+            tenant: "acme".into(),
+            source: "acme-feed".into(),
+            provenance: Provenance {
+                connector: "acme-feed".into(),
+                plugin: "json-feed".into(),
+                version: "0.1.0".into(),
+                sha256: "ab".repeat(32),
+                sync_run: 2,
+            },
+            observations: more,
+            cursor: None,
+        })
+        .await
+        .expect("commit");
+    let (_, headers, third) = api.get(Some(&api.acme), report).await;
+    assert_eq!(cache(&headers).as_deref(), Some("miss"));
+    let value = |text: &str| serde_json::from_str::<Value>(text).expect("json")["value"].as_f64();
+    assert_eq!(value(&first), Some(6.5));
+    assert_eq!(value(&third), Some((39.0 + 80.0) / 10.0));
+}
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_with_retry_after() {
+    let api = serve_with(ApiConfig {
+        requests_per_second: 2,
+        ..ApiConfig::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, headers, body) = api.get(Some(&api.acme), "/v1/tenants").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            is_problem(&headers, &body, status);
+            assert_eq!(headers["retry-after"], "1", "{body}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]
+    );
+    // Another token has its own bucket.
+    let (status, _, _) = api.get(Some(&api.globex), "/v1/tenants").await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -162,6 +162,7 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
         if !matches || !record.is_live(now) {
             return Err(refused());
         }
+        state.limiter.check(&record.id)?;
         note_use(state, &record, now);
         Ok(Caller { token: record })
     }

@@ -14,15 +14,19 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod cache;
 pub mod config;
 mod error;
+mod limit;
 mod ops;
 mod paging;
 mod routes;
 mod state;
 
+pub use cache::ResultCache;
 pub use config::ApiConfig;
 pub use error::{ApiError, PROBLEM_JSON, Problem};
+pub use limit::TokenLimiter;
 pub use ops::install_metrics;
 pub use state::{ApiState, Catalog, PluginEntry};
 

@@ -2,7 +2,9 @@
 //! catalog (connector instances, plugins and XLAs from the config), fixed
 //! for the life of the server.
 
+use crate::cache::ResultCache;
 use crate::config::ApiConfig;
+use crate::limit::TokenLimiter;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +32,10 @@ pub struct ApiState {
     pub webhook_secrets: BTreeMap<String, Secret>,
     /// The Prometheus recorder's handle, when one is installed (`/metrics`).
     pub metrics: Option<PrometheusHandle>,
+    /// Computed results by data version.
+    pub results: ResultCache,
+    /// Requests per token.
+    pub limiter: TokenLimiter,
 }
 
 /// The host's configuration as the API shows it.

@@ -76,6 +76,8 @@ pub(crate) struct Sled {
     inner: Mutex<Inner>,
     /// Whether each commit waits for the disk.
     durable: AtomicBool,
+    /// Bumped after every commit and retention (see [`Store::data_version`]).
+    version: std::sync::atomic::AtomicU64,
     /// Where it is, for errors and logs.
     path: PathBuf,
 }
@@ -142,6 +144,7 @@ impl Sled {
             db,
             inner: Mutex::new(Inner { dict, index: None }),
             durable: AtomicBool::new(true),
+            version: std::sync::atomic::AtomicU64::new(0),
             path: path.to_path_buf(),
         })
     }
@@ -292,8 +295,15 @@ impl Store for SledStore {
         format!("sled store in {}", self.sled.path.display())
     }
 
+    fn data_version(&self) -> u64 {
+        self.sled.version.load(Ordering::Acquire)
+    }
+
     async fn commit(&self, batch: CommitBatch) -> Result<CommitSummary, StoreError> {
-        self.blocking(move |sled| sled.commit(&batch)).await
+        let result = self.blocking(move |sled| sled.commit(&batch)).await;
+        // Even a failed commit may have changed the disk: move on either way.
+        self.sled.version.fetch_add(1, Ordering::AcqRel);
+        result
     }
 
     async fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError> {
@@ -366,6 +376,8 @@ impl Store for SledStore {
 
     async fn retire_before(&self, tenant: &str, cutoff: i64) -> Result<RetentionSummary, StoreError> {
         let tenant = tenant.to_owned();
-        self.blocking(move |sled| sled.retire_before(&tenant, cutoff)).await
+        let result = self.blocking(move |sled| sled.retire_before(&tenant, cutoff)).await;
+        self.sled.version.fetch_add(1, Ordering::AcqRel);
+        result
     }
 }

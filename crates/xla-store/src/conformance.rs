@@ -70,6 +70,7 @@ macro_rules! conformance_suite {
             values_group_through_their_tickets,
             tenants_and_sources_see_only_their_own,
             token_records_are_kept_by_id,
+            the_data_version_moves_with_every_write,
             rollup_queries_equal_raw_queries
         );
     };
@@ -725,6 +726,32 @@ pub fn tenants_and_sources_see_only_their_own<B: Backend>(backend: &B) {
             1,
             "acme unchanged"
         );
+    });
+}
+
+/// The data version moves with every commit and retention, not with reads.
+pub fn the_data_version_moves_with_every_write<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let v0 = store.data_version();
+        commit(store, &[obs("r1", "lost_time_minutes", 1.0, DAY, &[])], None).await;
+        let v1 = store.data_version();
+        assert_ne!(v1, v0, "a commit moves it");
+        store
+            .observations("acme", "lost_time_minutes", 0, 10 * DAY)
+            .await
+            .expect("rows");
+        store.runs("acme", "sn", 5).await.expect("runs");
+        assert_eq!(store.data_version(), v1, "reads do not");
+        commit(store, &[obs("r1", "lost_time_minutes", 1.0, DAY, &[])], None).await;
+        let v2 = store.data_version();
+        assert_ne!(
+            v2, v1,
+            "even a replay may move it (a cache recomputes once, and finds the same)"
+        );
+        store.retire_before("acme", 3 * DAY).await.expect("retention");
+        assert_ne!(store.data_version(), v2, "retention moves it");
     });
 }
 

@@ -63,6 +63,11 @@ pub trait Store: Send + Sync + 'static {
     /// /var/lib/xla-host`); never a credential.
     fn describe(&self) -> String;
 
+    /// A number that changes whenever stored data may have changed (a
+    /// commit, retention), and only then: what caches of computed reports
+    /// key on. Cheap; never blocks.
+    fn data_version(&self) -> u64;
+
     /// Commits `batch` and its cursor atomically; on error nothing of it is
     /// stored. A replayed record counts as unchanged; a record with other
     /// data replaces the stored one.

@@ -7,7 +7,10 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::ApiState;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -205,12 +208,16 @@ pub async fn report(
     caller: Caller,
     Path((tenant_id, id)): Path<(String, String)>,
     Query(params): Query<PeriodParams>,
-) -> Result<Json<XlaReport>, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let xla = xla(&state, tenant, &id)?;
     let window = window(xla.period, &params.period)?;
-    let report = engine(&state)?.report(xla, window).await.map_err(score_error)?;
-    Ok(Json(report))
+    let engine = engine(&state)?;
+    let key = format!("report\0{tenant}\0{}\0{}", xla.id, window.label());
+    cached(&state, key, async {
+        engine.report(xla, window).await.map_err(score_error)
+    })
+    .await
 }
 
 /// For a drop in happiness in a month: whether it came with a technical
@@ -234,10 +241,12 @@ pub async fn xot(
     caller: Caller,
     Path(tenant_id): Path<String>,
     Query(params): Query<PeriodParams>,
-) -> Result<Json<XotView>, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let window = window(Period::Month, &params.period)?;
-    Ok(Json(engine(&state)?.xot_view(tenant, window).await?))
+    let engine = engine(&state)?;
+    let key = format!("xot\0{tenant}\0{}", window.label());
+    cached(&state, key, async { Ok(engine.xot_view(tenant, window).await?) }).await
 }
 
 /// `?period=&group_by=&sla_target=&happiness_target=`.
@@ -275,7 +284,7 @@ pub async fn scorecard(
     caller: Caller,
     Path(tenant_id): Path<String>,
     Query(params): Query<ScorecardParams>,
-) -> Result<Json<Scorecard>, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let window = window(Period::Month, &params.period)?;
     let sla_target = params.sla_target.unwrap_or(90.0);
@@ -292,9 +301,46 @@ pub async fn scorecard(
         ));
     }
     let group_by = params.group_by.as_deref().unwrap_or("service");
-    let card = engine
-        .scorecard(tenant, window, group_by, sla_target, happiness_target)
-        .await
-        .map_err(score_error)?;
-    Ok(Json(card))
+    let key = format!(
+        "scorecard\0{tenant}\0{}\0{group_by}\0{sla_target}\0{happiness_target}",
+        window.label()
+    );
+    cached(&state, key, async {
+        engine
+            .scorecard(tenant, window, group_by, sla_target, happiness_target)
+            .await
+            .map_err(score_error)
+    })
+    .await
+}
+
+/// The header that says whether a result came from the cache (`hit`) or
+/// was computed (`miss`).
+pub const CACHE_HEADER: &str = "x-xla-cache";
+
+/// The result for `key` at the store's current data version: from the
+/// cache, or computed and kept. The version is read before computing, so
+/// data committed meanwhile makes the next request compute again.
+async fn cached<T, F>(state: &ApiState, key: String, compute: F) -> Result<Response, ApiError>
+where
+    T: Serialize,
+    F: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let version = state.store.data_version();
+    if let Some(body) = state.results.get(&key, version) {
+        return Ok(json_body(body, "hit"));
+    }
+    let value = compute.await?;
+    let body =
+        Bytes::from(serde_json::to_vec(&value).map_err(|e| ApiError::Internal(format!("encoding a result: {e}")))?);
+    state.results.put(key, version, body.clone());
+    Ok(json_body(body, "miss"))
+}
+
+fn json_body(body: Bytes, cache: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_HEADER, HeaderValue::from_static(cache));
+    response
 }

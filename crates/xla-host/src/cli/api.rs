@@ -84,6 +84,8 @@ pub(crate) async fn state(config: &HostConfig, runtime: &Runtime, store: Arc<dyn
         config: config.api.clone(),
         receivers,
         webhook_secrets,
+        results: Default::default(),
+        limiter: api::TokenLimiter::new(config.api.requests_per_second),
         metrics: match api::install_metrics() {
             Ok(handle) => Some(handle),
             Err(e) => {
