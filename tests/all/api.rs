@@ -867,3 +867,80 @@ async fn a_token_over_its_rate_gets_429_with_retry_after() {
     let (status, _, _) = api.get(Some(&api.globex), "/v1/tenants").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// `demo --data-dir DIR` leaves `DIR/xla-host.toml`, and `serve` on it
+/// answers the same numbers the demo printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_leaves_a_config_that_serves_what_it_printed() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("demo");
+    let plugins = target_dir().join("plugins");
+    let demo = crate::cli::xla_host_command(&["demo", "--tickets", "300", "--data-dir", data.to_str().expect("utf-8")])
+        .env("XLA_HOST_PLUGINS_DIR", &plugins)
+        .output()
+        .expect("the demo runs");
+    let printed = String::from_utf8_lossy(&demo.stdout).into_owned();
+    assert!(
+        demo.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    // The table row: `│ Incident happiness ┆ 2026-10 ┆ 57.1 (n=35) ┆ ...`.
+    let row = printed
+        .lines()
+        .find(|l| l.contains("Incident happiness"))
+        .expect("the demo prints the incident-happiness XLA");
+    let printed_value: f64 = row
+        .split('┆')
+        .nth(2)
+        .and_then(|cell| cell.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("a value");
+    let host_config = data.join("xla-host.toml");
+    assert!(host_config.is_file(), "{printed}");
+    let config = host_config.to_str().expect("utf-8");
+    let created = crate::cli::xla_host_command(&["--host-config", config, "token", "create", "--tenant", "demo"])
+        .output()
+        .expect("token create");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let token = String::from_utf8(created.stdout).expect("utf-8").trim().to_string();
+    let mut child = crate::cli::xla_host_command(&["--host-config", config, "serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let url = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.strip_prefix("API at ")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(|u| u.trim_end_matches("/v1").to_string())
+            })
+            .expect("serve prints its URL")
+    })
+    .await
+    .expect("joined");
+    let report: Value = reqwest::Client::new()
+        .get(format!(
+            "{url}/v1/tenants/demo/xlas/incident-happiness/report?period=2026-10"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let _ = child.kill();
+    let _ = child.wait();
+    let served = report["value"].as_f64().expect("a value");
+    assert!(
+        (served - printed_value).abs() < 0.051,
+        "served {served}, printed {printed_value}"
+    );
+}

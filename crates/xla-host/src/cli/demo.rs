@@ -37,9 +37,18 @@ pub(crate) struct DemoArgs {
     /// Tickets (incidents and requests) the organisation raises in the window.
     #[arg(long, default_value_t = 5_000)]
     tickets: usize,
-    /// Keep the data in this directory (default: a fresh temporary one).
+    /// Keep the data in this directory (default: a fresh temporary one),
+    /// with a host config beside it (`DIR/xla-host.toml`: the demo's
+    /// tenant, XLAs and connector instances) for `token create` and `serve`.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// End by serving the API on the demo's data, printing a read token and
+    /// example URLs, until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
+    /// Where `--serve` listens.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8470")]
+    listen: std::net::SocketAddr,
 }
 
 /// The demo organisation's tenant.
@@ -148,8 +157,98 @@ pub(crate) async fn run(config: &HostConfig, args: DemoArgs) -> Result<ExitCode>
     println!();
     print_arrivals(&*store, &described).await?;
     drop((servicenow, happysignals, nexthink));
-    report(config, store).await?;
+    report(config, store.clone()).await?;
+    let host_config = write_host_config(config, &data_dir, &sources)?;
+    if args.data_dir.is_some() {
+        println!(
+            "\nThe data stays in {}; its host config is {}:\n  xla-host --host-config {} token create --tenant {TENANT}\n  xla-host --host-config {} serve --listen {}",
+            data_dir.display(),
+            host_config.display(),
+            host_config.display(),
+            host_config.display(),
+            args.listen
+        );
+    }
+    if args.serve {
+        serve(&host_config, store, args.listen).await?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `DIR/xla-host.toml`: the plugins, this store, the demo's
+/// connector instances (no schedule and no credentials: the simulators
+/// stop with the demo) and its XLAs, so `serve` answers what the demo printed.
+fn write_host_config(config: &HostConfig, data_dir: &std::path::Path, sources: &[Source]) -> Result<PathBuf> {
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut root = toml::Table::new();
+    let mut plugins = toml::Table::new();
+    plugins.insert("dir".into(), absolute(&config.plugins.dir).display().to_string().into());
+    root.insert("plugins".into(), plugins.into());
+    let mut store = toml::Table::new();
+    store.insert("dir".into(), absolute(data_dir).display().to_string().into());
+    root.insert("store".into(), store.into());
+    let connectors: Vec<toml::Value> = sources
+        .iter()
+        .map(|s| {
+            let mut c = toml::Table::new();
+            c.insert("name".into(), s.instance.into());
+            c.insert("plugin".into(), s.plugin.into());
+            c.insert("tenant".into(), TENANT.into());
+            c.insert("grants".into(), toml::Value::Array(vec![s.origin.clone().into()]));
+            let plugin_config: toml::Table = serde_json::from_value(s.config.clone()).unwrap_or_default();
+            c.insert("config".into(), plugin_config.into());
+            c.into()
+        })
+        .collect();
+    root.insert("connectors".into(), connectors.into());
+    let xlas = toml::Value::try_from(crate::score::standard_xlas(TENANT)).context("writing the XLAs as TOML")?;
+    root.insert("xla".into(), xlas);
+    let text = format!(
+        "# Written by `xla-host demo`: the demo's data, tenant `{TENANT}`, its XLAs and connector instances.\n{}",
+        toml::to_string(&root).context("writing the host config")?
+    );
+    let path = data_dir.join("xla-host.toml");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    HostConfig::load(&path).with_context(|| format!("{} does not load back", path.display()))?;
+    Ok(path)
+}
+
+/// Serves the API on the demo's data with the config just written, until Ctrl-C.
+async fn serve(host_config: &std::path::Path, store: Arc<dyn Store>, listen: std::net::SocketAddr) -> Result<()> {
+    let config = HostConfig::load(host_config)?;
+    let runtime = options::runtime(&config)?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = super::api::start(&config, &runtime, store.clone(), listen, shutdown.clone()).await?;
+    let request = crate::api::auth::TokenRequest {
+        name: "demo".into(),
+        tenant: Some(TENANT.into()),
+        scope: crate::store::Scope::Read,
+        expires: Some(now_ms() + 24 * 3_600_000),
+    };
+    let token = crate::api::auth::issue(&*store, request, now_ms()).await?.token;
+    let base = format!("http://{}", server.addr);
+    println!("\nThe API serves the demo's data at {base}/v1 (OpenAPI: {base}/v1/openapi.json); Ctrl-C stops.");
+    println!("A read token for tenant `{TENANT}`, valid 24 h: {token}\n");
+    for path in [
+        format!("/v1/tenants/{TENANT}/xlas"),
+        format!("/v1/tenants/{TENANT}/xlas/incident-happiness/report?period={REPORT_PERIOD}"),
+        format!("/v1/tenants/{TENANT}/scorecard?period={REPORT_PERIOD}&happiness_target=30"),
+        format!(
+            "/v1/tenants/{TENANT}/metrics/lost_time_minutes/breakdown?dimension=assignment_group&from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z"
+        ),
+    ] {
+        println!("  curl -H 'Authorization: Bearer {token}' '{base}{path}'");
+    }
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    shutdown.cancel();
+    server.stopped(std::time::Duration::from_secs(10)).await;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn servicenow_source(sim: &ServiceNowSim) -> Source {
