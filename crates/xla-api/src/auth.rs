@@ -158,7 +158,7 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
         let id = token_id(presented).ok_or_else(refused)?;
         let record = state.store.token(id).await?.ok_or_else(refused)?;
         let matches: bool = sha256_hex(presented).as_bytes().ct_eq(record.sha256.as_bytes()).into();
-        let now = crate::now_ms();
+        let now = xla_types::now_ms();
         if !matches || !record.is_live(now) {
             return Err(refused());
         }

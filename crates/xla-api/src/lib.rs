@@ -97,10 +97,3 @@ pub fn app(state: Arc<ApiState>) -> Router {
     );
     ops::layered(router, &state.config)
 }
-
-/// Now, unix ms.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}

@@ -51,3 +51,16 @@ pub struct RunRecord {
     /// The error that ended the run, if any.
     pub error: Option<String>,
 }
+
+impl RunOutcome {
+    /// The outcome as it is written in JSON and metrics (`completed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RunOutcome::Running => "running",
+            RunOutcome::Interrupted => "interrupted",
+            RunOutcome::Completed => "completed",
+            RunOutcome::Stopped => "stopped",
+            RunOutcome::Failed => "failed",
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub use retry::{Backoff, Decision};
 use config::{ConnectorInstance, SyncConfig};
 use xla_runtime::Limits;
 use xla_runtime::config::PluginsConfig;
+use xla_types::now_ms;
 
 /// What the scheduler and instance preparation read of the host config:
 /// the instances, `[sync]`, the default `[limits]` and `[plugins]`.
@@ -178,10 +179,7 @@ pub async fn run(
 
 /// Counts a finished run and what it committed, by instance.
 pub(crate) fn count_run(record: &RunRecord) {
-    let outcome = serde_json::to_value(record.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let outcome = record.outcome.name();
     metrics::counter!("xla_sync_runs_total", "instance" => record.instance.clone(), "outcome" => outcome).increment(1);
     for (kind, n) in [
         ("inserted", record.inserted),
@@ -374,10 +372,4 @@ async fn settle(
     record.unchanged += summary.unchanged as u64;
     progress.batch(record, flight.observations);
     Ok(())
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

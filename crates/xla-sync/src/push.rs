@@ -6,12 +6,13 @@
 //! push never moves the sync cursor). Records are keyed as a sync keys
 //! them, so the same delivery twice counts as unchanged.
 
+use crate::SyncSetup;
 use crate::config::ConnectorInstance;
 use crate::schedule::{InstanceError, load_instance_plugin};
-use crate::{SyncSetup, now_ms};
 use xla_runtime::plugins::{Described, LoadedPlugin, PluginPre, check_identity};
 use xla_runtime::{ConnectorInfo, ConnectorPre, Limits, Observation, PluginError, RuntimeError};
 use xla_store::{CommitBatch, Provenance, RunOutcome, RunRecord, Store, StoreError};
+use xla_types::now_ms;
 
 /// Observations per commit, by default.
 const BATCH: usize = 50_000;

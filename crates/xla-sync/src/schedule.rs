@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use xla_runtime::{ConnectorSession, Runtime};
 use xla_store::{RunOutcome, RunRecord, Store};
+use xla_types::now_ms;
 
 /// How the scheduler runs syncs.
 #[derive(Debug, Clone)]
@@ -407,10 +408,4 @@ impl Progress for LastBatch {
     fn batch(&mut self, record: &RunRecord, _observations: usize) {
         self.record = Some(record.clone());
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

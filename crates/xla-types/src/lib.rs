@@ -295,3 +295,11 @@ pub struct SubjectRow {
     /// Metric values.
     pub values: Vec<(String, f64)>,
 }
+
+/// Now, in unix milliseconds (UTC): the clock the host stamps runs, tokens
+/// and commits with. A clock before 1970 reads as 0.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use xla_types::now_ms;
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -243,12 +244,6 @@ async fn serve(host_config: &std::path::Path, store: Arc<dyn Store>, listen: std
     shutdown.cancel();
     server.stopped(std::time::Duration::from_secs(10)).await;
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn servicenow_source(sim: &ServiceNowSim) -> Source {
