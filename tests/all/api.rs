@@ -243,6 +243,7 @@ async fn serve_with(config: ApiConfig) -> Api {
         receivers,
         webhook_secrets: BTreeMap::from([("globex-feed".to_string(), Secret::new(WEBHOOK_SECRET))]),
         metrics: Some(xla_host::api::install_metrics().expect("the recorder installs")),
+        sync: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -273,6 +274,13 @@ fn case(template: &str, tenant: &str) -> Option<String> {
         "/v1/tenants/{tenant}/instances" => "/v1/tenants/{t}/instances".to_string(),
         "/v1/tenants/{tenant}/instances/{instance}" => "/v1/tenants/{t}/instances/{t}-feed".into(),
         "/v1/tenants/{tenant}/instances/{instance}/runs" => "/v1/tenants/{t}/instances/{t}-feed/runs".into(),
+        // The fixture begins acme's run first: run ids are unique in the store.
+        "/v1/tenants/{tenant}/instances/{instance}/runs/{run}" => {
+            let run = if tenant == "acme" { 1 } else { 2 };
+            format!("/v1/tenants/{{t}}/instances/{{t}}-feed/runs/{run}")
+        }
+        // This fixture runs no scheduler: the owner's writer gets 503, isolation still holds.
+        "/v1/tenants/{tenant}/instances/{instance}/sync" => "/v1/tenants/{t}/instances/{t}-feed/sync".into(),
         "/v1/tenants/{tenant}/instances/{instance}/events" => "/v1/tenants/{t}/instances/{t}-feed/events".into(),
         "/v1/tenants/{tenant}/instances/{instance}/imports" => "/v1/tenants/{t}/instances/{t}-feed/imports".into(),
         "/v1/tenants/{tenant}/metrics" => "/v1/tenants/{t}/metrics".into(),
@@ -315,7 +323,7 @@ async fn every_route_in_the_openapi_document_keeps_tenants_apart() {
     let api = serve().await;
     let openapi = api.json(&api.acme, "/v1/openapi.json").await;
     let paths = openapi["paths"].as_object().expect("paths");
-    assert!(paths.len() >= 19, "{} paths", paths.len());
+    assert!(paths.len() >= 21, "{} paths", paths.len());
     for (template, item) in paths {
         let acme_path = case(template, "acme").unwrap_or_else(|| panic!("no isolation case for {template}: add one"));
         let globex_path = case(template, "globex").expect("a case");
@@ -331,6 +339,10 @@ async fn every_route_in_the_openapi_document_keeps_tenants_apart() {
                 .await;
             assert_eq!(status, StatusCode::NOT_FOUND, "globex POST {acme_path}: {body}");
             is_problem(&headers, &body, status);
+            let expected_ok = match template.ends_with("/sync") {
+                true => StatusCode::SERVICE_UNAVAILABLE,
+                false => StatusCode::OK,
+            };
             let (status, _, body) = api
                 .post(
                     &api.acme_writer,
@@ -339,7 +351,7 @@ async fn every_route_in_the_openapi_document_keeps_tenants_apart() {
                     delivery("acme", 1),
                 )
                 .await;
-            assert_eq!(status, StatusCode::OK, "acme POST {acme_path}: {body}");
+            assert_eq!(status, expected_ok, "acme POST {acme_path}: {body}");
             let (status, _, body) = api
                 .post(
                     &api.globex_writer,
@@ -348,7 +360,7 @@ async fn every_route_in_the_openapi_document_keeps_tenants_apart() {
                     delivery("globex", 1),
                 )
                 .await;
-            assert_eq!(status, StatusCode::OK, "globex POST {globex_path}: {body}");
+            assert_eq!(status, expected_ok, "globex POST {globex_path}: {body}");
             // A read token may not push.
             let (status, _, body) = api
                 .post(&api.acme, &acme_path, Some("application/json"), delivery("acme", 1))
@@ -525,8 +537,6 @@ async fn bad_requests_get_precise_problem_documents() {
 /// token, `token revoke` ends it, and SIGTERM stops the server with exit 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_issues_tokens_and_serves_until_sigterm() {
-    use std::io::BufRead;
-    use std::process::Stdio;
     let dir = tempfile::tempdir().expect("tempdir");
     let host_config = dir.path().join("host.toml");
     std::fs::write(
@@ -554,9 +564,42 @@ async fn the_binary_issues_tokens_and_serves_until_sigterm() {
     assert_eq!(records[0]["tenant"], "acme");
     assert_eq!(records[0]["scope"], "read");
 
+    let (child, url, received) = spawn_serve(&host_config, &data).await;
+    let client = reqwest::Client::new();
+    let tenants = client
+        .get(format!("{url}/v1/tenants"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(tenants.status(), StatusCode::OK);
+    let tenants: Value = tenants.json().await.expect("JSON");
+    assert_eq!(tenants[0]["id"], "acme");
+    assert_eq!(tenants[0]["instances"], 1);
+
+    // sled allows one process per data directory: stop the server, then revoke.
+    let rest = stop(child, received).await;
+    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+
+    let revoked = run(&["token", "revoke", &id]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let store = crate::support::open_store(&data);
+    let record = store.token(&id).await.expect("token").expect("kept");
+    assert!(record.revoked.is_some() && !record.is_live(i64::MAX / 2));
+}
+
+/// Starts `xla-host serve --listen 127.0.0.1:0` on `host_config` and
+/// `data`; returns the child, the server's base URL, and its later stderr lines.
+async fn spawn_serve(
+    host_config: &std::path::Path,
+    data: &std::path::Path,
+) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    use std::process::Stdio;
     let mut child = crate::cli::xla_host_command(&["--host-config", host_config.to_str().expect("utf-8")])
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
+        .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -586,19 +629,12 @@ async fn the_binary_issues_tokens_and_serves_until_sigterm() {
     })
     .await
     .expect("joined");
-    let client = reqwest::Client::new();
-    let tenants = client
-        .get(format!("{url}/v1/tenants"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(tenants.status(), StatusCode::OK);
-    let tenants: Value = tenants.json().await.expect("JSON");
-    assert_eq!(tenants[0]["id"], "acme");
-    assert_eq!(tenants[0]["instances"], 1);
+    (child, url, received)
+}
 
-    // sled allows one process per data directory: stop the server, then revoke.
+/// SIGTERM, then the exit status and the rest of stderr.
+async fn stop(child: std::process::Child, received: std::sync::mpsc::Receiver<String>) -> Vec<String> {
+    let mut child = child;
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -608,15 +644,7 @@ async fn the_binary_issues_tokens_and_serves_until_sigterm() {
         .await
         .expect("joined");
     assert!(status.success(), "{status}");
-    let rest: Vec<String> = received.try_iter().collect();
-    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
-    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
-
-    let revoked = run(&["token", "revoke", &id]);
-    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
-    let store = crate::support::open_store(&data);
-    let record = store.token(&id).await.expect("token").expect("kept");
-    assert!(record.revoked.is_some() && !record.is_live(i64::MAX / 2));
+    received.try_iter().collect()
 }
 
 /// Observations stored for a tenant, all metrics of the fixture.
@@ -943,4 +971,171 @@ async fn the_demo_leaves_a_config_that_serves_what_it_printed() {
         (served - printed_value).abs() < 0.051,
         "served {served}, printed {printed_value}"
     );
+}
+
+/// A feed simulator whose requests wait until `open` is sent `true`.
+async fn gated_feed(feed: xla_host::sim::feed::Feed) -> (String, tokio::sync::watch::Sender<bool>) {
+    use tower::ServiceExt;
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let feed = Arc::new(feed);
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let (feed, mut gate) = (Arc::clone(&feed), gate.clone());
+        async move {
+            let _ = gate.wait_for(|open| *open).await;
+            match xla_host::sim::feed::router(feed).oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), open)
+}
+
+/// `POST .../sync` on the real binary: 202 with the run's URL, 409 while
+/// it runs, the run followed to its end with every record stored; a read
+/// token is refused, another tenant's token learns nothing, an instance
+/// that cannot load says why, and a scheduled one shows its next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_sync_starts_a_run_now_and_refuses_a_second_while_it_runs() {
+    const FEED_TOKEN: &str = "feed-token-for-the-sync-route";
+    const RECORDS: usize = 120;
+    let (gated, open) = gated_feed(xla_host::sim::feed::Feed::seeded(3, RECORDS, FEED_TOKEN)).await;
+    let free = xla_host::sim::feed::serve(Arc::new(xla_host::sim::feed::Feed::seeded(4, 10, FEED_TOKEN)))
+        .await
+        .expect("feed");
+    let free = format!("http://{free}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("feed-token");
+    std::fs::write(&token_file, FEED_TOKEN).expect("token file");
+    let instance = |name: &str, plugin: &str, origin: &str, schedule: &str| {
+        format!(
+            "[[connectors]]\nname = \"{name}\"\nplugin = \"{plugin}\"\ntenant = \"acme\"\n{schedule}grants = [\"{origin}\"]\nconfig = {{ base_url = \"{origin}/xla\", page_size = 50 }}\n[[connectors.credentials]]\norigin = \"{origin}\"\nkind = \"bearer\"\ntoken = {{ file = {:?} }}\n\n",
+            token_file.display().to_string()
+        )
+    };
+    let host_config = dir.path().join("host.toml");
+    std::fs::write(
+        &host_config,
+        format!(
+            "[plugins]\ndir = {:?}\n\n{}{}{}[[connectors]]\nname = \"globex-feed\"\nplugin = \"json-feed\"\ntenant = \"globex\"\n",
+            target_dir().join("plugins").display().to_string(),
+            instance("acme-feed", "json-feed", &gated, ""),
+            instance("acme-hourly", "json-feed", &free, "schedule = \"1h\"\n"),
+            instance("acme-broken", "no-such-plugin", &free, ""),
+        ),
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let token = |tenant: &str, scope: &str| {
+        let out = crate::cli::xla_host_command(&["--host-config", host_config.to_str().expect("utf-8")])
+            .args(["token", "create", "--tenant", tenant, "--scope", scope, "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("token create");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+    };
+    let (reader, writer, globex) = (token("acme", "read"), token("acme", "write"), token("globex", "write"));
+    let (child, url, received) = spawn_serve(&host_config, &data).await;
+    let client = reqwest::Client::new();
+    let post = async |token: &str, path: &str| {
+        let response = client
+            .post(format!("{url}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("answer");
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, response.text().await.expect("body"))
+    };
+    let get = async |path: &str| -> Value {
+        let response = client
+            .get(format!("{url}{path}"))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.expect("JSON")
+    };
+    let sync = "/v1/tenants/acme/instances/acme-feed/sync";
+
+    let (status, headers, body) = post(&reader, sync).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    is_problem(&headers, &body, status);
+    let (status, _, body) = post(&globex, sync).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant's token learns nothing: {body}"
+    );
+
+    let (status, headers, body) = post(&writer, sync).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let accepted: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(accepted["status"], "started", "{accepted}");
+    let run = accepted["run"].as_u64().expect("a run id");
+    let href = format!("/v1/tenants/acme/instances/acme-feed/runs/{run}");
+    assert_eq!(accepted["href"], href.as_str());
+    assert_eq!(
+        headers.get("location").and_then(|v| v.to_str().ok()),
+        Some(href.as_str())
+    );
+
+    let (status, headers, body) = post(&writer, sync).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    is_problem(&headers, &body, status);
+    assert!(body.contains(&format!("run {run}")), "{body}");
+    let running = get("/v1/tenants/acme/instances/acme-feed").await;
+    assert_eq!(running["state"], "running", "{running}");
+    assert_eq!(get(&href).await["outcome"], "running");
+
+    let (status, headers, body) = post(&writer, "/v1/tenants/acme/instances/acme-broken/sync").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    is_problem(&headers, &body, status);
+    assert!(body.contains("no-such-plugin"), "says which plugin is missing: {body}");
+    let broken = get("/v1/tenants/acme/instances/acme-broken").await;
+    assert_eq!(broken["state"], "unavailable", "{broken}");
+
+    open.send_replace(true);
+    let mut finished = Value::Null;
+    for _ in 0..600 {
+        finished = get(&href).await;
+        if finished["outcome"] != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(finished["outcome"], "completed", "{finished}");
+    assert_eq!(finished["inserted"].as_u64(), Some(RECORDS as u64), "{finished}");
+    let idle = get("/v1/tenants/acme/instances/acme-feed").await;
+    assert_eq!(idle["state"], "idle", "{idle}");
+    assert_eq!(idle["last_outcome"], "completed", "{idle}");
+    assert!(idle["cursor_updated"].as_i64().is_some(), "{idle}");
+    assert!(
+        idle["next_run"].is_null(),
+        "an on-demand instance has no next run: {idle}"
+    );
+    // Idle again: another run may start.
+    let (status, _, body) = post(&writer, sync).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let hourly = get("/v1/tenants/acme/instances/acme-hourly").await;
+    let next_run = hourly["next_run"].as_i64();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64;
+    assert!(
+        hourly["state"] != "idle" || next_run.is_some_and(|next| next > now + 50 * 60_000),
+        "a scheduled instance that ran shows its next run about an hour on: {hourly}"
+    );
+    let (status, _, body) = post(&writer, "/v1/tenants/acme/instances/no-such/sync").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let rest = stop(child, received).await;
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
 }

@@ -98,6 +98,7 @@ fn quick(grace: Duration) -> SchedulerOptions {
             max_pulls: None,
         },
         grace,
+        on_demand: false,
     }
 }
 

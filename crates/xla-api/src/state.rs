@@ -15,6 +15,7 @@ use xla_score::{Engine, XlaDefinition};
 use xla_store::Store;
 use xla_sync::config::ConnectorInstance;
 use xla_sync::push::Receiver;
+use xla_sync::schedule::SyncControl;
 
 /// Everything a request may need.
 pub struct ApiState {
@@ -36,6 +37,9 @@ pub struct ApiState {
     pub results: ResultCache,
     /// Requests per token.
     pub limiter: TokenLimiter,
+    /// The scheduler's instances, to start runs now and show when the next
+    /// is due; `None` when this server runs no syncs.
+    pub sync: Option<Arc<SyncControl>>,
 }
 
 /// The host's configuration as the API shows it.

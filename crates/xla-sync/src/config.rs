@@ -219,6 +219,13 @@ pub fn validate_instances(
         if !names.insert(instance.name.as_str()) {
             return Err(fail("the name is used twice".into()));
         }
+        for (field, value) in [("name", &instance.name), ("tenant", &instance.tenant)] {
+            if !is_identifier(value) {
+                return Err(fail(format!(
+                    "`{field}` must be 1 to 64 ASCII letters, digits, `-`, `_` or `.` (it appears in URLs, metric labels and file names)"
+                )));
+            }
+        }
         let limits = limits.clone().with(instance.limits.as_ref());
         limits
             .validate(max_memory_mib)
@@ -232,6 +239,18 @@ pub fn validate_instances(
         instance.interval().map_err(fail)?;
     }
     Ok(())
+}
+
+/// Whether `value` may name an instance or a tenant: 1 to 64 of
+/// `[A-Za-z0-9._-]`, so it is a URL path segment, a Prometheus label value
+/// and a file name as it is.
+pub fn is_identifier(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && value != "."
+        && value != ".."
 }
 
 impl SyncConfig {
@@ -426,5 +445,26 @@ impl SecretSource {
                 .map_err(|e| fail(format!("cannot read secret file {}: {e}", path.display()))),
             _ => Err(fail("give exactly one of `env` or `file`".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_names_and_tenants_must_be_url_safe_identifiers() {
+        for good in ["acme", "acme-feed", "snow_prod.eu", "A1"] {
+            assert!(is_identifier(good), "{good}");
+        }
+        let long = "x".repeat(65);
+        for bad in ["", "acme corp", "a/b", "é", "..", ".", "a?b", long.as_str()] {
+            assert!(!is_identifier(bad), "{bad:?}");
+        }
+        let instance: ConnectorInstance =
+            toml::from_str("name = \"feed\"\nplugin = \"json-feed\"\ntenant = \"acme corp\"\n").expect("parses");
+        let error = validate_instances(&[instance], &Limits::default(), 4096).expect_err("refused");
+        let message = error.to_string();
+        assert!(message.contains("feed") && message.contains("`tenant`"), "{message}");
     }
 }

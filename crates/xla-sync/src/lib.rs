@@ -68,6 +68,11 @@ pub struct SyncOptions {
 
 /// What a run reports as it goes (a progress bar, a log).
 pub trait Progress: Send {
+    /// The run is in the run log as `record` (its id is `record.run`).
+    fn started(&mut self, record: &RunRecord) {
+        let _ = record;
+    }
+
     /// A batch was committed; `record` holds the run's totals so far.
     fn batch(&mut self, record: &RunRecord, observations: usize) {
         let _ = (record, observations);
@@ -163,6 +168,7 @@ pub async fn run(
         .begin_run(&target.tenant, &target.instance, now_ms())
         .await
         .map_err(store_error)?;
+    progress.started(&record);
     let result = pull_all(session, store, target, options, progress, &mut record).await;
     record.finished = Some(now_ms());
     record.outcome = match &result {

@@ -1,6 +1,10 @@
 //! Scheduled syncs: every connector instance with a `schedule` is synced at
 //! start, then again one interval (plus up to 5 % jitter, at most 30 s)
-//! after each run *ends*, so runs of one instance never overlap.
+//! after each run *ends*, so runs of one instance never overlap. With
+//! [`SchedulerOptions::on_demand`], instances without a schedule are loaded
+//! too and run only when asked; any instance can be asked for a run now
+//! through [`Scheduler::control`] (the API's `POST .../sync`), which is
+//! refused while one of its runs is on.
 //!
 //! Runs against one upstream (the origin of a grant) share a semaphore of
 //! `max_concurrent` permits: an instance takes one permit of each of its
@@ -17,8 +21,11 @@
 //! run, and the run is logged `interrupted` with the counts of the batches
 //! it had committed.
 
+mod control;
 mod instance;
 
+use control::InstanceControl;
+pub use control::{InstanceSchedule, Phase, Started, SyncControl, Trigger, TriggerError};
 pub use instance::{InstanceError, SyncInstance, load_instance_plugin, upstream};
 
 use super::{Progress, SyncOptions};
@@ -41,6 +48,10 @@ pub struct SchedulerOptions {
     pub sync: SyncOptions,
     /// How long a run in progress at shutdown may go on before it is cut.
     pub grace: Duration,
+    /// Also load the instances without a `schedule`, to run when asked
+    /// (through [`Scheduler::control`]); one that cannot be made ready is
+    /// logged and answers triggers with why, instead of failing the rest.
+    pub on_demand: bool,
 }
 
 impl Default for SchedulerOptions {
@@ -48,6 +59,7 @@ impl Default for SchedulerOptions {
         SchedulerOptions {
             sync: SyncOptions::default(),
             grace: Duration::from_secs(20),
+            on_demand: false,
         }
     }
 }
@@ -122,7 +134,9 @@ impl FinishedRun {
 
 struct Job {
     instance: SyncInstance,
-    interval: Duration,
+    /// `None`: it runs only when asked.
+    interval: Option<Duration>,
+    control: Arc<InstanceControl>,
     /// One semaphore per upstream, in the upstreams' sorted order.
     upstreams: Vec<Arc<Semaphore>>,
 }
@@ -134,6 +148,7 @@ pub struct Scheduler {
     options: SchedulerOptions,
     semaphores: BTreeMap<String, Arc<Semaphore>>,
     jobs: Vec<Job>,
+    control: SyncControl,
 }
 
 impl Scheduler {
@@ -145,31 +160,59 @@ impl Scheduler {
             options,
             semaphores: BTreeMap::new(),
             jobs: Vec::new(),
+            control: SyncControl::default(),
         }
     }
 
-    /// A scheduler for every instance of `config` with a schedule, each
-    /// with its plugin loaded and its policy built; requests share the
-    /// config's per-upstream rate limits. Fails on the first instance that
-    /// cannot be made ready, naming it, and when none has a schedule.
+    /// A scheduler for every instance of `config` with a schedule (and,
+    /// with [`SchedulerOptions::on_demand`], every other one), each with its
+    /// plugin loaded and its policy built; requests share the config's
+    /// per-upstream rate limits. Fails on the first scheduled instance that
+    /// cannot be made ready, naming it, and, unless on demand, when none has
+    /// a schedule.
     pub fn from_config(
         runtime: &Runtime,
         config: SyncSetup<'_>,
         store: Arc<dyn Store>,
         options: SchedulerOptions,
     ) -> Result<Scheduler, ScheduleError> {
-        let scheduled = scheduled(config)?;
+        let on_demand = options.on_demand;
+        let scheduled = match scheduled(config) {
+            Err(ScheduleError::NothingScheduled { .. }) if on_demand => Vec::new(),
+            other => other?,
+        };
         let rate_limits = config.sync.rate_limits()?.map(Arc::new);
         let mut scheduler = Scheduler::new(store, config.sync, options);
         for (instance, interval) in scheduled {
             let ready = SyncInstance::prepare(runtime, config, instance, rate_limits.clone())?;
             scheduler.add(ready, interval);
         }
+        if on_demand {
+            for instance in config.connectors.iter().filter(|i| i.schedule.is_none()) {
+                match SyncInstance::prepare(runtime, config, instance, rate_limits.clone()) {
+                    Ok(ready) => scheduler.add_on_demand(ready),
+                    Err(e) => {
+                        tracing::warn!(instance = %instance.name, "cannot run on demand: {e}");
+                        let control = Arc::new(InstanceControl::unavailable(e.to_string()));
+                        scheduler.control.insert(&instance.tenant, &instance.name, control);
+                    }
+                }
+            }
+        }
         Ok(scheduler)
     }
 
     /// Schedules `instance` every `interval` (from the end of each run).
     pub fn add(&mut self, instance: SyncInstance, interval: Duration) {
+        self.push(instance, Some(interval));
+    }
+
+    /// Adds `instance` to run only when asked, through [`Scheduler::control`].
+    pub fn add_on_demand(&mut self, instance: SyncInstance) {
+        self.push(instance, None);
+    }
+
+    fn push(&mut self, instance: SyncInstance, interval: Option<Duration>) {
         let upstreams = instance
             .upstreams()
             .iter()
@@ -182,15 +225,27 @@ impl Scheduler {
                 )
             })
             .collect();
+        let control = Arc::new(InstanceControl::default());
+        let target = instance.target();
+        self.control
+            .insert(&target.tenant, &target.instance, Arc::clone(&control));
         self.jobs.push(Job {
             instance,
             interval,
+            control,
             upstreams,
         });
     }
 
-    /// The scheduled instances and their intervals.
-    pub fn schedule(&self) -> impl Iterator<Item = (&str, Duration)> {
+    /// Starting runs now and reading each instance's phase, for as long as
+    /// the scheduler runs (afterwards every instance answers that the host
+    /// is stopping).
+    pub fn control(&self) -> Arc<SyncControl> {
+        Arc::new(self.control.clone())
+    }
+
+    /// The instances and their intervals (`None`: on demand only).
+    pub fn schedule(&self) -> impl Iterator<Item = (&str, Option<Duration>)> {
         self.jobs.iter().map(|job| (job.instance.name(), job.interval))
     }
 
@@ -262,25 +317,41 @@ async fn job_loop(job: Job, context: Context) {
     // One session for all the instance's runs: the plugin instance stays
     // warm and the OAuth token cached between runs.
     let mut session = job.instance.session();
+    let control = &job.control;
+    // A scheduled instance runs at start; an on-demand one when asked.
+    let mut due = job.interval.map(|_| tokio::time::Instant::now());
     loop {
+        tokio::select! {
+            biased;
+            () = context.shutdown.cancelled() => break,
+            () = control.requested_run() => {}
+            () = until(due) => {}
+        }
+        control.starting();
         let permits = tokio::select! {
             biased;
-            () = context.shutdown.cancelled() => return,
+            () = context.shutdown.cancelled() => break,
             permits = acquire(&job.upstreams) => permits,
         };
         let Some(permits) = permits else {
-            return;
+            break;
         };
-        let finished = run_once(&job.instance, &mut session, &context).await;
+        let finished = run_once(&job.instance, &mut session, &context, control).await;
         drop(permits);
         log(&finished);
         (context.on_finish)(&finished);
-        let wait = job.interval + jitter(job.interval);
-        tokio::select! {
-            biased;
-            () = context.shutdown.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
-        }
+        let wait = job.interval.map(|interval| interval + jitter(interval));
+        due = wait.map(|wait| tokio::time::Instant::now() + wait);
+        control.ended(wait.map(|wait| now_ms().saturating_add(wait.as_millis() as i64)));
+    }
+    control.close();
+}
+
+/// Waits until `due`, or forever when there is none.
+async fn until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -302,11 +373,19 @@ fn jitter(interval: Duration) -> Duration {
     most.mul_f64(super::retry::jitter())
 }
 
-async fn run_once(instance: &SyncInstance, session: &mut ConnectorSession, context: &Context) -> FinishedRun {
+async fn run_once(
+    instance: &SyncInstance,
+    session: &mut ConnectorSession,
+    context: &Context,
+    control: &Arc<InstanceControl>,
+) -> FinishedRun {
     let target = instance.target();
     let started = Instant::now();
     let started_ms = now_ms();
-    let mut progress = LastBatch::default();
+    let mut progress = LastBatch {
+        record: None,
+        control: Arc::clone(control),
+    };
     let mut run = Box::pin(super::run(
         session,
         &context.store,
@@ -398,13 +477,17 @@ fn log(finished: &FinishedRun) {
 }
 
 /// Keeps the run record as of the last committed batch, for a run that is
-/// cut before it can save its own.
-#[derive(Default)]
+/// cut before it can save its own, and tells whoever asked for the run its id.
 struct LastBatch {
     record: Option<RunRecord>,
+    control: Arc<InstanceControl>,
 }
 
 impl Progress for LastBatch {
+    fn started(&mut self, record: &RunRecord) {
+        self.control.began(record.run);
+    }
+
     fn batch(&mut self, record: &RunRecord, _observations: usize) {
         self.record = Some(record.clone());
     }

@@ -26,6 +26,8 @@ pub fn router() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(tenants::list_instances))
         .routes(routes!(tenants::get_instance))
         .routes(routes!(tenants::list_runs))
+        .routes(routes!(tenants::get_run))
+        .routes(routes!(tenants::start_sync))
         .routes(routes!(events::events))
         .routes(routes!(events::imports))
         .routes(routes!(data::metrics_catalog))

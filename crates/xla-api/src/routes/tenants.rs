@@ -8,11 +8,15 @@ use crate::paging::{Page, PageQuery};
 use crate::state::ApiState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::ToSchema;
-use xla_store::{RunOutcome, RunRecord};
+use xla_store::{RunOutcome, RunRecord, Scope};
 use xla_sync::config::ConnectorInstance;
+use xla_sync::schedule::{Phase, Started, TriggerError};
+use xla_types::now_ms;
 
 /// A tenant the token covers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,6 +72,33 @@ pub struct InstanceStatus {
     pub last_outcome: Option<RunOutcome>,
     /// The latest completed run's end, unix ms: how fresh its data is.
     pub last_completed: Option<i64>,
+    /// When the cursor last moved, unix ms: the end of the latest run that
+    /// committed a batch (its start while it runs).
+    pub cursor_updated: Option<i64>,
+    /// Seconds since the cursor last moved.
+    pub cursor_age_seconds: Option<f64>,
+    /// `idle`, `requested`, `running`, or `unavailable` (this server does not
+    /// run it: no scheduler, the host is stopping, or it cannot be made ready).
+    pub state: SyncState,
+    /// Why it cannot run, when `state` is `unavailable`.
+    pub unavailable: Option<String>,
+    /// When the next scheduled run is due, unix ms (none without a
+    /// schedule, while a run is on, or when this server runs no syncs).
+    pub next_run: Option<i64>,
+}
+
+/// Where an instance's runs stand on this server.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// No run is on.
+    Idle,
+    /// A run was asked for and waits to begin.
+    Requested,
+    /// A run is on (or waits for its upstream's permits).
+    Running,
+    /// This server does not run it.
+    Unavailable,
 }
 
 async fn status(state: &ApiState, instance: &ConnectorInstance) -> Result<InstanceStatus, ApiError> {
@@ -76,8 +107,35 @@ async fn status(state: &ApiState, instance: &ConnectorInstance) -> Result<Instan
         .iter()
         .find(|r| r.outcome == RunOutcome::Completed)
         .and_then(|r| r.finished);
+    let cursor_updated = runs
+        .iter()
+        .find(|r| r.batches > 0)
+        .map(|r| r.finished.unwrap_or(r.started));
+    let schedule = state
+        .sync
+        .as_ref()
+        .and_then(|sync| sync.schedule(&instance.tenant, &instance.name))
+        .unwrap_or_default();
+    let sync_state = match (state.sync.is_some(), schedule.phase) {
+        (false, _) | (true, Phase::Closed) => SyncState::Unavailable,
+        (true, Phase::Idle) => SyncState::Idle,
+        (true, Phase::Requested) => SyncState::Requested,
+        (true, Phase::Running { .. }) => SyncState::Running,
+    };
     let last_run = runs.into_iter().next();
     Ok(InstanceStatus {
+        cursor_updated,
+        cursor_age_seconds: cursor_updated.map(|at| (now_ms() - at).max(0) as f64 / 1000.0),
+        state: sync_state,
+        unavailable: match sync_state {
+            SyncState::Unavailable => Some(
+                schedule
+                    .unavailable
+                    .unwrap_or_else(|| "this server runs no syncs of it (is the host stopping?)".into()),
+            ),
+            _ => None,
+        },
+        next_run: schedule.next_run,
         name: instance.name.clone(),
         tenant: instance.tenant.clone(),
         plugin: instance.plugin.clone(),
@@ -180,4 +238,116 @@ pub async fn list_runs(
         .runs(&instance.tenant, &instance.name, RUNS_KEPT_IN_LIST)
         .await?;
     Ok(Json(page.page(runs)?))
+}
+
+/// One run of an instance.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/instances/{instance}/runs/{run}",
+    tag = "tenants",
+    security(("bearer" = [])),
+    params(
+        ("tenant" = String, Path, description = "Tenant id"),
+        ("instance" = String, Path, description = "Connector instance name"),
+        ("run" = u64, Path, description = "Run id, as the run log and `POST .../sync` give it")
+    ),
+    responses(
+        (status = 200, body = RunRecord),
+        (status = 400, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn get_run(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    Path((tenant_id, name, run)): Path<(String, String, u64)>,
+) -> Result<Json<RunRecord>, ApiError> {
+    let tenant = tenant(&state, &caller, &tenant_id)?;
+    let instance = instance(&state, tenant, &name)?;
+    let runs = state
+        .store
+        .runs(&instance.tenant, &instance.name, RUNS_KEPT_IN_LIST)
+        .await?;
+    runs.into_iter()
+        .find(|r| r.run == run)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format_args!("run {run} of `{}`", instance.name)))
+}
+
+/// A run asked for with `POST .../sync`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncAccepted {
+    /// `started` (the run is in the run log as `run`) or `queued` (it waits
+    /// for its upstream's permits and begins when another run of that
+    /// upstream ends).
+    pub status: &'static str,
+    /// The run's id, once started.
+    pub run: Option<u64>,
+    /// Where to follow it: the run, or the instance while it is queued.
+    pub href: String,
+}
+
+/// How long `POST .../sync` waits for the run to begin before answering `queued`.
+const BEGIN_WAIT: Duration = Duration::from_secs(5);
+
+/// Starts a sync run of the instance now (write scope). Runs of one
+/// instance never overlap: while one is requested or on, this answers 409.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/instances/{instance}/sync",
+    tag = "tenants",
+    security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id"), ("instance" = String, Path, description = "Connector instance name")),
+    responses(
+        (status = 202, description = "The run started or is queued; `Location` says where to follow it", body = SyncAccepted,
+            headers(("location" = String, description = "The run's URL (the instance's while queued)"))),
+        (status = 401, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A run of the instance is requested or on", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This server cannot run the instance (no scheduler, stopping, or the instance is not ready)", body = crate::Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn start_sync(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    Path((tenant_id, name)): Path<(String, String)>,
+) -> Result<(StatusCode, HeaderMap, Json<SyncAccepted>), ApiError> {
+    let tenant = tenant(&state, &caller, &tenant_id)?;
+    let instance = instance(&state, tenant, &name)?;
+    caller.require(Scope::Write)?;
+    let sync = state.sync.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("this server runs no syncs; start it with `xla-host serve` (not a bare API)".into())
+    })?;
+    let trigger = sync.trigger(&instance.tenant, &instance.name).map_err(|e| match e {
+        TriggerError::Busy { .. } => ApiError::Conflict(e.to_string()),
+        _ => ApiError::Unavailable(e.to_string()),
+    })?;
+    let base = format!("/v1/tenants/{}/instances/{}", instance.tenant, instance.name);
+    let accepted = match trigger.started(BEGIN_WAIT).await {
+        Started::Run(run) => SyncAccepted {
+            status: "started",
+            run: Some(run),
+            href: format!("{base}/runs/{run}"),
+        },
+        Started::Waiting => SyncAccepted {
+            status: "queued",
+            run: None,
+            href: base,
+        },
+        Started::Failed => {
+            return Err(ApiError::Unavailable(
+                "the run ended before it began (the store failed or the host is stopping); the host's log says why"
+                    .into(),
+            ));
+        }
+    };
+    let mut headers = HeaderMap::new();
+    // Instance names and tenants are config-checked identifiers; a name
+    // that is not a header value still gets its run in the body.
+    if let Ok(location) = HeaderValue::from_str(&accepted.href) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok((StatusCode::ACCEPTED, headers, Json(accepted)))
 }

@@ -9,6 +9,7 @@ use crate::plugins::{PluginPre, discover};
 use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::sync::push::Receiver;
+use crate::sync::schedule::SyncControl;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -40,10 +41,13 @@ pub(crate) async fn start(
     config: &HostConfig,
     runtime: &Runtime,
     store: Arc<dyn Store>,
+    sync: Option<Arc<SyncControl>>,
     addr: SocketAddr,
     shutdown: CancellationToken,
 ) -> Result<Server> {
-    let state = Arc::new(state(config, runtime, store).await?);
+    let mut state = state(config, runtime, store).await?;
+    state.sync = sync;
+    let state = Arc::new(state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr} for the API (--listen or [api] listen)"))?;
@@ -86,6 +90,7 @@ pub(crate) async fn state(config: &HostConfig, runtime: &Runtime, store: Arc<dyn
         webhook_secrets,
         results: Default::default(),
         limiter: api::TokenLimiter::new(config.api.requests_per_second),
+        sync: None,
         metrics: match api::install_metrics() {
             Ok(handle) => Some(handle),
             Err(e) => {

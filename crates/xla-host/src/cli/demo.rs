@@ -219,7 +219,7 @@ async fn serve(host_config: &std::path::Path, store: Arc<dyn Store>, listen: std
     let config = HostConfig::load(host_config)?;
     let runtime = options::runtime(&config)?;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = super::api::start(&config, &runtime, store.clone(), listen, shutdown.clone()).await?;
+    let server = super::api::start(&config, &runtime, store.clone(), None, listen, shutdown.clone()).await?;
     let request = crate::api::auth::TokenRequest {
         name: "demo".into(),
         tenant: Some(TENANT.into()),

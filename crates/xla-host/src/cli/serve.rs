@@ -52,17 +52,19 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
     let store = open_store(config, args.data_dir.as_deref())?;
     let runtime = options::runtime(config)?;
     let shutdown = CancellationToken::new();
-    let server = match listen {
-        Some(addr) => Some(api::start(config, &runtime, store.clone(), addr, shutdown.clone()).await?),
-        None => None,
-    };
     let options = SchedulerOptions {
         grace: args.shutdown_grace,
+        // With the API on, every instance can be synced now with `POST .../sync`.
+        on_demand: listen.is_some(),
         ..SchedulerOptions::default()
     };
-    let scheduler = match scheduled.is_empty() {
-        true => None,
-        false => Some(Scheduler::from_config(&runtime, config.sync_setup(), store, options)?),
+    let scheduler = Scheduler::from_config(&runtime, config.sync_setup(), store.clone(), options)?;
+    let server = match listen {
+        Some(addr) => {
+            let control = scheduler.control();
+            Some(api::start(config, &runtime, store, Some(control), addr, shutdown.clone()).await?)
+        }
+        None => None,
     };
     for (instance, interval) in &scheduled {
         eprintln!(
@@ -73,6 +75,12 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
         );
     }
     if let Some(server) = &server {
+        for instance in config.connectors.iter().filter(|i| i.schedule.is_none()) {
+            eprintln!(
+                "{}: on demand (POST http://{}/v1/tenants/{}/instances/{}/sync)",
+                instance.name, server.addr, instance.tenant, instance.name
+            );
+        }
         eprintln!(
             "API at http://{}/v1 (OpenAPI: http://{}/v1/openapi.json)",
             server.addr, server.addr
@@ -81,11 +89,9 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
     eprintln!("serving; Ctrl-C or SIGTERM stops");
 
     let watcher = tokio::spawn(signals.watch(shutdown.clone(), args.shutdown_grace));
-    if let Some(scheduler) = scheduler {
-        scheduler
-            .run(shutdown.clone(), |finished| println!("{}", line(finished)))
-            .await;
-    }
+    scheduler
+        .run(shutdown.clone(), |finished| println!("{}", line(finished)))
+        .await;
     shutdown.cancelled().await;
     if let Some(server) = server {
         server.stopped(args.shutdown_grace).await;
