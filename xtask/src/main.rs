@@ -37,6 +37,13 @@ fn main() -> Result<()> {
         }
         "test" => {
             build_plugins(&root)?;
+            // The API test runs Schemathesis against the served OpenAPI document.
+            xtask::python::ensure_pinned(
+                &root,
+                "schemathesis",
+                "tests/api/requirements.txt",
+                "the API test fuzzes the served OpenAPI document with it",
+            )?;
             let host = host_triple()?;
             let mut tally = Tally::default();
             tally.run(&root.join("plugins"), &["test", "--release", "--target", &host])?;

@@ -76,58 +76,67 @@ pub fn build_python(repo_root: &Path, dir: &Path, install_to: &Path) -> Result<V
 }
 
 /// The installed componentize-py's version, which must be the pinned one.
-/// Installs the pinned version with pip when it is missing or another one,
-/// as `cargo xtask` adds the wasm32-wasip2 target when it is missing.
 fn check_componentize_py(repo_root: &Path) -> Result<String> {
-    let pinned = pinned_version(repo_root)?;
-    let install = format!("run `{PYTHON} -m pip install -r {REQUIREMENTS}`");
-    if installed_version()?.as_deref() != Some(pinned.as_str()) {
-        eprintln!("installing componentize-py {pinned} (pinned in {REQUIREMENTS}) with pip");
+    ensure_pinned(
+        repo_root,
+        "componentize-py",
+        REQUIREMENTS,
+        "the Python scorers in sdk/python/examples need it",
+    )
+}
+
+/// Makes sure `python3` has `package` at the version `requirements`
+/// (relative to the repository root) pins, installing it with pip when it
+/// is missing or another version, as `cargo xtask` adds the wasm32-wasip2
+/// target when it is missing; returns that version. `needed_for` says why,
+/// in the error.
+pub fn ensure_pinned(repo_root: &Path, package: &str, requirements: &str, needed_for: &str) -> Result<String> {
+    let pinned = pinned_version(repo_root, package, requirements)?;
+    let install = format!("run `{PYTHON} -m pip install -r {requirements}`");
+    if installed_version(package)?.as_deref() != Some(pinned.as_str()) {
+        eprintln!("installing {package} {pinned} (pinned in {requirements}) with pip");
         let status = Command::new(PYTHON)
             .args(["-m", "pip", "install", "--quiet", "-r"])
-            .arg(repo_root.join(REQUIREMENTS))
+            .arg(repo_root.join(requirements))
             .status()
             .with_context(|| format!("running `{PYTHON} -m pip`; install Python 3 with pip, then {install}"))?;
         if !status.success() {
-            bail!("pip could not install componentize-py {pinned}; {install} and read its error");
+            bail!("pip could not install {package} {pinned}; {install} and read its error");
         }
     }
-    match installed_version()? {
+    match installed_version(package)? {
         Some(installed) if installed == pinned => Ok(installed),
-        Some(installed) => {
-            bail!("componentize-py {installed} is installed but {REQUIREMENTS} pins {pinned}: {install}")
-        }
-        None => bail!(
-            "componentize-py is not installed for `{PYTHON}`; the Python scorers in sdk/python/examples need it: {install}"
-        ),
+        Some(installed) => bail!("{package} {installed} is installed but {requirements} pins {pinned}: {install}"),
+        None => bail!("{package} is not installed for `{PYTHON}`; {needed_for}: {install}"),
     }
 }
 
-/// componentize-py's version as `python3` sees it; `None` when it is not installed.
-fn installed_version() -> Result<Option<String>> {
+/// `package`'s version as `python3` sees it; `None` when it is not installed.
+fn installed_version(package: &str) -> Result<Option<String>> {
     let output = Command::new(PYTHON)
         .args([
             "-c",
-            "import importlib.metadata as m; print(m.version('componentize-py'))",
+            &format!("import importlib.metadata as m; print(m.version({package:?}))"),
         ])
         .stderr(Stdio::null())
         .output()
-        .with_context(|| format!("cannot run `{PYTHON}`; building the Python scorers needs Python 3"))?;
+        .with_context(|| format!("cannot run `{PYTHON}`; {package} needs Python 3"))?;
     Ok(output
         .status
         .success()
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()))
 }
 
-/// The version after `componentize-py==` in the requirements file.
-fn pinned_version(repo_root: &Path) -> Result<String> {
-    let path = repo_root.join(REQUIREMENTS);
+/// The version after `<package>==` in `requirements`.
+fn pinned_version(repo_root: &Path, package: &str, requirements: &str) -> Result<String> {
+    let path = repo_root.join(requirements);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let prefix = format!("{package}==");
     text.lines()
         .map(|line| line.split('#').next().unwrap_or_default().trim())
-        .find_map(|line| line.strip_prefix("componentize-py=="))
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
         .map(|v| v.trim().to_string())
-        .with_context(|| format!("{} does not pin `componentize-py==<version>`", path.display()))
+        .with_context(|| format!("{} does not pin `{package}==<version>`", path.display()))
 }
 
 /// What goes into a component: the example's files (not its bytecode cache)

@@ -13,8 +13,10 @@ pub const MAX_LIMIT: usize = 500;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Where the previous page ended (its `next`).
+    #[param(pattern = "^o[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -52,12 +54,16 @@ impl PageQuery {
     pub fn offset(&self) -> Result<usize, ApiError> {
         match &self.cursor {
             None => Ok(0),
-            Some(c) => c.strip_prefix("o").and_then(|n| n.parse().ok()).ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "cursor `{}` is not one this API handed out; pass a page's `next`",
-                    xla_types::untrusted::escape_capped(c, 64)
-                ))
-            }),
+            Some(c) => c
+                .strip_prefix('o')
+                .filter(|n| (1..=18).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "cursor `{}` is not one this API handed out; pass a page's `next`",
+                        xla_types::untrusted::escape_capped(c, 64)
+                    ))
+                }),
         }
     }
 

@@ -246,7 +246,8 @@ pub fn breakdown(query: &BreakdownQuery, rollups: BTreeMap<(i64, Option<String>)
     }
     let mut ranked: Vec<(String, f64)> = per_group.into_iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let total: f64 = ranked.iter().map(|(_, v)| v).sum();
+    // `+ 0.0`: an empty float sum is -0.0, which would serialize as `-0.0`.
+    let total: f64 = ranked.iter().map(|(_, v)| v).sum::<f64>() + 0.0;
     let fraction = |v: f64| if total > 0.0 { v / total } else { 0.0 };
     let mut running = 0.0;
     let mut groups_for_80_percent = 0;

@@ -95,20 +95,46 @@ pub async fn metrics_catalog(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SeriesParams {
-    /// Start, RFC 3339 (`2026-10-01T00:00:00Z`), inclusive; rounded down to its UTC day.
+    /// Start, RFC 3339 (`2026-10-01T00:00:00Z`), inclusive; rounded down to
+    /// its UTC day. A window whose start is not before its end is empty.
+    #[param(format = DateTime)]
     pub from: String,
     /// End, RFC 3339, exclusive; rounded up to a UTC day.
+    #[param(format = DateTime)]
     pub to: String,
     /// How each bucket's values become one number.
     pub aggregation: Aggregation,
     /// Bucket width (default `month`).
     pub bucket: Option<Bucket>,
     /// Only observations with this dimension value: `dimension:value` (`service:VPN`).
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,64}:[\\s\\S]+$")]
     pub filter: Option<String>,
     /// One series per value of this dimension (`assignment_group`).
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub group_by: Option<String>,
     /// `json` (default) or `csv`; an `Accept: text/csv` header does the same.
-    pub format: Option<String>,
+    #[param(inline)]
+    pub format: Option<Format>,
+}
+
+/// The media type of a series or breakdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `application/json`.
+    Json,
+    /// `text/csv` (RFC 4180).
+    Csv,
+}
+
+/// What a breakdown ranks its groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RankBy {
+    /// The sum of the values (lost minutes).
+    Sum,
+    /// The number of observations (tickets).
+    Count,
 }
 
 /// A series as JSON.
@@ -132,8 +158,8 @@ pub struct Series {
     security(("bearer" = [])),
     params(("tenant" = String, Path, description = "Tenant id"), ("metric" = String, Path, description = "Metric name"), SeriesParams),
     responses(
-        (status = 200, body = Series, content_type = "application/json"),
-        (status = 200, description = "The same as CSV: bucket_start, group, value, count", content_type = "text/csv", body = String),
+        (status = 200, description = "The series; as CSV (`?format=csv` or `Accept: text/csv`) its columns are bucket_start, group, value, count",
+            content((Series = "application/json"), (String = "text/csv"))),
         (status = 400, body = crate::Problem, content_type = "application/problem+json"),
         (status = 401, body = crate::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::Problem, content_type = "application/problem+json"),
@@ -157,11 +183,16 @@ pub async fn series(
         to,
         bucket,
         filter: params.filter.as_deref().map(filter).transpose()?,
-        group_by: params.group_by.clone(),
+        group_by: params
+            .group_by
+            .as_deref()
+            .map(|g| dimension("group_by", g))
+            .transpose()?
+            .map(str::to_string),
         aggregation: params.aggregation,
     };
     let points = state.store.series(&query).await?;
-    if wants_csv(params.format.as_deref(), &headers)? {
+    if wants_csv(params.format, &headers) {
         let rows = points.iter().map(|p| {
             vec![
                 rfc3339(p.bucket_start),
@@ -186,17 +217,23 @@ pub async fn series(
 #[into_params(parameter_in = Query)]
 pub struct BreakdownParams {
     /// The dimension whose values are ranked (`assignment_group`).
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub dimension: String,
-    /// Start, RFC 3339, inclusive.
+    /// Start, RFC 3339, inclusive. A window whose start is not before its end is empty.
+    #[param(format = DateTime)]
     pub from: String,
     /// End, RFC 3339, exclusive.
+    #[param(format = DateTime)]
     pub to: String,
     /// Groups to return, 1 to 1000 (default 10); totals cover every group.
+    #[param(minimum = 1, maximum = 1000)]
     pub top: Option<usize>,
     /// Rank by the `sum` of values (default) or the `count` of observations.
-    pub by: Option<String>,
+    #[param(inline)]
+    pub by: Option<RankBy>,
     /// `json` (default) or `csv`.
-    pub format: Option<String>,
+    #[param(inline)]
+    pub format: Option<Format>,
 }
 
 /// The top values of a dimension by a metric, with Pareto shares (which
@@ -208,8 +245,8 @@ pub struct BreakdownParams {
     security(("bearer" = [])),
     params(("tenant" = String, Path, description = "Tenant id"), ("metric" = String, Path, description = "Metric name"), BreakdownParams),
     responses(
-        (status = 200, body = Breakdown, content_type = "application/json"),
-        (status = 200, description = "The rows as CSV: group, value, share, cumulative_share", content_type = "text/csv", body = String),
+        (status = 200, description = "The breakdown; as CSV (`?format=csv` or `Accept: text/csv`) its columns are group, value, share, cumulative_share",
+            content((Breakdown = "application/json"), (String = "text/csv"))),
         (status = 400, body = crate::Problem, content_type = "application/problem+json"),
         (status = 401, body = crate::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::Problem, content_type = "application/problem+json")
@@ -230,16 +267,7 @@ pub async fn breakdown(
             "top {top} is out of range: use 1 to 1000"
         )));
     }
-    let by_count = match params.by.as_deref() {
-        None | Some("sum") => false,
-        Some("count") => true,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "by `{}` is not `sum` or `count`",
-                escape_capped(other, 50)
-            )));
-        }
-    };
+    let by_count = params.by == Some(RankBy::Count);
     let breakdown = state
         .store
         .breakdown(&BreakdownQuery {
@@ -247,12 +275,12 @@ pub async fn breakdown(
             metric,
             from,
             to,
-            dimension: params.dimension.clone(),
+            dimension: dimension("dimension", &params.dimension)?.to_string(),
             by_count,
             top,
         })
         .await?;
-    if wants_csv(params.format.as_deref(), &headers)? {
+    if wants_csv(params.format, &headers) {
         let rows = breakdown.rows.iter().map(|r| {
             vec![
                 r.group.clone(),
@@ -306,7 +334,8 @@ pub async fn ticket(
     Ok(Json(Ticket { ticket, observations }))
 }
 
-/// `[from, to)` in unix ms from two RFC 3339 times.
+/// `[from, to)` in unix ms from two RFC 3339 times; empty when `from` is
+/// not before `to`.
 fn window(from: &str, to: &str) -> Result<(i64, i64), ApiError> {
     let parse = |name: &str, text: &str| {
         DateTime::parse_from_rfc3339(text)
@@ -319,16 +348,29 @@ fn window(from: &str, to: &str) -> Result<(i64, i64), ApiError> {
             })
     };
     let (from, to) = (parse("from", from)?, parse("to", to)?);
-    if from >= to {
-        return Err(ApiError::BadRequest("`from` must be before `to`".into()));
+    Ok((from, to.max(from)))
+}
+
+/// A dimension's name as a query parameter gives it: 1 to 64 of
+/// `[A-Za-z0-9_.-]` (the parameter's documented pattern).
+pub(super) fn dimension<'a>(parameter: &str, name: &'a str) -> Result<&'a str, ApiError> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    match valid {
+        true => Ok(name),
+        false => Err(ApiError::BadRequest(format!(
+            "`{parameter}` is `{}`, not a dimension name (1 to 64 letters, digits, `_`, `.` or `-`, like `assignment_group`)",
+            escape_capped(name, 70)
+        ))),
     }
-    Ok((from, to))
 }
 
 /// `dimension:value`.
 fn filter(text: &str) -> Result<(String, String), ApiError> {
     text.split_once(':')
-        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .filter(|(k, v)| dimension("filter", k).is_ok() && !v.is_empty())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
@@ -344,18 +386,13 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// Whether the caller asked for CSV (`?format=csv` or `Accept: text/csv`).
-fn wants_csv(format: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
+fn wants_csv(format: Option<Format>, headers: &HeaderMap) -> bool {
     match format {
-        Some("csv") => Ok(true),
-        Some("json") => Ok(false),
-        Some(other) => Err(ApiError::BadRequest(format!(
-            "format `{}` is not `json` or `csv`",
-            escape_capped(other, 50)
-        ))),
-        None => Ok(headers
+        Some(format) => format == Format::Csv,
+        None => headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/csv")))),
+            .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/csv"))),
     }
 }
 
@@ -412,8 +449,19 @@ mod tests {
         );
         let error = window("yesterday", "1970-01-02T00:00:00Z").expect_err("refused");
         assert!(error.to_string().contains("`from` is `yesterday`"), "{error}");
-        assert!(window("1970-01-02T00:00:00Z", "1970-01-01T00:00:00Z").is_err());
+        assert_eq!(
+            window("1970-01-02T00:00:00Z", "1970-01-01T00:00:00Z").ok(),
+            Some((86_400_000, 86_400_000)),
+            "an end before the start is an empty window"
+        );
         assert_eq!(filter("service:VPN").ok(), Some(("service".into(), "VPN".into())));
         assert!(filter("service").is_err());
+        assert!(filter("service:").is_err());
+        assert!(filter("ser vice:VPN").is_err(), "the key is a dimension name");
+        assert_eq!(filter("service:a:b\nc").ok(), Some(("service".into(), "a:b\nc".into())));
+        assert!(dimension("group_by", "assignment_group").is_ok());
+        for bad in ["", "a b", "é", &"x".repeat(65)] {
+            assert!(dimension("group_by", bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -155,7 +155,11 @@ pub async fn get_xla(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PeriodParams {
-    /// The period: `2026-10` (month), `2026-Q4` (quarter) or `2026-W43` (ISO week), as the XLA's period.
+    /// The period: `2026-10` (month), `2026-Q4` (quarter) or `2026-W43` (ISO
+    /// week), as the XLA's period (`/xot` takes months). A label of another
+    /// kind, or a week the year does not have, is a report that does not
+    /// exist: 404.
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2]|[Qq][1-4]|W(0[1-9]|[1-4][0-9]|5[0-3]))$")]
     pub period: String,
 }
 
@@ -166,16 +170,41 @@ fn engine(state: &ApiState) -> Result<&Engine, ApiError> {
         .ok_or_else(|| ApiError::Unavailable("no scorer plugin is loaded; install the scorers and restart".into()))
 }
 
+/// Whether `label` has the documented shape of a period label:
+/// `^[0-9]{4}-(0[1-9]|1[0-2]|[Qq][1-4]|W(0[1-9]|[1-4][0-9]|5[0-3]))$`.
+fn is_period_label(label: &str) -> bool {
+    let Some((year, rest)) = label.split_once('-') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let number = |s: &str, len: usize, range: std::ops::RangeInclusive<u32>| {
+        s.len() == len && digits(s) && s.parse().is_ok_and(|n| range.contains(&n))
+    };
+    year.len() == 4
+        && digits(year)
+        && (number(rest, 2, 1..=12)
+            || rest.strip_prefix(['Q', 'q']).is_some_and(|q| number(q, 1, 1..=4))
+            || rest.strip_prefix('W').is_some_and(|w| number(w, 2, 1..=53)))
+}
+
+/// The window `label` names as a `period`: a 400 for a label of no kind,
+/// a 404 for one of another kind or a period that does not exist (there is
+/// no such report).
 fn window(period: Period, label: &str) -> Result<Window, ApiError> {
+    let example = match period {
+        Period::Week => "2026-W43",
+        Period::Month => "2026-10",
+        Period::Quarter => "2026-Q4",
+    };
+    let label_text = escape_capped(label, 40);
+    if !is_period_label(label) {
+        return Err(ApiError::BadRequest(format!(
+            "period `{label_text}` is not a period label (e.g. {example})"
+        )));
+    }
     period.parse(label).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "period `{}` is not a {period} label (e.g. {})",
-            escape_capped(label, 40),
-            match period {
-                Period::Week => "2026-W43",
-                Period::Month => "2026-10",
-                Period::Quarter => "2026-Q4",
-            }
+        ApiError::NotFound(format!(
+            "no report for `{label_text}`: it names no {period}, and this is reported by {period} (e.g. {example})"
         ))
     })
 }
@@ -254,12 +283,16 @@ pub async fn xot(
 #[into_params(parameter_in = Query)]
 pub struct ScorecardParams {
     /// The month, `2026-10`.
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub period: String,
     /// The slicing dimension (default `service`).
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub group_by: Option<String>,
-    /// SLA compliance target in percent (default 90).
+    /// SLA compliance target in percent, 0 to 100 (default 90).
+    #[param(minimum = 0, maximum = 100)]
     pub sla_target: Option<f64>,
     /// Happiness target in points, -100 to 100 (default 50).
+    #[param(minimum = -100, maximum = 100)]
     pub happiness_target: Option<f64>,
 }
 
@@ -300,7 +333,7 @@ pub async fn scorecard(
             "the scorecard needs the `watermelon` scorer plugin; install it and restart".into(),
         ));
     }
-    let group_by = params.group_by.as_deref().unwrap_or("service");
+    let group_by = super::data::dimension("group_by", params.group_by.as_deref().unwrap_or("service"))?;
     let key = format!(
         "scorecard\0{tenant}\0{}\0{group_by}\0{sla_target}\0{happiness_target}",
         window.label()
@@ -343,4 +376,27 @@ fn json_body(body: Bytes, cache: &'static str) -> Response {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_HEADER, HeaderValue::from_static(cache));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_of_the_documented_shape_but_another_kind_is_a_missing_report() {
+        for good in ["2026-10", "2026-Q4", "2026-q1", "2026-W01", "2026-W53", "0000-01"] {
+            assert!(is_period_label(good), "{good}");
+        }
+        for bad in [
+            "", "2026", "2026-13", "2026-00", "2026-1", "2026-Q5", "2026-W54", "2026-W00", "26-10", "2026-10 ",
+        ] {
+            assert!(!is_period_label(bad), "{bad:?}");
+        }
+        assert!(window(Period::Month, "2026-10").is_ok());
+        assert!(matches!(window(Period::Month, "2026-Q4"), Err(ApiError::NotFound(_))));
+        // 2026 has 53 ISO weeks; 2025 has 52.
+        assert!(window(Period::Week, "2026-W53").is_ok());
+        assert!(matches!(window(Period::Week, "2025-W53"), Err(ApiError::NotFound(_))));
+        assert!(matches!(window(Period::Month, "2026-13"), Err(ApiError::BadRequest(_))));
+    }
 }
