@@ -176,12 +176,10 @@ fn note_use(state: &Arc<ApiState>, record: &TokenRecord, now: i64) {
     let store = Arc::clone(&state.store);
     let id = record.id.clone();
     tokio::spawn(async move {
-        // Re-read: a revocation since the request began must not be undone.
-        if let Ok(Some(mut fresh)) = store.token(&id).await {
-            fresh.last_used = Some(now);
-            if let Err(e) = store.save_token(&fresh).await {
-                tracing::warn!(token = %id, "cannot record the token's last use: {e}");
-            }
+        // Only `last_used` changes, atomically: a revocation since the
+        // request began is never undone.
+        if let Err(e) = store.note_token_use(&id, now).await {
+            tracing::warn!(token = %id, "cannot record the token's last use: {e}");
         }
     });
 }

@@ -39,4 +39,5 @@ pub use xla_sim as sim;
 pub use xla_store as store;
 pub use xla_store_sled as store_sled;
 pub use xla_sync as sync;
+pub use xla_types as types;
 pub use xla_types::untrusted;

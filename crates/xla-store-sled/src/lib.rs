@@ -365,6 +365,11 @@ impl Store for SledStore {
         self.blocking(move |sled| sled.save_token(&token)).await
     }
 
+    async fn note_token_use(&self, id: &str, at: i64) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.blocking(move |sled| sled.note_token_use(&id, at)).await
+    }
+
     async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         let id = id.to_owned();
         self.blocking(move |sled| sled.token(&id)).await

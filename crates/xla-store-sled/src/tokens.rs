@@ -23,6 +23,38 @@ impl Sled {
         Ok(())
     }
 
+    /// Sets the record's `last_used` to `at` unless it is later already,
+    /// atomically (sled retries the update if the record changed meanwhile,
+    /// so a revocation saved concurrently is never overwritten). Not
+    /// flushed: a last use lost in a crash is harmless.
+    pub(crate) fn note_token_use(&self, id: &str, at: i64) -> Result<(), StoreError> {
+        let mut failure = None;
+        self.db
+            .update_and_fetch(token_key(id), |old| {
+                let old = old?;
+                let mut record = match decode(old) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        failure = Some(e);
+                        return Some(old.to_vec());
+                    }
+                };
+                if record.last_used.is_some_and(|used| used >= at) {
+                    return Some(old.to_vec());
+                }
+                record.last_used = Some(at);
+                match serde_json::to_vec(&record) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        failure = Some(StoreError::corrupt(format!("encoding a token record: {e}")));
+                        Some(old.to_vec())
+                    }
+                }
+            })
+            .or_store()?;
+        failure.map_or(Ok(()), Err)
+    }
+
     /// The record with this id.
     pub(crate) fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         self.db

@@ -1055,7 +1055,14 @@ pub fn token_records_are_kept_by_id<B: Backend>(backend: &B) {
         revoked.revoked = Some(5_000);
         revoked.last_used = Some(4_000);
         store.save_token(&revoked).await.expect("update");
-        assert_eq!(store.token("b2").await.expect("token"), Some(revoked));
+        assert_eq!(store.token("b2").await.expect("token"), Some(revoked.clone()));
+        assert_eq!(store.token("zz").await.expect("token"), None);
+        // A use noted after the revocation keeps it, and never moves back.
+        store.note_token_use("b2", 6_000).await.expect("noted");
+        store.note_token_use("b2", 5_500).await.expect("noted");
+        let used = store.token("b2").await.expect("token").expect("kept");
+        assert_eq!((used.revoked, used.last_used), (Some(5_000), Some(6_000)));
+        store.note_token_use("zz", 6_000).await.expect("an unknown id is no error");
         assert_eq!(store.token("zz").await.expect("token"), None);
     });
 }

@@ -153,6 +153,11 @@ pub trait Store: Send + Sync + 'static {
     /// revocation), keyed by its id.
     async fn save_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
 
+    /// Records that token `id` was used at `at` (unix ms), changing only
+    /// its `last_used` and never moving it back, in one atomic step: a
+    /// revocation saved meanwhile is kept. Nothing happens for an unknown id.
+    async fn note_token_use(&self, id: &str, at: i64) -> Result<(), StoreError>;
+
     /// The token record with this id, revoked and expired ones included.
     async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
 

@@ -1,0 +1,259 @@
+//! API load benchmark: the HTTP API on loopback over one month of a
+//! 275,000-employee organisation (the scoring benchmark's data,
+//! `month::load`), driven by oha at a fixed rate with latency correction
+//! (no coordinated omission): p50 and p99 at 2,000 requests/s for a cached
+//! XLA report, a series and a breakdown, then the highest rate each
+//! sustains with p99 under 10 ms.
+//!
+//! Run: `cargo xtask build-plugins && cargo bench -p xla-tests --bench api -- [scale]`
+//! with oha on the PATH (`cargo install oha --locked`) or named by `OHA`.
+//! The server and oha share the machine's cores, as on a one-box install.
+//! Results in BENCHMARKS.md.
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use xla_host::api::auth::{self, TokenRequest};
+use xla_host::api::{ApiConfig, ApiState, Catalog, TokenLimiter};
+use xla_host::runtime::{Limits, Runtime, RuntimeOptions};
+use xla_host::score::{Engine, load_scorers, standard_xlas};
+use xla_host::store::{Scope, Store};
+use xla_host::store_sled::SledStore;
+
+mod month;
+
+/// The rate the issue asks about, requests per second.
+const RATE: u32 = 2_000;
+/// The p99 a sustained rate must stay under, milliseconds.
+const P99_BUDGET_MS: f64 = 10.0;
+/// How long each fixed-rate run lasts.
+const RUN_SECONDS: u32 = 10;
+/// Connections oha keeps open.
+const CONNECTIONS: u32 = 50;
+
+/// One oha run's outcome.
+struct Run {
+    rate: u32,
+    achieved: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_200: u64,
+}
+
+impl Run {
+    /// Held: p99 under the budget, every answer a 200, and the rate reached.
+    fn held(&self) -> bool {
+        self.p99_ms < P99_BUDGET_MS && self.non_200 == 0 && self.achieved >= 0.95 * f64::from(self.rate)
+    }
+}
+
+fn oha() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("OHA") {
+        return Ok(PathBuf::from(path));
+    }
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("oha"))
+        .find(|path| path.is_file());
+    found.context("oha is not on the PATH: `cargo install oha --locked`, or name it with OHA=/path/to/oha")
+}
+
+/// `oha` at `rate` requests/s for `seconds` against `url`.
+fn load(oha: &Path, url: &str, token: &str, rate: u32, seconds: u32) -> Result<Run> {
+    let output = std::process::Command::new(oha)
+        .args(["--no-tui", "--output-format", "json", "--latency-correction"])
+        .args(["-z", &format!("{seconds}s"), "-q", &rate.to_string(), "-c", &CONNECTIONS.to_string()])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(url)
+        .output()
+        .with_context(|| format!("running {}", oha.display()))?;
+    if !output.status.success() {
+        bail!("oha failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let report: Value = serde_json::from_slice(&output.stdout).context("oha's JSON report")?;
+    let seconds_ms = |v: &Value| v.as_f64().map(|s| s * 1000.0).unwrap_or(f64::NAN);
+    let codes = report["statusCodeDistribution"].as_object().cloned().unwrap_or_default();
+    let non_200 = codes
+        .iter()
+        .filter(|(code, _)| code.as_str() != "200")
+        .filter_map(|(_, n)| n.as_u64())
+        .sum::<u64>()
+        + report["errorDistribution"]
+            .as_object()
+            .map(|errors| errors.values().filter_map(Value::as_u64).sum::<u64>())
+            .unwrap_or(0);
+    Ok(Run {
+        rate,
+        achieved: report["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
+        p50_ms: seconds_ms(&report["latencyPercentiles"]["p50"]),
+        p99_ms: seconds_ms(&report["latencyPercentiles"]["p99"]),
+        non_200,
+    })
+}
+
+fn print(name: &str, run: &Run) {
+    println!(
+        "  {name:<10} {:>6} req/s asked {:>8.0} done  p50 {:>6.2} ms  p99 {:>6.2} ms{}",
+        run.rate,
+        run.achieved,
+        run.p50_ms,
+        run.p99_ms,
+        if run.non_200 > 0 {
+            format!("  ({} not 200)", run.non_200)
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// Serves the API over `store` on 127.0.0.1:0; returns its base URL and a read token.
+async fn serve(store: Arc<dyn Store>, target_dir: &Path) -> Result<(String, String)> {
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(target_dir.join("test-cache")),
+        ..RuntimeOptions::default()
+    })?;
+    let xlas = standard_xlas(month::TENANT);
+    let names: Vec<&str> = xlas.iter().map(|x| x.scorer.as_str()).chain(["watermelon"]).collect();
+    let scorers = load_scorers(
+        &runtime,
+        &target_dir.join("plugins"),
+        &Default::default(),
+        &BTreeMap::new(),
+        names,
+        &Limits::default(),
+    )
+    .await
+    .context("loading the scorers (run `cargo xtask build-plugins`)")?;
+    let engine = Engine::new(store.clone(), scorers, Limits::default());
+    let config = ApiConfig {
+        // The benchmark measures the server, not the per-token limit.
+        requests_per_second: u32::MAX,
+        ..ApiConfig::default()
+    };
+    let token = auth::issue(
+        &*store,
+        TokenRequest {
+            name: "bench".into(),
+            tenant: Some(month::TENANT.into()),
+            scope: Scope::Read,
+            expires: None,
+        },
+        xla_host::types::now_ms(),
+    )
+    .await?
+    .token;
+    let state = ApiState {
+        store,
+        engine: Some(engine),
+        catalog: Catalog {
+            instances: Vec::new(),
+            plugins: Vec::new(),
+            xlas,
+        },
+        limiter: TokenLimiter::new(config.requests_per_second),
+        config,
+        receivers: BTreeMap::new(),
+        webhook_secrets: BTreeMap::new(),
+        metrics: None,
+        results: Default::default(),
+        sync: None,
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let app = xla_host::api::app(Arc::new(state));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((format!("http://{addr}"), token))
+}
+
+fn main() -> Result<()> {
+    let scale: f64 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1.0);
+    let oha = oha()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let dir = tempfile::tempdir()?;
+    let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let (base, token) = runtime.block_on(async {
+        let sled = SledStore::open(&dir.path().join("data"))?;
+        sled.set_durable(false);
+        let store: Arc<dyn Store> = Arc::new(sled);
+        let loading = Instant::now();
+        let loaded = month::load(&*store, scale).await?;
+        println!(
+            "loaded {} observations ({} tickets, {} responses, {} device-days) in {:.1} s",
+            loaded.observations,
+            loaded.tickets,
+            loaded.responses,
+            loaded.device_days,
+            loading.elapsed().as_secs_f64()
+        );
+        serve(store, &target_dir).await
+    })?;
+    let month = "from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z";
+    let tenant = format!("{base}/v1/tenants/{}", month::TENANT);
+    let routes = [
+        ("report", format!("{tenant}/xlas/incident-happiness/report?period=2026-10")),
+        (
+            "series",
+            format!("{tenant}/metrics/resolution_hours/series?{month}&aggregation=p90&bucket=day&group_by=service"),
+        ),
+        (
+            "breakdown",
+            format!("{tenant}/metrics/resolution_hours/breakdown?{month}&dimension=assignment_group&top=12"),
+        ),
+    ];
+    println!("first answers (the report's is computed, later ones come from the cache):");
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        for (name, url) in &routes {
+            let started = Instant::now();
+            let response = client.get(url).bearer_auth(&token).send().await?;
+            let status = response.status();
+            let cache = response
+                .headers()
+                .get("x-xla-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string();
+            let body = response.bytes().await?;
+            if !status.is_success() {
+                bail!("{name}: {status}: {}", String::from_utf8_lossy(&body));
+            }
+            println!(
+                "  {name:<10} {:>8.1} ms, {} bytes, cache {cache}",
+                started.elapsed().as_secs_f64() * 1000.0,
+                body.len()
+            );
+        }
+        anyhow::Ok(())
+    })?;
+    // oha runs from this thread while the runtime's workers serve.
+    println!("at {RATE} requests/s for {RUN_SECONDS} s, {CONNECTIONS} connections:");
+    for (name, url) in &routes {
+        print(name, &load(&oha, url, &token, RATE, RUN_SECONDS)?);
+    }
+    println!("highest rate held with p99 < {P99_BUDGET_MS} ms (steps of 5 s):");
+    for (name, url) in &routes {
+        let mut held = None;
+        for rate in [2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 16_000, 20_000, 24_000, 32_000] {
+            let run = load(&oha, url, &token, rate, 5)?;
+            print(name, &run);
+            if !run.held() {
+                break;
+            }
+            held = Some(rate);
+        }
+        match held {
+            Some(rate) => println!("  {name}: held {rate} requests/s"),
+            None => println!("  {name}: did not hold {RATE} requests/s"),
+        }
+    }
+    drop(runtime);
+    Ok(())
+}
