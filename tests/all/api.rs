@@ -838,9 +838,10 @@ async fn webhooks_commit_once_and_refuse_bad_deliveries_storing_nothing() {
 }
 
 #[tokio::test]
-async fn reports_are_computed_once_per_data_version() {
+async fn results_are_computed_once_per_data_version() {
     let api = serve().await;
     let report = "/v1/tenants/acme/xlas/resolution/report?period=2026-03";
+    let series = format!("/v1/tenants/acme/metrics/resolution_hours/series?{WINDOW}&aggregation=count");
     let cache = |headers: &reqwest::header::HeaderMap| {
         headers
             .get("x-xla-cache")
@@ -853,6 +854,14 @@ async fn reports_are_computed_once_per_data_version() {
     let (_, headers, second) = api.get(Some(&api.acme), report).await;
     assert_eq!(cache(&headers).as_deref(), Some("hit"));
     assert_eq!(first, second, "the same bytes");
+    // Series too, JSON and CSV apart.
+    let (_, headers, series_before) = api.get(Some(&api.acme), &series).await;
+    assert_eq!(cache(&headers).as_deref(), Some("miss"));
+    let (_, headers, _) = api.get(Some(&api.acme), &series).await;
+    assert_eq!(cache(&headers).as_deref(), Some("hit"));
+    let (_, headers, csv) = api.get(Some(&api.acme), &format!("{series}&format=csv")).await;
+    assert_eq!(cache(&headers).as_deref(), Some("miss"));
+    assert!(csv.starts_with("bucket_start,group,value,count"), "{csv}");
     // Another tenant's identical route is its own entry.
     let (_, headers, _) = api.get(Some(&api.globex), &report.replace("acme", "globex")).await;
     assert_eq!(cache(&headers).as_deref(), Some("miss"));
@@ -887,6 +896,14 @@ async fn reports_are_computed_once_per_data_version() {
         .expect("commit");
     let (_, headers, third) = api.get(Some(&api.acme), report).await;
     assert_eq!(cache(&headers).as_deref(), Some("miss"));
+    let (_, headers, series_after) = api.get(Some(&api.acme), &series).await;
+    assert_eq!(cache(&headers).as_deref(), Some("miss"));
+    let count = |text: &str| serde_json::from_str::<Value>(text).expect("json")["points"][0]["value"].as_f64();
+    assert_eq!(
+        (count(&series_before), count(&series_after)),
+        (Some(6.0), Some(10.0)),
+        "{series_before} / {series_after}"
+    );
     let value = |text: &str| serde_json::from_str::<Value>(text).expect("json")["value"].as_f64();
     assert_eq!(value(&first), Some(6.5));
     assert_eq!(value(&third), Some((39.0 + 80.0) / 10.0));

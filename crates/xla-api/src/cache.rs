@@ -1,49 +1,104 @@
-//! Computed results (reports, X/O/T views, scorecards) kept as their JSON
-//! bytes per key and store data version: a request for a result whose data
-//! has not changed since it was computed is answered from memory, and the
-//! first request after a commit computes it again.
+//! Computed results (reports, X/O/T views, scorecards, series, breakdowns)
+//! kept as their encoded bytes per query and store data version: a request
+//! for a result whose data has not changed since it was computed is
+//! answered from memory, and the first request after a commit computes it
+//! again.
+//!
+//! The cache is bounded by bytes (quick_cache's CLOCK-Pro eviction, by
+//! weight): queries are the caller's to choose, so neither their number nor
+//! their size may grow the host's memory without limit.
 
 use axum::body::Bytes;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use axum::http::HeaderValue;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
 
-/// Results kept at most; past it the oldest half is dropped.
-const MAX_ENTRIES: usize = 4096;
+/// Bytes of results kept at most.
+const CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
+/// A result larger than this is answered but not kept.
+const LARGEST_KEPT: usize = 8 * 1024 * 1024;
+/// What an entry costs beyond its body (key, version, bookkeeping).
+const ENTRY_OVERHEAD: u64 = 256;
 
 /// The cache.
-#[derive(Default)]
 pub struct ResultCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Cache<String, Kept, ByBytes>,
 }
 
-struct Entry {
-    version: u64,
-    body: Bytes,
-    used: u64,
+/// A kept result: its data version, media type and body.
+#[derive(Clone)]
+pub struct Kept {
+    /// The store's data version it was computed at.
+    pub version: u64,
+    /// Its `Content-Type`.
+    pub content_type: HeaderValue,
+    /// Its body.
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl Weighter<String, Kept> for ByBytes {
+    fn weight(&self, key: &String, kept: &Kept) -> u64 {
+        ENTRY_OVERHEAD + key.len() as u64 + kept.body.len() as u64
+    }
+}
+
+impl Default for ResultCache {
+    fn default() -> Self {
+        ResultCache {
+            entries: Cache::with_weighter(4096, CAPACITY_BYTES, ByBytes),
+        }
+    }
 }
 
 impl ResultCache {
-    /// The body kept for `key` at data `version`, if any.
-    pub fn get(&self, key: &str, version: u64) -> Option<Bytes> {
-        let mut entries = self.entries.lock().ok()?;
-        let tick = entries.len() as u64;
-        let entry = entries.get_mut(key).filter(|e| e.version == version)?;
-        entry.used = entry.used.max(tick);
+    /// The result kept for `key` at data `version`, if any.
+    pub fn get(&self, key: &str, version: u64) -> Option<Kept> {
+        let kept = self.entries.get(key).filter(|kept| kept.version == version)?;
         metrics::counter!("xla_result_cache_total", "outcome" => "hit").increment(1);
-        Some(entry.body.clone())
+        Some(kept)
     }
 
-    /// Keeps `body` for `key` at `version`.
-    pub fn put(&self, key: String, version: u64, body: Bytes) {
+    /// Keeps `kept` for `key` (unless it is larger than a result may be).
+    pub fn put(&self, key: String, kept: Kept) {
         metrics::counter!("xla_result_cache_total", "outcome" => "miss").increment(1);
-        let Ok(mut entries) = self.entries.lock() else { return };
-        if entries.len() >= MAX_ENTRIES {
-            let mut used: Vec<u64> = entries.values().map(|e| e.used).collect();
-            used.sort_unstable();
-            let cutoff = used[used.len() / 2];
-            entries.retain(|_, e| e.used > cutoff);
+        if kept.body.len() <= LARGEST_KEPT {
+            self.entries.insert(key, kept);
         }
-        let used = entries.len() as u64;
-        entries.insert(key, Entry { version, body, used });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(version: u64, bytes: usize) -> Kept {
+        Kept {
+            version,
+            content_type: HeaderValue::from_static("application/json"),
+            body: Bytes::from(vec![b'x'; bytes]),
+        }
+    }
+
+    #[test]
+    fn a_result_is_served_only_at_its_data_version() {
+        let cache = ResultCache::default();
+        cache.put("report".into(), kept(3, 10));
+        assert!(cache.get("report", 3).is_some());
+        assert!(cache.get("report", 4).is_none(), "data committed since");
+        assert!(cache.get("other", 3).is_none());
+    }
+
+    #[test]
+    fn memory_stays_within_the_budget_whatever_is_asked() {
+        let cache = ResultCache::default();
+        cache.put("huge".into(), kept(1, LARGEST_KEPT + 1));
+        assert!(cache.get("huge", 1).is_none(), "too large to keep");
+        for i in 0..200 {
+            cache.put(format!("q{i}"), kept(1, 4 * 1024 * 1024));
+        }
+        assert!(cache.entries.weight() <= CAPACITY_BYTES, "{}", cache.entries.weight());
     }
 }

@@ -1062,7 +1062,10 @@ pub fn token_records_are_kept_by_id<B: Backend>(backend: &B) {
         store.note_token_use("b2", 5_500).await.expect("noted");
         let used = store.token("b2").await.expect("token").expect("kept");
         assert_eq!((used.revoked, used.last_used), (Some(5_000), Some(6_000)));
-        store.note_token_use("zz", 6_000).await.expect("an unknown id is no error");
+        store
+            .note_token_use("zz", 6_000)
+            .await
+            .expect("an unknown id is no error");
         assert_eq!(store.token("zz").await.expect("token"), None);
     });
 }

@@ -174,7 +174,6 @@ pub async fn commit_all(store: &dyn Store, observations: impl Iterator<Item = Ob
     Ok(total)
 }
 
-
 /// What [`load`] stored.
 pub struct Loaded {
     /// Observations.

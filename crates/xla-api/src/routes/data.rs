@@ -2,14 +2,15 @@
 //! breakdowns with Pareto shares, and one ticket's every observation with
 //! its provenance. Series and breakdowns also answer `text/csv`.
 
-use super::tenant;
+use super::{cache_key, cached, json, tenant};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::ApiState;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -191,25 +192,29 @@ pub async fn series(
             .map(str::to_string),
         aggregation: params.aggregation,
     };
-    let points = state.store.series(&query).await?;
-    if wants_csv(params.format, &headers) {
-        let rows = points.iter().map(|p| {
-            vec![
-                rfc3339(p.bucket_start),
-                p.group.clone().unwrap_or_default(),
-                p.value.map(|v| v.to_string()).unwrap_or_default(),
-                p.count.to_string(),
-            ]
-        });
-        return csv_response(&["bucket_start", "group", "value", "count"], rows);
-    }
-    Ok(Json(Series {
-        metric,
-        aggregation: params.aggregation,
-        bucket,
-        points,
+    let csv = wants_csv(params.format, &headers);
+    let key = cache_key(&["series", &format!("{query:?}"), if csv { "csv" } else { "json" }]);
+    cached(&state, key, async {
+        let points = state.store.series(&query).await?;
+        if csv {
+            let rows = points.iter().map(|p| {
+                vec![
+                    rfc3339(p.bucket_start),
+                    p.group.clone().unwrap_or_default(),
+                    p.value.map(|v| v.to_string()).unwrap_or_default(),
+                    p.count.to_string(),
+                ]
+            });
+            return csv_body(&["bucket_start", "group", "value", "count"], rows);
+        }
+        json(&Series {
+            metric,
+            aggregation: params.aggregation,
+            bucket,
+            points,
+        })
     })
-    .into_response())
+    .await
 }
 
 /// `?dimension=&from=&to=&top=&by=`.
@@ -267,31 +272,33 @@ pub async fn breakdown(
             "top {top} is out of range: use 1 to 1000"
         )));
     }
-    let by_count = params.by == Some(RankBy::Count);
-    let breakdown = state
-        .store
-        .breakdown(&BreakdownQuery {
-            tenant: tenant.to_string(),
-            metric,
-            from,
-            to,
-            dimension: dimension("dimension", &params.dimension)?.to_string(),
-            by_count,
-            top,
-        })
-        .await?;
-    if wants_csv(params.format, &headers) {
-        let rows = breakdown.rows.iter().map(|r| {
-            vec![
-                r.group.clone(),
-                r.value.to_string(),
-                r.share.to_string(),
-                r.cumulative_share.to_string(),
-            ]
-        });
-        return csv_response(&["group", "value", "share", "cumulative_share"], rows);
-    }
-    Ok(Json(breakdown).into_response())
+    let query = BreakdownQuery {
+        tenant: tenant.to_string(),
+        metric,
+        from,
+        to,
+        dimension: dimension("dimension", &params.dimension)?.to_string(),
+        by_count: params.by == Some(RankBy::Count),
+        top,
+    };
+    let csv = wants_csv(params.format, &headers);
+    let key = cache_key(&["breakdown", &format!("{query:?}"), if csv { "csv" } else { "json" }]);
+    cached(&state, key, async {
+        let breakdown = state.store.breakdown(&query).await?;
+        if csv {
+            let rows = breakdown.rows.iter().map(|r| {
+                vec![
+                    r.group.clone(),
+                    r.value.to_string(),
+                    r.share.to_string(),
+                    r.cumulative_share.to_string(),
+                ]
+            });
+            return csv_body(&["group", "value", "share", "cumulative_share"], rows);
+        }
+        json(&breakdown)
+    })
+    .await
 }
 
 /// One ticket across sources.
@@ -401,7 +408,7 @@ fn wants_csv(format: Option<Format>, headers: &HeaderMap) -> bool {
 /// `'`: group names come from the sources, so they are untrusted. Numbers
 /// are written by us and never start so, except negative ones, which are left
 /// as they are.
-fn csv_response(header_row: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<Response, ApiError> {
+fn csv_body(header_row: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<(HeaderValue, Bytes), ApiError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let internal = |e: csv::Error| ApiError::Internal(format!("writing CSV: {e}"));
     writer.write_record(header_row).map_err(internal)?;
@@ -413,12 +420,7 @@ fn csv_response(header_row: &[&str], rows: impl Iterator<Item = Vec<String>>) ->
     let body = writer
         .into_inner()
         .map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
-    let mut response = body.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    Ok(response)
+    Ok((HeaderValue::from_static("text/csv; charset=utf-8"), Bytes::from(body)))
 }
 
 fn defuse(cell: &str) -> std::borrow::Cow<'_, str> {

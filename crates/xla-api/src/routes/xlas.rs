@@ -2,15 +2,13 @@
 //! them: an XLA's report for a period, the X/O/T view, and the
 //! SLA-beside-XLA scorecard with its watermelons.
 
-use super::tenant;
+use super::{cache_key, cached, json, tenant};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::ApiState;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -242,9 +240,9 @@ pub async fn report(
     let xla = xla(&state, tenant, &id)?;
     let window = window(xla.period, &params.period)?;
     let engine = engine(&state)?;
-    let key = format!("report\0{tenant}\0{}\0{}", xla.id, window.label());
+    let key = cache_key(&["report", tenant, &xla.id, &window.label()]);
     cached(&state, key, async {
-        engine.report(xla, window).await.map_err(score_error)
+        json(&engine.report(xla, window).await.map_err(score_error)?)
     })
     .await
 }
@@ -274,8 +272,8 @@ pub async fn xot(
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let window = window(Period::Month, &params.period)?;
     let engine = engine(&state)?;
-    let key = format!("xot\0{tenant}\0{}", window.label());
-    cached(&state, key, async { Ok(engine.xot_view(tenant, window).await?) }).await
+    let key = cache_key(&["xot", tenant, &window.label()]);
+    cached(&state, key, async { json(&engine.xot_view(tenant, window).await?) }).await
 }
 
 /// `?period=&group_by=&sla_target=&happiness_target=`.
@@ -334,48 +332,23 @@ pub async fn scorecard(
         ));
     }
     let group_by = super::data::dimension("group_by", params.group_by.as_deref().unwrap_or("service"))?;
-    let key = format!(
-        "scorecard\0{tenant}\0{}\0{group_by}\0{sla_target}\0{happiness_target}",
-        window.label()
-    );
+    let key = cache_key(&[
+        "scorecard",
+        tenant,
+        &window.label(),
+        group_by,
+        &sla_target.to_string(),
+        &happiness_target.to_string(),
+    ]);
     cached(&state, key, async {
-        engine
-            .scorecard(tenant, window, group_by, sla_target, happiness_target)
-            .await
-            .map_err(score_error)
+        json(
+            &engine
+                .scorecard(tenant, window, group_by, sla_target, happiness_target)
+                .await
+                .map_err(score_error)?,
+        )
     })
     .await
-}
-
-/// The header that says whether a result came from the cache (`hit`) or
-/// was computed (`miss`).
-pub const CACHE_HEADER: &str = "x-xla-cache";
-
-/// The result for `key` at the store's current data version: from the
-/// cache, or computed and kept. The version is read before computing, so
-/// data committed meanwhile makes the next request compute again.
-async fn cached<T, F>(state: &ApiState, key: String, compute: F) -> Result<Response, ApiError>
-where
-    T: Serialize,
-    F: std::future::Future<Output = Result<T, ApiError>>,
-{
-    let version = state.store.data_version();
-    if let Some(body) = state.results.get(&key, version) {
-        return Ok(json_body(body, "hit"));
-    }
-    let value = compute.await?;
-    let body =
-        Bytes::from(serde_json::to_vec(&value).map_err(|e| ApiError::Internal(format!("encoding a result: {e}")))?);
-    state.results.put(key, version, body.clone());
-    Ok(json_body(body, "miss"))
-}
-
-fn json_body(body: Bytes, cache: &'static str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_HEADER, HeaderValue::from_static(cache));
-    response
 }
 
 #[cfg(test)]
