@@ -1109,6 +1109,21 @@ async fn post_sync_starts_a_run_now_and_refuses_a_second_while_it_runs() {
     let running = get("/v1/tenants/acme/instances/acme-feed").await;
     assert_eq!(running["state"], "running", "{running}");
     assert_eq!(get(&href).await["outcome"], "running");
+    // A push waits for the run (the run log keeps one run open), then gives up with a 409.
+    let pushed = client
+        .post(format!("{url}/v1/tenants/acme/instances/acme-feed/events"))
+        .bearer_auth(&writer)
+        .header("content-type", "application/json")
+        .body(delivery("acme", 1))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(pushed.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        get(&href).await["outcome"],
+        "running",
+        "the push did not cut into the run"
+    );
 
     let (status, headers, body) = post(&writer, "/v1/tenants/acme/instances/acme-broken/sync").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -1136,6 +1151,15 @@ async fn post_sync_starts_a_run_now_and_refuses_a_second_while_it_runs() {
         idle["next_run"].is_null(),
         "an on-demand instance has no next run: {idle}"
     );
+    let pushed = client
+        .post(format!("{url}/v1/tenants/acme/instances/acme-feed/events"))
+        .bearer_auth(&writer)
+        .header("content-type", "application/json")
+        .body(delivery("acme", 1))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(pushed.status(), StatusCode::OK, "once the run ended, the push goes in");
     // Idle again: another run may start.
     let (status, _, body) = post(&writer, sync).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");

@@ -143,6 +143,13 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> Result<Caller, ApiError> {
+        // Two credentials in one request: which one counts would depend on
+        // the proxy in front; refuse rather than pick.
+        if parts.headers.get_all(AUTHORIZATION).iter().count() > 1 {
+            return Err(ApiError::Unauthorized(
+                "send one Authorization header, not several".into(),
+            ));
+        }
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             ApiError::Unauthorized(
                 "no token: send `Authorization: Bearer <token>` (`xla-host token create` makes one)".into(),

@@ -79,7 +79,51 @@ pub fn router_and_openapi(state: Arc<ApiState>) -> (Router, utoipa::openapi::Ope
         .merge(routes::router())
         .with_state(state.clone())
         .split_for_parts();
+    let mut openapi = openapi;
+    common_responses(&mut openapi);
     (router, openapi)
+}
+
+/// Adds the answers any operation may give, whatever its handler: 500 and
+/// 504 (the per-request timeout) everywhere, 429 (the per-token rate
+/// limit, with `Retry-After`) wherever a token is needed.
+fn common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder, path::HttpMethod};
+    let problem = |description: &str| {
+        ResponseBuilder::new().description(description).content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+    };
+    let too_many = problem("Over the token's rate ([api] requests_per_second); retry after `Retry-After` seconds")
+        .header(
+            "retry-after",
+            HeaderBuilder::new()
+                .schema(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::Integer))
+                .description(Some("Seconds to wait"))
+                .build(),
+        )
+        .build();
+    let internal =
+        problem("A failure inside the host; the detail is generic and the host's log has the request id").build();
+    let timeout = problem("The request took longer than [api] request_timeout_s").build();
+    for item in openapi.paths.paths.values_mut() {
+        for method in [HttpMethod::Get, HttpMethod::Post] {
+            let operation = match method {
+                HttpMethod::Get => item.get.as_mut(),
+                _ => item.post.as_mut(),
+            };
+            let Some(operation) = operation else { continue };
+            let responses = &mut operation.responses.responses;
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                responses.entry("429".into()).or_insert_with(|| too_many.clone().into());
+            }
+            responses.entry("500".into()).or_insert_with(|| internal.clone().into());
+            responses.entry("504".into()).or_insert_with(|| timeout.clone().into());
+        }
+    }
 }
 
 /// The whole API: routes, `/v1/openapi.json`, and the layers every request

@@ -189,8 +189,11 @@ async fn problems(request: Request, next: Next) -> Response {
 /// text is kept for client errors (an extractor's precise complaint), never
 /// for server errors.
 fn to_problem(status: StatusCode, body: &[u8]) -> serde_json::Value {
-    let said = String::from_utf8_lossy(body);
-    let said = said.trim();
+    // A rejection's text quotes the request (a bad query value, a path
+    // segment): escaped and capped like every message of ours.
+    let text = String::from_utf8_lossy(body);
+    let escaped = xla_types::untrusted::escape_capped(text.trim(), 300);
+    let said: &str = &escaped;
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::NotFound(said.to_string()),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(said.to_string()),

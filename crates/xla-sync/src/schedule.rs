@@ -25,7 +25,7 @@ mod control;
 mod instance;
 
 use control::InstanceControl;
-pub use control::{InstanceSchedule, Phase, Started, SyncControl, Trigger, TriggerError};
+pub use control::{InstanceSchedule, Phase, Slot, Started, SyncControl, Trigger, TriggerError};
 pub use instance::{InstanceError, SyncInstance, load_instance_plugin, upstream};
 
 use super::{Progress, SyncOptions};
@@ -328,6 +328,13 @@ async fn job_loop(job: Job, context: Context) {
             () = until(due) => {}
         }
         control.starting();
+        // The slot first (a push being committed ends in moments), then the
+        // upstream permits, which may be held for a whole run of another instance.
+        let slot = tokio::select! {
+            biased;
+            () = context.shutdown.cancelled() => break,
+            slot = control.slot() => slot,
+        };
         let permits = tokio::select! {
             biased;
             () = context.shutdown.cancelled() => break,
@@ -338,6 +345,7 @@ async fn job_loop(job: Job, context: Context) {
         };
         let finished = run_once(&job.instance, &mut session, &context, control).await;
         drop(permits);
+        drop(slot);
         log(&finished);
         (context.on_finish)(&finished);
         let wait = job.interval.map(|interval| interval + jitter(interval));

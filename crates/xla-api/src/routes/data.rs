@@ -392,15 +392,32 @@ fn rfc3339(ms: i64) -> String {
         .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
-/// Whether the caller asked for CSV (`?format=csv` or `Accept: text/csv`).
+/// Whether the caller asked for CSV: `?format=csv`, or an `Accept` header
+/// that weighs `text/csv` above JSON (RFC 9110 §12.5.1 quality values;
+/// `application/json`, `application/*` and `*/*` count for JSON).
 fn wants_csv(format: Option<Format>, headers: &HeaderMap) -> bool {
-    match format {
-        Some(format) => format == Format::Csv,
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/csv"))),
+    if let Some(format) = format {
+        return format == Format::Csv;
     }
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let (mut csv, mut json) = (0.0_f32, 0.0_f32);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0)
+            .clamp(0.0, 1.0);
+        match media.as_str() {
+            "text/csv" => csv = csv.max(q),
+            "application/json" | "application/*" | "*/*" => json = json.max(q),
+            _ => {}
+        }
+    }
+    csv > 0.0 && csv > json
 }
 
 /// A CSV body (RFC 4180). A cell a spreadsheet would run as a formula
@@ -458,6 +475,17 @@ mod tests {
         );
         assert_eq!(filter("service:VPN").ok(), Some(("service".into(), "VPN".into())));
         assert!(filter("service").is_err());
+        let accept = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(value));
+            wants_csv(None, &headers)
+        };
+        assert!(accept("text/csv"));
+        assert!(accept("application/json;q=0.5, text/csv"));
+        assert!(!accept("application/json, text/csv;q=0.1"));
+        assert!(!accept("text/csv;q=0"));
+        assert!(!accept("*/*"));
+        assert!(wants_csv(Some(Format::Csv), &HeaderMap::new()));
         assert!(filter("service:").is_err());
         assert!(filter("ser vice:VPN").is_err(), "the key is a dimension name");
         assert_eq!(filter("service:a:b\nc").ok(), Some(("service".into(), "a:b\nc".into())));

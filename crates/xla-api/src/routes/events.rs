@@ -62,6 +62,7 @@ pub struct Delivery {
         (status = 401, body = crate::Problem, content_type = "application/problem+json"),
         (status = 403, body = crate::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A sync run of the instance held it for 10 s; nothing was stored, send again", body = crate::Problem, content_type = "application/problem+json"),
         (status = 413, body = crate::Problem, content_type = "application/problem+json"),
         (status = 415, body = crate::Problem, content_type = "application/problem+json"),
         (status = 422, body = crate::Problem, content_type = "application/problem+json")
@@ -94,6 +95,7 @@ pub async fn events(
         (status = 401, body = crate::Problem, content_type = "application/problem+json"),
         (status = 403, body = crate::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A sync run of the instance held it for 10 s; nothing was stored, send again", body = crate::Problem, content_type = "application/problem+json"),
         (status = 413, body = crate::Problem, content_type = "application/problem+json"),
         (status = 415, body = crate::Problem, content_type = "application/problem+json"),
         (status = 422, body = crate::Problem, content_type = "application/problem+json")
@@ -127,6 +129,9 @@ fn receiver<'a>(state: &'a ApiState, caller: &Caller, tenant_id: &str, name: &st
     Ok(receiver)
 }
 
+/// How long a push waits for a run of its instance to end.
+const PUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn push(
     state: &ApiState,
     receiver: &Receiver,
@@ -143,6 +148,16 @@ async fn push(
                 receiver.media_types().join(", ")
             ))
         })?;
+    // A run of the instance in progress keeps the run log's one open run:
+    // wait for it to end, a while, rather than cut into it.
+    let instance = receiver.instance();
+    let _slot = match &state.sync {
+        Some(sync) => sync
+            .hold(&instance.tenant, &instance.name, PUSH_WAIT)
+            .await
+            .map_err(|e| ApiError::Conflict(format!("{e}; the delivery was not stored, send it again")))?,
+        None => None,
+    };
     let result = receiver.receive(&*state.store, media_type, body).await;
     let outcome = match &result {
         Ok(_) => "stored",

@@ -157,7 +157,7 @@ pub struct PeriodParams {
     /// week), as the XLA's period (`/xot` takes months). A label of another
     /// kind, or a week the year does not have, is a report that does not
     /// exist: 404.
-    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2]|[Qq][1-4]|W(0[1-9]|[1-4][0-9]|5[0-3]))$")]
+    #[param(pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2]|[Qq][1-4]|W(0[1-9]|[1-4][0-9]|5[0-3]))$")]
     pub period: String,
 }
 
@@ -169,7 +169,8 @@ fn engine(state: &ApiState) -> Result<&Engine, ApiError> {
 }
 
 /// Whether `label` has the documented shape of a period label:
-/// `^[0-9]{4}-(0[1-9]|1[0-2]|[Qq][1-4]|W(0[1-9]|[1-4][0-9]|5[0-3]))$`.
+/// `^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2]|[Qq][1-4]|W(0[1-9]|[1-4][0-9]|5[0-3]))$`:
+/// years from 1970 (unix time) to 9999.
 fn is_period_label(label: &str) -> bool {
     let Some((year, rest)) = label.split_once('-') else {
         return false;
@@ -179,7 +180,7 @@ fn is_period_label(label: &str) -> bool {
         s.len() == len && digits(s) && s.parse().is_ok_and(|n| range.contains(&n))
     };
     year.len() == 4
-        && digits(year)
+        && number(year, 4, 1970..=9999)
         && (number(rest, 2, 1..=12)
             || rest.strip_prefix(['Q', 'q']).is_some_and(|q| number(q, 1, 1..=4))
             || rest.strip_prefix('W').is_some_and(|w| number(w, 2, 1..=53)))
@@ -281,7 +282,7 @@ pub async fn xot(
 #[into_params(parameter_in = Query)]
 pub struct ScorecardParams {
     /// The month, `2026-10`.
-    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    #[param(pattern = "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$")]
     pub period: String,
     /// The slicing dimension (default `service`).
     #[param(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
@@ -357,7 +358,7 @@ mod tests {
 
     #[test]
     fn a_label_of_the_documented_shape_but_another_kind_is_a_missing_report() {
-        for good in ["2026-10", "2026-Q4", "2026-q1", "2026-W01", "2026-W53", "0000-01"] {
+        for good in ["2026-10", "2026-Q4", "2026-q1", "2026-W01", "2026-W53", "1970-01"] {
             assert!(is_period_label(good), "{good}");
         }
         for bad in [

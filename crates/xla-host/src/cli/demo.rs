@@ -235,7 +235,7 @@ async fn serve(host_config: &std::path::Path, store: Arc<dyn Store>, listen: std
         format!("/v1/tenants/{TENANT}/xlas/incident-happiness/report?period={REPORT_PERIOD}"),
         format!("/v1/tenants/{TENANT}/scorecard?period={REPORT_PERIOD}&happiness_target=30"),
         format!(
-            "/v1/tenants/{TENANT}/metrics/lost_time_minutes/breakdown?dimension=assignment_group&from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z"
+            "/v1/tenants/{TENANT}/metrics/lost_time_minutes/breakdown?dimension=category&from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z"
         ),
     ] {
         println!("  curl -H 'Authorization: Bearer {token}' '{base}{path}'");

@@ -7,11 +7,17 @@
 //! holds the instance's phase from the moment it waits for its upstream
 //! permits until it has ended, so a trigger in that time is refused as
 //! busy: runs of one instance never overlap, whoever started them.
+//!
+//! Pushed data (webhooks, imports) is committed as a run of its own in the
+//! instance's run log, so it takes the instance's slot too
+//! ([`SyncControl::hold`]): a push waits for a run in progress to end (and
+//! a run for a push), since the run log keeps one run of an instance open
+//! at a time.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard, oneshot};
 
 /// Where an instance's runs stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -137,17 +143,45 @@ impl SyncControl {
         control.request()
     }
 
+    /// The instance's slot, held while pushed data is committed: waits at
+    /// most `within` for a run in progress to end. `Ok(None)` for an
+    /// instance this scheduler does not run (nothing else commits for it here).
+    ///
+    /// # Errors
+    /// [`TriggerError::Busy`] when a run still holds the slot after `within`.
+    pub async fn hold(&self, tenant: &str, instance: &str, within: Duration) -> Result<Option<Slot>, TriggerError> {
+        let Some(control) = self.get(tenant, instance) else {
+            return Ok(None);
+        };
+        let slot = Arc::clone(&control.slot);
+        match tokio::time::timeout(within, slot.lock_owned()).await {
+            Ok(guard) => Ok(Some(Slot(guard))),
+            Err(_) => Err(TriggerError::Busy {
+                run: match control.snapshot().phase {
+                    Phase::Running { run } => run,
+                    _ => None,
+                },
+            }),
+        }
+    }
+
     /// What the scheduler knows of `tenant`'s `instance`, if it runs here.
     pub fn schedule(&self, tenant: &str, instance: &str) -> Option<InstanceSchedule> {
         self.get(tenant, instance).map(|control| control.snapshot())
     }
 }
 
+/// The instance's slot, held by a run or a push until it is dropped.
+#[derive(Debug)]
+pub struct Slot(#[allow(dead_code)] OwnedMutexGuard<()>);
+
 /// One instance's phase, shared by its job and its triggers.
 #[derive(Debug, Default)]
 pub(crate) struct InstanceControl {
     state: Mutex<State>,
     wake: Notify,
+    /// Held by the run in progress or the push being committed.
+    slot: Arc<AsyncMutex<()>>,
 }
 
 #[derive(Debug, Default)]
@@ -198,6 +232,11 @@ impl InstanceControl {
         drop(state);
         self.wake.notify_one();
         Ok(Trigger(receiver))
+    }
+
+    /// Takes the instance's slot for a run (waiting for a push to end).
+    pub(crate) async fn slot(&self) -> Slot {
+        Slot(Arc::clone(&self.slot).lock_owned().await)
     }
 
     /// Whether a run was asked for and has not begun.
