@@ -9,10 +9,10 @@ use crate::state::ApiState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use xla_store::{RunOutcome, RunRecord, Scope};
 use xla_sync::config::ConnectorInstance;
 use xla_sync::schedule::{Phase, Started, TriggerError};
@@ -210,13 +210,46 @@ pub async fn get_instance(
 /// Most runs of one instance a list pages through.
 const RUNS_KEPT_IN_LIST: usize = 10_000;
 
+/// `?limit=&cursor=` of the runs list: a keyset cursor, since runs are
+/// listed newest first and new ones arrive at the top while a caller pages.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunsQuery {
+    /// Runs per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+    /// The previous page's `next`: this page holds the runs older than it.
+    #[param(pattern = "^r[0-9]{1,19}$")]
+    pub cursor: Option<String>,
+}
+
+impl RunsQuery {
+    /// The run id the page starts below, if a cursor was given.
+    fn before(&self) -> Result<Option<u64>, ApiError> {
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
+        cursor
+            .strip_prefix('r')
+            .filter(|n| (1..=19).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "cursor `{}` is not one this API handed out; pass a page's `next`",
+                    xla_types::untrusted::escape_capped(cursor, 64)
+                ))
+            })
+    }
+}
+
 /// The instance's sync runs, newest first.
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/instances/{instance}/runs",
     tag = "tenants",
     security(("bearer" = [])),
-    params(("tenant" = String, Path, description = "Tenant id"), ("instance" = String, Path, description = "Connector instance name"), PageQuery),
+    params(("tenant" = String, Path, description = "Tenant id"), ("instance" = String, Path, description = "Connector instance name"), RunsQuery),
     responses(
         (status = 200, body = Page<RunRecord>),
         (status = 400, body = crate::Problem, content_type = "application/problem+json"),
@@ -228,16 +261,28 @@ pub async fn list_runs(
     State(state): State<Arc<ApiState>>,
     caller: Caller,
     Path((tenant_id, name)): Path<(String, String)>,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<RunsQuery>,
 ) -> Result<Json<Page<RunRecord>>, ApiError> {
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let instance = instance(&state, tenant, &name)?;
-    page.limit()?;
+    let limit = PageQuery {
+        limit: query.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let before = query.before()?;
     let runs = state
         .store
         .runs(&instance.tenant, &instance.name, RUNS_KEPT_IN_LIST)
         .await?;
-    Ok(Json(page.page(runs)?))
+    let total = runs.len();
+    let mut older = runs.into_iter().filter(|r| before.is_none_or(|b| r.run < b));
+    let items: Vec<RunRecord> = older.by_ref().take(limit).collect();
+    let next = match (older.next(), items.last()) {
+        (Some(_), Some(last)) => Some(format!("r{}", last.run)),
+        _ => None,
+    };
+    Ok(Json(Page { items, total, next }))
 }
 
 /// One run of an instance.
