@@ -18,8 +18,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use xla_host::api::auth::{self, TokenRequest};
 use xla_host::api::{ApiConfig, ApiState, Catalog, TokenLimiter};
-use xla_host::runtime::{Limits, Runtime, RuntimeOptions};
-use xla_host::score::{Engine, load_scorers, standard_xlas};
 use xla_host::store::{Scope, Store};
 use xla_host::store_sled::SledStore;
 
@@ -125,24 +123,8 @@ fn print(name: &str, run: &Run) {
 }
 
 /// Serves the API over `store` on 127.0.0.1:0; returns its base URL and a read token.
-async fn serve(store: Arc<dyn Store>, target_dir: &Path) -> Result<(String, String)> {
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(target_dir.join("test-cache")),
-        ..RuntimeOptions::default()
-    })?;
-    let xlas = standard_xlas(month::TENANT);
-    let names: Vec<&str> = xlas.iter().map(|x| x.scorer.as_str()).chain(["watermelon"]).collect();
-    let scorers = load_scorers(
-        &runtime,
-        &target_dir.join("plugins"),
-        &Default::default(),
-        &BTreeMap::new(),
-        names,
-        &Limits::default(),
-    )
-    .await
-    .context("loading the scorers (run `cargo xtask build-plugins`)")?;
-    let engine = Engine::new(store.clone(), scorers, Limits::default());
+async fn serve(store: Arc<dyn Store>) -> Result<(String, String)> {
+    let (engine, xlas) = month::engine(store.clone()).await?;
     let config = ApiConfig {
         // The benchmark measures the server, not the per-token limit.
         requests_per_second: u32::MAX,
@@ -192,7 +174,6 @@ fn main() -> Result<()> {
     let oha = oha()?;
     let runtime = tokio::runtime::Runtime::new()?;
     let dir = tempfile::tempdir()?;
-    let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
     let (base, token) = runtime.block_on(async {
         let sled = SledStore::open(&dir.path().join("data"))?;
         sled.set_durable(false);
@@ -207,7 +188,7 @@ fn main() -> Result<()> {
             loaded.device_days,
             loading.elapsed().as_secs_f64()
         );
-        serve(store, &target_dir).await
+        serve(store).await
     })?;
     let month = "from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z";
     let tenant = format!("{base}/v1/tenants/{}", month::TENANT);

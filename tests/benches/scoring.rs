@@ -8,13 +8,10 @@
 //! (`scale` 1.0 = the full organisation; 0.1 for a quick look). Only the
 //! scoring is timed; loading the data is not. Results in BENCHMARKS.md.
 
-use anyhow::{Context, Result};
-use std::collections::BTreeMap;
-use std::path::Path;
+use anyhow::Result;
 use std::sync::Arc;
 use std::time::Instant;
-use xla_host::runtime::{Limits, Runtime, RuntimeOptions};
-use xla_host::score::{Engine, Period, ScorecardOptions, load_scorers, standard_xlas};
+use xla_host::score::{Period, ScorecardOptions};
 use xla_host::store::Store;
 use xla_host::store_sled::SledStore;
 
@@ -42,24 +39,7 @@ async fn main() -> Result<()> {
         loading.elapsed().as_secs_f64()
     );
 
-    let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(target_dir.join("test-cache")),
-        ..RuntimeOptions::default()
-    })?;
-    let xlas = standard_xlas("bench");
-    let names: Vec<&str> = xlas.iter().map(|x| x.scorer.as_str()).chain(["watermelon"]).collect();
-    let scorers = load_scorers(
-        &runtime,
-        &target_dir.join("plugins"),
-        &Default::default(),
-        &BTreeMap::new(),
-        names,
-        &Limits::default(),
-    )
-    .await
-    .context("loading the scorers (run `cargo xtask build-plugins`)")?;
-    let engine = Engine::new(store, scorers, Limits::default());
+    let (engine, xlas) = month::engine(store).await?;
     let month = Period::Month.containing(month::MONTH_START);
 
     // The first scoring of a month pays for the store's index rebuild (per-ticket rows read raw rows): a warm-up.
@@ -87,7 +67,7 @@ async fn main() -> Result<()> {
         );
     }
     let started = Instant::now();
-    let scorecard = engine.scorecard("bench", month, "service", 90.0, 50.0).await?;
+    let scorecard = engine.scorecard(month::TENANT, month, "service", 90.0, 50.0).await?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     total += ms;
     println!(

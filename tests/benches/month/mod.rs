@@ -5,8 +5,12 @@
 //! ten) and 8,000,000 device-days of DEX, scaled by `scale`. Shared by the
 //! scoring and API benchmarks (`mod month;`), all under tenant `bench`.
 
-use anyhow::Result;
-use xla_host::runtime::{Layer, Observation};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use xla_host::runtime::{Layer, Limits, Observation, Runtime, RuntimeOptions};
+use xla_host::score::{Engine, XlaDefinition, load_scorers, standard_xlas};
 use xla_host::store::{CommitBatch, Provenance, Store};
 
 /// The tenant every observation is stored under.
@@ -201,4 +205,28 @@ pub async fn load(store: &dyn Store, scale: f64) -> Result<Loaded> {
         responses,
         device_days: devices * 31,
     })
+}
+
+/// The demo's six XLAs for [`TENANT`] and an engine over `store` with
+/// their built-in scorer plugins and the watermelon scorer, loaded from the
+/// built plugins (`cargo xtask build-plugins`) with the tests' compile cache.
+pub async fn engine(store: Arc<dyn Store>) -> Result<(Engine, Vec<XlaDefinition>)> {
+    let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(target_dir.join("test-cache")),
+        ..RuntimeOptions::default()
+    })?;
+    let xlas = standard_xlas(TENANT);
+    let names: Vec<&str> = xlas.iter().map(|x| x.scorer.as_str()).chain(["watermelon"]).collect();
+    let scorers = load_scorers(
+        &runtime,
+        &target_dir.join("plugins"),
+        &Default::default(),
+        &BTreeMap::new(),
+        names,
+        &Limits::default(),
+    )
+    .await
+    .context("loading the scorers (run `cargo xtask build-plugins`)")?;
+    Ok((Engine::new(store, scorers, Limits::default()), xlas))
 }
