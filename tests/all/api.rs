@@ -1118,6 +1118,16 @@ async fn post_sync_starts_a_run_now_and_refuses_a_second_while_it_runs() {
         response.json().await.expect("JSON")
     };
     let sync = "/v1/tenants/acme/instances/acme-feed/sync";
+    let push_event = async || {
+        client
+            .post(format!("{url}/v1/tenants/acme/instances/acme-feed/events"))
+            .bearer_auth(&writer)
+            .header("content-type", "application/json")
+            .body(delivery("acme", 1))
+            .send()
+            .await
+            .expect("answer")
+    };
 
     let (status, headers, body) = post(&reader, sync).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
@@ -1149,14 +1159,7 @@ async fn post_sync_starts_a_run_now_and_refuses_a_second_while_it_runs() {
     assert_eq!(running["state"], "running", "{running}");
     assert_eq!(get(&href).await["outcome"], "running");
     // A push waits for the run (the run log keeps one run open), then gives up with a 409.
-    let pushed = client
-        .post(format!("{url}/v1/tenants/acme/instances/acme-feed/events"))
-        .bearer_auth(&writer)
-        .header("content-type", "application/json")
-        .body(delivery("acme", 1))
-        .send()
-        .await
-        .expect("answer");
+    let pushed = push_event().await;
     assert_eq!(pushed.status(), StatusCode::CONFLICT);
     assert_eq!(
         get(&href).await["outcome"],
@@ -1190,14 +1193,7 @@ async fn post_sync_starts_a_run_now_and_refuses_a_second_while_it_runs() {
         idle["next_run"].is_null(),
         "an on-demand instance has no next run: {idle}"
     );
-    let pushed = client
-        .post(format!("{url}/v1/tenants/acme/instances/acme-feed/events"))
-        .bearer_auth(&writer)
-        .header("content-type", "application/json")
-        .body(delivery("acme", 1))
-        .send()
-        .await
-        .expect("answer");
+    let pushed = push_event().await;
     assert_eq!(pushed.status(), StatusCode::OK, "once the run ended, the push goes in");
     // Idle again: another run may start.
     let (status, _, body) = post(&writer, sync).await;

@@ -19,7 +19,6 @@ use std::time::Instant;
 use xla_host::api::auth::{self, TokenRequest};
 use xla_host::api::{ApiConfig, ApiState, Catalog, TokenLimiter};
 use xla_host::store::{Scope, Store};
-use xla_host::store_sled::SledStore;
 
 mod month;
 
@@ -175,19 +174,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let dir = tempfile::tempdir()?;
     let (base, token) = runtime.block_on(async {
-        let sled = SledStore::open(&dir.path().join("data"))?;
-        sled.set_durable(false);
-        let store: Arc<dyn Store> = Arc::new(sled);
-        let loading = Instant::now();
-        let loaded = month::load(&*store, scale).await?;
-        println!(
-            "loaded {} observations ({} tickets, {} responses, {} device-days) in {:.1} s",
-            loaded.observations,
-            loaded.tickets,
-            loaded.responses,
-            loaded.device_days,
-            loading.elapsed().as_secs_f64()
-        );
+        let store = month::store(dir.path(), scale).await?;
         serve(store).await
     })?;
     let month = "from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z";

@@ -9,11 +9,8 @@
 //! scoring is timed; loading the data is not. Results in BENCHMARKS.md.
 
 use anyhow::Result;
-use std::sync::Arc;
 use std::time::Instant;
 use xla_host::score::{Period, ScorecardOptions};
-use xla_host::store::Store;
-use xla_host::store_sled::SledStore;
 
 mod month;
 
@@ -25,19 +22,7 @@ async fn main() -> Result<()> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1.0);
     let dir = tempfile::tempdir()?;
-    let sled = SledStore::open(&dir.path().join("data"))?;
-    sled.set_durable(false);
-    let store: Arc<dyn Store> = Arc::new(sled);
-    let loading = Instant::now();
-    let loaded = month::load(&*store, scale).await?;
-    println!(
-        "loaded {} observations ({} tickets, {} responses, {} device-days) in {:.1} s (not timed below)",
-        loaded.observations,
-        loaded.tickets,
-        loaded.responses,
-        loaded.device_days,
-        loading.elapsed().as_secs_f64()
-    );
+    let store = month::store(dir.path(), scale).await?;
 
     let (engine, xlas) = month::engine(store).await?;
     let month = Period::Month.containing(month::MONTH_START);

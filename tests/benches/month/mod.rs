@@ -9,9 +9,11 @@ use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 use xla_host::runtime::{Layer, Limits, Observation, Runtime, RuntimeOptions};
 use xla_host::score::{Engine, XlaDefinition, load_scorers, standard_xlas};
 use xla_host::store::{CommitBatch, Provenance, Store};
+use xla_host::store_sled::SledStore;
 
 /// The tenant every observation is stored under.
 pub const TENANT: &str = "bench";
@@ -229,4 +231,23 @@ pub async fn engine(store: Arc<dyn Store>) -> Result<(Engine, Vec<XlaDefinition>
     .await
     .context("loading the scorers (run `cargo xtask build-plugins`)")?;
     Ok((Engine::new(store, scorers, Limits::default()), xlas))
+}
+
+/// A sled store in `dir` (not durable: a benchmark's data) holding the
+/// month at `scale`, loaded untimed; says what it loaded.
+pub async fn store(dir: &Path, scale: f64) -> Result<Arc<dyn Store>> {
+    let sled = SledStore::open(&dir.join("data"))?;
+    sled.set_durable(false);
+    let store: Arc<dyn Store> = Arc::new(sled);
+    let loading = Instant::now();
+    let loaded = load(&*store, scale).await?;
+    println!(
+        "loaded {} observations ({} tickets, {} responses, {} device-days) in {:.1} s (not timed)",
+        loaded.observations,
+        loaded.tickets,
+        loaded.responses,
+        loaded.device_days,
+        loading.elapsed().as_secs_f64()
+    );
+    Ok(store)
 }
