@@ -265,10 +265,7 @@ async fn serve_with(config: ApiConfig) -> Api {
         metrics: Some(xla_host::api::install_metrics().expect("the recorder installs")),
         sync: Some(sync),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = xla_host::api::app(Arc::new(state));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = crate::support::serve_on_loopback(xla_host::api::app(Arc::new(state))).await;
     Api {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
@@ -1031,22 +1028,17 @@ async fn the_demo_leaves_a_config_that_serves_what_it_printed() {
 
 /// A feed simulator whose requests wait until `open` is sent `true`.
 async fn gated_feed(feed: xla_host::sim::feed::Feed) -> (String, tokio::sync::watch::Sender<bool>) {
-    use tower::ServiceExt;
     let (open, gate) = tokio::sync::watch::channel(false);
-    let feed = Arc::new(feed);
-    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let (feed, mut gate) = (Arc::clone(&feed), gate.clone());
-        async move {
-            let _ = gate.wait_for(|open| *open).await;
-            match xla_host::sim::feed::router(feed).oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
+    let app = xla_host::sim::feed::router(Arc::new(feed)).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let mut gate = gate.clone();
+            async move {
+                let _ = gate.wait_for(|open| *open).await;
+                next.run(request).await
             }
-        }
-    });
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+        },
+    ));
+    let addr = crate::support::serve_on_loopback(app).await;
     (format!("http://{addr}"), open)
 }
 

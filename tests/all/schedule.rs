@@ -240,9 +240,7 @@ async fn swappable_feed(feed: Feed) -> (String, Arc<Mutex<Arc<Feed>>>) {
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = crate::support::serve_on_loopback(app).await;
     (format!("http://{addr}"), current)
 }
 

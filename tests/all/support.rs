@@ -268,12 +268,18 @@ pub async fn server() -> (Server, Arc<AtomicUsize>) {
         .route("/oauth2/token", post(token))
         .route("/api", get(api))
         .with_state(state);
+    let addr = serve_on_loopback(app).await;
+    (Server { addr, seen }, token_fetches)
+}
+
+/// Serves `app` on `127.0.0.1:0` for the rest of the test; its address.
+pub async fn serve_on_loopback(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .expect("bind loopback");
     let addr = listener.local_addr().expect("bound address");
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (Server { addr, seen }, token_fetches)
+    addr
 }
 
 /// Opens (or creates) the embedded store in `dir`.

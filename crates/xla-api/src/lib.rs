@@ -88,7 +88,7 @@ pub fn router_and_openapi(state: Arc<ApiState>) -> (Router, utoipa::openapi::Ope
 /// 504 (the per-request timeout) everywhere, 429 (the per-token rate
 /// limit, with `Retry-After`) wherever a token is needed.
 fn common_responses(openapi: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder, path::HttpMethod};
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
     let problem = |description: &str| {
         ResponseBuilder::new().description(description).content(
             PROBLEM_JSON,
@@ -110,12 +110,7 @@ fn common_responses(openapi: &mut utoipa::openapi::OpenApi) {
         problem("A failure inside the host; the detail is generic and the host's log has the request id").build();
     let timeout = problem("The request took longer than [api] request_timeout_s").build();
     for item in openapi.paths.paths.values_mut() {
-        for method in [HttpMethod::Get, HttpMethod::Post] {
-            let operation = match method {
-                HttpMethod::Get => item.get.as_mut(),
-                _ => item.post.as_mut(),
-            };
-            let Some(operation) = operation else { continue };
+        for operation in [item.get.as_mut(), item.post.as_mut()].into_iter().flatten() {
             let responses = &mut operation.responses.responses;
             if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
                 responses.entry("429".into()).or_insert_with(|| too_many.clone().into());

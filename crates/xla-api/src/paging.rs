@@ -8,6 +8,38 @@ use utoipa::{IntoParams, ToSchema};
 /// Largest page a caller may ask for.
 pub const MAX_LIMIT: usize = 500;
 
+/// A page size asked for: 1 to [`MAX_LIMIT`], 50 when not given.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] for 0 or more than [`MAX_LIMIT`].
+pub fn limit(asked: Option<usize>) -> Result<usize, ApiError> {
+    match asked {
+        None => Ok(50),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::BadRequest(format!(
+            "limit {n} is out of range: use 1 to {MAX_LIMIT}"
+        ))),
+    }
+}
+
+/// The number in a cursor this API handed out: `prefix` then 1 to
+/// `digits` ASCII digits (the documented pattern, exactly).
+///
+/// # Errors
+/// [`ApiError::BadRequest`] for anything else.
+pub fn cursor_number<N: std::str::FromStr>(cursor: &str, prefix: char, digits: usize) -> Result<N, ApiError> {
+    cursor
+        .strip_prefix(prefix)
+        .filter(|n| (1..=digits).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "cursor `{}` is not one this API handed out; pass a page's `next`",
+                xla_types::untrusted::escape_capped(cursor, 64)
+            ))
+        })
+}
+
 /// `?limit=&cursor=`.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -38,13 +70,7 @@ impl PageQuery {
     /// # Errors
     /// [`ApiError::BadRequest`] for 0 or more than [`MAX_LIMIT`].
     pub fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(50),
-            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(n) => Err(ApiError::BadRequest(format!(
-                "limit {n} is out of range: use 1 to {MAX_LIMIT}"
-            ))),
-        }
+        limit(self.limit)
     }
 
     /// The position the cursor names (an offset into the list).
@@ -54,16 +80,7 @@ impl PageQuery {
     pub fn offset(&self) -> Result<usize, ApiError> {
         match &self.cursor {
             None => Ok(0),
-            Some(c) => c
-                .strip_prefix('o')
-                .filter(|n| (1..=18).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "cursor `{}` is not one this API handed out; pass a page's `next`",
-                        xla_types::untrusted::escape_capped(c, 64)
-                    ))
-                }),
+            Some(c) => cursor_number(c, 'o', 18),
         }
     }
 

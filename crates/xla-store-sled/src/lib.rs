@@ -322,9 +322,26 @@ impl Store for SledStore {
         self.blocking(move |sled| sled.save_run(&record)).await
     }
 
-    async fn runs(&self, tenant: &str, instance: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+    async fn runs_before(
+        &self,
+        tenant: &str,
+        instance: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
         let (tenant, instance) = (tenant.to_owned(), instance.to_owned());
-        self.blocking(move |sled| sled.runs(&tenant, &instance, limit)).await
+        self.blocking(move |sled| sled.runs_before(&tenant, &instance, before, limit))
+            .await
+    }
+
+    async fn run(&self, tenant: &str, instance: &str, run: u64) -> Result<Option<RunRecord>, StoreError> {
+        let (tenant, instance) = (tenant.to_owned(), instance.to_owned());
+        self.blocking(move |sled| sled.run(&tenant, &instance, run)).await
+    }
+
+    async fn run_count(&self, tenant: &str, instance: &str) -> Result<u64, StoreError> {
+        let (tenant, instance) = (tenant.to_owned(), instance.to_owned());
+        self.blocking(move |sled| sled.run_count(&tenant, &instance)).await
     }
 
     async fn observations(

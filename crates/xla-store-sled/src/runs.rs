@@ -27,7 +27,7 @@ impl Sled {
     /// instance still marked running was cut short by its process: it is
     /// marked interrupted (one process syncs an instance at a time).
     pub(crate) fn begin_run(&self, tenant: &str, instance: &str, started: i64) -> Result<RunRecord, StoreError> {
-        for mut run in self.runs(tenant, instance, 16)? {
+        for mut run in self.runs_before(tenant, instance, None, 16)? {
             if run.outcome == RunOutcome::Running {
                 run.outcome = RunOutcome::Interrupted;
                 self.save_run(&run)?;
@@ -66,16 +66,48 @@ impl Sled {
         Ok(())
     }
 
-    /// The last `limit` runs of an instance, newest first.
-    pub(crate) fn runs(&self, tenant: &str, instance: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        self.db
-            .scan_prefix(run_prefix(tenant, instance))
-            .rev()
-            .take(limit)
-            .map(|entry| {
-                let (_, value) = entry.or_store()?;
-                serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt(format!("a run record: {e}")))
-            })
-            .collect()
+    /// At most `limit` runs of an instance below run id `before` (all
+    /// without it), newest first: a reverse range scan, decoding only what
+    /// it returns.
+    pub(crate) fn runs_before(
+        &self,
+        tenant: &str,
+        instance: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let prefix = run_prefix(tenant, instance);
+        let entries = match before {
+            None => self.db.scan_prefix(&prefix),
+            Some(before) => self.db.range(prefix..run_key(tenant, instance, before)),
+        };
+        let mut records = Vec::new();
+        for entry in entries.rev().take(limit) {
+            records.push(decode(&entry.or_store()?.1)?);
+        }
+        Ok(records)
     }
+
+    /// The run `run` of an instance.
+    pub(crate) fn run(&self, tenant: &str, instance: &str, run: u64) -> Result<Option<RunRecord>, StoreError> {
+        self.db
+            .get(run_key(tenant, instance, run))
+            .or_store()?
+            .map(|value| decode(&value))
+            .transpose()
+    }
+
+    /// How many runs of an instance the log holds (keys only are counted).
+    pub(crate) fn run_count(&self, tenant: &str, instance: &str) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for entry in self.db.scan_prefix(run_prefix(tenant, instance)) {
+            entry.or_store()?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+fn decode(value: &[u8]) -> Result<RunRecord, StoreError> {
+    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt(format!("a run record: {e}")))
 }

@@ -535,13 +535,35 @@ pub fn runs_are_kept_newest_first_and_survive_reopen<B: Backend>(backend: &B) {
         assert!(second.run > first.run, "run ids increase across restarts");
         let runs = store.runs("acme", "sn", 10).await.expect("runs");
         assert_eq!(runs.len(), 2, "other instances' and tenants' runs are not listed");
-        assert_eq!((runs[0].run, runs[1].clone()), (second.run, first));
+        assert_eq!((runs[0].run, runs[1].clone()), (second.run, first.clone()));
         let third = store.begin_run("acme", "sn", 4_000).await.expect("begin");
         let runs = store.runs("acme", "sn", 10).await.expect("runs");
         assert_eq!((runs[0].run, runs[0].outcome), (third.run, RunOutcome::Running));
         assert_eq!((runs[1].run, runs[1].outcome), (second.run, RunOutcome::Interrupted));
         assert_eq!(runs[2].outcome, RunOutcome::Completed);
         assert_eq!(store.runs("acme", "sn", 1).await.expect("runs").len(), 1, "limit");
+        // Pages below an id, one run by id, and the count.
+        let older = store
+            .runs_before("acme", "sn", Some(third.run), 10)
+            .await
+            .expect("runs");
+        assert_eq!(older.iter().map(|r| r.run).collect::<Vec<_>>(), [second.run, first.run]);
+        let page = store
+            .runs_before("acme", "sn", Some(second.run), 1)
+            .await
+            .expect("runs");
+        assert_eq!(page.iter().map(|r| r.run).collect::<Vec<_>>(), [first.run]);
+        assert_eq!(
+            store.run("acme", "sn", first.run).await.expect("run"),
+            Some(first.clone())
+        );
+        assert_eq!(
+            store.run("globex", "sn", first.run).await.expect("run"),
+            None,
+            "another tenant's id"
+        );
+        assert_eq!(store.run_count("acme", "sn").await.expect("count"), 3);
+        assert_eq!(store.run_count("acme", "none").await.expect("count"), 0);
     });
 }
 

@@ -89,7 +89,26 @@ pub trait Store: Send + Sync + 'static {
     async fn save_run(&self, record: &RunRecord) -> Result<(), StoreError>;
 
     /// The latest `limit` runs of a connector instance, newest first.
-    async fn runs(&self, tenant: &str, instance: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError>;
+    async fn runs(&self, tenant: &str, instance: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.runs_before(tenant, instance, None, limit).await
+    }
+
+    /// At most `limit` runs of a connector instance with an id below
+    /// `before` (all, without it), newest first: a page of the run log that
+    /// runs starting meanwhile do not shift.
+    async fn runs_before(
+        &self,
+        tenant: &str,
+        instance: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// The run `run` of a connector instance, if it has one by that id.
+    async fn run(&self, tenant: &str, instance: &str, run: u64) -> Result<Option<RunRecord>, StoreError>;
+
+    /// How many runs of a connector instance the log holds.
+    async fn run_count(&self, tenant: &str, instance: &str) -> Result<u64, StoreError>;
 
     /// Every stored observation of a tenant's metric in `[from, to)` (raw
     /// rows), oldest first. Days retention retired have no rows.

@@ -245,12 +245,7 @@ pub fn validate_instances(
 /// `[A-Za-z0-9._-]`, so it is a URL path segment, a Prometheus label value
 /// and a file name as it is.
 pub fn is_identifier(value: &str) -> bool {
-    (1..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && value != "."
-        && value != ".."
+    xla_types::is_plain_name(value) && value != "." && value != ".."
 }
 
 impl SyncConfig {

@@ -303,3 +303,13 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// Whether `value` is a plain name: 1 to 64 of `[A-Za-z0-9._-]`, so it can
+/// stand as it is in a URL path segment, a query value and a Prometheus
+/// label. Instance names, tenants and dimension names are plain names.
+pub fn is_plain_name(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}

@@ -361,11 +361,7 @@ fn window(from: &str, to: &str) -> Result<(i64, i64), ApiError> {
 /// A dimension's name as a query parameter gives it: 1 to 64 of
 /// `[A-Za-z0-9_.-]` (the parameter's documented pattern).
 pub(super) fn dimension<'a>(parameter: &str, name: &'a str) -> Result<&'a str, ApiError> {
-    let valid = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    match valid {
+    match xla_types::is_plain_name(name) {
         true => Ok(name),
         false => Err(ApiError::BadRequest(format!(
             "`{parameter}` is `{}`, not a dimension name (1 to 64 letters, digits, `_`, `.` or `-`, like `assignment_group`)",

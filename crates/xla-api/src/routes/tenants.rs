@@ -4,7 +4,7 @@
 use super::tenant;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::paging::{Page, PageQuery};
+use crate::paging::{self, Page, PageQuery};
 use crate::state::ApiState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -207,9 +207,6 @@ pub async fn get_instance(
     Ok(Json(status(&state, instance).await?))
 }
 
-/// Most runs of one instance a list pages through.
-const RUNS_KEPT_IN_LIST: usize = 10_000;
-
 /// `?limit=&cursor=` of the runs list: a keyset cursor, since runs are
 /// listed newest first and new ones arrive at the top while a caller pages.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -221,26 +218,6 @@ pub struct RunsQuery {
     /// The previous page's `next`: this page holds the runs older than it.
     #[param(pattern = "^r[0-9]{1,19}$")]
     pub cursor: Option<String>,
-}
-
-impl RunsQuery {
-    /// The run id the page starts below, if a cursor was given.
-    fn before(&self) -> Result<Option<u64>, ApiError> {
-        let Some(cursor) = &self.cursor else {
-            return Ok(None);
-        };
-        cursor
-            .strip_prefix('r')
-            .filter(|n| (1..=19).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|n| n.parse().ok())
-            .map(Some)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "cursor `{}` is not one this API handed out; pass a page's `next`",
-                    xla_types::untrusted::escape_capped(cursor, 64)
-                ))
-            })
-    }
 }
 
 /// The instance's sync runs, newest first.
@@ -265,24 +242,25 @@ pub async fn list_runs(
 ) -> Result<Json<Page<RunRecord>>, ApiError> {
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let instance = instance(&state, tenant, &name)?;
-    let limit = PageQuery {
-        limit: query.limit,
-        cursor: None,
-    }
-    .limit()?;
-    let before = query.before()?;
-    let runs = state
-        .store
-        .runs(&instance.tenant, &instance.name, RUNS_KEPT_IN_LIST)
-        .await?;
-    let total = runs.len();
-    let mut older = runs.into_iter().filter(|r| before.is_none_or(|b| r.run < b));
-    let items: Vec<RunRecord> = older.by_ref().take(limit).collect();
-    let next = match (older.next(), items.last()) {
-        (Some(_), Some(last)) => Some(format!("r{}", last.run)),
-        _ => None,
-    };
-    Ok(Json(Page { items, total, next }))
+    let limit = paging::limit(query.limit)?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|cursor| paging::cursor_number(cursor, 'r', 19))
+        .transpose()?;
+    let (tenant, name) = (&instance.tenant, &instance.name);
+    // One more than the page: whether a next page exists.
+    let mut items = state.store.runs_before(tenant, name, before, limit + 1).await?;
+    let next = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        items.last().map(|last| format!("r{}", last.run))
+    });
+    let total = state.store.run_count(tenant, name).await?;
+    Ok(Json(Page {
+        items,
+        total: usize::try_from(total).unwrap_or(usize::MAX),
+        next: next.flatten(),
+    }))
 }
 
 /// One run of an instance.
@@ -310,12 +288,10 @@ pub async fn get_run(
 ) -> Result<Json<RunRecord>, ApiError> {
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let instance = instance(&state, tenant, &name)?;
-    let runs = state
+    state
         .store
-        .runs(&instance.tenant, &instance.name, RUNS_KEPT_IN_LIST)
-        .await?;
-    runs.into_iter()
-        .find(|r| r.run == run)
+        .run(&instance.tenant, &instance.name, run)
+        .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format_args!("run {run} of `{}`", instance.name)))
 }

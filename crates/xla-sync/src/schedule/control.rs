@@ -155,7 +155,7 @@ impl SyncControl {
         };
         let slot = Arc::clone(&control.slot);
         match tokio::time::timeout(within, slot.lock_owned()).await {
-            Ok(guard) => Ok(Some(Slot(guard))),
+            Ok(guard) => Ok(Some(Slot { _guard: guard })),
             Err(_) => Err(TriggerError::Busy {
                 run: match control.snapshot().phase {
                     Phase::Running { run } => run,
@@ -173,7 +173,9 @@ impl SyncControl {
 
 /// The instance's slot, held by a run or a push until it is dropped.
 #[derive(Debug)]
-pub struct Slot(#[allow(dead_code)] OwnedMutexGuard<()>);
+pub struct Slot {
+    _guard: OwnedMutexGuard<()>,
+}
 
 /// One instance's phase, shared by its job and its triggers.
 #[derive(Debug, Default)]
@@ -236,7 +238,9 @@ impl InstanceControl {
 
     /// Takes the instance's slot for a run (waiting for a push to end).
     pub(crate) async fn slot(&self) -> Slot {
-        Slot(Arc::clone(&self.slot).lock_owned().await)
+        Slot {
+            _guard: Arc::clone(&self.slot).lock_owned().await,
+        }
     }
 
     /// Whether a run was asked for and has not begun.
