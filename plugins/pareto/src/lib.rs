@@ -12,17 +12,33 @@
 //! `pareto_ticket_share` = 100 × k / n, where n is the number of tickets and
 //! k the fewest top tickets whose minutes reach `lost_time_share` (default
 //! 80) percent of the total. The sample size is n; the detail gives the
-//! total minutes, n, k and the `top` (default 10) costliest tickets with
-//! their minutes. A slice whose tickets report no lost time at all gets no
-//! share: nothing to concentrate.
+//! total minutes, n, k, the `top` (default 10) costliest tickets with their
+//! minutes, and the Pareto `curve`: 101 numbers, where `curve[i]` is
+//! 100 × (minutes of the costliest ⌈i·n/100⌉ tickets) / total, in full
+//! precision, so `curve[0]` = 0 and `curve[100]` = 100. A slice whose
+//! tickets report no lost time at all gets no share: nothing to concentrate.
+//!
+//! With `cross_by`, a second ticket dimension, and a group-by in effect,
+//! every group also gets a `lost_time_hotspots`: its total minutes, over its
+//! n tickets, with the detail `{"cross_by", "cells"}`, one cell
+//! `{value, tickets, minutes}` per value of `cross_by` among the group's
+//! tickets, most minutes first (ties by value, the `null` cell last). A
+//! ticket without the `cross_by` dimension counts in the `null` cell. The
+//! population is the share's, and a group whose total is 0 still gets its
+//! hotspots. The shares come first (the whole window, then groups by name),
+//! then the hotspots (groups by name).
 
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use xla_sdk::subject::Subject;
 use xla_sdk::{PluginError, RowReader, Score, ScoreInput, Scorer, ScorerInfo};
 
 /// Minutes of work a ticket cost its user, per survey answer.
 pub const LOST_TIME: &str = "lost_time_minutes";
+
+/// The points of the Pareto curve: every whole percent of tickets, 0 to 100.
+pub const CURVE_POINTS: usize = 101;
 
 /// The scorer's parameters.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +50,9 @@ pub struct Parameters {
     pub lost_time_share: f64,
     /// Tickets listed in the detail.
     pub top: usize,
+    /// Second ticket dimension each group's lost time is broken down by
+    /// (`lost_time_hotspots`); none when absent.
+    pub cross_by: Option<String>,
 }
 
 impl Default for Parameters {
@@ -42,11 +61,13 @@ impl Default for Parameters {
             group_by: None,
             lost_time_share: 80.0,
             top: 10,
+            cross_by: None,
         }
     }
 }
 
 impl Parameters {
+    /// Checks the values; `group_by` must already be the one in effect.
     fn check(&self) -> Result<(), PluginError> {
         if !(self.lost_time_share > 0.0 && self.lost_time_share <= 100.0) {
             return Err(PluginError::Config(format!(
@@ -59,6 +80,20 @@ impl Parameters {
                 "parameters field `top`: at most 100 tickets, got {}",
                 self.top
             )));
+        }
+        if let Some(cross_by) = &self.cross_by {
+            if !xla_sdk::is_plain_name(cross_by) {
+                return Err(PluginError::Config(format!(
+                    "parameters field `cross_by`: a ticket dimension name of 1 to 64 letters, digits, `_`, `.` or `-`, \
+                     such as `assignment_group`, got `{cross_by}`"
+                )));
+            }
+            if self.group_by.as_deref() == Some(cross_by.as_str()) {
+                return Err(PluginError::Config(format!(
+                    "parameters field `cross_by`: `{cross_by}` is already the group-by; name another ticket dimension \
+                     (e.g. `assignment_group` when grouping by `service`) or leave `cross_by` out"
+                )));
+            }
         }
         Ok(())
     }
@@ -86,6 +121,43 @@ pub fn tickets_for_share(minutes: &[f64], share: f64) -> Option<usize> {
     Some(minutes.len())
 }
 
+/// The Pareto curve: element `i` (0 to 100) is the percent of the total
+/// minutes held by the costliest ⌈i·n/100⌉ of the n tickets, unrounded;
+/// `None` when the total is 0. `minutes` must be sorted, most first.
+pub fn pareto_curve(minutes: &[f64]) -> Option<Vec<f64>> {
+    let total: f64 = minutes.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let n = minutes.len() as u64;
+    // prefix[k]: the minutes of the costliest k tickets, summed in the same
+    // order as the total, so prefix[n] is the total to the bit.
+    let mut prefix = Vec::with_capacity(minutes.len() + 1);
+    let mut cumulative = 0.0;
+    prefix.push(cumulative);
+    for m in minutes {
+        cumulative += m;
+        prefix.push(cumulative);
+    }
+    let curve = (0..CURVE_POINTS as u64)
+        .map(|i| {
+            // k ≤ n. In u64: on wasm32 `i * n` in usize would overflow
+            // from 43 million tickets.
+            let k = usize::try_from((i * n).div_ceil(100)).unwrap_or(minutes.len());
+            let held = prefix[k];
+            // 100 × held first: whole minutes then give whole percents exactly
+            // (60 of 100 is 60, not 60.00000000000001). The last tickets may
+            // hold 0 minutes, so "all of it" is tested on the sum, not on k.
+            if held >= total {
+                100.0
+            } else {
+                (100.0 * held / total).min(100.0)
+            }
+        })
+        .collect();
+    Some(curve)
+}
+
 /// One of the costliest tickets, in the detail.
 #[derive(Debug, Serialize)]
 struct Costly<'a> {
@@ -101,6 +173,38 @@ struct Detail<'a> {
     top_tickets: usize,
     lost_time_share: f64,
     top: Vec<Costly<'a>>,
+    curve: Vec<f64>,
+}
+
+/// A group's tickets with one value of the `cross_by` dimension.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cell {
+    tickets: u64,
+    minutes: f64,
+}
+
+/// One cell of a `lost_time_hotspots` detail; `value` is `null` for the
+/// tickets without the `cross_by` dimension.
+#[derive(Debug, Serialize)]
+struct HotCell<'a> {
+    value: Option<&'a str>,
+    tickets: u64,
+    minutes: f64,
+}
+
+/// The detail of a `lost_time_hotspots`.
+#[derive(Debug, Serialize)]
+struct HotspotDetail<'a> {
+    cross_by: &'a str,
+    cells: Vec<HotCell<'a>>,
+}
+
+/// Most minutes first, then by value, the `null` cell after the named ones.
+fn hot_order(a: &HotCell, b: &HotCell) -> Ordering {
+    b.minutes.total_cmp(&a.minutes).then_with(|| match (a.value, b.value) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (a, b) => a.is_none().cmp(&b.is_none()),
+    })
 }
 
 /// Every slice's tickets with their minutes, filled one ticket at a time.
@@ -108,6 +212,8 @@ struct Detail<'a> {
 pub struct Tally {
     parameters: Parameters,
     slices: BTreeMap<Option<String>, Vec<(String, f64)>>,
+    /// Per group, per value of `cross_by` (`None`: the ticket lacks it).
+    cells: BTreeMap<String, BTreeMap<Option<String>, Cell>>,
 }
 
 impl Tally {
@@ -117,10 +223,12 @@ impl Tally {
         Ok(Tally {
             parameters,
             slices: BTreeMap::new(),
+            cells: BTreeMap::new(),
         })
     }
 
-    /// Adds one ticket's lost time to the whole window and its slice.
+    /// Adds one ticket's lost time to the whole window and its slice, and to
+    /// its group's `cross_by` cell.
     pub fn add(&mut self, subject: &Subject) -> Result<(), PluginError> {
         let readings = subject.readings(LOST_TIME);
         if let Some(bad) = readings.iter().find(|r| r.value < 0.0) {
@@ -137,33 +245,59 @@ impl Tally {
                 .entry(slice.map(str::to_string))
                 .or_default()
                 .push((subject.key.clone(), minutes));
+            if let (Some(group), Some(cross_by)) = (slice, self.parameters.cross_by.as_deref()) {
+                let cell = self
+                    .cells
+                    .entry(group.to_string())
+                    .or_default()
+                    .entry(subject.dimension(cross_by).map(str::to_string))
+                    .or_default();
+                cell.tickets += 1;
+                cell.minutes += minutes;
+            }
         }
         Ok(())
     }
 
-    /// The share of every slice: the whole window first, then slices by name.
+    /// The share of every slice (the whole window first, then slices by
+    /// name), then with `cross_by` the hotspots of every group by name.
     pub fn scores(self) -> Vec<Score> {
+        let Tally {
+            parameters,
+            slices,
+            mut cells,
+        } = self;
         let mut scores = Vec::new();
-        for (group, mut tickets) in self.slices {
+        let mut hotspots = Vec::new();
+        for (group, mut tickets) in slices {
             tickets.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             let minutes: Vec<f64> = tickets.iter().map(|t| t.1).collect();
-            let Some(k) = tickets_for_share(&minutes, self.parameters.lost_time_share) else {
+            let total_minutes: f64 = minutes.iter().sum();
+            let n = tickets.len();
+            if let (Some(group), Some(cross_by)) = (&group, parameters.cross_by.as_deref()) {
+                let group_cells = cells.remove(group).unwrap_or_default();
+                hotspots.push(hotspot(group, cross_by, total_minutes, n, &group_cells));
+            }
+            let (Some(k), Some(curve)) = (
+                tickets_for_share(&minutes, parameters.lost_time_share),
+                pareto_curve(&minutes),
+            ) else {
                 continue;
             };
-            let n = tickets.len();
             let detail = Detail {
-                total_minutes: minutes.iter().sum(),
+                total_minutes,
                 tickets: n,
                 top_tickets: k,
-                lost_time_share: self.parameters.lost_time_share,
+                lost_time_share: parameters.lost_time_share,
                 top: tickets
                     .iter()
-                    .take(self.parameters.top)
+                    .take(parameters.top)
                     .map(|(ticket, minutes)| Costly {
                         ticket,
                         minutes: *minutes,
                     })
                     .collect(),
+                curve,
             };
             scores.push(Score {
                 name: "pareto_ticket_share".into(),
@@ -173,7 +307,30 @@ impl Tally {
                 detail: serde_json::to_string(&detail).ok(),
             });
         }
+        scores.extend(hotspots);
         scores
+    }
+}
+
+/// The `lost_time_hotspots` of one group: its total minutes over its `n`
+/// tickets, broken down by the `cross_by` cells.
+fn hotspot(group: &str, cross_by: &str, total_minutes: f64, n: usize, cells: &BTreeMap<Option<String>, Cell>) -> Score {
+    let mut list: Vec<HotCell> = cells
+        .iter()
+        .map(|(value, cell)| HotCell {
+            value: value.as_deref(),
+            tickets: cell.tickets,
+            minutes: cell.minutes,
+        })
+        .collect();
+    list.sort_by(hot_order);
+    let detail = HotspotDetail { cross_by, cells: list };
+    Score {
+        name: "lost_time_hotspots".into(),
+        group: Some(group.to_string()),
+        value: total_minutes,
+        sample_size: n as u64,
+        detail: serde_json::to_string(&detail).ok(),
     }
 }
 
@@ -352,11 +509,164 @@ mod tests {
     }
 
     #[test]
+    fn the_curve_by_hand() {
+        // 60 + 20 + 15 + 5 = 100 minutes, so percents are the prefix sums.
+        let curve = pareto_curve(&[60.0, 20.0, 15.0, 5.0]).unwrap();
+        assert_eq!(curve.len(), 101);
+        // i % of 4 tickets, rounded up: 0 → 0, 1..=25 → 1, 26..=50 → 2, 51..=75 → 3, 76.. → 4.
+        let points = [0, 1, 25, 26, 50, 51, 75, 76, 100].map(|i| curve[i]);
+        assert_eq!(points, [0.0, 60.0, 60.0, 80.0, 80.0, 95.0, 95.0, 100.0, 100.0]);
+        assert!(curve.windows(2).all(|w| w[0] <= w[1]), "{curve:?}");
+
+        // 3 tickets: 33 % is 0.99 of a ticket (1), 34 % is 1.02 (2), 67 % is 2.01 (3).
+        let curve = pareto_curve(&[50.0, 30.0, 20.0]).unwrap();
+        assert_eq!([33, 34, 66, 67].map(|i| curve[i]), [50.0, 80.0, 80.0, 100.0]);
+        // Unrounded: 2 of 3 minutes.
+        let curve = pareto_curve(&[2.0, 1.0]).unwrap();
+        assert_eq!(curve[50], 200.0 / 3.0);
+        // A ticket with 0 minutes adds nothing: half the tickets already hold all of it.
+        assert_eq!(pareto_curve(&[0.2, 0.1, 0.0, 0.0]).map(|c| c[50]), Some(100.0));
+        assert_eq!(pareto_curve(&[0.0, 0.0]), None);
+        assert_eq!(pareto_curve(&[]), None);
+    }
+
+    #[test]
+    fn the_curve_is_in_each_share_detail() {
+        let rows = vec![
+            ticket("INC1", "VPN", &[15.0]),
+            ticket("INC2", "VPN", &[20.0, 40.0]),
+            ticket("INC3", "VPN", &[5.0]),
+            ticket("INC4", "VPN", &[20.0]),
+        ];
+        let scores = tally("", rows).unwrap();
+        // Sorted INC2 60, INC4 20, INC1 15, INC3 5, as in the_curve_by_hand.
+        for score in &scores {
+            let curve = &detail(score)["curve"];
+            assert_eq!(curve.as_array().map(Vec::len), Some(101));
+            assert_eq!(
+                [0, 25, 26, 50, 100].map(|i| curve[i].clone()),
+                [json!(0.0), json!(60.0), json!(80.0), json!(80.0), json!(100.0)]
+            );
+        }
+    }
+
+    fn staffed(key: &str, dimensions: &[(&str, &str)], minutes: f64) -> SubjectRow {
+        row(key, dimensions, &[(LOST_TIME, minutes, T)])
+    }
+
+    #[test]
+    fn hotspots_by_hand_keep_tickets_without_the_cross_dimension() {
+        let rows = vec![
+            staffed("INC1", &[("service", "VPN"), ("assignment_group", "Network")], 100.0),
+            staffed("INC2", &[("service", "VPN"), ("assignment_group", "Network")], 20.0),
+            staffed("INC3", &[("service", "VPN"), ("assignment_group", "Desk")], 120.0),
+            staffed("INC4", &[("service", "VPN")], 30.0),
+            staffed("INC5", &[("service", "Email"), ("assignment_group", "Desk")], 10.0),
+            staffed("INC6", &[("service", "Email"), ("assignment_group", "Network")], 0.0),
+            staffed("INC7", &[("service", "Email")], 10.0),
+            staffed("INC8", &[("service", "Chat"), ("assignment_group", "Desk")], 0.0),
+            // No service: the whole window only.
+            staffed("INC9", &[("assignment_group", "Network")], 50.0),
+            // Rated without a lost-time answer: not in the population.
+            row(
+                "INC10",
+                &[("service", "VPN"), ("assignment_group", "Desk")],
+                &[("happiness_rating", 3.0, T)],
+            ),
+        ];
+        let scores = tally(r#"{"cross_by": "assignment_group"}"#, rows).unwrap();
+        let got: Vec<_> = scores
+            .iter()
+            .map(|s| (s.name.as_str(), s.group.as_deref(), s.value, s.sample_size))
+            .collect();
+        // Window: 340 minutes, 80 % = 272: 120 + 100 + 50 + 30, 4 of 9. Email: 16 of 20
+        // needs 10 + 10, 2 of 3. VPN: 216 of 270 needs 120 + 100, 2 of 4. Chat's 0
+        // minutes get no share but do get hotspots.
+        assert_eq!(
+            got,
+            [
+                ("pareto_ticket_share", None, 100.0 * 4.0 / 9.0, 9),
+                ("pareto_ticket_share", Some("Email"), 100.0 * 2.0 / 3.0, 3),
+                ("pareto_ticket_share", Some("VPN"), 50.0, 4),
+                ("lost_time_hotspots", Some("Chat"), 0.0, 1),
+                ("lost_time_hotspots", Some("Email"), 20.0, 3),
+                ("lost_time_hotspots", Some("VPN"), 270.0, 4),
+            ]
+        );
+        // VPN: Desk and Network tie at 120 (by value), then the 30 minutes without a group.
+        assert_eq!(
+            detail(&scores[5]),
+            json!({"cross_by": "assignment_group", "cells": [
+                {"value": "Desk", "tickets": 1, "minutes": 120.0},
+                {"value": "Network", "tickets": 2, "minutes": 120.0},
+                {"value": null, "tickets": 1, "minutes": 30.0},
+            ]})
+        );
+        // Email: the null cell ties with Desk at 10 and comes after it; Network's 0 stays.
+        assert_eq!(
+            detail(&scores[4])["cells"],
+            json!([
+                {"value": "Desk", "tickets": 1, "minutes": 10.0},
+                {"value": null, "tickets": 1, "minutes": 10.0},
+                {"value": "Network", "tickets": 1, "minutes": 0.0},
+            ])
+        );
+        assert_eq!(
+            detail(&scores[3])["cells"],
+            json!([{"value": "Desk", "tickets": 1, "minutes": 0.0}])
+        );
+    }
+
+    #[test]
+    fn hotspots_need_a_group_by() {
+        let parameters = Parameters {
+            cross_by: Some("assignment_group".into()),
+            ..Parameters::default()
+        };
+        let mut tally = Tally::new(parameters).unwrap();
+        let subject = Subject::from_row(staffed("INC1", &[("assignment_group", "Desk")], 5.0)).unwrap();
+        tally.add(&subject).unwrap();
+        let names: Vec<_> = tally.scores().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["pareto_ticket_share"]);
+    }
+
+    #[test]
+    fn bad_cross_by_is_a_config_error_naming_the_field() {
+        let long = "a".repeat(65);
+        for (parameters, hint) in [
+            (r#"{"cross_by": ""}"#.to_string(), "1 to 64 letters"),
+            (r#"{"cross_by": "assignment group"}"#.to_string(), "1 to 64 letters"),
+            (r#"{"cross_by": "gruppe/ä"}"#.to_string(), "1 to 64 letters"),
+            (format!(r#"{{"cross_by": "{long}"}}"#), "1 to 64 letters"),
+            (
+                r#"{"cross_by": "service"}"#.to_string(),
+                "`service` is already the group-by",
+            ),
+            (
+                r#"{"group_by": "assignment_group", "cross_by": "assignment_group"}"#.to_string(),
+                "name another ticket dimension",
+            ),
+        ] {
+            let err = tally(&parameters, vec![]).unwrap_err();
+            assert!(matches!(err, PluginError::Config(_)), "{parameters}: {err:?}");
+            let message = err.to_string();
+            assert!(
+                message.contains("parameters field `cross_by`") && message.contains(hint),
+                "{parameters}: {message}"
+            );
+        }
+        // 64 characters of the allowed set are a name.
+        let longest = format!(r#"{{"cross_by": "{}"}}"#, &"a._-9".repeat(13)[..64]);
+        assert!(tally(&longest, vec![]).is_ok());
+    }
+
+    #[test]
     fn describes_what_it_reads() {
         let info = Pareto::info();
         assert_eq!(info.metrics, [LOST_TIME]);
         assert!(info.needs_rows);
-        assert!(serde_json::from_str::<Value>(&info.parameters_schema).is_ok());
+        let schema: Value = serde_json::from_str(&info.parameters_schema).expect("JSON schema");
+        assert_eq!(schema["properties"]["cross_by"]["maxLength"], json!(64));
         let err = Pareto::score(&xla_sdk::testkit::score_input("", vec![]), None).unwrap_err();
         assert!(err.to_string().contains("needs_rows"), "{err}");
     }
