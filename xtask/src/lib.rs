@@ -12,13 +12,15 @@
 //! ```
 //!
 //! Python scorers (`sdk/python/examples/`) are built by [`python`] with
-//! componentize-py and installed the same way.
+//! componentize-py and installed the same way. [`browser`] installs what the
+//! dashboard's browser test drives (Chromium, `tests/browser`'s npm packages).
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod browser;
 pub mod python;
 
 /// The target every guest is built for.

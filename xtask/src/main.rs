@@ -17,7 +17,8 @@ commands:
   demo           build-plugins, then run `xla-host demo` (extra arguments go to the demo)
   test           build-plugins, then every test: the workspace (host, SDK, end-to-end),
                  the plugins' own tests against recorded HTTP exchanges, and the Python
-                 SDK's unit tests";
+                 SDK's unit tests; installs what the tests drive when missing (Schemathesis
+                 with pip, Chromium with apt-get, tests/browser's npm packages with npm ci)";
 
 fn main() -> Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -44,6 +45,8 @@ fn main() -> Result<()> {
                 "tests/api/requirements.txt",
                 "the API test fuzzes the served OpenAPI document with it",
             )?;
+            // The dashboard's browser test drives Debian's Chromium with playwright-core.
+            xtask::browser::ensure_browser_tools(&root)?;
             let host = host_triple()?;
             let mut tally = Tally::default();
             tally.run(&root.join("plugins"), &["test", "--release", "--target", &host])?;
