@@ -161,18 +161,51 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not `Bearer <token>`".into()))?;
-        let refused = || ApiError::Unauthorized("the token is not valid (unknown, revoked or expired)".into());
-        let id = token_id(presented).ok_or_else(refused)?;
-        let record = state.store.token(id).await?.ok_or_else(refused)?;
-        let matches: bool = sha256_hex(presented).as_bytes().ct_eq(record.sha256.as_bytes()).into();
-        let now = xla_types::now_ms();
-        if !matches || !record.is_live(now) {
-            return Err(refused());
-        }
-        state.limiter.check(&record.id)?;
-        note_use(state, &record, now);
-        Ok(Caller { token: record })
+        Ok(Caller {
+            token: verify(state, presented).await?,
+        })
     }
+}
+
+/// The record of the token `presented` when it is well formed, known, its
+/// secret matches (compared in constant time), and it is neither revoked
+/// nor expired; counts it against its rate and notes its use. The API's
+/// bearer tokens and the dashboard's sign-in both pass here.
+///
+/// # Errors
+/// [`ApiError::Unauthorized`] (one message for every reason: it tells a
+/// guesser nothing), [`ApiError::TooManyRequests`], store errors.
+pub async fn verify(state: &Arc<ApiState>, presented: &str) -> Result<TokenRecord, ApiError> {
+    let record = live_record(state, presented).await?;
+    state.limiter.check(&record.id)?;
+    note_use(state, &record, xla_types::now_ms());
+    Ok(record)
+}
+
+/// The record of token id `id` while it is live (not revoked, not
+/// expired): a dashboard session re-checks its token on every page.
+///
+/// # Errors
+/// [`ApiError::Unauthorized`]; store errors.
+pub async fn live_token(state: &ApiState, id: &str) -> Result<TokenRecord, ApiError> {
+    match state.store.token(id).await? {
+        Some(record) if record.is_live(xla_types::now_ms()) => Ok(record),
+        _ => Err(refused()),
+    }
+}
+
+fn refused() -> ApiError {
+    ApiError::Unauthorized("the token is not valid (unknown, revoked or expired)".into())
+}
+
+async fn live_record(state: &ApiState, presented: &str) -> Result<TokenRecord, ApiError> {
+    let id = token_id(presented).ok_or_else(refused)?;
+    let record = state.store.token(id).await?.ok_or_else(refused)?;
+    let matches: bool = sha256_hex(presented).as_bytes().ct_eq(record.sha256.as_bytes()).into();
+    if !matches || !record.is_live(xla_types::now_ms()) {
+        return Err(refused());
+    }
+    Ok(record)
 }
 
 /// Records the token's use, at most once a minute, off the request's path.

@@ -20,7 +20,9 @@ mod error;
 mod limit;
 mod ops;
 mod paging;
+pub mod results;
 mod routes;
+pub use routes::tenants::{InstanceStatus, SyncState, instance_status};
 mod state;
 
 pub use cache::ResultCache;
@@ -28,6 +30,7 @@ pub use config::ApiConfig;
 pub use error::{ApiError, PROBLEM_JSON, Problem};
 pub use limit::TokenLimiter;
 pub use ops::install_metrics;
+pub use results::{CACHE_HEADER, Fetched};
 pub use state::{ApiState, Catalog, PluginEntry};
 
 use axum::Router;
@@ -125,6 +128,12 @@ fn common_responses(openapi: &mut utoipa::openapi::OpenApi) {
 /// passes (request id, tracing, body cap, timeout, panics as 500s,
 /// problem documents for every error).
 pub fn app(state: Arc<ApiState>) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The API with `pages` (the dashboard) on the same socket, behind the same
+/// layers; `pages` answers its own errors as HTML.
+pub fn app_with(state: Arc<ApiState>, pages: Router) -> Router {
     let (router, openapi) = router_and_openapi(state.clone());
     let openapi = Arc::new(openapi);
     let router = router.route(
@@ -134,5 +143,6 @@ pub fn app(state: Arc<ApiState>) -> Router {
             async move { axum::Json(openapi.as_ref().clone()) }
         }),
     );
+    let router = router.merge(pages);
     ops::layered(router, &state.config)
 }

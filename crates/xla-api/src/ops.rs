@@ -153,7 +153,12 @@ async fn problems(request: Request, next: Next) -> Response {
         .map(str::to_string);
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    // The dashboard's pages answer their errors as pages of their own.
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_page {
         return response;
     }
     let is_problem = response

@@ -179,7 +179,7 @@ impl Engine {
     /// Runs `xla`'s scorer over its input for `window`, without checking
     /// its targets and contract: reports built on a scorer (the scorecard)
     /// have none.
-    pub(crate) async fn run_scorer(&self, xla: &XlaDefinition, window: Window) -> Result<PeriodScore, ScoreError> {
+    pub async fn run_scorer(&self, xla: &XlaDefinition, window: Window) -> Result<PeriodScore, ScoreError> {
         let scorer = self.scorer_for(xla)?;
         let store_error = |error| ScoreError::Store {
             xla: xla.id.clone(),

@@ -22,7 +22,7 @@ pub use engine::{Engine, LoadedScorer, PeriodScore, ScoreError};
 pub use period::{Period, Window};
 pub use report::{
     Cause, GroupResult, Money, ReportBundle, Scorecard, ScorecardOptions, ScorecardRow, TREND_PERIODS, TrendDirection,
-    TrendPoint, WATERMELON_SCORER, XlaReport, XotView,
+    TrendPoint, WATERMELON_SCORER, XlaReport, XotSlice, XotValues, XotView, attribute,
 };
 pub use scorers::{ScorerLoadError, load_scorers};
 pub use standard::standard_xlas;

@@ -7,7 +7,7 @@ use super::definition::{Direction, XlaDefinition};
 use super::engine::{Engine, PeriodScore, ScoreError};
 use super::period::Window;
 use super::target::{PeriodTarget, target_for};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use xla_store::{Aggregation, Bucket, SeriesQuery, StoreError};
 
@@ -16,7 +16,7 @@ pub const TREND_PERIODS: usize = 6;
 
 /// One XLA for one period.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XlaReport {
     /// The XLA's id.
     pub xla: String,
@@ -52,7 +52,7 @@ pub struct XlaReport {
 
 /// One period of a trend.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrendPoint {
     /// The period label.
     pub period: String,
@@ -62,7 +62,7 @@ pub struct TrendPoint {
 
 /// Which way the trend goes.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrendDirection {
     /// Better over the trend's periods.
@@ -75,7 +75,7 @@ pub enum TrendDirection {
 
 /// One group's value.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupResult {
     /// The group (e.g. a service).
     pub group: String,
@@ -89,7 +89,7 @@ pub struct GroupResult {
 
 /// A period's money under the contract.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Money {
     /// Service credit owed for falling short (capped).
     pub penalty: f64,
@@ -203,7 +203,7 @@ fn money(xla: &XlaDefinition, margin: f64) -> Option<Money> {
 
 /// What a drop in experience came with.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     /// Experience did not drop.
@@ -220,7 +220,7 @@ pub enum Cause {
 
 /// The X/O/T view of one period against the one before.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XotView {
     /// Tenant.
     pub tenant: String,
@@ -267,51 +267,15 @@ impl Engine {
         let sla_compliance = (breached.0.map(|b| 100.0 - b), breached.1.map(|b| 100.0 - b));
         let resolution_hours = both("resolution_hours", Aggregation::Avg).await?;
         let dex_score = both("dex_score", Aggregation::Avg).await?;
-        let fell =
-            |(now, before): (Option<f64>, Option<f64>), by: f64| now.zip(before).is_some_and(|(n, b)| b - n > by);
-        let x_drop = fell(happiness, HAPPINESS_DROP);
-        let t_drop = fell(dex_score, DEX_DROP);
-        let o_drop = fell(sla_compliance, SLA_DROP)
-            || resolution_hours
-                .0
-                .zip(resolution_hours.1)
-                .is_some_and(|(n, b)| b > 0.0 && (n - b) / b > RESOLUTION_RISE);
-        let cause = match (x_drop, t_drop, o_drop) {
-            (false, _, _) => Cause::NoDrop,
-            (true, true, true) => Cause::TechnicalAndProcess,
-            (true, true, false) => Cause::Technical,
-            (true, false, true) => Cause::Process,
-            (true, false, false) => Cause::Neither,
-        };
-        let points = |(n, b): (Option<f64>, Option<f64>)| n.zip(b).map_or(0.0, |(n, b)| n - b);
-        let explanation = match cause {
-            Cause::NoDrop => format!(
-                "Happiness did not drop ({:+.1} points from {}).",
-                points(happiness),
-                previous.label()
-            ),
-            Cause::Technical => format!(
-                "Happiness fell {:.1} points and device health fell with it (DEX {:+.1}): look at devices and applications first.",
-                -points(happiness),
-                points(dex_score)
-            ),
-            Cause::Process => format!(
-                "Happiness fell {:.1} points and the IT process fell with it (SLA compliance {:+.1} points, resolution time {:+.1} h): look at the service desk process first.",
-                -points(happiness),
-                points(sla_compliance),
-                points(resolution_hours)
-            ),
-            Cause::TechnicalAndProcess => format!(
-                "Happiness fell {:.1} points with both device health (DEX {:+.1}) and the IT process (SLA compliance {:+.1} points).",
-                -points(happiness),
-                points(dex_score),
-                points(sla_compliance)
-            ),
-            Cause::Neither => format!(
-                "Happiness fell {:.1} points while SLAs and device health held: the SLAs do not see what employees feel; read the survey factors and comments.",
-                -points(happiness)
-            ),
-        };
+        let (cause, explanation) = attribute(
+            &XotValues {
+                happiness,
+                sla_compliance,
+                resolution_hours,
+                dex_score,
+            },
+            previous,
+        );
         Ok(XotView {
             tenant: tenant.to_string(),
             period: window.label(),
@@ -350,11 +314,195 @@ impl Engine {
     }
 }
 
+/// One slice's X, O and T values, this period and the one before.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct XotValues {
+    /// Happiness (X).
+    pub happiness: (Option<f64>, Option<f64>),
+    /// SLA compliance in percent (O).
+    pub sla_compliance: (Option<f64>, Option<f64>),
+    /// Mean resolution hours (O).
+    pub resolution_hours: (Option<f64>, Option<f64>),
+    /// Mean DEX score (T).
+    pub dex_score: (Option<f64>, Option<f64>),
+}
+
+/// What a drop in happiness came with, and one sentence saying so:
+/// happiness down more than 2 points is a drop; DEX down more than 1 point
+/// a technical drop; SLA compliance down more than 1 point, or resolution
+/// time up more than 10 %, a process drop. `previous` names the period
+/// compared with.
+pub fn attribute(v: &XotValues, previous: Window) -> (Cause, String) {
+    let fell = |(now, before): (Option<f64>, Option<f64>), by: f64| now.zip(before).is_some_and(|(n, b)| b - n > by);
+    let x_drop = fell(v.happiness, HAPPINESS_DROP);
+    let t_drop = fell(v.dex_score, DEX_DROP);
+    let o_drop = fell(v.sla_compliance, SLA_DROP)
+        || v.resolution_hours
+            .0
+            .zip(v.resolution_hours.1)
+            .is_some_and(|(n, b)| b > 0.0 && (n - b) / b > RESOLUTION_RISE);
+    let cause = match (x_drop, t_drop, o_drop) {
+        (false, _, _) => Cause::NoDrop,
+        (true, true, true) => Cause::TechnicalAndProcess,
+        (true, true, false) => Cause::Technical,
+        (true, false, true) => Cause::Process,
+        (true, false, false) => Cause::Neither,
+    };
+    let points = |(n, b): (Option<f64>, Option<f64>)| n.zip(b).map_or(0.0, |(n, b)| n - b);
+    let explanation = match cause {
+        Cause::NoDrop => format!(
+            "Happiness did not drop ({:+.1} points from {}).",
+            points(v.happiness),
+            previous.label()
+        ),
+        Cause::Technical => format!(
+            "Happiness fell {:.1} points and device health fell with it (DEX {:+.1}): look at devices and applications first.",
+            -points(v.happiness),
+            points(v.dex_score)
+        ),
+        Cause::Process => format!(
+            "Happiness fell {:.1} points and the IT process fell with it (SLA compliance {:+.1} points, resolution time {:+.1} h): look at the service desk process first.",
+            -points(v.happiness),
+            points(v.sla_compliance),
+            points(v.resolution_hours)
+        ),
+        Cause::TechnicalAndProcess => format!(
+            "Happiness fell {:.1} points with both device health (DEX {:+.1}) and the IT process (SLA compliance {:+.1} points).",
+            -points(v.happiness),
+            points(v.dex_score),
+            points(v.sla_compliance)
+        ),
+        Cause::Neither => format!(
+            "Happiness fell {:.1} points while SLAs and device health held: the SLAs do not see what employees feel; read the survey factors and comments.",
+            -points(v.happiness)
+        ),
+    };
+    (cause, explanation)
+}
+
+/// The X/O/T attribution of one slice (a service by default).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct XotSlice {
+    /// The slice, e.g. a service.
+    pub group: String,
+    /// Happiness of its rated tickets, this period and the one before.
+    pub happiness: (Option<f64>, Option<f64>),
+    /// Its SLA compliance in percent.
+    pub sla_compliance: (Option<f64>, Option<f64>),
+    /// Its tickets' mean resolution hours.
+    pub resolution_hours: (Option<f64>, Option<f64>),
+    /// The tenant's mean DEX score: device telemetry names no service, so
+    /// every slice is compared with the organisation's device health.
+    pub dex_score: (Option<f64>, Option<f64>),
+    /// What its happiness drop came with.
+    pub cause: Cause,
+    /// One sentence for people.
+    pub explanation: String,
+}
+
+impl Engine {
+    /// The X/O/T attribution per slice for `window` (a month): each
+    /// slice's happiness and SLA compliance from the scorecards of this
+    /// period and the one before (`current`, `previous`), its resolution
+    /// time from the rollups, and the tenant's DEX ([`XotSlice::dex_score`]).
+    /// Slices in either scorecard, by name.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn xot_slices(
+        &self,
+        window: Window,
+        view: &XotView,
+        current: &Scorecard,
+        previous: &Scorecard,
+    ) -> Result<Vec<XotSlice>, StoreError> {
+        let resolution_now = self
+            .grouped_mean(&current.tenant, "resolution_hours", window, &current.group_by)
+            .await?;
+        let resolution_before = self
+            .grouped_mean(
+                &current.tenant,
+                "resolution_hours",
+                window.previous(),
+                &current.group_by,
+            )
+            .await?;
+        let row = |card: &Scorecard, group: &str| card.rows.iter().find(|r| r.group == group).cloned();
+        let groups: std::collections::BTreeSet<&str> = current
+            .rows
+            .iter()
+            .chain(&previous.rows)
+            .map(|r| r.group.as_str())
+            .collect();
+        Ok(groups
+            .into_iter()
+            .map(|group| {
+                let (now, before) = (row(current, group), row(previous, group));
+                let values = XotValues {
+                    happiness: (
+                        now.as_ref().and_then(|r| r.happiness),
+                        before.as_ref().and_then(|r| r.happiness),
+                    ),
+                    sla_compliance: (
+                        now.as_ref().and_then(|r| r.sla_compliance),
+                        before.as_ref().and_then(|r| r.sla_compliance),
+                    ),
+                    resolution_hours: (
+                        resolution_now.get(group).copied(),
+                        resolution_before.get(group).copied(),
+                    ),
+                    dex_score: view.dex_score,
+                };
+                let (cause, explanation) = attribute(&values, window.previous());
+                XotSlice {
+                    group: group.to_string(),
+                    happiness: values.happiness,
+                    sla_compliance: values.sla_compliance,
+                    resolution_hours: values.resolution_hours,
+                    dex_score: values.dex_score,
+                    cause,
+                    explanation,
+                }
+            })
+            .collect())
+    }
+
+    async fn grouped_mean(
+        &self,
+        tenant: &str,
+        metric: &str,
+        window: Window,
+        group_by: &str,
+    ) -> Result<BTreeMap<String, f64>, StoreError> {
+        let query = SeriesQuery {
+            tenant: tenant.into(),
+            metric: metric.into(),
+            from: window.start,
+            to: window.end,
+            bucket: Bucket::Day,
+            filter: None,
+            group_by: Some(group_by.into()),
+            aggregation: Aggregation::Avg,
+        };
+        let mut merged: BTreeMap<String, xla_store::Rollup> = BTreeMap::new();
+        for ((_, group), rollup) in self.store().rollups(&query).await? {
+            if let Some(group) = group {
+                merged.entry(group).or_default().merge(&rollup);
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(group, rollup)| xla_store::evaluate(&rollup, Aggregation::Avg).map(|v| (group, v)))
+            .collect())
+    }
+}
+
 /// The SLA-beside-XLA scorecard: per slice (service by default), SLA
 /// compliance next to happiness, with the watermelons flagged: SLAs at
 /// target while the people served are unhappy.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scorecard {
     /// Tenant.
     pub tenant: String,
@@ -372,7 +520,7 @@ pub struct Scorecard {
 
 /// One slice of the scorecard.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScorecardRow {
     /// The slice, e.g. a service.
     pub group: String,
@@ -467,7 +615,7 @@ impl Engine {
 }
 
 /// Everything `xla-host report` shows for one period.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportBundle {
     /// One report per XLA.
     pub reports: Vec<XlaReport>,

@@ -5,11 +5,11 @@
 use super::definition::{Contract, XlaDefinition};
 use super::period::Window;
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A period's target and where it came from.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeriodTarget {
     /// The target; `None` when none applies yet.
     pub value: Option<f64>,

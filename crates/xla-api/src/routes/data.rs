@@ -5,6 +5,7 @@
 use super::{cache_key, cached, json, tenant};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::results::dimension;
 use crate::state::ApiState;
 use axum::Json;
 use axum::body::Bytes;
@@ -356,18 +357,6 @@ fn window(from: &str, to: &str) -> Result<(i64, i64), ApiError> {
     };
     let (from, to) = (parse("from", from)?, parse("to", to)?);
     Ok((from, to.max(from)))
-}
-
-/// A dimension's name as a query parameter gives it: 1 to 64 of
-/// `[A-Za-z0-9_.-]` (the parameter's documented pattern).
-pub(super) fn dimension<'a>(parameter: &str, name: &'a str) -> Result<&'a str, ApiError> {
-    match xla_types::is_plain_name(name) {
-        true => Ok(name),
-        false => Err(ApiError::BadRequest(format!(
-            "`{parameter}` is `{}`, not a dimension name (1 to 64 letters, digits, `_`, `.` or `-`, like `assignment_group`)",
-            escape_capped(name, 70)
-        ))),
-    }
 }
 
 /// `dimension:value`.

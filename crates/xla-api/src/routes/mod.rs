@@ -6,20 +6,20 @@ mod events;
 mod health;
 mod metrics;
 mod plugins;
-mod tenants;
+pub(crate) mod tenants;
 mod xlas;
 
 use crate::auth::Caller;
-use crate::cache::Kept;
 use crate::error::ApiError;
 use crate::state::ApiState;
 use axum::body::Bytes;
-use axum::http::{HeaderValue, header};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use crate::results::{cache_key, json};
 
 /// Every route with its OpenAPI entry.
 pub fn router() -> OpenApiRouter<Arc<ApiState>> {
@@ -51,58 +51,14 @@ pub fn router() -> OpenApiRouter<Arc<ApiState>> {
 /// `tenant` when the caller's token covers it and the host knows it; the
 /// same 404 otherwise, so a token cannot learn which tenants exist.
 fn tenant<'a>(state: &ApiState, caller: &Caller, tenant: &'a str) -> Result<&'a str, ApiError> {
-    if caller.sees(tenant) && state.catalog.tenants().contains(tenant) {
-        Ok(tenant)
-    } else {
-        Err(ApiError::not_found(format_args!(
-            "tenant `{}`",
-            xla_types::untrusted::escape_capped(tenant, 100)
-        )))
-    }
+    crate::results::visible_tenant(state, &caller.token, tenant)
 }
 
-/// The header that says whether a result came from the cache (`hit`) or
-/// was computed (`miss`).
-pub const CACHE_HEADER: &str = "x-xla-cache";
-
-/// A cache key naming a query by its parts, unambiguously (a JSON array:
-/// no part can spill into the next).
-fn cache_key(parts: &[&str]) -> String {
-    serde_json::to_string(parts).unwrap_or_default()
-}
-
-/// The result for `key` at the store's current data version: from the
-/// cache, or computed by `compute` (media type and body) and kept. The
-/// version is read before computing, so data committed meanwhile makes the
-/// next request compute again.
+/// The result for `key` at the store's current data version, as a response
+/// with its `x-xla-cache` header.
 async fn cached<F>(state: &ApiState, key: String, compute: F) -> Result<Response, ApiError>
 where
     F: std::future::Future<Output = Result<(HeaderValue, Bytes), ApiError>>,
 {
-    let version = state.store.data_version();
-    if let Some(kept) = state.results.get(&key, version) {
-        return Ok(answer(kept, "hit"));
-    }
-    let (content_type, body) = compute.await?;
-    let kept = Kept {
-        version,
-        content_type,
-        body,
-    };
-    state.results.put(key, kept.clone());
-    Ok(answer(kept, "miss"))
-}
-
-fn answer(kept: Kept, cache: &'static str) -> Response {
-    let mut response = kept.body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, kept.content_type);
-    headers.insert(CACHE_HEADER, HeaderValue::from_static(cache));
-    response
-}
-
-/// `value` as a JSON body.
-fn json<T: Serialize>(value: &T) -> Result<(HeaderValue, Bytes), ApiError> {
-    let body = serde_json::to_vec(value).map_err(|e| ApiError::Internal(format!("encoding a result: {e}")))?;
-    Ok((HeaderValue::from_static("application/json"), Bytes::from(body)))
+    Ok(crate::results::cached(state, key, compute).await?.into_response())
 }

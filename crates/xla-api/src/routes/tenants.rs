@@ -101,7 +101,12 @@ pub enum SyncState {
     Unavailable,
 }
 
-async fn status(state: &ApiState, instance: &ConnectorInstance) -> Result<InstanceStatus, ApiError> {
+/// `instance`'s status: its latest run and outcome, how fresh its cursor is,
+/// whether a run is on, and when the next is due.
+///
+/// # Errors
+/// Store failures.
+pub async fn instance_status(state: &ApiState, instance: &ConnectorInstance) -> Result<InstanceStatus, ApiError> {
     let runs = state.store.runs(&instance.tenant, &instance.name, 50).await?;
     let last_completed = runs
         .iter()
@@ -170,7 +175,7 @@ pub async fn list_instances(
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let mut all = Vec::new();
     for instance in state.catalog.instances.iter().filter(|i| i.tenant == tenant) {
-        all.push(status(&state, instance).await?);
+        all.push(instance_status(&state, instance).await?);
     }
     Ok(Json(page.page(all)?))
 }
@@ -204,7 +209,7 @@ pub async fn get_instance(
 ) -> Result<Json<InstanceStatus>, ApiError> {
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let instance = instance(&state, tenant, &name)?;
-    Ok(Json(status(&state, instance).await?))
+    Ok(Json(instance_status(&state, instance).await?))
 }
 
 /// `?limit=&cursor=` of the runs list: a keyset cursor, since runs are

@@ -2,17 +2,18 @@
 //! them: an XLA's report for a period, the X/O/T view, and the
 //! SLA-beside-XLA scorecard with its watermelons.
 
-use super::{cache_key, cached, json, tenant};
+use super::tenant;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::results::{self, ScorecardQuery, window};
 use crate::state::ApiState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
-use xla_score::{Engine, Period, ScoreError, Scorecard, Window, XlaDefinition, XlaReport, XotView};
+use xla_score::{Period, Scorecard, XlaDefinition, XlaReport, XotView};
 use xla_types::untrusted::escape_capped;
 
 /// One target from its effective date.
@@ -161,60 +162,6 @@ pub struct PeriodParams {
     pub period: String,
 }
 
-fn engine(state: &ApiState) -> Result<&Engine, ApiError> {
-    state
-        .engine
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("no scorer plugin is loaded; install the scorers and restart".into()))
-}
-
-/// Whether `label` has the documented shape of a period label:
-/// `^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2]|[Qq][1-4]|W(0[1-9]|[1-4][0-9]|5[0-3]))$`:
-/// years from 1970 (unix time) to 9999.
-fn is_period_label(label: &str) -> bool {
-    let Some((year, rest)) = label.split_once('-') else {
-        return false;
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let number = |s: &str, len: usize, range: std::ops::RangeInclusive<u32>| {
-        s.len() == len && digits(s) && s.parse().is_ok_and(|n| range.contains(&n))
-    };
-    year.len() == 4
-        && number(year, 4, 1970..=9999)
-        && (number(rest, 2, 1..=12)
-            || rest.strip_prefix(['Q', 'q']).is_some_and(|q| number(q, 1, 1..=4))
-            || rest.strip_prefix('W').is_some_and(|w| number(w, 2, 1..=53)))
-}
-
-/// The window `label` names as a `period`: a 400 for a label of no kind,
-/// a 404 for one of another kind or a period that does not exist (there is
-/// no such report).
-fn window(period: Period, label: &str) -> Result<Window, ApiError> {
-    let example = match period {
-        Period::Week => "2026-W43",
-        Period::Month => "2026-10",
-        Period::Quarter => "2026-Q4",
-    };
-    let label_text = escape_capped(label, 40);
-    if !is_period_label(label) {
-        return Err(ApiError::BadRequest(format!(
-            "period `{label_text}` is not a period label (e.g. {example})"
-        )));
-    }
-    period.parse(label).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no report for `{label_text}`: it names no {period}, and this is reported by {period} (e.g. {example})"
-        ))
-    })
-}
-
-fn score_error(error: ScoreError) -> ApiError {
-    match error {
-        ScoreError::Store { error, .. } => ApiError::from(error),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
 /// An XLA's report for a period: value against its target and basis, met,
 /// margin, previous, delta, trend, worst groups, money.
 #[utoipa::path(
@@ -240,12 +187,7 @@ pub async fn report(
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let xla = xla(&state, tenant, &id)?;
     let window = window(xla.period, &params.period)?;
-    let engine = engine(&state)?;
-    let key = cache_key(&["report", tenant, &xla.id, &window.label()]);
-    cached(&state, key, async {
-        json(&engine.report(xla, window).await.map_err(score_error)?)
-    })
-    .await
+    Ok(results::report(&state, xla, window).await?.into_response())
 }
 
 /// For a drop in happiness in a month: whether it came with a technical
@@ -272,9 +214,7 @@ pub async fn xot(
 ) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let window = window(Period::Month, &params.period)?;
-    let engine = engine(&state)?;
-    let key = cache_key(&["xot", tenant, &window.label()]);
-    cached(&state, key, async { json(&engine.xot_view(tenant, window).await?) }).await
+    Ok(results::xot(&state, tenant, window).await?.into_response())
 }
 
 /// `?period=&group_by=&sla_target=&happiness_target=`.
@@ -319,42 +259,18 @@ pub async fn scorecard(
 ) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &caller, &tenant_id)?;
     let window = window(Period::Month, &params.period)?;
-    let sla_target = params.sla_target.unwrap_or(90.0);
-    let happiness_target = params.happiness_target.unwrap_or(50.0);
-    if !(0.0..=100.0).contains(&sla_target) || !(-100.0..=100.0).contains(&happiness_target) {
-        return Err(ApiError::BadRequest(
-            "sla_target is a percentage (0 to 100) and happiness_target a score (-100 to 100)".into(),
-        ));
-    }
-    let engine = engine(&state)?;
-    if !engine.has_scorer(xla_score::report::WATERMELON_SCORER) {
-        return Err(ApiError::Unavailable(
-            "the scorecard needs the `watermelon` scorer plugin; install it and restart".into(),
-        ));
-    }
-    let group_by = super::data::dimension("group_by", params.group_by.as_deref().unwrap_or("service"))?;
-    let key = cache_key(&[
-        "scorecard",
-        tenant,
-        &window.label(),
-        group_by,
-        &sla_target.to_string(),
-        &happiness_target.to_string(),
-    ]);
-    cached(&state, key, async {
-        json(
-            &engine
-                .scorecard(tenant, window, group_by, sla_target, happiness_target)
-                .await
-                .map_err(score_error)?,
-        )
-    })
-    .await
+    let query = ScorecardQuery {
+        group_by: params.group_by.as_deref().unwrap_or("service"),
+        sla_target: params.sla_target.unwrap_or(90.0),
+        happiness_target: params.happiness_target.unwrap_or(50.0),
+    };
+    Ok(results::scorecard(&state, tenant, window, query).await?.into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::is_period_label;
 
     #[test]
     fn a_label_of_the_documented_shape_but_another_kind_is_a_missing_report() {

@@ -1,4 +1,4 @@
-//! Composing and running the HTTP API for `serve`: the catalog from the
+//! Composing and running the HTTP API and the dashboard for `serve`: the catalog from the
 //! config and the plugins directory, the scoring engine, the socket, and a
 //! graceful stop on the shared shutdown token.
 
@@ -52,7 +52,8 @@ pub(crate) async fn start(
         .await
         .with_context(|| format!("listening on {addr} for the API (--listen or [api] listen)"))?;
     let addr = listener.local_addr().context("the API socket's address")?;
-    let app = api::app(state);
+    // The dashboard shares the socket, the state and the layers.
+    let app = api::app_with(state.clone(), xla_dashboard::router(state));
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -66,7 +67,7 @@ pub(crate) async fn state(config: &HostConfig, runtime: &Runtime, store: Arc<dyn
     let engine = if config.xla.is_empty() {
         None
     } else {
-        Some(report::engine(config, store.clone(), &config.xla).await?)
+        Some(report::engine(config, store.clone(), &config.xla, xla_dashboard::VIEW_SCORERS).await?)
     };
     let mut receivers = BTreeMap::new();
     let mut webhook_secrets = BTreeMap::new();

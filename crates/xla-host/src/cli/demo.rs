@@ -43,8 +43,9 @@ pub(crate) struct DemoArgs {
     /// tenant, XLAs and connector instances) for `token create` and `serve`.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// End by serving the API on the demo's data, printing a read token and
-    /// example URLs, until Ctrl-C.
+    /// End by serving the API and the dashboard on the demo's data,
+    /// printing a read token, the dashboard's URL and example API calls,
+    /// until Ctrl-C.
     #[arg(long)]
     serve: bool,
     /// Where `--serve` listens.
@@ -229,7 +230,10 @@ async fn serve(host_config: &std::path::Path, store: Arc<dyn Store>, listen: std
     let token = crate::api::auth::issue(&*store, request, now_ms()).await?.token;
     let base = format!("http://{}", server.addr);
     println!("\nThe API serves the demo's data at {base}/v1 (OpenAPI: {base}/v1/openapi.json); Ctrl-C stops.");
-    println!("A read token for tenant `{TENANT}`, valid 24 h: {token}\n");
+    println!("A read token for tenant `{TENANT}`, valid 24 h: {token}");
+    println!(
+        "The dashboard: {base}/dashboard/sign-in?next=/dashboard/tenants/{TENANT}/scorecard%3Fperiod%3D{REPORT_PERIOD} (sign in with the token)\n"
+    );
     for path in [
         format!("/v1/tenants/{TENANT}/xlas"),
         format!("/v1/tenants/{TENANT}/xlas/incident-happiness/report?period={REPORT_PERIOD}"),
@@ -447,7 +451,7 @@ const REPORT_PERIOD: &str = "2026-10";
 /// The XLA report over what arrived, ending with the planted patterns.
 async fn report(config: &HostConfig, store: Arc<dyn Store>) -> Result<()> {
     let xlas = crate::score::standard_xlas(TENANT);
-    let engine = super::report::engine(config, store, &xlas).await?;
+    let engine = super::report::engine(config, store, &xlas, &[]).await?;
     let window = super::report::period_window(Some(REPORT_PERIOD))?;
     let bundle = engine.report_bundle(&xlas, window, Some(&scorecard())).await?;
     println!("XLAs for {REPORT_PERIOD}, scored by Wasm scorer plugins in the sandbox:\n");

@@ -50,7 +50,7 @@ pub(crate) async fn run(config: &HostConfig, args: ReportArgs) -> Result<ExitCod
     let xlas = selected(config, &args.xlas)?;
     let window = period_window(args.period.as_deref())?;
     let store = open_store(config, args.data_dir.as_deref())?;
-    let engine = engine(config, store, &xlas).await?;
+    let engine = engine(config, store, &xlas, &[]).await?;
     let options = ScorecardOptions {
         group_by: args.scorecard_by.clone(),
         sla_target: args.sla_target,
@@ -105,11 +105,15 @@ pub(crate) async fn engine(
     config: &HostConfig,
     store: std::sync::Arc<dyn crate::store::Store>,
     xlas: &[XlaDefinition],
+    also: &[&str],
 ) -> Result<Engine> {
     let runtime = options::runtime(config)?;
     let mut names: Vec<&str> = xlas.iter().map(|x| x.scorer.as_str()).collect();
-    if config.plugins.dir.join(WATERMELON_SCORER).is_dir() {
-        names.push(WATERMELON_SCORER);
+    // Views built on a scorer of their own load it when it is installed.
+    for view_scorer in std::iter::once(WATERMELON_SCORER).chain(also.iter().copied()) {
+        if config.plugins.dir.join(view_scorer).is_dir() && !names.contains(&view_scorer) {
+            names.push(view_scorer);
+        }
     }
     let scorers = load_scorers(
         &runtime,

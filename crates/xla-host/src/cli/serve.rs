@@ -82,8 +82,8 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
             );
         }
         eprintln!(
-            "API at http://{}/v1 (OpenAPI: http://{}/v1/openapi.json)",
-            server.addr, server.addr
+            "API at http://{}/v1 (OpenAPI: http://{}/v1/openapi.json); dashboard at http://{}/dashboard",
+            server.addr, server.addr, server.addr
         );
     }
     eprintln!("serving; Ctrl-C or SIGTERM stops");

@@ -1,0 +1,297 @@
+//! The pages. Each view module reads the API's results for one page and
+//! renders its template; this module holds what every page shares: the
+//! frame (navigation, tenant and period pickers, sign-out), the period of
+//! a request, and the headers every page carries.
+
+pub mod follow_up;
+pub mod lost_time;
+pub mod scorecard;
+pub mod sign_in;
+pub mod sla;
+pub mod sources;
+pub mod ticket;
+pub mod xot;
+
+use crate::Dashboard;
+use crate::error::PageError;
+use crate::session::Viewer;
+use askama::Template;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::sync::Arc;
+use xla_api::ApiError;
+use xla_score::{Period, Window};
+use xla_store::{Aggregation, Bucket, SeriesQuery};
+
+/// Months the period picker offers, the latest with data last.
+const PICKER_MONTHS: usize = 12;
+
+/// One entry of the navigation.
+pub struct NavItem {
+    /// Its label.
+    pub label: &'static str,
+    /// Its path under the tenant.
+    pub path: &'static str,
+}
+
+/// The views, in the order of the navigation.
+pub const NAV: &[NavItem] = &[
+    NavItem {
+        label: "Scorecard",
+        path: "scorecard",
+    },
+    NavItem {
+        label: "SLA beside XLA",
+        path: "sla-beside-xla",
+    },
+    NavItem {
+        label: "Where the time goes",
+        path: "lost-time",
+    },
+    NavItem {
+        label: "X/O/T",
+        path: "xot",
+    },
+    NavItem {
+        label: "Follow-up",
+        path: "follow-up",
+    },
+    NavItem {
+        label: "Sources",
+        path: "sources",
+    },
+];
+
+/// What the layout around every page shows.
+pub struct Frame {
+    /// The page's title.
+    pub title: String,
+    /// The tenant shown.
+    pub tenant: String,
+    /// Tenants the viewer may pick (more than one only for tokens that span tenants).
+    pub tenants: Vec<String>,
+    /// The month shown, `2026-10` (empty on pages without one).
+    pub period: String,
+    /// Months to pick from, newest first.
+    pub periods: Vec<String>,
+    /// The current view's path under the tenant (`scorecard`).
+    pub active: &'static str,
+    /// The session's form key (sign-out).
+    pub form_key: String,
+    /// The token's name, for "signed in as".
+    pub token_name: String,
+}
+
+impl Frame {
+    /// The navigation.
+    pub fn nav(&self) -> &'static [NavItem] {
+        NAV
+    }
+
+    /// The link to `path` under the tenant, keeping the period.
+    pub fn link(&self, path: &str) -> String {
+        let base = format!("/dashboard/tenants/{}/{path}", self.tenant);
+        if self.period.is_empty() {
+            base
+        } else {
+            format!("{base}?period={}", self.period)
+        }
+    }
+}
+
+/// `?period=2026-10`.
+#[derive(Debug, Default, Deserialize)]
+pub struct PeriodParams {
+    /// The month; the latest with data when absent.
+    pub period: Option<String>,
+}
+
+/// The tenant when the viewer's token covers it and the host knows it;
+/// the same 404 otherwise (as the API).
+pub fn tenant<'a>(state: &Dashboard, viewer: &Viewer, tenant: &'a str) -> Result<&'a str, PageError> {
+    Ok(xla_api::results::visible_tenant(&state.api, &viewer.token, tenant)?)
+}
+
+/// The tenants the viewer may see, sorted.
+pub fn tenants(state: &Dashboard, viewer: &Viewer) -> Vec<String> {
+    state
+        .api
+        .catalog
+        .tenants()
+        .into_iter()
+        .filter(|t| viewer.token.covers(t))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The latest month holding tickets or survey answers of `tenant`, not
+/// after the current one; the current month without data.
+async fn latest_month(state: &Dashboard, tenant: &str) -> Result<Window, PageError> {
+    let now = Period::Month.containing(xla_types::now_ms());
+    let mut latest: Option<i64> = None;
+    for metric in ["ticket_resolved", "happiness_rating"] {
+        let query = SeriesQuery {
+            tenant: tenant.into(),
+            metric: metric.into(),
+            from: i64::MIN / 2,
+            to: now.end,
+            bucket: Bucket::Month,
+            filter: None,
+            group_by: None,
+            aggregation: Aggregation::Count,
+        };
+        let cells = state.api.store.rollups(&query).await.map_err(ApiError::from)?;
+        let last = cells
+            .iter()
+            .filter(|(_, r)| r.count > 0)
+            .map(|((start, _), _)| *start)
+            .max();
+        latest = latest.max(last);
+    }
+    Ok(latest.map_or(now, |start| Period::Month.containing(start)))
+}
+
+/// The month a request asks for, or the latest with data; and the months
+/// to pick from, newest first.
+pub async fn month(state: &Dashboard, tenant: &str, params: &PeriodParams) -> Result<(Window, Vec<String>), PageError> {
+    let latest = latest_month(state, tenant).await?;
+    let window = match params.period.as_deref().filter(|p| !p.is_empty()) {
+        Some(label) => xla_api::results::window(Period::Month, label)?,
+        None => latest,
+    };
+    let mut periods: Vec<String> = latest.trailing(PICKER_MONTHS).iter().rev().map(|w| w.label()).collect();
+    if !periods.contains(&window.label()) {
+        periods.insert(0, window.label());
+    }
+    Ok((window, periods))
+}
+
+/// The frame of a page of `tenant`.
+pub fn frame(state: &Dashboard, viewer: &Viewer, tenant: &str, title: &str, active: &'static str) -> Frame {
+    Frame {
+        title: title.to_string(),
+        tenant: tenant.to_string(),
+        tenants: tenants(state, viewer),
+        period: String::new(),
+        periods: Vec::new(),
+        active,
+        form_key: viewer.form_key.clone(),
+        token_name: viewer.token.name.clone(),
+    }
+}
+
+/// A template rendered as a page.
+pub fn render<T: Template>(page: &T) -> Result<Response, PageError> {
+    let html = page
+        .render()
+        .map_err(|e| PageError::Internal(format!("rendering a page: {e}")))?;
+    Ok(Html(html).into_response())
+}
+
+/// `/dashboard`: the first tenant's scorecard, or sign-in.
+pub async fn home(State(state): State<Arc<Dashboard>>, viewer: Viewer) -> Result<Response, PageError> {
+    let Some(first) = tenants(&state, &viewer).into_iter().next() else {
+        return Err(PageError::Api(ApiError::NotFound(
+            "this token covers no tenant the host knows; ask for a token of one".into(),
+        )));
+    };
+    Ok(Redirect::to(&format!("/dashboard/tenants/{first}/scorecard")).into_response())
+}
+
+/// `/dashboard/tenants/{tenant}`: its scorecard.
+pub async fn tenant_home(
+    State(state): State<Arc<Dashboard>>,
+    viewer: Viewer,
+    Path(tenant_id): Path<String>,
+) -> Result<Response, PageError> {
+    let tenant = tenant(&state, &viewer, &tenant_id)?;
+    Ok(Redirect::to(&format!("/dashboard/tenants/{tenant}/scorecard")).into_response())
+}
+
+/// `?tenant=`: the tenant picker's choice.
+#[derive(Debug, Deserialize)]
+pub struct PickParams {
+    /// The tenant.
+    pub tenant: String,
+}
+
+/// `/dashboard/tenants?tenant=`: the picked tenant's scorecard (the same
+/// 404 for a tenant the token does not cover).
+pub async fn pick_tenant(
+    State(state): State<Arc<Dashboard>>,
+    viewer: Viewer,
+    axum::extract::Query(params): axum::extract::Query<PickParams>,
+) -> Result<Response, PageError> {
+    let tenant = tenant(&state, &viewer, &params.tenant)?;
+    Ok(Redirect::to(&format!("/dashboard/tenants/{tenant}/scorecard")).into_response())
+}
+
+/// Any other path under `/dashboard`.
+pub async fn not_found() -> PageError {
+    PageError::Api(ApiError::NotFound(
+        "no such page; the navigation at the top lists the views".into(),
+    ))
+}
+
+/// The headers every page and asset carries: a content security policy
+/// that allows only this host's own scripts, styles and forms (no inline
+/// script, no framing), no sniffing, no referrer beyond this host, and no
+/// caching of pages (they hold a tenant's data).
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let is_asset = request.uri().path().starts_with("/dashboard/assets/");
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !is_asset {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// A view's own query of one scorer: not a configured XLA, no targets;
+/// `parameters` as the scorer's schema takes them.
+pub fn scorer_query(
+    tenant: &str,
+    scorer: &str,
+    metrics: &[&str],
+    group_by: Option<&str>,
+    parameters: toml::Table,
+) -> xla_score::XlaDefinition {
+    xla_score::XlaDefinition {
+        id: format!("dashboard-{scorer}"),
+        name: scorer.to_string(),
+        tenant: tenant.to_string(),
+        metrics: metrics.iter().map(|m| m.to_string()).collect(),
+        scorer: scorer.to_string(),
+        score: None,
+        parameters: (!parameters.is_empty()).then_some(parameters),
+        filter: None,
+        group_by: group_by.map(str::to_string),
+        period: Period::Month,
+        direction: xla_score::Direction::Higher,
+        targets: Vec::new(),
+        contract: xla_score::Contract::Fixed,
+        penalty: None,
+        gain_share: None,
+    }
+}
+
+/// Every result of `query`'s scorer for `window`, through the API's cache.
+pub async fn scores(
+    state: &Dashboard,
+    query: &xla_score::XlaDefinition,
+    window: Window,
+) -> Result<Vec<xla_types::Score>, PageError> {
+    Ok(xla_api::results::scores(&state.api, query, window).await?.decode()?)
+}
