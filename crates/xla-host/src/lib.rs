@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 
 pub use xla_api as api;
+pub use xla_dashboard as dashboard;
 pub use xla_runtime as runtime;
 pub use xla_runtime::plugins;
 pub use xla_score as score;

@@ -219,7 +219,14 @@ pub async fn engine(store: Arc<dyn Store>) -> Result<(Engine, Vec<XlaDefinition>
         ..RuntimeOptions::default()
     })?;
     let xlas = standard_xlas(TENANT);
-    let names: Vec<&str> = xlas.iter().map(|x| x.scorer.as_str()).chain(["watermelon"]).collect();
+    // The dashboard's views run scorers of their own; the scoring benchmark
+    // loads them too, unused.
+    let names: Vec<&str> = xlas
+        .iter()
+        .map(|x| x.scorer.as_str())
+        .chain(["watermelon"])
+        .chain(xla_host::dashboard::VIEW_SCORERS.iter().copied())
+        .collect();
     let scorers = load_scorers(
         &runtime,
         &target_dir.join("plugins"),
