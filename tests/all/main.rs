@@ -5,6 +5,7 @@
 mod api;
 mod builtin_scorers;
 mod cli;
+mod dashboard;
 mod deadlines;
 mod happysignals;
 mod host_memory;
