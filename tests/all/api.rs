@@ -30,6 +30,7 @@ struct Api {
     base: String,
     client: reqwest::Client,
     store: Arc<dyn Store>,
+    state: Arc<ApiState>,
     acme: String,
     acme_writer: String,
     globex: String,
@@ -265,11 +266,13 @@ async fn serve_with(config: ApiConfig) -> Api {
         metrics: Some(xla_host::api::install_metrics().expect("the recorder installs")),
         sync: Some(sync),
     };
-    let addr = crate::support::serve_on_loopback(xla_host::api::app(Arc::new(state))).await;
+    let state = Arc::new(state);
+    let addr = crate::support::serve_on_loopback(xla_host::api::app(state.clone())).await;
     Api {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         store,
+        state,
         acme,
         acme_writer,
         globex,
@@ -280,6 +283,28 @@ async fn serve_with(config: ApiConfig) -> Api {
 }
 
 const WINDOW: &str = "from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z";
+
+#[tokio::test]
+async fn the_dashboards_warming_fills_the_apis_cache_for_the_latest_month() {
+    let api = serve().await;
+    let report = "/v1/tenants/acme/xlas/resolution/report?period=2026-03";
+    // The dashboard's default targets without an SLA or happiness XLA are the API's.
+    let scorecard = "/v1/tenants/acme/scorecard?period=2026-03";
+    xla_host::dashboard::warm(&api.state, "acme").await.expect("warmed");
+    for path in [report, scorecard] {
+        let (status, headers, body) = api.get(Some(&api.acme), path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(headers["x-xla-cache"], "hit", "{path} was computed by the warming");
+    }
+    // Another month was not warmed.
+    let (_, headers, _) = api
+        .get(
+            Some(&api.acme),
+            "/v1/tenants/acme/xlas/resolution/report?period=2026-02",
+        )
+        .await;
+    assert_eq!(headers["x-xla-cache"], "miss");
+}
 
 /// A good request for each route template, for `tenant`. A route without a
 /// case fails the isolation test.

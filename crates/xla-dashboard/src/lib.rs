@@ -23,9 +23,11 @@ mod error;
 mod format;
 pub mod session;
 mod views;
+mod warm;
 
 pub use error::PageError;
 pub use session::Sessions;
+pub use warm::{keep_warm, warm};
 
 use axum::Router;
 use axum::routing::{get, post};

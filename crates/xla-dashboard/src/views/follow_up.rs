@@ -58,6 +58,20 @@ struct FollowUpPage {
     rows: Vec<Row>,
 }
 
+/// The scorer query of the page: the whole month's follow-ups, with each
+/// ticket's service and assignment group.
+pub fn query(tenant: &str) -> xla_score::XlaDefinition {
+    let mut parameters = toml::Table::new();
+    parameters.insert("limit".into(), LIMIT.into());
+    scorer_query(
+        tenant,
+        "follow-up",
+        &["happiness_rating", "lost_time_minutes", "ticket_resolved"],
+        None,
+        parameters,
+    )
+}
+
 /// `GET /dashboard/tenants/{tenant}/follow-up?period=`.
 pub async fn page(
     State(state): State<Arc<Dashboard>>,
@@ -67,15 +81,7 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let tenant = tenant(&state, &viewer, &tenant_id)?;
     let (window, periods) = month(&state, tenant, &params).await?;
-    let mut parameters = toml::Table::new();
-    parameters.insert("limit".into(), LIMIT.into());
-    let query = scorer_query(
-        tenant,
-        "follow-up",
-        &["happiness_rating", "lost_time_minutes", "ticket_resolved"],
-        None,
-        parameters,
-    );
+    let query = query(tenant);
     let results = scores(&state, &query, window).await?;
     let whole = results
         .iter()

@@ -15,7 +15,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use xla_score::Window;
+use xla_score::XlaDefinition;
 use xla_types::Score;
 
 const LOST_TIME: &str = "lost_time_minutes";
@@ -161,18 +161,17 @@ fn group_rows(scores: &[Score]) -> Vec<GroupRow> {
     rows.into_iter().map(|(_, row)| row).collect()
 }
 
-async fn lost_time_by(
-    state: &Dashboard,
-    tenant: &str,
-    window: Window,
-    group_by: &str,
-) -> Result<Vec<Score>, PageError> {
-    scores(
-        state,
-        &scorer_query(tenant, "lost-time", &[LOST_TIME], Some(group_by), toml::Table::new()),
-        window,
-    )
-    .await
+/// The scorer queries of the page: lost time by service, by assignment
+/// group, and the Pareto curve with service × assignment-group hotspots.
+pub fn queries(tenant: &str) -> [XlaDefinition; 3] {
+    let by = |group_by: &str| scorer_query(tenant, "lost-time", &[LOST_TIME], Some(group_by), toml::Table::new());
+    let mut parameters = toml::Table::new();
+    parameters.insert("cross_by".into(), "assignment_group".into());
+    [
+        by("service"),
+        by("assignment_group"),
+        scorer_query(tenant, "pareto", &[LOST_TIME, TICKET], Some("service"), parameters),
+    ]
 }
 
 fn pareto_view(scores: &[Score]) -> Option<ParetoView> {
@@ -296,16 +295,10 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let tenant = tenant(&state, &viewer, &tenant_id)?;
     let (window, periods) = month(&state, tenant, &params).await?;
-    let service = lost_time_by(&state, tenant, window, "service").await?;
-    let group = lost_time_by(&state, tenant, window, "assignment_group").await?;
-    let mut parameters = toml::Table::new();
-    parameters.insert("cross_by".into(), "assignment_group".into());
-    let pareto = scores(
-        &state,
-        &scorer_query(tenant, "pareto", &[LOST_TIME, TICKET], Some("service"), parameters),
-        window,
-    )
-    .await?;
+    let [by_service_query, by_group_query, pareto_query] = queries(tenant);
+    let service = scores(&state, &by_service_query, window).await?;
+    let group = scores(&state, &by_group_query, window).await?;
+    let pareto = scores(&state, &pareto_query, window).await?;
     let target = super::sla::xla_target(&state.api.catalog.xlas, tenant, "lost-time", window);
     let (columns, heat, top_hotspots) = heat_map(&pareto, target);
     let by_service = group_rows(&service);

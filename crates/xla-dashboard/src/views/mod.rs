@@ -22,7 +22,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::sync::Arc;
-use xla_api::ApiError;
+use xla_api::{ApiError, ApiState};
 use xla_score::{Period, Window};
 use xla_store::{Aggregation, Bucket, SeriesQuery};
 
@@ -129,7 +129,7 @@ pub fn tenants(state: &Dashboard, viewer: &Viewer) -> Vec<String> {
 
 /// The latest month holding tickets or survey answers of `tenant`, not
 /// after the current one; the current month without data.
-async fn latest_month(state: &Dashboard, tenant: &str) -> Result<Window, PageError> {
+pub async fn latest_month(api: &ApiState, tenant: &str) -> Result<Window, PageError> {
     let now = Period::Month.containing(xla_types::now_ms());
     let mut latest: Option<i64> = None;
     for metric in ["ticket_resolved", "happiness_rating"] {
@@ -143,7 +143,7 @@ async fn latest_month(state: &Dashboard, tenant: &str) -> Result<Window, PageErr
             group_by: None,
             aggregation: Aggregation::Count,
         };
-        let cells = state.api.store.rollups(&query).await.map_err(ApiError::from)?;
+        let cells = api.store.rollups(&query).await.map_err(ApiError::from)?;
         let last = cells
             .iter()
             .filter(|(_, r)| r.count > 0)
@@ -157,7 +157,7 @@ async fn latest_month(state: &Dashboard, tenant: &str) -> Result<Window, PageErr
 /// The month a request asks for, or the latest with data; and the months
 /// to pick from, newest first.
 pub async fn month(state: &Dashboard, tenant: &str, params: &PeriodParams) -> Result<(Window, Vec<String>), PageError> {
-    let latest = latest_month(state, tenant).await?;
+    let latest = latest_month(&state.api, tenant).await?;
     let window = match params.period.as_deref().filter(|p| !p.is_empty()) {
         Some(label) => xla_api::results::window(Period::Month, label)?,
         None => latest,

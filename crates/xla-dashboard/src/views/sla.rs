@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use xla_api::ApiState;
 use xla_api::results::ScorecardQuery;
 use xla_score::{Scorecard, Window, XlaDefinition};
 
@@ -40,8 +41,8 @@ pub fn xla_target(xlas: &[XlaDefinition], tenant: &str, scorer: &str, window: Wi
 }
 
 /// The scorecard's targets for `tenant`: the asked ones, else its XLAs', else the API's defaults.
-pub fn targets(state: &Dashboard, tenant: &str, window: Window, params: &SlaParams) -> (f64, f64) {
-    let xlas = &state.api.catalog.xlas;
+pub fn targets(api: &ApiState, tenant: &str, window: Window, params: &SlaParams) -> (f64, f64) {
+    let xlas = &api.catalog.xlas;
     (
         params
             .sla_target
@@ -112,7 +113,7 @@ pub async fn page(
         },
     )
     .await?;
-    let (sla_target, happiness_target) = targets(&state, tenant, window, &params);
+    let (sla_target, happiness_target) = targets(&state.api, tenant, window, &params);
     let query = ScorecardQuery {
         group_by: params.group_by.as_deref().unwrap_or("service"),
         sla_target,

@@ -13,6 +13,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use std::sync::Arc;
+use xla_api::ApiState;
 use xla_api::results::ScorecardQuery;
 use xla_score::{Cause, XotSlice, XotView};
 
@@ -81,6 +82,17 @@ fn cause_id(cause: Cause) -> String {
         .unwrap_or_default()
 }
 
+/// The scorecard query behind the per-service attribution: by service,
+/// at the tenant's own targets.
+pub fn slices_query<'a>(api: &ApiState, tenant: &str, window: xla_score::Window) -> ScorecardQuery<'a> {
+    let (sla_target, happiness_target) = targets(api, tenant, window, &SlaParams::default());
+    ScorecardQuery {
+        group_by: "service",
+        sla_target,
+        happiness_target,
+    }
+}
+
 /// `GET /dashboard/tenants/{tenant}/xot?period=`.
 pub async fn page(
     State(state): State<Arc<Dashboard>>,
@@ -91,12 +103,7 @@ pub async fn page(
     let tenant = tenant(&state, &viewer, &tenant_id)?;
     let (window, periods) = month(&state, tenant, &params).await?;
     let view: XotView = xla_api::results::xot(&state.api, tenant, window).await?.decode()?;
-    let (sla_target, happiness_target) = targets(&state, tenant, window, &SlaParams::default());
-    let query = ScorecardQuery {
-        group_by: "service",
-        sla_target,
-        happiness_target,
-    };
+    let query = slices_query(&state.api, tenant, window);
     let slices: Vec<XotSlice> = xla_api::results::xot_slices(&state.api, tenant, window, query)
         .await?
         .decode()?;

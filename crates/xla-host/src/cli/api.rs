@@ -52,6 +52,11 @@ pub(crate) async fn start(
         .await
         .with_context(|| format!("listening on {addr} for the API (--listen or [api] listen)"))?;
     let addr = listener.local_addr().context("the API socket's address")?;
+    // Results of the dashboard's views are computed after new data lands.
+    let stop = shutdown.clone();
+    tokio::spawn(xla_dashboard::keep_warm(state.clone(), async move {
+        stop.cancelled().await
+    }));
     // The dashboard shares the socket, the state and the layers.
     let app = api::app_with(state.clone(), xla_dashboard::router(state));
     let task = tokio::spawn(async move {
