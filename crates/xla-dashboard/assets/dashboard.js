@@ -20,6 +20,12 @@
     return axis({ values: function (u, splits) { return splits.map(function (i) { return labels[i] === undefined ? '' : labels[i]; }); } });
   }
 
+  // Category labels slanted, so long service names do not run together.
+  function slanted(a) {
+    a.rotate = -35; a.size = 100;
+    return a;
+  }
+
   function trend(el, spec, spark) {
     var xs = spec.labels.map(function (_, i) { return i; });
     var data = [xs].concat(spec.series.map(function (s) { return s.values; }));
@@ -38,10 +44,10 @@
   function bars(el, spec) {
     var xs = spec.labels.map(function (_, i) { return i; });
     return new uPlot({
-      width: width(el, 600), height: 260,
+      width: width(el, 600), height: 320,
       scales: { x: { time: false, range: function () { return [-0.6, xs.length - 0.4]; } }, y: { range: function (u, min, max) { return [0, max * 1.1 || 1]; } } },
       legend: { show: false },
-      axes: [labelledAxis(spec.labels), axis({ label: spec.unit })],
+      axes: [slanted(labelledAxis(spec.labels)), axis({ label: spec.unit, size: 70 })],
       series: [{}, { label: spec.unit, stroke: BLUE, fill: 'rgba(11,79,138,0.35)', paths: uPlot.paths.bars({ size: [0.7, 60] }), points: { show: false } }]
     }, [xs, spec.values], el);
   }
@@ -56,7 +62,7 @@
       series: [{}, { label: 'lost time', stroke: BLUE, width: 2.5, points: { show: false } }],
       hooks: { draw: [function (u) {
         var ctx = u.ctx, x = u.valToPos(spec.ticket_share, 'x', true), y = u.valToPos(spec.share, 'y', true);
-        ctx.save(); ctx.strokeStyle = RED; ctx.setLineDash([6, 4]); ctx.lineWidth = 2;
+        ctx.save(); ctx.textAlign = 'left'; ctx.textBaseline = 'alphabetic'; ctx.strokeStyle = RED; ctx.setLineDash([6, 4]); ctx.lineWidth = 2;
         ctx.beginPath(); ctx.moveTo(u.bbox.left, y); ctx.lineTo(x, y); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
         ctx.fillStyle = INK; ctx.font = (14 * devicePixelRatio) + 'px system-ui, sans-serif';
         ctx.fillText(spec.ticket_share.toFixed(1) + ' % of tickets → ' + spec.share + ' % of lost time', x + 8, y + 18 * devicePixelRatio);
@@ -90,16 +96,24 @@
         draw: [function (u) {
           var ctx = u.ctx, x0 = u.valToPos(spec.sla_target, 'x', true), y0 = u.valToPos(spec.happiness_target, 'y', true);
           var px = devicePixelRatio;
-          ctx.save(); ctx.strokeStyle = MUTED; ctx.setLineDash([6, 4]); ctx.lineWidth = 1.5;
+          ctx.save(); ctx.textAlign = 'left'; ctx.textBaseline = 'alphabetic'; ctx.strokeStyle = MUTED; ctx.setLineDash([6, 4]); ctx.lineWidth = 1.5;
           ctx.beginPath(); ctx.moveTo(x0, u.bbox.top); ctx.lineTo(x0, u.bbox.top + u.bbox.height);
           ctx.moveTo(u.bbox.left, y0); ctx.lineTo(u.bbox.left + u.bbox.width, y0); ctx.stroke();
           ctx.font = (13 * px) + 'px system-ui, sans-serif'; ctx.fillStyle = RED;
           ctx.fillText('Watermelon: SLA green, people red', x0 + 6 * px, u.bbox.top + u.bbox.height - 8 * px);
-          ctx.fillStyle = INK; ctx.font = (14 * px) + 'px system-ui, sans-serif';
-          idx.forEach(function (i) {
-            var x = u.valToPos(spec.sla[i], 'x', true), y = u.valToPos(spec.happiness[i], 'y', true);
+          ctx.fillStyle = INK;
+          // Watermelons are always named; another label is left out where it
+          // would overlap one already drawn (the table names every service).
+          var placed = [];
+          var order = idx.slice().sort(function (a, b) { return spec.watermelon[b] - spec.watermelon[a]; });
+          order.forEach(function (i) {
+            var x = u.valToPos(spec.sla[i], 'x', true) + 9 * px, y = u.valToPos(spec.happiness[i], 'y', true) - 6 * px;
             ctx.font = (spec.watermelon[i] ? 'bold ' : '') + (13 * px) + 'px system-ui, sans-serif';
-            ctx.fillText(spec.groups[i], x + 9 * px, y - 6 * px);
+            var box = { x: x, y: y - 13 * px, w: ctx.measureText(spec.groups[i]).width, h: 15 * px };
+            var overlaps = placed.some(function (p) { return box.x < p.x + p.w && p.x < box.x + box.w && box.y < p.y + p.h && p.y < box.y + box.h; });
+            if (overlaps && !spec.watermelon[i]) return;
+            placed.push(box);
+            ctx.fillText(spec.groups[i], x, y);
           });
           ctx.restore();
         }]
