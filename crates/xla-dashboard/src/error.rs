@@ -45,7 +45,7 @@ pub fn local_next(next: &str) -> &str {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, detail) = match self {
+        let (status, detail, retry_after) = match self {
             PageError::SignIn { next } => {
                 let target = format!(
                     "/dashboard/sign-in?next={}",
@@ -59,6 +59,11 @@ impl IntoResponse for PageError {
                 }
                 return response;
             }
+            PageError::Api(ApiError::TooManyRequests { retry_after }) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many requests for this token; try again in {retry_after} s."),
+                Some(retry_after),
+            ),
             PageError::Api(error) => {
                 let status = error.status();
                 let detail = match &error {
@@ -68,13 +73,14 @@ impl IntoResponse for PageError {
                     }
                     other => other.to_string(),
                 };
-                (status, detail)
+                (status, detail, None)
             }
             PageError::Internal(message) => {
                 tracing::error!("dashboard: {message}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something failed inside the host; its log has the details.".to_string(),
+                    None,
                 )
             }
         };
@@ -83,10 +89,16 @@ impl IntoResponse for PageError {
             title: status.canonical_reason().unwrap_or("Error"),
             detail: &detail,
         };
-        match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, Html(String::from("<!doctype html><title>Error</title>"))).into_response(),
+        let html = page
+            .render()
+            .unwrap_or_else(|_| String::from("<!doctype html><title>Error</title>"));
+        let mut response = (status, Html(html)).into_response();
+        if let Some(seconds) = retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
+        response
     }
 }
 

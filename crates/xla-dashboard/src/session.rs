@@ -31,8 +31,12 @@ use xla_store::{Scope, TokenRecord};
 pub const COOKIE: &str = "xla_session";
 /// How long a session lasts from sign-in, ms.
 pub const LIFETIME_MS: i64 = 8 * 3_600_000;
-/// Most sessions kept; the oldest go first beyond it.
+/// Most sessions kept in all; beyond it a sign-in is refused (503), never
+/// paid for by another token's session.
 const MAX_SESSIONS: usize = 10_000;
+/// Most sessions of one token; its oldest goes first beyond it, so one
+/// token's sign-ins cannot crowd out the others'.
+const MAX_PER_TOKEN: usize = 20;
 
 /// One signed-in session.
 #[derive(Debug, Clone)]
@@ -66,10 +70,12 @@ fn hash(id: &str) -> String {
 }
 
 impl Sessions {
-    /// Opens a session for `token`.
+    /// Opens a session for `token`. A token keeps at most 20 sessions (its
+    /// oldest is closed for a new one); the host at most 10,000 in all.
     ///
     /// # Errors
-    /// [`PageError::Internal`] without OS randomness.
+    /// [`PageError::Internal`] without OS randomness; 503 when the host
+    /// holds 10,000 live sessions of other tokens.
     pub fn open(&self, token: &TokenRecord, now: i64) -> Result<Opened, PageError> {
         let id = random_hex()?;
         let session = Session {
@@ -79,10 +85,20 @@ impl Sessions {
         };
         let mut sessions = self.lock();
         sessions.retain(|_, s| s.expires > now);
-        if sessions.len() >= MAX_SESSIONS
-            && let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone())
-        {
-            sessions.remove(&oldest);
+        let mut own: Vec<(String, i64)> = sessions
+            .iter()
+            .filter(|(_, s)| s.token_id == token.id)
+            .map(|(k, s)| (k.clone(), s.expires))
+            .collect();
+        own.sort_by_key(|(_, expires)| *expires);
+        let excess = (own.len() + 1).saturating_sub(MAX_PER_TOKEN);
+        for (key, _) in own.iter().take(excess) {
+            sessions.remove(key);
+        }
+        if sessions.len() >= MAX_SESSIONS {
+            return Err(PageError::Api(xla_api::ApiError::Unavailable(
+                "the host holds as many dashboard sessions as it keeps; sign out elsewhere or try again later".into(),
+            )));
         }
         sessions.insert(hash(&id), session);
         Ok(Opened { id })
@@ -176,15 +192,21 @@ pub fn clear_cookie(secure: bool) -> String {
 /// browser's cross-site request and passes; session forms also need their
 /// form key.
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    // A proxy in front may rewrite `Host`; it names the host the browser
+    // saw in `X-Forwarded-Host`. A cross-site form cannot set that header.
+    let hosts: Vec<&str> = [header::HOST, header::HeaderName::from_static("x-forwarded-host")]
+        .into_iter()
+        .filter_map(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+        .filter_map(|v| v.split(',').next())
+        .map(str::trim)
+        .collect();
     if let Some(origin) = headers.get(header::ORIGIN) {
         let Ok(origin) = origin.to_str() else { return false };
-        let Some(host) = host else { return false };
         let bare = origin
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"))
             .unwrap_or("");
-        return bare.eq_ignore_ascii_case(host);
+        return hosts.iter().any(|host| bare.eq_ignore_ascii_case(host));
     }
     match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some(site) => site == "same-origin" || site == "none",
@@ -196,10 +218,14 @@ impl FromRequestParts<Arc<crate::Dashboard>> for Viewer {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<crate::Dashboard>) -> Result<Viewer, PageError> {
-        let next = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| "/dashboard".to_string(), |p| p.as_str().to_string());
+        // Only a page is a place to come back to (not a form's target).
+        let next = match parts.method {
+            axum::http::Method::GET | axum::http::Method::HEAD => parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/dashboard".to_string(), |p| p.as_str().to_string()),
+            _ => "/dashboard".to_string(),
+        };
         let signed_out = || PageError::SignIn { next: next.clone() };
         let id = session_cookie(&parts.headers).ok_or_else(signed_out)?;
         let session = state.sessions.find(id, xla_types::now_ms()).ok_or_else(signed_out)?;
@@ -214,6 +240,8 @@ impl FromRequestParts<Arc<crate::Dashboard>> for Viewer {
         if token.scope < Scope::Read {
             return Err(signed_out());
         }
+        // Pages and API calls of one token share one rate.
+        state.api.limiter.check(&token.id)?;
         Ok(Viewer {
             token,
             form_key: session.form_key,
@@ -292,5 +320,17 @@ mod tests {
         assert!(sessions.find(&opened.id, 1_000 + LIFETIME_MS).is_none(), "expired");
         sessions.close(&opened.id);
         assert!(sessions.find(&opened.id, 2_000).is_none(), "closed");
+        // One token's sign-ins close its own oldest sessions, no one else's.
+        let other = TokenRecord {
+            id: "ba9876543210".into(),
+            ..token.clone()
+        };
+        let kept = sessions.open(&other, 1_000).expect("a session");
+        let first = sessions.open(&token, 1_001).expect("a session");
+        for i in 0..MAX_PER_TOKEN as i64 {
+            sessions.open(&token, 1_002 + i).expect("a session");
+        }
+        assert!(sessions.find(&first.id, 2_000).is_none(), "the token's oldest went");
+        assert!(sessions.find(&kept.id, 2_000).is_some(), "another token's stayed");
     }
 }

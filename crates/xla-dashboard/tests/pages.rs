@@ -25,6 +25,10 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(ApiConfig::default()).await
+}
+
+async fn fixture_with(config: ApiConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store: Arc<dyn Store> = Arc::new(xla_store_sled::SledStore::open(dir.path()).expect("a store"));
     let mut observation = Observation::new("resp-1", "happiness_rating", Layer::Experience, 3.0, 1_790_000_000_000);
@@ -66,7 +70,6 @@ async fn fixture() -> Fixture {
     let (acme, globex) = (token("acme").await, token("globex").await);
     let mut xlas = xla_score::standard_xlas("acme");
     xlas.extend(xla_score::standard_xlas("globex"));
-    let config = ApiConfig::default();
     let state = Arc::new(ApiState {
         store: store.clone(),
         engine: None,
@@ -327,5 +330,79 @@ async fn assets_are_embedded_and_revalidated() {
     assert_eq!(
         page(&f.app, "/dashboard/assets/../Cargo.toml", None).await.status,
         StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn pages_count_against_the_tokens_rate() {
+    let f = fixture_with(ApiConfig {
+        requests_per_second: 1,
+        ..ApiConfig::default()
+    })
+    .await;
+    let cookie = sign_in(&f.app, &f.acme).await;
+    let mut limited = None;
+    for _ in 0..10 {
+        let answer = page(&f.app, "/dashboard/tenants/acme/sources", Some(&cookie)).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(answer);
+            break;
+        }
+    }
+    let limited = limited.expect("a 429 within 10 pages at 1 request/s");
+    assert!(limited.headers.contains_key(header::RETRY_AFTER));
+    assert!(limited.body.contains("try again in"), "{}", limited.body);
+}
+
+#[tokio::test]
+async fn a_bad_query_is_the_pages_own_400_and_an_empty_field_means_not_given() {
+    let f = fixture().await;
+    let cookie = sign_in(&f.app, &f.acme).await;
+    let bad = page(
+        &f.app,
+        "/dashboard/tenants/acme/sla-beside-xla?sla_target=abc",
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.headers[header::CONTENT_TYPE]
+            .to_str()
+            .expect("text")
+            .starts_with("text/html")
+    );
+    assert!(bad.body.contains("`abc` is not a number"), "{}", bad.body);
+    // An emptied target box is "not given": past the query to the next check
+    // (no scorers in this fixture: 503, as a page).
+    let empty = page(
+        &f.app,
+        "/dashboard/tenants/acme/sla-beside-xla?sla_target=&happiness_target=",
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::SERVICE_UNAVAILABLE, "{}", empty.body);
+    assert!(
+        empty.headers[header::CONTENT_TYPE]
+            .to_str()
+            .expect("text")
+            .starts_with("text/html")
+    );
+}
+
+#[tokio::test]
+async fn signing_in_again_replaces_the_browsers_session() {
+    let f = fixture().await;
+    let first = sign_in(&f.app, &f.acme).await;
+    let mut request = sign_in_request(&f.acme, "http://127.0.0.1:8470");
+    request
+        .headers_mut()
+        .insert(header::COOKIE, first.parse().expect("a header"));
+    let answer = send(&f.app, request).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page(&f.app, "/dashboard/tenants/acme/sources", Some(&first))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
     );
 }

@@ -350,6 +350,10 @@ pub fn attribute(v: &XotValues, previous: Window) -> (Cause, String) {
     };
     let points = |(n, b): (Option<f64>, Option<f64>)| n.zip(b).map_or(0.0, |(n, b)| n - b);
     let explanation = match cause {
+        Cause::NoDrop if v.happiness.0.is_none() => "No happiness ratings this period: nothing to compare.".to_string(),
+        Cause::NoDrop if v.happiness.1.is_none() => {
+            format!("No happiness ratings in {} to compare with.", previous.label())
+        }
         Cause::NoDrop => format!(
             "Happiness did not drop ({:+.1} points from {}).",
             points(v.happiness),

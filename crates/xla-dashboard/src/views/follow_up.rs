@@ -2,13 +2,13 @@
 //! call back, oldest answer first, each with its ticket (the `follow-up`
 //! scorer).
 
-use super::{PeriodParams, frame, month, render, scorer_query, scores, tenant};
+use super::{PageQuery, PeriodParams, frame, month, render, scorer_query, scores, tenant};
 use crate::Dashboard;
 use crate::error::PageError;
 use crate::format;
 use crate::session::Viewer;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -77,7 +77,7 @@ pub async fn page(
     State(state): State<Arc<Dashboard>>,
     viewer: Viewer,
     Path(tenant_id): Path<String>,
-    Query(params): Query<PeriodParams>,
+    PageQuery(params): PageQuery<PeriodParams>,
 ) -> Result<Response, PageError> {
     let tenant = tenant(&state, &viewer, &tenant_id)?;
     let (window, periods) = month(&state, tenant, &params).await?;

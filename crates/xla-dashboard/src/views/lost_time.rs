@@ -4,13 +4,13 @@
 //! that causes 80 % of it) and the hotspots, service × assignment group,
 //! ranked by volume × gap to the lost-time target.
 
-use super::{PeriodParams, frame, month, render, scorer_query, scores, tenant};
+use super::{PageQuery, PeriodParams, frame, month, render, scorer_query, scores, tenant};
 use crate::Dashboard;
 use crate::error::PageError;
 use crate::format;
 use crate::session::Viewer;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -291,14 +291,19 @@ pub async fn page(
     State(state): State<Arc<Dashboard>>,
     viewer: Viewer,
     Path(tenant_id): Path<String>,
-    Query(params): Query<PeriodParams>,
+    PageQuery(params): PageQuery<PeriodParams>,
 ) -> Result<Response, PageError> {
     let tenant = tenant(&state, &viewer, &tenant_id)?;
     let (window, periods) = month(&state, tenant, &params).await?;
     let [by_service_query, by_group_query, pareto_query] = queries(tenant);
     let service = scores(&state, &by_service_query, window).await?;
     let group = scores(&state, &by_group_query, window).await?;
-    let pareto = scores(&state, &pareto_query, window).await?;
+    // Without the pareto scorer the page still shows where the time goes.
+    let pareto = if xla_api::results::engine(&state.api)?.has_scorer(&pareto_query.scorer) {
+        scores(&state, &pareto_query, window).await?
+    } else {
+        Vec::new()
+    };
     let target = super::sla::xla_target(&state.api.catalog.xlas, tenant, "lost-time", window);
     let (columns, heat, top_hotspots) = heat_map(&pareto, target);
     let by_service = group_rows(&service);

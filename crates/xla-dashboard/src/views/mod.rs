@@ -102,6 +102,43 @@ impl Frame {
     }
 }
 
+/// A page's query string, parsed; a malformed one is the page's own 400
+/// saying what was wrong (not the API's problem document).
+pub struct PageQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for PageQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, PageError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query).map(PageQuery).map_err(|e| {
+            PageError::Api(ApiError::BadRequest(format!(
+                "the address's query is not one this page takes ({}); fix the address, or use the page's own controls",
+                xla_types::untrusted::escape_capped(&e.to_string(), 200)
+            )))
+        })
+    }
+}
+
+/// A number from a form field, where an empty field means "not given".
+///
+/// # Errors
+/// A field that is neither empty nor a number.
+pub fn optional_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(number) => number
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{number}` is not a number"))),
+    }
+}
+
 /// `?period=2026-10`.
 #[derive(Debug, Default, Deserialize)]
 pub struct PeriodParams {
@@ -127,11 +164,20 @@ pub fn tenants(state: &Dashboard, viewer: &Viewer) -> Vec<String> {
         .collect()
 }
 
-/// The latest month holding tickets or survey answers of `tenant`, not
-/// after the current one; the current month without data.
+/// Months back the default month is chosen among.
+const RECENT_MONTHS: usize = 3;
+
+/// The month a page shows when none is asked for: of the last three months
+/// holding tickets or survey answers of `tenant` (not after the current
+/// one), the latest with at least half the busiest one's volume, so a
+/// month that has barely begun (or a trickle of late answers) is not what
+/// a review opens on; the current month without data.
+///
+/// # Errors
+/// Store failures.
 pub async fn latest_month(api: &ApiState, tenant: &str) -> Result<Window, PageError> {
     let now = Period::Month.containing(xla_types::now_ms());
-    let mut latest: Option<i64> = None;
+    let mut per_month: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
     for metric in ["ticket_resolved", "happiness_rating"] {
         let query = SeriesQuery {
             tenant: tenant.into(),
@@ -143,15 +189,21 @@ pub async fn latest_month(api: &ApiState, tenant: &str) -> Result<Window, PageEr
             group_by: None,
             aggregation: Aggregation::Count,
         };
-        let cells = api.store.rollups(&query).await.map_err(ApiError::from)?;
-        let last = cells
-            .iter()
-            .filter(|(_, r)| r.count > 0)
-            .map(|((start, _), _)| *start)
-            .max();
-        latest = latest.max(last);
+        for ((start, _), rollup) in api.store.rollups(&query).await.map_err(ApiError::from)? {
+            *per_month.entry(start).or_default() += rollup.count;
+        }
     }
-    Ok(latest.map_or(now, |start| Period::Month.containing(start)))
+    let recent: Vec<(i64, u64)> = per_month
+        .into_iter()
+        .rev()
+        .filter(|(_, count)| *count > 0)
+        .take(RECENT_MONTHS)
+        .collect();
+    let busiest = recent.iter().map(|(_, count)| *count).max().unwrap_or(0);
+    Ok(recent
+        .iter()
+        .find(|(_, count)| count * 2 >= busiest)
+        .map_or(now, |(start, _)| Period::Month.containing(*start)))
 }
 
 /// The month a request asks for, or the latest with data; and the months
@@ -188,7 +240,42 @@ pub fn render<T: Template>(page: &T) -> Result<Response, PageError> {
     let html = page
         .render()
         .map_err(|e| PageError::Internal(format!("rendering a page: {e}")))?;
-    Ok(Html(html).into_response())
+    Ok(Html(show_hidden(html)).into_response())
+}
+
+/// `html` with every control and bidirectional formatting character shown
+/// as its escape (`\u{202e}`): the templates escape markup, but a source's
+/// text could still reorder what a reader sees (a service name that reads
+/// backwards). Our templates hold none of them but line breaks and tabs.
+fn show_hidden(html: String) -> String {
+    let hidden = |c: char| xla_types::untrusted::is_unsafe_char(c) && !matches!(c, '\n' | '\r' | '\t');
+    if !html.chars().any(hidden) {
+        return html;
+    }
+    let mut out = String::with_capacity(html.len() + 32);
+    for c in html.chars() {
+        if hidden(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bidirectional_and_control_characters_are_shown_not_obeyed() {
+        assert_eq!(
+            show_hidden("<td>\u{202e}evil</td>\n".into()),
+            "<td>\\u{202e}evil</td>\n"
+        );
+        assert_eq!(show_hidden("a\u{7}b".into()), "a\\u{7}b");
+        assert_eq!(show_hidden("plain\ttext".into()), "plain\ttext");
+    }
 }
 
 /// `/dashboard`: the first tenant's scorecard, or sign-in.
@@ -223,7 +310,7 @@ pub struct PickParams {
 pub async fn pick_tenant(
     State(state): State<Arc<Dashboard>>,
     viewer: Viewer,
-    axum::extract::Query(params): axum::extract::Query<PickParams>,
+    PageQuery(params): PageQuery<PickParams>,
 ) -> Result<Response, PageError> {
     let tenant = tenant(&state, &viewer, &params.tenant)?;
     Ok(Redirect::to(&format!("/dashboard/tenants/{tenant}/scorecard")).into_response())

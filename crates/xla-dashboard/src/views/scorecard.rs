@@ -2,13 +2,13 @@
 //! detail (its trend against the targets in force, its groups worst first).
 //! Both read the API's report of each XLA.
 
-use super::{PeriodParams, frame, month, render, tenant};
+use super::{PageQuery, PeriodParams, frame, month, render, tenant};
 use crate::Dashboard;
 use crate::error::PageError;
 use crate::format;
 use crate::session::Viewer;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Serialize;
 use std::sync::Arc;
@@ -144,7 +144,10 @@ fn row(xla: &XlaDefinition, report: &XlaReport) -> Row {
         target: format::number(report.target.value),
         target_raw: format::raw(report.target.value),
         basis: report.target.basis.clone(),
-        met: format::met(report.met),
+        met: match (report.value, report.target.value) {
+            (None, Some(_)) => "No data",
+            _ => format::met(report.met),
+        },
         met_class: match report.met {
             Some(true) => "met",
             Some(false) => "missed",
@@ -174,7 +177,7 @@ pub async fn page(
     State(state): State<Arc<Dashboard>>,
     viewer: Viewer,
     Path(tenant_id): Path<String>,
-    Query(params): Query<PeriodParams>,
+    PageQuery(params): PageQuery<PeriodParams>,
 ) -> Result<Response, PageError> {
     let tenant = tenant(&state, &viewer, &tenant_id)?;
     let (window, periods) = month(&state, tenant, &params).await?;
@@ -218,14 +221,15 @@ pub async fn detail(
     State(state): State<Arc<Dashboard>>,
     viewer: Viewer,
     Path((tenant_id, id)): Path<(String, String)>,
-    Query(params): Query<PeriodParams>,
+    PageQuery(params): PageQuery<PeriodParams>,
 ) -> Result<Response, PageError> {
     let tenant = tenant(&state, &viewer, &tenant_id)?;
-    let xla = state
-        .api
-        .catalog
-        .xla(tenant, &id)
-        .ok_or_else(|| ApiError::NotFound(format!("XLA `{}`", escape_capped(&id, 100))))?;
+    let xla = state.api.catalog.xla(tenant, &id).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no XLA `{}` for this tenant; the scorecard lists its XLAs",
+            escape_capped(&id, 100)
+        ))
+    })?;
     let (window, periods) = month(&state, tenant, &params).await?;
     let report = report(&state, xla, window).await?;
     let groups = report

@@ -1,13 +1,14 @@
 //! Sign-in and sign-out: an API token exchanged for a session cookie, and
 //! the session forgotten (see [`crate::session`]).
 
+use super::PageQuery;
 use super::render;
 use crate::Dashboard;
 use crate::error::{PageError, local_next};
 use crate::session::{self, Viewer, clear_cookie, over_tls, same_origin, set_cookie};
 use askama::Template;
-use axum::Form;
-use axum::extract::{Query, State};
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -30,7 +31,7 @@ pub struct NextParams {
 }
 
 /// `GET /dashboard/sign-in`.
-pub async fn form(Query(params): Query<NextParams>) -> Result<Response, PageError> {
+pub async fn form(PageQuery(params): PageQuery<NextParams>) -> Result<Response, PageError> {
     render(&SignInPage {
         next: local_next(params.next.as_deref().unwrap_or("/dashboard")),
         problem: None,
@@ -41,6 +42,7 @@ pub async fn form(Query(params): Query<NextParams>) -> Result<Response, PageErro
 #[derive(Debug, Deserialize)]
 pub struct SignInForm {
     /// The API token.
+    #[serde(default)]
     pub token: String,
     /// Where to go after.
     #[serde(default)]
@@ -60,8 +62,9 @@ fn refused(next: &str, status: StatusCode, problem: &str) -> Result<Response, Pa
 pub async fn submit(
     State(state): State<Arc<Dashboard>>,
     headers: HeaderMap,
-    Form(form): Form<SignInForm>,
+    body: Bytes,
 ) -> Result<Response, PageError> {
+    let form: SignInForm = parse_form(&body)?;
     if !same_origin(&headers) {
         return refused(
             &form.next,
@@ -87,6 +90,10 @@ pub async fn submit(
             "That token cannot read; use one with read scope.",
         );
     }
+    // Signing in again replaces the session this browser held.
+    if let Some(previous) = session::session_cookie(&headers) {
+        state.sessions.close(previous);
+    }
     let opened = state.sessions.open(&token, xla_types::now_ms())?;
     let mut response = Redirect::to(local_next(&form.next)).into_response();
     set(&mut response, &set_cookie(&opened.id, over_tls(&headers)));
@@ -107,8 +114,9 @@ pub async fn sign_out(
     State(state): State<Arc<Dashboard>>,
     headers: HeaderMap,
     viewer: Viewer,
-    Form(form): Form<SignOutForm>,
+    body: Bytes,
 ) -> Result<Response, PageError> {
+    let form: SignOutForm = parse_form(&body)?;
     if !same_origin(&headers) || !viewer.form_key_matches(&form.form_key) {
         return Err(PageError::Api(ApiError::Forbidden(
             "sign out from this host's own pages (the form's key did not match)".into(),
@@ -118,6 +126,17 @@ pub async fn sign_out(
     let mut response = Redirect::to("/dashboard/sign-in").into_response();
     set(&mut response, &clear_cookie(session::over_tls(&headers)));
     Ok(response)
+}
+
+/// A form's fields (`application/x-www-form-urlencoded`), or the page's own
+/// 400 naming what was wrong.
+fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PageError> {
+    serde_urlencoded::from_bytes(body).map_err(|e| {
+        PageError::Api(ApiError::BadRequest(format!(
+            "the form's fields did not parse ({}); send it from the page",
+            xla_types::untrusted::escape_capped(&e.to_string(), 200)
+        )))
+    })
 }
 
 fn set(response: &mut Response, cookie: &str) {

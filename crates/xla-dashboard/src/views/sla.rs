@@ -2,13 +2,13 @@
 //! watermelons (SLA green, people red) shaded, named and said in words;
 //! from the API's scorecard.
 
-use super::{PeriodParams, frame, month, render, tenant};
+use super::{PageQuery, PeriodParams, frame, month, render, tenant};
 use crate::Dashboard;
 use crate::error::PageError;
 use crate::format;
 use crate::session::Viewer;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -28,8 +28,10 @@ pub struct SlaParams {
     /// The slicing dimension (`service`).
     pub group_by: Option<String>,
     /// SLA compliance target, percent; the tenant's SLA-compliance XLA's by default.
+    #[serde(default, deserialize_with = "super::optional_number")]
     pub sla_target: Option<f64>,
     /// Happiness target; the tenant's happiness XLA's by default.
+    #[serde(default, deserialize_with = "super::optional_number")]
     pub happiness_target: Option<f64>,
 }
 
@@ -102,7 +104,7 @@ pub async fn page(
     State(state): State<Arc<Dashboard>>,
     viewer: Viewer,
     Path(tenant_id): Path<String>,
-    Query(params): Query<SlaParams>,
+    PageQuery(params): PageQuery<SlaParams>,
 ) -> Result<Response, PageError> {
     let tenant = tenant(&state, &viewer, &tenant_id)?;
     let (window, periods) = month(

@@ -72,7 +72,11 @@ pub async fn page(
         .await
         .map_err(ApiError::from)?;
     if observations.is_empty() {
-        return Err(ApiError::NotFound(format!("ticket `{}`", escape_capped(&ticket, 100))).into());
+        return Err(ApiError::NotFound(format!(
+            "no data of ticket `{}` for this tenant; the follow-up list links its tickets, or check the number",
+            escape_capped(&ticket, 100)
+        ))
+        .into());
     }
     let mut sections: Vec<Section> = [
         (Layer::Experience, "X", "Experience"),

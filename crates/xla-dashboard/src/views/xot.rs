@@ -4,13 +4,13 @@
 //! per-slice attribution).
 
 use super::sla::{SlaParams, targets};
-use super::{PeriodParams, frame, month, render, tenant};
+use super::{PageQuery, PeriodParams, frame, month, render, tenant};
 use crate::Dashboard;
 use crate::error::PageError;
 use crate::format;
 use crate::session::Viewer;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use std::sync::Arc;
 use xla_api::ApiState;
@@ -98,7 +98,7 @@ pub async fn page(
     State(state): State<Arc<Dashboard>>,
     viewer: Viewer,
     Path(tenant_id): Path<String>,
-    Query(params): Query<PeriodParams>,
+    PageQuery(params): PageQuery<PeriodParams>,
 ) -> Result<Response, PageError> {
     let tenant = tenant(&state, &viewer, &tenant_id)?;
     let (window, periods) = month(&state, tenant, &params).await?;
