@@ -12,15 +12,13 @@
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use xla_host::api::auth::{self, TokenRequest};
-use xla_host::api::{ApiConfig, ApiState, Catalog, TokenLimiter};
-use xla_host::store::{Scope, Store};
+use xla_host::store::Store;
 
 mod month;
+mod serving;
 
 /// The rate the issue asks about, requests per second.
 const RATE: u32 = 2_000;
@@ -123,45 +121,8 @@ fn print(name: &str, run: &Run) {
 
 /// Serves the API over `store` on 127.0.0.1:0; returns its base URL and a read token.
 async fn serve(store: Arc<dyn Store>) -> Result<(String, String)> {
-    let (engine, xlas) = month::engine(store.clone()).await?;
-    let config = ApiConfig {
-        // The benchmark measures the server, not the per-token limit.
-        requests_per_second: u32::MAX,
-        ..ApiConfig::default()
-    };
-    let token = auth::issue(
-        &*store,
-        TokenRequest {
-            name: "bench".into(),
-            tenant: Some(month::TENANT.into()),
-            scope: Scope::Read,
-            expires: None,
-        },
-        xla_host::types::now_ms(),
-    )
-    .await?
-    .token;
-    let state = ApiState {
-        store,
-        engine: Some(engine),
-        catalog: Catalog {
-            instances: Vec::new(),
-            plugins: Vec::new(),
-            xlas,
-        },
-        limiter: TokenLimiter::new(config.requests_per_second),
-        config,
-        receivers: BTreeMap::new(),
-        webhook_secrets: BTreeMap::new(),
-        metrics: None,
-        results: Default::default(),
-        sync: None,
-    };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let addr = listener.local_addr()?;
-    let app = xla_host::api::app(Arc::new(state));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((format!("http://{addr}"), token))
+    let (state, token) = serving::state(store).await?;
+    Ok((serving::on_loopback(xla_host::api::app(state)).await?, token))
 }
 
 fn main() -> Result<()> {

@@ -11,13 +11,11 @@
 //! Results in BENCHMARKS.md.
 
 use anyhow::{Context, Result, bail};
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use xla_host::api::auth::{self, TokenRequest};
-use xla_host::api::{ApiConfig, ApiState, Catalog, TokenLimiter};
-use xla_host::store::{Scope, Store};
+use xla_host::store::Store;
 
 mod month;
+mod serving;
 
 /// Warm requests per page.
 const WARM: usize = 30;
@@ -28,44 +26,15 @@ const WEIGHT_BUDGET: usize = 500 * 1024;
 
 /// Serves the API and the dashboard over `store`; returns the base URL and a read token.
 async fn serve(store: Arc<dyn Store>) -> Result<(String, String)> {
-    let (engine, xlas) = month::engine(store.clone()).await?;
-    let config = ApiConfig {
-        requests_per_second: u32::MAX,
-        ..ApiConfig::default()
-    };
-    let token = auth::issue(
-        &*store,
-        TokenRequest {
-            name: "bench".into(),
-            tenant: Some(month::TENANT.into()),
-            scope: Scope::Read,
-            expires: None,
-        },
-        xla_host::types::now_ms(),
-    )
-    .await?
-    .token;
-    let state = Arc::new(ApiState {
-        store,
-        engine: Some(engine),
-        catalog: Catalog {
-            instances: Vec::new(),
-            plugins: Vec::new(),
-            xlas,
-        },
-        limiter: TokenLimiter::new(config.requests_per_second),
-        config,
-        receivers: BTreeMap::new(),
-        webhook_secrets: BTreeMap::new(),
-        metrics: None,
-        results: Default::default(),
-        sync: None,
-    });
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let addr = listener.local_addr()?;
-    let app = xla_host::api::app_with(state.clone(), xla_host::dashboard::router(state));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((format!("http://{addr}"), token))
+    let (state, token) = serving::state(store).await?;
+    Ok((
+        serving::on_loopback(xla_host::api::app_with(
+            state.clone(),
+            xla_host::dashboard::router(state),
+        ))
+        .await?,
+        token,
+    ))
 }
 
 /// Signs in through the form; returns the `Cookie` header to send.

@@ -231,8 +231,11 @@ async fn serve(host_config: &std::path::Path, store: Arc<dyn Store>, listen: std
     let base = format!("http://{}", server.addr);
     println!("\nThe API serves the demo's data at {base}/v1 (OpenAPI: {base}/v1/openapi.json); Ctrl-C stops.");
     println!("A read token for tenant `{TENANT}`, valid 24 h: {token}");
+    // The SLA-beside-XLA link carries the targets the report above used.
+    let options = scorecard();
     println!(
-        "The dashboard: {base}/dashboard/sign-in?next=/dashboard/tenants/{TENANT}/scorecard%3Fperiod%3D{REPORT_PERIOD} (sign in with the token)\n"
+        "The dashboard: {base}/dashboard/sign-in?next=/dashboard/tenants/{TENANT}/scorecard%3Fperiod%3D{REPORT_PERIOD} (sign in with the token);\n  SLA beside XLA at the report's targets: {base}/dashboard/tenants/{TENANT}/sla-beside-xla?period={REPORT_PERIOD}&sla_target={}&happiness_target={}\n",
+        options.sla_target, options.happiness_target
     );
     for path in [
         format!("/v1/tenants/{TENANT}/xlas"),
