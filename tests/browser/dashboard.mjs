@@ -323,6 +323,17 @@ try {
     assert.equal(await main.evaluate(() => document.activeElement?.id), 'main');
   });
 
+  // ------------------------------- the demo report's own targets --
+  await check('SLA beside XLA at the demo report\'s targets (happiness +30): VPN alone is the watermelon, and the month picker keeps the targets', async () => {
+    await main.goto(BASE + tenantPath('demo', 'sla-beside-xla') + '?period=' + PERIOD + '&happiness_target=30');
+    const flagged = await main.locator('#sla-beside-xla tr.watermelon').evaluateAll((rows) => rows.map((r) => r.dataset.group));
+    assert.deepEqual(flagged, [WATERMELON]);
+    assert.equal(await main.locator('#period-picker input[name="happiness_target"]').inputValue(), '30');
+    await main.locator('#period-picker button[type="submit"]').click();
+    await main.waitForLoadState('load');
+    assert.match(main.url(), /happiness_target=30/);
+  });
+
   // ------------------------------------------------ tenant isolation --
   await check('demo session: no tenant picker', async () => {
     assert.equal(await main.locator('#tenant-select').count(), 0);

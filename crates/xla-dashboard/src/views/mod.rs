@@ -83,6 +83,8 @@ pub struct Frame {
     pub form_key: String,
     /// The token's name, for "signed in as".
     pub token_name: String,
+    /// Query parameters the month picker keeps (a view's own filters and targets).
+    pub keep: Vec<(&'static str, String)>,
 }
 
 impl Frame {
@@ -232,6 +234,7 @@ pub fn frame(state: &Dashboard, viewer: &Viewer, tenant: &str, title: &str, acti
         active,
         form_key: viewer.form_key.clone(),
         token_name: viewer.token.name.clone(),
+        keep: Vec::new(),
     }
 }
 

@@ -160,6 +160,15 @@ pub async fn page(
     let mut frame = frame(&state, &viewer, tenant, "SLA beside XLA", "sla-beside-xla");
     frame.period = window.label();
     frame.periods = periods;
+    // Another month keeps the targets and slicing asked for.
+    frame.keep = [
+        ("group_by", params.group_by.clone()),
+        ("sla_target", params.sla_target.map(|t| t.to_string())),
+        ("happiness_target", params.happiness_target.map(|t| t.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| (name, v)))
+    .collect();
     render(&SlaPage {
         frame,
         rows,
