@@ -107,9 +107,7 @@ pub async fn page(
             ticket: i.ticket,
         })
         .collect();
-    let mut frame = frame(&state, &viewer, tenant, "Follow-up", "follow-up");
-    frame.period = window.label();
-    frame.periods = periods;
+    let frame = frame(&state, &viewer, tenant, "Follow-up", "follow-up").showing(window, periods);
     render(&FollowUpPage {
         frame,
         count: whole.map_or(0, |s| s.value.max(0.0) as u64),

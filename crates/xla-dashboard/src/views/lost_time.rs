@@ -313,9 +313,7 @@ pub async fn page(
         labels: by_service.iter().map(|r| r.group.clone()).collect(),
         values: by_service.iter().map(|r| r.total_raw).collect(),
     });
-    let mut frame = frame(&state, &viewer, tenant, "Where the time goes", "lost-time");
-    frame.period = window.label();
-    frame.periods = periods;
+    let frame = frame(&state, &viewer, tenant, "Where the time goes", "lost-time").showing(window, periods);
     render(&LostTimePage {
         frame,
         by_group: group_rows(&group),

@@ -88,6 +88,14 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The frame of a page that shows the month `window`, with the months
+    /// to pick from.
+    pub fn showing(mut self, window: Window, periods: Vec<String>) -> Frame {
+        self.period = window.label();
+        self.periods = periods;
+        self
+    }
+
     /// The navigation.
     pub fn nav(&self) -> &'static [NavItem] {
         NAV

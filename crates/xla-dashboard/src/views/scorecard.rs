@@ -185,9 +185,7 @@ pub async fn page(
     for xla in state.api.catalog.xlas.iter().filter(|x| x.tenant == tenant) {
         rows.push(row(xla, &report(&state, xla, window).await?));
     }
-    let mut frame = frame(&state, &viewer, tenant, "Scorecard", "scorecard");
-    frame.period = window.label();
-    frame.periods = periods;
+    let frame = frame(&state, &viewer, tenant, "Scorecard", "scorecard").showing(window, periods);
     render(&ScorecardPage { frame, rows })
 }
 
@@ -248,9 +246,7 @@ pub async fn detail(
             sample_size: g.sample_size,
         })
         .collect();
-    let mut frame = frame(&state, &viewer, tenant, &xla.name, "scorecard");
-    frame.period = window.label();
-    frame.periods = periods;
+    let frame = frame(&state, &viewer, tenant, &xla.name, "scorecard").showing(window, periods);
     render(&XlaPage {
         frame,
         row: row(xla, &report),

@@ -157,9 +157,7 @@ pub async fn page(
         .map(|r| format!("{}: SLA {} %, happiness {}", r.group, r.sla, r.happiness))
         .collect::<Vec<_>>()
         .join("; ");
-    let mut frame = frame(&state, &viewer, tenant, "SLA beside XLA", "sla-beside-xla");
-    frame.period = window.label();
-    frame.periods = periods;
+    let mut frame = frame(&state, &viewer, tenant, "SLA beside XLA", "sla-beside-xla").showing(window, periods);
     // Another month keeps the targets and slicing asked for.
     frame.keep = [
         ("group_by", params.group_by.clone()),

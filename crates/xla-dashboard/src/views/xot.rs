@@ -121,9 +121,7 @@ pub async fn page(
         .collect();
     // Drops first: what the review should talk about.
     rows.sort_by_key(|r| (r.cause_id == "no_drop", r.group.clone()));
-    let mut frame = frame(&state, &viewer, tenant, "X/O/T", "xot");
-    frame.period = window.label();
-    frame.periods = periods;
+    let frame = frame(&state, &viewer, tenant, "X/O/T", "xot").showing(window, periods);
     render(&XotPage {
         frame,
         cause: cause(view.cause),
