@@ -1,7 +1,12 @@
 //! The responses endpoint on the wire: requests, the envelope and errors.
 //!
-//! `GET {base_url}/api/v2/responses/?created__gte=..&ordering=created,id&page=P&page_size=S`
+//! `GET {base_url}/api/v2/responses/?created__gte=..&created__lt=..&ordering=created,id&page=P&page_size=S`
 //! answers `{"meta": {"count": N, "page": P, "pages": K}, "items": [...]}`.
+//!
+//! The filters are Django-style lookups, which `SOURCES.md` confirms for
+//! HappySignals; `ordering` is django-filter's usual parameter, *unconfirmed*
+//! here: the source may ignore it and answer newest first, its default, so
+//! the walk ([`crate::walk`]) checks the order it gets.
 
 use crate::config::Config;
 use serde_json::{Map, Value};
@@ -12,14 +17,17 @@ use xla_sdk::status::Hints;
 /// Path of the responses endpoint.
 pub const PATH: &str = "/api/v2/responses/";
 
-/// One page of the sync query.
-pub fn page_request(config: &Config, from: Option<&str>, page: u32) -> Result<Request, PluginError> {
+/// One page of the window `[from, until)` (`created`, UTC date-times;
+/// `from` `None` for no lower bound), oldest first if the source honours
+/// `ordering`.
+pub fn page_request(config: &Config, from: Option<&str>, until: &str, page: u32) -> Result<Request, PluginError> {
     let request = endpoint(config)?;
     let request = match from {
         Some(from) => request.query("created__gte", from),
         None => request,
     };
     Ok(request
+        .query("created__lt", until)
         .query("ordering", "created,id")
         .query("page", &page.to_string())
         .query("page_size", &config.page_size.to_string()))
@@ -37,8 +45,10 @@ fn endpoint(config: &Config) -> Result<Request, PluginError> {
 
 /// A page of responses.
 pub struct Page {
-    /// The responses, in `created`, `id` order.
+    /// The responses, in the source's order.
     pub items: Vec<Map<String, Value>>,
+    /// `meta.count`: responses matching the query when the page was made.
+    pub count: Option<u64>,
     /// `meta.page`.
     pub page: u64,
     /// `meta.pages`.
@@ -101,7 +111,12 @@ pub fn page(value: Value) -> Result<Page, PluginError> {
         ));
     };
     let items = items(value.get("items").cloned().unwrap_or(Value::Null))?;
-    Ok(Page { items, page, pages })
+    Ok(Page {
+        items,
+        count: meta("count"),
+        page,
+        pages,
+    })
 }
 
 /// A list of response objects.

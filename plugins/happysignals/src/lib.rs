@@ -11,40 +11,35 @@
 //!
 //! # Incremental sync
 //!
-//! One sync is one query, `created__gte=<from>&ordering=created,id`, read page
-//! by page (`page=1, 2, ...`, `page_size` from the config), one page per
-//! `pull`. `from` is the watermark's `created` (else `since`, else no filter)
-//! and stays the same for the whole sync, so page numbers stay meaningful:
-//! responses created later are appended at the end.
-//!
-//! The watermark is the (`created`, `id`) of the last response read. Every
-//! response not after it is skipped, so the responses sharing the
-//! watermark's timestamp that were already read are not read again, and
-//! those not yet read are not lost (the query is `gte`, not `gt`). A response
-//! read twice (a page shifted by a late insert) is skipped the same way.
-//!
-//! The sync ends at the last page (`meta.page == meta.pages`) or an empty
-//! one: `more` is false and the cursor keeps only the watermark. A response
-//! created *before* the watermark after it was written is never read; the
-//! vendor's `created` is when the response was recorded, so that should not
-//! happen.
+//! One sync reads one window of `created`, `[done, sync start)`, page by
+//! page (`page=1, 2, ...`, `page_size` from the config), one page per
+//! `pull`, and notices when the source's pages shift under it (responses
+//! submitted or removed meanwhile) instead of skipping: see [`walk`]. When
+//! it ends, `done` becomes the sync start, so responses submitted during a
+//! sync are read by the next one. The cursor is [`cursor::Cursor`].
 //!
 //! # Mapping
 //!
-//! See [`response`]: `happiness_rating` (the 0-10 score), `lost_time_minutes`
-//! (only when answered), and one `factor_selected` per ticked factor.
+//! See [`response`]: one record per response with `happiness_rating` (the
+//! 0-10 score) and `lost_time_minutes` (only when answered), and one record
+//! per ticked factor with `factor_selected`.
+//!
+//! The API does not say which responses were removed (anonymised, deleted
+//! on request): a response removed after it was read stays stored; nothing
+//! here can retract it until HappySignals publishes deletions.
 
 pub mod api;
 pub mod config;
 pub mod csv;
 pub mod cursor;
 pub mod response;
+pub mod walk;
 
 use config::Config;
-use cursor::{Cursor, Walk};
+use cursor::Cursor;
 use response::Response;
 use serde_json::{Map, Value};
-use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, MetricInfo, Observation, PluginError};
+use xla_sdk::{Batch, Changes, Connector, ConnectorInfo, Layer, MetricInfo, PluginError, Record};
 
 /// The HappySignals connector.
 pub struct HappySignals;
@@ -53,13 +48,38 @@ fn metric(name: &str, unit: &str, description: &str) -> MetricInfo {
     MetricInfo::new(name, Layer::Experience, unit, description)
 }
 
-/// Observations of every response, in order.
-fn observations(items: &[Map<String, Value>]) -> Result<Vec<Observation>, PluginError> {
-    let mut observations = Vec::new();
+/// The records of every response, in order.
+fn records(items: &[Map<String, Value>]) -> Result<Vec<Record>, PluginError> {
+    let mut records = Vec::new();
     for (i, fields) in items.iter().enumerate() {
-        observations.extend(Response::new(fields, i).observations()?);
+        records.extend(Response::new(fields, i).records()?);
     }
-    Ok(observations)
+    Ok(records)
+}
+
+impl HappySignals {
+    /// A pull as of `now_ms` (unix ms) instead of the wall clock: a new sync
+    /// reads responses created before `now_ms` (less [`walk::LAG_MS`]).
+    /// For tests that must not depend on the date they run.
+    pub fn pull_at(config: &Config, cursor: Option<&str>, now_ms: i64) -> Result<Batch, PluginError> {
+        config.validate()?;
+        let step = walk::step(config, Cursor::decode(cursor)?, now_ms)?;
+        Ok(Batch {
+            changes: Changes {
+                records: records(&step.items)?,
+                ..Changes::default()
+            },
+            cursor: Some(step.cursor.encode()?),
+            more: step.more,
+        })
+    }
+}
+
+/// Unix ms by the wall clock (the host gives connectors the real one).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Connector for HappySignals {
@@ -99,62 +119,10 @@ impl Connector for HappySignals {
     }
 
     fn pull(config: &Config, cursor: Option<&str>) -> Result<Batch, PluginError> {
-        config.validate()?;
-        let mut cursor = Cursor::decode(cursor)?;
-        let fresh = || Walk {
-            from: cursor.created.clone().or_else(|| config.since.clone()),
-            page: 1,
-            page_size: Some(config.page_size),
-        };
-        let walk = match cursor.walk.take() {
-            Some(walk) if walk.page_size == Some(config.page_size) => walk,
-            // Page numbers of another page size would skip or repeat items:
-            // start again from the watermark (repeats are skipped below).
-            _ => fresh(),
-        };
-        let request = api::page_request(config, walk.from.as_deref(), walk.page)?;
-        let page = if walk.page > 1 {
-            // Responses deleted mid-walk can leave fewer pages: a 404 past
-            // page 1 ends the walk, and the next sync starts from the watermark.
-            match api::fetch_unless_gone(request)? {
-                Some(page) => page,
-                None => {
-                    return Ok(Batch {
-                        observations: Vec::new(),
-                        cursor: Some(cursor.encode()?),
-                        more: false,
-                    });
-                }
-            }
-        } else {
-            api::fetch(request)?
-        };
-        let mut observations = Vec::new();
-        for (i, fields) in page.items.iter().enumerate() {
-            let response = Response::new(fields, i);
-            let (id, created) = (response.id()?, response.created()?);
-            if !cursor.is_new(created, &id) {
-                continue;
-            }
-            observations.extend(response.observations()?);
-            cursor.created = Some(response.text("created").into_owned());
-            cursor.id = Some(id);
-        }
-        let more = !page.items.is_empty() && page.page < page.pages;
-        if more {
-            cursor.walk = Some(Walk {
-                page: walk.page.saturating_add(1),
-                ..walk
-            });
-        }
-        Ok(Batch {
-            observations,
-            cursor: Some(cursor.encode()?),
-            more,
-        })
+        HappySignals::pull_at(config, cursor, wall_clock_ms())
     }
 
-    fn parse(_config: &Config, media_type: &str, body: &[u8]) -> Result<Vec<Observation>, PluginError> {
+    fn parse(_config: &Config, media_type: &str, body: &[u8]) -> Result<Changes, PluginError> {
         let essence = media_type.split(';').next().unwrap_or_default().trim();
         let items = if essence.eq_ignore_ascii_case("text/csv") {
             csv::rows(body)?
@@ -170,7 +138,10 @@ impl Connector for HappySignals {
                 "happysignals reads the CSV export (text/csv) and API bodies (application/json), not `{media_type}`"
             )));
         };
-        observations(&items)
+        Ok(Changes {
+            records: records(&items)?,
+            ..Changes::default()
+        })
     }
 }
 

@@ -1,4 +1,4 @@
-//! Survey responses to observations.
+//! Survey responses to records.
 //!
 //! A response arrives as an API item (JSON: numbers, `null`, a list of
 //! factors) or as a CSV row (all text, factors joined with `;`); both become
@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use xla_sdk::time::parse_rfc3339_utc;
-use xla_sdk::{Layer, Observation, PluginError};
+use xla_sdk::{Layer, PluginError, Record};
 
 /// One survey response, as the API or the CSV export gave it.
 pub struct Response<'a> {
@@ -146,28 +146,35 @@ impl<'a> Response<'a> {
     }
 
     /// What the response says, in the metric vocabulary (`docs/metrics.md`):
-    /// `happiness_rating`, `lost_time_minutes` when answered, and one
-    /// `factor_selected` per factor.
-    pub fn observations(&self) -> Result<Vec<Observation>, PluginError> {
+    /// one record with id = the response id, at `created`, the ticket's
+    /// dimensions once, `happiness_rating` and `lost_time_minutes` (when
+    /// answered); then one record per ticked factor, `<id>#<factor>`, with
+    /// the same dimensions plus `factor` and `factor_selected` = 1 (a factor
+    /// is a dimension of its own value, so it cannot share the first record).
+    pub fn records(&self) -> Result<Vec<Record>, PluginError> {
         let id = self.id()?;
         let at = self.created()?;
         let score = self.score()?;
         let lost_time = self.lost_time()?;
         let factors = self.factors()?;
         let dimensions = self.dimensions();
-        let observation = |id: String, metric: &str, value: f64| {
-            let mut observation = Observation::new(id, metric, Layer::Experience, value, at);
-            observation.dimensions = dimensions.clone();
-            observation
+        let record = |id: String| Record {
+            dimensions: dimensions.clone(),
+            ..Record::new(id, at)
         };
-        let mut observations = vec![observation(id.clone(), "happiness_rating", score)];
+        let mut answer = record(id.clone()).value("happiness_rating", Layer::Experience, score);
         if let Some(minutes) = lost_time {
-            observations.push(observation(id.clone(), "lost_time_minutes", minutes));
+            answer.push("lost_time_minutes", Layer::Experience, minutes);
         }
+        let mut records = vec![answer];
         for factor in factors {
-            observations.push(observation(format!("{id}#{factor}"), "factor_selected", 1.0).dim("factor", factor));
+            records.push(record(format!("{id}#{factor}")).dim("factor", factor).value(
+                "factor_selected",
+                Layer::Experience,
+                1.0,
+            ));
         }
-        Ok(observations)
+        Ok(records)
     }
 }
 
@@ -200,7 +207,7 @@ mod tests {
         for (field, value) in cases {
             let mut fields = map(base.clone());
             fields.insert(field.into(), value.clone());
-            match Response::new(&fields, 0).observations() {
+            match Response::new(&fields, 0).records() {
                 Err(PluginError::BadData(m)) => {
                     assert!(m.contains("`hs-1`") && m.contains(&format!("`{field}`")), "{m}")
                 }
@@ -208,7 +215,7 @@ mod tests {
             }
         }
         let fields = map(json!({"score": 7}));
-        match Response::new(&fields, 3).observations() {
+        match Response::new(&fields, 3).records() {
             Err(PluginError::BadData(m)) => assert!(m.contains("#3") && m.contains("`id`"), "{m}"),
             other => panic!("{other:?}"),
         }
@@ -222,10 +229,11 @@ mod tests {
         let text = map(json!({"id": "hs-1", "created": "2026-10-03T14:22:09Z", "score": "9",
             "lost_time_minutes": "15", "factors": "Service was fast;Easy to get help",
             "ticket_number": "INC1", "ticket_type": "Incident", "channel": "", "country": "Finland"}));
-        let a = Response::new(&json, 0).observations().expect("maps");
-        let b = Response::new(&text, 0).observations().expect("maps");
+        let a = Response::new(&json, 0).records().expect("maps");
+        let b = Response::new(&text, 0).records().expect("maps");
         assert_eq!(a, b);
-        assert_eq!(a.len(), 4);
+        assert_eq!(a.len(), 3, "the answer and two factors");
+        assert_eq!(a[0].values.len(), 2, "rating and lost time in one record");
         assert_eq!(
             a[0].dimensions,
             [("ticket", "INC1"), ("ticket_type", "incident"), ("country", "Finland")]
