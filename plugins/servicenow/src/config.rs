@@ -3,6 +3,7 @@
 //! Credentials are not part of it: the host adds Basic or OAuth to requests
 //! for the origin the operator granted, so the plugin never sees them.
 
+use crate::reference::{self, Walk};
 use crate::time::parse_glide;
 use serde::{Deserialize, Serialize};
 use xla_sdk::PluginError;
@@ -38,22 +39,34 @@ impl Table {
         Table::ALL.into_iter().find(|t| t.name() == name)
     }
 
-    /// `sysparm_fields`: only what the mapping reads, dot-walking references
-    /// to their names so one request is enough.
+    /// `sysparm_fields`: only what the mapping reads. Each reference is
+    /// asked for twice, dot-walked to its name (one request is enough) and as
+    /// itself, so that a name the instance leaves empty is resolved from the
+    /// sys_id rather than dropped (see [`crate::reference`]).
     pub fn fields(self) -> &'static str {
         match self {
             Table::Incident => {
                 "sys_id,sys_updated_on,number,state,opened_at,resolved_at,reassignment_count,reopen_count,\
-                 category,priority,contact_type,business_service.name,assignment_group.name"
+                 category,priority,contact_type,business_service,business_service.name,assignment_group,\
+                 assignment_group.name"
             }
             Table::ScReqItem => {
-                "sys_id,sys_updated_on,number,opened_at,closed_at,reassignment_count,cat_item.name,\
-                 assignment_group.name"
+                "sys_id,sys_updated_on,number,opened_at,closed_at,reassignment_count,cat_item,cat_item.name,\
+                 assignment_group,assignment_group.name"
             }
             Table::TaskSla => {
                 "sys_id,sys_updated_on,stage,has_breached,business_percentage,end_time,planned_end_time,\
-                 task.number,task.sys_class_name,sla.name"
+                 task,task.number,task.sys_class_name,sla,sla.name"
             }
+        }
+    }
+
+    /// The dimensions read through reference fields.
+    pub fn walks(self) -> &'static [Walk] {
+        match self {
+            Table::Incident => &[reference::BUSINESS_SERVICE, reference::ASSIGNMENT_GROUP],
+            Table::ScReqItem => &[reference::CAT_ITEM, reference::ASSIGNMENT_GROUP],
+            Table::TaskSla => &[reference::TASK_NUMBER, reference::TASK_CLASS, reference::SLA_NAME],
         }
     }
 }
@@ -178,6 +191,17 @@ mod tests {
         assert_eq!(c.page_size, 1000);
         assert_eq!(c.since, None);
         assert_eq!(c.instance_origin().expect("origin"), "https://acme.service-now.com");
+    }
+
+    #[test]
+    fn every_walked_dimension_is_asked_for_with_its_reference() {
+        for table in Table::ALL {
+            let fields: Vec<&str> = table.fields().split(',').collect();
+            for walk in table.walks() {
+                assert!(fields.contains(&walk.path), "{table}: {}", walk.path);
+                assert!(fields.contains(&walk.reference), "{table}: {}", walk.reference);
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //!   next pull starts again from the first configured table.
 //! - `offset`: `sysparm_offset` while skipping pages that ACLs emptied (see
 //!   the crate docs); absent when 0.
+//! - `limit`: the smaller `sysparm_limit` the sync uses after the instance
+//!   answered a 2xx that was not a page (see the crate docs); absent when the
+//!   configured `page_size` is in force. It lasts until the sync ends.
 //!
 //! The format is versioned by `v` (`xla_sdk::cursor`); a cursor this version
 //! cannot read is a permanent error rather than a silent full resync.
@@ -82,6 +85,10 @@ pub struct Cursor {
     /// (before that, the sync re-reads an overlap before the watermark).
     #[serde(default, skip_serializing_if = "is_false")]
     pub reading: bool,
+    /// `sysparm_limit` in force for the rest of this sync, when smaller than
+    /// the configured `page_size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -16,6 +16,20 @@ use std::fmt;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Fields<'a> {
     fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// What object-shaped fields said beside their `value`, by field name:
+    /// only for fields that arrived as objects (references with `link`,
+    /// `sysparm_display_value=all` or `true`), so plain pages pay nothing.
+    objects: Vec<(Cow<'a, str>, Extra<'a>)>,
+}
+
+/// What a field object holds beside its `value`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Extra<'a> {
+    /// `display_value`: a reference's name (its table's display field), a
+    /// choice's label, a date in the user's time zone.
+    pub display: Option<Cow<'a, str>>,
+    /// `link`: `{instance}/api/now/table/{table}/{sys_id}` of a reference.
+    pub link: Option<Cow<'a, str>>,
 }
 
 impl<'a> Fields<'a> {
@@ -34,6 +48,28 @@ impl<'a> Fields<'a> {
     /// Whether the record has the field.
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+
+    /// A field object's `display_value`, when the field arrived as an object
+    /// that has one (`{"display_value": "Service Desk", "link": .., "value": ..}`).
+    pub fn display(&self, name: &str) -> Option<&str> {
+        self.extra(name).and_then(|e| e.display.as_deref())
+    }
+
+    /// The table a reference field's `link` names
+    /// (`.../api/now/table/sys_user_group/6f2d...` gives `sys_user_group`).
+    pub fn link_table(&self, name: &str) -> Option<&str> {
+        let link = self.extra(name)?.link.as_deref()?;
+        let (_, rest) = link.split_once("/table/")?;
+        rest.split(['/', '?']).next().filter(|t| !t.is_empty())
+    }
+
+    fn extra(&self, name: &str) -> Option<&Extra<'a>> {
+        self.objects
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, extra)| extra)
     }
 }
 
@@ -258,11 +294,15 @@ impl<'de> Visitor<'de> for FieldsVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
         let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        let mut objects = Vec::new();
         while let Some(key) = map.next_key::<Text<'de>>()? {
             let value = map.next_value::<FieldValue<'de>>()?;
+            if let Some(extra) = value.1 {
+                objects.push((key.0.clone(), extra));
+            }
             fields.push((key.0, value.0));
         }
-        Ok(Fields { fields })
+        Ok(Fields { fields, objects })
     }
 }
 
@@ -291,8 +331,9 @@ impl<'de> Deserialize<'de> for Text<'de> {
     }
 }
 
-/// A field's value as text (see [`Fields::get`]); null is empty.
-struct FieldValue<'a>(Cow<'a, str>);
+/// A field's value as text (see [`Fields::get`]); null is empty. The second
+/// member is what an object-shaped field said beside its value.
+struct FieldValue<'a>(Cow<'a, str>, Option<Extra<'a>>);
 
 impl<'de> Deserialize<'de> for FieldValue<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -310,19 +351,19 @@ impl<'de> Visitor<'de> for FieldValueVisitor {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<FieldValue<'de>, E> {
-        Ok(FieldValue(Cow::Borrowed(s)))
+        Ok(FieldValue(Cow::Borrowed(s), None))
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<FieldValue<'de>, E> {
-        Ok(FieldValue(Cow::Owned(s.to_string())))
+        Ok(FieldValue(Cow::Owned(s.to_string()), None))
     }
 
     fn visit_string<E: de::Error>(self, s: String) -> Result<FieldValue<'de>, E> {
-        Ok(FieldValue(Cow::Owned(s)))
+        Ok(FieldValue(Cow::Owned(s), None))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<FieldValue<'de>, E> {
-        Ok(FieldValue(Cow::Borrowed("")))
+        Ok(FieldValue(Cow::Borrowed(""), None))
     }
 
     fn visit_none<E: de::Error>(self) -> Result<FieldValue<'de>, E> {
@@ -330,40 +371,46 @@ impl<'de> Visitor<'de> for FieldValueVisitor {
     }
 
     fn visit_bool<E: de::Error>(self, b: bool) -> Result<FieldValue<'de>, E> {
-        Ok(FieldValue(Cow::Borrowed(if b { "true" } else { "false" })))
+        Ok(FieldValue(Cow::Borrowed(if b { "true" } else { "false" }), None))
     }
 
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<FieldValue<'de>, E> {
-        Ok(FieldValue(Cow::Owned(n.to_string())))
+        Ok(FieldValue(Cow::Owned(n.to_string()), None))
     }
 
     fn visit_u64<E: de::Error>(self, n: u64) -> Result<FieldValue<'de>, E> {
-        Ok(FieldValue(Cow::Owned(n.to_string())))
+        Ok(FieldValue(Cow::Owned(n.to_string()), None))
     }
 
     fn visit_f64<E: de::Error>(self, x: f64) -> Result<FieldValue<'de>, E> {
-        Ok(FieldValue(Cow::Owned(
-            serde_json::Number::from_f64(x).map_or_else(String::new, |n| n.to_string()),
-        )))
+        Ok(FieldValue(
+            Cow::Owned(serde_json::Number::from_f64(x).map_or_else(String::new, |n| n.to_string())),
+            None,
+        ))
     }
 
-    /// A reference (`{"link", "value"}`) or `display_value=all` object: its `value`.
+    /// A reference (`{"link", "value"}`) or `display_value=all` object: its
+    /// `value`, with its `display_value` and `link` kept aside.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldValue<'de>, A::Error> {
-        let mut value = FieldValue(Cow::Borrowed(""));
+        let mut value = Cow::Borrowed("");
+        let mut extra = Extra::default();
         while let Some(key) = map.next_key::<Text<'de>>()? {
-            if key.0 == "value" {
-                value = map.next_value::<FieldValue<'de>>()?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+            match &*key.0 {
+                "value" => value = map.next_value::<FieldValue<'de>>()?.0,
+                "display_value" => extra.display = Some(map.next_value::<FieldValue<'de>>()?.0),
+                "link" => extra.link = Some(map.next_value::<FieldValue<'de>>()?.0),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        Ok(value)
+        Ok(FieldValue(value, Some(extra)))
     }
 
     /// A list (no Table API field is one): its JSON text.
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<FieldValue<'de>, A::Error> {
         let list = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(FieldValue(Cow::Owned(list.to_string())))
+        Ok(FieldValue(Cow::Owned(list.to_string()), None))
     }
 }
 
@@ -399,6 +446,23 @@ mod tests {
             matches!(record.get("number"), Some(Cow::Borrowed(_))),
             "plain strings borrow"
         );
+    }
+
+    #[test]
+    fn reference_objects_keep_their_display_value_and_table() {
+        // field case 04-servicenow-references-without-names.json: the three shapes.
+        let body = r#"{"result":[{"assignment_group":{"display_value":"Service Desk",
+            "link":"https://acme.service-now.com/api/now/table/sys_user_group/11aa","value":"11aa"},
+            "business_service":{"link":"https://acme.service-now.com/api/now/table/cmdb_ci_service/90c4","value":"90c4"},
+            "cmdb_ci":"","state":"6"}]}"#;
+        let record = &records(body)[0];
+        assert_eq!(record.get("assignment_group").map(|v| v.as_ref()), Some("11aa"));
+        assert_eq!(record.display("assignment_group"), Some("Service Desk"));
+        assert_eq!(record.link_table("assignment_group"), Some("sys_user_group"));
+        assert_eq!(record.display("business_service"), None);
+        assert_eq!(record.link_table("business_service"), Some("cmdb_ci_service"));
+        assert_eq!(record.get("cmdb_ci").map(|v| v.as_ref()), Some(""));
+        assert_eq!((record.display("state"), record.link_table("state")), (None, None));
     }
 
     #[test]

@@ -52,33 +52,76 @@
 //! The walk always progresses: every page with records moves the watermark
 //! strictly forward and every empty one the offset.
 //!
+//! # A 2xx that is not a page
+//!
+//! ServiceNow cancels a transaction that runs past its quota (a large page
+//! on a busy instance) and still answers 200: with its error object instead
+//! of rows, or with the rows streamed so far and the error object spliced in
+//! mid-record. A session whose queue is full gets 202 with an empty body; an
+//! instance in maintenance or hibernating gives an HTML page. Nothing from
+//! such a body is stored. The pull returns no records, halves
+//! `sysparm_limit` (to a floor of [`MIN_PAGE_SIZE`]), keeps it in the cursor
+//! for the rest of the sync and says so in the log; the next pull asks for
+//! the same page with the smaller limit. Only at the floor is it an error
+//! (transient: the host retries the pull later, the cursor unchanged).
+//!
+//! # References
+//!
+//! See [`reference`]: a dimension read through a reference field (group,
+//! service, catalog item, the SLA's task and definition) is asked for
+//! dot-walked and as the reference; when the instance gives only the
+//! sys_id, the names are read from the referenced table, one batched query
+//! per table and page, cached for the sync. What cannot be resolved keeps
+//! its sys_id, with a warning.
+//!
 //! # Cursor
 //!
-//! See [`cursor`]: per-table watermarks, the table in progress and its offset.
+//! See [`cursor`]: per-table watermarks, the table in progress, its offset,
+//! and the smaller page size a not-a-page answer left in force.
 //! Tables are walked in the configured order; `more` stays true until the last
 //! one finishes. The final cursor keeps the watermarks, and the next sync
 //! starts again from the first table, after its watermark.
 //!
 //! # Mapping
 //!
-//! See [`record`]: resolved or closed incidents, closed requested items, and
-//! completed or breached task SLAs. Open and canceled incidents, open items,
-//! and running, paused or cancelled SLAs emit nothing (they still move the
-//! watermark). `parse` maps saved Table API bodies and webhooks the same way.
+//! See [`record`]: one record per resolved or closed incident, closed
+//! requested item, and task SLA that met or breached (breached is final in
+//! any stage). A row that does not count now (an open, reopened or canceled
+//! incident, an open item, a running, paused or cancelled SLA) retracts what
+//! it may have given before; it still moves the watermark. `parse` maps saved
+//! Table API bodies and webhooks the same way, without reading other tables.
 
 pub mod config;
 pub mod cursor;
 pub mod fields;
 pub mod record;
+pub mod reference;
 pub mod table_api;
 mod time;
 
 use config::{Config, Table};
 use cursor::{Cursor, Watermark};
 use fields::Fields;
-use record::Record;
-use table_api::{Page, Start};
-use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, MetricInfo, Observation, PluginError};
+use record::{Resolver, Row};
+use reference::{Names, Wanted};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use table_api::{NotAPage, Page, Start};
+use xla_sdk::{Batch, Changes, Connector, ConnectorInfo, Layer, MetricInfo, PluginError};
+
+/// Smallest `sysparm_limit` a not-a-page answer halves down to (or
+/// `page_size`, when smaller).
+pub const MIN_PAGE_SIZE: u32 = 10;
+
+/// Most sys_ids read from a referenced table in one request (the URL stays
+/// a few kilobytes).
+pub const LOOKUP_CHUNK: usize = 100;
+
+thread_local! {
+    /// Names read from referenced tables during this sync: the host keeps
+    /// the instance for a whole sync run, and a new sync starts it empty.
+    static NAMES: RefCell<Names> = RefCell::new(Names::default());
+}
 
 /// The ServiceNow connector.
 pub struct ServiceNow;
@@ -109,17 +152,16 @@ impl ServiceNow {
         }
     }
 
-    /// Maps a page and returns its observations and its last keyset.
-    fn read_page(
+    /// Checks the page's keyset order and returns its last keyset.
+    fn keyset(
         table: Table,
         records: &[Fields<'_>],
         after: Option<&Watermark>,
-    ) -> Result<(Vec<Observation>, Option<Watermark>), PluginError> {
-        let mut observations = Vec::new();
+    ) -> Result<Option<Watermark>, PluginError> {
         let mut last: Option<Watermark> = None;
         for fields in records {
-            let record = Record::new(table, fields);
-            let mark = record.watermark()?;
+            let row = Row::new(table, fields);
+            let mark = row.watermark()?;
             let previous = last.as_ref().or(after);
             // The fixed `YYYY-MM-DD HH:MM:SS` form sorts as text, and so do
             // sys_ids. An instance that dropped either ORDERBY would make the
@@ -130,17 +172,125 @@ impl ServiceNow {
                 return Err(PluginError::Permanent(format!(
                     "{}: keyed ({}, {}) but listed after ({}, {}); the instance did not sort by sys_updated_on \
                      and sys_id, so the sync cannot continue safely",
-                    record.label(),
+                    row.label(),
                     mark.ts,
                     mark.sys_id,
                     previous.ts,
                     previous.sys_id
                 )));
             }
-            observations.extend(record.observations()?);
             last = Some(mark);
         }
-        Ok((observations, last))
+        Ok(last)
+    }
+
+    /// Maps rows into changes with `names`, logging the sys_ids kept (`why`
+    /// they were not resolved).
+    fn map(
+        table_of: impl Fn(usize, &Fields<'_>) -> Result<Table, PluginError>,
+        records: &[Fields<'_>],
+        names: &Names,
+        why: &str,
+    ) -> Result<Changes, PluginError> {
+        let mut resolver = Resolver::new(names);
+        let mut changes = Changes::default();
+        for (i, fields) in records.iter().enumerate() {
+            let mapped = Row::new(table_of(i, fields)?, fields).map(&mut resolver)?;
+            changes.records.extend(mapped.record);
+            changes.retractions.extend(mapped.retraction);
+        }
+        for warning in resolver.kept.warnings(why) {
+            xla_sdk::log::warn(&warning);
+        }
+        Ok(changes)
+    }
+
+    /// Reads the names a page gives only as sys_ids from their tables into
+    /// `names`. A table the account may not read, or records it does not
+    /// return, leave those sys_ids unresolved (kept, with a warning); a
+    /// transient failure or a rate limit fails the pull, to be retried.
+    fn resolve(config: &Config, wanted: &Wanted, names: &mut Names) -> Result<(), PluginError> {
+        for (table, (fields, sys_ids)) in &wanted.tables {
+            let fields: Vec<&str> = fields.iter().copied().collect();
+            let sys_ids: Vec<&str> = sys_ids.iter().map(String::as_str).collect();
+            for chunk in sys_ids.chunks(LOOKUP_CHUNK) {
+                let mut found = match Self::lookup(config, table, chunk, &fields) {
+                    Ok(found) => found,
+                    Err(e @ (PluginError::RateLimited(_) | PluginError::Transient(_))) => return Err(e),
+                    Err(e) => {
+                        xla_sdk::log::warn(&format!(
+                            "cannot read names from table `{table}` ({e}); its sys_ids are kept as dimension values"
+                        ));
+                        HashMap::new()
+                    }
+                };
+                for sys_id in chunk {
+                    names.insert(table, sys_id, found.remove(*sys_id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `fields` of records `sys_ids` of `table`, by sys_id.
+    fn lookup(
+        config: &Config,
+        table: &str,
+        sys_ids: &[&str],
+        fields: &[&str],
+    ) -> Result<HashMap<String, reference::Resolved>, PluginError> {
+        let response = table_api::lookup_request(config, table, sys_ids, fields)?.send()?;
+        let response = table_api::check_status(response, table)?;
+        let records = table_api::records(&response.body).map_err(|_| {
+            PluginError::Transient(format!(
+                "reading names from table `{table}`: the answer was not a list of records"
+            ))
+        })?;
+        Ok(records
+            .iter()
+            .filter_map(|record| {
+                let sys_id = record.get("sys_id")?.to_string();
+                let values = fields
+                    .iter()
+                    .map(|f| (f.to_string(), record.get(f).map(|v| v.to_string()).unwrap_or_default()))
+                    .collect();
+                Some((sys_id, values))
+            })
+            .collect())
+    }
+
+    /// The answer to a 2xx that was not a page: nothing stored, the same
+    /// page asked for again with half the limit, or an error at the floor.
+    fn smaller_page(
+        config: &Config,
+        mut cursor: Cursor,
+        table: Table,
+        offset: u32,
+        limit: u32,
+        why: &NotAPage,
+    ) -> Result<Batch, PluginError> {
+        let floor = MIN_PAGE_SIZE.min(config.page_size);
+        if limit <= floor {
+            let hint = match why {
+                NotAPage::WebPage => "; wake the instance if it is hibernating",
+                _ => "",
+            };
+            return Err(PluginError::Transient(format!(
+                "reading table `{table}` with sysparm_limit={limit}, the smallest page: {why}; nothing from it \
+                 was stored{hint}"
+            )));
+        }
+        let smaller = (limit / 2).max(floor);
+        xla_sdk::log::warn(&format!(
+            "reading table `{table}` with sysparm_limit={limit}: {why}; nothing from it was stored, and the page is \
+             asked for again with sysparm_limit={smaller} for the rest of this sync"
+        ));
+        (cursor.table, cursor.offset, cursor.limit) = (Some(table), offset, Some(smaller));
+        Ok(Batch {
+            changes: Changes::default(),
+            cursor: Some(cursor.encode()?),
+            more: true,
+        })
     }
 
     fn step(page: &Page, read_any: bool, offset: u32, page_size: u32) -> Step {
@@ -267,10 +417,14 @@ impl Connector for ServiceNow {
         let (table, offset) = match cursor.table.filter(|t| config.tables.contains(t)) {
             Some(table) => (table, cursor.offset),
             None => {
+                // A new sync: names are read afresh, pages are full size again.
                 cursor.reading = false;
+                cursor.limit = None;
+                NAMES.with(|names| names.borrow_mut().clear());
                 (config.tables[0], 0)
             }
         };
+        let limit = cursor.limit.map_or(config.page_size, |l| l.clamp(1, config.page_size));
         let start = Self::start(config, &cursor, table);
         let after = match &start {
             Start::After(mark) => Some(mark.clone()),
@@ -281,14 +435,33 @@ impl Connector for ServiceNow {
             Start::Beginning => None,
         };
         let query = table_api::sync_query(&start);
-        let page = table_api::fetch(table_api::page_request(config, table, &query, offset)?, table)?;
-        let records = page.records()?;
-        let (observations, last) = Self::read_page(table, &records, after.as_ref())?;
+        let page = table_api::fetch(table_api::page_request(config, table, &query, offset, limit)?, table)?;
+        let records = match page.rows()? {
+            Ok(records) => records,
+            Err(why) => return Self::smaller_page(config, cursor, table, offset, limit, &why),
+        };
+        let last = Self::keyset(table, &records, after.as_ref())?;
+        let changes = NAMES.with(|names| {
+            let mut names = names.borrow_mut();
+            let mut wanted = Wanted::default();
+            for fields in &records {
+                wanted.add(fields, table.walks(), &names);
+            }
+            if !wanted.is_empty() {
+                Self::resolve(config, &wanted, &mut names)?;
+            }
+            Self::map(
+                |_, _| Ok(table),
+                &records,
+                &names,
+                "its table did not return it (the record is gone, or the account may not read that table)",
+            )
+        })?;
         if let Some(mark) = last {
             cursor.watermarks.insert(table, mark);
         }
         let read_any = !records.is_empty();
-        let more = match Self::step(&page, read_any, offset, config.page_size) {
+        let more = match Self::step(&page, read_any, offset, limit) {
             Step::Stay(offset) => {
                 (cursor.table, cursor.offset) = (Some(table), offset);
                 // A page with records moved the watermark: go on by keyset.
@@ -300,17 +473,20 @@ impl Connector for ServiceNow {
                 cursor.table = config.tables.get(position + 1).copied();
                 cursor.offset = 0;
                 cursor.reading = false;
+                if cursor.table.is_none() {
+                    cursor.limit = None;
+                }
                 cursor.table.is_some()
             }
         };
         Ok(Batch {
-            observations,
+            changes,
             cursor: Some(cursor.encode()?),
             more,
         })
     }
 
-    fn parse(_config: &Config, media_type: &str, body: &[u8]) -> Result<Vec<Observation>, PluginError> {
+    fn parse(_config: &Config, media_type: &str, body: &[u8]) -> Result<Changes, PluginError> {
         let declared = media_table(media_type)?;
         let records = table_api::records(body).map_err(|e| {
             PluginError::BadData(match e {
@@ -319,17 +495,21 @@ impl Connector for ServiceNow {
                 table_api::BodyError::Shape(why) | table_api::BodyError::NotJson(why) => why,
             })
         })?;
-        let mut observations = Vec::new();
-        for (i, fields) in records.iter().enumerate() {
-            let table = detect_table(fields, declared).ok_or_else(|| {
+        let table_of = |i: usize, fields: &Fields<'_>| {
+            detect_table(fields, declared).ok_or_else(|| {
                 PluginError::BadData(format!(
                     "cannot tell which table record #{i} comes from; send it as `application/json; table=incident` \
                      (or sc_req_item, task_sla)"
                 ))
-            })?;
-            observations.extend(Record::new(table, fields).observations()?);
-        }
-        Ok(observations)
+            })
+        };
+        // No network here: a reference given only as a sys_id keeps it.
+        Self::map(
+            table_of,
+            &records,
+            &Names::default(),
+            "parse reads no other table to resolve it",
+        )
     }
 }
 

@@ -36,12 +36,18 @@ pub fn sync_query(start: &Start) -> String {
     }
 }
 
-/// `GET {instance}/api/now/table/{table}` for one sync page.
-pub fn page_request(config: &Config, table: Table, query: &str, offset: u32) -> Result<Request, PluginError> {
+/// `GET {instance}/api/now/table/{table}` for one sync page of `limit` records.
+pub fn page_request(
+    config: &Config,
+    table: Table,
+    query: &str,
+    offset: u32,
+    limit: u32,
+) -> Result<Request, PluginError> {
     let request = table_request(config, table)?
         .query("sysparm_query", query)
         .query("sysparm_fields", table.fields())
-        .query("sysparm_limit", &config.page_size.to_string());
+        .query("sysparm_limit", &limit.to_string());
     let request = if offset > 0 {
         request.query("sysparm_offset", &offset.to_string())
     } else {
@@ -56,6 +62,20 @@ pub fn probe_request(config: &Config, table: Table) -> Result<Request, PluginErr
     let request = table_request(config, table)?
         .query("sysparm_fields", "sys_id")
         .query("sysparm_limit", "1");
+    Ok(plain_values(request))
+}
+
+/// Records `sys_ids` of a referenced table (`sys_user_group`, `task`, ...),
+/// with `fields`: `sysparm_query=sys_idIN{id},{id},...`. The caller checks
+/// that `table` and the sys_ids are plain names and hex (no query terms).
+pub fn lookup_request(config: &Config, table: &str, sys_ids: &[&str], fields: &[&str]) -> Result<Request, PluginError> {
+    let origin = config.instance_origin()?;
+    let request = xla_sdk::http::get(&format!("{origin}/api/now/table/{table}"))?
+        .header("accept", "application/json")
+        .query("sysparm_query", &format!("sys_idIN{}", sys_ids.join(",")))
+        .query("sysparm_fields", &format!("sys_id,{}", fields.join(",")))
+        .query("sysparm_limit", &sys_ids.len().to_string())
+        .query("sysparm_no_count", "true");
     Ok(plain_values(request))
 }
 
@@ -77,6 +97,8 @@ fn plain_values(request: Request) -> Request {
 /// next page starts. [`Page::records`] reads the body (borrowing from it).
 pub struct Page {
     table: Table,
+    /// The HTTP status (below 400: [`fetch`] turned the others into errors).
+    pub status: u16,
     body: Vec<u8>,
     /// `Some` when the `Link` header has `rel="next"`: its `sysparm_offset`
     /// (`None` inside when the link has none).
@@ -100,6 +122,60 @@ impl Page {
             BodyError::NotJson(why) => PluginError::Transient(format!("reading table `{table}`: {why}")),
         })
     }
+
+    /// The page's records for a sync, or why this 2xx is not a page.
+    ///
+    /// ServiceNow answers 2xx with something else when it cancels a slow
+    /// transaction (200 with its error object, or rows cut mid-record with
+    /// the error object spliced in), when a session's queue is full (202,
+    /// empty body), or while the instance is in maintenance or hibernating
+    /// (200 with a web page). Nothing from such a body may be stored;
+    /// [`NotAPage`] says which it was, and the sync asks again with a smaller
+    /// page (see the crate docs).
+    pub fn rows(&self) -> Result<Result<Vec<Fields<'_>>, NotAPage>, PluginError> {
+        let table = self.table;
+        if self.status == 202 || self.body.trim_ascii().is_empty() {
+            return Ok(Err(NotAPage::Queued(self.status)));
+        }
+        match records(&self.body) {
+            Ok(records) => Ok(Ok(records)),
+            Err(BodyError::Error(message)) => Ok(Err(NotAPage::Cancelled(message))),
+            Err(BodyError::Html) => Ok(Err(NotAPage::WebPage)),
+            Err(BodyError::NotJson(why)) => Ok(Err(NotAPage::Cut(why))),
+            Err(BodyError::Shape(why)) => Err(PluginError::BadData(format!("table `{table}`: {why}"))),
+        }
+    }
+}
+
+/// Why a 2xx answer to a page request is not a page of records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotAPage {
+    /// A 200 whose body is ServiceNow's error object, e.g. "Transaction
+    /// cancelled: maximum execution time exceeded".
+    Cancelled(String),
+    /// A body that is not JSON: cut short, or rows with the error object
+    /// spliced in mid-record.
+    Cut(String),
+    /// 202 or an empty body: the session's transaction queue was full.
+    Queued(u16),
+    /// A web page: maintenance, or a hibernating instance.
+    WebPage,
+}
+
+impl std::fmt::Display for NotAPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotAPage::Cancelled(message) => write!(f, "the instance answered with its error object: {message}"),
+            NotAPage::Cut(why) => write!(f, "the rows were cut short ({why})"),
+            NotAPage::Queued(status) => write!(
+                f,
+                "the instance answered {status} with an empty body (its queue is full)"
+            ),
+            NotAPage::WebPage => {
+                f.write_str("the instance answered with a web page, not JSON (in maintenance or hibernating?)")
+            }
+        }
+    }
 }
 
 /// Sends a request for `table` and takes the page, turning error statuses
@@ -107,13 +183,14 @@ impl Page {
 pub fn fetch(request: Request, table: Table) -> Result<Page, PluginError> {
     let base = request.url.clone();
     let response = request.send()?;
-    let response = check_status(response, table)?;
+    let response = check_status(response, table.name())?;
     let next = response
         .header("link")
         .and_then(next_link)
         .map(|link| offset_of(&base, link));
     Ok(Page {
         table,
+        status: response.status,
         body: response.body,
         next,
     })
@@ -121,7 +198,7 @@ pub fn fetch(request: Request, table: Table) -> Result<Page, PluginError> {
 
 /// The SDK's status table (`xla_sdk::status`) with what to do about this
 /// table, and ServiceNow's own message from its error body.
-fn check_status(response: Response, table: Table) -> Result<Response, PluginError> {
+pub fn check_status(response: Response, table: &str) -> Result<Response, PluginError> {
     let forbidden = format!("an ACL denies the granted account: give it a role that may read `{table}`");
     let hints = Hints {
         unauthorized: "check the credential the operator granted for this instance",
@@ -233,6 +310,37 @@ mod tests {
             next_link("<https://a.example/x?sysparm_offset=5>; rel=next"),
             Some("https://a.example/x?sysparm_offset=5")
         );
+    }
+
+    fn page(status: u16, body: &[u8]) -> Page {
+        Page {
+            table: Table::Incident,
+            status,
+            body: body.to_vec(),
+            next: None,
+        }
+    }
+
+    /// field case 06-servicenow-2xx-not-a-page.http: the four shapes, exact bytes.
+    #[test]
+    fn a_2xx_that_is_not_a_page_says_which() {
+        let cancelled = br#"{"error":{"message":"Transaction cancelled: maximum execution time exceeded","detail":"Transaction cancelled: maximum execution time exceeded Check logs for error trace or enable glide.rest.debug property to verify REST request processing"},"status":"failure"}"#;
+        assert!(
+            matches!(page(200, cancelled).rows(), Ok(Err(NotAPage::Cancelled(m))) if m.starts_with("Transaction cancelled"))
+        );
+        let spliced = br#"{"result":[{"sys_id":"a1c2e3f4a5b6c7d8e9f0a1b2c3d4e5f6","number":"INC0060001","sys_updated_on":"2026-10-03 02:00:01","state":"7","priority":"4","reassignment_count":"0"},{"sys_id":"c3e4a5b6c7d8e9f0a1b2c3d4e5f6a7b8","number":"INC0060003","sys_updated_on":"2026-10-03 02:00:02","short_description":"Outlook keeps asking for my pass"error":{"message":"Transaction cancelled: maximum execution time exceeded","detail":"x"},"status":"failure"}"#;
+        assert!(
+            matches!(page(200, spliced).rows(), Ok(Err(NotAPage::Cut(_)))),
+            "no row of it is kept"
+        );
+        assert!(matches!(page(202, b"").rows(), Ok(Err(NotAPage::Queued(202)))));
+        let html = b"<html><head><title>Instance Hibernating page</title></head><body>Your instance is hibernating. (illustrative)</body></html>";
+        assert!(matches!(page(200, html).rows(), Ok(Err(NotAPage::WebPage))));
+        assert!(matches!(page(200, br#"{"result":[]}"#).rows(), Ok(Ok(rows)) if rows.is_empty()));
+        assert!(matches!(
+            page(200, br#"{"rows":[]}"#).rows(),
+            Err(PluginError::BadData(_))
+        ));
     }
 
     #[test]
