@@ -5,6 +5,9 @@
 //! Version 2 (written): `{"v":2,"next":"2026-10-03"}`, or while an export is
 //! pending
 //! `{"v":2,"next":"2026-10-03","export":{"id":"7f3a","from":"2026-10-03","to":"2026-10-04","polls":4,"started_ms":1790985600000}}`.
+//! Ranges read in part (the export's status said 206: the licence's result
+//! limit cut them) are kept to read again later, in `recheck`:
+//! `{"v":2,"next":"2026-10-04","recheck":[{"from":"2026-10-02","to":"2026-10-03","reason":"...","tries":1,"due_ms":1791093600000}]}`.
 //! Version 1 (`{"v":1,"next":"2026-10-03"}`, no export) is still read. The
 //! envelope and its version check are `xla_sdk::cursor`'s.
 
@@ -30,9 +33,28 @@ const FORMAT: xla_sdk::cursor::Format<'static> = xla_sdk::cursor::Format {
 pub struct Cursor {
     /// First day not read yet, `YYYY-MM-DD`.
     pub next: String,
-    /// The export of the range from `next`, submitted but not completed yet.
+    /// The export in flight, of the range from `next` or of a recheck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<PendingExport>,
+    /// Ranges read in part, to read again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recheck: Vec<Recheck>,
+}
+
+/// A range whose last read was partial, and when to read it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recheck {
+    /// First day, `YYYY-MM-DD`.
+    pub from: String,
+    /// First day after the range (exclusive).
+    pub to: String,
+    /// Why the last read was partial, for the operator.
+    pub reason: String,
+    /// Partial reads so far.
+    pub tries: u32,
+    /// Not read again before this time (Unix ms).
+    pub due_ms: i64,
 }
 
 /// An export submitted in an earlier pull and still running.
@@ -59,6 +81,8 @@ pub struct Position {
     pub next: i64,
     /// The pending export, if any.
     pub export: Option<PendingExport>,
+    /// Ranges to read again.
+    pub recheck: Vec<Recheck>,
 }
 
 impl Cursor {
@@ -68,11 +92,16 @@ impl Cursor {
             return Ok(Position {
                 next: config.since_day()?,
                 export: None,
+                recheck: Vec::new(),
             });
         };
         let (version, cursor): (u32, Cursor) = FORMAT.decode(text)?;
-        if version == 1 && cursor.export.is_some() {
-            return Err(FORMAT.refuse(text, "a version 1 cursor has no pending export"));
+        if version == 1 && (cursor.export.is_some() || !cursor.recheck.is_empty()) {
+            return Err(FORMAT.refuse(text, "a version 1 cursor has no pending export or recheck"));
+        }
+        let undated = |r: &Recheck| parse_full_date(&r.from).is_none() || parse_full_date(&r.to).is_none();
+        if cursor.recheck.iter().any(undated) {
+            return Err(FORMAT.refuse(text, "a range to read again is not two dates"));
         }
         let next = parse_full_date(&cursor.next)
             .ok_or_else(|| FORMAT.refuse(text, format!("`{}` is not a date", cursor.next)))?;
@@ -85,14 +114,25 @@ impl Cursor {
         Ok(Position {
             next,
             export: cursor.export,
+            recheck: cursor.recheck,
         })
     }
 
     /// The cursor text for `next`, with the export still running, if any.
     pub fn write(next: i64, export: Option<PendingExport>) -> Result<String, PluginError> {
-        FORMAT.encode(&Cursor {
-            next: format_full_date(next),
+        Cursor::write_position(&Position {
+            next,
             export,
+            recheck: Vec::new(),
+        })
+    }
+
+    /// The cursor text of a position.
+    pub fn write_position(position: &Position) -> Result<String, PluginError> {
+        FORMAT.encode(&Cursor {
+            next: format_full_date(position.next),
+            export: position.export.clone(),
+            recheck: position.recheck.clone(),
         })
     }
 }
@@ -162,6 +202,27 @@ mod tests {
         );
         let read = Cursor::read(&config(), Some(&written)).expect("reads");
         assert_eq!((read.next, read.export), (20_730, Some(pending())));
+    }
+
+    #[test]
+    fn a_recheck_round_trips() {
+        let position = Position {
+            next: 20_730,
+            export: None,
+            recheck: vec![Recheck {
+                from: "2026-10-02".into(),
+                to: "2026-10-03".into(),
+                reason: "truncated".into(),
+                tries: 1,
+                due_ms: 1_791_093_600_000,
+            }],
+        };
+        let written = Cursor::write_position(&position).expect("writes");
+        assert_eq!(
+            written,
+            r#"{"v":2,"next":"2026-10-04","recheck":[{"from":"2026-10-02","to":"2026-10-03","reason":"truncated","tries":1,"due_ms":1791093600000}]}"#
+        );
+        assert_eq!(Cursor::read(&config(), Some(&written)).expect("reads"), position);
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! The export flow across pulls: submit an export, poll its status a few
-//! times, and either read its results file or hand the still-running export
-//! back for the cursor, so the next pull polls it again instead of exporting
-//! again.
+//! The export flow across pulls: submit an export and hand it back at once
+//! for the cursor, then poll its status a few times per pull and either
+//! read its results file or hand it back again. Because the export is in
+//! the committed cursor before its first poll, a poll or a download that
+//! fails (a 5xx, a 429, a dropped connection) is retried by the sync engine
+//! on the same export: a retry never submits a second export for the same
+//! range (field case `12-nexthink-export-partial.json`).
 //!
 //! One pull polls at most [`POLLS_PER_PULL`] times (under a second and a
 //! half while an export is young, about four seconds later). The wait for a
 //! range is bounded by [`MAX_EXPORT_WAIT_MS`] from its first submit: past
 //! it, the pull fails `Transient`, and the retry, finding the export in its
-//! cursor too old, submits a new one.
+//! cursor too old, submits a new one. An export the instance says failed
+//! (`ERROR`) or does not know (404) is replaced by a new one at once.
 
 use crate::config::Config;
 use crate::cursor::PendingExport;
@@ -27,14 +31,22 @@ pub const MAX_EXPORT_WAIT_MS: i64 = 20 * 60 * 1000;
 #[derive(Debug)]
 pub enum Progress {
     /// It completed: its rows.
-    Done(Rows),
-    /// It is still running: keep it in the cursor.
+    Done {
+        /// The export's id.
+        id: String,
+        /// The results file's rows.
+        rows: Rows,
+        /// The status said 206: the licence's result limit cut the rows.
+        truncated: bool,
+    },
+    /// It is submitted or still running: keep it in the cursor.
     Pending(PendingExport),
 }
 
 /// Advances the export of days `from..to`: resumes `pending` if it is that
-/// range's and not too old, else submits one; polls; downloads when it
-/// completes. `clock` gives Unix ms.
+/// range's and not too old, polls it and downloads its file once it
+/// completed; else submits one and hands it back unpolled, for the cursor.
+/// `clock` gives Unix ms.
 pub fn advance(
     config: &Config,
     from: i64,
@@ -53,38 +65,41 @@ pub fn advance(
         })
     };
     let resumable = pending.filter(|p| p.from == format_full_date(from) && p.to == format_full_date(to));
-    let (mut export, mut fresh) = match resumable {
-        Some(p) if clock() - p.started_ms < MAX_EXPORT_WAIT_MS => (p, false),
-        Some(p) => {
+    let mut export = match resumable {
+        // Into the cursor before the first poll, so that a failed poll is
+        // retried on this export instead of a new one.
+        None => return Ok(Progress::Pending(submit(clock())?)),
+        Some(p) if clock() - p.started_ms >= MAX_EXPORT_WAIT_MS => {
             xla_sdk::log::warn(&format!(
                 "export {} of {range} did not complete within {} minutes; submitting a new one",
                 p.id,
                 MAX_EXPORT_WAIT_MS / 60_000
             ));
-            (submit(clock())?, true)
+            return Ok(Progress::Pending(submit(clock())?));
         }
-        None => (submit(clock())?, true),
+        Some(p) => p,
     };
     for round in 0..POLLS_PER_PULL {
         pause(export.polls, round);
+        // An error here leaves the export in the committed cursor: the retry polls it again.
         let status = nql::export_status(config, &export.id)?;
         export.polls += 1;
         let why = match status {
             ExportStatus::Running => continue,
-            ExportStatus::Completed(file) => return nql::download(config, &export.id, &file).map(Progress::Done),
+            ExportStatus::Completed { file, truncated } => {
+                let rows = nql::download(config, &export.id, &file)?;
+                return Ok(Progress::Done {
+                    id: export.id,
+                    rows,
+                    truncated,
+                });
+            }
             ExportStatus::Failed(why) => format!("failed on the instance: {why}"),
             ExportStatus::Unknown => "is unknown to the instance (404)".to_string(),
         };
-        if fresh {
-            // Submitted in this pull, so not in the cursor: the retry submits anew.
-            return Err(PluginError::Transient(format!("export {} of {range} {why}", export.id)));
-        }
-        // Resumed from the cursor: an error now would leave it there for the
-        // retry to find failed again, so replace it at once (keeping the
-        // range's start, which bounds the wait).
+        // Replace it at once, keeping the range's start, which bounds the wait.
         xla_sdk::log::warn(&format!("export {} of {range} {why}; submitting a new one", export.id));
-        export = submit(export.started_ms)?;
-        fresh = true;
+        return Ok(Progress::Pending(submit(export.started_ms)?));
     }
     if clock() - export.started_ms >= MAX_EXPORT_WAIT_MS {
         return Err(PluginError::Transient(format!(

@@ -34,18 +34,36 @@
 //! credentials only to origins that have one, so the download carries only
 //! the URL's own signature. The connector never sets `Authorization` itself.
 //!
+//! # Times
+//!
+//! Every NQL call sends `x-utc-times: true` (without it Nexthink answers in
+//! the instance's regional time); every timestamp shape is read (see
+//! [`time`]) and a day is a UTC day. An execute answer whose zoneless
+//! `executionDateTime` is hours from the UTC clock was answered in regional
+//! time anyway, and is refused rather than filed on the wrong day.
+//!
 //! # Cursor
 //!
 //! `{"v":2,"next":"2026-10-03"}`: the first day not read yet, plus the
-//! pending export, if any (see [`cursor`]; version 1 cursors are read too).
-//! Each pull reads `days_per_pull` days from there, never past the end, then
-//! moves `next` after them; empty days are stepped over. The end is `until`
-//! (exclusive) or today (UTC, by the wall clock), whichever comes first, so
-//! only closed days are read: the sync ends when `next` reaches the end, and
-//! the next one (tomorrow) reads today once it has closed. A day is read
-//! once, complete.
+//! export in flight and the ranges to read again, if any (see [`cursor`];
+//! version 1 cursors are read too). Each pull reads `days_per_pull` days
+//! from there, never past the end, then moves `next` after them; empty days
+//! are stepped over. The end is `until` (exclusive) or today (UTC, by the
+//! wall clock), whichever comes first, so only closed days are read: the
+//! sync ends when `next` reaches the end, and the next one (tomorrow) reads
+//! today once it has closed.
 //!
-//! Observations have the id `<device>/<date>`, so a day read twice replaces
+//! # Partial days
+//!
+//! An export whose status answers 206 was truncated by the licence's result
+//! limit (field case `12-nexthink-export-partial.json`): its rows are
+//! stored, the batch marks the range partial with the reason (a `Gap`), and
+//! the range is kept in the cursor to read again after
+//! [`RECHECK_AFTER_MS`], doubling up to [`MAX_RECHECK_WAIT_MS`], at most
+//! [`MAX_RECHECKS`] times. A range read in full says so (`complete`), which
+//! closes the gap an earlier read left.
+//!
+//! Records have the id `<device>/<date>`, so a day read twice replaces
 //! rather than duplicates.
 
 pub mod config;
@@ -53,19 +71,40 @@ pub mod cursor;
 pub mod export;
 pub mod nql;
 pub mod row;
+pub mod time;
 
 use config::{Config, Mode};
-use cursor::{Cursor, PendingExport};
-use xla_sdk::time::{DAY_MS, format_full_date};
-use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, MetricInfo, Observation, PluginError};
+use cursor::{Cursor, PendingExport, Position, Recheck};
+use xla_sdk::time::{DAY_MS, format_full_date, parse_full_date};
+use xla_sdk::{Batch, Changes, Connector, ConnectorInfo, Gap, Layer, MetricInfo, PluginError, Span};
 
 /// The Nexthink connector.
 pub struct Nexthink;
 
+/// First wait before a range read in part is read again.
+pub const RECHECK_AFTER_MS: i64 = 6 * 3_600_000;
+/// Longest wait between two reads of a range read in part.
+pub const MAX_RECHECK_WAIT_MS: i64 = 7 * DAY_MS;
+/// Partial reads of one range before it is left partial for good.
+pub const MAX_RECHECKS: u32 = 6;
+/// How far a zoneless `executionDateTime` may be from the clock and still
+/// be UTC: further, the answer is in regional time (zones are whole or
+/// half hours apart).
+pub const EXECUTION_CLOCK_SLACK_MS: i64 = 15 * 60_000;
+
 /// What one pull got for its range.
 enum Fetched {
-    Rows(nql::Rows),
+    Rows { rows: nql::Rows, partial: Option<String> },
     Pending(PendingExport),
+}
+
+/// The days a pull reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Range {
+    from: i64,
+    to: i64,
+    /// A range read in part before, not the next days.
+    recheck: bool,
 }
 
 impl Nexthink {
@@ -77,53 +116,74 @@ impl Nexthink {
 
     fn pull_with(config: &Config, cursor: Option<&str>, clock: &dyn Fn() -> i64) -> Result<Batch, PluginError> {
         config.validate()?;
-        let position = Cursor::read(config, cursor)?;
-        let from = position.next;
-        let today = clock().div_euclid(DAY_MS);
+        let mut position = Cursor::read(config, cursor)?;
+        let now = clock();
+        let today = now.div_euclid(DAY_MS);
         let end = config.until_day()?.map_or(today, |until| until.min(today));
-        if from >= end {
-            return Ok(Batch {
-                observations: Vec::new(),
-                cursor: Some(Cursor::write(from, None)?),
-                more: false,
-            });
-        }
-        let to = (from + i64::from(config.days_per_pull)).min(end);
-        let rows = match Self::fetch(config, from, to, position.export, clock)? {
-            Fetched::Rows(rows) => rows,
+        let Some(range) = next_range(config, &mut position, end, now) else {
+            return batch(Changes::default(), &position, false);
+        };
+        let pending = position.export.take();
+        let (rows, partial) = match Self::fetch(config, range, pending, clock)? {
+            Fetched::Rows { rows, partial } => (rows, partial),
             Fetched::Pending(export) => {
                 // Its poll count moved, so the cursor did: the sync engine sees progress.
-                return Ok(Batch {
-                    observations: Vec::new(),
-                    cursor: Some(Cursor::write(from, Some(export))?),
-                    more: true,
-                });
+                position.export = Some(export);
+                return batch(Changes::default(), &position, true);
             }
         };
-        Ok(Batch {
-            observations: row::observations(&rows)?,
-            cursor: Some(Cursor::write(to, None)?),
-            more: to < end,
-        })
+        let mapped = row::records(&rows)?;
+        let span = Span::new(range.from * DAY_MS, range.to * DAY_MS);
+        let mut changes = Changes {
+            records: mapped.records,
+            ..Changes::default()
+        };
+        let (from, to) = (format_full_date(range.from), format_full_date(range.to));
+        position
+            .recheck
+            .retain(|r| !(r.from == from && r.to == to) || partial.is_some());
+        match partial {
+            Some(reason) => {
+                changes.partial.push(Gap {
+                    span,
+                    reason: reason.clone(),
+                });
+                recheck_later(&mut position, &from, &to, reason, now);
+            }
+            // Read in full: closes a gap an earlier read left.
+            None => changes.complete.push(span),
+        }
+        if !range.recheck {
+            position.next = range.to;
+        }
+        let more = position.next < end || position.recheck.iter().any(|r| r.due_ms <= now);
+        batch(changes, &position, more)
     }
 
-    /// Days `from..to` in the configured mode.
+    /// Days `from..to` in the configured mode, with why they are partial, if they are.
     fn fetch(
         config: &Config,
-        from: i64,
-        to: i64,
+        range: Range,
         pending: Option<PendingExport>,
         clock: &dyn Fn() -> i64,
     ) -> Result<Fetched, PluginError> {
+        let (from_text, to_text) = (format_full_date(range.from), format_full_date(range.to));
         if config.mode == Mode::Export {
-            return Ok(match export::advance(config, from, to, pending, clock)? {
-                export::Progress::Done(rows) => Fetched::Rows(rows),
+            return Ok(match export::advance(config, range.from, range.to, pending, clock)? {
+                export::Progress::Done { id, rows, truncated } => Fetched::Rows {
+                    rows,
+                    partial: truncated.then(|| {
+                        format!(
+                            "Nexthink export {id} of {from_text}..{to_text} was truncated: the licence's maximum \
+                             number of results was reached (status 206)"
+                        )
+                    }),
+                },
                 export::Progress::Pending(export) => Fetched::Pending(export),
             });
         }
-        let (from_text, to_text) = (format_full_date(from), format_full_date(to));
-        let (rows, capped) = nql::execute(config, &from_text, &to_text)?;
-        if capped {
+        let executed = nql::execute(config, &from_text, &to_text)?;
+        if executed.capped {
             return Err(PluginError::Permanent(format!(
                 "query {} for {from_text}..{to_text} reached execute's cap of {} rows, so rows may be \
                  missing; set \"mode\": \"export\" (no cap) or fewer days_per_pull",
@@ -131,8 +191,109 @@ impl Nexthink {
                 nql::EXECUTE_ROW_CAP
             )));
         }
-        Ok(Fetched::Rows(rows))
+        check_utc(executed.executed_at, clock())?;
+        Ok(Fetched::Rows {
+            rows: executed.rows,
+            partial: None,
+        })
     }
+}
+
+/// The range this pull reads: the one of the export in flight, else a range
+/// read in part that is due again, else the next days before `end`. `None`
+/// when there is nothing to read now. A stale export (of no such range) is
+/// dropped.
+fn next_range(config: &Config, position: &mut Position, end: i64, now: i64) -> Option<Range> {
+    let day = |text: &str| parse_full_date(text).unwrap_or_default();
+    let recheck = |r: &Recheck| Range {
+        from: day(&r.from),
+        to: day(&r.to),
+        recheck: true,
+    };
+    if let Some(export) = &position.export {
+        if let Some(r) = position
+            .recheck
+            .iter()
+            .find(|r| r.from == export.from && r.to == export.to)
+        {
+            return Some(recheck(r));
+        }
+        if day(&export.from) != position.next {
+            position.export = None;
+        }
+    }
+    if position.export.is_none()
+        && let Some(r) = position.recheck.iter().find(|r| r.due_ms <= now)
+    {
+        return Some(recheck(r));
+    }
+    (position.next < end).then(|| Range {
+        from: position.next,
+        to: (position.next + i64::from(config.days_per_pull)).min(end),
+        recheck: false,
+    })
+}
+
+/// Keeps `from..to` to read again later, waiting longer after each partial
+/// read; after [`MAX_RECHECKS`] it is left partial, with a warning.
+fn recheck_later(position: &mut Position, from: &str, to: &str, reason: String, now: i64) {
+    let tries = position
+        .recheck
+        .iter()
+        .find(|r| r.from == from && r.to == to)
+        .map_or(0, |r| r.tries)
+        + 1;
+    position.recheck.retain(|r| !(r.from == from && r.to == to));
+    if tries > MAX_RECHECKS {
+        xla_sdk::log::warn(&format!(
+            "{from}..{to} was read in part {MAX_RECHECKS} times ({reason}); it stays marked partial and is not \
+             read again: narrow the query or raise the licence's result limit, then reset the cursor to read it"
+        ));
+        return;
+    }
+    let wait = (RECHECK_AFTER_MS << (tries - 1).min(10)).min(MAX_RECHECK_WAIT_MS);
+    xla_sdk::log::warn(&format!(
+        "{from}..{to} is partial ({reason}); its rows are stored and it is read again in {} h",
+        wait / 3_600_000
+    ));
+    position.recheck.push(Recheck {
+        from: from.to_string(),
+        to: to.to_string(),
+        reason,
+        tries,
+        due_ms: now + wait,
+    });
+}
+
+/// Refuses an execute answer whose `executionDateTime` has no zone and is
+/// far from the UTC clock: it answered in regional time although the request
+/// asked for UTC, so its times cannot be tied to UTC (field case
+/// `11-nexthink-times.json`).
+fn check_utc(executed_at: Option<time::Stamp>, now: i64) -> Result<(), PluginError> {
+    let Some(time::Stamp::Zoneless(at)) = executed_at else {
+        return Ok(());
+    };
+    let off = at - now;
+    if off.abs() <= EXECUTION_CLOCK_SLACK_MS {
+        return Ok(());
+    }
+    Err(PluginError::Permanent(format!(
+        "Nexthink answered in regional time although the request sent `{}: {}`: its executionDateTime is {:+.1} h \
+         from UTC, so the times in the answer cannot be tied to UTC and nothing was stored; check that no proxy \
+         strips the `{}` header between XLA Host and the instance",
+        nql::UTC_HEADER.0,
+        nql::UTC_HEADER.1,
+        off as f64 / 3_600_000.0,
+        nql::UTC_HEADER.0
+    )))
+}
+
+fn batch(changes: Changes, position: &Position, more: bool) -> Result<Batch, PluginError> {
+    Ok(Batch {
+        changes,
+        cursor: Some(Cursor::write_position(position)?),
+        more,
+    })
 }
 
 /// Unix ms by the wall clock (the host gives connectors the real one).
@@ -171,7 +332,7 @@ impl Connector for Nexthink {
         Self::pull_with(config, cursor, &wall_clock_ms)
     }
 
-    fn parse(_config: &Config, media_type: &str, body: &[u8]) -> Result<Vec<Observation>, PluginError> {
+    fn parse(_config: &Config, media_type: &str, body: &[u8]) -> Result<Changes, PluginError> {
         let essence = media_type
             .split(';')
             .next()
@@ -190,7 +351,17 @@ impl Connector for Nexthink {
         let rows = rows.map_err(|e| match e {
             nql::BodyError::Garbled(m) | nql::BodyError::Shape(m) => PluginError::BadData(m),
         })?;
-        row::observations(&rows)
+        let mapped = row::records(&rows)?;
+        if mapped.zoneless {
+            xla_sdk::log::warn(
+                "times without a zone were read as UTC: the connector asks Nexthink for UTC (x-utc-times: true); a \
+                 body saved without that header is in the instance's regional time and gives wrong days",
+            );
+        }
+        Ok(Changes {
+            records: mapped.records,
+            ..Changes::default()
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`Rows`] table. How the steps span pulls is [`crate::export`]'s business.
 
 use crate::config::Config;
+use crate::time::Stamp;
 use serde_json::{Value, json};
 use xla_sdk::PluginError;
 use xla_sdk::csv::Table;
@@ -12,6 +13,11 @@ use xla_sdk::status::Hints;
 
 /// Rows an execute answer holds at most; an answer this long may be cut.
 pub const EXECUTE_ROW_CAP: usize = 1000;
+
+/// The header that asks Nexthink for UTC times: without it, every time in an
+/// answer is in the instance's regional time zone (vendor OpenAPI; field
+/// case `11-nexthink-times.json`). Sent on every NQL call.
+pub const UTC_HEADER: (&str, &str) = ("x-utc-times", "true");
 
 /// One cell as the source sent it.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,22 +57,37 @@ fn post_json(url: &url::Url, body: Vec<u8>) -> Result<Request, PluginError> {
     Ok(xla_sdk::http::post(url.as_str())?
         .header("content-type", "application/json")
         .header("accept", "application/json")
+        .header(UTC_HEADER.0, UTC_HEADER.1)
         .body(body))
 }
 
-/// `POST /api/v1/nql/execute` for days `from..to`; `capped` is true when the
-/// answer reached [`EXECUTE_ROW_CAP`] rows.
-pub fn execute(config: &Config, from: &str, to: &str) -> Result<(Rows, bool), PluginError> {
-    let url = api(config, "/api/v1/nql/execute")?;
-    let response = checked(post_json(&url, call(config, from, to))?.send()?, config, "execute")?;
+/// An execute answer.
+#[derive(Debug)]
+pub struct Executed {
+    /// Its rows.
+    pub rows: Rows,
+    /// Whether it reached [`EXECUTE_ROW_CAP`] rows (and so may be cut).
+    pub capped: bool,
+    /// Its `executionDateTime`, if it has one.
+    pub executed_at: Option<Stamp>,
+}
+
+/// The request of `POST /api/v1/nql/execute` for days `from..to`.
+pub fn execute_request(config: &Config, from: &str, to: &str) -> Result<Request, PluginError> {
+    post_json(&api(config, "/api/v1/nql/execute")?, call(config, from, to))
+}
+
+/// `POST /api/v1/nql/execute` for days `from..to`.
+pub fn execute(config: &Config, from: &str, to: &str) -> Result<Executed, PluginError> {
+    let response = checked(execute_request(config, from, to)?.send()?, config, "execute")?;
     let rows = json_rows(&response.body).map_err(|why| transient_or_bad(why, "execute"))?;
-    let reported = response
-        .json::<Value>()
-        .ok()
-        .and_then(|v| v.get("rows").and_then(Value::as_u64))
-        .unwrap_or_default() as usize;
-    let capped = rows.data.len().max(reported) >= EXECUTE_ROW_CAP;
-    Ok((rows, capped))
+    let answer = response.json::<Value>().unwrap_or_default();
+    let reported = answer.get("rows").and_then(Value::as_u64).unwrap_or_default() as usize;
+    Ok(Executed {
+        capped: rows.data.len().max(reported) >= EXECUTE_ROW_CAP,
+        executed_at: crate::time::execution_time(&answer),
+        rows,
+    })
 }
 
 /// `[A-Za-z0-9_-]+`: an export id that is safe in a URL path.
@@ -74,10 +95,14 @@ pub fn valid_export_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The request of `POST /api/v1/nql/export` for days `from..to`.
+pub fn export_request(config: &Config, from: &str, to: &str) -> Result<Request, PluginError> {
+    post_json(&api(config, "/api/v1/nql/export")?, call(config, from, to))
+}
+
 /// `POST /api/v1/nql/export` for days `from..to`: the `exportId`.
 pub fn submit_export(config: &Config, from: &str, to: &str) -> Result<String, PluginError> {
-    let url = api(config, "/api/v1/nql/export")?;
-    let response = checked(post_json(&url, call(config, from, to))?.send()?, config, "export")?;
+    let response = checked(export_request(config, from, to)?.send()?, config, "export")?;
     let body: Value = response
         .json()
         .map_err(|e| PluginError::Transient(format!("export answer: {e}")))?;
@@ -93,23 +118,36 @@ pub fn submit_export(config: &Config, from: &str, to: &str) -> Result<String, Pl
 pub enum ExportStatus {
     /// `SUBMITTED` or `IN_PROGRESS`.
     Running,
-    /// `COMPLETED`, with its `resultsFileUrl`.
-    Completed(String),
+    /// `COMPLETED`, with its `resultsFileUrl`; `truncated` when the status
+    /// answer was 206 Partial Content: the licence's maximum number of
+    /// results was reached, so the file holds only part of the rows.
+    Completed {
+        /// `resultsFileUrl`.
+        file: String,
+        /// 206 rather than 200.
+        truncated: bool,
+    },
     /// `ERROR`, with its `errorDescription`.
     Failed(String),
     /// 404: the instance does not know the export (any more).
     Unknown,
 }
 
+/// The request of `GET /api/v1/nql/status/{id}`.
+pub fn status_request(config: &Config, id: &str) -> Result<Request, PluginError> {
+    let url = api(config, &format!("/api/v1/nql/status/{id}"))?;
+    Ok(xla_sdk::http::get(url.as_str())?
+        .header("accept", "application/json")
+        .header(UTC_HEADER.0, UTC_HEADER.1))
+}
+
 /// One status poll of export `id`.
 pub fn export_status(config: &Config, id: &str) -> Result<ExportStatus, PluginError> {
-    let url = api(config, &format!("/api/v1/nql/status/{id}"))?;
-    let response = xla_sdk::http::get(url.as_str())?
-        .header("accept", "application/json")
-        .send()?;
+    let response = status_request(config, id)?.send()?;
     if response.status == 404 {
         return Ok(ExportStatus::Unknown);
     }
+    let truncated = response.status == 206;
     let status: Value = checked(response, config, "export status")?
         .json()
         .map_err(|e| PluginError::Transient(format!("export {id} status: {e}")))?;
@@ -118,7 +156,10 @@ pub fn export_status(config: &Config, id: &str) -> Result<ExportStatus, PluginEr
         Some("COMPLETED") => status
             .get("resultsFileUrl")
             .and_then(Value::as_str)
-            .map(|url| ExportStatus::Completed(url.to_string()))
+            .map(|url| ExportStatus::Completed {
+                file: url.to_string(),
+                truncated,
+            })
             .ok_or_else(|| PluginError::BadData(format!("export {id} is COMPLETED without a resultsFileUrl"))),
         Some("ERROR") => {
             let why = status
