@@ -18,7 +18,7 @@
 //!   `page` the next page, `count` the `meta.count` its pass started with,
 //!   `order` the order the source answers in, `last` the last response read
 //!   in that order, `tail` the last response of the pass's previous page,
-//!   `passes` how often it started over.
+//!   `passes` how often in a row it started over without reading anything new.
 //!
 //! Version 1 (`{"v":1,"created":..,"id":..,"walk":{"from":..,"page":..}}`,
 //! the watermark of the last response read) is still read: its `created`

@@ -27,9 +27,10 @@
 //!   window narrowed to what is not read yet: from the last response read
 //!   on when oldest first, up to it when newest first;
 //! - ends when a pass reaches its last page unshifted: `done` becomes the
-//!   window's end. After [`MAX_PASSES`] shifted passes the sync ends
+//!   window's end. After [`MAX_PASSES`] shifted passes in a row the sync ends
 //!   without moving `done` (what was read is kept; the next sync reads the
-//!   window again), with a warning.
+//!   window again), with a warning. A pass that reads something new resets
+//!   that count: under steady churn every pass still reads its first page.
 //!
 //! A removal the count cannot show (a response removed while another is
 //! added inside the window, which a closed window prevents) is not seen.
@@ -43,7 +44,8 @@ use std::cmp::Ordering;
 use xla_sdk::PluginError;
 use xla_sdk::time::{format_rfc3339_utc, parse_rfc3339_utc};
 
-/// Passes of one sync that may start over after a shift.
+/// Passes in a row that may start over after a shift without reading
+/// anything new (a source that changes faster than it can be read).
 pub const MAX_PASSES: u32 = 8;
 /// How far behind the wall clock a window ends: a response is visible in
 /// the API a moment after its `created`, and the source's clock may run
@@ -194,6 +196,10 @@ fn read_page(
         newest_read = Some(keys[i].clone());
     }
     walk.last = newest_read.map(|k| k.mark());
+    if !items.is_empty() {
+        // Progress: only passes that read nothing new count towards the bound.
+        walk.passes = 0;
+    }
     if let Some(&i) = inside.last() {
         walk.tail = Some(keys[i].mark());
     }
@@ -272,7 +278,8 @@ fn shift(
 }
 
 /// A new pass from page 1 over what is not read yet, or, past
-/// [`MAX_PASSES`], the end of this sync without moving `done`.
+/// [`MAX_PASSES`] passes in a row without progress, the end of this sync
+/// without moving `done`.
 fn start_over(mut cursor: Cursor, mut walk: Walk, why: &str) -> Step {
     walk.passes += 1;
     if walk.passes > MAX_PASSES {
