@@ -6,12 +6,25 @@
 //! expire, and deterministic faults.
 //!
 //! Routes: `GET /api/now/table/{table}` (also `/api/now/v1/...`, `/api/now/v2/...`)
-//! for `incident`, `sc_req_item`, `task_sla`, `sys_user_group`,
-//! `cmdb_ci_service`, `sys_user` and `contract_sla`; `POST /oauth_token.do`.
+//! for `incident`, `sc_req_item`, `task_sla`, `task`, `sys_user_group`,
+//! `cmdb_ci_service`, `sys_user` and `contract_sla`; the single-record read
+//! `GET /api/now/table/{table}/{sys_id}` (`{"result": {...}}`, or 404 with
+//! ServiceNow's "No Record found" body), which pysnc's `get()` uses;
+//! `POST /oauth_token.do`.
+//!
+//! References render as the real API renders them: a bare sys_id with
+//! `sysparm_exclude_reference_link=true`, `{"link", "value"}` without it,
+//! `{"display_value", "link", "value"}` with `sysparm_display_value=all`.
+//! Besides the [`Fault`]s, [`NotAPageRule`]s make a page request answer a 2xx
+//! that is not a page, and `dot_walking: false` leaves dot-walked fields
+//! out, so a client gets only the references' sys_ids.
 
+mod not_a_page;
 mod order;
 mod query;
 mod table;
+
+pub use not_a_page::{NotAPage, NotAPageRule};
 
 use crate::org::Org;
 use crate::server::Served;
@@ -57,6 +70,12 @@ pub struct ServiceNowOptions {
     pub default_limit: usize,
     /// Faults injected by Table API request number.
     pub faults: Vec<FaultRule>,
+    /// 2xx answers that are not a page, by request number and page size.
+    pub not_a_page: Vec<NotAPageRule>,
+    /// Whether dot-walked fields (`assignment_group.name`) in `sysparm_fields`
+    /// are answered; when `false` they are left out, as fields the reader
+    /// cannot see are, and only the references themselves come back.
+    pub dot_walking: bool,
 }
 
 impl Default for ServiceNowOptions {
@@ -71,6 +90,8 @@ impl Default for ServiceNowOptions {
             acl_hidden_share: 0.0,
             default_limit: 10_000,
             faults: Vec::new(),
+            not_a_page: Vec::new(),
+            dot_walking: true,
         }
     }
 }
@@ -160,6 +181,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/now/table/{table}", get(table_api))
         .route("/api/now/v1/table/{table}", get(table_api))
         .route("/api/now/v2/table/{table}", get(table_api))
+        .route("/api/now/table/{table}/{sys_id}", get(one_record))
+        .route("/api/now/v1/table/{table}/{sys_id}", get(one_record))
+        .route("/api/now/v2/table/{table}/{sys_id}", get(one_record))
         .route("/oauth_token.do", post(oauth_token))
         .with_state(shared)
 }
@@ -399,6 +423,70 @@ async fn oauth_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
     .into_response()
 }
 
+/// What every Table API request goes through before its table is read:
+/// its number, injected faults, authentication, the rate limit, the table.
+struct Admitted {
+    number: u64,
+    options: ServiceNowOptions,
+    /// A body fault applied once the answer is rendered.
+    after: Option<Fault>,
+    limit_headers: Vec<(&'static str, String)>,
+    table: Table,
+}
+
+async fn admit(shared: &Shared, name: &str, headers: &HeaderMap) -> Result<Admitted, Response> {
+    let number = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let options = read(&shared.options).clone();
+    let mut after = None;
+    for rule in options.faults.iter().filter(|r| r.on.hits(number)) {
+        match &rule.fault {
+            Fault::Slow(delay) => tokio::time::sleep(*delay).await,
+            Fault::ServerError => {
+                return Err(failure(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal server error",
+                    None,
+                ));
+            }
+            Fault::Throttle { retry_after_secs } => return Err(too_many(*retry_after_secs)),
+            Fault::ExpiredToken => return Err(unauthenticated()),
+            Fault::Malformed | Fault::Truncated => after = after.or(Some(rule.fault.clone())),
+        }
+    }
+    let Some(user) = shared.authenticate(headers, &options) else {
+        return Err(unauthenticated());
+    };
+    let limit_headers = shared.rate(&user, &options).map_err(|response| *response)?;
+    let Some(table) = Table::from_name(name) else {
+        let mut response = failure(StatusCode::BAD_REQUEST, &format!("Invalid table {name}"), None);
+        add_headers(&mut response, &limit_headers);
+        return Err(response);
+    };
+    Ok(Admitted {
+        number,
+        options,
+        after,
+        limit_headers,
+        table,
+    })
+}
+
+/// A JSON answer with the rate limit's headers.
+fn json_answer(body: Bytes, after: Option<&Fault>, headers: &[(&'static str, String)]) -> Response {
+    let body = match after {
+        Some(Fault::Malformed) => Bytes::from_static(b"{\"result\": [{sys_id: 'ab12', \"number\": INC00}, ]"),
+        Some(Fault::Truncated) => body.slice(..body.len() / 2),
+        _ => body,
+    };
+    let mut response = (StatusCode::OK, Body::from(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    add_headers(&mut response, headers);
+    response
+}
+
 /// `GET /api/now/table/{table}`.
 async fn table_api(
     State(shared): State<Arc<Shared>>,
@@ -407,38 +495,29 @@ async fn table_api(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let number = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
-    let options = read(&shared.options).clone();
-    let mut after = None;
-    for rule in options.faults.iter().filter(|r| r.on.hits(number)) {
-        match &rule.fault {
-            Fault::Slow(delay) => tokio::time::sleep(*delay).await,
-            Fault::ServerError => {
-                return failure(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", None);
-            }
-            Fault::Throttle { retry_after_secs } => return too_many(*retry_after_secs),
-            Fault::ExpiredToken => return unauthenticated(),
-            Fault::Malformed | Fault::Truncated => after = after.or(Some(rule.fault.clone())),
-        }
-    }
-    let Some(user) = shared.authenticate(&headers, &options) else {
-        return unauthenticated();
+    let admitted = match admit(&shared, &name, &headers).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
-    let limit_headers = match shared.rate(&user, &options) {
-        Ok(headers) => headers,
-        Err(response) => return *response,
-    };
-    let Some(table) = Table::from_name(&name) else {
-        let mut response = failure(StatusCode::BAD_REQUEST, &format!("Invalid table {name}"), None);
-        add_headers(&mut response, &limit_headers);
-        return response;
-    };
+    let Admitted {
+        number,
+        options,
+        after,
+        limit_headers,
+        table,
+    } = admitted;
     let snapshot = shared.snapshot();
     let params: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .into_owned()
         .collect();
     let page_url = format!("{}{}", shared.base_url, uri.path());
-    let (hidden, default_limit) = (options.acl_hidden_share, options.default_limit);
+    let (hidden, default_limit, dot_walking) = (options.acl_hidden_share, options.default_limit, options.dot_walking);
+    let limit = requested_limit(&params, default_limit);
+    let not_a_page = options
+        .not_a_page
+        .iter()
+        .find(|r| r.hits(number, limit))
+        .map(|r| r.shape);
     // A scan of a large table is CPU work: keep it off the async workers.
     let listed = tokio::task::spawn_blocking(move || {
         let listing = Listing {
@@ -446,6 +525,7 @@ async fn table_api(
             orders: &shared.orders,
             hidden,
             default_limit,
+            dot_walking,
         };
         list(&listing, table, &params, &page_url)
     })
@@ -453,19 +533,64 @@ async fn table_api(
     let Ok(page) = listed else {
         return failure(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", None);
     };
-    let body = match after {
-        Some(Fault::Malformed) => Bytes::from_static(b"{\"result\": [{sys_id: 'ab12', \"number\": INC00}, ]"),
-        Some(Fault::Truncated) => page.body.slice(..page.body.len() / 2),
-        _ => page.body,
-    };
-    let mut response = (StatusCode::OK, Body::from(body)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;charset=UTF-8"),
-    );
+    if let Some(shape) = not_a_page {
+        let mut response = not_a_page::answer(shape, &page.body);
+        add_headers(&mut response, &limit_headers);
+        return response;
+    }
+    let mut response = json_answer(page.body, after.as_ref(), &limit_headers);
     add_headers(&mut response, &page.headers);
-    add_headers(&mut response, &limit_headers);
     response
+}
+
+/// `sysparm_limit`, else the instance default; at least 1.
+fn requested_limit(params: &[(String, String)], default_limit: usize) -> usize {
+    params
+        .iter()
+        .find(|(k, _)| k == "sysparm_limit")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(default_limit)
+        .max(1)
+}
+
+/// `GET /api/now/table/{table}/{sys_id}`: one record as `{"result": {...}}`
+/// with the same `sysparm_fields`, `sysparm_display_value` and
+/// `sysparm_exclude_reference_link` as a list; 404 with ServiceNow's body
+/// when no such record exists or the ACL hides it.
+async fn one_record(
+    State(shared): State<Arc<Shared>>,
+    Path((name, sys_id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let admitted = match admit(&shared, &name, &headers).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let (table, options) = (admitted.table, &admitted.options);
+    let snapshot = shared.snapshot();
+    let org = &*snapshot.org;
+    let params: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let found = (0..table.len(org)).find(|&i| record_sys_id(org, table, i) == sys_id);
+    let shown = found.filter(|_| !table.has_acl() || visible(&sys_id, options.acl_hidden_share));
+    let Some(index) = shown else {
+        let mut response = failure(
+            StatusCode::NOT_FOUND,
+            "No Record found",
+            Some("Record doesn't exist or ACL restricts the record retrieval"),
+        );
+        add_headers(&mut response, &admitted.limit_headers);
+        return response;
+    };
+    let rendering = Rendering::of(&params, &shared.base_url);
+    let fields = requested_fields(table, &params, options.dot_walking);
+    let mut body = Vec::with_capacity(64 + fields.len() * 40);
+    body.extend_from_slice(b"{\"result\":");
+    render_record(org, table, index, &fields, &rendering, &mut String::new(), &mut body);
+    body.push(b'}');
+    json_answer(Bytes::from(body), admitted.after.as_ref(), &admitted.limit_headers)
 }
 
 /// A rendered page: body and paging headers.
@@ -487,36 +612,25 @@ struct Listing<'a> {
     orders: &'a OrderCache,
     hidden: f64,
     default_limit: usize,
+    dot_walking: bool,
 }
 
 fn list(listing: &Listing<'_>, table: Table, params: &[(String, String)], page_url: &str) -> Page {
     let (org, hidden, default_limit) = (&*listing.snapshot.org, listing.hidden, listing.default_limit);
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let flag = |name: &str| param(name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let limit = param("sysparm_limit")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(default_limit)
-        .max(1);
+    let limit = requested_limit(params, default_limit);
     let offset = param("sysparm_offset")
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
-    let display = match param("sysparm_display_value").map(str::to_ascii_lowercase).as_deref() {
-        Some("true") => Rendering::Display,
-        Some("all") => Rendering::All,
-        _ => Rendering::Value,
-    };
-    let exclude_links = flag("sysparm_exclude_reference_link");
+    let rendering = Rendering::of(params, base_of(page_url));
     let query = EncodedQuery::parse(param("sysparm_query").unwrap_or(""), |f| table.knows(f));
     let matched = matching(listing.snapshot, table, &query, listing.orders);
     let total = matched.len();
 
     let end = offset.saturating_add(limit).min(total);
     let page = matched.get(offset.min(total)..end).unwrap_or_default();
-    let fields: Vec<&str> = match param("sysparm_fields").map(str::trim).filter(|f| !f.is_empty()) {
-        None => table.fields().to_vec(),
-        Some(list) => list.split(',').map(str::trim).filter(|f| table.knows(f)).collect(),
-    };
-    let base = base_of(page_url);
+    let fields = requested_fields(table, params, listing.dot_walking);
     let mut body = Vec::with_capacity(64 + page.len() * fields.len() * 40);
     let mut scratch = String::new();
     body.extend_from_slice(b"{\"result\":[");
@@ -524,19 +638,10 @@ fn list(listing: &Listing<'_>, table: Table, params: &[(String, String)], page_u
         .iter()
         .filter(|&&i| !table.has_acl() || visible(&record_sys_id(org, table, i), hidden));
     for (n, &i) in shown.enumerate() {
-        body.extend_from_slice(if n == 0 { b"{" } else { b",{" });
-        for (f, field) in fields.iter().enumerate() {
-            if f > 0 {
-                body.push(b',');
-            }
-            table::json_text(&mut body, field);
-            body.push(b':');
-            match table::walk(org, table, i, field) {
-                Some(cell) => table::render_into(&cell, display, exclude_links, base, &mut scratch, &mut body),
-                None => body.extend_from_slice(b"\"\""),
-            }
+        if n > 0 {
+            body.push(b',');
         }
-        body.push(b'}');
+        render_record(org, table, i, &fields, &rendering, &mut scratch, &mut body);
     }
     body.extend_from_slice(b"]}");
 
@@ -549,6 +654,82 @@ fn list(listing: &Listing<'_>, table: Table, params: &[(String, String)], page_u
         body: Bytes::from(body),
         headers,
     }
+}
+
+/// How values render: `sysparm_display_value`, `sysparm_exclude_reference_link`,
+/// and the origin links start with.
+struct RenderingOf<'b> {
+    display: Rendering,
+    exclude_links: bool,
+    base: &'b str,
+}
+
+impl Rendering {
+    /// From a request's parameters.
+    fn of<'b>(params: &[(String, String)], base: &'b str) -> RenderingOf<'b> {
+        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let display = match param("sysparm_display_value").map(str::to_ascii_lowercase).as_deref() {
+            Some("true") => Rendering::Display,
+            Some("all") => Rendering::All,
+            _ => Rendering::Value,
+        };
+        let exclude_links = param("sysparm_exclude_reference_link").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        RenderingOf {
+            display,
+            exclude_links,
+            base,
+        }
+    }
+}
+
+/// `sysparm_fields` this table knows (every field when none), in the order
+/// asked; dot-walked ones only when the instance dot-walks.
+fn requested_fields(table: Table, params: &[(String, String)], dot_walking: bool) -> Vec<&str> {
+    let list = params
+        .iter()
+        .find(|(k, _)| k == "sysparm_fields")
+        .map(|(_, v)| v.trim())
+        .filter(|f| !f.is_empty());
+    match list {
+        None => table.fields().to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|f| table.knows(f) && (dot_walking || !f.contains('.')))
+            .collect(),
+    }
+}
+
+/// One record as a JSON object of `fields`.
+fn render_record(
+    org: &Org,
+    table: Table,
+    index: usize,
+    fields: &[&str],
+    rendering: &RenderingOf<'_>,
+    scratch: &mut String,
+    body: &mut Vec<u8>,
+) {
+    body.push(b'{');
+    for (f, field) in fields.iter().enumerate() {
+        if f > 0 {
+            body.push(b',');
+        }
+        table::json_text(body, field);
+        body.push(b':');
+        match table::walk(org, table, index, field) {
+            Some(cell) => table::render_into(
+                &cell,
+                rendering.display,
+                rendering.exclude_links,
+                rendering.base,
+                scratch,
+                body,
+            ),
+            None => body.extend_from_slice(b"\"\""),
+        }
+    }
+    body.push(b'}');
 }
 
 /// `http://host:port` of a page URL.

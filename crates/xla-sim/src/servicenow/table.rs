@@ -16,6 +16,9 @@ pub(crate) enum Table {
     CmdbCiService,
     SysUser,
     ContractSla,
+    /// The parent table of incidents and requested items: incidents first,
+    /// then requested items (what a `task_sla.task` points to).
+    Task,
 }
 
 const INCIDENT_FIELDS: &[&str] = &[
@@ -84,6 +87,20 @@ const TASK_SLA_FIELDS: &[&str] = &[
     "sys_created_on",
     "sys_updated_on",
 ];
+const TASK_FIELDS: &[&str] = &[
+    "sys_id",
+    "number",
+    "sys_class_name",
+    "opened_at",
+    "closed_at",
+    "active",
+    "priority",
+    "assignment_group",
+    "assigned_to",
+    "business_service",
+    "sys_created_on",
+    "sys_updated_on",
+];
 const GROUP_FIELDS: &[&str] = &["sys_id", "name", "active"];
 const SERVICE_FIELDS: &[&str] = &["sys_id", "name", "operational_status"];
 const USER_FIELDS: &[&str] = &["sys_id", "user_name", "name", "email", "country", "active"];
@@ -124,6 +141,7 @@ impl Table {
             "cmdb_ci_service" => Table::CmdbCiService,
             "sys_user" => Table::SysUser,
             "contract_sla" => Table::ContractSla,
+            "task" => Table::Task,
             _ => return None,
         })
     }
@@ -138,6 +156,7 @@ impl Table {
             Table::CmdbCiService => SERVICE_FIELDS,
             Table::SysUser => USER_FIELDS,
             Table::ContractSla => CONTRACT_SLA_FIELDS,
+            Table::Task => TASK_FIELDS,
         }
     }
 
@@ -151,18 +170,21 @@ impl Table {
             Table::CmdbCiService => org.services.len(),
             Table::SysUser => org.employees.len(),
             Table::ContractSla => org.sla_definitions.len(),
+            Table::Task => org.incidents.len() + org.requests.len(),
         }
     }
 
     /// Whether records of this table fall under the API user's ACL rule.
     pub(crate) fn has_acl(self) -> bool {
-        matches!(self, Table::Incident | Table::ScReqItem | Table::TaskSla)
+        matches!(self, Table::Incident | Table::ScReqItem | Table::TaskSla | Table::Task)
     }
 
     /// Tables a reference field points to (a `task` points to either ticket table).
     fn targets(self, field: &str) -> &'static [Table] {
         match (self, field) {
-            (Table::Incident | Table::ScReqItem, "assignment_group") => &[Table::SysUserGroup],
+            (Table::Incident | Table::ScReqItem | Table::Task, "assignment_group") => &[Table::SysUserGroup],
+            (Table::Task, "assigned_to") => &[Table::SysUser],
+            (Table::Task, "business_service") => &[Table::CmdbCiService],
             (Table::Incident, "assigned_to" | "caller_id") => &[Table::SysUser],
             (Table::ScReqItem, "assigned_to" | "requested_for") => &[Table::SysUser],
             (Table::Incident | Table::ScReqItem, "business_service") => &[Table::CmdbCiService],
@@ -256,6 +278,10 @@ fn reference<'a>(org: &'a Org, link_table: &'static str, table: Table, index: Op
         Table::Incident => (&org.incidents[index].sys_id, &org.incidents[index].number),
         Table::ScReqItem => (&org.requests[index].sys_id, &org.requests[index].number),
         Table::TaskSla => (&org.slas[index].sys_id, &org.slas[index].sys_id),
+        Table::Task => match task_row(org, index) {
+            (Table::Incident, i) => (&org.incidents[i].sys_id, &org.incidents[i].number),
+            (_, i) => (&org.requests[i].sys_id, &org.requests[i].number),
+        },
     };
     Cell {
         value: Val::Text(Cow::Borrowed(sys_id)),
@@ -286,9 +312,26 @@ fn duration(ms: i64) -> Cell<'static> {
     plain(Val::Time(Some(ms)))
 }
 
+/// The ticket table and index of row `index` of `task`: incidents first,
+/// then requested items.
+fn task_row(org: &Org, index: usize) -> (Table, usize) {
+    match index.checked_sub(org.incidents.len()) {
+        Some(request) => (Table::ScReqItem, request),
+        None => (Table::Incident, index),
+    }
+}
+
 /// Reads one plain (not dot-walked) field.
 pub(crate) fn cell<'a>(org: &'a Org, table: Table, index: usize, field: &str) -> Option<Cell<'a>> {
     match table {
+        Table::Task => {
+            // Only the fields `task` itself has, read from the child record.
+            if !TASK_FIELDS.contains(&field) {
+                return None;
+            }
+            let (child, index) = task_row(org, index);
+            cell(org, child, index, field)
+        }
         Table::Incident => incident_cell(org, index, field),
         Table::ScReqItem => request_cell(org, index, field),
         Table::TaskSla => task_sla_cell(org, index, field),

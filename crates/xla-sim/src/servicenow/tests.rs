@@ -475,3 +475,181 @@ async fn faults_by_request_number() {
     assert_eq!(sim.requests(), 8);
     sim.shutdown().await;
 }
+
+/// The single-record read pysnc's `get()` uses, in every rendering; the
+/// shapes of field case 04-servicenow-references-without-names.json.
+#[tokio::test]
+async fn single_record_read() {
+    let (sim, auth) = start(ServiceNowOptions {
+        acl_hidden_share: 0.3,
+        ..ServiceNowOptions::default()
+    })
+    .await;
+    let base = sim.base_url();
+    let org = sim.records();
+    let incident = org
+        .incidents
+        .iter()
+        .find(|i| sim.is_visible(&i.sys_id))
+        .expect("a visible incident");
+    let group = &org.groups[incident.assignment_group];
+    let url = format!("{base}/api/now/table/incident/{}", incident.sys_id);
+    let record = get_ok(&url, &auth).await.json()["result"].clone();
+    assert_eq!(record["number"], incident.number.as_str());
+    assert_eq!(record["sys_id"], incident.sys_id.as_str());
+    // A plain reference: {link, value}.
+    assert_eq!(record["assignment_group"]["value"], group.sys_id.as_str());
+    assert_eq!(
+        record["assignment_group"]["link"],
+        format!("{base}/api/now/table/sys_user_group/{}", group.sys_id)
+    );
+    assert!(record["assignment_group"].get("display_value").is_none());
+    // display_value=all: {display_value, link, value}; fields as asked, v2 path.
+    let url = format!(
+        "{base}/api/now/v2/table/incident/{}?sysparm_display_value=all&sysparm_fields=number,assignment_group,assignment_group.name",
+        incident.sys_id
+    );
+    let record = get_ok(&url, &auth).await.json()["result"].clone();
+    assert_eq!(record.as_object().map(|o| o.len()), Some(3));
+    assert_eq!(record["assignment_group"]["display_value"], group.name);
+    assert_eq!(record["assignment_group"]["value"], group.sys_id.as_str());
+    assert!(record["assignment_group"]["link"].is_string());
+    // Bare sys_ids with exclude_reference_link=true.
+    let url = format!(
+        "{base}/api/now/table/incident/{}?sysparm_exclude_reference_link=true&sysparm_fields=assignment_group",
+        incident.sys_id
+    );
+    assert_eq!(
+        get_ok(&url, &auth).await.json()["result"]["assignment_group"],
+        group.sys_id.as_str()
+    );
+    // A referenced table, as a client resolving names reads it.
+    let url = format!(
+        "{base}/api/now/table/sys_user_group/{}?sysparm_fields=name",
+        group.sys_id
+    );
+    assert_eq!(get_ok(&url, &auth).await.json()["result"]["name"], group.name);
+
+    // Unknown and ACL-hidden records: 404 with ServiceNow's body.
+    let hidden = org
+        .incidents
+        .iter()
+        .find(|i| !sim.is_visible(&i.sys_id))
+        .expect("a hidden incident");
+    for sys_id in ["0123456789abcdef0123456789abcdef", hidden.sys_id.as_str()] {
+        let reply = send(
+            "GET",
+            &format!("{base}/api/now/table/incident/{sys_id}"),
+            Some(&auth),
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        assert_eq!(reply.json()["error"]["message"], "No Record found");
+        assert_eq!(reply.json()["status"], "failure");
+    }
+    let reply = send(
+        "GET",
+        &format!("{base}/api/now/table/incident/{}", incident.sys_id),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    sim.shutdown().await;
+}
+
+/// `task` serves incidents and requested items, for resolving a task SLA's
+/// `task` sys_id; `dot_walking: false` leaves dot-walked fields out.
+#[tokio::test]
+async fn task_table_and_references_without_dot_walks() {
+    let (sim, auth) = start(ServiceNowOptions {
+        dot_walking: false,
+        ..ServiceNowOptions::default()
+    })
+    .await;
+    let base = sim.base_url();
+    let org = sim.records();
+    let (incident, request) = (&org.incidents[3], &org.requests[2]);
+    let url = format!(
+        "{base}/api/now/table/task?sysparm_query=sys_idIN{},{}&sysparm_fields=sys_id,number,sys_class_name",
+        incident.sys_id, request.sys_id
+    );
+    let mut rows = get_ok(&url, &auth).await.result();
+    rows.sort_by_key(|r| r["number"].as_str().map(String::from));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["number"].as_str().unwrap_or(""),
+                r["sys_class_name"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (incident.number.as_str(), "incident"),
+            (request.number.as_str(), "sc_req_item")
+        ]
+    );
+    let url = format!(
+        "{base}/api/now/table/incident?sysparm_limit=1&sysparm_exclude_reference_link=true\
+         &sysparm_fields=number,assignment_group,assignment_group.name"
+    );
+    let row = get_ok(&url, &auth).await.result().remove(0);
+    assert_eq!(row.as_object().map(|o| o.len()), Some(2), "no dot-walk: {row}");
+    assert_eq!(
+        row["assignment_group"],
+        org.groups[org.incidents[0].assignment_group].sys_id.as_str()
+    );
+    sim.shutdown().await;
+}
+
+/// field case 06-servicenow-2xx-not-a-page.http: each shape as a fault mode,
+/// the cancellation only on pages larger than a size.
+#[tokio::test]
+async fn two_hundreds_that_are_not_a_page() {
+    let rule = |shape, number| NotAPageRule {
+        shape,
+        on: Requests::Numbers(vec![number]),
+        above_limit: 0,
+    };
+    let (sim, auth) = start(ServiceNowOptions {
+        not_a_page: vec![
+            rule(NotAPage::Cancelled, 1),
+            rule(NotAPage::Spliced, 2),
+            rule(NotAPage::Queued, 3),
+            rule(NotAPage::Hibernating, 4),
+            NotAPageRule {
+                shape: NotAPage::Cancelled,
+                on: Requests::Every(1),
+                above_limit: 100,
+            },
+        ],
+        ..ServiceNowOptions::default()
+    })
+    .await;
+    let url = |limit: usize| format!("{}/api/now/table/incident?sysparm_limit={limit}", sim.base_url());
+    let cancelled = get_ok(&url(10), &auth).await;
+    assert_eq!(
+        cancelled.json()["error"]["message"],
+        "Transaction cancelled: maximum execution time exceeded"
+    );
+    assert!(cancelled.json().get("result").is_none());
+    let spliced = get_ok(&url(10), &auth).await;
+    let text = String::from_utf8_lossy(&spliced.body).into_owned();
+    assert!(text.starts_with(r#"{"result":[{"#), "{text}");
+    assert!(text.contains(r#""error":{"message":"Transaction cancelled"#), "{text}");
+    assert!(serde_json::from_slice::<Value>(&spliced.body).is_err(), "not JSON");
+    let queued = send("GET", &url(10), Some(&auth), None).await;
+    assert_eq!(queued.status, StatusCode::ACCEPTED);
+    assert!(queued.body.is_empty());
+    let page = get_ok(&url(10), &auth).await;
+    assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+    assert!(page.body.starts_with(b"<html>"));
+    // Past the numbered ones: small pages pass, large ones are cancelled.
+    assert_eq!(get_ok(&url(100), &auth).await.result().len(), 100);
+    assert!(get_ok(&url(101), &auth).await.json().get("error").is_some());
+    sim.shutdown().await;
+}
