@@ -388,7 +388,8 @@ impl Connector for ServiceNow {
                 metric(
                     "sla_breached",
                     "bool",
-                    "task_sla.has_breached of a completed or breached SLA.",
+                    "1 when a task SLA breached (final in any stage), 0 when it completed in time; running SLAs \
+                     give none yet and cancelled ones are retracted.",
                 ),
                 metric(
                     "sla_business_percentage",
@@ -404,9 +405,14 @@ impl Connector for ServiceNow {
     fn check(config: &Config) -> Result<(), PluginError> {
         config.validate()?;
         let table = config.tables[0];
-        table_api::fetch(table_api::probe_request(config, table)?, table)?
-            .records()
-            .map(drop)
+        let page = table_api::fetch(table_api::probe_request(config, table)?, table)?;
+        match page.rows()? {
+            Ok(_) => Ok(()),
+            // A web page will not go away by asking again: say what it is.
+            Err(NotAPage::WebPage) => page.records().map(drop),
+            // A cancelled or queued one-record read: the instance is busy.
+            Err(why) => Err(PluginError::Transient(format!("checking table `{table}`: {why}"))),
+        }
     }
 
     fn pull(config: &Config, cursor: Option<&str>) -> Result<Batch, PluginError> {
