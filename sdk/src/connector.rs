@@ -1,7 +1,7 @@
 //! The connector side of the contract: implement [`Connector`], then call
 //! [`export_connector!`](crate::export_connector).
 
-use crate::{Batch, ConnectorInfo, Layer, Observation, PluginError};
+use crate::{Batch, Changes, ConnectorInfo, Layer, PluginError};
 use serde::de::DeserializeOwned;
 
 /// Generated bindings of the `connector-plugin` world. Authors do not need them.
@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 #[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/since_v0.1.0",
-        world: "xla:plugin/connector-plugin@0.1.0",
+        path: "../wit/since_v0.2.0",
+        world: "xla:plugin/connector-plugin@0.2.0",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_connector_world",
@@ -40,9 +40,9 @@ pub trait Connector {
     /// Reads the next batch after `cursor`.
     fn pull(config: &Self::Config, cursor: Option<&str>) -> Result<Batch, PluginError>;
 
-    /// Turns a pushed payload (webhook body, imported file) into observations.
+    /// Turns a pushed payload (webhook body, imported file) into changes.
     /// The default refuses every media type.
-    fn parse(config: &Self::Config, media_type: &str, body: &[u8]) -> Result<Vec<Observation>, PluginError> {
+    fn parse(config: &Self::Config, media_type: &str, body: &[u8]) -> Result<Changes, PluginError> {
         let _ = (config, body);
         Err(PluginError::Permanent(format!(
             "this connector does not accept pushed data (media type `{media_type}`)"
@@ -66,7 +66,7 @@ pub struct Entry {
 
 /// `parse(config, media_type, body)` over strings.
 #[doc(hidden)]
-pub type ParseFn = fn(&str, &str, &[u8]) -> Result<Vec<Observation>, PluginError>;
+pub type ParseFn = fn(&str, &str, &[u8]) -> Result<Changes, PluginError>;
 
 /// The entry points of `T`.
 #[doc(hidden)]
@@ -116,19 +116,15 @@ impl<T: Connector> wit::Guest for Adapter<T> {
     fn pull(config: String, cursor: Option<String>) -> Result<wit::Batch, wit_types::PluginError> {
         let batch = (entry::<T>().pull)(&config, cursor.as_deref()).map_err(error_to_wit)?;
         Ok(wit::Batch {
-            observations: batch.observations.into_iter().map(observation_to_wit).collect(),
+            changes: changes_to_wit(batch.changes),
             cursor: batch.cursor,
             more: batch.more,
         })
     }
 
-    fn parse(
-        config: String,
-        media_type: String,
-        body: Vec<u8>,
-    ) -> Result<Vec<wit_types::Observation>, wit_types::PluginError> {
-        let observations = (entry::<T>().parse)(&config, &media_type, &body).map_err(error_to_wit)?;
-        Ok(observations.into_iter().map(observation_to_wit).collect())
+    fn parse(config: String, media_type: String, body: Vec<u8>) -> Result<wit_types::Changes, wit_types::PluginError> {
+        let changes = (entry::<T>().parse)(&config, &media_type, &body).map_err(error_to_wit)?;
+        Ok(changes_to_wit(changes))
     }
 }
 
@@ -140,14 +136,47 @@ fn layer_to_wit(layer: Layer) -> wit_types::Layer {
     }
 }
 
-fn observation_to_wit(o: Observation) -> wit_types::Observation {
-    wit_types::Observation {
-        id: o.id,
-        metric: o.metric,
-        layer: layer_to_wit(o.layer),
-        value: o.value,
-        at: o.at,
-        dimensions: o.dimensions,
+fn changes_to_wit(c: Changes) -> wit_types::Changes {
+    let span = |s: crate::Span| wit_types::Span {
+        start: s.start,
+        end: s.end,
+    };
+    wit_types::Changes {
+        records: c
+            .records
+            .into_iter()
+            .map(|r| wit_types::SourceRecord {
+                id: r.id,
+                at: r.at,
+                dimensions: r.dimensions,
+                values: r
+                    .values
+                    .into_iter()
+                    .map(|v| wit_types::MetricValue {
+                        metric: v.metric,
+                        layer: layer_to_wit(v.layer),
+                        value: v.value,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        retractions: c
+            .retractions
+            .into_iter()
+            .map(|r| wit_types::Retraction {
+                id: r.id,
+                metrics: r.metrics,
+            })
+            .collect(),
+        partial: c
+            .partial
+            .into_iter()
+            .map(|g| wit_types::Gap {
+                span: span(g.span),
+                reason: g.reason,
+            })
+            .collect(),
+        complete: c.complete.into_iter().map(span).collect(),
     }
 }
 

@@ -3,14 +3,14 @@
 //! An XLA Host plugin is a WebAssembly component that the host runs in a
 //! sandbox. There are two kinds:
 //!
-//! - a **connector** (feature `connector`) brings observations in from a
+//! - a **connector** (feature `connector`) brings records in from a
 //!   source system: implement [`Connector`] and call [`export_connector!`];
 //! - a **scorer** (feature `scorer`) turns stored observations into XLA
 //!   results: implement [`Scorer`] and call [`export_scorer!`].
 //!
 //! ```
 //! # #[cfg(feature = "connector")] {
-//! use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, MetricInfo, Observation, PluginError};
+//! use xla_sdk::{Batch, Changes, Connector, ConnectorInfo, Layer, MetricInfo, PluginError, Record};
 //!
 //! #[derive(serde::Deserialize)]
 //! struct Config {
@@ -46,11 +46,11 @@
 //!             .send()?
 //!             .error_for_status()?
 //!             .json()?;
-//!         let observations = rows
+//!         let records = rows
 //!             .into_iter()
-//!             .map(|r| Observation::new(r.id, "happiness_rating", Layer::Experience, r.score, r.answered_at))
+//!             .map(|r| Record::new(r.id, r.answered_at).value("happiness_rating", Layer::Experience, r.score))
 //!             .collect();
-//!         Ok(Batch { observations, cursor: None, more: false })
+//!         Ok(Batch { changes: Changes::records(records), cursor: None, more: false })
 //!     }
 //! }
 //!
@@ -123,8 +123,8 @@ pub use connector::Connector;
 #[cfg(feature = "scorer")]
 pub use scorer::{RowReader, Scorer};
 
-/// The contract version this SDK implements (`xla:plugin@0.1.0`).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract version this SDK implements (`xla:plugin@0.2.0`).
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 #[doc(hidden)]
 pub mod __private {

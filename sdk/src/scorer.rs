@@ -11,8 +11,8 @@ use crate::{Aggregate, Layer, PluginError, Score, ScoreInput, ScorerInfo, Subjec
 #[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/since_v0.1.0",
-        world: "xla:plugin/scorer-plugin@0.1.0",
+        path: "../wit/since_v0.2.0",
+        world: "xla:plugin/scorer-plugin@0.2.0",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_scorer_world",

@@ -234,9 +234,25 @@ pub struct PullRun {
 
 #[cfg(feature = "connector")]
 impl PullRun {
-    /// Every observation of every batch.
-    pub fn observations(&self) -> impl Iterator<Item = &crate::Observation> {
-        self.batches.iter().flat_map(|b| b.observations.iter())
+    /// Every record of every batch, as one observation per value (how the
+    /// store keeps them).
+    pub fn observations(&self) -> impl Iterator<Item = crate::Observation> + '_ {
+        self.records().flat_map(crate::Record::observations)
+    }
+
+    /// Every record of every batch.
+    pub fn records(&self) -> impl Iterator<Item = &crate::Record> {
+        self.batches.iter().flat_map(|b| b.changes.records.iter())
+    }
+
+    /// Every retraction of every batch.
+    pub fn retractions(&self) -> impl Iterator<Item = &crate::Retraction> {
+        self.batches.iter().flat_map(|b| b.changes.retractions.iter())
+    }
+
+    /// Every gap (partial span) of every batch.
+    pub fn partial(&self) -> impl Iterator<Item = &crate::Gap> {
+        self.batches.iter().flat_map(|b| b.changes.partial.iter())
     }
 }
 

@@ -184,6 +184,7 @@ async fn serve_with(config: ApiConfig) -> Api {
                 },
                 observations: observations(tenant, service, rating),
                 cursor: Some("c1".into()),
+                ..Default::default()
             })
             .await
             .expect("commit");
@@ -952,6 +953,7 @@ async fn results_are_computed_once_per_data_version() {
             },
             observations: more,
             cursor: None,
+            ..Default::default()
         })
         .await
         .expect("commit");

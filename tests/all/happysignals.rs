@@ -240,6 +240,7 @@ async fn a_sync_brings_exactly_the_responses_and_the_next_adds_nothing() {
         .parse(&config(&sim, 40), "text/csv; charset=utf-8", &csv)
         .await
         .expect("the export parses");
+    let parsed = parsed.observations();
     let parsed_keys: BTreeSet<Key> = parsed.iter().map(key).collect();
     assert_eq!(parsed.len(), parsed_keys.len(), "no duplicate in the export");
     assert_eq!(parsed_keys, stored_keys(&store).await);

@@ -114,7 +114,8 @@ fn hoarding_session(memory_mib: u64) -> xla_host::runtime::ConnectorSession {
 
 fn value(batch: &xla_host::runtime::Batch, metric: &str) -> f64 {
     batch
-        .observations
+        .changes
+        .observations()
         .iter()
         .find(|o| o.metric == metric)
         .unwrap_or_else(|| panic!("no {metric}"))

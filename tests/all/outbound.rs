@@ -46,7 +46,7 @@ async fn a_granted_origin_is_reached() {
     let batch = attack(fetch(&a.url("/ok")), tight_limits(), &[a.origin()], Vec::new())
         .await
         .expect("granted");
-    assert_eq!(batch.observations[0].value, 200.0);
+    assert_eq!(batch.changes.records[0].values[0].value, 200.0);
     assert_eq!(a.seen.hits(), 1);
 }
 
@@ -103,7 +103,10 @@ async fn the_host_adds_the_credential_and_the_plugin_never_sees_it() {
     let batch = attack(fetch(&a.url("/secret")), tight_limits(), &[a.origin()], credentials)
         .await
         .expect("authorised");
-    assert_eq!(batch.observations[0].value, 200.0, "the credential reached the server");
+    assert_eq!(
+        batch.changes.records[0].values[0].value, 200.0,
+        "the credential reached the server"
+    );
     assert_eq!(
         a.seen.authorization_for("/secret"),
         vec![Some(format!("Bearer {BEARER}"))]
@@ -115,7 +118,7 @@ async fn the_host_adds_the_credential_and_the_plugin_never_sees_it() {
     let batch = attack(fetch(&a.url("/secret")), tight_limits(), &[a.origin()], Vec::new())
         .await
         .expect("answered");
-    assert_eq!(batch.observations[0].value, 401.0);
+    assert_eq!(batch.changes.records[0].values[0].value, 401.0);
 }
 
 #[tokio::test]
@@ -133,7 +136,7 @@ async fn a_redirect_to_another_origin_does_not_carry_the_credential() {
     )
     .await
     .expect("followed");
-    assert_eq!(batch.observations[0].value, 200.0);
+    assert_eq!(batch.changes.records[0].values[0].value, 200.0);
     assert_eq!(
         a.seen.authorization_for("/redirect"),
         vec![Some(format!("Bearer {BEARER}"))]
@@ -174,7 +177,7 @@ async fn oauth2_tokens_are_fetched_once_cached_and_attached() {
             .pull(&fetch(&a.url("/api")).to_string(), None)
             .await
             .expect("authorised");
-        assert_eq!(batch.observations[0].value, 200.0);
+        assert_eq!(batch.changes.records[0].values[0].value, 200.0);
     }
     assert_eq!(token_fetches.load(Ordering::SeqCst), 1, "the token is cached");
     assert_eq!(
@@ -190,8 +193,8 @@ async fn a_refused_oauth2_client_becomes_an_auth_error_without_the_secret() {
     let batch = attack(fetch(&a.url("/api")), tight_limits(), &[a.origin()], vec![credential])
         .await
         .expect("answered");
-    assert_eq!(batch.observations[0].value, 401.0);
-    let body = &batch.observations[0].dimensions[0].1;
+    assert_eq!(batch.changes.records[0].values[0].value, 401.0);
+    let body = &batch.changes.records[0].dimensions[0].1;
     assert!(body.contains("could not obtain an OAuth2 token"), "{body}");
     assert!(!body.contains("wrong-secret-value"));
     assert_eq!(
@@ -242,7 +245,7 @@ async fn response_bodies_are_capped() {
     let batch = attack(fetch(&a.url("/huge")), roomy, &[a.origin()], Vec::new())
         .await
         .expect("fits under 8 MiB");
-    assert_eq!(batch.observations[0].value, 200.0);
+    assert_eq!(batch.changes.records[0].values[0].value, 200.0);
 }
 
 #[tokio::test]
@@ -256,7 +259,7 @@ async fn request_bodies_are_capped_before_anything_is_sent() {
     let batch = attack(upload(32), limits.clone(), &[a.origin()], Vec::new())
         .await
         .expect("under the cap");
-    assert_eq!(batch.observations[0].value, 200.0);
+    assert_eq!(batch.changes.records[0].values[0].value, 200.0);
     let error = attack(upload(512), limits, &[a.origin()], Vec::new())
         .await
         .unwrap_err();
@@ -333,7 +336,7 @@ async fn a_failed_token_fetch_is_not_retried_at_once() {
             .pull(&fetch(&a.url("/api")).to_string(), None)
             .await
             .expect("answered");
-        assert_eq!(batch.observations[0].value, 401.0);
+        assert_eq!(batch.changes.records[0].values[0].value, 401.0);
     }
     assert_eq!(
         token_fetches.load(Ordering::SeqCst),
@@ -372,7 +375,7 @@ async fn requests_to_a_rate_limited_origin_never_outrun_its_bucket() {
             let mut statuses = Vec::new();
             for _ in 0..5 {
                 let batch = session.pull(&fetch(&url).to_string(), None).await.expect("answered");
-                statuses.push(batch.observations[0].value);
+                statuses.push(batch.changes.records[0].values[0].value);
             }
             statuses
         }
@@ -418,7 +421,7 @@ async fn a_rate_limit_slot_past_the_deadline_is_a_429_at_once_not_a_timeout() {
         .pull(&fetch(&a.url("/ok")).to_string(), None)
         .await
         .expect("sent");
-    assert_eq!(first.observations[0].value, 200.0);
+    assert_eq!(first.changes.records[0].values[0].value, 200.0);
 
     // Another session of the process (another instance) shares the bucket.
     let mut other = pre.session(limits.clone(), Some(limited_policy(&a, &limits, &rates)));
@@ -426,7 +429,8 @@ async fn a_rate_limit_slot_past_the_deadline_is_a_429_at_once_not_a_timeout() {
         .pull(&fetch(&a.url("/ok")).to_string(), None)
         .await
         .expect("answered by the host, not stopped at the deadline");
-    let observation = &second.observations[0];
+    let observations = second.changes.observations();
+    let observation = &observations[0];
     assert_eq!(observation.value, 429.0);
     let body = observation
         .dimensions
@@ -446,7 +450,7 @@ async fn a_rate_limit_slot_past_the_deadline_is_a_429_at_once_not_a_timeout() {
     let mut free = pre.session(limits.clone(), Some(Arc::new(policy.with_rate_limits(rates))));
     for _ in 0..3 {
         let batch = free.pull(&fetch(&b.url("/ok")).to_string(), None).await.expect("sent");
-        assert_eq!(batch.observations[0].value, 200.0);
+        assert_eq!(batch.changes.records[0].values[0].value, 200.0);
     }
 }
 

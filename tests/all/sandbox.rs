@@ -35,7 +35,7 @@ fn an_endless_loop_hits_the_deadline_and_the_next_call_runs_on_a_fresh_instance(
         message.contains("plugin `hostile` 0.1.0") && message.contains("300 ms"),
         "{message}"
     );
-    assert_eq!(calm.expect("a fresh instance answers").observations.len(), 1);
+    assert_eq!(calm.expect("a fresh instance answers").changes.records.len(), 1);
 }
 
 #[test]
@@ -71,7 +71,7 @@ async fn a_hog_within_a_larger_cap_is_allowed() {
     let batch = attack(json!({"attack": "hog", "mib": 48}), limits, &[], Vec::new())
         .await
         .expect("fits under 256 MiB");
-    assert_eq!(batch.observations[0].value, 3.0);
+    assert_eq!(batch.changes.records[0].values[0].value, 3.0);
 }
 
 #[tokio::test]
@@ -94,7 +94,8 @@ async fn the_plugin_sees_no_environment_no_arguments_and_no_files() {
         .expect("snoop returns");
     let value = |metric: &str| {
         batch
-            .observations
+            .changes
+            .observations()
             .iter()
             .find(|o| o.metric == metric)
             .map(|o| o.value)
@@ -104,7 +105,7 @@ async fn the_plugin_sees_no_environment_no_arguments_and_no_files() {
         std::env::vars().count() > 0,
         "the test process has an environment to leak"
     );
-    assert_eq!(value("env_vars"), 0.0, "{:?}", batch.observations);
+    assert_eq!(value("env_vars"), 0.0, "{:?}", batch.changes);
     assert_eq!(value("args"), 0.0);
     assert_eq!(value("fs_successes"), 0.0);
 }
@@ -163,7 +164,7 @@ fn a_log_flood_is_rate_limited() {
             Vec::new(),
         ))
         .expect("flooding the log is allowed, it is just not all written");
-    assert_eq!(batch.observations[0].value, lines as f64);
+    assert_eq!(batch.changes.records[0].values[0].value, lines as f64);
     let written = events.load(Ordering::SeqCst);
     // 2 × 50,000 messages offered (stderr and the log import); a burst of 40
     // plus 20 per second of the call's duration, and one "dropped" summary.

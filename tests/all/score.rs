@@ -33,6 +33,7 @@ async fn commit(store: &Arc<dyn Store>, tenant: &str, observations: &[Observatio
             provenance: provenance(),
             observations: observations.to_vec(),
             cursor: None,
+            ..Default::default()
         })
         .await
         .expect("commit");

@@ -117,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
                 provenance: provenance.clone(),
                 observations: batch,
                 cursor: Some(cursor),
+                ..Default::default()
             })
             .await?;
         insert += started.elapsed();
@@ -149,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
             provenance: provenance.clone(),
             observations: replay,
             cursor: None,
+            ..Default::default()
         })
         .await?;
     assert_eq!(summary.unchanged, 100, "a replay changes nothing");

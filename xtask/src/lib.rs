@@ -42,7 +42,7 @@ pub struct BuiltGuest {
 /// The contract the SDKs build guests against: the newest released WIT
 /// folder (Zed's layout: `wit/since_vX.Y.Z/`, never edited once released).
 pub fn contract_wit(repo_root: &Path) -> PathBuf {
-    repo_root.join("wit").join("since_v0.1.0")
+    repo_root.join("wit").join("since_v0.2.0")
 }
 
 /// Where the shipped plugins are installed.

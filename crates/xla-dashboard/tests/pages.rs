@@ -49,6 +49,7 @@ async fn fixture_with(config: ApiConfig) -> Fixture {
             },
             observations: vec![observation],
             cursor: None,
+            ..Default::default()
         })
         .await
         .expect("a commit");

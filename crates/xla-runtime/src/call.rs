@@ -2,7 +2,7 @@
 //! deadline around the call, and the translation of a failed call into a
 //! [`RuntimeError`] that names the plugin and the limit it hit.
 
-use super::bindings::{self, v0_1};
+use super::bindings::{self, Contract};
 use super::engine::EPOCH_TICK;
 use super::error::{PluginId, RuntimeError};
 use super::limits::{Limits, MemoryCapExceeded};
@@ -156,13 +156,14 @@ pub(crate) fn classify(limits: &Limits, store: &Store<PluginState>, error: wasmt
     }
 }
 
-/// Checks that `component` exports `interface` at a supported version.
+/// Checks that `component` exports `interface` at a supported version, and
+/// says which.
 pub(crate) fn check_export(
     engine: &Engine,
     plugin: &PluginId,
     component: &Component,
     kind: Kind,
-) -> Result<(), RuntimeError> {
+) -> Result<Contract, RuntimeError> {
     let interface = kind.export();
     let kind = kind.name();
     let component_type = component.component_type();
@@ -172,12 +173,15 @@ pub(crate) fn check_export(
         .collect();
     let Some(found) = names.iter().find(|name| name.split('@').next() == Some(interface)) else {
         let reason = if names.is_empty() {
-            format!("it exports nothing; a {kind} exports `{interface}@{}`", v0_1::EXPORTED)
+            format!(
+                "it exports nothing; a {kind} exports `{interface}@{}`",
+                bindings::NEWEST
+            )
         } else {
             format!(
                 "it exports {}; a {kind} exports `{interface}@{}`",
                 names.join(", "),
-                v0_1::EXPORTED
+                bindings::NEWEST
             )
         };
         return Err(RuntimeError::WrongWorld {
@@ -187,14 +191,11 @@ pub(crate) fn check_export(
         });
     };
     let version = found.split_once('@').map(|(_, v)| v).unwrap_or("none");
-    if !bindings::is_supported_contract(version) {
-        return Err(RuntimeError::ContractVersion {
-            plugin: plugin.clone(),
-            found: version.to_string(),
-            supported: bindings::SUPPORTED,
-        });
-    }
-    Ok(())
+    Contract::of(version).ok_or_else(|| RuntimeError::ContractVersion {
+        plugin: plugin.clone(),
+        found: version.to_string(),
+        supported: bindings::SUPPORTED,
+    })
 }
 
 /// A linking failure, usually an import the sandbox does not provide.

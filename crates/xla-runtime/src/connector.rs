@@ -1,13 +1,13 @@
 //! Running connector plugins: linking, instantiation, and the four calls
 //! (`describe`, `check`, `pull`, `parse`) under the per-call limits.
 
-use super::bindings::v0_1 as contract;
+use super::bindings::{self, Contract};
 use super::engine::Runtime;
 use super::error::{PluginId, RuntimeError};
 use super::limits::Limits;
 use super::outbound::{OutboundHooks, OutboundPolicy};
 use super::state::{Kind, PluginState};
-use super::{Batch, ConnectorInfo, Observation, PluginError};
+use super::{Batch, Changes, ConnectorInfo, PluginError};
 use super::{call, describe};
 use std::sync::Arc;
 use wasmtime::Store;
@@ -17,7 +17,7 @@ use wasmtime::component::Component;
 #[derive(Clone)]
 pub struct ConnectorPre {
     plugin: PluginId,
-    pre: contract::ConnectorPluginPre<PluginState>,
+    pre: bindings::ConnectorPre,
     /// Owning the runtime keeps its epoch ticker alive, so the deadline
     /// holds for as long as anything can instantiate this plugin.
     runtime: Runtime,
@@ -28,12 +28,13 @@ impl ConnectorPre {
     /// plugin, targets another contract version, or imports what the
     /// connector sandbox does not give.
     pub fn new(runtime: &Runtime, plugin: PluginId, component: &Component) -> Result<ConnectorPre, RuntimeError> {
-        call::check_export(runtime.engine(), &plugin, component, Kind::Connector)?;
+        let contract = call::check_export(runtime.engine(), &plugin, component, Kind::Connector)?;
         let pre = runtime
             .connector_linker()
             .instantiate_pre(component)
             .map_err(|e| call::link_error(&plugin, Kind::Connector, e))?;
-        let pre = contract::ConnectorPluginPre::new(pre).map_err(|e| call::wrong_world(&plugin, Kind::Connector, e))?;
+        let pre =
+            bindings::ConnectorPre::new(contract, pre).map_err(|e| call::wrong_world(&plugin, Kind::Connector, e))?;
         Ok(ConnectorPre {
             plugin,
             pre,
@@ -44,6 +45,11 @@ impl ConnectorPre {
     /// The plugin.
     pub fn plugin(&self) -> &PluginId {
         &self.plugin
+    }
+
+    /// The contract version the plugin speaks.
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
     }
 
     /// A session for one sync run or one command: one instance, reused across
@@ -60,7 +66,7 @@ impl ConnectorPre {
 
 struct Live {
     store: Store<PluginState>,
-    bindings: contract::ConnectorPlugin,
+    bindings: bindings::Connector,
 }
 
 /// Calls into one connector instance.
@@ -72,14 +78,20 @@ pub struct ConnectorSession {
 }
 
 impl ConnectorSession {
+    /// The outbound policy its requests go through, if it has grants: the
+    /// sync engine reads the upstreams' holds from it after a throttled call.
+    pub fn outbound(&self) -> Option<Arc<OutboundPolicy>> {
+        self.policy.clone()
+    }
+
     /// `describe()`.
     pub async fn describe(&mut self) -> Result<ConnectorInfo, RuntimeError> {
         let mut live = self.instance().await?;
         let outcome = call::bounded(&self.limits, &mut live.store, "describe", |store| {
-            live.bindings.xla_plugin_connector().call_describe(store)
+            live.bindings.describe(store)
         })
         .await;
-        let info = contract::connector_info(self.settle(live, outcome)?);
+        let info = self.settle(live, outcome)?;
         describe::check_connector(&self.pre.plugin, &info)?;
         Ok(info)
     }
@@ -88,66 +100,60 @@ impl ConnectorSession {
     pub async fn check(&mut self, config: &str) -> Result<(), RuntimeError> {
         let mut live = self.instance().await?;
         let outcome = call::bounded(&self.limits, &mut live.store, "check", |store| {
-            live.bindings.xla_plugin_connector().call_check(store, config)
+            live.bindings.check(store, config)
         })
         .await;
         let result = self.settle(live, outcome)?;
-        result.map_err(|e| self.plugin_error(contract::plugin_error(e)))
+        result.map_err(|e| self.plugin_error(e))
     }
 
     /// `pull(config, cursor)`.
     pub async fn pull(&mut self, config: &str, cursor: Option<&str>) -> Result<Batch, RuntimeError> {
         let mut live = self.instance().await?;
         let outcome = call::bounded(&self.limits, &mut live.store, "pull", |store| {
-            live.bindings.xla_plugin_connector().call_pull(store, config, cursor)
+            live.bindings.pull(store, config, cursor)
         })
         .await;
-        let batch = self
-            .settle(live, outcome)?
-            .map_err(|e| self.plugin_error(contract::plugin_error(e)))?;
-        Ok(Batch {
-            observations: self.checked("pull", contract::observations(batch.observations))?,
-            cursor: batch.cursor,
-            more: batch.more,
-        })
+        let batch = self.settle(live, outcome)?.map_err(|e| self.plugin_error(e))?;
+        self.checked("pull", &batch.changes)?;
+        Ok(batch)
     }
 
     /// `parse(config, media_type, body)`.
-    pub async fn parse(
-        &mut self,
-        config: &str,
-        media_type: &str,
-        body: &[u8],
-    ) -> Result<Vec<Observation>, RuntimeError> {
+    pub async fn parse(&mut self, config: &str, media_type: &str, body: &[u8]) -> Result<Changes, RuntimeError> {
         let mut live = self.instance().await?;
         let outcome = call::bounded(&self.limits, &mut live.store, "parse", |store| {
-            live.bindings
-                .xla_plugin_connector()
-                .call_parse(store, config, media_type, body)
+            live.bindings.parse(store, config, media_type, body)
         })
         .await;
-        let observations = self
-            .settle(live, outcome)?
-            .map_err(|e| self.plugin_error(contract::plugin_error(e)))?;
-        self.checked("parse", contract::observations(observations))
+        let changes = self.settle(live, outcome)?.map_err(|e| self.plugin_error(e))?;
+        self.checked("parse", &changes)?;
+        Ok(changes)
     }
 
-    /// The observations of a call, each held to the rules every path
-    /// applies, so `plugin run` refuses what `sync` would.
-    fn checked(&self, call: &'static str, observations: Vec<Observation>) -> Result<Vec<Observation>, RuntimeError> {
-        for o in &observations {
-            o.check().map_err(|reason| RuntimeError::BadOutput {
-                plugin: self.pre.plugin.clone(),
-                call,
-                record: format!(
-                    "`{}` (metric `{}`)",
-                    xla_types::untrusted::escape_capped(&o.id, 100),
-                    xla_types::untrusted::escape_capped(&o.metric, 100)
-                ),
-                reason,
-            })?;
+    /// Holds every record, retraction and span of a call to the rules every
+    /// path applies, so `plugin run` refuses what `sync` would.
+    fn checked(&self, call: &'static str, changes: &Changes) -> Result<(), RuntimeError> {
+        let bad = |record: String, reason| RuntimeError::BadOutput {
+            plugin: self.pre.plugin.clone(),
+            call,
+            record,
+            reason,
+        };
+        let shown = |text: &str| xla_types::untrusted::escape_capped(text, 100).into_owned();
+        for r in &changes.records {
+            r.check().map_err(|reason| bad(format!("`{}`", shown(&r.id)), reason))?;
         }
-        Ok(observations)
+        for r in &changes.retractions {
+            r.check()
+                .map_err(|reason| bad(format!("retraction of `{}`", shown(&r.id)), reason))?;
+        }
+        let spans = changes.partial.iter().map(|g| &g.span).chain(&changes.complete);
+        for span in spans {
+            span.check()
+                .map_err(|reason| bad(format!("span {}..{}", span.start, span.end), reason))?;
+        }
+        Ok(())
     }
 
     async fn instance(&mut self) -> Result<Live, RuntimeError> {
@@ -160,10 +166,7 @@ impl ConnectorSession {
         let mut store = call::new_store(self.pre.runtime.engine(), state);
         // A start function runs under the same deadline and memory cap as a call.
         let pre = &self.pre.pre;
-        let outcome = call::bounded(&self.limits, &mut store, "instantiate", |store| {
-            pre.instantiate_async(store)
-        })
-        .await;
+        let outcome = call::bounded(&self.limits, &mut store, "instantiate", |store| pre.instantiate(store)).await;
         let bindings = call::finish(&self.limits, &store, outcome)?;
         Ok(Live { store, bindings })
     }

@@ -1,7 +1,7 @@
 //! The process-wide engine: configuration, the epoch ticker that enforces
 //! deadlines, the compile cache and the two linkers (one per plugin kind).
 
-use super::bindings::v0_1;
+use super::bindings;
 use super::cache::{CacheOutcome, CompileCache};
 use super::error::{PluginId, RuntimeError};
 use super::state::PluginState;
@@ -63,8 +63,9 @@ impl Runtime {
     /// Creates the engine, the linkers and the epoch ticker.
     pub fn new(options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
         let engine = Engine::new(&engine_config(&options)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let connector_linker = v0_1::connector_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let scorer_linker = v0_1::scorer_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let connector_linker =
+            bindings::connector_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let scorer_linker = bindings::scorer_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = CompileCache::new(options.cache_dir.clone(), &engine);
         let ticker_stop = Arc::new(AtomicBool::new(false));
         // Without the ticker no deadline would ever fire: refuse to run unbounded.

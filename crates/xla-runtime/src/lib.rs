@@ -31,7 +31,7 @@ mod scorer;
 mod state;
 mod types;
 
-pub use bindings::is_supported_contract;
+pub use bindings::{Contract, is_supported_contract};
 pub use cache::CacheOutcome;
 pub use connector::{ConnectorPre, ConnectorSession};
 pub use engine::{Runtime, RuntimeOptions};

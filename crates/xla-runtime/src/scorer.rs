@@ -2,7 +2,7 @@
 //! a fresh instance for every call so that no call can influence another,
 //! and per-subject rows streamed through the `row-reader` resource.
 
-use super::bindings::v0_1 as contract;
+use super::bindings::{self, Contract};
 use super::engine::Runtime;
 use super::error::{PluginId, RuntimeError};
 use super::limits::Limits;
@@ -18,7 +18,7 @@ use wasmtime::component::Component;
 #[derive(Clone)]
 pub struct ScorerPre {
     plugin: PluginId,
-    pre: contract::ScorerPluginPre<PluginState>,
+    pre: bindings::ScorerPre,
     /// Owning the runtime keeps its epoch ticker alive, so the deadline
     /// holds for as long as anything can instantiate this plugin.
     runtime: Runtime,
@@ -29,12 +29,12 @@ impl ScorerPre {
     /// targets another contract version, or imports anything beyond WASI and
     /// the contract (a scorer that imports `wasi:http` is refused here).
     pub fn new(runtime: &Runtime, plugin: PluginId, component: &Component) -> Result<ScorerPre, RuntimeError> {
-        call::check_export(runtime.engine(), &plugin, component, Kind::Scorer)?;
+        let contract = call::check_export(runtime.engine(), &plugin, component, Kind::Scorer)?;
         let pre = runtime
             .scorer_linker()
             .instantiate_pre(component)
             .map_err(|e| call::link_error(&plugin, Kind::Scorer, e))?;
-        let pre = contract::ScorerPluginPre::new(pre).map_err(|e| call::wrong_world(&plugin, Kind::Scorer, e))?;
+        let pre = bindings::ScorerPre::new(contract, pre).map_err(|e| call::wrong_world(&plugin, Kind::Scorer, e))?;
         Ok(ScorerPre {
             plugin,
             pre,
@@ -45,6 +45,11 @@ impl ScorerPre {
     /// The plugin.
     pub fn plugin(&self) -> &PluginId {
         &self.plugin
+    }
+
+    /// The contract version the plugin speaks.
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
     }
 
     /// Calls with these limits.
@@ -66,11 +71,8 @@ impl ScorerSession {
     /// `describe()`.
     pub async fn describe(&mut self) -> Result<ScorerInfo, RuntimeError> {
         let (mut store, instance) = self.instantiate().await?;
-        let outcome = call::bounded(&self.limits, &mut store, "describe", |store| {
-            instance.xla_plugin_scorer().call_describe(store)
-        })
-        .await;
-        let info = contract::scorer_info(call::finish(&self.limits, &store, outcome)?);
+        let outcome = call::bounded(&self.limits, &mut store, "describe", |store| instance.describe(store)).await;
+        let info = call::finish(&self.limits, &store, outcome)?;
         describe::check_scorer(&self.pre.plugin, &info)?;
         Ok(info)
     }
@@ -95,19 +97,17 @@ impl ScorerSession {
             ),
             None => None,
         };
-        let wit_input = contract::score_input(input);
         let outcome = call::bounded(&self.limits, &mut store, "score", |store| {
-            instance.xla_plugin_scorer().call_score(store, &wit_input, reader)
+            instance.score(store, input, reader)
         })
         .await;
-        let scores = call::finish(&self.limits, &store, outcome)?.map_err(|e| RuntimeError::Plugin {
+        call::finish(&self.limits, &store, outcome)?.map_err(|e| RuntimeError::Plugin {
             plugin: self.pre.plugin.clone(),
-            error: contract::plugin_error(e),
-        })?;
-        Ok(contract::scores(scores))
+            error: e,
+        })
     }
 
-    async fn instantiate(&self) -> Result<(Store<PluginState>, contract::ScorerPlugin), RuntimeError> {
+    async fn instantiate(&self) -> Result<(Store<PluginState>, bindings::Scorer), RuntimeError> {
         let plugin = &self.pre.plugin;
         let state = PluginState::new(
             plugin,
@@ -118,10 +118,7 @@ impl ScorerSession {
         let mut store = call::new_store(self.pre.runtime.engine(), state);
         // A start function runs under the same deadline and memory cap as a call.
         let pre = &self.pre.pre;
-        let outcome = call::bounded(&self.limits, &mut store, "instantiate", |store| {
-            pre.instantiate_async(store)
-        })
-        .await;
+        let outcome = call::bounded(&self.limits, &mut store, "instantiate", |store| pre.instantiate(store)).await;
         let instance = call::finish(&self.limits, &store, outcome)?;
         Ok((store, instance))
     }

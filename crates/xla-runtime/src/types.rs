@@ -2,6 +2,6 @@
 //! runtime converts the generated bindings into these at the boundary.
 
 pub use xla_types::{
-    Aggregate, Batch, ConnectorInfo, Layer, MetricInfo, Observation, PluginError, Score, ScoreInput, ScorerInfo,
-    SubjectRow,
+    Aggregate, Batch, Changes, ConnectorInfo, Gap, Layer, MetricInfo, MetricValue, Observation, PluginError, Record,
+    Retraction, Score, ScoreInput, ScorerInfo, Span, SubjectRow,
 };

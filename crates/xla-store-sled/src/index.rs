@@ -65,6 +65,8 @@ pub(crate) enum Change {
     SubjectRemove(Fingerprint, Loc),
     /// A block was deleted.
     BlockGone(u64),
+    /// A record was retracted: it has no current row.
+    RecordGone(Fingerprint, Loc),
 }
 
 /// Fingerprints are already uniform hashes: fold, do not rehash.
@@ -158,6 +160,20 @@ impl Index {
                     };
                     index.point_if_newer(u128::from_le_bytes(row.fingerprint), loc);
                 }
+            }
+        }
+        for entry in db.scan_prefix(keys::TOMBSTONES) {
+            let (key, value) = entry.or_store()?;
+            let fingerprint = key
+                .get(1..17)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .map(u128::from_le_bytes)
+                .ok_or_else(|| StoreError::corrupt("a tombstone key is not a fingerprint"))?;
+            let bound = <[u8; 8]>::try_from(value.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::corrupt("a tombstone is not 8 bytes"))?;
+            if index.record(fingerprint).is_some_and(|loc| loc.block < bound) {
+                index.records.remove(&fingerprint);
             }
         }
         for packed in index.records.values() {
@@ -254,6 +270,14 @@ impl Index {
                 }
                 Change::BlockGone(id) => {
                     self.blocks.remove(&id);
+                }
+                Change::RecordGone(fingerprint, loc) => {
+                    if self.records.get(&fingerprint) == Some(&loc.pack()) {
+                        self.records.remove(&fingerprint);
+                        if let Some(meta) = self.blocks.get_mut(&loc.block) {
+                            meta.live = meta.live.saturating_sub(1);
+                        }
+                    }
                 }
             }
         }

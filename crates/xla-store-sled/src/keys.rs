@@ -30,6 +30,8 @@ const LIVE: u8 = b'B';
 const RETIRED: u8 = b'Q';
 const CURSOR: u8 = b'C';
 const ROLLUP: u8 = b'R';
+const TOMBSTONE: u8 = b'X';
+const GAPS: u8 = b'G';
 
 pub(crate) use xla_store::{DAY_MS, SUBJECT_DIMENSIONS, UNROLLED_DIMENSIONS, day_of};
 use xla_types::Layer;
@@ -127,6 +129,34 @@ pub(crate) fn block_range(tenant: u32, metric: u32, from_day: i32, to_day: i32) 
         key
     };
     (prefix(from_day), prefix(to_day))
+}
+
+/// A retracted record: its fingerprint, valued with the first block id
+/// written after the retraction. On open, a row of that record in an older
+/// block is not live (an older version a replace left behind must not come
+/// back when the newest is retracted).
+pub(crate) fn tombstone(fingerprint: u128) -> Vec<u8> {
+    let mut key = vec![TOMBSTONE];
+    key.extend_from_slice(&fingerprint.to_le_bytes());
+    key
+}
+
+/// Prefix of every tombstone.
+pub(crate) const TOMBSTONES: &[u8] = &[TOMBSTONE];
+
+/// The open gaps of a connector instance (JSON list of gaps).
+pub(crate) fn gaps(tenant: u32, source: u32) -> Vec<u8> {
+    let mut key = vec![GAPS];
+    key.extend_from_slice(&tenant.to_be_bytes());
+    key.extend_from_slice(&source.to_be_bytes());
+    key
+}
+
+/// Prefix of a tenant's gaps.
+pub(crate) fn gaps_prefix(tenant: u32) -> Vec<u8> {
+    let mut key = vec![GAPS];
+    key.extend_from_slice(&tenant.to_be_bytes());
+    key
 }
 
 pub(crate) fn cursor(tenant: u32, source: u32) -> Vec<u8> {

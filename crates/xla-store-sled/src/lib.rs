@@ -36,8 +36,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use xla_store::{
-    CommitBatch, CommitSummary, GroupThrough, RetentionSummary, Rollup, Rollups, RunRecord, SeriesQuery, Store,
-    StoreError, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
+    CommitBatch, CommitSummary, GroupThrough, RetentionSummary, Rollup, Rollups, RunRecord, SeriesQuery, SourceGap,
+    Store, StoreError, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
 };
 
 /// The on-disk format this build reads and writes.
@@ -165,6 +165,32 @@ impl Sled {
             .get(keys::cursor(tenant, source))
             .or_store()?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The open gaps of every source of a tenant, by source then span.
+    fn gaps(&self, tenant: &str) -> Result<Vec<SourceGap>, StoreError> {
+        let inner = self.lock()?;
+        let Some(tenant) = inner.dict.id(tenant) else {
+            return Ok(Vec::new());
+        };
+        let mut all = Vec::new();
+        for entry in self.db.scan_prefix(keys::gaps_prefix(tenant)) {
+            let (key, value) = entry.or_store()?;
+            let source = key
+                .get(5..9)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+                .and_then(|id| inner.dict.string(id))
+                .ok_or_else(|| StoreError::corrupt("a gap key names no source"))?;
+            let gaps: Vec<xla_types::Gap> =
+                serde_json::from_slice(&value).map_err(|e| StoreError::corrupt(format!("stored gaps: {e}")))?;
+            all.extend(gaps.into_iter().map(|gap| SourceGap {
+                source: source.to_string(),
+                gap,
+            }));
+        }
+        all.sort_by(|a, b| (&a.source, a.gap.span).cmp(&(&b.source, b.gap.span)));
+        Ok(all)
     }
 
     /// Every stored observation of a tenant's metric in `[from, to)` (raw rows).
@@ -332,6 +358,11 @@ impl Store for SledStore {
         let (tenant, instance) = (tenant.to_owned(), instance.to_owned());
         self.blocking(move |sled| sled.runs_before(&tenant, &instance, before, limit))
             .await
+    }
+
+    async fn gaps(&self, tenant: &str) -> Result<Vec<SourceGap>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |sled| sled.gaps(&tenant)).await
     }
 
     async fn run(&self, tenant: &str, instance: &str, run: u64) -> Result<Option<RunRecord>, StoreError> {

@@ -46,6 +46,8 @@ impl Sled {
             inserted: 0,
             replaced: 0,
             unchanged: 0,
+            retracted: 0,
+            partial: Vec::new(),
             retries: 0,
             error: None,
         };

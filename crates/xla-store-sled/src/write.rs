@@ -16,7 +16,7 @@ use super::rollup::RollupSet;
 use super::{Inner, OrStore, Sled};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeSet;
-use xla_store::{CommitBatch, CommitSummary, Rollup, StoreError, is_rating};
+use xla_store::{CommitBatch, CommitSummary, Retracted, Rollup, StoreError, is_rating};
 use xla_types::Observation;
 
 /// Rows per block: few enough that compacting one is cheap, enough that a
@@ -55,8 +55,11 @@ struct Work<'a> {
     old: HashMap<u64, OldBlock>,
     /// Rows leaving each old block.
     lost: HashMap<u64, u32>,
-    /// Locations of rows this commit replaces.
+    /// Locations of rows this commit replaces or retracts.
     replaced: HashSet<Loc>,
+    /// Blocks that lost a retracted row: rewritten without it whatever
+    /// their fill, so the row cannot come back on open.
+    rewrite: HashSet<u64>,
     /// New blocks by (metric, day); the last of each is the open one.
     fresh: HashMap<(u32, i32), Vec<FreshBlock>>,
     sets: HashMap<SetKey, TouchedSet>,
@@ -92,6 +95,7 @@ impl Sled {
             old: HashMap::default(),
             lost: HashMap::default(),
             replaced: HashSet::default(),
+            rewrite: HashSet::default(),
             fresh: HashMap::default(),
             sets: HashMap::default(),
             changes: Vec::new(),
@@ -101,8 +105,17 @@ impl Sled {
         // A connector sends a record's metrics one after another with the
         // same dimensions: split them once.
         let mut last_split: Option<(&[(String, String)], SplitDimensions)> = None;
+        // A key both written and retracted in one batch ends retracted.
+        let retracted: HashSet<(&str, &str)> = batch
+            .retractions
+            .iter()
+            .map(|r| (r.id.as_str(), r.metric.as_str()))
+            .collect();
         for observation in last_of_each(&batch.observations) {
             xla_store::check_observation(observation)?;
+            if retracted.contains(&(observation.id.as_str(), observation.metric.as_str())) {
+                continue;
+            }
             let metric = dict.intern(&observation.metric);
             let day = keys::day_of(observation.at);
             let (dims, inline) = match &last_split {
@@ -136,6 +149,9 @@ impl Sled {
             work.insert(fingerprint, metric, day, row, rating)?;
         }
         let mut ops = sled::Batch::default();
+        for retraction in &batch.retractions {
+            summary.retracted += usize::from(work.retract_record(dict, retraction, &mut ops)?);
+        }
         work.settle_blocks(&mut ops)?;
         self.settle_sets(&mut work, dict, &mut ops)?;
         dict.write_pending(&mut ops);
@@ -144,6 +160,9 @@ impl Sled {
         ops.insert(keys::INDEX_SIZE, &work.index.size_hint());
         if let Some(cursor) = &batch.cursor {
             ops.insert(keys::cursor(tenant, work.source), cursor.as_bytes());
+        }
+        if !batch.partial.is_empty() || !batch.complete.is_empty() {
+            self.settle_gaps(tenant, work.source, batch, &mut ops)?;
         }
         let (changes, next_block) = (work.changes, work.next_block);
         self.db.apply_batch(ops).or_store()?;
@@ -155,6 +174,31 @@ impl Sled {
             self.db.flush().or_store()?;
         }
         Ok(summary)
+    }
+
+    /// Writes the source's open gaps after `batch` opened and closed some.
+    fn settle_gaps(
+        &self,
+        tenant: u32,
+        source: u32,
+        batch: &CommitBatch,
+        ops: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        let key = keys::gaps(tenant, source);
+        let open: Vec<xla_types::Gap> = match self.db.get(&key).or_store()? {
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt(format!("stored gaps: {e}")))?
+            }
+            None => Vec::new(),
+        };
+        let open = xla_store::merge_gaps(open, &batch.partial, &batch.complete);
+        if open.is_empty() {
+            ops.remove(key);
+        } else {
+            let bytes = serde_json::to_vec(&open).map_err(|e| StoreError::corrupt(format!("gaps: {e}")))?;
+            ops.insert(key, bytes);
+        }
+        Ok(())
     }
 
     /// Writes every touched rollup set; a cell that lost an extreme is
@@ -194,6 +238,40 @@ impl Sled {
 }
 
 impl Work<'_> {
+    /// Retracts the stored row of `retraction`, if any: out of the rollups,
+    /// the index and (on disk) its block, with a tombstone so an older
+    /// version cannot come back on open. Says whether a row was stored.
+    fn retract_record(
+        &mut self,
+        dict: &Dictionary,
+        retraction: &Retracted,
+        ops: &mut sled::Batch,
+    ) -> Result<bool, StoreError> {
+        xla_types::Retraction::metrics(retraction.id.as_str(), [retraction.metric.as_str()])
+            .check()
+            .map_err(|reason| StoreError::BadObservation {
+                id: xla_types::untrusted::escape_capped(&retraction.id, 100).into_owned(),
+                metric: xla_types::untrusted::escape_capped(&retraction.metric, 100).into_owned(),
+                reason: reason.to_string(),
+            })?;
+        // A metric the store has never seen has no rows to retract.
+        let Some(metric) = dict.id(&retraction.metric) else {
+            return Ok(false);
+        };
+        let fingerprint = record_fingerprint(self.tenant, self.source, metric, &retraction.id);
+        let Some(loc) = self.index.record(fingerprint) else {
+            return Ok(false);
+        };
+        if self.replaced.contains(&loc) {
+            return Ok(false);
+        }
+        self.retract(loc)?;
+        self.rewrite.insert(loc.block);
+        self.changes.push(Change::RecordGone(fingerprint, loc));
+        ops.insert(keys::tombstone(fingerprint), &self.next_block.to_be_bytes());
+        Ok(true)
+    }
+
     /// Reads the block holding `loc` (once per commit) and says what it is.
     fn old_block(&mut self, loc: Loc) -> Result<BlockMeta, StoreError> {
         let meta = *self
@@ -373,7 +451,7 @@ impl Work<'_> {
             if live == 0 {
                 ops.remove(&meta.key.key());
                 gone.push(Change::BlockGone(*id));
-            } else if live * 2 < meta.present {
+            } else if live * 2 < meta.present || self.rewrite.contains(id) {
                 let bytes = self.compact(&meta)?;
                 ops.insert(&meta.key.key(), bytes);
                 metas.push(Change::Block(BlockMeta { present: live, ..meta }));

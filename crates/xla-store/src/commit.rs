@@ -3,10 +3,13 @@
 //! not at all.
 
 use crate::{Provenance, StoreError};
-use xla_types::Observation;
+use xla_types::{Gap, Observation, Span};
 
 /// One batch from a connector instance and the cursor that follows it.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Applied in this order: `observations`, `retractions` (a key both
+/// written and retracted ends retracted), `partial`, `complete`.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CommitBatch {
     /// Tenant the data belongs to.
     pub tenant: String,
@@ -16,6 +19,13 @@ pub struct CommitBatch {
     pub provenance: Provenance,
     /// The observations; a repeated (id, metric) keeps the last.
     pub observations: Vec<Observation>,
+    /// Stored values that no longer count: removed from the rows and from
+    /// every rollup exactly. Retracting what is not stored changes nothing.
+    pub retractions: Vec<Retracted>,
+    /// Spans of source time this batch leaves incomplete.
+    pub partial: Vec<Gap>,
+    /// Spans now complete: the source's stored gaps inside them close.
+    pub complete: Vec<Span>,
     /// The cursor to store with it, if any.
     pub cursor: Option<String>,
 }
@@ -35,6 +45,50 @@ pub fn check_observation(o: &Observation) -> Result<(), StoreError> {
     })
 }
 
+/// One stored value to retract: the source record's id and the metric.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Retracted {
+    /// The source record's id.
+    pub id: String,
+    /// The metric.
+    pub metric: String,
+}
+
+impl Retracted {
+    /// The value of `metric` of record `id`.
+    pub fn new(id: impl Into<String>, metric: impl Into<String>) -> Self {
+        Retracted {
+            id: id.into(),
+            metric: metric.into(),
+        }
+    }
+}
+
+/// A gap a connector instance reported and has not closed: its data for
+/// `span` is known incomplete.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceGap {
+    /// The connector instance.
+    pub source: String,
+    /// The span and why.
+    #[serde(flatten)]
+    pub gap: Gap,
+}
+
+/// The open gaps of one source after `partial` opened some and `complete`
+/// closed those inside its spans; the same gap reported twice is kept once.
+pub fn merge_gaps(mut open: Vec<Gap>, partial: &[Gap], complete: &[Span]) -> Vec<Gap> {
+    for gap in partial {
+        if !open.contains(gap) {
+            open.push(gap.clone());
+        }
+    }
+    open.retain(|gap| !complete.iter().any(|span| span.contains(&gap.span)));
+    open.sort_by(|a, b| (a.span, &a.reason).cmp(&(b.span, &b.reason)));
+    open
+}
+
 /// What a commit did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommitSummary {
@@ -44,6 +98,9 @@ pub struct CommitSummary {
     pub replaced: usize,
     /// Rows identical to what was stored (a replay).
     pub unchanged: usize,
+    /// Stored rows retracted.
+    #[serde(default)]
+    pub retracted: usize,
 }
 
 /// What retention did.

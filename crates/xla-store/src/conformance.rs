@@ -114,6 +114,7 @@ fn batch(tenant: &str, source: &str, run: u64, observations: &[Observation], cur
         provenance: provenance(run),
         observations: observations.to_vec(),
         cursor: cursor.map(str::to_string),
+        ..Default::default()
     }
 }
 

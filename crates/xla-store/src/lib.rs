@@ -30,7 +30,7 @@ mod runs;
 mod subjects;
 mod tokens;
 
-pub use commit::{CommitBatch, CommitSummary, RetentionSummary, check_observation};
+pub use commit::{CommitBatch, CommitSummary, RetentionSummary, Retracted, SourceGap, check_observation, merge_gaps};
 pub use config::{Backend, StoreConfig};
 pub use error::StoreError;
 pub use model::{DAY_MS, Provenance, SUBJECT_DIMENSIONS, StoredObservation, UNROLLED_DIMENSIONS, day_of, is_rating};
@@ -76,6 +76,10 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::BadObservation`] for an observation that breaks
     /// [`xla_types::Observation::check`]; backend failures.
     async fn commit(&self, batch: CommitBatch) -> Result<CommitSummary, StoreError>;
+
+    /// The open gaps of every connector instance of `tenant`: spans whose
+    /// data a connector said is incomplete and has not since completed.
+    async fn gaps(&self, tenant: &str) -> Result<Vec<SourceGap>, StoreError>;
 
     /// The cursor stored for a connector instance (`source`) of a tenant.
     async fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError>;

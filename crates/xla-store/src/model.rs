@@ -5,7 +5,7 @@ use xla_types::Observation;
 
 /// Where a batch of observations came from.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
     /// Connector instance.
     pub connector: String,

@@ -46,6 +46,13 @@ pub struct RunRecord {
     pub replaced: u64,
     /// Unchanged (replays).
     pub unchanged: u64,
+    /// Stored values retracted.
+    #[serde(default)]
+    pub retracted: u64,
+    /// Gaps the connector reported in this run: spans whose data it knows
+    /// is incomplete (a truncated export, a cap reached).
+    #[serde(default)]
+    pub partial: Vec<xla_types::Gap>,
     /// Retries after transient errors and rate limits.
     pub retries: u64,
     /// The error that ended the run, if any.

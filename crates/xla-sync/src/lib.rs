@@ -36,8 +36,9 @@ pub struct SyncSetup<'a> {
 
 use std::sync::Arc;
 use std::time::Duration;
-use xla_runtime::{Batch, ConnectorSession, RuntimeError};
-use xla_store::{CommitBatch, CommitSummary, Provenance, RunOutcome, RunRecord, Store, StoreError};
+use xla_runtime::{ConnectorSession, RuntimeError};
+use xla_store::{CommitBatch, CommitSummary, Provenance, Retracted, RunOutcome, RunRecord, Store, StoreError};
+use xla_types::{Changes, Gap, MetricInfo, Retraction};
 
 /// What a run needs to know of its connector instance.
 #[derive(Debug, Clone)]
@@ -78,6 +79,11 @@ pub trait Progress: Send {
         let _ = (record, observations);
     }
 
+    /// The connector said its data for a span is incomplete.
+    fn partial(&mut self, gap: &Gap) {
+        let _ = gap;
+    }
+
     /// A call failed and will be retried after `wait`.
     fn retry(&mut self, attempt: u32, wait: Duration, error: &RuntimeError) {
         let _ = (attempt, wait, error);
@@ -105,6 +111,41 @@ pub enum SyncError {
         /// The last error (boxed: a runtime error is large, a sync error is
         /// passed up often).
         source: Box<RuntimeError>,
+    },
+    /// The upstream kept throttling without saying when to come back, past
+    /// the backoff's attempts.
+    #[error(
+        "sync of `{instance}` failed after {attempts} attempt(s) at {step}: {upstream} kept throttling ({reason}), backing off with jitter between attempts; the next run resumes from the committed cursor. If it persists, lower the upstream's `requests_per_second` in [[sync.upstreams]] or ask the source's administrator about its rate limits"
+    )]
+    Throttled {
+        /// Instance.
+        instance: String,
+        /// `check` or `pull #N`.
+        step: String,
+        /// The upstream (its origin), or `the source` when the host did not see it.
+        upstream: String,
+        /// Attempts made.
+        attempts: u32,
+        /// What the upstream answered, as the host or the plugin saw it.
+        reason: String,
+    },
+    /// The upstream said to come back later than the run may wait: the run
+    /// stops here, not failed, and the next resumes from the committed
+    /// cursor at that time (the scheduler starts it then).
+    #[error(
+        "sync of `{instance}` stopped at {step} without failing: {asked}; everything before is committed and the next run resumes from the cursor then"
+    )]
+    Deferred {
+        /// Instance.
+        instance: String,
+        /// `check` or `pull #N`.
+        step: String,
+        /// How long the upstream asked for.
+        wait: Duration,
+        /// Who asked, why and until when: ``http://127.0.0.1:8080 asked to
+        /// come back in 1740 s (it answered 429 with `Retry-After`), at
+        /// 2026-10-05T12:30:00Z``.
+        asked: String,
     },
     /// The connector keeps saying "more" without moving its cursor or
     /// returning anything: a bug in it, which would otherwise loop forever.
@@ -173,6 +214,11 @@ pub async fn run(
     record.finished = Some(now_ms());
     record.outcome = match &result {
         Ok(outcome) => *outcome,
+        // Throttled for longer than a run waits: not a failure.
+        Err(error @ SyncError::Deferred { .. }) => {
+            record.error = Some(error.to_string());
+            RunOutcome::Stopped
+        }
         Err(error) => {
             record.error = Some(error.to_string());
             RunOutcome::Failed
@@ -180,7 +226,10 @@ pub async fn run(
     };
     store.save_run(&record).await.map_err(store_error)?;
     count_run(&record);
-    result.map(|_| record)
+    match result {
+        Err(SyncError::Deferred { .. }) | Ok(_) => Ok(record),
+        Err(error) => Err(error),
+    }
 }
 
 /// Counts a finished run and what it committed, by instance.
@@ -191,6 +240,7 @@ pub(crate) fn count_run(record: &RunRecord) {
         ("inserted", record.inserted),
         ("replaced", record.replaced),
         ("unchanged", record.unchanged),
+        ("retracted", record.retracted),
     ] {
         metrics::counter!("xla_observations_committed_total", "instance" => record.instance.clone(), "kind" => kind)
             .increment(n);
@@ -219,12 +269,13 @@ async fn pull_all(
             instance: target.instance.clone(),
             source,
         })?;
-    let info = with_retries("describe", options, progress, record, target, async || {
+    let mut retries = retry::Retries::new(&options.backoff, session.outbound());
+    let info = with_retries("describe", &mut retries, progress, record, target, async || {
         session.describe().await
     })
     .await?;
     check_identity(target, &info)?;
-    with_retries("check", options, progress, record, target, async || {
+    with_retries("check", &mut retries, progress, record, target, async || {
         session.check(&target.config).await
     })
     .await?;
@@ -237,7 +288,7 @@ async fn pull_all(
     loop {
         pulls += 1;
         let step = format!("pull #{pulls}");
-        let pulled = with_retries(&step, options, progress, record, target, async || {
+        let pulled = with_retries(&step, &mut retries, progress, record, target, async || {
             session.pull(&target.config, cursor.as_deref()).await
         })
         .await;
@@ -250,7 +301,7 @@ async fn pull_all(
         let more = batch.more;
         // A connector that returns no cursor keeps the one it was given.
         let next = batch.cursor.clone().or(cursor.clone());
-        idle = if more && batch.observations.is_empty() && next == cursor {
+        idle = if more && batch.changes.is_empty() && next == cursor {
             idle + 1
         } else {
             0
@@ -261,7 +312,12 @@ async fn pull_all(
                 pulls: idle,
             });
         }
-        let flight = spawn_commit(store, target, &provenance, batch, next.clone());
+        for gap in &batch.changes.partial {
+            tracing::warn!(instance = %target.instance, start = gap.span.start, end = gap.span.end, reason = %gap.reason, "partial data");
+            progress.partial(gap);
+        }
+        let commit = commit_batch(target, &provenance, &batch.changes, &info.metrics, next.clone());
+        let flight = spawn_commit(store, commit, batch.changes.partial);
         cursor = next;
         let stop = if !more {
             Some(RunOutcome::Completed)
@@ -283,10 +339,10 @@ async fn pull_all(
 /// Empty pulls in a row, cursor unmoved and "more" said, before a run gives up.
 const MAX_IDLE_PULLS: u32 = 3;
 
-/// Calls `call` until it succeeds or the backoff gives up.
+/// Calls `call` until it succeeds or the backoff gives up (see [`retry`]).
 async fn with_retries<T, F>(
     step: &str,
-    options: &SyncOptions,
+    retries: &mut retry::Retries<'_>,
     progress: &mut dyn Progress,
     record: &mut RunRecord,
     target: &SyncTarget,
@@ -297,25 +353,34 @@ where
 {
     let mut attempt = 1;
     loop {
-        match call().await {
+        let error = match call().await {
             Ok(value) => return Ok(value),
-            Err(error) => match options.backoff.decide(attempt, &error, retry::jitter()) {
-                Decision::Retry(wait) => {
-                    tracing::warn!(instance = %target.instance, %step, attempt, ?wait, %error, "retrying");
-                    progress.retry(attempt, wait, &error);
-                    record.retries += 1;
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Decision::Fail => {
-                    return Err(SyncError::Connector {
-                        instance: target.instance.clone(),
-                        step: step.to_string(),
-                        attempts: attempt,
-                        source: Box::new(error),
-                    });
-                }
-            },
+            Err(error) => error,
+        };
+        let (decision, hold) = retries.decide(attempt, &error, retry::jitter());
+        let (wait, spent) = match decision {
+            Decision::Retry(wait) => (wait, true),
+            // Told waits spend no attempt and are no retry of a failure.
+            Decision::Wait(wait) => (wait, false),
+            Decision::Defer(wait) => return Err(retry::deferred(target, step, wait, hold.as_ref(), &error)),
+            Decision::Fail if retry::is_throttle(&error, hold.as_ref()) => {
+                return Err(retry::throttled(target, step, attempt, hold.as_ref(), &error));
+            }
+            Decision::Fail => {
+                return Err(SyncError::Connector {
+                    instance: target.instance.clone(),
+                    step: step.to_string(),
+                    attempts: attempt,
+                    source: Box::new(error),
+                });
+            }
+        };
+        tracing::warn!(instance = %target.instance, %step, attempt, ?wait, %error, "retrying");
+        progress.retry(attempt, wait, &error);
+        tokio::time::sleep(wait).await;
+        if spent {
+            attempt += 1;
+            record.retries += 1;
         }
     }
 }
@@ -323,37 +388,80 @@ where
 /// A batch being committed.
 struct InFlight {
     observations: usize,
+    partial: Vec<Gap>,
     commit: tokio::task::JoinHandle<Result<CommitSummary, StoreError>>,
+}
+
+/// What the store is asked to write for a connector's changes: one row per
+/// metric value, and each retraction expanded to the metrics it names (all
+/// the connector declares when it names none).
+pub(crate) fn commit_batch(
+    target: &SyncTarget,
+    provenance: &Provenance,
+    changes: &Changes,
+    declared: &[MetricInfo],
+    cursor: Option<String>,
+) -> CommitBatch {
+    CommitBatch {
+        tenant: target.tenant.clone(),
+        source: target.instance.clone(),
+        provenance: provenance.clone(),
+        observations: changes.observations(),
+        retractions: changes
+            .retractions
+            .iter()
+            .flat_map(|r| retracted(r, declared))
+            .collect(),
+        partial: changes.partial.clone(),
+        complete: changes.complete.clone(),
+        cursor,
+    }
+}
+
+/// The stored values a retraction names. A whole-record retraction covers
+/// every metric the connector declares by name (a `*` declaration names
+/// none: such a connector lists the metrics it retracts).
+fn retracted(retraction: &Retraction, declared: &[MetricInfo]) -> Vec<Retracted> {
+    if retraction.metrics.is_empty() {
+        declared
+            .iter()
+            .filter(|m| !m.name.contains('*'))
+            .map(|m| Retracted::new(retraction.id.as_str(), m.name.as_str()))
+            .collect()
+    } else {
+        retraction
+            .metrics
+            .iter()
+            .map(|m| Retracted::new(retraction.id.as_str(), m.as_str()))
+            .collect()
+    }
 }
 
 /// Starts committing a batch in a task of its own, so the next pull runs
 /// while the store writes (a commit waits for the disk).
-fn spawn_commit(
-    store: &Arc<dyn Store>,
-    target: &SyncTarget,
-    provenance: &Provenance,
-    batch: Batch,
-    cursor: Option<String>,
-) -> InFlight {
-    let (store, tenant, source, provenance) = (
-        Arc::clone(store),
-        target.tenant.clone(),
-        target.instance.clone(),
-        provenance.clone(),
-    );
+fn spawn_commit(store: &Arc<dyn Store>, batch: CommitBatch, partial: Vec<Gap>) -> InFlight {
+    let store = Arc::clone(store);
     let observations = batch.observations.len();
-    let commit = tokio::spawn(async move {
-        store
-            .commit(CommitBatch {
-                tenant,
-                source,
-                provenance,
-                observations: batch.observations,
-                cursor,
-            })
-            .await
-    });
-    InFlight { observations, commit }
+    let commit = tokio::spawn(async move { store.commit(batch).await });
+    InFlight {
+        observations,
+        partial,
+        commit,
+    }
+}
+
+/// Adds a commit's counts and gaps to the run record.
+pub(crate) fn count_commit(record: &mut RunRecord, summary: &CommitSummary, partial: &[Gap]) {
+    record.batches += 1;
+    record.inserted += summary.inserted as u64;
+    record.replaced += summary.replaced as u64;
+    record.unchanged += summary.unchanged as u64;
+    record.retracted += summary.retracted as u64;
+    for gap in partial {
+        if !record.partial.contains(gap) {
+            record.partial.push(gap.clone());
+        }
+    }
 }
 
 /// Waits for a commit and counts it in the run record.
@@ -372,10 +480,7 @@ async fn settle(
         .await
         .map_err(|e| store_error(StoreError::Corrupt(format!("the commit task failed: {e}"))))?
         .map_err(store_error)?;
-    record.batches += 1;
-    record.inserted += summary.inserted as u64;
-    record.replaced += summary.replaced as u64;
-    record.unchanged += summary.unchanged as u64;
+    count_commit(record, &summary, &flight.partial);
     progress.batch(record, flight.observations);
     Ok(())
 }

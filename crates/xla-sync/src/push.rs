@@ -10,8 +10,8 @@ use crate::SyncSetup;
 use crate::config::ConnectorInstance;
 use crate::schedule::{InstanceError, load_instance_plugin};
 use xla_runtime::plugins::{Described, LoadedPlugin, PluginPre, check_identity};
-use xla_runtime::{ConnectorInfo, ConnectorPre, Limits, Observation, PluginError, RuntimeError};
-use xla_store::{CommitBatch, Provenance, RunOutcome, RunRecord, Store, StoreError};
+use xla_runtime::{Changes, ConnectorInfo, ConnectorPre, Limits, PluginError, RuntimeError};
+use xla_store::{Provenance, RunOutcome, RunRecord, Store, StoreError};
 use xla_types::now_ms;
 
 /// Observations per commit, by default.
@@ -190,7 +190,7 @@ impl Receiver {
     ///
     /// # Errors
     /// [`PushError::MediaType`], [`PushError::Parse`].
-    pub async fn parse(&self, media_type: &str, body: &[u8]) -> Result<Vec<Observation>, PushError> {
+    pub async fn parse(&self, media_type: &str, body: &[u8]) -> Result<Changes, PushError> {
         self.accepts(media_type)?;
         // No outbound policy: a pushed body needs no network, so every
         // request the connector might make is refused.
@@ -212,15 +212,16 @@ impl Receiver {
     /// Parse errors store nothing (and record no run); a store failure
     /// records a failed run, batches before it staying committed.
     pub async fn receive(&self, store: &dyn Store, media_type: &str, body: &[u8]) -> Result<RunRecord, PushError> {
-        let observations = self.parse(media_type, body).await?;
-        self.commit(store, observations).await
+        let changes = self.parse(media_type, body).await?;
+        self.commit(store, changes).await
     }
 
-    /// Commits parsed observations as one run.
+    /// Commits parsed changes as one run: records in batches, then the
+    /// retractions and gaps with the last.
     ///
     /// # Errors
     /// [`PushError::Store`]; the run is recorded as failed.
-    pub async fn commit(&self, store: &dyn Store, observations: Vec<Observation>) -> Result<RunRecord, PushError> {
+    pub async fn commit(&self, store: &dyn Store, changes: Changes) -> Result<RunRecord, PushError> {
         let instance = &self.instance;
         let store_error = |source: StoreError| PushError::Store {
             instance: instance.name.clone(),
@@ -233,7 +234,7 @@ impl Receiver {
             .begin_run(&instance.tenant, &instance.name, now_ms())
             .await
             .map_err(store_error)?;
-        let result = self.commit_batches(store, observations, &mut record).await;
+        let result = self.commit_batches(store, changes, &mut record).await;
         record.finished = Some(now_ms());
         record.outcome = match &result {
             Ok(()) => RunOutcome::Completed,
@@ -250,7 +251,7 @@ impl Receiver {
     async fn commit_batches(
         &self,
         store: &dyn Store,
-        observations: Vec<Observation>,
+        changes: Changes,
         record: &mut RunRecord,
     ) -> Result<(), PushError> {
         let manifest = &self.plugin.manifest;
@@ -261,17 +262,21 @@ impl Receiver {
             sha256: manifest.sha256.clone(),
             sync_run: record.run,
         };
-        let batches = observations.len().div_ceil(self.batch);
-        for (i, chunk) in observations.chunks(self.batch).enumerate() {
+        let target = crate::SyncTarget {
+            instance: self.instance.name.clone(),
+            tenant: self.instance.tenant.clone(),
+            config: String::new(),
+            plugin: manifest.name.clone(),
+            version: manifest.version.clone(),
+            sha256: manifest.sha256.clone(),
+        };
+        let chunks = chunk_records(changes, self.batch);
+        let batches = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            // No cursor leaves the stored one as it is: the sync's own.
+            let batch = crate::commit_batch(&target, &provenance, &chunk, &self.info.metrics, None);
             let summary = store
-                .commit(CommitBatch {
-                    tenant: self.instance.tenant.clone(),
-                    source: self.instance.name.clone(),
-                    provenance: provenance.clone(),
-                    observations: chunk.to_vec(),
-                    // None leaves the stored cursor as it is: the sync's own.
-                    cursor: None,
-                })
+                .commit(batch)
                 .await
                 .map_err(|source| PushError::Store {
                     instance: self.instance.name.clone(),
@@ -286,13 +291,39 @@ impl Receiver {
                     },
                     source: Box::new(source),
                 })?;
-            record.batches += 1;
-            record.inserted += summary.inserted as u64;
-            record.replaced += summary.replaced as u64;
-            record.unchanged += summary.unchanged as u64;
+            crate::count_commit(record, &summary, &chunk.partial);
         }
         Ok(())
     }
+}
+
+/// Splits changes into commits of at most `size` metric values each; the
+/// retractions and gaps go with the last, so they apply after every record.
+fn chunk_records(changes: Changes, size: usize) -> Vec<Changes> {
+    let Changes {
+        records,
+        retractions,
+        partial,
+        complete,
+    } = changes;
+    let mut chunks = Vec::new();
+    let mut current = Changes::default();
+    let mut values = 0;
+    for record in records {
+        if values > 0 && values + record.values.len() > size {
+            chunks.push(std::mem::take(&mut current));
+            values = 0;
+        }
+        values += record.values.len();
+        current.records.push(record);
+    }
+    current.retractions = retractions;
+    current.partial = partial;
+    current.complete = complete;
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
 }
 
 /// `text/csv` of `Text/CSV; charset=utf-8`.

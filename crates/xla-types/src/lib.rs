@@ -1,11 +1,26 @@
-//! The Rust types of the XLA Host plugin contract (`wit/since_v0.1.0/plugin.wit`), shared
+//! The Rust types of the XLA Host plugin contract (`wit/since_v0.2.0/plugin.wit`), shared
 //! by the host and the SDK so that both sides speak one vocabulary and
 //! neither exposes `bindgen!` output: observations, plugin errors, what
 //! plugins declare, and what scorers read and return. [`untrusted`] encodes
 //! the text those types carry for the terminal and JSON it lands in.
 #![deny(missing_docs)]
 
+pub mod changes;
 pub mod untrusted;
+
+pub use changes::{Changes, Gap, MetricValue, Record, Retraction, Span};
+
+/// Sets `key` to `value` in `dimensions`: an empty value is skipped, a
+/// repeated key replaces the earlier value.
+fn set_dimension(dimensions: &mut Vec<(String, String)>, key: String, value: String) {
+    if value.is_empty() {
+        return;
+    }
+    match dimensions.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => dimensions.push((key, value)),
+    }
+}
 
 use std::fmt;
 
@@ -65,27 +80,11 @@ impl Observation {
     /// mistake, seconds for milliseconds, or garbage), dimension keys of at
     /// most 128 bytes and values of at most 1024, no key twice.
     pub fn check(&self) -> Result<(), &'static str> {
-        if self.id.is_empty() || self.id.len() > 512 {
-            return Err("the id must be 1 to 512 bytes");
-        }
-        if self.metric.is_empty() || self.metric.len() > 128 {
-            return Err("the metric name must be 1 to 128 bytes");
-        }
-        if !self.value.is_finite() {
-            return Err("the value is not a finite number");
-        }
-        if !(EARLIEST_AT..=LATEST_AT).contains(&self.at) {
-            return Err("the time is not between 1900 and 9999 (unix milliseconds expected)");
-        }
-        if self.dimensions.iter().any(|(k, v)| k.len() > 128 || v.len() > 1024) {
-            return Err("a dimension key is over 128 bytes or a value over 1024");
-        }
-        let mut keys: Vec<&str> = self.dimensions.iter().map(|(k, _)| k.as_str()).collect();
-        keys.sort_unstable();
-        if keys.windows(2).any(|w| w[0] == w[1]) {
-            return Err("a dimension key appears twice");
-        }
-        Ok(())
+        check_id(&self.id)?;
+        check_metric(&self.metric)?;
+        check_value(self.value)?;
+        check_at(self.at)?;
+        check_dimensions(&self.dimensions)
     }
 
     /// A new observation with no dimensions.
@@ -102,14 +101,7 @@ impl Observation {
 
     /// Adds a dimension; an empty value is skipped, a repeated key replaces the earlier value.
     pub fn dim(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        let (key, value) = (key.into(), value.into());
-        if value.is_empty() {
-            return self;
-        }
-        match self.dimensions.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.dimensions.push((key, value)),
-        }
+        set_dimension(&mut self.dimensions, key.into(), value.into());
         self
     }
 
@@ -117,6 +109,51 @@ impl Observation {
     pub fn dimension(&self, key: &str) -> Option<&str> {
         self.dimensions.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
+}
+
+fn check_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() || id.len() > 512 {
+        return Err("the id must be 1 to 512 bytes");
+    }
+    Ok(())
+}
+
+fn check_metric(metric: &str) -> Result<(), &'static str> {
+    if metric.is_empty() || metric.len() > 128 {
+        return Err("the metric name must be 1 to 128 bytes");
+    }
+    Ok(())
+}
+
+fn check_value(value: f64) -> Result<(), &'static str> {
+    if !value.is_finite() {
+        return Err("the value is not a finite number");
+    }
+    Ok(())
+}
+
+fn check_at(at: i64) -> Result<(), &'static str> {
+    if !(EARLIEST_AT..=LATEST_AT).contains(&at) {
+        return Err("the time is not between 1900 and 9999 (unix milliseconds expected)");
+    }
+    Ok(())
+}
+
+fn check_dimensions(dimensions: &[(String, String)]) -> Result<(), &'static str> {
+    if dimensions.iter().any(|(k, v)| k.len() > 128 || v.len() > 1024) {
+        return Err("a dimension key is over 128 bytes or a value over 1024");
+    }
+    if has_twice(dimensions.iter().map(|(k, _)| k.as_str())) {
+        return Err("a dimension key appears twice");
+    }
+    Ok(())
+}
+
+/// Whether any name appears twice.
+fn has_twice<'a>(names: impl Iterator<Item = &'a str>) -> bool {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    names.windows(2).any(|w| w[0] == w[1])
 }
 
 /// Why a plugin call failed; the host retries, waits or stops depending on the case.
@@ -207,8 +244,8 @@ pub struct ConnectorInfo {
 /// One step of a pull.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
-    /// Observations read in this step.
-    pub observations: Vec<Observation>,
+    /// What this step read.
+    pub changes: Changes,
     /// Where the next pull continues.
     pub cursor: Option<String>,
     /// Whether more data follows right now.

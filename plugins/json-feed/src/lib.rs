@@ -8,7 +8,7 @@
 //! observations, as `application/json`.
 
 use serde::Deserialize;
-use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, MetricInfo, Observation, PluginError};
+use xla_sdk::{Batch, Changes, Connector, ConnectorInfo, Layer, MetricInfo, Observation, PluginError, Record};
 
 /// Configuration of one json-feed instance.
 #[derive(Debug, Deserialize)]
@@ -96,11 +96,15 @@ impl JsonFeed {
     }
 }
 
-fn convert(list: Vec<FeedObservation>) -> Result<Vec<Observation>, PluginError> {
-    list.into_iter()
+/// The feed's observations as records: consecutive observations of one id,
+/// time and dimensions become one record.
+fn convert(list: Vec<FeedObservation>) -> Result<Changes, PluginError> {
+    let observations = list
+        .into_iter()
         .enumerate()
         .map(|(i, o)| o.into_observation(i))
-        .collect()
+        .collect::<Result<Vec<Observation>, PluginError>>()?;
+    Ok(Changes::records(Record::group(observations)))
 }
 
 impl Connector for JsonFeed {
@@ -137,13 +141,13 @@ impl Connector for JsonFeed {
             .error_for_status()?
             .json()?;
         Ok(Batch {
-            observations: convert(page.observations)?,
+            changes: convert(page.observations)?,
             more: page.next.is_some(),
             cursor: page.next.or_else(|| cursor.map(str::to_string)),
         })
     }
 
-    fn parse(_config: &Config, media_type: &str, body: &[u8]) -> Result<Vec<Observation>, PluginError> {
+    fn parse(_config: &Config, media_type: &str, body: &[u8]) -> Result<Changes, PluginError> {
         if !media_type.starts_with("application/json") {
             return Err(PluginError::BadData(format!(
                 "json-feed reads application/json, not `{media_type}`"

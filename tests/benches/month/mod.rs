@@ -174,6 +174,7 @@ pub async fn commit_all(store: &dyn Store, observations: impl Iterator<Item = Ob
                 provenance: provenance.clone(),
                 observations: std::mem::replace(&mut batch, Vec::with_capacity(BATCH)),
                 cursor: None,
+                ..Default::default()
             })
             .await?;
     }

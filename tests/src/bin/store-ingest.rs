@@ -56,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
                 provenance: provenance.clone(),
                 observations: batch(n, size),
                 cursor: Some(n.to_string()),
+                ..Default::default()
             })
             .await?;
         if n == start && summary.unchanged as u64 != size {

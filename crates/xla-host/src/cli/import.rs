@@ -70,7 +70,7 @@ pub(crate) async fn run(config: &HostConfig, args: ImportArgs) -> Result<ExitCod
     let parsed = receiver.parse(&media_type, &body).await;
     spinner.finish_and_clear();
     drop(body);
-    let observations = parsed.map_err(|e| {
+    let changes = parsed.map_err(|e| {
         anyhow::anyhow!(
             "parsing {}: {e}: fix the file (or --media-type) and import it again",
             args.file.display()
@@ -78,8 +78,8 @@ pub(crate) async fn run(config: &HostConfig, args: ImportArgs) -> Result<ExitCod
     })?;
 
     let store = open_store(config, args.data_dir.as_deref())?;
-    let count = observations.len();
-    let record = receiver.commit(&*store, observations).await?;
+    let count = changes.value_count();
+    let record = receiver.commit(&*store, changes).await?;
     if args.json {
         let report = serde_json::json!({
             "file": args.file,
@@ -91,6 +91,8 @@ pub(crate) async fn run(config: &HostConfig, args: ImportArgs) -> Result<ExitCod
             "inserted": record.inserted,
             "replaced": record.replaced,
             "unchanged": record.unchanged,
+            "retracted": record.retracted,
+            "partial": record.partial,
             "run": record,
         });
         println!("{}", untrusted::json_pretty(&report)?);

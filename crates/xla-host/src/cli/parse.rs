@@ -7,7 +7,7 @@ use super::options::{self, LimitArgs};
 use super::plugin::connector_of;
 use crate::config::HostConfig;
 use crate::plugins::load_plugin;
-use crate::runtime::{ConnectorInfo, ConnectorSession, Layer, Observation, PluginError, PluginId};
+use crate::runtime::{Changes, ConnectorInfo, ConnectorSession, Layer, Observation, PluginError, PluginId};
 use crate::sync::push::essence;
 use crate::untrusted;
 use anyhow::{Context, Result, bail};
@@ -53,22 +53,65 @@ pub(crate) async fn run(config: &HostConfig, args: ParseArgs) -> Result<ExitCode
     check_media_type(pre.plugin(), &info, &args.media_type)?;
 
     let started = Instant::now();
-    let observations = parse(&mut session, &plugin_config, &args.media_type, &body, &label)
+    let changes = parse(&mut session, &plugin_config, &args.media_type, &body, &label)
         .await
         .map_err(|e| with_config_hint(e, args.config.is_none(), &args.file))?;
     let mut stdout = std::io::stdout().lock();
+    let observations = changes.observations();
     for observation in &observations {
         writeln!(stdout, "{}", untrusted::json_line(&ObservationLine::new(observation))?)?;
     }
+    write_retractions_and_gaps(&mut stdout, &changes)?;
     stdout.flush()?;
     eprintln!(
-        "{}: {} observations from {label} ({}) in {:.1} ms",
+        "{}: {} observations in {} records{} from {label} ({}) in {:.1} ms",
         plugin.id(),
         observations.len(),
+        changes.records.len(),
+        retractions_and_gaps(&changes),
         args.media_type,
         started.elapsed().as_secs_f64() * 1000.0
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a line per retraction (`{"retraction": {"id", "metrics"}}`) and
+/// per gap (`{"partial": {"span", "reason"}}`) after the observation lines,
+/// each told apart by its one key.
+pub(crate) fn write_retractions_and_gaps(out: &mut impl Write, changes: &Changes) -> Result<()> {
+    for retraction in &changes.retractions {
+        writeln!(
+            out,
+            "{}",
+            untrusted::json_line(&serde_json::json!({ "retraction": retraction }))?
+        )?;
+    }
+    for gap in &changes.partial {
+        writeln!(out, "{}", untrusted::json_line(&serde_json::json!({ "partial": gap }))?)?;
+    }
+    for span in &changes.complete {
+        writeln!(
+            out,
+            "{}",
+            untrusted::json_line(&serde_json::json!({ "complete": span }))?
+        )?;
+    }
+    Ok(())
+}
+
+/// `, 2 retractions, 1 gap` for a summary line; empty when there are none.
+pub(crate) fn retractions_and_gaps(changes: &Changes) -> String {
+    let mut said = String::new();
+    if !changes.retractions.is_empty() {
+        said.push_str(&format!(", {} retractions", changes.retractions.len()));
+    }
+    if !changes.partial.is_empty() {
+        said.push_str(&format!(", {} partial spans", changes.partial.len()));
+    }
+    if !changes.complete.is_empty() {
+        said.push_str(&format!(", {} spans completed", changes.complete.len()));
+    }
+    said
 }
 
 /// The body and how messages name it; `-` is standard input.
@@ -108,7 +151,7 @@ pub(crate) async fn parse(
     media_type: &str,
     body: &[u8],
     what: &str,
-) -> Result<Vec<Observation>, ParseFailed> {
+) -> Result<Changes, ParseFailed> {
     session
         .parse(config, media_type, body)
         .await

@@ -138,11 +138,11 @@ fn check_consistent(plugin: &LoadedPlugin, described: &Described) -> Result<()> 
 fn print_check(plugin: &LoadedPlugin, described: &Described) {
     let m = &plugin.manifest;
     println!(
-        "{} {} ({}, contract {})",
+        "{} {} ({}, contract xla:plugin@{})",
         Shown(&m.name),
         Shown(&m.version),
         m.kind,
-        Shown(&m.contract)
+        plugin.pre.contract().version()
     );
     println!("  file      {}", plugin.path.display());
     println!("  sha256    {}", m.sha256);
@@ -234,10 +234,12 @@ async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
             )
         })?;
         batches += 1;
-        observations += batch.observations.len();
-        for observation in &batch.observations {
+        let batch_observations = batch.changes.observations();
+        observations += batch_observations.len();
+        for observation in &batch_observations {
             writeln!(stdout, "{}", untrusted::json_line(observation)?)?;
         }
+        super::parse::write_retractions_and_gaps(&mut stdout, &batch.changes)?;
         if batch.cursor.is_some() {
             cursor = batch.cursor;
         }

@@ -63,8 +63,22 @@ pub enum PluginLoadError {
         /// The file given.
         wasm: PathBuf,
     },
+    /// The manifest names another contract than the component exports.
+    #[error(
+        "plugin `{name}`: plugin.toml says contract {declared} but the component exports contract {exported}; set `contract = \"{exported}\"` in plugin.toml (or rebuild the component)"
+    )]
+    ContractMismatch {
+        /// Plugin name.
+        name: String,
+        /// What plugin.toml says.
+        declared: String,
+        /// What the component exports.
+        exported: &'static str,
+    },
     /// The manifest's contract version is unsupported.
-    #[error("plugin `{name}` declares contract {found}; this host supports 0.1.x. Rebuild it with a matching xla-sdk")]
+    #[error(
+        "plugin `{name}` declares contract {found}; this host supports 0.1.x and 0.2.x. Rebuild it with a matching xla-sdk"
+    )]
     UnsupportedContract {
         /// Plugin name.
         name: String,
@@ -124,6 +138,16 @@ pub enum PluginPre {
     Scorer(ScorerPre),
 }
 
+impl PluginPre {
+    /// The contract version the component exports.
+    pub fn contract(&self) -> crate::Contract {
+        match self {
+            PluginPre::Connector(pre) => pre.contract(),
+            PluginPre::Scorer(pre) => pre.contract(),
+        }
+    }
+}
+
 /// A plugin ready to run.
 #[derive(Clone)]
 pub struct LoadedPlugin {
@@ -180,6 +204,14 @@ pub fn load_plugin(runtime: &Runtime, wasm: &Path, pins: &Pins) -> Result<Loaded
         PluginKind::Connector => PluginPre::Connector(ConnectorPre::new(runtime, plugin, &component)?),
         PluginKind::Scorer => PluginPre::Scorer(ScorerPre::new(runtime, plugin, &component)?),
     };
+    let exported = pre.contract();
+    if crate::Contract::of(&manifest.contract) != Some(exported) {
+        return Err(PluginLoadError::ContractMismatch {
+            name: manifest.name.clone(),
+            declared: manifest.contract.clone(),
+            exported: exported.version(),
+        });
+    }
     Ok(LoadedPlugin {
         manifest,
         path: wasm.to_path_buf(),

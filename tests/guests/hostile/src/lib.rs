@@ -9,7 +9,7 @@
 //! `{"attack": "none"}` to behave.
 
 use serde::Deserialize;
-use xla_sdk::{Batch, Connector, ConnectorInfo, Layer, Observation, PluginError};
+use xla_sdk::{Batch, Changes, Connector, ConnectorInfo, Layer, Observation, PluginError, Record};
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "attack", rename_all = "kebab-case", deny_unknown_fields)]
@@ -131,16 +131,38 @@ fn escapes(place: &EscapePlace) -> Result<Batch, PluginError> {
         EscapePlace::Error => Err(PluginError::Permanent(ESCAPES.into())),
         EscapePlace::Panic => panic!("{ESCAPES}"),
         EscapePlace::Cursor => Ok(Batch {
-            observations: vec![observation("calm", 1.0)],
+            changes: each_a_record(vec![observation("calm", 1.0)]),
             cursor: Some(ESCAPES.into()),
             more: false,
         }),
         EscapePlace::Data => Ok(Batch {
-            observations: vec![Observation::new(ESCAPES, "escapes", Layer::Technical, 1.0, 0).dim("service", ESCAPES)],
+            changes: each_a_record(vec![
+                Observation::new(ESCAPES, "escapes", Layer::Technical, 1.0, 0).dim("service", ESCAPES),
+            ]),
             cursor: None,
             more: false,
         }),
     }
+}
+
+/// Each observation as a record of its own. Never merged: merging would
+/// drop the ids of the aliasing attack, freeing their shared buffer twice
+/// inside the guest before the host ever sees it.
+fn each_a_record(observations: Vec<Observation>) -> Changes {
+    let records = observations
+        .into_iter()
+        .map(|o| Record {
+            id: o.id,
+            at: o.at,
+            dimensions: o.dimensions,
+            values: vec![xla_sdk::MetricValue {
+                metric: o.metric,
+                layer: o.layer,
+                value: o.value,
+            }],
+        })
+        .collect();
+    Changes::records(records)
 }
 
 /// Observations whose ids share one buffer. The canonical ABI allows it;
@@ -255,7 +277,7 @@ impl Connector for Hostile {
     fn pull(attack: &Attack, cursor: Option<&str>) -> Result<Batch, PluginError> {
         if matches!(attack, Attack::Stall) {
             return Ok(Batch {
-                observations: Vec::new(),
+                changes: Changes::default(),
                 cursor: cursor.map(str::to_string),
                 more: true,
             });
@@ -283,7 +305,7 @@ impl Connector for Hostile {
             Attack::FloodLog { lines } => flood_log(*lines),
         };
         Ok(Batch {
-            observations,
+            changes: each_a_record(observations),
             cursor: None,
             more: false,
         })
