@@ -24,6 +24,14 @@
 //! Every request needs `Authorization: Bearer <token>`; otherwise 401
 //! `{"detail": "..."}`.
 //!
+//! With [`HappySignalsOptions::shifting`] (field case
+//! `08-happysignals-paging.json`) the list moves while it is read: pages are
+//! newest first whatever `ordering` says (the default order), and after each
+//! page answered, responses arrive (created now, by the wall clock) and the
+//! first response of that page is removed (anonymised, deleted on request),
+//! pulling every later one a place forward. [`HappySignalsSim::removed`] and
+//! [`HappySignalsSim::arrived`] say what changed.
+//!
 //! An item:
 //!
 //! ```json
@@ -38,7 +46,7 @@
 use crate::org::{Org, SurveyResponse, TicketKind};
 use crate::server::Served;
 use crate::servicenow::{format_servicenow_time, parse_servicenow_time};
-use crate::{read, write};
+use crate::{lock, read, write};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
@@ -46,9 +54,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use crate::fault::{Fault, FaultRule, Requests};
 
@@ -81,6 +90,30 @@ pub struct HappySignalsOptions {
     pub default_page_size: usize,
     /// Faults injected by request number (both endpoints count).
     pub faults: Vec<FaultRule>,
+    /// The list moves while it is read; `None`: it holds still.
+    pub shifting: Option<Shifting>,
+}
+
+/// How the list moves under a client reading it page by page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shifting {
+    /// Newest first, ignoring `ordering` (else oldest first, as always).
+    pub newest_first: bool,
+    /// Responses submitted after each page answered.
+    pub arrivals_per_page: usize,
+    /// Responses removed after each page answered: the first ones of that page.
+    pub removals_per_page: usize,
+}
+
+impl Default for Shifting {
+    /// Field case 08: newest first, one arrival and one removal per page.
+    fn default() -> Self {
+        Shifting {
+            newest_first: true,
+            arrivals_per_page: 1,
+            removals_per_page: 1,
+        }
+    }
 }
 
 impl Default for HappySignalsOptions {
@@ -89,6 +122,7 @@ impl Default for HappySignalsOptions {
             token: "hs-api-token-acme".into(),
             default_page_size: 100,
             faults: Vec::new(),
+            shifting: None,
         }
     }
 }
@@ -106,6 +140,15 @@ struct Shared {
     org: Arc<Org>,
     options: RwLock<HappySignalsOptions>,
     requests: AtomicU64,
+    /// What moved under [`Shifting`].
+    changed: Mutex<Changed>,
+}
+
+/// Responses submitted and removed since serving started.
+#[derive(Debug, Default)]
+struct Changed {
+    arrived: Vec<SurveyResponse>,
+    removed: BTreeSet<String>,
 }
 
 /// Serves the responses of `org` on `addr` (use port 0 for any free port).
@@ -117,6 +160,7 @@ pub async fn serve(org: Arc<Org>, options: HappySignalsOptions, addr: SocketAddr
         org,
         options: RwLock::new(options),
         requests: AtomicU64::new(0),
+        changed: Mutex::new(Changed::default()),
     });
     let app = router(shared.clone());
     let served = Served::spawn(listener, app, "happysignals");
@@ -155,6 +199,17 @@ impl HappySignalsSim {
     /// The organisation whose responses are served, for computing the truth.
     pub fn records(&self) -> Arc<Org> {
         self.shared.org.clone()
+    }
+
+    /// Ids of the responses removed so far (under [`Shifting`]).
+    pub fn removed(&self) -> BTreeSet<String> {
+        lock(&self.shared.changed).removed.clone()
+    }
+
+    /// The responses submitted so far (under [`Shifting`]), as listed.
+    pub fn arrived(&self) -> Vec<Value> {
+        let changed = lock(&self.shared.changed);
+        changed.arrived.iter().map(|r| item(&self.shared.org, r)).collect()
     }
 
     /// Stops serving and waits for the server task to end.
@@ -277,9 +332,21 @@ async fn responses(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery, h
         Err(refusal) => return refusal.into_response(),
     };
     let params = params(raw);
-    let default_size = read(&shared.options).default_page_size;
-    let org = shared.org.clone();
-    let page = tokio::task::spawn_blocking(move || page(&org, &params, default_size)).await;
+    let (default_size, shifting) = {
+        let options = read(&shared.options);
+        (options.default_page_size, options.shifting)
+    };
+    let state = shared.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let changed = lock(&state.changed);
+        let listed = page(&state.org, &changed, &params, default_size, shifting);
+        drop(changed);
+        if let (Ok((_, served)), Some(shifting)) = (&listed, shifting) {
+            state.shift(shifting, served);
+        }
+        listed.map(|(body, _)| body)
+    })
+    .await;
     let body = match page {
         Ok(Ok(body)) => body,
         Ok(Err(refusal)) => return refusal.into_response(),
@@ -299,10 +366,14 @@ async fn export(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery, head
         Err(refusal) => return refusal.into_response(),
     };
     let params = params(raw);
-    let org = shared.org.clone();
+    let state = shared.clone();
     let csv = tokio::task::spawn_blocking(move || {
         let filter = Filter::parse(&params)?;
-        Ok::<_, Refusal>(Bytes::from(render_csv(&org, &filter.select(&org))))
+        let changed = lock(&state.changed);
+        Ok::<_, Refusal>(Bytes::from(render_csv(
+            &state.org,
+            &filter.select(&state.org, &changed, false),
+        )))
     })
     .await;
     let body = match csv {
@@ -388,15 +459,31 @@ impl Filter {
                 .is_none_or(|types| types.iter().any(|t| t == response.ticket_type))
     }
 
-    /// Matching responses, ordered by `created` then `id`.
-    fn select<'a>(&self, org: &'a Org) -> Vec<&'a SurveyResponse> {
-        let mut matched: Vec<&SurveyResponse> = org.responses.iter().filter(|r| self.matches(r)).collect();
+    /// Matching responses (the organisation's, less those removed, plus
+    /// those arrived), ordered by `created` then `id`, or the reverse.
+    fn select<'a>(&self, org: &'a Org, changed: &'a Changed, newest_first: bool) -> Vec<&'a SurveyResponse> {
+        let mut matched: Vec<&SurveyResponse> = org
+            .responses
+            .iter()
+            .chain(&changed.arrived)
+            .filter(|r| !changed.removed.contains(&r.id) && self.matches(r))
+            .collect();
         matched.sort_by(|a, b| (a.created.div_euclid(1000), &a.id).cmp(&(b.created.div_euclid(1000), &b.id)));
+        if newest_first {
+            matched.reverse();
+        }
         matched
     }
 }
 
-fn page(org: &Org, params: &[(String, String)], default_size: usize) -> Result<Bytes, Refusal> {
+/// One page of the list, and the ids on it.
+fn page(
+    org: &Org,
+    changed: &Changed,
+    params: &[(String, String)],
+    default_size: usize,
+    shifting: Option<Shifting>,
+) -> Result<(Bytes, Vec<String>), Refusal> {
     let filter = Filter::parse(params)?;
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let number = |name: &str, default: usize| match param(name) {
@@ -410,20 +497,42 @@ fn page(org: &Org, params: &[(String, String)], default_size: usize) -> Result<B
     };
     let size = number("page_size", default_size.max(1))?.min(MAX_PAGE_SIZE);
     let at = number("page", 1)?;
-    let matched = filter.select(org);
+    let matched = filter.select(org, changed, shifting.is_some_and(|s| s.newest_first));
     let count = matched.len();
     let pages = count.div_ceil(size).max(1);
     if at > pages {
         return Err(detail(StatusCode::NOT_FOUND, "Invalid page."));
     }
-    let items: Vec<Value> = matched
-        .iter()
-        .skip((at - 1) * size)
-        .take(size)
-        .map(|r| item(org, r))
-        .collect();
+    let listed: Vec<&SurveyResponse> = matched.iter().skip((at - 1) * size).take(size).copied().collect();
+    let items: Vec<Value> = listed.iter().map(|r| item(org, r)).collect();
     let body = json!({"meta": {"count": count, "page": at, "pages": pages}, "items": items});
-    Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))
+    let ids = listed.iter().map(|r| r.id.clone()).collect();
+    Ok((Bytes::from(serde_json::to_vec(&body).unwrap_or_default()), ids))
+}
+
+impl Shared {
+    /// After a page with `served` on it: responses arrive, and the first
+    /// ones of that page are removed.
+    fn shift(&self, shifting: Shifting, served: &[String]) {
+        let mut changed = lock(&self.changed);
+        for id in served.iter().take(shifting.removals_per_page) {
+            changed.removed.insert(id.clone());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        for _ in 0..shifting.arrivals_per_page {
+            let number = changed.arrived.len() + 1;
+            let Some(model) = self.org.responses.get(number % self.org.responses.len().max(1)) else {
+                break;
+            };
+            changed.arrived.push(SurveyResponse {
+                id: format!("hs-9{number:07}"),
+                created: now,
+                ..model.clone()
+            });
+        }
+    }
 }
 
 fn resolved_at(org: &Org, response: &SurveyResponse) -> Option<i64> {
@@ -492,7 +601,7 @@ fn csv_cell(cell: &str) -> String {
 /// truth a test compares a sync against.
 pub fn all_items(org: &Org) -> Vec<Value> {
     Filter::default()
-        .select(org)
+        .select(org, &Changed::default(), false)
         .into_iter()
         .map(|r| item(org, r))
         .collect()
@@ -698,6 +807,64 @@ mod tests {
                 .as_str()
                 .is_some_and(|d| d.contains("created__gte"))
         );
+    }
+
+    /// Field case 08-happysignals-paging.json as a fault mode: newest first
+    /// whatever `ordering` asks, and after each page a response arrives and
+    /// the page's first one is removed, so a naive page-number walk skips.
+    #[tokio::test]
+    async fn shifting_pages_arrive_and_remove_between_requests() {
+        let sim = sim(HappySignalsOptions {
+            shifting: Some(Shifting::default()),
+            ..HappySignalsOptions::default()
+        })
+        .await;
+        let org = sim.records();
+        // A window closed before the arrivals, as a careful client asks.
+        let until = org.responses.iter().map(|r| r.created).max().expect("responses") + 1000;
+        let url = |page: usize| {
+            format!(
+                "{}/api/v2/responses/?created__lt={}&ordering=created,id&page={page}&page_size=5",
+                sim.base_url(),
+                format_iso(until)
+            )
+        };
+        let first = get(&url(1), Some(TOKEN)).await;
+        let items = first.items();
+        let created: Vec<&str> = items.iter().filter_map(|i| i["created"].as_str()).collect();
+        assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first: {created:?}");
+        assert_eq!(first.json()["meta"]["count"], org.responses.len());
+        assert_eq!(sim.removed().len(), 1);
+        assert!(sim.removed().contains(items[0]["id"].as_str().expect("id")));
+        assert_eq!(sim.arrived().len(), 1);
+
+        let second = get(&url(2), Some(TOKEN)).await;
+        assert_eq!(
+            second.json()["meta"]["count"],
+            org.responses.len() - 1,
+            "one out; the arrival is after the window"
+        );
+        let second_items = second.items();
+        // The removal pulled the sixth response onto page 1: page 2 starts at the seventh.
+        let all = all_items(&org);
+        let newest: Vec<&Value> = all.iter().rev().collect();
+        assert_eq!(second_items[0]["id"], newest[6]["id"]);
+        assert!(
+            !second_items.iter().any(|i| i["id"] == newest[5]["id"]),
+            "a naive walk never sees it"
+        );
+        // Without the window, the arrivals are listed first.
+        let open = get(
+            &format!("{}/api/v2/responses/?page_size=5", sim.base_url()),
+            Some(TOKEN),
+        )
+        .await;
+        let latest = sim
+            .arrived()
+            .into_iter()
+            .map(|a| a["created"].clone())
+            .max_by_key(|c| c.to_string());
+        assert_eq!(Some(open.items()[0]["created"].clone()), latest);
     }
 
     #[tokio::test]

@@ -26,6 +26,21 @@
 //!
 //! [`NexthinkSim::requests_to`] counts requests per [`Route`].
 //!
+//! Fault modes of the field cases:
+//!
+//! - a regional clock ([`NexthinkOptions::regional_offset_minutes`], field
+//!   case `11-nexthink-times.json`): a call without `x-utc-times: true` is
+//!   answered in the instance's regional time, zoneless: the `date` of a row
+//!   is the UTC day's start on the regional clock (`2026-10-01T19:00:00`
+//!   at UTC-5), `executionDateTime` likewise (v1 an object of date parts,
+//!   v2 a string). With the header every time is UTC (`date` a plain UTC
+//!   date, v2's `executionDateTime` ending in `Z`).
+//! - a truncated export ([`NexthinkOptions::export_row_limit`], field case
+//!   `12-nexthink-export-partial.json`): an export with more rows completes
+//!   with status **206** and its file holds only the first rows.
+//! - failing polls ([`NexthinkOptions::failing_polls`]): those status polls
+//!   of every export answer 503 and do not advance it.
+//!
 //! The one query, [`DEVICE_DAILY_DEX`], returns a row per device-day with
 //! `from` <= date < `to`, day-major, devices in name order.
 //!
@@ -102,6 +117,14 @@ pub struct NexthinkOptions {
     pub results_on_other_origin: bool,
     /// How long a pre-signed results URL stays valid (`X-Amz-Expires`, at most a week).
     pub results_link_lifetime: Duration,
+    /// The instance's regional offset from UTC, in minutes: calls without
+    /// `x-utc-times: true` are answered on that clock. `None`: always UTC.
+    pub regional_offset_minutes: Option<i32>,
+    /// The licence's maximum number of export results: an export with more
+    /// rows completes with 206 and a file of the first rows only.
+    pub export_row_limit: Option<usize>,
+    /// Status polls (1 = the first of each export) that answer 503.
+    pub failing_polls: Vec<u32>,
 }
 
 impl Default for NexthinkOptions {
@@ -114,6 +137,9 @@ impl Default for NexthinkOptions {
             faults: Vec::new(),
             results_on_other_origin: false,
             results_link_lifetime: Duration::from_secs(900),
+            regional_offset_minutes: None,
+            export_row_limit: None,
+            failing_polls: Vec::new(),
         }
     }
 }
@@ -170,7 +196,60 @@ struct Tokens {
 #[derive(Debug)]
 struct Export {
     polls: u32,
+    /// Status polls answered 503 so far.
+    failed: u32,
     csv: Bytes,
+    /// The licence's limit cut its rows: its status is 206.
+    truncated: bool,
+}
+
+/// The clock an answer's times are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    Utc,
+    /// Regional, this many minutes from UTC, written without a zone.
+    Regional(i32),
+}
+
+impl Clock {
+    /// Regional unless the request asked for UTC with `x-utc-times: true`.
+    fn of(shared: &Shared, headers: &HeaderMap) -> Clock {
+        let asked_utc = headers
+            .get("x-utc-times")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        match read(&shared.options).regional_offset_minutes {
+            Some(offset) if !asked_utc => Clock::Regional(offset),
+            _ => Clock::Utc,
+        }
+    }
+
+    /// `date` of a row for the UTC day starting at `day_start` (unix ms).
+    fn date(self, day_start: i64, utc_text: String) -> String {
+        match self {
+            Clock::Utc => utc_text,
+            Clock::Regional(offset) => chrono::DateTime::from_timestamp_millis(day_start + i64::from(offset) * 60_000)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// `executionDateTime` of the present moment: v1's object of date
+    /// parts, v2's string (with `Z` only on the UTC clock).
+    fn execution_time(self, version: u8) -> Value {
+        let offset = match self {
+            Clock::Utc => 0,
+            Clock::Regional(offset) => i64::from(offset) * 60,
+        };
+        let at = utc_now() + chrono::Duration::seconds(offset);
+        if version == 1 {
+            use chrono::{Datelike, Timelike};
+            return json!({"year": at.year(), "month": at.month(), "day": at.day(),
+                          "hour": at.hour(), "minute": at.minute(), "second": at.second()});
+        }
+        let zone = if self == Clock::Utc { "Z" } else { "" };
+        json!(format!("{}{zone}", at.format("%Y-%m-%dT%H:%M:%S")))
+    }
 }
 
 /// Serves the API on `addr` (use port 0 for any free port).
@@ -485,8 +564,8 @@ fn selected(telemetry: &Telemetry, from: NaiveDate, to: NaiveDate) -> Vec<(u32, 
     out
 }
 
-/// The twelve cells of a row, as JSON values.
-fn cells(telemetry: &Telemetry, day: u32, device: usize) -> [Value; 12] {
+/// The twelve cells of a row, as JSON values, its date on `clock`.
+fn cells(telemetry: &Telemetry, day: u32, device: usize, clock: Clock) -> [Value; 12] {
     let d = &telemetry.devices[device];
     let v: &DeviceDay = &telemetry.day(day)[device];
     [
@@ -494,7 +573,7 @@ fn cells(telemetry: &Telemetry, day: u32, device: usize) -> [Value; 12] {
         json!(d.model),
         json!(d.os),
         json!(d.country),
-        json!(telemetry.date_text(day)),
+        json!(clock.date(telemetry.day_start(day), telemetry.date_text(day))),
         json!(v.dex_score()),
         json!(v.boot_duration_seconds()),
         json!(v.logon_duration_seconds()),
@@ -506,12 +585,12 @@ fn cells(telemetry: &Telemetry, day: u32, device: usize) -> [Value; 12] {
 }
 
 /// CSV with a header line, `\r\n`-free, every line ending in `\n`.
-fn csv(telemetry: &Telemetry, rows: &[(u32, usize)]) -> Bytes {
+fn csv(telemetry: &Telemetry, rows: &[(u32, usize)], clock: Clock) -> Bytes {
     let mut out = String::with_capacity(64 + rows.len() * 120);
     out.push_str(&HEADERS.join(","));
     out.push('\n');
     for &(day, device) in rows {
-        let line: Vec<String> = cells(telemetry, day, device)
+        let line: Vec<String> = cells(telemetry, day, device, clock)
             .iter()
             .map(|cell| match cell {
                 Value::String(s) => csv_field(s),
@@ -585,12 +664,13 @@ async fn execute(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, version: 
     };
     let telemetry = shared.telemetry.clone();
     let as_csv = wants_csv(&headers);
+    let clock = Clock::of(&shared, &headers);
     let rendered = tokio::task::spawn_blocking(move || {
         let mut rows = selected(&telemetry, call.from, call.to);
         let capped = rows.len() > EXECUTE_ROW_CAP;
         rows.truncate(EXECUTE_ROW_CAP);
         if as_csv {
-            return csv(&telemetry, &rows);
+            return csv(&telemetry, &rows, clock);
         }
         let executed = if capped {
             format!("{NQL} | limit {EXECUTE_ROW_CAP}")
@@ -600,7 +680,7 @@ async fn execute(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, version: 
         let data: Vec<Value> = rows
             .iter()
             .map(|&(day, device)| {
-                let cells = cells(&telemetry, day, device);
+                let cells = cells(&telemetry, day, device, clock);
                 if version == 1 {
                     Value::Array(cells.to_vec())
                 } else {
@@ -616,9 +696,8 @@ async fn execute(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, version: 
         });
         if version == 1 {
             body["headers"] = json!(HEADERS);
-        } else {
-            body["executionDateTime"] = json!(execution_time());
         }
+        body["executionDateTime"] = clock.execution_time(version);
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
     })
     .await;
@@ -631,10 +710,6 @@ async fn execute(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, version: 
         "application/json"
     };
     respond(body, content_type, fault)
-}
-
-fn execution_time() -> String {
-    utc_now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The wall clock, to the second (chrono's `clock` feature is off).
@@ -654,8 +729,15 @@ async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         Err(response) => return response,
     };
     let telemetry = shared.telemetry.clone();
-    let Ok(file) =
-        tokio::task::spawn_blocking(move || csv(&telemetry, &selected(&telemetry, call.from, call.to))).await
+    let clock = Clock::of(&shared, &headers);
+    let limit = read(&shared.options).export_row_limit;
+    let Ok((file, truncated)) = tokio::task::spawn_blocking(move || {
+        let mut rows = selected(&telemetry, call.from, call.to);
+        let truncated = limit.is_some_and(|limit| rows.len() > limit);
+        rows.truncate(limit.unwrap_or(usize::MAX));
+        (csv(&telemetry, &rows, clock), truncated)
+    })
+    .await
     else {
         return failure(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
     };
@@ -665,7 +747,15 @@ async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             "{:016x}",
             xxhash_rust::xxh3::xxh3_64_with_seed(shared.base_url.as_bytes(), exports.len() as u64 + 1)
         );
-        exports.insert(id.clone(), Export { polls: 0, csv: file });
+        exports.insert(
+            id.clone(),
+            Export {
+                polls: 0,
+                failed: 0,
+                csv: file,
+                truncated,
+            },
+        );
         id
     };
     let body = Bytes::from(json!({"exportId": id}).to_string());
@@ -678,17 +768,36 @@ async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>, heade
         Faulted::Answer(response) => return response,
         Faulted::Body(fault) => fault,
     };
-    let polls_to_complete = read(&shared.options).polls_to_complete.max(1);
-    let polls = {
+    let (polls_to_complete, failing) = {
+        let options = read(&shared.options);
+        (options.polls_to_complete.max(1), options.failing_polls.clone())
+    };
+    let (polls, truncated) = {
         let mut exports = lock(&shared.exports);
         let Some(export) = exports.get_mut(&id) else {
             return failure(StatusCode::NOT_FOUND, &format!("The export {id} does not exist"));
         };
+        let attempt = export.polls + export.failed + 1;
+        if failing.contains(&attempt) {
+            export.failed += 1;
+            return failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable",
+            );
+        }
         export.polls += 1;
-        export.polls
+        (export.polls, export.truncated)
     };
     let body = if polls >= polls_to_complete {
-        json!({"status": "COMPLETED", "resultsFileUrl": shared.results_file_url(&id)})
+        let body =
+            json!({"status": "COMPLETED", "resultsFileUrl": shared.results_file_url(&id), "errorDescription": null});
+        if truncated {
+            // Documented: 206 Partial Content, the licence's maximum number of results was reached.
+            let mut response = respond(Bytes::from(body.to_string()), "application/json", fault);
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            return response;
+        }
+        body
     } else if polls == 1 {
         json!({"status": "SUBMITTED"})
     } else {
@@ -1065,6 +1174,109 @@ mod tests {
         .await;
         assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
         assert!(valid_query_id("#device_daily_dex") && !valid_query_id("#a") && !valid_query_id("device"));
+    }
+
+    /// Field case 11-nexthink-times.json as a fault mode: without
+    /// `x-utc-times: true` the answer is on the regional clock, zoneless.
+    #[tokio::test]
+    async fn a_regional_clock_answers_in_regional_time_unless_utc_is_asked_for() {
+        let sim = sim(
+            1_500,
+            3,
+            NexthinkOptions {
+                regional_offset_minutes: Some(-300),
+                ..NexthinkOptions::default()
+            },
+        )
+        .await;
+        let auth = bearer(&sim).await;
+        let body = query(DEVICE_DAILY_DEX, "2026-10-02", "2026-10-03");
+        for version in [1, 2] {
+            let url = format!("{}/api/v{version}/nql/execute", sim.base_url());
+            let regional = send("POST", &url, &[("authorization", auth.as_str())], &body)
+                .await
+                .json();
+            let utc = send(
+                "POST",
+                &url,
+                &[("authorization", auth.as_str()), ("x-utc-times", "true")],
+                &body,
+            )
+            .await
+            .json();
+            let date = |answer: &Value| {
+                let row = &answer["data"][0];
+                if version == 1 {
+                    row[4].clone()
+                } else {
+                    row["date"].clone()
+                }
+            };
+            assert_eq!(
+                date(&regional),
+                "2026-10-01T19:00:00",
+                "v{version}: the UTC day's start at UTC-5"
+            );
+            assert_eq!(date(&utc), "2026-10-02", "v{version}");
+            let executed = &regional["executionDateTime"];
+            if version == 1 {
+                assert!(executed["hour"].is_u64(), "v1: an object of date parts: {executed}");
+            } else {
+                assert!(executed.as_str().is_some_and(|t| !t.ends_with('Z')), "{executed}");
+                assert!(utc["executionDateTime"].as_str().is_some_and(|t| t.ends_with('Z')));
+            }
+        }
+    }
+
+    /// Field case 12-nexthink-export-partial.json as fault modes: a failing
+    /// poll (503, the export goes on), then 206 for an export past the
+    /// licence's result limit, with a file of the first rows.
+    #[tokio::test]
+    async fn a_truncated_export_completes_with_206_after_a_failing_poll() {
+        let sim = sim(
+            1_500,
+            3,
+            NexthinkOptions {
+                export_row_limit: Some(100),
+                failing_polls: vec![2],
+                polls_to_complete: 2,
+                ..NexthinkOptions::default()
+            },
+        )
+        .await;
+        let auth = bearer(&sim).await;
+        let headers = [("authorization", auth.as_str()), ("x-utc-times", "true")];
+        let url = format!("{}/api/v1/nql/export", sim.base_url());
+        let export = send(
+            "POST",
+            &url,
+            &headers,
+            &query(DEVICE_DAILY_DEX, "2026-10-01", "2026-10-02"),
+        )
+        .await;
+        let id = export.json()["exportId"].as_str().expect("exportId").to_string();
+        let status_url = format!("{}/api/v1/nql/status/{id}", sim.base_url());
+        let statuses: Vec<StatusCode> = [
+            send("GET", &status_url, &headers, "").await,
+            send("GET", &status_url, &headers, "").await,
+            send("GET", &status_url, &headers, "").await,
+        ]
+        .iter()
+        .map(|r| r.status)
+        .collect();
+        assert_eq!(
+            statuses,
+            [
+                StatusCode::OK,
+                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::PARTIAL_CONTENT
+            ]
+        );
+        let done = send("GET", &status_url, &headers, "").await;
+        assert_eq!(done.status, StatusCode::PARTIAL_CONTENT);
+        let file = done.json()["resultsFileUrl"].as_str().expect("url").to_string();
+        let csv = send("GET", &file, &[], "").await;
+        assert_eq!(csv.text().lines().count(), 100 + 1, "the first rows only");
     }
 
     #[tokio::test]
