@@ -198,8 +198,9 @@ impl Response {
     }
 
     /// Turns an error status into the matching [`PluginError`] by the table
-    /// of [`crate::status`]: 401/403 auth, 429 rate-limited (honouring
-    /// `Retry-After`), 408 and 5xx transient, other 4xx permanent. A connector
+    /// of [`crate::status`]: 401/403 auth, 429 rate-limited (with
+    /// `Retry-After` seconds, or [`crate::status::NO_RETRY_AFTER`]), 408 and
+    /// 5xx transient (a 503 with `Retry-After` seconds rate-limited), other 4xx permanent. A connector
     /// that can say more (the vendor's error message, what to grant) calls
     /// [`crate::status::check`] with its hints instead.
     pub fn error_for_status(self) -> Result<Response, PluginError> {
@@ -214,7 +215,8 @@ impl Response {
         self.text().chars().take(max_chars).collect()
     }
 
-    /// `Retry-After` in seconds, when given as a number.
+    /// `Retry-After` in seconds, when given as a number. An HTTP-date is
+    /// read by the host, which has the clock (see [`crate::status`]).
     pub fn retry_after_seconds(&self) -> Option<u32> {
         self.header("retry-after")?.trim().parse().ok()
     }

@@ -5,7 +5,8 @@
 //! | --- | --- | --- |
 //! | 401 | [`PluginError::Auth`] | the source refused the credential the host attached |
 //! | 403 | [`PluginError::Auth`] | the credential was accepted but lacks the right (a role, a scope, an ACL): only the operator can change that, so the run ends as for a refused credential |
-//! | 429 | [`PluginError::RateLimited`] | `Retry-After` seconds, else [`DEFAULT_RETRY_AFTER_SECONDS`] |
+//! | 429 | [`PluginError::RateLimited`] | `Retry-After` seconds, else [`NO_RETRY_AFTER`] |
+//! | 503 with `Retry-After` seconds | [`PluginError::RateLimited`] | the source said when it is back |
 //! | 408, 5xx | [`PluginError::Transient`] | the source may answer next time |
 //! | 404, other 4xx | [`PluginError::Permanent`] | the same request will get the same answer |
 //!
@@ -13,13 +14,24 @@
 //! `{"error":{"message","detail"}}`, Nexthink's `{"message","code"}`, ...)
 //! and says what the source answered; [`check`] picks the error and adds the
 //! connector's [`Hints`]. `docs/connectors.md` has the same table.
+//!
+//! When to come back is the host's to know: it reads every response's
+//! `Retry-After` (seconds or an HTTP-date, RFC 9110 §10.2.3) and rate limit
+//! headers (`X-RateLimit-*`, the IETF `RateLimit` fields) before the plugin
+//! does, holds the upstream for every instance reading it, and the sync
+//! engine waits for what the host read. A plugin passes on the seconds it
+//! can read and otherwise says [`NO_RETRY_AFTER`]: inventing a fixed wait
+//! would hide a 429 without headers (a full request queue) behind a wait
+//! without jitter, and an HTTP-date behind a wrong one.
 
 use crate::PluginError;
 use crate::http::Response;
 
-/// Seconds to wait after a 429 that does not say how long (no `Retry-After`,
-/// or one given as an HTTP date).
-pub const DEFAULT_RETRY_AFTER_SECONDS: u32 = 60;
+/// [`PluginError::RateLimited`] seconds for a 429 that gives no
+/// `Retry-After` in seconds (none at all, or an HTTP-date): the host, which
+/// read the headers in every form, supplies the wait, else the sync engine
+/// backs off with jitter (field case 05-servicenow-throttling.json).
+pub const NO_RETRY_AFTER: u32 = 0;
 
 /// What the connector tells the operator after the statuses they can act
 /// on, appended to the message after `; `. An empty hint adds nothing.
@@ -81,7 +93,13 @@ pub fn check(
         return Ok(response);
     };
     if class == Class::RateLimited {
-        let seconds = response.retry_after_seconds().unwrap_or(DEFAULT_RETRY_AFTER_SECONDS);
+        let seconds = response.retry_after_seconds().unwrap_or(NO_RETRY_AFTER);
+        return Err(PluginError::RateLimited(seconds));
+    }
+    // A 503 that says when the source is back is a wait, not a failure.
+    if response.status == 503
+        && let Some(seconds) = response.retry_after_seconds()
+    {
         return Err(PluginError::RateLimited(seconds));
     }
     let said = said(&response);
@@ -138,14 +156,14 @@ mod tests {
         );
         assert_eq!(answer(429, &[("retry-after", "17")]), Err(PluginError::RateLimited(17)));
         assert_eq!(answer(429, &[("Retry-After", " 5 ")]), Err(PluginError::RateLimited(5)));
+        // field case 05-servicenow-throttling.json: a date or nothing at all
+        // is left to the host and the engine, not turned into a fixed 60 s.
         assert_eq!(
             answer(429, &[("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")]),
-            Err(PluginError::RateLimited(DEFAULT_RETRY_AFTER_SECONDS))
+            Err(PluginError::RateLimited(NO_RETRY_AFTER))
         );
-        assert_eq!(
-            answer(429, &[]),
-            Err(PluginError::RateLimited(DEFAULT_RETRY_AFTER_SECONDS))
-        );
+        assert_eq!(answer(429, &[]), Err(PluginError::RateLimited(NO_RETRY_AFTER)));
+        assert_eq!(answer(503, &[("Retry-After", "30")]), Err(PluginError::RateLimited(30)));
         for status in [408, 500, 502, 503, 599] {
             assert_eq!(
                 answer(status, &[]),

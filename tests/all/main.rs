@@ -22,3 +22,4 @@ mod store;
 mod support;
 mod sync;
 mod terminal;
+mod throttling;

@@ -10,6 +10,7 @@ pub mod org;
 mod server;
 pub mod servicenow;
 pub mod telemetry;
+pub mod throttle;
 
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 

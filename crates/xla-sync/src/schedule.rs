@@ -12,6 +12,13 @@
 //! other, and holds them for the whole run. The request rate per upstream
 //! is a separate limit, enforced on every request by the outbound policy.
 //!
+//! When an upstream asks to be left alone for longer than a run waits (a
+//! 429 with `Retry-After: 1740`, a rate limit rule's budget spent until its
+//! reset), the run stops without failing and the instance's next run is due
+//! when the host's hold on the upstream ends, not a whole interval later,
+//! and no instance on that upstream starts a run before then: the wait
+//! costs a timer, not a run held open for half an hour.
+//!
 //! Shutdown: once the token is cancelled no run starts and every wait
 //! (for the next interval, for a permit) ends at once. A run in progress
 //! may finish within `grace`; past it, the run is cut at its next await
@@ -348,11 +355,25 @@ async fn job_loop(job: Job, context: Context) {
         drop(slot);
         log(&finished);
         (context.on_finish)(&finished);
-        let wait = job.interval.map(|interval| interval + jitter(interval));
+        let wait = next_wait(job.interval, job.instance.held_for(), finished.outcome());
         due = wait.map(|wait| tokio::time::Instant::now() + wait);
         control.ended(wait.map(|wait| now_ms().saturating_add(wait.as_millis() as i64)));
     }
     control.close();
+}
+
+/// How long after a run the next one starts: one interval, but never
+/// while the host holds the instance's upstream (`held`, the time left of
+/// the longest hold); a run that stopped because its upstream asked to come
+/// back later is resumed when the hold ends, even before its interval or
+/// without a schedule (it did not finish). Instances held together come
+/// back a little apart, as after any interval.
+fn next_wait(interval: Option<Duration>, held: Option<Duration>, outcome: RunOutcome) -> Option<Duration> {
+    match (interval, held) {
+        (_, Some(held)) if outcome == RunOutcome::Stopped => Some(held + jitter(held)),
+        (Some(interval), held) => Some((interval + jitter(interval)).max(held.unwrap_or_default())),
+        (None, _) => None,
+    }
 }
 
 /// Waits until `due`, or forever when there is none.
@@ -498,5 +519,32 @@ impl Progress for LastBatch {
 
     fn batch(&mut self, record: &RunRecord, _observations: usize) {
         self.record = Some(record.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    /// field case 05-servicenow-throttling.json, A_long_wait: the run
+    /// stopped on a 1740 s wait is resumed then, not an interval later.
+    #[test]
+    fn field_case_05_a_a_deferred_run_resumes_when_the_hold_ends() {
+        let held = Some(Duration::from_secs(1740));
+        for interval in [Some(15 * MINUTE), Some(24 * 60 * MINUTE), None] {
+            let wait = next_wait(interval, held, RunOutcome::Stopped).expect("resumed");
+            assert!(
+                wait >= Duration::from_secs(1740) && wait <= Duration::from_secs(1770),
+                "{wait:?}"
+            );
+        }
+        // A run that completed keeps its interval, but never starts held.
+        let wait = next_wait(Some(15 * MINUTE), held, RunOutcome::Completed).expect("scheduled");
+        assert_eq!(wait, Duration::from_secs(1740));
+        let wait = next_wait(Some(15 * MINUTE), None, RunOutcome::Completed).expect("scheduled");
+        assert!(wait >= 15 * MINUTE && wait <= 15 * MINUTE + Duration::from_secs(30));
+        assert_eq!(next_wait(None, None, RunOutcome::Stopped), None, "on demand, not held");
     }
 }

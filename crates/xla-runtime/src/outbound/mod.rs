@@ -1,7 +1,8 @@
 //! Outbound HTTP for connectors: the `wasi:http` hook that decides whether
 //! a request may leave, adds the credential for its destination, caps its
 //! bodies, bounds its time, the number in flight and the rate per upstream
-//! origin, and sends it to the very addresses it checked.
+//! origin, holds it while its upstream asked to be left alone
+//! ([`throttle`]), and sends it to the very addresses it checked.
 
 mod body;
 mod connect;
@@ -9,10 +10,12 @@ mod credential;
 mod grant;
 mod rate;
 pub(crate) mod request_parts;
+pub mod throttle;
 
 pub use credential::{Credential, CredentialError, CredentialKind, Secret};
 pub use grant::{Grant, GrantError, Origin, is_non_public};
 pub use rate::{RateLimit, RateLimitError, RateLimits};
+pub use throttle::{Hold, Throttles};
 
 use body::CappedBody;
 use bytes::Bytes;
@@ -31,6 +34,10 @@ const MAX_IN_FLIGHT: usize = 8;
 /// Refusals logged per instance; the rest are only counted, so a plugin
 /// cannot flood the log by asking again and again.
 const LOGGED_REFUSALS: u32 = 3;
+/// Longest a request waits inside a plugin call for its upstream's hold to
+/// end; a longer hold is answered at once with a 429, so the sync engine
+/// decides whether the run waits or stops and is resumed at the time.
+const MAX_HOLD_IN_CALL: Duration = Duration::from_secs(60);
 
 /// What a connector instance may reach, and with which credentials.
 #[derive(Debug)]
@@ -42,6 +49,7 @@ pub struct OutboundPolicy {
     response_body_limit: u64,
     timeout: Duration,
     rate_limits: Option<Arc<RateLimits>>,
+    throttles: Arc<Throttles>,
 }
 
 /// Why a request was refused (logged for the operator; the plugin only
@@ -90,7 +98,44 @@ impl OutboundPolicy {
             response_body_limit: limits.http_response_body_kib.saturating_mul(1024),
             timeout: limits.http_timeout(),
             rate_limits: None,
+            throttles: Throttles::shared(),
         })
+    }
+
+    /// This policy, learning and honouring upstream holds in `throttles`
+    /// instead of the process's shared registry (tests give their own clock).
+    pub fn with_throttles(mut self, throttles: Arc<Throttles>) -> OutboundPolicy {
+        self.throttles = throttles;
+        self
+    }
+
+    /// The longest hold in force on an origin this policy's grants reach:
+    /// what the sync engine reads after a throttled call to decide between
+    /// waiting, backing off and resuming later.
+    pub fn hold(&self) -> Option<Hold> {
+        self.throttles
+            .longest_hold(|origin| self.grants.iter().any(|g| g.matches(origin)))
+    }
+
+    /// Now on the throttle registry's clock, unix ms (what [`Hold`] times are in).
+    pub fn now_ms(&self) -> i64 {
+        self.throttles.now_ms()
+    }
+
+    /// Waits out `origin`'s hold when it ends soon enough; otherwise the hold.
+    async fn held(&self, origin: &Origin, deadline: Option<Instant>) -> Result<(), Hold> {
+        loop {
+            let hold = match self.throttles.admit(origin) {
+                Ok(()) => return Ok(()),
+                Err(hold) => hold,
+            };
+            let wait = hold.remaining(self.throttles.now_ms());
+            let at = Instant::now() + wait;
+            if wait > MAX_HOLD_IN_CALL || deadline.is_some_and(|deadline| at > deadline) {
+                return Err(hold);
+            }
+            tokio::time::sleep_until(at).await;
+        }
     }
 
     /// This policy, with requests held to the process's per-origin rate
@@ -152,6 +197,10 @@ impl OutboundPolicy {
             .acquire_owned()
             .await
             .map_err(|_| Error::ConnectionLimitReached)?;
+        if let Err(hold) = self.held(&origin, hooks.deadline()).await {
+            tracing::info!(plugin = %hooks.plugin, "{hold}; answering 429");
+            return Ok(synthetic_held(&hold, self.throttles.now_ms()));
+        }
         // Only a request that may leave takes a token, and it takes it last,
         // just before it is sent.
         if let Some(rate_limits) = &self.rate_limits
@@ -180,6 +229,8 @@ impl OutboundPolicy {
         let (response, io) = tokio::time::timeout(self.timeout, connect::send(request, &origin, &addrs, self.timeout))
             .await
             .map_err(|_| Error::ConnectionTimeout)??;
+        self.throttles
+            .observe(&origin, response.status().as_u16(), response.headers());
         if response.status() == http::StatusCode::UNAUTHORIZED
             && let (Some(credential), Some(sent)) = (&credential, &sent_authorization)
         {
@@ -261,6 +312,25 @@ fn synthetic_rate_limited(origin: &Origin, late: &rate::Late) -> (http::Response
         late.limit,
         late.wait.as_secs_f64()
     );
+    let body = serde_json::json!({ "error": { "message": message } }).to_string();
+    let mut response = http::Response::new(connect::full_body(Bytes::from(body)));
+    *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    (response, Box::new(async { Ok(()) }))
+}
+
+/// While the host holds an upstream (it asked to be left alone, or its
+/// rule's budget is spent), the plugin gets the 429 the upstream would give,
+/// with `Retry-After` in whole seconds, rounded up.
+fn synthetic_held(hold: &Hold, now_ms: i64) -> (http::Response<WasiBody>, IoFuture) {
+    let wait = hold.remaining(now_ms);
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let message = format!("xla-host: {hold}; no request leaves for it before then");
     let body = serde_json::json!({ "error": { "message": message } }).to_string();
     let mut response = http::Response::new(connect::full_body(Bytes::from(body)));
     *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;

@@ -124,6 +124,7 @@ pub use crate::fault::{Fault, FaultRule, Requests};
 pub struct ServiceNowSim {
     shared: Arc<Shared>,
     served: Served,
+    throttler: Arc<crate::throttle::Throttler>,
 }
 
 #[derive(Debug)]
@@ -171,9 +172,14 @@ pub async fn serve(org: Arc<Org>, options: ServiceNowOptions, addr: SocketAddr) 
         generation: AtomicU64::new(0),
         orders: OrderCache::default(),
     });
-    let app = router(shared.clone());
+    let throttler = Arc::new(crate::throttle::Throttler::default());
+    let app = throttler.layer(router(shared.clone()), "/api/");
     let served = Served::spawn(listener, app, "servicenow");
-    Ok(ServiceNowSim { shared, served })
+    Ok(ServiceNowSim {
+        shared,
+        served,
+        throttler,
+    })
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -189,6 +195,11 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 impl ServiceNowSim {
+    /// The throttle fault modes in front of the Table API (see [`crate::throttle`]).
+    pub fn throttler(&self) -> &Arc<crate::throttle::Throttler> {
+        &self.throttler
+    }
+
     /// `http://127.0.0.1:PORT`, the instance URL.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()

@@ -140,6 +140,14 @@ impl SyncInstance {
         &self.upstreams
     }
 
+    /// Time left of the longest hold the host has on the instance's
+    /// upstreams (one asked to come back later, or its rate limit rule's
+    /// budget is spent), if any.
+    pub fn held_for(&self) -> Option<std::time::Duration> {
+        let hold = self.policy.hold()?;
+        Some(hold.remaining(self.policy.now_ms())).filter(|left| !left.is_zero())
+    }
+
     /// A new session (one plugin instance, created on its first call).
     pub fn session(&self) -> ConnectorSession {
         self.pre.session(self.limits.clone(), Some(Arc::clone(&self.policy)))
