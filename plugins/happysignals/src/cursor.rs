@@ -17,7 +17,8 @@
 //!   source shifted under it), `end` the window end the sync started with,
 //!   `page` the next page, `count` the `meta.count` its pass started with,
 //!   `order` the order the source answers in, `last` the last response read
-//!   in that order, `tail` the last response of the pass's previous page,
+//!   in that order, `ties` the ids read at `last`'s second, `tail` the last
+//!   response of the pass's previous page,
 //!   `passes` how often in a row it started over without reading anything new.
 //!
 //! Version 1 (`{"v":1,"created":..,"id":..,"walk":{"from":..,"page":..}}`,
@@ -116,6 +117,10 @@ pub struct Walk {
     /// what comes after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<Mark>,
+    /// Ids read with the same `created` as `last` (the source may list
+    /// responses of one second in any `id` order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ties: Vec<String>,
     /// The last response of this pass's previous page: the next page must
     /// begin after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +203,7 @@ mod tests {
                 created: "2026-10-03T07:12:44Z".into(),
                 id: "90015".into(),
             }),
+            ties: vec!["90015".into()],
             tail: None,
             passes: 1,
         }
@@ -212,7 +218,7 @@ mod tests {
         let text = cursor.encode().expect("encodes");
         assert_eq!(
             text,
-            r#"{"v":2,"done":"2026-10-01T00:00:00Z","walk":{"from":"2026-10-01T00:00:00Z","until":"2026-10-03T08:00:00Z","end":"2026-10-03T08:00:00Z","page":3,"page_size":500,"count":1234,"order":"desc","last":{"created":"2026-10-03T07:12:44Z","id":"90015"},"passes":1}}"#
+            r#"{"v":2,"done":"2026-10-01T00:00:00Z","walk":{"from":"2026-10-01T00:00:00Z","until":"2026-10-03T08:00:00Z","end":"2026-10-03T08:00:00Z","page":3,"page_size":500,"count":1234,"order":"desc","last":{"created":"2026-10-03T07:12:44Z","id":"90015"},"ties":["90015"],"passes":1}}"#
         );
         assert_eq!(Cursor::decode(Some(&text)).expect("decodes"), cursor);
         assert_eq!(Cursor::default().encode().expect("encodes"), r#"{"v":2}"#);

@@ -37,7 +37,7 @@
 
 use crate::api;
 use crate::config::Config;
-use crate::cursor::{Cursor, Mark, Order, Walk, compare};
+use crate::cursor::{Cursor, Mark, Order, Walk};
 use crate::response::Response;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -78,10 +78,6 @@ impl Key {
             created_text: response.text("created").into_owned(),
             id: response.id()?,
         })
-    }
-
-    fn cmp(&self, other: &Key) -> Ordering {
-        compare((self.created, &self.id), (other.created, &other.id))
     }
 
     fn from_mark(mark: &Mark) -> Key {
@@ -146,6 +142,7 @@ fn fresh(config: &Config, cursor: &Cursor, now_ms: i64) -> Walk {
         count: None,
         order: None,
         last: None,
+        ties: Vec::new(),
         tail: None,
         passes: 0,
     }
@@ -179,7 +176,7 @@ fn read_page(
     walk.order = walk.order.or(order).or_else(|| {
         // Two pages of one response each show the order between them.
         let (tail, first) = (tail.as_ref()?, &keys[*inside.first()?]);
-        match first.cmp(tail) {
+        match first.created.cmp(&tail.created) {
             Ordering::Greater => Some(Order::Asc),
             Ordering::Less => Some(Order::Desc),
             Ordering::Equal => None,
@@ -188,14 +185,23 @@ fn read_page(
     walk.count = walk.count.or(page.count);
     let mut items = Vec::new();
     let mut newest_read = last;
+    let mut ties = std::mem::take(&mut walk.ties);
     for &i in &inside {
-        if newest_read.as_ref().is_some_and(|l| !after(&keys[i], l, walk.order)) {
+        if newest_read
+            .as_ref()
+            .is_some_and(|l| !after(&keys[i], l, &ties, walk.order))
+        {
             continue;
         }
         items.push(page.items[i].clone());
+        if newest_read.as_ref().is_none_or(|l| l.created != keys[i].created) {
+            ties.clear();
+        }
+        ties.push(keys[i].id.clone());
         newest_read = Some(keys[i].clone());
     }
     walk.last = newest_read.map(|k| k.mark());
+    walk.ties = ties;
     if !items.is_empty() {
         // Progress: only passes that read nothing new count towards the bound.
         walk.passes = 0;
@@ -213,12 +219,18 @@ fn read_page(
     Ok(Step { items, cursor, more })
 }
 
-/// Whether `key` comes after `last` in the walk's order (unknown: differs).
-fn after(key: &Key, last: &Key, order: Option<Order>) -> bool {
-    match (order, key.cmp(last)) {
-        (Some(Order::Asc), ordering) => ordering == Ordering::Greater,
-        (Some(Order::Desc), ordering) => ordering == Ordering::Less,
-        (None, ordering) => ordering != Ordering::Equal,
+/// Whether `key` comes after `last` in the walk's order. Responses of the
+/// same `created` may come in either `id` order (a source ordering by
+/// `-created` alone): one of them is after unless it is `last` or one of
+/// `ties`, those of that second already read. In unknown order: differs.
+fn after(key: &Key, last: &Key, ties: &[String], order: Option<Order>) -> bool {
+    if key.created == last.created {
+        return key.id != last.id && !ties.contains(&key.id);
+    }
+    match order {
+        Some(Order::Asc) => key.created > last.created,
+        Some(Order::Desc) => key.created < last.created,
+        None => true,
     }
 }
 
@@ -273,7 +285,7 @@ fn shift(
         return Some("the order changed".into());
     }
     let (first, tail) = (first?, tail?);
-    (walk.page > 1 && !after(first, tail, walk.order.or(order)))
+    (walk.page > 1 && !after(first, tail, &[], walk.order.or(order)))
         .then(|| format!("page {} begins with `{}`, read before", walk.page, first.id))
 }
 

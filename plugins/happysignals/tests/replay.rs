@@ -116,7 +116,7 @@ fn walks_every_page_of_the_window_and_marks_it_done() {
     assert_eq!(
         batches[0].cursor.as_deref(),
         Some(
-            r#"{"v":2,"walk":{"until":"2026-10-04T00:00:00Z","end":"2026-10-04T00:00:00Z","page":2,"page_size":2,"count":5,"order":"asc","last":{"created":"2026-10-01T09:30:00Z","id":"hs-00000002"},"tail":{"created":"2026-10-01T09:30:00Z","id":"hs-00000002"},"passes":0}}"#
+            r#"{"v":2,"walk":{"until":"2026-10-04T00:00:00Z","end":"2026-10-04T00:00:00Z","page":2,"page_size":2,"count":5,"order":"asc","last":{"created":"2026-10-01T09:30:00Z","id":"hs-00000002"},"ties":["hs-00000002"],"tail":{"created":"2026-10-01T09:30:00Z","id":"hs-00000002"},"passes":0}}"#
         )
     );
     assert_eq!(
@@ -399,4 +399,49 @@ fn a_changed_page_size_restarts_the_walk_from_what_is_done() {
     assert_eq!(error, None);
     assert_eq!(param(&replay.requests[0], "page").as_deref(), Some("1"));
     assert!(!batches[0].more);
+}
+
+/// Newest first by `created` alone, responses of one second in ascending
+/// `id` order, split across pages: each is read once, none is taken for one
+/// already read.
+#[test]
+fn responses_of_one_second_in_any_id_order_are_each_read_once() {
+    use xla_sdk::testkit::{Exchange, RecordedRequest, RecordedResponse};
+    let item = |id: &str, created: &str| serde_json::json!({"id": id, "created": created, "score": 8});
+    let page = |n: u32, items: Vec<serde_json::Value>| Exchange {
+        request: RecordedRequest {
+            method: "GET".into(),
+            url: format!(
+                "https://acme.eu.happysignals.com/api/v2/responses/?created__lt=2026-10-04T00:00:00Z&ordering=created,id&page={n}&page_size=2"
+            ),
+        },
+        response: RecordedResponse {
+            status: 200,
+            headers: Default::default(),
+            json: Some(serde_json::json!({"meta": {"count": 4, "page": n, "pages": 2}, "items": items})),
+            text: None,
+        },
+    };
+    let same = "2026-10-03T10:00:00Z";
+    let replay = Replay::new(vec![
+        page(1, vec![item("hs-9", "2026-10-03T11:00:00Z"), item("hs-1", same)]),
+        page(2, vec![item("hs-2", same), item("hs-3", same)]),
+    ])
+    .expect("exchanges");
+    let config = config(CONFIG);
+    let (ids, replay) = testkit::with_replay(replay, || {
+        let mut cursor: Option<String> = None;
+        let mut ids = Vec::new();
+        for _ in 0..10 {
+            let batch = HappySignals::pull_at(&config, cursor.as_deref(), at(NOW)).expect("pull");
+            ids.extend(responses(std::slice::from_ref(&batch)));
+            cursor = batch.cursor;
+            if !batch.more {
+                break;
+            }
+        }
+        ids
+    });
+    assert!(replay.unused().is_empty(), "unused: {:?}", replay.unused());
+    assert_eq!(ids, ["hs-9", "hs-1", "hs-2", "hs-3"]);
 }
