@@ -153,7 +153,13 @@ async fn rate_limits_wait_exactly_as_told_and_outages_back_off() {
         .await
         .expect("the sync recovers");
     assert_eq!(record.outcome, RunOutcome::Completed);
-    assert_eq!(record.retries, 3);
+    // field case 05-servicenow-throttling.json: a told wait is no retry and
+    // spends no attempt; only the two outages do.
+    assert_eq!(record.retries, 2);
+    assert_eq!(
+        waits.0.iter().map(|(attempt, _)| *attempt).collect::<Vec<_>>(),
+        [1, 1, 2]
+    );
     assert_eq!(
         waits.0[0],
         (1, Duration::from_secs(1)),
