@@ -281,6 +281,75 @@ async fn a_group_the_metric_lacks_is_reached_through_the_ticket() {
     );
 }
 
+/// Field case 09 (`09-happysignals-export-with-clone-response.csv` with
+/// `09-servicenow-production-ticket.json`), as the connectors store it:
+/// response 90110 from a cloned test instance names INC0012001, a
+/// production ticket opened on 2026-10-05, three days after the response.
+/// The report's groups leave it out (it scored "Payroll Team 100.0"
+/// before) and list it as an unmatched answer; the whole month's value
+/// still counts it, since it needs no join.
+#[tokio::test]
+async fn field_case_09_a_clone_answer_is_unmatched_not_scored_for_the_production_ticket() {
+    use xla_host::store::Unjoined;
+    const HOUR: i64 = 3_600_000;
+    let (_dir, store) = store();
+    let october = month("2026-10").start;
+    let ticket = |number: &str, group: &str, resolved: i64, hours: f64| {
+        let dims = [("ticket", number), ("ticket_type", "incident"), ("assignment_group", group)];
+        let with = |o: Observation| dims.iter().fold(o, |o, (k, v)| o.dim(*k, *v));
+        [
+            with(Observation::new(number, "ticket_resolved", Layer::Operational, 1.0, resolved)),
+            with(Observation::new(number, "resolution_hours", Layer::Operational, hours, resolved)),
+        ]
+    };
+    let answer = |id: &str, number: &str, at: i64, score: f64| {
+        Observation::new(id, "happiness_rating", Layer::Experience, score, at)
+            .dim("ticket", number)
+            .dim("ticket_type", "incident")
+    };
+    let mut observations = Vec::new();
+    // INC0090101: opened 2026-09-30 16:00, resolved 2026-10-01 08:10.
+    observations.extend(ticket("INC0090101", "Service Desk", october + 8 * HOUR + 600_000, 16.0 + 1.0 / 6.0));
+    // INC0012001 (production): opened 2026-10-05 10:00, resolved 2026-10-06 09:00.
+    observations.extend(ticket("INC0012001", "Payroll Team", october + 5 * DAY + 9 * HOUR, 23.0));
+    observations.push(answer("90101", "INC0090101", october + 9 * HOUR + 131_000, 9.0));
+    observations.push(answer("90110", "INC0012001", october + DAY + 15 * HOUR + 207_000, 10.0));
+    commit(&store, "acme", &observations).await;
+    let engine = engine(store, &[]).await;
+    let definition = xla(r#"
+        id = "rating"
+        name = "Rating by group"
+        tenant = "acme"
+        metrics = ["happiness_rating"]
+        scorer = "mean"
+        score = "happiness_rating"
+        group_by = "assignment_group"
+        period = "month"
+        direction = "higher"
+        targets = [{ from = 2026-01-01, value = 8.0 }]
+    "#);
+    let report = engine.report(&definition, month("2026-10")).await.expect("report");
+    let groups: Vec<(&str, f64, u64)> = report
+        .groups
+        .iter()
+        .map(|g| (g.group.as_str(), g.value, g.sample_size))
+        .collect();
+    assert_eq!(groups, [("Service Desk", 9.0, 1)], "no Payroll Team");
+    assert_eq!(report.value, Some(9.5), "the month counts both answers");
+    let unmatched = report.unmatched_answers.expect("the groups needed a join");
+    assert_eq!(unmatched.count, 1);
+    assert_eq!(
+        (
+            unmatched.examples[0].id.as_str(),
+            unmatched.examples[0].ticket.as_deref(),
+            &unmatched.examples[0].reason
+        ),
+        ("90110", Some("INC0012001"), &Unjoined::BeforeTicketOpened)
+    );
+    let json = serde_json::to_value(&unmatched).expect("json");
+    assert_eq!(json["examples"][0]["reason"], "before_ticket_opened");
+}
+
 /// One month of X, O and T for the X/O/T view.
 fn xot_month(label: &str, ratings: &[(f64, usize)], breached: (usize, usize), dex: f64) -> Vec<Observation> {
     let at = month(label).start + DAY;

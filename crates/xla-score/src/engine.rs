@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use xla_runtime::plugins::{LoadedPlugin, Manifest, PluginPre};
 use xla_runtime::{Aggregate, Limits, RuntimeError, Score, ScoreInput, ScorerInfo, ScorerPre};
-use xla_store::{Aggregation, Bucket, GroupThrough, Rollup, SeriesQuery, Store, StoreError, SubjectQuery};
+use xla_store::{
+    Aggregation, Bucket, GroupThrough, Rollup, SeriesQuery, Store, StoreError, SubjectQuery, UnmatchedAnswers,
+};
 
 /// Why an XLA could not be scored.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,13 @@ pub struct PeriodScore {
     pub groups: Vec<Score>,
     /// Every result the scorer returned.
     pub results: Vec<Score>,
+    /// Answers (survey responses) the per-group join left out: their ticket
+    /// is unknown, or of its number but not plausibly theirs (another type,
+    /// opened after the answer; see [`xla_store::plausible_join`]). They
+    /// are in no group, but in the whole-window value, which needs no join.
+    /// `None` when the XLA needed no join (no group-by, or one its metrics
+    /// carry); of the first metric joined when several were.
+    pub unmatched_answers: Option<UnmatchedAnswers>,
 }
 
 /// Scores XLAs over one store with a set of scorers.
@@ -185,7 +194,7 @@ impl Engine {
             xla: xla.id.clone(),
             error,
         };
-        let input = self.input(xla, window).await.map_err(store_error)?;
+        let (input, unmatched_answers) = self.input(xla, window).await.map_err(store_error)?;
         let rows = if scorer.info.needs_rows {
             let filter = xla.filter_pair();
             let query = SubjectQuery {
@@ -207,7 +216,10 @@ impl Engine {
             period: window.label(),
             error: Box::new(error),
         })?;
-        Ok(period_score(xla, window, results))
+        Ok(PeriodScore {
+            unmatched_answers,
+            ..period_score(xla, window, results)
+        })
     }
 
     /// The aggregates of the XLA's metrics over `window`: the whole window,
@@ -216,9 +228,15 @@ impl Engine {
     /// A group-by dimension that a metric's own observations lack (a survey
     /// response has no assignment group; its ticket does) is reached
     /// through the ticket: each value counts for the group of the ticket it
-    /// belongs to, as the ticket's other sources name it.
-    async fn input(&self, xla: &XlaDefinition, window: Window) -> Result<ScoreInput, StoreError> {
+    /// belongs to, as the ticket's other sources name it, when the join is
+    /// plausible; the values that join no ticket come back beside the input.
+    async fn input(
+        &self,
+        xla: &XlaDefinition,
+        window: Window,
+    ) -> Result<(ScoreInput, Option<UnmatchedAnswers>), StoreError> {
         let mut aggregates = Vec::new();
+        let mut unmatched = None;
         for metric in &xla.metrics {
             let whole = self.merged(xla, metric, window, None).await?;
             let count = whole.get(&None).map_or(0, |r| r.count);
@@ -228,18 +246,21 @@ impl Engine {
             };
             let mut grouped = self.merged(xla, metric, window, Some(group_by)).await?;
             if grouped.is_empty() && count > 0 {
-                grouped = self.grouped_through_tickets(xla, metric, window, group_by).await?;
+                let (through, left_out) = self.grouped_through_tickets(xla, metric, window, group_by).await?;
+                grouped = through;
+                unmatched.get_or_insert(left_out);
             }
             aggregates.extend(to_aggregates(metric, grouped));
         }
-        Ok(ScoreInput {
+        let input = ScoreInput {
             tenant: xla.tenant.clone(),
             window_start: window.start,
             window_end: window.end,
             group_by: xla.group_by.clone(),
             parameters: xla.parameters_json(),
             aggregates,
-        })
+        };
+        Ok((input, unmatched))
     }
 
     /// One metric's rollups over the window, merged per group.
@@ -271,14 +292,15 @@ impl Engine {
     }
 
     /// `metric` per value of `group_by` as the tickets' other observations
-    /// name it (see [`xla_store::Store::grouped_through`]).
+    /// name it, each value only under a ticket it plausibly belongs to, and
+    /// the values that joined none (see [`xla_store::Store::grouped_through`]).
     async fn grouped_through_tickets(
         &self,
         xla: &XlaDefinition,
         metric: &str,
         window: Window,
         group_by: &str,
-    ) -> Result<BTreeMap<Option<String>, Rollup>, StoreError> {
+    ) -> Result<(BTreeMap<Option<String>, Rollup>, UnmatchedAnswers), StoreError> {
         let grouped = self
             .store
             .grouped_through(&GroupThrough {
@@ -287,21 +309,28 @@ impl Engine {
                 metric: metric.into(),
                 group_by: group_by.into(),
                 via: TICKET_METRICS.iter().map(|m| m.to_string()).collect(),
+                opening: Some(TICKET_OPENING.into()),
                 from: window.start,
                 to: window.end,
                 filter: xla.filter_pair(),
             })
             .await?;
-        Ok(grouped
+        let groups = grouped
+            .groups
             .into_iter()
             .map(|(group, rollup)| (Some(group), rollup))
-            .collect())
+            .collect();
+        Ok((groups, grouped.unmatched))
     }
 }
 
 /// Metrics that carry a ticket's own dimensions (service, assignment
 /// group), through which other sources' values are grouped.
 const TICKET_METRICS: &[&str] = &["ticket_resolved"];
+
+/// The metric of the same ticket records that dates their opening back from
+/// their resolution (`docs/metrics.md`: from `opened_at` to `resolved_at`).
+const TICKET_OPENING: &str = "resolution_hours";
 
 fn to_aggregates(metric: &str, merged: BTreeMap<Option<String>, Rollup>) -> impl Iterator<Item = Aggregate> + '_ {
     merged.into_iter().map(move |(group, rollup)| Aggregate {
@@ -335,5 +364,6 @@ fn period_score(xla: &XlaDefinition, window: Window, results: Vec<Score>) -> Per
         sample_size: whole.map_or(0, |s| s.sample_size),
         groups,
         results,
+        unmatched_answers: None,
     }
 }

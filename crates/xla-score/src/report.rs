@@ -9,7 +9,7 @@ use super::period::Window;
 use super::target::{PeriodTarget, target_for};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use xla_store::{Aggregation, Bucket, SeriesQuery, StoreError};
+use xla_store::{Aggregation, Bucket, SeriesQuery, StoreError, UnmatchedAnswers};
 
 /// Periods shown in a report's trend, the reported one included.
 pub const TREND_PERIODS: usize = 6;
@@ -48,6 +48,12 @@ pub struct XlaReport {
     pub groups: Vec<GroupResult>,
     /// Money the period's result moves, when the contract says.
     pub money: Option<Money>,
+    /// Answers the per-group breakdown could not join to a ticket (unknown
+    /// ticket, or one of its number that is not plausibly theirs: another
+    /// type, opened after the answer), counted and listed; in no group, but
+    /// in `value`. `None` when the groups needed no join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmatched_answers: Option<UnmatchedAnswers>,
 }
 
 /// One period of a trend.
@@ -163,6 +169,7 @@ impl Engine {
             trend,
             groups,
             money: margin.and_then(|m| money(xla, m)),
+            unmatched_answers: current.unmatched_answers.clone(),
             target,
         })
     }

@@ -31,13 +31,12 @@ mod write;
 use async_trait::async_trait;
 use dict::Dictionary;
 use index::Index;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use xla_store::{
-    CommitBatch, CommitSummary, GroupThrough, RetentionSummary, Rollup, Rollups, RunRecord, SeriesQuery, SourceGap,
-    Store, StoreError, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
+    CommitBatch, CommitSummary, GroupThrough, GroupedThrough, RetentionSummary, Rollups, RunRecord, SeriesQuery,
+    SourceGap, Store, StoreError, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
 };
 
 /// The on-disk format this build reads and writes.
@@ -403,7 +402,7 @@ impl Store for SledStore {
         self.blocking(move |sled| sled.subject_rows(&query)).await
     }
 
-    async fn grouped_through(&self, query: &GroupThrough) -> Result<BTreeMap<String, Rollup>, StoreError> {
+    async fn grouped_through(&self, query: &GroupThrough) -> Result<GroupedThrough, StoreError> {
         let query = query.clone();
         self.blocking(move |sled| sled.grouped_through(&query)).await
     }

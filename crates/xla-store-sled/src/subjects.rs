@@ -9,7 +9,10 @@ use super::query::row_dimension;
 use super::read;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
-use xla_store::{GroupThrough, Rollup, StoreError, SubjectQuery, SubjectRow, is_rating};
+use xla_store::{
+    ANSWER_LOOKBACK_MS, AnswerFacts, DAY_MS, GroupThrough, GroupedThrough, StoreError, SubjectQuery, SubjectRow,
+    TicketFacts, Unjoined, UnmatchedAnswer, is_rating, plausible_join,
+};
 
 #[derive(Default)]
 struct Building {
@@ -96,22 +99,102 @@ impl Sled {
     }
 }
 
+/// A ticket a value may join: one `via` observation of its number.
+struct Candidate {
+    /// Its `at` (for a ticket, its resolution), unix ms.
+    at: i64,
+    /// Its group, if it names one.
+    group: Option<String>,
+    /// Its `ticket_type`, as an index into [`Candidates::types`].
+    ticket_type: Option<u8>,
+}
+
+/// Every subject's candidates: the first by subject hash, and any others
+/// (the same number from another instance) beside it.
+#[derive(Default)]
+struct Candidates {
+    first: FxHashMap<u64, Candidate>,
+    more: FxHashMap<u64, Vec<Candidate>>,
+    /// The few ticket types seen (`incident`, `request`).
+    types: Vec<String>,
+    /// Each candidate's opening, by (subject hash, `at`).
+    opened: FxHashMap<(u64, i64), i64>,
+}
+
+impl Candidates {
+    fn add(&mut self, subject: u64, at: i64, group: Option<&str>, ticket_type: Option<&str>) {
+        let ticket_type = ticket_type.and_then(|t| self.type_index(t));
+        let candidate = Candidate {
+            at,
+            group: group.map(str::to_string),
+            ticket_type,
+        };
+        match self.first.entry(subject) {
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(candidate);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.more.entry(subject).or_default().push(candidate),
+        }
+    }
+
+    /// A type's index, interned; `None` past 255 distinct types (then the
+    /// type is not compared).
+    fn type_index(&mut self, ticket_type: &str) -> Option<u8> {
+        let index = match self.types.iter().position(|t| t == ticket_type) {
+            Some(index) => index,
+            None => {
+                self.types.push(ticket_type.to_string());
+                self.types.len() - 1
+            }
+        };
+        u8::try_from(index).ok()
+    }
+
+    /// The group of the first candidate of `subject` that `answer` may
+    /// join (`Ok(None)`: it joined one without a group), or why none.
+    fn join(&self, subject: u64, answer: AnswerFacts<'_>) -> Result<Option<&str>, Unjoined> {
+        let Some(first) = self.first.get(&subject) else {
+            return Err(Unjoined::NoTicket);
+        };
+        let more = self.more.get(&subject).map_or(&[][..], Vec::as_slice);
+        let mut why = None;
+        for candidate in std::iter::once(first).chain(more) {
+            let ticket = TicketFacts {
+                opened: self.opened.get(&(subject, candidate.at)).copied(),
+                ticket_type: candidate.ticket_type.map(|t| self.types[usize::from(t)].as_str()),
+            };
+            match plausible_join(answer, ticket) {
+                Ok(()) => return Ok(candidate.group.as_deref()),
+                Err(reason) => {
+                    why.get_or_insert(reason);
+                }
+            }
+        }
+        Err(why.unwrap_or(Unjoined::NoTicket))
+    }
+}
+
+/// Milliseconds in an hour, for `resolution_hours`.
+const HOUR_MS: f64 = 3_600_000.0;
+
 impl Sled {
     /// `query.metric` rolled up per value of `query.group_by` as the
     /// subjects' `via` observations name it: a survey answer counts for the
-    /// assignment group of its ticket. Observations of subjects without a
-    /// group are left out. The same join as [`Store::subject_rows`], without
+    /// assignment group of its ticket, when [`plausible_join`] accepts the
+    /// pair; values that join no ticket are counted and listed as
+    /// unmatched. The same join as [`Store::subject_rows`], without
     /// building a row per subject.
-    pub(crate) fn grouped_through(&self, query: &GroupThrough) -> Result<BTreeMap<String, Rollup>, StoreError> {
+    pub(crate) fn grouped_through(&self, query: &GroupThrough) -> Result<GroupedThrough, StoreError> {
         let mut inner = self.lock()?;
         let dict = &inner.dict;
         let (Some(tenant), Some(key), Some(group)) =
             (dict.id(&query.tenant), dict.id(&query.key), dict.id(&query.group_by))
         else {
-            return Ok(BTreeMap::new());
+            return Ok(GroupedThrough::default());
         };
+        let type_key = dict.id(TYPE_DIMENSION);
         if query.from >= query.to {
-            return Ok(BTreeMap::new());
+            return Ok(GroupedThrough::default());
         }
         let from_day = keys::day_of(query.from);
         let to_day = keys::day_of(query.to - 1) + 1;
@@ -120,52 +203,108 @@ impl Sled {
                 what: "values grouped through their subjects".into(),
             });
         }
+        let (via_from, via_from_day) = self.lookback_start(tenant, query.from)?;
         let filter = match &query.filter {
             None => None,
             Some((k, v)) => match inner.dict.id(k) {
                 Some(k) => Some((k, v.as_str())),
-                None => return Ok(BTreeMap::new()),
+                None => return Ok(GroupedThrough::default()),
             },
         };
         let (dict, index) = inner.parts(&self.db)?;
         let (dict, index) = (&*dict, &*index);
-        let in_scope = |at: i64, row: &Row| {
-            (query.from..query.to).contains(&at) && filter.is_none_or(|(k, v)| row_dimension(dict, row, k) == Some(v))
-        };
+        let filtered = |row: &Row| filter.is_none_or(|(k, v)| row_dimension(dict, row, k) == Some(v));
         let subject_hash = |subject: &str| xxhash_rust::xxh3::xxh3_64(subject.as_bytes());
-        // Pass 1: each subject's group.
-        let mut groups: FxHashMap<u64, String> = FxHashMap::default();
+        let via_days = (via_from_day, to_day);
+        // Pass 1: the tickets each subject may be, with their groups.
+        let mut candidates = Candidates::default();
         for via in &query.via {
             let Some(metric) = dict.id(via) else { continue };
-            read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {
-                if !in_scope(at, row) {
+            read::for_each_live_row(&self.db, index, (tenant, metric), via_days, |_, at, row| {
+                if !(via_from..query.to).contains(&at) || !filtered(row) {
                     return Ok(());
                 }
-                if let (Some(subject), Some(value)) = (row_dimension(dict, row, key), row_dimension(dict, row, group)) {
-                    groups.entry(subject_hash(subject)).or_insert_with(|| value.to_string());
+                if let Some(subject) = row_dimension(dict, row, key) {
+                    let ticket_type = type_key.and_then(|k| row_dimension(dict, row, k));
+                    candidates.add(subject_hash(subject), at, row_dimension(dict, row, group), ticket_type);
                 }
                 Ok(())
             })?;
         }
-        // Pass 2: the metric's values under their subject's group.
-        let mut out: BTreeMap<String, Rollup> = BTreeMap::new();
+        // Pass 1b: when each was opened.
+        if let Some(metric) = query.opening.as_deref().and_then(|m| dict.id(m)) {
+            read::for_each_live_row(&self.db, index, (tenant, metric), via_days, |_, at, row| {
+                if !(via_from..query.to).contains(&at) {
+                    return Ok(());
+                }
+                let hours = row.value.get();
+                if let Some(subject) = row_dimension(dict, row, key)
+                    && hours.is_finite()
+                    && hours >= 0.0
+                {
+                    let subject = subject_hash(subject);
+                    if candidates.first.contains_key(&subject) {
+                        candidates.opened.insert((subject, at), at - (hours * HOUR_MS) as i64);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        // Pass 2: the metric's values under the group of the ticket each joins.
+        let mut out = GroupedThrough::default();
         let Some(metric) = dict.id(&query.metric) else {
             return Ok(out);
         };
         let rating = is_rating(&query.metric);
         read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {
-            if !in_scope(at, row) {
+            if !(query.from..query.to).contains(&at) || !filtered(row) {
                 return Ok(());
             }
-            let Some(group) = row_dimension(dict, row, key).and_then(|s| groups.get(&subject_hash(s))) else {
-                return Ok(());
+            let subject = row_dimension(dict, row, key);
+            let answer = AnswerFacts {
+                at,
+                ticket_type: type_key.and_then(|k| row_dimension(dict, row, k)),
             };
-            match out.get_mut(group) {
-                Some(rollup) => rollup.add(row.value.get(), rating),
-                None => out.entry(group.clone()).or_default().add(row.value.get(), rating),
+            let joined = match subject {
+                None => Err(Unjoined::NoTicketNumber),
+                Some(subject) => candidates.join(subject_hash(subject), answer),
+            };
+            match joined {
+                Ok(None) => {}
+                Ok(Some(group)) => match out.groups.get_mut(group) {
+                    Some(rollup) => rollup.add(row.value.get(), rating),
+                    None => out
+                        .groups
+                        .entry(group.to_string())
+                        .or_default()
+                        .add(row.value.get(), rating),
+                },
+                Err(reason) => out.unmatched.add(|| UnmatchedAnswer {
+                    id: row.id.to_text(),
+                    ticket: subject.map(str::to_string),
+                    at,
+                    reason,
+                }),
             }
             Ok(())
         })?;
         Ok(out)
     }
+
+    /// Where the `via` observations of a window starting at `from` are read
+    /// from (unix ms, and its day): [`ANSWER_LOOKBACK_MS`] earlier, but not
+    /// into days retention retired.
+    fn lookback_start(&self, tenant: u32, from: i64) -> Result<(i64, i32), StoreError> {
+        let from_day = keys::day_of(from);
+        let mut start = from.saturating_sub(ANSWER_LOOKBACK_MS);
+        let mut day = keys::day_of(start);
+        while day < from_day && self.retired(tenant, day)? {
+            day += 1;
+            start = i64::from(day) * DAY_MS;
+        }
+        Ok((start, day))
+    }
 }
+
+/// The dimension whose values must agree between an answer and its ticket.
+const TYPE_DIMENSION: &str = "ticket_type";

@@ -15,7 +15,8 @@
 
 use crate::{
     Aggregation, BreakdownQuery, Bucket, CommitBatch, CommitSummary, DAY_MS, GroupThrough, Provenance, Rollup,
-    RunOutcome, SeriesPoint, SeriesQuery, Store, StoreError, SubjectQuery, bucket_start, evaluate, is_rating,
+    RunOutcome, SeriesPoint, SeriesQuery, Store, StoreError, SubjectQuery, Unjoined, bucket_start, evaluate,
+    is_rating,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -68,6 +69,7 @@ macro_rules! conformance_suite {
             runs_are_kept_newest_first_and_survive_reopen,
             subject_rows_join_a_ticket_across_sources,
             values_group_through_their_tickets,
+            answers_join_only_tickets_they_plausibly_belong_to,
             tenants_and_sources_see_only_their_own,
             token_records_are_kept_by_id,
             the_data_version_moves_with_every_write,
@@ -669,18 +671,25 @@ pub fn values_group_through_their_tickets<B: Backend>(backend: &B) {
                 metric: "lost_time_minutes".into(),
                 group_by: "assignment_group".into(),
                 via: vec!["ticket_resolved".into()],
+                opening: None,
                 from: 0,
                 to: 10 * DAY,
                 filter: None,
             })
             .await
             .expect("grouped");
-        let sums: Vec<(&str, u64, f64)> = grouped.iter().map(|(g, r)| (g.as_str(), r.count, r.sum)).collect();
+        let sums: Vec<(&str, u64, f64)> = grouped
+            .groups
+            .iter()
+            .map(|(g, r)| (g.as_str(), r.count, r.sum))
+            .collect();
         assert_eq!(
             sums,
             [("Desk", 1, 5.0), ("Network", 2, 90.0)],
             "an answer whose ticket is unknown is left out"
         );
+        assert_eq!(grouped.unmatched.count, 1, "and counted");
+        assert_eq!(grouped.unmatched.examples[0].ticket.as_deref(), Some("INC404"));
     });
 }
 
@@ -1090,5 +1099,105 @@ pub fn token_records_are_kept_by_id<B: Backend>(backend: &B) {
             .await
             .expect("an unknown id is no error");
         assert_eq!(store.token("zz").await.expect("token"), None);
+    });
+}
+
+/// Field case 09 (`09-happysignals-export-with-clone-response.csv` with
+/// `09-servicenow-production-ticket.json`): response 90110, from a cloned
+/// test instance, names INC0012001, a production ticket opened three days
+/// after the response was given. It must not score the production ticket's
+/// group (it did: "Payroll Team 100.0"); it is counted and listed as
+/// unmatched instead. A type that differs refuses the join as well, a
+/// second ticket of the same number that fits is taken, and a ticket
+/// resolved shortly before the window still takes its answers.
+pub fn answers_join_only_tickets_they_plausibly_belong_to<B: Backend>(backend: &B) {
+    const HOUR: i64 = 3_600_000;
+    // 2026-10-01T00:00:00Z: the field case's month.
+    const OCT: i64 = 1_790_812_800_000;
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        // What the ServiceNow connector stores of a ticket: at its
+        // resolution, with resolution_hours dating its opening.
+        let ticket = |number: &str, kind: &str, group: &str, resolved: i64, hours: f64| {
+            let dims = [("ticket", number), ("ticket_type", kind), ("assignment_group", group)];
+            [
+                obs(number, "ticket_resolved", 1.0, resolved, &dims),
+                obs(number, "resolution_hours", hours, resolved, &dims),
+            ]
+        };
+        let mut tickets = Vec::new();
+        // INC0090108 opened 2026-09-30 16:00, resolved 2026-10-02 14:00.
+        tickets.extend(ticket("INC0090108", "incident", "Service Desk", OCT + DAY + 14 * HOUR, 46.0));
+        // INC0012001 opened 2026-10-05 10:00, resolved 2026-10-06 09:00 (production).
+        tickets.extend(ticket("INC0012001", "incident", "Payroll Team", OCT + 5 * DAY + 9 * HOUR, 23.0));
+        // RITM0090103 resolved 2026-10-01 11:00; INC0090111 resolved in September.
+        tickets.extend(ticket("RITM0090103", "request", "Service Desk", OCT + 11 * HOUR, 19.0));
+        tickets.extend(ticket("INC0090111", "incident", "Network", OCT - 2 * DAY, 4.0));
+        // INC0090112 exists twice (two instances): one opened after its answer
+        // (read first: resolved first), and one open when it was given.
+        tickets.extend(ticket("INC0090112", "incident", "Payroll Team", OCT + 5 * DAY + 9 * HOUR, 23.0));
+        commit(store, &tickets, None).await;
+        let mut second = ticket("INC0090112", "incident", "Network", OCT + 6 * DAY, 120.0);
+        for t in &mut second {
+            t.id = "other-instance-INC0090112".into();
+        }
+        store
+            .commit(batch("acme", "sn-clone", 1, &second, None))
+            .await
+            .expect("commit");
+        let answer = |id: &str, number: &str, kind: &str, at: i64, score: f64| {
+            obs(id, "happiness_rating", score, at, &[("ticket", number), ("ticket_type", kind)])
+        };
+        let answers = [
+            // Given 2026-10-02 16:44:02, after its ticket.
+            answer("90108", "INC0090108", "incident", OCT + DAY + 16 * HOUR + 44 * 60_000 + 2_000, 3.0),
+            // Given 2026-10-02 15:03:27: three days before INC0012001 was opened.
+            answer("90110", "INC0012001", "incident", OCT + DAY + 15 * HOUR + 3 * 60_000 + 27_000, 10.0),
+            // About a request, but INC0090108 is an incident.
+            answer("90120", "INC0090108", "request", OCT + 2 * DAY, 9.0),
+            answer("90103", "RITM0090103", "request", OCT + 11 * HOUR + 20 * 60_000, 9.0),
+            answer("90111", "INC0090111", "incident", OCT + HOUR, 6.0),
+            answer("90112", "INC0090112", "incident", OCT + 3 * DAY, 8.0),
+        ];
+        commit(store, &answers, None).await;
+        let grouped = store
+            .grouped_through(&GroupThrough {
+                tenant: "acme".into(),
+                key: "ticket".into(),
+                metric: "happiness_rating".into(),
+                group_by: "assignment_group".into(),
+                via: vec!["ticket_resolved".into()],
+                opening: Some("resolution_hours".into()),
+                from: OCT,
+                to: OCT + 31 * DAY,
+                filter: None,
+            })
+            .await
+            .expect("grouped");
+        let groups: Vec<(&str, u64, f64)> = grouped
+            .groups
+            .iter()
+            .map(|(g, r)| (g.as_str(), r.count, r.sum))
+            .collect();
+        assert_eq!(
+            groups,
+            [("Network", 2, 14.0), ("Service Desk", 2, 12.0)],
+            "90110 is in no group (not Payroll Team), nor 90120; 90111 joins its September ticket, 90112 the ticket that fits"
+        );
+        assert_eq!(grouped.unmatched.count, 2);
+        let unmatched: Vec<(&str, Option<&str>, &Unjoined)> = grouped
+            .unmatched
+            .examples
+            .iter()
+            .map(|u| (u.id.as_str(), u.ticket.as_deref(), &u.reason))
+            .collect();
+        assert_eq!(
+            unmatched,
+            [
+                ("90110", Some("INC0012001"), &Unjoined::BeforeTicketOpened),
+                ("90120", Some("INC0090108"), &Unjoined::OtherType),
+            ]
+        );
     });
 }

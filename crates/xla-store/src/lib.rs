@@ -40,7 +40,10 @@ pub use query::{
 };
 pub use rollup::{Rollup, Sketch};
 pub use runs::{RunOutcome, RunRecord};
-pub use subjects::{GroupThrough, SubjectQuery};
+pub use subjects::{
+    ANSWER_LOOKBACK_MS, AnswerFacts, GroupThrough, GroupedThrough, JOIN_CLOCK_TOLERANCE_MS, SubjectQuery, TicketFacts,
+    UNMATCHED_EXAMPLES, Unjoined, UnmatchedAnswer, UnmatchedAnswers, plausible_join,
+};
 pub use tokens::{Scope, TokenRecord};
 pub use xla_types::SubjectRow;
 
@@ -164,13 +167,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// `query.metric` rolled up per value of `query.group_by` as the
     /// subjects' `via` observations name it: a survey answer counts for the
-    /// assignment group of its ticket. Observations of subjects without a
-    /// group are left out. The same join as [`Store::subject_rows`], without
-    /// building a row per subject.
+    /// assignment group of its ticket. A value joins a subject only when
+    /// [`plausible_join`] accepts it (type, time); values that join none are
+    /// counted and listed in [`GroupedThrough::unmatched`], never put in a
+    /// group. Values of a subject that has no group are in neither. The
+    /// `via` observations are read from [`ANSWER_LOOKBACK_MS`] before the
+    /// window (days retention retired are skipped).
     ///
     /// # Errors
     /// [`StoreError::RetiredRows`] when retention dropped the window's rows.
-    async fn grouped_through(&self, query: &GroupThrough) -> Result<BTreeMap<String, Rollup>, StoreError>;
+    async fn grouped_through(&self, query: &GroupThrough) -> Result<GroupedThrough, StoreError>;
 
     /// Saves a token record (a new token, or a changed one: last use,
     /// revocation), keyed by its id.

@@ -32,12 +32,144 @@ pub struct GroupThrough {
     pub metric: String,
     /// The dimension to group by, which `metric`'s observations lack.
     pub group_by: String,
-    /// Metrics whose observations name each subject's group, first found wins.
+    /// Metrics whose observations name each subject's group (`ticket_resolved`,
+    /// at the ticket's resolution). They are read from
+    /// [`ANSWER_LOOKBACK_MS`] before `from`; where several name the same
+    /// subject (two instances' tickets of one number), the first that
+    /// [`plausible_join`] accepts wins.
     pub via: Vec<String>,
+    /// A metric of the same records as `via` whose value is the hours from
+    /// the subject's opening to its `at` (`resolution_hours`): it dates the
+    /// opening that [`plausible_join`] checks answers against. `None` skips
+    /// the time check.
+    pub opening: Option<String>,
     /// Start, unix ms, inclusive.
     pub from: i64,
     /// End, unix ms, exclusive.
     pub to: i64,
     /// Only observations with this dimension value.
     pub filter: Option<(String, String)>,
+}
+
+/// Milliseconds an answer may seem to precede its ticket's opening before
+/// the join is refused: the survey tool and the ITSM tool keep their own
+/// clocks, and a ticket's `opened_at` is rounded to the second.
+pub const JOIN_CLOCK_TOLERANCE_MS: i64 = 60 * 60 * 1000;
+
+/// How far before a window the tickets of its answers are looked for: an
+/// answer arrives after its ticket is resolved (HappySignals sends the
+/// survey on resolution), sometimes days later, so an answer early in a
+/// month belongs to a ticket resolved late in the month before.
+pub const ANSWER_LOOKBACK_MS: i64 = 30 * crate::DAY_MS;
+
+/// How many unmatched answers [`GroupedThrough::unmatched`] lists.
+pub const UNMATCHED_EXAMPLES: usize = 20;
+
+/// What the join knows of a ticket, from its operational observations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TicketFacts<'a> {
+    /// When it was opened, unix ms: its resolution time less its
+    /// `resolution_hours`. `None` when the source gave no resolution time.
+    pub opened: Option<i64>,
+    /// Its `ticket_type` dimension (`incident`, `request`), if it has one.
+    pub ticket_type: Option<&'a str>,
+}
+
+/// What the join knows of an answer (a survey response).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnswerFacts<'a> {
+    /// When it was given, unix ms.
+    pub at: i64,
+    /// The `ticket_type` the survey tool names, if it names one.
+    pub ticket_type: Option<&'a str>,
+}
+
+/// Why an answer was not joined to a ticket of its number.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unjoined {
+    /// The answer names no ticket.
+    NoTicketNumber,
+    /// No ticket of that number was resolved in the window or the
+    /// [`ANSWER_LOOKBACK_MS`] before it.
+    NoTicket,
+    /// The ticket of that number is of another type (an answer about a
+    /// request, an incident of that number).
+    OtherType,
+    /// The answer was given before the ticket of that number was opened
+    /// (less [`JOIN_CLOCK_TOLERANCE_MS`]): it is about another ticket that
+    /// carries the same number, typically one of a cloned test instance.
+    BeforeTicketOpened,
+}
+
+/// Whether an answer may be joined to a ticket of its number; `Err` says
+/// why not. The one rule for every path that joins answers to tickets (the
+/// read-time join of [`crate::Store::grouped_through`], and a write-time
+/// join later).
+///
+/// A type both name must agree; an answer may not precede the ticket's
+/// opening by more than [`JOIN_CLOCK_TOLERANCE_MS`]. An answer *after* the
+/// ticket's resolution is the rule, and one between opening and the last
+/// resolution is a reopened ticket's earlier resolution, so neither is
+/// refused. The instance a ticket came from is not compared: survey
+/// answers do not carry it (HappySignals' export has no instance column),
+/// so a clone's answer given after the production ticket of its number was
+/// opened still joins.
+pub fn plausible_join(answer: AnswerFacts<'_>, ticket: TicketFacts<'_>) -> Result<(), Unjoined> {
+    if let (Some(a), Some(t)) = (answer.ticket_type, ticket.ticket_type)
+        && !a.eq_ignore_ascii_case(t)
+    {
+        return Err(Unjoined::OtherType);
+    }
+    if let Some(opened) = ticket.opened
+        && answer.at < opened.saturating_sub(JOIN_CLOCK_TOLERANCE_MS)
+    {
+        return Err(Unjoined::BeforeTicketOpened);
+    }
+    Ok(())
+}
+
+/// One answer the join left out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnmatchedAnswer {
+    /// The answer's record id (a HappySignals response id).
+    pub id: String,
+    /// The ticket number it names, if any.
+    pub ticket: Option<String>,
+    /// When it was given, unix ms.
+    pub at: i64,
+    /// Why it was not joined.
+    pub reason: Unjoined,
+}
+
+/// Answers that no ticket took: how many, and the first
+/// [`UNMATCHED_EXAMPLES`] in store order.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnmatchedAnswers {
+    /// How many.
+    pub count: u64,
+    /// Some of them.
+    pub examples: Vec<UnmatchedAnswer>,
+}
+
+impl UnmatchedAnswers {
+    /// Counts one, listing it while there is room.
+    pub fn add(&mut self, answer: impl FnOnce() -> UnmatchedAnswer) {
+        self.count += 1;
+        if self.examples.len() < UNMATCHED_EXAMPLES {
+            self.examples.push(answer());
+        }
+    }
+}
+
+/// What [`crate::Store::grouped_through`] answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupedThrough {
+    /// The metric's rollup per group of the tickets its values joined.
+    pub groups: std::collections::BTreeMap<String, crate::Rollup>,
+    /// Values that joined no ticket (see [`plausible_join`]); in no group.
+    pub unmatched: UnmatchedAnswers,
 }
