@@ -155,6 +155,50 @@ async fn a_report_uses_the_periods_own_target_and_shows_delta_trend_groups_and_m
     );
 }
 
+/// Contract 0.2 completeness: a value computed over a span a connector said
+/// it delivered only in part carries the gap (source, span, reason) until a
+/// later batch completes the span; other months and tenants are not flagged.
+#[tokio::test]
+async fn a_value_over_partial_data_says_so_until_the_span_is_read_in_full() {
+    use xla_host::types::{Gap, Span};
+    let (_dir, store) = store();
+    commit(&store, "acme", &resolutions("a", "2026-03", "Email", 9.0, 10)).await;
+    commit(&store, "globex", &resolutions("g", "2026-03", "Email", 9.0, 10)).await;
+    let day = month("2026-03").start + 4 * DAY;
+    let gaps = |partial: Vec<Gap>, complete: Vec<Span>| CommitBatch {
+        tenant: "acme".into(),
+        source: "nexthink".into(),
+        provenance: provenance(),
+        partial,
+        complete,
+        ..Default::default()
+    };
+    let truncated = Gap {
+        span: Span::new(day, day + DAY),
+        reason: "the export was truncated by the licence (HTTP 206)".into(),
+    };
+    store.commit(gaps(vec![truncated.clone()], vec![])).await.expect("commit");
+    let engine = engine(store.clone(), &[]).await;
+    let definition = xla(MEAN_RESOLUTION);
+
+    let march = engine.report(&definition, month("2026-03")).await.expect("report");
+    assert_eq!(march.value, Some(9.0));
+    assert_eq!(march.partial.len(), 1, "{:?}", march.partial);
+    assert_eq!((march.partial[0].source.as_str(), &march.partial[0].gap), ("nexthink", &truncated));
+    let json = serde_json::to_value(&march).expect("json");
+    assert_eq!(json["partial"][0]["reason"], truncated.reason.as_str());
+    let february = engine.report(&definition, month("2026-02")).await.expect("report");
+    assert!(february.partial.is_empty(), "another month is complete");
+    let other = xla(&MEAN_RESOLUTION.replace("tenant = \"acme\"", "tenant = \"globex\""));
+    let globex = engine.report(&other, month("2026-03")).await.expect("report");
+    assert!(globex.partial.is_empty(), "another tenant's data is complete");
+
+    // The day read again in full closes the gap.
+    store.commit(gaps(vec![], vec![truncated.span])).await.expect("commit");
+    let march = engine.report(&definition, month("2026-03")).await.expect("report");
+    assert!(march.partial.is_empty(), "{:?}", march.partial);
+}
+
 #[tokio::test]
 async fn scores_read_only_the_xlas_tenant_and_a_bound_scorer_refuses_other_tenants() {
     let (_dir, store) = store();

@@ -54,6 +54,12 @@ pub struct XlaReport {
     /// in `value`. `None` when the groups needed no join.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmatched_answers: Option<UnmatchedAnswers>,
+    /// Gaps overlapping the period: spans a connector of the tenant said it
+    /// delivered only in part (a truncated export, a cap reached), not yet
+    /// read again in full. The value is computed over partial data while
+    /// any is listed. Empty when the period's data is complete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial: Vec<xla_store::SourceGap>,
 }
 
 /// One period of a trend.
@@ -126,6 +132,10 @@ impl Engine {
         let target = target_for(xla, window, &mut |w| value_of(w));
         let current = &scored[&window];
         let value = current.value;
+        let partial = self.partial_in(&xla.tenant, window).await.map_err(|error| ScoreError::Store {
+            xla: xla.id.clone(),
+            error,
+        })?;
         let previous = value_of(window.previous());
         let met = value.zip(target.value).map(|(v, t)| xla.direction.meets(v, t));
         let margin = value.zip(target.value).map(|(v, t)| xla.direction.margin(v, t));
@@ -170,8 +180,20 @@ impl Engine {
             groups,
             money: margin.and_then(|m| money(xla, m)),
             unmatched_answers: current.unmatched_answers.clone(),
+            partial,
             target,
         })
+    }
+
+    /// The tenant's open gaps that overlap `window`: whatever is computed
+    /// over the window is computed over partial data while any remains.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn partial_in(&self, tenant: &str, window: Window) -> Result<Vec<xla_store::SourceGap>, StoreError> {
+        let span = xla_types::Span::new(window.start, window.end);
+        let gaps = self.store().gaps(tenant).await?;
+        Ok(gaps.into_iter().filter(|g| g.gap.span.overlaps(&span)).collect())
     }
 }
 

@@ -14,16 +14,16 @@
 //! `store-ingest` binary.
 
 use crate::{
-    Aggregation, BreakdownQuery, Bucket, CommitBatch, CommitSummary, DAY_MS, GroupThrough, Provenance, Rollup,
-    RunOutcome, SeriesPoint, SeriesQuery, Store, StoreError, SubjectQuery, Unjoined, bucket_start, evaluate,
-    is_rating,
+    Aggregation, BreakdownQuery, Bucket, CommitBatch, CommitSummary, DAY_MS, GroupThrough, Provenance, Retracted,
+    Rollup, RunOutcome, SeriesPoint, SeriesQuery, SourceGap, Store, StoreError, SubjectQuery, Unjoined, bucket_start,
+    evaluate, is_rating,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
-use xla_types::{Layer, Observation};
+use xla_types::{Gap, Layer, Observation, Span};
 
 /// What the suite needs from a backend: fresh stores, and the same store
 /// opened again (after the previous handle is dropped).
@@ -73,6 +73,9 @@ macro_rules! conformance_suite {
             tenants_and_sources_see_only_their_own,
             token_records_are_kept_by_id,
             the_data_version_moves_with_every_write,
+            a_retraction_removes_values_exactly_and_its_replay_changes_nothing,
+            a_retracted_value_stays_gone_after_reopen,
+            gaps_stay_open_until_a_complete_span_covers_them,
             rollup_queries_equal_raw_queries
         );
     };
@@ -885,14 +888,32 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
     })
 }
 
+/// A retraction of one stored value: record `r0`..`r11`, one of the two metrics.
+fn arb_retraction() -> impl Strategy<Value = Retracted> {
+    (0u8..12, 0u8..2).prop_map(|(id, metric)| {
+        Retracted::new(
+            format!("r{id}"),
+            ["happiness_rating", "resolution_hours"][metric as usize],
+        )
+    })
+}
+
+/// One batch: observations, then retractions (which apply after them).
+type PropBatch = (Vec<Observation>, Vec<Retracted>);
+
 /// Every rollup query (each aggregation, bucket, filter and group-by shape)
 /// equals the same query computed from the raw rows, through replaces,
-/// retention and reopening; raw rows and subjects equal the model's.
+/// retractions, retention and reopening; raw rows and subjects equal the
+/// model's.
 ///
 /// # Panics
 /// With the shrunk failing input when a query disagrees.
 pub fn rollup_queries_equal_raw_queries<B: Backend>(backend: &B) {
-    let batches = prop::collection::vec(prop::collection::vec(arb_observation(), 1..12), 1..6);
+    let batch = (
+        prop::collection::vec(arb_observation(), 0..12),
+        prop::collection::vec(arb_retraction(), 0..4),
+    );
+    let batches = prop::collection::vec(batch, 1..6);
     let retire = prop::option::of((0usize..6, 0i64..9));
     let reopen = prop::option::of(0usize..6);
     let mut runner = TestRunner::new(Config {
@@ -910,7 +931,7 @@ pub fn rollup_queries_equal_raw_queries<B: Backend>(backend: &B) {
 
 async fn agrees_with_raw_rows<B: Backend>(
     backend: &B,
-    batches: Vec<Vec<Observation>>,
+    batches: Vec<PropBatch>,
     retire: Option<(usize, i64)>,
     reopen: Option<usize>,
 ) -> Result<(), TestCaseError> {
@@ -920,7 +941,7 @@ async fn agrees_with_raw_rows<B: Backend>(
     // Whether each record's raw row is still there (retention drops them).
     let mut visible: HashMap<(String, String), bool> = HashMap::new();
     let mut retired = false;
-    for (i, batch) in batches.iter().enumerate() {
+    for (i, (batch, retractions)) in batches.iter().enumerate() {
         if let Some((after, days)) = retire
             && after == i
         {
@@ -937,7 +958,13 @@ async fn agrees_with_raw_rows<B: Backend>(
             drop(store);
             store = backend.open(&place).await.expect("reopen");
         }
-        commit(&*store, batch, None).await;
+        store
+            .commit(CommitBatch {
+                retractions: retractions.clone(),
+                ..self::batch("acme", "sn", 1, batch, None)
+            })
+            .await
+            .expect("commit");
         for o in batch {
             let key = (o.id.clone(), o.metric.clone());
             // A retired row keeps only what the rollups need: a record
@@ -951,6 +978,13 @@ async fn agrees_with_raw_rows<B: Backend>(
                 visible.insert(key.clone(), true);
             }
             model.insert(key, o.clone());
+        }
+        // Retracted values leave the rows and every rollup; retracting what
+        // is not stored changes nothing.
+        for r in retractions {
+            let key = (r.id.clone(), r.metric.clone());
+            model.remove(&key);
+            visible.remove(&key);
         }
     }
     let aggregations = [
@@ -1051,6 +1085,144 @@ async fn agrees_with_raw_rows<B: Backend>(
         prop_assert_eq!(got, want, "subject {}", ticket);
     }
     Ok(())
+}
+
+async fn retract(store: &dyn Store, retractions: &[Retracted], observations: &[Observation]) -> CommitSummary {
+    store
+        .commit(CommitBatch {
+            retractions: retractions.to_vec(),
+            ..batch("acme", "sn", 2, observations, None)
+        })
+        .await
+        .expect("commit")
+}
+
+/// A retraction takes a value out of its rows and every rollup cell (count,
+/// sum, min, max, per dimension and subject); retracting again, or
+/// retracting what was never stored, changes nothing; a key written and
+/// retracted in one batch ends retracted; a retracted record can come back.
+pub fn a_retraction_removes_values_exactly_and_its_replay_changes_nothing<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let dims = [("service", "Email"), ("ticket", "INC1")];
+        let batch = [
+            obs("r1", "happiness_rating", 9.0, DAY, &dims),
+            obs("r2", "happiness_rating", 2.0, DAY, &[("service", "Email")]),
+            obs("r1", "lost_time_minutes", 30.0, DAY, &dims),
+        ];
+        commit(store, &batch, None).await;
+        let gone = [Retracted::new("r2", "happiness_rating")];
+        assert_eq!(retract(store, &gone, &[]).await.retracted, 1);
+        let day = cell(store, "happiness_rating", 1, None).await;
+        assert_eq!((day.count, day.sum, day.min, day.max), (1, 9.0, 9.0, 9.0));
+        let email = cell(store, "happiness_rating", 1, Some(("service", "Email"))).await;
+        assert_eq!((email.count, email.sum), (1, 9.0));
+        // Replayed, and never stored: nothing changes.
+        assert_eq!(retract(store, &gone, &[]).await.retracted, 0);
+        let never = [Retracted::new("r9", "happiness_rating"), Retracted::new("r1", "no_such_metric")];
+        assert_eq!(retract(store, &never, &[]).await.retracted, 0);
+        assert_eq!(cell(store, "happiness_rating", 1, None).await.count, 1);
+        // One metric of r1 goes; the other stays, in its cells and its subject.
+        retract(store, &[Retracted::new("r1", "lost_time_minutes")], &[]).await;
+        assert_eq!(cell(store, "lost_time_minutes", 1, None).await.count, 0);
+        let subject = store.subject("acme", "ticket", "INC1").await.expect("subject");
+        let metrics: Vec<&str> = subject.iter().map(|s| s.observation.metric.as_str()).collect();
+        assert_eq!(metrics, ["happiness_rating"]);
+        // Written and retracted in one batch: retracted, and the stored value too.
+        let rewritten = [obs("r1", "happiness_rating", 10.0, DAY, &dims)];
+        let summary = retract(store, &[Retracted::new("r1", "happiness_rating")], &rewritten).await;
+        assert_eq!((summary.inserted, summary.replaced, summary.retracted), (0, 0, 1));
+        assert_eq!(cell(store, "happiness_rating", 1, None).await.count, 0);
+        let rows = store
+            .observations("acme", "happiness_rating", 0, 10 * DAY)
+            .await
+            .expect("rows");
+        assert!(rows.is_empty(), "{rows:?}");
+        // A retracted record sent again is new.
+        assert_eq!(commit(store, &rewritten, None).await.inserted, 1);
+        assert_eq!(cell(store, "happiness_rating", 1, None).await.sum, 10.0);
+    });
+}
+
+/// A retraction survives a reopen, even when an older version of the same
+/// record (left behind by a replace) is still on disk.
+pub fn a_retracted_value_stays_gone_after_reopen<B: Backend>(backend: &B) {
+    block_on(async {
+        let place = backend.create().await;
+        {
+            let store = backend.open(&place).await.expect("open");
+            let many: Vec<Observation> = (0..40)
+                .map(|i| obs(&format!("r{i}"), "happiness_rating", 5.0, DAY, &[("service", "Email")]))
+                .collect();
+            commit(&*store, &many, None).await;
+            // r0 is replaced (its old row stays behind in the full block), then retracted.
+            commit(&*store, &[obs("r0", "happiness_rating", 9.0, 2 * DAY, &[])], None).await;
+            retract(&*store, &[Retracted::new("r0", "happiness_rating")], &[]).await;
+        }
+        let store = backend.open(&place).await.expect("reopen");
+        let rows = store
+            .observations("acme", "happiness_rating", 0, 10 * DAY)
+            .await
+            .expect("rows");
+        assert_eq!(rows.len(), 39);
+        assert!(rows.iter().all(|r| r.observation.id != "r0"), "r0 came back");
+        // Sending r0 again after the reopen inserts it, and the cells agree.
+        let again = [obs("r0", "happiness_rating", 7.0, DAY, &[("service", "Email")])];
+        assert_eq!(commit(&*store, &again, None).await.inserted, 1);
+        let day = cell(&*store, "happiness_rating", 1, Some(("service", "Email"))).await;
+        assert_eq!((day.count, day.sum), (40, 39.0 * 5.0 + 7.0));
+        assert_eq!(cell(&*store, "happiness_rating", 2, None).await.count, 0);
+    });
+}
+
+/// A source's gaps are kept per source until a later batch completes a span
+/// covering them; the same gap twice is kept once; other sources and
+/// tenants do not see them.
+pub fn gaps_stay_open_until_a_complete_span_covers_them<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let gap = |day: i64, reason: &str| Gap {
+            span: Span::new(day * DAY, (day + 1) * DAY),
+            reason: reason.into(),
+        };
+        let partial = |gaps: Vec<Gap>, complete: Vec<Span>| CommitBatch {
+            partial: gaps,
+            complete,
+            ..batch("acme", "nx", 1, &[], Some("c1"))
+        };
+        let truncated = "the export was truncated by the licence (HTTP 206)";
+        store
+            .commit(partial(vec![gap(3, truncated), gap(4, truncated)], vec![]))
+            .await
+            .expect("commit");
+        store
+            .commit(partial(vec![gap(3, truncated)], vec![]))
+            .await
+            .expect("commit");
+        let open = store.gaps("acme").await.expect("gaps");
+        let want = |days: &[i64]| -> Vec<SourceGap> {
+            days.iter()
+                .map(|d| SourceGap {
+                    source: "nx".into(),
+                    gap: gap(*d, truncated),
+                })
+                .collect()
+        };
+        assert_eq!(open, want(&[3, 4]));
+        assert!(store.gaps("globex").await.expect("gaps").is_empty());
+        // A span covering only part of a gap does not close it.
+        let half = Span::new(4 * DAY, 4 * DAY + DAY / 2);
+        store.commit(partial(vec![], vec![half])).await.expect("commit");
+        assert_eq!(store.gaps("acme").await.expect("gaps"), want(&[3, 4]));
+        store
+            .commit(partial(vec![], vec![Span::new(3 * DAY, 4 * DAY)]))
+            .await
+            .expect("commit");
+        assert_eq!(store.gaps("acme").await.expect("gaps"), want(&[4]));
+        assert_eq!(store.cursor("acme", "nx").await.expect("cursor").as_deref(), Some("c1"));
+    });
 }
 
 /// Token records round-trip by id, list in id order, and survive a reopen.

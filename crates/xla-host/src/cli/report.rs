@@ -187,10 +187,11 @@ fn xla_table(reports: &[XlaReport], color: bool) -> String {
             .take(3)
             .map(|g| format!("{} {:.1}", Shown(&g.group), g.value))
             .collect();
+        let partial = if report.partial.is_empty() { "" } else { "\nPARTIAL DATA" };
         table.add_row(vec![
             Cell::new(format!("{}\n{}", report.name, report.tenant)),
             Cell::new(&report.period),
-            Cell::new(format!("{} (n={})", number(report.value), report.sample_size)),
+            Cell::new(format!("{} (n={}){partial}", number(report.value), report.sample_size)),
             Cell::new(number(report.target.value)),
             met,
             Cell::new(signed(report.delta)),
@@ -198,7 +199,26 @@ fn xla_table(reports: &[XlaReport], color: bool) -> String {
             Cell::new(worst.join("\n")),
         ]);
     }
-    format!("XLA report\n{table}\n")
+    format!("XLA report\n{table}\n{}", partial_notes(reports))
+}
+
+/// One line per gap behind a value marked PARTIAL DATA: which source, which
+/// span, why (each gap once, however many XLAs it touches).
+fn partial_notes(reports: &[XlaReport]) -> String {
+    let mut gaps: Vec<&crate::store::SourceGap> = reports.iter().flat_map(|r| &r.partial).collect();
+    gaps.sort_by(|a, b| (&a.source, a.gap.span).cmp(&(&b.source, b.gap.span)));
+    gaps.dedup();
+    let mut out = String::new();
+    for g in gaps {
+        out.push_str(&format!(
+            "PARTIAL DATA: `{}` {} to {}: {}\n",
+            Shown(&g.source),
+            super::token::time(g.gap.span.start),
+            super::token::time(g.gap.span.end),
+            Shown(&g.gap.reason)
+        ));
+    }
+    out
 }
 
 fn arrow(direction: TrendDirection) -> &'static str {

@@ -80,13 +80,14 @@ pub(crate) fn open_store(config: &HostConfig, data_dir: Option<&Path>) -> Result
     Ok(config.open_store(data_dir)?)
 }
 
-/// One line a person reads after a sync.
+/// What a person reads after a sync: one line, then one line per gap the
+/// connector reported (its data for that span is incomplete).
 pub(crate) fn summary(record: &RunRecord) -> String {
     let seconds = record
         .finished
         .map_or(0.0, |end| (end - record.started) as f64 / 1000.0);
-    format!(
-        "{}: run {} {:?} in {seconds:.1} s: {} batches, {} new, {} changed, {} unchanged, {} retries",
+    let mut out = format!(
+        "{}: run {} {:?} in {seconds:.1} s: {} batches, {} new, {} changed, {} unchanged, {} retracted, {} retries",
         record.instance,
         record.run,
         record.outcome,
@@ -94,8 +95,21 @@ pub(crate) fn summary(record: &RunRecord) -> String {
         record.inserted,
         record.replaced,
         record.unchanged,
+        record.retracted,
         record.retries
-    )
+    );
+    if !record.partial.is_empty() {
+        out.push_str(&format!(", PARTIAL DATA in {} span(s)", record.partial.len()));
+    }
+    for gap in &record.partial {
+        out.push_str(&format!(
+            "\n  partial: {} to {}: {}",
+            super::token::time(gap.span.start),
+            super::token::time(gap.span.end),
+            crate::untrusted::escape_capped(&gap.reason, 500)
+        ));
+    }
+    out
 }
 
 /// A spinner with the run's counts (the total is unknown until the end).
@@ -128,6 +142,15 @@ impl Progress for Bar {
         self.bar.set_message(format!(
             "{} batches, {} observations ({rate:.0}/s): {} new, {} changed, {} unchanged",
             record.batches, self.observations, record.inserted, record.replaced, record.unchanged
+        ));
+    }
+
+    fn partial(&mut self, gap: &crate::types::Gap) {
+        self.bar.println(format!(
+            "  partial data {} to {}: {}",
+            super::token::time(gap.span.start),
+            super::token::time(gap.span.end),
+            crate::untrusted::escape_capped(&gap.reason, 500)
         ));
     }
 

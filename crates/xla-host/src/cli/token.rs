@@ -178,7 +178,8 @@ fn tenant_label(t: &TokenRecord) -> String {
     t.tenant.clone().unwrap_or_else(|| "all tenants".into())
 }
 
-fn time(ms: i64) -> String {
+/// `ms` (unix milliseconds) as RFC 3339 UTC to the second, or the number when out of range.
+pub(crate) fn time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
