@@ -4,7 +4,7 @@
 use super::options;
 use crate::config::{ConnectorInstance, HostConfig};
 use crate::runtime::RuntimeError;
-use crate::store::{RunRecord, Store};
+use crate::store::{RunOutcome, RunRecord, Store};
 use crate::sync::schedule::SyncInstance;
 use crate::sync::{self, Progress, SyncOptions};
 use crate::untrusted;
@@ -100,6 +100,11 @@ pub(crate) fn summary(record: &RunRecord) -> String {
     );
     if !record.partial.is_empty() {
         out.push_str(&format!(", PARTIAL DATA in {} span(s)", record.partial.len()));
+    }
+    // A run stopped on purpose says why (a source that asked to come back
+    // later: the cursor is kept and the next run resumes from it).
+    if let (RunOutcome::Stopped, Some(why)) = (record.outcome, &record.error) {
+        out.push_str(&format!("\n  stopped: {}", crate::untrusted::escape_capped(why, 1000)));
     }
     for gap in &record.partial {
         out.push_str(&format!(
