@@ -67,7 +67,10 @@ fn plugin_check_prints_the_manifest_and_describe_as_json() {
     let output = xla_host(&["plugin", "check", guests::MEAN], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.starts_with("mean 0.1.0 (scorer, contract 0.1.0)"), "{text}");
+    assert!(
+        text.starts_with("mean 0.1.0 (scorer, contract xla:plugin@0.2.0)"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use xla_host::plugins::{Pins, PluginLoadError, discover, load_plugin};
 use xla_host::runtime::{CacheOutcome, Runtime, RuntimeError, RuntimeOptions};
 
 /// Copies a built plugin's directory into a temporary one the test may spoil.
-fn copy_plugin(wasm: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn copy_plugin(wasm: &str) -> (tempfile::TempDir, PathBuf) {
     let source = Path::new(wasm).parent().expect("plugin directory");
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join(source.file_name().expect("name"));
@@ -24,7 +24,7 @@ fn load(path: &Path, pins: &Pins) -> Result<(), PluginLoadError> {
     load_plugin(runtime(), path, pins).map(drop)
 }
 
-fn edit_manifest(wasm: &Path, from: &str, to: &str) {
+pub(crate) fn edit_manifest(wasm: &Path, from: &str, to: &str) {
     let manifest = wasm.with_file_name("plugin.toml");
     let text = std::fs::read_to_string(&manifest).expect("manifest");
     assert!(text.contains(from), "manifest has `{from}`");
@@ -100,7 +100,7 @@ fn a_scorer_presented_as_a_connector_is_the_wrong_world() {
         "{message}"
     );
     assert!(
-        message.contains("xla:plugin/scorer@0.1.0"),
+        message.contains("xla:plugin/scorer@0.2.0"),
         "says what it is instead: {message}"
     );
 }
@@ -108,9 +108,9 @@ fn a_scorer_presented_as_a_connector_is_the_wrong_world() {
 #[test]
 fn a_missing_manifest_and_an_unsupported_contract_are_explained() {
     let (_dir, wasm) = copy_plugin(guests::JSON_FEED);
-    edit_manifest(&wasm, "contract = \"0.1.0\"", "contract = \"0.2.0\"");
+    edit_manifest(&wasm, "contract = \"0.2.0\"", "contract = \"0.3.0\"");
     let error = load(&wasm, &Pins::default()).unwrap_err().to_string();
-    assert!(error.contains("contract 0.2.0") && error.contains("0.1.x"), "{error}");
+    assert!(error.contains("contract 0.3.0") && error.contains("0.2.x"), "{error}");
 
     std::fs::remove_file(wasm.with_file_name("plugin.toml")).expect("remove manifest");
     let error = load(&wasm, &Pins::default()).unwrap_err();

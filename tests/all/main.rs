@@ -5,6 +5,7 @@
 mod api;
 mod builtin_scorers;
 mod cli;
+mod contract;
 mod dashboard;
 mod deadlines;
 mod happysignals;
