@@ -17,7 +17,7 @@ use super::{Inner, OrStore, Sled};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeSet;
 use xla_store::{CommitBatch, CommitSummary, Retracted, Rollup, StoreError, is_rating};
-use xla_types::Observation;
+use xla_types::{Layer, Observation};
 
 /// Rows per block: few enough that compacting one is cheap, enough that a
 /// batch of ten thousand is a few dozen writes.
@@ -102,6 +102,8 @@ impl Sled {
             next_block: index.next_block,
         };
         let mut summary = CommitSummary::default();
+        // A record is checked once, not once per value.
+        batch.records.iter().try_for_each(xla_store::check_record)?;
         // A connector sends a record's metrics one after another with the
         // same dimensions: split them once.
         let mut last_split: Option<(&[(String, String)], SplitDimensions)> = None;
@@ -111,31 +113,39 @@ impl Sled {
             .iter()
             .map(|r| (r.id.as_str(), r.metric.as_str()))
             .collect();
-        for observation in last_of_each(&batch.observations) {
-            xla_store::check_observation(observation)?;
-            if retracted.contains(&(observation.id.as_str(), observation.metric.as_str())) {
+        for observation in last_of_each(values(batch)) {
+            if let Some(o) = observation.unchecked {
+                xla_store::check_observation(o)?;
+            }
+            if retracted.contains(&(observation.id, observation.metric)) {
                 continue;
             }
-            let metric = dict.intern(&observation.metric);
+            let metric = dict.intern(observation.metric);
             let day = keys::day_of(observation.at);
             let (dims, inline) = match &last_split {
-                Some((dimensions, split)) if *dimensions == observation.dimensions.as_slice() => split.clone(),
+                // The values of one record share its dimensions: the pointer
+                // check saves comparing them.
+                Some((dimensions, split))
+                    if std::ptr::eq(*dimensions, observation.dimensions) || *dimensions == observation.dimensions =>
+                {
+                    split.clone()
+                }
                 _ => {
-                    let split = split_dimensions(dict, &unrolled, observation);
-                    last_split = Some((&observation.dimensions, split.clone()));
+                    let split = split_dimensions(dict, &unrolled, observation.dimensions);
+                    last_split = Some((observation.dimensions, split.clone()));
                     split
                 }
             };
             let row = Row {
-                id: RecordId::new(&observation.id),
+                id: RecordId::new(observation.id),
                 offset: (observation.at - i64::from(day) * DAY_MS) as u32,
                 value: Value::new(observation.value),
                 layer: layer_code(observation.layer),
                 dims,
                 inline,
             };
-            let fingerprint = record_fingerprint(tenant, work.source, metric, &observation.id);
-            let rating = is_rating(&observation.metric);
+            let fingerprint = record_fingerprint(tenant, work.source, metric, observation.id);
+            let rating = is_rating(observation.metric);
             if let Some(loc) = work.index.record(fingerprint) {
                 if work.unchanged(loc, &row, day)? {
                     summary.unchanged += 1;
@@ -552,30 +562,66 @@ fn cells(tenant: u32, metric: u32, day: i32, dims: &[(u32, u32)]) -> impl Iterat
         })
 }
 
-/// The last observation of each (id, metric), in batch order.
-fn last_of_each(observations: &[Observation]) -> Vec<&Observation> {
-    let mut last: HashMap<(&str, &str), usize> =
-        HashMap::with_capacity_and_hasher(observations.len(), Default::default());
-    for (i, o) in observations.iter().enumerate() {
-        last.insert((o.id.as_str(), o.metric.as_str()), i);
+/// One value to store, from an observation or a record's value.
+struct Stored<'b> {
+    id: &'b str,
+    metric: &'b str,
+    layer: Layer,
+    value: f64,
+    at: i64,
+    dimensions: &'b [(String, String)],
+    /// The observation, still to check (a record is checked whole, first).
+    unchecked: Option<&'b Observation>,
+}
+
+/// The batch's values in order: its observations, then each record's values.
+fn values(batch: &CommitBatch) -> Vec<Stored<'_>> {
+    let observations = batch.observations.iter().map(|o| Stored {
+        id: &o.id,
+        metric: &o.metric,
+        layer: o.layer,
+        value: o.value,
+        at: o.at,
+        dimensions: &o.dimensions,
+        unchecked: Some(o),
+    });
+    let records = batch.records.iter().flat_map(|r| {
+        r.values.iter().map(move |v| Stored {
+            id: &r.id,
+            metric: &v.metric,
+            layer: v.layer,
+            value: v.value,
+            at: r.at,
+            dimensions: &r.dimensions,
+            unchecked: None,
+        })
+    });
+    observations.chain(records).collect()
+}
+
+/// The last value of each (id, metric), in batch order.
+fn last_of_each(values: Vec<Stored<'_>>) -> Vec<Stored<'_>> {
+    let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity_and_hasher(values.len(), Default::default());
+    for (i, v) in values.iter().enumerate() {
+        last.insert((v.id, v.metric), i);
     }
-    if last.len() == observations.len() {
-        return observations.iter().collect();
+    if last.len() == values.len() {
+        return values;
     }
     let keep: HashSet<usize> = last.into_values().collect();
-    observations
-        .iter()
+    values
+        .into_iter()
         .enumerate()
         .filter(|(i, _)| keep.contains(i))
-        .map(|(_, o)| o)
+        .map(|(_, v)| v)
         .collect()
 }
 
 /// Rolled-up dimensions as dictionary ids and per-subject ones inline, each
 /// sorted by key; empty values are dropped.
-fn split_dimensions(dict: &mut Dictionary, unrolled: &[u32], o: &Observation) -> SplitDimensions {
+fn split_dimensions(dict: &mut Dictionary, unrolled: &[u32], dimensions: &[(String, String)]) -> SplitDimensions {
     let (mut dims, mut inline) = (Vec::new(), Vec::new());
-    for (k, v) in o.dimensions.iter().filter(|(_, v)| !v.is_empty()) {
+    for (k, v) in dimensions.iter().filter(|(_, v)| !v.is_empty()) {
         let key = dict.intern(k);
         if unrolled.contains(&key) {
             inline.push((key, v.clone()));

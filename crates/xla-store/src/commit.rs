@@ -3,12 +3,12 @@
 //! not at all.
 
 use crate::{Provenance, StoreError};
-use xla_types::{Gap, Observation, Span};
+use xla_types::{Gap, Observation, Record, Span};
 
 /// One batch from a connector instance and the cursor that follows it.
 ///
-/// Applied in this order: `observations`, `retractions` (a key both
-/// written and retracted ends retracted), `partial`, `complete`.
+/// Applied in this order: `observations`, `records`, `retractions` (a key
+/// both written and retracted ends retracted), `partial`, `complete`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CommitBatch {
     /// Tenant the data belongs to.
@@ -19,6 +19,10 @@ pub struct CommitBatch {
     pub provenance: Provenance,
     /// The observations; a repeated (id, metric) keeps the last.
     pub observations: Vec<Observation>,
+    /// Records, each stored as one observation per value
+    /// ([`Record::observations`]) after `observations`, without repeating
+    /// the id and dimensions per value: how a connector's batch arrives.
+    pub records: Vec<Record>,
     /// Stored values that no longer count: removed from the rows and from
     /// every rollup exactly. Retracting what is not stored changes nothing.
     pub retractions: Vec<Retracted>,
@@ -41,6 +45,21 @@ pub fn check_observation(o: &Observation) -> Result<(), StoreError> {
     o.check().map_err(|reason| StoreError::BadObservation {
         id: xla_types::untrusted::escape_capped(&o.id, 100).into_owned(),
         metric: xla_types::untrusted::escape_capped(&o.metric, 100).into_owned(),
+        reason: reason.to_string(),
+    })
+}
+
+/// Checks a record against the rules every path applies ([`Record::check`]),
+/// as [`check_observation`] does for an observation.
+///
+/// # Errors
+/// [`StoreError::BadObservation`] naming the record's id and its first
+/// metric, escaped and capped (they come from a plugin).
+pub fn check_record(r: &Record) -> Result<(), StoreError> {
+    r.check().map_err(|reason| StoreError::BadObservation {
+        id: xla_types::untrusted::escape_capped(&r.id, 100).into_owned(),
+        metric: xla_types::untrusted::escape_capped(r.values.first().map_or("", |v| v.metric.as_str()), 100)
+            .into_owned(),
         reason: reason.to_string(),
     })
 }

@@ -316,8 +316,9 @@ async fn pull_all(
             tracing::warn!(instance = %target.instance, start = gap.span.start, end = gap.span.end, reason = %gap.reason, "partial data");
             progress.partial(gap);
         }
-        let commit = commit_batch(target, &provenance, &batch.changes, &info.metrics, next.clone());
-        let flight = spawn_commit(store, commit, batch.changes.partial);
+        let partial = batch.changes.partial.clone();
+        let commit = commit_batch(target, &provenance, batch.changes, &info.metrics, next.clone());
+        let flight = spawn_commit(store, commit, partial);
         cursor = next;
         let stop = if !more {
             Some(RunOutcome::Completed)
@@ -392,13 +393,15 @@ struct InFlight {
     commit: tokio::task::JoinHandle<Result<CommitSummary, StoreError>>,
 }
 
-/// What the store is asked to write for a connector's changes: one row per
-/// metric value, and each retraction expanded to the metrics it names (all
-/// the connector declares when it names none).
+/// What the store is asked to write for a connector's changes: its records
+/// as they came (the store keeps one row per metric value; moved, not
+/// copied into one observation per value, which cost a copy of the id and
+/// every dimension per value), and each retraction expanded to the metrics
+/// it names (all the connector declares when it names none).
 pub(crate) fn commit_batch(
     target: &SyncTarget,
     provenance: &Provenance,
-    changes: &Changes,
+    changes: Changes,
     declared: &[MetricInfo],
     cursor: Option<String>,
 ) -> CommitBatch {
@@ -406,14 +409,15 @@ pub(crate) fn commit_batch(
         tenant: target.tenant.clone(),
         source: target.instance.clone(),
         provenance: provenance.clone(),
-        observations: changes.observations(),
+        observations: Vec::new(),
+        records: changes.records,
         retractions: changes
             .retractions
             .iter()
             .flat_map(|r| retracted(r, declared))
             .collect(),
-        partial: changes.partial.clone(),
-        complete: changes.complete.clone(),
+        partial: changes.partial,
+        complete: changes.complete,
         cursor,
     }
 }
@@ -441,7 +445,7 @@ fn retracted(retraction: &Retraction, declared: &[MetricInfo]) -> Vec<Retracted>
 /// while the store writes (a commit waits for the disk).
 fn spawn_commit(store: &Arc<dyn Store>, batch: CommitBatch, partial: Vec<Gap>) -> InFlight {
     let store = Arc::clone(store);
-    let observations = batch.observations.len();
+    let observations = batch.observations.len() + batch.records.iter().map(|r| r.values.len()).sum::<usize>();
     let commit = tokio::spawn(async move { store.commit(batch).await });
     InFlight {
         observations,

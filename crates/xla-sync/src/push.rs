@@ -274,7 +274,8 @@ impl Receiver {
         let batches = chunks.len();
         for (i, chunk) in chunks.into_iter().enumerate() {
             // No cursor leaves the stored one as it is: the sync's own.
-            let batch = crate::commit_batch(&target, &provenance, &chunk, &self.info.metrics, None);
+            let partial = chunk.partial.clone();
+            let batch = crate::commit_batch(&target, &provenance, chunk, &self.info.metrics, None);
             let summary = store
                 .commit(batch)
                 .await
@@ -291,7 +292,7 @@ impl Receiver {
                     },
                     source: Box::new(source),
                 })?;
-            crate::count_commit(record, &summary, &chunk.partial);
+            crate::count_commit(record, &summary, &partial);
         }
         Ok(())
     }
