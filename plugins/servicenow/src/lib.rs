@@ -158,30 +158,34 @@ impl ServiceNow {
         records: &[Fields<'_>],
         after: Option<&Watermark>,
     ) -> Result<Option<Watermark>, PluginError> {
-        let mut last: Option<Watermark> = None;
+        let mut last: Option<(&str, &str)> = None;
+        let after = after.map(|mark| (mark.ts.as_str(), mark.sys_id.as_str()));
         for fields in records {
             let row = Row::new(table, fields);
-            let mark = row.watermark()?;
-            let previous = last.as_ref().or(after);
+            let mark = row.keyset()?;
             // The fixed `YYYY-MM-DD HH:MM:SS` form sorts as text, and so do
             // sys_ids. An instance that dropped either ORDERBY would make the
             // keyset skip records.
-            if let Some(previous) = previous
-                && (mark.ts.as_str(), mark.sys_id.as_str()) <= (previous.ts.as_str(), previous.sys_id.as_str())
+            if let Some(previous) = last.or(after)
+                && mark <= previous
             {
                 return Err(PluginError::Permanent(format!(
                     "{}: keyed ({}, {}) but listed after ({}, {}); the instance did not sort by sys_updated_on \
                      and sys_id, so the sync cannot continue safely",
                     row.label(),
-                    mark.ts,
-                    mark.sys_id,
-                    previous.ts,
-                    previous.sys_id
+                    mark.0,
+                    mark.1,
+                    previous.0,
+                    previous.1
                 )));
             }
             last = Some(mark);
         }
-        Ok(last)
+        // Only the page's last keyset is kept: one copy per page, not per row.
+        Ok(last.map(|(ts, sys_id)| Watermark {
+            ts: ts.to_string(),
+            sys_id: sys_id.to_string(),
+        }))
     }
 
     /// Maps rows into changes with `names`, logging the sys_ids kept (`why`

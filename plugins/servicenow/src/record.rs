@@ -112,9 +112,12 @@ impl<'r, 'a> Row<'r, 'a> {
     /// of saved exports: `{"value": ..}` (reference links, `display_value=all`)
     /// and non-string scalars (see [`Fields::get`]).
     pub fn text(&self, field: &str) -> Cow<'r, str> {
-        self.fields
-            .get(field)
-            .map_or(Cow::Borrowed(""), |value| Cow::Borrowed(value.as_ref()))
+        Cow::Borrowed(self.str(field))
+    }
+
+    /// [`Row::text`] as a plain borrow.
+    fn str(&self, field: &str) -> &'r str {
+        self.fields.get(field).map_or("", |value| value.as_ref())
     }
 
     /// How messages name the record: its number, else its sys_id.
@@ -175,10 +178,12 @@ impl<'r, 'a> Row<'r, 'a> {
             .unwrap_or_default()
     }
 
-    /// The record's place in the keyset: (`sys_updated_on`, `sys_id`).
-    pub fn watermark(&self) -> Result<Watermark, PluginError> {
-        Watermark::checked(&self.text("sys_updated_on"), &self.text("sys_id"))
-            .map_err(|why| PluginError::BadData(format!("{}: {why}", self.label())))
+    /// The record's place in the keyset: (`sys_updated_on`, `sys_id`),
+    /// checked as [`Watermark::checked`] does and borrowed from the page.
+    pub fn keyset(&self) -> Result<(&'r str, &'r str), PluginError> {
+        let (ts, sys_id) = (self.str("sys_updated_on"), self.str("sys_id"));
+        Watermark::check(ts, sys_id).map_err(|why| PluginError::BadData(format!("{}: {why}", self.label())))?;
+        Ok((ts, sys_id))
     }
 
     /// What the row counts for now, in the metric vocabulary (`docs/metrics.md`).

@@ -134,6 +134,9 @@ pub(crate) struct Term {
     pub(crate) field: String,
     pub(crate) op: Op,
     pub(crate) value: String,
+    /// `value` read as a date-time, once: a keyset page compares it with
+    /// every row of the table.
+    time: Option<i64>,
 }
 
 impl Term {
@@ -154,18 +157,27 @@ impl Term {
             field: field.to_string(),
             op: *op,
             value: value.to_string(),
+            time: parse_time(value),
         })
+    }
+
+    /// [`Val::compare`] with the operand's date-time parsed once.
+    fn compare(&self, value: &Val<'_>) -> Ordering {
+        match (value, self.time) {
+            (Val::Time(Some(ms)), Some(other)) => (ms / 1000).cmp(&(other / 1000)),
+            _ => value.compare(&self.value),
+        }
     }
 
     fn matches(&self, value: &Val<'_>) -> bool {
         let operand = self.value.as_str();
         match self.op {
-            Op::Eq => value.compare(operand) == Ordering::Equal,
-            Op::Ne => value.compare(operand) != Ordering::Equal,
-            Op::Gt => value.compare(operand) == Ordering::Greater,
-            Op::Ge => value.compare(operand) != Ordering::Less,
-            Op::Lt => value.compare(operand) == Ordering::Less,
-            Op::Le => value.compare(operand) != Ordering::Greater,
+            Op::Eq => self.compare(value) == Ordering::Equal,
+            Op::Ne => self.compare(value) != Ordering::Equal,
+            Op::Gt => self.compare(value) == Ordering::Greater,
+            Op::Ge => self.compare(value) != Ordering::Less,
+            Op::Lt => self.compare(value) == Ordering::Less,
+            Op::Le => self.compare(value) != Ordering::Greater,
             Op::In => operand.split(',').any(|o| value.compare(o) == Ordering::Equal),
             Op::NotIn => !operand.split(',').any(|o| value.compare(o) == Ordering::Equal),
             Op::Like => contains_ignore_case(&value.text(), operand),
