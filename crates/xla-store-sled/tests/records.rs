@@ -117,7 +117,7 @@ async fn one_bad_record_stores_nothing_of_its_batch() {
     let store = store(&dir);
     let mut recs = records(1);
     recs.push(Record::new("", T0).value("ticket_resolved", Layer::Operational, 1.0));
-    let error = store.commit(batch(1, Vec::new(), recs)).await.err().expect("refused");
+    let error = store.commit(batch(1, Vec::new(), recs)).await.expect_err("refused");
     assert!(matches!(error, StoreError::BadObservation { .. }), "{error}");
     let rows = store
         .observations("acme", "ticket_resolved", i64::MIN, i64::MAX)
