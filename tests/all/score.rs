@@ -177,14 +177,20 @@ async fn a_value_over_partial_data_says_so_until_the_span_is_read_in_full() {
         span: Span::new(day, day + DAY),
         reason: "the export was truncated by the licence (HTTP 206)".into(),
     };
-    store.commit(gaps(vec![truncated.clone()], vec![])).await.expect("commit");
+    store
+        .commit(gaps(vec![truncated.clone()], vec![]))
+        .await
+        .expect("commit");
     let engine = engine(store.clone(), &[]).await;
     let definition = xla(MEAN_RESOLUTION);
 
     let march = engine.report(&definition, month("2026-03")).await.expect("report");
     assert_eq!(march.value, Some(9.0));
     assert_eq!(march.partial.len(), 1, "{:?}", march.partial);
-    assert_eq!((march.partial[0].source.as_str(), &march.partial[0].gap), ("nexthink", &truncated));
+    assert_eq!(
+        (march.partial[0].source.as_str(), &march.partial[0].gap),
+        ("nexthink", &truncated)
+    );
     let json = serde_json::to_value(&march).expect("json");
     assert_eq!(json["partial"][0]["reason"], truncated.reason.as_str());
     let february = engine.report(&definition, month("2026-02")).await.expect("report");
@@ -339,11 +345,27 @@ async fn field_case_09_a_clone_answer_is_unmatched_not_scored_for_the_production
     let (_dir, store) = store();
     let october = month("2026-10").start;
     let ticket = |number: &str, group: &str, resolved: i64, hours: f64| {
-        let dims = [("ticket", number), ("ticket_type", "incident"), ("assignment_group", group)];
+        let dims = [
+            ("ticket", number),
+            ("ticket_type", "incident"),
+            ("assignment_group", group),
+        ];
         let with = |o: Observation| dims.iter().fold(o, |o, (k, v)| o.dim(*k, *v));
         [
-            with(Observation::new(number, "ticket_resolved", Layer::Operational, 1.0, resolved)),
-            with(Observation::new(number, "resolution_hours", Layer::Operational, hours, resolved)),
+            with(Observation::new(
+                number,
+                "ticket_resolved",
+                Layer::Operational,
+                1.0,
+                resolved,
+            )),
+            with(Observation::new(
+                number,
+                "resolution_hours",
+                Layer::Operational,
+                hours,
+                resolved,
+            )),
         ]
     };
     let answer = |id: &str, number: &str, at: i64, score: f64| {
@@ -353,7 +375,12 @@ async fn field_case_09_a_clone_answer_is_unmatched_not_scored_for_the_production
     };
     let mut observations = Vec::new();
     // INC0090101: opened 2026-09-30 16:00, resolved 2026-10-01 08:10.
-    observations.extend(ticket("INC0090101", "Service Desk", october + 8 * HOUR + 600_000, 16.0 + 1.0 / 6.0));
+    observations.extend(ticket(
+        "INC0090101",
+        "Service Desk",
+        october + 8 * HOUR + 600_000,
+        16.0 + 1.0 / 6.0,
+    ));
     // INC0012001 (production): opened 2026-10-05 10:00, resolved 2026-10-06 09:00.
     observations.extend(ticket("INC0012001", "Payroll Team", october + 5 * DAY + 9 * HOUR, 23.0));
     observations.push(answer("90101", "INC0090101", october + 9 * HOUR + 131_000, 9.0));

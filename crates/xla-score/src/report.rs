@@ -132,10 +132,13 @@ impl Engine {
         let target = target_for(xla, window, &mut |w| value_of(w));
         let current = &scored[&window];
         let value = current.value;
-        let partial = self.partial_in(&xla.tenant, window).await.map_err(|error| ScoreError::Store {
-            xla: xla.id.clone(),
-            error,
-        })?;
+        let partial = self
+            .partial_in(&xla.tenant, window)
+            .await
+            .map_err(|error| ScoreError::Store {
+                xla: xla.id.clone(),
+                error,
+            })?;
         let previous = value_of(window.previous());
         let met = value.zip(target.value).map(|(v, t)| xla.direction.meets(v, t));
         let margin = value.zip(target.value).map(|(v, t)| xla.direction.margin(v, t));

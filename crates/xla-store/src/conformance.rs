@@ -1120,7 +1120,10 @@ pub fn a_retraction_removes_values_exactly_and_its_replay_changes_nothing<B: Bac
         assert_eq!((email.count, email.sum), (1, 9.0));
         // Replayed, and never stored: nothing changes.
         assert_eq!(retract(store, &gone, &[]).await.retracted, 0);
-        let never = [Retracted::new("r9", "happiness_rating"), Retracted::new("r1", "no_such_metric")];
+        let never = [
+            Retracted::new("r9", "happiness_rating"),
+            Retracted::new("r1", "no_such_metric"),
+        ];
         assert_eq!(retract(store, &never, &[]).await.retracted, 0);
         assert_eq!(cell(store, "happiness_rating", 1, None).await.count, 1);
         // One metric of r1 goes; the other stays, in its cells and its subject.
@@ -1300,15 +1303,33 @@ pub fn answers_join_only_tickets_they_plausibly_belong_to<B: Backend>(backend: &
         };
         let mut tickets = Vec::new();
         // INC0090108 opened 2026-09-30 16:00, resolved 2026-10-02 14:00.
-        tickets.extend(ticket("INC0090108", "incident", "Service Desk", OCT + DAY + 14 * HOUR, 46.0));
+        tickets.extend(ticket(
+            "INC0090108",
+            "incident",
+            "Service Desk",
+            OCT + DAY + 14 * HOUR,
+            46.0,
+        ));
         // INC0012001 opened 2026-10-05 10:00, resolved 2026-10-06 09:00 (production).
-        tickets.extend(ticket("INC0012001", "incident", "Payroll Team", OCT + 5 * DAY + 9 * HOUR, 23.0));
+        tickets.extend(ticket(
+            "INC0012001",
+            "incident",
+            "Payroll Team",
+            OCT + 5 * DAY + 9 * HOUR,
+            23.0,
+        ));
         // RITM0090103 resolved 2026-10-01 11:00; INC0090111 resolved in September.
         tickets.extend(ticket("RITM0090103", "request", "Service Desk", OCT + 11 * HOUR, 19.0));
         tickets.extend(ticket("INC0090111", "incident", "Network", OCT - 2 * DAY, 4.0));
         // INC0090112 exists twice (two instances): one opened after its answer
         // (read first: resolved first), and one open when it was given.
-        tickets.extend(ticket("INC0090112", "incident", "Payroll Team", OCT + 5 * DAY + 9 * HOUR, 23.0));
+        tickets.extend(ticket(
+            "INC0090112",
+            "incident",
+            "Payroll Team",
+            OCT + 5 * DAY + 9 * HOUR,
+            23.0,
+        ));
         commit(store, &tickets, None).await;
         let mut second = ticket("INC0090112", "incident", "Network", OCT + 6 * DAY, 120.0);
         for t in &mut second {
@@ -1319,13 +1340,31 @@ pub fn answers_join_only_tickets_they_plausibly_belong_to<B: Backend>(backend: &
             .await
             .expect("commit");
         let answer = |id: &str, number: &str, kind: &str, at: i64, score: f64| {
-            obs(id, "happiness_rating", score, at, &[("ticket", number), ("ticket_type", kind)])
+            obs(
+                id,
+                "happiness_rating",
+                score,
+                at,
+                &[("ticket", number), ("ticket_type", kind)],
+            )
         };
         let answers = [
             // Given 2026-10-02 16:44:02, after its ticket.
-            answer("90108", "INC0090108", "incident", OCT + DAY + 16 * HOUR + 44 * 60_000 + 2_000, 3.0),
+            answer(
+                "90108",
+                "INC0090108",
+                "incident",
+                OCT + DAY + 16 * HOUR + 44 * 60_000 + 2_000,
+                3.0,
+            ),
             // Given 2026-10-02 15:03:27: three days before INC0012001 was opened.
-            answer("90110", "INC0012001", "incident", OCT + DAY + 15 * HOUR + 3 * 60_000 + 27_000, 10.0),
+            answer(
+                "90110",
+                "INC0012001",
+                "incident",
+                OCT + DAY + 15 * HOUR + 3 * 60_000 + 27_000,
+                10.0,
+            ),
             // About a request, but INC0090108 is an incident.
             answer("90120", "INC0090108", "request", OCT + 2 * DAY, 9.0),
             answer("90103", "RITM0090103", "request", OCT + 11 * HOUR + 20 * 60_000, 9.0),

@@ -30,7 +30,9 @@ mod runs;
 mod subjects;
 mod tokens;
 
-pub use commit::{CommitBatch, CommitSummary, RetentionSummary, Retracted, SourceGap, check_observation, check_record, merge_gaps};
+pub use commit::{
+    CommitBatch, CommitSummary, RetentionSummary, Retracted, SourceGap, check_observation, check_record, merge_gaps,
+};
 pub use config::{Backend, StoreConfig};
 pub use error::StoreError;
 pub use model::{DAY_MS, Provenance, SUBJECT_DIMENSIONS, StoredObservation, UNROLLED_DIMENSIONS, day_of, is_rating};

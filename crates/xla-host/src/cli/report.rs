@@ -187,7 +187,11 @@ fn xla_table(reports: &[XlaReport], color: bool) -> String {
             .take(3)
             .map(|g| format!("{} {:.1}", Shown(&g.group), g.value))
             .collect();
-        let partial = if report.partial.is_empty() { "" } else { "\nPARTIAL DATA" };
+        let partial = if report.partial.is_empty() {
+            ""
+        } else {
+            "\nPARTIAL DATA"
+        };
         table.add_row(vec![
             Cell::new(format!("{}\n{}", report.name, report.tenant)),
             Cell::new(&report.period),
