@@ -177,7 +177,7 @@ mod tests {
             .expect("fixtures load");
         assert_eq!(run.error, None);
         assert_eq!(run.batches.len(), 3, "two full pages and one filtered-empty page");
-        let ids: Vec<&str> = run.observations().map(|o| o.id.as_str()).collect();
+        let ids: Vec<String> = run.observations().map(|o| o.id).collect();
         assert_eq!(ids, ["r1", "r2", "r3"]);
         assert!(run.unused.is_empty(), "unused exchanges: {:?}", run.unused);
     }
