@@ -142,7 +142,16 @@ impl ConnectorSession {
         };
         let shown = |text: &str| xla_types::untrusted::escape_capped(text, 100).into_owned();
         for r in &changes.records {
-            r.check().map_err(|reason| bad(format!("`{}`", shown(&r.id)), reason))?;
+            r.check().map_err(|reason| {
+                // Name the value at fault, else the record's first metric.
+                let metric = r
+                    .values
+                    .iter()
+                    .find(|v| !v.value.is_finite() || v.metric.is_empty() || v.metric.len() > 128)
+                    .or(r.values.first())
+                    .map_or("", |v| v.metric.as_str());
+                bad(format!("`{}` (metric `{}`)", shown(&r.id), shown(metric)), reason)
+            })?;
         }
         for r in &changes.retractions {
             r.check()
