@@ -317,7 +317,7 @@ async fn pull_all(
             progress.partial(gap);
         }
         let partial = batch.changes.partial.clone();
-        let commit = commit_batch(target, &provenance, batch.changes, &info.metrics, next.clone());
+        let commit = commit_batch(&target.tenant, &provenance, batch.changes, &info.metrics, next.clone());
         let flight = spawn_commit(store, commit, partial);
         cursor = next;
         let stop = if !more {
@@ -399,15 +399,16 @@ struct InFlight {
 /// every dimension per value), and each retraction expanded to the metrics
 /// it names (all the connector declares when it names none).
 pub(crate) fn commit_batch(
-    target: &SyncTarget,
+    tenant: &str,
     provenance: &Provenance,
     changes: Changes,
     declared: &[MetricInfo],
     cursor: Option<String>,
 ) -> CommitBatch {
     CommitBatch {
-        tenant: target.tenant.clone(),
-        source: target.instance.clone(),
+        tenant: tenant.to_string(),
+        // The provenance names the instance: the store's source.
+        source: provenance.connector.clone(),
         provenance: provenance.clone(),
         observations: Vec::new(),
         records: changes.records,

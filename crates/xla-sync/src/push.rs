@@ -262,20 +262,12 @@ impl Receiver {
             sha256: manifest.sha256.clone(),
             sync_run: record.run,
         };
-        let target = crate::SyncTarget {
-            instance: self.instance.name.clone(),
-            tenant: self.instance.tenant.clone(),
-            config: String::new(),
-            plugin: manifest.name.clone(),
-            version: manifest.version.clone(),
-            sha256: manifest.sha256.clone(),
-        };
         let chunks = chunk_records(changes, self.batch);
         let batches = chunks.len();
         for (i, chunk) in chunks.into_iter().enumerate() {
             // No cursor leaves the stored one as it is: the sync's own.
             let partial = chunk.partial.clone();
-            let batch = crate::commit_batch(&target, &provenance, chunk, &self.info.metrics, None);
+            let batch = crate::commit_batch(&self.instance.tenant, &provenance, chunk, &self.info.metrics, None);
             let summary = store
                 .commit(batch)
                 .await

@@ -179,6 +179,44 @@ macro_rules! shared_with_every_version {
                 .map_err(plugin_error))
         }
 
+        /// `pull(config, cursor)` of a connector of this version, its step
+        /// read as the host's [`Batch`] (`batch_changes` is the version's own).
+        pub(crate) async fn connector_pull(
+            plugin: &ConnectorPlugin,
+            store: &mut Store<PluginState>,
+            config: &str,
+            cursor: Option<&str>,
+        ) -> wasmtime::Result<Result<Batch, PluginError>> {
+            let result = plugin
+                .xla_plugin_connector()
+                .call_pull(store, config, cursor)
+                .await?;
+            Ok(result.map_err(plugin_error).map(|batch| {
+                let (changes, cursor, more) = batch_changes(batch);
+                Batch {
+                    changes,
+                    cursor,
+                    more,
+                }
+            }))
+        }
+
+        /// `parse(config, media_type, body)` of a connector of this version,
+        /// read as the host's [`Changes`] (`changes` is the version's own).
+        pub(crate) async fn connector_parse(
+            plugin: &ConnectorPlugin,
+            store: &mut Store<PluginState>,
+            config: &str,
+            media_type: &str,
+            body: &[u8],
+        ) -> wasmtime::Result<Result<Changes, PluginError>> {
+            let result = plugin
+                .xla_plugin_connector()
+                .call_parse(store, config, media_type, body)
+                .await?;
+            Ok(result.map_err(plugin_error).map(changes))
+        }
+
         /// `describe()` of a scorer of this version.
         pub(crate) async fn scorer_describe(
             plugin: &ScorerPlugin,

@@ -85,34 +85,9 @@ fn changes(observations: Vec<wit::Observation>) -> Changes {
     Changes::records(Record::group(observations.into_iter().map(observation).collect()))
 }
 
-/// `pull(config, cursor)` of a 0.1 connector, read as 0.2.
-pub(crate) async fn connector_pull(
-    plugin: &ConnectorPlugin,
-    store: &mut Store<PluginState>,
-    config: &str,
-    cursor: Option<&str>,
-) -> wasmtime::Result<Result<Batch, PluginError>> {
-    let result = plugin.xla_plugin_connector().call_pull(store, config, cursor).await?;
-    Ok(result.map_err(plugin_error).map(|batch| Batch {
-        changes: changes(batch.observations),
-        cursor: batch.cursor,
-        more: batch.more,
-    }))
-}
-
-/// `parse(config, media_type, body)` of a 0.1 connector, read as 0.2.
-pub(crate) async fn connector_parse(
-    plugin: &ConnectorPlugin,
-    store: &mut Store<PluginState>,
-    config: &str,
-    media_type: &str,
-    body: &[u8],
-) -> wasmtime::Result<Result<Changes, PluginError>> {
-    let result = plugin
-        .xla_plugin_connector()
-        .call_parse(store, config, media_type, body)
-        .await?;
-    Ok(result.map_err(plugin_error).map(changes))
+/// A 0.1 pull's step as 0.2 changes.
+fn batch_changes(batch: wit_connector::Batch) -> (Changes, Option<String>, bool) {
+    (changes(batch.observations), batch.cursor, batch.more)
 }
 
 #[cfg(test)]

@@ -108,34 +108,9 @@ fn changes(c: wit::Changes) -> Changes {
     }
 }
 
-/// `pull(config, cursor)` of a 0.2 connector.
-pub(crate) async fn connector_pull(
-    plugin: &ConnectorPlugin,
-    store: &mut Store<PluginState>,
-    config: &str,
-    cursor: Option<&str>,
-) -> wasmtime::Result<Result<Batch, PluginError>> {
-    let result = plugin.xla_plugin_connector().call_pull(store, config, cursor).await?;
-    Ok(result.map_err(plugin_error).map(|batch| Batch {
-        changes: changes(batch.changes),
-        cursor: batch.cursor,
-        more: batch.more,
-    }))
-}
-
-/// `parse(config, media_type, body)` of a 0.2 connector.
-pub(crate) async fn connector_parse(
-    plugin: &ConnectorPlugin,
-    store: &mut Store<PluginState>,
-    config: &str,
-    media_type: &str,
-    body: &[u8],
-) -> wasmtime::Result<Result<Changes, PluginError>> {
-    let result = plugin
-        .xla_plugin_connector()
-        .call_parse(store, config, media_type, body)
-        .await?;
-    Ok(result.map_err(plugin_error).map(changes))
+/// A 0.2 pull's step, its parts.
+fn batch_changes(batch: wit_connector::Batch) -> (Changes, Option<String>, bool) {
+    (changes(batch.changes), batch.cursor, batch.more)
 }
 
 #[cfg(test)]
