@@ -767,11 +767,34 @@ fn matching(org: &Snapshot, table: Table, query: &EncodedQuery, orders: &OrderCa
     if query.matches_all() {
         return ordered.to_vec();
     }
-    ordered
+    let start = range_start(&ordered, query, |i, f| value(i, f));
+    ordered[start..]
         .iter()
         .copied()
         .filter(|&i| query.matches(|f| value(i, f)))
         .collect()
+}
+
+/// Where matches can start in `ordered`: past the records below every
+/// lower bound of the first sort key (ascending), found by binary search;
+/// 0 when the query does not bound it.
+fn range_start<'a>(
+    ordered: &[usize],
+    query: &EncodedQuery,
+    value: impl Fn(usize, &str) -> Option<query::Val<'a>>,
+) -> usize {
+    let Some(first) = query.order.first().filter(|o| !o.descending) else {
+        return 0;
+    };
+    let Some(bounds) = query.lower_bounds(&first.field) else {
+        return 0;
+    };
+    let empty = || query::Val::Text(std::borrow::Cow::Borrowed(""));
+    bounds
+        .iter()
+        .map(|term| ordered.partition_point(|&i| term.is_below(&value(i, &first.field).unwrap_or_else(empty))))
+        .min()
+        .unwrap_or(0)
 }
 
 /// The `Link` header: first, prev, next (only when more follow), last.

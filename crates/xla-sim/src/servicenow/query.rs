@@ -169,6 +169,12 @@ impl Term {
         }
     }
 
+    /// Whether `value` sorts below this term's operand: a term of `=`,
+    /// `>` or `>=` matches no such value.
+    pub(crate) fn is_below(&self, value: &Val<'_>) -> bool {
+        self.compare(value) == Ordering::Less
+    }
+
     fn matches(&self, value: &Val<'_>) -> bool {
         let operand = self.value.as_str();
         match self.op {
@@ -265,6 +271,26 @@ impl EncodedQuery {
                 })
             })
         })
+    }
+
+    /// The terms that bound `field` from below, when every group of the
+    /// query has one: an AND-chain whose alternatives all read `field` with
+    /// `=`, `>` or `>=`. A matching record's `field` is at least one of
+    /// their operands, so in a list ascending by `field` the matches start
+    /// at the first record not below every one of them: what a database's
+    /// index range scan does for a keyset page (`sys_updated_on=T^sys_id>I
+    /// ^NQsys_updated_on>T`). `None` when some group is not bounded.
+    pub(crate) fn lower_bounds(&self, field: &str) -> Option<Vec<&Term>> {
+        let mut bounds = Vec::new();
+        for group in &self.groups {
+            let chain = group.iter().find(|chain| {
+                chain
+                    .iter()
+                    .all(|t| t.field == field && matches!(t.op, Op::Eq | Op::Gt | Op::Ge))
+            })?;
+            bounds.extend(chain);
+        }
+        (!bounds.is_empty()).then_some(bounds)
     }
 
     /// Whether the query filters nothing.
@@ -443,6 +469,28 @@ mod tests {
         assert!(t("a=true", Val::Bool(true)));
         assert!(t("a!=x", v("y")));
         assert!(t("a=a^^b", v("a^b")));
+    }
+
+    #[test]
+    fn a_keyset_query_is_bounded_below_and_an_or_of_other_fields_is_not() {
+        let keyset = parse("sys_updated_on=2026-10-03 14:22:09^sys_id>9d3f^NQsys_updated_on>2026-10-03 14:22:09");
+        let bounds = keyset.lower_bounds("sys_updated_on").expect("bounded");
+        assert_eq!(bounds.len(), 2);
+        assert!(
+            keyset.lower_bounds("sys_id").is_none(),
+            "the second group does not bound sys_id"
+        );
+        assert!(
+            parse("sys_updated_on>2026-10-03 14:22:09^ORa=1")
+                .lower_bounds("sys_updated_on")
+                .is_none()
+        );
+        assert!(
+            parse("sys_updated_on<2026-10-03 14:22:09")
+                .lower_bounds("sys_updated_on")
+                .is_none()
+        );
+        assert!(parse("").lower_bounds("sys_updated_on").is_none());
     }
 
     #[test]
