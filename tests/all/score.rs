@@ -310,6 +310,7 @@ async fn a_group_the_metric_lacks_is_reached_through_the_ticket() {
             from: month("2026-03").start,
             to: month("2026-03").end,
             filter: None,
+            opening: None,
         })
         .await
         .expect("rows");

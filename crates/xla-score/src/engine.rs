@@ -204,6 +204,7 @@ impl Engine {
                 from: window.start,
                 to: window.end,
                 filter,
+                opening: Some(TICKET_OPENING.into()),
             };
             let rows = self.store.subject_rows(&query).await.map_err(store_error)?;
             Some(Box::new(rows.into_iter()) as Box<dyn Iterator<Item = _> + Send>)

@@ -17,7 +17,51 @@ use xla_store::{
 #[derive(Default)]
 struct Building {
     dimensions: BTreeMap<String, String>,
-    values: Vec<(String, f64)>,
+    /// Values in read order; an answer's carries its index in `answers`.
+    values: Vec<(String, f64, Option<usize>)>,
+    /// The experience values (survey answers) of the row: when and of
+    /// which ticket type, for [`plausible_join`].
+    answers: Vec<(i64, Option<String>)>,
+    /// The ticket records of the row (operational values): `at` and type.
+    tickets: Vec<(i64, Option<String>)>,
+}
+
+impl Building {
+    /// The row's values, without the answers that no ticket of the row may
+    /// take (a cloned instance's answer on a production ticket of its
+    /// number). A row without ticket records keeps its answers: there is
+    /// nothing to judge them by. `opened` is when the row's ticket was
+    /// opened, when known.
+    fn values(self, opened: Option<i64>) -> Vec<(String, f64)> {
+        let Building {
+            values,
+            answers,
+            tickets,
+            ..
+        } = self;
+        let plausible: Vec<bool> = answers
+            .iter()
+            .map(|(at, answer_type)| {
+                tickets.is_empty()
+                    || tickets.iter().any(|(_, ticket_type)| {
+                        let answer = AnswerFacts {
+                            at: *at,
+                            ticket_type: answer_type.as_deref(),
+                        };
+                        let ticket = TicketFacts {
+                            opened,
+                            ticket_type: ticket_type.as_deref(),
+                        };
+                        plausible_join(answer, ticket).is_ok()
+                    })
+            })
+            .collect();
+        values
+            .into_iter()
+            .filter(|(_, _, answer)| answer.is_none_or(|i| plausible[i]))
+            .map(|(name, value, _)| (name, value))
+            .collect()
+    }
 }
 
 impl Sled {
@@ -51,8 +95,10 @@ impl Sled {
                 None => return Ok(Vec::new()),
             },
         };
+        let type_key = inner.dict.id(TYPE_DIMENSION);
         let (dict, index) = inner.parts(&self.db)?;
         let (dict, index) = (&*dict, &*index);
+        let experience = keys::layer_code(xla_types::Layer::Experience);
         let mut rows: BTreeMap<String, Building> = BTreeMap::new();
         for metric_name in &query.metrics {
             let Some(metric) = dict.id(metric_name) else {
@@ -83,19 +129,68 @@ impl Sled {
                         building.dimensions.insert(name.to_string(), v.to_string());
                     }
                 }
-                building.values.push((metric_name.clone(), row.value.get()));
-                building.values.push((at_name.clone(), at as f64));
+                let ticket_type = type_key.and_then(|k| row_dimension(dict, row, k)).map(str::to_string);
+                let answer = if row.layer == experience {
+                    building.answers.push((at, ticket_type));
+                    Some(building.answers.len() - 1)
+                } else {
+                    building.tickets.push((at, ticket_type));
+                    None
+                };
+                building.values.push((metric_name.clone(), row.value.get(), answer));
+                building.values.push((at_name.clone(), at as f64, answer));
                 Ok(())
             })?;
         }
+        let opened = self.openings(tenant, key, query, &rows, dict, index)?;
         Ok(rows
             .into_iter()
-            .map(|(key, building)| SubjectRow {
-                key,
-                dimensions: building.dimensions.into_iter().collect(),
-                values: building.values,
+            .map(|(subject, mut building)| SubjectRow {
+                dimensions: std::mem::take(&mut building.dimensions).into_iter().collect(),
+                values: building.values(opened.get(&subject).copied()),
+                key: subject,
             })
             .collect())
+    }
+
+    /// When each ticket of `rows` that has answers beside it was opened: the
+    /// earliest of its `query.opening` records' `at` less their hours (read
+    /// whether or not the query asked for that metric; a ticket's SLA
+    /// records carry no opening).
+    fn openings(
+        &self,
+        tenant: u32,
+        key: u32,
+        query: &SubjectQuery,
+        rows: &BTreeMap<String, Building>,
+        dict: &super::dict::Dictionary,
+        index: &super::index::Index,
+    ) -> Result<FxHashMap<String, i64>, StoreError> {
+        let mut opened = FxHashMap::default();
+        let judged = |b: &Building| !b.answers.is_empty() && !b.tickets.is_empty();
+        let Some(metric) = query.opening.as_deref().and_then(|m| dict.id(m)) else {
+            return Ok(opened);
+        };
+        if !rows.values().any(judged) {
+            return Ok(opened);
+        }
+        let days = (keys::day_of(query.from), keys::day_of(query.to - 1) + 1);
+        read::for_each_live_row(&self.db, index, (tenant, metric), days, |_, at, row| {
+            let hours = row.value.get();
+            if let Some(subject) = row_dimension(dict, row, key)
+                && rows.get(subject).is_some_and(judged)
+                && hours.is_finite()
+                && hours >= 0.0
+            {
+                let at = at - (hours * HOUR_MS) as i64;
+                opened
+                    .entry(subject.to_string())
+                    .and_modify(|o: &mut i64| *o = (*o).min(at))
+                    .or_insert(at);
+            }
+            Ok(())
+        })?;
+        Ok(opened)
     }
 }
 

@@ -68,6 +68,7 @@ macro_rules! conformance_suite {
             a_replaced_row_stays_replaced_after_reopen,
             runs_are_kept_newest_first_and_survive_reopen,
             subject_rows_join_a_ticket_across_sources,
+            subject_rows_keep_only_answers_their_ticket_may_take,
             values_group_through_their_tickets,
             answers_join_only_tickets_they_plausibly_belong_to,
             tenants_and_sources_see_only_their_own,
@@ -454,6 +455,7 @@ pub fn a_query_that_needs_retired_rows_says_so<B: Backend>(backend: &B) {
                 from: 0,
                 to: 10 * DAY,
                 filter: None,
+                opening: None,
             })
             .await;
         assert!(matches!(rows, Err(StoreError::RetiredRows { .. })), "{rows:?}");
@@ -614,6 +616,7 @@ pub fn subject_rows_join_a_ticket_across_sources<B: Backend>(backend: &B) {
             from: 0,
             to: 10 * DAY,
             filter: None,
+            opening: None,
         };
         let rows = store.subject_rows(&query).await.expect("rows");
         let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
@@ -635,12 +638,96 @@ pub fn subject_rows_join_a_ticket_across_sources<B: Backend>(backend: &B) {
         let filtered = store
             .subject_rows(&SubjectQuery {
                 filter: Some(("service".into(), "Email".into())),
+                opening: None,
                 ..query
             })
             .await
             .expect("rows");
         assert_eq!(filtered.len(), 1);
         assert_eq!(filtered[0].key, "INC2");
+    });
+}
+
+/// Field case 09 in per-ticket rows (what the watermelon scorer reads): an
+/// answer given before its ticket was opened (a cloned instance's ticket of
+/// the same number), or naming another ticket type, is not in the ticket's
+/// row; a plausible answer is; a row with no ticket record keeps its answer.
+pub fn subject_rows_keep_only_answers_their_ticket_may_take<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let hour = 3_600_000;
+        let operational = |o: Observation| Observation {
+            layer: Layer::Operational,
+            ..o
+        };
+        let ticket = |number: &str, resolved: i64, hours: f64| {
+            let dims = [("ticket", number), ("ticket_type", "incident")];
+            vec![
+                operational(obs(number, "resolution_hours", hours, resolved, &dims)),
+                // Its SLA, dated otherwise and with no opening of its own.
+                operational(obs(
+                    &format!("{number}-sla"),
+                    "sla_breached",
+                    0.0,
+                    resolved - hour,
+                    &dims,
+                )),
+            ]
+        };
+        // INC0012001 opened on day 5 (resolved day 6, 23 h after);
+        // INC0090101 opened on day 0 at 16:00, resolved day 1.
+        let mut tickets = ticket("INC0012001", 6 * DAY + 9 * hour, 23.0);
+        tickets.extend(ticket("INC0090101", DAY + 8 * hour, 16.0));
+        store
+            .commit(batch("acme", "servicenow", 1, &tickets, None))
+            .await
+            .expect("tickets");
+        let answer = |id: &str, number: &str, at: i64, ticket_type: &str| {
+            obs(
+                id,
+                "happiness_rating",
+                10.0,
+                at,
+                &[("ticket", number), ("ticket_type", ticket_type)],
+            )
+        };
+        let answers = [
+            // The clone's answer, on day 2: before the production ticket opened.
+            answer("90110", "INC0012001", 2 * DAY + 15 * hour, "incident"),
+            answer("90101", "INC0090101", DAY + 9 * hour, "incident"),
+            answer("90102", "INC0090101", DAY + 10 * hour, "request"),
+            answer("90103", "INC0090103", DAY + 11 * hour, "incident"),
+        ];
+        store
+            .commit(batch("acme", "happysignals", 2, &answers, None))
+            .await
+            .expect("answers");
+        let rows = store
+            .subject_rows(&SubjectQuery {
+                tenant: "acme".into(),
+                key: "ticket".into(),
+                metrics: vec!["sla_breached".into(), "happiness_rating".into()],
+                from: 0,
+                to: 10 * DAY,
+                filter: None,
+                opening: Some("resolution_hours".into()),
+            })
+            .await
+            .expect("rows");
+        let ratings = |key: &str| -> Vec<f64> {
+            let row = rows.iter().find(|r| r.key == key).expect("a row");
+            row.values
+                .iter()
+                .filter(|(name, _)| name == "happiness_rating")
+                .map(|(_, v)| *v)
+                .collect()
+        };
+        assert!(ratings("INC0012001").is_empty(), "90110 predates the ticket");
+        assert_eq!(ratings("INC0090101"), [10.0], "90101 only: 90102 names another type");
+        assert_eq!(ratings("INC0090103"), [10.0], "no ticket record to judge it by");
+        let production = rows.iter().find(|r| r.key == "INC0012001").expect("a row");
+        assert!(production.values.iter().any(|(name, _)| name == "sla_breached"));
     });
 }
 

@@ -19,6 +19,11 @@ pub struct SubjectQuery {
     pub to: i64,
     /// Only observations with this dimension value.
     pub filter: Option<(String, String)>,
+    /// The metric that dates a ticket's opening back from its `at`
+    /// (`resolution_hours`), read for the rule of [`plausible_join`]: a
+    /// row keeps an answer (an experience value) only when a ticket of the
+    /// row may be its ticket. `None`: only the ticket types are compared.
+    pub opening: Option<String>,
 }
 
 /// What [`crate::Store::grouped_through`] reads.
