@@ -10,6 +10,8 @@
 
 use super::StoreError;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// Fingerprint of a record (tenant, source, id, metric) or of a subject
 /// (tenant, dimension, value). 128 bits, so that a collision among even
@@ -71,7 +73,9 @@ const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 /// else as text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum RecordId {
-    Hex(Vec<u8>),
+    /// Up to 16 bytes (a ServiceNow sys_id) without a heap allocation;
+    /// stored exactly as a `Vec<u8>` would be.
+    Hex(SmallVec<[u8; 16]>),
     Text(String),
 }
 
@@ -142,10 +146,12 @@ pub(crate) struct Row {
     pub offset: u32,
     pub value: Value,
     pub layer: u8,
-    /// Rolled-up dimensions as (key, value) dictionary ids, sorted.
-    pub dims: Vec<(u32, u32)>,
-    /// Per-subject dimensions as (key id, value), sorted.
-    pub inline: Vec<(u32, String)>,
+    /// Rolled-up dimensions as (key, value) dictionary ids, sorted. Shared
+    /// by the rows of one record (one per metric value): a commit splits a
+    /// record's dimensions once, and its rows cost no copy of them.
+    pub dims: Arc<[(u32, u32)]>,
+    /// Per-subject dimensions as (key id, value), sorted; shared like `dims`.
+    pub inline: Arc<[(u32, String)]>,
 }
 
 impl Row {

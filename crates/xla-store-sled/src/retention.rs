@@ -94,7 +94,7 @@ impl Sled {
                         fingerprint: fingerprint.to_le_bytes(),
                         value: row.value,
                         layer: row.layer,
-                        dims: row.dims.clone(),
+                        dims: row.dims.to_vec(),
                     })
                 });
                 rows.push(kept);

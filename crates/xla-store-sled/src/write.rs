@@ -16,6 +16,7 @@ use super::rollup::RollupSet;
 use super::{Inner, OrStore, Sled};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use xla_store::{CommitBatch, CommitSummary, Retracted, Rollup, StoreError, is_rating};
 use xla_types::{Layer, Observation};
 
@@ -41,7 +42,7 @@ struct TouchedSet {
 type FreshBlock = (u64, Block<Row>);
 
 /// A row's dimensions: rolled up (dictionary ids) and per-subject (inline).
-type SplitDimensions = (Vec<(u32, u32)>, Vec<(u32, String)>);
+type SplitDimensions = (Arc<[(u32, u32)]>, Arc<[(u32, String)]>);
 
 /// The commit being built.
 struct Work<'a> {
@@ -113,7 +114,7 @@ impl Sled {
             .iter()
             .map(|r| (r.id.as_str(), r.metric.as_str()))
             .collect();
-        for observation in last_of_each(values(batch)) {
+        for observation in last_of_each(batch, values(batch)) {
             if let Some(o) = observation.unchecked {
                 xla_store::check_observation(o)?;
             }
@@ -322,7 +323,7 @@ impl Work<'_> {
                 old_day == day
                     && old.value.get().to_bits() == row.value.get().to_bits()
                     && old.layer == row.layer
-                    && old.dims == row.dims
+                    && old.dims[..] == row.dims[..]
             }
         })
     }
@@ -340,7 +341,7 @@ impl Work<'_> {
                     .filter(|(k, _)| self.subjects.contains(k))
                     .map(|(k, v)| subject_fingerprint(key.tenant, *k, v))
                     .collect();
-                (row.value.get(), row.dims.clone(), subjects)
+                (row.value.get(), row.dims.to_vec(), subjects)
             }
             OldBlock::Retired(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
@@ -600,7 +601,16 @@ fn values(batch: &CommitBatch) -> Vec<Stored<'_>> {
 }
 
 /// The last value of each (id, metric), in batch order.
-fn last_of_each(values: Vec<Stored<'_>>) -> Vec<Stored<'_>> {
+fn last_of_each<'b>(batch: &CommitBatch, values: Vec<Stored<'b>>) -> Vec<Stored<'b>> {
+    // The usual batch: records only, each id once. A record names each
+    // metric once (checked), so every (id, metric) is then unique too: one
+    // hash per record instead of one per value.
+    if batch.observations.is_empty() {
+        let mut ids: HashSet<&str> = HashSet::with_capacity_and_hasher(batch.records.len(), Default::default());
+        if batch.records.iter().all(|r| ids.insert(r.id.as_str())) {
+            return values;
+        }
+    }
     let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity_and_hasher(values.len(), Default::default());
     for (i, v) in values.iter().enumerate() {
         last.insert((v.id, v.metric), i);
@@ -631,5 +641,5 @@ fn split_dimensions(dict: &mut Dictionary, unrolled: &[u32], dimensions: &[(Stri
     }
     dims.sort_unstable();
     inline.sort_unstable();
-    (dims, inline)
+    (dims.into(), inline.into())
 }
