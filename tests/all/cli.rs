@@ -96,9 +96,12 @@ fn plugin_check_fails_clearly_on_a_non_component_and_a_tampered_file() {
     std::fs::write(&wasm, bytes).expect("tamper");
     let output = xla_host(&["plugin", "check", wasm.to_str().expect("utf-8")], &[]);
     assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("does not match the sha256 in its manifest"),
-        "{}",
+    assert_eq!(
+        stderr(&output)
+            .matches("does not match the sha256 in its manifest")
+            .count(),
+        1,
+        "said once: {}",
         stderr(&output)
     );
 }

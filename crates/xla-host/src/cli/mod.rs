@@ -109,10 +109,28 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // Errors carry plugin and source text: escape it for the terminal.
-            eprintln!("error: {}", crate::untrusted::escape(&format!("{e:#}")));
+            eprintln!("error: {}", crate::untrusted::escape(&chain(&e)));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes joined with `: `, as `{:#}` does, but a cause
+/// whose text the message already holds is not said again: our error types
+/// put their source's text in their own message, so `{:#}` printed it twice.
+fn chain(error: &anyhow::Error) -> String {
+    let mut said = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if said.contains(&text) {
+            continue;
+        }
+        if !said.is_empty() {
+            said.push_str(": ");
+        }
+        said.push_str(&text);
+    }
+    said
 }
 
 fn init_logging(filter: &str) {
@@ -124,4 +142,27 @@ fn init_logging(filter: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    /// Says its source's text in its own message, as our error types do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("instance `sn`: {source}")]
+    struct Wrapping {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let error = anyhow::Error::new(Wrapping {
+            source: std::io::Error::other("the file changed after it was built"),
+        });
+        assert_eq!(
+            super::chain(&error),
+            "instance `sn`: the file changed after it was built"
+        );
+        let context = anyhow::Error::new(std::io::Error::other("connection refused")).context("reading the feed");
+        assert_eq!(super::chain(&context), "reading the feed: connection refused");
+    }
 }
