@@ -85,7 +85,14 @@ pub enum Body<'a> {
 
 /// Reads a body. `Err` when it is not JSON (truncated, garbled, HTML).
 pub fn read(body: &[u8]) -> Result<Body<'_>, serde_json::Error> {
-    serde_json::from_slice::<Envelope<'_>>(body).map(|envelope| envelope.0)
+    // UTF-8 is checked once for the whole body, not once per string: a page
+    // is a hundred thousand short strings. A body that is not UTF-8 is read
+    // as bytes so the error says where.
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str::<Envelope<'_>>(text),
+        Err(_) => serde_json::from_slice::<Envelope<'_>>(body),
+    }
+    .map(|envelope| envelope.0)
 }
 
 struct Envelope<'a>(Body<'a>);
@@ -482,5 +489,18 @@ mod tests {
         assert!(matches!(read(b"\"text\""), Ok(Body::Shape(_))));
         assert!(read(br#"{"result":[{"a":"b"},"#).is_err(), "truncated");
         assert!(read(b"<html></html>").is_err());
+        // Bytes that are not UTF-8 inside a string: an error that says where.
+        let garbled = read(b"{\"result\":[{\"number\":\"INC\xe9\"}]}")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            garbled.is_some_and(|e| e.contains("column")),
+            "the error names its place"
+        );
+        // Escapes still decode once the body is read as text.
+        let escaped = read(br#"{"result":[{"short_description":"a \"quoted\" \u00e9"}]}"#);
+        assert!(
+            matches!(escaped, Ok(Body::Records(r)) if r[0].get("short_description").map(|v| v.as_ref()) == Some("a \"quoted\" \u{e9}"))
+        );
     }
 }
