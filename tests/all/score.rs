@@ -199,10 +199,43 @@ async fn a_value_over_partial_data_says_so_until_the_span_is_read_in_full() {
     let globex = engine.report(&other, month("2026-03")).await.expect("report");
     assert!(globex.partial.is_empty(), "another tenant's data is complete");
 
+    // Once nexthink has stored its metric, its gap concerns that metric
+    // only: resolution times, from another source, are whole again, and a
+    // DEX score is the value computed over partial data.
+    let dex = Observation {
+        id: "laptop-7".into(),
+        metric: "dex_score".into(),
+        layer: Layer::Technical,
+        value: 7.5,
+        at: day + 60_000,
+        dimensions: vec![("device".into(), "laptop-7".into())],
+    };
+    store
+        .commit(CommitBatch {
+            observations: vec![dex],
+            ..gaps(vec![], vec![])
+        })
+        .await
+        .expect("commit");
+    let march = engine.report(&definition, month("2026-03")).await.expect("report");
+    assert!(
+        march.partial.is_empty(),
+        "nexthink's gap leaves resolution_hours whole: {:?}",
+        march.partial
+    );
+    let dex_xla = xla(&MEAN_RESOLUTION
+        .replace("id = \"resolution\"", "id = \"dex\"")
+        .replace("resolution_hours", "dex_score")
+        .replace("group_by = \"service\"\n", ""));
+    let devices = engine.report(&dex_xla, month("2026-03")).await.expect("report");
+    assert_eq!(devices.value, Some(7.5));
+    assert_eq!(devices.partial.len(), 1, "{:?}", devices.partial);
+    assert_eq!(devices.partial[0].metrics, ["dex_score"]);
+
     // The day read again in full closes the gap.
     store.commit(gaps(vec![], vec![truncated.span])).await.expect("commit");
-    let march = engine.report(&definition, month("2026-03")).await.expect("report");
-    assert!(march.partial.is_empty(), "{:?}", march.partial);
+    let devices = engine.report(&dex_xla, month("2026-03")).await.expect("report");
+    assert!(devices.partial.is_empty(), "{:?}", devices.partial);
 }
 
 #[tokio::test]

@@ -185,6 +185,20 @@ impl Engine {
         self.run_scorer(xla, window).await
     }
 
+    /// Every metric a score of `xla` reads: its own, and the ticket
+    /// records' ([`TICKET_METRICS`], [`TICKET_OPENING`]) when it groups
+    /// through tickets or its scorer reads per-ticket rows. What a gap must
+    /// touch to make the score partial.
+    pub fn metrics_read(&self, xla: &XlaDefinition) -> Vec<String> {
+        let mut metrics = xla.metrics.clone();
+        let joins = xla.group_by.is_some() || self.scorer_for(xla).is_ok_and(|s| s.info.needs_rows);
+        if joins {
+            let tickets = TICKET_METRICS.iter().chain([&TICKET_OPENING]);
+            metrics.extend(tickets.map(|m| m.to_string()));
+        }
+        metrics
+    }
+
     /// Runs `xla`'s scorer over its input for `window`, without checking
     /// its targets and contract: reports built on a scorer (the scorecard)
     /// have none.

@@ -133,7 +133,7 @@ impl Engine {
         let current = &scored[&window];
         let value = current.value;
         let partial = self
-            .partial_in(&xla.tenant, window)
+            .partial_in(&xla.tenant, window, &self.metrics_read(xla))
             .await
             .map_err(|error| ScoreError::Store {
                 xla: xla.id.clone(),
@@ -188,15 +188,26 @@ impl Engine {
         })
     }
 
-    /// The tenant's open gaps that overlap `window`: whatever is computed
-    /// over the window is computed over partial data while any remains.
+    /// The tenant's open gaps that overlap `window` and concern `metrics`
+    /// (their source stored one of them, or nothing yet): a value computed
+    /// from `metrics` over the window is computed over partial data while
+    /// any remains. A gap of a source that feeds other metrics only leaves
+    /// it whole.
     ///
     /// # Errors
     /// The store's.
-    pub async fn partial_in(&self, tenant: &str, window: Window) -> Result<Vec<xla_store::SourceGap>, StoreError> {
+    pub async fn partial_in(
+        &self,
+        tenant: &str,
+        window: Window,
+        metrics: &[String],
+    ) -> Result<Vec<xla_store::SourceGap>, StoreError> {
         let span = xla_types::Span::new(window.start, window.end);
         let gaps = self.store().gaps(tenant).await?;
-        Ok(gaps.into_iter().filter(|g| g.gap.span.overlaps(&span)).collect())
+        Ok(gaps
+            .into_iter()
+            .filter(|g| g.gap.span.overlaps(&span) && g.concerns(metrics))
+            .collect())
     }
 }
 

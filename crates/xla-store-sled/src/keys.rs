@@ -32,6 +32,7 @@ const CURSOR: u8 = b'C';
 const ROLLUP: u8 = b'R';
 const TOMBSTONE: u8 = b'X';
 const GAPS: u8 = b'G';
+const WRITTEN: u8 = b'W';
 
 pub(crate) use xla_store::{DAY_MS, SUBJECT_DIMENSIONS, UNROLLED_DIMENSIONS, day_of};
 use xla_types::Layer;
@@ -147,6 +148,15 @@ pub(crate) const TOMBSTONES: &[u8] = &[TOMBSTONE];
 /// The open gaps of a connector instance (JSON list of gaps).
 pub(crate) fn gaps(tenant: u32, source: u32) -> Vec<u8> {
     let mut key = vec![GAPS];
+    key.extend_from_slice(&tenant.to_be_bytes());
+    key.extend_from_slice(&source.to_be_bytes());
+    key
+}
+
+/// The metrics a connector instance has stored (postcard list of
+/// dictionary ids, sorted): which values a gap of that source may concern.
+pub(crate) fn written(tenant: u32, source: u32) -> Vec<u8> {
+    let mut key = vec![WRITTEN];
     key.extend_from_slice(&tenant.to_be_bytes());
     key.extend_from_slice(&source.to_be_bytes());
     key

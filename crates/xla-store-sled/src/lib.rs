@@ -175,17 +175,28 @@ impl Sled {
         let mut all = Vec::new();
         for entry in self.db.scan_prefix(keys::gaps_prefix(tenant)) {
             let (key, value) = entry.or_store()?;
-            let source = key
+            let source_id = key
                 .get(5..9)
                 .and_then(|b| <[u8; 4]>::try_from(b).ok())
                 .map(u32::from_be_bytes)
-                .and_then(|id| inner.dict.string(id))
+                .ok_or_else(|| StoreError::corrupt("a gap key names no source"))?;
+            let source = inner
+                .dict
+                .string(source_id)
                 .ok_or_else(|| StoreError::corrupt("a gap key names no source"))?;
             let gaps: Vec<xla_types::Gap> =
                 serde_json::from_slice(&value).map_err(|e| StoreError::corrupt(format!("stored gaps: {e}")))?;
+            let mut metrics = self
+                .written(tenant, source_id)?
+                .into_iter()
+                .map(|id| inner.dict.string(id).map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+                .ok_or_else(|| StoreError::corrupt("a written metric is not in the dictionary"))?;
+            metrics.sort();
             all.extend(gaps.into_iter().map(|gap| SourceGap {
                 source: source.to_string(),
                 gap,
+                metrics: metrics.clone(),
             }));
         }
         all.sort_by(|a, b| (&a.source, a.gap.span).cmp(&(&b.source, b.gap.span)));

@@ -114,6 +114,8 @@ impl Sled {
             .iter()
             .map(|r| (r.id.as_str(), r.metric.as_str()))
             .collect();
+        // The metrics this batch stores, for the source's written set.
+        let mut written: Vec<u32> = Vec::new();
         for observation in last_of_each(batch, values(batch)) {
             if let Some(o) = observation.unchecked {
                 xla_store::check_observation(o)?;
@@ -122,6 +124,9 @@ impl Sled {
                 continue;
             }
             let metric = dict.intern(observation.metric);
+            if !written.contains(&metric) {
+                written.push(metric);
+            }
             let day = keys::day_of(observation.at);
             let (dims, inline) = match &last_split {
                 // The values of one record share its dimensions: the pointer
@@ -175,6 +180,7 @@ impl Sled {
         if !batch.partial.is_empty() || !batch.complete.is_empty() {
             self.settle_gaps(tenant, work.source, batch, &mut ops)?;
         }
+        self.note_written(tenant, work.source, written, &mut ops)?;
         let (changes, next_block) = (work.changes, work.next_block);
         self.db.apply_batch(ops).or_store()?;
         // The batch is in sled now: the index follows before anything else
@@ -210,6 +216,41 @@ impl Sled {
             ops.insert(key, bytes);
         }
         Ok(())
+    }
+
+    /// Adds `metrics` to the set the source has written, when any is new
+    /// (one read per commit; a write only when the set grows).
+    fn note_written(
+        &self,
+        tenant: u32,
+        source: u32,
+        metrics: Vec<u32>,
+        ops: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        if metrics.is_empty() {
+            return Ok(());
+        }
+        let key = keys::written(tenant, source);
+        let mut known = self.written(tenant, source)?;
+        let before = known.len();
+        known.extend(metrics);
+        known.sort_unstable();
+        known.dedup();
+        if known.len() != before {
+            let bytes =
+                postcard::to_allocvec(&known).map_err(|e| StoreError::corrupt(format!("a written set: {e}")))?;
+            ops.insert(key, bytes);
+        }
+        Ok(())
+    }
+
+    /// The metrics (dictionary ids, sorted) a source has written.
+    pub(crate) fn written(&self, tenant: u32, source: u32) -> Result<Vec<u32>, StoreError> {
+        match self.db.get(keys::written(tenant, source)).or_store()? {
+            Some(bytes) => postcard::from_bytes(&bytes)
+                .map_err(|e| StoreError::corrupt(format!("a source's written metrics do not decode: {e}"))),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Writes every touched rollup set; a cell that lost an extreme is

@@ -93,6 +93,17 @@ pub struct SourceGap {
     /// The span and why.
     #[serde(flatten)]
     pub gap: Gap,
+    /// The metrics this source has stored, sorted: the ones the gap may
+    /// leave incomplete. Empty when the source has stored nothing yet, so
+    /// the gap may concern any metric.
+    pub metrics: Vec<String>,
+}
+
+impl SourceGap {
+    /// Whether a value computed from `metrics` may be missing data of this gap.
+    pub fn concerns<S: AsRef<str>>(&self, metrics: &[S]) -> bool {
+        self.metrics.is_empty() || metrics.iter().any(|m| self.metrics.iter().any(|g| g == m.as_ref()))
+    }
 }
 
 /// The open gaps of one source after `partial` opened some and `complete`

@@ -1292,15 +1292,38 @@ pub fn gaps_stay_open_until_a_complete_span_covers_them<B: Backend>(backend: &B)
             .await
             .expect("commit");
         let open = store.gaps("acme").await.expect("gaps");
-        let want = |days: &[i64]| -> Vec<SourceGap> {
+        let want_of = |days: &[i64], metrics: &[&str]| -> Vec<SourceGap> {
             days.iter()
                 .map(|d| SourceGap {
                     source: "nx".into(),
                     gap: gap(*d, truncated),
+                    metrics: metrics.iter().map(|m| m.to_string()).collect(),
                 })
                 .collect()
         };
+        // Nothing stored yet: the gaps may concern any metric.
+        assert_eq!(open, want_of(&[3, 4], &[]));
+        assert!(open[0].concerns(&["happiness_rating"]));
+        // Once the source stores values, its gaps concern its metrics only;
+        // another source's metrics are not its own.
+        let dex = obs("laptop-7", "dex_score", 7.5, 3 * DAY + 5, &[("device", "laptop-7")]);
+        store
+            .commit(batch("acme", "nx", 1, &[dex], Some("c1")))
+            .await
+            .expect("commit");
+        let csat = obs("hs-1", "happiness_rating", 9.0, 3 * DAY + 9, &[]);
+        store
+            .commit(batch("acme", "hs", 1, &[csat], None))
+            .await
+            .expect("commit");
+        let want = |days: &[i64]| want_of(days, &["dex_score"]);
+        let open = store.gaps("acme").await.expect("gaps");
         assert_eq!(open, want(&[3, 4]));
+        assert!(open[0].concerns(&["dex_score", "happiness_rating"]));
+        assert!(
+            !open[0].concerns(&["happiness_rating"]),
+            "a value of other sources' metrics is whole"
+        );
         assert!(store.gaps("globex").await.expect("gaps").is_empty());
         // A span covering only part of a gap does not close it.
         let half = Span::new(4 * DAY, 4 * DAY + DAY / 2);
