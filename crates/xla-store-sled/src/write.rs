@@ -105,6 +105,10 @@ impl Sled {
         let mut summary = CommitSummary::default();
         // A record is checked once, not once per value.
         batch.records.iter().try_for_each(xla_store::check_record)?;
+        batch
+            .retracted_records
+            .iter()
+            .try_for_each(|id| check_retracted_id(id))?;
         // A connector sends a record's metrics one after another with the
         // same dimensions: split them once.
         let mut last_split: Option<(&[(String, String)], SplitDimensions)> = None;
@@ -114,13 +118,14 @@ impl Sled {
             .iter()
             .map(|r| (r.id.as_str(), r.metric.as_str()))
             .collect();
+        let whole: HashSet<&str> = batch.retracted_records.iter().map(String::as_str).collect();
         // The metrics this batch stores, for the source's written set.
         let mut written: Vec<u32> = Vec::new();
         for observation in last_of_each(batch, values(batch)) {
             if let Some(o) = observation.unchecked {
                 xla_store::check_observation(o)?;
             }
-            if retracted.contains(&(observation.id, observation.metric)) {
+            if retracted.contains(&(observation.id, observation.metric)) || whole.contains(observation.id) {
                 continue;
             }
             let metric = dict.intern(observation.metric);
@@ -167,6 +172,16 @@ impl Sled {
         let mut ops = sled::Batch::default();
         for retraction in &batch.retractions {
             summary.retracted += usize::from(work.retract_record(dict, retraction, &mut ops)?);
+        }
+        if !batch.retracted_records.is_empty() {
+            // Only metrics stored before this batch can hold a row of a
+            // whole record retracted now (this batch writes none for it).
+            let stored = self.written(tenant, work.source)?;
+            for id in &batch.retracted_records {
+                for metric in &stored {
+                    summary.retracted += usize::from(work.retract_value(id, *metric, &mut ops)?);
+                }
+            }
         }
         work.settle_blocks(&mut ops)?;
         self.settle_sets(&mut work, dict, &mut ops)?;
@@ -310,7 +325,13 @@ impl Work<'_> {
         let Some(metric) = dict.id(&retraction.metric) else {
             return Ok(false);
         };
-        let fingerprint = record_fingerprint(self.tenant, self.source, metric, &retraction.id);
+        self.retract_value(&retraction.id, metric, ops)
+    }
+
+    /// Retracts the stored value of `metric` of record `id`, if any; see
+    /// [`Work::retract_record`].
+    fn retract_value(&mut self, id: &str, metric: u32, ops: &mut sled::Batch) -> Result<bool, StoreError> {
+        let fingerprint = record_fingerprint(self.tenant, self.source, metric, id);
         let Some(loc) = self.index.record(fingerprint) else {
             return Ok(false);
         };
@@ -580,6 +601,16 @@ impl Work<'_> {
         }
         Ok(rows)
     }
+}
+
+/// Checks the id of a whole record retracted, as a record's id is checked.
+fn check_retracted_id(id: &str) -> Result<(), StoreError> {
+    xla_types::Retraction::record(id).check().map_err(|reason| {
+        StoreError::BadRequest(format!(
+            "the retracted record `{}` was refused: {reason}; nothing of its batch was stored",
+            xla_types::untrusted::escape_capped(id, 100)
+        ))
+    })
 }
 
 fn missing_row() -> StoreError {

@@ -26,6 +26,11 @@ pub struct CommitBatch {
     /// Stored values that no longer count: removed from the rows and from
     /// every rollup exactly. Retracting what is not stored changes nothing.
     pub retractions: Vec<Retracted>,
+    /// Ids of records none of whose values count any more: every value the
+    /// source has stored for the id is retracted, whatever its metric (so a
+    /// connector that declares a pattern such as `*` can retract a whole
+    /// record too), and none this batch sends for it is stored.
+    pub retracted_records: Vec<String>,
     /// Spans of source time this batch leaves incomplete.
     pub partial: Vec<Gap>,
     /// Spans now complete: the source's stored gaps inside them close.

@@ -76,6 +76,7 @@ macro_rules! conformance_suite {
             the_data_version_moves_with_every_write,
             a_retraction_removes_values_exactly_and_its_replay_changes_nothing,
             a_retracted_value_stays_gone_after_reopen,
+            a_whole_record_retraction_covers_every_value_its_source_stored,
             gaps_stay_open_until_a_complete_span_covers_them,
             rollup_queries_equal_raw_queries
         );
@@ -985,8 +986,9 @@ fn arb_retraction() -> impl Strategy<Value = Retracted> {
     })
 }
 
-/// One batch: observations, then retractions (which apply after them).
-type PropBatch = (Vec<Observation>, Vec<Retracted>);
+/// One batch: observations, then retractions of values and of whole
+/// records (which apply after them).
+type PropBatch = (Vec<Observation>, Vec<Retracted>, Vec<String>);
 
 /// Every rollup query (each aggregation, bucket, filter and group-by shape)
 /// equals the same query computed from the raw rows, through replaces,
@@ -999,6 +1001,7 @@ pub fn rollup_queries_equal_raw_queries<B: Backend>(backend: &B) {
     let batch = (
         prop::collection::vec(arb_observation(), 0..12),
         prop::collection::vec(arb_retraction(), 0..4),
+        prop::collection::vec((0u8..12).prop_map(|id| format!("r{id}")), 0..2),
     );
     let batches = prop::collection::vec(batch, 1..6);
     let retire = prop::option::of((0usize..6, 0i64..9));
@@ -1028,7 +1031,7 @@ async fn agrees_with_raw_rows<B: Backend>(
     // Whether each record's raw row is still there (retention drops them).
     let mut visible: HashMap<(String, String), bool> = HashMap::new();
     let mut retired = false;
-    for (i, (batch, retractions)) in batches.iter().enumerate() {
+    for (i, (batch, retractions, whole)) in batches.iter().enumerate() {
         if let Some((after, days)) = retire
             && after == i
         {
@@ -1048,6 +1051,7 @@ async fn agrees_with_raw_rows<B: Backend>(
         store
             .commit(CommitBatch {
                 retractions: retractions.clone(),
+                retracted_records: whole.clone(),
                 ..self::batch("acme", "sn", 1, batch, None)
             })
             .await
@@ -1073,6 +1077,9 @@ async fn agrees_with_raw_rows<B: Backend>(
             model.remove(&key);
             visible.remove(&key);
         }
+        // A whole record retracted loses every metric.
+        model.retain(|(id, _), _| !whole.contains(id));
+        visible.retain(|(id, _), _| !whole.contains(id));
     }
     let aggregations = [
         Aggregation::Count,
@@ -1232,6 +1239,68 @@ pub fn a_retraction_removes_values_exactly_and_its_replay_changes_nothing<B: Bac
         // A retracted record sent again is new.
         assert_eq!(commit(store, &rewritten, None).await.inserted, 1);
         assert_eq!(cell(store, "happiness_rating", 1, None).await.sum, 10.0);
+    });
+}
+
+/// A whole record retracted loses every value its source stored for it,
+/// whatever the metric, and no other source's record of that id; a value
+/// sent for it in the same batch is not stored; a replay changes nothing.
+pub fn a_whole_record_retraction_covers_every_value_its_source_stored<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let email = [("service", "Email")];
+        commit(
+            store,
+            &[
+                obs("r1", "happiness_rating", 9.0, DAY, &email),
+                obs("r1", "lost_time_minutes", 30.0, DAY, &email),
+                obs("r2", "happiness_rating", 4.0, DAY, &email),
+            ],
+            None,
+        )
+        .await;
+        let other = batch(
+            "acme",
+            "hs",
+            1,
+            &[obs("r1", "happiness_rating", 7.0, DAY, &email)],
+            None,
+        );
+        store.commit(other).await.expect("commit");
+        let whole = |ids: &[&str], observations: &[Observation]| CommitBatch {
+            retracted_records: ids.iter().map(|id| id.to_string()).collect(),
+            ..batch("acme", "sn", 2, observations, None)
+        };
+        let summary = store
+            .commit(whole(&["r1", "r4"], &[obs("r4", "happiness_rating", 1.0, DAY, &email)]))
+            .await
+            .expect("commit");
+        assert_eq!(
+            (summary.retracted, summary.inserted),
+            (2, 0),
+            "r1's two values; r4 not stored"
+        );
+        let day = cell(store, "happiness_rating", 1, None).await;
+        assert_eq!((day.count, day.sum), (2, 4.0 + 7.0), "sn's r2 and hs's r1 stay");
+        assert_eq!(cell(store, "lost_time_minutes", 1, None).await.count, 0);
+        let rows = store
+            .observations("acme", "happiness_rating", 0, 10 * DAY)
+            .await
+            .expect("rows");
+        let mut left: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.observation.id.as_str(), r.source.as_str()))
+            .collect();
+        left.sort();
+        assert_eq!(left, [("r1", "hs"), ("r2", "sn")]);
+        let replay = store.commit(whole(&["r1"], &[])).await.expect("commit");
+        assert_eq!(replay.retracted, 0);
+        let refused = store.commit(whole(&[""], &[])).await.expect_err("an empty id");
+        assert!(
+            refused.to_string().contains("nothing of its batch was stored"),
+            "{refused}"
+        );
     });
 }
 

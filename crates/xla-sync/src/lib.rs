@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use xla_runtime::{ConnectorSession, RuntimeError};
 use xla_store::{CommitBatch, CommitSummary, Provenance, Retracted, RunOutcome, RunRecord, Store, StoreError};
-use xla_types::{Changes, Gap, MetricInfo, Retraction};
+use xla_types::{Changes, Gap, Retraction};
 
 /// What a run needs to know of its connector instance.
 #[derive(Debug, Clone)]
@@ -317,7 +317,7 @@ async fn pull_all(
             progress.partial(gap);
         }
         let partial = batch.changes.partial.clone();
-        let commit = commit_batch(&target.tenant, &provenance, batch.changes, &info.metrics, next.clone());
+        let commit = commit_batch(&target.tenant, &provenance, batch.changes, next.clone());
         let flight = spawn_commit(store, commit, partial);
         cursor = next;
         let stop = if !more {
@@ -396,15 +396,17 @@ struct InFlight {
 /// What the store is asked to write for a connector's changes: its records
 /// as they came (the store keeps one row per metric value; moved, not
 /// copied into one observation per value, which cost a copy of the id and
-/// every dimension per value), and each retraction expanded to the metrics
-/// it names (all the connector declares when it names none).
+/// every dimension per value), each retraction that names metrics expanded
+/// to them, and the ids of whole records retracted (the store retracts
+/// every value it holds for them, whatever the connector declares).
 pub(crate) fn commit_batch(
     tenant: &str,
     provenance: &Provenance,
     changes: Changes,
-    declared: &[MetricInfo],
     cursor: Option<String>,
 ) -> CommitBatch {
+    let (whole, some): (Vec<Retraction>, Vec<Retraction>) =
+        changes.retractions.into_iter().partition(|r| r.metrics.is_empty());
     CommitBatch {
         tenant: tenant.to_string(),
         // The provenance names the instance: the store's source.
@@ -412,34 +414,20 @@ pub(crate) fn commit_batch(
         provenance: provenance.clone(),
         observations: Vec::new(),
         records: changes.records,
-        retractions: changes
-            .retractions
-            .iter()
-            .flat_map(|r| retracted(r, declared))
-            .collect(),
+        retractions: some.iter().flat_map(retracted).collect(),
+        retracted_records: whole.into_iter().map(|r| r.id).collect(),
         partial: changes.partial,
         complete: changes.complete,
         cursor,
     }
 }
 
-/// The stored values a retraction names. A whole-record retraction covers
-/// every metric the connector declares by name (a `*` declaration names
-/// none: such a connector lists the metrics it retracts).
-fn retracted(retraction: &Retraction, declared: &[MetricInfo]) -> Vec<Retracted> {
-    if retraction.metrics.is_empty() {
-        declared
-            .iter()
-            .filter(|m| !m.name.contains('*'))
-            .map(|m| Retracted::new(retraction.id.as_str(), m.name.as_str()))
-            .collect()
-    } else {
-        retraction
-            .metrics
-            .iter()
-            .map(|m| Retracted::new(retraction.id.as_str(), m.as_str()))
-            .collect()
-    }
+/// The stored values a retraction that names metrics covers.
+fn retracted(retraction: &Retraction) -> impl Iterator<Item = Retracted> + '_ {
+    retraction
+        .metrics
+        .iter()
+        .map(|m| Retracted::new(retraction.id.as_str(), m.as_str()))
 }
 
 /// Starts committing a batch in a task of its own, so the next pull runs

@@ -267,7 +267,7 @@ impl Receiver {
         for (i, chunk) in chunks.into_iter().enumerate() {
             // No cursor leaves the stored one as it is: the sync's own.
             let partial = chunk.partial.clone();
-            let batch = crate::commit_batch(&self.instance.tenant, &provenance, chunk, &self.info.metrics, None);
+            let batch = crate::commit_batch(&self.instance.tenant, &provenance, chunk, None);
             let summary = store
                 .commit(batch)
                 .await

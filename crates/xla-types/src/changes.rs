@@ -156,7 +156,8 @@ impl Record {
 pub struct Retraction {
     /// The source record's id, as it was sent.
     pub id: String,
-    /// The metrics to retract; empty means every metric the connector declares.
+    /// The metrics to retract; empty means the whole record: every value
+    /// stored for this id from this connector instance, whatever its metric.
     pub metrics: Vec<String>,
 }
 
