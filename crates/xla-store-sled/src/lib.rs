@@ -19,6 +19,7 @@ mod block;
 mod dict;
 mod index;
 mod keys;
+mod migrate;
 mod query;
 mod read;
 mod retention;
@@ -40,7 +41,7 @@ use xla_store::{
 };
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The backend's name in errors.
 const BACKEND: &str = "sled";
@@ -119,7 +120,9 @@ impl Sled {
                         .try_into()
                         .map_err(|_| StoreError::corrupt("the format version is not 4 bytes"))?,
                 );
-                if found != FORMAT_VERSION {
+                if (migrate::OLDEST..FORMAT_VERSION).contains(&found) {
+                    migrate::upgrade(&db, found)?;
+                } else if found != FORMAT_VERSION {
                     return Err(StoreError::Version {
                         location: path.display().to_string(),
                         found,

@@ -59,3 +59,76 @@ fn a_store_open_elsewhere_is_refused_by_name() {
     assert!(error.to_string().contains("in use by another process"), "{error}");
     assert!(error.to_string().contains(&path.display().to_string()), "{error}");
 }
+
+/// A format-2 store (before sources' written metric sets) is upgraded on
+/// open: its gaps and whole-record retractions concern the metrics its
+/// sources stored before the upgrade.
+#[test]
+fn a_format_2_store_is_upgraded_with_what_each_source_wrote() {
+    use xla_store::{CommitBatch, Provenance};
+    use xla_types::{Gap, Layer, Observation, Span};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let day = 86_400_000;
+    let observation = |id: &str, metric: &str, value: f64| Observation {
+        id: id.into(),
+        metric: metric.into(),
+        layer: Layer::Experience,
+        value,
+        at: day + 1,
+        dimensions: vec![("service".into(), "Email".into())],
+    };
+    let batch = |observations: Vec<Observation>, partial: Vec<Gap>, whole: Vec<String>| CommitBatch {
+        tenant: "acme".into(),
+        source: "hs".into(),
+        provenance: Provenance {
+            connector: "hs".into(),
+            plugin: "happysignals".into(),
+            version: "0.1.0".into(),
+            sha256: "ab".repeat(32),
+            sync_run: 1,
+        },
+        observations,
+        partial,
+        retracted_records: whole,
+        ..Default::default()
+    };
+    let gap = Gap {
+        span: Span::new(day, 2 * day),
+        reason: "a cap was reached".into(),
+    };
+    xla_store::conformance::block_on(async {
+        let store = SledStore::open(&path).expect("open");
+        let values = vec![
+            observation("r1", "happiness_rating", 9.0),
+            observation("r1", "lost_time_minutes", 30.0),
+        ];
+        store
+            .commit(batch(values, vec![gap.clone()], vec![]))
+            .await
+            .expect("commit");
+    });
+    {
+        // What a format-2 store holds: no written sets.
+        let db = sled::open(&path).expect("sled");
+        for key in db.scan_prefix(b"W").keys() {
+            db.remove(key.expect("key")).expect("remove");
+        }
+        db.insert(b"Mformat", &2u32.to_be_bytes()).expect("insert");
+        db.flush().expect("flush");
+    }
+    xla_store::conformance::block_on(async {
+        let store = SledStore::open(&path).expect("upgraded");
+        let gaps = store.gaps("acme").await.expect("gaps");
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].metrics, ["happiness_rating", "lost_time_minutes"]);
+        let summary = store
+            .commit(batch(vec![], vec![], vec!["r1".into()]))
+            .await
+            .expect("commit");
+        assert_eq!(summary.retracted, 2, "both values of r1, stored before the upgrade");
+    });
+    let db = sled::open(&path).expect("sled");
+    let format = db.get(b"Mformat").expect("get").expect("format");
+    assert_eq!(format.as_ref(), &xla_store_sled::FORMAT_VERSION.to_be_bytes());
+}

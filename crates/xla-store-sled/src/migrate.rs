@@ -1,0 +1,46 @@
+//! Upgrades of older store formats, applied on open in one atomic batch.
+
+use super::keys::{self, BlockKey};
+use super::{FORMAT_VERSION, OrStore};
+use std::collections::{BTreeMap, BTreeSet};
+use xla_store::StoreError;
+
+/// The oldest format this build upgrades.
+pub(crate) const OLDEST: u32 = 2;
+
+/// Brings a store of format `found` (at least [`OLDEST`]) up to
+/// [`FORMAT_VERSION`].
+pub(crate) fn upgrade(db: &sled::Db, found: u32) -> Result<(), StoreError> {
+    if found == 2 {
+        written_sets(db)?;
+    }
+    Ok(())
+}
+
+/// Format 2 kept no per-source written metric sets (key `W`), which say
+/// which metrics a source's gaps and whole-record retractions concern:
+/// derive them from the blocks (every block names its source), live and
+/// retired, and write them with the new format version.
+fn written_sets(db: &sled::Db) -> Result<(), StoreError> {
+    let mut sets: BTreeMap<(u32, u32), BTreeSet<u32>> = BTreeMap::new();
+    for retired in [false, true] {
+        for entry in db.scan_prefix(keys::blocks_prefix(retired)) {
+            let (key, value) = entry.or_store()?;
+            let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
+            // A block starts with its source id (postcard: a varint).
+            let (source, _) = postcard::take_from_bytes::<u32>(&value)
+                .map_err(|e| StoreError::corrupt(format!("a stored block does not decode: {e}")))?;
+            sets.entry((key.tenant, source)).or_default().insert(key.metric);
+        }
+    }
+    let mut batch = sled::Batch::default();
+    for ((tenant, source), metrics) in sets {
+        let metrics: Vec<u32> = metrics.into_iter().collect();
+        let bytes = postcard::to_allocvec(&metrics).map_err(|e| StoreError::corrupt(format!("a written set: {e}")))?;
+        batch.insert(keys::written(tenant, source), bytes);
+    }
+    batch.insert(keys::FORMAT, &FORMAT_VERSION.to_be_bytes());
+    db.apply_batch(batch).or_store()?;
+    db.flush().or_store()?;
+    Ok(())
+}
