@@ -72,6 +72,14 @@ pub struct PendingExport {
     /// When the first export of this range was submitted (Unix ms); an
     /// export that replaces a failed one keeps it, so the wait is bounded.
     pub started_ms: i64,
+    /// Exports of this range the instance said failed (`ERROR`) in a row;
+    /// past a few, the range fails for good instead of exporting again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Where a pull starts: the decoded cursor.
@@ -147,6 +155,7 @@ mod tests {
 
     fn pending() -> PendingExport {
         PendingExport {
+            failures: 0,
             id: "7f3a9c21e4b0d5aa".into(),
             from: "2026-10-04".into(),
             to: "2026-10-05".into(),

@@ -11,7 +11,11 @@
 //! range is bounded by [`MAX_EXPORT_WAIT_MS`] from its first submit: past
 //! it, the pull fails `Transient`, and the retry, finding the export in its
 //! cursor too old, submits a new one. An export the instance says failed
-//! (`ERROR`) or does not know (404) is replaced by a new one at once.
+//! (`ERROR`) or does not know (404) is replaced by a new one at once; after
+//! [`MAX_FAILED_EXPORTS`] failures of one range in a row the pull fails
+//! `Permanent` with the instance's reason (a query the instance cannot run
+//! fails the same way every time: exporting it again only spends the
+//! instance's daily export allowance).
 
 use crate::config::Config;
 use crate::cursor::PendingExport;
@@ -26,6 +30,9 @@ pub const POLLS_PER_PULL: u32 = 4;
 const QUICK_POLLS: u32 = 16;
 /// How long the exports of one range may take, from the first submit.
 pub const MAX_EXPORT_WAIT_MS: i64 = 20 * 60 * 1000;
+/// Exports of one range the instance may fail (`ERROR`) in a row before the
+/// range fails for good.
+pub const MAX_FAILED_EXPORTS: u32 = 3;
 
 /// Where a pull left an export.
 #[derive(Debug)]
@@ -55,27 +62,28 @@ pub fn advance(
     clock: &dyn Fn() -> i64,
 ) -> Result<Progress, PluginError> {
     let range = format!("{}..{}", format_full_date(from), format_full_date(to));
-    let submit = |started_ms: i64| -> Result<PendingExport, PluginError> {
+    let submit = |started_ms: i64, failures: u32| -> Result<PendingExport, PluginError> {
         Ok(PendingExport {
             id: nql::submit_export(config, &format_full_date(from), &format_full_date(to))?,
             from: format_full_date(from),
             to: format_full_date(to),
             polls: 0,
             started_ms,
+            failures,
         })
     };
     let resumable = pending.filter(|p| p.from == format_full_date(from) && p.to == format_full_date(to));
     let mut export = match resumable {
         // Into the cursor before the first poll, so that a failed poll is
         // retried on this export instead of a new one.
-        None => return Ok(Progress::Pending(submit(clock())?)),
+        None => return Ok(Progress::Pending(submit(clock(), 0)?)),
         Some(p) if clock() - p.started_ms >= MAX_EXPORT_WAIT_MS => {
             xla_sdk::log::warn(&format!(
                 "export {} of {range} did not complete within {} minutes; submitting a new one",
                 p.id,
                 MAX_EXPORT_WAIT_MS / 60_000
             ));
-            return Ok(Progress::Pending(submit(clock())?));
+            return Ok(Progress::Pending(submit(clock(), 0)?));
         }
         Some(p) => p,
     };
@@ -84,7 +92,7 @@ pub fn advance(
         // An error here leaves the export in the committed cursor: the retry polls it again.
         let status = nql::export_status(config, &export.id)?;
         export.polls += 1;
-        let why = match status {
+        let (why, failures) = match status {
             ExportStatus::Running => continue,
             ExportStatus::Completed { file, truncated } => {
                 let rows = nql::download(config, &export.id, &file)?;
@@ -94,12 +102,22 @@ pub fn advance(
                     truncated,
                 });
             }
-            ExportStatus::Failed(why) => format!("failed on the instance: {why}"),
-            ExportStatus::Unknown => "is unknown to the instance (404)".to_string(),
+            ExportStatus::Failed(why) if export.failures + 1 >= MAX_FAILED_EXPORTS => {
+                return Err(PluginError::Permanent(format!(
+                    "export {} of {range} failed on the instance ({why}), the {} failure of this range in a row; \
+                     check the NQL query `{}` on the instance before syncing again",
+                    export.id,
+                    ordinal(export.failures + 1),
+                    config.query_id
+                )));
+            }
+            ExportStatus::Failed(why) => (format!("failed on the instance: {why}"), export.failures + 1),
+            // Expired or purged: not the query's fault.
+            ExportStatus::Unknown => ("is unknown to the instance (404)".to_string(), export.failures),
         };
         // Replace it at once, keeping the range's start, which bounds the wait.
         xla_sdk::log::warn(&format!("export {} of {range} {why}; submitting a new one", export.id));
-        return Ok(Progress::Pending(submit(export.started_ms)?));
+        return Ok(Progress::Pending(submit(export.started_ms, failures)?));
     }
     if clock() - export.started_ms >= MAX_EXPORT_WAIT_MS {
         return Err(PluginError::Transient(format!(
@@ -111,6 +129,18 @@ pub fn advance(
         )));
     }
     Ok(Progress::Pending(export))
+}
+
+/// `3rd`, `4th`: how many failures a message counts.
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Waits before a status poll of an export polled `polls` times so far, the

@@ -4,7 +4,7 @@
 use nexthink::Nexthink;
 use nexthink::config::Config;
 use nexthink::cursor::{Cursor, PendingExport};
-use nexthink::export::{self, MAX_EXPORT_WAIT_MS, POLLS_PER_PULL};
+use nexthink::export::{self, MAX_EXPORT_WAIT_MS, MAX_FAILED_EXPORTS, POLLS_PER_PULL};
 use serde_json::json;
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -138,6 +138,7 @@ fn pending(id: &str, polls: u32, started_ms: i64) -> PendingExport {
         to: "2026-10-02".into(),
         polls,
         started_ms,
+        failures: 0,
     }
 }
 
@@ -448,10 +449,42 @@ fn a_failed_export_is_replaced_and_the_replacement_kept_in_the_cursor() {
         submitted("e2"),
     ];
     let waiting = pull(&config(""), Some(&cursor), answers).expect("replaced, not polled yet");
-    let config: Config = xla_sdk::parse_config(&config("")).expect("config");
-    let position = Cursor::read(&config, waiting.cursor.as_deref()).expect("cursor");
-    // The replacement keeps the range's start, which bounds the whole wait.
+    let parsed: Config = xla_sdk::parse_config(&config("")).expect("config");
+    let position = Cursor::read(&parsed, waiting.cursor.as_deref()).expect("cursor");
+    // The replacement keeps the range's start, which bounds the whole wait;
+    // a 404 is not counted as the query failing.
     assert_eq!(position.export, Some(pending("e2", 0, NOW - 5_000)));
+    // A failure is counted in the cursor.
+    let answers = vec![failed("e1"), submitted("e2")];
+    let waiting = pull(&config(""), Some(&cursor), answers).expect("replaced, not polled yet");
+    let position = Cursor::read(&parsed, waiting.cursor.as_deref()).expect("cursor");
+    let counted = PendingExport {
+        failures: 1,
+        ..pending("e2", 0, NOW - 5_000)
+    };
+    assert_eq!(position.export, Some(counted));
+}
+
+/// A range whose exports the instance keeps failing fails for good, with
+/// the instance's reason, instead of spending the daily export allowance.
+#[test]
+fn a_range_failing_again_and_again_fails_for_good_with_the_instances_reason() {
+    let twice = PendingExport {
+        failures: MAX_FAILED_EXPORTS - 1,
+        ..pending("e3", 2, NOW - 5_000)
+    };
+    let cursor =
+        Cursor::write(xla_sdk::time::parse_full_date("2026-10-01").expect("date"), Some(twice)).expect("writes");
+    let failed = status(
+        "e3",
+        json!({"status": "ERROR", "errorDescription": "Unknown field device.foo"}),
+    );
+    let outcome = pull(&config(""), Some(&cursor), vec![failed]);
+    let Err(PluginError::Permanent(message)) = outcome else {
+        panic!("Permanent, got {outcome:?}")
+    };
+    assert!(message.contains("Unknown field device.foo"), "{message}");
+    assert!(message.contains("3rd failure"), "{message}");
 }
 
 /// Field case 12-nexthink-export-partial.json: the export is in the cursor
