@@ -104,8 +104,10 @@ fn truth(org: &Org, visible: impl Fn(&str) -> bool) -> BTreeMap<&'static str, (u
             f64::from(u8::from(incident.reassignment_count == 0 && incident.reopen_count == 0)),
         );
     }
+    // Closed complete only: 4 (Closed Incomplete, a cancelled request) and
+    // 7 (Closed Skipped) were not fulfilled.
     for request in org.requests.iter().filter(|r| visible(&r.sys_id)) {
-        if request.closed_at.is_some() {
+        if request.closed_at.is_some() && !matches!(request.state, 4 | 7) {
             add("ticket_resolved", 1.0);
             add("reassignment_count", f64::from(request.reassignment_count));
         }

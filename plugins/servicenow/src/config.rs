@@ -51,7 +51,7 @@ impl Table {
                  assignment_group.name"
             }
             Table::ScReqItem => {
-                "sys_id,sys_updated_on,number,opened_at,closed_at,reassignment_count,cat_item,cat_item.name,\
+                "sys_id,sys_updated_on,number,state,opened_at,closed_at,reassignment_count,cat_item,cat_item.name,\
                  assignment_group,assignment_group.name"
             }
             Table::TaskSla => {

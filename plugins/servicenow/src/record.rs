@@ -239,10 +239,15 @@ impl<'r, 'a> Row<'r, 'a> {
         Ok(self.finish(record))
     }
 
-    /// Requested items with a `closed_at`; one without (open, or reopened)
-    /// retracts what it gave before.
+    /// Requested items closed complete, with a `closed_at`. One closed
+    /// without being fulfilled (state 4 "Closed Incomplete", a cancelled or
+    /// withdrawn request, or 7 "Closed Skipped") is no resolution, as a
+    /// cancelled incident is none, and one without a `closed_at` (open, or
+    /// reopened): each retracts what it gave before.
     fn requested_item(&self, resolver: &mut Resolver<'_>) -> Result<Mapped, PluginError> {
-        let Some(closed) = self.optional_time("closed_at")? else {
+        let unfulfilled = !self.text("state").is_empty() && matches!(self.count("state")?, 4 | 7);
+        let closed = self.optional_time("closed_at")?.filter(|_| !unfulfilled);
+        let Some(closed) = closed else {
             return Ok(Mapped::retract(self.id()?));
         };
         let opened = self.time("opened_at")?;
@@ -420,6 +425,25 @@ mod tests {
         let mut open_item = json!({"sys_id": "r1", "number": "RITM1", "opened_at": "2026-10-03 08:00:00",
             "closed_at": "", "reassignment_count": "0"});
         assert!(retracted(Table::ScReqItem, open_item.take()));
+    }
+
+    /// A requested item closed without being fulfilled (4 "Closed
+    /// Incomplete": cancelled or withdrawn; 7 "Closed Skipped") is no
+    /// resolution; one closed complete (3) is, and so is one whose export
+    /// does not say its state.
+    #[test]
+    fn requested_items_closed_unfulfilled_retract_their_resolution() {
+        let item = |state: &str| {
+            json!({"sys_id": "r1", "number": "RITM1", "state": state, "opened_at": "2026-10-03 08:00:00",
+                "closed_at": "2026-10-03 12:00:00", "reassignment_count": "0"})
+        };
+        for state in ["4", "7"] {
+            assert!(retracted(Table::ScReqItem, item(state)), "state {state}");
+        }
+        for state in ["3", ""] {
+            let closed = record(Table::ScReqItem, item(state));
+            assert_eq!(closed.metric("resolution_hours"), Some(4.0), "state {state:?}");
+        }
     }
 
     #[test]
