@@ -65,6 +65,9 @@ pub struct RecordedResponse {
     /// A text body.
     #[serde(default)]
     pub text: Option<String>,
+    /// A binary body (a compressed file), as a list of byte values.
+    #[serde(default)]
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// Why fixtures could not be used.
@@ -179,10 +182,11 @@ impl Replay {
 }
 
 fn to_response(recorded: &RecordedResponse) -> Response {
-    let body = match (&recorded.json, &recorded.text) {
-        (Some(json), _) => json.to_string().into_bytes(),
-        (None, Some(text)) => text.clone().into_bytes(),
-        (None, None) => Vec::new(),
+    let body = match (&recorded.json, &recorded.text, &recorded.bytes) {
+        (Some(json), _, _) => json.to_string().into_bytes(),
+        (None, Some(text), _) => text.clone().into_bytes(),
+        (None, None, Some(bytes)) => bytes.clone(),
+        (None, None, None) => Vec::new(),
     };
     Response {
         status: recorded.status,
@@ -402,6 +406,7 @@ mod tests {
                 headers: BTreeMap::new(),
                 json: Some(json),
                 text: None,
+                bytes: None,
             },
         }
     }

@@ -198,7 +198,10 @@ struct Export {
     polls: u32,
     /// Status polls answered 503 so far.
     failed: u32,
+    /// The results file: CSV, gzip-compressed when the export asked.
     csv: Bytes,
+    /// Whether `csv` is gzip-compressed.
+    gzip: bool,
     /// The licence's limit cut its rows: its status is 206.
     truncated: bool,
 }
@@ -728,6 +731,10 @@ async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         Ok(call) => call,
         Err(response) => return response,
     };
+    let gzip = match compression(&body) {
+        Ok(gzip) => gzip,
+        Err(response) => return response,
+    };
     let telemetry = shared.telemetry.clone();
     let clock = Clock::of(&shared, &headers);
     let limit = read(&shared.options).export_row_limit;
@@ -735,7 +742,8 @@ async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         let mut rows = selected(&telemetry, call.from, call.to);
         let truncated = limit.is_some_and(|limit| rows.len() > limit);
         rows.truncate(limit.unwrap_or(usize::MAX));
-        (csv(&telemetry, &rows, clock), truncated)
+        let file = csv(&telemetry, &rows, clock);
+        (if gzip { gzipped(&file) } else { file }, truncated)
     })
     .await
     else {
@@ -753,6 +761,7 @@ async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
                 polls: 0,
                 failed: 0,
                 csv: file,
+                gzip,
                 truncated,
             },
         );
@@ -806,6 +815,30 @@ async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>, heade
     respond(Bytes::from(body.to_string()), "application/json", fault)
 }
 
+/// The export's `compression`: `GZIP` (true), `NONE` or none (false);
+/// anything else is refused, as the service does.
+#[allow(clippy::result_large_err)]
+fn compression(body: &[u8]) -> Result<bool, Response> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| failure(StatusCode::BAD_REQUEST, &format!("The request body is not JSON: {e}")))?;
+    match value.get("compression").and_then(Value::as_str) {
+        None | Some("NONE") => Ok(false),
+        Some("GZIP") => Ok(true),
+        Some(other) => Err(failure(
+            StatusCode::BAD_REQUEST,
+            &format!("compression `{other}` is not supported here: use GZIP or NONE"),
+        )),
+    }
+}
+
+fn gzipped(file: &Bytes) -> Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(file);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
 /// `GET /results/{exportId}.csv`: the file, once its export completed.
 async fn results(State(shared): State<Arc<Shared>>, Path(file): Path<String>, headers: HeaderMap) -> Response {
     let fault = match shared.admit(Route::Results, &headers, false).await {
@@ -814,7 +847,8 @@ async fn results(State(shared): State<Arc<Shared>>, Path(file): Path<String>, he
     };
     let id = file.strip_suffix(".csv").unwrap_or(&file);
     match shared.completed_file(id) {
-        Some(body) => respond(body, "text/csv;charset=UTF-8", fault),
+        Some((body, true)) => respond(body, "application/gzip", fault),
+        Some((body, false)) => respond(body, "text/csv;charset=UTF-8", fault),
         None => failure(StatusCode::NOT_FOUND, &format!("No results file {file}")),
     }
 }
@@ -852,14 +886,15 @@ impl Shared {
         ))
     }
 
-    /// The file of export `id`, once it completed.
-    fn completed_file(&self, id: &str) -> Option<Bytes> {
+    /// The file of export `id` once it completed, and whether it is
+    /// gzip-compressed.
+    fn completed_file(&self, id: &str) -> Option<(Bytes, bool)> {
         let polls_to_complete = read(&self.options).polls_to_complete.max(1);
         let exports = lock(&self.exports);
         exports
             .get(id)
             .filter(|export| export.polls >= polls_to_complete)
-            .map(|export| export.csv.clone())
+            .map(|export| (export.csv.clone(), export.gzip))
     }
 }
 
@@ -948,7 +983,8 @@ async fn presigned_results(
     }
     let id = file.strip_suffix(".csv").unwrap_or(&file);
     match shared.completed_file(id) {
-        Some(body) => respond(body, "text/csv", fault),
+        Some((body, true)) => respond(body, "application/gzip", fault),
+        Some((body, false)) => respond(body, "text/csv", fault),
         None => storage_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
     }
 }
@@ -1315,6 +1351,43 @@ mod tests {
         )
         .await;
         assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    }
+
+    /// `"compression": "GZIP"` gives the same file gzip-compressed; another
+    /// compression is refused.
+    #[tokio::test]
+    async fn exports_asked_for_gzip_serve_a_gzip_file() {
+        use std::io::Read;
+        let sim = sim(200, 2, NexthinkOptions::default()).await;
+        let auth = bearer(&sim).await;
+        let headers = [("authorization", auth.as_str())];
+        let url = format!("{}/api/v1/nql/export", sim.base_url());
+        let mut files = Vec::new();
+        for compression in ["NONE", "GZIP"] {
+            let body = json!({"queryId": DEVICE_DAILY_DEX, "parameters": {"from": "2026-10-01", "to": "2026-10-03"},
+                "compression": compression});
+            let export = send("POST", &url, &headers, &body.to_string()).await;
+            let id = export.json()["exportId"].as_str().expect("exportId").to_string();
+            let status_url = format!("{}/api/v1/nql/status/{id}", sim.base_url());
+            let mut file = None;
+            for _ in 0..3 {
+                let status = send("GET", &status_url, &headers, "").await.json();
+                file = status["resultsFileUrl"].as_str().map(str::to_string).or(file);
+            }
+            let reply = send("GET", &file.expect("resultsFileUrl"), &[], "").await;
+            files.push((reply.headers[header::CONTENT_TYPE].clone(), reply.body.to_vec()));
+        }
+        assert_eq!(files[1].0, "application/gzip");
+        let mut inflated = Vec::new();
+        flate2::read::GzDecoder::new(&files[1].1[..])
+            .read_to_end(&mut inflated)
+            .expect("gunzip");
+        assert_eq!(inflated, files[0].1, "the same CSV");
+        assert!(files[1].1.len() < files[0].1.len() / 3, "and smaller");
+        let zstd = json!({"queryId": DEVICE_DAILY_DEX, "parameters": {"from": "2026-10-01", "to": "2026-10-03"},
+            "compression": "ZSTD"});
+        let refused = send("POST", &url, &headers, &zstd.to_string()).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]

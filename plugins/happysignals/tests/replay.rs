@@ -420,6 +420,7 @@ fn responses_of_one_second_in_any_id_order_are_each_read_once() {
             headers: Default::default(),
             json: Some(serde_json::json!({"meta": {"count": 4, "page": n, "pages": 2}, "items": items})),
             text: None,
+            bytes: None,
         },
     };
     let same = "2026-10-03T10:00:00Z";

@@ -95,9 +95,50 @@ pub fn valid_export_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The request of `POST /api/v1/nql/export` for days `from..to`.
+/// The request of `POST /api/v1/nql/export` for days `from..to`, asking
+/// for a gzip-compressed results file.
 pub fn export_request(config: &Config, from: &str, to: &str) -> Result<Request, PluginError> {
-    post_json(&api(config, "/api/v1/nql/export")?, call(config, from, to))
+    let body = json!({
+        "queryId": config.query_id,
+        "parameters": {"from": from, "to": to},
+        "compression": "GZIP",
+    });
+    post_json(&api(config, "/api/v1/nql/export")?, body.to_string().into_bytes())
+}
+
+/// Largest results file the connector inflates: past it, a gzip stream is
+/// refused (a small file that inflates without end would otherwise take
+/// the plugin's whole memory).
+pub const MAX_RESULTS_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A results file as CSV bytes: gunzipped when it is gzip (the export asked
+/// for `GZIP`), as it is when it is plain.
+pub fn inflated<'b>(id: &str, body: &'b [u8]) -> Result<std::borrow::Cow<'b, [u8]>, PluginError> {
+    inflated_within(id, body, MAX_RESULTS_BYTES)
+}
+
+fn inflated_within<'b>(id: &str, body: &'b [u8], cap: u64) -> Result<std::borrow::Cow<'b, [u8]>, PluginError> {
+    use std::io::Read;
+    match body {
+        [0x1f, 0x8b, ..] => {
+            let mut csv = Vec::new();
+            flate2::read::GzDecoder::new(body)
+                .take(cap + 1)
+                .read_to_end(&mut csv)
+                .map_err(|e| PluginError::Transient(format!("export {id}: the gzip results file is broken: {e}")))?;
+            if csv.len() as u64 > cap {
+                return Err(PluginError::BadData(format!(
+                    "export {id}: the results file inflates past {} MiB; export a shorter range",
+                    cap.div_ceil(1024 * 1024)
+                )));
+            }
+            Ok(std::borrow::Cow::Owned(csv))
+        }
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Err(PluginError::BadData(format!(
+            "export {id}: the results file is zstd-compressed, but the connector asked for GZIP and reads gzip or plain CSV"
+        ))),
+        _ => Ok(std::borrow::Cow::Borrowed(body)),
+    }
 }
 
 /// `POST /api/v1/nql/export` for days `from..to`: the `exportId`.
@@ -186,7 +227,8 @@ pub fn download(config: &Config, id: &str, file: &str) -> Result<Rows, PluginErr
         .send()
         .map_err(|e| redacted(e, &url))?;
     let response = checked_file(response, config, &url, on_instance)?;
-    csv_rows(&response.body, true).map_err(|why| transient_or_bad(why, "results file"))
+    let csv = inflated(id, &response.body)?;
+    csv_rows(&csv, true).map_err(|why| transient_or_bad(why, "results file"))
 }
 
 /// The results file URL, resolved against the instance, if it is on the
@@ -419,6 +461,33 @@ pub fn csv_rows(body: &[u8], strict: bool) -> Result<Rows, BodyError> {
 
 #[cfg(test)]
 mod tests {
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).expect("gzip");
+        encoder.finish().expect("gzip")
+    }
+
+    #[test]
+    fn results_files_are_gunzipped_within_a_cap_and_plain_ones_read_as_they_are() {
+        let csv = b"device.name,dex_score\nLAP-1,71.4\n";
+        assert_eq!(&*inflated("e1", &gzip(csv)).expect("gzip"), csv);
+        assert!(matches!(inflated("e1", csv), Ok(std::borrow::Cow::Borrowed(_))));
+        let bomb = gzip(&vec![b'0'; 4096]);
+        let Err(PluginError::BadData(m)) = inflated_within("e1", &bomb, 1024) else {
+            panic!("over the cap")
+        };
+        assert!(m.contains("inflates past 1 MiB"), "{m}");
+        let mut cut = gzip(csv);
+        cut.truncate(cut.len() / 2);
+        assert!(
+            matches!(inflated("e1", &cut), Err(PluginError::Transient(_))),
+            "a cut file is asked again"
+        );
+        let zstd = [0x28, 0xb5, 0x2f, 0xfd, 0, 0];
+        assert!(matches!(inflated("e1", &zstd), Err(PluginError::BadData(m)) if m.contains("zstd")));
+    }
     use super::*;
 
     #[test]

@@ -37,6 +37,7 @@ fn exchange_at(method: &str, url: &str, status: u16, headers: &[(&str, &str)], b
         serde_json::Value::String(text) => (None, Some(text)),
         other => (Some(other), None),
     };
+    let bytes = None;
     Exchange {
         request: RecordedRequest {
             method: method.into(),
@@ -50,6 +51,7 @@ fn exchange_at(method: &str, url: &str, status: u16, headers: &[(&str, &str)], b
                 .collect::<BTreeMap<_, _>>(),
             json,
             text,
+            bytes,
         },
     }
 }
@@ -497,8 +499,23 @@ fn a_range_failing_again_and_again_fails_for_good_with_the_instances_reason() {
 fn field_case_12_a_truncated_export_is_imported_marked_partial_and_read_again() {
     let id = "4b7f2c1e-9d3a-4e8b-a1f0-6c5d2e7b9a31";
     let signed = format!("{BUCKET}/acme/{id}.csv.gz?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0f3c9e");
-    // The field case's file, after gunzip.
+    // The field case's file, gzip-compressed as the export asked.
     let file = "device.name,date,dex_score,system_crashes\nLAP-00001,2026-10-02,71.4,0\nLAP-00002,2026-10-02,58.9,2\nLAP-00003,2026-10-02,,0\n";
+    let gzipped = {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(file.as_bytes()).expect("gzip");
+        encoder.finish().expect("gzip")
+    };
+    let mut download = exchange_at(
+        "GET",
+        &signed,
+        200,
+        &[("content-type", "application/octet-stream")],
+        json!(""),
+    );
+    download.response.text = None;
+    download.response.bytes = Some(gzipped);
     let config_json = config(&format!(r#","results_origin":"{BUCKET}""#));
     let config: Config = xla_sdk::parse_config(&config_json).expect("config");
     let day2 = r#"{"v":2,"next":"2026-10-02"}"#;
@@ -527,13 +544,7 @@ fn field_case_12_a_truncated_export_is_imported_marked_partial_and_read_again() 
                 &[],
                 json!({"status": "COMPLETED", "resultsFileUrl": signed, "errorDescription": null}),
             ),
-            exchange_at(
-                "GET",
-                &signed,
-                200,
-                &[("content-type", "application/octet-stream")],
-                json!(file),
-            ),
+            download,
         ],
     )
     .expect("truncated, imported");

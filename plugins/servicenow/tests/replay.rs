@@ -511,6 +511,7 @@ mod field_cases {
                 headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 json,
                 text,
+                bytes: None,
             },
         }
     }
