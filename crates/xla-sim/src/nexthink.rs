@@ -506,9 +506,13 @@ struct Call {
     query_id: String,
     from: NaiveDate,
     to: NaiveDate,
+    /// `"compression": "GZIP"` (an export's; `NONE` or none: false).
+    gzip: bool,
 }
 
-/// Parses and validates `{"queryId", "parameters": {"from", "to"}}`.
+/// Parses and validates `{"queryId", "parameters": {"from", "to"},
+/// "compression"}`; a compression other than `GZIP` or `NONE` is refused,
+/// as the service does.
 #[allow(clippy::result_large_err)]
 fn call(body: &[u8]) -> Result<Call, Response> {
     let bad = |message: String| failure(StatusCode::BAD_REQUEST, &message);
@@ -536,10 +540,20 @@ fn call(body: &[u8]) -> Result<Call, Response> {
         NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map_err(|_| bad(format!("parameter `{name}` = `{text}` is not a date (YYYY-MM-DD)")))
     };
+    let gzip = match value.get("compression").and_then(Value::as_str) {
+        None | Some("NONE") => false,
+        Some("GZIP") => true,
+        Some(other) => {
+            return Err(bad(format!(
+                "compression `{other}` is not supported here: use GZIP or NONE"
+            )));
+        }
+    };
     Ok(Call {
         query_id: query_id.to_string(),
         from: parameter("from")?,
         to: parameter("to")?,
+        gzip,
     })
 }
 
@@ -731,10 +745,7 @@ async fn export(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         Ok(call) => call,
         Err(response) => return response,
     };
-    let gzip = match compression(&body) {
-        Ok(gzip) => gzip,
-        Err(response) => return response,
-    };
+    let gzip = call.gzip;
     let telemetry = shared.telemetry.clone();
     let clock = Clock::of(&shared, &headers);
     let limit = read(&shared.options).export_row_limit;
@@ -813,22 +824,6 @@ async fn status(State(shared): State<Arc<Shared>>, Path(id): Path<String>, heade
         json!({"status": "IN_PROGRESS"})
     };
     respond(Bytes::from(body.to_string()), "application/json", fault)
-}
-
-/// The export's `compression`: `GZIP` (true), `NONE` or none (false);
-/// anything else is refused, as the service does.
-#[allow(clippy::result_large_err)]
-fn compression(body: &[u8]) -> Result<bool, Response> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| failure(StatusCode::BAD_REQUEST, &format!("The request body is not JSON: {e}")))?;
-    match value.get("compression").and_then(Value::as_str) {
-        None | Some("NONE") => Ok(false),
-        Some("GZIP") => Ok(true),
-        Some(other) => Err(failure(
-            StatusCode::BAD_REQUEST,
-            &format!("compression `{other}` is not supported here: use GZIP or NONE"),
-        )),
-    }
 }
 
 fn gzipped(file: &Bytes) -> Bytes {
