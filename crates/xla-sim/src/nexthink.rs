@@ -1315,23 +1315,8 @@ mod tests {
         let sim = sim(1_500, 3, NexthinkOptions::default()).await;
         let auth = bearer(&sim).await;
         let headers = [("authorization", auth.as_str())];
-        let url = format!("{}/api/v1/nql/export", sim.base_url());
-        let export = send(
-            "POST",
-            &url,
-            &headers,
-            &query(DEVICE_DAILY_DEX, "2026-10-01", "2026-10-04"),
-        )
-        .await;
-        let id = export.json()["exportId"].as_str().expect("exportId").to_string();
-        let status_url = format!("{}/api/v1/nql/status/{id}", sim.base_url());
-        let mut seen = Vec::new();
-        let mut file = None;
-        for _ in 0..3 {
-            let status = send("GET", &status_url, &headers, "").await.json();
-            seen.push(status["status"].as_str().expect("status").to_string());
-            file = status["resultsFileUrl"].as_str().map(str::to_string);
-        }
+        let body = query(DEVICE_DAILY_DEX, "2026-10-01", "2026-10-04");
+        let (seen, file) = export_polled(&sim, &headers, &body, 3).await;
         assert_eq!(seen, ["SUBMITTED", "IN_PROGRESS", "COMPLETED"]);
         let file = file.expect("resultsFileUrl");
         assert!(file.starts_with(&sim.base_url()));
@@ -1348,6 +1333,27 @@ mod tests {
         assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     }
 
+    /// Submits an export of `body` and polls its status `polls` times: the
+    /// statuses seen and the last `resultsFileUrl` given.
+    async fn export_polled(
+        sim: &NexthinkSim,
+        headers: &[(&str, &str)],
+        body: &str,
+        polls: usize,
+    ) -> (Vec<String>, Option<String>) {
+        let url = format!("{}/api/v1/nql/export", sim.base_url());
+        let export = send("POST", &url, headers, body).await;
+        let id = export.json()["exportId"].as_str().expect("exportId").to_string();
+        let status_url = format!("{}/api/v1/nql/status/{id}", sim.base_url());
+        let (mut seen, mut file) = (Vec::new(), None);
+        for _ in 0..polls {
+            let status = send("GET", &status_url, headers, "").await.json();
+            seen.push(status["status"].as_str().expect("status").to_string());
+            file = status["resultsFileUrl"].as_str().map(str::to_string).or(file);
+        }
+        (seen, file)
+    }
+
     /// `"compression": "GZIP"` gives the same file gzip-compressed; another
     /// compression is refused.
     #[tokio::test]
@@ -1361,14 +1367,7 @@ mod tests {
         for compression in ["NONE", "GZIP"] {
             let body = json!({"queryId": DEVICE_DAILY_DEX, "parameters": {"from": "2026-10-01", "to": "2026-10-03"},
                 "compression": compression});
-            let export = send("POST", &url, &headers, &body.to_string()).await;
-            let id = export.json()["exportId"].as_str().expect("exportId").to_string();
-            let status_url = format!("{}/api/v1/nql/status/{id}", sim.base_url());
-            let mut file = None;
-            for _ in 0..3 {
-                let status = send("GET", &status_url, &headers, "").await.json();
-                file = status["resultsFileUrl"].as_str().map(str::to_string).or(file);
-            }
+            let (_, file) = export_polled(&sim, &headers, &body.to_string(), 3).await;
             let reply = send("GET", &file.expect("resultsFileUrl"), &[], "").await;
             files.push((reply.headers[header::CONTENT_TYPE].clone(), reply.body.to_vec()));
         }

@@ -173,10 +173,16 @@ impl Sled {
         for retraction in &batch.retractions {
             summary.retracted += usize::from(work.retract_record(dict, retraction, &mut ops)?);
         }
+        // The metrics the source stored before this batch: read once, for
+        // whole-record retractions and to grow the set.
+        let stored = if written.is_empty() && batch.retracted_records.is_empty() {
+            Vec::new()
+        } else {
+            self.written(tenant, work.source)?
+        };
         if !batch.retracted_records.is_empty() {
             // Only metrics stored before this batch can hold a row of a
             // whole record retracted now (this batch writes none for it).
-            let stored = self.written(tenant, work.source)?;
             for id in &batch.retracted_records {
                 for metric in &stored {
                     summary.retracted += usize::from(work.retract_value(id, *metric, &mut ops)?);
@@ -195,7 +201,7 @@ impl Sled {
         if !batch.partial.is_empty() || !batch.complete.is_empty() {
             self.settle_gaps(tenant, work.source, batch, &mut ops)?;
         }
-        self.note_written(tenant, work.source, written, &mut ops)?;
+        note_written(keys::written(tenant, work.source), stored, written, &mut ops)?;
         let (changes, next_block) = (work.changes, work.next_block);
         self.db.apply_batch(ops).or_store()?;
         // The batch is in sled now: the index follows before anything else
@@ -228,32 +234,6 @@ impl Sled {
             ops.remove(key);
         } else {
             let bytes = serde_json::to_vec(&open).map_err(|e| StoreError::corrupt(format!("gaps: {e}")))?;
-            ops.insert(key, bytes);
-        }
-        Ok(())
-    }
-
-    /// Adds `metrics` to the set the source has written, when any is new
-    /// (one read per commit; a write only when the set grows).
-    fn note_written(
-        &self,
-        tenant: u32,
-        source: u32,
-        metrics: Vec<u32>,
-        ops: &mut sled::Batch,
-    ) -> Result<(), StoreError> {
-        if metrics.is_empty() {
-            return Ok(());
-        }
-        let key = keys::written(tenant, source);
-        let mut known = self.written(tenant, source)?;
-        let before = known.len();
-        known.extend(metrics);
-        known.sort_unstable();
-        known.dedup();
-        if known.len() != before {
-            let bytes =
-                postcard::to_allocvec(&known).map_err(|e| StoreError::corrupt(format!("a written set: {e}")))?;
             ops.insert(key, bytes);
         }
         Ok(())
@@ -601,6 +581,20 @@ impl Work<'_> {
         }
         Ok(rows)
     }
+}
+
+/// Writes the source's written set (`key`) as `known` plus `metrics`, only
+/// when that adds a metric.
+fn note_written(key: Vec<u8>, mut known: Vec<u32>, metrics: Vec<u32>, ops: &mut sled::Batch) -> Result<(), StoreError> {
+    let before = known.len();
+    known.extend(metrics);
+    known.sort_unstable();
+    known.dedup();
+    if known.len() != before {
+        let bytes = postcard::to_allocvec(&known).map_err(|e| StoreError::corrupt(format!("a written set: {e}")))?;
+        ops.insert(key, bytes);
+    }
+    Ok(())
 }
 
 /// Checks the id of a whole record retracted, as a record's id is checked.
