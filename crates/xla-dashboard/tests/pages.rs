@@ -171,7 +171,11 @@ async fn signing_in_needs_a_live_token_and_this_hosts_own_form() {
     let cross_site = send(&f.app, sign_in_request(&f.acme, "http://evil.example")).await;
     assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
     assert!(!cross_site.headers.contains_key(header::SET_COOKIE));
-    let wrong = format!("{}0", &f.acme[..f.acme.len() - 1]);
+    // Change the last character to another one: a fixed replacement would be the token itself
+    // whenever the token already ends with it.
+    let last = if f.acme.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &f.acme[..f.acme.len() - 1]);
+    assert_ne!(wrong, f.acme);
     let refused = send(&f.app, sign_in_request(&wrong, "http://127.0.0.1:8470")).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert!(refused.body.contains("not valid"), "{}", refused.body);
