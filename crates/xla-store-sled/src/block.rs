@@ -187,7 +187,11 @@ pub(crate) struct Block<R> {
 
 impl<R: Serialize + for<'de> Deserialize<'de>> Block<R> {
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        postcard::to_allocvec(self).map_err(|e| StoreError::Corrupt(format!("encoding a block: {e}")))
+        // Room for a typical row up front: growing by doubling copied the
+        // block several times over.
+        const ROW_BYTES: usize = 96;
+        postcard::to_extend(self, Vec::with_capacity(16 + self.rows.len() * ROW_BYTES))
+            .map_err(|e| StoreError::Corrupt(format!("encoding a block: {e}")))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {

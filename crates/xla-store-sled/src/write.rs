@@ -17,7 +17,7 @@ use super::{Inner, OrStore, Sled};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use xla_store::{CommitBatch, CommitSummary, Retracted, Rollup, StoreError, is_rating};
+use xla_store::{CommitBatch, CommitSummary, Prepared, Retracted, Rollup, StoreError, is_rating};
 use xla_types::{Layer, Observation};
 
 /// Rows per block: few enough that compacting one is cheap, enough that a
@@ -414,12 +414,13 @@ impl Work<'_> {
         row: Row,
         rating: bool,
     ) -> Result<(), StoreError> {
+        let prepared = Prepared::new(row.value.get(), rating);
         for (set, dim_value) in cells(self.tenant, metric, day, &row.dims) {
             self.set(set)?
                 .cells
                 .entry(dim_value)
                 .or_default()
-                .add(row.value.get(), rating);
+                .add_prepared(&prepared);
         }
         let blocks = self.fresh.entry((metric, day)).or_default();
         if blocks.last().is_none_or(|(_, block)| block.rows.len() >= BLOCK_ROWS) {

@@ -40,7 +40,7 @@ pub use query::{
     Aggregation, Breakdown, BreakdownQuery, BreakdownRow, Bucket, SeriesPoint, SeriesQuery, breakdown, bucket_start,
     evaluate, happiness, series,
 };
-pub use rollup::{Rollup, Sketch};
+pub use rollup::{Prepared, Rollup, Sketch};
 pub use runs::{RunOutcome, RunRecord};
 pub use subjects::{
     ANSWER_LOOKBACK_MS, AnswerFacts, GroupThrough, GroupedThrough, JOIN_CLOCK_TOLERANCE_MS, SubjectQuery, TicketFacts,

@@ -29,9 +29,15 @@ fn gamma() -> f64 {
     (1.0 + SKETCH_ALPHA) / (1.0 - SKETCH_ALPHA)
 }
 
+/// `ln(gamma)`, worked out once (it is not a `const fn`): a bucket is one
+/// logarithm, not two. The same expression as ever, so buckets of stored
+/// sketches do not move.
+static LN_GAMMA: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| gamma().ln());
+
 impl Sketch {
-    fn bucket(value: f64) -> i32 {
-        (value.ln() / gamma().ln()).ceil() as i32
+    /// The bucket of a positive finite value; `None` for the zero bucket.
+    fn bucket_of(value: f64) -> Option<i32> {
+        (value > 0.0 && value.is_finite()).then(|| (value.ln() / *LN_GAMMA).ceil() as i32)
     }
 
     /// Makes room for buckets `low..=high` and returns the slot of `low`.
@@ -53,22 +59,26 @@ impl Sketch {
 
     /// Adds a value.
     pub fn add(&mut self, value: f64) {
-        if value <= 0.0 || !value.is_finite() {
-            self.zeros += 1;
-        } else {
-            let bucket = Self::bucket(value);
-            let slot = self.widen(bucket, bucket);
-            self.counts[slot] += 1;
+        self.add_bucket(Self::bucket_of(value));
+    }
+
+    fn add_bucket(&mut self, bucket: Option<i32>) {
+        match bucket {
+            None => self.zeros += 1,
+            Some(bucket) => {
+                let slot = self.widen(bucket, bucket);
+                self.counts[slot] += 1;
+            }
         }
     }
 
     /// Takes a value out (it must have been added).
     pub fn remove(&mut self, value: f64) {
-        if value <= 0.0 || !value.is_finite() {
+        let Some(bucket) = Self::bucket_of(value) else {
             self.zeros = self.zeros.saturating_sub(1);
             return;
-        }
-        let slot = i64::from(Self::bucket(value)) - i64::from(self.offset);
+        };
+        let slot = i64::from(bucket) - i64::from(self.offset);
         if let Some(count) = usize::try_from(slot).ok().and_then(|s| self.counts.get_mut(s)) {
             *count = count.saturating_sub(1);
         }
@@ -158,9 +168,38 @@ pub struct Rollup {
     pub sketch: Sketch,
 }
 
+/// A value ready to add to rollup cells: its sketch bucket and histogram
+/// slot worked out once, since one row counts in a cell per dimension.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prepared {
+    value: f64,
+    bucket: Option<i32>,
+    /// `Some(slot)` for a rating metric; the inner `None` when the value is
+    /// not a 0-10 rating.
+    rating: Option<Option<usize>>,
+}
+
+impl Prepared {
+    /// `value` of a metric; `rating` when the metric is a 0-10 rating
+    /// ([`crate::is_rating`]).
+    pub fn new(value: f64, rating: bool) -> Self {
+        Prepared {
+            value,
+            bucket: Sketch::bucket_of(value),
+            rating: rating.then(|| rating_slot(value)),
+        }
+    }
+}
+
 impl Rollup {
     /// Adds one value.
     pub fn add(&mut self, value: f64, rating: bool) {
+        self.add_prepared(&Prepared::new(value, rating));
+    }
+
+    /// Adds one value prepared once for all the cells it counts in.
+    pub fn add_prepared(&mut self, prepared: &Prepared) {
+        let value = prepared.value;
         if self.count == 0 {
             self.min = value;
             self.max = value;
@@ -170,13 +209,13 @@ impl Rollup {
         }
         self.count += 1;
         self.sum += value;
-        if rating {
+        if let Some(slot) = prepared.rating {
             let histogram = self.histogram.get_or_insert([0; 11]);
-            if let Some(slot) = rating_slot(value) {
+            if let Some(slot) = slot {
                 histogram[slot] += 1;
             }
         }
-        self.sketch.add(value);
+        self.sketch.add_bucket(prepared.bucket);
     }
 
     /// Takes one value out. Returns false when min or max may now be wrong
@@ -237,6 +276,18 @@ mod tests {
         for (q, exact) in [(0.5, 5000.0), (0.9, 9000.0), (0.99, 9900.0)] {
             let estimate = sketch.quantile(q).expect("values");
             assert!((estimate - exact).abs() / exact < 0.011, "q{q}: {estimate} vs {exact}");
+        }
+    }
+
+    #[test]
+    fn a_prepared_value_adds_as_the_value_itself() {
+        for rating in [false, true] {
+            let (mut plain, mut prepared) = (Rollup::default(), Rollup::default());
+            for v in [0.0, -2.0, 0.4, 3.0, 7.6, 10.0, 11.0, 1e9, f64::NAN, f64::INFINITY] {
+                plain.add(v, rating);
+                prepared.add_prepared(&Prepared::new(v, rating));
+            }
+            assert_eq!(format!("{plain:?}"), format!("{prepared:?}"), "rating {rating}");
         }
     }
 

@@ -41,7 +41,7 @@ impl<'a> Fields<'a> {
         self.fields
             .iter()
             .rev()
-            .find(|(key, _)| key == name)
+            .find(|(key, _)| same_name(key, name))
             .map(|(_, value)| value)
     }
 
@@ -68,9 +68,17 @@ impl<'a> Fields<'a> {
         self.objects
             .iter()
             .rev()
-            .find(|(key, _)| key == name)
+            .find(|(key, _)| same_name(key, name))
             .map(|(_, extra)| extra)
     }
+}
+
+/// `key == name`, rejecting on length and last byte before comparing the
+/// rest: a lookup passes a dozen other field names, and in Wasm every full
+/// comparison is a call to `memcmp`. The last byte tells apart names that
+/// share a prefix (`assignment_group`, `assignment_group.name`).
+fn same_name(key: &str, name: &str) -> bool {
+    key.len() == name.len() && key.as_bytes().last() == name.as_bytes().last() && key == name
 }
 
 /// What a Table API body holds.
