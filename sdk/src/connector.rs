@@ -136,30 +136,63 @@ fn layer_to_wit(layer: Layer) -> wit_types::Layer {
     }
 }
 
+/// A batch's names table (`changes.names`): each distinct dimension key,
+/// dimension value and metric name once, by first use.
+#[derive(Default)]
+struct Names<'r> {
+    list: Vec<String>,
+    index: rustc_hash::FxHashMap<&'r str, u32>,
+}
+
+impl<'r> Names<'r> {
+    fn of(&mut self, name: &'r str) -> u32 {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        let i = self.list.len() as u32;
+        self.list.push(name.to_string());
+        self.index.insert(name, i);
+        i
+    }
+}
+
+/// Records with their strings said once (see [`Names`]).
+fn records_to_wit(records: Vec<crate::Record>) -> (Vec<String>, Vec<wit_types::SourceRecord>) {
+    let mut names = Names::default();
+    let mut wit: Vec<wit_types::SourceRecord> = records
+        .iter()
+        .map(|r| wit_types::SourceRecord {
+            // Moved in below, once the table no longer borrows the records.
+            id: String::new(),
+            at: r.at,
+            dimensions: r.dimensions.iter().map(|(k, v)| (names.of(k), names.of(v))).collect(),
+            values: r
+                .values
+                .iter()
+                .map(|v| wit_types::MetricValue {
+                    metric: names.of(&v.metric),
+                    layer: layer_to_wit(v.layer),
+                    value: v.value,
+                })
+                .collect(),
+        })
+        .collect();
+    let list = names.list;
+    for (w, r) in wit.iter_mut().zip(records) {
+        w.id = r.id;
+    }
+    (list, wit)
+}
+
 fn changes_to_wit(c: Changes) -> wit_types::Changes {
     let span = |s: crate::Span| wit_types::Span {
         start: s.start,
         end: s.end,
     };
+    let (names, records) = records_to_wit(c.records);
     wit_types::Changes {
-        records: c
-            .records
-            .into_iter()
-            .map(|r| wit_types::SourceRecord {
-                id: r.id,
-                at: r.at,
-                dimensions: r.dimensions,
-                values: r
-                    .values
-                    .into_iter()
-                    .map(|v| wit_types::MetricValue {
-                        metric: v.metric,
-                        layer: layer_to_wit(v.layer),
-                        value: v.value,
-                    })
-                    .collect(),
-            })
-            .collect(),
+        names,
+        records,
         retractions: c
             .retractions
             .into_iter()

@@ -18,7 +18,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use xla_store::{CommitBatch, CommitSummary, Prepared, Retracted, Rollup, StoreError, is_rating};
-use xla_types::{Layer, Observation};
+use xla_types::{Layer, Name, Observation};
 
 /// Rows per block: few enough that compacting one is cheap, enough that a
 /// batch of ten thousand is a few dozen writes.
@@ -111,7 +111,10 @@ impl Sled {
             .try_for_each(|id| check_retracted_id(id))?;
         // A connector sends a record's metrics one after another with the
         // same dimensions: split them once.
-        let mut last_split: Option<(&[(String, String)], SplitDimensions)> = None;
+        let mut last_split: Option<(Dims<'_>, SplitDimensions)> = None;
+        // Dictionary ids of the batch's shared names, by address: a record
+        // from a 0.2 connector names the same strings as the records before it.
+        let mut named: HashMap<(usize, usize), u32> = HashMap::default();
         // A key both written and retracted in one batch ends retracted.
         let retracted: HashSet<(&str, &str)> = batch
             .retractions
@@ -136,13 +139,9 @@ impl Sled {
             let (dims, inline) = match &last_split {
                 // The values of one record share its dimensions: the pointer
                 // check saves comparing them.
-                Some((dimensions, split))
-                    if std::ptr::eq(*dimensions, observation.dimensions) || *dimensions == observation.dimensions =>
-                {
-                    split.clone()
-                }
+                Some((dimensions, split)) if dimensions.same_as(observation.dimensions) => split.clone(),
                 _ => {
-                    let split = split_dimensions(dict, &unrolled, observation.dimensions);
+                    let split = split_dimensions(dict, &mut named, &unrolled, observation.dimensions);
                     last_split = Some((observation.dimensions, split.clone()));
                     split
                 }
@@ -637,7 +636,7 @@ struct Stored<'b> {
     layer: Layer,
     value: f64,
     at: i64,
-    dimensions: &'b [(String, String)],
+    dimensions: Dims<'b>,
     /// The observation, still to check (a record is checked whole, first).
     unchecked: Option<&'b Observation>,
 }
@@ -650,7 +649,7 @@ fn values(batch: &CommitBatch) -> Vec<Stored<'_>> {
         layer: o.layer,
         value: o.value,
         at: o.at,
-        dimensions: &o.dimensions,
+        dimensions: Dims::Text(&o.dimensions),
         unchecked: Some(o),
     });
     let records = batch.records.iter().flat_map(|r| {
@@ -660,7 +659,7 @@ fn values(batch: &CommitBatch) -> Vec<Stored<'_>> {
             layer: v.layer,
             value: v.value,
             at: r.at,
-            dimensions: &r.dimensions,
+            dimensions: Dims::Names(&r.dimensions),
             unchecked: None,
         })
     });
@@ -694,16 +693,56 @@ fn last_of_each<'b>(batch: &CommitBatch, values: Vec<Stored<'b>>) -> Vec<Stored<
         .collect()
 }
 
+/// A value's dimensions: an observation's text pairs, or a record's names.
+#[derive(Clone, Copy)]
+enum Dims<'b> {
+    Text(&'b [(String, String)]),
+    Names(&'b [(Name, Name)]),
+}
+
+impl Dims<'_> {
+    /// Whether `other` holds the same pairs: the values of one record share
+    /// its dimensions, so the pointer check usually settles it.
+    fn same_as(&self, other: Dims<'_>) -> bool {
+        match (*self, other) {
+            (Dims::Text(a), Dims::Text(b)) => std::ptr::eq(a, b) || a == b,
+            (Dims::Names(a), Dims::Names(b)) => std::ptr::eq(a, b) || a == b,
+            _ => false,
+        }
+    }
+}
+
 /// Rolled-up dimensions as dictionary ids and per-subject ones inline, each
-/// sorted by key; empty values are dropped.
-fn split_dimensions(dict: &mut Dictionary, unrolled: &[u32], dimensions: &[(String, String)]) -> SplitDimensions {
+/// sorted by key; empty values are dropped. `named` caches the ids of
+/// shared names by address for the length of one commit.
+fn split_dimensions(
+    dict: &mut Dictionary,
+    named: &mut HashMap<(usize, usize), u32>,
+    unrolled: &[u32],
+    dimensions: Dims<'_>,
+) -> SplitDimensions {
     let (mut dims, mut inline) = (Vec::new(), Vec::new());
-    for (k, v) in dimensions.iter().filter(|(_, v)| !v.is_empty()) {
-        let key = dict.intern(k);
-        if unrolled.contains(&key) {
-            inline.push((key, v.clone()));
-        } else {
-            dims.push((key, dict.intern(v)));
+    match dimensions {
+        Dims::Text(pairs) => {
+            for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+                let key = dict.intern(k);
+                if unrolled.contains(&key) {
+                    inline.push((key, v.clone()));
+                } else {
+                    dims.push((key, dict.intern(v)));
+                }
+            }
+        }
+        Dims::Names(pairs) => {
+            let mut intern = |name: &Name| -> u32 { *named.entry(name.address()).or_insert_with(|| dict.intern(name)) };
+            for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+                let key = intern(k);
+                if unrolled.contains(&key) {
+                    inline.push((key, v.to_string()));
+                } else {
+                    dims.push((key, intern(v)));
+                }
+            }
         }
     }
     dims.sort_unstable();

@@ -2,13 +2,13 @@
 //! records with several metric values, retractions, and what the step says
 //! about its own completeness.
 
-use crate::{Layer, Observation};
+use crate::{Layer, Name, Observation};
 
 /// One metric value of a [`Record`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricValue {
     /// Metric name from the vocabulary (`docs/metrics.md`).
-    pub metric: String,
+    pub metric: Name,
     /// The layer of the metric.
     pub layer: Layer,
     /// The value in the metric's unit; booleans are 0 or 1.
@@ -37,7 +37,7 @@ pub struct Record {
     /// When the values were observed: unix ms, UTC.
     pub at: i64,
     /// Dimension key/value pairs shared by every value.
-    pub dimensions: Vec<(String, String)>,
+    pub dimensions: Vec<(Name, Name)>,
     /// The values, a metric at most once.
     pub values: Vec<MetricValue>,
 }
@@ -54,19 +54,20 @@ impl Record {
     }
 
     /// Adds a dimension; an empty value is skipped, a repeated key replaces the earlier value.
-    pub fn dim(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        crate::set_dimension(&mut self.dimensions, key.into(), value.into());
+    /// A literal key costs no allocation.
+    pub fn dim(mut self, key: impl Into<Name>, value: impl Into<String>) -> Self {
+        crate::set_dimension(&mut self.dimensions, key.into(), Name::from(value.into()));
         self
     }
 
     /// Adds a metric value; a repeated metric replaces the earlier value.
-    pub fn value(mut self, metric: impl Into<String>, layer: Layer, value: f64) -> Self {
+    pub fn value(mut self, metric: impl Into<Name>, layer: Layer, value: f64) -> Self {
         self.push(metric, layer, value);
         self
     }
 
     /// Adds a metric value in place; a repeated metric replaces the earlier value.
-    pub fn push(&mut self, metric: impl Into<String>, layer: Layer, value: f64) {
+    pub fn push(&mut self, metric: impl Into<Name>, layer: Layer, value: f64) {
         let metric = metric.into();
         match self.values.iter_mut().find(|v| v.metric == metric) {
             Some(old) => {
@@ -107,17 +108,25 @@ impl Record {
         self.dimensions.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// The dimensions as text pairs (as an [`Observation`] holds them).
+    pub fn text_dimensions(&self) -> Vec<(String, String)> {
+        self.dimensions
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     /// One observation per value, as the store keeps them.
     pub fn observations(&self) -> Vec<Observation> {
         self.values
             .iter()
             .map(|v| Observation {
                 id: self.id.clone(),
-                metric: v.metric.clone(),
+                metric: v.metric.to_string(),
                 layer: v.layer,
                 value: v.value,
                 at: self.at,
-                dimensions: self.dimensions.clone(),
+                dimensions: self.text_dimensions(),
             })
             .collect()
     }
@@ -130,15 +139,28 @@ impl Record {
         for o in observations {
             match records.last_mut() {
                 // A metric sent twice keeps its last value, as the store would.
-                Some(last) if last.id == o.id && last.at == o.at && last.dimensions == o.dimensions => {
+                Some(last)
+                    if last.id == o.id
+                        && last.at == o.at
+                        && last.dimensions.len() == o.dimensions.len()
+                        && last
+                            .dimensions
+                            .iter()
+                            .zip(&o.dimensions)
+                            .all(|((a, b), (c, d))| a == c && b == d) =>
+                {
                     last.push(o.metric, o.layer, o.value)
                 }
                 _ => records.push(Record {
                     id: o.id,
                     at: o.at,
-                    dimensions: o.dimensions,
+                    dimensions: o
+                        .dimensions
+                        .into_iter()
+                        .map(|(k, v)| (Name::from(k), Name::from(v)))
+                        .collect(),
                     values: vec![MetricValue {
-                        metric: o.metric,
+                        metric: o.metric.into(),
                         layer: o.layer,
                         value: o.value,
                     }],

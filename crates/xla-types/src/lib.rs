@@ -6,17 +6,19 @@
 #![deny(missing_docs)]
 
 pub mod changes;
+mod name;
 pub mod untrusted;
 
 pub use changes::{Changes, Gap, MetricValue, Record, Retraction, Span};
+pub use name::Name;
 
 /// Sets `key` to `value` in `dimensions`: an empty value is skipped, a
 /// repeated key replaces the earlier value.
-fn set_dimension(dimensions: &mut Vec<(String, String)>, key: String, value: String) {
-    if value.is_empty() {
+fn set_dimension<S: AsRef<str>>(dimensions: &mut Vec<(S, S)>, key: S, value: S) {
+    if value.as_ref().is_empty() {
         return;
     }
-    match dimensions.iter_mut().find(|(k, _)| *k == key) {
+    match dimensions.iter_mut().find(|(k, _)| k.as_ref() == key.as_ref()) {
         Some(slot) => slot.1 = value,
         None => dimensions.push((key, value)),
     }
@@ -139,18 +141,31 @@ fn check_at(at: i64) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn check_dimensions(dimensions: &[(String, String)]) -> Result<(), &'static str> {
-    if dimensions.iter().any(|(k, v)| k.len() > 128 || v.len() > 1024) {
+fn check_dimensions<S: AsRef<str>>(dimensions: &[(S, S)]) -> Result<(), &'static str> {
+    if dimensions
+        .iter()
+        .any(|(k, v)| k.as_ref().len() > 128 || v.as_ref().len() > 1024)
+    {
         return Err("a dimension key is over 128 bytes or a value over 1024");
     }
-    if has_twice(dimensions.iter().map(|(k, _)| k.as_str())) {
+    if has_twice(dimensions.iter().map(|(k, _)| k.as_ref())) {
         return Err("a dimension key appears twice");
     }
     Ok(())
 }
 
 /// Whether any name appears twice.
-fn has_twice<'a>(names: impl Iterator<Item = &'a str>) -> bool {
+fn has_twice<'a>(names: impl Iterator<Item = &'a str> + Clone) -> bool {
+    // A record's handful of names: compared pairwise, without allocating.
+    if names.clone().nth(16).is_none() {
+        let mut rest = names;
+        while let Some(name) = rest.next() {
+            if rest.clone().any(|other| other == name) {
+                return true;
+            }
+        }
+        return false;
+    }
     let mut names: Vec<&str> = names.collect();
     names.sort_unstable();
     names.windows(2).any(|w| w[0] == w[1])

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use xla_sdk::time::parse_rfc3339_utc;
-use xla_sdk::{Layer, PluginError, Record};
+use xla_sdk::{Layer, Name, PluginError, Record};
 
 /// One survey response, as the API or the CSV export gave it.
 pub struct Response<'a> {
@@ -130,7 +130,7 @@ impl<'a> Response<'a> {
         }
     }
 
-    fn dimensions(&self) -> Vec<(String, String)> {
+    fn dimensions(&self) -> Vec<(Name, Name)> {
         DIMENSIONS
             .iter()
             .filter_map(|(dimension, field)| {
@@ -140,7 +140,7 @@ impl<'a> Response<'a> {
                 } else {
                     value.into_owned()
                 };
-                (!value.is_empty()).then(|| (dimension.to_string(), value))
+                (!value.is_empty()).then(|| (Name::from(*dimension), Name::from(value)))
             })
             .collect()
     }
@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(a.len(), 3, "the answer and two factors");
         assert_eq!(a[0].values.len(), 2, "rating and lost time in one record");
         assert_eq!(
-            a[0].dimensions,
+            a[0].text_dimensions(),
             [("ticket", "INC1"), ("ticket_type", "incident"), ("country", "Finland")]
                 .map(|(k, v)| (k.to_string(), v.to_string()))
         );

@@ -191,13 +191,13 @@ macro_rules! shared_with_every_version {
                 .xla_plugin_connector()
                 .call_pull(store, config, cursor)
                 .await?;
-            Ok(result.map_err(plugin_error).map(|batch| {
-                let (changes, cursor, more) = batch_changes(batch);
-                Batch {
+            Ok(result.map_err(plugin_error).and_then(|batch| {
+                let (changes, cursor, more) = batch_changes(batch)?;
+                Ok(Batch {
                     changes,
                     cursor,
                     more,
-                }
+                })
             }))
         }
 
@@ -214,7 +214,7 @@ macro_rules! shared_with_every_version {
                 .xla_plugin_connector()
                 .call_parse(store, config, media_type, body)
                 .await?;
-            Ok(result.map_err(plugin_error).map(changes))
+            Ok(result.map_err(plugin_error).and_then(changes))
         }
 
         /// `describe()` of a scorer of this version.

@@ -81,13 +81,15 @@ fn observation(o: wit::Observation) -> Observation {
 }
 
 /// A 0.1 step's observations as 0.2 changes: records only.
-fn changes(observations: Vec<wit::Observation>) -> Changes {
-    Changes::records(Record::group(observations.into_iter().map(observation).collect()))
+fn changes(observations: Vec<wit::Observation>) -> Result<Changes, PluginError> {
+    Ok(Changes::records(Record::group(
+        observations.into_iter().map(observation).collect(),
+    )))
 }
 
 /// A 0.1 pull's step as 0.2 changes.
-fn batch_changes(batch: wit_connector::Batch) -> (Changes, Option<String>, bool) {
-    (changes(batch.observations), batch.cursor, batch.more)
+fn batch_changes(batch: wit_connector::Batch) -> Result<(Changes, Option<String>, bool), PluginError> {
+    Ok((changes(batch.observations)?, batch.cursor, batch.more))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::{
 };
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, Resource};
+use xla_types::{Name, untrusted};
 
 mod generated {
     //! Both worlds of the package, generated once: the scorer world takes
@@ -67,27 +68,58 @@ pub(crate) fn accepts(version: &str) -> bool {
 
 shared_with_every_version!();
 
-fn changes(c: wit::Changes) -> Changes {
+/// A batch's records with their names looked up in its names table. Each
+/// distinct string is one shared allocation, cloned into the records that
+/// use it (a reference count, not a copy).
+///
+/// Errors: an index past the end of `names` (a plugin bug: the SDKs build
+/// the table), naming the record; nothing of the batch is kept.
+fn records(names: Vec<String>, records: Vec<wit::SourceRecord>) -> Result<Vec<Record>, PluginError> {
+    let names: Vec<Name> = names
+        .into_iter()
+        .map(|n| Name::from(std::sync::Arc::<str>::from(n)))
+        .collect();
+    let name = |i: u32, id: &str| -> Result<Name, PluginError> {
+        names.get(i as usize).cloned().ok_or_else(|| {
+            PluginError::Permanent(format!(
+                "record `{}` refers to name {i}, but the batch's names table has {} (contract 0.2: every \
+                 name-ref indexes changes.names; the SDKs build it, so this is a bug in the plugin); \
+                 nothing of the batch was stored",
+                untrusted::escape_capped(id, 100),
+                names.len()
+            ))
+        })
+    };
+    // Loops with exact capacities: collecting through `Result` cannot size
+    // the vectors up front.
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let mut dimensions = Vec::with_capacity(r.dimensions.len());
+        for &(k, v) in &r.dimensions {
+            dimensions.push((name(k, &r.id)?, name(v, &r.id)?));
+        }
+        let mut values = Vec::with_capacity(r.values.len());
+        for v in &r.values {
+            values.push(MetricValue {
+                metric: name(v.metric, &r.id)?,
+                layer: layer(v.layer),
+                value: v.value,
+            });
+        }
+        out.push(Record {
+            id: r.id,
+            at: r.at,
+            dimensions,
+            values,
+        });
+    }
+    Ok(out)
+}
+
+fn changes(c: wit::Changes) -> Result<Changes, PluginError> {
     let span = |s: wit::Span| Span::new(s.start, s.end);
-    Changes {
-        records: c
-            .records
-            .into_iter()
-            .map(|r| Record {
-                id: r.id,
-                at: r.at,
-                dimensions: r.dimensions,
-                values: r
-                    .values
-                    .into_iter()
-                    .map(|v| MetricValue {
-                        metric: v.metric,
-                        layer: layer(v.layer),
-                        value: v.value,
-                    })
-                    .collect(),
-            })
-            .collect(),
+    Ok(Changes {
+        records: records(c.names, c.records)?,
         retractions: c
             .retractions
             .into_iter()
@@ -105,17 +137,61 @@ fn changes(c: wit::Changes) -> Changes {
             })
             .collect(),
         complete: c.complete.into_iter().map(span).collect(),
-    }
+    })
 }
 
 /// A 0.2 pull's step, its parts.
-fn batch_changes(batch: wit_connector::Batch) -> (Changes, Option<String>, bool) {
-    (changes(batch.changes), batch.cursor, batch.more)
+fn batch_changes(batch: wit_connector::Batch) -> Result<(Changes, Option<String>, bool), PluginError> {
+    Ok((changes(batch.changes)?, batch.cursor, batch.more))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(id: &str, dimensions: Vec<(u32, u32)>, metric: u32) -> wit::SourceRecord {
+        wit::SourceRecord {
+            id: id.into(),
+            at: 1_760_000_000_000,
+            dimensions,
+            values: vec![wit::MetricValue {
+                metric,
+                layer: wit::Layer::Operational,
+                value: 1.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn names_are_looked_up_once_and_shared_by_the_records() {
+        let names = ["service", "Email", "ticket_resolved"].map(String::from).to_vec();
+        let got =
+            records(names, vec![record("a", vec![(0, 1)], 2), record("b", vec![(0, 1)], 2)]).expect("valid indexes");
+        assert_eq!(got[0].dimension("service"), Some("Email"));
+        assert_eq!(got[1].values[0].metric, "ticket_resolved");
+        assert_eq!(
+            got[0].dimensions[0].1.address(),
+            got[1].dimensions[0].1.address(),
+            "one allocation per name, shared"
+        );
+    }
+
+    #[test]
+    fn an_index_past_the_names_table_refuses_the_batch_naming_the_record() {
+        let names = vec!["service".to_string()];
+        for bad in [
+            record("INC\u{1b}[31m", vec![(0, 7)], 0),
+            record("INC\u{1b}[31m", vec![], u32::MAX),
+        ] {
+            let error = records(names.clone(), vec![record("ok", vec![], 0), bad]).expect_err("a bad index");
+            let PluginError::Permanent(message) = error else {
+                panic!("not a permanent error: {error:?}");
+            };
+            assert!(message.contains("record `INC\\u{1b}[31m`"), "{message}");
+            assert!(message.contains("names table has 1"), "{message}");
+            assert!(!message.contains('\u{1b}'), "the id is escaped: {message}");
+        }
+    }
 
     #[test]
     fn accepts_every_0_2_release_and_nothing_else() {

@@ -154,9 +154,9 @@ fn each_a_record(observations: Vec<Observation>) -> Changes {
         .map(|o| Record {
             id: o.id,
             at: o.at,
-            dimensions: o.dimensions,
+            dimensions: o.dimensions.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
             values: vec![xla_sdk::MetricValue {
-                metric: o.metric,
+                metric: o.metric.into(),
                 layer: o.layer,
                 value: o.value,
             }],
