@@ -162,6 +162,21 @@ impl MemoryLimiter {
     pub fn new(limit: u64) -> Self {
         MemoryLimiter { limit, used: 0 }
     }
+
+    /// Refuses a host-side expansion of a guest's answer (`bytes` the host
+    /// would allocate for it) past the memory cap, as the copy out of the
+    /// guest is refused (wasmtime's hostcall fuel): a small answer that
+    /// names things by index must not make the host allocate more than the
+    /// cap by repeating an index.
+    pub fn check_expansion(&self, bytes: u64) -> Result<(), MemoryCapExceeded> {
+        if bytes > self.limit {
+            return Err(MemoryCapExceeded {
+                limit: self.limit,
+                asked: bytes,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Tables are small in practice; this bounds a hostile guest's table growth.

@@ -189,8 +189,11 @@ macro_rules! shared_with_every_version {
         ) -> wasmtime::Result<Result<Batch, PluginError>> {
             let result = plugin
                 .xla_plugin_connector()
-                .call_pull(store, config, cursor)
+                .call_pull(&mut *store, config, cursor)
                 .await?;
+            if let Ok(batch) = &result {
+                store.data().memory.check_expansion(batch_expansion(batch))?;
+            }
             Ok(result.map_err(plugin_error).and_then(|batch| {
                 let (changes, cursor, more) = batch_changes(batch)?;
                 Ok(Batch {
@@ -212,8 +215,11 @@ macro_rules! shared_with_every_version {
         ) -> wasmtime::Result<Result<Changes, PluginError>> {
             let result = plugin
                 .xla_plugin_connector()
-                .call_parse(store, config, media_type, body)
+                .call_parse(&mut *store, config, media_type, body)
                 .await?;
+            if let Ok(changes) = &result {
+                store.data().memory.check_expansion(expansion(changes))?;
+            }
             Ok(result.map_err(plugin_error).and_then(changes))
         }
 

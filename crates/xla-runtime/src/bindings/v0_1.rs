@@ -87,6 +87,17 @@ fn changes(observations: Vec<wit::Observation>) -> Result<Changes, PluginError> 
     )))
 }
 
+/// Host bytes beyond the lifted answer that reading a 0.1 step allocates:
+/// none worth bounding (every string was copied, and charged, on lifting).
+fn expansion(_: &[wit::Observation]) -> u64 {
+    0
+}
+
+/// [`expansion`] of a pull's step.
+fn batch_expansion(batch: &wit_connector::Batch) -> u64 {
+    expansion(&batch.observations)
+}
+
 /// A 0.1 pull's step as 0.2 changes.
 fn batch_changes(batch: wit_connector::Batch) -> Result<(Changes, Option<String>, bool), PluginError> {
     Ok((changes(batch.observations)?, batch.cursor, batch.more))

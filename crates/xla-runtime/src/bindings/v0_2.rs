@@ -140,6 +140,28 @@ fn changes(c: wit::Changes) -> Result<Changes, PluginError> {
     })
 }
 
+/// Host bytes that reading `c` allocates beyond the lifted answer, which
+/// wasmtime charged: each name once, and a shared name for every
+/// reference to it. Eight bytes of guest memory per dimension reference
+/// become 48 on the host.
+fn expansion(c: &wit::Changes) -> u64 {
+    let name = std::mem::size_of::<Name>() as u64;
+    let names: u64 = c.names.iter().map(|n| n.len() as u64 + 16 + name).sum();
+    let references: u64 = c
+        .records
+        .iter()
+        .map(|r| {
+            r.dimensions.len() as u64 * 2 * name + r.values.len() as u64 * std::mem::size_of::<MetricValue>() as u64
+        })
+        .sum();
+    names.saturating_add(references)
+}
+
+/// [`expansion`] of a pull's step.
+fn batch_expansion(batch: &wit_connector::Batch) -> u64 {
+    expansion(&batch.changes)
+}
+
 /// A 0.2 pull's step, its parts.
 fn batch_changes(batch: wit_connector::Batch) -> Result<(Changes, Option<String>, bool), PluginError> {
     Ok((changes(batch.changes)?, batch.cursor, batch.more))
@@ -191,6 +213,27 @@ mod tests {
             assert!(message.contains("names table has 1"), "{message}");
             assert!(!message.contains('\u{1b}'), "the id is escaped: {message}");
         }
+    }
+
+    #[test]
+    fn repeating_a_name_is_charged_as_the_memory_the_host_would_take() {
+        // One short name referenced a million times: 8 MB of guest memory,
+        // 48 MB of shared names on the host.
+        let changes = wit::Changes {
+            names: vec!["x".to_string()],
+            records: vec![record("a", vec![(0, 0); 1_000_000], 0)],
+            retractions: Vec::new(),
+            partial: Vec::new(),
+            complete: Vec::new(),
+        };
+        let bytes = expansion(&changes);
+        assert!(bytes >= 48_000_000, "{bytes}");
+        let limiter = crate::limits::MemoryLimiter::new(32 << 20);
+        let refused = limiter.check_expansion(bytes).expect_err("past a 32 MiB cap");
+        assert_eq!(refused.limit, 32 << 20);
+        crate::limits::MemoryLimiter::new(64 << 20)
+            .check_expansion(bytes)
+            .expect("within a 64 MiB cap");
     }
 
     #[test]
