@@ -38,11 +38,26 @@ struct TouchedSet {
     dirty: BTreeSet<u32>,
 }
 
+/// The touched rollup sets of one metric and day, by dimension key. A row
+/// counts in its day's total and in one cell per rolled-up dimension: a
+/// handful of keys, found by a short scan after one hash lookup per row
+/// instead of one per cell.
+type DaySets = Vec<(u32, TouchedSet)>;
+
 /// A block this commit writes, with its id.
 type FreshBlock = (u64, Block<Row>);
 
 /// A row's dimensions: rolled up (dictionary ids) and per-subject (inline).
 type SplitDimensions = (Arc<[(u32, u32)]>, Arc<[(u32, String)]>);
+
+/// What a record's values share, worked out once per record: its split
+/// dimensions, the fingerprints of the subjects it names, and its id.
+#[derive(Clone)]
+struct Shared {
+    dims: Arc<[(u32, u32)]>,
+    inline: Arc<[(u32, String)]>,
+    subjects: Arc<[Fingerprint]>,
+}
 
 /// The commit being built.
 struct Work<'a> {
@@ -63,7 +78,8 @@ struct Work<'a> {
     rewrite: HashSet<u64>,
     /// New blocks by (metric, day); the last of each is the open one.
     fresh: HashMap<(u32, i32), Vec<FreshBlock>>,
-    sets: HashMap<SetKey, TouchedSet>,
+    /// Touched rollup sets by (metric, day), then by dimension key.
+    sets: HashMap<(u32, i32), DaySets>,
     changes: Vec<Change>,
     next_block: u64,
 }
@@ -111,7 +127,8 @@ impl Sled {
             .try_for_each(|id| check_retracted_id(id))?;
         // A connector sends a record's metrics one after another with the
         // same dimensions: split them once.
-        let mut last_split: Option<(Dims<'_>, SplitDimensions)> = None;
+        let mut last_split: Option<(Dims<'_>, Shared)> = None;
+        let mut last_id: Option<(&str, RecordId)> = None;
         // Dictionary ids of the batch's shared names, by address: a record
         // from a 0.2 connector names the same strings as the records before it.
         let mut named: HashMap<(usize, usize), u32> = HashMap::default();
@@ -136,23 +153,37 @@ impl Sled {
                 written.push(metric);
             }
             let day = keys::day_of(observation.at);
-            let (dims, inline) = match &last_split {
+            let shared = match &last_split {
                 // The values of one record share its dimensions: the pointer
                 // check saves comparing them.
-                Some((dimensions, split)) if dimensions.same_as(observation.dimensions) => split.clone(),
+                Some((dimensions, shared)) if dimensions.same_as(observation.dimensions) => shared.clone(),
                 _ => {
-                    let split = split_dimensions(dict, &mut named, &unrolled, observation.dimensions);
-                    last_split = Some((observation.dimensions, split.clone()));
-                    split
+                    let (dims, inline) = split_dimensions(dict, &mut named, &unrolled, observation.dimensions);
+                    let subjects = inline
+                        .iter()
+                        .filter(|(k, _)| work.subjects.contains(k))
+                        .map(|(k, v)| subject_fingerprint(tenant, *k, v))
+                        .collect();
+                    let shared = Shared { dims, inline, subjects };
+                    last_split = Some((observation.dimensions, shared.clone()));
+                    shared
+                }
+            };
+            let id = match &last_id {
+                Some((text, id)) if std::ptr::eq(*text, observation.id) => id.clone(),
+                _ => {
+                    let id = RecordId::new(observation.id);
+                    last_id = Some((observation.id, id.clone()));
+                    id
                 }
             };
             let row = Row {
-                id: RecordId::new(observation.id),
+                id,
                 offset: (observation.at - i64::from(day) * DAY_MS) as u32,
                 value: Value::new(observation.value),
                 layer: layer_code(observation.layer),
-                dims,
-                inline,
+                dims: shared.dims,
+                inline: shared.inline,
             };
             let fingerprint = record_fingerprint(tenant, work.source, metric, observation.id);
             let rating = is_rating(observation.metric);
@@ -166,7 +197,7 @@ impl Sled {
             } else {
                 summary.inserted += 1;
             }
-            work.insert(fingerprint, metric, day, row, rating)?;
+            work.insert(fingerprint, metric, day, row, rating, &shared.subjects)?;
         }
         let mut ops = sled::Batch::default();
         for retraction in &batch.retractions {
@@ -251,7 +282,22 @@ impl Sled {
     /// recomputed from the rows of its day as they are after this commit.
     fn settle_sets(&self, work: &mut Work<'_>, dict: &Dictionary, ops: &mut sled::Batch) -> Result<(), StoreError> {
         let mut day_rows: HashMap<(u32, i32), Vec<Row>> = HashMap::default();
-        let sets: Vec<(SetKey, TouchedSet)> = work.sets.drain().collect();
+        let tenant = work.tenant;
+        let sets: Vec<(SetKey, TouchedSet)> = work
+            .sets
+            .drain()
+            .flat_map(|((metric, day), sets)| {
+                sets.into_iter().map(move |(dim_key, set)| {
+                    let key = SetKey {
+                        tenant,
+                        metric,
+                        day,
+                        dim_key,
+                    };
+                    (key, set)
+                })
+            })
+            .collect();
         for (key, mut set) in sets {
             // Rows of a day past retention are gone: its cells keep count,
             // sum, histogram and sketch exact, and min/max as they were.
@@ -389,8 +435,10 @@ impl Work<'_> {
                 (row.value.get(), row.dims.clone(), Vec::new())
             }
         };
+        let db = self.db;
+        let sets = self.sets.entry((key.metric, key.day)).or_default();
         for (set, dim_value) in cells(key.tenant, key.metric, key.day, &dims) {
-            let touched = self.set(set)?;
+            let touched = touched(db, set, sets)?;
             let cell = touched.cells.entry(dim_value).or_default();
             if !cell.remove(value) {
                 touched.dirty.insert(dim_value);
@@ -412,10 +460,13 @@ impl Work<'_> {
         day: i32,
         row: Row,
         rating: bool,
+        subjects: &[Fingerprint],
     ) -> Result<(), StoreError> {
         let prepared = Prepared::new(row.value.get(), rating);
+        let db = self.db;
+        let sets = self.sets.entry((metric, day)).or_default();
         for (set, dim_value) in cells(self.tenant, metric, day, &row.dims) {
-            self.set(set)?
+            touched(db, set, sets)?
                 .cells
                 .entry(dim_value)
                 .or_default()
@@ -440,30 +491,12 @@ impl Work<'_> {
             block: *id,
             slot: block.rows.len() as u32,
         };
-        for (k, v) in row.inline.iter().filter(|(k, _)| self.subjects.contains(k)) {
-            self.changes
-                .push(Change::SubjectAdd(subject_fingerprint(self.tenant, *k, v), loc));
+        for subject in subjects {
+            self.changes.push(Change::SubjectAdd(*subject, loc));
         }
         block.rows.push(Some(row));
         self.changes.push(Change::Record(fingerprint, loc));
         Ok(())
-    }
-
-    fn set(&mut self, key: SetKey) -> Result<&mut TouchedSet, StoreError> {
-        use std::collections::hash_map::Entry;
-        Ok(match self.sets.entry(key) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                let cells = match self.db.get(key.key()).or_store()? {
-                    Some(bytes) => super::rollup::decode_set(&bytes)?,
-                    None => RollupSet::new(),
-                };
-                entry.insert(TouchedSet {
-                    cells,
-                    dirty: BTreeSet::new(),
-                })
-            }
-        })
     }
 
     /// Whether the row of `fingerprint` at `loc` is current once this commit lands.
@@ -581,6 +614,27 @@ impl Work<'_> {
         }
         Ok(rows)
     }
+}
+
+/// The touched set `key` among its day's `sets`, read from disk the first
+/// time this commit touches it.
+fn touched<'s>(db: &sled::Db, key: SetKey, sets: &'s mut DaySets) -> Result<&'s mut TouchedSet, StoreError> {
+    let slot = match sets.iter().position(|(dim_key, _)| *dim_key == key.dim_key) {
+        Some(slot) => slot,
+        None => {
+            let cells = match db.get(key.key()).or_store()? {
+                Some(bytes) => super::rollup::decode_set(&bytes)?,
+                None => RollupSet::new(),
+            };
+            let set = TouchedSet {
+                cells,
+                dirty: BTreeSet::new(),
+            };
+            sets.push((key.dim_key, set));
+            sets.len() - 1
+        }
+    };
+    Ok(&mut sets[slot].1)
 }
 
 /// Writes the source's written set (`key`) as `known` plus `metrics`, only
