@@ -1,7 +1,7 @@
 //! The hostile connector against the sandbox's limits. Each test fails if
 //! the limit it exercises is removed: the attack would then succeed.
 
-use crate::support::{attack, attack_within, connector, guests, tight_limits, within};
+use crate::support::{attack, attack_within_in, connector, guests, metered_runtime, runtime, tight_limits, within};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,8 +45,35 @@ fn fuel_stops_a_loop_before_the_deadline() {
         fuel: Some(50_000_000),
         ..tight_limits()
     };
-    let error = attack_within(Duration::from_secs(30), json!({"attack": "spin"}), limits).unwrap_err();
+    let error = attack_within_in(
+        metered_runtime(),
+        Duration::from_secs(30),
+        json!({"attack": "spin"}),
+        limits,
+    )
+    .unwrap_err();
     assert!(matches!(error, RuntimeError::Fuel { limit: 50_000_000, .. }), "{error}");
+}
+
+/// Fuel is counted only by a runtime started to count it (counting costs
+/// every instruction): a fuel limit on one that does not is refused before
+/// the guest runs, never dropped.
+#[test]
+fn a_fuel_limit_on_a_runtime_that_does_not_count_fuel_is_refused() {
+    let limits = Limits {
+        fuel: Some(50_000_000),
+        ..tight_limits()
+    };
+    let error = attack_within_in(runtime(), Duration::from_secs(30), json!({"attack": "spin"}), limits).unwrap_err();
+    assert!(
+        matches!(error, RuntimeError::FuelNotCounted { limit: 50_000_000, .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("plugin `hostile`") && message.contains("does not count fuel"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

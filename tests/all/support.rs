@@ -41,12 +41,33 @@ pub fn runtime() -> &'static Runtime {
     })
 }
 
+/// A runtime that counts fuel, as the host starts when a limit sets `fuel`.
+pub fn metered_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(RuntimeOptions {
+            cache_dir: Some(test_cache_dir()),
+            meter_fuel: true,
+            ..RuntimeOptions::default()
+        })
+        .expect("the runtime starts")
+    })
+}
+
 pub fn load(path: &str) -> LoadedPlugin {
-    load_plugin(runtime(), Path::new(path), &Pins::default()).unwrap_or_else(|e| panic!("loading {path}: {e}"))
+    load_in(runtime(), path)
+}
+
+pub fn load_in(runtime: &Runtime, path: &str) -> LoadedPlugin {
+    load_plugin(runtime, Path::new(path), &Pins::default()).unwrap_or_else(|e| panic!("loading {path}: {e}"))
 }
 
 pub fn connector(path: &str) -> ConnectorPre {
-    match load(path).pre {
+    connector_in(runtime(), path)
+}
+
+pub fn connector_in(runtime: &Runtime, path: &str) -> ConnectorPre {
+    match load_in(runtime, path).pre {
         PluginPre::Connector(pre) => pre,
         PluginPre::Scorer(_) => panic!("{path} is a scorer"),
     }
@@ -76,7 +97,18 @@ pub async fn attack(
     grants: &[String],
     credentials: Vec<Credential>,
 ) -> Result<Batch, RuntimeError> {
-    let pre = connector(guests::HOSTILE);
+    attack_in(runtime(), attack, limits, grants, credentials).await
+}
+
+/// [`attack`] on a given runtime.
+pub async fn attack_in(
+    runtime: &Runtime,
+    attack: serde_json::Value,
+    limits: Limits,
+    grants: &[String],
+    credentials: Vec<Credential>,
+) -> Result<Batch, RuntimeError> {
+    let pre = connector_in(runtime, guests::HOSTILE);
     let policy = OutboundPolicy::new(&["*".to_string()], grants, credentials, &limits).expect("valid grants");
     let mut session = pre.session(limits, Some(Arc::new(policy)));
     session.pull(&attack.to_string(), None).await
@@ -93,8 +125,9 @@ pub fn within<T: Send + 'static>(limit: std::time::Duration, f: impl FnOnce() ->
         .unwrap_or_else(|_| panic!("no answer within {limit:?}: the limit under test is not enforced"))
 }
 
-/// [`attack`] on its own thread and runtime, failing after `limit`.
-pub fn attack_within(
+/// [`attack_in`] on its own thread and tokio runtime, failing after `limit`.
+pub fn attack_within_in(
+    wasm: &'static Runtime,
     limit: std::time::Duration,
     attack_config: serde_json::Value,
     limits: Limits,
@@ -104,7 +137,7 @@ pub fn attack_within(
             .enable_all()
             .build()
             .expect("runtime");
-        runtime.block_on(attack(attack_config, limits, &[], Vec::new()))
+        runtime.block_on(attack_in(wasm, attack_config, limits, &[], Vec::new()))
     })
 }
 

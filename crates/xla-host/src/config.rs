@@ -152,6 +152,17 @@ impl HostConfig {
         }
     }
 
+    /// Whether `[limits]` or a connector's `limits` set `fuel`: the runtime
+    /// then counts fuel ([`crate::runtime::RuntimeOptions::meter_fuel`]),
+    /// which costs every guest instruction, so it does not otherwise.
+    pub fn sets_fuel(&self) -> bool {
+        self.limits.fuel.is_some()
+            || self
+                .connectors
+                .iter()
+                .any(|c| c.limits.as_ref().is_some_and(|l| l.fuel.is_some()))
+    }
+
     /// Checks what serde cannot: sensible limits, unique names, parseable
     /// grants and origins.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -267,6 +278,18 @@ token = { env = "XLA_TEST_UNSET_TOKEN" }
         assert_eq!(feed.config_json(), r#"{"base_url":"http://127.0.0.1:8080/xla"}"#);
         let error = feed.resolve_credentials().unwrap_err().to_string();
         assert!(error.contains("XLA_TEST_UNSET_TOKEN"), "{error}");
+    }
+
+    #[test]
+    fn fuel_is_counted_only_when_a_limit_sets_it() {
+        assert!(
+            !HostConfig::parse("[limits]\nmemory_mib = 64")
+                .expect("parses")
+                .sets_fuel()
+        );
+        assert!(HostConfig::parse("[limits]\nfuel = 1000").expect("parses").sets_fuel());
+        let instance = "[[connectors]]\nname='a'\nplugin='p'\nlimits = { fuel = 1000 }";
+        assert!(HostConfig::parse(instance).expect("parses").sets_fuel());
     }
 
     #[test]

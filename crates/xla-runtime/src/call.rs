@@ -20,6 +20,8 @@ pub(crate) enum Outcome<R> {
     Failed(wasmtime::Error),
     /// The wall-clock deadline passed while the call waited on I/O.
     TimedOut,
+    /// The call could not start under its limits.
+    Refused(RuntimeError),
 }
 
 /// A store for one instance, with its memory limiter installed.
@@ -30,8 +32,9 @@ pub(crate) fn new_store(engine: &Engine, state: PluginState) -> Store<PluginStat
 }
 
 /// Sets the epoch deadline, the fuel and the outbound hooks' deadline for
-/// the next call.
-pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) {
+/// the next call. Fails when the call has a fuel limit and the engine does
+/// not count fuel: a limit is never dropped silently.
+pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) -> Result<(), RuntimeError> {
     // The hooks' deadline is the timer's in `bounded`: a request waiting
     // for a rate-limit slot must not outlive the call.
     let deadline = tokio::time::Instant::now().checked_add(limits.deadline());
@@ -44,10 +47,19 @@ pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) {
     // many strings all point at one large one cannot make the host copy more
     // than the instance's memory cap (wasmtime's "hostcall fuel").
     store.set_hostcall_fuel(usize::try_from(limits.memory_bytes()).unwrap_or(usize::MAX));
-    // Fuel is always consumed (an engine setting); unlimited means "more than
-    // any call can burn". Setting it fails only on an engine without fuel.
-    if let Err(e) = store.set_fuel(limits.fuel.unwrap_or(u64::MAX)) {
-        tracing::error!("cannot set fuel: {e}");
+    // Setting fuel fails only on an engine that does not count it
+    // (`RuntimeOptions::meter_fuel`).
+    match limits.fuel {
+        Some(limit) => store.set_fuel(limit).map_err(|_| RuntimeError::FuelNotCounted {
+            plugin: store.data().plugin.clone(),
+            limit,
+        }),
+        // No limit: on an engine that counts fuel (another plugin has a
+        // limit), more than any call can burn; on one that does not, nothing.
+        None => {
+            let _ = store.set_fuel(u64::MAX);
+            Ok(())
+        }
     }
 }
 
@@ -63,9 +75,11 @@ where
     F: FnOnce(&'a mut Store<PluginState>) -> Fut,
     Fut: Future<Output = wasmtime::Result<R>> + 'a,
 {
-    arm(limits, store);
-    let span = span(&store.data().plugin, name);
     store.data_mut().call = Some((name, std::time::Instant::now()));
+    if let Err(refused) = arm(limits, store) {
+        return Outcome::Refused(refused);
+    }
+    let span = span(&store.data().plugin, name);
     match tokio::time::timeout(limits.deadline(), call(store).instrument(span)).await {
         Ok(Ok(value)) => Outcome::Done(value),
         Ok(Err(error)) => Outcome::Failed(error),
@@ -83,6 +97,7 @@ pub(crate) fn finish<R>(limits: &Limits, store: &Store<PluginState>, outcome: Ou
             plugin: store.data().plugin.clone(),
             limit: limits.deadline(),
         }),
+        Outcome::Refused(error) => Err(error),
     };
     record(store.data(), result.as_ref().err());
     result
@@ -96,7 +111,7 @@ fn record(state: &PluginState, error: Option<&RuntimeError>) {
         None => "ok",
         Some(RuntimeError::Deadline { .. }) => "deadline",
         Some(RuntimeError::Memory { .. }) => "memory",
-        Some(RuntimeError::Fuel { .. }) => "fuel",
+        Some(RuntimeError::Fuel { .. } | RuntimeError::FuelNotCounted { .. }) => "fuel",
         Some(RuntimeError::Busy { .. }) => "busy",
         Some(_) => "trap",
     };

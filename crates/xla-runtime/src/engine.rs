@@ -27,6 +27,14 @@ pub struct RuntimeOptions {
     pub max_memory_mib: u64,
     /// Instances that may be alive at once; sizes the pool.
     pub max_instances: u32,
+    /// Whether compiled code counts fuel, which a [`Limits::fuel`] needs.
+    /// Counting costs every guest instruction (about a fifth of a
+    /// connector's CPU, BENCHMARKS.md), so it is off unless some limit sets
+    /// `fuel`: the host turns it on when its config or command line does. A
+    /// call with a fuel limit on a runtime that does not count fuel fails
+    /// with [`RuntimeError::FuelNotCounted`]. Compiled code differs, so the
+    /// compile cache keeps one entry per setting.
+    pub meter_fuel: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -35,6 +43,7 @@ impl Default for RuntimeOptions {
             cache_dir: None,
             max_memory_mib: 1024,
             max_instances: 64,
+            meter_fuel: false,
         }
     }
 }
@@ -126,7 +135,7 @@ fn engine_config(options: &RuntimeOptions) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
-    config.consume_fuel(true);
+    config.consume_fuel(options.meter_fuel);
     // Deterministic NaN bits keep scores identical across machines.
     config.cranelift_nan_canonicalization(true);
     // `XLA_HOST_PROFILE=perfmap` names JIT code for `perf report` (see BENCHMARKS.md).

@@ -116,6 +116,17 @@ pub enum RuntimeError {
         /// The fuel given.
         limit: u64,
     },
+    /// The call has a fuel limit, and the runtime was started without
+    /// counting fuel ([`crate::RuntimeOptions::meter_fuel`]).
+    #[error(
+        "{plugin} has a fuel limit of {limit} units, but this runtime does not count fuel; start it with fuel counting (the host does when its config or command line sets `fuel`), or remove the limit"
+    )]
+    FuelNotCounted {
+        /// The plugin.
+        plugin: PluginId,
+        /// The fuel limit asked for.
+        limit: u64,
+    },
     /// The guest trapped (a panic, an unreachable, an out-of-bounds access).
     #[error("{plugin} crashed (trap): {message}")]
     Trap {

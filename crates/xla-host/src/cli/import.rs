@@ -56,7 +56,7 @@ pub(crate) async fn run(config: &HostConfig, args: ImportArgs) -> Result<ExitCod
     let instance = find_instance(config, &args.instance)?;
     let media_type = media_type(&args)?;
     check_file(&args.file)?;
-    let runtime = options::runtime(config)?;
+    let runtime = options::runtime_for(config, &args.limits)?;
     let receiver = Receiver::prepare(&runtime, config.sync_setup(), instance).await?;
     let limits = args.limits.apply(receiver.limits().clone(), config)?;
     let batch_size = usize::try_from(args.batch_size).unwrap_or(usize::MAX);

@@ -16,11 +16,22 @@ pub(crate) fn host_config(path: Option<&Path>) -> Result<HostConfig> {
     }
 }
 
-/// The runtime for this process, with the configured compile cache.
+/// The runtime for this process, with the configured compile cache; it
+/// counts fuel when the config sets a fuel limit.
 pub(crate) fn runtime(config: &HostConfig) -> Result<Runtime> {
+    start_runtime(config, config.sets_fuel())
+}
+
+/// [`runtime`] for a command that also takes limits on its command line.
+pub(crate) fn runtime_for(config: &HostConfig, limits: &LimitArgs) -> Result<Runtime> {
+    start_runtime(config, config.sets_fuel() || limits.fuel.is_some())
+}
+
+fn start_runtime(config: &HostConfig, meter_fuel: bool) -> Result<Runtime> {
     let options = RuntimeOptions {
         cache_dir: config.cache_dir(),
         max_memory_mib: config.runtime.max_memory_mib,
+        meter_fuel,
         ..RuntimeOptions::default()
     };
     Runtime::new(options).context("starting the Wasm runtime")

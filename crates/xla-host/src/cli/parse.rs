@@ -40,7 +40,7 @@ pub(crate) struct ParseArgs {
 pub(crate) async fn run(config: &HostConfig, args: ParseArgs) -> Result<ExitCode> {
     let plugin_config = options::read_json_arg(args.config.as_deref().unwrap_or("{}"))?;
     let (body, label) = read_body(&args.body)?;
-    let runtime = options::runtime(config)?;
+    let runtime = options::runtime_for(config, &args.limits)?;
     let plugin = load_plugin(&runtime, &args.file, &config.plugins.pins)?;
     let pre = connector_of(&plugin, "plugin parse")?;
     let limits = args.limits.apply(config.limits.clone(), config)?;

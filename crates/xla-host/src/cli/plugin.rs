@@ -191,7 +191,7 @@ pub(crate) fn cache_word(plugin: &LoadedPlugin) -> &'static str {
 }
 
 async fn run_connector(config: &HostConfig, args: RunArgs) -> Result<ExitCode> {
-    let runtime = options::runtime(config)?;
+    let runtime = options::runtime_for(config, &args.limits)?;
     let plugin = load_plugin(&runtime, &args.file, &config.plugins.pins)?;
     let pre = connector_of(&plugin, "plugin run")?;
     let (plugin_config, grants, mut credentials, limits) = match &args.instance {
