@@ -61,13 +61,17 @@ pub(crate) enum Change {
     Block(BlockMeta),
     /// A record's current row.
     Record(Fingerprint, Loc),
-    SubjectAdd(Fingerprint, Loc),
+    /// The rows of one record that name a subject (one per metric value).
+    SubjectAdd(Fingerprint, Locs),
     SubjectRemove(Fingerprint, Loc),
     /// A block was deleted.
     BlockGone(u64),
     /// A record was retracted: it has no current row.
     RecordGone(Fingerprint, Loc),
 }
+
+/// The locations of one record's rows: a handful, held inline.
+pub(crate) type Locs = SmallVec<[Loc; 8]>;
 
 /// Fingerprints are already uniform hashes: fold, do not rehash.
 #[derive(Default, Clone, Copy)]
@@ -259,7 +263,12 @@ impl Index {
                         meta.live += 1;
                     }
                 }
-                Change::SubjectAdd(fingerprint, loc) => self.add_subject(fingerprint, loc),
+                // One growth of the subject's list per record, not one per row.
+                Change::SubjectAdd(fingerprint, locs) => self
+                    .subjects
+                    .entry(fingerprint)
+                    .or_default()
+                    .extend(locs.iter().map(|loc| loc.pack())),
                 Change::SubjectRemove(fingerprint, loc) => {
                     if let Some(locs) = self.subjects.get_mut(&fingerprint) {
                         locs.retain(|l| *l != loc.pack());

@@ -8,7 +8,7 @@ use super::block::{
     subject_fingerprint,
 };
 use super::dict::Dictionary;
-use super::index::{BlockMeta, Change, Index, Loc};
+use super::index::{BlockMeta, Change, Index, Loc, Locs};
 use super::keys::layer_code;
 use super::keys::{self, BlockKey, DAY_MS, SetKey};
 use super::read::provenance_key;
@@ -81,6 +81,8 @@ struct Work<'a> {
     /// Touched rollup sets by (metric, day), then by dimension key.
     sets: HashMap<(u32, i32), DaySets>,
     changes: Vec<Change>,
+    /// The subjects of the record being added and its rows so far.
+    open_subjects: Option<(Arc<[Fingerprint]>, Locs)>,
     next_block: u64,
 }
 
@@ -116,6 +118,7 @@ impl Sled {
             fresh: HashMap::default(),
             sets: HashMap::default(),
             changes: Vec::new(),
+            open_subjects: None,
             next_block: index.next_block,
         };
         let mut summary = CommitSummary::default();
@@ -460,7 +463,7 @@ impl Work<'_> {
         day: i32,
         row: Row,
         rating: bool,
-        subjects: &[Fingerprint],
+        subjects: &Arc<[Fingerprint]>,
     ) -> Result<(), StoreError> {
         let prepared = Prepared::new(row.value.get(), rating);
         let db = self.db;
@@ -491,12 +494,35 @@ impl Work<'_> {
             block: *id,
             slot: block.rows.len() as u32,
         };
-        for subject in subjects {
-            self.changes.push(Change::SubjectAdd(*subject, loc));
-        }
         block.rows.push(Some(row));
+        self.note_subjects(subjects, loc);
         self.changes.push(Change::Record(fingerprint, loc));
         Ok(())
+    }
+
+    /// Notes that the row at `loc` names `subjects`. The rows of one record
+    /// share one list of subjects: their locations reach the index as one
+    /// change per subject, not one per row.
+    fn note_subjects(&mut self, subjects: &Arc<[Fingerprint]>, loc: Loc) {
+        if subjects.is_empty() {
+            return;
+        }
+        match &mut self.open_subjects {
+            Some((open, locs)) if Arc::ptr_eq(open, subjects) => locs.push(loc),
+            _ => {
+                self.close_subjects();
+                self.open_subjects = Some((subjects.clone(), Locs::from_elem(loc, 1)));
+            }
+        }
+    }
+
+    /// Turns the open record's subject locations into index changes.
+    fn close_subjects(&mut self) {
+        if let Some((subjects, locs)) = self.open_subjects.take() {
+            for subject in subjects.iter() {
+                self.changes.push(Change::SubjectAdd(*subject, locs.clone()));
+            }
+        }
     }
 
     /// Whether the row of `fingerprint` at `loc` is current once this commit lands.
@@ -506,6 +532,7 @@ impl Work<'_> {
 
     /// Writes the new blocks, and compacts or deletes old blocks that rows left.
     fn settle_blocks(&mut self, ops: &mut sled::Batch) -> Result<(), StoreError> {
+        self.close_subjects();
         let mut metas = Vec::new();
         for ((metric, day), blocks) in &self.fresh {
             for (id, block) in blocks {
@@ -516,7 +543,7 @@ impl Work<'_> {
                     block: *id,
                     retired: false,
                 };
-                ops.insert(&key.key(), block.encode()?);
+                ops.insert(&key.key(), block.encode_rows());
                 metas.push(Change::Block(BlockMeta {
                     key,
                     present: block.rows.len() as u32,
@@ -572,7 +599,7 @@ impl Work<'_> {
                         *row = None;
                     }
                 }
-                block.encode()
+                Ok(block.encode_rows())
             }
             OldBlock::Retired(block) => {
                 let mut block = block.clone();
