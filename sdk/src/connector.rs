@@ -142,9 +142,31 @@ fn layer_to_wit(layer: Layer) -> wit_types::Layer {
 struct Names<'r> {
     list: Vec<String>,
     index: rustc_hash::FxHashMap<&'r str, u32>,
+    /// Indexes of the first few keys and metric names by address.
+    by_address: Vec<((usize, usize), u32)>,
 }
 
+/// Addresses [`Names::of_name`] remembers: more than a connector's keys and
+/// metric names.
+const ADDRESSES: usize = 32;
+
 impl<'r> Names<'r> {
+    /// A dimension key or metric name. Connectors write them as literals,
+    /// the same few addresses in every record: found by address in a short
+    /// list, without hashing or comparing the text. Two live names at one
+    /// address are one text ([`crate::Name::address`]).
+    fn of_name(&mut self, name: &'r crate::Name) -> u32 {
+        let address = name.address();
+        if let Some((_, i)) = self.by_address.iter().find(|(a, _)| *a == address) {
+            return *i;
+        }
+        let i = self.of(name);
+        if self.by_address.len() < ADDRESSES {
+            self.by_address.push((address, i));
+        }
+        i
+    }
+
     fn of(&mut self, name: &'r str) -> u32 {
         if let Some(i) = self.index.get(name) {
             return *i;
@@ -165,12 +187,16 @@ fn records_to_wit(records: Vec<crate::Record>) -> (Vec<String>, Vec<wit_types::S
             // Moved in below, once the table no longer borrows the records.
             id: String::new(),
             at: r.at,
-            dimensions: r.dimensions.iter().map(|(k, v)| (names.of(k), names.of(v))).collect(),
+            dimensions: r
+                .dimensions
+                .iter()
+                .map(|(k, v)| (names.of_name(k), names.of(v)))
+                .collect(),
             values: r
                 .values
                 .iter()
                 .map(|v| wit_types::MetricValue {
-                    metric: names.of(&v.metric),
+                    metric: names.of_name(&v.metric),
                     layer: layer_to_wit(v.layer),
                     value: v.value,
                 })
@@ -239,4 +265,53 @@ macro_rules! export_connector {
             );
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::records_to_wit;
+    use crate::{Layer, Record};
+
+    /// A record's dimensions and metric names as text.
+    type Said = (Vec<(String, String)>, Vec<String>);
+
+    #[test]
+    fn a_batch_says_each_name_once_whatever_its_kind() {
+        // The same key as a literal and as an owned string (another
+        // address), and a value equal to a key: one entry each.
+        let owned_key = String::from("service");
+        let records = vec![
+            Record::new("a", 1)
+                .dim("service", "Email")
+                .dim("channel", "service")
+                .value("ticket_resolved", Layer::Operational, 1.0),
+            Record::new("b", 2)
+                .dim(owned_key, "Email")
+                .value("ticket_resolved", Layer::Operational, 1.0)
+                .value(String::from("reopened"), Layer::Operational, 0.0),
+        ];
+        let expected: Vec<Said> = records
+            .iter()
+            .map(|r| {
+                let dims = r
+                    .dimensions
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (dims, r.values.iter().map(|v| v.metric.to_string()).collect())
+            })
+            .collect();
+        let (names, wit) = records_to_wit(records);
+        assert_eq!(names, ["service", "Email", "channel", "ticket_resolved", "reopened"]);
+        let text = |i: u32| names[i as usize].clone();
+        let said: Vec<Said> = wit
+            .iter()
+            .map(|r| {
+                let dims = r.dimensions.iter().map(|(k, v)| (text(*k), text(*v))).collect();
+                (dims, r.values.iter().map(|v| text(v.metric)).collect())
+            })
+            .collect();
+        assert_eq!(said, expected);
+        assert_eq!(wit[1].id, "b");
+    }
 }

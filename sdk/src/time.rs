@@ -71,11 +71,15 @@ pub fn split_unix_ms(ms: i64) -> (i64, i64) {
 /// The digits of `text[range]` as a number; `None` unless every byte there
 /// is an ASCII digit (no sign, no space).
 fn digits(text: &str, range: std::ops::Range<usize>) -> Option<i64> {
-    let part = text.get(range)?;
-    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+    let part = text.get(range)?.as_bytes();
+    // At most 18 digits fit an i64 whatever they are; callers read 2 to 4.
+    if part.is_empty() || part.len() > 18 {
         return None;
     }
-    part.parse().ok()
+    // Summed by hand: `str::parse` checks a sign and overflow on every call,
+    // and a page of records parses six date-times each.
+    part.iter()
+        .try_fold(0i64, |n, b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')))
 }
 
 /// Days since 1970-01-01 of an RFC 3339 `full-date`, `YYYY-MM-DD`
