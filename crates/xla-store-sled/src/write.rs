@@ -144,14 +144,29 @@ impl Sled {
         let whole: HashSet<&str> = batch.retracted_records.iter().map(String::as_str).collect();
         // The metrics this batch stores, for the source's written set.
         let mut written: Vec<u32> = Vec::new();
-        for observation in last_of_each(batch, values(batch)) {
+        let values = last_of_each(batch, values(batch));
+        let mut kept = Vec::with_capacity(values.len());
+        for observation in values {
             if let Some(o) = observation.unchecked {
                 xla_store::check_observation(o)?;
             }
-            if retracted.contains(&(observation.id, observation.metric)) || whole.contains(observation.id) {
-                continue;
+            if !(retracted.contains(&(observation.id, observation.metric)) || whole.contains(observation.id)) {
+                kept.push(observation);
             }
-            let metric = dict.intern(observation.metric);
+        }
+        // Each value's record, and where the index has it, in loops of their
+        // own: a probe of a large index misses the cache, and in a loop that
+        // does nothing else the processor overlaps the misses, where in the
+        // loop below each one waited alone.
+        let keyed: Vec<(u32, Fingerprint)> = kept
+            .iter()
+            .map(|o| {
+                let metric = dict.intern(o.metric);
+                (metric, record_fingerprint(tenant, work.source, metric, o.id))
+            })
+            .collect();
+        let found: Vec<Option<Loc>> = keyed.iter().map(|(_, f)| work.index.record(*f)).collect();
+        for ((observation, (metric, fingerprint)), found) in kept.into_iter().zip(keyed).zip(found) {
             if !written.contains(&metric) {
                 written.push(metric);
             }
@@ -188,9 +203,8 @@ impl Sled {
                 dims: shared.dims,
                 inline: shared.inline,
             };
-            let fingerprint = record_fingerprint(tenant, work.source, metric, observation.id);
             let rating = is_rating(observation.metric);
-            if let Some(loc) = work.index.record(fingerprint) {
+            if let Some(loc) = found {
                 if work.unchanged(loc, &row, day)? {
                     summary.unchanged += 1;
                     continue;
