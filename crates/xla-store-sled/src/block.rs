@@ -67,6 +67,19 @@ pub(crate) fn subject_fingerprint(tenant: u32, dim_key: u32, value: &str) -> Fin
     fingerprint(head(b's', tenant, dim_key, 0), value.as_bytes())
 }
 
+/// The fingerprints of the subjects a row's inline dimensions name: those
+/// whose key is one of `subject_dims` (dictionary ids).
+pub(crate) fn subject_fingerprints<'r>(
+    tenant: u32,
+    subject_dims: &'r [u32],
+    inline: &'r [(u32, String)],
+) -> impl Iterator<Item = Fingerprint> + 'r {
+    inline
+        .iter()
+        .filter(|(k, _)| subject_dims.contains(k))
+        .map(move |(k, v)| subject_fingerprint(tenant, *k, v))
+}
+
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// A record id: lowercase hexadecimal of even length as bytes, anything

@@ -14,7 +14,7 @@
 //! block with no live row is deleted.
 
 use super::StoreError;
-use super::block::{Block, Fingerprint, RetiredRow, Row, stored_record_fingerprint, subject_fingerprint};
+use super::block::{Block, Fingerprint, RetiredRow, Row, stored_record_fingerprint, subject_fingerprints};
 use super::keys::{self, BlockKey};
 use crate::OrStore;
 use smallvec::SmallVec;
@@ -146,8 +146,8 @@ impl Index {
                 };
                 let fingerprint = stored_record_fingerprint(key.tenant, block.source, key.metric, &row.id);
                 index.point_if_newer(fingerprint, loc);
-                for (dim, value) in row.inline.iter().filter(|(k, _)| subject_dims.contains(k)) {
-                    index.add_subject(subject_fingerprint(key.tenant, *dim, value), loc);
+                for subject in subject_fingerprints(key.tenant, subject_dims, &row.inline) {
+                    index.add_subject(subject, loc);
                 }
             }
         }

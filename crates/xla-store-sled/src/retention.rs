@@ -9,7 +9,7 @@
 //! sum, histogram and sketch exact through such replaces; its min and max
 //! are kept as they were, since the rows to recompute them are gone.
 
-use super::block::{Block, RetiredRow, Row, stored_record_fingerprint, subject_fingerprint};
+use super::block::{Block, RetiredRow, Row, stored_record_fingerprint, subject_fingerprints};
 use super::index::{BlockMeta, Change, Loc};
 use super::keys::{self, BlockKey, DAY_MS};
 use super::{OrStore, Sled};
@@ -87,8 +87,8 @@ impl Sled {
                     if !index.is_live(fingerprint, loc) {
                         return None;
                     }
-                    for (k, v) in row.inline.iter().filter(|(k, _)| subjects.contains(k)) {
-                        changes.push(Change::SubjectRemove(subject_fingerprint(tenant_id, *k, v), loc));
+                    for subject in subject_fingerprints(tenant_id, &subjects, &row.inline) {
+                        changes.push(Change::SubjectRemove(subject, loc));
                     }
                     Some(RetiredRow {
                         fingerprint: fingerprint.to_le_bytes(),

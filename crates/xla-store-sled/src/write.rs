@@ -5,7 +5,7 @@
 
 use super::block::{
     Block, Fingerprint, RecordId, RetiredRow, Row, Value, record_fingerprint, stored_record_fingerprint,
-    subject_fingerprint,
+    subject_fingerprints,
 };
 use super::dict::Dictionary;
 use super::index::{BlockMeta, Change, Index, Loc, Locs};
@@ -51,7 +51,7 @@ type FreshBlock = (u64, Block<Row>);
 type SplitDimensions = (Arc<[(u32, u32)]>, Arc<[(u32, String)]>);
 
 /// What a record's values share, worked out once per record: its split
-/// dimensions, the fingerprints of the subjects it names, and its id.
+/// dimensions and the fingerprints of the subjects it names.
 #[derive(Clone)]
 struct Shared {
     dims: Arc<[(u32, u32)]>,
@@ -177,11 +177,7 @@ impl Sled {
                 Some((dimensions, shared)) if dimensions.same_as(observation.dimensions) => shared.clone(),
                 _ => {
                     let (dims, inline) = split_dimensions(dict, &mut named, &unrolled, observation.dimensions);
-                    let subjects = inline
-                        .iter()
-                        .filter(|(k, _)| work.subjects.contains(k))
-                        .map(|(k, v)| subject_fingerprint(tenant, *k, v))
-                        .collect();
+                    let subjects = subject_fingerprints(tenant, &work.subjects, &inline).collect();
                     let shared = Shared { dims, inline, subjects };
                     last_split = Some((observation.dimensions, shared.clone()));
                     shared
@@ -439,12 +435,8 @@ impl Work<'_> {
         let (value, dims, subjects) = match &self.old[&loc.block] {
             OldBlock::Live(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
-                let subjects: Vec<Fingerprint> = row
-                    .inline
-                    .iter()
-                    .filter(|(k, _)| self.subjects.contains(k))
-                    .map(|(k, v)| subject_fingerprint(key.tenant, *k, v))
-                    .collect();
+                let subjects: Vec<Fingerprint> =
+                    subject_fingerprints(key.tenant, &self.subjects, &row.inline).collect();
                 (row.value.get(), row.dims.to_vec(), subjects)
             }
             OldBlock::Retired(block) => {
