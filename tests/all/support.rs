@@ -32,26 +32,22 @@ pub fn test_cache_dir() -> PathBuf {
 /// the real host.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        Runtime::new(RuntimeOptions {
-            cache_dir: Some(test_cache_dir()),
-            ..RuntimeOptions::default()
-        })
-        .expect("the runtime starts")
-    })
+    RUNTIME.get_or_init(|| start_runtime(false))
 }
 
 /// A runtime that counts fuel, as the host starts when a limit sets `fuel`.
 pub fn metered_runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        Runtime::new(RuntimeOptions {
-            cache_dir: Some(test_cache_dir()),
-            meter_fuel: true,
-            ..RuntimeOptions::default()
-        })
-        .expect("the runtime starts")
+    RUNTIME.get_or_init(|| start_runtime(true))
+}
+
+fn start_runtime(meter_fuel: bool) -> Runtime {
+    Runtime::new(RuntimeOptions {
+        cache_dir: Some(test_cache_dir()),
+        meter_fuel,
+        ..RuntimeOptions::default()
     })
+    .expect("the runtime starts")
 }
 
 pub fn load(path: &str) -> LoadedPlugin {

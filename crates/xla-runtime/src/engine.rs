@@ -28,8 +28,8 @@ pub struct RuntimeOptions {
     /// Instances that may be alive at once; sizes the pool.
     pub max_instances: u32,
     /// Whether compiled code counts fuel, which a [`Limits::fuel`] needs.
-    /// Counting costs every guest instruction (about a fifth of a
-    /// connector's CPU, BENCHMARKS.md), so it is off unless some limit sets
+    /// Counting costs every guest instruction (5-7% of a ServiceNow sync's
+    /// CPU, BENCHMARKS.md), so it is off unless some limit sets
     /// `fuel`: the host turns it on when its config or command line does. A
     /// call with a fuel limit on a runtime that does not count fuel fails
     /// with [`RuntimeError::FuelNotCounted`]. Compiled code differs, so the

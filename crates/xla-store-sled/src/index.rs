@@ -147,7 +147,7 @@ impl Index {
                 let fingerprint = stored_record_fingerprint(key.tenant, block.source, key.metric, &row.id);
                 index.point_if_newer(fingerprint, loc);
                 for subject in subject_fingerprints(key.tenant, subject_dims, &row.inline) {
-                    index.add_subject(subject, loc);
+                    index.add_subject(subject, [loc]);
                 }
             }
         }
@@ -210,8 +210,12 @@ impl Index {
 
     /// Each location is added once (a row is written once), so no check:
     /// a device with a year of daily rows must not make adding quadratic.
-    fn add_subject(&mut self, fingerprint: Fingerprint, loc: Loc) {
-        self.subjects.entry(fingerprint).or_default().push(loc.pack());
+    /// A record's rows come together: its subject's list grows once for them.
+    fn add_subject(&mut self, fingerprint: Fingerprint, locs: impl IntoIterator<Item = Loc>) {
+        self.subjects
+            .entry(fingerprint)
+            .or_default()
+            .extend(locs.into_iter().map(Loc::pack));
     }
 
     /// Where a record's current row is.
@@ -263,12 +267,7 @@ impl Index {
                         meta.live += 1;
                     }
                 }
-                // One growth of the subject's list per record, not one per row.
-                Change::SubjectAdd(fingerprint, locs) => self
-                    .subjects
-                    .entry(fingerprint)
-                    .or_default()
-                    .extend(locs.iter().map(|loc| loc.pack())),
+                Change::SubjectAdd(fingerprint, locs) => self.add_subject(fingerprint, locs),
                 Change::SubjectRemove(fingerprint, loc) => {
                     if let Some(locs) = self.subjects.get_mut(&fingerprint) {
                         locs.retain(|l| *l != loc.pack());
