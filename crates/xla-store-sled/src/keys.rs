@@ -12,6 +12,8 @@
 //! C <tenant><source>              -> cursor connector cursors
 //! L <tenant><instance><run>       -> run    the sync run log (see `runs`)
 //! T <token id>                    -> token  API token records, SHA-256 only (see `tokens`)
+//! K <block>                       -> meta   a block's key and its rows present and live (see `index`)
+//! J <entry>                       -> journal a commit's index changes not yet in the table (see `index`)
 //! ```
 //!
 //! Rows live in blocks, not a key each: sled 0.34 manages about 65,000
@@ -24,6 +26,11 @@ pub(crate) const FORMAT: &[u8] = b"Mformat";
 pub(crate) const DICT_NEXT: &[u8] = b"Mdict-next";
 pub(crate) const BLOCK_NEXT: &[u8] = b"Mblock-next";
 pub(crate) const INDEX_SIZE: &[u8] = b"Mindex-size";
+/// The last journal entry written (big-endian u64).
+pub(crate) const JOURNAL_LAST: &[u8] = b"Mjournal-last";
+/// Prefix of the blocks' records.
+pub(crate) const BLOCK_META: u8 = b'K';
+const JOURNAL: u8 = b'J';
 
 const DICT: u8 = b'D';
 const LIVE: u8 = b'B';
@@ -106,6 +113,20 @@ impl BlockKey {
             retired,
         })
     }
+}
+
+/// The record of block `id` (see `index::BlockMeta`).
+pub(crate) fn block_meta(id: u64) -> [u8; 9] {
+    let mut key = [BLOCK_META; 9];
+    key[1..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Journal entry `n` (see `index`).
+pub(crate) fn journal(n: u64) -> [u8; 9] {
+    let mut key = [JOURNAL; 9];
+    key[1..].copy_from_slice(&n.to_be_bytes());
+    key
 }
 
 /// Every block key of one kind (live or retired).

@@ -6,9 +6,10 @@
 //! value; connector cursors; the run log; and a string dictionary (see
 //! `keys` for the layout). A batch of observations, the rollups it changes
 //! and the cursor that follows it commit in one atomic batch, so a crash at
-//! any point leaves either all of it or none of it. An in-memory index,
-//! rebuilt from the blocks on first use, finds a record's current row for
-//! idempotent replace and a subject's rows across sources (see `index`).
+//! any point leaves either all of it or none of it. An index on disk (a
+//! table beside sled's files, kept in step through a journal) finds a
+//! record's current row for idempotent replace and a subject's rows across
+//! sources (see `index`): opening a store costs the same whatever its size.
 //!
 //! sled's calls block (disk reads, the flush a durable commit waits for), so
 //! [`SledStore`] runs each on tokio's blocking pool: a query never stalls an
@@ -26,6 +27,7 @@ mod retention;
 mod rollup;
 mod runs;
 mod subjects;
+mod table;
 mod tokens;
 mod write;
 
@@ -41,7 +43,7 @@ use xla_store::{
 };
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The backend's name in errors.
 const BACKEND: &str = "sled";
@@ -85,14 +87,14 @@ pub(crate) struct Sled {
 /// What the store keeps in memory.
 pub(crate) struct Inner {
     dict: Dictionary,
-    /// Built on first use: a store opened to read reports (rollups) never
-    /// pays for reading every block.
+    /// Opened on first use: a store opened to read reports (rollups) never
+    /// touches it, nor replays its journal.
     index: Option<Index>,
 }
 
 impl Inner {
-    /// The dictionary and the index, rebuilding the index if it is not built yet.
-    fn parts(&mut self, db: &sled::Db) -> Result<(&mut Dictionary, &mut Index), StoreError> {
+    /// The dictionary and the index, opening the index if it is not open yet.
+    fn parts(&mut self, db: &sled::Db, dir: &Path) -> Result<(&mut Dictionary, &mut Index), StoreError> {
         let index = match &mut self.index {
             Some(index) => index,
             empty => {
@@ -100,10 +102,29 @@ impl Inner {
                     .iter()
                     .filter_map(|d| self.dict.id(d))
                     .collect();
-                empty.insert(Index::rebuild(db, &subjects)?)
+                empty.insert(Index::open(db, dir, &subjects)?)
             }
         };
         Ok((&mut self.dict, index))
+    }
+}
+
+/// A store closed cleanly leaves its index checkpointed: the next open
+/// replays nothing.
+impl Drop for Sled {
+    fn drop(&mut self) {
+        let Ok(inner) = self.inner.get_mut() else { return };
+        if let Some(index) = &mut inner.index {
+            let closed = self
+                .db
+                .flush()
+                .map_err(sled_error)
+                .and_then(|_| index.checkpoint(&self.db));
+            if let Err(error) = closed {
+                // The journal is still there: the next open replays it.
+                tracing::warn!(store = %self.path.display(), %error, "the store's index was not checkpointed on close");
+            }
+        }
     }
 }
 
@@ -121,7 +142,7 @@ impl Sled {
                         .map_err(|_| StoreError::corrupt("the format version is not 4 bytes"))?,
                 );
                 if (migrate::OLDEST..FORMAT_VERSION).contains(&found) {
-                    migrate::upgrade(&db, found)?;
+                    migrate::upgrade(&db, path, found)?;
                 } else if found != FORMAT_VERSION {
                     return Err(StoreError::Version {
                         location: path.display().to_string(),
@@ -214,7 +235,7 @@ impl Sled {
         from: i64,
         to: i64,
     ) -> Result<Vec<StoredObservation>, StoreError> {
-        read::read_range(&self.db, &mut *self.lock()?, tenant, metric, from, to)
+        read::read_range((&self.db, &self.path), &mut *self.lock()?, tenant, metric, from, to)
     }
 
     /// Every observation of one subject across metrics and sources, oldest
@@ -222,7 +243,7 @@ impl Sled {
     /// rating, lost time, SLA and reassignments. Subjects are the `ticket`
     /// and `device` dimensions.
     fn subject(&self, tenant: &str, dimension: &str, value: &str) -> Result<Vec<StoredObservation>, StoreError> {
-        read::read_subject(&self.db, &mut *self.lock()?, tenant, dimension, value)
+        read::read_subject((&self.db, &self.path), &mut *self.lock()?, tenant, dimension, value)
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {

@@ -3,6 +3,7 @@
 use super::keys::{self, BlockKey};
 use super::{FORMAT_VERSION, OrStore};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use xla_store::StoreError;
 
 /// The oldest format this build upgrades.
@@ -10,10 +11,21 @@ pub(crate) const OLDEST: u32 = 2;
 
 /// Brings a store of format `found` (at least [`OLDEST`]) up to
 /// [`FORMAT_VERSION`].
-pub(crate) fn upgrade(db: &sled::Db, found: u32) -> Result<(), StoreError> {
+pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), StoreError> {
     if found == 2 {
         written_sets(db)?;
     }
+    // Format 3 kept the index in memory, rebuilt on every open. Format 4
+    // keeps it in a table on disk with a record per block (`K`), both built
+    // from the blocks the first time the index is used: a table left by
+    // anything else must not be trusted.
+    match std::fs::remove_file(dir.join(super::index::TABLE_FILE)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::backend(super::BACKEND, e)),
+    }
+    db.insert(keys::FORMAT, &FORMAT_VERSION.to_be_bytes()).or_store()?;
+    db.flush().or_store()?;
     Ok(())
 }
 
@@ -39,7 +51,6 @@ fn written_sets(db: &sled::Db) -> Result<(), StoreError> {
         let bytes = postcard::to_allocvec(&metrics).map_err(|e| StoreError::corrupt(format!("a written set: {e}")))?;
         batch.insert(keys::written(tenant, source), bytes);
     }
-    batch.insert(keys::FORMAT, &FORMAT_VERSION.to_be_bytes());
     db.apply_batch(batch).or_store()?;
     db.flush().or_store()?;
     Ok(())

@@ -52,7 +52,7 @@ impl Sled {
                 });
             }
             let rating = is_rating(&query.metric);
-            let (dict, index) = inner.parts(&self.db)?;
+            let (dict, index) = inner.parts(&self.db, &self.path)?;
             let (dict, index) = (&*dict, &*index);
             let filter = query.filter.as_ref().zip(filter_key).map(|((_, v), k)| (k, v.as_str()));
             read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {

@@ -4,12 +4,13 @@
 
 use super::block::{Block, Row, stored_record_fingerprint, subject_fingerprint};
 use super::dict::Dictionary;
-use super::index::{Index, Loc};
+use super::index::{Index, Loc, block_meta};
 use super::keys::layer_from_code;
 use super::keys::{self, BlockKey, DAY_MS};
 use super::{Inner, StoreError};
 use crate::OrStore;
 use std::collections::BTreeMap;
+use std::path::Path;
 use xla_store::{Provenance, StoredObservation};
 use xla_types::Observation;
 
@@ -35,7 +36,7 @@ pub(crate) fn for_each_live_row(
         let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
         let block: Block<Row> = Block::decode(&value)?;
         // A block none of whose rows was replaced needs no check per row.
-        let all_live = index.block(key.block).is_some_and(|m| m.live == m.present);
+        let all_live = block_meta(db, key.block)?.is_some_and(|m| m.live == m.present);
         let origin = Origin {
             source: block.source,
             provenance: block.provenance,
@@ -60,14 +61,14 @@ pub(crate) fn for_each_live_row(
 
 /// Raw rows of a tenant's metric in `[from, to)`, strings restored, by time.
 pub(crate) fn read_range(
-    db: &sled::Db,
+    (db, dir): (&sled::Db, &Path),
     inner: &mut Inner,
     tenant: &str,
     metric: &str,
     from: i64,
     to: i64,
 ) -> Result<Vec<StoredObservation>, StoreError> {
-    let (dict, index) = inner.parts(db)?;
+    let (dict, index) = inner.parts(db, dir)?;
     let (dict, index) = (&*dict, &*index);
     let (Some(tenant_id), Some(metric_id)) = (dict.id(tenant), dict.id(metric)) else {
         return Ok(Vec::new());
@@ -92,13 +93,13 @@ pub(crate) fn read_range(
 /// Every observation of one subject (say `ticket` = `INC0012345`), across
 /// metrics and sources, oldest first.
 pub(crate) fn read_subject(
-    db: &sled::Db,
+    (db, dir): (&sled::Db, &Path),
     inner: &mut Inner,
     tenant: &str,
     dimension: &str,
     value: &str,
 ) -> Result<Vec<StoredObservation>, StoreError> {
-    let (dict, index) = inner.parts(db)?;
+    let (dict, index) = inner.parts(db, dir)?;
     let (dict, index) = (&*dict, &*index);
     let (Some(tenant_id), Some(dim)) = (dict.id(tenant), dict.id(dimension)) else {
         return Ok(Vec::new());
@@ -109,7 +110,7 @@ pub(crate) fn read_subject(
     }
     let mut out = Vec::new();
     for (id, slots) in by_block {
-        let Some(meta) = index.block(id).filter(|m| !m.key.retired) else {
+        let Some(meta) = block_meta(db, id)?.filter(|m| !m.key.retired) else {
             continue;
         };
         let Some(bytes) = db.get(meta.key.key()).or_store()? else {

@@ -9,8 +9,8 @@
 //! sum, histogram and sketch exact through such replaces; its min and max
 //! are kept as they were, since the rows to recompute them are gone.
 
-use super::block::{Block, RetiredRow, Row, stored_record_fingerprint, subject_fingerprints};
-use super::index::{BlockMeta, Change, Loc};
+use super::block::{Block, RetiredRow, Row, stored_record_fingerprint};
+use super::index::{BlockMeta, Loc};
 use super::keys::{self, BlockKey, DAY_MS};
 use super::{OrStore, Sled};
 use xla_store::{RetentionSummary, StoreError};
@@ -52,11 +52,10 @@ impl Sled {
         tenant: &str,
         cutoff: i64,
     ) -> Result<RetentionSummary, StoreError> {
-        let (dict, index) = inner.parts(&self.db)?;
+        let (dict, index) = inner.parts(&self.db, &self.path)?;
         let Some(tenant_id) = dict.id(tenant) else {
             return Ok(RetentionSummary::default());
         };
-        let subjects: Vec<u32> = keys::SUBJECT_DIMENSIONS.iter().filter_map(|d| dict.id(d)).collect();
         // The cutoff is recorded before any row goes, so a crash half-way
         // never leaves a day that looks complete but is not.
         let aligned = i64::from(keys::day_of(cutoff)) * DAY_MS;
@@ -68,7 +67,7 @@ impl Sled {
 
         let cutoff_day = keys::day_of(cutoff);
         let mut summary = RetentionSummary::default();
-        let (mut ops, mut changes, mut in_batch) = (sled::Batch::default(), Vec::new(), 0);
+        let (mut ops, mut in_batch) = (sled::Batch::default(), 0);
         for entry in self.db.scan_prefix(keys::tenant_blocks(tenant_id)) {
             let (key, value) = entry.or_store()?;
             let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
@@ -87,9 +86,6 @@ impl Sled {
                     if !index.is_live(fingerprint, loc) {
                         return None;
                     }
-                    for subject in subject_fingerprints(tenant_id, &subjects, &row.inline) {
-                        changes.push(Change::SubjectRemove(subject, loc));
-                    }
                     Some(RetiredRow {
                         fingerprint: fingerprint.to_le_bytes(),
                         value: row.value,
@@ -102,7 +98,7 @@ impl Sled {
             let live = rows.iter().flatten().count() as u32;
             ops.remove(&key.key());
             if live == 0 {
-                changes.push(Change::BlockGone(key.block));
+                ops.remove(&keys::block_meta(key.block));
             } else {
                 let retired = BlockKey { retired: true, ..key };
                 let block = Block {
@@ -111,22 +107,21 @@ impl Sled {
                     rows,
                 };
                 ops.insert(&retired.key(), block.encode()?);
-                changes.push(Change::Block(BlockMeta {
+                let meta = BlockMeta {
                     key: retired,
                     present: live,
                     live,
-                }));
+                };
+                ops.insert(&keys::block_meta(key.block), &meta.encode());
             }
             summary.dropped += u64::from(live);
             in_batch += 1;
             if in_batch == RETENTION_BLOCKS {
                 self.db.apply_batch(std::mem::take(&mut ops)).or_store()?;
-                index.apply(std::mem::take(&mut changes));
                 in_batch = 0;
             }
         }
         self.db.apply_batch(ops).or_store()?;
-        index.apply(changes);
         self.db.flush().or_store()?;
         Ok(summary)
     }

@@ -96,7 +96,7 @@ impl Sled {
             },
         };
         let type_key = inner.dict.id(TYPE_DIMENSION);
-        let (dict, index) = inner.parts(&self.db)?;
+        let (dict, index) = inner.parts(&self.db, &self.path)?;
         let (dict, index) = (&*dict, &*index);
         let experience = keys::layer_code(xla_types::Layer::Experience);
         let mut rows: BTreeMap<String, Building> = BTreeMap::new();
@@ -306,7 +306,7 @@ impl Sled {
                 None => return Ok(GroupedThrough::default()),
             },
         };
-        let (dict, index) = inner.parts(&self.db)?;
+        let (dict, index) = inner.parts(&self.db, &self.path)?;
         let (dict, index) = (&*dict, &*index);
         let filtered = |row: &Row| filter.is_none_or(|(k, v)| row_dimension(dict, row, k) == Some(v));
         let subject_hash = |subject: &str| xxhash_rust::xxh3::xxh3_64(subject.as_bytes());

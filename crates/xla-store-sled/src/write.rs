@@ -1,6 +1,6 @@
 //! Committing a batch: new blocks of rows, the rollup sets they change, the
-//! dictionary and the cursor in one atomic sled batch; the in-memory index
-//! follows once it is on disk. A replayed record changes nothing; a changed
+//! dictionary, the cursor and the index's journal entry in one atomic sled
+//! batch; the index's table follows once it is on disk. A replayed record changes nothing; a changed
 //! record replaces the old one and every rollup it touched follows.
 
 use super::block::{
@@ -8,7 +8,7 @@ use super::block::{
     subject_fingerprints,
 };
 use super::dict::Dictionary;
-use super::index::{BlockMeta, Change, Index, Loc, Locs};
+use super::index::{BlockMeta, Changes, Index, Loc, Locs, block_meta};
 use super::keys::layer_code;
 use super::keys::{self, BlockKey, DAY_MS, SetKey};
 use super::read::provenance_key;
@@ -68,7 +68,8 @@ struct Work<'a> {
     provenance: u32,
     /// Ids of the dimensions that name subjects.
     subjects: Vec<u32>,
-    old: HashMap<u64, OldBlock>,
+    /// Old blocks read (rows of them replaced or retracted), with their records.
+    old: HashMap<u64, (BlockMeta, OldBlock)>,
     /// Rows leaving each old block.
     lost: HashMap<u64, u32>,
     /// Locations of rows this commit replaces or retracts.
@@ -80,7 +81,7 @@ struct Work<'a> {
     fresh: HashMap<(u32, i32), Vec<FreshBlock>>,
     /// Touched rollup sets by (metric, day), then by dimension key.
     sets: HashMap<(u32, i32), DaySets>,
-    changes: Vec<Change>,
+    changes: Changes,
     /// The subjects of the record being added and its rows so far.
     open_subjects: Option<(Arc<[Fingerprint]>, Locs)>,
     next_block: u64,
@@ -101,7 +102,7 @@ impl Sled {
     }
 
     fn commit_locked(&self, inner: &mut Inner, batch: &CommitBatch) -> Result<CommitSummary, StoreError> {
-        let (dict, index) = inner.parts(&self.db)?;
+        let (dict, index) = inner.parts(&self.db, &self.path)?;
         let tenant = dict.intern(&batch.tenant);
         let unrolled: Vec<u32> = keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
         let mut work = Work {
@@ -117,7 +118,7 @@ impl Sled {
             rewrite: HashSet::default(),
             fresh: HashMap::default(),
             sets: HashMap::default(),
-            changes: Vec::new(),
+            changes: Changes::default(),
             open_subjects: None,
             next_block: index.next_block,
         };
@@ -236,6 +237,9 @@ impl Sled {
         self.settle_sets(&mut work, dict, &mut ops)?;
         dict.write_pending(&mut ops);
         ops.insert(keys::BLOCK_NEXT, &work.next_block.to_be_bytes());
+        let journal = work.index.next_journal();
+        ops.insert(&keys::journal(journal), work.changes.journal()?);
+        ops.insert(keys::JOURNAL_LAST, &journal.to_be_bytes());
         // The index's size before this commit: a hint, one commit behind.
         ops.insert(keys::INDEX_SIZE, &work.index.size_hint());
         if let Some(cursor) = &batch.cursor {
@@ -247,13 +251,15 @@ impl Sled {
         note_written(keys::written(tenant, work.source), stored, written, &mut ops)?;
         let (changes, next_block) = (work.changes, work.next_block);
         self.db.apply_batch(ops).or_store()?;
-        // The batch is in sled now: the index follows before anything else
-        // can fail, so it never knows less than the disk.
-        index.apply(changes);
-        index.next_block = next_block;
-        if self.durable() {
+        let durable = self.durable();
+        if durable {
             self.db.flush().or_store()?;
         }
+        // The table follows sled, never leads it: after a crash the journal
+        // entry in the batch brings it up to date (see `index`). If this
+        // fails, the commit's error reopens the index, which replays it.
+        index.next_block = next_block;
+        index.apply(&self.db, changes, durable)?;
         Ok(summary)
     }
 
@@ -378,38 +384,36 @@ impl Work<'_> {
         }
         self.retract(loc)?;
         self.rewrite.insert(loc.block);
-        self.changes.push(Change::RecordGone(fingerprint, loc));
+        self.changes.retracted.push((fingerprint, loc));
         ops.insert(keys::tombstone(fingerprint), &self.next_block.to_be_bytes());
         Ok(true)
     }
 
-    /// Reads the block holding `loc` (once per commit) and says what it is.
-    fn old_block(&mut self, loc: Loc) -> Result<BlockMeta, StoreError> {
-        let meta = *self
-            .index
-            .block(loc.block)
-            .ok_or_else(|| StoreError::corrupt("the index points at a missing block"))?;
-        if !self.old.contains_key(&loc.block) {
-            let bytes = self
-                .db
-                .get(meta.key.key())
-                .or_store()?
-                .ok_or_else(|| StoreError::corrupt("the index points at a missing block"))?;
-            let block = if meta.key.retired {
-                OldBlock::Retired(Block::decode(&bytes)?)
-            } else {
-                OldBlock::Live(Block::decode(&bytes)?)
-            };
-            self.old.insert(loc.block, block);
-        }
-        Ok(meta)
+    /// Reads the block holding `loc` (once per commit) and its record.
+    fn old_block(&mut self, loc: Loc) -> Result<(BlockMeta, &OldBlock), StoreError> {
+        let missing = || StoreError::corrupt("the index points at a missing block");
+        let (meta, block) = match self.old.entry(loc.block) {
+            std::collections::hash_map::Entry::Occupied(old) => old.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let meta = block_meta(self.db, loc.block)?.ok_or_else(missing)?;
+                let bytes = self.db.get(meta.key.key()).or_store()?.ok_or_else(missing)?;
+                let block = if meta.key.retired {
+                    OldBlock::Retired(Block::decode(&bytes)?)
+                } else {
+                    OldBlock::Live(Block::decode(&bytes)?)
+                };
+                slot.insert((meta, block))
+            }
+        };
+        Ok((*meta, block))
     }
 
     /// Whether the stored row at `loc` already says what `row` says.
     fn unchanged(&mut self, loc: Loc, row: &Row, day: i32) -> Result<bool, StoreError> {
-        let old_day = self.old_block(loc)?.key.day;
+        let (meta, block) = self.old_block(loc)?;
+        let old_day = meta.key.day;
         let slot = loc.slot as usize;
-        Ok(match &self.old[&loc.block] {
+        Ok(match block {
             OldBlock::Live(block) => block
                 .rows
                 .get(slot)
@@ -428,20 +432,20 @@ impl Work<'_> {
         })
     }
 
-    /// Takes the row at `loc` out of the rollups and the subject index.
+    /// Takes the row at `loc` out of the rollups. (Its subjects' entries
+    /// stay: a reader checks that each row is live.)
     fn retract(&mut self, loc: Loc) -> Result<(), StoreError> {
-        let key = self.old_block(loc)?.key;
+        let (meta, block) = self.old_block(loc)?;
+        let key = meta.key;
         let slot = loc.slot as usize;
-        let (value, dims, subjects) = match &self.old[&loc.block] {
+        let (value, dims) = match block {
             OldBlock::Live(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
-                let subjects: Vec<Fingerprint> =
-                    subject_fingerprints(key.tenant, &self.subjects, &row.inline).collect();
-                (row.value.get(), row.dims.to_vec(), subjects)
+                (row.value.get(), row.dims.to_vec())
             }
             OldBlock::Retired(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
-                (row.value.get(), row.dims.clone(), Vec::new())
+                (row.value.get(), row.dims.clone())
             }
         };
         let db = self.db;
@@ -452,9 +456,6 @@ impl Work<'_> {
             if !cell.remove(value) {
                 touched.dirty.insert(dim_value);
             }
-        }
-        for subject in subjects {
-            self.changes.push(Change::SubjectRemove(subject, loc));
         }
         *self.lost.entry(loc.block).or_default() += 1;
         self.replaced.insert(loc);
@@ -502,7 +503,7 @@ impl Work<'_> {
         };
         block.rows.push(Some(row));
         self.note_subjects(subjects, loc);
-        self.changes.push(Change::Record(fingerprint, loc));
+        self.changes.added.push((fingerprint, loc));
         Ok(())
     }
 
@@ -526,7 +527,7 @@ impl Work<'_> {
     fn close_subjects(&mut self) {
         if let Some((subjects, locs)) = self.open_subjects.take() {
             for subject in subjects.iter() {
-                self.changes.push(Change::SubjectAdd(*subject, locs.clone()));
+                self.changes.subjects.push((*subject, locs.clone()));
             }
         }
     }
@@ -536,10 +537,10 @@ impl Work<'_> {
         self.index.is_live(fingerprint, loc) && !self.replaced.contains(&loc)
     }
 
-    /// Writes the new blocks, and compacts or deletes old blocks that rows left.
+    /// Writes the new blocks and their records, and compacts, deletes or
+    /// recounts the old blocks that rows left.
     fn settle_blocks(&mut self, ops: &mut sled::Batch) -> Result<(), StoreError> {
         self.close_subjects();
-        let mut metas = Vec::new();
         for ((metric, day), blocks) in &self.fresh {
             for (id, block) in blocks {
                 let key = BlockKey {
@@ -550,41 +551,47 @@ impl Work<'_> {
                     retired: false,
                 };
                 ops.insert(&key.key(), block.encode_rows());
-                metas.push(Change::Block(BlockMeta {
+                let rows = block.rows.len() as u32;
+                let meta = BlockMeta {
                     key,
-                    present: block.rows.len() as u32,
-                    live: 0,
-                }));
+                    present: rows,
+                    live: rows,
+                };
+                ops.insert(&keys::block_meta(*id), &meta.encode());
+                self.changes.fresh.push(*id);
             }
         }
-        let mut gone = Vec::new();
         for (id, lost) in &self.lost {
-            let meta = *self
-                .index
-                .block(*id)
-                .ok_or_else(|| StoreError::corrupt("the index lost a block"))?;
+            let (meta, _) = self
+                .old
+                .get(id)
+                .ok_or_else(|| StoreError::corrupt("a block lost rows but was not read"))?;
             let live = meta
                 .live
                 .checked_sub(*lost)
                 .ok_or_else(|| StoreError::corrupt("more rows left a block than it held"))?;
             if live == 0 {
                 ops.remove(&meta.key.key());
-                gone.push(Change::BlockGone(*id));
+                ops.remove(&keys::block_meta(*id));
             } else if live * 2 < meta.present || self.rewrite.contains(id) {
-                let bytes = self.compact(&meta)?;
+                let bytes = self.compact(meta)?;
                 ops.insert(&meta.key.key(), bytes);
-                metas.push(Change::Block(BlockMeta { present: live, ..meta }));
+                let meta = BlockMeta {
+                    present: live,
+                    live,
+                    ..*meta
+                };
+                ops.insert(&keys::block_meta(*id), &meta.encode());
+            } else {
+                ops.insert(&keys::block_meta(*id), &BlockMeta { live, ..*meta }.encode());
             }
         }
-        // Blocks first, so records can point into them; deletions last.
-        let records = std::mem::take(&mut self.changes);
-        self.changes = metas.into_iter().chain(records).chain(gone).collect();
         Ok(())
     }
 
     /// An old block with its stale rows dropped (slots keep their places).
     fn compact(&self, meta: &BlockMeta) -> Result<Vec<u8>, StoreError> {
-        let block = self
+        let (_, block) = self
             .old
             .get(&meta.key.block)
             .ok_or_else(|| StoreError::corrupt("compacting a block that was not read"))?;

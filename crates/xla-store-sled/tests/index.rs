@@ -1,0 +1,192 @@
+//! The index on disk (issue 15): a store opens without reading its blocks,
+//! and whatever state its table file is in after a crash (behind sled by
+//! some commits, missing, older than the journal kept), what a reader sees
+//! and what a replay counts as unchanged are exactly what they were.
+//!
+//! A crash is modelled by copying the store's directory while it is open
+//! (every commit is durable, so sled's files are whole) with an older copy
+//! of the table: what a power loss leaves when the table's pages had not
+//! reached the disk.
+
+use std::path::Path;
+use xla_store::{Aggregation, Bucket, CommitBatch, CommitSummary, Retracted, SeriesQuery, Store};
+use xla_store_sled::SledStore;
+use xla_types::{Layer, Record};
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_788_220_800_000;
+const TABLE: &str = "index.xla";
+
+/// Tickets with three values each; `round` changes some values, so a later
+/// round replaces rows of an earlier one, and retracts two.
+fn batch(round: i64) -> CommitBatch {
+    let records = (0..300)
+        .map(|i| {
+            Record::new(format!("{i:032x}"), T0 + i * DAY / 20)
+                .dim("ticket", format!("INC{i:07}"))
+                .dim("service", ["VPN", "SAP", "Email"][(i % 3) as usize])
+                .value("resolution_hours", Layer::Operational, ((i % 7) * round) as f64)
+                .value("reassignment_count", Layer::Operational, (i % 5) as f64)
+                .value("ticket_resolved", Layer::Operational, 1.0)
+        })
+        .collect();
+    CommitBatch {
+        tenant: "acme".into(),
+        source: "sn".into(),
+        records,
+        retractions: (round > 1)
+            .then(|| Retracted::new(format!("{:032x}", 10 + round), "resolution_hours"))
+            .into_iter()
+            .collect(),
+        cursor: Some(format!("c{round}")),
+        ..Default::default()
+    }
+}
+
+/// What a reader sees: raw rows, rollups by service, and a ticket's rows.
+async fn seen(store: &dyn Store) -> Vec<String> {
+    let mut seen = Vec::new();
+    for metric in ["resolution_hours", "reassignment_count", "ticket_resolved"] {
+        let rows = store
+            .observations("acme", metric, i64::MIN, i64::MAX)
+            .await
+            .expect("rows");
+        seen.push(format!("{rows:?}"));
+        let query = SeriesQuery {
+            tenant: "acme".into(),
+            metric: metric.into(),
+            from: T0 - DAY,
+            to: T0 + 30 * DAY,
+            bucket: Bucket::Day,
+            filter: None,
+            group_by: Some("service".into()),
+            aggregation: Aggregation::Sum,
+        };
+        seen.push(format!("{:?}", store.rollups(&query).await.expect("rollups")));
+    }
+    for ticket in ["INC0000012", "INC0000013", "INC0000299"] {
+        let rows = store.subject("acme", "ticket", ticket).await.expect("subject");
+        assert!(!rows.is_empty(), "{ticket} has rows");
+        seen.push(format!("{rows:?}"));
+    }
+    seen
+}
+
+/// Copies a store's directory (sled's files and subdirectories), leaving
+/// out the table.
+fn copy_store(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_store(&entry.path(), &target);
+        } else if entry.file_name() != TABLE {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+async fn commit(store: &SledStore, round: i64) -> CommitSummary {
+    store.commit(batch(round)).await.expect("commit")
+}
+
+/// Sending the last round again changes nothing: the index knows every row.
+async fn assert_replay_is_unchanged(store: &SledStore, round: i64) {
+    let summary = commit(store, round).await;
+    assert_eq!(summary.inserted, 0, "{summary:?}");
+    assert_eq!(summary.replaced, 0, "{summary:?}");
+    assert_eq!(summary.unchanged, 899, "{summary:?}");
+}
+
+#[tokio::test]
+async fn a_table_behind_the_store_catches_up_from_the_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let store = SledStore::open(&path).expect("open");
+    // Opens the index, so the table exists before the first commit.
+    assert!(
+        store
+            .subject("acme", "ticket", "INC0000001")
+            .await
+            .expect("subject")
+            .is_empty()
+    );
+    let empty = std::fs::read(path.join(TABLE)).expect("table");
+    commit(&store, 1).await;
+    let after_one = std::fs::read(path.join(TABLE)).expect("table");
+    let second = commit(&store, 2).await;
+    assert!(second.replaced > 0 && second.retracted == 1, "{second:?}");
+    // Crash images: sled as it is now, the table as it was before both
+    // commits, and between them.
+    let mut images = Vec::new();
+    for (name, table) in [("empty", &empty), ("after-one", &after_one)] {
+        let image = dir.path().join(name);
+        copy_store(&path, &image);
+        std::fs::write(image.join(TABLE), table).expect("write table");
+        images.push(image);
+    }
+    drop(store);
+    let store = SledStore::open(&path).expect("reopen");
+    let expected = seen(&store).await;
+    assert_replay_is_unchanged(&store, 2).await;
+    for image in images {
+        let crashed = SledStore::open(&image).expect("open the crash image");
+        assert_eq!(seen(&crashed).await, expected, "{}", image.display());
+        assert_replay_is_unchanged(&crashed, 2).await;
+    }
+}
+
+#[tokio::test]
+async fn a_missing_or_outdated_table_is_rebuilt_from_the_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    {
+        let store = SledStore::open(&path).expect("open");
+        commit(&store, 1).await;
+    }
+    // Closed cleanly: the table holds round 1 and the journal no longer does.
+    let outdated = std::fs::read(path.join(TABLE)).expect("table");
+    {
+        let store = SledStore::open(&path).expect("reopen");
+        commit(&store, 2).await;
+        commit(&store, 3).await;
+    }
+    let (missing, old) = (dir.path().join("missing"), dir.path().join("old"));
+    copy_store(&path, &missing);
+    copy_store(&path, &old);
+    std::fs::write(old.join(TABLE), &outdated).expect("write table");
+    let store = SledStore::open(&path).expect("reopen");
+    let expected = seen(&store).await;
+    for image in [missing, old] {
+        let rebuilt = SledStore::open(&image).expect("open");
+        assert_eq!(seen(&rebuilt).await, expected, "{}", image.display());
+        assert_replay_is_unchanged(&rebuilt, 3).await;
+    }
+    assert_replay_is_unchanged(&store, 3).await;
+}
+
+#[tokio::test]
+async fn a_damaged_table_is_rebuilt_and_a_clean_close_leaves_no_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    {
+        let store = SledStore::open(&path).expect("open");
+        commit(&store, 1).await;
+        commit(&store, 2).await;
+    }
+    {
+        let db = sled::open(&path).expect("sled");
+        assert_eq!(db.scan_prefix(b"J").count(), 0, "the journal was trimmed on close");
+    }
+    let expected = {
+        let store = SledStore::open(&path).expect("reopen");
+        seen(&store).await
+    };
+    let mut bytes = std::fs::read(path.join(TABLE)).expect("table");
+    bytes[..8].copy_from_slice(b"garbage!");
+    std::fs::write(path.join(TABLE), bytes).expect("write");
+    let store = SledStore::open(&path).expect("reopen with a damaged table");
+    assert_eq!(seen(&store).await, expected);
+    assert_replay_is_unchanged(&store, 2).await;
+}
