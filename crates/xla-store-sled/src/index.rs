@@ -36,9 +36,12 @@ pub(crate) const MAX_SLOTS: u32 = 1 << 20;
 /// The table's file in the store's directory.
 pub(crate) const TABLE_FILE: &str = "index.xla";
 
-/// Rows added to the table between checkpoints at most: what a replay after
-/// a crash reads again (about a second's worth).
-const CHECKPOINT_ROWS: u64 = 1 << 20;
+/// How often the table is checkpointed while commits come (and when the
+/// store closes). A checkpoint writes every page changed since the last:
+/// for random inserts that is most of the table, so it is as rare as the
+/// kernel's own write-back of dirty pages (30 s). A replay after a crash
+/// reads again the blocks written since.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where a row is: its block and its slot in the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,8 +150,8 @@ pub(crate) struct Index {
     pub next_block: u64,
     /// The last journal entry written; the table holds its changes.
     journal: u64,
-    /// Rows added since the last checkpoint.
-    unflushed: u64,
+    /// When the table was last checkpointed.
+    checkpointed: std::time::Instant,
 }
 
 impl Index {
@@ -174,7 +177,7 @@ impl Index {
                 table,
                 next_block,
                 journal,
-                unflushed: 0,
+                checkpointed: std::time::Instant::now(),
             };
             if index.replay(db, subject_dims)? {
                 return Ok(index);
@@ -260,7 +263,7 @@ impl Index {
             table,
             next_block,
             journal,
-            unflushed: 0,
+            checkpointed: std::time::Instant::now(),
         };
         let mut metas: rustc_hash::FxHashMap<u64, BlockMeta> = Default::default();
         for retired in [false, true] {
@@ -366,14 +369,13 @@ impl Index {
         for (fingerprint, loc) in changes.retracted {
             self.take_back(fingerprint, loc)?;
         }
-        self.unflushed += changes.added.len() as u64;
         for (fingerprint, loc) in changes.added {
             self.table.set(fingerprint, loc.pack()).map_err(table_error)?;
         }
         for (subject, locs) in changes.subjects {
             self.add_subject(subject, locs)?;
         }
-        if self.unflushed >= CHECKPOINT_ROWS && durable {
+        if durable && self.checkpointed.elapsed() >= CHECKPOINT_EVERY {
             self.checkpoint(db)?;
         }
         Ok(())
@@ -383,7 +385,7 @@ impl Index {
     /// entries before it. The caller has made sled's batches durable.
     pub fn checkpoint(&mut self, db: &sled::Db) -> Result<(), StoreError> {
         self.table.checkpoint(self.journal).map_err(table_error)?;
-        self.unflushed = 0;
+        self.checkpointed = std::time::Instant::now();
         // Entries up to the checkpoint are never replayed again; if removing
         // them is lost in a crash, the next checkpoint removes them.
         let mut ops = sled::Batch::default();
