@@ -170,8 +170,9 @@ impl Index {
             None => 1,
         };
         let journal = last_journal(db)?;
+        let store = store_id(db, dir)?;
         let path = dir.join(TABLE_FILE);
-        let table = Table::open(&path).map_err(table_error)?;
+        let table = Table::open(&path, store).map_err(table_error)?;
         if let Some(table) = table.filter(|t| !t.is_unsafe() && t.applied() <= journal) {
             let mut index = Index {
                 table,
@@ -184,7 +185,7 @@ impl Index {
             }
             tracing::warn!(store = %dir.display(), "the index's journal has a gap: rebuilding it from the blocks");
         }
-        Index::rebuild(db, &path, subject_dims, next_block, journal)
+        Index::rebuild(db, (&path, store), subject_dims, next_block, journal)
     }
 
     /// Redoes the journal entries after the table's checkpoint. `false` when
@@ -238,7 +239,7 @@ impl Index {
     /// block's record. Memory: one entry per block, not per row.
     fn rebuild(
         db: &sled::Db,
-        path: &Path,
+        (path, store): (&Path, u64),
         subject_dims: &[u32],
         next_block: u64,
         journal: u64,
@@ -258,7 +259,8 @@ impl Index {
             }
             None => 0,
         };
-        let table = Table::create(path, hint, journal).map_err(table_error)?;
+        tracing::info!(table = %path.display(), "building the store's index from its blocks");
+        let table = Table::create(path, store, hint, journal).map_err(table_error)?;
         let mut index = Index {
             table,
             next_block,
@@ -493,6 +495,26 @@ fn rows_of(key: BlockKey, bytes: &[u8], subject_dims: &[u32]) -> Result<BlockRow
         }
     }
     Ok((records, subjects))
+}
+
+/// The store's identity, made on first use: its index table carries it, so
+/// a table copied from another store is rebuilt rather than trusted.
+fn store_id(db: &sled::Db, dir: &Path) -> Result<u64, StoreError> {
+    if let Some(bytes) = db.get(keys::STORE_ID).or_store()? {
+        let array: [u8; 8] = bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::corrupt("the store's id is not 8 bytes"))?;
+        return Ok(u64::from_be_bytes(array));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{now} {} {}", std::process::id(), dir.display());
+    let id = xxhash_rust::xxh3::xxh3_64(seed.as_bytes());
+    db.insert(keys::STORE_ID, &id.to_be_bytes()).or_store()?;
+    db.flush().or_store()?;
+    Ok(id)
 }
 
 /// The last journal entry written.

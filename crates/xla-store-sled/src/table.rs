@@ -10,7 +10,7 @@
 //! with the store.
 //!
 //! ```text
-//! 0      header (4 KiB): magic, slot bits, used slots, applied journal entry, flags, checksum
+//! 0      header (4 KiB): magic, slot bits, used slots, applied journal entry, flags, store id, checksum
 //! 4096   2^bits slots of 24 bytes: fingerprint (u128 LE, 0 = empty), value (u64 LE)
 //! ```
 //!
@@ -32,7 +32,7 @@ const HEADER: usize = 4096;
 /// Bytes per slot: fingerprint and value.
 const SLOT: usize = 24;
 /// Identifies the file and its layout version.
-const MAGIC: &[u8; 8] = b"XLAIDX01";
+const MAGIC: &[u8; 8] = b"XLAIDX02";
 /// The smallest table: 65,536 slots (1.5 MiB).
 const MIN_BITS: u32 = 16;
 /// The largest: 2^40 slots, far past any disk.
@@ -76,12 +76,15 @@ pub(crate) struct Table {
     /// The last journal entry whose changes are in the table, durably.
     applied: u64,
     flags: u64,
+    /// The store it indexes: a table copied from another store is not used.
+    store: u64,
 }
 
 impl Table {
-    /// Opens the table at `path`. `Ok(None)` when there is none, or when its
-    /// header is not one this build wrote (then the caller rebuilds it).
-    pub fn open(path: &Path) -> Result<Option<Table>, TableError> {
+    /// Opens the table at `path` of the store `store`. `Ok(None)` when there
+    /// is none, when its header is not one this build wrote, or when it is
+    /// another store's (then the caller rebuilds it).
+    pub fn open(path: &Path, store: u64) -> Result<Option<Table>, TableError> {
         // A table grown since the last checkpoint is not durable: the one
         // at `path` and the journal since its checkpoint are.
         for leftover in [with_suffix(path, ".grow"), with_suffix(path, ".new")] {
@@ -97,7 +100,7 @@ impl Table {
             return Ok(None);
         }
         let map = map(&file, path, false)?;
-        let Some(header) = Header::read(&map[..HEADER]) else {
+        let Some(header) = Header::read(&map[..HEADER]).filter(|h| h.store == store) else {
             return Ok(None);
         };
         if len != HEADER as u64 + ((SLOT as u64) << header.bits) {
@@ -112,13 +115,16 @@ impl Table {
             used: header.used,
             applied: header.applied,
             flags: header.flags,
+            store,
         }))
     }
 
-    /// Creates an empty table at `path` (replacing any) with room for
-    /// `entries` before it grows.
-    pub fn create(path: &Path, entries: u64, applied: u64) -> Result<Table, TableError> {
-        let mut table = Table::create_at(path, &with_suffix(path, ".new"), bits_for(entries), applied, 0)?;
+    /// Creates an empty table at `path` (replacing any) for the store
+    /// `store`, with room for `entries` before it grows.
+    pub fn create(path: &Path, store: u64, entries: u64, applied: u64) -> Result<Table, TableError> {
+        let pending = with_suffix(path, ".new");
+        let mut table = Table::create_at(path, &pending, bits_for(entries), applied, 0)?;
+        table.store = store;
         table.checkpoint(applied)?;
         Ok(table)
     }
@@ -144,6 +150,7 @@ impl Table {
             used: 0,
             applied,
             flags,
+            store: 0,
         })
     }
 
@@ -301,9 +308,12 @@ impl Table {
                 used: 0,
                 applied: self.applied,
                 flags: self.flags,
+                store: self.store,
             }
         } else {
-            Table::create_at(&self.home, &growing, bits, self.applied, self.flags)?
+            let mut table = Table::create_at(&self.home, &growing, bits, self.applied, self.flags)?;
+            table.store = self.store;
+            table
         };
         for slot in 0..=self.mask() {
             let (key, value) = self.slot(slot);
@@ -382,6 +392,7 @@ impl Table {
             used: self.used,
             applied: self.applied,
             flags: self.flags,
+            store: self.store,
         };
         header.write(&mut self.map[..HEADER]);
         // Keep the file handle alive with the map (and silence "unused").
@@ -438,6 +449,7 @@ struct Header {
     used: u64,
     applied: u64,
     flags: u64,
+    store: u64,
 }
 
 impl Header {
@@ -447,7 +459,7 @@ impl Header {
             return None;
         }
         let u64_at = |at: usize| Some(u64::from_le_bytes(page.get(at..at + 8)?.try_into().ok()?));
-        if u64_at(40)? != xxhash_rust::xxh3::xxh3_64(page.get(..40)?) {
+        if u64_at(48)? != xxhash_rust::xxh3::xxh3_64(page.get(..48)?) {
             return None;
         }
         let bits = u32::try_from(u64_at(8)?).ok()?;
@@ -459,6 +471,7 @@ impl Header {
             used: u64_at(16)?,
             applied: u64_at(24)?,
             flags: u64_at(32)?,
+            store: u64_at(40)?,
         })
     }
 
@@ -468,14 +481,17 @@ impl Header {
         page[16..24].copy_from_slice(&self.used.to_le_bytes());
         page[24..32].copy_from_slice(&self.applied.to_le_bytes());
         page[32..40].copy_from_slice(&self.flags.to_le_bytes());
-        let checksum = xxhash_rust::xxh3::xxh3_64(&page[..40]);
-        page[40..48].copy_from_slice(&checksum.to_le_bytes());
+        page[40..48].copy_from_slice(&self.store.to_le_bytes());
+        let checksum = xxhash_rust::xxh3::xxh3_64(&page[..48]);
+        page[48..56].copy_from_slice(&checksum.to_le_bytes());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const STORE: u64 = 0x5eed;
 
     fn fingerprint(i: u64) -> u128 {
         xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes())
@@ -485,7 +501,7 @@ mod tests {
     fn entries_survive_growth_and_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.xla");
-        let mut table = Table::create(&path, 0, 0).unwrap();
+        let mut table = Table::create(&path, STORE, 0, 0).unwrap();
         let n = 200_000u64;
         for i in 0..n {
             table.set(fingerprint(i), i + 1).unwrap();
@@ -497,7 +513,7 @@ mod tests {
         assert!(table.bits > MIN_BITS, "the table grew");
         table.checkpoint(7).unwrap();
         drop(table);
-        let table = Table::open(&path).unwrap().expect("the table reopens");
+        let table = Table::open(&path, STORE).unwrap().expect("the table reopens");
         assert_eq!(table.applied(), 7);
         for i in 0..n {
             let expected = (i % 3 != 0).then_some(i + 1);
@@ -510,7 +526,7 @@ mod tests {
     fn entries_whose_place_is_near_the_end_survive_growth() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.xla");
-        let mut table = Table::create(&path, 0, 0).unwrap();
+        let mut table = Table::create(&path, STORE, 0, 0).unwrap();
         // Keys whose high bits are all ones crowd the last slots and wrap
         // around to the first, in the old table and the new.
         let crowded = |i: u64| u128::MAX - u128::from(i) * 7;
@@ -531,7 +547,7 @@ mod tests {
     fn a_table_full_because_its_count_was_behind_grows_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.xla");
-        let mut table = Table::create(&path, 0, 0).unwrap();
+        let mut table = Table::create(&path, STORE, 0, 0).unwrap();
         let slots = 1u64 << MIN_BITS;
         // As after crashes: the count says empty while every slot is taken.
         for i in 0..slots {
@@ -551,7 +567,7 @@ mod tests {
     fn a_table_grown_since_its_checkpoint_is_dropped_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.xla");
-        let mut table = Table::create(&path, 0, 0).unwrap();
+        let mut table = Table::create(&path, STORE, 0, 0).unwrap();
         table.set(fingerprint(0), 1).unwrap();
         table.checkpoint(4).unwrap();
         for i in 1..60_000 {
@@ -560,7 +576,7 @@ mod tests {
         assert!(table.bits > MIN_BITS, "the table grew");
         // A crash now: the grown table was never checkpointed.
         drop(table);
-        let table = Table::open(&path).unwrap().expect("the checkpointed table");
+        let table = Table::open(&path, STORE).unwrap().expect("the checkpointed table");
         assert_eq!((table.bits, table.applied()), (MIN_BITS, 4));
         assert_eq!(table.get(fingerprint(0)), Some(1));
         assert!(!with_suffix(&path, ".new").exists(), "the grown file is gone");
@@ -570,31 +586,38 @@ mod tests {
     fn a_damaged_or_foreign_header_asks_for_a_rebuild() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.xla");
-        assert!(Table::open(&path).unwrap().is_none(), "no file");
-        let mut table = Table::create(&path, 10, 3).unwrap();
+        assert!(Table::open(&path, STORE).unwrap().is_none(), "no file");
+        let mut table = Table::create(&path, STORE, 10, 3).unwrap();
         table.set(fingerprint(1), 5).unwrap();
         table.checkpoint(3).unwrap();
         drop(table);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[20] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(Table::open(&path).unwrap().is_none(), "a checksum mismatch");
+        assert!(Table::open(&path, STORE).unwrap().is_none(), "a checksum mismatch");
+        let mut table = Table::create(&path, STORE, 10, 3).unwrap();
+        table.checkpoint(3).unwrap();
+        drop(table);
+        assert!(
+            Table::open(&path, STORE + 1).unwrap().is_none(),
+            "another store's table"
+        );
         std::fs::write(&path, b"not an index").unwrap();
-        assert!(Table::open(&path).unwrap().is_none(), "a short file");
+        assert!(Table::open(&path, STORE).unwrap().is_none(), "a short file");
     }
 
     #[test]
     fn the_unsafe_flag_lasts_until_a_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.xla");
-        let mut table = Table::create(&path, 10, 0).unwrap();
+        let mut table = Table::create(&path, STORE, 10, 0).unwrap();
         table.mark_unsafe().unwrap();
         drop(table);
-        let mut table = Table::open(&path).unwrap().unwrap();
+        let mut table = Table::open(&path, STORE).unwrap().unwrap();
         assert!(table.is_unsafe());
         table.checkpoint(1).unwrap();
         drop(table);
-        assert!(!Table::open(&path).unwrap().unwrap().is_unsafe());
+        assert!(!Table::open(&path, STORE).unwrap().unwrap().is_unsafe());
     }
 
     #[test]

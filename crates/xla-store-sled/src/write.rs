@@ -92,11 +92,19 @@ impl Sled {
     pub(crate) fn commit(&self, batch: &CommitBatch) -> Result<CommitSummary, StoreError> {
         let mut inner = self.lock()?;
         let result = self.commit_locked(&mut inner, batch);
-        if result.is_err() {
+        if let Err(error) = &result {
             // Ids handed out for a failed batch may not have been written, and
             // the disk may hold more or less than memory thinks: reread both.
             inner.dict = Dictionary::load(&self.db)?;
             inner.index = None;
+            if is_index_damaged(error) {
+                // Nothing of the batch was written; without its table the
+                // index is rebuilt from the blocks on the next use.
+                let table = self.path.join(super::index::TABLE_FILE);
+                if let Err(e) = std::fs::remove_file(&table) {
+                    tracing::warn!(table = %table.display(), error = %e, "a damaged index table could not be removed");
+                }
+            }
         }
         result
     }
@@ -168,6 +176,9 @@ impl Sled {
             .collect();
         let found: Vec<Option<Loc>> = keyed.iter().map(|(_, f)| work.index.record(*f)).collect();
         for ((observation, (metric, fingerprint)), found) in kept.into_iter().zip(keyed).zip(found) {
+            if let Some(loc) = found {
+                work.check_found(fingerprint, loc)?;
+            }
             if !written.contains(&metric) {
                 written.push(metric);
             }
@@ -379,6 +390,7 @@ impl Work<'_> {
         let Some(loc) = self.index.record(fingerprint) else {
             return Ok(false);
         };
+        self.check_found(fingerprint, loc)?;
         if self.replaced.contains(&loc) {
             return Ok(false);
         }
@@ -389,9 +401,29 @@ impl Work<'_> {
         Ok(true)
     }
 
+    /// Checks that the row the index gives for a record is that record's:
+    /// anything else means the index does not match the blocks (a damaged
+    /// or foreign table), and the commit stops before writing anything.
+    fn check_found(&mut self, fingerprint: Fingerprint, loc: Loc) -> Result<(), StoreError> {
+        let tenant = self.tenant;
+        let (meta, block) = self.old_block(loc)?;
+        let slot = loc.slot as usize;
+        let same = match block {
+            OldBlock::Live(block) => block.rows.get(slot).and_then(Option::as_ref).is_some_and(|row| {
+                stored_record_fingerprint(tenant, block.source, meta.key.metric, &row.id) == fingerprint
+            }),
+            OldBlock::Retired(block) => block
+                .rows
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|row| u128::from_le_bytes(row.fingerprint) == fingerprint),
+        };
+        if same { Ok(()) } else { Err(index_damaged()) }
+    }
+
     /// Reads the block holding `loc` (once per commit) and its record.
     fn old_block(&mut self, loc: Loc) -> Result<(BlockMeta, &OldBlock), StoreError> {
-        let missing = || StoreError::corrupt("the index points at a missing block");
+        let missing = index_damaged;
         let (meta, block) = match self.old.entry(loc.block) {
             std::collections::hash_map::Entry::Occupied(old) => old.into_mut(),
             std::collections::hash_map::Entry::Vacant(slot) => {
@@ -702,7 +734,22 @@ fn check_retracted_id(id: &str) -> Result<(), StoreError> {
 }
 
 fn missing_row() -> StoreError {
-    StoreError::corrupt("the index points at an empty slot")
+    index_damaged()
+}
+
+/// How a commit's error says the index does not match the blocks.
+const INDEX_DAMAGED: &str = "the store's index does not match its blocks";
+
+fn index_damaged() -> StoreError {
+    StoreError::corrupt(format!(
+        "{INDEX_DAMAGED} (its table, {}, was damaged or copied from another store); nothing of the \
+         batch was stored, and the index is rebuilt from the blocks on the next use: run the sync again",
+        super::index::TABLE_FILE
+    ))
+}
+
+fn is_index_damaged(error: &StoreError) -> bool {
+    matches!(error, StoreError::Corrupt(reason) if reason.starts_with(INDEX_DAMAGED))
 }
 
 /// The rollup cells a row counts in: its day's total (dimension 0) and one

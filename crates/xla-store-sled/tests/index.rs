@@ -190,3 +190,36 @@ async fn a_damaged_table_is_rebuilt_and_a_clean_close_leaves_no_journal() {
     assert_eq!(seen(&store).await, expected);
     assert_replay_is_unchanged(&store, 2).await;
 }
+
+#[tokio::test]
+async fn a_table_pointing_at_rows_that_are_not_there_is_caught_and_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    {
+        let store = SledStore::open(&path).expect("open");
+        commit(&store, 1).await;
+        commit(&store, 2).await;
+    }
+    let expected = {
+        let store = SledStore::open(&path).expect("reopen");
+        seen(&store).await
+    };
+    // Every entry's value now points at a block that does not exist
+    // (the table's layout: a 4 KiB header, then slots of a 16-byte key and
+    // an 8-byte value; a value is block << 20 | slot).
+    let mut bytes = std::fs::read(path.join(TABLE)).expect("table");
+    for slot in bytes[4096..].chunks_exact_mut(24) {
+        if slot[..16].iter().any(|b| *b != 0) && slot[16..].iter().any(|b| *b != 0) {
+            slot[16..].copy_from_slice(&((999_999u64 << 20) | 3).to_le_bytes());
+        }
+    }
+    std::fs::write(path.join(TABLE), bytes).expect("write");
+    let store = SledStore::open(&path).expect("reopen with a wrong table");
+    let error = store.commit(batch(2)).await.expect_err("the wrong table is caught");
+    assert!(
+        error.to_string().contains("does not match its blocks") && error.to_string().contains("run the sync again"),
+        "{error}"
+    );
+    assert_replay_is_unchanged(&store, 2).await;
+    assert_eq!(seen(&store).await, expected);
+}
