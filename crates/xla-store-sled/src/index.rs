@@ -203,10 +203,15 @@ impl Index {
                 return Ok(false);
             }
             expected += 1;
-            let journal: Journal = postcard::from_bytes(&value)
-                .map_err(|e| StoreError::corrupt(format!("a journal entry does not decode: {e}")))?;
-            for (fingerprint, packed) in journal.retracted {
-                self.take_back(fingerprint, Loc::unpack(packed))?;
+            // An entry that does not decode cannot be replayed: rebuild.
+            let Ok(journal) = postcard::from_bytes::<Journal>(&value) else {
+                return Ok(false);
+            };
+            // Whatever the record points at now: the row the table holds may
+            // be an older one that a commit since the checkpoint replaced,
+            // and whose replacement this retraction took back.
+            for (fingerprint, _) in journal.retracted {
+                self.table.set(fingerprint, 0).map_err(table_error)?;
             }
             for id in journal.fresh {
                 // A block deleted since holds no current row.
@@ -230,6 +235,10 @@ impl Index {
             entries = self.journal - from,
             "the index caught up with the store's journal"
         );
+        // The replayed entries may not be on disk yet (a commit that failed
+        // after its batch, without durable commits): the checkpoint must not
+        // claim them before they are.
+        db.flush().or_store()?;
         self.checkpoint(db)?;
         Ok(true)
     }
@@ -255,11 +264,19 @@ impl Index {
                         .map_or(0, u64::from_be_bytes)
                 };
                 // A hint, not trusted: a damaged value must not fill the disk.
-                (count(0..8).saturating_add(count(8..16))).min(1 << 30)
+                (count(0..8).saturating_add(count(8..16))).min(1 << 26)
             }
             None => 0,
         };
         tracing::info!(table = %path.display(), "building the store's index from its blocks");
+        // The old table goes first, and the new one is home only at its
+        // first checkpoint, once whole: a crash half-way leaves no table, so
+        // the next open rebuilds again.
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::backend(super::BACKEND, e)),
+        }
         let table = Table::create(path, store, hint, journal).map_err(table_error)?;
         let mut index = Index {
             table,
@@ -311,10 +328,16 @@ impl Index {
                 live_moves(&mut metas, current, None);
             }
         }
-        let mut ops = sled::Batch::default();
+        let (mut ops, mut stale) = (sled::Batch::default(), 0);
         for entry in db.scan_prefix([keys::BLOCK_META]) {
             let (key, _) = entry.or_store()?;
             ops.remove(key);
+            stale += 1;
+        }
+        if metas.is_empty() && stale == 0 {
+            // A new store: nothing to make durable yet (its first
+            // checkpoint comes after its first commits).
+            return Ok(index);
         }
         for (id, meta) in &metas {
             ops.insert(&keys::block_meta(*id), &meta.encode());
@@ -512,8 +535,9 @@ fn store_id(db: &sled::Db, dir: &Path) -> Result<u64, StoreError> {
         .map_or(0, |d| d.as_nanos());
     let seed = format!("{now} {} {}", std::process::id(), dir.display());
     let id = xxhash_rust::xxh3::xxh3_64(seed.as_bytes());
+    // Durable with the next flush: the table that carries it reaches its
+    // file only at a checkpoint, which comes after one.
     db.insert(keys::STORE_ID, &id.to_be_bytes()).or_store()?;
-    db.flush().or_store()?;
     Ok(id)
 }
 

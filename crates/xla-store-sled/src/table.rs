@@ -119,13 +119,13 @@ impl Table {
         }))
     }
 
-    /// Creates an empty table at `path` (replacing any) for the store
-    /// `store`, with room for `entries` before it grows.
+    /// Creates an empty table for the store `store`, with room for
+    /// `entries` before it grows. It replaces any table at `path` at its
+    /// first checkpoint: a crash before leaves no new table there.
     pub fn create(path: &Path, store: u64, entries: u64, applied: u64) -> Result<Table, TableError> {
         let pending = with_suffix(path, ".new");
         let mut table = Table::create_at(path, &pending, bits_for(entries), applied, 0)?;
         table.store = store;
-        table.checkpoint(applied)?;
         Ok(table)
     }
 
@@ -165,8 +165,10 @@ impl Table {
         self.flags & FLAG_UNSAFE != 0
     }
 
-    /// Marks the table as written without durable commits, on disk, before
-    /// the first such write: a crash then leads to a rebuild.
+    /// Marks the table, on disk, as not to be trusted after a crash (the
+    /// next checkpoint clears it): before the first write without durable
+    /// commits, and while a rebuild fills it. A crash then leads to a
+    /// rebuild.
     pub fn mark_unsafe(&mut self) -> Result<(), TableError> {
         if !self.is_unsafe() {
             self.flags |= FLAG_UNSAFE;
@@ -611,6 +613,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.xla");
         let mut table = Table::create(&path, STORE, 10, 0).unwrap();
+        table.checkpoint(0).unwrap();
         table.mark_unsafe().unwrap();
         drop(table);
         let mut table = Table::open(&path, STORE).unwrap().unwrap();

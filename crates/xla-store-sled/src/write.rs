@@ -88,7 +88,10 @@ struct Work<'a> {
 }
 
 impl Sled {
-    /// Commits `batch` atomically; on error nothing of it is stored.
+    /// Commits `batch` atomically. An error before its sled batch is applied
+    /// stores nothing of it; one after (flushing it to disk, or changing the
+    /// index's table) may leave it stored, and sending it again changes
+    /// nothing.
     pub(crate) fn commit(&self, batch: &CommitBatch) -> Result<CommitSummary, StoreError> {
         let mut inner = self.lock()?;
         let result = self.commit_locked(&mut inner, batch);
