@@ -160,16 +160,8 @@ impl Index {
     /// the blocks. `subject_dims` are the dictionary ids of the dimensions
     /// that name subjects.
     pub fn open(db: &sled::Db, dir: &Path, subject_dims: &[u32]) -> Result<Index, StoreError> {
-        let next_block = match db.get(keys::BLOCK_NEXT).or_store()? {
-            Some(bytes) => u64::from_be_bytes(
-                bytes
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::corrupt("the block counter is not 8 bytes"))?,
-            ),
-            None => 1,
-        };
-        let journal = last_journal(db)?;
+        let next_block = meta_u64(db, keys::BLOCK_NEXT, "the block counter")?.unwrap_or(1);
+        let journal = meta_u64(db, keys::JOURNAL_LAST, "the journal counter")?.unwrap_or(0);
         let store = store_id(db, dir)?;
         let path = dir.join(TABLE_FILE);
         let table = Table::open(&path, store).map_err(table_error)?;
@@ -523,12 +515,8 @@ fn rows_of(key: BlockKey, bytes: &[u8], subject_dims: &[u32]) -> Result<BlockRow
 /// The store's identity, made on first use: its index table carries it, so
 /// a table copied from another store is rebuilt rather than trusted.
 fn store_id(db: &sled::Db, dir: &Path) -> Result<u64, StoreError> {
-    if let Some(bytes) = db.get(keys::STORE_ID).or_store()? {
-        let array: [u8; 8] = bytes
-            .as_ref()
-            .try_into()
-            .map_err(|_| StoreError::corrupt("the store's id is not 8 bytes"))?;
-        return Ok(u64::from_be_bytes(array));
+    if let Some(id) = meta_u64(db, keys::STORE_ID, "the store's id")? {
+        return Ok(id);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -541,16 +529,16 @@ fn store_id(db: &sled::Db, dir: &Path) -> Result<u64, StoreError> {
     Ok(id)
 }
 
-/// The last journal entry written.
-fn last_journal(db: &sled::Db) -> Result<u64, StoreError> {
-    match db.get(keys::JOURNAL_LAST).or_store()? {
-        Some(bytes) => {
-            Ok(u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| {
-                StoreError::corrupt("the journal counter is not 8 bytes")
-            })?))
-        }
-        None => Ok(0),
-    }
+/// A big-endian u64 kept under `key` (`what` names it in an error).
+fn meta_u64(db: &sled::Db, key: &[u8], what: &str) -> Result<Option<u64>, StoreError> {
+    db.get(key)
+        .or_store()?
+        .map(|bytes| {
+            <[u8; 8]>::try_from(bytes.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::corrupt(format!("{what} is not 8 bytes")))
+        })
+        .transpose()
 }
 
 fn table_error(error: TableError) -> StoreError {

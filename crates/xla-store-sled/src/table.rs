@@ -356,20 +356,16 @@ impl Table {
                 .custom_flags(if direct { libc::O_DIRECT } else { 0 })
                 .open(&path)
         };
-        let file = create(true)
-            .or_else(|_| create(false))
-            .map_err(|e| io(&path, "created", e))?;
-        let written = file
-            .write_all_at(&self.map[HEADER..], HEADER as u64)
-            .and_then(|()| file.write_all_at(&self.map[..HEADER], 0))
-            .and_then(|()| file.sync_all());
-        if let Err(e) = written {
-            // Some file systems take O_DIRECT at open and refuse its writes.
-            let file = create(false).map_err(|e| io(&path, "created", e))?;
-            file.write_all_at(&self.map[HEADER..], HEADER as u64)
-                .and_then(|()| file.write_all_at(&self.map[..HEADER], 0))
-                .and_then(|()| file.sync_all())
-                .map_err(|_| io(&path, "written", e))?;
+        // The slots, then the header that makes them a table, then a sync.
+        let write = |file: File| {
+            file.write_all_at(&self.map[HEADER..], HEADER as u64)?;
+            file.write_all_at(&self.map[..HEADER], 0)?;
+            file.sync_all()
+        };
+        let direct = create(true).and_then(write);
+        if direct.is_err() {
+            // Some file systems refuse O_DIRECT at open, others at the write.
+            create(false).and_then(write).map_err(|e| io(&path, "written", e))?;
         }
         self.path = path;
         let home = self.home.clone();
@@ -397,8 +393,6 @@ impl Table {
             store: self.store,
         };
         header.write(&mut self.map[..HEADER]);
-        // Keep the file handle alive with the map (and silence "unused").
-        let _ = &self.file;
     }
 }
 

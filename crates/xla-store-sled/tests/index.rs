@@ -89,6 +89,17 @@ fn copy_store(from: &Path, to: &Path) {
     }
 }
 
+/// A crash image of the store at `store` in `dir/name`: sled's files as they
+/// are, and `table` as the table's file (none if `None`).
+fn crash_image(dir: &Path, name: &str, store: &Path, table: Option<&[u8]>) -> std::path::PathBuf {
+    let image = dir.join(name);
+    copy_store(store, &image);
+    if let Some(table) = table {
+        std::fs::write(image.join(TABLE), table).expect("write table");
+    }
+    image
+}
+
 async fn commit(store: &SledStore, round: i64) -> CommitSummary {
     store.commit(batch(round)).await.expect("commit")
 }
@@ -123,10 +134,7 @@ async fn a_table_behind_the_store_catches_up_from_the_journal() {
     // commits, and between them.
     let mut images = Vec::new();
     for (name, table) in [("empty", &empty), ("after-one", &after_one)] {
-        let image = dir.path().join(name);
-        copy_store(&path, &image);
-        std::fs::write(image.join(TABLE), table).expect("write table");
-        images.push(image);
+        images.push(crash_image(dir.path(), name, &path, Some(table)));
     }
     drop(store);
     let store = SledStore::open(&path).expect("reopen");
@@ -154,10 +162,8 @@ async fn a_missing_or_outdated_table_is_rebuilt_from_the_blocks() {
         commit(&store, 2).await;
         commit(&store, 3).await;
     }
-    let (missing, old) = (dir.path().join("missing"), dir.path().join("old"));
-    copy_store(&path, &missing);
-    copy_store(&path, &old);
-    std::fs::write(old.join(TABLE), &outdated).expect("write table");
+    let missing = crash_image(dir.path(), "missing", &path, None);
+    let old = crash_image(dir.path(), "old", &path, Some(&outdated));
     let store = SledStore::open(&path).expect("reopen");
     let expected = seen(&store).await;
     for image in [missing, old] {
@@ -256,9 +262,7 @@ async fn a_replace_then_a_retraction_since_the_checkpoint_stay_retracted() {
         ..Default::default()
     };
     assert_eq!(store.commit(retract).await.expect("retract").retracted, 1);
-    let image = dir.path().join("image");
-    copy_store(&path, &image);
-    std::fs::write(image.join(TABLE), &after_one).expect("write table");
+    let image = crash_image(dir.path(), "image", &path, Some(&after_one));
     drop(store);
     let store = SledStore::open(&path).expect("reopen");
     let expected = seen(&store).await;
