@@ -398,6 +398,12 @@ impl Index {
         Ok(())
     }
 
+    /// Whether the table on disk holds everything (nothing to checkpoint):
+    /// a store that was only read closes without writing.
+    pub fn is_checkpointed(&self) -> bool {
+        self.journal == self.table.applied() && !self.table.is_pending() && !self.table.is_unsafe()
+    }
+
     /// Makes the table durable as of the last journal entry and drops the
     /// entries before it. The caller has made sled's batches durable.
     pub fn checkpoint(&mut self, db: &sled::Db) -> Result<(), StoreError> {

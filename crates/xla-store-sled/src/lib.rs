@@ -114,7 +114,7 @@ impl Inner {
 impl Drop for Sled {
     fn drop(&mut self) {
         let Ok(inner) = self.inner.get_mut() else { return };
-        if let Some(index) = &mut inner.index {
+        if let Some(index) = inner.index.as_mut().filter(|index| !index.is_checkpointed()) {
             let closed = self
                 .db
                 .flush()

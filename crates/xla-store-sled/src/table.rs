@@ -124,13 +124,17 @@ impl Table {
     /// first checkpoint: a crash before leaves no new table there.
     pub fn create(path: &Path, store: u64, entries: u64, applied: u64) -> Result<Table, TableError> {
         let pending = with_suffix(path, ".new");
-        let mut table = Table::create_at(path, &pending, bits_for(entries), applied, 0)?;
-        table.store = store;
-        Ok(table)
+        Table::create_at(path, &pending, bits_for(entries), (applied, 0, store))
     }
 
-    /// A new empty table in the file `path`, to live at `home` once checkpointed.
-    fn create_at(home: &Path, path: &Path, bits: u32, applied: u64, flags: u64) -> Result<Table, TableError> {
+    /// A new empty table in the file `path`, to live at `home` once
+    /// checkpointed, with the header fields (applied, flags, store) given.
+    fn create_at(
+        home: &Path,
+        path: &Path,
+        bits: u32,
+        (applied, flags, store): (u64, u64, u64),
+    ) -> Result<Table, TableError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -150,13 +154,19 @@ impl Table {
             used: 0,
             applied,
             flags,
-            store: 0,
+            store,
         })
     }
 
     /// The last journal entry whose changes the table holds durably.
     pub fn applied(&self) -> u64 {
         self.applied
+    }
+
+    /// Whether the table is not in its file at home yet (new or grown
+    /// since the last checkpoint).
+    pub fn is_pending(&self) -> bool {
+        self.file.is_none() || self.path != self.home
     }
 
     /// Whether the table was written while commits did not wait for the disk
@@ -313,9 +323,7 @@ impl Table {
                 store: self.store,
             }
         } else {
-            let mut table = Table::create_at(&self.home, &growing, bits, self.applied, self.flags)?;
-            table.store = self.store;
-            table
+            Table::create_at(&self.home, &growing, bits, (self.applied, self.flags, self.store))?
         };
         for slot in 0..=self.mask() {
             let (key, value) = self.slot(slot);

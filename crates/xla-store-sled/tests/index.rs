@@ -100,6 +100,20 @@ fn crash_image(dir: &Path, name: &str, store: &Path, table: Option<&[u8]>) -> st
     image
 }
 
+/// Opens the store at `path`, commits `rounds`, and closes it (which
+/// checkpoints its table).
+async fn committed(path: &Path, rounds: &[i64]) {
+    let store = SledStore::open(path).expect("open");
+    for round in rounds {
+        commit(&store, *round).await;
+    }
+}
+
+/// What a reader of the store at `path` sees, opened and closed again.
+async fn seen_at(path: &Path) -> Vec<String> {
+    seen(&SledStore::open(path).expect("open")).await
+}
+
 async fn commit(store: &SledStore, round: i64) -> CommitSummary {
     store.commit(batch(round)).await.expect("commit")
 }
@@ -151,17 +165,10 @@ async fn a_table_behind_the_store_catches_up_from_the_journal() {
 async fn a_missing_or_outdated_table_is_rebuilt_from_the_blocks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db");
-    {
-        let store = SledStore::open(&path).expect("open");
-        commit(&store, 1).await;
-    }
+    committed(&path, &[1]).await;
     // Closed cleanly: the table holds round 1 and the journal no longer does.
     let outdated = std::fs::read(path.join(TABLE)).expect("table");
-    {
-        let store = SledStore::open(&path).expect("reopen");
-        commit(&store, 2).await;
-        commit(&store, 3).await;
-    }
+    committed(&path, &[2, 3]).await;
     let missing = crash_image(dir.path(), "missing", &path, None);
     let old = crash_image(dir.path(), "old", &path, Some(&outdated));
     let store = SledStore::open(&path).expect("reopen");
@@ -178,19 +185,19 @@ async fn a_missing_or_outdated_table_is_rebuilt_from_the_blocks() {
 async fn a_damaged_table_is_rebuilt_and_a_clean_close_leaves_no_journal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db");
-    {
-        let store = SledStore::open(&path).expect("open");
-        commit(&store, 1).await;
-        commit(&store, 2).await;
-    }
+    committed(&path, &[1, 2]).await;
     {
         let db = sled::open(&path).expect("sled");
         assert_eq!(db.scan_prefix(b"J").count(), 0, "the journal was trimmed on close");
     }
-    let expected = {
-        let store = SledStore::open(&path).expect("reopen");
-        seen(&store).await
+    let written = || {
+        std::fs::metadata(path.join(TABLE))
+            .and_then(|m| m.modified())
+            .expect("mtime")
     };
+    let before = written();
+    let expected = seen_at(&path).await;
+    assert_eq!(written(), before, "a store only read closes without writing its table");
     let mut bytes = std::fs::read(path.join(TABLE)).expect("table");
     bytes[..8].copy_from_slice(b"garbage!");
     std::fs::write(path.join(TABLE), bytes).expect("write");
@@ -203,15 +210,8 @@ async fn a_damaged_table_is_rebuilt_and_a_clean_close_leaves_no_journal() {
 async fn a_table_pointing_at_rows_that_are_not_there_is_caught_and_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db");
-    {
-        let store = SledStore::open(&path).expect("open");
-        commit(&store, 1).await;
-        commit(&store, 2).await;
-    }
-    let expected = {
-        let store = SledStore::open(&path).expect("reopen");
-        seen(&store).await
-    };
+    committed(&path, &[1, 2]).await;
+    let expected = seen_at(&path).await;
     // Every entry's value now points at a block that does not exist
     // (the table's layout: a 4 KiB header, then slots of a 16-byte key and
     // an 8-byte value; a value is block << 20 | slot).
@@ -240,10 +240,7 @@ async fn a_table_pointing_at_rows_that_are_not_there_is_caught_and_rebuilt() {
 async fn a_replace_then_a_retraction_since_the_checkpoint_stay_retracted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db");
-    {
-        let store = SledStore::open(&path).expect("open");
-        commit(&store, 1).await;
-    }
+    committed(&path, &[1]).await;
     let store = SledStore::open(&path).expect("reopen");
     let after_one = std::fs::read(path.join(TABLE)).expect("table");
     let id = format!("{:032x}", 42);
