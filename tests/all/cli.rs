@@ -697,3 +697,136 @@ fn import_refusals_name_the_problem_and_store_nothing() {
 
     assert!(!data.exists(), "no refusal opens, let alone writes, the data directory");
 }
+
+/// `store stats` shows rows per tenant, layer and metric with the
+/// retention the config gives each; `store retire --dry-run` drops nothing;
+/// `store retire` drops the raw rows past each metric's days and keeps the
+/// rollups, and running it again drops nothing more.
+#[test]
+fn store_stats_and_retire_follow_the_retention_config() {
+    use xla_host::store::{CommitBatch, Provenance};
+    use xla_host::types::{Layer, Observation};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let day = xla_host::store::DAY_MS;
+    let now = xla_host::types::now_ms();
+    // Ten days of one device's DEX score and one ticket's rating each day,
+    // the oldest 9 days ago.
+    let observations: Vec<Observation> = (0..10)
+        .flat_map(|d| {
+            let at = now - (9 - d) * day;
+            [
+                Observation::new(format!("dev-{d}"), "dex_score", Layer::Technical, 70.0, at).dim("device", "LAPTOP-1"),
+                Observation::new(format!("hs-{d}"), "happiness_rating", Layer::Experience, 9.0, at)
+                    .dim("service", "VPN"),
+            ]
+        })
+        .collect();
+    crate::support::block_on(async {
+        let store = crate::support::open_store(&data);
+        store
+            .commit(CommitBatch {
+                tenant: "acme".into(),
+                source: "test".into(),
+                provenance: Provenance {
+                    connector: "test".into(),
+                    plugin: "test".into(),
+                    version: "0".into(),
+                    sha256: "0".into(),
+                    sync_run: 1,
+                },
+                observations,
+                ..Default::default()
+            })
+            .await
+            .expect("commit");
+    });
+    let host_config = dir.path().join("host.toml");
+    std::fs::write(&host_config, "[store.retention]\nlayers = { technical = 3 }\n").expect("write config");
+    let data_arg = data.display().to_string();
+    let run = |args: &[&str]| {
+        let mut full = vec!["--host-config", host_config.to_str().expect("utf-8")];
+        full.extend_from_slice(args);
+        let output = xla_host(&full, &[]);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        output
+    };
+    let stats = |args: &[&str]| -> serde_json::Value {
+        let mut full = vec!["store", "stats", "--data-dir", &data_arg, "--json"];
+        full.extend_from_slice(args);
+        serde_json::from_slice(&run(&full).stdout).expect("JSON stats")
+    };
+    let metric = |stats: &serde_json::Value, name: &str| -> serde_json::Value {
+        stats["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["metric"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {stats}"))
+    };
+
+    let before = stats(&[]);
+    let dex = metric(&before, "dex_score");
+    assert_eq!(
+        (&dex["tenant"], &dex["layer"], &dex["raw_rows"], &dex["retired_rows"]),
+        (&"acme".into(), &"technical".into(), &10.into(), &0.into()),
+        "{dex}"
+    );
+    assert_eq!(
+        (&dex["retention_days"], &dex["retention_rule"]),
+        (&3.into(), &"layer".into())
+    );
+    let rating = metric(&before, "happiness_rating");
+    assert_eq!(
+        rating["retention_days"],
+        serde_json::Value::Null,
+        "no rule: kept forever"
+    );
+    assert!(before["disk_bytes"].as_u64().expect("disk_bytes") > 0);
+    let other = stats(&["--tenant", "beta"]);
+    assert_eq!(other["metrics"], serde_json::json!([]), "another tenant has nothing");
+
+    // A dry run names the cutoff and drops nothing.
+    let dry: serde_json::Value =
+        serde_json::from_slice(&run(&["store", "retire", "--data-dir", &data_arg, "--dry-run", "--json"]).stdout)
+            .expect("JSON");
+    assert_eq!(dry["metrics"].as_array().map(Vec::len), Some(1), "{dry}");
+    assert_eq!(metric(&stats(&[]), "dex_score")["raw_rows"], 10);
+
+    // Three days kept: the days 4 to 9 days ago go (the day exactly three
+    // days ago is not over three days old yet).
+    let retired: serde_json::Value =
+        serde_json::from_slice(&run(&["store", "retire", "--data-dir", &data_arg, "--json"]).stdout).expect("JSON");
+    assert_eq!(retired["metrics"][0]["metric"], "dex_score", "{retired}");
+    assert_eq!(retired["metrics"][0]["dropped"], 6, "{retired}");
+    let after = stats(&[]);
+    let dex = metric(&after, "dex_score");
+    assert_eq!(
+        (&dex["raw_rows"], &dex["retired_rows"]),
+        (&4.into(), &6.into()),
+        "{dex}"
+    );
+    assert!(dex["retired_before"].is_i64(), "{dex}");
+    assert_eq!(metric(&after, "happiness_rating")["raw_rows"], 10);
+    assert_eq!(
+        dex["rollup_cells"],
+        metric(&before, "dex_score")["rollup_cells"],
+        "rollups stay"
+    );
+    let again: serde_json::Value =
+        serde_json::from_slice(&run(&["store", "retire", "--data-dir", &data_arg, "--json"]).stdout).expect("JSON");
+    assert_eq!(again["metrics"][0]["dropped"], 0, "{again}");
+
+    // The table people read: a line per metric, a total per layer.
+    let table = String::from_utf8_lossy(&run(&["store", "stats", "--data-dir", &data_arg]).stdout).into_owned();
+    assert!(
+        table.contains("technical total") && table.contains("retired before"),
+        "{table}"
+    );
+
+    // Without a policy, retire says what to set.
+    let bare = xla_host(&["store", "retire", "--data-dir", &data_arg], &[]);
+    assert!(!bare.status.success());
+    assert!(stderr(&bare).contains("[store.retention]"), "{}", stderr(&bare));
+}

@@ -33,6 +33,11 @@
 //! kind = "basic"
 //! username = "svc_xla"
 //! password = { env = "ACME_SN_PASSWORD" }
+//!
+//! [store.retention]   # days of raw rows kept; rollups are kept forever
+//! raw_days = 730
+//! layers = { technical = 90 }
+//! metrics = { dex_score = 30 }
 //! ```
 
 use serde::Deserialize;
@@ -108,6 +113,9 @@ pub enum ConfigError {
     /// An XLA definition is wrong.
     #[error(transparent)]
     Xla(#[from] crate::score::DefinitionError),
+    /// `[store.retention]` is wrong; the message names the rule.
+    #[error("{0}")]
+    Retention(String),
 }
 
 impl HostConfig {
@@ -184,6 +192,7 @@ impl HostConfig {
                 }));
             }
         }
+        self.store.retention.validate().map_err(ConfigError::Retention)?;
         xla_sync::config::validate_instances(&self.connectors, &self.limits, max_memory_mib)?;
         Ok(self.sync.validate()?)
     }
@@ -308,6 +317,28 @@ token = { env = "XLA_TEST_UNSET_TOKEN" }
         let config = HostConfig::parse(text)?;
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
+    }
+
+    #[test]
+    fn retention_reads_per_layer_and_metric_and_names_a_bad_rule() {
+        let config =
+            validated("[store.retention]\nraw_days = 730\nlayers = { technical = 90 }\nmetrics = { dex_score = 30 }")
+                .expect("valid");
+        let retention = &config.store.retention;
+        assert_eq!(
+            retention.days_for("dex_score", Some(xla_types::Layer::Technical)),
+            Some((30, xla_store::RetentionRule::Metric))
+        );
+        assert_eq!(
+            retention.days_for("boot_duration_seconds", Some(xla_types::Layer::Technical)),
+            Some((90, xla_store::RetentionRule::Layer))
+        );
+        let zero = validated("[store.retention]\nlayers = { technical = 0 }").expect_err("zero days");
+        assert!(zero.contains("layers.technical = 0"), "{zero}");
+        let typo = validated("[store.retention]\nlayer = { technical = 90 }").expect_err("unknown key");
+        assert!(typo.contains("unknown field `layer`"), "{typo}");
+        let layer = validated("[store.retention]\nlayers = { telemetry = 90 }").expect_err("unknown layer");
+        assert!(layer.contains("unknown field `telemetry`"), "{layer}");
     }
 
     #[test]

@@ -233,6 +233,11 @@ impl SetKey {
     }
 }
 
+/// Prefix of every rollup set.
+pub(crate) fn rollups_prefix() -> [u8; 1] {
+    [ROLLUP]
+}
+
 /// Rollup sets of a tenant's metric on days `[from_day, to_day)`.
 pub(crate) fn rollup_range(tenant: u32, metric: u32, from_day: i32, to_day: i32) -> (Vec<u8>, Vec<u8>) {
     let prefix = |day: i32| {

@@ -26,6 +26,7 @@ mod read;
 mod retention;
 mod rollup;
 mod runs;
+mod stats;
 mod subjects;
 mod table;
 mod tokens;
@@ -39,7 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use xla_store::{
     CommitBatch, CommitSummary, GroupThrough, GroupedThrough, RetentionSummary, Rollups, RunRecord, SeriesQuery,
-    SourceGap, Store, StoreError, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
+    SourceGap, Store, StoreError, StoreStats, StoredMetric, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
 };
 
 /// The on-disk format this build reads and writes.
@@ -461,10 +462,25 @@ impl Store for SledStore {
         self.blocking(|sled| sled.tokens()).await
     }
 
-    async fn retire_before(&self, tenant: &str, cutoff: i64) -> Result<RetentionSummary, StoreError> {
-        let tenant = tenant.to_owned();
-        let result = self.blocking(move |sled| sled.retire_before(&tenant, cutoff)).await;
+    async fn retire_before(
+        &self,
+        tenant: &str,
+        metric: Option<&str>,
+        cutoff: i64,
+    ) -> Result<RetentionSummary, StoreError> {
+        let (tenant, metric) = (tenant.to_owned(), metric.map(str::to_owned));
+        let result = self
+            .blocking(move |sled| sled.retire_before(&tenant, metric.as_deref(), cutoff))
+            .await;
         self.sled.version.fetch_add(1, Ordering::AcqRel);
         result
+    }
+
+    async fn stored_metrics(&self) -> Result<Vec<StoredMetric>, StoreError> {
+        self.blocking(|sled| sled.stored_metrics()).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.blocking(|sled| sled.stats()).await
     }
 }

@@ -46,7 +46,7 @@ impl Sled {
         };
         let two_dimensions = matches!((filter_key, group_key), (Some(f), Some(g)) if f != g);
         if two_dimensions || unrolled(filter_key) || unrolled(group_key) {
-            if self.retired(tenant, from_day)? {
+            if self.retired(tenant, metric, from_day)? {
                 return Err(StoreError::RetiredRows {
                     what: "a filter and a group-by on two different dimensions, or on a per-subject dimension".into(),
                 });

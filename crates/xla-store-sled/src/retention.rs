@@ -1,6 +1,7 @@
 //! Retention: raw observations older than a cutoff are dropped while the
 //! rollups stay, so years of reports cost days of rows. Retention works in
-//! whole UTC days: a cutoff inside a day keeps that day.
+//! whole UTC days per metric (or for all of a tenant's metrics at once): a
+//! cutoff inside a day keeps that day.
 //!
 //! A retired row keeps its fingerprint, value and rolled-up dimensions (not
 //! its id, time of day, per-subject dimensions or provenance), so if the
@@ -8,6 +9,10 @@
 //! out of the rollups exactly. A rollup cell of a retired day keeps count,
 //! sum, histogram and sketch exact through such replaces; its min and max
 //! are kept as they were, since the rows to recompute them are gone.
+//!
+//! Cutoffs are kept under `Mretired<tenant>` (every metric) and
+//! `Mretired<tenant><metric>`; a metric's day is retired when either
+//! cutoff passed it.
 
 use super::block::{Block, RetiredRow, Row, stored_record_fingerprint};
 use super::index::{BlockMeta, Loc};
@@ -18,16 +23,25 @@ use xla_store::{RetentionSummary, StoreError};
 /// Blocks per atomic batch while retiring.
 const RETENTION_BLOCKS: usize = 256;
 
-fn retired_key(tenant: u32) -> Vec<u8> {
+/// Where a cutoff is kept: a tenant's (every metric) or one metric's.
+fn retired_key(tenant: u32, metric: Option<u32>) -> Vec<u8> {
     let mut key = b"Mretired".to_vec();
     key.extend_from_slice(&tenant.to_be_bytes());
+    if let Some(metric) = metric {
+        key.extend_from_slice(&metric.to_be_bytes());
+    }
     key
 }
 
 impl Sled {
     /// Drops a tenant's raw observations of UTC days that ended by `cutoff`
-    /// (unix ms); rollups and cursors stay.
-    pub(crate) fn retire_before(&self, tenant: &str, cutoff: i64) -> Result<RetentionSummary, StoreError> {
+    /// (unix ms), of one metric or of all; rollups and cursors stay.
+    pub(crate) fn retire_before(
+        &self,
+        tenant: &str,
+        metric: Option<&str>,
+        cutoff: i64,
+    ) -> Result<RetentionSummary, StoreError> {
         // A cutoff only ever moves forward, so one in the future (seconds
         // taken for milliseconds) would retire every day to come.
         let now = std::time::SystemTime::now()
@@ -39,7 +53,7 @@ impl Sled {
             )));
         }
         let mut inner = self.lock()?;
-        let result = self.retire_locked(&mut inner, tenant, cutoff);
+        let result = self.retire_locked(&mut inner, tenant, metric, cutoff);
         if result.is_err() {
             inner.index = None;
         }
@@ -50,25 +64,43 @@ impl Sled {
         &self,
         inner: &mut super::Inner,
         tenant: &str,
+        metric: Option<&str>,
         cutoff: i64,
     ) -> Result<RetentionSummary, StoreError> {
         let (dict, index) = inner.parts(&self.db, &self.path)?;
         let Some(tenant_id) = dict.id(tenant) else {
             return Ok(RetentionSummary::default());
         };
+        let metric_id = match metric {
+            None => None,
+            Some(metric) => match dict.id(metric) {
+                Some(id) => Some(id),
+                None => return Ok(RetentionSummary::default()),
+            },
+        };
         // The cutoff is recorded before any row goes, so a crash half-way
         // never leaves a day that looks complete but is not.
         let aligned = i64::from(keys::day_of(cutoff)) * DAY_MS;
-        let cutoff = aligned.max(self.retired_cutoff(tenant_id)?.unwrap_or(i64::MIN));
-        self.db
-            .insert(retired_key(tenant_id), &cutoff.to_be_bytes())
-            .or_store()?;
-        self.db.flush().or_store()?;
+        let stored = self.stored_cutoff(retired_key(tenant_id, metric_id))?;
+        let cutoff = aligned.max(stored.unwrap_or(i64::MIN));
+        if stored != Some(cutoff) {
+            self.db
+                .insert(retired_key(tenant_id, metric_id), &cutoff.to_be_bytes())
+                .or_store()?;
+            self.db.flush().or_store()?;
+        }
 
         let cutoff_day = keys::day_of(cutoff);
+        let scan = match metric_id {
+            Some(metric) => {
+                let (from, to) = keys::block_range(tenant_id, metric, i32::MIN, cutoff_day);
+                self.db.range(from..to)
+            }
+            None => self.db.scan_prefix(keys::tenant_blocks(tenant_id)),
+        };
         let mut summary = RetentionSummary::default();
         let (mut ops, mut in_batch) = (sled::Batch::default(), 0);
-        for entry in self.db.scan_prefix(keys::tenant_blocks(tenant_id)) {
+        for entry in scan {
             let (key, value) = entry.or_store()?;
             let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
             if key.day >= cutoff_day {
@@ -126,16 +158,35 @@ impl Sled {
         Ok(summary)
     }
 
-    /// Whether rows of `day` may have been dropped by retention.
-    pub(crate) fn retired(&self, tenant: u32, day: i32) -> Result<bool, StoreError> {
+    /// Whether rows of a tenant's metric on `day` may have been dropped by
+    /// retention.
+    pub(crate) fn retired(&self, tenant: u32, metric: u32, day: i32) -> Result<bool, StoreError> {
         Ok(self
-            .retired_cutoff(tenant)?
+            .retired_cutoff(tenant, metric)?
             .is_some_and(|cutoff| i64::from(day) * DAY_MS < cutoff))
     }
 
-    fn retired_cutoff(&self, tenant: u32) -> Result<Option<i64>, StoreError> {
+    /// Whether rows of any of `metrics` on `day` may have been dropped.
+    pub(crate) fn any_retired(&self, tenant: u32, metrics: &[u32], day: i32) -> Result<bool, StoreError> {
+        for &metric in metrics {
+            if self.retired(tenant, metric, day)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The cutoff in effect for a tenant's metric: the later of the
+    /// tenant's and the metric's own.
+    pub(crate) fn retired_cutoff(&self, tenant: u32, metric: u32) -> Result<Option<i64>, StoreError> {
+        let all = self.stored_cutoff(retired_key(tenant, None))?;
+        let own = self.stored_cutoff(retired_key(tenant, Some(metric)))?;
+        Ok(all.max(own))
+    }
+
+    fn stored_cutoff(&self, key: Vec<u8>) -> Result<Option<i64>, StoreError> {
         self.db
-            .get(retired_key(tenant))
+            .get(key)
             .or_store()?
             .map(|v| {
                 let array: [u8; 8] = v

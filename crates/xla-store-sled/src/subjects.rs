@@ -83,7 +83,8 @@ impl Sled {
         }
         let from_day = keys::day_of(query.from);
         let to_day = keys::day_of(query.to - 1) + 1;
-        if self.retired(tenant, from_day)? {
+        let metrics: Vec<u32> = query.metrics.iter().filter_map(|m| inner.dict.id(m)).collect();
+        if self.any_retired(tenant, &metrics, from_day)? {
             return Err(StoreError::RetiredRows {
                 what: "per-subject rows".into(),
             });
@@ -293,12 +294,18 @@ impl Sled {
         }
         let from_day = keys::day_of(query.from);
         let to_day = keys::day_of(query.to - 1) + 1;
-        if self.retired(tenant, from_day)? {
+        let via: Vec<u32> = query.via.iter().filter_map(|m| dict.id(m)).collect();
+        let read: Vec<u32> = std::iter::once(&query.metric)
+            .chain(&query.opening)
+            .filter_map(|m| dict.id(m))
+            .chain(via.iter().copied())
+            .collect();
+        if self.any_retired(tenant, &read, from_day)? {
             return Err(StoreError::RetiredRows {
                 what: "values grouped through their subjects".into(),
             });
         }
-        let (via_from, via_from_day) = self.lookback_start(tenant, query.from)?;
+        let (via_from, via_from_day) = self.lookback_start(tenant, &via, query.from)?;
         let filter = match &query.filter {
             None => None,
             Some((k, v)) => match inner.dict.id(k) {
@@ -388,12 +395,12 @@ impl Sled {
 
     /// Where the `via` observations of a window starting at `from` are read
     /// from (unix ms, and its day): [`ANSWER_LOOKBACK_MS`] earlier, but not
-    /// into days retention retired.
-    fn lookback_start(&self, tenant: u32, from: i64) -> Result<(i64, i32), StoreError> {
+    /// into days retention retired for any of them.
+    fn lookback_start(&self, tenant: u32, via: &[u32], from: i64) -> Result<(i64, i32), StoreError> {
         let from_day = keys::day_of(from);
         let mut start = from.saturating_sub(ANSWER_LOOKBACK_MS);
         let mut day = keys::day_of(start);
-        while day < from_day && self.retired(tenant, day)? {
+        while day < from_day && self.any_retired(tenant, via, day)? {
             day += 1;
             start = i64::from(day) * DAY_MS;
         }

@@ -334,7 +334,7 @@ impl Sled {
         for (key, mut set) in sets {
             // Rows of a day past retention are gone: its cells keep count,
             // sum, histogram and sketch exact, and min/max as they were.
-            if !set.dirty.is_empty() && !self.retired(key.tenant, key.day)? {
+            if !set.dirty.is_empty() && !self.retired(key.tenant, key.metric, key.day)? {
                 let rows = match day_rows.entry((key.metric, key.day)) {
                     std::collections::hash_map::Entry::Occupied(rows) => rows.into_mut(),
                     std::collections::hash_map::Entry::Vacant(slot) => {

@@ -137,10 +137,3 @@ pub struct CommitSummary {
     #[serde(default)]
     pub retracted: usize,
 }
-
-/// What retention did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RetentionSummary {
-    /// Raw observations dropped.
-    pub dropped: u64,
-}

@@ -12,6 +12,9 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// sled's data directory; defaults to the user's data directory.
     pub dir: Option<PathBuf>,
+    /// `[store.retention]`: days of raw rows kept per metric or layer.
+    #[serde(default)]
+    pub retention: crate::RetentionPolicy,
 }
 
 /// A store backend.

@@ -14,9 +14,9 @@
 //! `store-ingest` binary.
 
 use crate::{
-    Aggregation, BreakdownQuery, Bucket, CommitBatch, CommitSummary, DAY_MS, GroupThrough, Provenance, Retracted,
-    Rollup, RunOutcome, SeriesPoint, SeriesQuery, SourceGap, Store, StoreError, SubjectQuery, Unjoined, bucket_start,
-    evaluate, is_rating,
+    Aggregation, BreakdownQuery, Bucket, CommitBatch, CommitSummary, DAY_MS, GroupThrough, LayerDays, Provenance,
+    RetentionPolicy, RetentionRule, Retracted, Rollup, RunOutcome, SeriesPoint, SeriesQuery, SourceGap, Store,
+    StoreError, StoredMetric, SubjectQuery, Unjoined, apply_retention, bucket_start, evaluate, is_rating,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -63,6 +63,9 @@ macro_rules! conformance_suite {
             the_store_reopens_with_its_data,
             a_subject_is_seen_across_metrics_and_sources,
             retention_drops_rows_keeps_rollups_and_later_replaces_stay_exact,
+            retention_of_one_metric_leaves_the_others,
+            a_policy_retires_each_metric_by_its_rule,
+            stats_say_what_is_kept_per_tenant_and_metric,
             breakdowns_rank_groups_with_pareto_shares,
             a_query_that_needs_retired_rows_says_so,
             a_replaced_row_stays_replaced_after_reopen,
@@ -348,7 +351,11 @@ pub fn retention_drops_rows_keeps_rollups_and_later_replaces_stay_exact<B: Backe
         };
         let before = store.series(&query).await.expect("series");
         assert_eq!(
-            store.retire_before("acme", 3 * DAY).await.expect("retention").dropped,
+            store
+                .retire_before("acme", None, 3 * DAY)
+                .await
+                .expect("retention")
+                .dropped,
             2
         );
         assert_eq!(
@@ -371,8 +378,248 @@ pub fn retention_drops_rows_keeps_rollups_and_later_replaces_stay_exact<B: Backe
         // A replay of the retired record changes nothing.
         assert_eq!(commit(store, &[day(1, "b", 9.0)], None).await.unchanged, 1);
         // A cutoff in the future (seconds taken for milliseconds) is refused.
-        let error = store.retire_before("acme", i64::MAX / 2).await.expect_err("refused");
+        let error = store
+            .retire_before("acme", None, i64::MAX / 2)
+            .await
+            .expect_err("refused");
         assert!(matches!(error, StoreError::BadRequest(_)), "{error}");
+    });
+}
+
+/// Retention of one metric drops that metric's rows only: the other
+/// metrics' rows and the reads that need them are untouched, and a read
+/// needing the retired metric's rows says so. A cutoff never moves back.
+pub fn retention_of_one_metric_leaves_the_others<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let dims = [("service", "VPN"), ("assignment_group", "Desk"), ("ticket", "INC1")];
+        let rows = [
+            obs("a", "happiness_rating", 8.0, DAY, &dims),
+            obs("a", "resolution_hours", 4.0, DAY, &dims),
+            obs("b", "happiness_rating", 9.0, 5 * DAY, &dims),
+            obs("b", "resolution_hours", 6.0, 5 * DAY, &dims),
+        ];
+        commit(store, &rows, None).await;
+        let retired = store
+            .retire_before("acme", Some("resolution_hours"), 3 * DAY)
+            .await
+            .expect("retention");
+        assert_eq!(retired.dropped, 1, "one row of one metric");
+        let kept = store
+            .observations("acme", "happiness_rating", 0, 10 * DAY)
+            .await
+            .expect("rows");
+        assert_eq!(kept.len(), 2, "the other metric keeps its rows");
+        let gone = store
+            .observations("acme", "resolution_hours", 0, 10 * DAY)
+            .await
+            .expect("rows");
+        assert_eq!(gone.len(), 1);
+        let two_dimensions = |metric: &str| SeriesQuery {
+            tenant: "acme".into(),
+            metric: metric.into(),
+            from: 0,
+            to: 10 * DAY,
+            bucket: Bucket::Month,
+            filter: Some(("service".into(), "VPN".into())),
+            group_by: Some("assignment_group".into()),
+            aggregation: Aggregation::Count,
+        };
+        let kept = store.series(&two_dimensions("happiness_rating")).await.expect("series");
+        assert_eq!(kept.iter().map(|p| p.count).sum::<u64>(), 2);
+        let needs_retired = store.series(&two_dimensions("resolution_hours")).await;
+        assert!(
+            matches!(needs_retired, Err(StoreError::RetiredRows { .. })),
+            "{needs_retired:?}"
+        );
+        let subject_rows = |metrics: &[&str]| SubjectQuery {
+            tenant: "acme".into(),
+            key: "ticket".into(),
+            metrics: metrics.iter().map(|m| m.to_string()).collect(),
+            from: 0,
+            to: 10 * DAY,
+            filter: None,
+            opening: None,
+        };
+        assert_eq!(
+            store
+                .subject_rows(&subject_rows(&["happiness_rating"]))
+                .await
+                .expect("rows")
+                .len(),
+            1
+        );
+        let needs_retired = store
+            .subject_rows(&subject_rows(&["happiness_rating", "resolution_hours"]))
+            .await;
+        assert!(
+            matches!(needs_retired, Err(StoreError::RetiredRows { .. })),
+            "{needs_retired:?}"
+        );
+        // Again, or with an earlier cutoff: nothing more goes, nothing comes back.
+        for cutoff in [3 * DAY, DAY] {
+            let again = store
+                .retire_before("acme", Some("resolution_hours"), cutoff)
+                .await
+                .expect("retention");
+            assert_eq!(again.dropped, 0);
+        }
+        let stats = store.stats().await.expect("stats");
+        let resolution = stats
+            .metrics
+            .iter()
+            .find(|m| m.metric == "resolution_hours")
+            .expect("listed");
+        assert_eq!(resolution.retired_before, Some(3 * DAY));
+        // A metric the tenant never stored retires nothing.
+        let none = store
+            .retire_before("acme", Some("dex_score"), 3 * DAY)
+            .await
+            .expect("retention");
+        assert_eq!(none.dropped, 0);
+    });
+}
+
+/// [`apply_retention`] gives each metric the days of its own rule, else
+/// its layer's, else the default, and leaves metrics no rule reaches.
+pub fn a_policy_retires_each_metric_by_its_rule<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let device = |id: &str, metric: &str, d: i64| Observation {
+            layer: Layer::Technical,
+            ..obs(id, metric, 50.0, d * DAY, &[("device", id)])
+        };
+        let ticket = |id: &str, metric: &str, d: i64| Observation {
+            layer: Layer::Operational,
+            ..obs(id, metric, 2.0, d * DAY, &[("ticket", id)])
+        };
+        let rows: Vec<Observation> = (0..10)
+            .flat_map(|d| {
+                let id = format!("d{d}");
+                [
+                    device(&id, "dex_score", d),
+                    device(&id, "boot_duration_seconds", d),
+                    ticket(&id, "resolution_hours", d),
+                    obs(&id, "happiness_rating", 9.0, d * DAY, &[("ticket", &id)]),
+                ]
+            })
+            .collect();
+        commit(store, &rows, None).await;
+        assert_eq!(
+            store.stored_metrics().await.expect("metrics"),
+            [
+                ("boot_duration_seconds", Layer::Technical),
+                ("dex_score", Layer::Technical),
+                ("happiness_rating", Layer::Experience),
+                ("resolution_hours", Layer::Operational),
+            ]
+            .map(|(metric, layer)| StoredMetric {
+                tenant: "acme".into(),
+                metric: metric.into(),
+                layer: Some(layer),
+            })
+        );
+        let policy = RetentionPolicy {
+            raw_days: None,
+            layers: LayerDays {
+                technical: Some(6),
+                operational: Some(3),
+                ..LayerDays::default()
+            },
+            metrics: BTreeMap::from([("dex_score".to_string(), 2)]),
+        };
+        // Now is day 10 plus an hour: 6 days keep days 4 to 10.
+        let now = 10 * DAY + 3_600_000;
+        let applied = apply_retention(store, &policy, now).await.expect("retention");
+        let by_metric: BTreeMap<&str, (u32, RetentionRule, u64)> = applied
+            .iter()
+            .map(|a| (a.metric.as_str(), (a.days, a.rule, a.dropped)))
+            .collect();
+        assert_eq!(
+            by_metric,
+            BTreeMap::from([
+                ("boot_duration_seconds", (6, RetentionRule::Layer, 4)),
+                ("dex_score", (2, RetentionRule::Metric, 8)),
+                ("resolution_hours", (3, RetentionRule::Layer, 7)),
+            ]),
+            "happiness_rating has no rule and keeps everything"
+        );
+        let left = |metric: &'static str| async move {
+            store
+                .observations("acme", metric, 0, 20 * DAY)
+                .await
+                .expect("rows")
+                .len()
+        };
+        assert_eq!(left("happiness_rating").await, 10);
+        assert_eq!(left("boot_duration_seconds").await, 6);
+        assert_eq!(left("dex_score").await, 2);
+        assert_eq!(left("resolution_hours").await, 3);
+        // The same policy at the same time drops nothing more.
+        let again = apply_retention(store, &policy, now).await.expect("retention");
+        assert!(again.iter().all(|a| a.dropped == 0), "{again:?}");
+        // Rollups stay: the retired days still count.
+        assert_eq!(cell(store, "dex_score", 1, None).await.count, 1);
+    });
+}
+
+/// Stats count the rows that count (replaced and retracted ones not),
+/// per tenant and metric, with the layer, the days raw rows cover, what
+/// retention took, the rollups and sizes.
+pub fn stats_say_what_is_kept_per_tenant_and_metric<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let empty = store.stats().await.expect("stats");
+        assert!(empty.metrics.is_empty());
+        let rating = |id: &str, v: f64, d: i64| obs(id, "happiness_rating", v, d * DAY, &[("service", "VPN")]);
+        commit(
+            store,
+            &[rating("a", 3.0, 1), rating("b", 9.0, 1), rating("c", 7.0, 4)],
+            None,
+        )
+        .await;
+        // A replace and a retraction: three rows stored, one counts no more.
+        commit(store, &[rating("a", 4.0, 1)], None).await;
+        retract(store, &[Retracted::new("b", "happiness_rating")], &[]).await;
+        let technical = Observation {
+            layer: Layer::Technical,
+            ..obs("d1", "dex_score", 61.0, 2 * DAY, &[("device", "LAPTOP-1")])
+        };
+        store
+            .commit(batch("beta", "nx", 1, &[technical], None))
+            .await
+            .expect("commit");
+
+        let stats = store.stats().await.expect("stats");
+        let keys: Vec<(&str, &str, Option<Layer>)> = stats
+            .metrics
+            .iter()
+            .map(|m| (m.tenant.as_str(), m.metric.as_str(), m.layer))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("acme", "happiness_rating", Some(Layer::Experience)),
+                ("beta", "dex_score", Some(Layer::Technical))
+            ]
+        );
+        let ratings = &stats.metrics[0];
+        assert_eq!((ratings.raw_rows, ratings.retired_rows), (2, 0));
+        assert_eq!((ratings.raw_from, ratings.raw_to), (Some(DAY), Some(4 * DAY)));
+        assert_eq!(ratings.retired_before, None);
+        assert!(ratings.raw_bytes > 0 && ratings.rollup_cells > 0 && ratings.rollup_bytes > 0);
+        assert!(stats.disk_bytes > 0);
+
+        store.retire_before("acme", None, 3 * DAY).await.expect("retention");
+        let stats = store.stats().await.expect("stats");
+        let ratings = &stats.metrics[0];
+        assert_eq!((ratings.raw_rows, ratings.retired_rows), (1, 1));
+        assert_eq!((ratings.raw_from, ratings.raw_to), (Some(4 * DAY), Some(4 * DAY)));
+        assert_eq!(ratings.retired_before, Some(3 * DAY));
+        assert_eq!(stats.metrics[1].raw_rows, 1, "another tenant is untouched");
     });
 }
 
@@ -434,7 +681,7 @@ pub fn a_query_that_needs_retired_rows_says_so<B: Backend>(backend: &B) {
             )
         };
         commit(store, &[row("a", 1), row("b", 5)], None).await;
-        store.retire_before("acme", 3 * DAY).await.expect("retention");
+        store.retire_before("acme", None, 3 * DAY).await.expect("retention");
         let series = store
             .series(&SeriesQuery {
                 tenant: "acme".into(),
@@ -873,7 +1120,7 @@ pub fn the_data_version_moves_with_every_write<B: Backend>(backend: &B) {
             v2, v1,
             "even a replay may move it (a cache recomputes once, and finds the same)"
         );
-        store.retire_before("acme", 3 * DAY).await.expect("retention");
+        store.retire_before("acme", None, 3 * DAY).await.expect("retention");
         assert_ne!(store.data_version(), v2, "retention moves it");
     });
 }
@@ -954,9 +1201,12 @@ fn rolled(o: &Observation) -> Vec<(String, String)> {
 /// A query shape: a filter and a group-by.
 type Shape = (Option<(&'static str, &'static str)>, Option<&'static str>);
 
+/// The metrics of the property test's observations.
+const PROP_METRICS: [&str; 2] = ["happiness_rating", "resolution_hours"];
+
 fn arb_observation() -> impl Strategy<Value = Observation> {
     (0u8..12, 0u8..2, 0i64..40, 0u8..11, 0u8..3, 0u8..3).prop_map(|(id, metric, hour, value, service, group)| {
-        let metric = ["happiness_rating", "resolution_hours"][metric as usize];
+        let metric = PROP_METRICS[metric as usize];
         let services = ["Email", "VPN", "Laptop"];
         let groups = ["Desk", "Network", "Field"];
         let mut dims = vec![("service".to_string(), services[service as usize].to_string())];
@@ -1004,7 +1254,8 @@ pub fn rollup_queries_equal_raw_queries<B: Backend>(backend: &B) {
         prop::collection::vec((0u8..12).prop_map(|id| format!("r{id}")), 0..2),
     );
     let batches = prop::collection::vec(batch, 1..6);
-    let retire = prop::option::of((0usize..6, 0i64..9));
+    // After which batch, up to which day, and of one metric or (None) all.
+    let retire = prop::option::of((0usize..6, 0i64..9, prop::option::of(0usize..2)));
     let reopen = prop::option::of(0usize..6);
     let mut runner = TestRunner::new(Config {
         cases: 48,
@@ -1022,7 +1273,7 @@ pub fn rollup_queries_equal_raw_queries<B: Backend>(backend: &B) {
 async fn agrees_with_raw_rows<B: Backend>(
     backend: &B,
     batches: Vec<PropBatch>,
-    retire: Option<(usize, i64)>,
+    retire: Option<(usize, i64, Option<usize>)>,
     reopen: Option<usize>,
 ) -> Result<(), TestCaseError> {
     let place = backend.create().await;
@@ -1030,15 +1281,20 @@ async fn agrees_with_raw_rows<B: Backend>(
     let mut model: HashMap<(String, String), Observation> = HashMap::new();
     // Whether each record's raw row is still there (retention drops them).
     let mut visible: HashMap<(String, String), bool> = HashMap::new();
-    let mut retired = false;
+    // The metrics retention reached.
+    let mut retired: Vec<&str> = Vec::new();
     for (i, (batch, retractions, whole)) in batches.iter().enumerate() {
-        if let Some((after, days)) = retire
+        if let Some((after, days, metric)) = retire
             && after == i
         {
-            store.retire_before("acme", days * DAY).await.expect("retention");
-            retired = true;
+            let metric = metric.map(|m| PROP_METRICS[m]);
+            store
+                .retire_before("acme", metric, days * DAY)
+                .await
+                .expect("retention");
+            retired = metric.map_or(PROP_METRICS.to_vec(), |m| vec![m]);
             for (key, o) in &model {
-                if o.at < days * DAY {
+                if o.at < days * DAY && retired.contains(&o.metric.as_str()) {
                     visible.insert(key.clone(), false);
                 }
             }
@@ -1099,7 +1355,8 @@ async fn agrees_with_raw_rows<B: Backend>(
         (Some(("assignment_group", "Desk")), Some("assignment_group")),
         (Some(("service", "Email")), Some("ticket")),
     ];
-    for metric in ["happiness_rating", "resolution_hours"] {
+    for metric in PROP_METRICS {
+        let retired = retired.contains(&metric);
         for bucket in [Bucket::Day, Bucket::Week, Bucket::Month, Bucket::Quarter] {
             for (filter, group_by) in shapes {
                 for aggregation in aggregations {
@@ -1148,7 +1405,7 @@ async fn agrees_with_raw_rows<B: Backend>(
         .collect();
     want.sort();
     let mut got: Vec<(i64, String, String, u64)> = Vec::new();
-    for metric in ["happiness_rating", "resolution_hours"] {
+    for metric in PROP_METRICS {
         let rows = store.observations("acme", metric, 0, 30 * DAY).await.expect("rows");
         got.extend(rows.into_iter().map(|s| {
             (

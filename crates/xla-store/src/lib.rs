@@ -25,20 +25,23 @@ pub mod conformance;
 mod error;
 mod model;
 mod query;
+mod retention;
 mod rollup;
 mod runs;
 mod subjects;
 mod tokens;
 
-pub use commit::{
-    CommitBatch, CommitSummary, RetentionSummary, Retracted, SourceGap, check_observation, check_record, merge_gaps,
-};
+pub use commit::{CommitBatch, CommitSummary, Retracted, SourceGap, check_observation, check_record, merge_gaps};
 pub use config::{Backend, StoreConfig};
 pub use error::StoreError;
 pub use model::{DAY_MS, Provenance, SUBJECT_DIMENSIONS, StoredObservation, UNROLLED_DIMENSIONS, day_of, is_rating};
 pub use query::{
     Aggregation, Breakdown, BreakdownQuery, BreakdownRow, Bucket, SeriesPoint, SeriesQuery, breakdown, bucket_start,
     evaluate, happiness, series,
+};
+pub use retention::{
+    AppliedRetention, LayerDays, MAX_RETENTION_DAYS, MetricStats, RetentionPolicy, RetentionRule, RetentionSummary,
+    StoreStats, StoredMetric, apply_retention,
 };
 pub use rollup::{Prepared, Rollup, Sketch};
 pub use runs::{RunOutcome, RunRecord};
@@ -196,9 +199,26 @@ pub trait Store: Send + Sync + 'static {
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
 
     /// Drops a tenant's raw observations of UTC days that ended by `cutoff`
-    /// (unix ms); rollups, cursors and runs stay. A cutoff never moves back.
+    /// (unix ms), of one metric or (`None`) of all; rollups, cursors and
+    /// runs stay. A cutoff never moves back. Reads that need raw rows of a
+    /// retired day fail with [`StoreError::RetiredRows`].
     ///
     /// # Errors
     /// [`StoreError::BadRequest`] for a cutoff in the future.
-    async fn retire_before(&self, tenant: &str, cutoff: i64) -> Result<RetentionSummary, StoreError>;
+    async fn retire_before(
+        &self,
+        tenant: &str,
+        metric: Option<&str>,
+        cutoff: i64,
+    ) -> Result<RetentionSummary, StoreError>;
+
+    /// Every metric of every tenant that has rows stored (raw or retired),
+    /// with its layer, ordered by tenant, then metric. Cheap: no row is
+    /// counted.
+    async fn stored_metrics(&self) -> Result<Vec<StoredMetric>, StoreError>;
+
+    /// What the store keeps per tenant and metric: rows, sizes, the days
+    /// raw rows cover and where retention cut them. Reads every block, so
+    /// it takes as long as a scan of the store.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
 }

@@ -12,6 +12,7 @@ mod report;
 mod serve;
 #[cfg(feature = "sim")]
 mod simulate;
+mod store;
 mod sync;
 mod token;
 
@@ -74,6 +75,9 @@ enum Command {
     /// Make, list and revoke the API's bearer tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// What the store keeps (`stats`), and retention of raw rows (`retire`).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Report every XLA for a period: value against target, trend, worst
     /// groups, the X/O/T view and the SLA-beside-XLA scorecard.
     Report(report::ReportArgs),
@@ -103,6 +107,7 @@ pub fn main() -> ExitCode {
             Command::Simulate(args) => simulate::run(&config, args).await,
             Command::Report(args) => report::run(&config, args).await,
             Command::Token(command) => token::run(&config, command).await,
+            Command::Store(command) => store::run(&config, command).await,
         }
     });
     match result {

@@ -62,7 +62,7 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
     let server = match listen {
         Some(addr) => {
             let control = scheduler.control();
-            Some(api::start(config, &runtime, store, Some(control), addr, shutdown.clone()).await?)
+            Some(api::start(config, &runtime, store.clone(), Some(control), addr, shutdown.clone()).await?)
         }
         None => None,
     };
@@ -88,6 +88,13 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
     }
     eprintln!("serving; Ctrl-C or SIGTERM stops");
 
+    let retention = config.store.retention.is_set().then(|| {
+        tokio::spawn(retire_periodically(
+            store.clone(),
+            config.store.retention.clone(),
+            shutdown.clone(),
+        ))
+    });
     let watcher = tokio::spawn(signals.watch(shutdown.clone(), args.shutdown_grace));
     scheduler
         .run(shutdown.clone(), |finished| println!("{}", line(finished)))
@@ -97,8 +104,50 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
         server.stopped(args.shutdown_grace).await;
     }
     watcher.abort();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often `serve` applies `[store.retention]`. Retention works in whole
+/// UTC days, so a few times a day keeps every metric within hours of its
+/// rule; a pass with nothing to drop costs a seek per metric.
+const RETENTION_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// Applies the retention policy at start and every [`RETENTION_EVERY`]
+/// until shutdown, printing what each pass dropped. A failed pass is
+/// reported and tried again at the next one; nothing it did is undone.
+async fn retire_periodically(
+    store: std::sync::Arc<dyn xla_store::Store>,
+    policy: xla_store::RetentionPolicy,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match xla_store::apply_retention(&*store, &policy, xla_types::now_ms()).await {
+            Ok(applied) => {
+                for a in applied.iter().filter(|a| a.dropped > 0) {
+                    eprintln!(
+                        "retention: {} {}: dropped {} raw rows older than {} days (rollups kept)",
+                        crate::untrusted::escape_capped(&a.tenant, 40),
+                        crate::untrusted::escape_capped(&a.metric, 60),
+                        a.dropped,
+                        a.days
+                    );
+                }
+            }
+            Err(error) => eprintln!(
+                "retention: {}; raw rows stay until the next pass in {}",
+                crate::untrusted::escape(&error.to_string()),
+                humantime::format_duration(RETENTION_EVERY)
+            ),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETENTION_EVERY) => {}
+        }
+    }
 }
 
 fn upstreams(grants: &[String]) -> String {
