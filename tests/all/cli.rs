@@ -698,20 +698,13 @@ fn import_refusals_name_the_problem_and_store_nothing() {
     assert!(!data.exists(), "no refusal opens, let alone writes, the data directory");
 }
 
-/// `store stats` shows rows per tenant, layer and metric with the
-/// retention the config gives each; `store retire --dry-run` drops nothing;
-/// `store retire` drops the raw rows past each metric's days and keeps the
-/// rollups, and running it again drops nothing more.
-#[test]
-fn store_stats_and_retire_follow_the_retention_config() {
+/// Stores, in a new store at `data`, ten days of one device's DEX score
+/// and one ticket's rating each day, the oldest 9 days ago.
+pub(crate) fn store_ten_days(data: &Path) {
     use xla_host::store::{CommitBatch, Provenance};
     use xla_host::types::{Layer, Observation};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
     let day = xla_host::store::DAY_MS;
     let now = xla_host::types::now_ms();
-    // Ten days of one device's DEX score and one ticket's rating each day,
-    // the oldest 9 days ago.
     let observations: Vec<Observation> = (0..10)
         .flat_map(|d| {
             let at = now - (9 - d) * day;
@@ -723,7 +716,7 @@ fn store_stats_and_retire_follow_the_retention_config() {
         })
         .collect();
     crate::support::block_on(async {
-        let store = crate::support::open_store(&data);
+        let store = crate::support::open_store(data);
         store
             .commit(CommitBatch {
                 tenant: "acme".into(),
@@ -741,6 +734,17 @@ fn store_stats_and_retire_follow_the_retention_config() {
             .await
             .expect("commit");
     });
+}
+
+/// `store stats` shows rows per tenant, layer and metric with the
+/// retention the config gives each; `store retire --dry-run` drops nothing;
+/// `store retire` drops the raw rows past each metric's days and keeps the
+/// rollups, and running it again drops nothing more.
+#[test]
+fn store_stats_and_retire_follow_the_retention_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    store_ten_days(&data);
     let host_config = dir.path().join("host.toml");
     std::fs::write(&host_config, "[store.retention]\nlayers = { technical = 3 }\n").expect("write config");
     let data_arg = data.display().to_string();

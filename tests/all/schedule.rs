@@ -463,6 +463,67 @@ async fn serve_syncs_on_schedule_and_stops_cleanly_on_sigterm() {
     assert_eq!(stored(&store).await, 130);
 }
 
+/// `serve` applies `[store.retention]` when it starts: the raw rows past a
+/// metric's days go, and it says so; rollups and other metrics stay.
+#[test]
+fn serve_applies_the_retention_policy_at_start() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    crate::cli::store_ten_days(&data);
+    let host_config = dir.path().join("host.toml");
+    std::fs::write(&host_config, "[store.retention]\nmetrics = { dex_score = 2 }\n").expect("write the host config");
+    let mut child = xla_host()
+        .arg("--host-config")
+        .arg(&host_config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let line = loop {
+        let line = received
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("serve reports what retention dropped");
+        if line.starts_with("retention:") {
+            break line;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    // Two days kept: today, yesterday and the day before stay (the day
+    // exactly two days ago is not over two days old yet); seven go.
+    assert_eq!(
+        line,
+        "retention: acme dex_score: dropped 7 raw rows older than 2 days (rollups kept)"
+    );
+    crate::support::block_on(async {
+        let store = crate::support::open_store(&data);
+        let rows = |metric: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .observations("acme", metric, i64::MIN, i64::MAX)
+                    .await
+                    .expect("rows")
+                    .len()
+            }
+        };
+        assert_eq!(rows("dex_score").await, 3);
+        assert_eq!(rows("happiness_rating").await, 10);
+    });
+}
+
 fn serve_fails(dir: &Path, text: &str) -> String {
     let host_config = dir.join("host.toml");
     std::fs::write(&host_config, text).expect("write the host config");
