@@ -44,7 +44,7 @@ use xla_store::{
 };
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The backend's name in errors.
 const BACKEND: &str = "sled";

@@ -19,11 +19,16 @@ pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), Store
     // keeps it in a table on disk with a record per block (`K`), both built
     // from the blocks the first time the index is used: a table left by
     // anything else must not be trusted.
-    match std::fs::remove_file(dir.join(super::index::TABLE_FILE)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(StoreError::backend(super::BACKEND, e)),
+    if found < 4 {
+        match std::fs::remove_file(dir.join(super::index::TABLE_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::backend(super::BACKEND, e)),
+        }
     }
+    // Format 5 may compress blocks (`block::frame`); the bare blocks of
+    // format 4 read as they are, so only the version changes: a build of
+    // format 4 refuses the store rather than misread a compressed block.
     db.insert(keys::FORMAT, &FORMAT_VERSION.to_be_bytes()).or_store()?;
     db.flush().or_store()?;
     Ok(())
@@ -39,9 +44,7 @@ fn written_sets(db: &sled::Db) -> Result<(), StoreError> {
         for entry in db.scan_prefix(keys::blocks_prefix(retired)) {
             let (key, value) = entry.or_store()?;
             let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
-            // A block starts with its source id (postcard: a varint).
-            let (source, _) = postcard::take_from_bytes::<u32>(&value)
-                .map_err(|e| StoreError::corrupt(format!("a stored block does not decode: {e}")))?;
+            let source = super::block::stored_source(&value)?;
             sets.entry((key.tenant, source)).or_default().insert(key.metric);
         }
     }

@@ -14,7 +14,7 @@
 //! `Mretired<tenant><metric>`; a metric's day is retired when either
 //! cutoff passed it.
 
-use super::block::{Block, RetiredRow, Row, stored_record_fingerprint};
+use super::block::{Block, RetiredRow, Row, frame, stored_record_fingerprint};
 use super::index::{BlockMeta, Loc};
 use super::keys::{self, BlockKey, DAY_MS};
 use super::{OrStore, Sled};
@@ -138,7 +138,7 @@ impl Sled {
                     provenance: block.provenance,
                     rows,
                 };
-                ops.insert(&retired.key(), block.encode()?);
+                ops.insert(&retired.key(), frame(block.encode()?));
                 let meta = BlockMeta {
                     key: retired,
                     present: live,

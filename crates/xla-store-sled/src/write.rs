@@ -4,7 +4,7 @@
 //! record replaces the old one and every rollup it touched follows.
 
 use super::block::{
-    Block, Fingerprint, RecordId, RetiredRow, Row, Value, record_fingerprint, stored_record_fingerprint,
+    Block, Fingerprint, RecordId, RetiredRow, Row, Value, frame, record_fingerprint, stored_record_fingerprint,
     subject_fingerprints,
 };
 use super::dict::Dictionary;
@@ -585,7 +585,7 @@ impl Work<'_> {
                     block: *id,
                     retired: false,
                 };
-                ops.insert(&key.key(), block.encode_rows());
+                ops.insert(&key.key(), frame(block.encode_rows()));
                 let rows = block.rows.len() as u32;
                 let meta = BlockMeta {
                     key,
@@ -647,7 +647,7 @@ impl Work<'_> {
                         *row = None;
                     }
                 }
-                Ok(block.encode_rows())
+                Ok(frame(block.encode_rows()))
             }
             OldBlock::Retired(block) => {
                 let mut block = block.clone();
@@ -659,7 +659,7 @@ impl Work<'_> {
                         *row = None;
                     }
                 }
-                block.encode()
+                block.encode().map(frame)
             }
         }
     }

@@ -60,6 +60,59 @@ fn a_store_open_elsewhere_is_refused_by_name() {
     assert!(error.to_string().contains(&path.display().to_string()), "{error}");
 }
 
+/// A format-4 store (blocks never compressed) opens as format 5 without
+/// losing its index table, and reads as before.
+#[test]
+fn a_format_4_store_is_upgraded_in_place() {
+    use xla_store::{CommitBatch, Provenance};
+    use xla_types::{Layer, Observation};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let batch = |range: std::ops::Range<i64>| CommitBatch {
+        tenant: "acme".into(),
+        source: "nx".into(),
+        provenance: Provenance {
+            connector: "nx".into(),
+            plugin: "nexthink".into(),
+            version: "0.1.0".into(),
+            sha256: "ab".repeat(32),
+            sync_run: 1,
+        },
+        observations: range
+            .map(|i| {
+                Observation::new(format!("d{i}"), "dex_score", Layer::Technical, 70.0, 86_400_000 + i)
+                    .dim("device", format!("LAPTOP-{i}"))
+            })
+            .collect(),
+        ..Default::default()
+    };
+    xla_store::conformance::block_on(async {
+        let store = SledStore::open(&path).expect("open");
+        store.commit(batch(0..500)).await.expect("commit");
+    });
+    {
+        let db = sled::open(&path).expect("sled");
+        db.insert(b"Mformat", &4u32.to_be_bytes()).expect("insert");
+        db.flush().expect("flush");
+    }
+    let table = path.join("index.xla");
+    assert!(table.exists(), "the closed store has its index table");
+    xla_store::conformance::block_on(async {
+        let store = SledStore::open(&path).expect("upgraded");
+        assert!(table.exists(), "an upgrade from format 4 keeps the table");
+        let rows = store
+            .observations("acme", "dex_score", 0, i64::MAX)
+            .await
+            .expect("rows");
+        assert_eq!(rows.len(), 500);
+        let replay = store.commit(batch(0..500)).await.expect("commit");
+        assert_eq!(replay.unchanged, 500);
+    });
+    let db = sled::open(&path).expect("sled");
+    let format = db.get(b"Mformat").expect("get").expect("format");
+    assert_eq!(format.as_ref(), &5u32.to_be_bytes());
+}
+
 /// A format-2 store (before sources' written metric sets) is upgraded on
 /// open: its gaps and whole-record retractions concern the metrics its
 /// sources stored before the upgrade.
