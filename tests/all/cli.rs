@@ -829,6 +829,14 @@ fn store_stats_and_retire_follow_the_retention_config() {
         "{table}"
     );
 
+    // A mistyped data directory is refused, not made into a new store.
+    let typo = dir.path().join("dta");
+    let typo_arg = typo.display().to_string();
+    let refused = xla_host(&["store", "stats", "--data-dir", &typo_arg], &[]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--data-dir"), "{}", stderr(&refused));
+    assert!(!typo.exists(), "nothing was created");
+
     // Without a policy, retire says what to set.
     let bare = xla_host(&["store", "retire", "--data-dir", &data_arg], &[]);
     assert!(!bare.status.success());

@@ -269,7 +269,9 @@ fn unframe(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
                 .and_then(|b| <[u8; 4]>::try_from(b).ok())
                 .map(u32::from_le_bytes)
                 .ok_or_else(|| StoreError::corrupt("a compressed block is cut short"))?;
-            if claimed as usize > FRAME_MAX {
+            // LZ4 expands at most 255-fold: a larger claim is damage, and
+            // is refused before the claimed bytes are allocated.
+            if claimed as usize > FRAME_MAX || claimed as usize > payload.len().saturating_mul(255) {
                 return Err(StoreError::corrupt(
                     "a compressed block claims more than a block can hold",
                 ));
@@ -456,6 +458,10 @@ mod tests {
         let mut huge = stored.clone();
         huge[2..6].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(error(&huge).contains("claims more"), "{}", error(&huge));
+        let mut inflated = stored.clone();
+        let beyond = (stored.len() * 255) as u32;
+        inflated[2..6].copy_from_slice(&beyond.to_le_bytes());
+        assert!(error(&inflated).contains("claims more"), "{}", error(&inflated));
         let mut unknown = stored;
         unknown[1] = 9;
         assert!(error(&unknown).contains("codec 9"), "{}", error(&unknown));

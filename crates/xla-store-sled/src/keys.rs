@@ -143,6 +143,14 @@ pub(crate) fn tenant_blocks(tenant: u32) -> [u8; 5] {
     key
 }
 
+/// The first key after every live block of a tenant.
+pub(crate) fn tenant_blocks_end(tenant: u32) -> Vec<u8> {
+    match tenant.checked_add(1) {
+        Some(next) => tenant_blocks(next).to_vec(),
+        None => vec![LIVE + 1],
+    }
+}
+
 /// The live blocks of a tenant's metric on days `[from_day, to_day)`.
 pub(crate) fn block_range(tenant: u32, metric: u32, from_day: i32, to_day: i32) -> (Vec<u8>, Vec<u8>) {
     let prefix = |day: i32| {

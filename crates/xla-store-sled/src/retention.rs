@@ -23,6 +23,15 @@ use xla_store::{RetentionSummary, StoreError};
 /// Blocks per atomic batch while retiring.
 const RETENTION_BLOCKS: usize = 256;
 
+/// One retention pass: a tenant's blocks (or one metric's) in
+/// `[start, end)` of days before `cutoff_day`.
+struct Pass {
+    tenant: u32,
+    cutoff_day: i32,
+    start: Vec<u8>,
+    end: Vec<u8>,
+}
+
 /// Where a cutoff is kept: a tenant's (every metric) or one metric's.
 fn retired_key(tenant: u32, metric: Option<u32>) -> Vec<u8> {
     let mut key = b"Mretired".to_vec();
@@ -52,34 +61,45 @@ impl Sled {
                 "the retention cutoff {cutoff} is in the future; give unix milliseconds before now"
             )));
         }
-        let mut inner = self.lock()?;
-        let result = self.retire_locked(&mut inner, tenant, metric, cutoff);
-        if result.is_err() {
-            inner.index = None;
+        let Some(pass) = self.plan_retirement(tenant, metric, cutoff)? else {
+            return Ok(RetentionSummary::default());
+        };
+        // The lock is taken per batch of blocks, not for the whole pass:
+        // syncs and reads go on while a large backlog retires.
+        let mut summary = RetentionSummary::default();
+        let mut resume = pass.start.clone();
+        loop {
+            let mut inner = self.lock()?;
+            let step = self.retire_batch(&mut inner, &pass, &resume);
+            if step.is_err() {
+                inner.index = None;
+            }
+            let (dropped, next) = step?;
+            summary.dropped += dropped;
+            match next {
+                Some(next) => resume = next,
+                None => break,
+            }
         }
-        result
+        self.db.flush().or_store()?;
+        Ok(summary)
     }
 
-    fn retire_locked(
-        &self,
-        inner: &mut super::Inner,
-        tenant: &str,
-        metric: Option<&str>,
-        cutoff: i64,
-    ) -> Result<RetentionSummary, StoreError> {
-        let (dict, index) = inner.parts(&self.db, &self.path)?;
-        let Some(tenant_id) = dict.id(tenant) else {
-            return Ok(RetentionSummary::default());
+    /// Records the cutoff (before any row goes, so a crash half-way never
+    /// leaves a day that looks complete but is not) and says which blocks
+    /// the pass reads; `None` when the tenant or metric has stored nothing.
+    fn plan_retirement(&self, tenant: &str, metric: Option<&str>, cutoff: i64) -> Result<Option<Pass>, StoreError> {
+        let inner = self.lock()?;
+        let Some(tenant_id) = inner.dict.id(tenant) else {
+            return Ok(None);
         };
         let metric_id = match metric {
             None => None,
-            Some(metric) => match dict.id(metric) {
+            Some(metric) => match inner.dict.id(metric) {
                 Some(id) => Some(id),
-                None => return Ok(RetentionSummary::default()),
+                None => return Ok(None),
             },
         };
-        // The cutoff is recorded before any row goes, so a crash half-way
-        // never leaves a day that looks complete but is not.
         let aligned = i64::from(keys::day_of(cutoff)) * DAY_MS;
         let stored = self.stored_cutoff(retired_key(tenant_id, metric_id))?;
         let cutoff = aligned.max(stored.unwrap_or(i64::MIN));
@@ -89,22 +109,48 @@ impl Sled {
                 .or_store()?;
             self.db.flush().or_store()?;
         }
-
-        let cutoff_day = keys::day_of(cutoff);
-        let scan = match metric_id {
-            Some(metric) => {
-                let (from, to) = keys::block_range(tenant_id, metric, i32::MIN, cutoff_day);
-                self.db.range(from..to)
-            }
-            None => self.db.scan_prefix(keys::tenant_blocks(tenant_id)),
+        // A metric's pass also finishes what a tenant-wide pass cut short.
+        let cutoff = match metric_id {
+            Some(metric) => cutoff.max(self.retired_cutoff(tenant_id, metric)?.unwrap_or(i64::MIN)),
+            None => cutoff,
         };
-        let mut summary = RetentionSummary::default();
-        let (mut ops, mut in_batch) = (sled::Batch::default(), 0);
-        for entry in scan {
-            let (key, value) = entry.or_store()?;
-            let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
-            if key.day >= cutoff_day {
+        let cutoff_day = keys::day_of(cutoff);
+        let (start, end) = match metric_id {
+            Some(metric) => keys::block_range(tenant_id, metric, i32::MIN, cutoff_day),
+            None => (
+                keys::tenant_blocks(tenant_id).to_vec(),
+                keys::tenant_blocks_end(tenant_id),
+            ),
+        };
+        Ok(Some(Pass {
+            tenant: tenant_id,
+            cutoff_day,
+            start,
+            end,
+        }))
+    }
+
+    /// Retires up to [`RETENTION_BLOCKS`] blocks of `pass` from `resume` on,
+    /// in one atomic batch: the raw rows dropped, and where the next batch
+    /// starts (`None`: the pass is done).
+    fn retire_batch(
+        &self,
+        inner: &mut super::Inner,
+        pass: &Pass,
+        resume: &[u8],
+    ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
+        let (_, index) = inner.parts(&self.db, &self.path)?;
+        let mut ops = sled::Batch::default();
+        let (mut dropped, mut in_batch) = (0u64, 0);
+        for entry in self.db.range(resume..pass.end.as_slice()) {
+            let (raw_key, value) = entry.or_store()?;
+            let key = BlockKey::parse(&raw_key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
+            if key.day >= pass.cutoff_day {
                 continue;
+            }
+            if in_batch == RETENTION_BLOCKS {
+                self.db.apply_batch(ops).or_store()?;
+                return Ok((dropped, Some(raw_key.to_vec())));
             }
             let block: Block<Row> = Block::decode(&value)?;
             let mut rows = Vec::with_capacity(block.rows.len());
@@ -114,7 +160,7 @@ impl Sled {
                     slot: slot as u32,
                 };
                 let kept = row.as_ref().and_then(|row| {
-                    let fingerprint = stored_record_fingerprint(tenant_id, block.source, key.metric, &row.id);
+                    let fingerprint = stored_record_fingerprint(pass.tenant, block.source, key.metric, &row.id);
                     if !index.is_live(fingerprint, loc) {
                         return None;
                     }
@@ -146,16 +192,11 @@ impl Sled {
                 };
                 ops.insert(&keys::block_meta(key.block), &meta.encode());
             }
-            summary.dropped += u64::from(live);
+            dropped += u64::from(live);
             in_batch += 1;
-            if in_batch == RETENTION_BLOCKS {
-                self.db.apply_batch(std::mem::take(&mut ops)).or_store()?;
-                in_batch = 0;
-            }
         }
         self.db.apply_batch(ops).or_store()?;
-        self.db.flush().or_store()?;
-        Ok(summary)
+        Ok((dropped, None))
     }
 
     /// Whether rows of a tenant's metric on `day` may have been dropped by

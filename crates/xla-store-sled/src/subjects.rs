@@ -83,7 +83,14 @@ impl Sled {
         }
         let from_day = keys::day_of(query.from);
         let to_day = keys::day_of(query.to - 1) + 1;
-        let metrics: Vec<u32> = query.metrics.iter().filter_map(|m| inner.dict.id(m)).collect();
+        // The opening metric is read too: without its rows an answer given
+        // before its ticket opened would join.
+        let metrics: Vec<u32> = query
+            .metrics
+            .iter()
+            .chain(&query.opening)
+            .filter_map(|m| inner.dict.id(m))
+            .collect();
         if self.any_retired(tenant, &metrics, from_day)? {
             return Err(StoreError::RetiredRows {
                 what: "per-subject rows".into(),

@@ -91,7 +91,20 @@ fn a_format_4_store_is_upgraded_in_place() {
         store.commit(batch(0..500)).await.expect("commit");
     });
     {
+        // What a format-4 store holds: every block bare (postcard), never
+        // compressed. Compressed ones start with 0 and a codec byte 1, then
+        // LZ4 with the raw length first.
         let db = sled::open(&path).expect("sled");
+        let mut bare = 0;
+        for entry in db.scan_prefix(b"B") {
+            let (key, value) = entry.expect("entry");
+            if let [0, 1, payload @ ..] = value.as_ref() {
+                let raw = lz4_flex::decompress_size_prepended(payload).expect("decompresses");
+                db.insert(key, raw).expect("insert");
+                bare += 1;
+            }
+        }
+        assert!(bare > 0, "the 500 rows' block was compressed, and is now bare");
         db.insert(b"Mformat", &4u32.to_be_bytes()).expect("insert");
         db.flush().expect("flush");
     }
@@ -107,10 +120,72 @@ fn a_format_4_store_is_upgraded_in_place() {
         assert_eq!(rows.len(), 500);
         let replay = store.commit(batch(0..500)).await.expect("commit");
         assert_eq!(replay.unchanged, 500);
+        // Retention and the stats read the bare blocks too.
+        let stats = store.stats().await.expect("stats");
+        assert_eq!(stats.metrics[0].raw_rows, 500);
+        let retired = store
+            .retire_before("acme", Some("dex_score"), 3 * 86_400_000)
+            .await
+            .expect("retention");
+        assert_eq!(retired.dropped, 500);
     });
     let db = sled::open(&path).expect("sled");
     let format = db.get(b"Mformat").expect("get").expect("format");
     assert_eq!(format.as_ref(), &5u32.to_be_bytes());
+}
+
+/// Retention goes through a large backlog in batches, each taking the
+/// store's lock on its own, and drops every row before the cutoff.
+#[test]
+fn retention_of_many_blocks_goes_batch_by_batch() {
+    use xla_store::{CommitBatch, Provenance, Store};
+    use xla_types::{Layer, Observation};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let day = 86_400_000;
+    xla_store::conformance::block_on(async {
+        let store = SledStore::open(&dir.path().join("db")).expect("open");
+        store.set_durable(false);
+        // 700 commits of two devices each: 700 blocks on days 0 to 6.
+        for i in 0..700i64 {
+            let observations = (0..2)
+                .map(|d| {
+                    Observation::new(
+                        format!("d{i}-{d}"),
+                        "dex_score",
+                        Layer::Technical,
+                        70.0,
+                        (i % 7) * day + i,
+                    )
+                    .dim("device", format!("LAPTOP-{d}"))
+                })
+                .collect();
+            let batch = CommitBatch {
+                tenant: "acme".into(),
+                source: "nx".into(),
+                provenance: Provenance {
+                    connector: "nx".into(),
+                    plugin: "nexthink".into(),
+                    version: "0.1.0".into(),
+                    sha256: "ab".repeat(32),
+                    sync_run: 1,
+                },
+                observations,
+                ..Default::default()
+            };
+            store.commit(batch).await.expect("commit");
+        }
+        // Days 0 to 4 go: 500 commits of two rows.
+        let retired = store.retire_before("acme", None, 5 * day).await.expect("retention");
+        assert_eq!(retired.dropped, 1000);
+        let left = store
+            .observations("acme", "dex_score", 0, i64::MAX)
+            .await
+            .expect("rows");
+        assert_eq!(left.len(), 400);
+        assert!(left.iter().all(|r| r.observation.at >= 5 * day));
+        let stats = store.stats().await.expect("stats");
+        assert_eq!((stats.metrics[0].raw_rows, stats.metrics[0].retired_rows), (400, 1000));
+    });
 }
 
 /// A format-2 store (before sources' written metric sets) is upgraded on

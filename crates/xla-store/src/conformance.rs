@@ -457,6 +457,17 @@ pub fn retention_of_one_metric_leaves_the_others<B: Backend>(backend: &B) {
             matches!(needs_retired, Err(StoreError::RetiredRows { .. })),
             "{needs_retired:?}"
         );
+        // The opening metric dates tickets for the join: without its rows
+        // an answer could join a ticket opened after it, so reads say so.
+        let with_opening = SubjectQuery {
+            opening: Some("resolution_hours".into()),
+            ..subject_rows(&["happiness_rating"])
+        };
+        let needs_retired = store.subject_rows(&with_opening).await;
+        assert!(
+            matches!(needs_retired, Err(StoreError::RetiredRows { .. })),
+            "{needs_retired:?}"
+        );
         // Again, or with an earlier cutoff: nothing more goes, nothing comes back.
         for cutoff in [3 * DAY, DAY] {
             let again = store

@@ -124,6 +124,17 @@ async fn retire_periodically(
     policy: xla_store::RetentionPolicy,
     shutdown: CancellationToken,
 ) {
+    // Warned only once the store holds data: a new store names no metric yet.
+    if let Ok(stored) = store.stored_metrics().await
+        && !stored.is_empty()
+    {
+        for rule in super::store::unmatched_rules(&policy, &stored) {
+            eprintln!(
+                "retention: warning: [store.retention] metrics.{} names no stored metric; check its spelling",
+                crate::untrusted::escape_capped(&rule, 60)
+            );
+        }
+    }
     loop {
         match xla_store::apply_retention(&*store, &policy, xla_types::now_ms()).await {
             Ok(applied) => {

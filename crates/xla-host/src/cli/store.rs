@@ -8,9 +8,10 @@ use anyhow::{Result, bail};
 use chrono::DateTime;
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use xla_store::{AppliedRetention, MetricStats, RetentionPolicy, RetentionRule, apply_retention};
+use std::sync::Arc;
+use xla_store::{AppliedRetention, MetricStats, RetentionPolicy, RetentionRule, Store, apply_retention};
 use xla_types::{Layer, now_ms};
 
 /// `xla-host store ...`.
@@ -24,7 +25,8 @@ pub enum StoreCommand {
 It reads every block of the store: on a large store it takes as long as a scan.")]
     Stats(StatsArgs),
     /// Drop the raw rows `[store.retention]` no longer keeps (rollups stay,
-    /// so reports of those days are unchanged). `serve` does this daily.
+    /// so reports of those days are unchanged). `serve` does this at start
+    /// and every 6 hours.
     #[command(after_help = "Example: xla-host --host-config xla.toml store retire --dry-run
 
 With [store.retention] raw_days = 730, layers = { technical = 90 }: device telemetry keeps 90 days of \
@@ -84,8 +86,24 @@ struct MetricView {
     retention_rule: Option<RetentionRule>,
 }
 
+/// Opens the store these commands inspect, refusing a directory that holds
+/// none: a mistyped `--data-dir` must not leave a new, empty store behind.
+fn open_existing(config: &HostConfig, data_dir: Option<&Path>) -> Result<Arc<dyn Store>> {
+    if config.store.backend == xla_store::Backend::Sled {
+        let dir = data_dir.map_or_else(|| config.data_dir(), Path::to_path_buf);
+        let empty = std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_none());
+        if empty {
+            bail!(
+                "no store in {}: give the data directory with --data-dir (or XLA_HOST_DATA, or [store] dir)",
+                dir.display()
+            );
+        }
+    }
+    open_store(config, data_dir)
+}
+
 async fn stats(config: &HostConfig, args: StatsArgs) -> Result<ExitCode> {
-    let store = open_store(config, args.store.data_dir.as_deref())?;
+    let store = open_existing(config, args.store.data_dir.as_deref())?;
     let stats = store.stats().await?;
     let policy = &config.store.retention;
     let mut metrics: Vec<MetricView> = stats
@@ -254,15 +272,33 @@ async fn retire(config: &HostConfig, args: RetireArgs) -> Result<ExitCode> {
              (e.g. `layers = {{ technical = 90 }}`); raw rows are kept forever until then"
         );
     }
-    let store = open_store(config, args.store.data_dir.as_deref())?;
+    let store = open_existing(config, args.store.data_dir.as_deref())?;
     let now = now_ms();
+    let stored = store.stored_metrics().await?;
+    for rule in unmatched_rules(policy, &stored) {
+        eprintln!(
+            "warning: [store.retention] metrics.{} names no stored metric; check its spelling",
+            escape_capped(&rule, 60)
+        );
+    }
     let applied = if args.dry_run {
-        planned(&store.stored_metrics().await?, policy, now)
+        planned(&stored, policy, now)
     } else {
         apply_retention(&*store, policy, now).await?
     };
     if args.json {
-        let out = serde_json::json!({ "dry_run": args.dry_run, "metrics": applied });
+        let metrics: Vec<serde_json::Value> = applied
+            .iter()
+            .map(|a| {
+                let mut value = serde_json::to_value(a).unwrap_or_default();
+                // A dry run dropped nothing and counted nothing: no count.
+                if let (true, Some(object)) = (args.dry_run, value.as_object_mut()) {
+                    object.remove("dropped");
+                }
+                value
+            })
+            .collect();
+        let out = serde_json::json!({ "dry_run": args.dry_run, "metrics": metrics });
         println!("{}", json_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -289,6 +325,17 @@ async fn retire(config: &HostConfig, args: RetireArgs) -> Result<ExitCode> {
         eprintln!("{dropped} raw rows dropped; rollups are unchanged");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `metrics.<name>` rules that name no metric the store holds (a typo
+/// keeps raw rows forever without a word otherwise).
+pub(crate) fn unmatched_rules(policy: &RetentionPolicy, stored: &[xla_store::StoredMetric]) -> Vec<String> {
+    policy
+        .metrics
+        .keys()
+        .filter(|rule| !stored.iter().any(|m| &m.metric == *rule))
+        .cloned()
+        .collect()
 }
 
 /// What [`apply_retention`] would do, without doing it.
