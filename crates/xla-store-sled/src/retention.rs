@@ -20,8 +20,11 @@ use super::keys::{self, BlockKey, DAY_MS};
 use super::{OrStore, Sled};
 use xla_store::{RetentionSummary, StoreError};
 
-/// Blocks per atomic batch while retiring.
+/// Blocks per atomic batch while retiring (the store's lock is held for one).
 const RETENTION_BLOCKS: usize = 256;
+/// Batches per `retire_before` call: a call's work is bounded, so a caller
+/// stopping (a shutdown) waits for at most this much.
+const RETENTION_BATCHES_PER_CALL: usize = 4;
 
 /// One retention pass: a tenant's blocks (or one metric's) in
 /// `[start, end)` of days before `cutoff_day`.
@@ -68,7 +71,7 @@ impl Sled {
         // syncs and reads go on while a large backlog retires.
         let mut summary = RetentionSummary::default();
         let mut resume = pass.start.clone();
-        loop {
+        for batch in 1..=RETENTION_BATCHES_PER_CALL {
             let mut inner = self.lock()?;
             let step = self.retire_batch(&mut inner, &pass, &resume);
             if step.is_err() {
@@ -80,6 +83,9 @@ impl Sled {
                 Some(next) => resume = next,
                 None => break,
             }
+            // The blocks retired so far are gone from the pass's range: the
+            // next call starts where this one stopped.
+            summary.more = batch == RETENTION_BATCHES_PER_CALL;
         }
         self.db.flush().or_store()?;
         Ok(summary)

@@ -135,7 +135,8 @@ fn a_format_4_store_is_upgraded_in_place() {
 }
 
 /// Retention goes through a large backlog in batches, each taking the
-/// store's lock on its own, and drops every row before the cutoff.
+/// store's lock on its own, and a call does a bounded share of it: it says
+/// there is more, and the next call goes on where it stopped.
 #[test]
 fn retention_of_many_blocks_goes_batch_by_batch() {
     use xla_store::{CommitBatch, Provenance, Store};
@@ -145,8 +146,8 @@ fn retention_of_many_blocks_goes_batch_by_batch() {
     xla_store::conformance::block_on(async {
         let store = SledStore::open(&dir.path().join("db")).expect("open");
         store.set_durable(false);
-        // 700 commits of two devices each: 700 blocks on days 0 to 6.
-        for i in 0..700i64 {
+        // 1,400 commits of two devices each: 1,400 blocks, 200 a day on days 0 to 6.
+        for i in 0..1_400i64 {
             let observations = (0..2)
                 .map(|d| {
                     Observation::new(
@@ -174,17 +175,33 @@ fn retention_of_many_blocks_goes_batch_by_batch() {
             };
             store.commit(batch).await.expect("commit");
         }
-        // Days 0 to 4 go: 500 commits of two rows.
-        let retired = store.retire_before("acme", None, 5 * day).await.expect("retention");
-        assert_eq!(retired.dropped, 1000);
+        // Days 0 to 5 go: 1,200 blocks, more than one call's 1,024.
+        let first = store.retire_before("acme", None, 6 * day).await.expect("retention");
+        assert_eq!((first.dropped, first.more), (2_048, true));
+        let second = store.retire_before("acme", None, 6 * day).await.expect("retention");
+        assert_eq!((second.dropped, second.more), (352, false));
         let left = store
             .observations("acme", "dex_score", 0, i64::MAX)
             .await
             .expect("rows");
         assert_eq!(left.len(), 400);
-        assert!(left.iter().all(|r| r.observation.at >= 5 * day));
+        assert!(left.iter().all(|r| r.observation.at >= 6 * day));
         let stats = store.stats().await.expect("stats");
-        assert_eq!((stats.metrics[0].raw_rows, stats.metrics[0].retired_rows), (400, 1000));
+        assert_eq!((stats.metrics[0].raw_rows, stats.metrics[0].retired_rows), (400, 2_400));
+        // A policy goes call by call to the end, and stops when asked to.
+        let policy = xla_store::RetentionPolicy {
+            raw_days: Some(1),
+            ..Default::default()
+        };
+        let now = 8 * day;
+        let stopped = xla_store::apply_retention(&store, &policy, now, &|| true)
+            .await
+            .expect("retention");
+        assert!(stopped.is_empty(), "asked to stop before the first metric: {stopped:?}");
+        let applied = xla_store::apply_retention(&store, &policy, now, &|| false)
+            .await
+            .expect("retention");
+        assert_eq!(applied[0].dropped, 400);
     });
 }
 

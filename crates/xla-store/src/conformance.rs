@@ -543,7 +543,9 @@ pub fn a_policy_retires_each_metric_by_its_rule<B: Backend>(backend: &B) {
         };
         // Now is day 10 plus an hour: 6 days keep days 4 to 10.
         let now = 10 * DAY + 3_600_000;
-        let applied = apply_retention(store, &policy, now).await.expect("retention");
+        let applied = apply_retention(store, &policy, now, &|| false)
+            .await
+            .expect("retention");
         let by_metric: BTreeMap<&str, (u32, RetentionRule, u64)> = applied
             .iter()
             .map(|a| (a.metric.as_str(), (a.days, a.rule, a.dropped)))
@@ -569,7 +571,9 @@ pub fn a_policy_retires_each_metric_by_its_rule<B: Backend>(backend: &B) {
         assert_eq!(left("dex_score").await, 2);
         assert_eq!(left("resolution_hours").await, 3);
         // The same policy at the same time drops nothing more.
-        let again = apply_retention(store, &policy, now).await.expect("retention");
+        let again = apply_retention(store, &policy, now, &|| false)
+            .await
+            .expect("retention");
         assert!(again.iter().all(|a| a.dropped == 0), "{again:?}");
         // Rollups stay: the retired days still count.
         assert_eq!(cell(store, "dex_score", 1, None).await.count, 1);

@@ -201,7 +201,9 @@ pub trait Store: Send + Sync + 'static {
     /// Drops a tenant's raw observations of UTC days that ended by `cutoff`
     /// (unix ms), of one metric or (`None`) of all; rollups, cursors and
     /// runs stay. A cutoff never moves back. Reads that need raw rows of a
-    /// retired day fail with [`StoreError::RetiredRows`].
+    /// retired day fail with [`StoreError::RetiredRows`]. A call does a
+    /// bounded share of the work (on sled, 1,024 blocks) and says
+    /// [`RetentionSummary::more`] when it stopped early: call again to go on.
     ///
     /// # Errors
     /// [`StoreError::BadRequest`] for a cutoff in the future.

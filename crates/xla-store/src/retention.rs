@@ -120,11 +120,15 @@ impl RetentionPolicy {
     }
 }
 
-/// What retention did.
+/// What one [`Store::retire_before`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionSummary {
     /// Raw observations dropped.
     pub dropped: u64,
+    /// The call stopped after its share of work with more to drop: call
+    /// again with the same arguments to go on.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// A metric a tenant has stored, with its layer.
@@ -202,12 +206,17 @@ pub struct AppliedRetention {
 /// each metric a rule reaches loses the raw rows of days older than the
 /// rule's days. Rollups stay. Running it again drops nothing more.
 ///
+/// `stop` is asked between bounded calls to the store: when it says so
+/// (a shutdown), the work done so far is kept and returned, and the next
+/// run goes on from there.
+///
 /// # Errors
 /// The first [`StoreError`] of the store; metrics done before it stay done.
 pub async fn apply_retention(
     store: &dyn Store,
     policy: &RetentionPolicy,
     now: i64,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<AppliedRetention>, StoreError> {
     let mut applied = Vec::new();
     if !policy.is_set() {
@@ -217,17 +226,27 @@ pub async fn apply_retention(
         let Some((days, rule)) = policy.days_for(&stored.metric, stored.layer) else {
             continue;
         };
+        if stop() {
+            break;
+        }
         let cutoff = now.saturating_sub(i64::from(days) * DAY_MS);
-        let summary = store
-            .retire_before(&stored.tenant, Some(&stored.metric), cutoff)
-            .await?;
+        let mut dropped = 0;
+        loop {
+            let summary = store
+                .retire_before(&stored.tenant, Some(&stored.metric), cutoff)
+                .await?;
+            dropped += summary.dropped;
+            if !summary.more || stop() {
+                break;
+            }
+        }
         applied.push(AppliedRetention {
             tenant: stored.tenant,
             metric: stored.metric,
             days,
             rule,
             cutoff,
-            dropped: summary.dropped,
+            dropped,
         });
     }
     Ok(applied)

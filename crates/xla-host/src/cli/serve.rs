@@ -136,7 +136,8 @@ async fn retire_periodically(
         }
     }
     loop {
-        match xla_store::apply_retention(&*store, &policy, xla_types::now_ms()).await {
+        let stop = || shutdown.is_cancelled();
+        match xla_store::apply_retention(&*store, &policy, xla_types::now_ms(), &stop).await {
             Ok(applied) => {
                 for a in applied.iter().filter(|a| a.dropped > 0) {
                     eprintln!(

@@ -284,7 +284,7 @@ async fn retire(config: &HostConfig, args: RetireArgs) -> Result<ExitCode> {
     let applied = if args.dry_run {
         planned(&stored, policy, now)
     } else {
-        apply_retention(&*store, policy, now).await?
+        apply_retention(&*store, policy, now, &|| false).await?
     };
     if args.json {
         let metrics: Vec<serde_json::Value> = applied
