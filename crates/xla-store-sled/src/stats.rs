@@ -54,9 +54,8 @@ impl Sled {
         let mut found = Vec::new();
         let mut start = prefix.to_vec();
         'metrics: loop {
-            let mut blocks = self.db.range(start.as_slice()..);
             let mut this: Option<(MetricKey, Option<Layer>)> = None;
-            for entry in blocks.by_ref() {
+            for entry in self.db.range(start.as_slice()..) {
                 let (key, value) = entry.or_store()?;
                 if !key.starts_with(&prefix) {
                     break;

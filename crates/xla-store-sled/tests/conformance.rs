@@ -60,31 +60,35 @@ fn a_store_open_elsewhere_is_refused_by_name() {
     assert!(error.to_string().contains(&path.display().to_string()), "{error}");
 }
 
-/// A format-4 store (blocks never compressed) opens as format 5 without
-/// losing its index table, and reads as before.
-#[test]
-fn a_format_4_store_is_upgraded_in_place() {
-    use xla_store::{CommitBatch, Provenance};
+/// A Nexthink-like batch of acme's: a DEX score of 70 per (record id,
+/// device, time).
+fn dex_scores(devices: impl Iterator<Item = (String, String, i64)>) -> xla_store::CommitBatch {
     use xla_types::{Layer, Observation};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("db");
-    let batch = |range: std::ops::Range<i64>| CommitBatch {
+    xla_store::CommitBatch {
         tenant: "acme".into(),
         source: "nx".into(),
-        provenance: Provenance {
+        provenance: xla_store::Provenance {
             connector: "nx".into(),
             plugin: "nexthink".into(),
             version: "0.1.0".into(),
             sha256: "ab".repeat(32),
             sync_run: 1,
         },
-        observations: range
-            .map(|i| {
-                Observation::new(format!("d{i}"), "dex_score", Layer::Technical, 70.0, 86_400_000 + i)
-                    .dim("device", format!("LAPTOP-{i}"))
-            })
+        observations: devices
+            .map(|(id, device, at)| Observation::new(id, "dex_score", Layer::Technical, 70.0, at).dim("device", device))
             .collect(),
         ..Default::default()
+    }
+}
+
+/// A format-4 store (blocks never compressed) opens as format 5 without
+/// losing its index table, and reads as before.
+#[test]
+fn a_format_4_store_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let batch = |range: std::ops::Range<i64>| {
+        dex_scores(range.map(|i| (format!("d{i}"), format!("LAPTOP-{i}"), 86_400_000 + i)))
     };
     xla_store::conformance::block_on(async {
         let store = SledStore::open(&path).expect("open");
@@ -139,8 +143,6 @@ fn a_format_4_store_is_upgraded_in_place() {
 /// there is more, and the next call goes on where it stopped.
 #[test]
 fn retention_of_many_blocks_goes_batch_by_batch() {
-    use xla_store::{CommitBatch, Provenance, Store};
-    use xla_types::{Layer, Observation};
     let dir = tempfile::tempdir().expect("tempdir");
     let day = 86_400_000;
     xla_store::conformance::block_on(async {
@@ -148,32 +150,8 @@ fn retention_of_many_blocks_goes_batch_by_batch() {
         store.set_durable(false);
         // 1,400 commits of two devices each: 1,400 blocks, 200 a day on days 0 to 6.
         for i in 0..1_400i64 {
-            let observations = (0..2)
-                .map(|d| {
-                    Observation::new(
-                        format!("d{i}-{d}"),
-                        "dex_score",
-                        Layer::Technical,
-                        70.0,
-                        (i % 7) * day + i,
-                    )
-                    .dim("device", format!("LAPTOP-{d}"))
-                })
-                .collect();
-            let batch = CommitBatch {
-                tenant: "acme".into(),
-                source: "nx".into(),
-                provenance: Provenance {
-                    connector: "nx".into(),
-                    plugin: "nexthink".into(),
-                    version: "0.1.0".into(),
-                    sha256: "ab".repeat(32),
-                    sync_run: 1,
-                },
-                observations,
-                ..Default::default()
-            };
-            store.commit(batch).await.expect("commit");
+            let devices = (0..2).map(|d| (format!("d{i}-{d}"), format!("LAPTOP-{d}"), (i % 7) * day + i));
+            store.commit(dex_scores(devices)).await.expect("commit");
         }
         // Days 0 to 5 go: 1,200 blocks, more than one call's 1,024.
         let first = store.retire_before("acme", None, 6 * day).await.expect("retention");
