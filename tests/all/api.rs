@@ -555,6 +555,39 @@ async fn routes_answer_their_data() {
     assert_eq!(csv, "bucket_start,group,value,count\n2026-03-01T00:00:00Z,VPN,6.5,6\n");
 }
 
+/// A ticket lists its observations and says which of its tenant's metrics
+/// retention cut, so a view never lacks values silently.
+#[tokio::test]
+async fn a_ticket_says_which_metrics_retention_cut() {
+    let api = serve().await;
+    let ticket = api.json(&api.acme, "/v1/tenants/acme/tickets/INCacme0").await;
+    assert_eq!(ticket["retired"], serde_json::json!([]), "{ticket}");
+    api.store
+        .retire_before("acme", Some("resolution_hours"), MARCH + 3 * DAY)
+        .await
+        .expect("retention");
+    let ticket = api.json(&api.acme, "/v1/tenants/acme/tickets/INCacme0").await;
+    let metrics: Vec<&str> = ticket["observations"]
+        .as_array()
+        .expect("observations")
+        .iter()
+        .filter_map(|o| o["observation"]["metric"].as_str())
+        .collect();
+    assert_eq!(metrics, ["happiness_rating"], "its resolution was retired: {ticket}");
+    let cut = xla_host::store::day_of(MARCH + 3 * DAY) as i64 * DAY;
+    assert_eq!(
+        ticket["retired"],
+        serde_json::json!([{ "metric": "resolution_hours", "before": cut }]),
+        "{ticket}"
+    );
+    let other = api.json(&api.globex, "/v1/tenants/globex/tickets/INCglobex0").await;
+    assert_eq!(
+        other["retired"],
+        serde_json::json!([]),
+        "another tenant's retention is its own"
+    );
+}
+
 #[tokio::test]
 async fn bad_requests_get_precise_problem_documents() {
     let api = serve().await;

@@ -22,6 +22,7 @@ mod ops;
 mod paging;
 pub mod results;
 mod routes;
+pub use routes::data::{RetiredMetric, retired_metrics};
 pub use routes::tenants::{InstanceStatus, SyncState, instance_status};
 mod state;
 

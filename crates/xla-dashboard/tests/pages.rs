@@ -314,6 +314,53 @@ async fn source_controlled_text_is_escaped_and_pages_carry_a_strict_policy() {
 }
 
 #[tokio::test]
+async fn a_ticket_page_says_which_metrics_retention_cut() {
+    let f = fixture().await;
+    let cookie = sign_in(&f.app, &f.acme).await;
+    let ticket = "/dashboard/tenants/acme/tickets/INC0000001";
+    let before = page(&f.app, ticket, Some(&cookie)).await;
+    assert!(!before.body.contains("id=\"retired\""), "{}", before.body);
+    // The ticket's SLA, ten days before its rating, then retention of SLAs.
+    let day = 86_400_000;
+    let mut sla = Observation::new(
+        "sla-1",
+        "sla_breached",
+        Layer::Operational,
+        0.0,
+        1_790_000_000_000 - 10 * day,
+    );
+    sla.dimensions = vec![("ticket".into(), "INC0000001".into())];
+    f.store
+        .commit(CommitBatch {
+            tenant: "acme".into(),
+            source: "servicenow".into(),
+            provenance: Provenance {
+                connector: "servicenow".into(),
+                plugin: "servicenow".into(),
+                version: "0.2.0".into(),
+                sha256: "cd".repeat(32),
+                sync_run: 1,
+            },
+            observations: vec![sla],
+            ..Default::default()
+        })
+        .await
+        .expect("a commit");
+    f.store
+        .retire_before("acme", Some("sla_breached"), 1_790_000_000_000 - day)
+        .await
+        .expect("retention");
+    let after = page(&f.app, ticket, Some(&cookie)).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert!(
+        after.body.contains("id=\"retired\"") && after.body.contains("<code>sla_breached</code>"),
+        "{}",
+        after.body
+    );
+    assert!(!after.body.contains("data-metric=\"sla_breached\""), "its row is gone");
+}
+
+#[tokio::test]
 async fn assets_are_embedded_and_revalidated() {
     let f = fixture().await;
     for name in [

@@ -35,11 +35,12 @@ impl Sled {
         };
         let mut metrics = layers
             .into_iter()
-            .map(|((tenant, metric), layer)| {
+            .map(|((tenant_id, metric_id), layer)| {
                 Ok(StoredMetric {
-                    tenant: name(tenant)?,
-                    metric: name(metric)?,
+                    tenant: name(tenant_id)?,
+                    metric: name(metric_id)?,
                     layer,
+                    retired_before: self.retired_cutoff(tenant_id, metric_id)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

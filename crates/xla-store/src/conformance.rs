@@ -483,6 +483,12 @@ pub fn retention_of_one_metric_leaves_the_others<B: Backend>(backend: &B) {
             .find(|m| m.metric == "resolution_hours")
             .expect("listed");
         assert_eq!(resolution.retired_before, Some(3 * DAY));
+        let listed = store.stored_metrics().await.expect("metrics");
+        let cutoffs: Vec<(&str, Option<i64>)> = listed.iter().map(|m| (m.metric.as_str(), m.retired_before)).collect();
+        assert_eq!(
+            cutoffs,
+            [("happiness_rating", None), ("resolution_hours", Some(3 * DAY))]
+        );
         // A metric the tenant never stored retires nothing.
         let none = store
             .retire_before("acme", Some("dex_score"), 3 * DAY)
@@ -530,6 +536,7 @@ pub fn a_policy_retires_each_metric_by_its_rule<B: Backend>(backend: &B) {
                 tenant: "acme".into(),
                 metric: metric.into(),
                 layer: Some(layer),
+                retired_before: None,
             })
         );
         let policy = RetentionPolicy {

@@ -141,6 +141,10 @@ pub struct StoredMetric {
     /// The layer of its rows (of the first one read, should a source mix
     /// layers under one name); `None` when none of its rows is left.
     pub layer: Option<Layer>,
+    /// Raw rows of days before this (unix ms, a UTC day's start) were
+    /// dropped by retention; `None` when none was.
+    #[serde(default)]
+    pub retired_before: Option<i64>,
 }
 
 /// What the store keeps of one tenant's metric.

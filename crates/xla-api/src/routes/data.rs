@@ -310,6 +310,42 @@ pub struct Ticket {
     /// Every observation of it, oldest first, each with its source and
     /// provenance (plugin, version, sha256, sync run).
     pub observations: Vec<StoredObservation>,
+    /// The tenant's metrics whose raw rows retention dropped before a day:
+    /// values of this ticket from before then are not listed (its rollups
+    /// still count them). Empty when retention dropped nothing.
+    pub retired: Vec<RetiredMetric>,
+}
+
+/// A metric whose raw rows retention dropped (`[store.retention]`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RetiredMetric {
+    /// The metric.
+    pub metric: String,
+    /// Raw rows of UTC days before this (unix ms) are gone.
+    pub before: i64,
+}
+
+/// The metrics of `tenant` whose raw rows retention dropped, by name: what
+/// a per-subject view must say it may lack.
+///
+/// # Errors
+/// The store's.
+pub async fn retired_metrics(
+    store: &dyn xla_store::Store,
+    tenant: &str,
+) -> Result<Vec<RetiredMetric>, xla_store::StoreError> {
+    Ok(store
+        .stored_metrics()
+        .await?
+        .into_iter()
+        .filter(|m| m.tenant == tenant)
+        .filter_map(|m| {
+            m.retired_before.map(|before| RetiredMetric {
+                metric: m.metric,
+                before,
+            })
+        })
+        .collect())
 }
 
 /// Every observation of one ticket across sources (its rating, lost time,
@@ -339,7 +375,12 @@ pub async fn ticket(
             escape_capped(&ticket, 100)
         )));
     }
-    Ok(Json(Ticket { ticket, observations }))
+    let retired = retired_metrics(&*state.store, tenant).await?;
+    Ok(Json(Ticket {
+        ticket,
+        observations,
+        retired,
+    }))
 }
 
 /// `[from, to)` in unix ms from two RFC 3339 times; empty when `from` is

@@ -1,7 +1,7 @@
 //! The routes, one module per resource family. Each handler carries its
 //! `#[utoipa::path]`, so a route cannot exist without its OpenAPI entry.
 
-mod data;
+pub(crate) mod data;
 mod events;
 mod health;
 mod metrics;

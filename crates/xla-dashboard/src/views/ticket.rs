@@ -56,6 +56,8 @@ struct TicketPage {
     frame: super::Frame,
     ticket: String,
     sections: Vec<Section>,
+    /// Metrics whose raw rows retention dropped, with the first day kept.
+    retired: Vec<(String, String)>,
 }
 
 /// `GET /dashboard/tenants/{tenant}/tickets/{ticket}`.
@@ -113,10 +115,17 @@ pub async fn page(
     })
     .collect();
     sections.retain(|s| !s.rows.is_empty());
+    let retired = xla_api::retired_metrics(&*state.api.store, tenant)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|m| (m.metric, format::time(Some(m.before))))
+        .collect();
     let frame = frame(&state, &viewer, tenant, &format!("Ticket {ticket}"), "");
     render(&TicketPage {
         frame,
         ticket,
         sections,
+        retired,
     })
 }
