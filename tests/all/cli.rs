@@ -699,15 +699,18 @@ fn import_refusals_name_the_problem_and_store_nothing() {
 }
 
 /// Stores, in a new store at `data`, ten days of one device's DEX score
-/// and one ticket's rating each day, the oldest 9 days ago.
-pub(crate) fn store_ten_days(data: &Path) {
+/// and one ticket's rating each day, the oldest 9 days ago; returns when
+/// each day's values were taken (unix ms).
+pub(crate) fn store_ten_days(data: &Path) -> Vec<i64> {
     use xla_host::store::{CommitBatch, Provenance};
     use xla_host::types::{Layer, Observation};
     let day = xla_host::store::DAY_MS;
     let now = xla_host::types::now_ms();
-    let observations: Vec<Observation> = (0..10)
-        .flat_map(|d| {
-            let at = now - (9 - d) * day;
+    let times: Vec<i64> = (0..10).map(|d| now - (9 - d) * day).collect();
+    let observations: Vec<Observation> = times
+        .iter()
+        .enumerate()
+        .flat_map(|(d, &at)| {
             [
                 Observation::new(format!("dev-{d}"), "dex_score", Layer::Technical, 70.0, at).dim("device", "LAPTOP-1"),
                 Observation::new(format!("hs-{d}"), "happiness_rating", Layer::Experience, 9.0, at)
@@ -734,6 +737,7 @@ pub(crate) fn store_ten_days(data: &Path) {
             .await
             .expect("commit");
     });
+    times
 }
 
 /// `store stats` shows rows per tenant, layer and metric with the
@@ -744,7 +748,7 @@ pub(crate) fn store_ten_days(data: &Path) {
 fn store_stats_and_retire_follow_the_retention_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    store_ten_days(&data);
+    let times = store_ten_days(&data);
     let host_config = dir.path().join("host.toml");
     std::fs::write(&host_config, "[store.retention]\nlayers = { technical = 3 }\n").expect("write config");
     let data_arg = data.display().to_string();
@@ -796,19 +800,29 @@ fn store_stats_and_retire_follow_the_retention_config() {
         serde_json::from_slice(&run(&["store", "retire", "--data-dir", &data_arg, "--dry-run", "--json"]).stdout)
             .expect("JSON");
     assert_eq!(dry["metrics"].as_array().map(Vec::len), Some(1), "{dry}");
+    assert!(
+        dry["metrics"][0].get("dropped").is_none(),
+        "a dry run counts nothing: {dry}"
+    );
     assert_eq!(metric(&stats(&[]), "dex_score")["raw_rows"], 10);
 
     // Three days kept: the days 4 to 9 days ago go (the day exactly three
-    // days ago is not over three days old yet).
+    // days ago is not over three days old yet): 6, unless midnight UTC
+    // passed since the rows were stored, so the expectation follows the
+    // cutoff the command used.
     let retired: serde_json::Value =
         serde_json::from_slice(&run(&["store", "retire", "--data-dir", &data_arg, "--json"]).stdout).expect("JSON");
     assert_eq!(retired["metrics"][0]["metric"], "dex_score", "{retired}");
-    assert_eq!(retired["metrics"][0]["dropped"], 6, "{retired}");
+    let cutoff = retired["metrics"][0]["cutoff"].as_i64().expect("cutoff");
+    let day_of = xla_host::store::day_of;
+    let gone = times.iter().filter(|t| day_of(**t) < day_of(cutoff)).count() as u64;
+    assert!((6..=7).contains(&gone), "{gone}");
+    assert_eq!(retired["metrics"][0]["dropped"], gone, "{retired}");
     let after = stats(&[]);
     let dex = metric(&after, "dex_score");
     assert_eq!(
         (&dex["raw_rows"], &dex["retired_rows"]),
-        (&4.into(), &6.into()),
+        (&(10 - gone).into(), &gone.into()),
         "{dex}"
     );
     assert!(dex["retired_before"].is_i64(), "{dex}");

@@ -226,6 +226,28 @@ impl HostConfig {
         }
     }
 
+    /// Opens the configured store like [`HostConfig::open_store`], but only
+    /// one that exists: for commands that inspect a store, where a mistyped
+    /// `--data-dir` must not leave a new, empty store behind.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] naming the place and how to give it; the
+    /// store's own otherwise.
+    pub fn open_existing_store(&self, data_dir: Option<&Path>) -> Result<Arc<dyn Store>, StoreError> {
+        match self.store.backend {
+            Backend::Sled => {
+                let dir = data_dir.map_or_else(|| self.data_dir(), Path::to_path_buf);
+                let empty = std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_none());
+                if empty {
+                    return Err(StoreError::NotFound {
+                        location: dir.display().to_string(),
+                    });
+                }
+                self.open_store(Some(&dir))
+            }
+        }
+    }
+
     /// The data directory: configured, or the user's data directory, or
     /// `xla-data` in the working directory.
     pub fn data_dir(&self) -> PathBuf {

@@ -179,7 +179,7 @@ fn retention_of_many_blocks_goes_batch_by_batch() {
         let applied = xla_store::apply_retention(&store, &policy, now, &|| false)
             .await
             .expect("retention");
-        assert_eq!(applied[0].dropped, 400);
+        assert_eq!(applied[0].dropped, Some(400));
     });
 }
 

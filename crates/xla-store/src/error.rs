@@ -37,6 +37,14 @@ pub enum StoreError {
         /// The directory.
         location: String,
     },
+    /// No store is there, where one was expected to exist already.
+    #[error(
+        "no store in {location}: give the data directory with --data-dir (or XLA_HOST_DATA, or [store] dir in the host config)"
+    )]
+    NotFound {
+        /// The directory.
+        location: String,
+    },
     /// The query needs raw rows that retention dropped.
     #[error(
         "{what} needs raw rows, and retention dropped those of this window; start the window after the retention cutoff, or filter and group by one dimension (rollups answer that)"

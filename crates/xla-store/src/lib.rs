@@ -41,7 +41,7 @@ pub use query::{
 };
 pub use retention::{
     AppliedRetention, LayerDays, MAX_RETENTION_DAYS, MetricStats, RetentionPolicy, RetentionRule, RetentionSummary,
-    StoreStats, StoredMetric, apply_retention,
+    StoreStats, StoredMetric, apply_retention, plan_retention,
 };
 pub use rollup::{Prepared, Rollup, Sketch};
 pub use runs::{RunOutcome, RunRecord};

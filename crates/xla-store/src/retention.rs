@@ -112,11 +112,14 @@ impl RetentionPolicy {
         self.raw_days.map(|days| (days, RetentionRule::Default))
     }
 
-    /// The cutoff (unix ms) for `metric` at `now`: a UTC day's raw rows go
-    /// once the whole day is more than the rule's days old.
-    pub fn cutoff(&self, metric: &str, layer: Option<Layer>, now: i64) -> Option<i64> {
-        self.days_for(metric, layer)
-            .map(|(days, _)| now.saturating_sub(i64::from(days) * DAY_MS))
+    /// The `metrics.<name>` rules that name none of `stored`: a typo would
+    /// otherwise keep raw rows forever without a word.
+    pub fn unmatched_rules(&self, stored: &[StoredMetric]) -> Vec<String> {
+        self.metrics
+            .keys()
+            .filter(|rule| !stored.iter().any(|m| &m.metric == *rule))
+            .cloned()
+            .collect()
     }
 }
 
@@ -202,8 +205,31 @@ pub struct AppliedRetention {
     pub rule: RetentionRule,
     /// Raw rows of UTC days that ended by this (unix ms) are gone.
     pub cutoff: i64,
-    /// Raw rows dropped now.
-    pub dropped: u64,
+    /// Raw rows dropped now; `None` in a plan ([`plan_retention`]), which
+    /// drops nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<u64>,
+}
+
+/// What `policy` does at `now` (unix ms) to each of `stored`: the metrics a
+/// rule reaches, each with its days, rule and cutoff (a UTC day's raw rows
+/// go once the whole day is more than the rule's days old). Nothing is
+/// dropped: [`apply_retention`] carries the plan out.
+pub fn plan_retention(stored: &[StoredMetric], policy: &RetentionPolicy, now: i64) -> Vec<AppliedRetention> {
+    stored
+        .iter()
+        .filter_map(|m| {
+            let (days, rule) = policy.days_for(&m.metric, m.layer)?;
+            Some(AppliedRetention {
+                tenant: m.tenant.clone(),
+                metric: m.metric.clone(),
+                days,
+                rule,
+                cutoff: now.saturating_sub(i64::from(days) * DAY_MS),
+                dropped: None,
+            })
+        })
+        .collect()
 }
 
 /// Applies `policy` at `now` (unix ms) to every metric of every tenant:
@@ -226,32 +252,22 @@ pub async fn apply_retention(
     if !policy.is_set() {
         return Ok(applied);
     }
-    for stored in store.stored_metrics().await? {
-        let Some((days, rule)) = policy.days_for(&stored.metric, stored.layer) else {
-            continue;
-        };
+    for mut planned in plan_retention(&store.stored_metrics().await?, policy, now) {
         if stop() {
             break;
         }
-        let cutoff = now.saturating_sub(i64::from(days) * DAY_MS);
         let mut dropped = 0;
         loop {
             let summary = store
-                .retire_before(&stored.tenant, Some(&stored.metric), cutoff)
+                .retire_before(&planned.tenant, Some(&planned.metric), planned.cutoff)
                 .await?;
             dropped += summary.dropped;
             if !summary.more || stop() {
                 break;
             }
         }
-        applied.push(AppliedRetention {
-            tenant: stored.tenant,
-            metric: stored.metric,
-            days,
-            rule,
-            cutoff,
-            dropped,
-        });
+        planned.dropped = Some(dropped);
+        applied.push(planned);
     }
     Ok(applied)
 }
@@ -296,8 +312,17 @@ mod tests {
     #[test]
     fn the_cutoff_is_the_rule_s_days_before_now() {
         let now = 1_000 * DAY_MS + 5;
-        assert_eq!(policy().cutoff("dex_score", None, now), Some(970 * DAY_MS + 5));
-        assert_eq!(RetentionPolicy::default().cutoff("dex_score", None, now), None);
+        let stored = [StoredMetric {
+            tenant: "acme".into(),
+            metric: "dex_score".into(),
+            layer: None,
+            retired_before: None,
+        }];
+        let cutoffs = |policy: &RetentionPolicy| -> Vec<i64> {
+            plan_retention(&stored, policy, now).iter().map(|p| p.cutoff).collect()
+        };
+        assert_eq!(cutoffs(&policy()), [970 * DAY_MS + 5]);
+        assert_eq!(cutoffs(&RetentionPolicy::default()), Vec::<i64>::new());
     }
 
     #[test]

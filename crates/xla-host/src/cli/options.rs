@@ -37,6 +37,14 @@ fn start_runtime(config: &HostConfig, meter_fuel: bool) -> Result<Runtime> {
     Runtime::new(options).context("starting the Wasm runtime")
 }
 
+/// `--data-dir` of the commands that work on an existing store.
+#[derive(Debug, Args)]
+pub(crate) struct DataDirArg {
+    /// Data directory.
+    #[arg(long, env = "XLA_HOST_DATA", value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
 /// Per-call limits on the command line, over the config's `[limits]`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LimitArgs {

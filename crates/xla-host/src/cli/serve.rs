@@ -128,7 +128,7 @@ async fn retire_periodically(
     if let Ok(stored) = store.stored_metrics().await
         && !stored.is_empty()
     {
-        for rule in super::store::unmatched_rules(&policy, &stored) {
+        for rule in policy.unmatched_rules(&stored) {
             eprintln!(
                 "retention: warning: [store.retention] metrics.{} names no stored metric; check its spelling",
                 crate::untrusted::escape_capped(&rule, 60)
@@ -139,12 +139,15 @@ async fn retire_periodically(
         let stop = || shutdown.is_cancelled();
         match xla_store::apply_retention(&*store, &policy, xla_types::now_ms(), &stop).await {
             Ok(applied) => {
-                for a in applied.iter().filter(|a| a.dropped > 0) {
+                for a in &applied {
+                    let Some(dropped) = a.dropped.filter(|d| *d > 0) else {
+                        continue;
+                    };
                     eprintln!(
                         "retention: {} {}: dropped {} raw rows older than {} days (rollups kept)",
                         crate::untrusted::escape_capped(&a.tenant, 40),
                         crate::untrusted::escape_capped(&a.metric, 60),
-                        a.dropped,
+                        dropped,
                         a.days
                     );
                 }

@@ -1,17 +1,15 @@
 //! `xla-host store stats|retire`: what the store keeps, and retention of
 //! raw rows by `[store.retention]` (rollups are kept forever).
 
-use super::sync::open_store;
+use super::options::DataDirArg;
 use crate::config::HostConfig;
 use crate::untrusted::{escape_capped, json_pretty};
 use anyhow::{Result, bail};
 use chrono::DateTime;
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use xla_store::{AppliedRetention, MetricStats, RetentionPolicy, RetentionRule, Store, apply_retention};
+use xla_store::{MetricStats, RetentionRule, apply_retention, plan_retention};
 use xla_types::{Layer, now_ms};
 
 /// `xla-host store ...`.
@@ -35,14 +33,6 @@ tickets, a filter and a group-by on two dimensions) say so instead of answering 
     Retire(RetireArgs),
 }
 
-/// Where the store is.
-#[derive(Debug, Args)]
-pub struct DataDir {
-    /// Data directory.
-    #[arg(long, env = "XLA_HOST_DATA", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-}
-
 /// `store stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
@@ -53,7 +43,7 @@ pub struct StatsArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    store: DataDir,
+    store: DataDirArg,
 }
 
 /// `store retire`.
@@ -66,7 +56,7 @@ pub struct RetireArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    store: DataDir,
+    store: DataDirArg,
 }
 
 pub(crate) async fn run(config: &HostConfig, command: StoreCommand) -> Result<ExitCode> {
@@ -86,24 +76,8 @@ struct MetricView {
     retention_rule: Option<RetentionRule>,
 }
 
-/// Opens the store these commands inspect, refusing a directory that holds
-/// none: a mistyped `--data-dir` must not leave a new, empty store behind.
-fn open_existing(config: &HostConfig, data_dir: Option<&Path>) -> Result<Arc<dyn Store>> {
-    if config.store.backend == xla_store::Backend::Sled {
-        let dir = data_dir.map_or_else(|| config.data_dir(), Path::to_path_buf);
-        let empty = std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_none());
-        if empty {
-            bail!(
-                "no store in {}: give the data directory with --data-dir (or XLA_HOST_DATA, or [store] dir)",
-                dir.display()
-            );
-        }
-    }
-    open_store(config, data_dir)
-}
-
 async fn stats(config: &HostConfig, args: StatsArgs) -> Result<ExitCode> {
-    let store = open_existing(config, args.store.data_dir.as_deref())?;
+    let store = config.open_existing_store(args.store.data_dir.as_deref())?;
     let stats = store.stats().await?;
     let policy = &config.store.retention;
     let mut metrics: Vec<MetricView> = stats
@@ -272,33 +246,22 @@ async fn retire(config: &HostConfig, args: RetireArgs) -> Result<ExitCode> {
              (e.g. `layers = {{ technical = 90 }}`); raw rows are kept forever until then"
         );
     }
-    let store = open_existing(config, args.store.data_dir.as_deref())?;
+    let store = config.open_existing_store(args.store.data_dir.as_deref())?;
     let now = now_ms();
     let stored = store.stored_metrics().await?;
-    for rule in unmatched_rules(policy, &stored) {
+    for rule in policy.unmatched_rules(&stored) {
         eprintln!(
             "warning: [store.retention] metrics.{} names no stored metric; check its spelling",
             escape_capped(&rule, 60)
         );
     }
     let applied = if args.dry_run {
-        planned(&stored, policy, now)
+        plan_retention(&stored, policy, now)
     } else {
         apply_retention(&*store, policy, now, &|| false).await?
     };
     if args.json {
-        let metrics: Vec<serde_json::Value> = applied
-            .iter()
-            .map(|a| {
-                let mut value = serde_json::to_value(a).unwrap_or_default();
-                // A dry run dropped nothing and counted nothing: no count.
-                if let (true, Some(object)) = (args.dry_run, value.as_object_mut()) {
-                    object.remove("dropped");
-                }
-                value
-            })
-            .collect();
-        let out = serde_json::json!({ "dry_run": args.dry_run, "metrics": metrics });
+        let out = serde_json::json!({ "dry_run": args.dry_run, "metrics": applied });
         println!("{}", json_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -306,10 +269,9 @@ async fn retire(config: &HostConfig, args: RetireArgs) -> Result<ExitCode> {
         println!("no stored metric is reached by [store.retention]: nothing to drop");
     }
     for a in &applied {
-        let what = if args.dry_run {
-            "would drop raw rows of days before".to_string()
-        } else {
-            format!("dropped {} raw rows of days before", a.dropped)
+        let what = match a.dropped {
+            None => "would drop raw rows of days before".to_string(),
+            Some(dropped) => format!("dropped {dropped} raw rows of days before"),
         };
         println!(
             "{} {}: {what} {} (keeps {} d, {} rule)",
@@ -321,39 +283,10 @@ async fn retire(config: &HostConfig, args: RetireArgs) -> Result<ExitCode> {
         );
     }
     if !args.dry_run {
-        let dropped: u64 = applied.iter().map(|a| a.dropped).sum();
+        let dropped: u64 = applied.iter().filter_map(|a| a.dropped).sum();
         eprintln!("{dropped} raw rows dropped; rollups are unchanged");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The `metrics.<name>` rules that name no metric the store holds (a typo
-/// keeps raw rows forever without a word otherwise).
-pub(crate) fn unmatched_rules(policy: &RetentionPolicy, stored: &[xla_store::StoredMetric]) -> Vec<String> {
-    policy
-        .metrics
-        .keys()
-        .filter(|rule| !stored.iter().any(|m| &m.metric == *rule))
-        .cloned()
-        .collect()
-}
-
-/// What [`apply_retention`] would do, without doing it.
-fn planned(metrics: &[xla_store::StoredMetric], policy: &RetentionPolicy, now: i64) -> Vec<AppliedRetention> {
-    metrics
-        .iter()
-        .filter_map(|m| {
-            let (days, rule) = policy.days_for(&m.metric, m.layer)?;
-            Some(AppliedRetention {
-                tenant: m.tenant.clone(),
-                metric: m.metric.clone(),
-                days,
-                rule,
-                cutoff: now.saturating_sub(i64::from(days) * xla_store::DAY_MS),
-                dropped: 0,
-            })
-        })
-        .collect()
 }
 
 /// The start of the UTC day holding `ms`: retention keeps that day.

@@ -1,6 +1,7 @@
 //! `xla-host token create|list|revoke`: API bearer tokens. A token is
 //! printed once, at creation; the store keeps only its SHA-256.
 
+use super::options::DataDirArg;
 use super::sync::open_store;
 use crate::api::auth::{self, TokenRequest};
 use crate::config::HostConfig;
@@ -8,7 +9,6 @@ use crate::store::{Scope, TokenRecord};
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use xla_types::now_ms;
@@ -28,14 +28,6 @@ The token is printed once; keep it in a secret store. `token list` shows its id,
     List(ListArgs),
     /// Revoke a token by id; it stops working at once.
     Revoke(RevokeArgs),
-}
-
-/// Where the store is.
-#[derive(Debug, Args)]
-pub struct StoreArgs {
-    /// Data directory.
-    #[arg(long, env = "XLA_HOST_DATA", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
 }
 
 /// `token create`.
@@ -60,7 +52,7 @@ pub struct CreateArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    store: StoreArgs,
+    store: DataDirArg,
 }
 
 /// `token list`.
@@ -70,7 +62,7 @@ pub struct ListArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    store: StoreArgs,
+    store: DataDirArg,
 }
 
 /// `token revoke`.
@@ -79,7 +71,7 @@ pub struct RevokeArgs {
     /// The token's id (from `token list`).
     id: String,
     #[command(flatten)]
-    store: StoreArgs,
+    store: DataDirArg,
 }
 
 pub(crate) async fn run(config: &HostConfig, command: TokenCommand) -> Result<ExitCode> {
