@@ -328,6 +328,7 @@ impl Engine {
                 from: window.start,
                 to: window.end,
                 filter: xla.filter_pair(),
+                from_rows: false,
             })
             .await?;
         let groups = grouped

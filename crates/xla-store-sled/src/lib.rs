@@ -19,6 +19,7 @@
 mod block;
 mod dict;
 mod index;
+mod join;
 mod keys;
 mod migrate;
 mod query;
@@ -44,7 +45,7 @@ use xla_store::{
 };
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The backend's name in errors.
 const BACKEND: &str = "sled";
@@ -164,13 +165,17 @@ impl Sled {
             }
         }
         let dict = Dictionary::load(&db)?;
-        Ok(Sled {
+        let sled = Sled {
             db,
             inner: Mutex::new(Inner { dict, index: None }),
             durable: AtomicBool::new(true),
             version: std::sync::atomic::AtomicU64::new(0),
             path: path.to_path_buf(),
-        })
+        };
+        if sled.db.contains_key(keys::JOIN_REBUILD).or_store()? {
+            sled.rebuild_join()?;
+        }
+        Ok(sled)
     }
 
     /// Whether each commit waits for the disk.

@@ -29,7 +29,15 @@ pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), Store
     // Format 5 may compress blocks (`block::frame`); the bare blocks of
     // format 4 read as they are, so only the version changes: a build of
     // format 4 refuses the store rather than misread a compressed block.
-    db.insert(keys::FORMAT, &FORMAT_VERSION.to_be_bytes()).or_store()?;
+    //
+    // Format 6 keeps the ticket join (`join`), built from the rows once the
+    // store is open; the marker stays until that is done.
+    let mut batch = sled::Batch::default();
+    if found < 6 {
+        batch.insert(keys::JOIN_REBUILD, &[1]);
+    }
+    batch.insert(keys::FORMAT, &FORMAT_VERSION.to_be_bytes());
+    db.apply_batch(batch).or_store()?;
     db.flush().or_store()?;
     Ok(())
 }

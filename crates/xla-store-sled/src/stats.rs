@@ -50,7 +50,7 @@ impl Sled {
 
     /// The metrics with live (or retired) blocks, each with the layer of
     /// its first row still there.
-    fn metrics_of_kind(&self, retired: bool) -> Result<Vec<(MetricKey, Option<Layer>)>, StoreError> {
+    pub(crate) fn metrics_of_kind(&self, retired: bool) -> Result<Vec<(MetricKey, Option<Layer>)>, StoreError> {
         let prefix = keys::blocks_prefix(retired);
         let mut found = Vec::new();
         let mut start = prefix.to_vec();

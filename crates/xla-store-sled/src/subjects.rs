@@ -3,15 +3,16 @@
 //! one (the watermelon detector: SLA met *and* rated 0-6).
 
 use super::Sled;
-use super::block::Row;
+use super::block::{Row, stored_record_fingerprint};
 use super::keys;
 use super::query::row_dimension;
 use super::read;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use xla_store::{
-    ANSWER_LOOKBACK_MS, AnswerFacts, DAY_MS, GroupThrough, GroupedThrough, StoreError, SubjectQuery, SubjectRow,
-    TicketFacts, Unjoined, UnmatchedAnswer, is_rating, plausible_join,
+    ANSWER_LOOKBACK_MS, AnswerFacts, DAY_MS, GroupThrough, GroupedThrough, JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION,
+    JOIN_VIA, StoreError, SubjectQuery, SubjectRow, TicketCandidate, TicketFacts, Unjoined, UnmatchedAnswer,
+    is_joined_metric, is_rating, pick_ticket, plausible_join,
 };
 
 #[derive(Default)]
@@ -103,7 +104,7 @@ impl Sled {
                 None => return Ok(Vec::new()),
             },
         };
-        let type_key = inner.dict.id(TYPE_DIMENSION);
+        let type_key = inner.dict.id(JOIN_TYPE_DIMENSION);
         let (dict, index) = inner.parts(&self.db, &self.path)?;
         let (dict, index) = (&*dict, &*index);
         let experience = keys::layer_code(xla_types::Layer::Experience);
@@ -206,6 +207,9 @@ impl Sled {
 struct Candidate {
     /// Its `at` (for a ticket, its resolution), unix ms.
     at: i64,
+    /// Its record fingerprint: what orders tickets opened at the same
+    /// time, as in the write-time join.
+    fingerprint: u128,
     /// Its group, if it names one.
     group: Option<String>,
     /// Its `ticket_type`, as an index into [`Candidates::types`].
@@ -225,10 +229,11 @@ struct Candidates {
 }
 
 impl Candidates {
-    fn add(&mut self, subject: u64, at: i64, group: Option<&str>, ticket_type: Option<&str>) {
+    fn add(&mut self, subject: u64, (at, fingerprint): (i64, u128), group: Option<&str>, ticket_type: Option<&str>) {
         let ticket_type = ticket_type.and_then(|t| self.type_index(t));
         let candidate = Candidate {
             at,
+            fingerprint,
             group: group.map(str::to_string),
             ticket_type,
         };
@@ -253,27 +258,24 @@ impl Candidates {
         u8::try_from(index).ok()
     }
 
-    /// The group of the first candidate of `subject` that `answer` may
-    /// join (`Ok(None)`: it joined one without a group), or why none.
+    /// The group of the candidate of `subject` that `answer` joins by
+    /// [`pick_ticket`] (`Ok(None)`: it joined one without a group), or why
+    /// none.
     fn join(&self, subject: u64, answer: AnswerFacts<'_>) -> Result<Option<&str>, Unjoined> {
         let Some(first) = self.first.get(&subject) else {
             return Err(Unjoined::NoTicket);
         };
         let more = self.more.get(&subject).map_or(&[][..], Vec::as_slice);
-        let mut why = None;
-        for candidate in std::iter::once(first).chain(more) {
-            let ticket = TicketFacts {
+        let all = || std::iter::once(first).chain(more);
+        let tickets = all().enumerate().map(|(i, candidate)| TicketCandidate {
+            facts: TicketFacts {
                 opened: self.opened.get(&(subject, candidate.at)).copied(),
                 ticket_type: candidate.ticket_type.map(|t| self.types[usize::from(t)].as_str()),
-            };
-            match plausible_join(answer, ticket) {
-                Ok(()) => return Ok(candidate.group.as_deref()),
-                Err(reason) => {
-                    why.get_or_insert(reason);
-                }
-            }
-        }
-        Err(why.unwrap_or(Unjoined::NoTicket))
+            },
+            key: (candidate.fingerprint, i),
+        });
+        let (_, picked) = pick_ticket(answer, tickets)?;
+        Ok(all().nth(picked).and_then(|c| c.group.as_deref()))
     }
 }
 
@@ -290,17 +292,24 @@ impl Sled {
     pub(crate) fn grouped_through(&self, query: &GroupThrough) -> Result<GroupedThrough, StoreError> {
         let mut inner = self.lock()?;
         let dict = &inner.dict;
-        let (Some(tenant), Some(key), Some(group)) =
-            (dict.id(&query.tenant), dict.id(&query.key), dict.id(&query.group_by))
-        else {
+        let Some(tenant) = dict.id(&query.tenant) else {
             return Ok(GroupedThrough::default());
         };
-        let type_key = dict.id(TYPE_DIMENSION);
+        // A key or group never stored still leaves the values unmatched or
+        // groupless: they are counted, not dropped.
+        let (key, group) = (dict.id(&query.key), dict.id(&query.group_by));
+        let type_key = dict.id(JOIN_TYPE_DIMENSION);
         if query.from >= query.to {
             return Ok(GroupedThrough::default());
         }
         let from_day = keys::day_of(query.from);
         let to_day = keys::day_of(query.to - 1) + 1;
+        if joined_rollups_answer(query) {
+            let Some(metric) = dict.id(&query.metric) else {
+                return Ok(GroupedThrough::default());
+            };
+            return super::join::grouped(&self.db, dict, (tenant, metric, group), (from_day, to_day));
+        }
         let via: Vec<u32> = query.via.iter().filter_map(|m| dict.id(m)).collect();
         let read: Vec<u32> = std::iter::once(&query.metric)
             .chain(&query.opening)
@@ -329,13 +338,19 @@ impl Sled {
         let mut candidates = Candidates::default();
         for via in &query.via {
             let Some(metric) = dict.id(via) else { continue };
-            read::for_each_live_row(&self.db, index, (tenant, metric), via_days, |_, at, row| {
+            read::for_each_live_row(&self.db, index, (tenant, metric), via_days, |origin, at, row| {
                 if !(via_from..query.to).contains(&at) || !filtered(row) {
                     return Ok(());
                 }
-                if let Some(subject) = row_dimension(dict, row, key) {
+                if let Some(subject) = key.and_then(|key| row_dimension(dict, row, key)) {
                     let ticket_type = type_key.and_then(|k| row_dimension(dict, row, k));
-                    candidates.add(subject_hash(subject), at, row_dimension(dict, row, group), ticket_type);
+                    let fingerprint = stored_record_fingerprint(tenant, origin.source, metric, &row.id);
+                    candidates.add(
+                        subject_hash(subject),
+                        (at, fingerprint),
+                        group.and_then(|group| row_dimension(dict, row, group)),
+                        ticket_type,
+                    );
                 }
                 Ok(())
             })?;
@@ -347,13 +362,19 @@ impl Sled {
                     return Ok(());
                 }
                 let hours = row.value.get();
-                if let Some(subject) = row_dimension(dict, row, key)
+                if let Some(subject) = key.and_then(|key| row_dimension(dict, row, key))
                     && hours.is_finite()
                     && hours >= 0.0
                 {
                     let subject = subject_hash(subject);
                     if candidates.first.contains_key(&subject) {
-                        candidates.opened.insert((subject, at), at - (hours * HOUR_MS) as i64);
+                        // Several openings at one resolution: the earliest, as the write-time join.
+                        let opened = at - (hours * HOUR_MS) as i64;
+                        candidates
+                            .opened
+                            .entry((subject, at))
+                            .and_modify(|o| *o = (*o).min(opened))
+                            .or_insert(opened);
                     }
                 }
                 Ok(())
@@ -369,7 +390,7 @@ impl Sled {
             if !(query.from..query.to).contains(&at) || !filtered(row) {
                 return Ok(());
             }
-            let subject = row_dimension(dict, row, key);
+            let subject = key.and_then(|key| row_dimension(dict, row, key));
             let answer = AnswerFacts {
                 at,
                 ticket_type: type_key.and_then(|k| row_dimension(dict, row, k)),
@@ -415,5 +436,16 @@ impl Sled {
     }
 }
 
-/// The dimension whose values must agree between an answer and its ticket.
-const TYPE_DIMENSION: &str = "ticket_type";
+/// Whether `query` is the store's own ticket join over whole days, which
+/// the joined rollups answer (see [`xla_store::Store::grouped_through`]).
+fn joined_rollups_answer(query: &GroupThrough) -> bool {
+    !query.from_rows
+        && query.filter.is_none()
+        && query.key == JOIN_KEY
+        && query.via.len() == 1
+        && query.via[0] == JOIN_VIA
+        && query.opening.as_deref() == Some(JOIN_OPENING)
+        && is_joined_metric(&query.metric)
+        && !keys::UNROLLED_DIMENSIONS.contains(&query.group_by.as_str())
+        && super::join::whole_days(query.from, query.to)
+}

@@ -85,6 +85,9 @@ struct Work<'a> {
     /// The subjects of the record being added and its rows so far.
     open_subjects: Option<(Arc<[Fingerprint]>, Locs)>,
     next_block: u64,
+    /// The ticket join's names, and the rows of it this commit adds and takes out.
+    roles: super::join::Roles,
+    join: super::join::Events,
 }
 
 impl Sled {
@@ -116,6 +119,7 @@ impl Sled {
         let (dict, index) = inner.parts(&self.db, &self.path)?;
         let tenant = dict.intern(&batch.tenant);
         let unrolled: Vec<u32> = keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
+        let roles = super::join::Roles::new(dict);
         let mut work = Work {
             db: &self.db,
             index,
@@ -132,6 +136,8 @@ impl Sled {
             changes: Changes::default(),
             open_subjects: None,
             next_block: index.next_block,
+            roles,
+            join: super::join::Events::default(),
         };
         let mut summary = CommitSummary::default();
         // A record is checked once, not once per value.
@@ -249,6 +255,14 @@ impl Sled {
         }
         work.settle_blocks(&mut ops)?;
         self.settle_sets(&mut work, dict, &mut ops)?;
+        super::join::settle(
+            &self.db,
+            dict,
+            &work.roles,
+            tenant,
+            std::mem::take(&mut work.join),
+            &mut ops,
+        )?;
         dict.write_pending(&mut ops);
         ops.insert(keys::BLOCK_NEXT, &work.next_block.to_be_bytes());
         let journal = work.index.next_journal();
@@ -459,10 +473,21 @@ impl Work<'_> {
             // says the same there is a replay.
             OldBlock::Retired(block) => {
                 let old = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
-                old_day == day
+                let same = old_day == day
                     && old.value.get().to_bits() == row.value.get().to_bits()
                     && old.layer == row.layer
-                    && old.dims[..] == row.dims[..]
+                    && old.dims[..] == row.dims[..];
+                // The ticket join needs what a retired row lost: its number and time.
+                let fingerprint = u128::from_le_bytes(old.fingerprint);
+                let join = (self.tenant, meta.key.metric, day, fingerprint);
+                let number = row
+                    .inline
+                    .iter()
+                    .find(|(k, _)| *k == self.roles.key)
+                    .map(|(_, v)| v.as_str());
+                let at = i64::from(day) * DAY_MS + i64::from(row.offset);
+                same && (self.roles.role(meta.key.metric).is_none()
+                    || super::join::same_retired(self.db, join, number, at)?.unwrap_or(true))
             }
         })
     }
@@ -473,16 +498,25 @@ impl Work<'_> {
         let (meta, block) = self.old_block(loc)?;
         let key = meta.key;
         let slot = loc.slot as usize;
-        let (value, dims) = match block {
+        let (value, dims, fingerprint) = match block {
             OldBlock::Live(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
-                (row.value.get(), row.dims.to_vec())
+                let fingerprint = stored_record_fingerprint(key.tenant, block.source, key.metric, &row.id);
+                (row.value.get(), row.dims.to_vec(), fingerprint)
             }
             OldBlock::Retired(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
-                (row.value.get(), row.dims.clone())
+                (row.value.get(), row.dims.clone(), u128::from_le_bytes(row.fingerprint))
             }
         };
+        if let Some(role) = self.roles.role(key.metric) {
+            self.join.removed.push(super::join::Removed {
+                role,
+                metric: key.metric,
+                day: key.day,
+                fingerprint,
+            });
+        }
         let db = self.db;
         let sets = self.sets.entry((key.metric, key.day)).or_default();
         for (set, dim_value) in cells(key.tenant, key.metric, key.day, &dims) {
@@ -508,6 +542,20 @@ impl Work<'_> {
         subjects: &Arc<[Fingerprint]>,
     ) -> Result<(), StoreError> {
         let prepared = Prepared::new(row.value.get(), rating);
+        if let Some(role) = self.roles.role(metric) {
+            let key = self.roles.key;
+            self.join.added.push(super::join::Added {
+                role,
+                metric,
+                day,
+                at: i64::from(day) * DAY_MS + i64::from(row.offset),
+                fingerprint,
+                value: row.value.get(),
+                dims: row.dims.clone(),
+                number: row.inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()),
+                id: row.id.to_text(),
+            });
+        }
         let db = self.db;
         let sets = self.sets.entry((metric, day)).or_default();
         for (set, dim_value) in cells(self.tenant, metric, day, &row.dims) {

@@ -135,7 +135,7 @@ fn a_format_4_store_is_upgraded_in_place() {
     });
     let db = sled::open(&path).expect("sled");
     let format = db.get(b"Mformat").expect("get").expect("format");
-    assert_eq!(format.as_ref(), &5u32.to_be_bytes());
+    assert_eq!(format.as_ref(), &xla_store_sled::FORMAT_VERSION.to_be_bytes());
 }
 
 /// Retention goes through a large backlog in batches, each taking the

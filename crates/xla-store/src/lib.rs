@@ -23,6 +23,7 @@ mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+mod join;
 mod model;
 mod query;
 mod retention;
@@ -34,6 +35,10 @@ mod tokens;
 pub use commit::{CommitBatch, CommitSummary, Retracted, SourceGap, check_observation, check_record, merge_gaps};
 pub use config::{Backend, StoreConfig};
 pub use error::StoreError;
+pub use join::{
+    JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION, JOIN_VIA, JOINED_METRICS, TicketCandidate, is_joined_metric,
+    pick_ticket,
+};
 pub use model::{DAY_MS, Provenance, SUBJECT_DIMENSIONS, StoredObservation, UNROLLED_DIMENSIONS, day_of, is_rating};
 pub use query::{
     Aggregation, Breakdown, BreakdownQuery, BreakdownRow, Bucket, SeriesPoint, SeriesQuery, breakdown, bucket_start,
@@ -173,14 +178,28 @@ pub trait Store: Send + Sync + 'static {
     /// `query.metric` rolled up per value of `query.group_by` as the
     /// subjects' `via` observations name it: a survey answer counts for the
     /// assignment group of its ticket. A value joins a subject only when
-    /// [`plausible_join`] accepts it (type, time); values that join none are
-    /// counted and listed in [`GroupedThrough::unmatched`], never put in a
-    /// group. Values of a subject that has no group are in neither. The
-    /// `via` observations are read from [`ANSWER_LOOKBACK_MS`] before the
-    /// window (days retention retired are skipped).
+    /// [`plausible_join`] accepts it (type, time), and of several tickets
+    /// of its number the one [`pick_ticket`] picks; values that join none
+    /// are counted and listed in [`GroupedThrough::unmatched`], never put in
+    /// a group. Values of a subject that has no group are in neither.
+    ///
+    /// Two ways to answer, with the same rule:
+    ///
+    /// - **joined rollups**, for the store's own ticket join ([`JOIN_KEY`]
+    ///   through [`JOIN_VIA`] dated by [`JOIN_OPENING`]) of a
+    ///   [`JOINED_METRICS`] metric, without a filter, over whole UTC days,
+    ///   grouped by a rolled-up dimension: the store joined each value when
+    ///   it (or its ticket) was written, and moved it when its ticket
+    ///   changed. Every stored ticket of the number is a candidate, and days
+    ///   retention retired still count. Unmatched examples come in day order;
+    /// - **raw rows** otherwise (or with `from_rows`): the `via`
+    ///   observations are read from [`ANSWER_LOOKBACK_MS`] before the window
+    ///   (days retention retired are skipped), so a ticket resolved earlier
+    ///   than that is not found.
     ///
     /// # Errors
-    /// [`StoreError::RetiredRows`] when retention dropped the window's rows.
+    /// [`StoreError::RetiredRows`] when the join reads raw rows and
+    /// retention dropped the window's.
     async fn grouped_through(&self, query: &GroupThrough) -> Result<GroupedThrough, StoreError>;
 
     /// Saves a token record (a new token, or a changed one: last use,

@@ -54,6 +54,10 @@ pub struct GroupThrough {
     pub to: i64,
     /// Only observations with this dimension value.
     pub filter: Option<(String, String)>,
+    /// Join from raw rows even where the store's joined rollups could
+    /// answer: to check one against the other (the scoring benchmark
+    /// does), never needed for the numbers themselves.
+    pub from_rows: bool,
 }
 
 /// Milliseconds an answer may seem to precede its ticket's opening before
@@ -96,8 +100,8 @@ pub struct AnswerFacts<'a> {
 pub enum Unjoined {
     /// The answer names no ticket.
     NoTicketNumber,
-    /// No ticket of that number was resolved in the window or the
-    /// [`ANSWER_LOOKBACK_MS`] before it.
+    /// No ticket of that number is stored (joined from raw rows: none was
+    /// resolved in the window or the [`ANSWER_LOOKBACK_MS`] before it).
     NoTicket,
     /// The ticket of that number is of another type (an answer about a
     /// request, an incident of that number).
@@ -110,8 +114,9 @@ pub enum Unjoined {
 
 /// Whether an answer may be joined to a ticket of its number; `Err` says
 /// why not. The one rule for every path that joins answers to tickets (the
-/// read-time join of [`crate::Store::grouped_through`], and a write-time
-/// join later).
+/// write-time join and the read-time one of
+/// [`crate::Store::grouped_through`], [`crate::Store::subject_rows`]);
+/// among several tickets of one number, [`crate::pick_ticket`] chooses.
 ///
 /// A type both name must agree; an answer may not precede the ticket's
 /// opening by more than [`JOIN_CLOCK_TOLERANCE_MS`]. An answer *after* the

@@ -1,0 +1,763 @@
+//! The ticket join, kept at write time: a survey answer or an SLA record
+//! counts in rollup cells under its ticket's dimensions (service,
+//! assignment group, priority...), so that happiness or SLA compliance by
+//! service is a read of those cells, not a join of a month of raw rows.
+//!
+//! What is kept (`keys`):
+//!
+//! - `Y`, per ticket number, one entry per row of the join: each ticket
+//!   (a [`xla_store::JOIN_VIA`] row, with its dimensions and type), each
+//!   opening (its [`xla_store::JOIN_OPENING`] row), each answer (a row of a
+//!   [`xla_store::JOINED_METRICS`] metric, with its value and where it counts
+//!   now);
+//! - `Z`, per joined row by metric, day and record: its ticket number, and
+//!   for an answer its value and where it counts. A replace or retraction
+//!   finds its number there from the old row alone, and a cell that lost its
+//!   smallest or largest value is recomputed from its day's entries;
+//! - `S`, the joined rollup sets: the same cells as `R`, keyed by the
+//!   ticket's dimension, plus [`UNJOINED_SET`] counting answers that joined
+//!   no ticket, by reason;
+//! - `U`, the answers that joined no ticket, listed as examples.
+//!
+//! A commit works out, for every ticket number it touches, where each of
+//! the number's answers counts after it ([`xla_store::pick_ticket`]), and
+//! moves the values whose place changed: a late ticket, a reassignment, a
+//! retracted ticket all move their answers exactly. `Y` is never touched by
+//! retention, so cells keep moving after raw rows are gone.
+
+use super::dict::Dictionary;
+use super::keys::{self, DAY_MS, SetKey};
+use super::rollup::{RollupSet, decode_set, encode_set};
+use super::{OrStore, StoreError};
+use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use xla_store::{AnswerFacts, Rollup, TicketCandidate, TicketFacts, Unjoined, UnmatchedAnswer, is_rating};
+
+/// The dimension key of the joined sets that count answers joining no
+/// ticket, by reason ([`unjoined_code`]). No dictionary id reaches it.
+pub(crate) const UNJOINED_SET: u32 = u32::MAX;
+
+/// Kinds of `Y` entries, in key order: a number's tickets and openings
+/// come before its answers, so a commit that only adds answers reads them
+/// alone.
+const TICKET: u8 = 0;
+const OPENING: u8 = 1;
+const ANSWER: u8 = 2;
+
+/// Milliseconds in an hour, for `resolution_hours`.
+const HOUR_MS: f64 = 3_600_000.0;
+
+/// What a metric is to the join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Ticket,
+    Opening,
+    Answer,
+}
+
+impl Role {
+    fn kind(self) -> u8 {
+        match self {
+            Role::Ticket => TICKET,
+            Role::Opening => OPENING,
+            Role::Answer => ANSWER,
+        }
+    }
+}
+
+/// The join's names as dictionary ids of one store.
+#[derive(Debug, Clone)]
+pub(crate) struct Roles {
+    /// The dimension naming the ticket number.
+    pub key: u32,
+    type_key: u32,
+    via: u32,
+    opening: u32,
+    answers: Vec<u32>,
+}
+
+impl Roles {
+    /// Interns the join's names (once per store, the first time).
+    pub fn new(dict: &mut Dictionary) -> Roles {
+        Roles {
+            key: dict.intern(xla_store::JOIN_KEY),
+            type_key: dict.intern(xla_store::JOIN_TYPE_DIMENSION),
+            via: dict.intern(xla_store::JOIN_VIA),
+            opening: dict.intern(xla_store::JOIN_OPENING),
+            answers: xla_store::JOINED_METRICS.iter().map(|m| dict.intern(m)).collect(),
+        }
+    }
+
+    /// What `metric` is to the join, if anything.
+    pub fn role(&self, metric: u32) -> Option<Role> {
+        if metric == self.via {
+            Some(Role::Ticket)
+        } else if metric == self.opening {
+            Some(Role::Opening)
+        } else if self.answers.contains(&metric) {
+            Some(Role::Answer)
+        } else {
+            None
+        }
+    }
+}
+
+/// A row of the join a commit adds.
+pub(crate) struct Added {
+    pub role: Role,
+    pub metric: u32,
+    pub day: i32,
+    pub at: i64,
+    pub fingerprint: u128,
+    pub value: f64,
+    pub dims: Arc<[(u32, u32)]>,
+    /// The ticket number it names.
+    pub number: Option<String>,
+    /// Its record id, for the unmatched examples.
+    pub id: String,
+}
+
+/// A row of the join a commit takes out (replaced or retracted).
+pub(crate) struct Removed {
+    pub role: Role,
+    pub metric: u32,
+    pub day: i32,
+    pub fingerprint: u128,
+}
+
+/// The join rows one commit adds and takes out.
+#[derive(Default)]
+pub(crate) struct Events {
+    pub added: Vec<Added>,
+    pub removed: Vec<Removed>,
+}
+
+/// Where an answer counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Counted {
+    /// Under these dimensions of the ticket it joined.
+    Ticket(Vec<(u32, u32)>),
+    /// In no group, as unmatched for this reason ([`unjoined_code`]).
+    Unjoined(u8),
+}
+
+/// A `Y` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Entry {
+    Ticket {
+        at: i64,
+        ticket_type: Option<u32>,
+        dims: Vec<(u32, u32)>,
+    },
+    /// When the ticket whose resolution is at `at` was opened; `None` when
+    /// its hours are not a duration.
+    Opening {
+        at: i64,
+        opened: Option<i64>,
+    },
+    Answer(Answer),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Answer {
+    metric: u32,
+    day: i32,
+    at: i64,
+    value: f64,
+    ticket_type: Option<u32>,
+    id: String,
+    /// Where it counts now; `None` only while a commit places it.
+    counted: Option<Counted>,
+}
+
+/// A `Z` value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Joined {
+    number: Option<String>,
+    /// The row's time, unix ms: a retired row keeps only its day.
+    at: i64,
+    /// An answer's value and where it counts.
+    counted: Option<(f64, Counted)>,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(value).map_err(|e| StoreError::corrupt(format!("encoding the ticket join: {e}")))
+}
+
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| StoreError::corrupt(format!("the ticket join's state does not decode: {e}")))
+}
+
+/// The code of a reason in [`UNJOINED_SET`].
+pub(crate) fn unjoined_code(reason: &Unjoined) -> u8 {
+    match reason {
+        Unjoined::NoTicketNumber => 0,
+        Unjoined::NoTicket => 1,
+        Unjoined::OtherType => 2,
+        Unjoined::BeforeTicketOpened => 3,
+    }
+}
+
+fn unjoined_reason(code: u8) -> Result<Unjoined, StoreError> {
+    Ok(match code {
+        0 => Unjoined::NoTicketNumber,
+        1 => Unjoined::NoTicket,
+        2 => Unjoined::OtherType,
+        3 => Unjoined::BeforeTicketOpened,
+        _ => return Err(StoreError::corrupt("an unmatched answer's reason is unknown")),
+    })
+}
+
+/// A touched joined set and its cells that lost an extreme.
+#[derive(Default)]
+struct Touched {
+    cells: RollupSet,
+    dirty: BTreeSet<u32>,
+}
+
+/// What a commit writes to the join, before it goes into the sled batch:
+/// later steps of the same commit read through it.
+struct Pending<'a> {
+    db: &'a sled::Db,
+    dict: &'a Dictionary,
+    /// The dictionary id of [`xla_store::JOIN_TYPE_DIMENSION`].
+    type_key: u32,
+    tenant: u32,
+    z: BTreeMap<[u8; 29], Option<Vec<u8>>>,
+    u: BTreeMap<[u8; 29], Option<Vec<u8>>>,
+    y: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    sets: HashMap<SetKey, Touched>,
+}
+
+impl Pending<'_> {
+    fn set(&mut self, metric: u32, day: i32, dim_key: u32) -> Result<&mut Touched, StoreError> {
+        let key = SetKey {
+            tenant: self.tenant,
+            metric,
+            day,
+            dim_key,
+        };
+        if !self.sets.contains_key(&key) {
+            let cells = match self.db.get(key.joined_key()).or_store()? {
+                Some(bytes) => decode_set(&bytes)?,
+                None => RollupSet::new(),
+            };
+            self.sets.insert(
+                key,
+                Touched {
+                    cells,
+                    dirty: BTreeSet::new(),
+                },
+            );
+        }
+        self.sets
+            .get_mut(&key)
+            .ok_or_else(|| StoreError::corrupt("a joined set vanished"))
+    }
+
+    fn rating(&self, metric: u32) -> bool {
+        self.dict.string(metric).is_some_and(is_rating)
+    }
+
+    /// The cells `counted` names for a value of `metric` on `day`.
+    fn cells(counted: &Counted) -> Vec<(u32, u32)> {
+        match counted {
+            Counted::Ticket(dims) => dims.clone(),
+            Counted::Unjoined(code) => vec![(UNJOINED_SET, u32::from(*code))],
+        }
+    }
+
+    fn add(&mut self, metric: u32, day: i32, value: f64, counted: &Counted) -> Result<(), StoreError> {
+        let rating = self.rating(metric);
+        for (dim_key, dim_value) in Self::cells(counted) {
+            self.set(metric, day, dim_key)?
+                .cells
+                .entry(dim_value)
+                .or_default()
+                .add(value, rating);
+        }
+        Ok(())
+    }
+
+    fn subtract(&mut self, metric: u32, day: i32, value: f64, counted: &Counted) -> Result<(), StoreError> {
+        for (dim_key, dim_value) in Self::cells(counted) {
+            let set = self.set(metric, day, dim_key)?;
+            let exact = set.cells.entry(dim_value).or_default().remove(value);
+            if !exact {
+                set.dirty.insert(dim_value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records where an answer counts now: `Z`, and `U` when unmatched.
+    fn place(
+        &mut self,
+        (metric, day, fingerprint): (u32, i32, u128),
+        number: Option<&str>,
+        answer: &Answer,
+        counted: &Counted,
+    ) -> Result<(), StoreError> {
+        let joined = Joined {
+            number: number.map(str::to_string),
+            at: answer.at,
+            counted: Some((answer.value, counted.clone())),
+        };
+        self.z.insert(
+            keys::joined_value(self.tenant, metric, day, fingerprint),
+            Some(encode(&joined)?),
+        );
+        let unmatched = keys::unmatched(self.tenant, metric, day, fingerprint);
+        match counted {
+            Counted::Unjoined(code) => {
+                let example = UnmatchedAnswer {
+                    id: answer.id.clone(),
+                    ticket: number.map(str::to_string),
+                    at: answer.at,
+                    reason: unjoined_reason(*code)?,
+                };
+                self.u.insert(unmatched, Some(encode(&example)?));
+            }
+            Counted::Ticket(_) => {
+                self.u.insert(unmatched, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// The `Z` entry of a row, as this commit has left it so far.
+    fn joined(&self, key: &[u8; 29]) -> Result<Option<Joined>, StoreError> {
+        let bytes = match self.z.get(key) {
+            Some(pending) => pending.clone(),
+            None => self.db.get(key).or_store()?.map(|v| v.to_vec()),
+        };
+        bytes.map(|b| decode(&b)).transpose()
+    }
+}
+
+/// The state of one ticket number: its entries by (kind, fingerprint).
+type State = BTreeMap<(u8, u128), Entry>;
+
+/// A ticket of the number, keyed by its record fingerprint.
+type Candidate<'a> = TicketCandidate<'a, u128>;
+
+/// What a commit changes of one ticket number.
+#[derive(Default)]
+struct Changes {
+    /// Entries leaving it, by (kind, fingerprint).
+    removed: Vec<(u8, u128)>,
+    /// Rows joining it.
+    added: Vec<Added>,
+}
+
+/// Applies a commit's join rows: `Y`, `Z`, `U` and the joined sets, into
+/// `ops`. Runs inside the commit, before its batch is applied, so the join
+/// is exactly as durable as the rows.
+pub(crate) fn settle(
+    db: &sled::Db,
+    dict: &Dictionary,
+    roles: &Roles,
+    tenant: u32,
+    events: Events,
+    ops: &mut sled::Batch,
+) -> Result<(), StoreError> {
+    if events.added.is_empty() && events.removed.is_empty() {
+        return Ok(());
+    }
+    let mut pending = Pending {
+        db,
+        dict,
+        type_key: roles.type_key,
+        tenant,
+        z: BTreeMap::new(),
+        u: BTreeMap::new(),
+        y: BTreeMap::new(),
+        sets: HashMap::default(),
+    };
+    // Per ticket number: the entries leaving it, and the rows joining it.
+    let mut numbers: BTreeMap<Option<String>, Changes> = BTreeMap::new();
+    for removed in events.removed {
+        let key = keys::joined_value(tenant, removed.metric, removed.day, removed.fingerprint);
+        // A row the join never saw (no ticket number, not a joined metric
+        // when it was stored) has nothing to take out.
+        let Some(joined) = pending.joined(&key)? else { continue };
+        pending.z.insert(key, None);
+        if let Some((value, counted)) = &joined.counted {
+            pending.subtract(removed.metric, removed.day, *value, counted)?;
+            pending.u.insert(
+                keys::unmatched(tenant, removed.metric, removed.day, removed.fingerprint),
+                None,
+            );
+        }
+        if joined.number.is_some() {
+            numbers
+                .entry(joined.number)
+                .or_default()
+                .removed
+                .push((removed.role.kind(), removed.fingerprint));
+        }
+    }
+    for added in events.added {
+        numbers.entry(added.number.clone()).or_default().added.push(added);
+    }
+    for (number, changes) in numbers {
+        match number {
+            Some(number) => settle_number(&mut pending, &number, changes)?,
+            None => {
+                for added in changes.added.into_iter().filter(|a| a.role == Role::Answer) {
+                    let answer = answer_of(&added, None);
+                    let counted = Counted::Unjoined(unjoined_code(&Unjoined::NoTicketNumber));
+                    pending.add(added.metric, added.day, added.value, &counted)?;
+                    pending.place((added.metric, added.day, added.fingerprint), None, &answer, &counted)?;
+                }
+            }
+        }
+    }
+    recompute_extremes(&mut pending)?;
+    let Pending { z, u, y, sets, .. } = pending;
+    for (key, value) in z
+        .into_iter()
+        .map(|(k, v)| (k.to_vec(), v))
+        .chain(u.into_iter().map(|(k, v)| (k.to_vec(), v)))
+        .chain(y)
+    {
+        match value {
+            Some(value) => ops.insert(key, value),
+            None => ops.remove(key),
+        }
+    }
+    for (key, mut set) in sets {
+        set.cells.retain(|_, cell| cell.count > 0);
+        if set.cells.is_empty() {
+            ops.remove(&key.joined_key());
+        } else {
+            ops.insert(&key.joined_key(), encode_set(&set.cells)?);
+        }
+    }
+    Ok(())
+}
+
+fn answer_of(added: &Added, type_key: Option<u32>) -> Answer {
+    Answer {
+        metric: added.metric,
+        day: added.day,
+        at: added.at,
+        value: added.value,
+        ticket_type: type_key.and_then(|k| dimension(&added.dims, k)),
+        id: added.id.clone(),
+        counted: None,
+    }
+}
+
+fn dimension(dims: &[(u32, u32)], key: u32) -> Option<u32> {
+    dims.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// Reads a number's entries: all of them, or (`tickets_only`) its tickets
+/// and openings.
+fn load(pending: &Pending<'_>, number: &str, tickets_only: bool) -> Result<State, StoreError> {
+    let prefix = keys::join_prefix(pending.tenant, number);
+    let mut end = prefix.clone();
+    end.push(if tickets_only { ANSWER } else { u8::MAX });
+    let mut state = State::new();
+    for entry in pending.db.range(prefix.as_slice()..end.as_slice()) {
+        let (key, value) = entry.or_store()?;
+        let id = keys::parse_join_entry(&key, prefix.len())
+            .ok_or_else(|| StoreError::corrupt("a ticket join key does not parse"))?;
+        state.insert(id, decode(&value)?);
+    }
+    Ok(state)
+}
+
+/// Settles one ticket number: takes out the entries leaving it, adds the
+/// rows joining it, and moves every answer whose place changed.
+fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> Result<(), StoreError> {
+    let Changes { removed, added } = changes;
+    let roles_type = Some(pending.type_key);
+    let tickets_change =
+        removed.iter().any(|(kind, _)| *kind != ANSWER) || added.iter().any(|a| a.role != Role::Answer);
+    let mut state = load(pending, number, !tickets_change)?;
+    let tenant = pending.tenant;
+    let mut touched: BTreeSet<(u8, u128)> = BTreeSet::new();
+    for id in removed {
+        // Answers leaving were taken out of their cells through `Z`.
+        state.remove(&id);
+        pending.y.insert(keys::join_entry(tenant, number, id.0, id.1), None);
+    }
+    for added in added {
+        let entry = match added.role {
+            Role::Ticket => Entry::Ticket {
+                at: added.at,
+                ticket_type: roles_type.and_then(|k| dimension(&added.dims, k)),
+                dims: added.dims.to_vec(),
+            },
+            Role::Opening => Entry::Opening {
+                at: added.at,
+                opened: (added.value.is_finite() && added.value >= 0.0)
+                    .then(|| added.at - (added.value * HOUR_MS) as i64),
+            },
+            Role::Answer => Entry::Answer(answer_of(&added, roles_type)),
+        };
+        let id = (added.role.kind(), added.fingerprint);
+        if added.role != Role::Answer {
+            // Found through `Z` when it leaves, as an answer is once placed.
+            let joined = Joined {
+                number: Some(number.to_string()),
+                at: added.at,
+                counted: None,
+            };
+            let key = keys::joined_value(tenant, added.metric, added.day, added.fingerprint);
+            pending.z.insert(key, Some(encode(&joined)?));
+        }
+        state.insert(id, entry);
+        touched.insert(id);
+    }
+    // When each ticket was opened: its openings at its resolution.
+    let mut opened: HashMap<i64, i64> = HashMap::default();
+    for entry in state.values() {
+        if let Entry::Opening { at, opened: Some(o) } = entry {
+            opened.entry(*at).and_modify(|e| *e = (*e).min(*o)).or_insert(*o);
+        }
+    }
+    let dict = pending.dict;
+    let tickets: Vec<(Candidate<'_>, &[(u32, u32)])> = state
+        .iter()
+        .filter_map(|((_, fingerprint), entry)| match entry {
+            Entry::Ticket { at, ticket_type, dims } => Some((
+                TicketCandidate {
+                    facts: TicketFacts {
+                        opened: opened.get(at).copied(),
+                        ticket_type: ticket_type.and_then(|t| dict.string(t)),
+                    },
+                    key: *fingerprint,
+                },
+                dims.as_slice(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut moves = Vec::new();
+    for ((kind, fingerprint), entry) in &state {
+        let Entry::Answer(answer) = entry else { continue };
+        let facts = AnswerFacts {
+            at: answer.at,
+            ticket_type: answer.ticket_type.and_then(|t| dict.string(t)),
+        };
+        let counted = match xla_store::pick_ticket(facts, tickets.iter().map(|(c, _)| *c)) {
+            Ok(ticket) => Counted::Ticket(
+                tickets
+                    .iter()
+                    .find(|(c, _)| c.key == ticket)
+                    .map(|(_, dims)| dims.to_vec())
+                    .unwrap_or_default(),
+            ),
+            Err(reason) => Counted::Unjoined(unjoined_code(&reason)),
+        };
+        if answer.counted.as_ref() != Some(&counted) {
+            moves.push(((*kind, *fingerprint), counted));
+        }
+    }
+    drop(tickets);
+    for (id, counted) in moves {
+        let Some(Entry::Answer(answer)) = state.get_mut(&id) else {
+            continue;
+        };
+        if let Some(old) = &answer.counted {
+            pending.subtract(answer.metric, answer.day, answer.value, old)?;
+        }
+        pending.add(answer.metric, answer.day, answer.value, &counted)?;
+        answer.counted = Some(counted.clone());
+        let answer = answer.clone();
+        pending.place((answer.metric, answer.day, id.1), Some(number), &answer, &counted)?;
+        touched.insert(id);
+    }
+    for id in touched {
+        let key = keys::join_entry(tenant, number, id.0, id.1);
+        let Some(entry) = state.get(&id) else { continue };
+        pending.y.insert(key, Some(encode(entry)?));
+    }
+    Ok(())
+}
+
+/// Whether a retired row of the join says what `number` and `at` say: a
+/// retired row keeps no ticket number and only its day, so a record re-sent
+/// with another number or time is a change, not a replay. `None` when the
+/// join never saw the row.
+pub(crate) fn same_retired(
+    db: &sled::Db,
+    (tenant, metric, day, fingerprint): (u32, u32, i32, u128),
+    number: Option<&str>,
+    at: i64,
+) -> Result<Option<bool>, StoreError> {
+    let Some(bytes) = db
+        .get(keys::joined_value(tenant, metric, day, fingerprint))
+        .or_store()?
+    else {
+        return Ok(None);
+    };
+    let joined: Joined = decode(&bytes)?;
+    Ok(Some(joined.number.as_deref() == number && joined.at == at))
+}
+
+/// Recomputes the cells that lost their smallest or largest value from
+/// their day's `Z` entries as this commit leaves them.
+fn recompute_extremes(pending: &mut Pending<'_>) -> Result<(), StoreError> {
+    let mut days: BTreeMap<(u32, i32), Vec<SetKey>> = BTreeMap::new();
+    for (key, set) in &pending.sets {
+        if !set.dirty.is_empty() {
+            days.entry((key.metric, key.day)).or_default().push(*key);
+        }
+    }
+    for ((metric, day), sets) in days {
+        let entries = day_entries(pending, metric, day)?;
+        let rating = pending.rating(metric);
+        for key in sets {
+            let Some(set) = pending.sets.get_mut(&key) else {
+                continue;
+            };
+            for value in std::mem::take(&mut set.dirty) {
+                let mut cell = Rollup::default();
+                for (v, counted) in &entries {
+                    if Pending::cells(counted).contains(&(key.dim_key, value)) {
+                        cell.add(*v, rating);
+                    }
+                }
+                set.cells.insert(value, cell);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The answers of a metric's day with where they count, after this commit.
+fn day_entries(pending: &Pending<'_>, metric: u32, day: i32) -> Result<Vec<(f64, Counted)>, StoreError> {
+    let (start, end) = keys::joined_value_range(pending.tenant, metric, day, day + 1);
+    let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    for entry in pending.db.range(start.as_slice()..end.as_slice()) {
+        let (key, value) = entry.or_store()?;
+        merged.insert(key.to_vec(), Some(value.to_vec()));
+    }
+    for (key, value) in &pending.z {
+        if key.as_slice() >= start.as_slice() && key.as_slice() < end.as_slice() {
+            merged.insert(key.to_vec(), value.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for bytes in merged.into_values().flatten() {
+        let joined: Joined = decode(&bytes)?;
+        out.extend(joined.counted);
+    }
+    Ok(out)
+}
+
+/// Joined cells of a metric over whole days, per value of the ticket
+/// dimension `group`, and the unmatched answers: what
+/// [`xla_store::Store::grouped_through`] answers from rollups.
+pub(crate) fn grouped(
+    db: &sled::Db,
+    dict: &Dictionary,
+    (tenant, metric, group): (u32, u32, Option<u32>),
+    (from_day, to_day): (i32, i32),
+) -> Result<xla_store::GroupedThrough, StoreError> {
+    let mut out = xla_store::GroupedThrough::default();
+    let (start, end) = keys::joined_set_range(tenant, metric, from_day, to_day);
+    for entry in db.range(start..end) {
+        let (key, value) = entry.or_store()?;
+        let set = SetKey::parse_joined(&key).ok_or_else(|| StoreError::corrupt("a joined set key does not parse"))?;
+        if Some(set.dim_key) == group {
+            for (dim_value, cell) in decode_set(&value)? {
+                let name = dict
+                    .string(dim_value)
+                    .ok_or_else(|| StoreError::corrupt("a dictionary id is missing"))?;
+                out.groups.entry(name.to_string()).or_default().merge(&cell);
+            }
+        } else if set.dim_key == UNJOINED_SET {
+            out.unmatched.count += decode_set(&value)?.values().map(|c| c.count).sum::<u64>();
+        }
+    }
+    let (start, end) = keys::unmatched_range(tenant, metric, from_day, to_day);
+    for entry in db.range(start..end).take(xla_store::UNMATCHED_EXAMPLES) {
+        let (_, value) = entry.or_store()?;
+        out.unmatched.examples.push(decode(&value)?);
+    }
+    Ok(out)
+}
+
+/// Whether `[from, to)` is whole UTC days, as joined cells are kept.
+pub(crate) fn whole_days(from: i64, to: i64) -> bool {
+    from.rem_euclid(DAY_MS) == 0 && to.rem_euclid(DAY_MS) == 0
+}
+
+/// Rows the rebuild settles per sled batch: a bounded batch, memory and all.
+const REBUILD_CHUNK: usize = 50_000;
+
+impl super::Sled {
+    /// Builds the ticket join from the stored rows, replacing whatever join
+    /// state the store holds: the upgrade of a store written before the
+    /// join was kept (format 5), run on open until it completes (a crash
+    /// part-way starts it again from nothing). Rows retention already
+    /// retired keep no ticket number and stay out of the joined cells.
+    pub(crate) fn rebuild_join(&self) -> Result<(), StoreError> {
+        for prefix in keys::JOIN_PREFIXES {
+            let mut batch = sled::Batch::default();
+            for entry in self.db.scan_prefix([prefix]) {
+                batch.remove(entry.or_store()?.0);
+            }
+            self.db.apply_batch(batch).or_store()?;
+        }
+        let live = self.metrics_of_kind(false)?;
+        let mut inner = self.lock()?;
+        let (dict, index) = inner.parts(&self.db, &self.path)?;
+        let roles = Roles::new(dict);
+        let mut names = sled::Batch::default();
+        dict.write_pending(&mut names);
+        self.db.apply_batch(names).or_store()?;
+        // Tickets and openings before answers: answers are then placed once.
+        let mut order: Vec<(Role, u32, u32)> = live
+            .into_iter()
+            .filter_map(|((tenant, metric), _)| Some((roles.role(metric)?, tenant, metric)))
+            .collect();
+        order.sort_by_key(|(role, tenant, metric)| (*tenant, role.kind(), *metric));
+        let (dict, index) = (&*dict, &*index);
+        for (role, tenant, metric) in order {
+            let mut events = Events::default();
+            let flush = |events: &mut Events| -> Result<(), StoreError> {
+                let mut ops = sled::Batch::default();
+                settle(&self.db, dict, &roles, tenant, std::mem::take(events), &mut ops)?;
+                self.db.apply_batch(ops).or_store()
+            };
+            super::read::for_each_live_row(
+                &self.db,
+                index,
+                (tenant, metric),
+                (i32::MIN, i32::MAX),
+                |origin, at, row| {
+                    events.added.push(Added {
+                        role,
+                        metric,
+                        day: keys::day_of(at),
+                        at,
+                        fingerprint: super::block::stored_record_fingerprint(tenant, origin.source, metric, &row.id),
+                        value: row.value.get(),
+                        dims: row.dims.clone(),
+                        number: row.inline.iter().find(|(k, _)| *k == roles.key).map(|(_, v)| v.clone()),
+                        id: row.id.to_text(),
+                    });
+                    if events.added.len() >= REBUILD_CHUNK {
+                        flush(&mut events)?;
+                    }
+                    Ok(())
+                },
+            )?;
+            flush(&mut events)?;
+        }
+        let mut ops = sled::Batch::default();
+        ops.remove(keys::JOIN_REBUILD);
+        self.db.apply_batch(ops).or_store()?;
+        self.db.flush().or_store()?;
+        Ok(())
+    }
+}
