@@ -138,6 +138,96 @@ fn a_format_4_store_is_upgraded_in_place() {
     assert_eq!(format.as_ref(), &xla_store_sled::FORMAT_VERSION.to_be_bytes());
 }
 
+/// A format-5 store (no ticket join kept) builds its join from the rows on
+/// open: the answers group through their tickets from joined rollups as
+/// they do from raw rows, and the join then follows new writes.
+#[test]
+fn a_format_5_store_builds_its_ticket_join_on_open() {
+    use xla_store::GroupThrough;
+    use xla_types::{Layer, Observation};
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let batch = |source: &str, observations: Vec<Observation>| xla_store::CommitBatch {
+        source: source.into(),
+        observations,
+        ..dex_scores(std::iter::empty())
+    };
+    let ticket = |number: &str, group: &str| {
+        ["ticket_resolved", "resolution_hours"].map(|metric| {
+            Observation::new(number, metric, Layer::Operational, 2.0, DAY + 12 * 3_600_000)
+                .dim("ticket", number)
+                .dim("ticket_type", "incident")
+                .dim("assignment_group", group)
+        })
+    };
+    let answer = |id: &str, number: &str, rating: f64| {
+        Observation::new(id, "happiness_rating", Layer::Experience, rating, 2 * DAY)
+            .dim("ticket", number)
+            .dim("ticket_type", "incident")
+    };
+    let query = |from_rows| GroupThrough {
+        tenant: "acme".into(),
+        key: "ticket".into(),
+        metric: "happiness_rating".into(),
+        group_by: "assignment_group".into(),
+        via: vec!["ticket_resolved".into()],
+        opening: Some("resolution_hours".into()),
+        from: 0,
+        to: 10 * DAY,
+        filter: None,
+        from_rows,
+    };
+    let summary = |g: &xla_store::GroupedThrough| -> (Vec<(String, u64, f64)>, u64) {
+        let groups = g.groups.iter().map(|(k, r)| (k.clone(), r.count, r.sum)).collect();
+        (groups, g.unmatched.count)
+    };
+    xla_store::conformance::block_on(async {
+        let store = SledStore::open(&path).expect("open");
+        let mut tickets = ticket("INC1", "Network").to_vec();
+        tickets.extend(ticket("INC2", "Desk"));
+        store.commit(batch("sn", tickets)).await.expect("tickets");
+        let answers = vec![
+            answer("a1", "INC1", 9.0),
+            answer("a2", "INC1", 3.0),
+            answer("a3", "INC404", 10.0),
+        ];
+        store.commit(batch("hs", answers)).await.expect("answers");
+    });
+    {
+        // What a format-5 store holds: no join state at all.
+        let db = sled::open(&path).expect("sled");
+        for prefix in [b"Y", b"Z", b"S", b"U"] {
+            for entry in db.scan_prefix(prefix) {
+                db.remove(entry.expect("entry").0).expect("remove");
+            }
+        }
+        db.insert(b"Mformat", &5u32.to_be_bytes()).expect("insert");
+        db.flush().expect("flush");
+    }
+    xla_store::conformance::block_on(async {
+        let store = SledStore::open(&path).expect("upgraded");
+        let joined = store.grouped_through(&query(false)).await.expect("joined");
+        let raw = store.grouped_through(&query(true)).await.expect("raw");
+        assert_eq!(summary(&joined), (vec![("Network".into(), 2, 12.0)], 1));
+        assert_eq!(summary(&joined), summary(&raw));
+        // The join follows writes after the upgrade: INC2 takes its answer.
+        store
+            .commit(batch("hs", vec![answer("a4", "INC2", 8.0)]))
+            .await
+            .expect("answer");
+        let joined = store.grouped_through(&query(false)).await.expect("joined");
+        assert_eq!(
+            summary(&joined),
+            (vec![("Desk".into(), 1, 8.0), ("Network".into(), 2, 12.0)], 1)
+        );
+    });
+    let db = sled::open(&path).expect("sled");
+    assert!(db.get(b"Mjoin-rebuild").expect("get").is_none(), "the rebuild finished");
+    let format = db.get(b"Mformat").expect("get").expect("format");
+    assert_eq!(format.as_ref(), &xla_store_sled::FORMAT_VERSION.to_be_bytes());
+}
+
 /// Retention goes through a large backlog in batches, each taking the
 /// store's lock on its own, and a call does a bounded share of it: it says
 /// there is more, and the next call goes on where it stopped.
