@@ -9,7 +9,7 @@ use super::period::Window;
 use super::target::{PeriodTarget, target_for};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use xla_store::{Aggregation, Bucket, SeriesQuery, StoreError, UnmatchedAnswers};
+use xla_store::{Aggregation, Bucket, SeriesQuery, StoreError, TicketOutcomes, UnmatchedAnswers};
 
 /// Periods shown in a report's trend, the reported one included.
 pub const TREND_PERIODS: usize = 6;
@@ -584,10 +584,58 @@ pub struct ScorecardRow {
 /// The scorer behind the scorecard.
 pub const WATERMELON_SCORER: &str = "watermelon";
 
+/// Rated tickets a slice needs for a watermelon flag: the `watermelon`
+/// scorer's default `min_tickets`.
+pub const SCORECARD_MIN_TICKETS: u64 = 5;
+
 impl Engine {
-    /// The scorecard of `tenant` for `window`, sliced by `group_by`, from
-    /// the `watermelon` scorer over per-ticket rows.
+    /// The scorecard of `tenant` for `window`, sliced by `group_by`: from
+    /// the store's ticket outcomes (the tickets resolved in the window,
+    /// rollup cells the ticket join keeps), or, where the store keeps none
+    /// or the window is not whole days, from the `watermelon` scorer over
+    /// per-ticket rows ([`Engine::scorecard_from_rows`]). Both flag a slice
+    /// as the scorer does: SLA compliance at or above `sla_target`,
+    /// happiness below `happiness_target`, at least
+    /// [`SCORECARD_MIN_TICKETS`] rated tickets.
     pub async fn scorecard(
+        &self,
+        tenant: &str,
+        window: Window,
+        group_by: &str,
+        sla_target: f64,
+        happiness_target: f64,
+    ) -> Result<Scorecard, ScoreError> {
+        let outcomes = self
+            .store()
+            .ticket_outcomes(tenant, Some(group_by), window.start, window.end)
+            .await
+            .map_err(|error| ScoreError::Store {
+                xla: format!("scorecard of {tenant}"),
+                error,
+            })?;
+        let Some(outcomes) = outcomes else {
+            return self
+                .scorecard_from_rows(tenant, window, group_by, sla_target, happiness_target)
+                .await;
+        };
+        let rows = outcomes
+            .into_iter()
+            .filter_map(|(group, counts)| Some(scorecard_row(group?, &counts, sla_target, happiness_target)))
+            .collect();
+        Ok(Scorecard {
+            tenant: tenant.into(),
+            period: window.label(),
+            group_by: group_by.into(),
+            sla_target,
+            happiness_target,
+            rows: sorted_rows(rows),
+        })
+    }
+
+    /// The scorecard from the `watermelon` scorer over per-ticket rows of
+    /// the window (values whose time falls in it): what
+    /// [`Engine::scorecard`] falls back to, and a check of it.
+    pub async fn scorecard_from_rows(
         &self,
         tenant: &str,
         window: Window,
@@ -639,26 +687,50 @@ impl Engine {
                 _ => {}
             }
         }
-        let mut rows: Vec<ScorecardRow> = rows.into_values().collect();
-        rows.sort_by(|a, b| {
-            b.watermelon
-                .cmp(&a.watermelon)
-                .then_with(|| {
-                    a.happiness
-                        .unwrap_or(f64::MAX)
-                        .total_cmp(&b.happiness.unwrap_or(f64::MAX))
-                })
-                .then_with(|| a.group.cmp(&b.group))
-        });
         Ok(Scorecard {
             tenant: tenant.into(),
             period: window.label(),
             group_by: group_by.into(),
             sla_target,
             happiness_target,
-            rows,
+            rows: sorted_rows(rows.into_values().collect()),
         })
     }
+}
+
+/// A slice's scorecard row from its ticket outcomes, by the `watermelon`
+/// scorer's formulas.
+fn scorecard_row(group: String, counts: &TicketOutcomes, sla_target: f64, happiness_target: f64) -> ScorecardRow {
+    let sla_compliance = (counts.sla_tickets > 0).then(|| 100.0 * counts.sla_met as f64 / counts.sla_tickets as f64);
+    let happiness = xla_store::happiness(&counts.ratings);
+    let watermelon = match (sla_compliance, happiness) {
+        (Some(compliance), Some(happiness)) => {
+            counts.rated() >= SCORECARD_MIN_TICKETS && compliance >= sla_target && happiness < happiness_target
+        }
+        _ => false,
+    };
+    ScorecardRow {
+        group,
+        sla_compliance,
+        happiness,
+        watermelon_tickets: counts.watermelons,
+        watermelon,
+    }
+}
+
+/// Watermelons first, then by happiness (unhappiest first), then by name.
+fn sorted_rows(mut rows: Vec<ScorecardRow>) -> Vec<ScorecardRow> {
+    rows.sort_by(|a, b| {
+        b.watermelon
+            .cmp(&a.watermelon)
+            .then_with(|| {
+                a.happiness
+                    .unwrap_or(f64::MAX)
+                    .total_cmp(&b.happiness.unwrap_or(f64::MAX))
+            })
+            .then_with(|| a.group.cmp(&b.group))
+    });
+    rows
 }
 
 /// Everything `xla-host report` shows for one period.

@@ -76,7 +76,19 @@ pub(crate) struct Roles {
     via: u32,
     opening: u32,
     answers: Vec<u32>,
+    /// [`xla_store::OUTCOME_SLA_METRIC`] and [`xla_store::OUTCOME_RATING_METRIC`].
+    outcome_sla: u32,
+    outcome_rating: u32,
+    /// The [`OUTCOME_CELLS`] metrics.
+    outcome_cells: [u32; 3],
 }
+
+/// The metrics of the outcome cells: per ticket resolved that day, under
+/// its dimensions and in the day's total (dimension 0), whether its SLAs
+/// were met (1 or 0), its latest rating, and whether it is a watermelon
+/// ticket (1 or 0). Dotted, so that no connector's metric (snake_case) can
+/// take the name.
+const OUTCOME_CELLS: [&str; 3] = ["ticket.sla_met", "ticket.latest_rating", "ticket.watermelon"];
 
 impl Roles {
     /// Interns the join's names (once per store, the first time).
@@ -87,6 +99,9 @@ impl Roles {
             via: dict.intern(xla_store::JOIN_VIA),
             opening: dict.intern(xla_store::JOIN_OPENING),
             answers: xla_store::JOINED_METRICS.iter().map(|m| dict.intern(m)).collect(),
+            outcome_sla: dict.intern(xla_store::OUTCOME_SLA_METRIC),
+            outcome_rating: dict.intern(xla_store::OUTCOME_RATING_METRIC),
+            outcome_cells: OUTCOME_CELLS.map(|m| dict.intern(m)),
         }
     }
 
@@ -137,8 +152,8 @@ pub(crate) struct Events {
 /// Where an answer counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Counted {
-    /// Under these dimensions of the ticket it joined.
-    Ticket(Vec<(u32, u32)>),
+    /// Under these dimensions of the ticket it joined (by fingerprint).
+    Ticket(u128, Vec<(u32, u32)>),
     /// In no group, as unmatched for this reason ([`unjoined_code`]).
     Unjoined(u8),
 }
@@ -150,6 +165,9 @@ enum Entry {
         at: i64,
         ticket_type: Option<u32>,
         dims: Vec<(u32, u32)>,
+        /// What its outcome cells count now; `None` only while a commit
+        /// places it.
+        outcome: Option<Outcome>,
     },
     /// When the ticket whose resolution is at `at` was opened; `None` when
     /// its hours are not a duration.
@@ -170,6 +188,25 @@ struct Answer {
     id: String,
     /// Where it counts now; `None` only while a commit places it.
     counted: Option<Counted>,
+}
+
+/// A ticket's outcome as its cells count it (see [`xla_store::TicketOutcome`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Outcome {
+    sla_met: Option<bool>,
+    rating: Option<f64>,
+}
+
+impl Outcome {
+    /// The values of the [`OUTCOME_CELLS`] metrics, in their order.
+    fn values(&self) -> [Option<f64>; 3] {
+        let outcome = xla_store::TicketOutcome {
+            sla_met: self.sla_met,
+            rating: self.rating,
+        };
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        [self.sla_met.map(flag), self.rating, outcome.watermelon().map(flag)]
+    }
 }
 
 /// A `Z` value.
@@ -223,8 +260,7 @@ struct Touched {
 struct Pending<'a> {
     db: &'a sled::Db,
     dict: &'a Dictionary,
-    /// The dictionary id of [`xla_store::JOIN_TYPE_DIMENSION`].
-    type_key: u32,
+    roles: &'a Roles,
     tenant: u32,
     z: BTreeMap<[u8; 29], Option<Vec<u8>>>,
     u: BTreeMap<[u8; 29], Option<Vec<u8>>>,
@@ -265,7 +301,7 @@ impl Pending<'_> {
     /// The cells `counted` names for a value of `metric` on `day`.
     fn cells(counted: &Counted) -> Vec<(u32, u32)> {
         match counted {
-            Counted::Ticket(dims) => dims.clone(),
+            Counted::Ticket(_, dims) => dims.clone(),
             Counted::Unjoined(code) => vec![(UNJOINED_SET, u32::from(*code))],
         }
     }
@@ -288,6 +324,27 @@ impl Pending<'_> {
             let exact = set.cells.entry(dim_value).or_default().remove(value);
             if !exact {
                 set.dirty.insert(dim_value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds (or takes out) a ticket's outcome in its day's outcome cells:
+    /// the day's total and one per dimension of the ticket. Their min and
+    /// max are not kept exact (nothing reads them; the scorecard reads
+    /// counts, sums and histograms).
+    fn outcome(&mut self, day: i32, dims: &[(u32, u32)], outcome: &Outcome, add: bool) -> Result<(), StoreError> {
+        let metrics = self.roles.outcome_cells;
+        for (metric, value) in metrics.into_iter().zip(outcome.values()) {
+            let Some(value) = value else { continue };
+            let rating = self.rating(metric);
+            for (dim_key, dim_value) in std::iter::once((0, 0)).chain(dims.iter().copied()) {
+                let cell = self.set(metric, day, dim_key)?.cells.entry(dim_value).or_default();
+                if add {
+                    cell.add(value, rating);
+                } else {
+                    cell.remove(value);
+                }
             }
         }
         Ok(())
@@ -321,7 +378,7 @@ impl Pending<'_> {
                 };
                 self.u.insert(unmatched, Some(encode(&example)?));
             }
-            Counted::Ticket(_) => {
+            Counted::Ticket(..) => {
                 self.u.insert(unmatched, None);
             }
         }
@@ -347,8 +404,8 @@ type Candidate<'a> = TicketCandidate<'a, u128>;
 /// What a commit changes of one ticket number.
 #[derive(Default)]
 struct Changes {
-    /// Entries leaving it, by (kind, fingerprint).
-    removed: Vec<(u8, u128)>,
+    /// Entries leaving it.
+    removed: Vec<Removed>,
     /// Rows joining it.
     added: Vec<Added>,
 }
@@ -370,7 +427,7 @@ pub(crate) fn settle(
     let mut pending = Pending {
         db,
         dict,
-        type_key: roles.type_key,
+        roles,
         tenant,
         z: BTreeMap::new(),
         u: BTreeMap::new(),
@@ -393,11 +450,7 @@ pub(crate) fn settle(
             );
         }
         if joined.number.is_some() {
-            numbers
-                .entry(joined.number)
-                .or_default()
-                .removed
-                .push((removed.role.kind(), removed.fingerprint));
+            numbers.entry(joined.number).or_default().removed.push(removed);
         }
     }
     for added in events.added {
@@ -476,15 +529,30 @@ fn load(pending: &Pending<'_>, number: &str, tickets_only: bool) -> Result<State
 /// rows joining it, and moves every answer whose place changed.
 fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> Result<(), StoreError> {
     let Changes { removed, added } = changes;
-    let roles_type = Some(pending.type_key);
-    let tickets_change =
-        removed.iter().any(|(kind, _)| *kind != ANSWER) || added.iter().any(|a| a.role != Role::Answer);
-    let mut state = load(pending, number, !tickets_change)?;
+    let roles_type = Some(pending.roles.type_key);
+    // A number's answers are read only when a place or an outcome may
+    // change: a new lost time on a known ticket needs its tickets alone.
+    let roles = pending.roles;
+    let outcomes_change =
+        |role: Role, metric: u32| role != Role::Answer || metric == roles.outcome_sla || metric == roles.outcome_rating;
+    let load_all = removed.iter().any(|r| outcomes_change(r.role, r.metric))
+        || added.iter().any(|a| outcomes_change(a.role, a.metric));
+    let mut state = load(pending, number, !load_all)?;
     let tenant = pending.tenant;
     let mut touched: BTreeSet<(u8, u128)> = BTreeSet::new();
-    for id in removed {
-        // Answers leaving were taken out of their cells through `Z`.
-        state.remove(&id);
+    for removed in removed {
+        // Answers leaving were taken out of their cells through `Z`; a
+        // ticket leaving takes its outcome out of its day.
+        let id = (removed.role.kind(), removed.fingerprint);
+        if let Some(Entry::Ticket {
+            at,
+            dims,
+            outcome: Some(outcome),
+            ..
+        }) = state.remove(&id)
+        {
+            pending.outcome(keys::day_of(at), &dims, &outcome, false)?;
+        }
         pending.y.insert(keys::join_entry(tenant, number, id.0, id.1), None);
     }
     for added in added {
@@ -493,6 +561,7 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
                 at: added.at,
                 ticket_type: roles_type.and_then(|k| dimension(&added.dims, k)),
                 dims: added.dims.to_vec(),
+                outcome: None,
             },
             Role::Opening => Entry::Opening {
                 at: added.at,
@@ -526,7 +595,9 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
     let tickets: Vec<(Candidate<'_>, &[(u32, u32)])> = state
         .iter()
         .filter_map(|((_, fingerprint), entry)| match entry {
-            Entry::Ticket { at, ticket_type, dims } => Some((
+            Entry::Ticket {
+                at, ticket_type, dims, ..
+            } => Some((
                 TicketCandidate {
                     facts: TicketFacts {
                         opened: opened.get(at).copied(),
@@ -548,6 +619,7 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
         };
         let counted = match xla_store::pick_ticket(facts, tickets.iter().map(|(c, _)| *c)) {
             Ok(ticket) => Counted::Ticket(
+                ticket,
                 tickets
                     .iter()
                     .find(|(c, _)| c.key == ticket)
@@ -574,12 +646,54 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
         pending.place((answer.metric, answer.day, id.1), Some(number), &answer, &counted)?;
         touched.insert(id);
     }
+    if load_all {
+        touched.extend(settle_outcomes(pending, &mut state)?);
+    }
     for id in touched {
         let key = keys::join_entry(tenant, number, id.0, id.1);
         let Some(entry) = state.get(&id) else { continue };
         pending.y.insert(key, Some(encode(entry)?));
     }
     Ok(())
+}
+
+/// Works out each ticket's outcome from the answers joined to it, and moves
+/// the ones that changed in the outcome cells. Returns the tickets changed.
+fn settle_outcomes(pending: &mut Pending<'_>, state: &mut State) -> Result<Vec<(u8, u128)>, StoreError> {
+    let roles = pending.roles;
+    // Per ticket: its outcome, and the (time, answer) of its latest rating.
+    let mut found: HashMap<u128, (Outcome, (i64, u128))> = HashMap::default();
+    for ((_, fingerprint), entry) in state.iter() {
+        let Entry::Answer(answer) = entry else { continue };
+        let Some(Counted::Ticket(ticket, _)) = &answer.counted else {
+            continue;
+        };
+        let (outcome, latest) = found.entry(*ticket).or_insert((Outcome::default(), (i64::MIN, 0)));
+        if answer.metric == roles.outcome_sla {
+            outcome.sla_met = Some(outcome.sla_met.unwrap_or(true) && answer.value == 0.0);
+        } else if answer.metric == roles.outcome_rating && (answer.at, *fingerprint) > *latest {
+            *latest = (answer.at, *fingerprint);
+            outcome.rating = Some(answer.value);
+        }
+    }
+    let mut changed = Vec::new();
+    for ((kind, fingerprint), entry) in state.iter_mut() {
+        let Entry::Ticket { at, dims, outcome, .. } = entry else {
+            continue;
+        };
+        let now = found.get(fingerprint).map(|(outcome, _)| *outcome).unwrap_or_default();
+        if *outcome == Some(now) {
+            continue;
+        }
+        let day = keys::day_of(*at);
+        if let Some(old) = outcome {
+            pending.outcome(day, dims, old, false)?;
+        }
+        pending.outcome(day, dims, &now, true)?;
+        *outcome = Some(now);
+        changed.push((*kind, *fingerprint));
+    }
+    Ok(changed)
 }
 
 /// Whether a retired row of the join says what `number` and `at` say: a
@@ -684,6 +798,79 @@ pub(crate) fn grouped(
         out.unmatched.examples.push(decode(&value)?);
     }
     Ok(out)
+}
+
+impl super::Sled {
+    /// The outcomes of the tickets resolved in `[from, to)` (whole UTC
+    /// days), per value of `group_by` and for the whole window: see
+    /// [`xla_store::Store::ticket_outcomes`]. `None` for a window that is
+    /// not whole days.
+    pub(crate) fn ticket_outcomes(
+        &self,
+        tenant: &str,
+        group_by: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<xla_store::OutcomesBySlice>, StoreError> {
+        if !whole_days(from, to) {
+            return Ok(None);
+        }
+        let mut out = xla_store::OutcomesBySlice::new();
+        let inner = self.lock()?;
+        let dict = &inner.dict;
+        let Some(tenant) = dict.id(tenant) else {
+            return Ok(Some(out));
+        };
+        if from >= to {
+            return Ok(Some(out));
+        }
+        let group = group_by.and_then(|g| dict.id(g));
+        let (from_day, to_day) = (keys::day_of(from), keys::day_of(to - 1) + 1);
+        for (i, name) in OUTCOME_CELLS.iter().enumerate() {
+            let Some(metric) = dict.id(name) else { continue };
+            let (start, end) = keys::joined_set_range(tenant, metric, from_day, to_day);
+            for entry in self.db.range(start..end) {
+                let (key, value) = entry.or_store()?;
+                let set =
+                    SetKey::parse_joined(&key).ok_or_else(|| StoreError::corrupt("a joined set key does not parse"))?;
+                let slice = |dim_value: u32| -> Result<Option<Option<String>>, StoreError> {
+                    if set.dim_key == 0 {
+                        return Ok(Some(None));
+                    }
+                    if Some(set.dim_key) != group {
+                        return Ok(None);
+                    }
+                    let name = dict
+                        .string(dim_value)
+                        .ok_or_else(|| StoreError::corrupt("a dictionary id is missing"))?;
+                    Ok(Some(Some(name.to_string())))
+                };
+                if set.dim_key != 0 && Some(set.dim_key) != group {
+                    continue;
+                }
+                for (dim_value, cell) in decode_set(&value)? {
+                    let Some(slice) = slice(dim_value)? else { continue };
+                    let counts = out.entry(slice).or_default();
+                    match i {
+                        0 => {
+                            counts.sla_tickets += cell.count;
+                            counts.sla_met += cell.sum.round() as u64;
+                        }
+                        1 => {
+                            for (mine, theirs) in counts.ratings.iter_mut().zip(cell.histogram.unwrap_or_default()) {
+                                *mine += theirs;
+                            }
+                        }
+                        _ => {
+                            counts.both += cell.count;
+                            counts.watermelons += cell.sum.round() as u64;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Some(out))
+    }
 }
 
 /// Whether `[from, to)` is whole UTC days, as joined cells are kept.

@@ -448,6 +448,18 @@ impl Store for SledStore {
         self.blocking(move |sled| sled.grouped_through(&query)).await
     }
 
+    async fn ticket_outcomes(
+        &self,
+        tenant: &str,
+        group_by: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<xla_store::OutcomesBySlice>, StoreError> {
+        let (tenant, group_by) = (tenant.to_string(), group_by.map(str::to_string));
+        self.blocking(move |sled| sled.ticket_outcomes(&tenant, group_by.as_deref(), from, to))
+            .await
+    }
+
     async fn save_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let token = token.clone();
         self.blocking(move |sled| sled.save_token(&token)).await

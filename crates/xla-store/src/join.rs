@@ -45,6 +45,80 @@ pub fn is_joined_metric(metric: &str) -> bool {
     JOINED_METRICS.contains(&metric)
 }
 
+/// What a ticket came to, from the values joined to it: whether every SLA
+/// was met, and its latest rating. The unit of the SLA-beside-XLA
+/// scorecard ([`crate::Store::ticket_outcomes`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TicketOutcome {
+    /// `Some(true)` when it has SLA values ([`OUTCOME_SLA_METRIC`]) and
+    /// none is breached (every value 0), `Some(false)` when one is; `None`
+    /// without SLA values.
+    pub sla_met: Option<bool>,
+    /// Its latest rating ([`OUTCOME_RATING_METRIC`]), if it was rated.
+    pub rating: Option<f64>,
+}
+
+impl TicketOutcome {
+    /// A *watermelon ticket*: every SLA met, and rated 0-6 (a detractor).
+    /// `None` unless it has both SLA values and a rating.
+    pub fn watermelon(&self) -> Option<bool> {
+        let (met, rating) = (self.sla_met?, self.rating?);
+        Some(met && (0.0..6.5).contains(&rating))
+    }
+}
+
+/// The metric whose values say whether a ticket's SLAs were breached (1).
+pub const OUTCOME_SLA_METRIC: &str = "sla_breached";
+
+/// The metric whose latest value is a ticket's rating.
+pub const OUTCOME_RATING_METRIC: &str = "happiness_rating";
+
+/// The scorecard's counts over the tickets of one slice (see
+/// [`crate::Store::ticket_outcomes`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TicketOutcomes {
+    /// Tickets with SLA values.
+    pub sla_tickets: u64,
+    /// Of those, tickets with every SLA met.
+    pub sla_met: u64,
+    /// Rated tickets per latest rating 0-10 (a rating outside 0-10, or not
+    /// whole, is in no slot).
+    pub ratings: [u64; 11],
+    /// Tickets with both SLA values and a rating.
+    pub both: u64,
+    /// Of those, watermelon tickets ([`TicketOutcome::watermelon`]).
+    pub watermelons: u64,
+}
+
+impl TicketOutcomes {
+    /// Counts one ticket.
+    pub fn add(&mut self, outcome: &TicketOutcome) {
+        if let Some(met) = outcome.sla_met {
+            self.sla_tickets += 1;
+            self.sla_met += u64::from(met);
+        }
+        if let Some(rating) = outcome.rating
+            && (0.0..=10.0).contains(&rating)
+        {
+            self.ratings[rating.round() as usize] += 1;
+        }
+        if let Some(watermelon) = outcome.watermelon() {
+            self.both += 1;
+            self.watermelons += u64::from(watermelon);
+        }
+    }
+
+    /// Rated tickets.
+    pub fn rated(&self) -> u64 {
+        self.ratings.iter().sum()
+    }
+}
+
+/// What [`crate::Store::ticket_outcomes`] answers: per slice (`None`: the
+/// whole window), the counts of its tickets.
+pub type OutcomesBySlice = std::collections::BTreeMap<Option<String>, TicketOutcomes>;
+
 /// One ticket of a number, as the join sees it: its facts and a key that
 /// orders tickets opened at the same time (any total order both the
 /// write-time and the read-time join can compute; a record fingerprint).

@@ -36,8 +36,8 @@ pub use commit::{CommitBatch, CommitSummary, Retracted, SourceGap, check_observa
 pub use config::{Backend, StoreConfig};
 pub use error::StoreError;
 pub use join::{
-    JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION, JOIN_VIA, JOINED_METRICS, TicketCandidate, is_joined_metric,
-    pick_ticket,
+    JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION, JOIN_VIA, JOINED_METRICS, OUTCOME_RATING_METRIC, OUTCOME_SLA_METRIC,
+    OutcomesBySlice, TicketCandidate, TicketOutcome, TicketOutcomes, is_joined_metric, pick_ticket,
 };
 pub use model::{DAY_MS, Provenance, SUBJECT_DIMENSIONS, StoredObservation, UNROLLED_DIMENSIONS, day_of, is_rating};
 pub use query::{
@@ -201,6 +201,27 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::RetiredRows`] when the join reads raw rows and
     /// retention dropped the window's.
     async fn grouped_through(&self, query: &GroupThrough) -> Result<GroupedThrough, StoreError>;
+
+    /// What the tickets resolved in `[from, to)` came to, per value of the
+    /// ticket dimension `group_by` and (key `None`) for the whole window:
+    /// the SLA-beside-XLA scorecard's counts. A ticket is a [`JOIN_VIA`]
+    /// row; its outcome ([`TicketOutcome`]) is over every value joined to
+    /// it by the store's ticket join, whenever given (an answer a week after
+    /// the month still rates the month's ticket).
+    ///
+    /// `Ok(None)` when the backend does not keep outcomes, or `[from, to)`
+    /// is not whole UTC days: the caller judges per-ticket rows instead.
+    /// The default keeps none.
+    async fn ticket_outcomes(
+        &self,
+        tenant: &str,
+        group_by: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<OutcomesBySlice>, StoreError> {
+        let _ = (tenant, group_by, from, to);
+        Ok(None)
+    }
 
     /// Saves a token record (a new token, or a changed one: last use,
     /// revocation), keyed by its id.

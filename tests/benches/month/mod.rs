@@ -241,6 +241,62 @@ pub async fn engine(store: Arc<dyn Store>) -> Result<(Engine, Vec<XlaDefinition>
     Ok((Engine::new(store, scorers, Limits::default()), xlas))
 }
 
+/// The ticket outcomes of the tickets resolved in `[from, to)` per service
+/// and for the whole window, worked out from raw rows: each ticket's SLA
+/// records and ratings (numbers are unique here, and every answer is given
+/// after its ticket's opening, so each joins its number's ticket), read up
+/// to a month after the window.
+#[allow(dead_code)]
+pub async fn outcomes_from_rows(store: &dyn Store, from: i64, to: i64) -> Result<xla_host::store::OutcomesBySlice> {
+    use xla_host::store::TicketOutcome;
+    let number = |o: &Observation| o.dimensions.iter().find(|(k, _)| k == "ticket").map(|(_, v)| v.clone());
+    let mut outcomes: BTreeMap<String, (String, TicketOutcome, i64)> = BTreeMap::new();
+    for row in store.observations(TENANT, "ticket_resolved", from, to).await? {
+        let o = row.observation;
+        let service = o
+            .dimensions
+            .iter()
+            .find(|(k, _)| k == "service")
+            .map(|(_, v)| v.clone());
+        if let (Some(number), Some(service)) = (number(&o), service) {
+            let empty = TicketOutcome {
+                sla_met: None,
+                rating: None,
+            };
+            outcomes.insert(number, (service, empty, i64::MIN));
+        }
+    }
+    let later = to + 31 * DAY;
+    for row in store
+        .observations(TENANT, "sla_breached", from - 31 * DAY, later)
+        .await?
+    {
+        if let Some((_, outcome, _)) = number(&row.observation).and_then(|n| outcomes.get_mut(&n)) {
+            outcome.sla_met = Some(outcome.sla_met.unwrap_or(true) && row.observation.value == 0.0);
+        }
+    }
+    for row in store
+        .observations(TENANT, "happiness_rating", from - 31 * DAY, later)
+        .await?
+    {
+        if let Some((_, outcome, latest)) = number(&row.observation).and_then(|n| outcomes.get_mut(&n))
+            && row.observation.at > *latest
+        {
+            *latest = row.observation.at;
+            outcome.rating = Some(row.observation.value);
+        }
+    }
+    let mut by_slice = xla_host::store::OutcomesBySlice::new();
+    for (service, outcome, _) in outcomes.into_values() {
+        if outcome.sla_met.is_none() && outcome.rating.is_none() {
+            continue;
+        }
+        by_slice.entry(None).or_default().add(&outcome);
+        by_slice.entry(Some(service)).or_default().add(&outcome);
+    }
+    Ok(by_slice)
+}
+
 /// A sled store in `dir` (not durable: a benchmark's data) holding the
 /// month at `scale`, loaded untimed; says what it loaded.
 pub async fn store(dir: &Path, scale: f64) -> Result<Arc<dyn Store>> {

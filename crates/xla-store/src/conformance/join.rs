@@ -34,9 +34,13 @@ fn ticket(id: &str, number: &str, group: &str, kind: &str, resolved: i64, hours:
     rows
 }
 
-/// A survey answer naming a ticket (or none).
+/// A survey answer naming a ticket (or none); an SLA record (ServiceNow's
+/// `task_sla`) names no ticket type.
 fn answer(id: &str, metric: &str, number: Option<&str>, kind: &str, at: i64, value: f64) -> Observation {
-    let mut dims = vec![("ticket_type", kind)];
+    let mut dims = Vec::new();
+    if metric != "sla_breached" {
+        dims.push(("ticket_type", kind));
+    }
     dims.extend(number.map(|n| ("ticket", n)));
     obs(id, metric, value, at, &dims)
 }
@@ -261,9 +265,9 @@ fn arb_step() -> impl Strategy<Value = Step> {
         4 => (0u8..5, 0u8..2, 0u8..3, 0u8..2, 0i64..7, 1u8..60)
             .prop_map(|(k, n, g, t, d, h)| Step::Ticket(k, n, g, t, d, h)),
         1 => (0u8..5).prop_map(Step::RetractTicket),
-        6 => (0u8..8, prop::option::weighted(0.9, 0u8..2), 0u8..2, 0i64..8, 0i64..24, 0u8..11)
+        6 => (0u8..12, prop::option::weighted(0.9, 0u8..2), 0u8..2, 0i64..8, 0i64..24, 0u8..11)
             .prop_map(|(j, n, t, d, h, v)| Step::Answer(j, n, t, d, h, v)),
-        1 => (0u8..8).prop_map(Step::RetractAnswer),
+        1 => (0u8..12).prop_map(Step::RetractAnswer),
         1 => (0i64..8).prop_map(Step::Retire),
         1 => Just(Step::Reopen),
     ]
@@ -272,12 +276,17 @@ fn arb_step() -> impl Strategy<Value = Step> {
 const KINDS: [&str; 2] = ["incident", "request"];
 const GROUPS: [&str; 3] = ["Desk", "Network", "Field"];
 
-/// Answer `a<j>`'s metric: a rating or a lost time, by parity.
+/// Answer `a<j>`'s metric: a rating, a lost time or an SLA's breach.
 fn answer_metric(j: u8) -> &'static str {
-    if j.is_multiple_of(2) {
-        "happiness_rating"
+    ["happiness_rating", "lost_time_minutes", "sla_breached"][usize::from(j % 3)]
+}
+
+/// Answer `a<j>`'s value: an SLA's breach is 0 or 1.
+fn answer_value(j: u8, value: u8) -> f64 {
+    if answer_metric(j) == "sla_breached" {
+        f64::from(value % 2)
     } else {
-        "lost_time_minutes"
+        f64::from(value)
     }
 }
 
@@ -349,7 +358,9 @@ async fn joined_agrees<B: Backend>(backend: &B, steps: Vec<Step>) -> Result<(), 
                 tickets.remove(&k);
             }
             Step::Answer(j, number, kind, day, hour, value) => {
-                let at = day * DAY + hour * HOUR;
+                // Each answer at its own minute: a ticket's latest rating is never a tie.
+                let at = day * DAY + hour * HOUR + i64::from(j) * 60_000;
+                let value = answer_value(j, value);
                 let number_text = number.map(|n| format!("INC{n}"));
                 let row = answer(
                     &format!("a{j}"),
@@ -357,10 +368,10 @@ async fn joined_agrees<B: Backend>(backend: &B, steps: Vec<Step>) -> Result<(), 
                     number_text.as_deref(),
                     KINDS[usize::from(kind)],
                     at,
-                    f64::from(value),
+                    value,
                 );
                 send(&*store, "hs", &[row], &[], &[]).await;
-                answers.insert(j, (number, kind, at, f64::from(value)));
+                answers.insert(j, (number, kind, at, value));
             }
             Step::RetractAnswer(j) => {
                 let gone = Retracted {
@@ -380,7 +391,12 @@ async fn joined_agrees<B: Backend>(backend: &B, steps: Vec<Step>) -> Result<(), 
             }
         }
     }
-    for metric in ["happiness_rating", "lost_time_minutes"] {
+    let outcomes = store
+        .ticket_outcomes("acme", Some("assignment_group"), 0, 10 * DAY)
+        .await
+        .expect("outcomes");
+    prop_assert_eq!(outcomes, Some(model_outcomes(&tickets, &answers)), "ticket outcomes");
+    for metric in ["happiness_rating", "lost_time_minutes", "sla_breached"] {
         let want = model_grouped(&tickets, &answers, metric);
         let joined = grouped(&*store, metric, "assignment_group", false).await;
         prop_assert_eq!(&summary(&joined), &want.0, "{} from joined rollups", metric);
@@ -395,6 +411,70 @@ async fn joined_agrees<B: Backend>(backend: &B, steps: Vec<Step>) -> Result<(), 
     Ok(())
 }
 
+/// The ticket each answer joins by [`pick_ticket`], if any.
+fn model_joins(
+    tickets: &BTreeMap<u8, ModelTicket>,
+    answers: &BTreeMap<u8, (Option<u8>, u8, i64, f64)>,
+) -> BTreeMap<u8, Result<u8, Unjoined>> {
+    answers
+        .iter()
+        .map(|(j, (number, kind, at, _))| {
+            let Some(number) = number else {
+                return (*j, Err(Unjoined::NoTicketNumber));
+            };
+            let facts = AnswerFacts {
+                at: *at,
+                ticket_type: (answer_metric(*j) != "sla_breached").then(|| KINDS[usize::from(*kind)]),
+            };
+            let candidates = tickets
+                .iter()
+                .filter(|(_, t)| t.number == *number)
+                .map(|(k, t)| TicketCandidate {
+                    facts: TicketFacts {
+                        opened: Some(t.opened),
+                        ticket_type: Some(KINDS[usize::from(t.kind)]),
+                    },
+                    key: *k,
+                });
+            (*j, pick_ticket(facts, candidates))
+        })
+        .collect()
+}
+
+/// Every ticket's outcome from the answers that join it, per group and for
+/// the whole window (every model ticket resolves in it).
+fn model_outcomes(
+    tickets: &BTreeMap<u8, ModelTicket>,
+    answers: &BTreeMap<u8, (Option<u8>, u8, i64, f64)>,
+) -> crate::OutcomesBySlice {
+    let joins = model_joins(tickets, answers);
+    let mut out = crate::OutcomesBySlice::new();
+    for (k, ticket) in tickets {
+        let mut outcome = crate::TicketOutcome {
+            sla_met: None,
+            rating: None,
+        };
+        let mut latest = None;
+        for (j, (_, _, at, value)) in answers.iter().filter(|(j, _)| joins[*j] == Ok(*k)) {
+            match answer_metric(*j) {
+                "sla_breached" => outcome.sla_met = Some(outcome.sla_met.unwrap_or(true) && *value == 0.0),
+                "happiness_rating" if latest.is_none_or(|l| l < *at) => {
+                    latest = Some(*at);
+                    outcome.rating = Some(*value);
+                }
+                _ => {}
+            }
+        }
+        if outcome.sla_met.is_none() && outcome.rating.is_none() {
+            continue;
+        }
+        out.entry(None).or_default().add(&outcome);
+        let group = GROUPS[usize::from(ticket.group)].to_string();
+        out.entry(Some(group)).or_default().add(&outcome);
+    }
+    out
+}
+
 /// The grouping the rule gives: each answer of `metric` under the group of
 /// the ticket [`pick_ticket`] picks among the tickets of its number.
 fn model_grouped(
@@ -405,29 +485,12 @@ fn model_grouped(
     let mut groups: BTreeMap<String, Rollup> = BTreeMap::new();
     let mut unmatched = 0;
     let rating = crate::is_rating(metric);
-    for (j, (number, kind, at, value)) in answers {
+    let joins = model_joins(tickets, answers);
+    for (j, (_, _, _, value)) in answers {
         if answer_metric(*j) != metric {
             continue;
         }
-        let Some(number) = number else {
-            unmatched += 1;
-            continue;
-        };
-        let facts = AnswerFacts {
-            at: *at,
-            ticket_type: Some(KINDS[usize::from(*kind)]),
-        };
-        let candidates = tickets
-            .iter()
-            .filter(|(_, t)| t.number == *number)
-            .map(|(k, t)| TicketCandidate {
-                facts: TicketFacts {
-                    opened: Some(t.opened),
-                    ticket_type: Some(KINDS[usize::from(t.kind)]),
-                },
-                key: *k,
-            });
-        match pick_ticket(facts, candidates) {
+        match joins[j] {
             Ok(k) => groups
                 .entry(GROUPS[usize::from(tickets[&k].group)].to_string())
                 .or_default()
