@@ -5,19 +5,26 @@
 //!
 //! What is kept (`keys`):
 //!
-//! - `Y`, per ticket number, one entry per row of the join: each ticket
-//!   (a [`xla_store::JOIN_VIA`] row, with its dimensions and type), each
-//!   opening (its [`xla_store::JOIN_OPENING`] row), each answer (a row of a
+//! - `Y`, the state of each ticket number, in buckets of numbers that share
+//!   all but their last two bytes (about a hundred of a ServiceNow
+//!   sequence): each ticket (a [`xla_store::JOIN_VIA`] row, with its
+//!   dimensions, type and outcome), each opening (its
+//!   [`xla_store::JOIN_OPENING`] row), each answer (a row of a
 //!   [`xla_store::JOINED_METRICS`] metric, with its value and where it counts
 //!   now);
-//! - `Z`, per joined row by metric, day and record: its ticket number, and
-//!   for an answer its value and where it counts. A replace or retraction
-//!   finds its number there from the old row alone, and a cell that lost its
-//!   smallest or largest value is recomputed from its day's entries;
+//! - `Z`, per block of rows, each join row's ticket number and time, and for
+//!   an answer its value, record id and where it counts, by slot. A replace
+//!   or retraction finds its number there from the old row's place alone
+//!   (a retired row keeps none), a cell that lost its smallest or largest
+//!   value is recomputed from its day's blocks, and the unmatched examples
+//!   are read there;
 //! - `S`, the joined rollup sets: the same cells as `R`, keyed by the
 //!   ticket's dimension, plus [`UNJOINED_SET`] counting answers that joined
-//!   no ticket, by reason;
-//! - `U`, the answers that joined no ticket, listed as examples.
+//!   no ticket, by reason, and the tickets' outcome cells.
+//!
+//! Buckets and blocks, not a key per row: sled manages some tens of
+//! thousands of small-key writes a second, and a key per join row cut a
+//! ServiceNow sync to a fifth of its speed.
 //!
 //! A commit works out, for every ticket number it touches, where each of
 //! the number's answers counts after it ([`xla_store::pick_ticket`]), and
@@ -121,6 +128,8 @@ impl Roles {
 
 /// A row of the join a commit adds.
 pub(crate) struct Added {
+    /// Its place: block id and slot.
+    pub loc: (u64, u32),
     pub role: Role,
     pub metric: u32,
     pub day: i32,
@@ -136,6 +145,8 @@ pub(crate) struct Added {
 
 /// A row of the join a commit takes out (replaced or retracted).
 pub(crate) struct Removed {
+    /// Its place: block id and slot.
+    pub loc: (u64, u32),
     pub role: Role,
     pub metric: u32,
     pub day: i32,
@@ -180,11 +191,16 @@ enum Entry {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Answer {
+    /// Its row's place (block, slot): where its `Z` slot is.
+    loc: (u64, u32),
     metric: u32,
     day: i32,
     at: i64,
     value: f64,
     ticket_type: Option<u32>,
+    /// Its record id, while a commit places it for the first time (then
+    /// `Z` keeps it).
+    #[serde(skip)]
     id: String,
     /// Where it counts now; `None` only while a commit places it.
     counted: Option<Counted>,
@@ -209,12 +225,14 @@ impl Outcome {
     }
 }
 
-/// A `Z` value.
+/// A row's slot in a `Z` block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Joined {
     number: Option<String>,
     /// The row's time, unix ms: a retired row keeps only its day.
     at: i64,
+    /// An answer's record id, for the unmatched examples.
+    id: Option<String>,
     /// An answer's value and where it counts.
     counted: Option<(f64, Counted)>,
 }
@@ -262,11 +280,22 @@ struct Pending<'a> {
     dict: &'a Dictionary,
     roles: &'a Roles,
     tenant: u32,
-    z: BTreeMap<[u8; 29], Option<Vec<u8>>>,
-    u: BTreeMap<[u8; 29], Option<Vec<u8>>>,
-    y: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// `Z` blocks read or written, by block id.
+    blocks: HashMap<u64, ZBlock>,
+    /// `Y` buckets read, by key: each number's state.
+    buckets: BTreeMap<Vec<u8>, Bucket>,
     sets: HashMap<SetKey, Touched>,
 }
+
+/// A `Z` block as a commit holds it.
+struct ZBlock {
+    metric: u32,
+    day: i32,
+    slots: Vec<Option<Joined>>,
+}
+
+/// A `Y` bucket: the state of each of its ticket numbers.
+type Bucket = BTreeMap<String, State>;
 
 impl Pending<'_> {
     fn set(&mut self, metric: u32, day: i32, dim_key: u32) -> Result<&mut Touched, StoreError> {
@@ -350,48 +379,63 @@ impl Pending<'_> {
         Ok(())
     }
 
-    /// Records where an answer counts now: `Z`, and `U` when unmatched.
+    /// The slot of a row's place in its `Z` block, read the first time.
+    fn slot(&mut self, (block, slot): (u64, u32), metric: u32, day: i32) -> Result<&mut Option<Joined>, StoreError> {
+        if !self.blocks.contains_key(&block) {
+            let slots = match self.db.get(keys::joined_block(block)).or_store()? {
+                Some(bytes) => decode(&bytes)?,
+                None => Vec::new(),
+            };
+            self.blocks.insert(block, ZBlock { metric, day, slots });
+        }
+        let zblock = self
+            .blocks
+            .get_mut(&block)
+            .ok_or_else(|| StoreError::corrupt("a joined block vanished"))?;
+        let slot = slot as usize;
+        if zblock.slots.len() <= slot {
+            zblock.slots.resize(slot + 1, None);
+        }
+        Ok(&mut zblock.slots[slot])
+    }
+
+    /// Records where an answer at `loc` counts now, in its `Z` slot.
     fn place(
         &mut self,
-        (metric, day, fingerprint): (u32, i32, u128),
+        (loc, metric, day): ((u64, u32), u32, i32),
         number: Option<&str>,
         answer: &Answer,
         counted: &Counted,
     ) -> Result<(), StoreError> {
-        let joined = Joined {
+        let slot = self.slot(loc, metric, day)?;
+        let id = match slot.take() {
+            Some(Joined { id: Some(id), .. }) if answer.id.is_empty() => id,
+            _ => answer.id.clone(),
+        };
+        *slot = Some(Joined {
             number: number.map(str::to_string),
             at: answer.at,
+            id: Some(id),
             counted: Some((answer.value, counted.clone())),
-        };
-        self.z.insert(
-            keys::joined_value(self.tenant, metric, day, fingerprint),
-            Some(encode(&joined)?),
-        );
-        let unmatched = keys::unmatched(self.tenant, metric, day, fingerprint);
-        match counted {
-            Counted::Unjoined(code) => {
-                let example = UnmatchedAnswer {
-                    id: answer.id.clone(),
-                    ticket: number.map(str::to_string),
-                    at: answer.at,
-                    reason: unjoined_reason(*code)?,
-                };
-                self.u.insert(unmatched, Some(encode(&example)?));
-            }
-            Counted::Ticket(..) => {
-                self.u.insert(unmatched, None);
-            }
-        }
+        });
         Ok(())
     }
 
-    /// The `Z` entry of a row, as this commit has left it so far.
-    fn joined(&self, key: &[u8; 29]) -> Result<Option<Joined>, StoreError> {
-        let bytes = match self.z.get(key) {
-            Some(pending) => pending.clone(),
-            None => self.db.get(key).or_store()?.map(|v| v.to_vec()),
-        };
-        bytes.map(|b| decode(&b)).transpose()
+    /// A ticket number's state, read with its bucket the first time.
+    fn state(&mut self, number: &str) -> Result<&mut State, StoreError> {
+        let key = keys::join_bucket(self.tenant, number);
+        if !self.buckets.contains_key(&key) {
+            let bucket = match self.db.get(&key).or_store()? {
+                Some(bytes) => decode(&bytes)?,
+                None => Bucket::new(),
+            };
+            self.buckets.insert(key.clone(), bucket);
+        }
+        let bucket = self
+            .buckets
+            .get_mut(&key)
+            .ok_or_else(|| StoreError::corrupt("a join bucket vanished"))?;
+        Ok(bucket.entry(number.to_string()).or_default())
     }
 }
 
@@ -410,7 +454,7 @@ struct Changes {
     added: Vec<Added>,
 }
 
-/// Applies a commit's join rows: `Y`, `Z`, `U` and the joined sets, into
+/// Applies a commit's join rows: `Y`, `Z` and the joined sets, into
 /// `ops`. Runs inside the commit, before its batch is applied, so the join
 /// is exactly as durable as the rows.
 pub(crate) fn settle(
@@ -429,25 +473,20 @@ pub(crate) fn settle(
         dict,
         roles,
         tenant,
-        z: BTreeMap::new(),
-        u: BTreeMap::new(),
-        y: BTreeMap::new(),
+        blocks: HashMap::default(),
+        buckets: BTreeMap::new(),
         sets: HashMap::default(),
     };
     // Per ticket number: the entries leaving it, and the rows joining it.
     let mut numbers: BTreeMap<Option<String>, Changes> = BTreeMap::new();
     for removed in events.removed {
-        let key = keys::joined_value(tenant, removed.metric, removed.day, removed.fingerprint);
         // A row the join never saw (no ticket number, not a joined metric
         // when it was stored) has nothing to take out.
-        let Some(joined) = pending.joined(&key)? else { continue };
-        pending.z.insert(key, None);
+        let Some(joined) = pending.slot(removed.loc, removed.metric, removed.day)?.take() else {
+            continue;
+        };
         if let Some((value, counted)) = &joined.counted {
             pending.subtract(removed.metric, removed.day, *value, counted)?;
-            pending.u.insert(
-                keys::unmatched(tenant, removed.metric, removed.day, removed.fingerprint),
-                None,
-            );
         }
         if joined.number.is_some() {
             numbers.entry(joined.number).or_default().removed.push(removed);
@@ -464,22 +503,29 @@ pub(crate) fn settle(
                     let answer = answer_of(&added, None);
                     let counted = Counted::Unjoined(unjoined_code(&Unjoined::NoTicketNumber));
                     pending.add(added.metric, added.day, added.value, &counted)?;
-                    pending.place((added.metric, added.day, added.fingerprint), None, &answer, &counted)?;
+                    pending.place((added.loc, added.metric, added.day), None, &answer, &counted)?;
                 }
             }
         }
     }
     recompute_extremes(&mut pending)?;
-    let Pending { z, u, y, sets, .. } = pending;
-    for (key, value) in z
-        .into_iter()
-        .map(|(k, v)| (k.to_vec(), v))
-        .chain(u.into_iter().map(|(k, v)| (k.to_vec(), v)))
-        .chain(y)
-    {
-        match value {
-            Some(value) => ops.insert(key, value),
-            None => ops.remove(key),
+    let Pending {
+        blocks, buckets, sets, ..
+    } = pending;
+    for (id, block) in blocks {
+        let key = keys::joined_block(id);
+        if block.slots.iter().all(Option::is_none) {
+            ops.remove(&key);
+        } else {
+            ops.insert(&key, encode(&block.slots)?);
+        }
+    }
+    for (key, mut bucket) in buckets {
+        bucket.retain(|_, state| !state.is_empty());
+        if bucket.is_empty() {
+            ops.remove(key);
+        } else {
+            ops.insert(key, encode(&bucket)?);
         }
     }
     for (key, mut set) in sets {
@@ -495,6 +541,7 @@ pub(crate) fn settle(
 
 fn answer_of(added: &Added, type_key: Option<u32>) -> Answer {
     Answer {
+        loc: added.loc,
         metric: added.metric,
         day: added.day,
         at: added.at,
@@ -509,37 +556,12 @@ fn dimension(dims: &[(u32, u32)], key: u32) -> Option<u32> {
     dims.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
-/// Reads a number's entries: all of them, or (`tickets_only`) its tickets
-/// and openings.
-fn load(pending: &Pending<'_>, number: &str, tickets_only: bool) -> Result<State, StoreError> {
-    let prefix = keys::join_prefix(pending.tenant, number);
-    let mut end = prefix.clone();
-    end.push(if tickets_only { ANSWER } else { u8::MAX });
-    let mut state = State::new();
-    for entry in pending.db.range(prefix.as_slice()..end.as_slice()) {
-        let (key, value) = entry.or_store()?;
-        let id = keys::parse_join_entry(&key, prefix.len())
-            .ok_or_else(|| StoreError::corrupt("a ticket join key does not parse"))?;
-        state.insert(id, decode(&value)?);
-    }
-    Ok(state)
-}
-
 /// Settles one ticket number: takes out the entries leaving it, adds the
 /// rows joining it, and moves every answer whose place changed.
 fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> Result<(), StoreError> {
     let Changes { removed, added } = changes;
     let roles_type = Some(pending.roles.type_key);
-    // A number's answers are read only when a place or an outcome may
-    // change: a new lost time on a known ticket needs its tickets alone.
-    let roles = pending.roles;
-    let outcomes_change =
-        |role: Role, metric: u32| role != Role::Answer || metric == roles.outcome_sla || metric == roles.outcome_rating;
-    let load_all = removed.iter().any(|r| outcomes_change(r.role, r.metric))
-        || added.iter().any(|a| outcomes_change(a.role, a.metric));
-    let mut state = load(pending, number, !load_all)?;
-    let tenant = pending.tenant;
-    let mut touched: BTreeSet<(u8, u128)> = BTreeSet::new();
+    let mut state = std::mem::take(pending.state(number)?);
     for removed in removed {
         // Answers leaving were taken out of their cells through `Z`; a
         // ticket leaving takes its outcome out of its day.
@@ -553,7 +575,6 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
         {
             pending.outcome(keys::day_of(at), &dims, &outcome, false)?;
         }
-        pending.y.insert(keys::join_entry(tenant, number, id.0, id.1), None);
     }
     for added in added {
         let entry = match added.role {
@@ -573,16 +594,14 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
         let id = (added.role.kind(), added.fingerprint);
         if added.role != Role::Answer {
             // Found through `Z` when it leaves, as an answer is once placed.
-            let joined = Joined {
+            *pending.slot(added.loc, added.metric, added.day)? = Some(Joined {
                 number: Some(number.to_string()),
                 at: added.at,
+                id: None,
                 counted: None,
-            };
-            let key = keys::joined_value(tenant, added.metric, added.day, added.fingerprint);
-            pending.z.insert(key, Some(encode(&joined)?));
+            });
         }
         state.insert(id, entry);
-        touched.insert(id);
     }
     // When each ticket was opened: its openings at its resolution.
     let mut opened: HashMap<i64, i64> = HashMap::default();
@@ -643,23 +662,16 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
         pending.add(answer.metric, answer.day, answer.value, &counted)?;
         answer.counted = Some(counted.clone());
         let answer = answer.clone();
-        pending.place((answer.metric, answer.day, id.1), Some(number), &answer, &counted)?;
-        touched.insert(id);
+        pending.place((answer.loc, answer.metric, answer.day), Some(number), &answer, &counted)?;
     }
-    if load_all {
-        touched.extend(settle_outcomes(pending, &mut state)?);
-    }
-    for id in touched {
-        let key = keys::join_entry(tenant, number, id.0, id.1);
-        let Some(entry) = state.get(&id) else { continue };
-        pending.y.insert(key, Some(encode(entry)?));
-    }
+    settle_outcomes(pending, &mut state)?;
+    *pending.state(number)? = state;
     Ok(())
 }
 
 /// Works out each ticket's outcome from the answers joined to it, and moves
-/// the ones that changed in the outcome cells. Returns the tickets changed.
-fn settle_outcomes(pending: &mut Pending<'_>, state: &mut State) -> Result<Vec<(u8, u128)>, StoreError> {
+/// the ones that changed in the outcome cells.
+fn settle_outcomes(pending: &mut Pending<'_>, state: &mut State) -> Result<(), StoreError> {
     let roles = pending.roles;
     // Per ticket: its outcome, and the (time, answer) of its latest rating.
     let mut found: HashMap<u128, (Outcome, (i64, u128))> = HashMap::default();
@@ -676,8 +688,7 @@ fn settle_outcomes(pending: &mut Pending<'_>, state: &mut State) -> Result<Vec<(
             outcome.rating = Some(answer.value);
         }
     }
-    let mut changed = Vec::new();
-    for ((kind, fingerprint), entry) in state.iter_mut() {
+    for ((_, fingerprint), entry) in state.iter_mut() {
         let Entry::Ticket { at, dims, outcome, .. } = entry else {
             continue;
         };
@@ -691,9 +702,8 @@ fn settle_outcomes(pending: &mut Pending<'_>, state: &mut State) -> Result<Vec<(
         }
         pending.outcome(day, dims, &now, true)?;
         *outcome = Some(now);
-        changed.push((*kind, *fingerprint));
     }
-    Ok(changed)
+    Ok(())
 }
 
 /// Whether a retired row of the join says what `number` and `at` say: a
@@ -702,18 +712,48 @@ fn settle_outcomes(pending: &mut Pending<'_>, state: &mut State) -> Result<Vec<(
 /// join never saw the row.
 pub(crate) fn same_retired(
     db: &sled::Db,
-    (tenant, metric, day, fingerprint): (u32, u32, i32, u128),
+    (block, slot): (u64, u32),
     number: Option<&str>,
     at: i64,
 ) -> Result<Option<bool>, StoreError> {
-    let Some(bytes) = db
-        .get(keys::joined_value(tenant, metric, day, fingerprint))
-        .or_store()?
-    else {
+    let Some(bytes) = db.get(keys::joined_block(block)).or_store()? else {
         return Ok(None);
     };
-    let joined: Joined = decode(&bytes)?;
-    Ok(Some(joined.number.as_deref() == number && joined.at == at))
+    let slots: Vec<Option<Joined>> = decode(&bytes)?;
+    Ok(slots
+        .get(slot as usize)
+        .and_then(Option::as_ref)
+        .map(|joined| joined.number.as_deref() == number && joined.at == at))
+}
+
+/// The ids of a tenant's metric's blocks (live and retired) on days
+/// `[from_day, to_day)`, in day order, then id.
+fn block_ids(
+    db: &sled::Db,
+    tenant: u32,
+    metric: u32,
+    (from_day, to_day): (i32, i32),
+) -> Result<Vec<(i32, u64)>, StoreError> {
+    let mut ids = Vec::new();
+    for retired in [false, true] {
+        let key = |day: i32| {
+            keys::BlockKey {
+                tenant,
+                metric,
+                day,
+                block: 0,
+                retired,
+            }
+            .key()
+        };
+        for entry in db.range(key(from_day)..key(to_day)) {
+            let (key, _) = entry.or_store()?;
+            let key = keys::BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
+            ids.push((key.day, key.block));
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Recomputes the cells that lost their smallest or largest value from
@@ -748,21 +788,32 @@ fn recompute_extremes(pending: &mut Pending<'_>) -> Result<(), StoreError> {
 
 /// The answers of a metric's day with where they count, after this commit.
 fn day_entries(pending: &Pending<'_>, metric: u32, day: i32) -> Result<Vec<(f64, Counted)>, StoreError> {
-    let (start, end) = keys::joined_value_range(pending.tenant, metric, day, day + 1);
-    let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-    for entry in pending.db.range(start.as_slice()..end.as_slice()) {
-        let (key, value) = entry.or_store()?;
-        merged.insert(key.to_vec(), Some(value.to_vec()));
-    }
-    for (key, value) in &pending.z {
-        if key.as_slice() >= start.as_slice() && key.as_slice() < end.as_slice() {
-            merged.insert(key.to_vec(), value.clone());
-        }
-    }
+    // The day's blocks on disk, and the ones this commit writes.
+    let mut ids: BTreeSet<u64> = block_ids(pending.db, pending.tenant, metric, (day, day + 1))?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    ids.extend(
+        pending
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.metric == metric && b.day == day)
+            .map(|(id, _)| *id),
+    );
     let mut out = Vec::new();
-    for bytes in merged.into_values().flatten() {
-        let joined: Joined = decode(&bytes)?;
-        out.extend(joined.counted);
+    for id in ids {
+        let read;
+        let slots = match pending.blocks.get(&id) {
+            Some(block) => &block.slots,
+            None => match pending.db.get(keys::joined_block(id)).or_store()? {
+                Some(bytes) => {
+                    read = decode::<Vec<Option<Joined>>>(&bytes)?;
+                    &read
+                }
+                None => continue,
+            },
+        };
+        out.extend(slots.iter().flatten().filter_map(|joined| joined.counted.clone()));
     }
     Ok(out)
 }
@@ -792,10 +843,8 @@ pub(crate) fn grouped(
             out.unmatched.count += decode_set(&value)?.values().map(|c| c.count).sum::<u64>();
         }
     }
-    let (start, end) = keys::unmatched_range(tenant, metric, from_day, to_day);
-    for entry in db.range(start..end).take(xla_store::UNMATCHED_EXAMPLES) {
-        let (_, value) = entry.or_store()?;
-        out.unmatched.examples.push(decode(&value)?);
+    if out.unmatched.count > 0 {
+        out.unmatched.examples = unmatched_examples(db, tenant, metric, (from_day, to_day))?;
     }
     Ok(out)
 }
@@ -873,6 +922,38 @@ impl super::Sled {
     }
 }
 
+/// The first [`xla_store::UNMATCHED_EXAMPLES`] answers of a metric's days
+/// that joined no ticket, in day order (then block and slot).
+fn unmatched_examples(
+    db: &sled::Db,
+    tenant: u32,
+    metric: u32,
+    days: (i32, i32),
+) -> Result<Vec<UnmatchedAnswer>, StoreError> {
+    let mut examples = Vec::new();
+    for (_, id) in block_ids(db, tenant, metric, days)? {
+        let Some(bytes) = db.get(keys::joined_block(id)).or_store()? else {
+            continue;
+        };
+        let slots: Vec<Option<Joined>> = decode(&bytes)?;
+        for joined in slots.into_iter().flatten() {
+            let Some((_, Counted::Unjoined(code))) = joined.counted else {
+                continue;
+            };
+            examples.push(UnmatchedAnswer {
+                id: joined.id.unwrap_or_default(),
+                ticket: joined.number,
+                at: joined.at,
+                reason: unjoined_reason(code)?,
+            });
+            if examples.len() == xla_store::UNMATCHED_EXAMPLES {
+                return Ok(examples);
+            }
+        }
+    }
+    Ok(examples)
+}
+
 /// Whether `[from, to)` is whole UTC days, as joined cells are kept.
 pub(crate) fn whole_days(from: i64, to: i64) -> bool {
     from.rem_euclid(DAY_MS) == 0 && to.rem_euclid(DAY_MS) == 0
@@ -923,6 +1004,7 @@ impl super::Sled {
                 (i32::MIN, i32::MAX),
                 |origin, at, row| {
                     events.added.push(Added {
+                        loc: (origin.block, origin.slot),
                         role,
                         metric,
                         day: keys::day_of(at),

@@ -14,10 +14,9 @@
 //! T <token id>                    -> token  API token records, SHA-256 only (see `tokens`)
 //! K <block>                       -> meta   a block's key and its rows present and live (see `index`)
 //! J <entry>                       -> journal a commit's index changes not yet in the table (see `index`)
-//! Y <tenant><number><kind><record> -> entry the ticket join's state per ticket number (see `join`)
-//! Z <tenant><metric><day><record>  -> value a joined row: its ticket number, value and where it counts
+//! Y <tenant><number less 2 bytes> -> bucket the ticket join's state of ~100 ticket numbers (see `join`)
+//! Z <block>                       -> slots  the join rows of a block: ticket number, time, where each counts
 //! S <tenant><metric><day><dim key> -> set   joined rollup cells: values by their ticket's dimensions
-//! U <tenant><metric><day><record>  -> answer a joined value that joined no ticket, for the examples
 //! ```
 //!
 //! Rows live in blocks, not a key each: sled 0.34 manages about 65,000
@@ -50,12 +49,11 @@ const TOMBSTONE: u8 = b'X';
 const GAPS: u8 = b'G';
 const WRITTEN: u8 = b'W';
 const JOIN_STATE: u8 = b'Y';
-const JOINED_VALUE: u8 = b'Z';
+const JOINED_BLOCK: u8 = b'Z';
 const JOINED_SET: u8 = b'S';
-const UNMATCHED: u8 = b'U';
 
 /// Every key prefix the ticket join writes: what a rebuild of it clears.
-pub(crate) const JOIN_PREFIXES: [u8; 4] = [JOIN_STATE, JOINED_VALUE, JOINED_SET, UNMATCHED];
+pub(crate) const JOIN_PREFIXES: [u8; 3] = [JOIN_STATE, JOINED_BLOCK, JOINED_SET];
 
 pub(crate) use xla_store::{DAY_MS, SUBJECT_DIMENSIONS, UNROLLED_DIMENSIONS, day_of};
 use xla_types::Layer;
@@ -289,16 +287,6 @@ pub(crate) fn joined_set_range(tenant: u32, metric: u32, from_day: i32, to_day: 
     day_range(JOINED_SET, tenant, metric, from_day, to_day)
 }
 
-/// Joined rows (`Z`) of a tenant's metric on days `[from_day, to_day)`.
-pub(crate) fn joined_value_range(tenant: u32, metric: u32, from_day: i32, to_day: i32) -> (Vec<u8>, Vec<u8>) {
-    day_range(JOINED_VALUE, tenant, metric, from_day, to_day)
-}
-
-/// Unmatched answers (`U`) of a tenant's metric on days `[from_day, to_day)`.
-pub(crate) fn unmatched_range(tenant: u32, metric: u32, from_day: i32, to_day: i32) -> (Vec<u8>, Vec<u8>) {
-    day_range(UNMATCHED, tenant, metric, from_day, to_day)
-}
-
 fn day_range(kind: u8, tenant: u32, metric: u32, from_day: i32, to_day: i32) -> (Vec<u8>, Vec<u8>) {
     let prefix = |day: i32| {
         let mut key = vec![kind];
@@ -310,54 +298,25 @@ fn day_range(kind: u8, tenant: u32, metric: u32, from_day: i32, to_day: i32) -> 
     (prefix(from_day), prefix(to_day))
 }
 
-/// A key of one record of a tenant's metric on a day, under `kind`.
-fn record_key(kind: u8, tenant: u32, metric: u32, day: i32, fingerprint: u128) -> [u8; 29] {
-    let mut key = [kind; 29];
-    key[1..5].copy_from_slice(&tenant.to_be_bytes());
-    key[5..9].copy_from_slice(&metric.to_be_bytes());
-    key[9..13].copy_from_slice(&day_bytes(day));
-    key[13..29].copy_from_slice(&fingerprint.to_be_bytes());
+/// The join rows of block `block` (`Z`), by slot.
+pub(crate) fn joined_block(block: u64) -> [u8; 9] {
+    let mut key = [JOINED_BLOCK; 9];
+    key[1..].copy_from_slice(&block.to_be_bytes());
     key
 }
 
-/// A joined row (`Z`): the ticket number it names, and for a joined value
-/// where it counts. Keyed by its place so that a replace or retraction
-/// finds it from the old row alone (a retired row keeps no ticket number).
-pub(crate) fn joined_value(tenant: u32, metric: u32, day: i32, fingerprint: u128) -> [u8; 29] {
-    record_key(JOINED_VALUE, tenant, metric, day, fingerprint)
-}
-
-/// An unmatched answer (`U`), listed as an example.
-pub(crate) fn unmatched(tenant: u32, metric: u32, day: i32, fingerprint: u128) -> [u8; 29] {
-    record_key(UNMATCHED, tenant, metric, day, fingerprint)
-}
-
-/// The join's state of one ticket number: its tickets, openings and
-/// answers (see `join`). The number is length-prefixed so that no number's
-/// entries fall under another's prefix.
-pub(crate) fn join_prefix(tenant: u32, number: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9 + number.len() + 17);
+/// The bucket of the ticket join's state that holds `number` (`Y`): the
+/// numbers that share all but their last two bytes, about a hundred of a
+/// sequence like ServiceNow's (`INC0012300` to `INC0012399`), so that a
+/// commit of thousands of tickets writes tens of values, not thousands.
+pub(crate) fn join_bucket(tenant: u32, number: &str) -> Vec<u8> {
+    let bytes = number.as_bytes();
+    let stem = &bytes[..bytes.len().saturating_sub(2)];
+    let mut key = Vec::with_capacity(5 + stem.len());
     key.push(JOIN_STATE);
     key.extend_from_slice(&tenant.to_be_bytes());
-    key.extend_from_slice(&(number.len() as u32).to_be_bytes());
-    key.extend_from_slice(number.as_bytes());
+    key.extend_from_slice(stem);
     key
-}
-
-/// One entry of a ticket number's join state: `kind` (ticket, opening,
-/// answer) and the row's record fingerprint.
-pub(crate) fn join_entry(tenant: u32, number: &str, kind: u8, fingerprint: u128) -> Vec<u8> {
-    let mut key = join_prefix(tenant, number);
-    key.push(kind);
-    key.extend_from_slice(&fingerprint.to_be_bytes());
-    key
-}
-
-/// The kind and fingerprint of a join entry's key, given its number's prefix length.
-pub(crate) fn parse_join_entry(key: &[u8], prefix: usize) -> Option<(u8, u128)> {
-    let kind = *key.get(prefix)?;
-    let fingerprint = u128::from_be_bytes(key.get(prefix + 1..prefix + 17)?.try_into().ok()?);
-    Some((kind, fingerprint))
 }
 
 /// A layer as one byte in a stored row.

@@ -19,6 +19,9 @@ use xla_types::Observation;
 pub(crate) struct Origin {
     pub source: u32,
     pub provenance: u32,
+    /// The row's place: its block and slot.
+    pub block: u64,
+    pub slot: u32,
 }
 
 /// Calls `visit` with every live row of a tenant's metric on days
@@ -40,6 +43,8 @@ pub(crate) fn for_each_live_row(
         let origin = Origin {
             source: block.source,
             provenance: block.provenance,
+            block: key.block,
+            slot: 0,
         };
         let day_start = i64::from(key.day) * DAY_MS;
         for (slot, row) in block.rows.iter().enumerate() {
@@ -52,6 +57,10 @@ pub(crate) fn for_each_live_row(
                 index.is_live(stored_record_fingerprint(tenant, block.source, metric, &row.id), loc)
             };
             if live {
+                let origin = Origin {
+                    slot: slot as u32,
+                    ..origin
+                };
                 visit(origin, day_start + i64::from(row.offset), row)?;
             }
         }
@@ -120,6 +129,8 @@ pub(crate) fn read_subject(
         let origin = Origin {
             source: block.source,
             provenance: block.provenance,
+            block: id,
+            slot: 0,
         };
         for slot in slots {
             let Some(Some(row)) = block.rows.get(slot as usize) else {

@@ -478,8 +478,7 @@ impl Work<'_> {
                     && old.layer == row.layer
                     && old.dims[..] == row.dims[..];
                 // The ticket join needs what a retired row lost: its number and time.
-                let fingerprint = u128::from_le_bytes(old.fingerprint);
-                let join = (self.tenant, meta.key.metric, day, fingerprint);
+                let join = (loc.block, loc.slot);
                 let number = row
                     .inline
                     .iter()
@@ -511,6 +510,7 @@ impl Work<'_> {
         };
         if let Some(role) = self.roles.role(key.metric) {
             self.join.removed.push(super::join::Removed {
+                loc: (loc.block, loc.slot),
                 role,
                 metric: key.metric,
                 day: key.day,
@@ -542,20 +542,19 @@ impl Work<'_> {
         subjects: &Arc<[Fingerprint]>,
     ) -> Result<(), StoreError> {
         let prepared = Prepared::new(row.value.get(), rating);
-        if let Some(role) = self.roles.role(metric) {
-            let key = self.roles.key;
-            self.join.added.push(super::join::Added {
-                role,
-                metric,
-                day,
-                at: i64::from(day) * DAY_MS + i64::from(row.offset),
-                fingerprint,
-                value: row.value.get(),
-                dims: row.dims.clone(),
-                number: row.inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()),
-                id: row.id.to_text(),
-            });
-        }
+        let key = self.roles.key;
+        let join = self.roles.role(metric).map(|role| super::join::Added {
+            loc: (0, 0),
+            role,
+            metric,
+            day,
+            at: i64::from(day) * DAY_MS + i64::from(row.offset),
+            fingerprint,
+            value: row.value.get(),
+            dims: row.dims.clone(),
+            number: row.inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()),
+            id: row.id.to_text(),
+        });
         let db = self.db;
         let sets = self.sets.entry((metric, day)).or_default();
         for (set, dim_value) in cells(self.tenant, metric, day, &row.dims) {
@@ -585,6 +584,12 @@ impl Work<'_> {
             slot: block.rows.len() as u32,
         };
         block.rows.push(Some(row));
+        if let Some(added) = join {
+            self.join.added.push(super::join::Added {
+                loc: (loc.block, loc.slot),
+                ..added
+            });
+        }
         self.note_subjects(subjects, loc);
         self.changes.added.push((fingerprint, loc));
         Ok(())
