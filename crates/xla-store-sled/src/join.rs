@@ -46,9 +46,7 @@ use xla_store::{AnswerFacts, Rollup, TicketCandidate, TicketFacts, Unjoined, Unm
 /// ticket, by reason ([`unjoined_code`]). No dictionary id reaches it.
 pub(crate) const UNJOINED_SET: u32 = u32::MAX;
 
-/// Kinds of `Y` entries, in key order: a number's tickets and openings
-/// come before its answers, so a commit that only adds answers reads them
-/// alone.
+/// Kinds of `Y` entries, the first half of an entry's key in a number's state.
 const TICKET: u8 = 0;
 const OPENING: u8 = 1;
 const ANSWER: u8 = 2;
@@ -93,8 +91,8 @@ pub(crate) struct Roles {
 /// The metrics of the outcome cells: per ticket resolved that day, under
 /// its dimensions and in the day's total (dimension 0), whether its SLAs
 /// were met (1 or 0), its latest rating, and whether it is a watermelon
-/// ticket (1 or 0). Dotted, so that no connector's metric (snake_case) can
-/// take the name.
+/// ticket (1 or 0). They live in `S` only, apart from any metric's own
+/// rollups (`R`), so a connector's metric of the same name cannot mix in.
 const OUTCOME_CELLS: [&str; 3] = ["ticket.sla_met", "ticket.latest_rating", "ticket.watermelon"];
 
 impl Roles {
@@ -229,7 +227,7 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Joined {
     number: Option<String>,
-    /// The row's time, unix ms: a retired row keeps only its day.
+    /// The row's time, unix ms (its retired row keeps only its day).
     at: i64,
     /// An answer's record id, for the unmatched examples.
     id: Option<String>,
@@ -561,6 +559,10 @@ fn dimension(dims: &[(u32, u32)], key: u32) -> Option<u32> {
 fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> Result<(), StoreError> {
     let Changes { removed, added } = changes;
     let roles_type = Some(pending.roles.type_key);
+    // Placed answers move only when a ticket or an opening changes; else
+    // only the new ones are placed (a number many answers share, such as a
+    // placeholder, costs one pass, not one per answer).
+    let tickets_change = removed.iter().any(|r| r.role != Role::Answer) || added.iter().any(|a| a.role != Role::Answer);
     let mut state = std::mem::take(pending.state(number)?);
     for removed in removed {
         // Answers leaving were taken out of their cells through `Z`; a
@@ -587,7 +589,7 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
             Role::Opening => Entry::Opening {
                 at: added.at,
                 opened: (added.value.is_finite() && added.value >= 0.0)
-                    .then(|| added.at - (added.value * HOUR_MS) as i64),
+                    .then(|| added.at.saturating_sub((added.value * HOUR_MS) as i64)),
             },
             Role::Answer => Entry::Answer(answer_of(&added, roles_type)),
         };
@@ -632,6 +634,9 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
     let mut moves = Vec::new();
     for ((kind, fingerprint), entry) in &state {
         let Entry::Answer(answer) = entry else { continue };
+        if !tickets_change && answer.counted.is_some() {
+            continue;
+        }
         let facts = AnswerFacts {
             at: answer.at,
             ticket_type: answer.ticket_type.and_then(|t| dict.string(t)),
@@ -768,17 +773,26 @@ fn recompute_extremes(pending: &mut Pending<'_>) -> Result<(), StoreError> {
     for ((metric, day), sets) in days {
         let entries = day_entries(pending, metric, day)?;
         let rating = pending.rating(metric);
+        // One pass over the day's answers fills every dirty cell of the day.
+        let mut fresh: BTreeMap<(u32, u32), Rollup> = BTreeMap::new();
+        for key in &sets {
+            if let Some(set) = pending.sets.get(key) {
+                fresh.extend(set.dirty.iter().map(|v| ((key.dim_key, *v), Rollup::default())));
+            }
+        }
+        for (value, counted) in &entries {
+            for cell in Pending::cells(counted) {
+                if let Some(rollup) = fresh.get_mut(&cell) {
+                    rollup.add(*value, rating);
+                }
+            }
+        }
         for key in sets {
             let Some(set) = pending.sets.get_mut(&key) else {
                 continue;
             };
             for value in std::mem::take(&mut set.dirty) {
-                let mut cell = Rollup::default();
-                for (v, counted) in &entries {
-                    if Pending::cells(counted).contains(&(key.dim_key, value)) {
-                        cell.add(*v, rating);
-                    }
-                }
+                let cell = fresh.remove(&(key.dim_key, value)).unwrap_or_default();
                 set.cells.insert(value, cell);
             }
         }
@@ -861,7 +875,9 @@ impl super::Sled {
         from: i64,
         to: i64,
     ) -> Result<Option<xla_store::OutcomesBySlice>, StoreError> {
-        if !whole_days(from, to) {
+        // Per-subject dimensions have no cells: per-ticket rows answer those.
+        let unrolled = group_by.is_some_and(|g| keys::UNROLLED_DIMENSIONS.contains(&g));
+        if !whole_days(from, to) || unrolled {
             return Ok(None);
         }
         let mut out = xla_store::OutcomesBySlice::new();
@@ -917,6 +933,12 @@ impl super::Sled {
                     }
                 }
             }
+        }
+        // A slice no ticket names (a dimension only the answers carry):
+        // per-ticket rows, whose dimensions are the union of their values',
+        // answer it.
+        if group_by.is_some() && out.len() == 1 && out.contains_key(&None) {
+            return Ok(None);
         }
         Ok(Some(out))
     }

@@ -191,7 +191,7 @@ impl Sled {
                 && hours.is_finite()
                 && hours >= 0.0
             {
-                let at = at - (hours * HOUR_MS) as i64;
+                let at = at.saturating_sub((hours * HOUR_MS) as i64);
                 opened
                     .entry(subject.to_string())
                     .and_modify(|o: &mut i64| *o = (*o).min(at))
@@ -369,7 +369,7 @@ impl Sled {
                     let subject = subject_hash(subject);
                     if candidates.first.contains_key(&subject) {
                         // Several openings at one resolution: the earliest, as the write-time join.
-                        let opened = at - (hours * HOUR_MS) as i64;
+                        let opened = at.saturating_sub((hours * HOUR_MS) as i64);
                         candidates
                             .opened
                             .entry((subject, at))

@@ -485,8 +485,9 @@ impl Work<'_> {
                     .find(|(k, _)| *k == self.roles.key)
                     .map(|(_, v)| v.as_str());
                 let at = i64::from(day) * DAY_MS + i64::from(row.offset);
+                // A row the join never saw had no ticket number.
                 same && (self.roles.role(meta.key.metric).is_none()
-                    || super::join::same_retired(self.db, join, number, at)?.unwrap_or(true))
+                    || super::join::same_retired(self.db, join, number, at)?.unwrap_or(number.is_none()))
             }
         })
     }

@@ -82,8 +82,9 @@ pub struct TicketOutcomes {
     pub sla_tickets: u64,
     /// Of those, tickets with every SLA met.
     pub sla_met: u64,
-    /// Rated tickets per latest rating 0-10 (a rating outside 0-10, or not
-    /// whole, is in no slot).
+    /// Rated tickets per latest rating 0-10, rounded (a rating outside 0-10
+    /// is in no slot; the watermelon scorer refuses such ratings, the
+    /// outcome cells do not).
     pub ratings: [u64; 11],
     /// Tickets with both SLA values and a rating.
     pub both: u64,

@@ -209,9 +209,10 @@ pub trait Store: Send + Sync + 'static {
     /// it by the store's ticket join, whenever given (an answer a week after
     /// the month still rates the month's ticket).
     ///
-    /// `Ok(None)` when the backend does not keep outcomes, or `[from, to)`
-    /// is not whole UTC days: the caller judges per-ticket rows instead.
-    /// The default keeps none.
+    /// `Ok(None)` when the backend does not keep outcomes, `[from, to)` is
+    /// not whole UTC days, or no ticket names `group_by` (a per-subject
+    /// dimension, or one only the answers carry): the caller judges
+    /// per-ticket rows instead. The default keeps none.
     async fn ticket_outcomes(
         &self,
         tenant: &str,

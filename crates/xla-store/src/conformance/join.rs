@@ -254,6 +254,9 @@ enum Step {
     Answer(u8, Option<u8>, u8, i64, i64, u8),
     /// Answer `a<j>` retracted.
     RetractAnswer(u8),
+    /// Ticket record `t<k>` (as [`Step::Ticket`]) and, in the same batch,
+    /// an SLA record of its number (`a<3x+2>`, breached or not).
+    TicketWithSla(u8, u8, u8, u8, i64, u8, u8, bool),
     /// Raw rows of days before this one dropped.
     Retire(i64),
     /// The store closed and opened again.
@@ -268,6 +271,8 @@ fn arb_step() -> impl Strategy<Value = Step> {
         6 => (0u8..12, prop::option::weighted(0.9, 0u8..2), 0u8..2, 0i64..8, 0i64..24, 0u8..11)
             .prop_map(|(j, n, t, d, h, v)| Step::Answer(j, n, t, d, h, v)),
         1 => (0u8..12).prop_map(Step::RetractAnswer),
+        2 => (0u8..5, 0u8..2, 0u8..3, 0u8..2, 0i64..7, 1u8..60, 0u8..4, any::<bool>())
+            .prop_map(|(k, n, g, t, d, h, x, b)| Step::TicketWithSla(k, n, g, t, d, h, x, b)),
         1 => (0i64..8).prop_map(Step::Retire),
         1 => Just(Step::Reopen),
     ]
@@ -296,7 +301,50 @@ struct ModelTicket {
     number: u8,
     group: u8,
     kind: u8,
+    resolved: i64,
     opened: i64,
+}
+
+/// Ticket record `t<k>`'s rows and what the model knows of it. Each record
+/// resolves at its own minute of the hour, so no two tickets open at the
+/// same time (ties are the store's to break).
+fn ticket_step(k: u8, number: u8, group: u8, kind: u8, day: i64, hours: u8) -> (Vec<Observation>, ModelTicket) {
+    let resolved = day * DAY + 12 * HOUR + i64::from(k) * 7 * 60_000;
+    let rows = ticket(
+        &format!("t{k}"),
+        &format!("INC{number}"),
+        GROUPS[usize::from(group)],
+        KINDS[usize::from(kind)],
+        resolved,
+        f64::from(hours),
+    );
+    let opened = resolved - i64::from(hours) * HOUR;
+    let model = ModelTicket {
+        number,
+        group,
+        kind,
+        resolved,
+        opened,
+    };
+    (rows, model)
+}
+
+/// Answer `a<j>`'s row.
+fn answer_row(j: u8, number: Option<u8>, kind: u8, at: i64, value: f64) -> Observation {
+    let number = number.map(|n| format!("INC{n}"));
+    answer(
+        &format!("a{j}"),
+        answer_metric(j),
+        number.as_deref(),
+        KINDS[usize::from(kind)],
+        at,
+        value,
+    )
+}
+
+/// Who sends answer `a<j>`: ServiceNow its SLA records, HappySignals the rest.
+fn answer_source(j: u8) -> &'static str {
+    if answer_metric(j) == "sla_breached" { "sn" } else { "hs" }
 }
 
 /// For any sequence of tickets, answers, reassignments, late tickets,
@@ -330,28 +378,19 @@ async fn joined_agrees<B: Backend>(backend: &B, steps: Vec<Step>) -> Result<(), 
     for step in steps {
         match step {
             Step::Ticket(k, number, group, kind, day, hours) => {
-                // Each record resolves at its own minute of the hour, so no
-                // two tickets open at the same time (ties are the store's).
-                let resolved = day * DAY + 12 * HOUR + i64::from(k) * 7 * 60_000;
-                let rows = ticket(
-                    &format!("t{k}"),
-                    &format!("INC{number}"),
-                    GROUPS[usize::from(group)],
-                    KINDS[usize::from(kind)],
-                    resolved,
-                    f64::from(hours),
-                );
+                let (rows, model) = ticket_step(k, number, group, kind, day, hours);
                 send(&*store, "sn", &rows, &[], &[]).await;
-                let opened = resolved - i64::from(hours) * HOUR;
-                tickets.insert(
-                    k,
-                    ModelTicket {
-                        number,
-                        group,
-                        kind,
-                        opened,
-                    },
-                );
+                tickets.insert(k, model);
+            }
+            Step::TicketWithSla(k, number, group, kind, day, hours, x, breached) => {
+                let (mut rows, model) = ticket_step(k, number, group, kind, day, hours);
+                let j = 3 * x + 2;
+                let at = model.resolved + i64::from(j) * 60_000;
+                let value = if breached { 1.0 } else { 0.0 };
+                rows.push(answer_row(j, Some(number), kind, at, value));
+                send(&*store, "sn", &rows, &[], &[]).await;
+                tickets.insert(k, model);
+                answers.insert(j, (Some(number), kind, at, value));
             }
             Step::RetractTicket(k) => {
                 send(&*store, "sn", &[], &[&format!("t{k}")], &[]).await;
@@ -361,16 +400,8 @@ async fn joined_agrees<B: Backend>(backend: &B, steps: Vec<Step>) -> Result<(), 
                 // Each answer at its own minute: a ticket's latest rating is never a tie.
                 let at = day * DAY + hour * HOUR + i64::from(j) * 60_000;
                 let value = answer_value(j, value);
-                let number_text = number.map(|n| format!("INC{n}"));
-                let row = answer(
-                    &format!("a{j}"),
-                    answer_metric(j),
-                    number_text.as_deref(),
-                    KINDS[usize::from(kind)],
-                    at,
-                    value,
-                );
-                send(&*store, "hs", &[row], &[], &[]).await;
+                let row = answer_row(j, number, kind, at, value);
+                send(&*store, answer_source(j), &[row], &[], &[]).await;
                 answers.insert(j, (number, kind, at, value));
             }
             Step::RetractAnswer(j) => {
@@ -378,7 +409,7 @@ async fn joined_agrees<B: Backend>(backend: &B, steps: Vec<Step>) -> Result<(), 
                     id: format!("a{j}"),
                     metric: answer_metric(j).into(),
                 };
-                send(&*store, "hs", &[], &[], &[gone]).await;
+                send(&*store, answer_source(j), &[], &[], &[gone]).await;
                 answers.remove(&j);
             }
             Step::Retire(day) => {
