@@ -622,14 +622,13 @@ impl Engine {
             .into_iter()
             .filter_map(|(group, counts)| Some(scorecard_row(group?, &counts, sla_target, happiness_target)))
             .collect();
-        Ok(Scorecard {
-            tenant: tenant.into(),
-            period: window.label(),
-            group_by: group_by.into(),
-            sla_target,
-            happiness_target,
-            rows: sorted_rows(rows),
-        })
+        Ok(Scorecard::of(
+            tenant,
+            window,
+            group_by,
+            (sla_target, happiness_target),
+            rows,
+        ))
     }
 
     /// The scorecard from the `watermelon` scorer over per-ticket rows of
@@ -687,14 +686,40 @@ impl Engine {
                 _ => {}
             }
         }
-        Ok(Scorecard {
+        let rows = rows.into_values().collect();
+        Ok(Scorecard::of(
+            tenant,
+            window,
+            group_by,
+            (sla_target, happiness_target),
+            rows,
+        ))
+    }
+}
+
+impl Scorecard {
+    /// The scorecard of these rows, watermelons first, then by happiness
+    /// (unhappiest first), then by name. `targets`: SLA compliance and
+    /// happiness.
+    fn of(tenant: &str, window: Window, group_by: &str, targets: (f64, f64), mut rows: Vec<ScorecardRow>) -> Scorecard {
+        rows.sort_by(|a, b| {
+            b.watermelon
+                .cmp(&a.watermelon)
+                .then_with(|| {
+                    a.happiness
+                        .unwrap_or(f64::MAX)
+                        .total_cmp(&b.happiness.unwrap_or(f64::MAX))
+                })
+                .then_with(|| a.group.cmp(&b.group))
+        });
+        Scorecard {
             tenant: tenant.into(),
             period: window.label(),
             group_by: group_by.into(),
-            sla_target,
-            happiness_target,
-            rows: sorted_rows(rows.into_values().collect()),
-        })
+            sla_target: targets.0,
+            happiness_target: targets.1,
+            rows,
+        }
     }
 }
 
@@ -716,21 +741,6 @@ fn scorecard_row(group: String, counts: &TicketOutcomes, sla_target: f64, happin
         watermelon_tickets: counts.watermelons,
         watermelon,
     }
-}
-
-/// Watermelons first, then by happiness (unhappiest first), then by name.
-fn sorted_rows(mut rows: Vec<ScorecardRow>) -> Vec<ScorecardRow> {
-    rows.sort_by(|a, b| {
-        b.watermelon
-            .cmp(&a.watermelon)
-            .then_with(|| {
-                a.happiness
-                    .unwrap_or(f64::MAX)
-                    .total_cmp(&b.happiness.unwrap_or(f64::MAX))
-            })
-            .then_with(|| a.group.cmp(&b.group))
-    });
-    rows
 }
 
 /// Everything `xla-host report` shows for one period.
