@@ -261,7 +261,7 @@ pub(crate) fn stored_source(bytes: &[u8]) -> Result<u32, StoreError> {
 
 /// The encoded block inside stored bytes, decompressed if [`frame`]
 /// compressed it.
-fn unframe(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
+pub(crate) fn unframe(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
     match bytes {
         [FRAMED, LZ4, payload @ ..] => {
             let claimed = payload

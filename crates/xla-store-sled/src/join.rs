@@ -244,6 +244,17 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
         .map_err(|e| StoreError::corrupt(format!("the ticket join's state does not decode: {e}")))
 }
 
+/// A `Z` block or `Y` bucket as stored: LZ4-compressed like a block of
+/// rows where that pays (`block::frame`; their numbers, times and ids
+/// repeat). Never empty, so never starting with the frame's 0 byte.
+fn encode_framed<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    Ok(super::block::frame(encode(value)?))
+}
+
+fn decode_framed<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    decode(&super::block::unframe(bytes)?)
+}
+
 /// The code of a reason in [`UNJOINED_SET`].
 pub(crate) fn unjoined_code(reason: &Unjoined) -> u8 {
     match reason {
@@ -381,7 +392,7 @@ impl Pending<'_> {
     fn slot(&mut self, (block, slot): (u64, u32), metric: u32, day: i32) -> Result<&mut Option<Joined>, StoreError> {
         if !self.blocks.contains_key(&block) {
             let slots = match self.db.get(keys::joined_block(block)).or_store()? {
-                Some(bytes) => decode(&bytes)?,
+                Some(bytes) => decode_framed(&bytes)?,
                 None => Vec::new(),
             };
             self.blocks.insert(block, ZBlock { metric, day, slots });
@@ -424,7 +435,7 @@ impl Pending<'_> {
         let key = keys::join_bucket(self.tenant, number);
         if !self.buckets.contains_key(&key) {
             let bucket = match self.db.get(&key).or_store()? {
-                Some(bytes) => decode(&bytes)?,
+                Some(bytes) => decode_framed(&bytes)?,
                 None => Bucket::new(),
             };
             self.buckets.insert(key.clone(), bucket);
@@ -515,7 +526,7 @@ pub(crate) fn settle(
         if block.slots.iter().all(Option::is_none) {
             ops.remove(&key);
         } else {
-            ops.insert(&key, encode(&block.slots)?);
+            ops.insert(&key, encode_framed(&block.slots)?);
         }
     }
     for (key, mut bucket) in buckets {
@@ -523,7 +534,7 @@ pub(crate) fn settle(
         if bucket.is_empty() {
             ops.remove(key);
         } else {
-            ops.insert(key, encode(&bucket)?);
+            ops.insert(key, encode_framed(&bucket)?);
         }
     }
     for (key, mut set) in sets {
@@ -724,7 +735,7 @@ pub(crate) fn same_retired(
     let Some(bytes) = db.get(keys::joined_block(block)).or_store()? else {
         return Ok(None);
     };
-    let slots: Vec<Option<Joined>> = decode(&bytes)?;
+    let slots: Vec<Option<Joined>> = decode_framed(&bytes)?;
     Ok(slots
         .get(slot as usize)
         .and_then(Option::as_ref)
@@ -821,7 +832,7 @@ fn day_entries(pending: &Pending<'_>, metric: u32, day: i32) -> Result<Vec<(f64,
             Some(block) => &block.slots,
             None => match pending.db.get(keys::joined_block(id)).or_store()? {
                 Some(bytes) => {
-                    read = decode::<Vec<Option<Joined>>>(&bytes)?;
+                    read = decode_framed::<Vec<Option<Joined>>>(&bytes)?;
                     &read
                 }
                 None => continue,
@@ -957,7 +968,7 @@ fn unmatched_examples(
         let Some(bytes) = db.get(keys::joined_block(id)).or_store()? else {
             continue;
         };
-        let slots: Vec<Option<Joined>> = decode(&bytes)?;
+        let slots: Vec<Option<Joined>> = decode_framed(&bytes)?;
         for joined in slots.into_iter().flatten() {
             let Some((_, Counted::Unjoined(code))) = joined.counted else {
                 continue;
@@ -1050,5 +1061,41 @@ impl super::Sled {
         self.db.apply_batch(ops).or_store()?;
         self.db.flush().or_store()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_blocks_round_trip_compressed() {
+        let slots: Vec<Option<Joined>> = (0..512)
+            .map(|i| {
+                (i % 3 != 0).then(|| Joined {
+                    number: Some(format!("INC{:07}", 12_300 + i / 2)),
+                    at: 1_790_812_800_000 + i64::from(i) * 60_000,
+                    id: Some(format!("{:032x}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))),
+                    counted: Some((f64::from(i % 11), Counted::Ticket(i as u128, vec![(3, 4), (5, 6)]))),
+                })
+            })
+            .collect();
+        let stored = encode_framed(&slots).expect("encodes");
+        let raw = encode(&slots).expect("encodes");
+        assert!(stored.len() < raw.len() * 3 / 4, "{} of {} bytes", stored.len(), raw.len());
+        assert_ne!(raw[0], 0, "a bare value never looks framed");
+        let back: Vec<Option<Joined>> = decode_framed(&stored).expect("decodes");
+        assert_eq!(back, slots);
+        let small = vec![
+            None,
+            Some(Joined {
+                number: None,
+                at: 0,
+                id: None,
+                counted: None,
+            }),
+        ];
+        let back: Vec<Option<Joined>> = decode_framed(&encode_framed(&small).expect("encodes")).expect("decodes");
+        assert_eq!(back, small, "a small value stays bare");
     }
 }
