@@ -1082,7 +1082,12 @@ mod tests {
             .collect();
         let stored = encode_framed(&slots).expect("encodes");
         let raw = encode(&slots).expect("encodes");
-        assert!(stored.len() < raw.len() * 3 / 4, "{} of {} bytes", stored.len(), raw.len());
+        assert!(
+            stored.len() < raw.len() * 3 / 4,
+            "{} of {} bytes",
+            stored.len(),
+            raw.len()
+        );
         assert_ne!(raw[0], 0, "a bare value never looks framed");
         let back: Vec<Option<Joined>> = decode_framed(&stored).expect("decodes");
         assert_eq!(back, slots);
