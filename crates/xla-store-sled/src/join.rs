@@ -336,12 +336,14 @@ impl Pending<'_> {
         self.dict.string(metric).is_some_and(is_rating)
     }
 
-    /// The cells `counted` names for a value of `metric` on `day`.
-    fn cells(counted: &Counted) -> Vec<(u32, u32)> {
-        match counted {
-            Counted::Ticket(_, dims) => dims.clone(),
-            Counted::Unjoined(code) => vec![(UNJOINED_SET, u32::from(*code))],
-        }
+    /// The cells (dimension key, value) `counted` names: its ticket's
+    /// dimensions, or its reason in [`UNJOINED_SET`].
+    fn cells(counted: &Counted) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let (dims, unjoined) = match counted {
+            Counted::Ticket(_, dims) => (dims.as_slice(), None),
+            Counted::Unjoined(code) => (&[][..], Some((UNJOINED_SET, u32::from(*code)))),
+        };
+        dims.iter().copied().chain(unjoined)
     }
 
     fn add(&mut self, metric: u32, day: i32, value: f64, counted: &Counted) -> Result<(), StoreError> {
@@ -391,7 +393,8 @@ impl Pending<'_> {
     /// The slot of a row's place in its `Z` block, read the first time.
     fn slot(&mut self, (block, slot): (u64, u32), metric: u32, day: i32) -> Result<&mut Option<Joined>, StoreError> {
         if !self.blocks.contains_key(&block) {
-            let slots = match self.db.get(keys::joined_block(block)).or_store()? {
+            let key = keys::joined_block(self.tenant, metric, day, block);
+            let slots = match self.db.get(key).or_store()? {
                 Some(bytes) => decode_framed(&bytes)?,
                 None => Vec::new(),
             };
@@ -522,7 +525,7 @@ pub(crate) fn settle(
         blocks, buckets, sets, ..
     } = pending;
     for (id, block) in blocks {
-        let key = keys::joined_block(id);
+        let key = keys::joined_block(tenant, block.metric, block.day, id);
         if block.slots.iter().all(Option::is_none) {
             ops.remove(&key);
         } else {
@@ -728,11 +731,12 @@ fn settle_outcomes(pending: &mut Pending<'_>, state: &mut State) -> Result<(), S
 /// join never saw the row.
 pub(crate) fn same_retired(
     db: &sled::Db,
+    (tenant, metric, day): (u32, u32, i32),
     (block, slot): (u64, u32),
     number: Option<&str>,
     at: i64,
 ) -> Result<Option<bool>, StoreError> {
-    let Some(bytes) = db.get(keys::joined_block(block)).or_store()? else {
+    let Some(bytes) = db.get(keys::joined_block(tenant, metric, day, block)).or_store()? else {
         return Ok(None);
     };
     let slots: Vec<Option<Joined>> = decode_framed(&bytes)?;
@@ -740,36 +744,6 @@ pub(crate) fn same_retired(
         .get(slot as usize)
         .and_then(Option::as_ref)
         .map(|joined| joined.number.as_deref() == number && joined.at == at))
-}
-
-/// The ids of a tenant's metric's blocks (live and retired) on days
-/// `[from_day, to_day)`, in day order, then id.
-fn block_ids(
-    db: &sled::Db,
-    tenant: u32,
-    metric: u32,
-    (from_day, to_day): (i32, i32),
-) -> Result<Vec<(i32, u64)>, StoreError> {
-    let mut ids = Vec::new();
-    for retired in [false, true] {
-        let key = |day: i32| {
-            keys::BlockKey {
-                tenant,
-                metric,
-                day,
-                block: 0,
-                retired,
-            }
-            .key()
-        };
-        for entry in db.range(key(from_day)..key(to_day)) {
-            let (key, _) = entry.or_store()?;
-            let key = keys::BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
-            ids.push((key.day, key.block));
-        }
-    }
-    ids.sort_unstable();
-    Ok(ids)
 }
 
 /// Recomputes the cells that lost their smallest or largest value from
@@ -811,36 +785,31 @@ fn recompute_extremes(pending: &mut Pending<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The answers of a metric's day with where they count, after this commit.
+/// The answers of a metric's day with where they count, after this commit:
+/// its `Z` blocks on disk, each replaced by this commit's copy if it has one.
 fn day_entries(pending: &Pending<'_>, metric: u32, day: i32) -> Result<Vec<(f64, Counted)>, StoreError> {
-    // The day's blocks on disk, and the ones this commit writes.
-    let mut ids: BTreeSet<u64> = block_ids(pending.db, pending.tenant, metric, (day, day + 1))?
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
-    ids.extend(
-        pending
-            .blocks
-            .iter()
-            .filter(|(_, b)| b.metric == metric && b.day == day)
-            .map(|(id, _)| *id),
-    );
     let mut out = Vec::new();
-    for id in ids {
-        let read;
-        let slots = match pending.blocks.get(&id) {
-            Some(block) => &block.slots,
-            None => match pending.db.get(keys::joined_block(id)).or_store()? {
-                Some(bytes) => {
-                    read = decode_framed::<Vec<Option<Joined>>>(&bytes)?;
-                    &read
-                }
-                None => continue,
-            },
-        };
-        out.extend(slots.iter().flatten().filter_map(|joined| joined.counted.clone()));
+    let (start, end) = keys::joined_block_range(pending.tenant, metric, day, day + 1);
+    for entry in pending.db.range(start..end) {
+        let (key, bytes) = entry.or_store()?;
+        if pending.blocks.contains_key(&zblock_id(&key)?) {
+            continue;
+        }
+        let slots: Vec<Option<Joined>> = decode_framed(&bytes)?;
+        out.extend(slots.into_iter().flatten().filter_map(|joined| joined.counted));
+    }
+    for block in pending.blocks.values().filter(|b| b.metric == metric && b.day == day) {
+        out.extend(block.slots.iter().flatten().filter_map(|joined| joined.counted.clone()));
     }
     Ok(out)
+}
+
+/// The block id at the end of a `Z` key.
+fn zblock_id(key: &[u8]) -> Result<u64, StoreError> {
+    key.get(13..21)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::corrupt("a joined block key does not parse"))
 }
 
 /// Joined cells of a metric over whole days, per value of the ticket
@@ -909,23 +878,19 @@ impl super::Sled {
                 let (key, value) = entry.or_store()?;
                 let set =
                     SetKey::parse_joined(&key).ok_or_else(|| StoreError::corrupt("a joined set key does not parse"))?;
-                let slice = |dim_value: u32| -> Result<Option<Option<String>>, StoreError> {
-                    if set.dim_key == 0 {
-                        return Ok(Some(None));
-                    }
-                    if Some(set.dim_key) != group {
-                        return Ok(None);
-                    }
-                    let name = dict
-                        .string(dim_value)
-                        .ok_or_else(|| StoreError::corrupt("a dictionary id is missing"))?;
-                    Ok(Some(Some(name.to_string())))
-                };
+                // The day's total (dimension 0) and the group's cells; no others.
                 if set.dim_key != 0 && Some(set.dim_key) != group {
                     continue;
                 }
                 for (dim_value, cell) in decode_set(&value)? {
-                    let Some(slice) = slice(dim_value)? else { continue };
+                    let slice = match set.dim_key {
+                        0 => None,
+                        _ => Some(
+                            dict.string(dim_value)
+                                .ok_or_else(|| StoreError::corrupt("a dictionary id is missing"))?
+                                .to_string(),
+                        ),
+                    };
                     let counts = out.entry(slice).or_default();
                     match i {
                         0 => {
@@ -964,11 +929,9 @@ fn unmatched_examples(
     days: (i32, i32),
 ) -> Result<Vec<UnmatchedAnswer>, StoreError> {
     let mut examples = Vec::new();
-    for (_, id) in block_ids(db, tenant, metric, days)? {
-        let Some(bytes) = db.get(keys::joined_block(id)).or_store()? else {
-            continue;
-        };
-        let slots: Vec<Option<Joined>> = decode_framed(&bytes)?;
+    let (start, end) = keys::joined_block_range(tenant, metric, days.0, days.1);
+    for entry in db.range(start..end) {
+        let slots: Vec<Option<Joined>> = decode_framed(&entry.or_store()?.1)?;
         for joined in slots.into_iter().flatten() {
             let Some((_, Counted::Unjoined(code))) = joined.counted else {
                 continue;

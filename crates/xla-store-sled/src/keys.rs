@@ -15,7 +15,7 @@
 //! K <block>                       -> meta   a block's key and its rows present and live (see `index`)
 //! J <entry>                       -> journal a commit's index changes not yet in the table (see `index`)
 //! Y <tenant><number less 2 bytes> -> bucket the ticket join's state of ~100 ticket numbers (see `join`)
-//! Z <block>                       -> slots  the join rows of a block: ticket number, time, where each counts
+//! Z <tenant><metric><day><block>  -> slots  the join rows of a block: ticket number, time, where each counts
 //! S <tenant><metric><day><dim key> -> set   joined rollup cells: values by their ticket's dimensions
 //! ```
 //!
@@ -298,11 +298,24 @@ fn day_range(kind: u8, tenant: u32, metric: u32, from_day: i32, to_day: i32) -> 
     (prefix(from_day), prefix(to_day))
 }
 
-/// The join rows of block `block` (`Z`), by slot.
-pub(crate) fn joined_block(block: u64) -> [u8; 9] {
-    let mut key = [JOINED_BLOCK; 9];
-    key[1..].copy_from_slice(&block.to_be_bytes());
+/// The join rows of a block (`Z`), by slot: keyed as the block itself, so
+/// that a day's join rows are one range that reads no rows.
+pub(crate) fn joined_block(tenant: u32, metric: u32, day: i32, block: u64) -> [u8; 21] {
+    let mut key = BlockKey {
+        tenant,
+        metric,
+        day,
+        block,
+        retired: false,
+    }
+    .key();
+    key[0] = JOINED_BLOCK;
     key
+}
+
+/// The `Z` blocks of a tenant's metric on days `[from_day, to_day)`.
+pub(crate) fn joined_block_range(tenant: u32, metric: u32, from_day: i32, to_day: i32) -> (Vec<u8>, Vec<u8>) {
+    day_range(JOINED_BLOCK, tenant, metric, from_day, to_day)
 }
 
 /// The bucket of the ticket join's state that holds `number` (`Y`): the

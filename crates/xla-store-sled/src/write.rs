@@ -478,7 +478,7 @@ impl Work<'_> {
                     && old.layer == row.layer
                     && old.dims[..] == row.dims[..];
                 // The ticket join needs what a retired row lost: its number and time.
-                let join = (loc.block, loc.slot);
+                let join = (self.tenant, meta.key.metric, old_day);
                 let number = row
                     .inline
                     .iter()
@@ -487,7 +487,8 @@ impl Work<'_> {
                 let at = i64::from(day) * DAY_MS + i64::from(row.offset);
                 // A row the join never saw had no ticket number.
                 same && (self.roles.role(meta.key.metric).is_none()
-                    || super::join::same_retired(self.db, join, number, at)?.unwrap_or(number.is_none()))
+                    || super::join::same_retired(self.db, join, (loc.block, loc.slot), number, at)?
+                        .unwrap_or(number.is_none()))
             }
         })
     }
