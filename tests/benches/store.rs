@@ -171,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
         insert.as_secs_f64(),
         total as f64 / insert.as_secs_f64()
     );
-    let index = std::fs::metadata(path.join("index.xla")).map_or(0, |m| m.len());
+    let index = dir_size(&path.join("index"));
     println!(
         "disk: {bytes} bytes = {:.1} bytes/observation ({:.1} of them the index's table)",
         bytes as f64 / total as f64,

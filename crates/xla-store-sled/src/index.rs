@@ -33,14 +33,14 @@ use std::path::Path;
 /// Rows per block at most (slots are 20 bits).
 pub(crate) const MAX_SLOTS: u32 = 1 << 20;
 
-/// The table's file in the store's directory.
-pub(crate) const TABLE_FILE: &str = "index.xla";
+/// The table's directory in the store's directory.
+pub(crate) const TABLE_DIR: &str = "index";
 
 /// How often the table is checkpointed while commits come (and when the
-/// store closes). A checkpoint writes every page changed since the last:
-/// for random inserts that is most of the table, so it is as rare as the
-/// kernel's own write-back of dirty pages (30 s). A replay after a crash
-/// reads again the blocks written since.
+/// store closes). A checkpoint writes the entries set since the last as a
+/// run (see `table`): small runs are merged soon after, so checkpoints are
+/// not frequent. A replay after a crash reads again the blocks written
+/// since.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where a row is: its block and its slot in the block.
@@ -163,7 +163,7 @@ impl Index {
         let next_block = meta_u64(db, keys::BLOCK_NEXT, "the block counter")?.unwrap_or(1);
         let journal = meta_u64(db, keys::JOURNAL_LAST, "the journal counter")?.unwrap_or(0);
         let store = store_id(db, dir)?;
-        let path = dir.join(TABLE_FILE);
+        let path = dir.join(TABLE_DIR);
         let table = Table::open(&path, store).map_err(table_error)?;
         if let Some(table) = table.filter(|t| !t.is_unsafe() && t.applied() <= journal) {
             let mut index = Index {
@@ -245,31 +245,11 @@ impl Index {
         next_block: u64,
         journal: u64,
     ) -> Result<Index, StoreError> {
-        // Sized up front from the last commit's counts: growing a table of
-        // millions rehashes it.
-        let hint = match db.get(keys::INDEX_SIZE).or_store()? {
-            Some(bytes) => {
-                let count = |range: std::ops::Range<usize>| {
-                    bytes
-                        .get(range)
-                        .and_then(|b| b.try_into().ok())
-                        .map_or(0, u64::from_be_bytes)
-                };
-                // A hint, not trusted: a damaged value must not fill the disk.
-                (count(0..8).saturating_add(count(8..16))).min(1 << 26)
-            }
-            None => 0,
-        };
         tracing::info!(table = %path.display(), "building the store's index from its blocks");
         // The old table goes first, and the new one is home only at its
         // first checkpoint, once whole: a crash half-way leaves no table, so
         // the next open rebuilds again.
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::backend(super::BACKEND, e)),
-        }
-        let table = Table::create(path, store, hint, journal).map_err(table_error)?;
+        let table = Table::create(path, store, journal).map_err(table_error)?;
         let mut index = Index {
             table,
             next_block,
@@ -354,20 +334,15 @@ impl Index {
     /// check each).
     pub fn subject(&self, fingerprint: Fingerprint) -> Vec<Loc> {
         let count = self.subject_rows(fingerprint);
+        // Numbered with none missing: a count damaged on disk ends at the
+        // first number with no entry rather than probing up to it.
         let mut locs: Vec<Loc> = (0..count)
-            .filter_map(|n| self.table.get(subject_slot(fingerprint, n)))
+            .map_while(|n| self.table.get(subject_slot(fingerprint, n)))
             .map(Loc::unpack)
             .collect();
         locs.sort_unstable_by_key(|loc| (loc.block, loc.slot));
         locs.dedup();
         locs
-    }
-
-    /// Records and subjects, as a sizing hint for a rebuild.
-    pub fn size_hint(&self) -> [u8; 16] {
-        let mut bytes = [0; 16];
-        bytes[..8].copy_from_slice(&self.table.used().to_be_bytes());
-        bytes
     }
 
     /// The journal entry the next commit writes.
@@ -428,39 +403,24 @@ impl Index {
         Ok(())
     }
 
-    /// How many numbered entries a subject has. They are numbered from 0
-    /// with none missing, so doubling then halving finds the end in a
-    /// handful of probes, even for a device with years of daily rows, and a
-    /// subject needs no entry for its count.
+    /// How many numbered entries a subject has: its count entry's value.
     fn subject_rows(&self, fingerprint: Fingerprint) -> u64 {
-        let has = |n: u64| self.table.get(subject_slot(fingerprint, n)).is_some();
-        if !has(0) {
-            return 0;
-        }
-        // Entry `low` exists and entry `high` does not.
-        let (mut low, mut high) = (0u64, 1u64);
-        while has(high) {
-            low = high;
-            high *= 2;
-        }
-        while high - low > 1 {
-            let middle = low + (high - low) / 2;
-            if has(middle) {
-                low = middle;
-            } else {
-                high = middle;
-            }
-        }
-        high
+        self.table.get(subject_count(fingerprint)).unwrap_or(0)
     }
 
-    /// Adds rows to a subject's entries, numbered after its last.
+    /// Adds rows to a subject's entries, numbered after its last, and
+    /// counts them.
     fn add_subject(&mut self, fingerprint: Fingerprint, locs: impl IntoIterator<Item = Loc>) -> Result<(), StoreError> {
         let first = self.subject_rows(fingerprint);
-        for (n, loc) in (first..).zip(locs) {
+        let mut next = first;
+        for loc in locs {
             self.table
-                .set(subject_slot(fingerprint, n), loc.pack())
+                .set(subject_slot(fingerprint, next), loc.pack())
                 .map_err(table_error)?;
+            next += 1;
+        }
+        if next != first {
+            self.table.set(subject_count(fingerprint), next).map_err(table_error)?;
         }
         Ok(())
     }
@@ -482,6 +442,14 @@ fn subject_slot(fingerprint: Fingerprint, n: u64) -> Fingerprint {
     bytes[0] = b'n';
     bytes[1..17].copy_from_slice(&fingerprint.to_le_bytes());
     bytes[17..].copy_from_slice(&n.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_128(&bytes)
+}
+
+/// The table key of a subject's count of rows.
+fn subject_count(fingerprint: Fingerprint) -> Fingerprint {
+    let mut bytes = [0u8; 17];
+    bytes[0] = b'c';
+    bytes[1..].copy_from_slice(&fingerprint.to_le_bytes());
     xxhash_rust::xxh3::xxh3_128(&bytes)
 }
 

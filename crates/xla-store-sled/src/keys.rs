@@ -28,7 +28,6 @@
 pub(crate) const FORMAT: &[u8] = b"Mformat";
 pub(crate) const DICT_NEXT: &[u8] = b"Mdict-next";
 pub(crate) const BLOCK_NEXT: &[u8] = b"Mblock-next";
-pub(crate) const INDEX_SIZE: &[u8] = b"Mindex-size";
 /// The store's identity (big-endian u64), which its index table carries.
 pub(crate) const STORE_ID: &[u8] = b"Mstore-id";
 /// The last journal entry written (big-endian u64).

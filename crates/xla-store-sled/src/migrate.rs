@@ -20,11 +20,7 @@ pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), Store
     // from the blocks the first time the index is used: a table left by
     // anything else must not be trusted.
     if found < 4 {
-        match std::fs::remove_file(dir.join(super::index::TABLE_FILE)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::backend(super::BACKEND, e)),
-        }
+        super::table::remove(&dir.join(super::index::TABLE_DIR)).map_err(|e| StoreError::backend(super::BACKEND, e))?;
     }
     // Format 5 may compress blocks (`block::frame`); the bare blocks of
     // format 4 read as they are, so only the version changes: a build of

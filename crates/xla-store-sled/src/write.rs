@@ -106,8 +106,8 @@ impl Sled {
             if is_index_damaged(error) {
                 // Nothing of the batch was written; without its table the
                 // index is rebuilt from the blocks on the next use.
-                let table = self.path.join(super::index::TABLE_FILE);
-                if let Err(e) = std::fs::remove_file(&table) {
+                let table = self.path.join(super::index::TABLE_DIR);
+                if let Err(e) = super::table::remove(&table) {
                     tracing::warn!(table = %table.display(), error = %e, "a damaged index table could not be removed");
                 }
             }
@@ -269,7 +269,6 @@ impl Sled {
         ops.insert(&keys::journal(journal), work.changes.journal()?);
         ops.insert(keys::JOURNAL_LAST, &journal.to_be_bytes());
         // The index's size before this commit: a hint, one commit behind.
-        ops.insert(keys::INDEX_SIZE, &work.index.size_hint());
         if let Some(cursor) = &batch.cursor {
             ops.insert(keys::cursor(tenant, work.source), cursor.as_bytes());
         }
@@ -802,7 +801,7 @@ fn index_damaged() -> StoreError {
     StoreError::corrupt(format!(
         "{INDEX_DAMAGED} (its table, {}, was damaged or copied from another store); nothing of the \
          batch was stored, and the index is rebuilt from the blocks on the next use: run the sync again",
-        super::index::TABLE_FILE
+        super::index::TABLE_DIR
     ))
 }
 

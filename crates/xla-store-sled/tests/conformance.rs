@@ -112,7 +112,7 @@ fn a_format_4_store_is_upgraded_in_place() {
         db.insert(b"Mformat", &4u32.to_be_bytes()).expect("insert");
         db.flush().expect("flush");
     }
-    let table = path.join("index.xla");
+    let table = path.join("index");
     assert!(table.exists(), "the closed store has its index table");
     xla_store::conformance::block_on(async {
         let store = SledStore::open(&path).expect("upgraded");

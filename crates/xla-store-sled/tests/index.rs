@@ -5,10 +5,10 @@
 //!
 //! A crash is modelled by copying the store's directory while it is open
 //! (every commit is durable, so sled's files are whole) with an older copy
-//! of the table: what a power loss leaves when the table's pages had not
-//! reached the disk. A table reaches its file at a checkpoint (when the
-//! store closes, or every 30 s), so the tests close and reopen a store to
-//! have one there.
+//! of the table's directory: what a power loss leaves when the table's
+//! latest runs and manifest had not reached the disk. A table's manifest is
+//! written at a checkpoint (when the store closes, or every 30 s), so the
+//! tests close and reopen a store to have one there.
 
 use std::path::Path;
 use xla_store::{Aggregation, Bucket, CommitBatch, CommitSummary, Retracted, SeriesQuery, Store};
@@ -17,7 +17,25 @@ use xla_types::{Layer, Record};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_788_220_800_000;
-const TABLE: &str = "index.xla";
+/// The table's directory: a manifest and its runs.
+const TABLE: &str = "index";
+/// The table's manifest in it.
+const MANIFEST: &str = "MANIFEST";
+
+/// The files of a table's directory, as a crash might find them.
+type Snapshot = Vec<(std::ffi::OsString, Vec<u8>)>;
+
+fn snapshot(table: &Path) -> Snapshot {
+    let mut files: Snapshot = std::fs::read_dir(table)
+        .expect("the table's directory")
+        .map(|e| {
+            let e = e.expect("entry");
+            (e.file_name(), std::fs::read(e.path()).expect("read"))
+        })
+        .collect();
+    files.sort();
+    files
+}
 
 /// Tickets with three values each; `round` changes some values, so a later
 /// round replaces rows of an earlier one, and retracts two.
@@ -81,21 +99,27 @@ fn copy_store(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");
         let target = to.join(entry.file_name());
+        if entry.file_name() == TABLE {
+            continue;
+        }
         if entry.file_type().expect("type").is_dir() {
             copy_store(&entry.path(), &target);
-        } else if entry.file_name() != TABLE {
+        } else {
             std::fs::copy(entry.path(), target).expect("copy");
         }
     }
 }
 
 /// A crash image of the store at `store` in `dir/name`: sled's files as they
-/// are, and `table` as the table's file (none if `None`).
-fn crash_image(dir: &Path, name: &str, store: &Path, table: Option<&[u8]>) -> std::path::PathBuf {
+/// are, and `table` as the table's directory (none if `None`).
+fn crash_image(dir: &Path, name: &str, store: &Path, table: Option<&Snapshot>) -> std::path::PathBuf {
     let image = dir.join(name);
     copy_store(store, &image);
     if let Some(table) = table {
-        std::fs::write(image.join(TABLE), table).expect("write table");
+        std::fs::create_dir_all(image.join(TABLE)).expect("mkdir");
+        for (file, bytes) in table {
+            std::fs::write(image.join(TABLE).join(file), bytes).expect("write table");
+        }
     }
     image
 }
@@ -137,11 +161,11 @@ async fn a_table_behind_the_store_catches_up_from_the_journal() {
         assert!(rows.is_empty());
     }
     let store = SledStore::open(&path).expect("reopen");
-    let empty = std::fs::read(path.join(TABLE)).expect("table");
+    let empty = snapshot(&path.join(TABLE));
     commit(&store, 1).await;
-    // The table's file as the first commit left it, in place, with its
-    // checkpoint still before that commit.
-    let after_one = std::fs::read(path.join(TABLE)).expect("table");
+    // The table's directory as the first commit left it, its manifest
+    // still before that commit.
+    let after_one = snapshot(&path.join(TABLE));
     let second = commit(&store, 2).await;
     assert!(second.replaced > 0 && second.retracted == 1, "{second:?}");
     // Crash images: sled as it is now, the table as it was before both
@@ -167,7 +191,7 @@ async fn a_missing_or_outdated_table_is_rebuilt_from_the_blocks() {
     let path = dir.path().join("db");
     committed(&path, &[1]).await;
     // Closed cleanly: the table holds round 1 and the journal no longer does.
-    let outdated = std::fs::read(path.join(TABLE)).expect("table");
+    let outdated = snapshot(&path.join(TABLE));
     committed(&path, &[2, 3]).await;
     let missing = crash_image(dir.path(), "missing", &path, None);
     let old = crash_image(dir.path(), "old", &path, Some(&outdated));
@@ -191,16 +215,16 @@ async fn a_damaged_table_is_rebuilt_and_a_clean_close_leaves_no_journal() {
         assert_eq!(db.scan_prefix(b"J").count(), 0, "the journal was trimmed on close");
     }
     let written = || {
-        std::fs::metadata(path.join(TABLE))
+        std::fs::metadata(path.join(TABLE).join(MANIFEST))
             .and_then(|m| m.modified())
             .expect("mtime")
     };
     let before = written();
     let expected = seen_at(&path).await;
     assert_eq!(written(), before, "a store only read closes without writing its table");
-    let mut bytes = std::fs::read(path.join(TABLE)).expect("table");
+    let mut bytes = std::fs::read(path.join(TABLE).join(MANIFEST)).expect("manifest");
     bytes[..8].copy_from_slice(b"garbage!");
-    std::fs::write(path.join(TABLE), bytes).expect("write");
+    std::fs::write(path.join(TABLE).join(MANIFEST), bytes).expect("write");
     let store = SledStore::open(&path).expect("reopen with a damaged table");
     assert_eq!(seen(&store).await, expected);
     assert_replay_is_unchanged(&store, 2).await;
@@ -212,16 +236,22 @@ async fn a_table_pointing_at_rows_that_are_not_there_is_caught_and_rebuilt() {
     let path = dir.path().join("db");
     committed(&path, &[1, 2]).await;
     let expected = seen_at(&path).await;
-    // Every entry's value now points at a block that does not exist
-    // (the table's layout: a 4 KiB header, then slots of a 16-byte key and
-    // an 8-byte value; a value is block << 20 | slot).
-    let mut bytes = std::fs::read(path.join(TABLE)).expect("table");
-    for slot in bytes[4096..].chunks_exact_mut(24) {
-        if slot[..16].iter().any(|b| *b != 0) && slot[16..].iter().any(|b| *b != 0) {
-            slot[16..].copy_from_slice(&((999_999u64 << 20) | 3).to_le_bytes());
+    // Every entry's value now points at a block that does not exist (a
+    // run's layout: a 64-byte header with the entry count at 8, then
+    // entries of a 16-byte key and an 8-byte value; a value is
+    // block << 20 | slot).
+    for (name, mut bytes) in snapshot(&path.join(TABLE)) {
+        if !name.to_string_lossy().starts_with("run-") {
+            continue;
         }
+        let count = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+        for entry in bytes[64..64 + 24 * count].chunks_exact_mut(24) {
+            if entry[16..].iter().any(|b| *b != 0) {
+                entry[16..].copy_from_slice(&((999_999u64 << 20) | 3).to_le_bytes());
+            }
+        }
+        std::fs::write(path.join(TABLE).join(name), bytes).expect("write");
     }
-    std::fs::write(path.join(TABLE), bytes).expect("write");
     let store = SledStore::open(&path).expect("reopen with a wrong table");
     let error = store.commit(batch(2)).await.expect_err("the wrong table is caught");
     assert!(
@@ -242,7 +272,7 @@ async fn a_replace_then_a_retraction_since_the_checkpoint_stay_retracted() {
     let path = dir.path().join("db");
     committed(&path, &[1]).await;
     let store = SledStore::open(&path).expect("reopen");
-    let after_one = std::fs::read(path.join(TABLE)).expect("table");
+    let after_one = snapshot(&path.join(TABLE));
     let id = format!("{:032x}", 42);
     let mut replace = batch(1);
     replace.records.retain(|r| r.id == id);
