@@ -30,6 +30,14 @@
 pub mod cli;
 pub mod config;
 
+/// The allocator of every program linking this crate (the binary, its
+/// benchmarks and end-to-end tests): mimalloc. A commit makes and frees
+/// many small values (join state, rows being encoded), and glibc's malloc
+/// spent about a quarter of a store insert's CPU splitting and
+/// consolidating its chunks (`BENCHMARKS.md`, issue 15).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use xla_api as api;
 pub use xla_dashboard as dashboard;
 pub use xla_runtime as runtime;

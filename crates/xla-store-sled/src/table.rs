@@ -76,6 +76,9 @@ const FILTER_PROBES: u32 = 7;
 const FLUSH_AT: usize = if cfg!(test) { 1000 } else { 1 << 20 };
 /// Runs of one size tier merged into one.
 const FANOUT: usize = 4;
+/// Merges under way at most, each in a thread: two, so that small runs are
+/// merged while a large merge takes its time.
+const MAX_MERGES: usize = 2;
 /// Manifest flag: the table was written while commits did not wait for the
 /// disk, so after a crash it may know of commits sled lost.
 const FLAG_UNSAFE: u64 = 1;
@@ -105,7 +108,8 @@ pub(crate) struct Table {
     memtable: FxHashMap<u128, u64>,
     /// Oldest first: a key's value is the newest run's that has it.
     runs: Vec<Arc<Run>>,
-    merge: Option<Merge>,
+    /// Merges under way, of disjoint runs.
+    merges: Vec<Merge>,
     /// Whether a manifest names this table's runs (a table created for a
     /// rebuild has none until its first checkpoint).
     manifested: bool,
@@ -141,7 +145,7 @@ impl Table {
             next_run: manifest.next_run,
             memtable: FxHashMap::default(),
             runs,
-            merge: None,
+            merges: Vec::new(),
             manifested: true,
         }))
     }
@@ -160,7 +164,7 @@ impl Table {
             next_run: 1,
             memtable: FxHashMap::default(),
             runs: Vec::new(),
-            merge: None,
+            merges: Vec::new(),
             manifested: false,
         })
     }
@@ -195,17 +199,6 @@ impl Table {
         Ok(())
     }
 
-    /// Entries held, tombstones and values replaced since included: runs'
-    /// and the memtable's.
-    pub fn entries(&self) -> u64 {
-        self.runs.iter().map(|r| r.count).sum::<u64>() + self.memtable.len() as u64
-    }
-
-    /// Runs on disk (for the store's stats and the benchmarks).
-    pub fn runs(&self) -> usize {
-        self.runs.len()
-    }
-
     /// The value of `key`, if it has a non-zero one.
     pub fn get(&self, key: u128) -> Option<u64> {
         let value = match self.memtable.get(&key) {
@@ -237,10 +230,10 @@ impl Table {
         Ok(())
     }
 
-    /// Waits for the merge under way, if any, and takes its run in.
+    /// Waits for the merges under way and takes their runs in.
     #[cfg(test)]
-    fn finish_merge(&mut self) -> Result<(), TableError> {
-        if let Some(merge) = self.merge.take() {
+    fn finish_merges(&mut self) -> Result<(), TableError> {
+        for merge in std::mem::take(&mut self.merges) {
             let (inputs, run) = merge.finish()?;
             self.install(inputs, run)?;
         }
@@ -267,13 +260,15 @@ impl Table {
             .ok_or_else(|| io(&self.dir, "written", std::io::Error::other("the flush was cancelled")))?;
             self.runs.push(Arc::new(run));
         }
-        if self.merge.as_ref().is_some_and(Merge::is_finished) {
-            if let Some(merge) = self.merge.take() {
-                let (inputs, run) = merge.finish()?;
-                self.install(inputs, run)?;
-            }
+        let (done, going) = std::mem::take(&mut self.merges)
+            .into_iter()
+            .partition(Merge::is_finished);
+        self.merges = going;
+        for merge in done {
+            let (inputs, run) = merge.finish()?;
+            self.install(inputs, run)?;
         }
-        self.start_merge();
+        while self.merges.len() < MAX_MERGES && self.start_merge() {}
         Ok(())
     }
 
@@ -283,13 +278,15 @@ impl Table {
         id
     }
 
-    /// Starts merging the newest runs of one size tier when there are
-    /// [`FANOUT`] or more of them, unless a merge is under way.
-    fn start_merge(&mut self) {
-        if self.merge.is_some() {
-            return;
-        }
-        let Some(range) = due_merge(&self.runs) else { return };
+    /// Starts merging runs of one size tier when [`FANOUT`] or more of them
+    /// that no merge is taking are consecutive. Whether it started one.
+    fn start_merge(&mut self) -> bool {
+        let counts: Vec<Option<u64>> = self
+            .runs
+            .iter()
+            .map(|r| (!self.merges.iter().any(|m| m.inputs.contains(&r.id))).then_some(r.count))
+            .collect();
+        let Some(range) = due_merge(&counts) else { return false };
         let inputs: Vec<Arc<Run>> = self.runs[range.clone()].to_vec();
         // Tombstones hide older values; past the oldest run there are none.
         let drop_tombstones = range.start == 0;
@@ -307,20 +304,24 @@ impl Table {
             });
         match thread {
             Ok(thread) => {
-                self.merge = Some(Merge {
+                self.merges.push(Merge {
                     inputs: ids,
                     cancel,
                     thread,
-                })
+                });
+                true
             }
             // Runs unmerged are slower to search, not wrong: try again at
             // the next flush.
-            Err(e) => tracing::warn!(error = %e, "the index could not start a merge of its runs"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the index could not start a merge of its runs");
+                false
+            }
         }
     }
 
-    /// Replaces the runs `inputs` (consecutive: only merges remove runs, one
-    /// at a time) by `run`, names it in the manifest, and deletes the
+    /// Replaces the runs `inputs` (consecutive: only merges remove runs, and
+    /// merges under way take disjoint runs) by `run`, names it in the manifest, and deletes the
     /// inputs' files.
     fn install(&mut self, inputs: Vec<u64>, run: Option<Run>) -> Result<(), TableError> {
         let Some(run) = run else { return Ok(()) };
@@ -375,16 +376,21 @@ impl Drop for Table {
     fn drop(&mut self) {
         // A merge's run is named by no manifest until installed: stop it;
         // the next open deletes what it wrote.
-        if let Some(merge) = self.merge.take() {
+        for merge in &self.merges {
             merge.cancel.store(true, Ordering::Relaxed);
+        }
+        for merge in self.merges.drain(..) {
             let _ = merge.thread.join();
         }
     }
 }
 
-/// The consecutive newest runs to merge, if any are due: the runs of the
-/// newest run's size tier, when there are [`FANOUT`] or more.
-fn due_merge(runs: &[Arc<Run>]) -> Option<Range<usize>> {
+/// The consecutive runs to merge, if any are due: the newest group of
+/// [`FANOUT`] or more consecutive runs of one size tier, given each run's
+/// entries (`None`: a merge is taking it). Runs of a lower tier keep coming
+/// while a merge makes one of a higher tier, so a due group may sit between
+/// newer runs, not only at the end.
+fn due_merge(counts: &[Option<u64>]) -> Option<Range<usize>> {
     let tier = |count: u64| {
         let (mut tier, mut cap) = (0u32, FLUSH_AT as u64);
         while count > cap {
@@ -393,9 +399,25 @@ fn due_merge(runs: &[Arc<Run>]) -> Option<Range<usize>> {
         }
         tier
     };
-    let newest = tier(runs.last()?.count);
-    let start = runs.iter().rposition(|r| tier(r.count) != newest).map_or(0, |p| p + 1);
-    (runs.len() - start >= FANOUT).then_some(start..runs.len())
+    // A run a merge is taking is a tier of its own, which never merges.
+    let tier = |count: Option<u64>| count.map_or(u32::MAX, tier);
+    let mut end = counts.len();
+    while end > 0 {
+        let group = tier(counts[end - 1]);
+        let start = counts[..end]
+            .iter()
+            .rposition(|c| tier(*c) != group)
+            .map_or(0, |p| p + 1);
+        if group == u32::MAX {
+            end = start;
+            continue;
+        }
+        if end - start >= FANOUT {
+            return Some(start..end);
+        }
+        end = start;
+    }
+    None
 }
 
 /// Removes the table in `dir`, if any (and a table file of the layout
@@ -531,6 +553,7 @@ impl Run {
         map.flush().map_err(|e| io(&path, "synced", e))?;
         file.sync_all().map_err(|e| io(&path, "synced", e))?;
         let map = map.make_read_only().map_err(|e| io(&path, "mapped", e))?;
+        random_access(&map);
         Ok(Some(Run {
             id,
             count,
@@ -835,7 +858,19 @@ fn map(file: &File, path: &Path) -> Result<Mmap, TableError> {
     // rules. Runs are ours and never change once written: they sit in a
     // store directory that sled has locked for this process, and a run is
     // written whole before it is mapped for reading.
-    unsafe { Mmap::map(file) }.map_err(|e| io(path, "mapped", e))
+    let map = unsafe { Mmap::map(file) }.map_err(|e| io(path, "mapped", e))?;
+    random_access(&map);
+    Ok(map)
+}
+
+/// Tells the kernel a run is read at random: no read-ahead, and no mapping
+/// of the neighbouring cached pages at each fault (fault-around), which
+/// would count sixteen pages of a run in the process's resident memory for
+/// each entry read.
+fn random_access(map: &Mmap) {
+    if let Err(e) = map.advise(memmap2::Advice::Random) {
+        tracing::debug!(error = %e, "the index could not advise random reads of a run");
+    }
 }
 
 /// Maps a run being written, for its fences, filter and header.
@@ -922,11 +957,11 @@ mod tests {
         fill(&mut table, n);
         // Read while merges may be under way, then once they are done.
         assert_holds(&table, n);
-        table.finish_merge().unwrap();
+        table.finish_merges().unwrap();
         assert_holds(&table, n);
         assert!(table.runs.len() < 20, "runs merged: {}", table.runs.len());
         table.checkpoint(7).unwrap();
-        table.finish_merge().unwrap();
+        table.finish_merges().unwrap();
         table.checkpoint(7).unwrap();
         let runs = table.runs.len();
         drop(table);
@@ -954,8 +989,8 @@ mod tests {
                 .unwrap();
             table.flush().unwrap();
         }
-        assert!(table.merge.is_some(), "four runs of one tier start a merge");
-        table.finish_merge().unwrap();
+        assert_eq!(table.merges.len(), 1, "four runs of one tier start a merge");
+        table.finish_merges().unwrap();
         assert_eq!(table.runs.len(), 1);
         for i in 0..(FLUSH_AT as u64 - 1) {
             assert_eq!(table.get(key(i)), Some(400 + i));
@@ -982,7 +1017,7 @@ mod tests {
         for i in 1..(3 * FLUSH_AT as u64) {
             table.set(key(i), i + 1).unwrap();
         }
-        assert!(table.merge.is_none());
+        assert!(table.merges.is_empty());
         drop(table.memtable.drain());
         std::mem::forget(table);
         assert_eq!(run_files(&path), 3);
@@ -1057,6 +1092,7 @@ mod tests {
         table.checkpoint(1).unwrap();
         drop(table);
         let table = Table::open(&path, STORE).unwrap().unwrap();
+        assert_eq!(run_files(&path), table.runs.len(), "the merge's run is gone");
         assert_holds_plain(&table, 4 * FLUSH_AT as u64);
     }
 
@@ -1082,5 +1118,24 @@ mod tests {
         assert_eq!(layout.fences_at, 64 + 129 * 24);
         assert_eq!(layout.filter_at % 64, 0);
         assert!(Layout::of(u64::MAX, 1).is_none());
+    }
+
+    #[test]
+    fn merges_are_due_for_four_runs_of_a_tier_wherever_they_are() {
+        let small = FLUSH_AT as u64 / 2;
+        let middle = FLUSH_AT as u64 * 3;
+        let large = FLUSH_AT as u64 * 10;
+        let due = |counts: &[u64]| due_merge(&counts.iter().copied().map(Some).collect::<Vec<_>>());
+        assert_eq!(due(&[]), None);
+        assert_eq!(due(&[large, small, small, small]), None);
+        assert_eq!(due(&[large, small, small, small, small]), Some(1..5));
+        // Four of a tier made by merges while newer small runs came.
+        assert_eq!(due(&[large, middle, middle, middle, middle, small, small]), Some(1..5));
+        assert_eq!(due(&[middle, middle, small, middle, middle]), None);
+        // Runs a merge is taking are left out, and break a group.
+        let (s, m) = (Some(small), Some(middle));
+        assert_eq!(due_merge(&[m, m, m, m, None, s, s, s, s]), Some(5..9));
+        assert_eq!(due_merge(&[m, m, m, m, None, s, s]), Some(0..4));
+        assert_eq!(due_merge(&[s, s, None, s, s]), None);
     }
 }
