@@ -35,6 +35,7 @@ pub mod config;
 /// many small values (join state, rows being encoded), and glibc's malloc
 /// spent about a quarter of a store insert's CPU splitting and
 /// consolidating its chunks (`BENCHMARKS.md`, issue 15).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

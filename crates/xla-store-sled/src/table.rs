@@ -71,7 +71,7 @@ const FILTER_BLOCK: usize = 64;
 const FILTER_BITS: u64 = 10;
 /// Bits set per key, 9 bits of the key's low half each.
 const FILTER_PROBES: u32 = 7;
-/// Entries the memtable holds before it becomes a run: about 40 MiB of
+/// Entries the memtable holds before it becomes a run: at most 64 MiB of
 /// memory. (Small in unit tests, so that they flush and merge.)
 const FLUSH_AT: usize = if cfg!(test) { 1000 } else { 1 << 20 };
 /// Runs of one size tier merged into one.
@@ -927,10 +927,10 @@ mod tests {
     }
 
     fn expected(i: u64) -> Option<u64> {
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             Some(i + 7)
         } else {
-            (i % 3 != 0).then_some(i + 1)
+            (!i.is_multiple_of(3)).then_some(i + 1)
         }
     }
 
