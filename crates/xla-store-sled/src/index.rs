@@ -188,6 +188,10 @@ impl Index {
         if from == self.journal {
             return Ok(true);
         }
+        // The entries replayed may be in sled's memory only (a commit whose
+        // flush failed): a merge during the replay may write a manifest
+        // naming runs that hold them, so they reach the disk first.
+        db.flush().or_store()?;
         let mut expected = from + 1;
         for entry in db.range(keys::journal(expected)..=keys::journal(self.journal)) {
             let (key, value) = entry.or_store()?;

@@ -79,6 +79,10 @@ const FANOUT: usize = 4;
 /// Merges under way at most, each in a thread: two, so that small runs are
 /// merged while a large merge takes its time.
 const MAX_MERGES: usize = 2;
+/// Runs past which any [`FANOUT`] consecutive ones are merged, the smallest
+/// first, whatever their tiers: a merge's run that stayed in a low tier
+/// (its keys overwrote each other) can sit where no group of its tier forms.
+const MAX_RUNS: usize = 3 * FANOUT;
 /// Manifest flag: the table was written while commits did not wait for the
 /// disk, so after a crash it may know of commits sled lost.
 const FLAG_UNSAFE: u64 = 1;
@@ -366,6 +370,9 @@ impl Table {
             file.sync_all()
         };
         write().map_err(|e| io(&new, "written", e))?;
+        // The runs' directory entries are durable before a manifest names
+        // them (ext4 orders this anyway; POSIX does not promise it).
+        sync_dir(&self.dir)?;
         let path = self.dir.join(MANIFEST);
         std::fs::rename(&new, &path).map_err(|e| io(&path, "renamed", e))?;
         sync_dir(&self.dir)
@@ -417,7 +424,19 @@ fn due_merge(counts: &[Option<u64>]) -> Option<Range<usize>> {
         }
         end = start;
     }
-    None
+    if counts.len() <= MAX_RUNS {
+        return None;
+    }
+    (0..=counts.len() - FANOUT)
+        .filter_map(|start| {
+            let window = &counts[start..start + FANOUT];
+            window
+                .iter()
+                .try_fold(0u64, |sum, c| c.map(|c| sum.saturating_add(c)))
+                .map(|size| (size, start))
+        })
+        .min()
+        .map(|(_, start)| start..start + FANOUT)
 }
 
 /// Removes the table in `dir`, if any (and a table file of the layout
@@ -483,7 +502,8 @@ impl Run {
             Err(source) => return Err(io(path, "opened", source)),
         };
         let map = map(&file, path)?;
-        let Some(header) = RunHeader::read(&map).filter(|h| h.store == store) else {
+        // A filter has a block at least: a lookup reads one.
+        let Some(header) = RunHeader::read(&map).filter(|h| h.store == store && h.filter_blocks > 0) else {
             return Ok(None);
         };
         let Some(layout) = Layout::of(header.count, header.filter_blocks) else {
@@ -1137,5 +1157,11 @@ mod tests {
         assert_eq!(due_merge(&[m, m, m, m, None, s, s, s, s]), Some(5..9));
         assert_eq!(due_merge(&[m, m, m, m, None, s, s]), Some(0..4));
         assert_eq!(due_merge(&[s, s, None, s, s]), None);
+        // Past MAX_RUNS, the smallest four consecutive runs free of merges.
+        let mut mixed = vec![Some(large), Some(large), None];
+        mixed.extend([m, m, s, m, m, s, m, m, s]);
+        assert_eq!(due_merge(&mixed), None, "twelve runs and no group of a tier");
+        mixed.extend([s, s]);
+        assert_eq!(due_merge(&mixed), Some(10..14), "three small and one middle");
     }
 }
