@@ -250,9 +250,9 @@ impl Index {
         journal: u64,
     ) -> Result<Index, StoreError> {
         tracing::info!(table = %path.display(), "building the store's index from its blocks");
-        // The old table goes first, and the new one is home only at its
-        // first checkpoint, once whole: a crash half-way leaves no table, so
-        // the next open rebuilds again.
+        // The old table goes first (`Table::create`), and the new one has a
+        // manifest only at its first checkpoint, once whole: a crash
+        // half-way leaves no table, so the next open rebuilds again.
         let table = Table::create(path, store, journal).map_err(table_error)?;
         let mut index = Index {
             table,

@@ -238,8 +238,7 @@ impl Table {
     #[cfg(test)]
     fn finish_merges(&mut self) -> Result<(), TableError> {
         for merge in std::mem::take(&mut self.merges) {
-            let (inputs, run) = merge.finish()?;
-            self.install(inputs, run)?;
+            self.take_in(merge)?;
         }
         Ok(())
     }
@@ -269,8 +268,7 @@ impl Table {
             .partition(Merge::is_finished);
         self.merges = going;
         for merge in done {
-            let (inputs, run) = merge.finish()?;
-            self.install(inputs, run)?;
+            self.take_in(merge)?;
         }
         while self.merges.len() < MAX_MERGES && self.start_merge() {}
         Ok(())
@@ -322,6 +320,12 @@ impl Table {
                 false
             }
         }
+    }
+
+    /// Waits for `merge` and puts its run in place of the runs it merged.
+    fn take_in(&mut self, merge: Merge) -> Result<(), TableError> {
+        let (inputs, run) = merge.finish()?;
+        self.install(inputs, run)
     }
 
     /// Replaces the runs `inputs` (consecutive: only merges remove runs, and
@@ -557,7 +561,7 @@ impl Run {
         }
         for i in 0..count as usize {
             let at = RUN_HEADER + i * ENTRY;
-            let key = u128::from_le_bytes(map[at..at + 16].try_into().unwrap_or_default());
+            let key = u128_at(&map, at);
             let (block, bits) = filter_place(key, filter_blocks);
             let block_at = layout.filter_at + block * FILTER_BLOCK;
             for bit in bits {
@@ -610,15 +614,20 @@ impl Run {
 
     fn fence(&self, group: usize) -> u128 {
         let at = self.fences_at + group * 16;
-        u128::from_le_bytes(self.map[at..at + 16].try_into().unwrap_or_default())
+        u128_at(&self.map, at)
     }
 
     fn entry(&self, i: usize) -> (u128, u64) {
         let at = RUN_HEADER + i * ENTRY;
-        let key = u128::from_le_bytes(self.map[at..at + 16].try_into().unwrap_or_default());
         let value = u64::from_le_bytes(self.map[at + 16..at + ENTRY].try_into().unwrap_or_default());
-        (key, value)
+        (u128_at(&self.map, at), value)
     }
+}
+
+/// The little-endian u128 at `at` of a run (in bounds: the run's layout
+/// was checked against its length when it was opened or written).
+fn u128_at(map: &[u8], at: usize) -> u128 {
+    u128::from_le_bytes(map[at..at + 16].try_into().unwrap_or_default())
 }
 
 /// Binary search over a range of indexes (`slice::partition_point` needs a
