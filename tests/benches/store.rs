@@ -2,12 +2,16 @@
 //! disk, and a month's report with group-by from rollups against the same
 //! report computed by a full scan of the month's rows, in one run.
 //!
-//! Run: `cargo bench -p xla-tests --bench store -- [observations] [--scattered] [--no-report]`
-//! (`--scattered`: each batch's rows fall anywhere in the 90 days, the worst
-//! case for the rollups; `--no-report`: stop after reopening, for stores too
-//! large to scan a month of three times; default 10,000,000). After the
-//! insert, a process of its own reopens the store and writes once: what a
-//! restarted daemon pays. Results in BENCHMARKS.md.
+//! Run: `cargo bench -p xla-tests --bench store -- [observations] [--scattered] [--no-report]
+//! [--dir DIR] [--reopen DIR] [--cold]` (`--scattered`: each batch's rows fall anywhere in the
+//! 90 days, the worst case for the rollups; `--no-report`: stop after reopening, for stores too
+//! large to scan a month of three times; default 10,000,000). After the insert, a process of its
+//! own reopens the store and writes once: what a restarted daemon pays.
+//!
+//! `--dir DIR` builds the store in DIR (which must not exist) and keeps it; `--reopen DIR` only
+//! measures the restarted process on a store built so (pass the same count); `--cold` empties the
+//! kernel's page cache before each reopen (root only), as after a reboot. Results in
+//! BENCHMARKS.md.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -80,6 +84,26 @@ fn resident_mib() -> u64 {
         .map_or(0, |kib| kib / 1024)
 }
 
+/// Whether `name` is among the arguments.
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// The argument after `name`, if any.
+fn option(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// Writes dirty pages out, then empties the kernel's page cache (Linux, root).
+fn drop_page_cache() -> anyhow::Result<()> {
+    anyhow::ensure!(std::process::Command::new("sync").status()?.success(), "sync failed");
+    std::fs::write("/proc/sys/vm/drop_caches", "3")
+        .map_err(|e| anyhow::anyhow!("--cold needs root to write /proc/sys/vm/drop_caches: {e}"))
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -93,6 +117,9 @@ const REOPEN: &str = "XLA_BENCH_STORE_REOPEN";
 /// resident memory. Run in a process of its own, so that the memory is the
 /// restarted process's, not what the insert left in this one.
 async fn reopen(path: &std::path::Path, total: u64, scattered: bool, provenance: Provenance) -> anyhow::Result<()> {
+    if flag("--cold") {
+        drop_page_cache()?;
+    }
     let opened = Instant::now();
     let store = SledStore::open(path)?;
     let open = opened.elapsed();
@@ -121,13 +148,29 @@ async fn reopen(path: &std::path::Path, total: u64, scattered: bool, provenance:
     Ok(())
 }
 
+/// Runs [`reopen`] in a process of its own.
+fn reopen_in_child(path: &std::path::Path, total: u64, scattered: bool) -> anyhow::Result<()> {
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .arg(total.to_string())
+        .args(scattered.then_some("--scattered"))
+        .args(flag("--cold").then_some("--cold"))
+        .env(REOPEN, path)
+        .status()?;
+    anyhow::ensure!(status.success(), "the reopening process failed: {status}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let scattered = std::env::args().any(|a| a == "--scattered");
+    // `RUST_LOG=xla_store_sled=debug` shows each time the store opens sled again.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let scattered = flag("--scattered");
     let total: u64 = std::env::args()
         .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
+        .find_map(|a| a.parse().ok())
         .unwrap_or(10_000_000);
     let provenance = Provenance {
         connector: "bench".into(),
@@ -139,8 +182,17 @@ async fn main() -> anyhow::Result<()> {
     if let Some(path) = std::env::var_os(REOPEN) {
         return reopen(std::path::Path::new(&path), total, scattered, provenance).await;
     }
+    if let Some(path) = option("--reopen") {
+        return reopen_in_child(std::path::Path::new(&path), total, scattered);
+    }
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("store");
+    let path = match option("--dir") {
+        Some(kept) => {
+            anyhow::ensure!(!std::path::Path::new(&kept).exists(), "--dir {kept}: it exists already");
+            kept.into()
+        }
+        None => dir.path().join("store"),
+    };
     let store = SledStore::open(&path)?;
 
     // Only the commits are timed, not making the observations.
@@ -177,14 +229,9 @@ async fn main() -> anyhow::Result<()> {
         bytes as f64 / total as f64,
         index as f64 / total as f64
     );
-    let status = std::process::Command::new(std::env::current_exe()?)
-        .arg(total.to_string())
-        .args(scattered.then_some("--scattered"))
-        .env(REOPEN, &path)
-        .status()?;
-    anyhow::ensure!(status.success(), "the reopening process failed: {status}");
+    reopen_in_child(&path, total, scattered)?;
 
-    if std::env::args().any(|a| a == "--no-report") {
+    if flag("--no-report") {
         return Ok(());
     }
     let store = SledStore::open(&path)?;

@@ -4,6 +4,7 @@
 
 use super::StoreError;
 use super::keys;
+use super::ops::Ops;
 use crate::OrStore;
 use rustc_hash::FxHashMap as HashMap;
 
@@ -66,7 +67,7 @@ impl Dictionary {
     }
 
     /// Adds the new entries to `batch` (in both directions).
-    pub fn write_pending(&mut self, batch: &mut sled::Batch) {
+    pub fn write_pending(&mut self, batch: &mut Ops) {
         for (s, id) in self.pending.drain(..) {
             batch.insert(keys::dict_forward(&s), &id.to_be_bytes());
             batch.insert(keys::dict_reverse(id), s.as_bytes());

@@ -34,6 +34,7 @@
 
 use super::dict::Dictionary;
 use super::keys::{self, DAY_MS, SetKey};
+use super::ops::Ops;
 use super::rollup::{RollupSet, decode_set, encode_set};
 use super::{OrStore, StoreError};
 use rustc_hash::FxHashMap as HashMap;
@@ -475,7 +476,7 @@ pub(crate) fn settle(
     roles: &Roles,
     tenant: u32,
     events: Events,
-    ops: &mut sled::Batch,
+    ops: &mut Ops,
 ) -> Result<(), StoreError> {
     if events.added.is_empty() && events.removed.is_empty() {
         return Ok(());
@@ -874,7 +875,7 @@ impl super::Sled {
         for (i, name) in OUTCOME_CELLS.iter().enumerate() {
             let Some(metric) = dict.id(name) else { continue };
             let (start, end) = keys::joined_set_range(tenant, metric, from_day, to_day);
-            for entry in self.db.range(start..end) {
+            for entry in self.db()?.range(start..end) {
                 let (key, value) = entry.or_store()?;
                 let set =
                     SetKey::parse_joined(&key).ok_or_else(|| StoreError::corrupt("a joined set key does not parse"))?;
@@ -965,20 +966,21 @@ impl super::Sled {
     /// part-way starts it again from nothing). Rows retention already
     /// retired keep no ticket number and stay out of the joined cells.
     pub(crate) fn rebuild_join(&self) -> Result<(), StoreError> {
+        let db = &*self.db()?;
         for prefix in keys::JOIN_PREFIXES {
-            let mut batch = sled::Batch::default();
-            for entry in self.db.scan_prefix([prefix]) {
+            let mut batch = Ops::default();
+            for entry in db.scan_prefix([prefix]) {
                 batch.remove(entry.or_store()?.0);
             }
-            self.db.apply_batch(batch).or_store()?;
+            self.apply(db, batch)?;
         }
         let live = self.metrics_of_kind(false)?;
         let mut inner = self.lock()?;
-        let (dict, index) = inner.parts(&self.db, &self.path)?;
+        let (dict, index) = inner.parts(db, &self.path)?;
         let roles = Roles::new(dict);
-        let mut names = sled::Batch::default();
+        let mut names = Ops::default();
         dict.write_pending(&mut names);
-        self.db.apply_batch(names).or_store()?;
+        self.apply(db, names)?;
         // Tickets and openings before answers: answers are then placed once.
         let mut order: Vec<(Role, u32, u32)> = live
             .into_iter()
@@ -989,40 +991,34 @@ impl super::Sled {
         for (role, tenant, metric) in order {
             let mut events = Events::default();
             let flush = |events: &mut Events| -> Result<(), StoreError> {
-                let mut ops = sled::Batch::default();
-                settle(&self.db, dict, &roles, tenant, std::mem::take(events), &mut ops)?;
-                self.db.apply_batch(ops).or_store()
+                let mut ops = Ops::default();
+                settle(db, dict, &roles, tenant, std::mem::take(events), &mut ops)?;
+                self.apply(db, ops)
             };
-            super::read::for_each_live_row(
-                &self.db,
-                index,
-                (tenant, metric),
-                (i32::MIN, i32::MAX),
-                |origin, at, row| {
-                    events.added.push(Added {
-                        loc: (origin.block, origin.slot),
-                        role,
-                        metric,
-                        day: keys::day_of(at),
-                        at,
-                        fingerprint: super::block::stored_record_fingerprint(tenant, origin.source, metric, &row.id),
-                        value: row.value.get(),
-                        dims: row.dims.clone(),
-                        number: row.inline.iter().find(|(k, _)| *k == roles.key).map(|(_, v)| v.clone()),
-                        id: row.id.to_text(),
-                    });
-                    if events.added.len() >= REBUILD_CHUNK {
-                        flush(&mut events)?;
-                    }
-                    Ok(())
-                },
-            )?;
+            super::read::for_each_live_row(db, index, (tenant, metric), (i32::MIN, i32::MAX), |origin, at, row| {
+                events.added.push(Added {
+                    loc: (origin.block, origin.slot),
+                    role,
+                    metric,
+                    day: keys::day_of(at),
+                    at,
+                    fingerprint: super::block::stored_record_fingerprint(tenant, origin.source, metric, &row.id),
+                    value: row.value.get(),
+                    dims: row.dims.clone(),
+                    number: row.inline.iter().find(|(k, _)| *k == roles.key).map(|(_, v)| v.clone()),
+                    id: row.id.to_text(),
+                });
+                if events.added.len() >= REBUILD_CHUNK {
+                    flush(&mut events)?;
+                }
+                Ok(())
+            })?;
             flush(&mut events)?;
         }
-        let mut ops = sled::Batch::default();
+        let mut ops = Ops::default();
         ops.remove(keys::JOIN_REBUILD);
-        self.db.apply_batch(ops).or_store()?;
-        self.db.flush().or_store()?;
+        self.apply(db, ops)?;
+        db.flush().or_store()?;
         Ok(())
     }
 }

@@ -22,6 +22,7 @@ mod index;
 mod join;
 mod keys;
 mod migrate;
+mod ops;
 mod query;
 mod read;
 mod retention;
@@ -36,8 +37,9 @@ mod write;
 use async_trait::async_trait;
 use dict::Dictionary;
 use index::Index;
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use xla_store::{
     CommitBatch, CommitSummary, GroupThrough, GroupedThrough, RetentionSummary, Rollups, RunRecord, SeriesQuery,
@@ -75,7 +77,14 @@ pub struct SledStore {
 
 /// The store itself, with blocking methods.
 pub(crate) struct Sled {
-    db: sled::Db,
+    /// sled's database, closed and opened again now and then to bound its
+    /// recovery (see [`Sled::reopen_if_due`]); `None` only if that failed.
+    db: RwLock<Option<sled::Db>>,
+    /// Bytes handed to sled since it was opened, the measure of what its
+    /// recovery would replay (see `ops`).
+    logged: AtomicU64,
+    /// After how many of those bytes sled is closed and opened again.
+    reopen_after: AtomicU64,
     /// Dictionary and index, behind the lock that serialises writers.
     inner: Mutex<Inner>,
     /// Whether each commit waits for the disk.
@@ -116,12 +125,9 @@ impl Inner {
 impl Drop for Sled {
     fn drop(&mut self) {
         let Ok(inner) = self.inner.get_mut() else { return };
+        let Some(db) = self.db.get_mut() else { return };
         if let Some(index) = inner.index.as_mut().filter(|index| !index.is_checkpointed()) {
-            let closed = self
-                .db
-                .flush()
-                .map_err(sled_error)
-                .and_then(|_| index.checkpoint(&self.db));
+            let closed = db.flush().map_err(sled_error).and_then(|_| index.checkpoint(db));
             if let Err(error) = closed {
                 // The journal is still there: the next open replays it.
                 tracing::warn!(store = %self.path.display(), %error, "the store's index was not checkpointed on close");
@@ -166,13 +172,15 @@ impl Sled {
         }
         let dict = Dictionary::load(&db)?;
         let sled = Sled {
-            db,
+            db: RwLock::new(Some(db)),
+            logged: AtomicU64::new(0),
+            reopen_after: AtomicU64::new(ops::REOPEN_AFTER),
             inner: Mutex::new(Inner { dict, index: None }),
             durable: AtomicBool::new(true),
             version: std::sync::atomic::AtomicU64::new(0),
             path: path.to_path_buf(),
         };
-        if sled.db.contains_key(keys::JOIN_REBUILD).or_store()? {
+        if sled.db()?.contains_key(keys::JOIN_REBUILD).or_store()? {
             sled.rebuild_join()?;
         }
         Ok(sled)
@@ -190,7 +198,7 @@ impl Sled {
             return Ok(None);
         };
         Ok(self
-            .db
+            .db()?
             .get(keys::cursor(tenant, source))
             .or_store()?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
@@ -203,7 +211,7 @@ impl Sled {
             return Ok(Vec::new());
         };
         let mut all = Vec::new();
-        for entry in self.db.scan_prefix(keys::gaps_prefix(tenant)) {
+        for entry in self.db()?.scan_prefix(keys::gaps_prefix(tenant)) {
             let (key, value) = entry.or_store()?;
             let source_id = key
                 .get(5..9)
@@ -241,7 +249,7 @@ impl Sled {
         from: i64,
         to: i64,
     ) -> Result<Vec<StoredObservation>, StoreError> {
-        read::read_range((&self.db, &self.path), &mut *self.lock()?, tenant, metric, from, to)
+        read::read_range((&*self.db()?, &self.path), &mut *self.lock()?, tenant, metric, from, to)
     }
 
     /// Every observation of one subject across metrics and sources, oldest
@@ -249,7 +257,24 @@ impl Sled {
     /// rating, lost time, SLA and reassignments. Subjects are the `ticket`
     /// and `device` dimensions.
     fn subject(&self, tenant: &str, dimension: &str, value: &str) -> Result<Vec<StoredObservation>, StoreError> {
-        read::read_subject((&self.db, &self.path), &mut *self.lock()?, tenant, dimension, value)
+        read::read_subject((&*self.db()?, &self.path), &mut *self.lock()?, tenant, dimension, value)
+    }
+
+    /// sled's database, shared with other readers. Only
+    /// [`Sled::reopen_if_due`] takes the lock for writing, and only if it is
+    /// free at once: a thread may hold this twice, or hold it while it waits
+    /// for the writers' lock, without a deadlock.
+    fn db(&self) -> Result<MappedRwLockReadGuard<'_, sled::Db>, StoreError> {
+        RwLockReadGuard::try_map(self.db.read(), Option::as_ref).map_err(|_| {
+            StoreError::backend(
+                BACKEND,
+                std::io::Error::other(format!(
+                    "the store in {} is closed: sled could not be opened again after its periodic \
+                     close (the log says why); what it stored is on disk: restart the host",
+                    self.path.display()
+                )),
+            )
+        })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
@@ -340,6 +365,15 @@ impl SledStore {
     /// tests and benchmarks.
     pub fn set_durable(&self, durable: bool) {
         self.sled.durable.store(durable, Ordering::Relaxed);
+    }
+
+    /// After how many bytes handed to sled the store closes sled and opens
+    /// it again between two commits (default 256 MiB), which bounds what the
+    /// next start replays: sled 0.34 replays its log since it was last
+    /// opened. Smaller bounds a start more tightly and costs a pause (a
+    /// fraction of a second at the default) more often; for tests and tuning.
+    pub fn set_reopen_after(&self, bytes: u64) {
+        self.sled.reopen_after.store(bytes, Ordering::Relaxed);
     }
 
     /// Runs `work` against the store on tokio's blocking pool.

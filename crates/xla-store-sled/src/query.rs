@@ -52,27 +52,33 @@ impl Sled {
                 });
             }
             let rating = is_rating(&query.metric);
-            let (dict, index) = inner.parts(&self.db, &self.path)?;
+            let (dict, index) = inner.parts(&*self.db()?, &self.path)?;
             let (dict, index) = (&*dict, &*index);
             let filter = query.filter.as_ref().zip(filter_key).map(|((_, v), k)| (k, v.as_str()));
-            read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {
-                if let Some((k, v)) = filter
-                    && row_dimension(dict, row, k) != Some(v)
-                {
-                    return Ok(());
-                }
-                let group = match group_key {
-                    Some(g) => match row_dimension(dict, row, g) {
-                        Some(value) => Some(value.to_string()),
-                        None => return Ok(()),
-                    },
-                    None => None,
-                };
-                out.entry((bucket_start(at, query.bucket), group))
-                    .or_default()
-                    .add(row.value.get(), rating);
-                Ok(())
-            })?;
+            read::for_each_live_row(
+                &*self.db()?,
+                index,
+                (tenant, metric),
+                (from_day, to_day),
+                |_, at, row| {
+                    if let Some((k, v)) = filter
+                        && row_dimension(dict, row, k) != Some(v)
+                    {
+                        return Ok(());
+                    }
+                    let group = match group_key {
+                        Some(g) => match row_dimension(dict, row, g) {
+                            Some(value) => Some(value.to_string()),
+                            None => return Ok(()),
+                        },
+                        None => None,
+                    };
+                    out.entry((bucket_start(at, query.bucket), group))
+                        .or_default()
+                        .add(row.value.get(), rating);
+                    Ok(())
+                },
+            )?;
             return Ok(out);
         }
         let filter = match &query.filter {
@@ -85,7 +91,7 @@ impl Sled {
         // The one set per day that answers: the filter's or the group's dimension, or all rows.
         let wanted = filter_key.or(group_key).unwrap_or(0);
         let (start, end) = keys::rollup_range(tenant, metric, from_day, to_day);
-        for entry in self.db.range(start..end) {
+        for entry in self.db()?.range(start..end) {
             let (key, value) = entry.or_store()?;
             let set = SetKey::parse(&key).ok_or_else(|| StoreError::corrupt("a rollup key does not parse"))?;
             if set.dim_key != wanted {

@@ -17,6 +17,7 @@
 use super::block::{Block, RetiredRow, Row, frame, stored_record_fingerprint};
 use super::index::{BlockMeta, Loc};
 use super::keys::{self, BlockKey, DAY_MS};
+use super::ops::Ops;
 use super::{OrStore, Sled};
 use xla_store::{RetentionSummary, StoreError};
 
@@ -87,7 +88,7 @@ impl Sled {
             // next call starts where this one stopped.
             summary.more = batch == RETENTION_BATCHES_PER_CALL;
         }
-        self.db.flush().or_store()?;
+        self.db()?.flush().or_store()?;
         Ok(summary)
     }
 
@@ -110,10 +111,10 @@ impl Sled {
         let stored = self.stored_cutoff(retired_key(tenant_id, metric_id))?;
         let cutoff = aligned.max(stored.unwrap_or(i64::MIN));
         if stored != Some(cutoff) {
-            self.db
+            self.db()?
                 .insert(retired_key(tenant_id, metric_id), &cutoff.to_be_bytes())
                 .or_store()?;
-            self.db.flush().or_store()?;
+            self.db()?.flush().or_store()?;
         }
         // A metric's pass also finishes what a tenant-wide pass cut short.
         let cutoff = match metric_id {
@@ -145,17 +146,18 @@ impl Sled {
         pass: &Pass,
         resume: &[u8],
     ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
-        let (_, index) = inner.parts(&self.db, &self.path)?;
-        let mut ops = sled::Batch::default();
+        let db = &*self.db()?;
+        let (_, index) = inner.parts(db, &self.path)?;
+        let mut ops = Ops::default();
         let (mut dropped, mut in_batch) = (0u64, 0);
-        for entry in self.db.range(resume..pass.end.as_slice()) {
+        for entry in db.range(resume..pass.end.as_slice()) {
             let (raw_key, value) = entry.or_store()?;
             let key = BlockKey::parse(&raw_key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
             if key.day >= pass.cutoff_day {
                 continue;
             }
             if in_batch == RETENTION_BLOCKS {
-                self.db.apply_batch(ops).or_store()?;
+                self.apply(db, ops)?;
                 return Ok((dropped, Some(raw_key.to_vec())));
             }
             let block: Block<Row> = Block::decode(&value)?;
@@ -201,7 +203,7 @@ impl Sled {
             dropped += u64::from(live);
             in_batch += 1;
         }
-        self.db.apply_batch(ops).or_store()?;
+        self.apply(db, ops)?;
         Ok((dropped, None))
     }
 
@@ -232,7 +234,7 @@ impl Sled {
     }
 
     fn stored_cutoff(&self, key: Vec<u8>) -> Result<Option<i64>, StoreError> {
-        self.db
+        self.db()?
             .get(key)
             .or_store()?
             .map(|v| {

@@ -34,7 +34,7 @@ impl Sled {
             }
         }
         // sled's id generator is monotonic across restarts.
-        let run = self.db.generate_id().or_store()? + 1;
+        let run = self.db()?.generate_id().or_store()? + 1;
         let record = RunRecord {
             run,
             tenant: tenant.to_string(),
@@ -59,11 +59,11 @@ impl Sled {
     pub(crate) fn save_run(&self, record: &RunRecord) -> Result<(), StoreError> {
         let bytes =
             serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(format!("encoding a run record: {e}")))?;
-        self.db
+        self.db()?
             .insert(run_key(&record.tenant, &record.instance, record.run), bytes)
             .or_store()?;
         if self.durable() {
-            self.db.flush().or_store()?;
+            self.db()?.flush().or_store()?;
         }
         Ok(())
     }
@@ -79,9 +79,11 @@ impl Sled {
         limit: usize,
     ) -> Result<Vec<RunRecord>, StoreError> {
         let prefix = run_prefix(tenant, instance);
+        // Held while the entries are read: an iterator keeps sled open.
+        let db = self.db()?;
         let entries = match before {
-            None => self.db.scan_prefix(&prefix),
-            Some(before) => self.db.range(prefix..run_key(tenant, instance, before)),
+            None => db.scan_prefix(&prefix),
+            Some(before) => db.range(prefix..run_key(tenant, instance, before)),
         };
         let mut records = Vec::new();
         for entry in entries.rev().take(limit) {
@@ -92,7 +94,7 @@ impl Sled {
 
     /// The run `run` of an instance.
     pub(crate) fn run(&self, tenant: &str, instance: &str, run: u64) -> Result<Option<RunRecord>, StoreError> {
-        self.db
+        self.db()?
             .get(run_key(tenant, instance, run))
             .or_store()?
             .map(|value| decode(&value))
@@ -102,7 +104,7 @@ impl Sled {
     /// How many runs of an instance the log holds (keys only are counted).
     pub(crate) fn run_count(&self, tenant: &str, instance: &str) -> Result<u64, StoreError> {
         let mut count = 0;
-        for entry in self.db.scan_prefix(run_prefix(tenant, instance)) {
+        for entry in self.db()?.scan_prefix(run_prefix(tenant, instance)) {
             entry.or_store()?;
             count += 1;
         }

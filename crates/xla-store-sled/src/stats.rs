@@ -56,7 +56,7 @@ impl Sled {
         let mut start = prefix.to_vec();
         'metrics: loop {
             let mut this: Option<(MetricKey, Option<Layer>)> = None;
-            for entry in self.db.range(start.as_slice()..) {
+            for entry in self.db()?.range(start.as_slice()..) {
                 let (key, value) = entry.or_store()?;
                 if !key.starts_with(&prefix) {
                     break;
@@ -97,10 +97,10 @@ impl Sled {
     /// every rollup key.
     pub(crate) fn stats(&self) -> Result<StoreStats, StoreError> {
         // The blocks' records (rows live) are complete once the index is open.
-        self.lock()?.parts(&self.db, &self.path)?;
+        self.lock()?.parts(&*self.db()?, &self.path)?;
         let mut all: BTreeMap<MetricKey, MetricStats> = BTreeMap::new();
         for retired in [false, true] {
-            for entry in self.db.scan_prefix(keys::blocks_prefix(retired)) {
+            for entry in self.db()?.scan_prefix(keys::blocks_prefix(retired)) {
                 let (key, value) = entry.or_store()?;
                 let bytes = (key.len() + value.len()) as u64;
                 let key = BlockKey::parse(&key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
@@ -120,7 +120,7 @@ impl Sled {
                 }
             }
         }
-        for entry in self.db.scan_prefix(keys::rollups_prefix()) {
+        for entry in self.db()?.scan_prefix(keys::rollups_prefix()) {
             let (key, value) = entry.or_store()?;
             let set = SetKey::parse(&key).ok_or_else(|| StoreError::corrupt("a rollup key does not parse"))?;
             let stats = all.entry((set.tenant, set.metric)).or_default();
@@ -160,7 +160,7 @@ impl Sled {
     /// Rows of a block that count: from its record, or (should the record
     /// be missing) the rows it holds.
     fn live_rows(&self, key: &BlockKey, value: &[u8]) -> Result<u64, StoreError> {
-        if let Some(meta) = block_meta(&self.db, key.block)? {
+        if let Some(meta) = block_meta(&*self.db()?, key.block)? {
             return Ok(u64::from(meta.live));
         }
         let present = if key.retired {

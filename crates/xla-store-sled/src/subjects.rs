@@ -105,7 +105,7 @@ impl Sled {
             },
         };
         let type_key = inner.dict.id(JOIN_TYPE_DIMENSION);
-        let (dict, index) = inner.parts(&self.db, &self.path)?;
+        let (dict, index) = inner.parts(&*self.db()?, &self.path)?;
         let (dict, index) = (&*dict, &*index);
         let experience = keys::layer_code(xla_types::Layer::Experience);
         let mut rows: BTreeMap<String, Building> = BTreeMap::new();
@@ -114,42 +114,48 @@ impl Sled {
                 continue;
             };
             let at_name = format!("{metric_name}.at");
-            read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {
-                if !(query.from..query.to).contains(&at) {
-                    return Ok(());
-                }
-                if let Some((k, v)) = filter
-                    && row_dimension(dict, row, k) != Some(v)
-                {
-                    return Ok(());
-                }
-                let Some(subject) = row_dimension(dict, row, key) else {
-                    return Ok(());
-                };
-                let building = match rows.get_mut(subject) {
-                    Some(building) => building,
-                    None => rows.entry(subject.to_string()).or_default(),
-                };
-                let rolled = row.dims.iter().filter_map(|(k, v)| Some((*k, dict.string(*v)?)));
-                let inline = row.inline.iter().map(|(k, v)| (*k, v.as_str()));
-                for (k, v) in rolled.chain(inline).filter(|(k, _)| *k != key) {
-                    let Some(name) = dict.string(k) else { continue };
-                    if !building.dimensions.contains_key(name) {
-                        building.dimensions.insert(name.to_string(), v.to_string());
+            read::for_each_live_row(
+                &*self.db()?,
+                index,
+                (tenant, metric),
+                (from_day, to_day),
+                |_, at, row| {
+                    if !(query.from..query.to).contains(&at) {
+                        return Ok(());
                     }
-                }
-                let ticket_type = type_key.and_then(|k| row_dimension(dict, row, k)).map(str::to_string);
-                let answer = if row.layer == experience {
-                    building.answers.push((at, ticket_type));
-                    Some(building.answers.len() - 1)
-                } else {
-                    building.tickets.push((at, ticket_type));
-                    None
-                };
-                building.values.push((metric_name.clone(), row.value.get(), answer));
-                building.values.push((at_name.clone(), at as f64, answer));
-                Ok(())
-            })?;
+                    if let Some((k, v)) = filter
+                        && row_dimension(dict, row, k) != Some(v)
+                    {
+                        return Ok(());
+                    }
+                    let Some(subject) = row_dimension(dict, row, key) else {
+                        return Ok(());
+                    };
+                    let building = match rows.get_mut(subject) {
+                        Some(building) => building,
+                        None => rows.entry(subject.to_string()).or_default(),
+                    };
+                    let rolled = row.dims.iter().filter_map(|(k, v)| Some((*k, dict.string(*v)?)));
+                    let inline = row.inline.iter().map(|(k, v)| (*k, v.as_str()));
+                    for (k, v) in rolled.chain(inline).filter(|(k, _)| *k != key) {
+                        let Some(name) = dict.string(k) else { continue };
+                        if !building.dimensions.contains_key(name) {
+                            building.dimensions.insert(name.to_string(), v.to_string());
+                        }
+                    }
+                    let ticket_type = type_key.and_then(|k| row_dimension(dict, row, k)).map(str::to_string);
+                    let answer = if row.layer == experience {
+                        building.answers.push((at, ticket_type));
+                        Some(building.answers.len() - 1)
+                    } else {
+                        building.tickets.push((at, ticket_type));
+                        None
+                    };
+                    building.values.push((metric_name.clone(), row.value.get(), answer));
+                    building.values.push((at_name.clone(), at as f64, answer));
+                    Ok(())
+                },
+            )?;
         }
         let opened = self.openings(tenant, key, query, &rows, dict, index)?;
         Ok(rows
@@ -184,7 +190,7 @@ impl Sled {
             return Ok(opened);
         }
         let days = (keys::day_of(query.from), keys::day_of(query.to - 1) + 1);
-        read::for_each_live_row(&self.db, index, (tenant, metric), days, |_, at, row| {
+        read::for_each_live_row(&*self.db()?, index, (tenant, metric), days, |_, at, row| {
             let hours = row.value.get();
             if let Some(subject) = row_dimension(dict, row, key)
                 && rows.get(subject).is_some_and(judged)
@@ -308,7 +314,7 @@ impl Sled {
             let Some(metric) = dict.id(&query.metric) else {
                 return Ok(GroupedThrough::default());
             };
-            return super::join::grouped(&self.db, dict, (tenant, metric, group), (from_day, to_day));
+            return super::join::grouped(&*self.db()?, dict, (tenant, metric, group), (from_day, to_day));
         }
         let via: Vec<u32> = query.via.iter().filter_map(|m| dict.id(m)).collect();
         let read: Vec<u32> = std::iter::once(&query.metric)
@@ -329,7 +335,7 @@ impl Sled {
                 None => return Ok(GroupedThrough::default()),
             },
         };
-        let (dict, index) = inner.parts(&self.db, &self.path)?;
+        let (dict, index) = inner.parts(&*self.db()?, &self.path)?;
         let (dict, index) = (&*dict, &*index);
         let filtered = |row: &Row| filter.is_none_or(|(k, v)| row_dimension(dict, row, k) == Some(v));
         let subject_hash = |subject: &str| xxhash_rust::xxh3::xxh3_64(subject.as_bytes());
@@ -338,7 +344,7 @@ impl Sled {
         let mut candidates = Candidates::default();
         for via in &query.via {
             let Some(metric) = dict.id(via) else { continue };
-            read::for_each_live_row(&self.db, index, (tenant, metric), via_days, |origin, at, row| {
+            read::for_each_live_row(&*self.db()?, index, (tenant, metric), via_days, |origin, at, row| {
                 if !(via_from..query.to).contains(&at) || !filtered(row) {
                     return Ok(());
                 }
@@ -357,7 +363,7 @@ impl Sled {
         }
         // Pass 1b: when each was opened.
         if let Some(metric) = query.opening.as_deref().and_then(|m| dict.id(m)) {
-            read::for_each_live_row(&self.db, index, (tenant, metric), via_days, |_, at, row| {
+            read::for_each_live_row(&*self.db()?, index, (tenant, metric), via_days, |_, at, row| {
                 if !(via_from..query.to).contains(&at) {
                     return Ok(());
                 }
@@ -386,38 +392,44 @@ impl Sled {
             return Ok(out);
         };
         let rating = is_rating(&query.metric);
-        read::for_each_live_row(&self.db, index, (tenant, metric), (from_day, to_day), |_, at, row| {
-            if !(query.from..query.to).contains(&at) || !filtered(row) {
-                return Ok(());
-            }
-            let subject = key.and_then(|key| row_dimension(dict, row, key));
-            let answer = AnswerFacts {
-                at,
-                ticket_type: type_key.and_then(|k| row_dimension(dict, row, k)),
-            };
-            let joined = match subject {
-                None => Err(Unjoined::NoTicketNumber),
-                Some(subject) => candidates.join(subject_hash(subject), answer),
-            };
-            match joined {
-                Ok(None) => {}
-                Ok(Some(group)) => match out.groups.get_mut(group) {
-                    Some(rollup) => rollup.add(row.value.get(), rating),
-                    None => out
-                        .groups
-                        .entry(group.to_string())
-                        .or_default()
-                        .add(row.value.get(), rating),
-                },
-                Err(reason) => out.unmatched.add(|| UnmatchedAnswer {
-                    id: row.id.to_text(),
-                    ticket: subject.map(str::to_string),
+        read::for_each_live_row(
+            &*self.db()?,
+            index,
+            (tenant, metric),
+            (from_day, to_day),
+            |_, at, row| {
+                if !(query.from..query.to).contains(&at) || !filtered(row) {
+                    return Ok(());
+                }
+                let subject = key.and_then(|key| row_dimension(dict, row, key));
+                let answer = AnswerFacts {
                     at,
-                    reason,
-                }),
-            }
-            Ok(())
-        })?;
+                    ticket_type: type_key.and_then(|k| row_dimension(dict, row, k)),
+                };
+                let joined = match subject {
+                    None => Err(Unjoined::NoTicketNumber),
+                    Some(subject) => candidates.join(subject_hash(subject), answer),
+                };
+                match joined {
+                    Ok(None) => {}
+                    Ok(Some(group)) => match out.groups.get_mut(group) {
+                        Some(rollup) => rollup.add(row.value.get(), rating),
+                        None => out
+                            .groups
+                            .entry(group.to_string())
+                            .or_default()
+                            .add(row.value.get(), rating),
+                    },
+                    Err(reason) => out.unmatched.add(|| UnmatchedAnswer {
+                        id: row.id.to_text(),
+                        ticket: subject.map(str::to_string),
+                        at,
+                        reason,
+                    }),
+                }
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 

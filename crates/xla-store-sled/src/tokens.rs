@@ -18,8 +18,8 @@ impl Sled {
     pub(crate) fn save_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let bytes =
             serde_json::to_vec(token).map_err(|e| StoreError::corrupt(format!("encoding a token record: {e}")))?;
-        self.db.insert(token_key(&token.id), bytes).or_store()?;
-        self.db.flush().or_store()?;
+        self.db()?.insert(token_key(&token.id), bytes).or_store()?;
+        self.db()?.flush().or_store()?;
         Ok(())
     }
 
@@ -29,7 +29,7 @@ impl Sled {
     /// flushed: a last use lost in a crash is harmless.
     pub(crate) fn note_token_use(&self, id: &str, at: i64) -> Result<(), StoreError> {
         let mut failure = None;
-        self.db
+        self.db()?
             .update_and_fetch(token_key(id), |old| {
                 let old = old?;
                 let mut record = match decode(old) {
@@ -57,7 +57,7 @@ impl Sled {
 
     /// The record with this id.
     pub(crate) fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.db
+        self.db()?
             .get(token_key(id))
             .or_store()?
             .map(|bytes| decode(&bytes))
@@ -66,7 +66,7 @@ impl Sled {
 
     /// Every record, by id.
     pub(crate) fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        self.db
+        self.db()?
             .scan_prefix([PREFIX])
             .map(|entry| decode(&entry.or_store()?.1))
             .collect()

@@ -11,6 +11,7 @@ use super::dict::Dictionary;
 use super::index::{BlockMeta, Changes, Index, Loc, Locs, block_meta};
 use super::keys::layer_code;
 use super::keys::{self, BlockKey, DAY_MS, SetKey};
+use super::ops::Ops;
 use super::read::provenance_key;
 use super::rollup::RollupSet;
 use super::{Inner, OrStore, Sled};
@@ -98,10 +99,14 @@ impl Sled {
     pub(crate) fn commit(&self, batch: &CommitBatch) -> Result<CommitSummary, StoreError> {
         let mut inner = self.lock()?;
         let result = self.commit_locked(&mut inner, batch);
+        if result.is_ok() {
+            // Between two commits, under the writers' lock: nothing half done.
+            self.reopen_if_due()?;
+        }
         if let Err(error) = &result {
             // Ids handed out for a failed batch may not have been written, and
             // the disk may hold more or less than memory thinks: reread both.
-            inner.dict = Dictionary::load(&self.db)?;
+            inner.dict = Dictionary::load(&*self.db()?)?;
             inner.index = None;
             if is_index_damaged(error) {
                 // Nothing of the batch was written; without its table the
@@ -116,12 +121,13 @@ impl Sled {
     }
 
     fn commit_locked(&self, inner: &mut Inner, batch: &CommitBatch) -> Result<CommitSummary, StoreError> {
-        let (dict, index) = inner.parts(&self.db, &self.path)?;
+        let db = &*self.db()?;
+        let (dict, index) = inner.parts(db, &self.path)?;
         let tenant = dict.intern(&batch.tenant);
         let unrolled: Vec<u32> = keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
         let roles = super::join::Roles::new(dict);
         let mut work = Work {
-            db: &self.db,
+            db,
             index,
             tenant,
             source: dict.intern(&batch.source),
@@ -233,7 +239,7 @@ impl Sled {
             }
             work.insert(fingerprint, metric, day, row, rating, &shared.subjects)?;
         }
-        let mut ops = sled::Batch::default();
+        let mut ops = Ops::default();
         for retraction in &batch.retractions {
             summary.retracted += usize::from(work.retract_record(dict, retraction, &mut ops)?);
         }
@@ -255,20 +261,12 @@ impl Sled {
         }
         work.settle_blocks(&mut ops)?;
         self.settle_sets(&mut work, dict, &mut ops)?;
-        super::join::settle(
-            &self.db,
-            dict,
-            &work.roles,
-            tenant,
-            std::mem::take(&mut work.join),
-            &mut ops,
-        )?;
+        super::join::settle(db, dict, &work.roles, tenant, std::mem::take(&mut work.join), &mut ops)?;
         dict.write_pending(&mut ops);
         ops.insert(keys::BLOCK_NEXT, &work.next_block.to_be_bytes());
         let journal = work.index.next_journal();
         ops.insert(&keys::journal(journal), work.changes.journal()?);
         ops.insert(keys::JOURNAL_LAST, &journal.to_be_bytes());
-        // The index's size before this commit: a hint, one commit behind.
         if let Some(cursor) = &batch.cursor {
             ops.insert(keys::cursor(tenant, work.source), cursor.as_bytes());
         }
@@ -277,29 +275,23 @@ impl Sled {
         }
         note_written(keys::written(tenant, work.source), stored, written, &mut ops)?;
         let (changes, next_block) = (work.changes, work.next_block);
-        self.db.apply_batch(ops).or_store()?;
+        self.apply(db, ops)?;
         let durable = self.durable();
         if durable {
-            self.db.flush().or_store()?;
+            db.flush().or_store()?;
         }
         // The table follows sled, never leads it: after a crash the journal
         // entry in the batch brings it up to date (see `index`). If this
         // fails, the commit's error reopens the index, which replays it.
         index.next_block = next_block;
-        index.apply(&self.db, changes, durable)?;
+        index.apply(db, changes, durable)?;
         Ok(summary)
     }
 
     /// Writes the source's open gaps after `batch` opened and closed some.
-    fn settle_gaps(
-        &self,
-        tenant: u32,
-        source: u32,
-        batch: &CommitBatch,
-        ops: &mut sled::Batch,
-    ) -> Result<(), StoreError> {
+    fn settle_gaps(&self, tenant: u32, source: u32, batch: &CommitBatch, ops: &mut Ops) -> Result<(), StoreError> {
         let key = keys::gaps(tenant, source);
-        let open: Vec<xla_types::Gap> = match self.db.get(&key).or_store()? {
+        let open: Vec<xla_types::Gap> = match self.db()?.get(&key).or_store()? {
             Some(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt(format!("stored gaps: {e}")))?
             }
@@ -317,7 +309,7 @@ impl Sled {
 
     /// The metrics (dictionary ids, sorted) a source has written.
     pub(crate) fn written(&self, tenant: u32, source: u32) -> Result<Vec<u32>, StoreError> {
-        match self.db.get(keys::written(tenant, source)).or_store()? {
+        match self.db()?.get(keys::written(tenant, source)).or_store()? {
             Some(bytes) => postcard::from_bytes(&bytes)
                 .map_err(|e| StoreError::corrupt(format!("a source's written metrics do not decode: {e}"))),
             None => Ok(Vec::new()),
@@ -326,7 +318,7 @@ impl Sled {
 
     /// Writes every touched rollup set; a cell that lost an extreme is
     /// recomputed from the rows of its day as they are after this commit.
-    fn settle_sets(&self, work: &mut Work<'_>, dict: &Dictionary, ops: &mut sled::Batch) -> Result<(), StoreError> {
+    fn settle_sets(&self, work: &mut Work<'_>, dict: &Dictionary, ops: &mut Ops) -> Result<(), StoreError> {
         let mut day_rows: HashMap<(u32, i32), Vec<Row>> = HashMap::default();
         let tenant = work.tenant;
         let sets: Vec<(SetKey, TouchedSet)> = work
@@ -379,12 +371,7 @@ impl Work<'_> {
     /// Retracts the stored row of `retraction`, if any: out of the rollups,
     /// the index and (on disk) its block, with a tombstone so an older
     /// version cannot come back on open. Says whether a row was stored.
-    fn retract_record(
-        &mut self,
-        dict: &Dictionary,
-        retraction: &Retracted,
-        ops: &mut sled::Batch,
-    ) -> Result<bool, StoreError> {
+    fn retract_record(&mut self, dict: &Dictionary, retraction: &Retracted, ops: &mut Ops) -> Result<bool, StoreError> {
         xla_types::Retraction::metrics(retraction.id.as_str(), [retraction.metric.as_str()])
             .check()
             .map_err(|reason| StoreError::BadObservation {
@@ -401,7 +388,7 @@ impl Work<'_> {
 
     /// Retracts the stored value of `metric` of record `id`, if any; see
     /// [`Work::retract_record`].
-    fn retract_value(&mut self, id: &str, metric: u32, ops: &mut sled::Batch) -> Result<bool, StoreError> {
+    fn retract_value(&mut self, id: &str, metric: u32, ops: &mut Ops) -> Result<bool, StoreError> {
         let fingerprint = record_fingerprint(self.tenant, self.source, metric, id);
         let Some(loc) = self.index.record(fingerprint) else {
             return Ok(false);
@@ -628,7 +615,7 @@ impl Work<'_> {
 
     /// Writes the new blocks and their records, and compacts, deletes or
     /// recounts the old blocks that rows left.
-    fn settle_blocks(&mut self, ops: &mut sled::Batch) -> Result<(), StoreError> {
+    fn settle_blocks(&mut self, ops: &mut Ops) -> Result<(), StoreError> {
         self.close_subjects();
         for ((metric, day), blocks) in &self.fresh {
             for (id, block) in blocks {
@@ -768,7 +755,7 @@ fn touched<'s>(db: &sled::Db, key: SetKey, sets: &'s mut DaySets) -> Result<&'s 
 
 /// Writes the source's written set (`key`) as `known` plus `metrics`, only
 /// when that adds a metric.
-fn note_written(key: Vec<u8>, mut known: Vec<u32>, metrics: Vec<u32>, ops: &mut sled::Batch) -> Result<(), StoreError> {
+fn note_written(key: Vec<u8>, mut known: Vec<u32>, metrics: Vec<u32>, ops: &mut Ops) -> Result<(), StoreError> {
     let before = known.len();
     known.extend(metrics);
     known.sort_unstable();

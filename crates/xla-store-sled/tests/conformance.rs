@@ -27,6 +27,32 @@ impl Backend for Sled {
 
 xla_store::conformance_suite!(Sled);
 
+/// The suite again with sled closed and opened after every commit (its
+/// bound on recovery set to one byte): the reopen changes nothing a caller
+/// can see.
+mod reopening {
+    use super::*;
+
+    struct Reopening;
+
+    impl Backend for Reopening {
+        type Place = tempfile::TempDir;
+
+        async fn create(&self) -> tempfile::TempDir {
+            tempfile::tempdir().expect("tempdir")
+        }
+
+        async fn open(&self, place: &tempfile::TempDir) -> Result<Arc<dyn Store>, StoreError> {
+            let store = SledStore::open(&place.path().join("db"))?;
+            store.set_durable(false);
+            store.set_reopen_after(1);
+            Ok(Arc::new(store))
+        }
+    }
+
+    xla_store::conformance_suite!(Reopening);
+}
+
 #[test]
 fn foreign_and_future_directories_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
