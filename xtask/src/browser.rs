@@ -60,64 +60,16 @@ fn ensure_chromium() -> Result<()> {
         }
         return Ok(());
     }
-    if Path::new(CHROMIUM).is_file() {
-        return Ok(());
-    }
     let install_by_hand = format!(
         "the dashboard's browser test needs Chromium at {CHROMIUM}: run `sudo apt-get update && sudo apt-get install -y \
          --no-install-recommends chromium` (Debian), or set {CHROMIUM_ENV} to a Chromium executable"
     );
-    if Command::new("apt-get")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        bail!("{CHROMIUM} is missing and there is no apt-get to install it; {install_by_hand}");
-    }
-    let sudo = !is_root();
-    eprintln!("installing Debian's chromium with apt-get (the dashboard's browser test drives it)");
-    let install = ["install", "-y", "--no-install-recommends", "chromium"];
-    if !apt_get(sudo, &install)? {
-        eprintln!("apt-get could not install chromium; updating the package lists and retrying");
-        if !apt_get(sudo, &["update"])? || !apt_get(sudo, &install)? {
-            bail!("apt-get could not install chromium (see its output above); {install_by_hand}");
-        }
-    }
-    if !Path::new(CHROMIUM).is_file() {
-        bail!("apt-get installed chromium but {CHROMIUM} is still missing; {install_by_hand}");
-    }
-    Ok(())
-}
-
-/// Runs `apt-get <args>` non-interactively, through `sudo` when asked;
-/// whether it succeeded.
-fn apt_get(sudo: bool, args: &[&str]) -> Result<bool> {
-    // Through `env`, since sudo resets the environment (and may refuse a
-    // variable given to it directly).
-    let mut command = Command::new(if sudo { "sudo" } else { "env" });
-    if sudo {
-        command.arg("env");
-    }
-    command.args(["DEBIAN_FRONTEND=noninteractive", "apt-get"]).args(args);
-    let shown = format!("{}apt-get {}", if sudo { "sudo " } else { "" }, args.join(" "));
-    let status = command.status().with_context(|| {
-        if sudo {
-            format!("running `{shown}`; without sudo, run it as root")
-        } else {
-            format!("running `{shown}`")
-        }
-    })?;
-    Ok(status.success())
-}
-
-/// Whether this process runs as root (`id -u` prints 0); if `id` cannot
-/// run, not root, so apt-get goes through sudo.
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "0")
+    crate::debian::ensure_package(
+        "chromium",
+        "the dashboard's browser test drives it",
+        &install_by_hand,
+        || Path::new(CHROMIUM).is_file(),
+    )
 }
 
 /// Runs `npm ci` in `tests/browser` unless its `node_modules` already holds

@@ -13,7 +13,8 @@
 //!
 //! Python scorers (`sdk/python/examples/`) are built by [`python`] with
 //! componentize-py and installed the same way. [`browser`] installs what the
-//! dashboard's browser test drives (Chromium, `tests/browser`'s npm packages).
+//! dashboard's browser test drives (Chromium, `tests/browser`'s npm packages),
+//! [`debian`] the Debian packages the tests need (Chromium, PostgreSQL).
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod browser;
+pub mod debian;
 pub mod python;
 
 /// The target every guest is built for.

@@ -18,7 +18,8 @@ commands:
   test           build-plugins, then every test: the workspace (host, SDK, end-to-end),
                  the plugins' own tests against recorded HTTP exchanges, and the Python
                  SDK's unit tests; installs what the tests drive when missing (Schemathesis
-                 with pip, Chromium with apt-get, tests/browser's npm packages with npm ci)";
+                 with pip, Chromium and PostgreSQL with apt-get, tests/browser's npm packages
+                 with npm ci)";
 
 fn main() -> Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -47,6 +48,8 @@ fn main() -> Result<()> {
             )?;
             // The dashboard's browser test drives Debian's Chromium with playwright-core.
             xtask::browser::ensure_browser_tools(&root)?;
+            // The PostgreSQL store's tests start a throwaway cluster with Debian's PostgreSQL.
+            xtask::debian::ensure_postgres()?;
             let host = host_triple()?;
             let mut tally = Tally::default();
             tally.run(&root.join("plugins"), &["test", "--release", "--target", &host])?;

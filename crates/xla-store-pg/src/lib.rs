@@ -1,0 +1,278 @@
+//! The PostgreSQL store: XLA Host's [`xla_store::Store`] on PostgreSQL, for
+//! those who outgrow one machine, and for several hosts sharing one
+//! database.
+//!
+//! `tenant_id` leads every key (each table of tenant data can be
+//! distributed by it on Citus); observations are partitioned by month;
+//! rollups, cursors, gaps and the run log have tables of their own (see
+//! `migrations/`). A batch, the rollup cells it changes and its cursor
+//! commit in one transaction; rollup cells are locked in key order, so two
+//! hosts committing at once wait for each other instead of deadlocking.
+//!
+//! Joins through tickets are made at read time from raw and retired rows
+//! (see `join`); sled keeps join state at write time instead, and both
+//! pass the same conformance suite.
+#![deny(missing_docs)]
+
+mod join;
+mod partitions;
+mod read;
+mod retention;
+mod runs;
+mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tokens;
+mod write;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use xla_store::{
+    CommitBatch, CommitSummary, GroupThrough, GroupedThrough, RetentionSummary, Rollups, RunRecord, SeriesQuery,
+    SourceGap, Store, StoreError, StoreStats, StoredMetric, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
+};
+
+pub use schema::SCHEMA_VERSION;
+
+/// The backend's name in errors.
+const BACKEND: &str = "postgres";
+
+/// Connections the pool keeps at most.
+const POOL_SIZE: usize = 16;
+
+/// A PostgreSQL error as a store error.
+pub(crate) fn pg_error(error: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(BACKEND, error)
+}
+
+/// `?` on a PostgreSQL result.
+pub(crate) trait OrStore<T> {
+    /// The result with the error turned into a [`StoreError`].
+    fn or_store(self) -> Result<T, StoreError>;
+}
+
+impl<T> OrStore<T> for Result<T, tokio_postgres::Error> {
+    fn or_store(self) -> Result<T, StoreError> {
+        self.map_err(pg_error)
+    }
+}
+
+/// The store of one PostgreSQL database.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pool: Pool,
+    /// `host:port/database`, never a password: for logs and errors.
+    location: String,
+    /// The last data version seen (see [`Store::data_version`]).
+    version: AtomicU64,
+    /// Month partitions known to exist.
+    partitions: partitions::Known,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (a `postgres://` URL or a
+    /// `key=value` connection string, as libpq takes them) and brings its
+    /// schema up to [`SCHEMA_VERSION`], creating it in an empty database.
+    /// Connections are plain (no TLS): a database on this host or a
+    /// private network.
+    ///
+    /// # Errors
+    /// [`StoreError::BadRequest`] for a malformed connection string;
+    /// [`StoreError::Version`] for a database written by a newer build;
+    /// backend errors when the server cannot be reached.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::BadRequest(format!("the PostgreSQL connection string is not valid: {e}")))?;
+        let location = location(&config);
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::backend(BACKEND, e))?;
+        let store = PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                location,
+                version: AtomicU64::new(0),
+                partitions: partitions::Known::default(),
+            }),
+        };
+        let mut client = store.inner.client().await?;
+        schema::migrate(&mut client, &store.inner.location).await?;
+        store.inner.partitions.ahead(&client).await?;
+        store.inner.refresh_version(&client).await?;
+        Ok(store)
+    }
+}
+
+/// `host:port/database` of a connection config, without user or password.
+fn location(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or("postgres"))
+}
+
+impl Inner {
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(|e| {
+            StoreError::backend(
+                BACKEND,
+                std::io::Error::other(format!(
+                    "no connection to the PostgreSQL store at {}: {e}",
+                    self.location
+                )),
+            )
+        })
+    }
+
+    /// Reads the database's data version (advanced by every host's commits).
+    pub(crate) async fn refresh_version(&self, client: &tokio_postgres::Client) -> Result<u64, StoreError> {
+        let row = client
+            .query_one("SELECT last_value, is_called FROM data_versions", &[])
+            .await
+            .or_store()?;
+        let (last, called): (i64, bool) = (row.get(0), row.get(1));
+        let version = if called { last as u64 } else { 0 };
+        self.version.fetch_max(version, Ordering::AcqRel);
+        Ok(version)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn describe(&self) -> String {
+        format!("PostgreSQL store at {}", self.inner.location)
+    }
+
+    fn data_version(&self) -> u64 {
+        self.inner.version.load(Ordering::Acquire)
+    }
+
+    async fn commit(&self, batch: CommitBatch) -> Result<CommitSummary, StoreError> {
+        write::commit(&self.inner, &batch).await
+    }
+
+    async fn gaps(&self, tenant: &str) -> Result<Vec<SourceGap>, StoreError> {
+        read::gaps(&self.inner, tenant).await
+    }
+
+    async fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError> {
+        read::cursor(&self.inner, tenant, source).await
+    }
+
+    async fn begin_run(&self, tenant: &str, instance: &str, started: i64) -> Result<RunRecord, StoreError> {
+        runs::begin(&self.inner, tenant, instance, started).await
+    }
+
+    async fn save_run(&self, record: &RunRecord) -> Result<(), StoreError> {
+        runs::save(&*self.inner.client().await?, record).await
+    }
+
+    async fn runs_before(
+        &self,
+        tenant: &str,
+        instance: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        runs::before(&*self.inner.client().await?, tenant, instance, before, limit).await
+    }
+
+    async fn run(&self, tenant: &str, instance: &str, run: u64) -> Result<Option<RunRecord>, StoreError> {
+        runs::one(&self.inner, tenant, instance, run).await
+    }
+
+    async fn run_count(&self, tenant: &str, instance: &str) -> Result<u64, StoreError> {
+        runs::count(&self.inner, tenant, instance).await
+    }
+
+    async fn observations(
+        &self,
+        tenant: &str,
+        metric: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<StoredObservation>, StoreError> {
+        read::observations(&self.inner, tenant, metric, from, to).await
+    }
+
+    async fn subject(&self, tenant: &str, dimension: &str, value: &str) -> Result<Vec<StoredObservation>, StoreError> {
+        read::subject(&self.inner, tenant, dimension, value).await
+    }
+
+    async fn rollups(&self, query: &SeriesQuery) -> Result<Rollups, StoreError> {
+        read::rollups(&self.inner, query).await
+    }
+
+    async fn subject_rows(&self, query: &SubjectQuery) -> Result<Vec<SubjectRow>, StoreError> {
+        join::subject_rows(&self.inner, query).await
+    }
+
+    async fn grouped_through(&self, query: &GroupThrough) -> Result<GroupedThrough, StoreError> {
+        join::grouped_through(&self.inner, query).await
+    }
+
+    async fn ticket_outcomes(
+        &self,
+        tenant: &str,
+        group_by: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<xla_store::OutcomesBySlice>, StoreError> {
+        join::ticket_outcomes(&self.inner, tenant, group_by, from, to).await
+    }
+
+    async fn save_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        tokens::save(&self.inner, token).await
+    }
+
+    async fn note_token_use(&self, id: &str, at: i64) -> Result<(), StoreError> {
+        tokens::note_use(&self.inner, id, at).await
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        tokens::one(&self.inner, id).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        tokens::all(&self.inner).await
+    }
+
+    async fn retire_before(
+        &self,
+        tenant: &str,
+        metric: Option<&str>,
+        cutoff: i64,
+    ) -> Result<RetentionSummary, StoreError> {
+        retention::retire_before(&self.inner, tenant, metric, cutoff).await
+    }
+
+    async fn stored_metrics(&self) -> Result<Vec<StoredMetric>, StoreError> {
+        read::stored_metrics(&self.inner).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        read::stats(&self.inner).await
+    }
+}
