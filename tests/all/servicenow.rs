@@ -144,6 +144,53 @@ async fn stored(store: &Arc<dyn Store>) -> BTreeMap<&'static str, (u64, f64)> {
     got
 }
 
+/// The same sync into the PostgreSQL store, chosen through the host's
+/// config as an operator would: exactly the visible records, the same
+/// rollups as on sled, the run in the run log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_into_postgres_stores_what_it_stores_into_sled() {
+    let sim = simulator(600, ServiceNowOptions::default()).await;
+    let url = xla_store_pg::testing::shared()
+        .create_database()
+        .await
+        .expect("a database");
+    let config = xla_host::config::HostConfig::parse(&format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n"))
+        .expect("config");
+    let postgres = config.open_store(None).await.expect("the PostgreSQL store");
+    assert!(
+        postgres.describe().starts_with("PostgreSQL store at "),
+        "{}",
+        postgres.describe()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled = crate::support::open_store(&dir.path().join("data"));
+    let target = target(&sim, 250);
+    for store in [&postgres, &sled] {
+        let run = sync::run(&mut session(&sim), store, &target, &options(), &mut Quiet)
+            .await
+            .expect("sync");
+        assert_eq!(run.outcome, RunOutcome::Completed, "{run:?}");
+        let logged = store.runs("acme", &target.instance, 1).await.expect("runs");
+        assert_eq!(logged.first().map(|r| r.outcome), Some(RunOutcome::Completed));
+    }
+    let want = truth(&sim.records(), |id| sim.is_visible(id));
+    assert_eq!(stored(&postgres).await, want, "exactly the generator's visible records");
+    for (metric, group) in [("resolution_hours", "assignment_group"), ("sla_breached", "service")] {
+        let query = xla_host::store::SeriesQuery {
+            tenant: "acme".into(),
+            metric: metric.into(),
+            from: 0,
+            to: i64::from(i32::MAX) * 1000,
+            bucket: xla_host::store::Bucket::Month,
+            filter: None,
+            group_by: Some(group.into()),
+            aggregation: xla_host::store::Aggregation::Avg,
+        };
+        let (on_pg, on_sled) = (postgres.series(&query).await, sled.series(&query).await);
+        assert_eq!(on_pg.expect("series"), on_sled.expect("series"), "{metric} by {group}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_brings_exactly_the_visible_records_and_changes_arrive_with_the_next() {
     let sim = simulator(

@@ -213,17 +213,60 @@ impl HostConfig {
     }
 
     /// Opens the configured store: sled's in `data_dir` when given (the
-    /// command line's `--data-dir`), else in [`HostConfig::data_dir`].
+    /// command line's `--data-dir`), else in [`HostConfig::data_dir`]; or
+    /// PostgreSQL's at [`HostConfig::store_url`].
     ///
     /// # Errors
-    /// The store's own: a foreign or locked directory, another format.
-    pub fn open_store(&self, data_dir: Option<&Path>) -> Result<Arc<dyn Store>, StoreError> {
+    /// The store's own: a foreign or locked directory, another format, a
+    /// database that cannot be reached; [`StoreError::BadRequest`] for a
+    /// PostgreSQL store without a connection string, or in a build without
+    /// the `postgres` feature.
+    pub async fn open_store(&self, data_dir: Option<&Path>) -> Result<Arc<dyn Store>, StoreError> {
         match self.store.backend {
             Backend::Sled => {
                 let dir = data_dir.map_or_else(|| self.data_dir(), Path::to_path_buf);
                 Ok(Arc::new(SledStore::open(&dir)?))
             }
+            Backend::Postgres => {
+                if let Some(dir) = data_dir {
+                    tracing::warn!(data_dir = %dir.display(), "the store is PostgreSQL: the data directory is not used");
+                }
+                self.open_postgres().await
+            }
         }
+    }
+
+    /// The PostgreSQL store's connection string: `[store] url`, else the
+    /// environment's `XLA_HOST_STORE_URL`.
+    ///
+    /// # Errors
+    /// [`StoreError::BadRequest`] when neither gives one.
+    pub fn store_url(&self) -> Result<String, StoreError> {
+        self.store
+            .url
+            .clone()
+            .or_else(|| std::env::var("XLA_HOST_STORE_URL").ok().filter(|u| !u.is_empty()))
+            .ok_or_else(|| {
+                StoreError::BadRequest(
+                    "[store] backend = \"postgres\" needs a connection string: set [store] url, or XLA_HOST_STORE_URL \
+                     (postgres://user:password@host/database)"
+                        .into(),
+                )
+            })
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn open_postgres(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(Arc::new(xla_store_pg::PgStore::connect(&self.store_url()?).await?))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn open_postgres(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Err(StoreError::BadRequest(
+            "[store] backend = \"postgres\", but this build has no PostgreSQL store: build xla-host with its \
+             `postgres` feature (on by default)"
+                .into(),
+        ))
     }
 
     /// Opens the configured store like [`HostConfig::open_store`], but only
@@ -233,7 +276,7 @@ impl HostConfig {
     /// # Errors
     /// [`StoreError::NotFound`] naming the place and how to give it; the
     /// store's own otherwise.
-    pub fn open_existing_store(&self, data_dir: Option<&Path>) -> Result<Arc<dyn Store>, StoreError> {
+    pub async fn open_existing_store(&self, data_dir: Option<&Path>) -> Result<Arc<dyn Store>, StoreError> {
         match self.store.backend {
             Backend::Sled => {
                 let dir = data_dir.map_or_else(|| self.data_dir(), Path::to_path_buf);
@@ -243,8 +286,9 @@ impl HostConfig {
                         location: dir.display().to_string(),
                     });
                 }
-                self.open_store(Some(&dir))
+                self.open_store(Some(&dir)).await
             }
+            Backend::Postgres => self.open_store(data_dir).await,
         }
     }
 

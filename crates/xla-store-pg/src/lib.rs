@@ -42,6 +42,10 @@ const BACKEND: &str = "postgres";
 /// Connections the pool keeps at most.
 const POOL_SIZE: usize = 16;
 
+/// How often a store reads the database's data version, so that report
+/// caches notice what other hosts committed.
+const VERSION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A PostgreSQL error as a store error.
 pub(crate) fn pg_error(error: tokio_postgres::Error) -> StoreError {
     StoreError::backend(BACKEND, error)
@@ -114,8 +118,30 @@ impl PgStore {
         schema::migrate(&mut client, &store.inner.location).await?;
         store.inner.partitions.ahead(&client).await?;
         store.inner.refresh_version(&client).await?;
+        watch_version(&store.inner);
         Ok(store)
     }
+}
+
+/// Reads the data version every [`VERSION_POLL`] while the store lives:
+/// commits on other hosts move it too.
+fn watch_version(inner: &Arc<Inner>) {
+    let weak = Arc::downgrade(inner);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(VERSION_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(inner) = weak.upgrade() else { break };
+            let read = match inner.client().await {
+                Ok(client) => inner.refresh_version(&client).await.map(drop),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = read {
+                tracing::debug!(store = %inner.location, %error, "the data version could not be read");
+            }
+        }
+    });
 }
 
 /// `host:port/database` of a connection config, without user or password.

@@ -77,7 +77,7 @@ pub(crate) async fn run(config: &HostConfig, args: ImportArgs) -> Result<ExitCod
         )
     })?;
 
-    let store = open_store(config, args.data_dir.as_deref())?;
+    let store = open_store(config, args.data_dir.as_deref()).await?;
     let count = changes.value_count();
     let record = receiver.commit(&*store, changes).await?;
     if args.json {

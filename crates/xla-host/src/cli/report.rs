@@ -49,7 +49,7 @@ pub struct ReportArgs {
 pub(crate) async fn run(config: &HostConfig, args: ReportArgs) -> Result<ExitCode> {
     let xlas = selected(config, &args.xlas)?;
     let window = period_window(args.period.as_deref())?;
-    let store = open_store(config, args.data_dir.as_deref())?;
+    let store = open_store(config, args.data_dir.as_deref()).await?;
     let engine = engine(config, store, &xlas, &[]).await?;
     let options = ScorecardOptions {
         group_by: args.scorecard_by.clone(),

@@ -49,7 +49,7 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
     };
     // Listen before anything runs, so an early SIGTERM still stops cleanly.
     let signals = Signals::listen()?;
-    let store = open_store(config, args.data_dir.as_deref())?;
+    let store = open_store(config, args.data_dir.as_deref()).await?;
     let runtime = options::runtime(config)?;
     let shutdown = CancellationToken::new();
     let options = SchedulerOptions {

@@ -77,7 +77,7 @@ struct MetricView {
 }
 
 async fn stats(config: &HostConfig, args: StatsArgs) -> Result<ExitCode> {
-    let store = config.open_existing_store(args.store.data_dir.as_deref())?;
+    let store = config.open_existing_store(args.store.data_dir.as_deref()).await?;
     let stats = store.stats().await?;
     let policy = &config.store.retention;
     let mut metrics: Vec<MetricView> = stats
@@ -246,7 +246,7 @@ async fn retire(config: &HostConfig, args: RetireArgs) -> Result<ExitCode> {
              (e.g. `layers = {{ technical = 90 }}`); raw rows are kept forever until then"
         );
     }
-    let store = config.open_existing_store(args.store.data_dir.as_deref())?;
+    let store = config.open_existing_store(args.store.data_dir.as_deref()).await?;
     let now = now_ms();
     let stored = store.stored_metrics().await?;
     for rule in policy.unmatched_rules(&stored) {

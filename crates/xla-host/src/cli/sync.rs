@@ -35,7 +35,7 @@ pub struct SyncArgs {
 
 pub(crate) async fn run(config: &HostConfig, args: SyncArgs) -> Result<ExitCode> {
     let instance = find_instance(config, &args.instance)?;
-    let store = open_store(config, args.data_dir.as_deref())?;
+    let store = open_store(config, args.data_dir.as_deref()).await?;
     let runtime = options::runtime(config)?;
     // The same per-upstream rate limits as `serve`, for this process alone.
     let rate_limits = config.sync.rate_limits()?.map(Arc::new);
@@ -76,8 +76,8 @@ pub(crate) fn find_instance<'a>(config: &'a HostConfig, name: &str) -> Result<&'
 }
 
 /// Opens the configured store, sled's in `data_dir` when given.
-pub(crate) fn open_store(config: &HostConfig, data_dir: Option<&Path>) -> Result<Arc<dyn Store>> {
-    Ok(config.open_store(data_dir)?)
+pub(crate) async fn open_store(config: &HostConfig, data_dir: Option<&Path>) -> Result<Arc<dyn Store>> {
+    Ok(config.open_store(data_dir).await?)
 }
 
 /// What a person reads after a sync: one line, then one line per gap the

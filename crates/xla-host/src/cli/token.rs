@@ -88,7 +88,7 @@ async fn create(config: &HostConfig, args: CreateArgs) -> Result<ExitCode> {
     {
         bail!("--tenant must be 1 to 100 printable characters");
     }
-    let store = open_store(config, args.store.data_dir.as_deref())?;
+    let store = open_store(config, args.store.data_dir.as_deref()).await?;
     let now = now_ms();
     let expires = match args.expires {
         Some(d) => Some(now.saturating_add(i64::try_from(d.as_millis()).context("--expires is too long")?)),
@@ -123,7 +123,7 @@ async fn create(config: &HostConfig, args: CreateArgs) -> Result<ExitCode> {
 }
 
 async fn list(config: &HostConfig, args: ListArgs) -> Result<ExitCode> {
-    let store = open_store(config, args.store.data_dir.as_deref())?;
+    let store = open_store(config, args.store.data_dir.as_deref()).await?;
     let tokens = store.tokens().await?;
     if args.json {
         println!("{}", crate::untrusted::json_pretty(&tokens)?);
@@ -155,7 +155,7 @@ async fn list(config: &HostConfig, args: ListArgs) -> Result<ExitCode> {
 }
 
 async fn revoke(config: &HostConfig, args: RevokeArgs) -> Result<ExitCode> {
-    let store = open_store(config, args.store.data_dir.as_deref())?;
+    let store = open_store(config, args.store.data_dir.as_deref()).await?;
     let record = auth::revoke(&*store, &args.id, now_ms()).await?;
     println!(
         "token {} ({}) revoked {}",
