@@ -346,6 +346,14 @@ pub(crate) async fn ticket_outcomes(
     }
     let client = inner.client().await?;
     let resolved = rows(&client, tenant, &[JOIN_VIA], Rows::Window(from, to), true).await?;
+    // A dimension no ticket names (a per-answer one): the caller judges
+    // per-ticket rows instead.
+    if let Some(group) = group_by
+        && !resolved.is_empty()
+        && !resolved.iter().any(|r| r.dimension(group).is_some())
+    {
+        return Ok(None);
+    }
     let numbers = numbers(&resolved, JOIN_KEY);
     let every = rows(&client, tenant, &[JOIN_VIA], Rows::Numbers(&numbers), true).await?;
     let opening = rows(&client, tenant, &[JOIN_OPENING], Rows::Numbers(&numbers), true).await?;

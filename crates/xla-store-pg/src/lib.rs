@@ -116,7 +116,7 @@ impl PgStore {
         };
         let mut client = store.inner.client().await?;
         schema::migrate(&mut client, &store.inner.location).await?;
-        store.inner.partitions.ahead(&client).await?;
+        store.inner.partitions.ahead(&mut client).await?;
         store.inner.refresh_version(&client).await?;
         watch_version(&store.inner);
         Ok(store)
@@ -159,6 +159,18 @@ fn location(config: &tokio_postgres::Config) -> String {
 }
 
 impl Inner {
+    /// Advances the database's data version after a change committed, and
+    /// takes it as this store's.
+    pub(crate) async fn bump_version(&self, client: &tokio_postgres::Client) -> Result<(), StoreError> {
+        let version: i64 = client
+            .query_one("SELECT nextval('data_versions')", &[])
+            .await
+            .or_store()?
+            .get(0);
+        self.version.fetch_max(version as u64, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// A pooled connection.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(|e| {

@@ -57,7 +57,7 @@ pub(crate) struct Known(Mutex<BTreeSet<Month>>);
 
 impl Known {
     /// Creates this month's partition and the next two.
-    pub(crate) async fn ahead(&self, client: &tokio_postgres::Client) -> Result<(), StoreError> {
+    pub(crate) async fn ahead(&self, client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -69,7 +69,7 @@ impl Known {
     /// Creates the partitions of `months` that this process has not seen yet.
     pub(crate) async fn ensure(
         &self,
-        client: &tokio_postgres::Client,
+        client: &mut tokio_postgres::Client,
         months: BTreeSet<Month>,
     ) -> Result<(), StoreError> {
         let missing: Vec<Month> = {
@@ -82,22 +82,26 @@ impl Known {
         if missing.is_empty() {
             return Ok(());
         }
-        let mut sql = String::from("BEGIN; SELECT pg_advisory_xact_lock(");
-        sql.push_str(&PARTITION_LOCK.to_string());
-        sql.push_str(");");
+        // A transaction of its own: a failure rolls back and leaves the
+        // connection usable.
+        let tx = client.transaction().await.or_store()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
+            .await
+            .or_store()?;
         for month in &missing {
             let (year, month0) = (month.div_euclid(12), month.rem_euclid(12));
             // Names and bounds are numbers this code made: nothing to escape.
-            sql.push_str(&format!(
-                "CREATE TABLE IF NOT EXISTS observations_p{}{:02} PARTITION OF observations FOR VALUES FROM ({}) TO ({});",
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS observations_p{}{:02} PARTITION OF observations FOR VALUES FROM ({}) TO ({})",
                 partition_year(year),
                 month0 + 1,
                 start_of(*month),
                 start_of(month + 1)
-            ));
+            ))
+            .await
+            .or_store()?;
         }
-        sql.push_str("COMMIT;");
-        client.batch_execute(&sql).await.or_store()?;
+        tx.commit().await.or_store()?;
         let mut known = self
             .0
             .lock()

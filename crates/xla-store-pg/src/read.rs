@@ -218,18 +218,25 @@ async fn from_rows(
     query: &SeriesQuery,
     (from_day, to_day): (i32, i32),
 ) -> Result<Rollups, StoreError> {
-    let filter = query.filter.as_ref().map(|(k, v)| serde_json::json!([[k, v]]));
+    let (key, value) = match &query.filter {
+        Some((k, v)) => (Some(k.as_str()), Some(v.as_str())),
+        None => (None, None),
+    };
     let rows = client
         .query(
-            "SELECT at, value, dimensions FROM observations \
-             WHERE tenant_id = $1 AND metric = $2 AND at >= $3 AND at < $4 \
-               AND ($5::jsonb IS NULL OR dimensions @> $5)",
+            &format!(
+                "SELECT at, value, dimensions FROM observations \
+                 WHERE tenant_id = $1 AND metric = $2 AND at >= $3 AND at < $4 \
+                   AND ($5::text IS NULL OR {})",
+                super::write::HAS_DIMENSION
+            ),
             &[
                 &query.tenant,
                 &query.metric,
                 &(i64::from(from_day) * DAY_MS),
                 &(i64::from(to_day) * DAY_MS),
-                &filter,
+                &key,
+                &value,
             ],
         )
         .await

@@ -46,17 +46,25 @@ pub(crate) async fn retire_before(
         return Ok(RetentionSummary::default());
     }
     let aligned = i64::from(day_of(cutoff)) * DAY_MS;
-    // Recorded (and committed) before any row moves.
-    client
-        .execute(
-            "INSERT INTO retired (tenant_id, metric, cutoff) VALUES ($1, $2, $3) \
+    // Exclusive with the tenant's commits (which read rows and cutoffs),
+    // and with another retention pass; the cutoff commits with the rows it
+    // moves, so a crash never leaves a day that looks complete but is not.
+    let tx = client.transaction().await.or_store()?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&super::write::tenant_lock(tenant)],
+    )
+    .await
+    .or_store()?;
+    tx.execute(
+        "INSERT INTO retired (tenant_id, metric, cutoff) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, metric) DO UPDATE SET cutoff = greatest(retired.cutoff, EXCLUDED.cutoff)",
-            &[&tenant, &metric, &aligned],
-        )
-        .await
-        .or_store()?;
+        &[&tenant, &metric, &aligned],
+    )
+    .await
+    .or_store()?;
     // A metric's pass also finishes what a tenant-wide pass cut short.
-    let cutoff: i64 = client
+    let cutoff: i64 = tx
         .query_one(
             "SELECT max(cutoff) FROM retired WHERE tenant_id = $1 AND metric IN ('', $2)",
             &[&tenant, &metric],
@@ -65,18 +73,13 @@ pub(crate) async fn retire_before(
         .or_store()?
         .get(0);
     let unrolled: Vec<&str> = UNROLLED_DIMENSIONS.to_vec();
-    let tx = client.transaction().await.or_store()?;
-    // The keys are locked as a commit locks them (in key order), so a
-    // replace and the retirement of one row never cross.
     let moved = tx
         .execute(
             "WITH victims AS ( \
                  SELECT o.tenant_id, o.metric, o.at, o.source, o.record_id \
                  FROM observations o \
-                 JOIN observation_keys k ON k.tenant_id = o.tenant_id AND k.source = o.source \
-                                        AND k.record_id = o.record_id AND k.metric = o.metric \
                  WHERE o.tenant_id = $1 AND ($2 = '' OR o.metric = $2) AND o.at < $3 \
-                 ORDER BY k.record_id, k.metric LIMIT $4 FOR UPDATE OF k), \
+                 LIMIT $4), \
              moved AS ( \
                  DELETE FROM observations o USING victims v \
                  WHERE o.tenant_id = v.tenant_id AND o.metric = v.metric AND o.at = v.at \
@@ -102,15 +105,8 @@ pub(crate) async fn retire_before(
         )
         .await
         .or_store()?;
-    let version: i64 = tx
-        .query_one("SELECT nextval('data_versions')", &[])
-        .await
-        .or_store()?
-        .get(0);
     tx.commit().await.or_store()?;
-    inner
-        .version
-        .fetch_max(version as u64, std::sync::atomic::Ordering::AcqRel);
+    inner.bump_version(&client).await?;
     Ok(RetentionSummary {
         dropped: moved,
         more: moved as i64 == RETENTION_ROWS,

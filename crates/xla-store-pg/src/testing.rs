@@ -54,6 +54,8 @@ fn step(step: &'static str, detail: impl ToString) -> ClusterError {
 /// its directory.
 pub struct Cluster {
     dir: tempfile::TempDir,
+    /// Where PostgreSQL's programs are.
+    bin: PathBuf,
     server: Mutex<Option<Child>>,
     created: AtomicU64,
 }
@@ -147,6 +149,9 @@ fn command(program: &Path, user: Option<(u32, u32)>) -> Command {
 
 impl Cluster {
     /// Creates and starts a cluster; blocks until it accepts connections.
+    /// The server gets a parent-death signal when the calling thread ends:
+    /// call it from a thread that lives as long as the cluster is needed
+    /// (as [`shared`] does).
     ///
     /// # Errors
     /// [`ClusterError`] naming what is missing or which step failed.
@@ -208,6 +213,7 @@ impl Cluster {
             .map_err(|e| step("starting postgres", e))?;
         let cluster = Cluster {
             dir,
+            bin,
             server: Mutex::new(Some(server)),
             created: AtomicU64::new(0),
         };
@@ -236,20 +242,14 @@ impl Cluster {
         }
     }
 
-    /// Whether the server answers (a `SELECT 1` through a fresh connection).
+    /// Whether the server accepts connections (PostgreSQL's `pg_isready`).
     fn ping(&self) -> bool {
-        let url = self.url("postgres");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        let Ok(runtime) = runtime else { return false };
-        runtime.block_on(async {
-            match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-                Ok((client, connection)) => {
-                    tokio::spawn(connection);
-                    client.simple_query("SELECT 1").await.is_ok()
-                }
-                Err(_) => false,
-            }
-        })
+        Command::new(self.bin.join("pg_isready"))
+            .arg("-h")
+            .arg(self.dir.path())
+            .args(["-p", "5432", "-q"])
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// The connection string of `database` on this cluster (user `postgres`,
@@ -282,27 +282,6 @@ impl Cluster {
         drop(client);
         let _ = task.await;
         Ok(self.url(&name))
-    }
-
-    /// Drops a database made by [`Cluster::create_database`], ending its sessions.
-    ///
-    /// # Errors
-    /// When the server refuses.
-    pub async fn drop_database(&self, url: &str) -> Result<(), ClusterError> {
-        let Some(name) = url.rsplit("dbname=").next().filter(|n| n.starts_with('t')) else {
-            return Ok(());
-        };
-        let (client, connection) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
-            .await
-            .map_err(|e| step("connecting to drop a database", e))?;
-        let task = tokio::spawn(connection);
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await
-            .map_err(|e| step("dropping a database", e))?;
-        drop(client);
-        let _ = task.await;
-        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@
 use super::{Inner, OrStore, StoreError};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tokio_postgres::Transaction;
-use xla_store::{CommitBatch, CommitSummary, DAY_MS, Rollup, UNROLLED_DIMENSIONS, day_of, is_rating};
+use xla_store::{CommitBatch, CommitSummary, DAY_MS, JOIN_KEY, Rollup, UNROLLED_DIMENSIONS, day_of, is_rating};
 use xla_types::{Layer, Observation};
 
 /// A stored value as a commit reads it back.
@@ -24,8 +24,10 @@ pub(crate) struct Stored {
     pub layer: Layer,
     pub dimensions: Vec<(String, String)>,
     /// Retention dropped its raw row: what is kept has only the rolled-up
-    /// dimensions.
+    /// dimensions, and the ticket number apart.
     pub retired: bool,
+    /// A retired row's ticket number.
+    pub ticket: Option<String>,
 }
 
 /// A rollup cell's key within a tenant.
@@ -63,6 +65,12 @@ pub(crate) fn parse_layer(name: &str) -> Result<Layer, StoreError> {
     }
 }
 
+/// The advisory lock of a tenant: commits hold it shared, retention
+/// exclusive.
+pub(crate) fn tenant_lock(tenant: &str) -> i64 {
+    lock_key(&[b"tenant", tenant.as_bytes()])
+}
+
 /// An advisory lock key for `parts`.
 fn lock_key(parts: &[&[u8]]) -> i64 {
     let mut bytes = Vec::new();
@@ -79,6 +87,8 @@ fn values(batch: &CommitBatch) -> Vec<Observation> {
     let mut all: Vec<Observation> = batch.observations.clone();
     all.extend(batch.records.iter().flat_map(xla_types::Record::observations));
     for o in &mut all {
+        // An empty value names nothing (sled drops it too).
+        o.dimensions.retain(|(_, v)| !v.is_empty());
         o.dimensions.sort();
     }
     let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(all.len());
@@ -97,6 +107,16 @@ fn values(batch: &CommitBatch) -> Vec<Observation> {
 fn check(batch: &CommitBatch) -> Result<(), StoreError> {
     batch.observations.iter().try_for_each(xla_store::check_observation)?;
     batch.records.iter().try_for_each(xla_store::check_record)?;
+    check_text(batch)?;
+    for retracted in &batch.retractions {
+        xla_types::Retraction::metrics(retracted.id.as_str(), [retracted.metric.as_str()])
+            .check()
+            .map_err(|reason| StoreError::BadObservation {
+                id: xla_types::untrusted::escape_capped(&retracted.id, 100).into_owned(),
+                metric: xla_types::untrusted::escape_capped(&retracted.metric, 100).into_owned(),
+                reason: reason.to_string(),
+            })?;
+    }
     for id in &batch.retracted_records {
         xla_types::Retraction::record(id.as_str()).check().map_err(|reason| {
             StoreError::BadRequest(format!(
@@ -104,6 +124,39 @@ fn check(batch: &CommitBatch) -> Result<(), StoreError> {
                 xla_types::untrusted::escape_capped(id, 100)
             ))
         })?;
+    }
+    Ok(())
+}
+
+/// Refuses text PostgreSQL cannot store (a NUL character in `text` or
+/// `jsonb`) before anything is written, naming where it is.
+fn check_text(batch: &CommitBatch) -> Result<(), StoreError> {
+    let nul = |text: &str| text.contains('\0');
+    let refuse = |id: &str, metric: &str| StoreError::BadObservation {
+        id: xla_types::untrusted::escape_capped(id, 100).into_owned(),
+        metric: xla_types::untrusted::escape_capped(metric, 100).into_owned(),
+        reason: "it contains a NUL character, which the PostgreSQL store cannot keep".into(),
+    };
+    for o in &batch.observations {
+        if nul(&o.id) || nul(&o.metric) || o.dimensions.iter().any(|(k, v)| nul(k) || nul(v)) {
+            return Err(refuse(&o.id, &o.metric));
+        }
+    }
+    for r in &batch.records {
+        let metric = r.values.first().map_or("", |v| v.metric.as_str());
+        if nul(&r.id) || r.values.iter().any(|v| nul(&v.metric)) || r.dimensions.iter().any(|(k, v)| nul(k) || nul(v)) {
+            return Err(refuse(&r.id, metric));
+        }
+    }
+    if [&batch.tenant, &batch.source]
+        .into_iter()
+        .chain(&batch.cursor)
+        .any(|t| nul(t))
+    {
+        return Err(StoreError::BadRequest(
+            "the batch's tenant, source or cursor contains a NUL character, which the PostgreSQL store cannot keep"
+                .into(),
+        ));
     }
     Ok(())
 }
@@ -123,9 +176,14 @@ pub(crate) async fn commit(inner: &Inner, batch: &CommitBatch) -> Result<CommitS
         .collect();
     let mut client = inner.client().await?;
     let months = kept.iter().map(|o| super::partitions::month_of(o.at)).collect();
-    inner.partitions.ensure(&client, months).await?;
+    inner.partitions.ensure(&mut client, months).await?;
     let tx = client.transaction().await.or_store()?;
     let (tenant, source) = (batch.tenant.as_str(), batch.source.as_str());
+    // Shared with other commits, exclusive with retention (which moves rows
+    // and cutoffs this commit reads), then this instance's own.
+    tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&tenant_lock(tenant)])
+        .await
+        .or_store()?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1)",
         &[&lock_key(&[b"source", tenant.as_bytes(), source.as_bytes()])],
@@ -182,31 +240,25 @@ pub(crate) async fn commit(inner: &Inner, batch: &CommitBatch) -> Result<CommitS
         .await
         .or_store()?;
     }
-    let version: i64 = tx
-        .query_one("SELECT nextval('data_versions')", &[])
-        .await
-        .or_store()?
-        .get(0);
     tx.commit().await.or_store()?;
-    inner
-        .version
-        .fetch_max(version as u64, std::sync::atomic::Ordering::AcqRel);
+    // After the commit, so a host that sees the version sees the data.
+    inner.bump_version(&client).await?;
     Ok(summary)
 }
 
 /// Whether a stored value says the same as `o` (provenance aside: a replay
-/// from a later run is unchanged). Of a retired row only the day, value,
-/// layer and rolled-up dimensions are left to compare.
+/// from a later run is unchanged). Of a retired row, the time, value,
+/// layer, rolled-up dimensions and ticket number are left to compare.
 fn same(stored: &Stored, o: &Observation) -> bool {
-    let common = stored.value.to_bits() == o.value.to_bits() && stored.layer == o.layer;
+    let common = stored.at == o.at && stored.value.to_bits() == o.value.to_bits() && stored.layer == o.layer;
     if stored.retired {
         let rolled = o
             .dimensions
             .iter()
             .filter(|(k, _)| !UNROLLED_DIMENSIONS.contains(&k.as_str()));
-        common && day_of(stored.at) == day_of(o.at) && stored.dimensions.iter().eq(rolled)
+        common && stored.dimensions.iter().eq(rolled) && stored.ticket.as_deref() == subject(o, JOIN_KEY)
     } else {
-        common && stored.at == o.at && stored.dimensions == o.dimensions
+        common && stored.dimensions == o.dimensions
     }
 }
 
@@ -237,23 +289,26 @@ async fn stored(
     wanted: &[(&str, &str)],
     records: &[String],
 ) -> Result<HashMap<(String, String), Stored>, StoreError> {
-    let (ids, metrics): (Vec<&str>, Vec<&str>) = wanted.iter().copied().unzip();
+    let mut ids: Vec<&str> = wanted.iter().map(|(id, _)| *id).collect();
+    ids.extend(records.iter().map(String::as_str));
+    ids.sort_unstable();
+    ids.dedup();
+    let wanted: HashSet<(&str, &str)> = wanted.iter().copied().collect();
+    let whole: HashSet<&str> = records.iter().map(String::as_str).collect();
     // Keys in key order, as retention locks them.
     let rows = tx
         .query(
             "SELECT k.record_id, k.metric, k.at, coalesce(o.value, r.value), coalesce(o.layer, r.layer), \
-                    coalesce(o.dimensions, r.dimensions), o.record_id IS NULL \
+                    coalesce(o.dimensions, r.dimensions), o.record_id IS NULL, r.ticket \
              FROM observation_keys k \
              LEFT JOIN observations o ON o.tenant_id = k.tenant_id AND o.metric = k.metric AND o.at = k.at \
                                      AND o.source = k.source AND o.record_id = k.record_id \
              LEFT JOIN retired_observations r ON r.tenant_id = k.tenant_id AND r.source = k.source \
                                              AND r.record_id = k.record_id AND r.metric = k.metric \
-             WHERE k.tenant_id = $1 AND k.source = $2 \
-               AND ((k.record_id, k.metric) IN (SELECT * FROM unnest($3::text[], $4::text[])) \
-                    OR k.record_id = ANY($5)) \
+             WHERE k.tenant_id = $1 AND k.source = $2 AND k.record_id = ANY($3) \
              ORDER BY k.record_id, k.metric \
              FOR UPDATE OF k",
-            &[&tenant, &source, &ids, &metrics, &records],
+            &[&tenant, &source, &ids],
         )
         .await
         .or_store()?;
@@ -266,7 +321,12 @@ async fn stored(
             ));
         }
         let mut stored = stored_of(&row, 0)?;
+        let key = (stored.record_id.as_str(), stored.metric.as_str());
+        if !(wanted.contains(&key) || whole.contains(key.0)) {
+            continue;
+        }
         stored.retired = row.get(6);
+        stored.ticket = row.get(7);
         found.insert((stored.record_id.clone(), stored.metric.clone()), stored);
     }
     Ok(found)
@@ -285,6 +345,7 @@ pub(crate) fn stored_of(row: &tokio_postgres::Row, first: usize) -> Result<Store
         dimensions: serde_json::from_value(dimensions)
             .map_err(|e| StoreError::corrupt(format!("stored dimensions: {e}")))?,
         retired: false,
+        ticket: None,
     })
 }
 
@@ -504,6 +565,12 @@ async fn read_cells<'k>(
     Ok(cells)
 }
 
+/// Whether a row's `dimensions` hold the pair ($5, $6): key and value
+/// compared as such (a JSON containment test would take `["v", "k"]` for
+/// `["k", "v"]`).
+pub(crate) const HAS_DIMENSION: &str =
+    "EXISTS (SELECT 1 FROM jsonb_array_elements(dimensions) e WHERE e->>0 = $5 AND e->>1 = $6)";
+
 /// A cell computed from the rows its key selects.
 async fn cell_from_rows(tx: &Transaction<'_>, tenant: &str, key: &CellKey) -> Result<Rollup, StoreError> {
     let (from, to) = (i64::from(key.day) * DAY_MS, (i64::from(key.day) + 1) * DAY_MS);
@@ -514,11 +581,12 @@ async fn cell_from_rows(tx: &Transaction<'_>, tenant: &str, key: &CellKey) -> Re
         )
         .await
     } else {
-        let pair = serde_json::json!([[key.dimension, key.value]]);
         tx.query(
-            "SELECT value FROM observations WHERE tenant_id = $1 AND metric = $2 AND at >= $3 AND at < $4 \
-             AND dimensions @> $5",
-            &[&tenant, &key.metric, &from, &to, &pair],
+            &format!(
+                "SELECT value FROM observations WHERE tenant_id = $1 AND metric = $2 AND at >= $3 AND at < $4 \
+                 AND {HAS_DIMENSION}"
+            ),
+            &[&tenant, &key.metric, &from, &to, &key.dimension, &key.value],
         )
         .await
     }

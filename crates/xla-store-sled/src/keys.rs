@@ -32,6 +32,8 @@ pub(crate) const BLOCK_NEXT: &[u8] = b"Mblock-next";
 pub(crate) const STORE_ID: &[u8] = b"Mstore-id";
 /// The last journal entry written (big-endian u64).
 pub(crate) const JOURNAL_LAST: &[u8] = b"Mjournal-last";
+/// The last sync run id handed out (see `runs`).
+pub(crate) const RUN_NEXT: &[u8] = b"Mrun-next";
 /// Present while the ticket join is to be built from the rows (see
 /// `join::Sled::rebuild_join`): set by the upgrade from format 5.
 pub(crate) const JOIN_REBUILD: &[u8] = b"Mjoin-rebuild";

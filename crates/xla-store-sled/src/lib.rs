@@ -249,7 +249,10 @@ impl Sled {
         from: i64,
         to: i64,
     ) -> Result<Vec<StoredObservation>, StoreError> {
-        read::read_range((&*self.db()?, &self.path), &mut *self.lock()?, tenant, metric, from, to)
+        // The writers' lock first, as every path takes them: a reader holding
+        // the database while it waits would keep a reopen from happening.
+        let mut inner = self.lock()?;
+        read::read_range((&*self.db()?, &self.path), &mut inner, tenant, metric, from, to)
     }
 
     /// Every observation of one subject across metrics and sources, oldest
@@ -257,20 +260,23 @@ impl Sled {
     /// rating, lost time, SLA and reassignments. Subjects are the `ticket`
     /// and `device` dimensions.
     fn subject(&self, tenant: &str, dimension: &str, value: &str) -> Result<Vec<StoredObservation>, StoreError> {
-        read::read_subject((&*self.db()?, &self.path), &mut *self.lock()?, tenant, dimension, value)
+        let mut inner = self.lock()?;
+        read::read_subject((&*self.db()?, &self.path), &mut inner, tenant, dimension, value)
     }
 
     /// sled's database, shared with other readers. Only
     /// [`Sled::reopen_if_due`] takes the lock for writing, and only if it is
-    /// free at once: a thread may hold this twice, or hold it while it waits
-    /// for the writers' lock, without a deadlock.
+    /// free at once: a thread may hold this twice without a deadlock. Take
+    /// the writers' lock (if needed) first: a reader holding this while it
+    /// waits for the writers' lock would put a reopen off.
     fn db(&self) -> Result<MappedRwLockReadGuard<'_, sled::Db>, StoreError> {
         RwLockReadGuard::try_map(self.db.read(), Option::as_ref).map_err(|_| {
             StoreError::backend(
                 BACKEND,
                 std::io::Error::other(format!(
                     "the store in {} is closed: sled could not be opened again after its periodic \
-                     close (the log says why); what it stored is on disk: restart the host",
+                     close (the log says why); what it stored is on disk: the next commit tries again, \
+                     or restart the host",
                     self.path.display()
                 )),
             )

@@ -51,40 +51,69 @@ impl Sled {
     }
 
     /// Closes sled and opens it again if its bound of bytes (by default
-    /// [`REOPEN_AFTER`]; see `SledStore::set_reopen_after`) were handed
-    /// to it since it was opened and no reader holds it now (else the next
-    /// commit tries again). Called by a writer between commits: nothing is
-    /// half written, and the index and dictionary stay as they are (sled's
-    /// contents do not change).
-    ///
-    /// # Errors
-    /// When sled cannot be opened again (its directory lock not let go, a
-    /// disk error): the store is closed until the host restarts, and every
-    /// call says so; what was committed is on disk.
-    pub(crate) fn reopen_if_due(&self) -> Result<(), StoreError> {
+    /// [`REOPEN_AFTER`]; see `SledStore::set_reopen_after`) were handed to
+    /// it since it was opened and no reader holds it now (else the next
+    /// commit tries again). Called by a writer between commits, under the
+    /// writers' lock: nothing is half written, and the index and dictionary
+    /// stay as they are (sled's contents do not change). A failure is
+    /// logged, leaves sled closed (every call says so) and is retried by
+    /// the next commit; what was committed is on disk.
+    pub(crate) fn reopen_if_due(&self) {
         if self.logged.load(Ordering::Relaxed) < self.reopen_after.load(Ordering::Relaxed) {
-            return Ok(());
+            return;
         }
         let Some(mut db) = self.db.try_write() else {
-            return Ok(());
+            return;
         };
         let started = Instant::now();
         if let Some(open) = db.take() {
             if let Err(error) = open.flush() {
                 *db = Some(open);
-                return Err(super::sled_error(error));
+                tracing::error!(store = %self.path.display(), %error, "sled could not be flushed before its periodic reopen; it stays open");
+                return;
             }
             // The last handle: dropping it lets go of the directory.
             drop(open);
         }
-        *db = Some(super::open_sled(&self.path)?);
+        match super::open_sled(&self.path) {
+            Ok(open) => *db = Some(open),
+            Err(error) => {
+                tracing::error!(store = %self.path.display(), %error, "sled could not be opened again after its periodic close; the next commit tries again");
+                return;
+            }
+        }
         let logged = self.logged.swap(0, Ordering::Relaxed);
+        let elapsed = started.elapsed();
         tracing::debug!(
             store = %self.path.display(),
             logged_mib = logged / (1024 * 1024),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "sled closed and opened again to bound its recovery"
         );
+    }
+
+    /// Opens sled again if a reopen failed and left it closed.
+    ///
+    /// # Errors
+    /// Why it still cannot be opened.
+    pub(crate) fn reopen_if_closed(&self) -> Result<(), StoreError> {
+        if self.db.read().is_some() {
+            return Ok(());
+        }
+        let Some(mut db) = self.db.try_write() else {
+            return Ok(());
+        };
+        if db.is_none() {
+            *db = Some(super::open_sled(&self.path).map_err(|error| {
+                StoreError::backend(
+                    super::BACKEND,
+                    std::io::Error::other(format!(
+                        "sled could not be opened again after its periodic close: {error}; restart the host"
+                    )),
+                )
+            })?);
+            self.logged.store(0, Ordering::Relaxed);
+        }
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! end, counts, error), kept beside the data it brought so that "when did
 //! ServiceNow last sync, and did it fail?" has an answer after a restart.
 
-use super::{OrStore, Sled};
+use super::{OrStore, Sled, keys};
 use xla_store::{RunOutcome, RunRecord, StoreError};
 
 fn run_key(tenant: &str, instance: &str, run: u64) -> Vec<u8> {
@@ -33,8 +33,7 @@ impl Sled {
                 self.save_run(&run)?;
             }
         }
-        // sled's id generator is monotonic across restarts.
-        let run = self.db()?.generate_id().or_store()? + 1;
+        let run = self.next_run_id()?;
         let record = RunRecord {
             run,
             tenant: tenant.to_string(),
@@ -53,6 +52,30 @@ impl Sled {
         };
         self.save_run(&record)?;
         Ok(record)
+    }
+
+    /// The next run id: one more than the last, from a counter of the
+    /// store's own. sled's id generator, which earlier builds used, skips
+    /// millions on every open (and the store opens sled again now and then):
+    /// a store without the counter starts it there, so ids keep increasing.
+    fn next_run_id(&self) -> Result<u64, StoreError> {
+        let db = self.db()?;
+        let seed = match db.contains_key(keys::RUN_NEXT).or_store()? {
+            true => 0,
+            false => db.generate_id().or_store()?,
+        };
+        let next = db
+            .update_and_fetch(keys::RUN_NEXT, |old| {
+                let last = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(seed, u64::from_be_bytes);
+                Some((last + 1).to_be_bytes().to_vec())
+            })
+            .or_store()?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| StoreError::corrupt("the run counter is not 8 bytes"))?;
+        Ok(next)
     }
 
     /// Writes a run's record (at its start, and when it ends).

@@ -98,10 +98,13 @@ impl Sled {
     /// nothing.
     pub(crate) fn commit(&self, batch: &CommitBatch) -> Result<CommitSummary, StoreError> {
         let mut inner = self.lock()?;
+        // A reopen that failed left sled closed: try again first.
+        self.reopen_if_closed()?;
         let result = self.commit_locked(&mut inner, batch);
         if result.is_ok() {
-            // Between two commits, under the writers' lock: nothing half done.
-            self.reopen_if_due()?;
+            // Between two commits, under the writers' lock: nothing half
+            // done. The batch is stored whatever happens to the reopen.
+            self.reopen_if_due();
         }
         if let Err(error) = &result {
             // Ids handed out for a failed batch may not have been written, and

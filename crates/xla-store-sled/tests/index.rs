@@ -364,3 +364,20 @@ async fn sled_reopened_between_commits_keeps_everything() {
     drop(store);
     assert_eq!(seen_at(&reopened).await, seen_at(&plain).await);
 }
+
+/// Run ids stay consecutive through sled's reopens (sled's own id
+/// generator skips millions each time it opens).
+#[tokio::test]
+async fn run_ids_stay_consecutive_through_reopens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(&dir.path().join("db")).expect("open");
+    store.set_reopen_after(1);
+    let first = store.begin_run("acme", "sn", 1).await.expect("run").run;
+    commit(&store, 1).await;
+    let second = store.begin_run("acme", "sn", 2).await.expect("run").run;
+    commit(&store, 2).await;
+    drop(store);
+    let store = SledStore::open(&dir.path().join("db")).expect("reopen");
+    let third = store.begin_run("acme", "sn", 3).await.expect("run").run;
+    assert_eq!((second, third), (first + 1, first + 2));
+}
