@@ -32,10 +32,32 @@ fn main() -> Result<()> {
         }
         "demo" => {
             build_plugins(&root)?;
-            let extra: Vec<String> = std::env::args().skip(2).collect();
-            let mut args = vec!["run", "--quiet", "--release", "-p", "xla-host", "--", "demo"];
-            args.extend(extra.iter().map(String::as_str));
-            cargo(&root, &args)
+            // Built with the tests' features (`--workspace --all-features`): the test
+            // command that follows (as in CI) then reuses every compiled crate.
+            cargo(
+                &root,
+                &[
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "--workspace",
+                    "--all-features",
+                    "--bin",
+                    "xla-host",
+                ],
+            )?;
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+            let host = target.join("release").join("xla-host");
+            let status = Command::new(&host)
+                .current_dir(&root)
+                .arg("demo")
+                .args(std::env::args().skip(2))
+                .status()
+                .map_err(|e| anyhow::anyhow!("running {}: {e}", host.display()))?;
+            if !status.success() {
+                bail!("`xla-host demo` failed");
+            }
+            Ok(())
         }
         "test" => {
             build_plugins(&root)?;
