@@ -16,9 +16,9 @@ use super::{Inner, OrStore, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use xla_store::{
     ANSWER_LOOKBACK_MS, AnswerFacts, DAY_MS, GroupThrough, GroupedThrough, JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION,
-    JOIN_VIA, OUTCOME_RATING_METRIC, OUTCOME_SLA_METRIC, OutcomesBySlice, SubjectQuery, SubjectRow, TicketCandidate,
-    TicketFacts, TicketOutcome, UNROLLED_DIMENSIONS, Unjoined, UnmatchedAnswer, day_of, is_joined_metric, is_rating,
-    pick_ticket, plausible_join,
+    JOIN_VIA, OUTCOME_RATING_METRIC, OUTCOME_SLA_METRIC, OutcomesBySlice, SubjectQuery, SubjectRow, SubjectRowBuilder,
+    TicketCandidate, TicketFacts, TicketOutcome, UNROLLED_DIMENSIONS, Unjoined, UnmatchedAnswer, day_of,
+    is_joined_metric, is_rating, pick_ticket,
 };
 use xla_types::Layer;
 
@@ -410,48 +410,6 @@ pub(crate) async fn ticket_outcomes(
     Ok(Some(out))
 }
 
-/// Building one subject's row.
-#[derive(Default)]
-struct Building {
-    dimensions: BTreeMap<String, String>,
-    /// Values in read order; an answer's carries its index in `answers`.
-    values: Vec<(String, f64, Option<usize>)>,
-    /// The experience values: when, and of which ticket type.
-    answers: Vec<(i64, Option<String>)>,
-    /// The ticket records (operational values): when, and of which type.
-    tickets: Vec<(i64, Option<String>)>,
-}
-
-impl Building {
-    /// The row's values without the answers no ticket of the row may take;
-    /// a row without ticket records keeps its answers.
-    fn values(self, opened: Option<i64>) -> Vec<(String, f64)> {
-        let plausible: Vec<bool> = self
-            .answers
-            .iter()
-            .map(|(at, answer_type)| {
-                self.tickets.is_empty()
-                    || self.tickets.iter().any(|(_, ticket_type)| {
-                        let answer = AnswerFacts {
-                            at: *at,
-                            ticket_type: answer_type.as_deref(),
-                        };
-                        let ticket = TicketFacts {
-                            opened,
-                            ticket_type: ticket_type.as_deref(),
-                        };
-                        plausible_join(answer, ticket).is_ok()
-                    })
-            })
-            .collect();
-        self.values
-            .into_iter()
-            .filter(|(_, _, answer)| answer.is_none_or(|i| plausible[i]))
-            .map(|(name, value, _)| (name, value))
-            .collect()
-    }
-}
-
 /// One row per value of `query.key` (see [`xla_store::Store::subject_rows`]).
 pub(crate) async fn subject_rows(inner: &Inner, query: &SubjectQuery) -> Result<Vec<SubjectRow>, StoreError> {
     if query.from >= query.to {
@@ -468,7 +426,7 @@ pub(crate) async fn subject_rows(inner: &Inner, query: &SubjectQuery) -> Result<
     }
     let days = Rows::Window(i64::from(from_day) * DAY_MS, i64::from(to_day) * DAY_MS);
     let key = query.key.as_str();
-    let mut subjects: BTreeMap<String, Building> = BTreeMap::new();
+    let mut subjects: BTreeMap<String, SubjectRowBuilder> = BTreeMap::new();
     for metric in &query.metrics {
         let at_name = format!("{metric}.at");
         let window = Rows::Window(i64::from(from_day) * DAY_MS, i64::from(to_day) * DAY_MS);
@@ -484,31 +442,27 @@ pub(crate) async fn subject_rows(inner: &Inner, query: &SubjectQuery) -> Result<
             let Some(subject) = row.dimension(key) else { continue };
             let building = subjects.entry(subject.to_string()).or_default();
             for (k, v) in row.dimensions.iter().filter(|(k, _)| k != key) {
-                building.dimensions.entry(k.clone()).or_insert_with(|| v.clone());
+                building.dimension(k, v);
             }
-            let ticket_type = row.dimension(JOIN_TYPE_DIMENSION).map(str::to_string);
-            let answer = if row.layer == Layer::Experience {
-                building.answers.push((row.at, ticket_type));
-                Some(building.answers.len() - 1)
-            } else {
-                building.tickets.push((row.at, ticket_type));
-                None
-            };
-            building.values.push((metric.clone(), row.value, answer));
-            building.values.push((at_name.clone(), row.at as f64, answer));
+            building.value(
+                (metric, &at_name),
+                row.value,
+                row.at,
+                row.layer == Layer::Experience,
+                row.dimension(JOIN_TYPE_DIMENSION),
+            );
         }
     }
     // When each judged subject's ticket was opened: the earliest opening
     // record's time less its hours.
     let mut opened: HashMap<String, i64> = HashMap::new();
-    let judged = |b: &Building| !b.answers.is_empty() && !b.tickets.is_empty();
     if let Some(metric) = &query.opening
-        && subjects.values().any(judged)
+        && subjects.values().any(SubjectRowBuilder::judged)
     {
         for row in rows(&client, &query.tenant, &[metric], days, false).await? {
             let hours = row.value;
             if let Some(subject) = row.dimension(key)
-                && subjects.get(subject).is_some_and(judged)
+                && subjects.get(subject).is_some_and(SubjectRowBuilder::judged)
                 && hours.is_finite()
                 && hours >= 0.0
             {
@@ -522,10 +476,9 @@ pub(crate) async fn subject_rows(inner: &Inner, query: &SubjectQuery) -> Result<
     }
     Ok(subjects
         .into_iter()
-        .map(|(subject, mut building)| SubjectRow {
-            dimensions: std::mem::take(&mut building.dimensions).into_iter().collect(),
-            values: building.values(opened.get(&subject).copied()),
-            key: subject,
+        .map(|(subject, building)| {
+            let opened = opened.get(&subject).copied();
+            building.finish(subject, opened)
         })
         .collect())
 }

@@ -25,14 +25,7 @@ pub(crate) async fn retire_before(
     metric: Option<&str>,
     cutoff: i64,
 ) -> Result<RetentionSummary, StoreError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(i64::MAX, |d| d.as_millis() as i64);
-    if cutoff > now {
-        return Err(StoreError::BadRequest(format!(
-            "the retention cutoff {cutoff} is in the future; give unix milliseconds before now"
-        )));
-    }
+    xla_store::check_cutoff(cutoff)?;
     let mut client = inner.client().await?;
     let metric = metric.unwrap_or("");
     let known = client

@@ -27,22 +27,7 @@ pub(crate) async fn begin(inner: &Inner, tenant: &str, instance: &str, started: 
         .await
         .or_store()?
         .get(0);
-    let record = RunRecord {
-        run: id as u64,
-        tenant: tenant.to_string(),
-        instance: instance.to_string(),
-        started,
-        finished: None,
-        outcome: RunOutcome::Running,
-        batches: 0,
-        inserted: 0,
-        replaced: 0,
-        unchanged: 0,
-        retracted: 0,
-        partial: Vec::new(),
-        retries: 0,
-        error: None,
-    };
+    let record = RunRecord::start(id as u64, tenant, instance, started);
     save(&client, &record).await?;
     Ok(record)
 }

@@ -108,15 +108,7 @@ fn check(batch: &CommitBatch) -> Result<(), StoreError> {
     batch.observations.iter().try_for_each(xla_store::check_observation)?;
     batch.records.iter().try_for_each(xla_store::check_record)?;
     check_text(batch)?;
-    for retracted in &batch.retractions {
-        xla_types::Retraction::metrics(retracted.id.as_str(), [retracted.metric.as_str()])
-            .check()
-            .map_err(|reason| StoreError::BadObservation {
-                id: xla_types::untrusted::escape_capped(&retracted.id, 100).into_owned(),
-                metric: xla_types::untrusted::escape_capped(&retracted.metric, 100).into_owned(),
-                reason: reason.to_string(),
-            })?;
-    }
+    batch.retractions.iter().try_for_each(xla_store::check_retracted)?;
     for id in &batch.retracted_records {
         xla_types::Retraction::record(id.as_str()).check().map_err(|reason| {
             StoreError::BadRequest(format!(

@@ -55,16 +55,7 @@ impl Sled {
         metric: Option<&str>,
         cutoff: i64,
     ) -> Result<RetentionSummary, StoreError> {
-        // A cutoff only ever moves forward, so one in the future (seconds
-        // taken for milliseconds) would retire every day to come.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(i64::MAX, |d| d.as_millis() as i64);
-        if cutoff > now {
-            return Err(StoreError::BadRequest(format!(
-                "the retention cutoff {cutoff} is in the future; give unix milliseconds before now"
-            )));
-        }
+        xla_store::check_cutoff(cutoff)?;
         let Some(pass) = self.plan_retirement(tenant, metric, cutoff)? else {
             return Ok(RetentionSummary::default());
         };

@@ -34,22 +34,7 @@ impl Sled {
             }
         }
         let run = self.next_run_id()?;
-        let record = RunRecord {
-            run,
-            tenant: tenant.to_string(),
-            instance: instance.to_string(),
-            started,
-            finished: None,
-            outcome: RunOutcome::Running,
-            batches: 0,
-            inserted: 0,
-            replaced: 0,
-            unchanged: 0,
-            retracted: 0,
-            partial: Vec::new(),
-            retries: 0,
-            error: None,
-        };
+        let record = RunRecord::start(run, tenant, instance, started);
         self.save_run(&record)?;
         Ok(record)
     }

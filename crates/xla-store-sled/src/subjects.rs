@@ -11,59 +11,9 @@ use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use xla_store::{
     ANSWER_LOOKBACK_MS, AnswerFacts, DAY_MS, GroupThrough, GroupedThrough, JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION,
-    JOIN_VIA, StoreError, SubjectQuery, SubjectRow, TicketCandidate, TicketFacts, Unjoined, UnmatchedAnswer,
-    is_joined_metric, is_rating, pick_ticket, plausible_join,
+    JOIN_VIA, StoreError, SubjectQuery, SubjectRow, SubjectRowBuilder, TicketCandidate, TicketFacts, Unjoined,
+    UnmatchedAnswer, is_joined_metric, is_rating, pick_ticket,
 };
-
-#[derive(Default)]
-struct Building {
-    dimensions: BTreeMap<String, String>,
-    /// Values in read order; an answer's carries its index in `answers`.
-    values: Vec<(String, f64, Option<usize>)>,
-    /// The experience values (survey answers) of the row: when and of
-    /// which ticket type, for [`plausible_join`].
-    answers: Vec<(i64, Option<String>)>,
-    /// The ticket records of the row (operational values): `at` and type.
-    tickets: Vec<(i64, Option<String>)>,
-}
-
-impl Building {
-    /// The row's values, without the answers that no ticket of the row may
-    /// take (a cloned instance's answer on a production ticket of its
-    /// number). A row without ticket records keeps its answers: there is
-    /// nothing to judge them by. `opened` is when the row's ticket was
-    /// opened, when known.
-    fn values(self, opened: Option<i64>) -> Vec<(String, f64)> {
-        let Building {
-            values,
-            answers,
-            tickets,
-            ..
-        } = self;
-        let plausible: Vec<bool> = answers
-            .iter()
-            .map(|(at, answer_type)| {
-                tickets.is_empty()
-                    || tickets.iter().any(|(_, ticket_type)| {
-                        let answer = AnswerFacts {
-                            at: *at,
-                            ticket_type: answer_type.as_deref(),
-                        };
-                        let ticket = TicketFacts {
-                            opened,
-                            ticket_type: ticket_type.as_deref(),
-                        };
-                        plausible_join(answer, ticket).is_ok()
-                    })
-            })
-            .collect();
-        values
-            .into_iter()
-            .filter(|(_, _, answer)| answer.is_none_or(|i| plausible[i]))
-            .map(|(name, value, _)| (name, value))
-            .collect()
-    }
-}
 
 impl Sled {
     /// One row per value of `query.key` among the observations of
@@ -108,7 +58,7 @@ impl Sled {
         let (dict, index) = inner.parts(&*self.db()?, &self.path)?;
         let (dict, index) = (&*dict, &*index);
         let experience = keys::layer_code(xla_types::Layer::Experience);
-        let mut rows: BTreeMap<String, Building> = BTreeMap::new();
+        let mut rows: BTreeMap<String, SubjectRowBuilder> = BTreeMap::new();
         for metric_name in &query.metrics {
             let Some(metric) = dict.id(metric_name) else {
                 continue;
@@ -138,21 +88,18 @@ impl Sled {
                     let rolled = row.dims.iter().filter_map(|(k, v)| Some((*k, dict.string(*v)?)));
                     let inline = row.inline.iter().map(|(k, v)| (*k, v.as_str()));
                     for (k, v) in rolled.chain(inline).filter(|(k, _)| *k != key) {
-                        let Some(name) = dict.string(k) else { continue };
-                        if !building.dimensions.contains_key(name) {
-                            building.dimensions.insert(name.to_string(), v.to_string());
+                        if let Some(name) = dict.string(k) {
+                            building.dimension(name, v);
                         }
                     }
-                    let ticket_type = type_key.and_then(|k| row_dimension(dict, row, k)).map(str::to_string);
-                    let answer = if row.layer == experience {
-                        building.answers.push((at, ticket_type));
-                        Some(building.answers.len() - 1)
-                    } else {
-                        building.tickets.push((at, ticket_type));
-                        None
-                    };
-                    building.values.push((metric_name.clone(), row.value.get(), answer));
-                    building.values.push((at_name.clone(), at as f64, answer));
+                    let ticket_type = type_key.and_then(|k| row_dimension(dict, row, k));
+                    building.value(
+                        (metric_name, &at_name),
+                        row.value.get(),
+                        at,
+                        row.layer == experience,
+                        ticket_type,
+                    );
                     Ok(())
                 },
             )?;
@@ -160,10 +107,9 @@ impl Sled {
         let opened = self.openings(tenant, key, query, &rows, dict, index)?;
         Ok(rows
             .into_iter()
-            .map(|(subject, mut building)| SubjectRow {
-                dimensions: std::mem::take(&mut building.dimensions).into_iter().collect(),
-                values: building.values(opened.get(&subject).copied()),
-                key: subject,
+            .map(|(subject, building)| {
+                let opened = opened.get(&subject).copied();
+                building.finish(subject, opened)
             })
             .collect())
     }
@@ -177,12 +123,12 @@ impl Sled {
         tenant: u32,
         key: u32,
         query: &SubjectQuery,
-        rows: &BTreeMap<String, Building>,
+        rows: &BTreeMap<String, SubjectRowBuilder>,
         dict: &super::dict::Dictionary,
         index: &super::index::Index,
     ) -> Result<FxHashMap<String, i64>, StoreError> {
         let mut opened = FxHashMap::default();
-        let judged = |b: &Building| !b.answers.is_empty() && !b.tickets.is_empty();
+        let judged = SubjectRowBuilder::judged;
         let Some(metric) = query.opening.as_deref().and_then(|m| dict.id(m)) else {
             return Ok(opened);
         };

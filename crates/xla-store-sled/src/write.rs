@@ -375,13 +375,7 @@ impl Work<'_> {
     /// the index and (on disk) its block, with a tombstone so an older
     /// version cannot come back on open. Says whether a row was stored.
     fn retract_record(&mut self, dict: &Dictionary, retraction: &Retracted, ops: &mut Ops) -> Result<bool, StoreError> {
-        xla_types::Retraction::metrics(retraction.id.as_str(), [retraction.metric.as_str()])
-            .check()
-            .map_err(|reason| StoreError::BadObservation {
-                id: xla_types::untrusted::escape_capped(&retraction.id, 100).into_owned(),
-                metric: xla_types::untrusted::escape_capped(&retraction.metric, 100).into_owned(),
-                reason: reason.to_string(),
-            })?;
+        xla_store::check_retracted(retraction)?;
         // A metric the store has never seen has no rows to retract.
         let Some(metric) = dict.id(&retraction.metric) else {
             return Ok(false);

@@ -69,6 +69,20 @@ pub fn check_record(r: &Record) -> Result<(), StoreError> {
     })
 }
 
+/// Checks a retraction's id and metric as for a record.
+///
+/// # Errors
+/// [`StoreError::BadObservation`] naming them, escaped and capped.
+pub fn check_retracted(r: &Retracted) -> Result<(), StoreError> {
+    xla_types::Retraction::metrics(r.id.as_str(), [r.metric.as_str()])
+        .check()
+        .map_err(|reason| StoreError::BadObservation {
+            id: xla_types::untrusted::escape_capped(&r.id, 100).into_owned(),
+            metric: xla_types::untrusted::escape_capped(&r.metric, 100).into_owned(),
+            reason: reason.to_string(),
+        })
+}
+
 /// One stored value to retract: the source record's id and the metric.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Retracted {

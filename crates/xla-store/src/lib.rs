@@ -32,7 +32,9 @@ mod runs;
 mod subjects;
 mod tokens;
 
-pub use commit::{CommitBatch, CommitSummary, Retracted, SourceGap, check_observation, check_record, merge_gaps};
+pub use commit::{
+    CommitBatch, CommitSummary, Retracted, SourceGap, check_observation, check_record, check_retracted, merge_gaps,
+};
 pub use config::{Backend, StoreConfig};
 pub use error::StoreError;
 pub use join::{
@@ -46,13 +48,13 @@ pub use query::{
 };
 pub use retention::{
     AppliedRetention, LayerDays, MAX_RETENTION_DAYS, MetricStats, RetentionPolicy, RetentionRule, RetentionSummary,
-    StoreStats, StoredMetric, apply_retention, plan_retention,
+    StoreStats, StoredMetric, apply_retention, check_cutoff, plan_retention,
 };
 pub use rollup::{Prepared, Rollup, Sketch};
 pub use runs::{RunOutcome, RunRecord};
 pub use subjects::{
-    ANSWER_LOOKBACK_MS, AnswerFacts, GroupThrough, GroupedThrough, JOIN_CLOCK_TOLERANCE_MS, SubjectQuery, TicketFacts,
-    UNMATCHED_EXAMPLES, Unjoined, UnmatchedAnswer, UnmatchedAnswers, plausible_join,
+    ANSWER_LOOKBACK_MS, AnswerFacts, GroupThrough, GroupedThrough, JOIN_CLOCK_TOLERANCE_MS, SubjectQuery,
+    SubjectRowBuilder, TicketFacts, UNMATCHED_EXAMPLES, Unjoined, UnmatchedAnswer, UnmatchedAnswers, plausible_join,
 };
 pub use tokens::{Scope, TokenRecord};
 pub use xla_types::SubjectRow;

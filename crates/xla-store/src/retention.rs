@@ -192,6 +192,24 @@ pub struct StoreStats {
     pub disk_bytes: u64,
 }
 
+/// Refuses a retention cutoff in the future: a cutoff only ever moves
+/// forward, so one in the future (seconds taken for milliseconds) would
+/// retire every day to come.
+///
+/// # Errors
+/// [`StoreError::BadRequest`] saying what to give.
+pub fn check_cutoff(cutoff: i64) -> Result<(), StoreError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(i64::MAX, |d| d.as_millis() as i64);
+    if cutoff > now {
+        return Err(StoreError::BadRequest(format!(
+            "the retention cutoff {cutoff} is in the future; give unix milliseconds before now"
+        )));
+    }
+    Ok(())
+}
+
 /// What [`apply_retention`] did to one metric.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedRetention {

@@ -59,6 +59,28 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+impl RunRecord {
+    /// Run `run` of an instance, started at `started` (unix ms) and running.
+    pub fn start(run: u64, tenant: &str, instance: &str, started: i64) -> RunRecord {
+        RunRecord {
+            run,
+            tenant: tenant.to_string(),
+            instance: instance.to_string(),
+            started,
+            finished: None,
+            outcome: RunOutcome::Running,
+            batches: 0,
+            inserted: 0,
+            replaced: 0,
+            unchanged: 0,
+            retracted: 0,
+            partial: Vec::new(),
+            retries: 0,
+            error: None,
+        }
+    }
+}
+
 impl RunOutcome {
     /// The outcome as it is written in JSON and metrics (`completed`).
     pub fn name(self) -> &'static str {

@@ -183,3 +183,91 @@ pub struct GroupedThrough {
     /// Values that joined no ticket (see [`plausible_join`]); in no group.
     pub unmatched: UnmatchedAnswers,
 }
+
+/// One subject's row as a backend reads its observations, metric by
+/// metric in the query's order: the same rules on every backend.
+#[derive(Debug, Default)]
+pub struct SubjectRowBuilder {
+    dimensions: std::collections::BTreeMap<String, String>,
+    /// Values in read order; an answer's carries its index in `answers`.
+    values: Vec<(String, f64, Option<usize>)>,
+    /// The experience values (survey answers): when, and of which ticket type.
+    answers: Vec<(i64, Option<String>)>,
+    /// The ticket records (operational values): when, and of which type.
+    tickets: Vec<(i64, Option<String>)>,
+}
+
+impl SubjectRowBuilder {
+    /// Takes a dimension unless an earlier observation gave it (where
+    /// sources disagree, the first metric listed wins).
+    pub fn dimension(&mut self, key: &str, value: &str) {
+        if !self.dimensions.contains_key(key) {
+            self.dimensions.insert(key.to_string(), value.to_string());
+        }
+    }
+
+    /// Adds one observation's value of `metric` and its time as
+    /// `at_name` (`<metric>.at`). An experience value is an answer, kept by
+    /// [`SubjectRowBuilder::finish`] only if a ticket of the row may take it.
+    pub fn value(
+        &mut self,
+        (metric, at_name): (&str, &str),
+        value: f64,
+        at: i64,
+        experience: bool,
+        ticket_type: Option<&str>,
+    ) {
+        let ticket_type = ticket_type.map(str::to_string);
+        let answer = if experience {
+            self.answers.push((at, ticket_type));
+            Some(self.answers.len() - 1)
+        } else {
+            self.tickets.push((at, ticket_type));
+            None
+        };
+        self.values.push((metric.to_string(), value, answer));
+        self.values.push((at_name.to_string(), at as f64, answer));
+    }
+
+    /// Whether the row has answers and ticket records both: only then does
+    /// its ticket's opening matter.
+    pub fn judged(&self) -> bool {
+        !self.answers.is_empty() && !self.tickets.is_empty()
+    }
+
+    /// The row of subject `key`, without the answers that no ticket of the
+    /// row may take ([`plausible_join`]; a cloned instance's answer on a
+    /// production ticket of its number). A row without ticket records keeps
+    /// its answers: there is nothing to judge them by. `opened` is when the
+    /// row's ticket was opened, when known.
+    pub fn finish(self, key: String, opened: Option<i64>) -> xla_types::SubjectRow {
+        let plausible: Vec<bool> = self
+            .answers
+            .iter()
+            .map(|(at, answer_type)| {
+                self.tickets.is_empty()
+                    || self.tickets.iter().any(|(_, ticket_type)| {
+                        let answer = AnswerFacts {
+                            at: *at,
+                            ticket_type: answer_type.as_deref(),
+                        };
+                        let ticket = TicketFacts {
+                            opened,
+                            ticket_type: ticket_type.as_deref(),
+                        };
+                        plausible_join(answer, ticket).is_ok()
+                    })
+            })
+            .collect();
+        xla_types::SubjectRow {
+            key,
+            dimensions: self.dimensions.into_iter().collect(),
+            values: self
+                .values
+                .into_iter()
+                .filter(|(_, _, answer)| answer.is_none_or(|i| plausible[i]))
+                .map(|(name, value, _)| (name, value))
+                .collect(),
+        }
+    }
+}
