@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use xla_store::{
     ANSWER_LOOKBACK_MS, AnswerFacts, DAY_MS, GroupThrough, GroupedThrough, JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION,
     JOIN_VIA, OUTCOME_RATING_METRIC, OUTCOME_SLA_METRIC, OutcomesBySlice, SubjectQuery, SubjectRow, SubjectRowBuilder,
-    TicketCandidate, TicketFacts, TicketOutcome, UNROLLED_DIMENSIONS, Unjoined, UnmatchedAnswer, day_of,
-    is_joined_metric, is_rating, pick_ticket,
+    TicketCandidate, TicketFacts, TicketOutcome, UNROLLED_DIMENSIONS, Unjoined, UnmatchedAnswer, day_of, is_rating,
+    pick_ticket,
 };
 use xla_types::Layer;
 
@@ -196,23 +196,6 @@ impl Tickets {
     }
 }
 
-/// Whether `query` is the store's own ticket join over whole days.
-fn store_join(query: &GroupThrough) -> bool {
-    !query.from_rows
-        && query.filter.is_none()
-        && query.key == JOIN_KEY
-        && query.via.len() == 1
-        && query.via[0] == JOIN_VIA
-        && query.opening.as_deref() == Some(JOIN_OPENING)
-        && is_joined_metric(&query.metric)
-        && !UNROLLED_DIMENSIONS.contains(&query.group_by.as_str())
-        && whole_days(query.from, query.to)
-}
-
-fn whole_days(from: i64, to: i64) -> bool {
-    from.rem_euclid(DAY_MS) == 0 && to.rem_euclid(DAY_MS) == 0
-}
-
 /// The distinct ticket numbers `key` names among `rows`.
 fn numbers(rows: &[JoinRow], key: &str) -> Vec<String> {
     let mut numbers: Vec<String> = rows
@@ -235,7 +218,7 @@ pub(crate) async fn grouped_through(inner: &Inner, query: &GroupThrough) -> Resu
     let client = inner.client().await?;
     let key = query.key.as_str();
     let via: Vec<&str> = query.via.iter().map(String::as_str).collect();
-    let (values, mut tickets, opening) = if store_join(query) {
+    let (values, mut tickets, opening) = if query.is_store_join() {
         let values = rows(
             &client,
             &query.tenant,
@@ -337,7 +320,7 @@ pub(crate) async fn ticket_outcomes(
     from: i64,
     to: i64,
 ) -> Result<Option<OutcomesBySlice>, StoreError> {
-    if !whole_days(from, to) || group_by.is_some_and(|g| UNROLLED_DIMENSIONS.contains(&g)) {
+    if !xla_store::whole_days(from, to) || group_by.is_some_and(|g| UNROLLED_DIMENSIONS.contains(&g)) {
         return Ok(None);
     }
     let mut out = OutcomesBySlice::new();

@@ -78,13 +78,13 @@ fn stored_observation(row: &tokio_postgres::Row) -> Result<StoredObservation, St
     })
 }
 
-/// Every stored observation of a tenant's metric in `[from, to)`, oldest first.
-pub(crate) async fn observations(
+/// Stored observations of a tenant matching `condition` (on `o`, its
+/// parameters after the tenant's `$1`), in `order`.
+async fn stored_observations(
     inner: &Inner,
-    tenant: &str,
-    metric: &str,
-    from: i64,
-    to: i64,
+    condition: &str,
+    order: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<StoredObservation>, StoreError> {
     let rows = inner
         .client()
@@ -93,14 +93,30 @@ pub(crate) async fn observations(
             &format!(
                 "SELECT {OBSERVATION_COLUMNS} FROM observations o \
                  JOIN provenances p ON p.tenant_id = o.tenant_id AND p.id = o.provenance_id \
-                 WHERE o.tenant_id = $1 AND o.metric = $2 AND o.at >= $3 AND o.at < $4 \
-                 ORDER BY o.at, o.source, o.record_id"
+                 WHERE o.tenant_id = $1 AND {condition} ORDER BY {order}"
             ),
-            &[&tenant, &metric, &from, &to],
+            params,
         )
         .await
         .or_store()?;
     rows.iter().map(stored_observation).collect()
+}
+
+/// Every stored observation of a tenant's metric in `[from, to)`, oldest first.
+pub(crate) async fn observations(
+    inner: &Inner,
+    tenant: &str,
+    metric: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<StoredObservation>, StoreError> {
+    stored_observations(
+        inner,
+        "o.metric = $2 AND o.at >= $3 AND o.at < $4",
+        "o.at, o.source, o.record_id",
+        &[&tenant, &metric, &from, &to],
+    )
+    .await
 }
 
 /// Every observation of one subject across metrics and sources, oldest first.
@@ -114,21 +130,13 @@ pub(crate) async fn subject(
     let Some(column) = SUBJECT_DIMENSIONS.iter().find(|d| **d == dimension) else {
         return Ok(Vec::new());
     };
-    let rows = inner
-        .client()
-        .await?
-        .query(
-            &format!(
-                "SELECT {OBSERVATION_COLUMNS} FROM observations o \
-                 JOIN provenances p ON p.tenant_id = o.tenant_id AND p.id = o.provenance_id \
-                 WHERE o.tenant_id = $1 AND o.{column} = $2 \
-                 ORDER BY o.at, o.metric, o.source, o.record_id"
-            ),
-            &[&tenant, &value],
-        )
-        .await
-        .or_store()?;
-    rows.iter().map(stored_observation).collect()
+    stored_observations(
+        inner,
+        &format!("o.{column} = $2"),
+        "o.at, o.metric, o.source, o.record_id",
+        &[&tenant, &value],
+    )
+    .await
 }
 
 /// A rollup cell from columns count, sum, min, max, histogram, sketch

@@ -33,7 +33,7 @@
 //! retention, so cells keep moving after raw rows are gone.
 
 use super::dict::Dictionary;
-use super::keys::{self, DAY_MS, SetKey};
+use super::keys::{self, SetKey};
 use super::ops::Ops;
 use super::rollup::{RollupSet, decode_set, encode_set};
 use super::{OrStore, StoreError};
@@ -858,7 +858,7 @@ impl super::Sled {
     ) -> Result<Option<xla_store::OutcomesBySlice>, StoreError> {
         // Per-subject dimensions have no cells: per-ticket rows answer those.
         let unrolled = group_by.is_some_and(|g| keys::UNROLLED_DIMENSIONS.contains(&g));
-        if !whole_days(from, to) || unrolled {
+        if !xla_store::whole_days(from, to) || unrolled {
             return Ok(None);
         }
         let mut out = xla_store::OutcomesBySlice::new();
@@ -949,11 +949,6 @@ fn unmatched_examples(
         }
     }
     Ok(examples)
-}
-
-/// Whether `[from, to)` is whole UTC days, as joined cells are kept.
-pub(crate) fn whole_days(from: i64, to: i64) -> bool {
-    from.rem_euclid(DAY_MS) == 0 && to.rem_euclid(DAY_MS) == 0
 }
 
 /// Rows the rebuild settles per sled batch: a bounded batch, memory and all.

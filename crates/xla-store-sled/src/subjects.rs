@@ -10,9 +10,9 @@ use super::read;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use xla_store::{
-    ANSWER_LOOKBACK_MS, AnswerFacts, DAY_MS, GroupThrough, GroupedThrough, JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION,
-    JOIN_VIA, StoreError, SubjectQuery, SubjectRow, SubjectRowBuilder, TicketCandidate, TicketFacts, Unjoined,
-    UnmatchedAnswer, is_joined_metric, is_rating, pick_ticket,
+    ANSWER_LOOKBACK_MS, AnswerFacts, DAY_MS, GroupThrough, GroupedThrough, JOIN_TYPE_DIMENSION, StoreError,
+    SubjectQuery, SubjectRow, SubjectRowBuilder, TicketCandidate, TicketFacts, Unjoined, UnmatchedAnswer, is_rating,
+    pick_ticket,
 };
 
 impl Sled {
@@ -256,7 +256,7 @@ impl Sled {
         }
         let from_day = keys::day_of(query.from);
         let to_day = keys::day_of(query.to - 1) + 1;
-        if joined_rollups_answer(query) {
+        if query.is_store_join() {
             let Some(metric) = dict.id(&query.metric) else {
                 return Ok(GroupedThrough::default());
             };
@@ -392,18 +392,4 @@ impl Sled {
         }
         Ok((start, day))
     }
-}
-
-/// Whether `query` is the store's own ticket join over whole days, which
-/// the joined rollups answer (see [`xla_store::Store::grouped_through`]).
-fn joined_rollups_answer(query: &GroupThrough) -> bool {
-    !query.from_rows
-        && query.filter.is_none()
-        && query.key == JOIN_KEY
-        && query.via.len() == 1
-        && query.via[0] == JOIN_VIA
-        && query.opening.as_deref() == Some(JOIN_OPENING)
-        && is_joined_metric(&query.metric)
-        && !keys::UNROLLED_DIMENSIONS.contains(&query.group_by.as_str())
-        && super::join::whole_days(query.from, query.to)
 }

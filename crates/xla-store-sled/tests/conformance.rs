@@ -8,8 +8,12 @@ use xla_store::{Store, StoreError};
 use xla_store_sled::SledStore;
 
 /// Fresh stores in temporary directories; commits skip the flush (atomicity
-/// is unchanged, and the crash test covers durability).
-struct Sled;
+/// is unchanged, and the crash test covers durability). `reopen_after`:
+/// the bound after which sled is closed and opened again, when not the
+/// default.
+struct Sled {
+    reopen_after: Option<u64>,
+}
 
 impl Backend for Sled {
     type Place = tempfile::TempDir;
@@ -21,11 +25,14 @@ impl Backend for Sled {
     async fn open(&self, place: &tempfile::TempDir) -> Result<Arc<dyn Store>, StoreError> {
         let store = SledStore::open(&place.path().join("db"))?;
         store.set_durable(false);
+        if let Some(bytes) = self.reopen_after {
+            store.set_reopen_after(bytes);
+        }
         Ok(Arc::new(store))
     }
 }
 
-xla_store::conformance_suite!(Sled);
+xla_store::conformance_suite!(Sled { reopen_after: None });
 
 /// The suite again with sled closed and opened after every commit (its
 /// bound on recovery set to one byte): the reopen changes nothing a caller
@@ -33,24 +40,7 @@ xla_store::conformance_suite!(Sled);
 mod reopening {
     use super::*;
 
-    struct Reopening;
-
-    impl Backend for Reopening {
-        type Place = tempfile::TempDir;
-
-        async fn create(&self) -> tempfile::TempDir {
-            tempfile::tempdir().expect("tempdir")
-        }
-
-        async fn open(&self, place: &tempfile::TempDir) -> Result<Arc<dyn Store>, StoreError> {
-            let store = SledStore::open(&place.path().join("db"))?;
-            store.set_durable(false);
-            store.set_reopen_after(1);
-            Ok(Arc::new(store))
-        }
-    }
-
-    xla_store::conformance_suite!(Reopening);
+    xla_store::conformance_suite!(Sled { reopen_after: Some(1) });
 }
 
 #[test]

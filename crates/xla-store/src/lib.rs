@@ -41,7 +41,9 @@ pub use join::{
     JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION, JOIN_VIA, JOINED_METRICS, OUTCOME_RATING_METRIC, OUTCOME_SLA_METRIC,
     OutcomesBySlice, TicketCandidate, TicketOutcome, TicketOutcomes, is_joined_metric, pick_ticket,
 };
-pub use model::{DAY_MS, Provenance, SUBJECT_DIMENSIONS, StoredObservation, UNROLLED_DIMENSIONS, day_of, is_rating};
+pub use model::{
+    DAY_MS, Provenance, SUBJECT_DIMENSIONS, StoredObservation, UNROLLED_DIMENSIONS, day_of, is_rating, whole_days,
+};
 pub use query::{
     Aggregation, Breakdown, BreakdownQuery, BreakdownRow, Bucket, SeriesPoint, SeriesQuery, breakdown, bucket_start,
     evaluate, happiness, series,

@@ -51,6 +51,11 @@ pub const UNROLLED_DIMENSIONS: [&str; 3] = ["ticket", "device", "user"];
 /// Milliseconds in a UTC day.
 pub const DAY_MS: i64 = 86_400_000;
 
+/// Whether `[from, to)` (unix ms) starts and ends on UTC midnights.
+pub fn whole_days(from: i64, to: i64) -> bool {
+    from.rem_euclid(DAY_MS) == 0 && to.rem_euclid(DAY_MS) == 0
+}
+
 /// The UTC day number (days since 1970-01-01) of a time in unix ms; times
 /// beyond any storable day (a query to `i64::MAX`) saturate rather than wrap.
 pub fn day_of(at: i64) -> i32 {

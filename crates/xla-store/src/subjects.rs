@@ -60,6 +60,26 @@ pub struct GroupThrough {
     pub from_rows: bool,
 }
 
+impl GroupThrough {
+    /// Whether this is the store's own ticket join ([`crate::JOIN_KEY`]
+    /// through [`crate::JOIN_VIA`] dated by [`crate::JOIN_OPENING`]) of a
+    /// joined metric, without a filter, over whole UTC days, grouped by a
+    /// rolled-up dimension: the grouping a backend answers from what it
+    /// joined at write time, every stored ticket of a number a candidate
+    /// (see [`crate::Store::grouped_through`]).
+    pub fn is_store_join(&self) -> bool {
+        !self.from_rows
+            && self.filter.is_none()
+            && self.key == crate::JOIN_KEY
+            && self.via.len() == 1
+            && self.via[0] == crate::JOIN_VIA
+            && self.opening.as_deref() == Some(crate::JOIN_OPENING)
+            && crate::is_joined_metric(&self.metric)
+            && !crate::UNROLLED_DIMENSIONS.contains(&self.group_by.as_str())
+            && crate::whole_days(self.from, self.to)
+    }
+}
+
 /// Milliseconds an answer may seem to precede its ticket's opening before
 /// the join is refused: the survey tool and the ITSM tool keep their own
 /// clocks, and a ticket's `opened_at` is rounded to the second.
