@@ -79,6 +79,14 @@ impl Api {
 }
 
 /// `sha256=<hex>` of `body` under the test's webhook secret.
+/// This process's lease on a tenant's instance, for runs the test logs.
+async fn lease(store: &dyn Store, tenant: &str, instance: &str) -> xla_host::store::Lease {
+    let ttl = xla_host::store::DEFAULT_LEASE_TTL;
+    xla_host::sync::lease::take(store, tenant, instance, ttl, std::time::Duration::ZERO)
+        .await
+        .expect("the instance's lease")
+}
+
 fn sign(body: &[u8]) -> String {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).expect("key");
@@ -189,7 +197,7 @@ async fn serve_with(config: ApiConfig) -> Api {
             .await
             .expect("commit");
         let mut run = store
-            .begin_run(tenant, &format!("{tenant}-feed"), MARCH)
+            .begin_run(&lease(&*store, tenant, &format!("{tenant}-feed")).await, MARCH)
             .await
             .expect("run");
         run.outcome = xla_host::store::RunOutcome::Completed;
@@ -503,7 +511,7 @@ async fn routes_answer_their_data() {
     for i in 0..3 {
         let mut run = api
             .store
-            .begin_run("acme", "acme-feed", MARCH + (i + 2) * 1_000)
+            .begin_run(&lease(&*api.store, "acme", "acme-feed").await, MARCH + (i + 2) * 1_000)
             .await
             .expect("run");
         run.outcome = xla_host::store::RunOutcome::Completed;
@@ -514,7 +522,7 @@ async fn routes_answer_their_data() {
     let first = api.json(&api.acme, &format!("{path}?limit=2")).await;
     let next = first["next"].as_str().expect("a next page").to_string();
     api.store
-        .begin_run("acme", "acme-feed", MARCH + 9_000)
+        .begin_run(&lease(&*api.store, "acme", "acme-feed").await, MARCH + 9_000)
         .await
         .expect("a new run");
     let second = api.json(&api.acme, &format!("{path}?limit=2&cursor={next}")).await;

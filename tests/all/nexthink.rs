@@ -117,6 +117,7 @@ fn options() -> SyncOptions {
             ..Backoff::default()
         },
         max_pulls: None,
+        lease_ttl: xla_host::store::DEFAULT_LEASE_TTL,
     }
 }
 

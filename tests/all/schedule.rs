@@ -96,6 +96,7 @@ fn quick(grace: Duration) -> SchedulerOptions {
                 ..Backoff::default()
             },
             max_pulls: None,
+            lease_ttl: xla_host::store::DEFAULT_LEASE_TTL,
         },
         grace,
         on_demand: false,

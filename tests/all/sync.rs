@@ -74,6 +74,7 @@ fn quick() -> SyncOptions {
             ..Backoff::default()
         },
         max_pulls: None,
+        lease_ttl: xla_host::store::DEFAULT_LEASE_TTL,
     }
 }
 

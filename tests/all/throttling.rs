@@ -100,6 +100,7 @@ fn options(attempts: u32) -> SyncOptions {
             ..Backoff::default()
         },
         max_pulls: None,
+        lease_ttl: xla_host::store::DEFAULT_LEASE_TTL,
     }
 }
 

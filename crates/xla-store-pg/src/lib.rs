@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod join;
+mod lease;
 mod partitions;
 mod read;
 mod retention;
@@ -30,8 +31,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use xla_store::{
-    CommitBatch, CommitSummary, GroupThrough, GroupedThrough, RetentionSummary, Rollups, RunRecord, SeriesQuery,
-    SourceGap, Store, StoreError, StoreStats, StoredMetric, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
+    CommitBatch, CommitSummary, GroupThrough, GroupedThrough, Lease, LeaseGrant, LeaseRequest, RetentionSummary,
+    Rollups, RunRecord, SeriesQuery, SourceGap, Store, StoreError, StoreStats, StoredMetric, StoredObservation,
+    SubjectQuery, SubjectRow, TokenRecord,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -219,12 +221,24 @@ impl Store for PgStore {
         read::cursor(&self.inner, tenant, source).await
     }
 
-    async fn begin_run(&self, tenant: &str, instance: &str, started: i64) -> Result<RunRecord, StoreError> {
-        runs::begin(&self.inner, tenant, instance, started).await
+    async fn acquire_lease(&self, request: &LeaseRequest) -> Result<LeaseGrant, StoreError> {
+        lease::acquire(&self.inner, request).await
+    }
+
+    async fn renew_lease(&self, lease: &mut Lease) -> Result<(), StoreError> {
+        lease::renew(&self.inner, lease).await
+    }
+
+    async fn release_lease(&self, lease: &Lease, next_due: Option<std::time::Duration>) -> Result<(), StoreError> {
+        lease::release(&self.inner, lease, next_due).await
+    }
+
+    async fn begin_run(&self, lease: &Lease, started: i64) -> Result<RunRecord, StoreError> {
+        runs::begin(&self.inner, lease, started).await
     }
 
     async fn save_run(&self, record: &RunRecord) -> Result<(), StoreError> {
-        runs::save(&*self.inner.client().await?, record).await
+        runs::save(&**self.inner.client().await?, record).await
     }
 
     async fn runs_before(
@@ -234,7 +248,7 @@ impl Store for PgStore {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        runs::before(&*self.inner.client().await?, tenant, instance, before, limit).await
+        runs::before(&**self.inner.client().await?, tenant, instance, before, limit).await
     }
 
     async fn run(&self, tenant: &str, instance: &str, run: u64) -> Result<Option<RunRecord>, StoreError> {

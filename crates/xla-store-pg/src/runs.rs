@@ -2,7 +2,8 @@
 //! ids from one sequence (unique in the store, increasing).
 
 use super::{Inner, OrStore, StoreError};
-use xla_store::{RunOutcome, RunRecord};
+use tokio_postgres::GenericClient;
+use xla_store::{Lease, RunRecord};
 
 fn encode(record: &RunRecord) -> Result<serde_json::Value, StoreError> {
     serde_json::to_value(record).map_err(|e| StoreError::corrupt(format!("encoding a run record: {e}")))
@@ -12,32 +13,33 @@ fn decode(value: serde_json::Value) -> Result<RunRecord, StoreError> {
     serde_json::from_value(value).map_err(|e| StoreError::corrupt(format!("a run record: {e}")))
 }
 
-/// Starts a run: an instance's runs still marked running were cut short by
-/// their process and are marked interrupted.
-pub(crate) async fn begin(inner: &Inner, tenant: &str, instance: &str, started: i64) -> Result<RunRecord, StoreError> {
-    let client = inner.client().await?;
-    for mut run in before(&client, tenant, instance, None, 16).await? {
-        if run.outcome == RunOutcome::Running {
-            run.outcome = RunOutcome::Interrupted;
-            save(&client, &run).await?;
+/// Starts a run under `lease`, in one transaction that holds the lease:
+/// the instance's runs still marked running were cut short by their
+/// process and are marked interrupted.
+pub(crate) async fn begin(inner: &Inner, lease: &Lease, started: i64) -> Result<RunRecord, StoreError> {
+    let mut client = inner.client().await?;
+    let tx = client.transaction().await.or_store()?;
+    super::lease::check(&*tx, &lease.tenant, &lease.instance, Some(lease.token)).await?;
+    for mut run in before(&*tx, &lease.tenant, &lease.instance, None, 16).await? {
+        if run.interrupt(lease, started) {
+            save(&*tx, &run).await?;
         }
     }
-    let id: i64 = client
-        .query_one("SELECT nextval('run_ids')", &[])
-        .await
-        .or_store()?
-        .get(0);
-    let record = RunRecord::start(id as u64, tenant, instance, started);
-    save(&client, &record).await?;
+    let id: i64 = tx.query_one("SELECT nextval('run_ids')", &[]).await.or_store()?.get(0);
+    let record = RunRecord::start(id as u64, lease, started);
+    save(&*tx, &record).await?;
+    tx.commit().await.or_store()?;
     Ok(record)
 }
 
-/// Writes a run's record.
-pub(crate) async fn save(client: &tokio_postgres::Client, record: &RunRecord) -> Result<(), StoreError> {
+/// Writes a run's record; a stored record that has ended is kept (see
+/// [`xla_store::Store::save_run`]).
+pub(crate) async fn save(client: &impl GenericClient, record: &RunRecord) -> Result<(), StoreError> {
     client
         .execute(
             "INSERT INTO runs (tenant_id, instance, run, record) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (tenant_id, instance, run) DO UPDATE SET record = EXCLUDED.record",
+             ON CONFLICT (tenant_id, instance, run) DO UPDATE SET record = EXCLUDED.record \
+             WHERE runs.record->>'outcome' = 'running'",
             &[&record.tenant, &record.instance, &(record.run as i64), &encode(record)?],
         )
         .await
@@ -47,7 +49,7 @@ pub(crate) async fn save(client: &tokio_postgres::Client, record: &RunRecord) ->
 
 /// At most `limit` runs below `before` (all without it), newest first.
 pub(crate) async fn before(
-    client: &tokio_postgres::Client,
+    client: &impl GenericClient,
     tenant: &str,
     instance: &str,
     before: Option<u64>,

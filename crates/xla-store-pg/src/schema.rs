@@ -6,7 +6,10 @@ use super::{OrStore, StoreError};
 
 /// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`. Never edit
 /// a released one; add the next.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_leases.sql"),
+];
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -182,6 +182,9 @@ pub(crate) async fn commit(inner: &Inner, batch: &CommitBatch) -> Result<CommitS
     )
     .await
     .or_store()?;
+    // A run whose lease was taken over writes nothing behind its successor,
+    // and a takeover waits for this commit to end.
+    super::lease::check(&*tx, tenant, source, batch.lease).await?;
     let provenance = save_provenance(&tx, tenant, &batch.provenance).await?;
     let mut wanted: Vec<(&str, &str)> = kept.iter().map(|o| (o.id.as_str(), o.metric.as_str())).collect();
     wanted.extend(retracted.iter().copied());

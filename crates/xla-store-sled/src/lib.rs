@@ -42,8 +42,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use xla_store::{
-    CommitBatch, CommitSummary, GroupThrough, GroupedThrough, RetentionSummary, Rollups, RunRecord, SeriesQuery,
-    SourceGap, Store, StoreError, StoreStats, StoredMetric, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
+    CommitBatch, CommitSummary, GroupThrough, GroupedThrough, Lease, LeaseGrant, LeaseRequest, LocalLeases,
+    RetentionSummary, Rollups, RunRecord, SeriesQuery, SourceGap, Store, StoreError, StoreStats, StoredMetric,
+    StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
 };
 
 /// The on-disk format this build reads and writes.
@@ -93,6 +94,8 @@ pub(crate) struct Sled {
     version: std::sync::atomic::AtomicU64,
     /// Where it is, for errors and logs.
     path: PathBuf,
+    /// Instances' leases: in this process, the only one that opens the store.
+    leases: LocalLeases,
 }
 
 /// What the store keeps in memory.
@@ -179,6 +182,7 @@ impl Sled {
             durable: AtomicBool::new(true),
             version: std::sync::atomic::AtomicU64::new(0),
             path: path.to_path_buf(),
+            leases: LocalLeases::default(),
         };
         if sled.db()?.contains_key(keys::JOIN_REBUILD).or_store()? {
             sled.rebuild_join()?;
@@ -417,10 +421,22 @@ impl Store for SledStore {
         self.blocking(move |sled| sled.cursor(&tenant, &source)).await
     }
 
-    async fn begin_run(&self, tenant: &str, instance: &str, started: i64) -> Result<RunRecord, StoreError> {
-        let (tenant, instance) = (tenant.to_owned(), instance.to_owned());
-        self.blocking(move |sled| sled.begin_run(&tenant, &instance, started))
-            .await
+    async fn acquire_lease(&self, request: &LeaseRequest) -> Result<LeaseGrant, StoreError> {
+        Ok(self.sled.leases.acquire(request))
+    }
+
+    async fn renew_lease(&self, lease: &mut Lease) -> Result<(), StoreError> {
+        self.sled.leases.renew(lease)
+    }
+
+    async fn release_lease(&self, lease: &Lease, next_due: Option<std::time::Duration>) -> Result<(), StoreError> {
+        self.sled.leases.release(lease, next_due);
+        Ok(())
+    }
+
+    async fn begin_run(&self, lease: &Lease, started: i64) -> Result<RunRecord, StoreError> {
+        let lease = lease.clone();
+        self.blocking(move |sled| sled.begin_run(&lease, started)).await
     }
 
     async fn save_run(&self, record: &RunRecord) -> Result<(), StoreError> {

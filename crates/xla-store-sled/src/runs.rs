@@ -3,7 +3,7 @@
 //! ServiceNow last sync, and did it fail?" has an answer after a restart.
 
 use super::{OrStore, Sled, keys};
-use xla_store::{RunOutcome, RunRecord, StoreError};
+use xla_store::{Lease, RunOutcome, RunRecord, StoreError};
 
 fn run_key(tenant: &str, instance: &str, run: u64) -> Vec<u8> {
     let mut key = run_prefix(tenant, instance);
@@ -23,18 +23,18 @@ fn run_prefix(tenant: &str, instance: &str) -> Vec<u8> {
 }
 
 impl Sled {
-    /// Starts a run: records it as running and returns it. A run of the same
-    /// instance still marked running was cut short by its process: it is
-    /// marked interrupted (one process syncs an instance at a time).
-    pub(crate) fn begin_run(&self, tenant: &str, instance: &str, started: i64) -> Result<RunRecord, StoreError> {
-        for mut run in self.runs_before(tenant, instance, None, 16)? {
-            if run.outcome == RunOutcome::Running {
-                run.outcome = RunOutcome::Interrupted;
+    /// Starts a run under `lease`: records it as running and returns it.
+    /// Runs of the instance still marked running were cut short by their
+    /// process: they are marked interrupted.
+    pub(crate) fn begin_run(&self, lease: &Lease, started: i64) -> Result<RunRecord, StoreError> {
+        self.leases.check(&lease.tenant, &lease.instance, Some(lease.token))?;
+        for mut run in self.runs_before(&lease.tenant, &lease.instance, None, 16)? {
+            if run.interrupt(lease, started) {
                 self.save_run(&run)?;
             }
         }
         let run = self.next_run_id()?;
-        let record = RunRecord::start(run, tenant, instance, started);
+        let record = RunRecord::start(run, lease, started);
         self.save_run(&record)?;
         Ok(record)
     }
@@ -63,12 +63,17 @@ impl Sled {
         Ok(next)
     }
 
-    /// Writes a run's record (at its start, and when it ends).
+    /// Writes a run's record (at its start, and when it ends); a stored
+    /// record that has ended is kept (see [`xla_store::Store::save_run`]).
     pub(crate) fn save_run(&self, record: &RunRecord) -> Result<(), StoreError> {
         let bytes =
             serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(format!("encoding a run record: {e}")))?;
+        let ended = |stored: &[u8]| decode(stored).is_ok_and(|r| r.outcome != RunOutcome::Running);
         self.db()?
-            .insert(run_key(&record.tenant, &record.instance, record.run), bytes)
+            .update_and_fetch(run_key(&record.tenant, &record.instance, record.run), |old| match old {
+                Some(stored) if ended(stored) => Some(stored.to_vec()),
+                _ => Some(bytes.clone()),
+            })
             .or_store()?;
         if self.durable() {
             self.db()?.flush().or_store()?;

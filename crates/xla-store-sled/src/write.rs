@@ -98,6 +98,9 @@ impl Sled {
     /// nothing.
     pub(crate) fn commit(&self, batch: &CommitBatch) -> Result<CommitSummary, StoreError> {
         let mut inner = self.lock()?;
+        // Under the writers' lock: a run whose lease was taken over writes
+        // nothing behind its successor.
+        self.leases.check(&batch.tenant, &batch.source, batch.lease)?;
         // A reopen that failed left sled closed: try again first.
         self.reopen_if_closed()?;
         let result = self.commit_locked(&mut inner, batch);

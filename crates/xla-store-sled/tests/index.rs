@@ -11,7 +11,10 @@
 //! tests close and reopen a store to have one there.
 
 use std::path::Path;
-use xla_store::{Aggregation, Bucket, CommitBatch, CommitSummary, Retracted, SeriesQuery, Store};
+use xla_store::{
+    Aggregation, Bucket, CommitBatch, CommitSummary, DEFAULT_LEASE_TTL, Lease, LeaseGrant, LeaseRequest, Retracted,
+    SeriesQuery, Store,
+};
 use xla_store_sled::SledStore;
 use xla_types::{Layer, Record};
 
@@ -365,6 +368,21 @@ async fn sled_reopened_between_commits_keeps_everything() {
     assert_eq!(seen_at(&reopened).await, seen_at(&plain).await);
 }
 
+/// acme's `sn` lease, for this process.
+async fn lease(store: &SledStore) -> Lease {
+    let request = LeaseRequest {
+        tenant: "acme".into(),
+        instance: "sn".into(),
+        holder: "test".into(),
+        ttl: DEFAULT_LEASE_TTL,
+        scheduled: false,
+    };
+    match store.acquire_lease(&request).await.expect("acquire") {
+        LeaseGrant::Granted(lease) => lease,
+        other => panic!("the lease is free: {other:?}"),
+    }
+}
+
 /// Run ids stay consecutive through sled's reopens (sled's own id
 /// generator skips millions each time it opens).
 #[tokio::test]
@@ -372,12 +390,12 @@ async fn run_ids_stay_consecutive_through_reopens() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SledStore::open(&dir.path().join("db")).expect("open");
     store.set_reopen_after(1);
-    let first = store.begin_run("acme", "sn", 1).await.expect("run").run;
+    let first = store.begin_run(&lease(&store).await, 1).await.expect("run").run;
     commit(&store, 1).await;
-    let second = store.begin_run("acme", "sn", 2).await.expect("run").run;
+    let second = store.begin_run(&lease(&store).await, 2).await.expect("run").run;
     commit(&store, 2).await;
     drop(store);
     let store = SledStore::open(&dir.path().join("db")).expect("reopen");
-    let third = store.begin_run("acme", "sn", 3).await.expect("run").run;
+    let third = store.begin_run(&lease(&store).await, 3).await.expect("run").run;
     assert_eq!((second, third), (first + 1, first + 2));
 }

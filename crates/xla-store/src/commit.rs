@@ -37,6 +37,11 @@ pub struct CommitBatch {
     pub complete: Vec<Span>,
     /// The cursor to store with it, if any.
     pub cursor: Option<String>,
+    /// The fencing token of the lease the run committing it holds
+    /// ([`crate::Lease::token`]): the store refuses the batch with
+    /// [`crate::StoreError::LeaseLost`] once the source's lease has a newer
+    /// grant or ran out. `None` commits under no lease.
+    pub lease: Option<u64>,
 }
 
 /// Checks an observation against the rules every path applies

@@ -14,9 +14,10 @@
 //! `store-ingest` binary.
 
 use crate::{
-    Aggregation, BreakdownQuery, Bucket, CommitBatch, CommitSummary, DAY_MS, GroupThrough, LayerDays, Provenance,
-    RetentionPolicy, RetentionRule, Retracted, Rollup, RunOutcome, SeriesPoint, SeriesQuery, SourceGap, Store,
-    StoreError, StoredMetric, SubjectQuery, Unjoined, apply_retention, bucket_start, evaluate, is_rating,
+    Aggregation, BreakdownQuery, Bucket, CommitBatch, CommitSummary, DAY_MS, GroupThrough, LayerDays, Lease,
+    LeaseGrant, LeaseRequest, Provenance, RetentionPolicy, RetentionRule, Retracted, Rollup, RunOutcome, SeriesPoint,
+    SeriesQuery, SourceGap, Store, StoreError, StoredMetric, SubjectQuery, Unjoined, apply_retention, bucket_start,
+    evaluate, is_rating,
 };
 mod join;
 pub use join::{
@@ -29,6 +30,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use xla_types::{Gap, Layer, Observation, Span};
 
 /// What the suite needs from a backend: fresh stores, and the same store
@@ -76,6 +78,7 @@ macro_rules! conformance_suite {
             a_query_that_needs_retired_rows_says_so,
             a_replaced_row_stays_replaced_after_reopen,
             runs_are_kept_newest_first_and_survive_reopen,
+            a_lease_has_one_holder_fences_its_commits_and_passes_on_when_it_lapses,
             subject_rows_join_a_ticket_across_sources,
             subject_rows_keep_only_answers_their_ticket_may_take,
             values_group_through_their_tickets,
@@ -141,6 +144,25 @@ async fn commit(store: &dyn Store, observations: &[Observation], cursor: Option<
         .commit(batch("acme", "sn", 1, observations, cursor))
         .await
         .expect("commit")
+}
+
+fn lease_request(tenant: &str, instance: &str, holder: &str, ttl: Duration, scheduled: bool) -> LeaseRequest {
+    LeaseRequest {
+        tenant: tenant.into(),
+        instance: instance.into(),
+        holder: holder.into(),
+        ttl,
+        scheduled,
+    }
+}
+
+/// `holder`'s lease on an instance, asked for now; panics if another has it.
+async fn lease(store: &dyn Store, tenant: &str, instance: &str, holder: &str) -> Lease {
+    let request = lease_request(tenant, instance, holder, Duration::from_secs(30), false);
+    match store.acquire_lease(&request).await.expect("acquire") {
+        LeaseGrant::Granted(lease) => lease,
+        other => panic!("{holder} was not granted {instance}'s lease: {other:?}"),
+    }
 }
 
 async fn fresh<B: Backend>(backend: &B) -> (B::Place, Arc<dyn Store>) {
@@ -801,25 +823,38 @@ pub fn runs_are_kept_newest_first_and_survive_reopen<B: Backend>(backend: &B) {
         let place = backend.create().await;
         let first = {
             let store = backend.open(&place).await.expect("open");
-            let mut run = store.begin_run("acme", "sn", 1_000).await.expect("begin");
+            let sn = lease(&*store, "acme", "sn", "h").await;
+            let mut run = store.begin_run(&sn, 1_000).await.expect("begin");
+            assert_eq!(run.holder.as_deref(), Some("h"), "the run names its lease's holder");
             run.outcome = RunOutcome::Completed;
             run.finished = Some(2_000);
             run.inserted = 42;
             store.save_run(&run).await.expect("save");
-            store.begin_run("acme", "sn-2", 1_500).await.expect("other instance");
-            store.begin_run("globex", "sn", 1_600).await.expect("other tenant");
+            store.release_lease(&sn, None).await.expect("release");
+            let other = lease(&*store, "acme", "sn-2", "h").await;
+            store.begin_run(&other, 1_500).await.expect("other instance");
+            let other = lease(&*store, "globex", "sn", "h").await;
+            store.begin_run(&other, 1_600).await.expect("other tenant");
             run
         };
         let store = backend.open(&place).await.expect("reopen");
-        let second = store.begin_run("acme", "sn", 3_000).await.expect("begin");
+        let sn = lease(&*store, "acme", "sn", "h").await;
+        let second = store.begin_run(&sn, 3_000).await.expect("begin");
         assert!(second.run > first.run, "run ids increase across restarts");
         let runs = store.runs("acme", "sn", 10).await.expect("runs");
         assert_eq!(runs.len(), 2, "other instances' and tenants' runs are not listed");
         assert_eq!((runs[0].run, runs[1].clone()), (second.run, first.clone()));
-        let third = store.begin_run("acme", "sn", 4_000).await.expect("begin");
+        // The holder asks again without releasing: its run left running is over.
+        let sn = lease(&*store, "acme", "sn", "h").await;
+        let third = store.begin_run(&sn, 4_000).await.expect("begin");
         let runs = store.runs("acme", "sn", 10).await.expect("runs");
         assert_eq!((runs[0].run, runs[0].outcome), (third.run, RunOutcome::Running));
         assert_eq!((runs[1].run, runs[1].outcome), (second.run, RunOutcome::Interrupted));
+        assert!(
+            runs[1].finished.is_some_and(|f| (3_000..=4_000).contains(&f)),
+            "{:?}",
+            runs[1]
+        );
         assert_eq!(runs[2].outcome, RunOutcome::Completed);
         assert_eq!(store.runs("acme", "sn", 1).await.expect("runs").len(), 1, "limit");
         // Pages below an id, one run by id, and the count.
@@ -844,6 +879,140 @@ pub fn runs_are_kept_newest_first_and_survive_reopen<B: Backend>(backend: &B) {
         );
         assert_eq!(store.run_count("acme", "sn").await.expect("count"), 3);
         assert_eq!(store.run_count("acme", "none").await.expect("count"), 0);
+    });
+}
+
+/// One holder has an instance's lease at a time; a commit under a lease
+/// that lapsed or was taken over stores nothing; the next holder marks the
+/// lapsed holder's run interrupted, ending when its lease did, and that end
+/// is final; a release says when the next scheduled run is due.
+pub fn a_lease_has_one_holder_fences_its_commits_and_passes_on_when_it_lapses<B: Backend>(backend: &B) {
+    block_on(async {
+        let (_place, store) = fresh(backend).await;
+        let store = &*store;
+        let ttl = Duration::from_millis(400);
+        let now = |h: &str| lease_request("acme", "sn", h, ttl, false);
+        let LeaseGrant::Granted(mut a) = store.acquire_lease(&now("a")).await.expect("acquire") else {
+            panic!("a free lease is granted")
+        };
+        assert_eq!(a.taken_from, None);
+        match store.acquire_lease(&now("b")).await.expect("acquire") {
+            LeaseGrant::Held { holder, expires } => {
+                assert_eq!(holder, "a");
+                assert!(expires > xla_types::now_ms(), "held until later");
+            }
+            other => panic!("a live lease is held: {other:?}"),
+        }
+        let mut run_a = store.begin_run(&a, xla_types::now_ms()).await.expect("begin under a");
+        let mut fenced = batch(
+            "acme",
+            "sn",
+            run_a.run,
+            &[obs("r1", "rating", 8.0, DAY, &[])],
+            Some("c1"),
+        );
+        fenced.lease = Some(a.token);
+        store
+            .commit(fenced.clone())
+            .await
+            .expect("a commits under its live lease");
+        store.renew_lease(&mut a).await.expect("renewed");
+        std::thread::sleep(ttl + Duration::from_millis(200));
+
+        // a's lease ran out: its commits store nothing, even before anyone takes over.
+        let mut late = batch(
+            "acme",
+            "sn",
+            run_a.run,
+            &[obs("r2", "rating", 3.0, DAY, &[])],
+            Some("c2"),
+        );
+        late.lease = Some(a.token);
+        assert!(matches!(
+            store.commit(late.clone()).await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        assert_eq!(store.cursor("acme", "sn").await.expect("cursor").as_deref(), Some("c1"));
+        assert_eq!(
+            store
+                .observations("acme", "rating", 0, 10 * DAY)
+                .await
+                .expect("rows")
+                .len(),
+            1
+        );
+
+        let LeaseGrant::Granted(b) = store.acquire_lease(&now("b")).await.expect("acquire") else {
+            panic!("a lapsed lease is granted")
+        };
+        assert!(b.token > a.token, "fencing tokens increase");
+        let lapsed = b.taken_from.clone().expect("taken from a");
+        assert_eq!(lapsed.holder, "a");
+        assert!(matches!(
+            store.renew_lease(&mut a).await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        assert!(matches!(
+            store.begin_run(&a, xla_types::now_ms()).await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        let run_b = store.begin_run(&b, xla_types::now_ms()).await.expect("begin under b");
+        let runs = store.runs("acme", "sn", 10).await.expect("runs");
+        assert_eq!(runs.iter().map(|r| r.run).collect::<Vec<_>>(), [run_b.run, run_a.run]);
+        let interrupted = &runs[1];
+        assert_eq!(interrupted.outcome, RunOutcome::Interrupted);
+        assert!(
+            interrupted
+                .finished
+                .is_some_and(|f| f <= lapsed.expired.max(interrupted.started) && f <= run_b.started),
+            "a's run ended when its lease did, before b's began: {interrupted:?} {lapsed:?} {run_b:?}"
+        );
+        assert!(
+            interrupted.error.as_deref().is_some_and(|e| e.contains("(a)")),
+            "{interrupted:?}"
+        );
+        // a wakes up and saves its end: the interrupted record stays.
+        run_a.outcome = RunOutcome::Completed;
+        run_a.finished = Some(xla_types::now_ms());
+        store.save_run(&run_a).await.expect("save");
+        assert_eq!(
+            store
+                .run("acme", "sn", run_a.run)
+                .await
+                .expect("run")
+                .map(|r| r.outcome),
+            Some(RunOutcome::Interrupted)
+        );
+        late.lease = Some(b.token);
+        store.commit(late.clone()).await.expect("b commits");
+        assert_eq!(store.cursor("acme", "sn").await.expect("cursor").as_deref(), Some("c2"));
+
+        // A release frees the lease and sets the shared schedule.
+        store
+            .release_lease(&b, Some(Duration::from_secs(600)))
+            .await
+            .expect("release");
+        assert!(matches!(
+            store.commit(late.clone()).await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        let scheduled = lease_request("acme", "sn", "c", ttl, true);
+        match store.acquire_lease(&scheduled).await.expect("acquire") {
+            LeaseGrant::NotDue { due } => assert!(due > xla_types::now_ms() + 500_000, "due in 10 minutes: {due}"),
+            other => panic!("a scheduled run before its due time is not due: {other:?}"),
+        }
+        let LeaseGrant::Granted(c) = store.acquire_lease(&now("c")).await.expect("acquire") else {
+            panic!("a run asked for now is granted")
+        };
+        assert_eq!(c.taken_from, None, "a released lease names no lapsed holder");
+        store.release_lease(&c, None).await.expect("release");
+        assert!(
+            matches!(store.acquire_lease(&scheduled).await, Ok(LeaseGrant::NotDue { .. })),
+            "a release without a due time keeps the one before"
+        );
+        // Other instances and tenants have leases of their own.
+        lease(store, "acme", "sn-2", "d").await;
+        lease(store, "globex", "sn", "d").await;
     });
 }
 

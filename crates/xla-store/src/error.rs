@@ -77,6 +77,19 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A commit or renewal under a lease the instance no longer grants
+    /// this holder: it ran out, or another holder took it over.
+    #[error(
+        "the lease on `{instance}` (tenant `{tenant}`, token {token}) was lost: it ran out or another host took the instance over; nothing of this write was stored, and the next run resumes from the last committed cursor"
+    )]
+    LeaseLost {
+        /// Tenant.
+        tenant: String,
+        /// Connector instance.
+        instance: String,
+        /// The lost lease's fencing token.
+        token: u64,
+    },
 }
 
 impl StoreError {

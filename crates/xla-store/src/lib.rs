@@ -24,6 +24,7 @@ mod config;
 pub mod conformance;
 mod error;
 mod join;
+mod lease;
 mod model;
 mod query;
 mod retention;
@@ -40,6 +41,10 @@ pub use error::StoreError;
 pub use join::{
     JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION, JOIN_VIA, JOINED_METRICS, OUTCOME_RATING_METRIC, OUTCOME_SLA_METRIC,
     OutcomesBySlice, TicketCandidate, TicketOutcome, TicketOutcomes, is_joined_metric, pick_ticket,
+};
+pub use lease::{
+    DEFAULT_LEASE_TTL, LapsedHolder, Lease, LeaseGrant, LeaseRequest, LeaseState, LocalLeases, Verdict, judge,
+    lease_lost, ttl_ms,
 };
 pub use model::{
     DAY_MS, Provenance, SUBJECT_DIMENSIONS, StoredObservation, UNROLLED_DIMENSIONS, day_of, is_rating, whole_days,
@@ -101,12 +106,34 @@ pub trait Store: Send + Sync + 'static {
     /// The cursor stored for a connector instance (`source`) of a tenant.
     async fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError>;
 
-    /// Starts a run: records it as running and returns it with a new run id
-    /// (unique in the store, increasing). A run of the same instance still
-    /// marked running was cut short by its process: it is marked interrupted.
-    async fn begin_run(&self, tenant: &str, instance: &str, started: i64) -> Result<RunRecord, StoreError>;
+    /// Grants the instance's lease to `request.holder`, or says who holds
+    /// it or when the next scheduled run is due (see [`Lease`]).
+    async fn acquire_lease(&self, request: &LeaseRequest) -> Result<LeaseGrant, StoreError>;
 
-    /// Saves a run record (its progress, or its end).
+    /// Renews `lease` for its time-to-live from now and updates its expiry.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] when another grant replaced it; backend
+    /// failures (the lease may still be the holder's: retry before it expires).
+    async fn renew_lease(&self, lease: &mut Lease) -> Result<(), StoreError>;
+
+    /// Releases `lease` (a lease a newer grant replaced is left alone); the
+    /// instance's next scheduled run is due `next_due` from now (`None`
+    /// keeps the due time as it is).
+    async fn release_lease(&self, lease: &Lease, next_due: Option<std::time::Duration>) -> Result<(), StoreError>;
+
+    /// Starts a run under `lease`: records it as running and returns it with
+    /// a new run id (unique in the store, increasing). Runs of the instance
+    /// still marked running belong to a holder whose lease ran out: they
+    /// are marked interrupted ([`RunRecord::interrupt`]).
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] when `lease` is no longer the instance's.
+    async fn begin_run(&self, lease: &Lease, started: i64) -> Result<RunRecord, StoreError>;
+
+    /// Saves a run record (its progress, or its end). A record that has
+    /// ended is final: saving over it keeps the stored one (a holder that
+    /// lost its lease cannot rewrite the run its successor closed).
     async fn save_run(&self, record: &RunRecord) -> Result<(), StoreError>;
 
     /// The latest `limit` runs of a connector instance, newest first.

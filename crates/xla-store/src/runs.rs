@@ -57,15 +57,20 @@ pub struct RunRecord {
     pub retries: u64,
     /// The error that ended the run, if any.
     pub error: Option<String>,
+    /// The holder of the instance's lease the run ran under (`host/pid/...`:
+    /// which host ran it); absent in runs logged before leases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 impl RunRecord {
-    /// Run `run` of an instance, started at `started` (unix ms) and running.
-    pub fn start(run: u64, tenant: &str, instance: &str, started: i64) -> RunRecord {
+    /// Run `run` of the instance `lease` is for, started at `started`
+    /// (unix ms) and running under it.
+    pub fn start(run: u64, lease: &crate::Lease, started: i64) -> RunRecord {
         RunRecord {
             run,
-            tenant: tenant.to_string(),
-            instance: instance.to_string(),
+            tenant: lease.tenant.clone(),
+            instance: lease.instance.clone(),
             started,
             finished: None,
             outcome: RunOutcome::Running,
@@ -77,7 +82,35 @@ impl RunRecord {
             partial: Vec::new(),
             retries: 0,
             error: None,
+            holder: Some(lease.holder.clone()),
         }
+    }
+
+    /// Marks a run still `running` when `lease` was granted as interrupted:
+    /// its holder is gone. It ended when its holder's lease ran out, if the
+    /// lease was taken from that holder (nothing it did after counts: its
+    /// commits were refused), else at `now`. A run that has ended is left
+    /// as it is; returns whether it changed.
+    pub fn interrupt(&mut self, lease: &crate::Lease, now: i64) -> bool {
+        if self.outcome != RunOutcome::Running {
+            return false;
+        }
+        let (ended, why) = match &lease.taken_from {
+            Some(lapsed) => (
+                lapsed.expired.min(now),
+                format!(
+                    "its host ({}) stopped renewing the instance's lease (killed, hung or cut off from the store); {} took over",
+                    self.holder.as_deref().unwrap_or(&lapsed.holder),
+                    lease.holder
+                ),
+            ),
+            None => (now, "its process ended during the run".to_string()),
+        };
+        self.finished = Some(ended.max(self.started));
+        self.outcome = RunOutcome::Interrupted;
+        self.error
+            .get_or_insert(format!("{why}; the next run resumed from the last committed cursor"));
+        true
     }
 }
 

@@ -21,6 +21,12 @@ pub struct SyncConfig {
     /// Per-origin overrides: concurrency and a request rate.
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
+    /// How long a run's lease on its instance lasts unless renewed
+    /// (`30s` by default, renewed every third of it): when several hosts
+    /// share a store, how soon another takes over the instances of a host
+    /// that died. At least 3 s.
+    #[serde(default)]
+    pub lease_ttl: Option<String>,
 }
 
 impl Default for SyncConfig {
@@ -28,6 +34,7 @@ impl Default for SyncConfig {
         SyncConfig {
             max_concurrent_per_upstream: default_max_concurrent(),
             upstreams: Vec::new(),
+            lease_ttl: None,
         }
     }
 }
@@ -249,9 +256,31 @@ pub fn is_identifier(value: &str) -> bool {
 }
 
 impl SyncConfig {
+    /// `lease_ttl` as a duration ([`xla_store::DEFAULT_LEASE_TTL`] when unset).
+    ///
+    /// # Errors
+    /// [`ConfigError::Sync`] for a value that is not a duration of 3 s or more.
+    pub fn lease_ttl(&self) -> Result<Duration, ConfigError> {
+        let Some(text) = self.lease_ttl.as_deref().map(str::trim) else {
+            return Ok(xla_store::DEFAULT_LEASE_TTL);
+        };
+        let fail = |why: String| ConfigError::Sync {
+            scope: "[sync]".into(),
+            message: format!("lease_ttl: {why}; write e.g. `lease_ttl = \"30s\"`, the default"),
+        };
+        let ttl = humantime::parse_duration(text).map_err(|e| fail(format!("`{text}` is not a duration ({e})")))?;
+        if ttl < Duration::from_secs(3) {
+            return Err(fail(format!(
+                "`{text}` is shorter than 3 s (the lease is renewed every third of it)"
+            )));
+        }
+        Ok(ttl)
+    }
+
     /// Checks the limits: every count at least 1, every rate above 0, every
     /// origin an origin, and no origin twice.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.lease_ttl()?;
         if self.max_concurrent_per_upstream == 0 {
             return Err(ConfigError::Sync {
                 scope: "[sync]".into(),

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod lease;
 pub mod push;
 pub mod retry;
 pub mod schedule;
@@ -58,13 +59,27 @@ pub struct SyncTarget {
 }
 
 /// How a run behaves.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SyncOptions {
     /// Retries and waits.
     pub backoff: Backoff,
     /// Stop after this many pulls (the run is then `stopped`, and the next
     /// one resumes from the cursor).
     pub max_pulls: Option<u64>,
+    /// The time-to-live of the instance's lease the run holds (renewed
+    /// every third of it): how soon another host takes over the instance
+    /// of a host that died ([`xla_store::DEFAULT_LEASE_TTL`] by default).
+    pub lease_ttl: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            backoff: Backoff::default(),
+            max_pulls: None,
+            lease_ttl: xla_store::DEFAULT_LEASE_TTL,
+        }
+    }
 }
 
 /// What a run reports as it goes (a progress bar, a log).
@@ -170,6 +185,27 @@ pub enum SyncError {
         /// What the manifest says.
         manifest: String,
     },
+    /// Another host (or process) runs the instance now.
+    #[error(
+        "sync of `{instance}` not started: {holder} is running it (its lease on the instance lasts until {}, unless renewed); try again once that run has ended", xla_runtime::outbound::throttle::date(*.expires)
+    )]
+    Busy {
+        /// Instance.
+        instance: String,
+        /// The lease's holder (`host/pid/start`, escaped).
+        holder: String,
+        /// When its lease runs out unless renewed, unix ms.
+        expires: i64,
+    },
+    /// The run lost the instance's lease (renewals failed until it ran
+    /// out, or another host took it over): it stops, committing nothing more.
+    #[error(
+        "sync of `{instance}` stopped: this host lost the instance's lease (the store could not be reached to renew it in time, or the host was paused); another host may have taken the instance over, and the next run resumes from the last committed cursor"
+    )]
+    LeaseLost {
+        /// Instance.
+        instance: String,
+    },
     /// The store refused or failed; nothing of the batch was stored.
     #[error("sync of `{instance}`: the store failed: {source}")]
     Store {
@@ -178,6 +214,20 @@ pub enum SyncError {
         /// The store's error.
         source: StoreError,
     },
+}
+
+impl SyncError {
+    /// Whether the run stopped because it lost the instance's lease.
+    pub fn lost_lease(&self) -> bool {
+        matches!(
+            self,
+            SyncError::LeaseLost { .. }
+                | SyncError::Store {
+                    source: StoreError::LeaseLost { .. },
+                    ..
+                }
+        )
+    }
 }
 
 /// A run only goes ahead with the plugin the instance's manifest names:
@@ -193,7 +243,12 @@ fn check_identity(target: &SyncTarget, info: &xla_runtime::ConnectorInfo) -> Res
     })
 }
 
-/// Runs one sync of `target` through `session` into `store`.
+/// Runs one sync of `target` through `session` into `store`, now: under
+/// the instance's lease, released at the end.
+///
+/// # Errors
+/// [`SyncError::Busy`] when another host or process runs the instance;
+/// the errors of [`run_leased`].
 pub async fn run(
     session: &mut ConnectorSession,
     store: &Arc<dyn Store>,
@@ -201,17 +256,50 @@ pub async fn run(
     options: &SyncOptions,
     progress: &mut dyn Progress,
 ) -> Result<RunRecord, SyncError> {
+    let mut lease = lease::take(
+        &**store,
+        &target.tenant,
+        &target.instance,
+        options.lease_ttl,
+        Duration::ZERO,
+    )
+    .await?;
+    let result = run_leased(session, store, target, &mut lease, options, progress).await;
+    lease::release(&**store, &lease, None).await;
+    result
+}
+
+/// Runs one sync of `target` through `session` into `store` under `lease`
+/// (the instance's, granted to this process), renewing it as the run goes;
+/// the caller releases it.
+///
+/// # Errors
+/// [`SyncError::LeaseLost`] when the lease could not be kept; the
+/// connector's and the store's errors (see [`SyncError`]).
+pub async fn run_leased(
+    session: &mut ConnectorSession,
+    store: &Arc<dyn Store>,
+    target: &SyncTarget,
+    lease: &mut xla_store::Lease,
+    options: &SyncOptions,
+    progress: &mut dyn Progress,
+) -> Result<RunRecord, SyncError> {
     let store_error = |source| SyncError::Store {
         instance: target.instance.clone(),
         source,
     };
-    let mut record = store
-        .begin_run(&target.tenant, &target.instance, now_ms())
-        .await
-        .map_err(store_error)?;
+    let mut record = store.begin_run(lease, now_ms()).await.map_err(store_error)?;
     progress.started(&record);
-    let result = pull_all(session, store, target, options, progress, &mut record).await;
-    record.finished = Some(now_ms());
+    let token = lease.token;
+    let result = tokio::select! {
+        result = pull_all(session, store, target, options, progress, &mut record, token) => result,
+        lost = lease::keep(store, lease) => Err(lost),
+    };
+    // A run that lost its lease committed nothing after the lease ran out.
+    record.finished = Some(match &result {
+        Err(error) if error.lost_lease() => now_ms().min(lease.expires).max(record.started),
+        _ => now_ms(),
+    });
     record.outcome = match &result {
         Ok(outcome) => *outcome,
         // Throttled for longer than a run waits: not a failure.
@@ -254,6 +342,7 @@ async fn pull_all(
     options: &SyncOptions,
     progress: &mut dyn Progress,
     record: &mut RunRecord,
+    lease: u64,
 ) -> Result<RunOutcome, SyncError> {
     let provenance = Provenance {
         connector: target.instance.clone(),
@@ -317,7 +406,7 @@ async fn pull_all(
             progress.partial(gap);
         }
         let partial = batch.changes.partial.clone();
-        let commit = commit_batch(&target.tenant, &provenance, batch.changes, next.clone());
+        let commit = commit_batch(&target.tenant, &provenance, batch.changes, next.clone(), Some(lease));
         let flight = spawn_commit(store, commit, partial);
         cursor = next;
         let stop = if !more {
@@ -404,6 +493,7 @@ pub(crate) fn commit_batch(
     provenance: &Provenance,
     changes: Changes,
     cursor: Option<String>,
+    lease: Option<u64>,
 ) -> CommitBatch {
     let (whole, some): (Vec<Retraction>, Vec<Retraction>) =
         changes.retractions.into_iter().partition(|r| r.metrics.is_empty());
@@ -419,6 +509,7 @@ pub(crate) fn commit_batch(
         partial: changes.partial,
         complete: changes.complete,
         cursor,
+        lease,
     }
 }
 

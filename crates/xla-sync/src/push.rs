@@ -11,7 +11,7 @@ use crate::config::ConnectorInstance;
 use crate::schedule::{InstanceError, load_instance_plugin};
 use xla_runtime::plugins::{Described, LoadedPlugin, PluginPre, check_identity};
 use xla_runtime::{Changes, ConnectorInfo, ConnectorPre, Limits, PluginError, RuntimeError};
-use xla_store::{Provenance, RunOutcome, RunRecord, Store, StoreError};
+use xla_store::{DEFAULT_LEASE_TTL, Lease, Provenance, RunOutcome, RunRecord, Store, StoreError};
 use xla_types::now_ms;
 
 /// Observations per commit, by default.
@@ -76,7 +76,17 @@ pub enum PushError {
         /// The store's error.
         source: Box<StoreError>,
     },
+    /// Another host or process runs the instance and did not end within
+    /// the wait: nothing was stored.
+    #[error("{source}; the delivery was not stored, send it again")]
+    Busy {
+        /// [`crate::SyncError::Busy`], naming the holder.
+        source: Box<crate::SyncError>,
+    },
 }
+
+/// How long a push waits for another holder's run of its instance to end.
+pub const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl PushError {
     /// Whether the body, not the host, is at fault (a 4xx in the API).
@@ -216,25 +226,40 @@ impl Receiver {
         self.commit(store, changes).await
     }
 
-    /// Commits parsed changes as one run: records in batches, then the
-    /// retractions and gaps with the last.
+    /// Commits parsed changes as one run, under the instance's lease
+    /// (waiting up to [`LEASE_WAIT`] for another holder's run to end):
+    /// records in batches, then the retractions and gaps with the last.
     ///
     /// # Errors
-    /// [`PushError::Store`]; the run is recorded as failed.
+    /// [`PushError::Busy`] when another holder keeps the instance;
+    /// [`PushError::Store`], and the run is recorded as failed.
     pub async fn commit(&self, store: &dyn Store, changes: Changes) -> Result<RunRecord, PushError> {
         let instance = &self.instance;
-        let store_error = |source: StoreError| PushError::Store {
-            instance: instance.name.clone(),
+        let lease = crate::lease::take(store, &instance.tenant, &instance.name, DEFAULT_LEASE_TTL, LEASE_WAIT)
+            .await
+            .map_err(|e| match e {
+                crate::SyncError::Store { source, .. } => self.store_error(source),
+                busy => PushError::Busy { source: Box::new(busy) },
+            })?;
+        let result = self.commit_leased(store, changes, &lease).await;
+        crate::lease::release(store, &lease, None).await;
+        result
+    }
+
+    fn store_error(&self, source: StoreError) -> PushError {
+        PushError::Store {
+            instance: self.instance.name.clone(),
             batch: 0,
             batches: 0,
             kept: "nothing was stored".into(),
             source: Box::new(source),
-        };
-        let mut record = store
-            .begin_run(&instance.tenant, &instance.name, now_ms())
-            .await
-            .map_err(store_error)?;
-        let result = self.commit_batches(store, changes, &mut record).await;
+        }
+    }
+
+    async fn commit_leased(&self, store: &dyn Store, changes: Changes, lease: &Lease) -> Result<RunRecord, PushError> {
+        let store_error = |source: StoreError| self.store_error(source);
+        let mut record = store.begin_run(lease, now_ms()).await.map_err(store_error)?;
+        let result = self.commit_batches(store, changes, &mut record, lease.token).await;
         record.finished = Some(now_ms());
         record.outcome = match &result {
             Ok(()) => RunOutcome::Completed,
@@ -253,6 +278,7 @@ impl Receiver {
         store: &dyn Store,
         changes: Changes,
         record: &mut RunRecord,
+        lease: u64,
     ) -> Result<(), PushError> {
         let manifest = &self.plugin.manifest;
         let provenance = Provenance {
@@ -267,7 +293,7 @@ impl Receiver {
         for (i, chunk) in chunks.into_iter().enumerate() {
             // No cursor leaves the stored one as it is: the sync's own.
             let partial = chunk.partial.clone();
-            let batch = crate::commit_batch(&self.instance.tenant, &provenance, chunk, None);
+            let batch = crate::commit_batch(&self.instance.tenant, &provenance, chunk, None, Some(lease));
             let summary = store
                 .commit(batch)
                 .await

@@ -35,7 +35,7 @@ use control::InstanceControl;
 pub use control::{InstanceSchedule, Phase, Slot, Started, SyncControl, Trigger, TriggerError};
 pub use instance::{InstanceError, SyncInstance, load_instance_plugin, upstream};
 
-use super::{Progress, SyncOptions};
+use super::{Progress, SyncOptions, lease};
 use crate::SyncSetup;
 use crate::config::{ConfigError, ConnectorInstance, SyncConfig};
 use std::collections::BTreeMap;
@@ -45,7 +45,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use xla_runtime::{ConnectorSession, Runtime};
-use xla_store::{RunOutcome, RunRecord, Store};
+use xla_store::{Lease, LeaseGrant, RunOutcome, RunRecord, Store, StoreError};
 use xla_types::now_ms;
 
 /// How the scheduler runs syncs.
@@ -334,6 +334,7 @@ async fn job_loop(job: Job, context: Context) {
             () = control.requested_run() => {}
             () = until(due) => {}
         }
+        let asked = control.requested();
         control.starting();
         // The slot first (a push being committed ends in moments), then the
         // upstream permits, which may be held for a whole run of another instance.
@@ -350,17 +351,70 @@ async fn job_loop(job: Job, context: Context) {
         let Some(permits) = permits else {
             break;
         };
-        let finished = run_once(&job.instance, &mut session, &context, control).await;
+        // Then the instance's lease: another host sharing the store may be
+        // running it, or have just run it.
+        let target = job.instance.target();
+        let request = lease::request(&target.tenant, &target.instance, context.options.sync.lease_ttl, !asked);
+        let mut lease = match context.store.acquire_lease(&request).await {
+            Ok(LeaseGrant::Granted(lease)) => lease,
+            other => {
+                drop(permits);
+                drop(slot);
+                due = not_granted(other, job.interval, control);
+                control.ended(due.map(|at| {
+                    now_ms().saturating_add(at.duration_since(tokio::time::Instant::now()).as_millis() as i64)
+                }));
+                continue;
+            }
+        };
+        let finished = run_once(&job.instance, &mut session, &context, control, &mut lease).await;
         drop(permits);
         drop(slot);
         log(&finished);
         (context.on_finish)(&finished);
         let wait = next_wait(job.interval, job.instance.held_for(), finished.outcome());
+        // Every host sharing the store waits for this due time.
+        lease::release(&*context.store, &lease, wait).await;
         due = wait.map(|wait| tokio::time::Instant::now() + wait);
         control.ended(wait.map(|wait| now_ms().saturating_add(wait.as_millis() as i64)));
     }
     control.close();
 }
+
+/// When to try again after the lease was not granted: when the other
+/// holder's lease would run out (it is renewed while its run goes, and
+/// released with the next due time when it ends), or at the due time it
+/// set; a run asked for learns who runs the instance. `None`: only when
+/// asked (an instance without a schedule).
+fn not_granted(
+    answer: Result<LeaseGrant, StoreError>,
+    interval: Option<Duration>,
+    control: &InstanceControl,
+) -> Option<tokio::time::Instant> {
+    let in_ms = |at: i64| Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0));
+    let wait = match answer {
+        Ok(LeaseGrant::Held { holder, expires }) => {
+            tracing::debug!(%holder, "another host runs the instance");
+            control.elsewhere(&holder);
+            in_ms(expires) + Duration::from_secs(1).mul_f64(super::retry::jitter())
+        }
+        Ok(LeaseGrant::NotDue { due }) => {
+            tracing::debug!(due, "another host ran the instance; the next run is due later");
+            let wait = in_ms(due);
+            wait + jitter(interval.unwrap_or(wait))
+        }
+        Ok(LeaseGrant::Granted(_)) => Duration::ZERO,
+        Err(error) => {
+            tracing::warn!(%error, "the instance's lease could not be asked for; trying again");
+            interval.map_or(LEASE_RETRY, |interval| interval.min(LEASE_RETRY))
+        }
+    };
+    interval.map(|_| tokio::time::Instant::now() + wait)
+}
+
+/// How soon a scheduled instance asks again for a lease the store could
+/// not be asked for (unreachable).
+const LEASE_RETRY: Duration = Duration::from_secs(30);
 
 /// How long after a run the next one starts: one interval, but never
 /// while the host holds the instance's upstream (`held`, the time left of
@@ -407,6 +461,7 @@ async fn run_once(
     session: &mut ConnectorSession,
     context: &Context,
     control: &Arc<InstanceControl>,
+    lease: &mut Lease,
 ) -> FinishedRun {
     let target = instance.target();
     let started = Instant::now();
@@ -415,10 +470,11 @@ async fn run_once(
         record: None,
         control: Arc::clone(control),
     };
-    let mut run = Box::pin(super::run(
+    let mut run = Box::pin(super::run_leased(
         session,
         &context.store,
         target,
+        lease,
         &context.options.sync,
         &mut progress,
     ));

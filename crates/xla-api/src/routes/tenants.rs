@@ -331,7 +331,7 @@ const BEGIN_WAIT: Duration = Duration::from_secs(5);
         (status = 401, body = crate::Problem, content_type = "application/problem+json"),
         (status = 403, body = crate::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A run of the instance is requested or on", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A run of the instance is requested or on (here, or on another host sharing the store)", body = crate::Problem, content_type = "application/problem+json"),
         (status = 503, description = "This server cannot run the instance (no scheduler, stopping, or the instance is not ready)", body = crate::Problem, content_type = "application/problem+json")
     )
 )]
@@ -362,6 +362,12 @@ pub async fn start_sync(
             run: None,
             href: base,
         },
+        Started::Elsewhere { holder } => {
+            return Err(ApiError::Conflict(format!(
+                "another host sharing the store is running this instance ({}); try again once that run has ended",
+                xla_types::untrusted::escape_capped(&holder, 200)
+            )));
+        }
         Started::Failed => {
             return Err(ApiError::Unavailable(
                 "the run ended before it began (the store failed or the host is stopping); the host's log says why"

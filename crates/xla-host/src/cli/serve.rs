@@ -10,6 +10,7 @@
 use super::sync::{open_store, summary};
 use super::{api, options};
 use crate::config::HostConfig;
+use crate::sync::SyncOptions;
 use crate::sync::schedule::{self, FinishedRun, ScheduleError, Scheduler, SchedulerOptions};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -53,6 +54,10 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
     let runtime = options::runtime(config)?;
     let shutdown = CancellationToken::new();
     let options = SchedulerOptions {
+        sync: SyncOptions {
+            lease_ttl: config.sync.lease_ttl()?,
+            ..SyncOptions::default()
+        },
         grace: args.shutdown_grace,
         // With the API on, every instance can be synced now with `POST .../sync`.
         on_demand: listen.is_some(),

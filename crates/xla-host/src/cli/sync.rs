@@ -43,6 +43,7 @@ pub(crate) async fn run(config: &HostConfig, args: SyncArgs) -> Result<ExitCode>
     let mut session = ready.session();
     let options = SyncOptions {
         max_pulls: args.max_pulls,
+        lease_ttl: config.sync.lease_ttl()?,
         ..SyncOptions::default()
     };
     let mut bar = Bar::new(&instance.name);

@@ -85,10 +85,16 @@ fn busy_message(run: Option<u64>) -> String {
 }
 
 /// How a requested run began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Started {
     /// It began and the run log calls it `run`.
     Run(u64),
+    /// Another host (or process) sharing the store is running the
+    /// instance: this one did not start a run.
+    Elsewhere {
+        /// That run's lease holder (`host/pid/start`).
+        holder: String,
+    },
     /// It has not begun within the wait (its upstream is busy); it will.
     Waiting,
     /// It ended before the run log had it (the store failed, or the host
@@ -98,13 +104,13 @@ pub enum Started {
 
 /// A requested run, until it begins.
 #[derive(Debug)]
-pub struct Trigger(oneshot::Receiver<u64>);
+pub struct Trigger(oneshot::Receiver<Started>);
 
 impl Trigger {
     /// Waits at most `within` for the run to begin.
     pub async fn started(self, within: Duration) -> Started {
         match tokio::time::timeout(within, self.0).await {
-            Ok(Ok(run)) => Started::Run(run),
+            Ok(Ok(started)) => started,
             Ok(Err(_)) => Started::Failed,
             Err(_) => Started::Waiting,
         }
@@ -189,7 +195,7 @@ pub(crate) struct InstanceControl {
 #[derive(Debug, Default)]
 struct State {
     schedule: InstanceSchedule,
-    waiters: Vec<oneshot::Sender<u64>>,
+    waiters: Vec<oneshot::Sender<Started>>,
 }
 
 impl InstanceControl {
@@ -275,7 +281,17 @@ impl InstanceControl {
             state.schedule.phase = Phase::Running { run: Some(run) };
         }
         for waiter in state.waiters.drain(..) {
-            let _ = waiter.send(run);
+            let _ = waiter.send(Started::Run(run));
+        }
+    }
+
+    /// Another holder runs the instance: whoever asked for a run learns who.
+    pub(crate) fn elsewhere(&self, holder: &str) {
+        let mut state = self.lock();
+        for waiter in state.waiters.drain(..) {
+            let _ = waiter.send(Started::Elsewhere {
+                holder: holder.to_string(),
+            });
         }
     }
 

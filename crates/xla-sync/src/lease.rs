@@ -1,0 +1,104 @@
+//! Runs under leases: every run of an instance, scheduled, asked for or
+//! pushed, holds the instance's lease in the store (see
+//! [`xla_store::Lease`]), so hosts sharing a store never run one instance
+//! at once, and a host that dies hands its instances over once its leases
+//! run out.
+
+use crate::SyncError;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use xla_store::{Lease, LeaseGrant, LeaseRequest, Store, StoreError};
+use xla_types::now_ms;
+
+/// This process's name as a lease holder: `host/pid/start`, unique across
+/// hosts and restarts, and telling an operator which machine ran a run.
+pub fn holder() -> &'static str {
+    static HOLDER: OnceLock<String> = OnceLock::new();
+    HOLDER.get_or_init(|| {
+        let host = gethostname::gethostname();
+        let host = xla_types::untrusted::escape_capped(&host.to_string_lossy(), 64).into_owned();
+        format!("{host}/{}/{}", std::process::id(), now_ms())
+    })
+}
+
+/// A request for `tenant`'s `instance` lease by this process.
+pub fn request(tenant: &str, instance: &str, ttl: Duration, scheduled: bool) -> LeaseRequest {
+    LeaseRequest {
+        tenant: tenant.to_string(),
+        instance: instance.to_string(),
+        holder: holder().to_string(),
+        ttl,
+        scheduled,
+    }
+}
+
+/// The instance's lease for a run asked for now, waiting at most `within`
+/// for another holder's run to end (polling every quarter second).
+///
+/// # Errors
+/// [`SyncError::Busy`] when another holder still has it; [`SyncError::Store`].
+pub async fn take(
+    store: &dyn Store,
+    tenant: &str,
+    instance: &str,
+    ttl: Duration,
+    within: Duration,
+) -> Result<Lease, SyncError> {
+    let deadline = tokio::time::Instant::now() + within;
+    let request = request(tenant, instance, ttl, false);
+    loop {
+        let grant = store.acquire_lease(&request).await.map_err(|source| SyncError::Store {
+            instance: instance.to_string(),
+            source,
+        })?;
+        match grant {
+            LeaseGrant::Granted(lease) => return Ok(lease),
+            LeaseGrant::Held { holder, expires } if tokio::time::Instant::now() >= deadline => {
+                return Err(SyncError::Busy {
+                    instance: instance.to_string(),
+                    holder: xla_types::untrusted::escape_capped(&holder, 200).into_owned(),
+                    expires,
+                });
+            }
+            // A request for now is never "not due"; held: wait a little.
+            LeaseGrant::Held { .. } | LeaseGrant::NotDue { .. } => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// Releases `lease` (the next scheduled run due `next_due` from now); a
+/// failure is logged: the lease then runs out on its own.
+pub async fn release(store: &dyn Store, lease: &Lease, next_due: Option<Duration>) {
+    if let Err(error) = store.release_lease(lease, next_due).await {
+        tracing::warn!(instance = %lease.instance, %error, "the instance's lease could not be released; it runs out on its own");
+    }
+}
+
+/// Renews `lease` every third of its time-to-live for as long as it is
+/// polled; returns only when the lease is lost: another holder took it, or
+/// renewals failed until it ran out. A failed renewal is retried within a
+/// second while the lease lasts.
+pub(crate) async fn keep(store: &Arc<dyn Store>, lease: &mut Lease) -> SyncError {
+    let every = lease.ttl / 3;
+    let mut wait = every;
+    loop {
+        tokio::time::sleep(wait).await;
+        match store.renew_lease(lease).await {
+            Ok(()) => wait = every,
+            Err(StoreError::LeaseLost { .. }) => break,
+            Err(error) if now_ms() < lease.expires => {
+                tracing::warn!(instance = %lease.instance, %error, "the instance's lease could not be renewed; trying again");
+                wait = every.min(Duration::from_secs(1));
+            }
+            Err(error) => {
+                tracing::error!(instance = %lease.instance, %error, "the instance's lease ran out: it could not be renewed");
+                break;
+            }
+        }
+    }
+    SyncError::LeaseLost {
+        instance: lease.instance.clone(),
+    }
+}
