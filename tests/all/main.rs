@@ -10,6 +10,7 @@ mod dashboard;
 mod deadlines;
 mod happysignals;
 mod host_memory;
+mod hosts;
 mod loading;
 mod nexthink;
 mod outbound;

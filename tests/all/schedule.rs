@@ -17,10 +17,10 @@ use xla_host::store::{RunOutcome, RunRecord, Store};
 use xla_host::sync::schedule::{FinishedRun, Scheduler, SchedulerOptions, SyncInstance};
 use xla_host::sync::{self, Backoff, Quiet, SyncOptions};
 
-const TOKEN: &str = "schedule-token-never-seen-by-plugins";
+pub(crate) const TOKEN: &str = "schedule-token-never-seen-by-plugins";
 /// Long enough for anything here to happen; a test that waits this long
 /// has failed (it is a guard against hanging, not a timing assertion).
-const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 fn plugins_dir() -> PathBuf {
     Path::new(guests::JSON_FEED)
@@ -37,16 +37,16 @@ async fn serve_feed(observations: usize) -> String {
 }
 
 /// One scheduled `json-feed` instance.
-struct Instance<'a> {
-    name: &'a str,
-    origin: &'a str,
-    schedule: &'a str,
-    page_size: usize,
+pub(crate) struct Instance<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) origin: &'a str,
+    pub(crate) schedule: &'a str,
+    pub(crate) page_size: usize,
 }
 
 /// The host config text: the built plugins, `extra` (a `[sync]` table),
 /// and the instances of tenant `acme`, their token in a file under `dir`.
-fn config_text(dir: &Path, extra: &str, instances: &[Instance]) -> String {
+pub(crate) fn config_text(dir: &Path, extra: &str, instances: &[Instance]) -> String {
     let token_file = dir.join("feed-token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write the token file");
     let mut text = format!(
@@ -145,7 +145,7 @@ impl Running {
     }
 }
 
-async fn stored(store: &Arc<dyn Store>) -> usize {
+pub(crate) async fn stored(store: &Arc<dyn Store>) -> usize {
     store
         .observations("acme", "happiness_rating", i64::MIN, i64::MAX)
         .await
@@ -163,7 +163,7 @@ async fn runs_of(store: &Arc<dyn Store>, instances: &[&str]) -> Vec<RunRecord> {
 }
 
 /// No run of `runs` (sorted by start) begins before the one before it ended.
-fn assert_one_at_a_time(runs: &[RunRecord]) {
+pub(crate) fn assert_one_at_a_time(runs: &[RunRecord]) {
     for pair in runs.windows(2) {
         let ended = pair[0].finished.expect("the earlier run ended");
         assert!(
@@ -228,7 +228,7 @@ async fn instances_on_one_upstream_take_turns_and_each_runs_again_on_its_schedul
 
 /// A feed whose content can be replaced while it is served, through the
 /// real feed simulator's router.
-async fn swappable_feed(feed: Feed) -> (String, Arc<Mutex<Arc<Feed>>>) {
+pub(crate) async fn swappable_feed(feed: Feed) -> (String, Arc<Mutex<Arc<Feed>>>) {
     use tower::ServiceExt;
     let current = Arc::new(Mutex::new(Arc::new(feed)));
     let serving = Arc::clone(&current);
@@ -372,7 +372,7 @@ async fn a_run_cut_by_shutdown_keeps_every_committed_batch_with_its_cursor() {
     assert_eq!(stored(&store).await, 3000);
 }
 
-fn xla_host() -> std::process::Command {
+pub(crate) fn xla_host() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xla-host-e2e"));
     command
         .env("XLA_HOST_CACHE_DIR", test_cache_dir())
