@@ -5,7 +5,8 @@
 //! cursor that follows it, so a run killed at any point resumes exactly
 //! where the last commit left off: nothing lost, nothing twice (a replayed
 //! batch changes nothing). Failed calls are retried as [`retry`] decides;
-//! every run is recorded in the store's run log.
+//! every run is recorded in the store's run log, and holds the instance's
+//! lease ([`lease`]) so hosts sharing a store never run one instance at once.
 #![deny(missing_docs)]
 
 pub mod config;

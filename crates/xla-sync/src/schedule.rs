@@ -19,6 +19,13 @@
 //! and no instance on that upstream starts a run before then: the wait
 //! costs a timer, not a run held open for half an hour.
 //!
+//! Several hosts may share one store: before each run the job takes the
+//! instance's lease (see [`crate::lease`]); while another host holds it,
+//! the job waits until that lease would run out, and a host that ran the
+//! instance sets when the next scheduled run is due for every host, so the
+//! instance runs on one host at a time and on its schedule, not once per
+//! host.
+//!
 //! Shutdown: once the token is cancelled no run starts and every wait
 //! (for the next interval, for a permit) ends at once. A run in progress
 //! may finish within `grace`; past it, the run is cut at its next await

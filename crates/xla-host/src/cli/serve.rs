@@ -61,7 +61,6 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
         grace: args.shutdown_grace,
         // With the API on, every instance can be synced now with `POST .../sync`.
         on_demand: listen.is_some(),
-        ..SchedulerOptions::default()
     };
     let scheduler = Scheduler::from_config(&runtime, config.sync_setup(), store.clone(), options)?;
     let server = match listen {
