@@ -181,3 +181,197 @@ async fn two_hosts_share_a_store_and_a_killed_hosts_instance_is_taken_over_exact
     let hosts_seen: std::collections::BTreeSet<&str> = runs.iter().filter_map(|r| r.holder.as_deref()).collect();
     assert!(hosts_seen.len() >= 3, "runs by several processes: {hosts_seen:?}");
 }
+
+/// Fills a sled store in `data`: ten days of two metrics from one source,
+/// a second source with its own provenance, a cursor, an open gap, two
+/// runs and a token.
+async fn sled_store_to_copy(data: &Path) -> Arc<dyn Store> {
+    use xla_host::store::{CommitBatch, LeaseGrant, Provenance, RunOutcome, Scope, TokenRecord};
+    use xla_host::types::{Gap, Layer, Observation, Span};
+    let dir = data.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::cli::store_ten_days(&dir))
+        .await
+        .expect("stored");
+    let store = crate::support::open_store(data);
+    let now = xla_host::types::now_ms();
+    let other = CommitBatch {
+        tenant: "acme".into(),
+        source: "hs".into(),
+        provenance: Provenance {
+            connector: "hs".into(),
+            plugin: "happysignals".into(),
+            version: "0.2.0".into(),
+            sha256: "cd".repeat(32),
+            sync_run: 7,
+        },
+        observations: (0..30)
+            .map(|i| {
+                Observation::new(
+                    format!("r{i}"),
+                    "happiness_rating",
+                    Layer::Experience,
+                    f64::from(i % 11),
+                    now - i64::from(i) * 3_600_000,
+                )
+                .dim("service", if i % 2 == 0 { "VPN" } else { "Email" })
+            })
+            .collect(),
+        partial: vec![Gap {
+            span: Span {
+                start: now - 7_200_000,
+                end: now - 3_600_000,
+            },
+            reason: "the export was truncated".into(),
+        }],
+        cursor: Some("2026-12-01T00:00:00Z".into()),
+        ..CommitBatch::default()
+    };
+    store.commit(other).await.expect("commit");
+    let request = xla_host::sync::lease::request("acme", "hs", xla_host::store::DEFAULT_LEASE_TTL, false);
+    for _ in 0..2 {
+        let LeaseGrant::Granted(lease) = store.acquire_lease(&request).await.expect("lease") else {
+            panic!("granted")
+        };
+        let mut run = store.begin_run(&lease, now).await.expect("run");
+        run.outcome = RunOutcome::Completed;
+        run.finished = Some(now + 1_000);
+        run.inserted = 30;
+        store.save_run(&run).await.expect("save");
+        store.release_lease(&lease, None).await.expect("release");
+    }
+    let token = TokenRecord {
+        id: "abc123".into(),
+        sha256: "ef".repeat(32),
+        name: "dashboard".into(),
+        tenant: Some("acme".into()),
+        scope: Scope::Read,
+        created: now,
+        last_used: None,
+        expires: None,
+        revoked: None,
+    };
+    store.save_token(&token).await.expect("token");
+    store
+}
+
+/// `store migrate` copies a sled store into PostgreSQL (rows with their
+/// provenance, rollups rebuilt, cursors, gaps, runs, tokens), verifies it,
+/// runs again as a resume without changing anything, and refuses what it
+/// cannot copy before writing anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_migrate_copies_a_sled_store_into_postgres_and_resumes() {
+    let cluster = xla_store_pg::testing::shared();
+    let url = cluster.create_database().await.expect("a database");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let sled = sled_store_to_copy(&data).await;
+    let (instances, runs) = (
+        sled.instances().await.expect("instances"),
+        sled.runs("acme", "hs", 10).await.expect("runs"),
+    );
+    drop(sled);
+    let from = format!("sled:{}", data.display());
+    let migrate = |from: &str, url: &str| {
+        let output = crate::cli::xla_host(&["store", "migrate", "--from", from, "--to", url], &[]);
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = migrate(&from, &url);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("verified"), "{stderr}");
+
+    let sled = crate::support::open_store(&data);
+    let pg: Arc<dyn Store> = Arc::new(xla_store_pg::PgStore::connect(&url).await.expect("the copy"));
+    for metric in ["happiness_rating", "dex_score"] {
+        let rows = |store: Arc<dyn Store>| async move {
+            let mut rows = store
+                .observations("acme", metric, i64::MIN, i64::MAX)
+                .await
+                .expect("rows");
+            rows.sort_by(|a, b| (&a.source, &a.observation.id).cmp(&(&b.source, &b.observation.id)));
+            rows
+        };
+        assert_eq!(
+            rows(Arc::clone(&pg)).await,
+            rows(Arc::clone(&sled)).await,
+            "{metric}: rows and provenance"
+        );
+        let query = SeriesQuery {
+            tenant: "acme".into(),
+            metric: metric.into(),
+            from: 0,
+            to: i64::from(i32::MAX) * 1000,
+            bucket: Bucket::Day,
+            filter: None,
+            group_by: Some("service".into()),
+            aggregation: Aggregation::Avg,
+        };
+        assert_eq!(
+            pg.series(&query).await.expect("pg"),
+            sled.series(&query).await.expect("sled"),
+            "{metric}"
+        );
+    }
+    assert_eq!(pg.instances().await.expect("instances"), instances);
+    assert_eq!(
+        pg.cursor("acme", "hs").await.expect("cursor"),
+        sled.cursor("acme", "hs").await.expect("cursor")
+    );
+    assert_eq!(
+        pg.gaps("acme").await.expect("gaps"),
+        sled.gaps("acme").await.expect("gaps")
+    );
+    assert_eq!(
+        pg.runs("acme", "hs", 10).await.expect("runs"),
+        runs,
+        "runs keep their ids and records"
+    );
+    assert_eq!(pg.tokens().await.expect("tokens"), sled.tokens().await.expect("tokens"));
+    drop(sled);
+
+    // Again: a resume of a complete copy changes nothing.
+    let (ok, stderr) = migrate(&from, &url);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("verified"), "{stderr}");
+    let request = xla_host::sync::lease::request("acme", "hs", xla_host::store::DEFAULT_LEASE_TTL, false);
+    let xla_host::store::LeaseGrant::Granted(lease) = pg.acquire_lease(&request).await.expect("lease") else {
+        panic!("granted")
+    };
+    let next = pg
+        .begin_run(&lease, xla_host::types::now_ms())
+        .await
+        .expect("a run on the copy");
+    assert!(next.run > runs[0].run, "new runs come after the copied ones");
+
+    // Refused, naming what to give: a source that is not `sled:DIR`.
+    let (ok, stderr) = migrate(&data.display().to_string(), &url);
+    assert!(!ok && stderr.contains("sled:DIR"), "{stderr}");
+    // A store retention retired days of: refused before anything is written.
+    let config = dir.path().join("host.toml");
+    std::fs::write(&config, "[store.retention]\nlayers = { technical = 3 }\n").expect("config");
+    let retire = crate::cli::xla_host(
+        &[
+            "--host-config",
+            config.to_str().expect("utf-8"),
+            "store",
+            "retire",
+            "--data-dir",
+            &data.display().to_string(),
+        ],
+        &[],
+    );
+    assert!(retire.status.success(), "{}", String::from_utf8_lossy(&retire.stderr));
+    let empty = cluster.create_database().await.expect("a database");
+    let (ok, stderr) = migrate(&from, &empty);
+    assert!(
+        !ok && stderr.contains("dex_score") && stderr.contains("retired"),
+        "{stderr}"
+    );
+    let untouched = xla_store_pg::PgStore::connect(&empty).await.expect("the target");
+    assert!(
+        untouched.stats().await.expect("stats").metrics.is_empty(),
+        "nothing was copied"
+    );
+}

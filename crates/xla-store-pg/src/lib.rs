@@ -217,6 +217,20 @@ impl Store for PgStore {
         read::gaps(&self.inner, tenant).await
     }
 
+    async fn instances(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self
+            .inner
+            .client()
+            .await?
+            .query(
+                "SELECT tenant_id, source FROM cursors UNION SELECT tenant_id, instance FROM runs ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .or_store()?;
+        Ok(rows.into_iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
     async fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError> {
         read::cursor(&self.inner, tenant, source).await
     }

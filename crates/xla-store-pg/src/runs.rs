@@ -44,6 +44,15 @@ pub(crate) async fn save(client: &impl GenericClient, record: &RunRecord) -> Res
         )
         .await
         .or_store()?;
+    // A record copied from another store (`xla-host store migrate`) keeps
+    // its id: later runs' ids must come after it.
+    client
+        .execute(
+            "SELECT setval('run_ids', $1) WHERE (SELECT last_value FROM run_ids) < $1",
+            &[&(record.run as i64)],
+        )
+        .await
+        .or_store()?;
     Ok(())
 }
 

@@ -208,6 +208,26 @@ impl Sled {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// Every (tenant, instance) with a cursor or runs, sorted.
+    fn instances(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let inner = self.lock()?;
+        let db = self.db()?;
+        let mut found = std::collections::BTreeSet::new();
+        for entry in db.scan_prefix([keys::CURSOR]) {
+            let (key, _) = entry.or_store()?;
+            let id = |at: usize| {
+                key.get(at..at + 4)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .and_then(|b| inner.dict.string(u32::from_be_bytes(b)))
+                    .map(str::to_string)
+                    .ok_or_else(|| StoreError::corrupt("a cursor key names no tenant or source"))
+            };
+            found.insert((id(1)?, id(5)?));
+        }
+        found.extend(runs::instances(&db)?);
+        Ok(found.into_iter().collect())
+    }
+
     /// The open gaps of every source of a tenant, by source then span.
     fn gaps(&self, tenant: &str) -> Result<Vec<SourceGap>, StoreError> {
         let inner = self.lock()?;
@@ -414,6 +434,10 @@ impl Store for SledStore {
         // Even a failed commit may have changed the disk: move on either way.
         self.sled.version.fetch_add(1, Ordering::AcqRel);
         result
+    }
+
+    async fn instances(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.blocking(Sled::instances).await
     }
 
     async fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError> {

@@ -22,6 +22,36 @@ fn run_prefix(tenant: &str, instance: &str) -> Vec<u8> {
     key
 }
 
+/// Every (tenant, instance) with runs: one seek per instance (past its
+/// last run), not a scan of the log.
+pub(crate) fn instances(db: &sled::Db) -> Result<Vec<(String, String)>, StoreError> {
+    let mut found = Vec::new();
+    let mut from = vec![b'L'];
+    while let Some(entry) = db.range(from.clone()..).next() {
+        let (key, _) = entry.or_store()?;
+        let Some((tenant, instance)) = parse_prefix(&key) else {
+            break;
+        };
+        let mut past = run_prefix(&tenant, &instance);
+        past.extend_from_slice(&[0xff; 9]);
+        found.push((tenant, instance));
+        from = past;
+    }
+    Ok(found)
+}
+
+/// Tenant and instance of a run key (`L`, each length-prefixed).
+fn parse_prefix(key: &[u8]) -> Option<(String, String)> {
+    let mut rest = key.strip_prefix(b"L")?;
+    let mut part = || {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let text = std::str::from_utf8(rest.get(4..4 + len)?).ok()?.to_string();
+        rest = &rest[4 + len..];
+        Some(text)
+    };
+    Some((part()?, part()?))
+}
+
 impl Sled {
     /// Starts a run under `lease`: records it as running and returns it.
     /// Runs of the instance still marked running were cut short by their

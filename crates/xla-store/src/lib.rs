@@ -103,6 +103,10 @@ pub trait Store: Send + Sync + 'static {
     /// data a connector said is incomplete and has not since completed.
     async fn gaps(&self, tenant: &str) -> Result<Vec<SourceGap>, StoreError>;
 
+    /// Every (tenant, connector instance) the store holds a cursor or runs
+    /// of, sorted: what a copy of the store walks.
+    async fn instances(&self) -> Result<Vec<(String, String)>, StoreError>;
+
     /// The cursor stored for a connector instance (`source`) of a tenant.
     async fn cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StoreError>;
 

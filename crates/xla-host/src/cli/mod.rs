@@ -5,6 +5,7 @@ mod api;
 #[cfg(feature = "sim")]
 mod demo;
 mod import;
+mod migrate;
 mod options;
 mod parse;
 mod plugin;

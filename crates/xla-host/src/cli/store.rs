@@ -1,5 +1,6 @@
-//! `xla-host store stats|retire`: what the store keeps, and retention of
-//! raw rows by `[store.retention]` (rollups are kept forever).
+//! `xla-host store stats|retire|migrate`: what the store keeps, retention of
+//! raw rows by `[store.retention]` (rollups are kept forever), and copying
+//! a store to PostgreSQL.
 
 use super::options::DataDirArg;
 use crate::config::HostConfig;
@@ -31,6 +32,17 @@ With [store.retention] raw_days = 730, layers = { technical = 90 }: device telem
 raw rows, everything else two years. Reads that need raw rows of a retired day (a drill-down to \
 tickets, a filter and a group-by on two dimensions) say so instead of answering short.")]
     Retire(RetireArgs),
+    /// Copy a sled store into PostgreSQL: rows (rollups rebuilt from them),
+    /// cursors, open gaps, the run log and tokens, with a progress bar;
+    /// resumable (run it again after an interruption), and verified at the
+    /// end (rows, rollup totals, cursors, runs, tokens).
+    #[command(
+        after_help = "Example: xla-host store migrate --from sled:/var/lib/xla-host --to postgres://xla@db.internal/xla
+
+Stop the host using the sled store first. Then point [store] at PostgreSQL (docs/scale-out.md). \
+A store whose retention already retired days is refused (their rollups have no rows to copy)."
+    )]
+    Migrate(super::migrate::MigrateArgs),
 }
 
 /// `store stats`.
@@ -63,6 +75,7 @@ pub(crate) async fn run(config: &HostConfig, command: StoreCommand) -> Result<Ex
     match command {
         StoreCommand::Stats(args) => stats(config, args).await,
         StoreCommand::Retire(args) => retire(config, args).await,
+        StoreCommand::Migrate(args) => super::migrate::run(args).await,
     }
 }
 

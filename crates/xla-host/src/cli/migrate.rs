@@ -1,0 +1,307 @@
+//! `xla-host store migrate --from sled:DIR --to postgres://...`: copies a
+//! store to another backend through the [`Store`] trait, then checks that
+//! both hold the same.
+//!
+//! What is copied: every raw row with its source and provenance (the
+//! target rebuilds its rollups from them, exactly as from a sync), each
+//! connector instance's cursor and open gaps, the run log (run ids kept),
+//! and API tokens (hashes only). The copy is **resumable**: a metric whose
+//! rows and rollups already match is skipped, and one half copied is
+//! committed again (rows already there count as unchanged, as any replay).
+//!
+//! Verified at the end, per tenant and metric: raw rows, and the rollups'
+//! count and sum over all time; per instance: the cursor and the number of
+//! runs; the number of tokens. A difference fails the command, naming it.
+//!
+//! Not copied: days retention retired (their raw rows are gone and only
+//! their rollup cells remain); a store with any is refused before anything
+//! is written, naming the metric.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use xla_store::{Aggregation, Bucket, CommitBatch, DAY_MS, MetricStats, Provenance, SeriesQuery, Store, StoreStats};
+use xla_types::Observation;
+use xla_types::untrusted::escape_capped;
+
+/// A name from the store, safe on one terminal line.
+fn escape_line(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_capped(text, 200)
+}
+
+/// Rows per commit: a few MiB of batch.
+const CHUNK: usize = 5_000;
+
+/// `store migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The store to copy: `sled:DIR`, a data directory.
+    #[arg(long, value_name = "sled:DIR")]
+    from: String,
+    /// Where to copy it: a PostgreSQL connection string
+    /// (`postgres://user@host/database`); default `XLA_HOST_STORE_URL`.
+    #[arg(long, value_name = "URL", env = "XLA_HOST_STORE_URL", hide_env_values = true)]
+    to: String,
+}
+
+pub(crate) async fn run(args: MigrateArgs) -> Result<ExitCode> {
+    let dir = sled_dir(&args.from)?;
+    if std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_none()) {
+        bail!(
+            "no store in {}: give the sled data directory to copy (`--from sled:/var/lib/xla-host`)",
+            dir.display()
+        );
+    }
+    let from: Arc<dyn Store> = Arc::new(xla_store_sled::SledStore::open(&dir)?);
+    let to = connect(&args.to).await?;
+    eprintln!("copying {} to {}", from.describe(), to.describe());
+    copy(&*from, &*to).await?;
+    let differences = verify(&*from, &*to).await?;
+    if differences.is_empty() {
+        eprintln!("verified: rows, rollups, cursors, runs and tokens match");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for difference in &differences {
+        eprintln!("MISMATCH {difference}");
+    }
+    bail!(
+        "the copy differs from {} in {} place(s) (above); run the command again to resume, and report it if it persists",
+        from.describe(),
+        differences.len()
+    )
+}
+
+/// The directory of a `sled:DIR` source.
+fn sled_dir(from: &str) -> Result<PathBuf> {
+    match from.split_once(':') {
+        Some(("sled", dir)) if !dir.is_empty() => Ok(PathBuf::from(dir)),
+        _ => bail!(
+            "--from `{}` is not `sled:DIR`; give the sled data directory to copy, e.g. `--from sled:/var/lib/xla-host`",
+            escape_line(from)
+        ),
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    let store = xla_store_pg::PgStore::connect(url)
+        .await
+        .context("opening the PostgreSQL store to copy into")?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn connect(_url: &str) -> Result<Arc<dyn Store>> {
+    bail!("this build has no PostgreSQL store: build xla-host with its `postgres` feature (on by default)")
+}
+
+/// Copies rows, then instances' cursors, gaps and runs, then tokens.
+async fn copy(from: &dyn Store, to: &dyn Store) -> Result<()> {
+    refuse_retired(from).await?;
+    let source = from.stats().await?;
+    let target = stats_by_metric(to.stats().await?);
+    let total: u64 = source.metrics.iter().map(|m| m.raw_rows).sum();
+    let bar = bar(total);
+    for metric in &source.metrics {
+        let key = (metric.tenant.clone(), metric.metric.clone());
+        let done = target.get(&key).is_some_and(|t| t.raw_rows == metric.raw_rows)
+            && rollup_totals(from, metric).await? == rollup_totals(to, metric).await?;
+        if !done {
+            copy_metric(from, to, metric, &bar).await?;
+        } else {
+            bar.inc(metric.raw_rows);
+        }
+    }
+    bar.finish_and_clear();
+    for (tenant, instance) in from.instances().await? {
+        copy_instance(from, to, &tenant, &instance).await?;
+    }
+    for token in from.tokens().await? {
+        to.save_token(&token).await?;
+    }
+    Ok(())
+}
+
+/// Refuses a store with retired days: their rollup cells have no rows to
+/// rebuild them from.
+async fn refuse_retired(from: &dyn Store) -> Result<()> {
+    for metric in from.stored_metrics().await? {
+        if let Some(before) = metric.retired_before {
+            bail!(
+                "tenant `{}`'s metric `{}` has days retention retired (raw rows before {} dropped, their rollups kept): \
+                 this copy rebuilds rollups from raw rows and would lose them, so nothing was copied. \
+                 Migrate a store before retention retires anything (`[store.retention]` unset), or keep it on sled",
+                escape_line(&metric.tenant),
+                escape_line(&metric.metric),
+                xla_runtime::outbound::throttle::date(before)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn stats_by_metric(stats: StoreStats) -> HashMap<(String, String), MetricStats> {
+    stats
+        .metrics
+        .into_iter()
+        .map(|m| ((m.tenant.clone(), m.metric.clone()), m))
+        .collect()
+}
+
+fn bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} rows, {per_sec}, {eta} left {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Commits a metric's rows day by day, grouped by source and provenance.
+async fn copy_metric(from: &dyn Store, to: &dyn Store, metric: &MetricStats, bar: &ProgressBar) -> Result<()> {
+    let (Some(first), Some(last)) = (metric.raw_from, metric.raw_to) else {
+        return Ok(());
+    };
+    bar.set_message(format!(
+        "{}/{}",
+        escape_line(&metric.tenant),
+        escape_line(&metric.metric)
+    ));
+    let mut day = first;
+    while day <= last {
+        let rows = from
+            .observations(&metric.tenant, &metric.metric, day, day + DAY_MS)
+            .await?;
+        let count = rows.len() as u64;
+        let mut groups: BTreeMap<(String, String), (Provenance, Vec<Observation>)> = BTreeMap::new();
+        for row in rows {
+            let key = (row.source, serde_json::to_string(&row.provenance)?);
+            groups
+                .entry(key)
+                .or_insert_with(|| (row.provenance, Vec::new()))
+                .1
+                .push(row.observation);
+        }
+        for ((source, _), (provenance, observations)) in groups {
+            for chunk in observations.chunks(CHUNK) {
+                let batch = CommitBatch {
+                    tenant: metric.tenant.clone(),
+                    source: source.clone(),
+                    provenance: provenance.clone(),
+                    observations: chunk.to_vec(),
+                    ..CommitBatch::default()
+                };
+                to.commit(batch)
+                    .await
+                    .with_context(|| format!("copying {} rows of {}", chunk.len(), escape_line(&metric.metric)))?;
+            }
+        }
+        bar.inc(count);
+        day += DAY_MS;
+    }
+    Ok(())
+}
+
+/// An instance's cursor and open gaps (one empty batch carries both), then
+/// its run log, oldest first.
+async fn copy_instance(from: &dyn Store, to: &dyn Store, tenant: &str, instance: &str) -> Result<()> {
+    let cursor = from.cursor(tenant, instance).await?;
+    let gaps: Vec<_> = from
+        .gaps(tenant)
+        .await?
+        .into_iter()
+        .filter(|g| g.source == instance)
+        .map(|g| g.gap)
+        .collect();
+    if cursor.is_some() || !gaps.is_empty() {
+        let batch = CommitBatch {
+            tenant: tenant.to_string(),
+            source: instance.to_string(),
+            provenance: Provenance {
+                connector: instance.to_string(),
+                plugin: "xla-host store migrate".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                ..Provenance::default()
+            },
+            partial: gaps,
+            cursor,
+            ..CommitBatch::default()
+        };
+        to.commit(batch).await?;
+    }
+    let mut before = None;
+    loop {
+        let page = from.runs_before(tenant, instance, before, 500).await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.run);
+        for run in &page {
+            to.save_run(run).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Count and sum of a metric's rollups over all time.
+async fn rollup_totals(store: &dyn Store, metric: &MetricStats) -> Result<(f64, f64)> {
+    let mut totals = [0.0; 2];
+    for (slot, aggregation) in [Aggregation::Count, Aggregation::Sum].into_iter().enumerate() {
+        let query = SeriesQuery {
+            tenant: metric.tenant.clone(),
+            metric: metric.metric.clone(),
+            from: metric.raw_from.unwrap_or(0),
+            to: metric.raw_to.unwrap_or(0) + DAY_MS,
+            bucket: Bucket::Month,
+            filter: None,
+            group_by: None,
+            aggregation,
+        };
+        totals[slot] = store.series(&query).await?.iter().filter_map(|p| p.value).sum();
+    }
+    Ok((totals[0], totals[1]))
+}
+
+/// Every difference between the two stores, described.
+async fn verify(from: &dyn Store, to: &dyn Store) -> Result<Vec<String>> {
+    let mut differences = Vec::new();
+    let target = stats_by_metric(to.stats().await?);
+    for metric in from.stats().await?.metrics {
+        let name = format!("{}/{}", escape_line(&metric.tenant), escape_line(&metric.metric));
+        let copied = target.get(&(metric.tenant.clone(), metric.metric.clone()));
+        let rows = copied.map_or(0, |m| m.raw_rows);
+        if rows != metric.raw_rows {
+            differences.push(format!("{name}: {} raw rows, {rows} copied", metric.raw_rows));
+        }
+        let (want, got) = (rollup_totals(from, &metric).await?, rollup_totals(to, &metric).await?);
+        // Sums are f64 added in another order: equal to a part in 10^9.
+        if want.0 != got.0 || (want.1 - got.1).abs() > want.1.abs().max(1.0) * 1e-9 {
+            differences.push(format!("{name}: rollups count/sum {want:?}, copied {got:?}"));
+        }
+    }
+    for (tenant, instance) in from.instances().await? {
+        let name = format!("{}/{}", escape_line(&tenant), escape_line(&instance));
+        let (want, got) = (
+            from.cursor(&tenant, &instance).await?,
+            to.cursor(&tenant, &instance).await?,
+        );
+        if want != got {
+            differences.push(format!("{name}: the cursor differs"));
+        }
+        let (want, got) = (
+            from.run_count(&tenant, &instance).await?,
+            to.run_count(&tenant, &instance).await?,
+        );
+        if want != got {
+            differences.push(format!("{name}: {want} runs, {got} copied"));
+        }
+    }
+    let (want, got) = (from.tokens().await?.len(), to.tokens().await?.len());
+    if want > got {
+        differences.push(format!("tokens: {want}, {got} copied"));
+    }
+    Ok(differences)
+}
