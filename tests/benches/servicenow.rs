@@ -16,7 +16,8 @@
 //! Run: `cargo xtask build-plugins && cargo bench -p xla-tests --bench servicenow -- [tickets]`
 //! (default 250,000 tickets, about 200,000 incidents). Needs `python3 -m pip install pysnc`;
 //! `--no-peer` skips pysnc (for profiling the Wasm path alone), `--no-cost`
-//! skips the second part. Linux only (`/proc`). Results in BENCHMARKS.md.
+//! skips the second part, `--postgres` also syncs into PostgreSQL (a
+//! throwaway cluster) after sled, in the same run. Linux only (`/proc`). Results in BENCHMARKS.md.
 
 use anyhow::{Context, Result, bail};
 use std::path::Path;
@@ -65,7 +66,9 @@ async fn main() -> Result<()> {
 
     // The sync reads the whole table (open incidents too; only resolved
     // ones become observations): check it stored every resolved one.
-    let (stored, observations, wasm) = wasm_to_store(&base, &options).await?;
+    let dir = tempfile::tempdir()?;
+    let sled: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("data"))?);
+    let (stored, observations, wasm) = wasm_to_store(&base, &options, sled).await?;
     if stored != resolved {
         bail!("the store holds {stored} resolved incidents of {resolved}");
     }
@@ -73,6 +76,18 @@ async fn main() -> Result<()> {
         "wasm connector -> sled: {incidents} incidents read, {observations} observations stored, in {wasm:.2} s = {:.0} records/s",
         incidents as f64 / wasm
     );
+    if std::env::args().any(|a| a == "--postgres") {
+        let url = xla_store_pg::testing::shared().create_database().await?;
+        let postgres: Arc<dyn Store> = Arc::new(xla_store_pg::PgStore::connect(&url).await?);
+        let (stored, observations, seconds) = wasm_to_store(&base, &options, postgres).await?;
+        if stored != resolved {
+            bail!("PostgreSQL holds {stored} resolved incidents of {resolved}");
+        }
+        println!(
+            "wasm connector -> postgres: {incidents} incidents read, {observations} observations stored, in {seconds:.2} s = {:.0} records/s",
+            incidents as f64 / seconds
+        );
+    }
     let peer = !std::env::args().any(|a| a == "--no-peer");
     if peer {
         let (count, seconds) = pysnc(&base, &options).await?;
@@ -286,7 +301,7 @@ fn clock_ticks() -> f64 {
 
 /// One full sync of the incident table into a fresh store: (resolved
 /// incidents stored, observations, seconds).
-async fn wasm_to_store(base: &str, options: &ServiceNowOptions) -> Result<(usize, usize, f64)> {
+async fn wasm_to_store(base: &str, options: &ServiceNowOptions, store: Arc<dyn Store>) -> Result<(usize, usize, f64)> {
     let target_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
     let runtime = Runtime::new(RuntimeOptions {
         cache_dir: Some(target_dir.join("test-cache")),
@@ -311,8 +326,6 @@ async fn wasm_to_store(base: &str, options: &ServiceNowOptions) -> Result<(usize
     };
     let policy = OutboundPolicy::new(&plugin.manifest.hosts, &[base.to_string()], vec![credential], &limits)?;
     let mut session = pre.session(limits, Some(Arc::new(policy)));
-    let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("data"))?);
     let target = SyncTarget {
         instance: "servicenow".into(),
         tenant: "bench".into(),

@@ -10,8 +10,9 @@
 //!
 //! `--dir DIR` builds the store in DIR (which must not exist) and keeps it; `--reopen DIR` only
 //! measures the restarted process on a store built so (pass the same count); `--cold` empties the
-//! kernel's page cache before each reopen (root only), as after a reboot. Results in
-//! BENCHMARKS.md.
+//! kernel's page cache before each reopen (root only), as after a reboot. `--postgres` then runs
+//! the same insert and month report on PostgreSQL (a throwaway cluster, as the tests start) in the
+//! same run. Results in BENCHMARKS.md.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -194,28 +195,7 @@ async fn main() -> anyhow::Result<()> {
         None => dir.path().join("store"),
     };
     let store = SledStore::open(&path)?;
-
-    // Only the commits are timed, not making the observations.
-    let mut insert = Duration::ZERO;
-    let mut next = 0u64;
-    while next < total {
-        let end = (next + BATCH as u64).min(total);
-        let batch: Vec<Observation> = (next..end).map(|i| observation(i, total, scattered)).collect();
-        let cursor = end.to_string();
-        let started = Instant::now();
-        store
-            .commit(CommitBatch {
-                tenant: "acme".into(),
-                source: "bench".into(),
-                provenance: provenance.clone(),
-                observations: batch,
-                cursor: Some(cursor),
-                ..Default::default()
-            })
-            .await?;
-        insert += started.elapsed();
-        next = end;
-    }
+    let insert = insert(&store, total, scattered, &provenance).await?;
     drop(store);
     let bytes = dir_size(&path);
     println!(
@@ -235,6 +215,17 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let store = SledStore::open(&path)?;
+    month_report(&store, "sled").await?;
+    drop(store);
+    if flag("--postgres") {
+        postgres(total, scattered, &provenance).await?;
+    }
+    Ok(())
+}
+
+/// A month's report from rollups, against the same computed by scanning
+/// the month's rows: both timed, and checked equal.
+async fn month_report(store: &dyn Store, backend: &str) -> anyhow::Result<()> {
     let (from, to) = (START + 31 * DAY, START + 59 * DAY); // February 2026
     let query = SeriesQuery {
         tenant: "acme".into(),
@@ -280,11 +271,57 @@ async fn main() -> anyhow::Result<()> {
     let (fast, slow) = (median(rollup_times), median(scan_times));
     let rows: u64 = report.iter().map(|p| p.count).sum();
     println!(
-        "month report (avg lost time by assignment group, {} groups, {rows} rows): rollups {:.2} ms, full scan {:.0} ms, {:.0}x",
+        "{backend}: month report (avg lost time by assignment group, {} groups, {rows} rows): rollups {:.2} ms, full scan {:.0} ms, {:.0}x",
         report.len(),
         fast.as_secs_f64() * 1000.0,
         slow.as_secs_f64() * 1000.0,
         slow.as_secs_f64() / fast.as_secs_f64()
     );
     Ok(())
+}
+
+/// Commits `total` observations in batches of [`BATCH`], each with its
+/// cursor: the time spent in commits only.
+async fn insert(store: &dyn Store, total: u64, scattered: bool, provenance: &Provenance) -> anyhow::Result<Duration> {
+    // Only the commits are timed, not making the observations.
+    let mut insert = Duration::ZERO;
+    let mut next = 0u64;
+    while next < total {
+        let end = (next + BATCH as u64).min(total);
+        let batch: Vec<Observation> = (next..end).map(|i| observation(i, total, scattered)).collect();
+        let cursor = end.to_string();
+        let started = Instant::now();
+        store
+            .commit(CommitBatch {
+                tenant: "acme".into(),
+                source: "bench".into(),
+                provenance: provenance.clone(),
+                observations: batch,
+                cursor: Some(cursor),
+                ..Default::default()
+            })
+            .await?;
+        insert += started.elapsed();
+        next = end;
+    }
+    Ok(insert)
+}
+
+/// The same insert and month report on PostgreSQL (a throwaway cluster this
+/// process starts, as the tests do), after sled's, in the same run.
+async fn postgres(total: u64, scattered: bool, provenance: &Provenance) -> anyhow::Result<()> {
+    let url = xla_store_pg::testing::shared().create_database().await?;
+    let store = xla_store_pg::PgStore::connect(&url).await?;
+    let insert = insert(&store, total, scattered, provenance).await?;
+    let bytes = store.stats().await?.disk_bytes;
+    println!(
+        "postgres: insert: {total} observations in {:.1} s = {:.0} observations/s (batches of {BATCH}, each committed)",
+        insert.as_secs_f64(),
+        total as f64 / insert.as_secs_f64()
+    );
+    println!(
+        "postgres: disk: {bytes} bytes = {:.1} bytes/observation (the database's size)",
+        bytes as f64 / total as f64
+    );
+    month_report(&store, "postgres").await
 }
