@@ -25,6 +25,12 @@ pub(crate) async fn acquire(inner: &Inner, request: &LeaseRequest) -> Result<Lea
     let mut client = inner.client().await?;
     let tx = client.transaction().await.or_store()?;
     let (tenant, instance) = (&request.tenant, &request.instance);
+    // A commit under the lease holds its row until it ends; a holder cut
+    // off mid-commit holds it until the server ends its session. Wait no
+    // longer than a lease lasts: then the lease counts as held.
+    tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", ttl_ms(request.ttl)))
+        .await
+        .or_store()?;
     // A row to lock, never granted: released since 1970.
     tx.execute(
         "INSERT INTO leases (tenant_id, instance, holder, token, expires) VALUES ($1, $2, '', 0, to_timestamp(0)) \
@@ -33,21 +39,34 @@ pub(crate) async fn acquire(inner: &Inner, request: &LeaseRequest) -> Result<Lea
     )
     .await
     .or_store()?;
-    let row = tx
+    let locked = tx
         .query_one(
             concat!(
                 "SELECT holder, token, ",
                 ms!("expires"),
                 ", ",
                 ms!("next_due"),
-                ", ",
-                ms!("clock_timestamp()"),
                 " FROM leases WHERE tenant_id = $1 AND instance = $2 FOR UPDATE"
             ),
             &[tenant, instance],
         )
+        .await;
+    let row = match locked {
+        Ok(row) => row,
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            return Ok(LeaseGrant::Held {
+                holder: "a host whose commit has held the instance's lease row longer than a lease lasts".into(),
+                expires: now_ms().saturating_add(ttl_ms(request.ttl)),
+            });
+        }
+        Err(error) => return Err(super::pg_error(error)),
+    };
+    // The clock after the row lock: the wait for a commit may have been long.
+    let now: i64 = tx
+        .query_one(concat!("SELECT ", ms!("clock_timestamp()")), &[])
         .await
-        .or_store()?;
+        .or_store()?
+        .get(0);
     let host_now = now_ms();
     let state = LeaseState {
         holder: row.get(0),
@@ -55,7 +74,6 @@ pub(crate) async fn acquire(inner: &Inner, request: &LeaseRequest) -> Result<Lea
         expires: row.get(2),
         next_due: row.get(3),
     };
-    let now: i64 = row.get(4);
     let taken_from = match judge(Some(&state), request, now, host_now) {
         Verdict::Refuse(answer) => return Ok(answer),
         Verdict::Grant { taken_from } => taken_from,

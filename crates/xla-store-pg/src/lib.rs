@@ -93,10 +93,11 @@ impl PgStore {
     /// [`StoreError::Version`] for a database written by a newer build;
     /// backend errors when the server cannot be reached.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::BadRequest(format!("the PostgreSQL connection string is not valid: {e}")))?;
         let location = location(&config);
+        cut_off_sessions_end(&mut config);
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -144,6 +145,23 @@ fn watch_version(inner: &Arc<Inner>) {
             }
         }
     });
+}
+
+/// A host that hangs or loses the network mid-transaction must not keep
+/// its locks (a lease row, advisory locks) for the kernel's two-hour TCP
+/// timeout: the server ends a session idle inside a transaction after a
+/// minute, and TCP keepalives notice a vanished peer within about one.
+fn cut_off_sessions_end(config: &mut tokio_postgres::Config) {
+    const IDLE: &str = "-c idle_in_transaction_session_timeout=60000";
+    let options = match config.get_options() {
+        Some(given) if given.contains("idle_in_transaction_session_timeout") => given.to_string(),
+        Some(given) => format!("{given} {IDLE}"),
+        None => IDLE.to_string(),
+    };
+    config
+        .options(&options)
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(30));
 }
 
 /// `host:port/database` of a connection config, without user or password.

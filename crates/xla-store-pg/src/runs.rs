@@ -27,7 +27,18 @@ pub(crate) async fn begin(inner: &Inner, lease: &Lease, started: i64) -> Result<
     }
     let id: i64 = tx.query_one("SELECT nextval('run_ids')", &[]).await.or_store()?.get(0);
     let record = RunRecord::start(id as u64, lease, started);
-    save(&*tx, &record).await?;
+    // A new id: an insert that fails loudly should it not be new.
+    tx.execute(
+        "INSERT INTO runs (tenant_id, instance, run, record) VALUES ($1, $2, $3, $4)",
+        &[
+            &record.tenant,
+            &record.instance,
+            &(record.run as i64),
+            &encode(&record)?,
+        ],
+    )
+    .await
+    .or_store()?;
     tx.commit().await.or_store()?;
     Ok(record)
 }
@@ -48,7 +59,7 @@ pub(crate) async fn save(client: &impl GenericClient, record: &RunRecord) -> Res
     // its id: later runs' ids must come after it.
     client
         .execute(
-            "SELECT setval('run_ids', $1) WHERE (SELECT last_value FROM run_ids) < $1",
+            "SELECT setval('run_ids', $1) FROM run_ids WHERE NOT is_called OR last_value < $1",
             &[&(record.run as i64)],
         )
         .await

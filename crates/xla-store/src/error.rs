@@ -80,7 +80,7 @@ pub enum StoreError {
     /// A commit or renewal under a lease the instance no longer grants
     /// this holder: it ran out, or another holder took it over.
     #[error(
-        "the lease on `{instance}` (tenant `{tenant}`, token {token}) was lost: it ran out or another host took the instance over; nothing of this write was stored, and the next run resumes from the last committed cursor"
+        "the lease on `{instance}` (tenant `{tenant}`, token {token}) was lost: it ran out or another host took the instance over; nothing of this write was stored; the next run resumes from the last committed cursor (a push: send it again)"
     )]
     LeaseLost {
         /// Tenant.

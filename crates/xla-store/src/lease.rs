@@ -75,8 +75,9 @@ pub struct Lease {
 pub struct LapsedHolder {
     /// Who held it.
     pub holder: String,
-    /// When its lease ran out, unix ms by this host's clock: its runs
-    /// committed nothing after it.
+    /// When its lease ran out, unix ms by this host's clock: its runs began
+    /// no commit after it (one already under way may end after it; a
+    /// takeover waits for it to end).
     pub expired: i64,
 }
 

@@ -5,19 +5,21 @@
 //! run out.
 
 use crate::SyncError;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 use xla_store::{Lease, LeaseGrant, LeaseRequest, Store, StoreError};
 use xla_types::now_ms;
 
-/// This process's name as a lease holder: `host/pid/start`, unique across
-/// hosts and restarts, and telling an operator which machine ran a run.
+/// This process's name as a lease holder: `host/pid/nonce`, telling an
+/// operator which machine ran a run, and unique even between containers
+/// that share a hostname and run as pid 1 (the nonce is random).
 pub fn holder() -> &'static str {
     static HOLDER: OnceLock<String> = OnceLock::new();
     HOLDER.get_or_init(|| {
         let host = gethostname::gethostname();
         let host = xla_types::untrusted::escape_capped(&host.to_string_lossy(), 64).into_owned();
-        format!("{host}/{}/{}", std::process::id(), now_ms())
+        let nonce = (crate::retry::jitter() * f64::from(u32::MAX)) as u32 ^ (now_ms() as u32);
+        format!("{host}/{}/{nonce:08x}", std::process::id())
     })
 }
 
@@ -47,10 +49,20 @@ pub async fn take(
     let deadline = tokio::time::Instant::now() + within;
     let request = request(tenant, instance, ttl, false);
     loop {
-        let grant = store.acquire_lease(&request).await.map_err(|source| SyncError::Store {
-            instance: instance.to_string(),
-            source,
-        })?;
+        // The store may wait for another holder's commit: not past the deadline.
+        let wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_secs(1));
+        let grant = match tokio::time::timeout(wait, store.acquire_lease(&request)).await {
+            Ok(grant) => grant.map_err(|source| SyncError::Store {
+                instance: instance.to_string(),
+                source,
+            })?,
+            Err(_) => LeaseGrant::Held {
+                holder: "a host whose commit holds the instance's lease".into(),
+                expires: now_ms().saturating_add(xla_store::ttl_ms(ttl)),
+            },
+        };
         match grant {
             LeaseGrant::Granted(lease) => return Ok(lease),
             LeaseGrant::Held { holder, expires } if tokio::time::Instant::now() >= deadline => {
@@ -80,7 +92,7 @@ pub async fn release(store: &dyn Store, lease: &Lease, next_due: Option<Duration
 /// polled; returns only when the lease is lost: another holder took it, or
 /// renewals failed until it ran out. A failed renewal is retried within a
 /// second while the lease lasts.
-pub(crate) async fn keep(store: &Arc<dyn Store>, lease: &mut Lease) -> SyncError {
+pub(crate) async fn keep(store: &dyn Store, lease: &mut Lease) -> SyncError {
     let every = lease.ttl / 3;
     let mut wait = every;
     loop {

@@ -294,7 +294,7 @@ pub async fn run_leased(
     let token = lease.token;
     let result = tokio::select! {
         result = pull_all(session, store, target, options, progress, &mut record, token) => result,
-        lost = lease::keep(store, lease) => Err(lost),
+        lost = lease::keep(&**store, lease) => Err(lost),
     };
     // A run that lost its lease committed nothing after the lease ran out.
     record.finished = Some(match &result {

@@ -26,6 +26,8 @@ pub struct Receiver {
     info: ConnectorInfo,
     limits: Limits,
     batch: usize,
+    /// The time-to-live of the instance's lease each push holds (`[sync] lease_ttl`).
+    lease_ttl: std::time::Duration,
 }
 
 /// Why a push was refused or failed. Nothing of a refused push is stored.
@@ -145,6 +147,8 @@ impl Receiver {
             info,
             limits,
             batch: BATCH,
+            // Checked when the config loaded.
+            lease_ttl: setup.sync.lease_ttl().unwrap_or(DEFAULT_LEASE_TTL),
         })
     }
 
@@ -227,21 +231,22 @@ impl Receiver {
     }
 
     /// Commits parsed changes as one run, under the instance's lease
-    /// (waiting up to [`LEASE_WAIT`] for another holder's run to end):
-    /// records in batches, then the retractions and gaps with the last.
+    /// (waiting up to [`LEASE_WAIT`] for another holder's run to end, and
+    /// renewing it while the batches commit): records in batches, then the
+    /// retractions and gaps with the last.
     ///
     /// # Errors
     /// [`PushError::Busy`] when another holder keeps the instance;
     /// [`PushError::Store`], and the run is recorded as failed.
     pub async fn commit(&self, store: &dyn Store, changes: Changes) -> Result<RunRecord, PushError> {
         let instance = &self.instance;
-        let lease = crate::lease::take(store, &instance.tenant, &instance.name, DEFAULT_LEASE_TTL, LEASE_WAIT)
+        let mut lease = crate::lease::take(store, &instance.tenant, &instance.name, self.lease_ttl, LEASE_WAIT)
             .await
             .map_err(|e| match e {
                 crate::SyncError::Store { source, .. } => self.store_error(source),
                 busy => PushError::Busy { source: Box::new(busy) },
             })?;
-        let result = self.commit_leased(store, changes, &lease).await;
+        let result = self.commit_leased(store, changes, &mut lease).await;
         crate::lease::release(store, &lease, None).await;
         result
     }
@@ -256,11 +261,27 @@ impl Receiver {
         }
     }
 
-    async fn commit_leased(&self, store: &dyn Store, changes: Changes, lease: &Lease) -> Result<RunRecord, PushError> {
+    async fn commit_leased(
+        &self,
+        store: &dyn Store,
+        changes: Changes,
+        lease: &mut Lease,
+    ) -> Result<RunRecord, PushError> {
         let store_error = |source: StoreError| self.store_error(source);
         let mut record = store.begin_run(lease, now_ms()).await.map_err(store_error)?;
-        let result = self.commit_batches(store, changes, &mut record, lease.token).await;
-        record.finished = Some(now_ms());
+        let token = lease.token;
+        let result = tokio::select! {
+            result = self.commit_batches(store, changes, &mut record, token) => result,
+            lost = crate::lease::keep(store, lease) => Err(PushError::Busy { source: Box::new(lost) }),
+        };
+        // Nothing committed after a lost lease ran out.
+        let lost = matches!(&result, Err(PushError::Busy { .. }))
+            || matches!(&result, Err(PushError::Store { source, .. }) if matches!(**source, StoreError::LeaseLost { .. }));
+        record.finished = Some(if lost {
+            now_ms().min(lease.expires).max(record.started)
+        } else {
+            now_ms()
+        });
         record.outcome = match &result {
             Ok(()) => RunOutcome::Completed,
             Err(e) => {

@@ -1,39 +1,41 @@
 //! Scheduled syncs: every connector instance with a `schedule` is synced at
-//! start, then again one interval (plus up to 5 % jitter, at most 30 s)
-//! after each run *ends*, so runs of one instance never overlap. With
-//! [`SchedulerOptions::on_demand`], instances without a schedule are loaded
-//! too and run only when asked; any instance can be asked for a run now
-//! through [`Scheduler::control`] (the API's `POST .../sync`), which is
-//! refused while one of its runs is on.
+//! start (unless the store says a host sharing it, or this one before a
+//! restart, ran it and the next run is not due yet), then again one interval
+//! (plus up to 5 % jitter, at most 30 s) after each run *ends*, so runs of
+//! one instance never overlap. With [`SchedulerOptions::on_demand`],
+//! instances without a schedule are loaded too and run only when asked; any
+//! instance can be asked for a run now through [`Scheduler::control`] (the
+//! API's `POST .../sync`), which is refused while one of its runs is on.
 //!
 //! Runs against one upstream (the origin of a grant) share a semaphore of
 //! `max_concurrent` permits: an instance takes one permit of each of its
 //! upstreams, always in the same order so two instances never wait on each
-//! other, and holds them for the whole run. The request rate per upstream
-//! is a separate limit, enforced on every request by the outbound policy.
+//! other, and holds them for the whole run. The request rate per upstream is
+//! a separate limit, enforced on every request by the outbound policy.
 //!
-//! When an upstream asks to be left alone for longer than a run waits (a
-//! 429 with `Retry-After: 1740`, a rate limit rule's budget spent until its
+//! When an upstream asks to be left alone for longer than a run waits (a 429
+//! with `Retry-After: 1740`, a rate limit rule's budget spent until its
 //! reset), the run stops without failing and the instance's next run is due
 //! when the host's hold on the upstream ends, not a whole interval later,
-//! and no instance on that upstream starts a run before then: the wait
-//! costs a timer, not a run held open for half an hour.
+//! and no instance on that upstream starts a run before then: the wait costs
+//! a timer, not a run held open for half an hour.
 //!
 //! Several hosts may share one store: before each run the job takes the
-//! instance's lease (see [`crate::lease`]); while another host holds it,
-//! the job waits until that lease would run out, and a host that ran the
+//! instance's lease (see [`crate::lease`]); while another host holds it, the
+//! job waits until that lease would run out, and a host that ran the
 //! instance sets when the next scheduled run is due for every host, so the
 //! instance runs on one host at a time and on its schedule, not once per
 //! host.
 //!
-//! Shutdown: once the token is cancelled no run starts and every wait
-//! (for the next interval, for a permit) ends at once. A run in progress
-//! may finish within `grace`; past it, the run is cut at its next await
-//! point. A cut loses nothing: each batch commits atomically with its
-//! cursor, and a commit already started completes on its own blocking
-//! thread; the pull in progress is discarded and read again by the next
-//! run, and the run is logged `interrupted` with the counts of the batches
-//! it had committed.
+//! Shutdown: once the token is cancelled no run starts and every wait (for
+//! the next interval, for a permit) ends at once. A run in progress may
+//! finish within `grace`; past it, the run is cut at its next await point. A
+//! cut loses nothing: each batch commits atomically with its cursor, and a
+//! commit already started completes on its own blocking thread (or, reaching
+//! the store after the cut run's lease was released, is refused whole and
+//! read again by the next run); the pull in progress is discarded and read
+//! again by the next run, and the run is logged `interrupted` with the
+//! counts of the batches it had committed.
 
 mod control;
 mod instance;
@@ -341,8 +343,7 @@ async fn job_loop(job: Job, context: Context) {
             () = control.requested_run() => {}
             () = until(due) => {}
         }
-        let asked = control.requested();
-        control.starting();
+        let asked = control.starting();
         // The slot first (a push being committed ends in moments), then the
         // upstream permits, which may be held for a whole run of another instance.
         let slot = tokio::select! {
@@ -360,9 +361,12 @@ async fn job_loop(job: Job, context: Context) {
         };
         // Then the instance's lease: another host sharing the store may be
         // running it, or have just run it.
-        let target = job.instance.target();
-        let request = lease::request(&target.tenant, &target.instance, context.options.sync.lease_ttl, !asked);
-        let mut lease = match context.store.acquire_lease(&request).await {
+        let answer = tokio::select! {
+            biased;
+            () = context.shutdown.cancelled() => break,
+            answer = take_lease(&job, &context, asked) => answer,
+        };
+        let mut lease = match answer {
             Ok(LeaseGrant::Granted(lease)) => lease,
             other => {
                 drop(permits);
@@ -387,6 +391,32 @@ async fn job_loop(job: Job, context: Context) {
     }
     control.close();
 }
+
+/// Asks for the instance's lease for a run, scheduled or `asked` for. A
+/// due time further off than this host's interval was set under a longer
+/// schedule (the config changed since): this host's schedule holds, and the
+/// lease is asked for again as for a run asked for now.
+async fn take_lease(job: &Job, context: &Context, asked: bool) -> Result<LeaseGrant, StoreError> {
+    let target = job.instance.target();
+    let ttl = context.options.sync.lease_ttl;
+    let mut request = lease::request(&target.tenant, &target.instance, ttl, !asked);
+    let answer = context.store.acquire_lease(&request).await?;
+    let longest = job.interval.map(|interval| interval + MAX_JITTER);
+    match (&answer, longest) {
+        (LeaseGrant::NotDue { due }, Some(longest)) if due.saturating_sub(now_ms()) > longest.as_millis() as i64 => {
+            tracing::info!(
+                due,
+                "the stored due time was set under a longer schedule; this host's schedule holds"
+            );
+            request.scheduled = false;
+            context.store.acquire_lease(&request).await
+        }
+        _ => Ok(answer),
+    }
+}
+
+/// The most [`jitter`] adds.
+const MAX_JITTER: Duration = Duration::from_secs(30);
 
 /// When to try again after the lease was not granted: when the other
 /// holder's lease would run out (it is renewed while its run goes, and
@@ -459,7 +489,7 @@ async fn acquire(upstreams: &[Arc<Semaphore>]) -> Option<Vec<OwnedSemaphorePermi
 /// Up to 5 % of the interval, at most 30 s, so instances on one interval
 /// drift apart instead of hitting their upstreams together.
 fn jitter(interval: Duration) -> Duration {
-    let most = interval.mul_f64(0.05).min(Duration::from_secs(30));
+    let most = interval.mul_f64(0.05).min(MAX_JITTER);
     most.mul_f64(super::retry::jitter())
 }
 
@@ -473,6 +503,7 @@ async fn run_once(
     let target = instance.target();
     let started = Instant::now();
     let started_ms = now_ms();
+    let holder = lease.holder.clone();
     let mut progress = LastBatch {
         record: None,
         control: Arc::clone(control),
@@ -499,11 +530,11 @@ async fn run_once(
     let (record, error) = match result {
         Some(Ok(record)) => (Some(record), None),
         Some(Err(error)) => (
-            last_record(&*context.store, instance, started_ms).await,
+            last_record(&*context.store, instance, started_ms, &holder).await,
             Some(error.to_string()),
         ),
         None => {
-            let record = close_cut_run(&*context.store, instance, progress.record, started_ms, grace).await;
+            let record = close_cut_run(&*context.store, instance, progress.record, started_ms, grace, &holder).await;
             let error = record.as_ref().and_then(|r| r.error.clone());
             (record, error.or_else(|| Some("cut by shutdown".into())))
         }
@@ -516,12 +547,14 @@ async fn run_once(
     }
 }
 
-/// The instance's newest run, if it began at or after `started_ms` (a
-/// failed run saves its record before returning its error).
-async fn last_record(store: &dyn Store, instance: &SyncInstance, started_ms: i64) -> Option<RunRecord> {
+/// The instance's newest run of `holder` (this process), if it began at or
+/// after `started_ms` (a failed run saves its record before returning its
+/// error); never a run another host began since.
+async fn last_record(store: &dyn Store, instance: &SyncInstance, started_ms: i64, holder: &str) -> Option<RunRecord> {
     let target = instance.target();
-    let runs = store.runs(&target.tenant, &target.instance, 1).await.ok()?;
-    runs.into_iter().next().filter(|run| run.started >= started_ms)
+    let runs = store.runs(&target.tenant, &target.instance, 4).await.ok()?;
+    runs.into_iter()
+        .find(|run| run.started >= started_ms && run.holder.as_deref() == Some(holder))
 }
 
 /// Logs a run cut by shutdown as `interrupted`, with the counts of the
@@ -532,10 +565,11 @@ async fn close_cut_run(
     last_batch: Option<RunRecord>,
     started_ms: i64,
     grace: Duration,
+    holder: &str,
 ) -> Option<RunRecord> {
     let mut record = match last_batch {
         Some(record) => record,
-        None => last_record(store, instance, started_ms).await?,
+        None => last_record(store, instance, started_ms, holder).await?,
     };
     if record.outcome != RunOutcome::Running {
         return Some(record);

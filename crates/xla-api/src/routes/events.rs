@@ -162,6 +162,7 @@ async fn push(
     let outcome = match &result {
         Ok(_) => "stored",
         Err(e) if e.is_bad_body() => "refused",
+        Err(PushError::Busy { .. }) => "busy",
         Err(_) => "failed",
     };
     metrics::counter!("xla_webhook_deliveries_total", "instance" => receiver.instance().name.clone(), "outcome" => outcome)
@@ -179,6 +180,7 @@ async fn push(
 fn push_error(error: PushError) -> ApiError {
     match &error {
         PushError::MediaType { .. } => ApiError::UnsupportedMediaType(error.to_string()),
+        PushError::Busy { .. } => ApiError::Conflict(error.to_string()),
         _ if error.is_bad_body() => ApiError::Unprocessable(error.to_string()),
         _ => ApiError::Internal(error.to_string()),
     }

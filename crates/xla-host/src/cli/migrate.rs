@@ -104,6 +104,7 @@ async fn copy(from: &dyn Store, to: &dyn Store) -> Result<()> {
     refuse_retired(from).await?;
     let source = from.stats().await?;
     let target = stats_by_metric(to.stats().await?);
+    refuse_foreign(&source, &target, to)?;
     let total: u64 = source.metrics.iter().map(|m| m.raw_rows).sum();
     let bar = bar(total);
     for metric in &source.metrics {
@@ -118,10 +119,18 @@ async fn copy(from: &dyn Store, to: &dyn Store) -> Result<()> {
     }
     bar.finish_and_clear();
     for (tenant, instance) in from.instances().await? {
-        copy_instance(from, to, &tenant, &instance).await?;
+        copy_instance(from, to, &tenant, &instance).await.with_context(|| {
+            format!(
+                "copying `{}`'s instance `{}`",
+                escape_line(&tenant),
+                escape_line(&instance)
+            )
+        })?;
     }
     for token in from.tokens().await? {
-        to.save_token(&token).await?;
+        to.save_token(&token)
+            .await
+            .with_context(|| format!("copying token `{}`", escape_line(&token.id)))?;
     }
     Ok(())
 }
@@ -138,6 +147,26 @@ async fn refuse_retired(from: &dyn Store) -> Result<()> {
                 escape_line(&metric.tenant),
                 escape_line(&metric.metric),
                 xla_runtime::outbound::throttle::date(before)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a target holding rows the source does not (another store's
+/// data): the copy could never verify.
+fn refuse_foreign(source: &StoreStats, target: &HashMap<(String, String), MetricStats>, to: &dyn Store) -> Result<()> {
+    let source = stats_by_metric(source.clone());
+    for (key, copied) in target {
+        let have = source.get(key).map_or(0, |m| m.raw_rows);
+        if copied.raw_rows > have {
+            bail!(
+                "{} already holds {} rows of tenant `{}`'s `{}`, more than the sled store's {have}: it holds another store's data. \
+                 Copy into an empty database (or the one an interrupted copy of this store left)",
+                to.describe(),
+                copied.raw_rows,
+                escape_line(&key.0),
+                escape_line(&key.1)
             );
         }
     }
@@ -187,18 +216,26 @@ async fn copy_metric(from: &dyn Store, to: &dyn Store, metric: &MetricStats, bar
                 .1
                 .push(row.observation);
         }
-        for ((source, _), (provenance, observations)) in groups {
-            for chunk in observations.chunks(CHUNK) {
+        for ((source, _), (provenance, mut observations)) in groups {
+            while !observations.is_empty() {
+                let rest = observations.split_off(observations.len().min(CHUNK));
+                let rows = observations.len();
                 let batch = CommitBatch {
                     tenant: metric.tenant.clone(),
                     source: source.clone(),
                     provenance: provenance.clone(),
-                    observations: chunk.to_vec(),
+                    observations,
                     ..CommitBatch::default()
                 };
-                to.commit(batch)
-                    .await
-                    .with_context(|| format!("copying {} rows of {}", chunk.len(), escape_line(&metric.metric)))?;
+                to.commit(batch).await.with_context(|| {
+                    format!(
+                        "copying {rows} rows of tenant `{}`'s `{}` from `{}`",
+                        escape_line(&metric.tenant),
+                        escape_line(&metric.metric),
+                        escape_line(&source)
+                    )
+                })?;
+                observations = rest;
             }
         }
         bar.inc(count);
@@ -282,18 +319,23 @@ async fn verify(from: &dyn Store, to: &dyn Store) -> Result<Vec<String>> {
             differences.push(format!("{name}: rollups count/sum {want:?}, copied {got:?}"));
         }
     }
-    for (tenant, instance) in from.instances().await? {
-        let name = format!("{}/{}", escape_line(&tenant), escape_line(&instance));
-        let (want, got) = (
-            from.cursor(&tenant, &instance).await?,
-            to.cursor(&tenant, &instance).await?,
-        );
+    let instances = from.instances().await?;
+    let tenants: std::collections::BTreeSet<&String> = instances.iter().map(|(tenant, _)| tenant).collect();
+    for tenant in tenants {
+        if from.gaps(tenant).await? != to.gaps(tenant).await? {
+            differences.push(format!("{}: the open gaps differ", escape_line(tenant)));
+        }
+    }
+    for (tenant, instance) in &instances {
+        let (tenant, instance) = (tenant.as_str(), instance.as_str());
+        let name = format!("{}/{}", escape_line(tenant), escape_line(instance));
+        let (want, got) = (from.cursor(tenant, instance).await?, to.cursor(tenant, instance).await?);
         if want != got {
             differences.push(format!("{name}: the cursor differs"));
         }
         let (want, got) = (
-            from.run_count(&tenant, &instance).await?,
-            to.run_count(&tenant, &instance).await?,
+            from.run_count(tenant, instance).await?,
+            to.run_count(tenant, instance).await?,
         );
         if want != got {
             differences.push(format!("{name}: {want} runs, {got} copied"));

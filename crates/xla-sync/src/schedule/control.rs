@@ -265,13 +265,16 @@ impl InstanceControl {
         }
     }
 
-    /// A run (scheduled or requested) waits for its permits.
-    pub(crate) fn starting(&self) {
+    /// A run (scheduled or requested) waits for its permits; returns
+    /// whether it was asked for (a request it serves).
+    pub(crate) fn starting(&self) -> bool {
         let mut state = self.lock();
+        let requested = state.schedule.phase == Phase::Requested;
         if state.schedule.phase != Phase::Closed {
             state.schedule.phase = Phase::Running { run: None };
             state.schedule.next_run = None;
         }
+        requested
     }
 
     /// The run log has the run as `run`: whoever asked for it learns it.
