@@ -22,7 +22,7 @@ pub struct SyncConfig {
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
     /// How long a run's lease on its instance lasts unless renewed
-    /// (`30s` by default, renewed every third of it): when several hosts
+    /// (`60s` by default, renewed every third of it): when several hosts
     /// share a store, how soon another takes over the instances of a host
     /// that died. At least 3 s.
     #[serde(default)]
@@ -266,7 +266,7 @@ impl SyncConfig {
         };
         let fail = |why: String| ConfigError::Sync {
             scope: "[sync]".into(),
-            message: format!("lease_ttl: {why}; write e.g. `lease_ttl = \"30s\"`, the default"),
+            message: format!("lease_ttl: {why}; write e.g. `lease_ttl = \"60s\"`, the default"),
         };
         let ttl = humantime::parse_duration(text).map_err(|e| fail(format!("`{text}` is not a duration ({e})")))?;
         if ttl < Duration::from_secs(3) {

@@ -242,9 +242,13 @@ impl Signals {
 
 /// A run renews its lease between its connector's calls: one call that
 /// computes for most of a lease's time-to-live lets it run out, and a host
-/// sharing the store takes the instance over. Says so for each instance
-/// whose plugin deadline allows it.
+/// sharing the store takes the instance over. Says so, on a shared
+/// (PostgreSQL) store, for each instance whose plugin deadline allows it.
 fn warn_short_lease(config: &HostConfig, ttl: Duration) {
+    // A store one process opens fences leases by token only: nothing to take over.
+    if config.store.backend == xla_store::Backend::Sled {
+        return;
+    }
     for instance in &config.connectors {
         let deadline = config.limits.clone().with(instance.limits.as_ref()).deadline_ms;
         if u128::from(deadline) * 2 > ttl.as_millis() {
