@@ -2,8 +2,9 @@
 //! PostgreSQL database and one feed simulator. The host running a sync is
 //! SIGKILLed mid-run, again and again, and started again; the other takes
 //! the instance over once the dead host's lease runs out. In the end every
-//! source record is stored exactly once, rollups count each once, and the
-//! run log shows no two runs of the instance overlapping.
+//! source record is stored exactly once, rollups count each once, the
+//! run log shows no two runs of the instance overlapping, and the API of
+//! either host answers the same numbers.
 
 use crate::schedule::{Instance, PATIENCE, TOKEN, assert_one_at_a_time, config_text, stored, swappable_feed, xla_host};
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ fn start(config: &Path, log: PathBuf) -> Host {
     let child = xla_host()
         .arg("--host-config")
         .arg(config)
-        .arg("serve")
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info,xla_sync=debug")
         .stdout(Stdio::null())
         .stderr(file)
@@ -39,7 +40,27 @@ fn start(config: &Path, log: PathBuf) -> Host {
     Host { child, log }
 }
 
-/// The pid in a lease holder's name (`host/pid/start`).
+/// The API's base URL, once the host's log says where it listens.
+async fn api_url(log: &Path) -> String {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let url = text.lines().find_map(|line| {
+            let rest = line.strip_prefix("API at ")?;
+            Some(rest.split_whitespace().next()?.trim_end_matches("/v1").to_string())
+        });
+        if let Some(url) = url {
+            return url;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve did not say where its API listens"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The pid in a lease holder's name (`host/pid/nonce`).
 fn holder_pid(holder: &str) -> Option<u32> {
     holder.rsplit('/').nth(1)?.parse().ok()
 }
@@ -137,6 +158,46 @@ async fn two_hosts_share_a_store_and_a_killed_hosts_instance_is_taken_over_exact
         assert!(tokio::time::Instant::now() < deadline, "the records did not all arrive");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The API of either host answers the same numbers, every record counted.
+    let created = xla_host()
+        .arg("--host-config")
+        .arg(&config)
+        .args([
+            "token", "create", "--tenant", "acme", "--scope", "read", "--name", "hosts",
+        ])
+        .output()
+        .expect("token create runs");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let token = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    let mut answers = Vec::new();
+    for host in &hosts {
+        let url = api_url(&host.log).await;
+        let series: serde_json::Value = reqwest::Client::new()
+            .get(format!("{url}/v1/tenants/acme/metrics/happiness_rating/series"))
+            .query(&[
+                ("from", "2000-01-01T00:00:00Z"),
+                ("to", "2100-01-01T00:00:00Z"),
+                ("aggregation", "count"),
+                ("bucket", "month"),
+            ])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("the API answers")
+            .json()
+            .await
+            .expect("JSON");
+        answers.push(series);
+    }
+    assert_eq!(answers[0], answers[1], "both hosts answer the same");
+    let counted: f64 = answers[0]["points"]
+        .as_array()
+        .unwrap_or_else(|| panic!("points in {}", answers[0]))
+        .iter()
+        .filter_map(|p| p["value"].as_f64())
+        .sum();
+    assert_eq!(counted, (STEP * KILLS) as f64, "{}", answers[0]);
+
     for host in &mut hosts {
         let term = std::process::Command::new("kill")
             .args(["-TERM", &host.child.id().to_string()])
