@@ -6,11 +6,13 @@
 //!
 //! Run: `cargo xtask build-plugins && cargo bench -p xla-tests --bench scoring -- [scale]`
 //! (`scale` 1.0 = the full organisation; 0.1 for a quick look). Only the
-//! scoring is timed; loading the data is not. Results in BENCHMARKS.md.
+//! scoring is timed; loading the data is not. `--postgres` then loads the
+//! same month into PostgreSQL (a throwaway cluster) and scores it again in
+//! the same run, checking the same values. Results in BENCHMARKS.md.
 
 use anyhow::{Context, Result};
 use std::time::Instant;
-use xla_host::score::{Period, ScorecardOptions};
+use xla_host::score::{Engine, Period, Scorecard, ScorecardOptions, Window, XlaDefinition};
 use xla_host::store::GroupThrough;
 
 mod month;
@@ -38,30 +40,11 @@ async fn main() -> Result<()> {
         warm.elapsed().as_secs_f64() * 1000.0
     );
 
-    let mut total = 0.0;
-    for xla in &xlas {
-        let started = Instant::now();
-        let scored = engine.score(xla, month).await?;
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        total += ms;
-        println!(
-            "  {:<26} {:>9.1} ms  value {:>8.2} (n={})",
-            xla.id,
-            ms,
-            scored.value.unwrap_or(f64::NAN),
-            scored.sample_size
-        );
-    }
-    let started = Instant::now();
-    let scorecard = engine.scorecard(month::TENANT, month, "service", 90.0, 50.0).await?;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    total += ms;
-    println!(
-        "  {:<26} {ms:>9.1} ms  ({} services from ticket outcome cells)",
-        "scorecard",
-        scorecard.rows.len()
-    );
+    let (total, values, scorecard) = score_month(&engine, &xlas, month).await?;
     println!("one month, six XLAs and the scorecard: {total:.0} ms");
+    if std::env::args().any(|a| a == "--postgres") {
+        postgres(scale, month, &values).await?;
+    }
 
     // The scorecard as it was computed before: the watermelon scorer over
     // per-ticket rows of the window (values dated in it, so tickets at the
@@ -130,5 +113,79 @@ async fn main() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Scores the six XLAs and the scorecard of `month`, each timed and
+/// printed: (total ms, each XLA's value and the scorecard's rows).
+async fn score_month(
+    engine: &Engine,
+    xlas: &[XlaDefinition],
+    month: Window,
+) -> Result<(f64, Vec<(String, Option<f64>)>, Scorecard)> {
+    let mut total = 0.0;
+    let mut values = Vec::new();
+    for xla in xlas {
+        let started = Instant::now();
+        let scored = engine.score(xla, month).await?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        total += ms;
+        println!(
+            "  {:<26} {:>9.1} ms  value {:>8.2} (n={})",
+            xla.id,
+            ms,
+            scored.value.unwrap_or(f64::NAN),
+            scored.sample_size
+        );
+        values.push((xla.id.clone(), scored.value));
+    }
+    let started = Instant::now();
+    let scorecard = engine.scorecard(month::TENANT, month, "service", 90.0, 50.0).await?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    total += ms;
+    println!(
+        "  {:<26} {ms:>9.1} ms  ({} services from ticket outcome cells)",
+        "scorecard",
+        scorecard.rows.len()
+    );
+    for row in &scorecard.rows {
+        values.push((format!("scorecard {:?}", row.group), row.happiness));
+    }
+    Ok((total, values, scorecard))
+}
+
+/// The same month scored on PostgreSQL: loaded untimed, scored timed, the
+/// values checked against sled's.
+async fn postgres(scale: f64, month: Window, sled: &[(String, Option<f64>)]) -> Result<()> {
+    let url = xla_store_pg::testing::shared().create_database().await?;
+    let store: std::sync::Arc<dyn xla_host::store::Store> =
+        std::sync::Arc::new(xla_store_pg::PgStore::connect(&url).await?);
+    let loading = Instant::now();
+    let loaded = month::load(&*store, scale).await?;
+    println!(
+        "\npostgres: loaded {} observations in {:.1} s (not timed)",
+        loaded.observations,
+        loading.elapsed().as_secs_f64()
+    );
+    let (engine, xlas) = month::engine(store).await?;
+    engine
+        .report_bundle(&xlas, month, Some(&ScorecardOptions::default()))
+        .await?;
+    let (total, values, _) = score_month(&engine, &xlas, month).await?;
+    println!("postgres: one month, six XLAs and the scorecard: {total:.0} ms");
+    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * a.abs().max(1.0),
+        (a, b) => a == b,
+    };
+    for ((name, want), (_, got)) in sled.iter().zip(&values) {
+        anyhow::ensure!(close(*want, *got), "{name}: sled {want:?}, postgres {got:?}");
+    }
+    anyhow::ensure!(
+        sled.len() == values.len(),
+        "postgres scored {} values, sled {}",
+        values.len(),
+        sled.len()
+    );
+    println!("postgres: the same values as sled");
     Ok(())
 }
