@@ -317,8 +317,8 @@ async fn sled_store_to_copy(data: &Path) -> Arc<dyn Store> {
 
 /// `store migrate` copies a sled store into PostgreSQL (rows with their
 /// provenance, rollups rebuilt, cursors, gaps, runs, tokens), verifies it,
-/// runs again as a resume without changing anything, and refuses what it
-/// cannot copy before writing anything.
+/// resumes a copy that stopped half way, runs again without changing
+/// anything, and refuses what it cannot copy before writing anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_migrate_copies_a_sled_store_into_postgres_and_resumes() {
     let cluster = xla_store_pg::testing::shared();
@@ -330,6 +330,27 @@ async fn store_migrate_copies_a_sled_store_into_postgres_and_resumes() {
         sled.instances().await.expect("instances"),
         sled.runs("acme", "hs", 10).await.expect("runs"),
     );
+    // An earlier copy stopped half way: some of a metric's rows are there.
+    let half: Vec<_> = sled
+        .observations("acme", "happiness_rating", i64::MIN, i64::MAX)
+        .await
+        .expect("rows")
+        .into_iter()
+        .filter(|row| row.source == "hs")
+        .take(10)
+        .collect();
+    let copied_before = xla_store_pg::PgStore::connect(&url).await.expect("the target");
+    copied_before
+        .commit(xla_host::store::CommitBatch {
+            tenant: "acme".into(),
+            source: "hs".into(),
+            provenance: half[0].provenance.clone(),
+            observations: half.into_iter().map(|row| row.observation).collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("a half copy");
+    drop(copied_before);
     drop(sled);
     let from = format!("sled:{}", data.display());
     let migrate = |from: &str, url: &str| {
