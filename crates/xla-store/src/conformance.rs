@@ -904,16 +904,14 @@ pub fn a_lease_has_one_holder_fences_its_commits_and_passes_on_when_it_lapses<B:
             other => panic!("a live lease is held: {other:?}"),
         }
         let mut run_a = store.begin_run(&a, xla_types::now_ms()).await.expect("begin under a");
-        let mut fenced = batch(
-            "acme",
-            "sn",
-            run_a.run,
-            &[obs("r1", "rating", 8.0, DAY, &[])],
-            Some("c1"),
-        );
-        fenced.lease = Some(a.token);
+        let run = run_a.run;
+        let under = |token: u64, id: &str, value: f64, cursor: &str| {
+            let mut fenced = batch("acme", "sn", run, &[obs(id, "rating", value, DAY, &[])], Some(cursor));
+            fenced.lease = Some(token);
+            fenced
+        };
         store
-            .commit(fenced.clone())
+            .commit(under(a.token, "r1", 8.0, "c1"))
             .await
             .expect("a commits under its live lease");
         store.renew_lease(&mut a).await.expect("renewed");
@@ -925,16 +923,8 @@ pub fn a_lease_has_one_holder_fences_its_commits_and_passes_on_when_it_lapses<B:
         let LeaseGrant::Granted(b) = store.acquire_lease(&now("b")).await.expect("acquire") else {
             panic!("a lapsed lease is granted")
         };
-        let mut late = batch(
-            "acme",
-            "sn",
-            run_a.run,
-            &[obs("r2", "rating", 3.0, DAY, &[])],
-            Some("c2"),
-        );
-        late.lease = Some(a.token);
         assert!(matches!(
-            store.commit(late.clone()).await,
+            store.commit(under(a.token, "r2", 3.0, "c2")).await,
             Err(StoreError::LeaseLost { .. })
         ));
         assert_eq!(store.cursor("acme", "sn").await.expect("cursor").as_deref(), Some("c1"));
@@ -985,8 +975,7 @@ pub fn a_lease_has_one_holder_fences_its_commits_and_passes_on_when_it_lapses<B:
                 .map(|r| r.outcome),
             Some(RunOutcome::Interrupted)
         );
-        late.lease = Some(b.token);
-        store.commit(late.clone()).await.expect("b commits");
+        store.commit(under(b.token, "r2", 3.0, "c2")).await.expect("b commits");
         assert_eq!(store.cursor("acme", "sn").await.expect("cursor").as_deref(), Some("c2"));
 
         // A release frees the lease and sets the shared schedule.
@@ -995,7 +984,7 @@ pub fn a_lease_has_one_holder_fences_its_commits_and_passes_on_when_it_lapses<B:
             .await
             .expect("release");
         assert!(matches!(
-            store.commit(late.clone()).await,
+            store.commit(under(b.token, "r2", 3.0, "c2")).await,
             Err(StoreError::LeaseLost { .. })
         ));
         let scheduled = lease_request("acme", "sn", "c", ttl, true);

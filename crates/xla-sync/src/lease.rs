@@ -88,6 +88,14 @@ pub async fn release(store: &dyn Store, lease: &Lease, next_due: Option<Duration
     }
 }
 
+/// When a run under `lease` that began at `started` ended: now, or, for a
+/// run that `lost` the lease, when the lease ran out (it committed nothing
+/// after), whichever came first.
+pub(crate) fn run_ended(lease: &Lease, started: i64, lost: bool) -> i64 {
+    let now = now_ms();
+    if lost { now.min(lease.expires).max(started) } else { now }
+}
+
 /// Renews `lease` every third of its time-to-live for as long as it is
 /// polled; returns only when the lease is lost: another holder took it, or
 /// renewals failed until it ran out. A failed renewal is retried within a

@@ -296,11 +296,8 @@ pub async fn run_leased(
         result = pull_all(session, store, target, options, progress, &mut record, token) => result,
         lost = lease::keep(&**store, lease) => Err(lost),
     };
-    // A run that lost its lease committed nothing after the lease ran out.
-    record.finished = Some(match &result {
-        Err(error) if error.lost_lease() => now_ms().min(lease.expires).max(record.started),
-        _ => now_ms(),
-    });
+    let lost = result.as_ref().is_err_and(SyncError::lost_lease);
+    record.finished = Some(lease::run_ended(lease, record.started, lost));
     record.outcome = match &result {
         Ok(outcome) => *outcome,
         // Throttled for longer than a run waits: not a failure.

@@ -91,6 +91,15 @@ pub enum PushError {
 pub const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl PushError {
+    /// Whether the push stopped because it lost the instance's lease.
+    pub fn lost_lease(&self) -> bool {
+        match self {
+            PushError::Busy { source } => source.lost_lease(),
+            PushError::Store { source, .. } => matches!(**source, StoreError::LeaseLost { .. }),
+            _ => false,
+        }
+    }
+
     /// Whether the body, not the host, is at fault (a 4xx in the API).
     pub fn is_bad_body(&self) -> bool {
         match self {
@@ -274,14 +283,8 @@ impl Receiver {
             result = self.commit_batches(store, changes, &mut record, token) => result,
             lost = crate::lease::keep(store, lease) => Err(PushError::Busy { source: Box::new(lost) }),
         };
-        // Nothing committed after a lost lease ran out.
-        let lost = matches!(&result, Err(PushError::Busy { .. }))
-            || matches!(&result, Err(PushError::Store { source, .. }) if matches!(**source, StoreError::LeaseLost { .. }));
-        record.finished = Some(if lost {
-            now_ms().min(lease.expires).max(record.started)
-        } else {
-            now_ms()
-        });
+        let lost = result.as_ref().is_err_and(PushError::lost_lease);
+        record.finished = Some(crate::lease::run_ended(lease, record.started, lost));
         record.outcome = match &result {
             Ok(()) => RunOutcome::Completed,
             Err(e) => {
