@@ -3,9 +3,11 @@
 //! `month::load`), driven by oha at a fixed rate with latency correction
 //! (no coordinated omission): p50 and p99 at 2,000 requests/s for a cached
 //! XLA report, a series and a breakdown, then the highest rate each
-//! sustains with p99 under 10 ms.
+//! sustains with p99 under 10 ms. `--postgres` then loads the same month
+//! into PostgreSQL (a throwaway cluster, untimed), serves and measures it
+//! the same way, and checks its first answers equal sled's.
 //!
-//! Run: `cargo xtask build-plugins && cargo bench -p xla-tests --bench api -- [scale]`
+//! Run: `cargo xtask build-plugins && cargo bench -p xla-tests --bench api -- [scale] [--postgres]`
 //! with oha on the PATH (`cargo install oha --locked`) or named by `OHA`.
 //! The server and oha share the machine's cores, as on a one-box install.
 //! Results in BENCHMARKS.md.
@@ -125,22 +127,11 @@ async fn serve(store: Arc<dyn Store>) -> Result<(String, String)> {
     Ok((serving::on_loopback(xla_host::api::app(state)).await?, token))
 }
 
-fn main() -> Result<()> {
-    let scale: f64 = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1.0);
-    let oha = oha()?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let dir = tempfile::tempdir()?;
-    let (base, token) = runtime.block_on(async {
-        let store = month::store(dir.path(), scale).await?;
-        serve(store).await
-    })?;
+/// The three URLs measured, by name, under `base`.
+fn routes(base: &str) -> [(&'static str, String); 3] {
     let month = "from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z";
     let tenant = format!("{base}/v1/tenants/{}", month::TENANT);
-    let routes = [
+    [
         (
             "report",
             format!("{tenant}/xlas/incident-happiness/report?period=2026-10"),
@@ -153,44 +144,53 @@ fn main() -> Result<()> {
             "breakdown",
             format!("{tenant}/metrics/resolution_hours/breakdown?{month}&dimension=assignment_group&top=12"),
         ),
-    ];
+    ]
+}
+
+/// The first (computed) answer of each route, timed; the body of each, to
+/// compare backends.
+async fn first_answers(routes: &[(&'static str, String)], token: &str) -> Result<Vec<Value>> {
     println!("first answers (the report's is computed, later ones come from the cache):");
-    runtime.block_on(async {
-        let client = reqwest::Client::new();
-        for (name, url) in &routes {
-            let started = Instant::now();
-            let response = client.get(url).bearer_auth(&token).send().await?;
-            let status = response.status();
-            let cache = response
-                .headers()
-                .get("x-xla-cache")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_string();
-            let body = response.bytes().await?;
-            if !status.is_success() {
-                bail!("{name}: {status}: {}", String::from_utf8_lossy(&body));
-            }
-            println!(
-                "  {name:<10} {:>8.1} ms, {} bytes, cache {cache}",
-                started.elapsed().as_secs_f64() * 1000.0,
-                body.len()
-            );
+    let client = reqwest::Client::new();
+    let mut bodies = Vec::new();
+    for (name, url) in routes {
+        let started = Instant::now();
+        let response = client.get(url).bearer_auth(token).send().await?;
+        let status = response.status();
+        let cache = response
+            .headers()
+            .get("x-xla-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            bail!("{name}: {status}: {}", String::from_utf8_lossy(&body));
         }
-        anyhow::Ok(())
-    })?;
+        println!(
+            "  {name:<10} {:>8.1} ms, {} bytes, cache {cache}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            body.len()
+        );
+        bodies.push(serde_json::from_slice(&body).with_context(|| format!("{name}: the answer is not JSON"))?);
+    }
+    Ok(bodies)
+}
+
+/// Each route at [`RATE`], then the highest rate each holds.
+fn under_load(oha: &Path, routes: &[(&'static str, String)], token: &str) -> Result<()> {
     // oha runs from this thread while the runtime's workers serve.
     println!("at {RATE} requests/s for {RUN_SECONDS} s, {CONNECTIONS} connections:");
-    for (name, url) in &routes {
-        print(name, &load(&oha, url, &token, RATE, RUN_SECONDS)?);
+    for (name, url) in routes {
+        print(name, &load(oha, url, token, RATE, RUN_SECONDS)?);
     }
     println!("highest rate held with p99 < {P99_BUDGET_MS} ms (steps of 5 s):");
-    for (name, url) in &routes {
+    for (name, url) in routes {
         let mut held = None;
         for rate in [
             2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 16_000, 20_000, 24_000, 32_000,
         ] {
-            let run = load(&oha, url, &token, rate, 5)?;
+            let run = load(oha, url, token, rate, 5)?;
             print(name, &run);
             if !run.held() {
                 break;
@@ -201,6 +201,66 @@ fn main() -> Result<()> {
             Some(rate) => println!("  {name}: held {rate} requests/s"),
             None => println!("  {name}: did not hold {RATE} requests/s"),
         }
+    }
+    Ok(())
+}
+
+/// Serves `store` and measures it; the first answers' bodies.
+fn measure(runtime: &tokio::runtime::Runtime, oha: &Path, store: Arc<dyn Store>) -> Result<Vec<Value>> {
+    let (base, token) = runtime.block_on(serve(store))?;
+    let routes = routes(&base);
+    let bodies = runtime.block_on(first_answers(&routes, &token))?;
+    under_load(oha, &routes, &token)?;
+    Ok(bodies)
+}
+
+/// Whether two answers are the same, numbers within a relative 1e-9
+/// (the backends sum in different orders).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        (x, y) => x == y,
+    }
+}
+
+fn main() -> Result<()> {
+    let scale: f64 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1.0);
+    let postgres = std::env::args().any(|a| a == "--postgres");
+    let oha = oha()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let dir = tempfile::tempdir()?;
+    println!("sled:");
+    let store = runtime.block_on(month::store(dir.path(), scale))?;
+    let sled = measure(&runtime, &oha, store)?;
+    if postgres {
+        let store = runtime.block_on(async {
+            let url = xla_store_pg::testing::shared().create_database().await?;
+            let store: Arc<dyn Store> = Arc::new(xla_store_pg::PgStore::connect(&url).await?);
+            let loading = Instant::now();
+            let loaded = month::load(&*store, scale).await?;
+            println!(
+                "\npostgres: loaded {} observations in {:.1} s (not timed)",
+                loaded.observations,
+                loading.elapsed().as_secs_f64()
+            );
+            anyhow::Ok(store)
+        })?;
+        let answers = measure(&runtime, &oha, store)?;
+        for (((name, _), want), got) in routes("").iter().zip(sled).zip(answers) {
+            anyhow::ensure!(same(&want, &got), "{name}: sled answered {want}, postgres {got}");
+        }
+        println!("postgres: the same answers as sled");
     }
     drop(runtime);
     Ok(())

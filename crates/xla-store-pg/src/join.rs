@@ -1,24 +1,23 @@
-//! Joins through subjects at read time: per-subject rows, values grouped
-//! through their tickets, and the tickets' outcomes. PostgreSQL joins on
-//! indexes (`ticket` is a column of raw and retired rows), so unlike sled
-//! this backend keeps no join state: it applies the same rule
-//! ([`plausible_join`], [`pick_ticket`]) to the rows when asked.
+//! Joins through subjects: per-subject rows, values grouped through their
+//! tickets, and the tickets' outcomes, with the one rule
+//! ([`xla_store::plausible_join`], [`pick_ticket`]).
 //!
 //! The store's own ticket join ([`xla_store::JOIN_KEY`] through
-//! [`JOIN_VIA`] dated by [`JOIN_OPENING`], whole days) reads retired rows
-//! too and every ticket of a number, whenever resolved, as sled's joined
-//! rollups do; any other grouping reads raw rows, the tickets from
-//! [`ANSWER_LOOKBACK_MS`] before the window.
+//! [`xla_store::JOIN_VIA`] dated by [`xla_store::JOIN_OPENING`], whole
+//! days) and the tickets' outcomes are read from what the write-time join
+//! keeps (`joined`), as sled's joined rollups are; any other grouping joins
+//! raw rows at read time, the tickets from [`ANSWER_LOOKBACK_MS`] before the
+//! window. [`rows`] and [`Tickets`] serve both.
 
+use super::joined::parse_reason;
 use super::retention::{CUTOFFS, Cutoffs};
 use super::write::parse_layer;
 use super::{Inner, OrStore, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use xla_store::{
-    ANSWER_LOOKBACK_MS, AnswerFacts, DAY_MS, GroupThrough, GroupedThrough, JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION,
-    JOIN_VIA, OUTCOME_RATING_METRIC, OUTCOME_SLA_METRIC, OutcomesBySlice, SubjectQuery, SubjectRow, SubjectRowBuilder,
-    TicketCandidate, TicketFacts, TicketOutcome, UNROLLED_DIMENSIONS, Unjoined, UnmatchedAnswer, day_of, is_rating,
-    pick_ticket,
+    ANSWER_LOOKBACK_MS, AnswerFacts, DAY_MS, GroupThrough, GroupedThrough, JOIN_KEY, JOIN_TYPE_DIMENSION,
+    OutcomesBySlice, SubjectQuery, SubjectRow, SubjectRowBuilder, TicketCandidate, TicketFacts, TicketOutcomes,
+    UNMATCHED_EXAMPLES, UNROLLED_DIMENSIONS, Unjoined, UnmatchedAnswer, day_of, is_rating, pick_ticket,
 };
 use xla_types::Layer;
 
@@ -27,19 +26,19 @@ const HOUR_MS: f64 = 3_600_000.0;
 
 /// A row as the joins read it, raw or retired (a retired row has its
 /// rolled-up dimensions and its ticket number).
-struct JoinRow {
-    source: String,
-    record_id: String,
-    metric: String,
-    at: i64,
-    value: f64,
-    layer: Layer,
+pub(crate) struct JoinRow {
+    pub source: String,
+    pub record_id: String,
+    pub metric: String,
+    pub at: i64,
+    pub value: f64,
+    pub layer: Layer,
     /// Sorted by key.
-    dimensions: Vec<(String, String)>,
+    pub dimensions: Vec<(String, String)>,
 }
 
 impl JoinRow {
-    fn dimension(&self, key: &str) -> Option<&str> {
+    pub(crate) fn dimension(&self, key: &str) -> Option<&str> {
         self.dimensions.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
@@ -53,7 +52,7 @@ impl JoinRow {
 }
 
 /// Which rows [`rows`] reads.
-enum Rows<'a> {
+pub(crate) enum Rows<'a> {
     /// Of the window `[from, to)`.
     Window(i64, i64),
     /// Of these ticket numbers, whenever.
@@ -62,8 +61,8 @@ enum Rows<'a> {
 
 /// The rows of `metrics` that `which` selects, raw and (with `retired`)
 /// retired, ordered by time.
-async fn rows(
-    client: &tokio_postgres::Client,
+pub(crate) async fn rows(
+    client: &(impl tokio_postgres::GenericClient + Sync),
     tenant: &str,
     metrics: &[&str],
     which: Rows<'_>,
@@ -129,18 +128,18 @@ async fn any_retired(
 }
 
 /// One ticket a value may join.
-struct Ticket {
+pub(crate) struct Ticket {
+    /// Its row among the tickets [`Tickets::new`] was given.
+    pub row: usize,
     tie: u128,
     at: i64,
     group: Option<String>,
     ticket_type: Option<String>,
-    /// The record, for the outcomes of the window's tickets.
-    record: (String, String),
 }
 
 /// Tickets by number, with when each was opened.
 #[derive(Default)]
-struct Tickets {
+pub(crate) struct Tickets {
     by_number: HashMap<String, Vec<Ticket>>,
     /// The earliest opening per (number, resolution time).
     opened: HashMap<(String, i64), i64>,
@@ -148,16 +147,16 @@ struct Tickets {
 
 impl Tickets {
     /// The tickets among `via` rows, each under its number, with `group_by`'s value.
-    fn new(via: &[JoinRow], key: &str, group_by: Option<&str>) -> Tickets {
+    pub(crate) fn new(via: &[JoinRow], key: &str, group_by: Option<&str>) -> Tickets {
         let mut tickets = Tickets::default();
-        for row in via {
+        for (i, row) in via.iter().enumerate() {
             let Some(number) = row.dimension(key) else { continue };
             tickets.by_number.entry(number.to_string()).or_default().push(Ticket {
+                row: i,
                 tie: row.tie_key(),
                 at: row.at,
                 group: group_by.and_then(|g| row.dimension(g)).map(str::to_string),
                 ticket_type: row.dimension(JOIN_TYPE_DIMENSION).map(str::to_string),
-                record: (row.source.clone(), row.record_id.clone()),
             });
         }
         tickets
@@ -165,7 +164,7 @@ impl Tickets {
 
     /// Notes when tickets were opened, from `opening` rows (hours before
     /// the row's time).
-    fn open(&mut self, opening: &[JoinRow], key: &str) {
+    pub(crate) fn open(&mut self, opening: &[JoinRow], key: &str) {
         for row in opening {
             let hours = row.value;
             let Some(number) = row.dimension(key) else { continue };
@@ -181,7 +180,7 @@ impl Tickets {
     }
 
     /// The ticket `answer` of `number` joins, or why none.
-    fn pick(&self, number: Option<&str>, answer: AnswerFacts<'_>) -> Result<&Ticket, Unjoined> {
+    pub(crate) fn pick(&self, number: Option<&str>, answer: AnswerFacts<'_>) -> Result<&Ticket, Unjoined> {
         let number = number.ok_or(Unjoined::NoTicketNumber)?;
         let tickets = self.by_number.get(number).ok_or(Unjoined::NoTicket)?;
         let candidates = tickets.iter().enumerate().map(|(i, ticket)| TicketCandidate {
@@ -196,18 +195,6 @@ impl Tickets {
     }
 }
 
-/// The distinct ticket numbers `key` names among `rows`.
-fn numbers(rows: &[JoinRow], key: &str) -> Vec<String> {
-    let mut numbers: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.dimension(key))
-        .map(str::to_string)
-        .collect();
-    numbers.sort();
-    numbers.dedup();
-    numbers
-}
-
 /// `query.metric` rolled up per value of `query.group_by` of the ticket
 /// each value joins (see [`xla_store::Store::grouped_through`]).
 pub(crate) async fn grouped_through(inner: &Inner, query: &GroupThrough) -> Result<GroupedThrough, StoreError> {
@@ -215,31 +202,19 @@ pub(crate) async fn grouped_through(inner: &Inner, query: &GroupThrough) -> Resu
     if query.from >= query.to {
         return Ok(out);
     }
-    let client = inner.client().await?;
+    let pooled = inner.client().await?;
+    let client: &tokio_postgres::Client = &pooled;
     let key = query.key.as_str();
     let via: Vec<&str> = query.via.iter().map(String::as_str).collect();
-    let (values, mut tickets, opening) = if query.is_store_join() {
-        let values = rows(
-            &client,
-            &query.tenant,
-            &[&query.metric],
-            Rows::Window(query.from, query.to),
-            true,
-        )
-        .await?;
-        let numbers = numbers(&values, key);
-        let tickets = rows(&client, &query.tenant, &via, Rows::Numbers(&numbers), true).await?;
-        let opening = match &query.opening {
-            Some(m) => rows(&client, &query.tenant, &[m], Rows::Numbers(&numbers), true).await?,
-            None => Vec::new(),
-        };
-        (values, tickets, opening)
-    } else {
+    if query.is_store_join() {
+        return joined_groups(client, query).await;
+    }
+    let (values, mut tickets, opening) = {
         let from_day = day_of(query.from);
         let mut read: Vec<&str> = vec![query.metric.as_str()];
         read.extend(query.opening.as_deref());
         read.extend(via.iter().copied());
-        if any_retired(&client, &query.tenant, &read, from_day).await? {
+        if any_retired(client, &query.tenant, &read, from_day).await? {
             return Err(StoreError::RetiredRows {
                 what: "values grouped through their subjects".into(),
             });
@@ -247,7 +222,7 @@ pub(crate) async fn grouped_through(inner: &Inner, query: &GroupThrough) -> Resu
         // The tickets from the look-back before the window, but not from
         // days retention retired.
         let mut via_from = query.from.saturating_sub(ANSWER_LOOKBACK_MS);
-        while day_of(via_from) < from_day && any_retired(&client, &query.tenant, &via, day_of(via_from)).await? {
+        while day_of(via_from) < from_day && any_retired(client, &query.tenant, &via, day_of(via_from)).await? {
             via_from = (i64::from(day_of(via_from)) + 1) * DAY_MS;
         }
         let filtered = |rows: Vec<JoinRow>| -> Vec<JoinRow> {
@@ -260,16 +235,16 @@ pub(crate) async fn grouped_through(inner: &Inner, query: &GroupThrough) -> Resu
             }
         };
         let values = rows(
-            &client,
+            client,
             &query.tenant,
             &[&query.metric],
             Rows::Window(query.from, query.to),
             false,
         )
         .await?;
-        let tickets = rows(&client, &query.tenant, &via, Rows::Window(via_from, query.to), false).await?;
+        let tickets = rows(client, &query.tenant, &via, Rows::Window(via_from, query.to), false).await?;
         let opening = match &query.opening {
-            Some(m) => rows(&client, &query.tenant, &[m], Rows::Window(via_from, query.to), false).await?,
+            Some(m) => rows(client, &query.tenant, &[m], Rows::Window(via_from, query.to), false).await?,
             None => Vec::new(),
         };
         (filtered(values), filtered(tickets), opening)
@@ -301,18 +276,71 @@ pub(crate) async fn grouped_through(inner: &Inner, query: &GroupThrough) -> Resu
     Ok(out)
 }
 
-/// A window ticket's outcome as the answers joining it build it.
-struct Outcome {
-    outcome: TicketOutcome,
-    /// When the rating it holds was given: a later one replaces it.
-    rated_at: Option<i64>,
-    /// The ticket's value of the slice's dimension.
-    group: Option<String>,
+/// The store's own ticket join read from `joined_values` (kept at write
+/// time, see `joined`): each group's rollup, built from its distinct
+/// values and their counts, and the values that joined no ticket.
+async fn joined_groups(client: &tokio_postgres::Client, query: &GroupThrough) -> Result<GroupedThrough, StoreError> {
+    let mut out = GroupedThrough::default();
+    let window = [
+        &query.tenant as &(dyn tokio_postgres::types::ToSql + Sync),
+        &query.metric,
+        &query.from,
+        &query.to,
+    ];
+    let groups = client
+        .query(
+            "SELECT ticket_dimensions->>$5, value, count(*) FROM joined_values \
+             WHERE tenant_id = $1 AND metric = $2 AND at >= $3 AND at < $4 \
+               AND ticket_record IS NOT NULL AND ticket_dimensions ? $5 \
+             GROUP BY 1, 2 ORDER BY 1, 2",
+            &[window[0], window[1], window[2], window[3], &query.group_by],
+        )
+        .await
+        .or_store()?;
+    let rating = is_rating(&query.metric);
+    for row in groups {
+        let (group, value, count): (String, f64, i64) = (row.get(0), row.get(1), row.get(2));
+        let rollup = out.groups.entry(group).or_default();
+        for _ in 0..count {
+            rollup.add(value, rating);
+        }
+    }
+    out.unmatched.count = client
+        .query_one(
+            "SELECT count(*) FROM joined_values \
+             WHERE tenant_id = $1 AND metric = $2 AND at >= $3 AND at < $4 AND ticket_record IS NULL",
+            &window,
+        )
+        .await
+        .or_store()?
+        .get::<_, i64>(0) as u64;
+    if out.unmatched.count > 0 {
+        let examples = client
+            .query(
+                "SELECT record_id, number, at, reason FROM joined_values \
+                 WHERE tenant_id = $1 AND metric = $2 AND at >= $3 AND at < $4 AND ticket_record IS NULL \
+                 ORDER BY at, source, record_id LIMIT $5",
+                &[window[0], window[1], window[2], window[3], &(UNMATCHED_EXAMPLES as i64)],
+            )
+            .await
+            .or_store()?;
+        for row in examples {
+            let reason: Option<String> = row.get(3);
+            out.unmatched.examples.push(UnmatchedAnswer {
+                id: row.get(0),
+                ticket: row.get(1),
+                at: row.get(2),
+                reason: parse_reason(reason.as_deref().unwrap_or_default())?,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// What the tickets resolved in `[from, to)` came to, per value of
 /// `group_by` and for the whole window (see
-/// [`xla_store::Store::ticket_outcomes`]).
+/// [`xla_store::Store::ticket_outcomes`]), from the outcome cells the
+/// write-time join keeps.
 pub(crate) async fn ticket_outcomes(
     inner: &Inner,
     tenant: &str,
@@ -328,67 +356,36 @@ pub(crate) async fn ticket_outcomes(
         return Ok(Some(out));
     }
     let client = inner.client().await?;
-    let resolved = rows(&client, tenant, &[JOIN_VIA], Rows::Window(from, to), true).await?;
-    // A dimension no ticket names (a per-answer one): the caller judges
-    // per-ticket rows instead.
-    if let Some(group) = group_by
-        && !resolved.is_empty()
-        && !resolved.iter().any(|r| r.dimension(group).is_some())
-    {
+    let (from_day, to_day) = (day_of(from), day_of(to - 1) + 1);
+    let cells = client
+        .query(
+            "SELECT dimension, value, sla_tickets, sla_met, ratings, rated_sla, watermelons FROM outcome_cells \
+             WHERE tenant_id = $1 AND day >= $2 AND day < $3 AND (dimension = '' OR dimension = $4)",
+            &[&tenant, &from_day, &to_day, &group_by.unwrap_or_default()],
+        )
+        .await
+        .or_store()?;
+    let count = |row: &tokio_postgres::Row, i: usize| row.get::<_, i64>(i).max(0) as u64;
+    for row in cells {
+        let dimension: String = row.get(0);
+        let slice = (!dimension.is_empty()).then(|| row.get::<_, String>(1));
+        let counts = out.entry(slice).or_default();
+        counts.sla_tickets += count(&row, 2);
+        counts.sla_met += count(&row, 3);
+        let ratings: Vec<i64> = row.get(4);
+        for (mine, theirs) in counts.ratings.iter_mut().zip(ratings) {
+            *mine += theirs.max(0) as u64;
+        }
+        counts.both += count(&row, 5);
+        counts.watermelons += count(&row, 6);
+    }
+    // Cells a change emptied count nothing.
+    out.retain(|_, counts| *counts != TicketOutcomes::default());
+    // A slice no ticket names (a dimension only the answers carry):
+    // per-ticket rows, whose dimensions are the union of their values',
+    // answer it.
+    if group_by.is_some() && out.len() == 1 && out.contains_key(&None) {
         return Ok(None);
-    }
-    let numbers = numbers(&resolved, JOIN_KEY);
-    let every = rows(&client, tenant, &[JOIN_VIA], Rows::Numbers(&numbers), true).await?;
-    let opening = rows(&client, tenant, &[JOIN_OPENING], Rows::Numbers(&numbers), true).await?;
-    let answers = rows(
-        &client,
-        tenant,
-        &[OUTCOME_SLA_METRIC, OUTCOME_RATING_METRIC],
-        Rows::Numbers(&numbers),
-        true,
-    )
-    .await?;
-    let mut tickets = Tickets::new(&every, JOIN_KEY, group_by);
-    tickets.open(&opening, JOIN_KEY);
-    // Each window ticket's outcome and the time of the rating it holds.
-    let window: HashMap<(&str, &str), &JoinRow> = resolved
-        .iter()
-        .filter(|r| r.dimension(JOIN_KEY).is_some())
-        .map(|r| ((r.source.as_str(), r.record_id.as_str()), r))
-        .collect();
-    let mut outcomes: BTreeMap<(String, String), Outcome> = BTreeMap::new();
-    for answer in &answers {
-        let facts = AnswerFacts {
-            at: answer.at,
-            ticket_type: answer.dimension(JOIN_TYPE_DIMENSION),
-        };
-        let Ok(ticket) = tickets.pick(answer.dimension(JOIN_KEY), facts) else {
-            continue;
-        };
-        let record = (ticket.record.0.as_str(), ticket.record.1.as_str());
-        if !window.contains_key(&record) {
-            continue;
-        }
-        let Outcome { outcome, rated_at, .. } = outcomes.entry(ticket.record.clone()).or_insert_with(|| Outcome {
-            outcome: TicketOutcome {
-                sla_met: None,
-                rating: None,
-            },
-            rated_at: None,
-            group: ticket.group.clone(),
-        });
-        if answer.metric == OUTCOME_SLA_METRIC {
-            outcome.sla_met = Some(outcome.sla_met.unwrap_or(true) && answer.value == 0.0);
-        } else if rated_at.is_none_or(|at| at < answer.at) {
-            *rated_at = Some(answer.at);
-            outcome.rating = Some(answer.value);
-        }
-    }
-    for Outcome { outcome, group, .. } in outcomes.values() {
-        out.entry(None).or_default().add(outcome);
-        if let Some(group) = group {
-            out.entry(Some(group.clone())).or_default().add(outcome);
-        }
     }
     Ok(Some(out))
 }
@@ -398,11 +395,12 @@ pub(crate) async fn subject_rows(inner: &Inner, query: &SubjectQuery) -> Result<
     if query.from >= query.to {
         return Ok(Vec::new());
     }
-    let client = inner.client().await?;
+    let pooled = inner.client().await?;
+    let client: &tokio_postgres::Client = &pooled;
     let (from_day, to_day) = (day_of(query.from), day_of(query.to - 1) + 1);
     let mut read: Vec<&str> = query.metrics.iter().map(String::as_str).collect();
     read.extend(query.opening.as_deref());
-    if any_retired(&client, &query.tenant, &read, from_day).await? {
+    if any_retired(client, &query.tenant, &read, from_day).await? {
         return Err(StoreError::RetiredRows {
             what: "per-subject rows".into(),
         });
@@ -413,7 +411,7 @@ pub(crate) async fn subject_rows(inner: &Inner, query: &SubjectQuery) -> Result<
     for metric in &query.metrics {
         let at_name = format!("{metric}.at");
         let window = Rows::Window(i64::from(from_day) * DAY_MS, i64::from(to_day) * DAY_MS);
-        for row in rows(&client, &query.tenant, &[metric], window, false).await? {
+        for row in rows(client, &query.tenant, &[metric], window, false).await? {
             if !(query.from..query.to).contains(&row.at) {
                 continue;
             }
@@ -442,7 +440,7 @@ pub(crate) async fn subject_rows(inner: &Inner, query: &SubjectQuery) -> Result<
     if let Some(metric) = &query.opening
         && subjects.values().any(SubjectRowBuilder::judged)
     {
-        for row in rows(&client, &query.tenant, &[metric], days, false).await? {
+        for row in rows(client, &query.tenant, &[metric], days, false).await? {
             let hours = row.value;
             if let Some(subject) = row.dimension(key)
                 && subjects.get(subject).is_some_and(SubjectRowBuilder::judged)

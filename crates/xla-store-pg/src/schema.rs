@@ -9,7 +9,12 @@ use super::{OrStore, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_leases.sql"),
+    include_str!("../migrations/0003_ticket_join.sql"),
 ];
+
+/// The version that started keeping the ticket join at write time: a
+/// database written before it has the join built from its rows.
+const TICKET_JOIN: u32 = 3;
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -47,6 +52,9 @@ pub(crate) async fn migrate(client: &mut tokio_postgres::Client, location: &str)
         let version = i as i32 + 1;
         tracing::info!(store = location, version, "migrating the PostgreSQL store's schema");
         tx.batch_execute(sql).await.or_store()?;
+        if version as u32 == TICKET_JOIN && found > 0 {
+            super::joined::rebuild(&tx).await?;
+        }
         tx.execute("INSERT INTO xla_schema (version) VALUES ($1)", &[&version])
             .await
             .or_store()?;

@@ -72,7 +72,7 @@ pub(crate) fn tenant_lock(tenant: &str) -> i64 {
 }
 
 /// An advisory lock key for `parts`.
-fn lock_key(parts: &[&[u8]]) -> i64 {
+pub(crate) fn lock_key(parts: &[&[u8]]) -> i64 {
     let mut bytes = Vec::new();
     for part in parts {
         bytes.extend_from_slice(&(part.len() as u32).to_be_bytes());
@@ -222,6 +222,8 @@ pub(crate) async fn commit(inner: &Inner, batch: &CommitBatch) -> Result<CommitS
     insert_rows(&tx, tenant, source, provenance, &inserts).await?;
     let cutoffs = super::retention::Cutoffs::new(tx.query(super::retention::CUTOFFS, &[&tenant]).await.or_store()?);
     settle_rollups(&tx, tenant, &cutoffs, &removes, &inserts).await?;
+    // After the rollups' day locks: every commit takes its locks in the same order.
+    super::joined::settle(&tx, tenant, source, &removes, &inserts).await?;
     if !batch.partial.is_empty() || !batch.complete.is_empty() {
         settle_gaps(&tx, tenant, source, batch).await?;
     }

@@ -123,3 +123,101 @@ async fn another_host_sees_the_data_version_move() {
     }
     assert_eq!(second.data_version(), first.data_version());
 }
+
+/// A row of `metric` dated `at`, of `source`'s record `id`.
+fn row(id: &str, metric: &str, value: f64, at: i64, dims: &[(&str, &str)]) -> Observation {
+    Observation {
+        id: id.into(),
+        metric: metric.into(),
+        layer: if metric == "happiness_rating" {
+            Layer::Experience
+        } else {
+            Layer::Operational
+        },
+        value,
+        at,
+        dimensions: dims.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
+}
+
+/// A database migrated before the write-time ticket join (schema version
+/// 2) has the join built from its rows when a host upgrades it: grouping
+/// through tickets and the ticket outcomes answer as they did before.
+#[tokio::test]
+async fn an_upgrade_builds_the_ticket_join_from_stored_rows() {
+    use xla_store::{GroupThrough, JOIN_KEY, JOIN_OPENING, JOIN_VIA};
+    const DAY: i64 = 86_400_000;
+    let (url, store) = fresh().await;
+    let ticket = |id: &str, number: &str, group: &str| {
+        let dims = [
+            ("ticket", number),
+            ("ticket_type", "incident"),
+            ("assignment_group", group),
+        ];
+        vec![
+            row(id, JOIN_VIA, 1.0, DAY + 5_000_000, &dims),
+            row(id, JOIN_OPENING, 2.0, DAY + 5_000_000, &dims),
+            row(id, "sla_breached", 0.0, DAY + 5_000_000, &[("ticket", number)]),
+        ]
+    };
+    let mut rows = ticket("t1", "INC1", "Network");
+    rows.extend(ticket("t2", "INC2", "Desk"));
+    let answers = vec![
+        row("a1", "happiness_rating", 3.0, DAY + 6_000_000, &[("ticket", "INC1")]),
+        row("a2", "happiness_rating", 9.0, DAY + 7_000_000, &[("ticket", "INC2")]),
+        row("a3", "happiness_rating", 7.0, DAY + 7_000_000, &[("ticket", "INC9")]),
+        row("a4", "happiness_rating", 1.0, DAY + 7_000_000, &[]),
+    ];
+    for (source, observations) in [("sn", rows), ("hs", answers)] {
+        store
+            .commit(CommitBatch {
+                tenant: "acme".into(),
+                source: source.into(),
+                observations,
+                ..Default::default()
+            })
+            .await
+            .expect("commit");
+    }
+    let query = GroupThrough {
+        tenant: "acme".into(),
+        key: JOIN_KEY.into(),
+        metric: "happiness_rating".into(),
+        group_by: "assignment_group".into(),
+        via: vec![JOIN_VIA.into()],
+        opening: Some(JOIN_OPENING.into()),
+        from: 0,
+        to: 10 * DAY,
+        filter: None,
+        from_rows: false,
+    };
+    let grouped = store.grouped_through(&query).await.expect("grouped");
+    let outcomes = store
+        .ticket_outcomes("acme", Some("assignment_group"), 0, 10 * DAY)
+        .await
+        .expect("outcomes")
+        .expect("tickets name their group");
+    assert_eq!(grouped.groups.len(), 2, "{grouped:?}");
+    assert_eq!(grouped.unmatched.count, 2, "INC9 has no ticket, a4 names none");
+    assert_eq!(outcomes[&None].sla_tickets, 2);
+    assert_eq!(outcomes[&None].watermelons, 1, "INC1: SLA met, rated 3");
+    drop(store);
+
+    // As a version-2 database: no join kept.
+    let client = client(&url).await;
+    client
+        .batch_execute(
+            "DROP TABLE joined_values, joined_tickets, outcome_cells; DELETE FROM xla_schema WHERE version >= 3",
+        )
+        .await
+        .expect("downgrade");
+    let upgraded = PgStore::connect(&url).await.expect("upgrade");
+    assert_eq!(upgraded.grouped_through(&query).await.expect("grouped"), grouped);
+    assert_eq!(
+        upgraded
+            .ticket_outcomes("acme", Some("assignment_group"), 0, 10 * DAY)
+            .await
+            .expect("outcomes"),
+        Some(outcomes)
+    );
+}
