@@ -27,6 +27,7 @@ CREATE TABLE joined_values (
 
 CREATE INDEX joined_values_number ON joined_values (tenant_id, number) WHERE number IS NOT NULL;
 CREATE INDEX joined_values_window ON joined_values (tenant_id, metric, at);
+CREATE INDEX joined_values_unjoined ON joined_values (tenant_id, metric, at) WHERE ticket_record IS NULL;
 
 -- The outcome of each ticket that has joined values (SLAs all met, latest
 -- rating), as counted in outcome_cells: what a commit takes out when the

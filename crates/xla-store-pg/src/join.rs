@@ -207,7 +207,8 @@ pub(crate) async fn grouped_through(inner: &Inner, query: &GroupThrough) -> Resu
     let key = query.key.as_str();
     let via: Vec<&str> = query.via.iter().map(String::as_str).collect();
     if query.is_store_join() {
-        return joined_groups(client, query).await;
+        drop(pooled);
+        return joined_groups(inner, query).await;
     }
     let (values, mut tickets, opening) = {
         let from_day = day_of(query.from);
@@ -278,8 +279,17 @@ pub(crate) async fn grouped_through(inner: &Inner, query: &GroupThrough) -> Resu
 
 /// The store's own ticket join read from `joined_values` (kept at write
 /// time, see `joined`): each group's rollup, built from its distinct
-/// values and their counts, and the values that joined no ticket.
-async fn joined_groups(client: &tokio_postgres::Client, query: &GroupThrough) -> Result<GroupedThrough, StoreError> {
+/// values and their counts, and the values that joined no ticket; all
+/// from one snapshot, so a commit in between cannot count a value twice.
+async fn joined_groups(inner: &Inner, query: &GroupThrough) -> Result<GroupedThrough, StoreError> {
+    let mut pooled = inner.client().await?;
+    let client = pooled
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .or_store()?;
     let mut out = GroupedThrough::default();
     let window = [
         &query.tenant as &(dyn tokio_postgres::types::ToSql + Sync),
@@ -334,6 +344,7 @@ async fn joined_groups(client: &tokio_postgres::Client, query: &GroupThrough) ->
             });
         }
     }
+    client.commit().await.or_store()?;
     Ok(out)
 }
 
@@ -365,7 +376,18 @@ pub(crate) async fn ticket_outcomes(
         )
         .await
         .or_store()?;
-    let count = |row: &tokio_postgres::Row, i: usize| row.get::<_, i64>(i).max(0) as u64;
+    // A negative count would be a cell the join let drift: said, not hidden.
+    let count = |row: &tokio_postgres::Row, i: usize| {
+        let n: i64 = row.get(i);
+        if n < 0 {
+            tracing::error!(
+                tenant,
+                count = n,
+                "an outcome cell of the PostgreSQL store went negative"
+            );
+        }
+        n.max(0) as u64
+    };
     for row in cells {
         let dimension: String = row.get(0);
         let slice = (!dimension.is_empty()).then(|| row.get::<_, String>(1));
@@ -374,6 +396,13 @@ pub(crate) async fn ticket_outcomes(
         counts.sla_met += count(&row, 3);
         let ratings: Vec<i64> = row.get(4);
         for (mine, theirs) in counts.ratings.iter_mut().zip(ratings) {
+            if theirs < 0 {
+                tracing::error!(
+                    tenant,
+                    count = theirs,
+                    "an outcome cell of the PostgreSQL store went negative"
+                );
+            }
             *mine += theirs.max(0) as u64;
         }
         counts.both += count(&row, 5);

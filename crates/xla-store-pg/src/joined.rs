@@ -19,7 +19,7 @@
 //! sled.
 
 use super::join::{JoinRow, Rows, Tickets, rows};
-use super::write::{Stored, lock_key};
+use super::write::{Stored, lock_key, tenant_lock};
 use super::{OrStore, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::Transaction;
@@ -82,9 +82,61 @@ fn rolled_up(dimensions: &[(String, String)]) -> serde_json::Value {
         .into()
 }
 
+/// Lock buckets of ticket numbers per tenant: a commit locks the buckets
+/// of the numbers it touches, not each number (PostgreSQL's lock table
+/// holds some thousands of locks across all sessions).
+const LOCK_BUCKETS: u64 = 256;
+
+/// What a commit changed of the join.
+#[derive(Default)]
+struct Changes<'b> {
+    /// Every ticket number a removed or stored row names.
+    numbers: BTreeSet<&'b str>,
+    /// The numbers whose tickets or openings changed.
+    ticket_numbers: BTreeSet<&'b str>,
+    /// The joined values removed or stored, by (record id, metric).
+    ids: Vec<&'b str>,
+    metrics: Vec<&'b str>,
+    /// The joined values stored.
+    stored: Vec<&'b Observation>,
+}
+
+impl<'b> Changes<'b> {
+    fn of(removes: &[&'b Stored], inserts: &[&'b Observation]) -> Changes<'b> {
+        let mut changes = Changes::default();
+        for stored in removes.iter().filter(|s| joins(&s.metric)) {
+            let number = removed_number(stored);
+            changes.numbers.extend(number);
+            if is_joined_metric(&stored.metric) {
+                changes.ids.push(stored.record_id.as_str());
+                changes.metrics.push(stored.metric.as_str());
+            } else {
+                changes.ticket_numbers.extend(number);
+            }
+        }
+        for o in inserts.iter().filter(|o| joins(&o.metric)) {
+            let number = dimension(&o.dimensions, JOIN_KEY);
+            changes.numbers.extend(number);
+            if is_joined_metric(&o.metric) {
+                changes.ids.push(o.id.as_str());
+                changes.metrics.push(o.metric.as_str());
+                changes.stored.push(o);
+            } else {
+                changes.ticket_numbers.extend(number);
+            }
+        }
+        changes
+    }
+}
+
 /// Settles the join after a commit of `source` removed `removes` and
 /// stored `inserts` (see the module's documentation). Runs in the commit's
 /// transaction, after its rows are written.
+///
+/// A number whose tickets did not change and that has none stored (a
+/// placeholder many answers share, an answer ahead of its ticket) only
+/// places the commit's own values: its other values stay unjoined, so
+/// importing many answers of one such number stays linear.
 pub(crate) async fn settle(
     tx: &Transaction<'_>,
     tenant: &str,
@@ -92,57 +144,91 @@ pub(crate) async fn settle(
     removes: &[&Stored],
     inserts: &[&Observation],
 ) -> Result<(), StoreError> {
-    let mut numbers: BTreeSet<&str> = BTreeSet::new();
-    let (mut ids, mut metrics) = (Vec::new(), Vec::new());
-    for stored in removes.iter().filter(|s| joins(&s.metric)) {
-        numbers.extend(removed_number(stored));
-        if is_joined_metric(&stored.metric) {
-            ids.push(stored.record_id.as_str());
-            metrics.push(stored.metric.as_str());
-        }
-    }
-    let mut unnumbered = Vec::new();
-    for o in inserts.iter().filter(|o| joins(&o.metric)) {
-        match dimension(&o.dimensions, JOIN_KEY) {
-            Some(number) => {
-                numbers.insert(number);
-            }
-            None if is_joined_metric(&o.metric) => unnumbered.push(*o),
-            None => {}
-        }
-        if is_joined_metric(&o.metric) {
-            ids.push(o.id.as_str());
-            metrics.push(o.metric.as_str());
-        }
-    }
-    if ids.is_empty() && numbers.is_empty() {
+    let changes = Changes::of(removes, inserts);
+    if changes.ids.is_empty() && changes.numbers.is_empty() {
         return Ok(());
     }
-    // A value that left its number, or had none, is found by its key.
+    lock_numbers(tx, tenant, &changes.numbers).await?;
+    // The values this commit changed leave their places (found by key: a
+    // value may have had no number, or another one).
     tx.execute(
         "DELETE FROM joined_values WHERE tenant_id = $1 AND source = $2 \
          AND (record_id, metric) IN (SELECT * FROM unnest($3::text[], $4::text[]))",
-        &[&tenant, &source, &ids, &metrics],
+        &[&tenant, &source, &changes.ids, &changes.metrics],
     )
     .await
     .or_store()?;
-    let numbers: Vec<String> = numbers.into_iter().map(str::to_string).collect();
-    settle_numbers(tx, tenant, &numbers).await?;
-    let unjoined = reason_name(&Unjoined::NoTicketNumber)?;
-    let rows: Vec<Placed> = unnumbered
-        .into_iter()
-        .map(|o| Placed {
+    let answers_only: Vec<&str> = changes.numbers.difference(&changes.ticket_numbers).copied().collect();
+    let ticketless = ticketless(tx, tenant, &answers_only).await?;
+    let settled: Vec<String> = changes
+        .numbers
+        .iter()
+        .filter(|n| !ticketless.contains(**n))
+        .map(|n| n.to_string())
+        .collect();
+    settle_numbers(tx, tenant, &settled).await?;
+    let (no_number, no_ticket) = (
+        reason_name(&Unjoined::NoTicketNumber)?,
+        reason_name(&Unjoined::NoTicket)?,
+    );
+    let mut placed = Vec::new();
+    for o in &changes.stored {
+        let number = dimension(&o.dimensions, JOIN_KEY);
+        let reason = match number {
+            None => &no_number,
+            Some(n) if ticketless.contains(n) => &no_ticket,
+            Some(_) => continue,
+        };
+        placed.push(Placed {
             source: source.to_string(),
             record_id: o.id.clone(),
             metric: o.metric.clone(),
-            number: None,
+            number: number.map(str::to_string),
             at: o.at,
             value: o.value,
             ticket: None,
-            reason: Some(unjoined.clone()),
+            reason: Some(reason.clone()),
+        });
+    }
+    insert_placed(tx, tenant, &placed).await
+}
+
+/// Locks the buckets of `numbers` to the end of the transaction, in
+/// sorted order (no deadlock between commits).
+async fn lock_numbers(tx: &Transaction<'_>, tenant: &str, numbers: &BTreeSet<&str>) -> Result<(), StoreError> {
+    let mut buckets: Vec<i64> = numbers
+        .iter()
+        .map(|n| {
+            let bucket = xxhash_rust::xxh3::xxh3_64(n.as_bytes()) % LOCK_BUCKETS;
+            lock_key(&[b"ticket", tenant.as_bytes(), &bucket.to_be_bytes()])
         })
         .collect();
-    insert_placed(tx, tenant, &rows).await
+    buckets.sort_unstable();
+    buckets.dedup();
+    for key in buckets {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+            .await
+            .or_store()?;
+    }
+    Ok(())
+}
+
+/// Those of `numbers` that no stored ticket (raw or retired) carries.
+async fn ticketless(tx: &Transaction<'_>, tenant: &str, numbers: &[&str]) -> Result<BTreeSet<String>, StoreError> {
+    if numbers.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let rows = tx
+        .query(
+            "SELECT n FROM unnest($2::text[]) AS u(n) \
+             WHERE NOT EXISTS (SELECT 1 FROM observations o WHERE o.tenant_id = $1 AND o.ticket = u.n AND o.metric = $3) \
+               AND NOT EXISTS (SELECT 1 FROM retired_observations r \
+                               WHERE r.tenant_id = $1 AND r.ticket = u.n AND r.metric = $3)",
+            &[&tenant, &numbers, &JOIN_VIA],
+        )
+        .await
+        .or_store()?;
+    Ok(rows.into_iter().map(|row| row.get(0)).collect())
 }
 
 /// Where one joined value counts.
@@ -171,24 +257,12 @@ struct Judged {
 }
 
 /// Works out `numbers` again from their stored rows: their values' places,
-/// their tickets' outcomes, and the outcome cells that changed. Locks the
-/// numbers first.
+/// their tickets' outcomes, and the outcome cells that changed. The caller
+/// holds the numbers' locks (or the tenant's, exclusively).
 async fn settle_numbers(tx: &Transaction<'_>, tenant: &str, numbers: &[String]) -> Result<(), StoreError> {
     if numbers.is_empty() {
         return Ok(());
     }
-    let mut locks: Vec<i64> = numbers
-        .iter()
-        .map(|n| lock_key(&[b"ticket", tenant.as_bytes(), n.as_bytes()]))
-        .collect();
-    locks.sort_unstable();
-    locks.dedup();
-    tx.execute(
-        "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT k FROM unnest($1::bigint[]) AS u(k) ORDER BY k) s",
-        &[&locks],
-    )
-    .await
-    .or_store()?;
     let before = judged_before(tx, tenant, numbers).await?;
     for table in ["joined_values", "joined_tickets"] {
         tx.execute(
@@ -314,7 +388,11 @@ async fn insert_placed(tx: &Transaction<'_>, tenant: &str, placed: &[Placed]) ->
                                     ticket_record, ticket_dimensions, reason) \
          SELECT $1, s, r, m, n, a, v, ts, tr, td, re \
          FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::float8[], $8::text[], \
-                     $9::text[], $10::jsonb[], $11::text[]) AS u(s, r, m, n, a, v, ts, tr, td, re)",
+                     $9::text[], $10::jsonb[], $11::text[]) AS u(s, r, m, n, a, v, ts, tr, td, re) \
+         ON CONFLICT (tenant_id, source, record_id, metric) DO UPDATE SET \
+             number = EXCLUDED.number, at = EXCLUDED.at, value = EXCLUDED.value, \
+             ticket_source = EXCLUDED.ticket_source, ticket_record = EXCLUDED.ticket_record, \
+             ticket_dimensions = EXCLUDED.ticket_dimensions, reason = EXCLUDED.reason",
         &[
             &tenant,
             &sources,
@@ -461,7 +539,8 @@ impl OutcomeDeltas {
              ON CONFLICT (tenant_id, day, dimension, value) DO UPDATE SET \
                  sla_tickets = c.sla_tickets + EXCLUDED.sla_tickets, \
                  sla_met = c.sla_met + EXCLUDED.sla_met, \
-                 ratings = ARRAY(SELECT a + b FROM unnest(c.ratings, EXCLUDED.ratings) AS p(a, b)), \
+                 ratings = ARRAY(SELECT a + b FROM unnest(c.ratings, EXCLUDED.ratings) WITH ORDINALITY AS p(a, b, i) \
+                                 ORDER BY i), \
                  rated_sla = c.rated_sla + EXCLUDED.rated_sla, \
                  watermelons = c.watermelons + EXCLUDED.watermelons",
             &[
@@ -495,6 +574,11 @@ pub(crate) async fn rebuild(tx: &Transaction<'_>) -> Result<(), StoreError> {
         .or_store()?;
     for tenant in tenants {
         let tenant: String = tenant.get(0);
+        // Exclusive: commits of hosts still running the previous version
+        // (which hold it shared) wait until the join is built.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&tenant_lock(&tenant)])
+            .await
+            .or_store()?;
         tracing::info!(
             tenant,
             "building the ticket join of a PostgreSQL store written before it kept one"

@@ -169,7 +169,14 @@ pub(crate) async fn commit(inner: &Inner, batch: &CommitBatch) -> Result<CommitS
     let mut client = inner.client().await?;
     let months = kept.iter().map(|o| super::partitions::month_of(o.at)).collect();
     inner.partitions.ensure(&mut client, months).await?;
-    let tx = client.transaction().await.or_store()?;
+    // Read committed, whatever the database's default: each step reads
+    // what the commits it waited for (its locks) wrote.
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .or_store()?;
     let (tenant, source) = (batch.tenant.as_str(), batch.source.as_str());
     // Shared with other commits, exclusive with retention (which moves rows
     // and cutoffs this commit reads), then this instance's own.
