@@ -135,6 +135,57 @@ fn a_scorer_outliving_its_runtime_value_still_meets_its_deadline() {
     assert!(matches!(error, RuntimeError::Deadline { .. }), "{error}");
 }
 
+/// A guest computing in a loop yields at every epoch tick: on a runtime of
+/// one thread, a task beside the call (a lease renewal, the API) keeps
+/// running until the deadline stops the guest.
+#[test]
+fn a_computing_guest_leaves_the_threads_other_tasks_running() {
+    let (result, ticks) = crate::support::within(PATIENCE, || {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio");
+        tokio.block_on(async {
+            let runtime = Runtime::new(RuntimeOptions {
+                cache_dir: Some(test_cache_dir()),
+                ..RuntimeOptions::default()
+            })
+            .expect("runtime");
+            let plugin = load_plugin(&runtime, Path::new(guests::PROBE_SCORER), &Pins::default()).expect("loads");
+            let PluginPre::Scorer(pre) = plugin.pre else {
+                panic!("probe-scorer is a scorer");
+            };
+            let limits = Limits {
+                deadline_ms: 1_000,
+                ..Limits::default()
+            };
+            let input = ScoreInput {
+                tenant: "acme".into(),
+                window_start: 0,
+                window_end: 1,
+                group_by: None,
+                parameters: json!({"mode": "spin"}).to_string(),
+                aggregates: Vec::new(),
+            };
+            let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let counting = ticks.clone();
+            let beside = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    counting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+            let result = pre.session(limits).score(&input, None).await;
+            beside.abort();
+            (result, ticks.load(std::sync::atomic::Ordering::Relaxed))
+        })
+    });
+    let error = result.unwrap_err();
+    assert!(matches!(error, RuntimeError::Deadline { .. }), "{error}");
+    // About 50 in the second the guest computed; none if it held the thread.
+    assert!(ticks >= 10, "the task beside the guest ran {ticks} times");
+}
+
 #[test]
 fn a_looping_connector_is_stopped_through_the_scheduler() {
     let dir = tempfile::tempdir().expect("tempdir");

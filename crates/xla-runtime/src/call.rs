@@ -3,14 +3,13 @@
 //! [`RuntimeError`] that names the plugin and the limit it hit.
 
 use super::bindings::{self, Contract};
-use super::engine::EPOCH_TICK;
 use super::error::{PluginId, RuntimeError};
 use super::limits::{Limits, MemoryCapExceeded};
 use super::state::{Kind, PluginState};
 use std::future::Future;
 use tracing::Instrument;
 use wasmtime::component::Component;
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 /// How a bounded call ended.
 pub(crate) enum Outcome<R> {
@@ -18,7 +17,8 @@ pub(crate) enum Outcome<R> {
     Done(R),
     /// The call trapped or a host import failed.
     Failed(wasmtime::Error),
-    /// The wall-clock deadline passed while the call waited on I/O.
+    /// The wall-clock deadline passed while the call waited on I/O or
+    /// yielded at an epoch tick.
     TimedOut,
     /// The call could not start under its limits.
     Refused(RuntimeError),
@@ -39,9 +39,18 @@ pub(crate) fn arm(limits: &Limits, store: &mut Store<PluginState>) -> Result<(),
     // for a rate-limit slot must not outlive the call.
     let deadline = tokio::time::Instant::now().checked_add(limits.deadline());
     store.data().hooks().set_deadline(deadline);
-    let ticks = limits.deadline().as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
-    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-    store.epoch_deadline_trap();
+    // At every epoch tick a computing guest yields to the executor: the
+    // task's other futures (the lease renewal of the run it serves) and the
+    // worker thread's other tasks (the API) go on meanwhile. Past the
+    // deadline it traps.
+    let ends = std::time::Instant::now().checked_add(limits.deadline());
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(match ends {
+            Some(ends) if std::time::Instant::now() < ends => UpdateDeadline::Yield(1),
+            _ => UpdateDeadline::Interrupt,
+        })
+    });
     // Every copy from the guest to the host (an import's arguments, a call's
     // result) is charged per byte, strings once per reference: a result whose
     // many strings all point at one large one cannot make the host copy more
