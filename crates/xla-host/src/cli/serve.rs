@@ -62,7 +62,6 @@ pub(crate) async fn run(config: &HostConfig, args: ServeArgs) -> Result<ExitCode
         // With the API on, every instance can be synced now with `POST .../sync`.
         on_demand: listen.is_some(),
     };
-    warn_short_lease(config, options.sync.lease_ttl);
     let scheduler = Scheduler::from_config(&runtime, config.sync_setup(), store.clone(), options)?;
     let server = match listen {
         Some(addr) => {
@@ -237,27 +236,5 @@ impl Signals {
         let signal = self.next().await;
         eprintln!("{signal} again: stopping at once; cut syncs resume from their cursors");
         std::process::exit(130);
-    }
-}
-
-/// A run renews its lease between its connector's calls: one call that
-/// computes for most of a lease's time-to-live lets it run out, and a host
-/// sharing the store takes the instance over. Says so, on a shared
-/// (PostgreSQL) store, for each instance whose plugin deadline allows it.
-fn warn_short_lease(config: &HostConfig, ttl: Duration) {
-    // A store one process opens fences leases by token only: nothing to take over.
-    if config.store.backend == xla_store::Backend::Sled {
-        return;
-    }
-    for instance in &config.connectors {
-        let deadline = config.limits.clone().with(instance.limits.as_ref()).deadline_ms;
-        if u128::from(deadline) * 2 > ttl.as_millis() {
-            tracing::warn!(
-                instance = %instance.name,
-                deadline_ms = deadline,
-                lease_ttl = %humantime::format_duration(ttl),
-                "a plugin call may compute for longer than the instance's lease lets a run go unrenewed: set [sync] lease_ttl to at least twice the deadline when several hosts share the store"
-            );
-        }
     }
 }
