@@ -60,6 +60,11 @@ struct Inner {
     connector_linker: Linker<PluginState>,
     scorer_linker: Linker<PluginState>,
     ticker_stop: Arc<AtomicBool>,
+    /// Scorer calls computing at once: one per core. A computing guest
+    /// yields at every epoch tick, so without this bound every concurrent
+    /// scoring request would hold a live instance (its memory, a pool
+    /// slot) and all of them would share the cores until their deadlines.
+    computing: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Inner {
@@ -87,8 +92,19 @@ impl Runtime {
                 connector_linker,
                 scorer_linker,
                 ticker_stop,
+                computing: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                )),
             }),
         })
+    }
+
+    /// A turn to run a scorer call: waits while as many calls as there are
+    /// cores compute. Taken before the call's deadline starts.
+    pub(crate) async fn computing(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        // The semaphore is never closed; were it, the call runs unbounded
+        // rather than not at all.
+        Arc::clone(&self.inner.computing).acquire_owned().await.ok()
     }
 
     /// The engine.

@@ -70,6 +70,7 @@ pub struct ScorerSession {
 impl ScorerSession {
     /// `describe()`.
     pub async fn describe(&mut self) -> Result<ScorerInfo, RuntimeError> {
+        let _turn = self.pre.runtime.computing().await;
         let (mut store, instance) = self.instantiate().await?;
         let outcome = call::bounded(&self.limits, &mut store, "describe", |store| instance.describe(store)).await;
         let info = call::finish(&self.limits, &store, outcome)?;
@@ -83,6 +84,8 @@ impl ScorerSession {
         input: &ScoreInput,
         rows: Option<Box<dyn Iterator<Item = SubjectRow> + Send>>,
     ) -> Result<Vec<Score>, RuntimeError> {
+        // One call per core at once; the deadline starts when its turn comes.
+        let _turn = self.pre.runtime.computing().await;
         let (mut store, instance) = self.instantiate().await?;
         let reader = match rows {
             Some(rows) => Some(
