@@ -10,7 +10,7 @@ use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use xla_host::plugins::{Pins, PluginPre, load_plugin};
-use xla_host::runtime::{Limits, Runtime, RuntimeError, RuntimeOptions, ScoreInput};
+use xla_host::runtime::{Limits, Runtime, RuntimeError, RuntimeOptions, Score, ScoreInput, ScorerPre};
 
 /// Longer than any bounded call here takes; the start functions and loops
 /// under test would run for 20 s or forever.
@@ -96,40 +96,52 @@ fn a_looping_scorer_is_stopped_through_report() {
     assert_stopped(&args, "probe-scorer", "1 s");
 }
 
+/// The probe scorer, loaded on a runtime of its own (the runtime value
+/// itself is dropped: the scorer owns it, as in the demo and `report`).
+fn probe_scorer() -> ScorerPre {
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(test_cache_dir()),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let plugin = load_plugin(&runtime, Path::new(guests::PROBE_SCORER), &Pins::default()).expect("loads");
+    let PluginPre::Scorer(pre) = plugin.pre else {
+        panic!("probe-scorer is a scorer");
+    };
+    pre
+}
+
+/// One call to the probe scorer computing in a loop, under `deadline_ms`.
+async fn spin(pre: &ScorerPre, deadline_ms: u64) -> Result<Vec<Score>, RuntimeError> {
+    let limits = Limits {
+        deadline_ms,
+        ..Limits::default()
+    };
+    let input = ScoreInput {
+        tenant: "acme".into(),
+        window_start: 0,
+        window_end: 1,
+        group_by: None,
+        parameters: json!({"mode": "spin"}).to_string(),
+        aggregates: Vec::new(),
+    };
+    pre.session(limits).score(&input, None).await
+}
+
+/// A runtime of one thread, as the tests below run the calls on.
+fn one_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
 #[test]
 fn a_scorer_outliving_its_runtime_value_still_meets_its_deadline() {
     // As the demo and `report` do: load the scorers, let the runtime value
     // go, then score. The scorer owns what enforces its deadline.
     let result = crate::support::within(PATIENCE, || {
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio");
-        tokio.block_on(async {
-            let runtime = Runtime::new(RuntimeOptions {
-                cache_dir: Some(test_cache_dir()),
-                ..RuntimeOptions::default()
-            })
-            .expect("runtime");
-            let plugin = load_plugin(&runtime, Path::new(guests::PROBE_SCORER), &Pins::default()).expect("loads");
-            drop(runtime);
-            let PluginPre::Scorer(pre) = plugin.pre else {
-                panic!("probe-scorer is a scorer");
-            };
-            let limits = Limits {
-                deadline_ms: 500,
-                ..Limits::default()
-            };
-            let input = ScoreInput {
-                tenant: "acme".into(),
-                window_start: 0,
-                window_end: 1,
-                group_by: None,
-                parameters: json!({"mode": "spin"}).to_string(),
-                aggregates: Vec::new(),
-            };
-            pre.session(limits).score(&input, None).await
-        })
+        one_thread().block_on(async { spin(&probe_scorer(), 500).await })
     });
     let error = result.unwrap_err();
     assert!(matches!(error, RuntimeError::Deadline { .. }), "{error}");
@@ -141,32 +153,8 @@ fn a_scorer_outliving_its_runtime_value_still_meets_its_deadline() {
 #[test]
 fn a_computing_guest_leaves_the_threads_other_tasks_running() {
     let (result, ticks) = crate::support::within(PATIENCE, || {
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio");
-        tokio.block_on(async {
-            let runtime = Runtime::new(RuntimeOptions {
-                cache_dir: Some(test_cache_dir()),
-                ..RuntimeOptions::default()
-            })
-            .expect("runtime");
-            let plugin = load_plugin(&runtime, Path::new(guests::PROBE_SCORER), &Pins::default()).expect("loads");
-            let PluginPre::Scorer(pre) = plugin.pre else {
-                panic!("probe-scorer is a scorer");
-            };
-            let limits = Limits {
-                deadline_ms: 1_000,
-                ..Limits::default()
-            };
-            let input = ScoreInput {
-                tenant: "acme".into(),
-                window_start: 0,
-                window_end: 1,
-                group_by: None,
-                parameters: json!({"mode": "spin"}).to_string(),
-                aggregates: Vec::new(),
-            };
+        one_thread().block_on(async {
+            let pre = probe_scorer();
             let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
             let counting = ticks.clone();
             let beside = tokio::spawn(async move {
@@ -175,7 +163,7 @@ fn a_computing_guest_leaves_the_threads_other_tasks_running() {
                     counting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             });
-            let result = pre.session(limits).score(&input, None).await;
+            let result = spin(&pre, 1_000).await;
             beside.abort();
             (result, ticks.load(std::sync::atomic::Ordering::Relaxed))
         })
