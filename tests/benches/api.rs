@@ -231,11 +231,7 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 fn main() -> Result<()> {
-    let scale: f64 = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1.0);
+    let scale = month::scale();
     let postgres = std::env::args().any(|a| a == "--postgres");
     let oha = oha()?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -244,18 +240,7 @@ fn main() -> Result<()> {
     let store = runtime.block_on(month::store(dir.path(), scale))?;
     let sled = measure(&runtime, &oha, store)?;
     if postgres {
-        let store = runtime.block_on(async {
-            let url = xla_store_pg::testing::shared().create_database().await?;
-            let store: Arc<dyn Store> = Arc::new(xla_store_pg::PgStore::connect(&url).await?);
-            let loading = Instant::now();
-            let loaded = month::load(&*store, scale).await?;
-            println!(
-                "\npostgres: loaded {} observations in {:.1} s (not timed)",
-                loaded.observations,
-                loading.elapsed().as_secs_f64()
-            );
-            anyhow::Ok(store)
-        })?;
+        let store = runtime.block_on(month::postgres_store(scale))?;
         let answers = measure(&runtime, &oha, store)?;
         for (((name, _), want), got) in routes("").iter().zip(sled).zip(answers) {
             anyhow::ensure!(same(&want, &got), "{name}: sled answered {want}, postgres {got}");

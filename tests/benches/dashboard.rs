@@ -73,11 +73,7 @@ async fn get(client: &reqwest::Client, url: &str, cookie: &str) -> Result<(f64, 
 }
 
 fn main() -> Result<()> {
-    let scale: f64 = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1.0);
+    let scale = month::scale();
     let runtime = tokio::runtime::Runtime::new()?;
     let dir = tempfile::tempdir()?;
     runtime.block_on(async {

@@ -19,11 +19,7 @@ mod month;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let scale: f64 = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1.0);
+    let scale = month::scale();
     let dir = tempfile::tempdir()?;
     let store = month::store(dir.path(), scale).await?;
 
@@ -157,16 +153,7 @@ async fn score_month(
 /// The same month scored on PostgreSQL: loaded untimed, scored timed, the
 /// values checked against sled's.
 async fn postgres(scale: f64, month: Window, sled: &[(String, Option<f64>)]) -> Result<()> {
-    let url = xla_store_pg::testing::shared().create_database().await?;
-    let store: std::sync::Arc<dyn xla_host::store::Store> =
-        std::sync::Arc::new(xla_store_pg::PgStore::connect(&url).await?);
-    let loading = Instant::now();
-    let loaded = month::load(&*store, scale).await?;
-    println!(
-        "\npostgres: loaded {} observations in {:.1} s (not timed)",
-        loaded.observations,
-        loading.elapsed().as_secs_f64()
-    );
+    let store = month::postgres_store(scale).await?;
     let (engine, xlas) = month::engine(store).await?;
     engine
         .report_bundle(&xlas, month, Some(&ScorecardOptions::default()))

@@ -39,7 +39,7 @@ pub(crate) struct JoinRow {
 
 impl JoinRow {
     pub(crate) fn dimension(&self, key: &str) -> Option<&str> {
-        self.dimensions.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        super::write::dimension(&self.dimensions, key)
     }
 
     /// What orders tickets opened at the same time: a hash of the record.
@@ -377,8 +377,7 @@ pub(crate) async fn ticket_outcomes(
         .await
         .or_store()?;
     // A negative count would be a cell the join let drift: said, not hidden.
-    let count = |row: &tokio_postgres::Row, i: usize| {
-        let n: i64 = row.get(i);
+    let counted = |n: i64| {
         if n < 0 {
             tracing::error!(
                 tenant,
@@ -392,21 +391,14 @@ pub(crate) async fn ticket_outcomes(
         let dimension: String = row.get(0);
         let slice = (!dimension.is_empty()).then(|| row.get::<_, String>(1));
         let counts = out.entry(slice).or_default();
-        counts.sla_tickets += count(&row, 2);
-        counts.sla_met += count(&row, 3);
+        counts.sla_tickets += counted(row.get(2));
+        counts.sla_met += counted(row.get(3));
         let ratings: Vec<i64> = row.get(4);
         for (mine, theirs) in counts.ratings.iter_mut().zip(ratings) {
-            if theirs < 0 {
-                tracing::error!(
-                    tenant,
-                    count = theirs,
-                    "an outcome cell of the PostgreSQL store went negative"
-                );
-            }
-            *mine += theirs.max(0) as u64;
+            *mine += counted(theirs);
         }
-        counts.both += count(&row, 5);
-        counts.watermelons += count(&row, 6);
+        counts.both += counted(row.get(5));
+        counts.watermelons += counted(row.get(6));
     }
     // Cells a change emptied count nothing.
     out.retain(|_, counts| *counts != TicketOutcomes::default());

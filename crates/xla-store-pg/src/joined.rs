@@ -19,7 +19,7 @@
 //! sled.
 
 use super::join::{JoinRow, Rows, Tickets, rows};
-use super::write::{Stored, lock_key, tenant_lock};
+use super::write::{Stored, dimension, lock_key, tenant_lock};
 use super::{OrStore, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::Transaction;
@@ -44,11 +44,6 @@ fn join_metrics() -> Vec<&'static str> {
     metrics
 }
 
-/// The value of `key` among `dimensions`.
-fn dimension<'d>(dimensions: &'d [(String, String)], key: &str) -> Option<&'d str> {
-    dimensions.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
 /// A removed row's ticket number (a retired row keeps it apart).
 fn removed_number(stored: &Stored) -> Option<&str> {
     stored
@@ -71,12 +66,18 @@ pub(crate) fn parse_reason(name: &str) -> Result<Unjoined, StoreError> {
         .map_err(|_| StoreError::corrupt(format!("an unknown unjoined reason {name:?}")))
 }
 
-/// A ticket's rolled-up dimensions, as stored with its values: a JSON
-/// object (`ticket_dimensions->>'assignment_group'`).
-fn rolled_up(dimensions: &[(String, String)]) -> serde_json::Value {
+/// A ticket's rolled-up dimensions (its cells' keys): every one but the
+/// per-subject ones.
+fn rolled_up(dimensions: &[(String, String)]) -> impl Iterator<Item = &(String, String)> {
     dimensions
         .iter()
         .filter(|(k, _)| !UNROLLED_DIMENSIONS.contains(&k.as_str()))
+}
+
+/// A ticket's rolled-up dimensions as stored with its values: a JSON
+/// object (`ticket_dimensions->>'assignment_group'`).
+fn rolled_up_object(dimensions: &[(String, String)]) -> serde_json::Value {
+    rolled_up(dimensions)
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect::<serde_json::Map<_, _>>()
         .into()
@@ -324,7 +325,7 @@ fn place(stored: Vec<JoinRow>) -> Result<(Vec<Placed>, Vec<Judged>), StoreError>
                 place.ticket = Some((
                     joined.source.clone(),
                     joined.record_id.clone(),
-                    rolled_up(&joined.dimensions),
+                    rolled_up_object(&joined.dimensions),
                 ));
                 let (outcome, rated_at) = outcomes.entry(ticket.row).or_insert((
                     TicketOutcome {
@@ -355,12 +356,7 @@ fn place(stored: Vec<JoinRow>) -> Result<(Vec<Placed>, Vec<Judged>), StoreError>
                 record_id: ticket.record_id.clone(),
                 number: ticket.dimension(JOIN_KEY)?.to_string(),
                 at: ticket.at,
-                dimensions: ticket
-                    .dimensions
-                    .iter()
-                    .filter(|(k, _)| !UNROLLED_DIMENSIONS.contains(&k.as_str()))
-                    .cloned()
-                    .collect(),
+                dimensions: rolled_up(&ticket.dimensions).cloned().collect(),
                 outcome,
             })
         })

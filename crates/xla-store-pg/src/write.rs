@@ -260,7 +260,7 @@ fn same(stored: &Stored, o: &Observation) -> bool {
             .dimensions
             .iter()
             .filter(|(k, _)| !UNROLLED_DIMENSIONS.contains(&k.as_str()));
-        common && stored.dimensions.iter().eq(rolled) && stored.ticket.as_deref() == subject(o, JOIN_KEY)
+        common && stored.dimensions.iter().eq(rolled) && stored.ticket.as_deref() == dimension(&o.dimensions, JOIN_KEY)
     } else {
         common && stored.dimensions == o.dimensions
     }
@@ -399,12 +399,9 @@ async fn delete_keys(tx: &Transaction<'_>, tenant: &str, source: &str, rows: &[&
     Ok(())
 }
 
-/// The value of a subject dimension among sorted dimensions.
-fn subject<'o>(o: &'o Observation, dimension: &str) -> Option<&'o str> {
-    o.dimensions
-        .iter()
-        .find(|(k, _)| k == dimension)
-        .map(|(_, v)| v.as_str())
+/// The value of `key` among `dimensions`.
+pub(crate) fn dimension<'d>(dimensions: &'d [(String, String)], key: &str) -> Option<&'d str> {
+    dimensions.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 async fn insert_rows(
@@ -427,8 +424,8 @@ async fn insert_rows(
         .map(|o| serde_json::to_value(&o.dimensions))
         .collect::<Result<_, _>>()
         .map_err(|e| StoreError::corrupt(format!("encoding dimensions: {e}")))?;
-    let tickets: Vec<Option<&str>> = rows.iter().map(|o| subject(o, "ticket")).collect();
-    let devices: Vec<Option<&str>> = rows.iter().map(|o| subject(o, "device")).collect();
+    let tickets: Vec<Option<&str>> = rows.iter().map(|o| dimension(&o.dimensions, "ticket")).collect();
+    let devices: Vec<Option<&str>> = rows.iter().map(|o| dimension(&o.dimensions, "device")).collect();
     tx.execute(
         "INSERT INTO observations (tenant_id, metric, at, source, record_id, value, layer, dimensions, provenance_id, ticket, device) \
          SELECT $1, m, a, $2, r, v, l, d, $3, t, dv \

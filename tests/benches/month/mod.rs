@@ -315,3 +315,29 @@ pub async fn store(dir: &Path, scale: f64) -> Result<Arc<dyn Store>> {
     );
     Ok(store)
 }
+
+/// The same month at `scale` in a new database of the throwaway PostgreSQL
+/// cluster (`xla_store_pg::testing`), loaded untimed; says what it loaded.
+#[allow(dead_code)]
+pub async fn postgres_store(scale: f64) -> Result<Arc<dyn Store>> {
+    let url = xla_store_pg::testing::shared().create_database().await?;
+    let store: Arc<dyn Store> = Arc::new(xla_store_pg::PgStore::connect(&url).await?);
+    let loading = Instant::now();
+    let loaded = load(&*store, scale).await?;
+    println!(
+        "\npostgres: loaded {} observations in {:.1} s (not timed)",
+        loaded.observations,
+        loading.elapsed().as_secs_f64()
+    );
+    Ok(store)
+}
+
+/// The scale the benchmark was asked for: its first argument that is not a
+/// flag (1.0 = the full organisation).
+pub fn scale() -> f64 {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1.0)
+}
