@@ -12,6 +12,7 @@ mod happysignals;
 mod host_memory;
 mod hosts;
 mod loading;
+mod migrate;
 mod nexthink;
 mod outbound;
 mod python;

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::Transaction;
 use xla_store::{
     AnswerFacts, JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION, JOIN_VIA, JOINED_METRICS, OUTCOME_RATING_METRIC,
-    OUTCOME_SLA_METRIC, TicketOutcome, UNROLLED_DIMENSIONS, Unjoined, day_of, is_joined_metric,
+    OUTCOME_SLA_METRIC, RetiredRecord, TicketOutcome, UNROLLED_DIMENSIONS, Unjoined, day_of, is_joined_metric,
 };
 use xla_types::Observation;
 
@@ -192,6 +192,53 @@ pub(crate) async fn settle(
         });
     }
     insert_placed(tx, tenant, &placed).await
+}
+
+/// Joins again what a restored retired day of `metric` (from `start`,
+/// unix ms) changed (`store migrate`): the ticket `numbers` its old and
+/// new rows name are worked out again; its values without a number count
+/// as such. Runs in the restoring transaction, which holds the tenant's
+/// lock exclusively.
+pub(crate) async fn settle_restored(
+    tx: &Transaction<'_>,
+    (tenant, metric, start): (&str, &str, i64),
+    numbers: &BTreeSet<String>,
+    rows: &[RetiredRecord],
+) -> Result<(), StoreError> {
+    let numbers: Vec<String> = numbers.iter().cloned().collect();
+    for chunk in numbers.chunks(REBUILD_CHUNK) {
+        settle_numbers(tx, tenant, chunk).await?;
+    }
+    if !is_joined_metric(metric) {
+        return Ok(());
+    }
+    tx.execute(
+        "DELETE FROM joined_values WHERE tenant_id = $1 AND metric = $2 AND number IS NULL AND at >= $3 AND at < $4",
+        &[&tenant, &metric, &start, &(start + xla_store::DAY_MS)],
+    )
+    .await
+    .or_store()?;
+    let no_number = reason_name(&Unjoined::NoTicketNumber)?;
+    let placed: Vec<Placed> = rows
+        .iter()
+        .filter(|r| r.ticket.is_none())
+        .map(|r| Placed {
+            source: r.source.clone(),
+            record_id: r.key.clone(),
+            metric: metric.to_string(),
+            number: None,
+            at: r.at,
+            value: r.value,
+            ticket: None,
+            reason: Some(no_number.clone()),
+        })
+        .collect();
+    insert_placed(tx, tenant, &placed).await
+}
+
+/// Whether the ticket join reads rows of `metric`.
+pub(crate) fn reads(metric: &str) -> bool {
+    joins(metric)
 }
 
 /// Locks the buckets of `numbers` to the end of the transaction, in

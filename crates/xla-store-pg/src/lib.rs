@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use xla_store::{
     CommitBatch, CommitSummary, GroupThrough, GroupedThrough, Lease, LeaseGrant, LeaseRequest, RetentionSummary,
-    Rollups, RunRecord, SeriesQuery, SourceGap, Store, StoreError, StoreStats, StoredMetric, StoredObservation,
-    SubjectQuery, SubjectRow, TokenRecord,
+    RetiredDay, Rollups, RunRecord, SeriesQuery, SourceGap, Store, StoreError, StoreStats, StoredMetric,
+    StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -125,6 +125,27 @@ impl PgStore {
         store.inner.refresh_version(&client).await?;
         watch_version(&store.inner);
         Ok(store)
+    }
+
+    /// Restores one retired UTC day of a tenant's metric copied from
+    /// another store (`xla-host store migrate`): the metric's retention
+    /// `cutoff` (unix ms) is recorded, the day's rollup cells and retired
+    /// rows become the copy's, exactly (whatever they were: running it
+    /// again changes nothing), and the ticket numbers they name are joined
+    /// again. A row without its record id keeps its key from the copy
+    /// (`RetiredRecord::key`): no later record of the source replaces it.
+    ///
+    /// # Errors
+    /// [`StoreError::BadRequest`] for a day not before `cutoff`, a row
+    /// dated outside its day or a damaged sketch; backend errors.
+    pub async fn restore_retired_day(
+        &self,
+        tenant: &str,
+        metric: &str,
+        cutoff: i64,
+        copy: &RetiredDay,
+    ) -> Result<(), StoreError> {
+        retention::restore_retired_day(&self.inner, tenant, metric, cutoff, copy).await
     }
 }
 

@@ -9,9 +9,13 @@
 //! exact through later replaces; its min and max are kept as they were, the
 //! rows to recompute them being gone (as on sled).
 
+use super::write::{CellKey, layer_name, write_cells};
 use super::{Inner, OrStore, StoreError};
-use std::collections::HashMap;
-use xla_store::{DAY_MS, JOIN_KEY, JOIN_TYPE_DIMENSION, RetentionSummary, UNROLLED_DIMENSIONS, day_of};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tokio_postgres::Transaction;
+use xla_store::{
+    DAY_MS, JOIN_KEY, JOIN_TYPE_DIMENSION, RetentionSummary, RetiredDay, RetiredRecord, UNROLLED_DIMENSIONS, day_of,
+};
 
 /// Rows moved per call: a call's work is bounded, so a caller stopping (a
 /// shutdown) waits for at most this much.
@@ -124,4 +128,167 @@ impl Cutoffs {
         let cutoff = self.0.get("").copied().max(self.0.get(metric).copied());
         cutoff.is_some_and(|cutoff| i64::from(day) * DAY_MS < cutoff)
     }
+}
+
+/// Restores a retired day of a tenant's metric copied from another store
+/// (see [`crate::PgStore::restore_retired_day`]): in one transaction,
+/// exclusive with the tenant's commits, the cutoff is recorded, the day's
+/// cells and retired rows are replaced by the copy's, and the ticket
+/// numbers they name are joined again.
+pub(crate) async fn restore_retired_day(
+    inner: &Inner,
+    tenant: &str,
+    metric: &str,
+    cutoff: i64,
+    copy: &RetiredDay,
+) -> Result<(), StoreError> {
+    xla_store::check_cutoff(cutoff)?;
+    let start = i64::from(copy.day) * DAY_MS;
+    if start >= cutoff {
+        return Err(StoreError::BadRequest(format!(
+            "day {} of `{metric}` is not before its retention cutoff: only retired days are restored",
+            copy.day
+        )));
+    }
+    if let Some(row) = copy.rows.iter().find(|r| day_of(r.at) != copy.day) {
+        return Err(StoreError::BadRequest(format!(
+            "a retired row of `{metric}` ({}) is dated outside its day {}",
+            row.key, copy.day
+        )));
+    }
+    let mut client = inner.client().await?;
+    let tx = client.transaction().await.or_store()?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&super::write::tenant_lock(tenant)],
+    )
+    .await
+    .or_store()?;
+    tx.execute(
+        "INSERT INTO retired (tenant_id, metric, cutoff) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, metric) DO UPDATE SET cutoff = greatest(retired.cutoff, EXCLUDED.cutoff)",
+        &[&tenant, &metric, &cutoff],
+    )
+    .await
+    .or_store()?;
+    let mut numbers = replace_retired_rows(&tx, tenant, metric, start, &copy.rows).await?;
+    replace_cells(&tx, tenant, metric, copy).await?;
+    if super::joined::reads(metric) {
+        numbers.extend(copy.rows.iter().filter_map(|r| r.ticket.clone()));
+        super::joined::settle_restored(&tx, (tenant, metric, start), &numbers, &copy.rows).await?;
+    }
+    tx.commit().await.or_store()?;
+    inner.bump_version(&client).await?;
+    Ok(())
+}
+
+/// Replaces the retired rows (and their keys) of `metric` on the day from
+/// `start` by `rows`; the ticket numbers the replaced rows named.
+async fn replace_retired_rows(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    metric: &str,
+    start: i64,
+    rows: &[RetiredRecord],
+) -> Result<BTreeSet<String>, StoreError> {
+    let gone = tx
+        .query(
+            "WITH gone AS ( \
+                 DELETE FROM retired_observations WHERE tenant_id = $1 AND metric = $2 AND at >= $3 AND at < $4 \
+                 RETURNING source, record_id, ticket), \
+             keys AS ( \
+                 DELETE FROM observation_keys k USING gone g \
+                 WHERE k.tenant_id = $1 AND k.metric = $2 AND k.source = g.source AND k.record_id = g.record_id) \
+             SELECT DISTINCT ticket FROM gone WHERE ticket IS NOT NULL",
+            &[&tenant, &metric, &start, &(start + DAY_MS)],
+        )
+        .await
+        .or_store()?;
+    let numbers = gone.into_iter().map(|row| row.get(0)).collect();
+    if rows.is_empty() {
+        return Ok(numbers);
+    }
+    let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    let ats: Vec<i64> = rows.iter().map(|r| r.at).collect();
+    let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
+    let layers: Vec<&str> = rows.iter().map(|r| layer_name(r.layer)).collect();
+    let rolled_up = |r: &RetiredRecord| -> Vec<(String, String)> {
+        r.dimensions
+            .iter()
+            .filter(|(k, _)| !UNROLLED_DIMENSIONS.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    };
+    let dimensions: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::to_value(rolled_up(r)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::corrupt(format!("encoding dimensions: {e}")))?;
+    let tickets: Vec<Option<&str>> = rows.iter().map(|r| r.ticket.as_deref()).collect();
+    let types: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| super::write::dimension(&r.dimensions, JOIN_TYPE_DIMENSION))
+        .collect();
+    tx.execute(
+        "INSERT INTO retired_observations \
+             (tenant_id, source, record_id, metric, at, value, layer, dimensions, ticket, ticket_type) \
+         SELECT $1, s, r, $2, a, v, l, d, t, tt \
+         FROM unnest($3::text[], $4::text[], $5::bigint[], $6::float8[], $7::text[], $8::jsonb[], $9::text[], $10::text[]) \
+              AS u(s, r, a, v, l, d, t, tt) \
+         ON CONFLICT (tenant_id, source, record_id, metric) DO UPDATE SET \
+             at = EXCLUDED.at, value = EXCLUDED.value, layer = EXCLUDED.layer, dimensions = EXCLUDED.dimensions, \
+             ticket = EXCLUDED.ticket, ticket_type = EXCLUDED.ticket_type",
+        &[&tenant, &metric, &sources, &ids, &ats, &values, &layers, &dimensions, &tickets, &types],
+    )
+    .await
+    .or_store()?;
+    tx.execute(
+        "INSERT INTO observation_keys (tenant_id, source, record_id, metric, at) \
+         SELECT $1, s, r, $2, a FROM unnest($3::text[], $4::text[], $5::bigint[]) AS u(s, r, a) \
+         ON CONFLICT (tenant_id, source, record_id, metric) DO UPDATE SET at = EXCLUDED.at",
+        &[&tenant, &metric, &sources, &ids, &ats],
+    )
+    .await
+    .or_store()?;
+    let written: BTreeSet<(&str, &str)> = rows.iter().map(|r| (r.source.as_str(), layer_name(r.layer))).collect();
+    let (sources, layers): (Vec<&str>, Vec<&str>) = written.into_iter().unzip();
+    tx.execute(
+        "INSERT INTO written_metrics (tenant_id, source, metric, layer) \
+         SELECT $1, s, $2, l FROM unnest($3::text[], $4::text[]) AS u(s, l) ON CONFLICT DO NOTHING",
+        &[&tenant, &metric, &sources, &layers],
+    )
+    .await
+    .or_store()?;
+    Ok(numbers)
+}
+
+/// Replaces the day's rollup cells of `metric` by the copy's.
+async fn replace_cells(tx: &Transaction<'_>, tenant: &str, metric: &str, copy: &RetiredDay) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM rollups WHERE tenant_id = $1 AND metric = $2 AND day = $3",
+        &[&tenant, &metric, &copy.day],
+    )
+    .await
+    .or_store()?;
+    let mut cells = BTreeMap::new();
+    for (dimension, cell) in &copy.cells {
+        let (dimension, value) = dimension.clone().unwrap_or_default();
+        if !cell.sketch.is_sane() {
+            return Err(StoreError::BadRequest(format!(
+                "a copied rollup cell of `{metric}` on day {} has a quantile sketch out of range",
+                copy.day
+            )));
+        }
+        cells.insert(
+            CellKey {
+                metric: metric.to_string(),
+                dimension,
+                day: copy.day,
+                value,
+            },
+            cell.clone(),
+        );
+    }
+    write_cells(tx, tenant, &cells).await
 }

@@ -30,13 +30,14 @@ pub(crate) struct Stored {
     pub ticket: Option<String>,
 }
 
-/// A rollup cell's key within a tenant.
+/// A rollup cell's key within a tenant: dimension and value `''` for the
+/// cell of all the day's rows.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct CellKey {
-    metric: String,
-    dimension: String,
-    day: i32,
-    value: String,
+pub(crate) struct CellKey {
+    pub metric: String,
+    pub dimension: String,
+    pub day: i32,
+    pub value: String,
 }
 
 /// What happens to one cell.
@@ -601,7 +602,11 @@ async fn cell_from_rows(tx: &Transaction<'_>, tenant: &str, key: &CellKey) -> Re
 }
 
 /// Writes cells back; an empty cell is deleted.
-async fn write_cells(tx: &Transaction<'_>, tenant: &str, cells: &BTreeMap<CellKey, Rollup>) -> Result<(), StoreError> {
+pub(crate) async fn write_cells(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    cells: &BTreeMap<CellKey, Rollup>,
+) -> Result<(), StoreError> {
     let (empty, full): (Vec<_>, Vec<_>) = cells.iter().partition(|(_, cell)| cell.count == 0);
     if !empty.is_empty() {
         let metrics: Vec<&str> = empty.iter().map(|(k, _)| k.metric.as_str()).collect();

@@ -747,6 +747,38 @@ pub(crate) fn same_retired(
         .map(|joined| joined.number.as_deref() == number && joined.at == at))
 }
 
+/// What the join kept of a row after retention dropped it: its ticket
+/// number, time and (an answer's) record id.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeptOfRow {
+    pub number: Option<String>,
+    pub at: Option<i64>,
+    pub id: Option<String>,
+}
+
+/// What the join kept of each row of a block, by slot (empty when the join
+/// never saw the block: its metric is none of the join's).
+pub(crate) fn retired_slots(
+    db: &sled::Db,
+    (tenant, metric, day): (u32, u32, i32),
+    block: u64,
+) -> Result<Vec<Option<KeptOfRow>>, StoreError> {
+    let Some(bytes) = db.get(keys::joined_block(tenant, metric, day, block)).or_store()? else {
+        return Ok(Vec::new());
+    };
+    let slots: Vec<Option<Joined>> = decode_framed(&bytes)?;
+    Ok(slots
+        .into_iter()
+        .map(|slot| {
+            slot.map(|joined| KeptOfRow {
+                number: joined.number,
+                at: Some(joined.at),
+                id: joined.id,
+            })
+        })
+        .collect())
+}
+
 /// Recomputes the cells that lost their smallest or largest value from
 /// their day's `Z` entries as this commit leaves them.
 fn recompute_extremes(pending: &mut Pending<'_>) -> Result<(), StoreError> {

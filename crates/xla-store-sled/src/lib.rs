@@ -43,8 +43,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use xla_store::{
     CommitBatch, CommitSummary, GroupThrough, GroupedThrough, Lease, LeaseGrant, LeaseRequest, LocalLeases,
-    RetentionSummary, Rollups, RunRecord, SeriesQuery, SourceGap, Store, StoreError, StoreStats, StoredMetric,
-    StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
+    RetentionSummary, RetiredDay, Rollups, RunRecord, SeriesQuery, SourceGap, Store, StoreError, StoreStats,
+    StoredMetric, StoredObservation, SubjectQuery, SubjectRow, TokenRecord,
 };
 
 /// The on-disk format this build reads and writes.
@@ -404,6 +404,32 @@ impl SledStore {
     /// fraction of a second at the default) more often; for tests and tuning.
     pub fn set_reopen_after(&self, bytes: u64) {
         self.sled.reopen_after.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The retention cutoff of a tenant's metric (unix ms, a UTC day's
+    /// start) and the days before it that have rollup cells, oldest first
+    /// (days since the unix epoch): the days [`SledStore::retired_day`]
+    /// exports. `None` when retention retired none of its days.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] for damaged keys.
+    pub async fn retired_days(&self, tenant: &str, metric: &str) -> Result<Option<(i64, Vec<i32>)>, StoreError> {
+        let (tenant, metric) = (tenant.to_owned(), metric.to_owned());
+        self.blocking(move |sled| sled.retired_days(&tenant, &metric)).await
+    }
+
+    /// One retired day of a tenant's metric (days since the unix epoch) as
+    /// this store keeps it, to copy into another backend: its rollup cells
+    /// exactly, and its retired rows that still count. sled keeps a retired
+    /// row's fingerprint, not its record id (a survey answer's id excepted,
+    /// which the ticket join keeps), and its time only for rows of the
+    /// ticket join.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] for damaged data.
+    pub async fn retired_day(&self, tenant: &str, metric: &str, day: i32) -> Result<RetiredDay, StoreError> {
+        let (tenant, metric) = (tenant.to_owned(), metric.to_owned());
+        self.blocking(move |sled| sled.retired_day(&tenant, &metric, day)).await
     }
 
     /// Runs `work` against the store on tokio's blocking pool.

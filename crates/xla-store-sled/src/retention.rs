@@ -15,11 +15,13 @@
 //! cutoff passed it.
 
 use super::block::{Block, RetiredRow, Row, frame, stored_record_fingerprint};
+use super::dict::Dictionary;
 use super::index::{BlockMeta, Loc};
-use super::keys::{self, BlockKey, DAY_MS};
+use super::keys::{self, BlockKey, DAY_MS, SetKey};
 use super::ops::Ops;
+use super::rollup::decode_set;
 use super::{OrStore, Sled};
-use xla_store::{RetentionSummary, StoreError};
+use xla_store::{RetentionSummary, RetiredDay, RetiredRecord, StoreError};
 
 /// Blocks per atomic batch while retiring (the store's lock is held for one).
 const RETENTION_BLOCKS: usize = 256;
@@ -236,5 +238,118 @@ impl Sled {
                 Ok(i64::from_be_bytes(array))
             })
             .transpose()
+    }
+}
+
+/// A dictionary id's string; a missing one is damage.
+fn name(dict: &Dictionary, id: u32) -> Result<String, StoreError> {
+    dict.string(id)
+        .map(str::to_string)
+        .ok_or_else(|| StoreError::corrupt("a stored dictionary id names nothing"))
+}
+
+impl Sled {
+    /// The cutoff of a tenant's metric and the days before it that have
+    /// rollup cells, oldest first: the days [`Sled::retired_day`] exports.
+    /// `None` when retention retired none of the metric's days.
+    pub(crate) fn retired_days(&self, tenant: &str, metric: &str) -> Result<Option<(i64, Vec<i32>)>, StoreError> {
+        let (tenant_id, metric_id) = {
+            let inner = self.lock()?;
+            match (inner.dict.id(tenant), inner.dict.id(metric)) {
+                (Some(tenant), Some(metric)) => (tenant, metric),
+                _ => return Ok(None),
+            }
+        };
+        let Some(cutoff) = self.retired_cutoff(tenant_id, metric_id)? else {
+            return Ok(None);
+        };
+        let (start, end) = keys::rollup_range(tenant_id, metric_id, i32::MIN, keys::day_of(cutoff));
+        let mut days: Vec<i32> = Vec::new();
+        for entry in self.db()?.range(start..end) {
+            let (key, _) = entry.or_store()?;
+            let set = SetKey::parse(&key).ok_or_else(|| StoreError::corrupt("a rollup key does not parse"))?;
+            if days.last() != Some(&set.day) {
+                days.push(set.day);
+            }
+        }
+        Ok(Some((cutoff, days)))
+    }
+
+    /// A retired day of a tenant's metric as this store keeps it: its
+    /// rollup cells and its retired rows that still count, each with its
+    /// ticket number, time and (an answer's) record id where the ticket
+    /// join kept them. A row keeps no record id otherwise: its key is its
+    /// fingerprint.
+    pub(crate) fn retired_day(&self, tenant: &str, metric: &str, day: i32) -> Result<RetiredDay, StoreError> {
+        let db = &*self.db()?;
+        let mut inner = self.lock()?;
+        let (dict, index) = inner.parts(db, &self.path)?;
+        let (Some(tenant_id), Some(metric_id)) = (dict.id(tenant), dict.id(metric)) else {
+            return Ok(RetiredDay {
+                day,
+                ..RetiredDay::default()
+            });
+        };
+        let mut exported = RetiredDay {
+            day,
+            ..RetiredDay::default()
+        };
+        let (start, end) = keys::rollup_range(tenant_id, metric_id, day, day + 1);
+        for entry in db.range(start..end) {
+            let (key, value) = entry.or_store()?;
+            let set = SetKey::parse(&key).ok_or_else(|| StoreError::corrupt("a rollup key does not parse"))?;
+            for (value_id, cell) in decode_set(&value)? {
+                let dimension = match set.dim_key {
+                    0 => None,
+                    key => Some((name(dict, key)?, name(dict, value_id)?)),
+                };
+                exported.cells.push((dimension, cell));
+            }
+        }
+        let block_key = |day: i32| {
+            BlockKey {
+                tenant: tenant_id,
+                metric: metric_id,
+                day,
+                block: 0,
+                retired: true,
+            }
+            .key()
+        };
+        for entry in db.range(block_key(day)..block_key(day + 1)) {
+            let (raw_key, value) = entry.or_store()?;
+            let key = BlockKey::parse(&raw_key).ok_or_else(|| StoreError::corrupt("a block key does not parse"))?;
+            let block: Block<RetiredRow> = Block::decode(&value)?;
+            let source = name(dict, block.source)?;
+            let joined = super::join::retired_slots(db, (tenant_id, metric_id, day), key.block)?;
+            for (slot, row) in block.rows.iter().enumerate() {
+                let Some(row) = row else { continue };
+                let fingerprint = u128::from_le_bytes(row.fingerprint);
+                let loc = Loc {
+                    block: key.block,
+                    slot: slot as u32,
+                };
+                if !index.is_live(fingerprint, loc) {
+                    continue;
+                }
+                let join = joined.get(slot).cloned().flatten().unwrap_or_default();
+                let mut dimensions = Vec::with_capacity(row.dims.len());
+                for &(key, value) in &row.dims {
+                    dimensions.push((name(dict, key)?, name(dict, value)?));
+                }
+                dimensions.sort();
+                exported.rows.push(RetiredRecord {
+                    source: source.clone(),
+                    key: join.id.clone().unwrap_or_else(|| format!("{fingerprint:032x}")),
+                    record_id: join.id,
+                    at: join.at.unwrap_or(i64::from(day) * DAY_MS),
+                    value: row.value.get(),
+                    layer: keys::layer_from_code(row.layer),
+                    dimensions,
+                    ticket: join.number,
+                });
+            }
+        }
+        Ok(exported)
     }
 }

@@ -55,7 +55,7 @@ pub use query::{
 };
 pub use retention::{
     AppliedRetention, LayerDays, MAX_RETENTION_DAYS, MetricStats, RetentionPolicy, RetentionRule, RetentionSummary,
-    StoreStats, StoredMetric, apply_retention, check_cutoff, plan_retention,
+    RetiredDay, RetiredRecord, StoreStats, StoredMetric, apply_retention, check_cutoff, plan_retention,
 };
 pub use rollup::{Prepared, Rollup, Sketch};
 pub use runs::{RunOutcome, RunRecord};

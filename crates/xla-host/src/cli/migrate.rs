@@ -3,19 +3,30 @@
 //! both hold the same.
 //!
 //! What is copied: every raw row with its source and provenance (the
-//! target rebuilds its rollups from them, exactly as from a sync), each
-//! connector instance's cursor and open gaps, the run log (run ids kept),
-//! and API tokens (hashes only). The copy is **resumable**: a metric whose
-//! rows and rollups already match is skipped, and one half copied is
-//! committed again (rows already there count as unchanged, as any replay).
+//! target rebuilds its rollups from them, exactly as from a sync); of each
+//! day retention retired, its rollup cells as they are (no row is left to
+//! rebuild them) and what sled kept of its rows, with the metric's cutoff;
+//! each connector instance's cursor and open gaps, the run log (run ids
+//! kept), and API tokens (hashes only). The copy is **resumable**: a
+//! metric whose rows and rollups already match is skipped, one half copied
+//! is committed again (rows already there count as unchanged, as any
+//! replay), and a retired day copied again is replaced, not added.
 //!
-//! Verified at the end, per tenant and metric: raw rows, and the rollups'
-//! count and sum over all time; per instance: the cursor and the number of
-//! runs; the number of tokens. A difference fails the command, naming it.
+//! Verified at the end, per tenant and metric: raw and retired rows, and
+//! the rollups' count and sum over all time; per instance: the cursor and
+//! the number of runs; the number of tokens. A difference fails the
+//! command, naming it.
 //!
-//! Not copied: days retention retired (their raw rows are gone and only
-//! their rollup cells remain); a store with any is refused before anything
-//! is written, naming the metric.
+//! What sled does not keep cannot be copied: a retired row's record id
+//! (sled keeps a fingerprint; a survey answer's id excepted, which its
+//! ticket join keeps) and its time of day (kept for rows of the ticket
+//! join). Such a row keeps its fingerprint as its id in PostgreSQL, so if
+//! its source later sends that record again, PostgreSQL counts it as a new
+//! row on its day where sled would have replaced it. The command says how
+//! many rows that concerns.
+
+// Without the PostgreSQL store there is nothing to copy into: `run` says so.
+#![cfg_attr(not(feature = "postgres"), allow(dead_code, unused_imports))]
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -25,8 +36,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use xla_store::{Aggregation, Bucket, CommitBatch, DAY_MS, MetricStats, Provenance, SeriesQuery, Store, StoreStats};
+use xla_store_sled::SledStore;
 use xla_types::Observation;
 use xla_types::untrusted::escape_capped;
+
+/// The store copied into.
+#[cfg(feature = "postgres")]
+type Target = xla_store_pg::PgStore;
 
 /// A name from the store, safe on one terminal line.
 fn escape_line(text: &str) -> std::borrow::Cow<'_, str> {
@@ -49,6 +65,17 @@ pub struct MigrateArgs {
 }
 
 pub(crate) async fn run(args: MigrateArgs) -> Result<ExitCode> {
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = args;
+        bail!("this build has no PostgreSQL store: build xla-host with its `postgres` feature (on by default)")
+    }
+    #[cfg(feature = "postgres")]
+    migrate(args).await
+}
+
+#[cfg(feature = "postgres")]
+async fn migrate(args: MigrateArgs) -> Result<ExitCode> {
     let dir = sled_dir(&args.from)?;
     if std::fs::read_dir(&dir).map_or(true, |mut entries| entries.next().is_none()) {
         bail!(
@@ -56,11 +83,20 @@ pub(crate) async fn run(args: MigrateArgs) -> Result<ExitCode> {
             dir.display()
         );
     }
-    let from: Arc<dyn Store> = Arc::new(xla_store_sled::SledStore::open(&dir)?);
-    let to = connect(&args.to).await?;
+    let from = Arc::new(SledStore::open(&dir)?);
+    let to = Target::connect(&args.to)
+        .await
+        .context("opening the PostgreSQL store to copy into")?;
     eprintln!("copying {} to {}", from.describe(), to.describe());
-    copy(&*from, &*to).await?;
-    let differences = verify(&*from, &*to).await?;
+    let unkeyed = copy(&from, &to).await?;
+    if unkeyed > 0 {
+        eprintln!(
+            "note: {unkeyed} retired row(s) had no record id in the sled store (it keeps a fingerprint): \
+             each keeps that fingerprint as its id, so should its source send that record again, \
+             PostgreSQL counts it as a new row on its retired day where sled would have replaced it"
+        );
+    }
+    let differences = verify(&from, &to).await?;
     if differences.is_empty() {
         eprintln!("verified: rows, rollups, cursors, runs and tokens match");
         return Ok(ExitCode::SUCCESS);
@@ -86,36 +122,29 @@ fn sled_dir(from: &str) -> Result<PathBuf> {
     }
 }
 
+/// Copies rows and retired days, then instances' cursors, gaps and runs,
+/// then tokens. Returns how many retired rows had no record id.
 #[cfg(feature = "postgres")]
-async fn connect(url: &str) -> Result<Arc<dyn Store>> {
-    let store = xla_store_pg::PgStore::connect(url)
-        .await
-        .context("opening the PostgreSQL store to copy into")?;
-    Ok(Arc::new(store))
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn connect(_url: &str) -> Result<Arc<dyn Store>> {
-    bail!("this build has no PostgreSQL store: build xla-host with its `postgres` feature (on by default)")
-}
-
-/// Copies rows, then instances' cursors, gaps and runs, then tokens.
-async fn copy(from: &dyn Store, to: &dyn Store) -> Result<()> {
-    refuse_retired(from).await?;
+async fn copy(from: &SledStore, to: &Target) -> Result<u64> {
     let source = from.stats().await?;
     let target = stats_by_metric(to.stats().await?);
     refuse_foreign(&source, &target, to)?;
-    let total: u64 = source.metrics.iter().map(|m| m.raw_rows).sum();
+    let total: u64 = source.metrics.iter().map(|m| m.raw_rows + m.retired_rows).sum();
     let bar = bar(total);
+    let mut unkeyed = 0;
     for metric in &source.metrics {
         let key = (metric.tenant.clone(), metric.metric.clone());
+        let span = span(from, metric).await?;
         let done = target.get(&key).is_some_and(|t| t.raw_rows == metric.raw_rows)
-            && rollup_totals(from, metric).await? == rollup_totals(to, metric).await?;
+            && rollup_totals(from, metric, span).await? == rollup_totals(to, metric, span).await?;
         if !done {
             copy_metric(from, to, metric, &bar).await?;
         } else {
             bar.inc(metric.raw_rows);
         }
+        // After the raw rows: a retired day's cells already count any raw
+        // row sled took in on that day since, so they are copied last.
+        unkeyed += copy_retired(from, to, metric, &bar).await?;
     }
     bar.finish_and_clear();
     for (tenant, instance) in from.instances().await? {
@@ -132,25 +161,55 @@ async fn copy(from: &dyn Store, to: &dyn Store) -> Result<()> {
             .await
             .with_context(|| format!("copying token `{}`", escape_line(&token.id)))?;
     }
-    Ok(())
+    Ok(unkeyed)
 }
 
-/// Refuses a store with retired days: their rollup cells have no rows to
-/// rebuild them from.
-async fn refuse_retired(from: &dyn Store) -> Result<()> {
-    for metric in from.stored_metrics().await? {
-        if let Some(before) = metric.retired_before {
-            bail!(
-                "tenant `{}`'s metric `{}` has days retention retired (raw rows before {} dropped, their rollups kept): \
-                 this copy rebuilds rollups from raw rows and would lose them, so nothing was copied. \
-                 Migrate a store before retention retires anything (`[store.retention]` unset), or keep it on sled",
-                escape_line(&metric.tenant),
-                escape_line(&metric.metric),
-                xla_runtime::outbound::throttle::date(before)
-            );
-        }
+/// Copies each day retention retired of a metric: its cells as they are,
+/// its retired rows, its cutoff. Returns how many rows had no record id.
+#[cfg(feature = "postgres")]
+async fn copy_retired(from: &SledStore, to: &Target, metric: &MetricStats, bar: &ProgressBar) -> Result<u64> {
+    let (tenant, name) = (metric.tenant.as_str(), metric.metric.as_str());
+    let Some((cutoff, days)) = from.retired_days(tenant, name).await? else {
+        return Ok(0);
+    };
+    let mut unkeyed = 0;
+    for day in days {
+        let copy = from.retired_day(tenant, name, day).await?;
+        to.restore_retired_day(tenant, name, cutoff, &copy)
+            .await
+            .with_context(|| {
+                format!(
+                    "copying the retired day {} of tenant `{}`'s `{}`",
+                    xla_runtime::outbound::throttle::date(i64::from(day) * DAY_MS),
+                    escape_line(tenant),
+                    escape_line(name)
+                )
+            })?;
+        unkeyed += copy.rows.iter().filter(|r| r.record_id.is_none()).count() as u64;
+        bar.inc(copy.rows.len() as u64);
     }
-    Ok(())
+    Ok(unkeyed)
+}
+
+/// The days a metric's rollups may cover, unix ms `[from, to)`: its raw
+/// rows' days and the days retention retired.
+async fn span(from: &SledStore, metric: &MetricStats) -> Result<(i64, i64)> {
+    let retired = from.retired_days(&metric.tenant, &metric.metric).await?;
+    let first_retired = retired
+        .as_ref()
+        .and_then(|(_, days)| days.first())
+        .map(|day| i64::from(*day) * DAY_MS);
+    let start = [metric.raw_from, first_retired]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(0);
+    let end = [metric.raw_to.map(|day| day + DAY_MS), retired.map(|(cutoff, _)| cutoff)]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(start);
+    Ok((start, end))
 }
 
 /// Refuses a target holding rows the source does not (another store's
@@ -283,15 +342,15 @@ async fn copy_instance(from: &dyn Store, to: &dyn Store, tenant: &str, instance:
     Ok(())
 }
 
-/// Count and sum of a metric's rollups over all time.
-async fn rollup_totals(store: &dyn Store, metric: &MetricStats) -> Result<(f64, f64)> {
+/// Count and sum of a metric's rollups over `span` (see [`span`]).
+async fn rollup_totals(store: &dyn Store, metric: &MetricStats, span: (i64, i64)) -> Result<(f64, f64)> {
     let mut totals = [0.0; 2];
     for (slot, aggregation) in [Aggregation::Count, Aggregation::Sum].into_iter().enumerate() {
         let query = SeriesQuery {
             tenant: metric.tenant.clone(),
             metric: metric.metric.clone(),
-            from: metric.raw_from.unwrap_or(0),
-            to: metric.raw_to.unwrap_or(0) + DAY_MS,
+            from: span.0,
+            to: span.1,
             bucket: Bucket::Month,
             filter: None,
             group_by: None,
@@ -303,7 +362,7 @@ async fn rollup_totals(store: &dyn Store, metric: &MetricStats) -> Result<(f64, 
 }
 
 /// Every difference between the two stores, described.
-async fn verify(from: &dyn Store, to: &dyn Store) -> Result<Vec<String>> {
+async fn verify(from: &SledStore, to: &dyn Store) -> Result<Vec<String>> {
     let mut differences = Vec::new();
     let target = stats_by_metric(to.stats().await?);
     for metric in from.stats().await?.metrics {
@@ -313,7 +372,18 @@ async fn verify(from: &dyn Store, to: &dyn Store) -> Result<Vec<String>> {
         if rows != metric.raw_rows {
             differences.push(format!("{name}: {} raw rows, {rows} copied", metric.raw_rows));
         }
-        let (want, got) = (rollup_totals(from, &metric).await?, rollup_totals(to, &metric).await?);
+        let retired = copied.map_or(0, |m| m.retired_rows);
+        if retired != metric.retired_rows {
+            differences.push(format!(
+                "{name}: {} retired rows, {retired} copied",
+                metric.retired_rows
+            ));
+        }
+        let span = span(from, &metric).await?;
+        let (want, got) = (
+            rollup_totals(from, &metric, span).await?,
+            rollup_totals(to, &metric, span).await?,
+        );
         // Sums are f64 added in another order: equal to a part in 10^9.
         if want.0 != got.0 || (want.1 - got.1).abs() > want.1.abs().max(1.0) * 1e-9 {
             differences.push(format!("{name}: rollups count/sum {want:?}, copied {got:?}"));

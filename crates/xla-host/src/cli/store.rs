@@ -33,14 +33,16 @@ raw rows, everything else two years. Reads that need raw rows of a retired day (
 tickets, a filter and a group-by on two dimensions) say so instead of answering short.")]
     Retire(RetireArgs),
     /// Copy a sled store into PostgreSQL: rows (rollups rebuilt from them),
-    /// cursors, open gaps, the run log and tokens, with a progress bar;
-    /// resumable (run it again after an interruption), and verified at the
-    /// end (rows, rollup totals, cursors, runs, tokens).
+    /// days retention retired (their rollups as they are), cursors, open
+    /// gaps, the run log and tokens, with a progress bar; resumable (run it
+    /// again after an interruption), and verified at the end (rows, rollup
+    /// totals, cursors, runs, tokens).
     #[command(
         after_help = "Example: xla-host store migrate --from sled:/var/lib/xla-host --to postgres://xla@db.internal/xla
 
 Stop the host using the sled store first. Then point [store] at PostgreSQL (docs/scale-out.md). \
-A store whose retention already retired days is refused (their rollups have no rows to copy)."
+Days retention retired keep their rollups; sled kept no record id for most of their rows, which \
+PostgreSQL then cannot match should their source send them again (the command says how many)."
     )]
     Migrate(super::migrate::MigrateArgs),
 }
