@@ -252,7 +252,13 @@ fn answer(i: u32, score: f64) -> Observation {
 /// Every way the two stores can be read over the ten days, for comparing.
 async fn readings(store: &dyn Store) -> Vec<String> {
     let mut readings = Vec::new();
-    for metric in ["ticket_resolved", "happiness_rating", "sla_breached", "dex_score"] {
+    for metric in [
+        "ticket_resolved",
+        "happiness_rating",
+        "sla_breached",
+        "dex_score",
+        "reopen_count",
+    ] {
         for aggregation in [
             Aggregation::Count,
             Aggregation::Sum,
@@ -292,9 +298,13 @@ async fn readings(store: &dyn Store) -> Vec<String> {
             })
             .await
             .expect("grouped");
-        let groups: Vec<(&String, u64, f64)> = grouped.groups.iter().map(|(g, r)| (g, r.count, r.sum)).collect();
+        let groups: Vec<(&String, u64, f64, f64, f64)> = grouped
+            .groups
+            .iter()
+            .map(|(g, r)| (g, r.count, r.sum, r.min, r.max))
+            .collect();
         readings.push(format!("{metric} by its ticket's service: {groups:?}"));
-        readings.push(format!("{metric} unmatched: {}", grouped.unmatched.count));
+        readings.push(format!("{metric} unmatched: {:?}", grouped.unmatched));
     }
     let outcomes = store
         .ticket_outcomes("acme", Some("service"), BASE, BASE + 10 * DAY_MS)
@@ -328,13 +338,16 @@ async fn assert_same(pg: &dyn Store, sled: &dyn Store, when: &str) {
 }
 
 /// A sled store whose retention retired days (of tickets, survey answers,
-/// SLA records and device telemetry, a reassigned ticket and an answer
-/// replaced after its day retired among them) is copied into PostgreSQL:
-/// every rollup of every day, the ticket join over retired days (grouped
-/// by the ticket's service, unmatched answers, the scorecard's outcomes)
-/// and what is kept read the same as on sled; copied again, nothing
-/// changes; and an answer of a retired day that its source sends again
-/// later replaces its copy on both stores alike.
+/// SLA records and device telemetry, a reassigned ticket among them; a
+/// tenant-wide cutoff and a later one of one metric) and that took in rows
+/// on retired days since (answers changed at their source, one naming no
+/// ticket) is copied into PostgreSQL: every rollup of every day, the ticket
+/// join over retired days (grouped by the ticket's service, unmatched
+/// answers, the scorecard's outcomes) and what is kept read the same as on
+/// sled. Copied again after sled changed a retired answer: the same again.
+/// And on both alike: an answer of a retired day sent again replaces its
+/// row, and a metric first written after the cutoffs falls under the
+/// tenant-wide one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_migrate_copies_the_days_retention_retired() {
     let cluster = xla_store_pg::testing::shared();
@@ -382,42 +395,56 @@ async fn store_migrate_copies_the_days_retention_retired() {
     }
     let cutoff = BASE + 5 * DAY_MS;
     while sled.retire_before("acme", None, cutoff).await.expect("retire").more {}
-    // After its day retired, an answer changes at its source.
-    sled.commit(batch("hs", vec![answer(1, 0.0)])).await.expect("commit");
+    while sled
+        .retire_before("acme", Some("dex_score"), cutoff + 2 * DAY_MS)
+        .await
+        .expect("retire")
+        .more
+    {}
+    // After their days retired, two answers change at their source (the
+    // second names no ticket).
+    sled.commit(batch("hs", vec![answer(1, 0.0), answer(14, 9.0)]))
+        .await
+        .expect("commit");
     drop(sled);
 
     let from = format!("sled:{}", data.display());
     let (ok, stderr) = migrate(&from, &url);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("verified"), "{stderr}");
+    // Tickets (two metrics) of five days and telemetry of seven: sled kept
+    // the ids of answers and SLA records only (their join keeps them).
     assert!(
-        stderr.contains("retired row(s) had no record id"),
+        stderr.contains("note: 250 retired row(s) had no record id"),
         "the rows sled kept no id of are counted: {stderr}"
     );
     let sled = crate::support::open_store(&data);
     let pg: Arc<dyn Store> = Arc::new(xla_store_pg::PgStore::connect(&url).await.expect("the copy"));
     let retired = sled.stats().await.expect("stats").metrics;
     assert!(
-        retired
-            .iter()
-            .all(|m| m.retired_rows > 0 && m.retired_before == Some(cutoff)),
+        retired.iter().all(|m| m.retired_rows > 0 && m.retired_before.is_some()),
         "every metric has retired days: {retired:?}"
     );
     assert_same(&*pg, &*sled, "copied").await;
 
-    // Copied again: replaced, not added.
+    // Copied again after sled changed an answer of a retired day.
     drop(pg);
+    sled.commit(batch("hs", vec![answer(12, 1.5)])).await.expect("commit");
     drop(sled);
     let (ok, stderr) = migrate(&from, &url);
     assert!(ok, "{stderr}");
+    assert!(stderr.contains("verified"), "{stderr}");
     let sled = crate::support::open_store(&data);
     let pg: Arc<dyn Store> = Arc::new(xla_store_pg::PgStore::connect(&url).await.expect("the copy"));
-    assert_same(&*pg, &*sled, "copied twice").await;
+    assert_same(&*pg, &*sled, "copied again").await;
 
-    // An answer of a retired day sent again: each store replaces its row.
     for store in [&pg, &sled] {
+        // An answer of a retired day sent again: each store replaces its row.
         let summary = store.commit(batch("hs", vec![answer(2, 7.5)])).await.expect("commit");
         assert_eq!(summary.replaced, 1, "{}", store.describe());
+        // A metric first written after the cutoffs, on a retired day.
+        let late = Observation::new("r1", "reopen_count", Layer::Operational, 2.0, BASE + DAY_MS).dim("service", "VPN");
+        store.commit(batch("sn", vec![late])).await.expect("commit");
     }
-    assert_same(&*pg, &*sled, "after a retired answer changed").await;
+    assert_same(&*pg, &*sled, "after both took in more").await;
 }

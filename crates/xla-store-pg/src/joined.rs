@@ -194,45 +194,73 @@ pub(crate) async fn settle(
     insert_placed(tx, tenant, &placed).await
 }
 
-/// Joins again what a restored retired day of `metric` (from `start`,
-/// unix ms) changed (`store migrate`): the ticket `numbers` its old and
-/// new rows name are worked out again; its values without a number count
-/// as such. Runs in the restoring transaction, which holds the tenant's
-/// lock exclusively.
+/// Joins again what restoring a retired day of `metric` changed (`store
+/// migrate`): `gone` (source, record id, number) are the day's rows it
+/// replaced, `rows` the copy's. As a commit does: the replaced rows leave
+/// their places; numbers with a ticket stored, or any number of a ticket
+/// metric, are worked out again whole; an answer naming a number no
+/// ticket carries, or none, counts as unmatched. Runs in the restoring
+/// transaction, which holds the tenant's lock exclusively.
 pub(crate) async fn settle_restored(
     tx: &Transaction<'_>,
-    (tenant, metric, start): (&str, &str, i64),
-    numbers: &BTreeSet<String>,
+    (tenant, metric): (&str, &str),
+    gone: &[(String, String, Option<String>)],
     rows: &[RetiredRecord],
 ) -> Result<(), StoreError> {
-    let numbers: Vec<String> = numbers.iter().cloned().collect();
-    for chunk in numbers.chunks(REBUILD_CHUNK) {
-        settle_numbers(tx, tenant, chunk).await?;
-    }
-    if !is_joined_metric(metric) {
-        return Ok(());
-    }
+    let (sources, ids): (Vec<&str>, Vec<&str>) = gone.iter().map(|(s, r, _)| (s.as_str(), r.as_str())).unzip();
     tx.execute(
-        "DELETE FROM joined_values WHERE tenant_id = $1 AND metric = $2 AND number IS NULL AND at >= $3 AND at < $4",
-        &[&tenant, &metric, &start, &(start + xla_store::DAY_MS)],
+        "DELETE FROM joined_values WHERE tenant_id = $1 AND metric = $2 \
+         AND (source, record_id) IN (SELECT * FROM unnest($3::text[], $4::text[]))",
+        &[&tenant, &metric, &sources, &ids],
     )
     .await
     .or_store()?;
-    let no_number = reason_name(&Unjoined::NoTicketNumber)?;
-    let placed: Vec<Placed> = rows
+    let joined: Vec<&RetiredRecord> = rows.iter().filter(|r| r.joined).collect();
+    let numbers: BTreeSet<&str> = gone
         .iter()
-        .filter(|r| r.ticket.is_none())
-        .map(|r| Placed {
+        .filter_map(|(_, _, n)| n.as_deref())
+        .chain(joined.iter().filter_map(|r| r.ticket.as_deref()))
+        .collect();
+    let answers = is_joined_metric(metric);
+    let ticketless = if answers {
+        let numbers: Vec<&str> = numbers.iter().copied().collect();
+        ticketless(tx, tenant, &numbers).await?
+    } else {
+        BTreeSet::new()
+    };
+    let settled: Vec<String> = numbers
+        .iter()
+        .filter(|n| !ticketless.contains(**n))
+        .map(|n| n.to_string())
+        .collect();
+    for chunk in settled.chunks(REBUILD_CHUNK) {
+        settle_numbers(tx, tenant, chunk).await?;
+    }
+    if !answers {
+        return Ok(());
+    }
+    let (no_number, no_ticket) = (
+        reason_name(&Unjoined::NoTicketNumber)?,
+        reason_name(&Unjoined::NoTicket)?,
+    );
+    let mut placed = Vec::new();
+    for r in joined {
+        let reason = match r.ticket.as_deref() {
+            None => &no_number,
+            Some(n) if ticketless.contains(n) => &no_ticket,
+            Some(_) => continue,
+        };
+        placed.push(Placed {
             source: r.source.clone(),
             record_id: r.key.clone(),
             metric: metric.to_string(),
-            number: None,
+            number: r.ticket.clone(),
             at: r.at,
             value: r.value,
             ticket: None,
-            reason: Some(no_number.clone()),
-        })
-        .collect();
+            reason: Some(reason.clone()),
+        });
+    }
     insert_placed(tx, tenant, &placed).await
 }
 

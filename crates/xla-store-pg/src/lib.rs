@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     version: AtomicU64,
     /// Month partitions known to exist.
     partitions: partitions::Known,
+    /// Token records read lately (see `tokens`).
+    tokens: tokens::Recent,
 }
 
 impl PgStore {
@@ -117,6 +119,7 @@ impl PgStore {
                 location,
                 version: AtomicU64::new(0),
                 partitions: partitions::Known::default(),
+                tokens: tokens::Recent::default(),
             }),
         };
         let mut client = store.inner.client().await?;
@@ -127,25 +130,33 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Restores one retired UTC day of a tenant's metric copied from
-    /// another store (`xla-host store migrate`): the metric's retention
-    /// `cutoff` (unix ms) is recorded, the day's rollup cells and retired
-    /// rows become the copy's, exactly (whatever they were: running it
-    /// again changes nothing), and the ticket numbers they name are joined
-    /// again. A row without its record id keeps its key from the copy
-    /// (`RetiredRecord::key`): no later record of the source replaces it.
+    /// Records a tenant's retention cutoffs copied from another store
+    /// (`xla-host store migrate`): unix ms, each aligned down to its UTC
+    /// day; metric `None` is the tenant-wide cutoff, which covers metrics
+    /// written later too. A cutoff never moves back. Restore them before
+    /// the retired days under them.
     ///
     /// # Errors
-    /// [`StoreError::BadRequest`] for a day not before `cutoff`, a row
-    /// dated outside its day or a damaged sketch; backend errors.
-    pub async fn restore_retired_day(
-        &self,
-        tenant: &str,
-        metric: &str,
-        cutoff: i64,
-        copy: &RetiredDay,
-    ) -> Result<(), StoreError> {
-        retention::restore_retired_day(&self.inner, tenant, metric, cutoff, copy).await
+    /// [`StoreError::BadRequest`] for a cutoff in the future; backend errors.
+    pub async fn restore_cutoffs(&self, tenant: &str, cutoffs: &[(Option<String>, i64)]) -> Result<(), StoreError> {
+        retention::restore_cutoffs(&self.inner, tenant, cutoffs).await
+    }
+
+    /// Restores one retired UTC day of a tenant's metric copied from
+    /// another store (`xla-host store migrate`): the day's rollup cells and
+    /// retired rows become the copy's, exactly (whatever they were: running
+    /// it again changes nothing), and the ticket join is settled again for
+    /// what they changed. A row without its record id keeps its key from
+    /// the copy (`RetiredRecord::key`): no later record of the source
+    /// replaces it.
+    ///
+    /// # Errors
+    /// [`StoreError::BadRequest`] for a day not before a cutoff this store
+    /// has ([`PgStore::restore_cutoffs`] first), a row dated outside its
+    /// day or a damaged sketch; a backend error for a row whose record is
+    /// stored raw here; backend errors.
+    pub async fn restore_retired_day(&self, tenant: &str, metric: &str, copy: &RetiredDay) -> Result<(), StoreError> {
+        retention::restore_retired_day(&self.inner, tenant, metric, copy).await
     }
 }
 

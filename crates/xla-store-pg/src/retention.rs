@@ -46,13 +46,7 @@ pub(crate) async fn retire_before(
     // Exclusive with the tenant's commits (which read rows and cutoffs),
     // and with another retention pass; the cutoff commits with the rows it
     // moves, so a crash never leaves a day that looks complete but is not.
-    let tx = client.transaction().await.or_store()?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1)",
-        &[&super::write::tenant_lock(tenant)],
-    )
-    .await
-    .or_store()?;
+    let tx = exclusive(&mut client, tenant).await?;
     tx.execute(
         "INSERT INTO retired (tenant_id, metric, cutoff) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, metric) DO UPDATE SET cutoff = greatest(retired.cutoff, EXCLUDED.cutoff)",
@@ -130,52 +124,96 @@ impl Cutoffs {
     }
 }
 
-/// Restores a retired day of a tenant's metric copied from another store
-/// (see [`crate::PgStore::restore_retired_day`]): in one transaction,
-/// exclusive with the tenant's commits, the cutoff is recorded, the day's
-/// cells and retired rows are replaced by the copy's, and the ticket
-/// numbers they name are joined again.
-pub(crate) async fn restore_retired_day(
-    inner: &Inner,
+/// Rows per statement when restoring: bounded bind messages.
+const RESTORE_ROWS: usize = 10_000;
+
+/// A name from another store, safe in an error message.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    xla_types::untrusted::escape_capped(text, 200)
+}
+
+/// A transaction exclusive with the tenant's commits and retention, read
+/// committed whatever the database's default (each step reads what the
+/// commits it waited for wrote).
+async fn exclusive<'c>(
+    client: &'c mut deadpool_postgres::Client,
     tenant: &str,
-    metric: &str,
-    cutoff: i64,
-    copy: &RetiredDay,
-) -> Result<(), StoreError> {
-    xla_store::check_cutoff(cutoff)?;
-    let start = i64::from(copy.day) * DAY_MS;
-    if start >= cutoff {
-        return Err(StoreError::BadRequest(format!(
-            "day {} of `{metric}` is not before its retention cutoff: only retired days are restored",
-            copy.day
-        )));
-    }
-    if let Some(row) = copy.rows.iter().find(|r| day_of(r.at) != copy.day) {
-        return Err(StoreError::BadRequest(format!(
-            "a retired row of `{metric}` ({}) is dated outside its day {}",
-            row.key, copy.day
-        )));
-    }
-    let mut client = inner.client().await?;
-    let tx = client.transaction().await.or_store()?;
+) -> Result<deadpool_postgres::Transaction<'c>, StoreError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .or_store()?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1)",
         &[&super::write::tenant_lock(tenant)],
     )
     .await
     .or_store()?;
-    tx.execute(
-        "INSERT INTO retired (tenant_id, metric, cutoff) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, metric) DO UPDATE SET cutoff = greatest(retired.cutoff, EXCLUDED.cutoff)",
-        &[&tenant, &metric, &cutoff],
-    )
-    .await
-    .or_store()?;
-    let mut numbers = replace_retired_rows(&tx, tenant, metric, start, &copy.rows).await?;
+    Ok(tx)
+}
+
+/// Records a tenant's retention cutoffs copied from another store (see
+/// [`crate::PgStore::restore_cutoffs`]); a cutoff never moves back.
+pub(crate) async fn restore_cutoffs(
+    inner: &Inner,
+    tenant: &str,
+    cutoffs: &[(Option<String>, i64)],
+) -> Result<(), StoreError> {
+    for (_, cutoff) in cutoffs {
+        xla_store::check_cutoff(*cutoff)?;
+    }
+    let mut client = inner.client().await?;
+    let tx = exclusive(&mut client, tenant).await?;
+    for (metric, cutoff) in cutoffs {
+        let aligned = i64::from(day_of(*cutoff)) * DAY_MS;
+        tx.execute(
+            "INSERT INTO retired (tenant_id, metric, cutoff) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant_id, metric) DO UPDATE SET cutoff = greatest(retired.cutoff, EXCLUDED.cutoff)",
+            &[&tenant, &metric.as_deref().unwrap_or(""), &aligned],
+        )
+        .await
+        .or_store()?;
+    }
+    tx.commit().await.or_store()?;
+    inner.bump_version(&client).await?;
+    Ok(())
+}
+
+/// Restores a retired day of a tenant's metric copied from another store
+/// (see [`crate::PgStore::restore_retired_day`]): in one transaction,
+/// exclusive with the tenant's commits, the day's cells and retired rows
+/// are replaced by the copy's, and the ticket join is settled again for
+/// what they changed.
+pub(crate) async fn restore_retired_day(
+    inner: &Inner,
+    tenant: &str,
+    metric: &str,
+    copy: &RetiredDay,
+) -> Result<(), StoreError> {
+    let start = i64::from(copy.day) * DAY_MS;
+    let date = xla_store::utc_date(start);
+    if let Some(row) = copy.rows.iter().find(|r| day_of(r.at) != copy.day) {
+        return Err(StoreError::BadRequest(format!(
+            "a retired row of `{}` (`{}`) is dated outside its day {date}",
+            shown(metric),
+            shown(&row.key)
+        )));
+    }
+    let mut client = inner.client().await?;
+    let tx = exclusive(&mut client, tenant).await?;
+    let cutoffs = Cutoffs::new(tx.query(CUTOFFS, &[&tenant]).await.or_store()?);
+    if !cutoffs.retired(metric, copy.day) {
+        return Err(StoreError::BadRequest(format!(
+            "{date} of `{}` is not before a retention cutoff this store has: restore the cutoffs first",
+            shown(metric)
+        )));
+    }
+    let gone = replace_retired_rows(&tx, tenant, metric, start, &copy.rows).await?;
     replace_cells(&tx, tenant, metric, copy).await?;
     if super::joined::reads(metric) {
-        numbers.extend(copy.rows.iter().filter_map(|r| r.ticket.clone()));
-        super::joined::settle_restored(&tx, (tenant, metric, start), &numbers, &copy.rows).await?;
+        super::joined::settle_restored(&tx, (tenant, metric), &gone, &copy.rows).await?;
     }
     tx.commit().await.or_store()?;
     inner.bump_version(&client).await?;
@@ -183,14 +221,15 @@ pub(crate) async fn restore_retired_day(
 }
 
 /// Replaces the retired rows (and their keys) of `metric` on the day from
-/// `start` by `rows`; the ticket numbers the replaced rows named.
+/// `start` by `rows`; the replaced rows' sources, record ids and ticket
+/// numbers.
 async fn replace_retired_rows(
     tx: &Transaction<'_>,
     tenant: &str,
     metric: &str,
     start: i64,
     rows: &[RetiredRecord],
-) -> Result<BTreeSet<String>, StoreError> {
+) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
     let gone = tx
         .query(
             "WITH gone AS ( \
@@ -199,15 +238,38 @@ async fn replace_retired_rows(
              keys AS ( \
                  DELETE FROM observation_keys k USING gone g \
                  WHERE k.tenant_id = $1 AND k.metric = $2 AND k.source = g.source AND k.record_id = g.record_id) \
-             SELECT DISTINCT ticket FROM gone WHERE ticket IS NOT NULL",
+             SELECT source, record_id, ticket FROM gone",
             &[&tenant, &metric, &start, &(start + DAY_MS)],
         )
         .await
         .or_store()?;
-    let numbers = gone.into_iter().map(|row| row.get(0)).collect();
-    if rows.is_empty() {
-        return Ok(numbers);
+    let gone = gone
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    for chunk in rows.chunks(RESTORE_ROWS) {
+        insert_retired_rows(tx, tenant, metric, chunk).await?;
     }
+    let written: BTreeSet<(&str, &str)> = rows.iter().map(|r| (r.source.as_str(), layer_name(r.layer))).collect();
+    let (sources, layers): (Vec<&str>, Vec<&str>) = written.into_iter().unzip();
+    tx.execute(
+        "INSERT INTO written_metrics (tenant_id, source, metric, layer) \
+         SELECT $1, s, $2, l FROM unnest($3::text[], $4::text[]) AS u(s, l) ON CONFLICT DO NOTHING",
+        &[&tenant, &metric, &sources, &layers],
+    )
+    .await
+    .or_store()?;
+    Ok(gone)
+}
+
+/// Inserts retired rows and their keys (a key a raw row holds is refused
+/// by the database: a record is raw or retired, not both).
+async fn insert_retired_rows(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    metric: &str,
+    rows: &[RetiredRecord],
+) -> Result<(), StoreError> {
     let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
     let ids: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
     let ats: Vec<i64> = rows.iter().map(|r| r.at).collect();
@@ -231,36 +293,23 @@ async fn replace_retired_rows(
         .map(|r| super::write::dimension(&r.dimensions, JOIN_TYPE_DIMENSION))
         .collect();
     tx.execute(
-        "INSERT INTO retired_observations \
-             (tenant_id, source, record_id, metric, at, value, layer, dimensions, ticket, ticket_type) \
-         SELECT $1, s, r, $2, a, v, l, d, t, tt \
-         FROM unnest($3::text[], $4::text[], $5::bigint[], $6::float8[], $7::text[], $8::jsonb[], $9::text[], $10::text[]) \
-              AS u(s, r, a, v, l, d, t, tt) \
-         ON CONFLICT (tenant_id, source, record_id, metric) DO UPDATE SET \
-             at = EXCLUDED.at, value = EXCLUDED.value, layer = EXCLUDED.layer, dimensions = EXCLUDED.dimensions, \
-             ticket = EXCLUDED.ticket, ticket_type = EXCLUDED.ticket_type",
-        &[&tenant, &metric, &sources, &ids, &ats, &values, &layers, &dimensions, &tickets, &types],
-    )
-    .await
-    .or_store()?;
-    tx.execute(
         "INSERT INTO observation_keys (tenant_id, source, record_id, metric, at) \
-         SELECT $1, s, r, $2, a FROM unnest($3::text[], $4::text[], $5::bigint[]) AS u(s, r, a) \
-         ON CONFLICT (tenant_id, source, record_id, metric) DO UPDATE SET at = EXCLUDED.at",
+         SELECT $1, s, r, $2, a FROM unnest($3::text[], $4::text[], $5::bigint[]) AS u(s, r, a)",
         &[&tenant, &metric, &sources, &ids, &ats],
     )
     .await
     .or_store()?;
-    let written: BTreeSet<(&str, &str)> = rows.iter().map(|r| (r.source.as_str(), layer_name(r.layer))).collect();
-    let (sources, layers): (Vec<&str>, Vec<&str>) = written.into_iter().unzip();
     tx.execute(
-        "INSERT INTO written_metrics (tenant_id, source, metric, layer) \
-         SELECT $1, s, $2, l FROM unnest($3::text[], $4::text[]) AS u(s, l) ON CONFLICT DO NOTHING",
-        &[&tenant, &metric, &sources, &layers],
+        "INSERT INTO retired_observations \
+             (tenant_id, source, record_id, metric, at, value, layer, dimensions, ticket, ticket_type) \
+         SELECT $1, s, r, $2, a, v, l, d, t, tt \
+         FROM unnest($3::text[], $4::text[], $5::bigint[], $6::float8[], $7::text[], $8::jsonb[], $9::text[], $10::text[]) \
+              AS u(s, r, a, v, l, d, t, tt)",
+        &[&tenant, &metric, &sources, &ids, &ats, &values, &layers, &dimensions, &tickets, &types],
     )
     .await
     .or_store()?;
-    Ok(numbers)
+    Ok(())
 }
 
 /// Replaces the day's rollup cells of `metric` by the copy's.
@@ -276,8 +325,9 @@ async fn replace_cells(tx: &Transaction<'_>, tenant: &str, metric: &str, copy: &
         let (dimension, value) = dimension.clone().unwrap_or_default();
         if !cell.sketch.is_sane() {
             return Err(StoreError::BadRequest(format!(
-                "a copied rollup cell of `{metric}` on day {} has a quantile sketch out of range",
-                copy.day
+                "a copied rollup cell of `{}` on {} has a quantile sketch out of range",
+                shown(metric),
+                xla_store::utc_date(i64::from(copy.day) * DAY_MS)
             )));
         }
         cells.insert(

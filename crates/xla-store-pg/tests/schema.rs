@@ -1,6 +1,7 @@
 //! The PostgreSQL store's schema: ready for Citus (tenant_id in every key
 //! of tenant data), versioned (a newer schema refused by name), and shared
-//! (a second host sees the first one's commits move the data version).
+//! (a second host sees the first one's commits move the data version, and a
+//! token revoked on another host within a second).
 
 use std::time::{Duration, Instant};
 use xla_store::{CommitBatch, Store, StoreError};
@@ -122,4 +123,52 @@ async fn another_host_sees_the_data_version_move() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(second.data_version(), first.data_version());
+}
+
+/// Each host keeps the token records it read for a second: a revocation
+/// counts at once on the host that saved it and on another host once its
+/// copy is a second old; a use noted there is read back at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_on_one_host_stops_working_on_every_host() {
+    let (url, first) = fresh().await;
+    let second = PgStore::connect(&url).await.expect("a second host");
+    let mut token = xla_store::TokenRecord {
+        id: "0123456789ab".into(),
+        sha256: "ef".repeat(32),
+        name: "dashboard".into(),
+        tenant: Some("acme".into()),
+        scope: xla_store::Scope::Read,
+        created: 1_767_225_600_000,
+        last_used: None,
+        expires: None,
+        revoked: None,
+    };
+    first.save_token(&token).await.expect("save");
+    for host in [&first, &second] {
+        let read = host.token(&token.id).await.expect("read").expect("known");
+        assert_eq!(read.revoked, None);
+    }
+    token.revoked = Some(1_767_225_660_000);
+    first.save_token(&token).await.expect("revoke");
+    let on_first = first.token(&token.id).await.expect("read").expect("known");
+    assert_eq!(on_first.revoked, token.revoked, "at once where it was revoked");
+    let started = Instant::now();
+    while second
+        .token(&token.id)
+        .await
+        .expect("read")
+        .expect("known")
+        .revoked
+        .is_none()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the second host never saw the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.note_token_use(&token.id, 1_767_225_700_000).await.expect("use");
+    let used = second.token(&token.id).await.expect("read").expect("known");
+    assert_eq!(used.last_used, Some(1_767_225_700_000), "a use noted is read back");
+    assert_eq!(used.revoked, token.revoked, "a use keeps the revocation");
 }

@@ -406,6 +406,17 @@ impl SledStore {
         self.sled.reopen_after.store(bytes, Ordering::Relaxed);
     }
 
+    /// A tenant's retention cutoffs as stored (unix ms, a UTC day's start):
+    /// the tenant-wide one (metric `None`, covering metrics written later
+    /// too) and each metric's own, to copy into another backend.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] for damaged keys.
+    pub async fn retention_cutoffs(&self, tenant: &str) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |sled| sled.retention_cutoffs(&tenant)).await
+    }
+
     /// The retention cutoff of a tenant's metric (unix ms, a UTC day's
     /// start) and the days before it that have rollup cells, oldest first
     /// (days since the unix epoch): the days [`SledStore::retired_day`]

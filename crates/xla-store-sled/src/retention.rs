@@ -249,6 +249,36 @@ fn name(dict: &Dictionary, id: u32) -> Result<String, StoreError> {
 }
 
 impl Sled {
+    /// A tenant's retention cutoffs as stored (unix ms): the tenant-wide
+    /// one (metric `None`, which also covers metrics written later) and
+    /// each metric's own.
+    pub(crate) fn retention_cutoffs(&self, tenant: &str) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+        let inner = self.lock()?;
+        let Some(tenant_id) = inner.dict.id(tenant) else {
+            return Ok(Vec::new());
+        };
+        let prefix = retired_key(tenant_id, None);
+        let mut cutoffs = Vec::new();
+        for entry in self.db()?.scan_prefix(&prefix) {
+            let (key, value) = entry.or_store()?;
+            let metric = match &key[prefix.len()..] {
+                [] => None,
+                id => {
+                    let id: [u8; 4] = id
+                        .try_into()
+                        .map_err(|_| StoreError::corrupt("a retention cutoff's key does not parse"))?;
+                    Some(name(&inner.dict, u32::from_be_bytes(id))?)
+                }
+            };
+            let cutoff: [u8; 8] = value
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("a retention cutoff is not 8 bytes"))?;
+            cutoffs.push((metric, i64::from_be_bytes(cutoff)));
+        }
+        Ok(cutoffs)
+    }
+
     /// The cutoff of a tenant's metric and the days before it that have
     /// rollup cells, oldest first: the days [`Sled::retired_day`] exports.
     /// `None` when retention retired none of the metric's days.
@@ -332,7 +362,9 @@ impl Sled {
                 if !index.is_live(fingerprint, loc) {
                     continue;
                 }
-                let join = joined.get(slot).cloned().flatten().unwrap_or_default();
+                let join = joined.get(slot).cloned().flatten();
+                let in_join = join.is_some();
+                let join = join.unwrap_or_default();
                 let mut dimensions = Vec::with_capacity(row.dims.len());
                 for &(key, value) in &row.dims {
                     dimensions.push((name(dict, key)?, name(dict, value)?));
@@ -347,6 +379,7 @@ impl Sled {
                     layer: keys::layer_from_code(row.layer),
                     dimensions,
                     ticket: join.number,
+                    joined: in_join,
                 });
             }
         }

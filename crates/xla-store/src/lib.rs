@@ -47,7 +47,8 @@ pub use lease::{
     lease_lost, ttl_ms,
 };
 pub use model::{
-    DAY_MS, Provenance, SUBJECT_DIMENSIONS, StoredObservation, UNROLLED_DIMENSIONS, day_of, is_rating, whole_days,
+    DAY_MS, Provenance, SUBJECT_DIMENSIONS, StoredObservation, UNROLLED_DIMENSIONS, day_of, is_rating, utc_date,
+    whole_days,
 };
 pub use query::{
     Aggregation, Breakdown, BreakdownQuery, BreakdownRow, Bucket, SeriesPoint, SeriesQuery, breakdown, bucket_start,
@@ -269,6 +270,9 @@ pub trait Store: Send + Sync + 'static {
     async fn note_token_use(&self, id: &str, at: i64) -> Result<(), StoreError>;
 
     /// The token record with this id, revoked and expired ones included.
+    /// A store several hosts share may answer from a record it read up to
+    /// a second before (PostgreSQL): a token saved on another host counts
+    /// here within that second; one saved through this store, at once.
     async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
 
     /// Every token record, ordered by id.

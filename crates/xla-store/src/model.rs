@@ -62,3 +62,9 @@ pub fn day_of(at: i64) -> i32 {
     at.div_euclid(DAY_MS)
         .clamp(i64::from(i32::MIN), i64::from(i32::MAX - 1)) as i32
 }
+
+/// The UTC date (`2026-09-01`, RFC 3339's full-date) of a time in unix ms,
+/// for messages.
+pub fn utc_date(at: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at).map_or_else(|| format!("{at} ms"), |t| t.format("%Y-%m-%d").to_string())
+}

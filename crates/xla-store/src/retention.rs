@@ -400,4 +400,9 @@ pub struct RetiredRecord {
     /// The ticket number it names (dimension [`crate::JOIN_KEY`]), kept for
     /// the ticket join.
     pub ticket: Option<String>,
+    /// Whether the ticket join counts it: a row of one of the join's
+    /// metrics that the backend joined. `false` for other metrics' rows,
+    /// and for rows retired before the backend kept the join (they count
+    /// in no group, nor as unmatched).
+    pub joined: bool,
 }

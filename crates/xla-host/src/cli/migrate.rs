@@ -130,6 +130,15 @@ async fn copy(from: &SledStore, to: &Target) -> Result<u64> {
     let target = stats_by_metric(to.stats().await?);
     refuse_foreign(&source, &target, to)?;
     let total: u64 = source.metrics.iter().map(|m| m.raw_rows + m.retired_rows).sum();
+    let tenants: std::collections::BTreeSet<&str> = source.metrics.iter().map(|m| m.tenant.as_str()).collect();
+    for tenant in tenants {
+        let cutoffs = from.retention_cutoffs(tenant).await?;
+        if !cutoffs.is_empty() {
+            to.restore_cutoffs(tenant, &cutoffs)
+                .await
+                .with_context(|| format!("copying tenant `{}`'s retention cutoffs", escape_line(tenant)))?;
+        }
+    }
     let bar = bar(total);
     let mut unkeyed = 0;
     for metric in &source.metrics {
@@ -169,22 +178,20 @@ async fn copy(from: &SledStore, to: &Target) -> Result<u64> {
 #[cfg(feature = "postgres")]
 async fn copy_retired(from: &SledStore, to: &Target, metric: &MetricStats, bar: &ProgressBar) -> Result<u64> {
     let (tenant, name) = (metric.tenant.as_str(), metric.metric.as_str());
-    let Some((cutoff, days)) = from.retired_days(tenant, name).await? else {
+    let Some((_, days)) = from.retired_days(tenant, name).await? else {
         return Ok(0);
     };
     let mut unkeyed = 0;
     for day in days {
         let copy = from.retired_day(tenant, name, day).await?;
-        to.restore_retired_day(tenant, name, cutoff, &copy)
-            .await
-            .with_context(|| {
-                format!(
-                    "copying the retired day {} of tenant `{}`'s `{}`",
-                    xla_runtime::outbound::throttle::date(i64::from(day) * DAY_MS),
-                    escape_line(tenant),
-                    escape_line(name)
-                )
-            })?;
+        to.restore_retired_day(tenant, name, &copy).await.with_context(|| {
+            format!(
+                "copying the retired day {} of tenant `{}`'s `{}`",
+                xla_store::utc_date(i64::from(day) * DAY_MS),
+                escape_line(tenant),
+                escape_line(name)
+            )
+        })?;
         unkeyed += copy.rows.iter().filter(|r| r.record_id.is_none()).count() as u64;
         bar.inc(copy.rows.len() as u64);
     }
@@ -220,8 +227,9 @@ fn refuse_foreign(source: &StoreStats, target: &HashMap<(String, String), Metric
         let have = source.get(key).map_or(0, |m| m.raw_rows);
         if copied.raw_rows > have {
             bail!(
-                "{} already holds {} rows of tenant `{}`'s `{}`, more than the sled store's {have}: it holds another store's data. \
-                 Copy into an empty database (or the one an interrupted copy of this store left)",
+                "{} already holds {} raw rows of tenant `{}`'s `{}`, more than the sled store's {have}: it holds another store's data, \
+                 or rows written there since an earlier copy, or rows the sled store's retention retired since. \
+                 Copy into an empty database (or the one an interrupted copy of this store left, with no host writing to it)",
                 to.describe(),
                 copied.raw_rows,
                 escape_line(&key.0),
