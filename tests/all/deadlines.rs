@@ -174,6 +174,53 @@ fn a_computing_guest_leaves_the_threads_other_tasks_running() {
     assert!(ticks >= 10, "the task beside the guest ran {ticks} times");
 }
 
+/// A call stopped from outside before its deadline (its future dropped: a
+/// run's lease lost, a shutdown, a client gone) is counted, as
+/// `cancelled`, like every call that ends: /metrics shows it.
+#[test]
+fn a_call_stopped_from_outside_is_counted_as_cancelled() {
+    let counted = crate::support::within(PATIENCE, || {
+        // Local to this thread, where the one-thread runtime runs the call.
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            one_thread().block_on(async {
+                let pre = probe_scorer();
+                let stopped = tokio::time::timeout(Duration::from_millis(300), spin(&pre, 10_000)).await;
+                assert!(stopped.is_err(), "the call was stopped before its deadline");
+            });
+        });
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == "xla_plugin_calls_total")
+            .map(|(key, _, _, value)| {
+                let labels: Vec<String> = key
+                    .key()
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                (labels, format!("{value:?}"))
+            })
+            .collect::<Vec<_>>()
+    });
+    let labels = |call: &str, outcome: &str| {
+        vec![
+            "plugin=probe-scorer".to_string(),
+            format!("call={call}"),
+            format!("outcome={outcome}"),
+        ]
+    };
+    assert_eq!(
+        counted,
+        [
+            (labels("instantiate", "ok"), "Counter(1)".to_string()),
+            (labels("score", "cancelled"), "Counter(1)".to_string()),
+        ]
+    );
+}
+
 #[test]
 fn a_looping_connector_is_stopped_through_the_scheduler() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -84,15 +84,42 @@ where
     F: FnOnce(&'a mut Store<PluginState>) -> Fut,
     Fut: Future<Output = wasmtime::Result<R>> + 'a,
 {
-    store.data_mut().call = Some((name, std::time::Instant::now()));
+    let started = std::time::Instant::now();
+    store.data_mut().call = Some((name, started));
     if let Err(refused) = arm(limits, store) {
         return Outcome::Refused(refused);
     }
+    let mut unfinished = Unfinished {
+        plugin: store.data().plugin.name.clone(),
+        call: name,
+        started,
+        ended: false,
+    };
     let span = span(&store.data().plugin, name);
-    match tokio::time::timeout(limits.deadline(), call(store).instrument(span)).await {
+    let outcome = match tokio::time::timeout(limits.deadline(), call(store).instrument(span)).await {
         Ok(Ok(value)) => Outcome::Done(value),
         Ok(Err(error)) => Outcome::Failed(error),
         Err(_) => Outcome::TimedOut,
+    };
+    unfinished.ended = true;
+    outcome
+}
+
+/// Counts a call whose future is dropped before it ends (outcome
+/// `cancelled`): its run's lease lost, a shutdown, a client gone. Such a
+/// call never reaches [`finish`].
+struct Unfinished {
+    plugin: String,
+    call: &'static str,
+    started: std::time::Instant,
+    ended: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.ended {
+            count(std::mem::take(&mut self.plugin), self.call, "cancelled", self.started);
+        }
     }
 }
 
@@ -113,7 +140,8 @@ pub(crate) fn finish<R>(limits: &Limits, store: &Store<PluginState>, outcome: Ou
 }
 
 /// Counts the call by plugin, call and outcome (`ok`: it returned, whatever
-/// it returned; `deadline`, `memory`, `fuel`, `busy`, `trap`), with its duration.
+/// it returned; `deadline`, `memory`, `fuel`, `busy`, `trap`; `cancelled`
+/// is counted by [`Unfinished`]), with its duration.
 fn record(state: &PluginState, error: Option<&RuntimeError>) {
     let Some((call, started)) = state.call else { return };
     let outcome = match error {
@@ -124,7 +152,10 @@ fn record(state: &PluginState, error: Option<&RuntimeError>) {
         Some(RuntimeError::Busy { .. }) => "busy",
         Some(_) => "trap",
     };
-    let plugin = state.plugin.name.clone();
+    count(state.plugin.name.clone(), call, outcome, started);
+}
+
+fn count(plugin: String, call: &'static str, outcome: &'static str, started: std::time::Instant) {
     metrics::counter!("xla_plugin_calls_total", "plugin" => plugin.clone(), "call" => call, "outcome" => outcome)
         .increment(1);
     metrics::histogram!("xla_plugin_call_duration_seconds", "plugin" => plugin, "call" => call)

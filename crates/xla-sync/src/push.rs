@@ -85,6 +85,17 @@ pub enum PushError {
         /// [`crate::SyncError::Busy`], naming the holder.
         source: Box<crate::SyncError>,
     },
+    /// The run lost the instance's lease while its batches committed
+    /// (renewals failed: the store unreachable past the lease's time, or
+    /// another holder took the instance over): the batches committed before
+    /// stay; nothing more was written.
+    #[error("{source}; {kept}")]
+    LeaseLost {
+        /// What stayed committed, and what to do.
+        kept: String,
+        /// [`crate::SyncError::LeaseLost`] or the store's error renewing it.
+        source: Box<crate::SyncError>,
+    },
 }
 
 /// How long a push waits for another holder's run of its instance to end.
@@ -95,6 +106,7 @@ impl PushError {
     pub fn lost_lease(&self) -> bool {
         match self {
             PushError::Busy { source } => source.lost_lease(),
+            PushError::LeaseLost { .. } => true,
             PushError::Store { source, .. } => matches!(**source, StoreError::LeaseLost { .. }),
             _ => false,
         }
@@ -279,10 +291,16 @@ impl Receiver {
         let store_error = |source: StoreError| self.store_error(source);
         let mut record = store.begin_run(lease, now_ms()).await.map_err(store_error)?;
         let token = lease.token;
-        let result = tokio::select! {
-            result = self.commit_batches(store, changes, &mut record, token) => result,
-            lost = crate::lease::keep(store, lease) => Err(PushError::Busy { source: Box::new(lost) }),
+        let ended = tokio::select! {
+            result = self.commit_batches(store, changes, &mut record, token) => Ok(result),
+            lost = crate::lease::keep(store, lease) => Err(lost),
         };
+        let result = ended.unwrap_or_else(|lost| {
+            Err(PushError::LeaseLost {
+                kept: kept_before_loss(&record),
+                source: Box::new(lost),
+            })
+        });
         let lost = result.as_ref().is_err_and(PushError::lost_lease);
         record.finished = Some(crate::lease::run_ended(lease, record.started, lost));
         record.outcome = match &result {
@@ -338,6 +356,17 @@ impl Receiver {
         }
         Ok(())
     }
+}
+
+/// What a push that lost its lease keeps, from its run record so far.
+fn kept_before_loss(record: &RunRecord) -> String {
+    if record.batches == 0 {
+        return "the delivery was not stored, send it again".into();
+    }
+    format!(
+        "the {} batch(es) committed before stay ({} value(s) inserted, {} replaced); send the delivery again to store the rest (those count as unchanged)",
+        record.batches, record.inserted, record.replaced
+    )
 }
 
 /// Splits changes into commits of at most `size` metric values each; the

@@ -65,7 +65,8 @@ pub struct Delivery {
         (status = 409, description = "A sync run of the instance held it for 10 s; nothing was stored, send again", body = crate::Problem, content_type = "application/problem+json"),
         (status = 413, body = crate::Problem, content_type = "application/problem+json"),
         (status = 415, body = crate::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::Problem, content_type = "application/problem+json")
+        (status = 422, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The host lost the instance's lease while committing (its store unreachable, or another host took the instance over); what stayed committed is said; send again", body = crate::Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn events(
@@ -98,7 +99,8 @@ pub async fn events(
         (status = 409, description = "A sync run of the instance held it for 10 s; nothing was stored, send again", body = crate::Problem, content_type = "application/problem+json"),
         (status = 413, body = crate::Problem, content_type = "application/problem+json"),
         (status = 415, body = crate::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::Problem, content_type = "application/problem+json")
+        (status = 422, body = crate::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The host lost the instance's lease while committing (its store unreachable, or another host took the instance over); what stayed committed is said; send again", body = crate::Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn imports(
@@ -163,6 +165,7 @@ async fn push(
         Ok(_) => "stored",
         Err(e) if e.is_bad_body() => "refused",
         Err(PushError::Busy { .. }) => "busy",
+        Err(e) if e.lost_lease() => "lease_lost",
         Err(_) => "failed",
     };
     metrics::counter!("xla_webhook_deliveries_total", "instance" => receiver.instance().name.clone(), "outcome" => outcome)
@@ -181,6 +184,9 @@ fn push_error(error: PushError) -> ApiError {
     match &error {
         PushError::MediaType { .. } => ApiError::UnsupportedMediaType(error.to_string()),
         PushError::Busy { .. } => ApiError::Conflict(error.to_string()),
+        // The host could not keep the instance (its store unreachable, or
+        // another host took it over): a retry is right, and safe.
+        _ if error.lost_lease() => ApiError::Unavailable(error.to_string()),
         _ if error.is_bad_body() => ApiError::Unprocessable(error.to_string()),
         _ => ApiError::Internal(error.to_string()),
     }
