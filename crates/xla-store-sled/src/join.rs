@@ -453,7 +453,87 @@ impl Pending<'_> {
 }
 
 /// The state of one ticket number: its entries by (kind, fingerprint).
-type State = BTreeMap<(u8, u128), Entry>;
+type State = Entries;
+
+/// A number's entries, sorted by key: a ticket, its opening and a few
+/// answers, so a vector, not a B-tree (whose first node took about 1.5 KiB
+/// per number: a sync's allocator kept faulting in fresh pages for them).
+/// Stored as the map it replaces (postcard writes a map and a sequence of
+/// pairs alike), so stored state reads back unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Entries(Vec<((u8, u128), Entry)>);
+
+impl Entries {
+    fn find(&self, key: &(u8, u128)) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.cmp(key))
+    }
+
+    fn insert(&mut self, key: (u8, u128), entry: Entry) {
+        match self.find(&key) {
+            Ok(at) => self.0[at].1 = entry,
+            Err(at) => self.0.insert(at, (key, entry)),
+        }
+    }
+
+    fn remove(&mut self, key: &(u8, u128)) -> Option<Entry> {
+        self.find(key).ok().map(|at| self.0.remove(at).1)
+    }
+
+    fn get_mut(&mut self, key: &(u8, u128)) -> Option<&mut Entry> {
+        self.find(key).ok().map(|at| &mut self.0[at].1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&(u8, u128), &Entry)> {
+        self.0.iter().map(|(k, e)| (k, e))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&(u8, u128), &mut Entry)> {
+        self.0.iter_mut().map(|(k, e)| (&*k, e))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.0.iter().map(|(_, e)| e)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Entries {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Entries, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Entries;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ticket number's entries")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                // Bounded: a damaged length must not reserve gigabytes.
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(pair) = map.next_entry()? {
+                    entries.push(pair);
+                }
+                let mut entries = Entries(entries);
+                // Written in key order; sorted again should damage say otherwise.
+                if !entries.0.is_sorted_by(|a, b| a.0 < b.0) {
+                    entries.0.sort_by(|a, b| a.0.cmp(&b.0));
+                    entries.0.dedup_by(|a, b| a.0 == b.0);
+                }
+                Ok(entries)
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
 
 /// A ticket of the number, keyed by its record fingerprint.
 type Candidate<'a> = TicketCandidate<'a, u128>;
@@ -647,7 +727,7 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
         })
         .collect();
     let mut moves = Vec::new();
-    for ((kind, fingerprint), entry) in &state {
+    for ((kind, fingerprint), entry) in state.iter() {
         let Entry::Answer(answer) = entry else { continue };
         if !tickets_change && answer.counted.is_some() {
             continue;
@@ -1053,6 +1133,43 @@ impl super::Sled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A number's entries are stored as the map they once were: state
+    /// written by an earlier build reads back, and is written the same.
+    #[test]
+    fn a_numbers_entries_are_stored_as_a_map() {
+        let entries = [
+            (
+                (TICKET, 7u128),
+                Entry::Ticket {
+                    at: 1_790_812_800_000,
+                    ticket_type: Some(3),
+                    dims: vec![(1, 2), (5, 6)],
+                    outcome: Some(Outcome {
+                        sla_met: Some(true),
+                        rating: None,
+                    }),
+                },
+            ),
+            (
+                (OPENING, 9u128),
+                Entry::Opening {
+                    at: 1_790_812_800_000,
+                    opened: Some(1_790_800_000_000),
+                },
+            ),
+        ];
+        let map: BTreeMap<(u8, u128), Entry> = entries.iter().cloned().collect();
+        let mut state = Entries::default();
+        // Inserted out of order: kept sorted.
+        for (key, entry) in entries.iter().rev().cloned() {
+            state.insert(key, entry);
+        }
+        let bytes = encode(&map).expect("encodes");
+        assert_eq!(encode(&state).expect("encodes"), bytes);
+        assert_eq!(decode::<Entries>(&bytes).expect("decodes"), state);
+        assert!(state.remove(&(TICKET, 7)).is_some() && state.remove(&(TICKET, 7)).is_none());
+    }
 
     #[test]
     fn joined_blocks_round_trip_compressed() {
