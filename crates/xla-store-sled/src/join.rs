@@ -525,7 +525,7 @@ impl<'de> Deserialize<'de> for Entries {
                 let mut entries = Entries(entries);
                 // Written in key order; sorted again should damage say otherwise.
                 if !entries.0.is_sorted_by(|a, b| a.0 < b.0) {
-                    entries.0.sort_by(|a, b| a.0.cmp(&b.0));
+                    entries.0.sort_by_key(|a| a.0);
                     entries.0.dedup_by(|a, b| a.0 == b.0);
                 }
                 Ok(entries)
