@@ -117,7 +117,8 @@ struct Unfinished {
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        if !self.ended {
+        // A call that panicked is not one stopped from outside.
+        if !self.ended && !std::thread::panicking() {
             count(std::mem::take(&mut self.plugin), self.call, "cancelled", self.started);
         }
     }

@@ -4,9 +4,10 @@
 //! Every API request reads its token. Read from the database each time,
 //! that query set the API's ceiling on PostgreSQL (about 6,000 requests/s
 //! here, against 12,000-16,000 on sled), so a store keeps the records it
-//! read for [`FRESH`]: a token saved (revoked) on this host counts at once,
-//! one revoked on another host within [`FRESH`], as other hosts' data
-//! reaches report caches.
+//! read for [`FRESH`] from when it asked: a token saved (revoked) through
+//! this store counts at once, one saved by another process (`xla-host token
+//! revoke`, another host) within [`FRESH`], as other hosts' data reaches
+//! report caches.
 
 use super::{Inner, OrStore, StoreError};
 use std::collections::HashMap;
@@ -21,32 +22,41 @@ pub(crate) const FRESH: Duration = Duration::from_secs(1);
 /// tokens fill it; past this many it starts again empty.
 const KEPT: usize = 4_096;
 
-/// Token records recently read or saved by this store, by id.
+/// Token records recently read or saved by this store, by id, each with
+/// when it was known to be current.
 #[derive(Default)]
 pub(crate) struct Recent(Mutex<HashMap<String, (Instant, TokenRecord)>>);
 
 impl Recent {
+    /// A poisoned lock only means a panic elsewhere: what it guards is a
+    /// cache of whole records, never half written.
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, TokenRecord)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn get(&self, id: &str) -> Option<TokenRecord> {
-        let kept = self.0.lock().ok()?;
-        kept.get(id)
-            .filter(|(read, _)| read.elapsed() < FRESH)
+        self.kept()
+            .get(id)
+            .filter(|(known, _)| known.elapsed() < FRESH)
             .map(|(_, record)| record.clone())
     }
 
-    fn put(&self, record: &TokenRecord) {
-        if let Ok(mut kept) = self.0.lock() {
-            if kept.len() >= KEPT && !kept.contains_key(&record.id) {
-                kept.clear();
-            }
-            kept.insert(record.id.clone(), (Instant::now(), record.clone()));
+    /// Keeps `record` as current at `known` (for a read, when it was asked:
+    /// a record saved meanwhile is newer and stays).
+    fn put(&self, record: &TokenRecord, known: Instant) {
+        let mut kept = self.kept();
+        if kept.get(&record.id).is_some_and(|(newer, _)| *newer > known) {
+            return;
         }
+        if kept.len() >= KEPT && !kept.contains_key(&record.id) {
+            kept.clear();
+        }
+        kept.insert(record.id.clone(), (known, record.clone()));
     }
 
     /// Forgets `id`: its next read goes to the database.
     fn forget(&self, id: &str) {
-        if let Ok(mut kept) = self.0.lock() {
-            kept.remove(id);
-        }
+        self.kept().remove(id);
     }
 }
 
@@ -69,7 +79,7 @@ pub(crate) async fn save(inner: &Inner, token: &TokenRecord) -> Result<(), Store
         )
         .await
         .or_store()?;
-    inner.tokens.put(token);
+    inner.tokens.put(token, Instant::now());
     Ok(())
 }
 
@@ -98,6 +108,7 @@ pub(crate) async fn one(inner: &Inner, id: &str) -> Result<Option<TokenRecord>, 
     if let Some(record) = inner.tokens.get(id) {
         return Ok(Some(record));
     }
+    let asked = Instant::now();
     let row = inner
         .client()
         .await?
@@ -106,7 +117,7 @@ pub(crate) async fn one(inner: &Inner, id: &str) -> Result<Option<TokenRecord>, 
         .or_store()?;
     let record = row.map(|row| decode(row.get(0))).transpose()?;
     if let Some(record) = &record {
-        inner.tokens.put(record);
+        inner.tokens.put(record, asked);
     }
     Ok(record)
 }

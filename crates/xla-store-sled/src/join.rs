@@ -468,15 +468,40 @@ impl Entries {
         self.0.binary_search_by(|(k, _)| k.cmp(key))
     }
 
-    fn insert(&mut self, key: (u8, u128), entry: Entry) {
-        match self.find(&key) {
-            Ok(at) => self.0[at].1 = entry,
-            Err(at) => self.0.insert(at, (key, entry)),
-        }
+    /// Adds `entries` (a key already there takes the new entry) with one
+    /// sort: adding one at a time would shift the vector each time, and a
+    /// placeholder number many answers share holds thousands.
+    fn extend(&mut self, entries: Vec<((u8, u128), Entry)>) {
+        self.0.extend(entries);
+        self.normalize();
     }
 
-    fn remove(&mut self, key: &(u8, u128)) -> Option<Entry> {
-        self.find(key).ok().map(|at| self.0.remove(at).1)
+    /// Takes out the entries whose keys are in `keys`, in one pass.
+    fn take(&mut self, keys: &std::collections::HashSet<(u8, u128)>) -> Vec<Entry> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let (gone, kept) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|(k, _)| keys.contains(k));
+        self.0 = kept;
+        gone.into_iter().map(|(_, entry)| entry).collect::<Vec<_>>()
+    }
+
+    /// Sorts by key, keeping the last entry of each key.
+    fn normalize(&mut self) {
+        if self.0.is_sorted_by(|a, b| a.0 < b.0) {
+            return;
+        }
+        // Stable: entries of one key stay in the order they came.
+        self.0.sort_by_key(|(key, _)| *key);
+        self.0.dedup_by(|later, kept| {
+            if later.0 != kept.0 {
+                return false;
+            }
+            std::mem::swap(later, kept);
+            true
+        });
     }
 
     fn get_mut(&mut self, key: &(u8, u128)) -> Option<&mut Entry> {
@@ -523,11 +548,9 @@ impl<'de> Deserialize<'de> for Entries {
                     entries.push(pair);
                 }
                 let mut entries = Entries(entries);
-                // Written in key order; sorted again should damage say otherwise.
-                if !entries.0.is_sorted_by(|a, b| a.0 < b.0) {
-                    entries.0.sort_by_key(|a| a.0);
-                    entries.0.dedup_by(|a, b| a.0 == b.0);
-                }
+                // Written in key order; sorted again should damage say
+                // otherwise (the last of a key wins, as in the map it was).
+                entries.normalize();
                 Ok(entries)
             }
         }
@@ -659,20 +682,22 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
     // placeholder, costs one pass, not one per answer).
     let tickets_change = removed.iter().any(|r| r.role != Role::Answer) || added.iter().any(|a| a.role != Role::Answer);
     let mut state = std::mem::take(pending.state(number)?);
-    for removed in removed {
-        // Answers leaving were taken out of their cells through `Z`; a
-        // ticket leaving takes its outcome out of its day.
-        let id = (removed.role.kind(), removed.fingerprint);
-        if let Some(Entry::Ticket {
+    // Answers leaving were taken out of their cells through `Z`; a ticket
+    // leaving takes its outcome out of its day.
+    let leaving: std::collections::HashSet<(u8, u128)> =
+        removed.iter().map(|r| (r.role.kind(), r.fingerprint)).collect();
+    for entry in state.take(&leaving) {
+        if let Entry::Ticket {
             at,
             dims,
             outcome: Some(outcome),
             ..
-        }) = state.remove(&id)
+        } = entry
         {
             pending.outcome(keys::day_of(at), &dims, &outcome, false)?;
         }
     }
+    let mut joining = Vec::with_capacity(added.len());
     for added in added {
         let entry = match added.role {
             Role::Ticket => Entry::Ticket {
@@ -698,8 +723,9 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
                 counted: None,
             });
         }
-        state.insert(id, entry);
+        joining.push((id, entry));
     }
+    state.extend(joining);
     // When each ticket was opened: its openings at its resolution.
     let mut opened: HashMap<i64, i64> = HashMap::default();
     for entry in state.values() {
@@ -1161,14 +1187,16 @@ mod tests {
         ];
         let map: BTreeMap<(u8, u128), Entry> = entries.iter().cloned().collect();
         let mut state = Entries::default();
-        // Inserted out of order: kept sorted.
-        for (key, entry) in entries.iter().rev().cloned() {
-            state.insert(key, entry);
-        }
+        // Added out of order, one key twice: kept sorted, the last one kept.
+        let mut added: Vec<_> = entries.iter().rev().cloned().collect();
+        added.insert(0, ((TICKET, 7u128), Entry::Opening { at: 0, opened: None }));
+        state.extend(added);
         let bytes = encode(&map).expect("encodes");
         assert_eq!(encode(&state).expect("encodes"), bytes);
         assert_eq!(decode::<Entries>(&bytes).expect("decodes"), state);
-        assert!(state.remove(&(TICKET, 7)).is_some() && state.remove(&(TICKET, 7)).is_none());
+        let ticket: std::collections::HashSet<(u8, u128)> = [(TICKET, 7u128)].into();
+        assert_eq!(state.take(&ticket).len(), 1);
+        assert!(state.take(&ticket).is_empty());
     }
 
     #[test]

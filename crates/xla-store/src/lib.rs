@@ -270,9 +270,10 @@ pub trait Store: Send + Sync + 'static {
     async fn note_token_use(&self, id: &str, at: i64) -> Result<(), StoreError>;
 
     /// The token record with this id, revoked and expired ones included.
-    /// A store several hosts share may answer from a record it read up to
-    /// a second before (PostgreSQL): a token saved on another host counts
-    /// here within that second; one saved through this store, at once.
+    /// A store several processes share may answer from a record it read up
+    /// to a second before (PostgreSQL): a token saved by another process
+    /// (`xla-host token revoke`, another host) counts here within that
+    /// second; one saved through this store, at once.
     async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
 
     /// Every token record, ordered by id.

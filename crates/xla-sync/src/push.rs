@@ -88,13 +88,15 @@ pub enum PushError {
     /// The run lost the instance's lease while its batches committed
     /// (renewals failed: the store unreachable past the lease's time, or
     /// another holder took the instance over): the batches committed before
-    /// stay; nothing more was written.
-    #[error("{source}; {kept}")]
+    /// stay, and the one in flight may have.
+    #[error(
+        "push to `{instance}`: this host lost the instance's lease while committing (its store unreachable past the lease's time, or another host took the instance over); {kept}"
+    )]
     LeaseLost {
+        /// Instance.
+        instance: String,
         /// What stayed committed, and what to do.
         kept: String,
-        /// [`crate::SyncError::LeaseLost`] or the store's error renewing it.
-        source: Box<crate::SyncError>,
     },
 }
 
@@ -296,9 +298,10 @@ impl Receiver {
             lost = crate::lease::keep(store, lease) => Err(lost),
         };
         let result = ended.unwrap_or_else(|lost| {
+            tracing::warn!(instance = %self.instance.name, "{lost}");
             Err(PushError::LeaseLost {
+                instance: self.instance.name.clone(),
                 kept: kept_before_loss(&record),
-                source: Box::new(lost),
             })
         });
         let lost = result.as_ref().is_err_and(PushError::lost_lease);
@@ -343,7 +346,11 @@ impl Receiver {
                     instance: self.instance.name.clone(),
                     batch: i + 1,
                     batches,
-                    kept: if i == 0 {
+                    kept: if matches!(source, StoreError::LeaseLost { .. }) {
+                        format!(
+                            "another host took the instance over; the {i} batch(es) before it stay committed: send the delivery again (those count as unchanged)"
+                        )
+                    } else if i == 0 {
                         "nothing was stored".into()
                     } else {
                         format!(
@@ -361,10 +368,10 @@ impl Receiver {
 /// What a push that lost its lease keeps, from its run record so far.
 fn kept_before_loss(record: &RunRecord) -> String {
     if record.batches == 0 {
-        return "the delivery was not stored, send it again".into();
+        return "nothing of the delivery was committed (the batch in flight may have been): send it again".into();
     }
     format!(
-        "the {} batch(es) committed before stay ({} value(s) inserted, {} replaced); send the delivery again to store the rest (those count as unchanged)",
+        "the {} batch(es) committed before stay ({} value(s) inserted, {} replaced; the batch in flight may have committed too): send the delivery again to store the rest (what is stored counts as unchanged)",
         record.batches, record.inserted, record.replaced
     )
 }
