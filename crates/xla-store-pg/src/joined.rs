@@ -33,7 +33,7 @@ use xla_types::Observation;
 const REBUILD_CHUNK: usize = 2_000;
 
 /// Whether the join reads rows of `metric`.
-fn joins(metric: &str) -> bool {
+pub(crate) fn joins(metric: &str) -> bool {
     metric == JOIN_VIA || metric == JOIN_OPENING || is_joined_metric(metric)
 }
 
@@ -68,7 +68,7 @@ pub(crate) fn parse_reason(name: &str) -> Result<Unjoined, StoreError> {
 
 /// A ticket's rolled-up dimensions (its cells' keys): every one but the
 /// per-subject ones.
-fn rolled_up(dimensions: &[(String, String)]) -> impl Iterator<Item = &(String, String)> {
+pub(crate) fn rolled_up(dimensions: &[(String, String)]) -> impl Iterator<Item = &(String, String)> {
     dimensions
         .iter()
         .filter(|(k, _)| !UNROLLED_DIMENSIONS.contains(&k.as_str()))
@@ -168,30 +168,59 @@ pub(crate) async fn settle(
         .map(|n| n.to_string())
         .collect();
     settle_numbers(tx, tenant, &settled).await?;
-    let (no_number, no_ticket) = (
-        reason_name(&Unjoined::NoTicketNumber)?,
-        reason_name(&Unjoined::NoTicket)?,
-    );
-    let mut placed = Vec::new();
-    for o in &changes.stored {
-        let number = dimension(&o.dimensions, JOIN_KEY);
+    let unmatched = Unmatched::new(&ticketless)?;
+    let placed: Vec<Placed> = changes
+        .stored
+        .iter()
+        .filter_map(|o| {
+            let number = dimension(&o.dimensions, JOIN_KEY);
+            unmatched.place((source, &o.id, &o.metric), number, (o.at, o.value))
+        })
+        .collect();
+    insert_placed(tx, tenant, &placed).await
+}
+
+/// Places values whose number the commit does not settle: one naming no
+/// number, or a number no stored ticket carries, counts as unmatched.
+struct Unmatched<'t> {
+    ticketless: &'t BTreeSet<String>,
+    no_number: String,
+    no_ticket: String,
+}
+
+impl<'t> Unmatched<'t> {
+    fn new(ticketless: &'t BTreeSet<String>) -> Result<Unmatched<'t>, StoreError> {
+        Ok(Unmatched {
+            ticketless,
+            no_number: reason_name(&Unjoined::NoTicketNumber)?,
+            no_ticket: reason_name(&Unjoined::NoTicket)?,
+        })
+    }
+
+    /// Where the value (source, record id, metric) of `number` at
+    /// (time, value) counts; `None` when its number is settled whole.
+    fn place(
+        &self,
+        (source, record_id, metric): (&str, &str, &str),
+        number: Option<&str>,
+        (at, value): (i64, f64),
+    ) -> Option<Placed> {
         let reason = match number {
-            None => &no_number,
-            Some(n) if ticketless.contains(n) => &no_ticket,
-            Some(_) => continue,
+            None => &self.no_number,
+            Some(n) if self.ticketless.contains(n) => &self.no_ticket,
+            Some(_) => return None,
         };
-        placed.push(Placed {
+        Some(Placed {
             source: source.to_string(),
-            record_id: o.id.clone(),
-            metric: o.metric.clone(),
+            record_id: record_id.to_string(),
+            metric: metric.to_string(),
             number: number.map(str::to_string),
-            at: o.at,
-            value: o.value,
+            at,
+            value,
             ticket: None,
             reason: Some(reason.clone()),
-        });
+        })
     }
-    insert_placed(tx, tenant, &placed).await
 }
 
 /// Joins again what restoring a retired day of `metric` changed (`store
@@ -239,34 +268,12 @@ pub(crate) async fn settle_restored(
     if !answers {
         return Ok(());
     }
-    let (no_number, no_ticket) = (
-        reason_name(&Unjoined::NoTicketNumber)?,
-        reason_name(&Unjoined::NoTicket)?,
-    );
-    let mut placed = Vec::new();
-    for r in joined {
-        let reason = match r.ticket.as_deref() {
-            None => &no_number,
-            Some(n) if ticketless.contains(n) => &no_ticket,
-            Some(_) => continue,
-        };
-        placed.push(Placed {
-            source: r.source.clone(),
-            record_id: r.key.clone(),
-            metric: metric.to_string(),
-            number: r.ticket.clone(),
-            at: r.at,
-            value: r.value,
-            ticket: None,
-            reason: Some(reason.clone()),
-        });
-    }
+    let unmatched = Unmatched::new(&ticketless)?;
+    let placed: Vec<Placed> = joined
+        .iter()
+        .filter_map(|r| unmatched.place((&r.source, &r.key, metric), r.ticket.as_deref(), (r.at, r.value)))
+        .collect();
     insert_placed(tx, tenant, &placed).await
-}
-
-/// Whether the ticket join reads rows of `metric`.
-pub(crate) fn reads(metric: &str) -> bool {
-    joins(metric)
 }
 
 /// Locks the buckets of `numbers` to the end of the transaction, in

@@ -212,7 +212,7 @@ pub(crate) async fn restore_retired_day(
     }
     let gone = replace_retired_rows(&tx, tenant, metric, start, &copy.rows).await?;
     replace_cells(&tx, tenant, metric, copy).await?;
-    if super::joined::reads(metric) {
+    if super::joined::joins(metric) {
         super::joined::settle_restored(&tx, (tenant, metric), &gone, &copy.rows).await?;
     }
     tx.commit().await.or_store()?;
@@ -275,16 +275,9 @@ async fn insert_retired_rows(
     let ats: Vec<i64> = rows.iter().map(|r| r.at).collect();
     let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
     let layers: Vec<&str> = rows.iter().map(|r| layer_name(r.layer)).collect();
-    let rolled_up = |r: &RetiredRecord| -> Vec<(String, String)> {
-        r.dimensions
-            .iter()
-            .filter(|(k, _)| !UNROLLED_DIMENSIONS.contains(&k.as_str()))
-            .cloned()
-            .collect()
-    };
     let dimensions: Vec<serde_json::Value> = rows
         .iter()
-        .map(|r| serde_json::to_value(rolled_up(r)))
+        .map(|r| serde_json::to_value(super::joined::rolled_up(&r.dimensions).collect::<Vec<_>>()))
         .collect::<Result<_, _>>()
         .map_err(|e| StoreError::corrupt(format!("encoding dimensions: {e}")))?;
     let tickets: Vec<Option<&str>> = rows.iter().map(|r| r.ticket.as_deref()).collect();

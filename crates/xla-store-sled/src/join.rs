@@ -305,7 +305,7 @@ struct ZBlock {
 }
 
 /// A `Y` bucket: the state of each of its ticket numbers.
-type Bucket = BTreeMap<String, State>;
+type Bucket = BTreeMap<String, Entries>;
 
 impl Pending<'_> {
     fn set(&mut self, metric: u32, day: i32, dim_key: u32) -> Result<&mut Touched, StoreError> {
@@ -435,7 +435,7 @@ impl Pending<'_> {
     }
 
     /// A ticket number's state, read with its bucket the first time.
-    fn state(&mut self, number: &str) -> Result<&mut State, StoreError> {
+    fn state(&mut self, number: &str) -> Result<&mut Entries, StoreError> {
         let key = keys::join_bucket(self.tenant, number);
         if !self.buckets.contains_key(&key) {
             let bucket = match self.db.get(&key).or_store()? {
@@ -452,12 +452,10 @@ impl Pending<'_> {
     }
 }
 
-/// The state of one ticket number: its entries by (kind, fingerprint).
-type State = Entries;
-
-/// A number's entries, sorted by key: a ticket, its opening and a few
-/// answers, so a vector, not a B-tree (whose first node took about 1.5 KiB
-/// per number: a sync's allocator kept faulting in fresh pages for them).
+/// The state of one ticket number: its entries by (kind, fingerprint),
+/// sorted by key. A ticket, its opening and a few answers, so a vector,
+/// not a B-tree (whose first node took about 1.5 KiB per number: a sync's
+/// allocator kept faulting in fresh pages for them).
 /// Stored as the map it replaces (postcard writes a map and a sequence of
 /// pairs alike), so stored state reads back unchanged.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -797,7 +795,7 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
 
 /// Works out each ticket's outcome from the answers joined to it, and moves
 /// the ones that changed in the outcome cells.
-fn settle_outcomes(pending: &mut Pending<'_>, state: &mut State) -> Result<(), StoreError> {
+fn settle_outcomes(pending: &mut Pending<'_>, state: &mut Entries) -> Result<(), StoreError> {
     let roles = pending.roles;
     // Per ticket: its outcome, and the (time, answer) of its latest rating.
     let mut found: HashMap<u128, (Outcome, (i64, u128))> = HashMap::default();

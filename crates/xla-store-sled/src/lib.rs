@@ -432,8 +432,8 @@ impl SledStore {
     /// One retired day of a tenant's metric (days since the unix epoch) as
     /// this store keeps it, to copy into another backend: its rollup cells
     /// exactly, and its retired rows that still count. sled keeps a retired
-    /// row's fingerprint, not its record id (a survey answer's id excepted,
-    /// which the ticket join keeps), and its time only for rows of the
+    /// row's fingerprint, not its record id (a survey answer's or SLA
+    /// record's id excepted, which the ticket join keeps), and its time only for rows of the
     /// ticket join.
     ///
     /// # Errors

@@ -227,18 +227,16 @@ impl Sled {
     }
 
     fn stored_cutoff(&self, key: Vec<u8>) -> Result<Option<i64>, StoreError> {
-        self.db()?
-            .get(key)
-            .or_store()?
-            .map(|v| {
-                let array: [u8; 8] = v
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::corrupt("a retention cutoff is not 8 bytes"))?;
-                Ok(i64::from_be_bytes(array))
-            })
-            .transpose()
+        self.db()?.get(key).or_store()?.map(|v| decode_cutoff(&v)).transpose()
     }
+}
+
+/// A stored cutoff: unix ms, 8 bytes big-endian.
+fn decode_cutoff(bytes: &[u8]) -> Result<i64, StoreError> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::corrupt("a retention cutoff is not 8 bytes"))?;
+    Ok(i64::from_be_bytes(array))
 }
 
 /// A dictionary id's string; a missing one is damage.
@@ -270,11 +268,7 @@ impl Sled {
                     Some(name(&inner.dict, u32::from_be_bytes(id))?)
                 }
             };
-            let cutoff: [u8; 8] = value
-                .as_ref()
-                .try_into()
-                .map_err(|_| StoreError::corrupt("a retention cutoff is not 8 bytes"))?;
-            cutoffs.push((metric, i64::from_be_bytes(cutoff)));
+            cutoffs.push((metric, decode_cutoff(&value)?));
         }
         Ok(cutoffs)
     }
@@ -314,15 +308,12 @@ impl Sled {
         let db = &*self.db()?;
         let mut inner = self.lock()?;
         let (dict, index) = inner.parts(db, &self.path)?;
-        let (Some(tenant_id), Some(metric_id)) = (dict.id(tenant), dict.id(metric)) else {
-            return Ok(RetiredDay {
-                day,
-                ..RetiredDay::default()
-            });
-        };
         let mut exported = RetiredDay {
             day,
             ..RetiredDay::default()
+        };
+        let (Some(tenant_id), Some(metric_id)) = (dict.id(tenant), dict.id(metric)) else {
+            return Ok(exported);
         };
         let (start, end) = keys::rollup_range(tenant_id, metric_id, day, day + 1);
         for entry in db.range(start..end) {

@@ -290,6 +290,56 @@ pub async fn apply_retention(
     Ok(applied)
 }
 
+/// One UTC day of a tenant's metric that retention retired, as a backend
+/// keeps it: the day's rollup cells (which no raw row can rebuild any
+/// more) and what is kept of its retired rows. What `xla-host store
+/// migrate` moves from one backend to another.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetiredDay {
+    /// The day: days since the unix epoch, UTC.
+    pub day: i32,
+    /// The day's rollup cells, exactly: `None` for the cell of all the
+    /// day's rows, else the rolled-up dimension and value it counts.
+    pub cells: Vec<(Option<(String, String)>, crate::Rollup)>,
+    /// What is kept of each retired row that still counts (replaced and
+    /// retracted ones excluded).
+    pub rows: Vec<RetiredRecord>,
+}
+
+/// What a backend keeps of a retired row: enough to take it out of its
+/// day's cells exactly should the source change the record, and for the
+/// ticket join.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetiredRecord {
+    /// The connector instance that stored it.
+    pub source: String,
+    /// The record's id at the source; `None` where the backend kept only a
+    /// fingerprint of it (sled keeps a survey answer's or SLA record's id, not others').
+    pub record_id: Option<String>,
+    /// The backend's own key of the record, unique among the rows of its
+    /// source and metric (its id where known, else a fingerprint in hex):
+    /// what stands for the id where `record_id` is `None`.
+    pub key: String,
+    /// Its time, unix ms; the start of its day where the backend kept
+    /// only the day.
+    pub at: i64,
+    /// Its value.
+    pub value: f64,
+    /// Its layer.
+    pub layer: Layer,
+    /// Its rolled-up dimensions (none of [`crate::UNROLLED_DIMENSIONS`]),
+    /// sorted by key.
+    pub dimensions: Vec<(String, String)>,
+    /// The ticket number it names (dimension [`crate::JOIN_KEY`]), kept for
+    /// the ticket join.
+    pub ticket: Option<String>,
+    /// Whether the ticket join counts it: a row of one of the join's
+    /// metrics that the backend joined. `false` for other metrics' rows,
+    /// and for rows retired before the backend kept the join (they count
+    /// in no group, nor as unmatched).
+    pub joined: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,54 +405,4 @@ mod tests {
         let message = policy.validate().expect_err("minutes for days");
         assert!(message.contains("layers.technical = 129600"), "{message}");
     }
-}
-
-/// One UTC day of a tenant's metric that retention retired, as a backend
-/// keeps it: the day's rollup cells (which no raw row can rebuild any
-/// more) and what is kept of its retired rows. What `xla-host store
-/// migrate` moves from one backend to another.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RetiredDay {
-    /// The day: days since the unix epoch, UTC.
-    pub day: i32,
-    /// The day's rollup cells, exactly: `None` for the cell of all the
-    /// day's rows, else the rolled-up dimension and value it counts.
-    pub cells: Vec<(Option<(String, String)>, crate::Rollup)>,
-    /// What is kept of each retired row that still counts (replaced and
-    /// retracted ones excluded).
-    pub rows: Vec<RetiredRecord>,
-}
-
-/// What a backend keeps of a retired row: enough to take it out of its
-/// day's cells exactly should the source change the record, and for the
-/// ticket join.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RetiredRecord {
-    /// The connector instance that stored it.
-    pub source: String,
-    /// The record's id at the source; `None` where the backend kept only a
-    /// fingerprint of it (sled keeps a survey answer's id, not others').
-    pub record_id: Option<String>,
-    /// The backend's own key of the record, unique among the rows of its
-    /// source and metric (its id where known, else a fingerprint in hex):
-    /// what stands for the id where `record_id` is `None`.
-    pub key: String,
-    /// Its time, unix ms; the start of its day where the backend kept
-    /// only the day.
-    pub at: i64,
-    /// Its value.
-    pub value: f64,
-    /// Its layer.
-    pub layer: Layer,
-    /// Its rolled-up dimensions (none of [`crate::UNROLLED_DIMENSIONS`]),
-    /// sorted by key.
-    pub dimensions: Vec<(String, String)>,
-    /// The ticket number it names (dimension [`crate::JOIN_KEY`]), kept for
-    /// the ticket join.
-    pub ticket: Option<String>,
-    /// Whether the ticket join counts it: a row of one of the join's
-    /// metrics that the backend joined. `false` for other metrics' rows,
-    /// and for rows retired before the backend kept the join (they count
-    /// in no group, nor as unmatched).
-    pub joined: bool,
 }

@@ -107,7 +107,6 @@ impl PushError {
     /// Whether the push stopped because it lost the instance's lease.
     pub fn lost_lease(&self) -> bool {
         match self {
-            PushError::Busy { source } => source.lost_lease(),
             PushError::LeaseLost { .. } => true,
             PushError::Store { source, .. } => matches!(**source, StoreError::LeaseLost { .. }),
             _ => false,
@@ -260,6 +259,7 @@ impl Receiver {
     ///
     /// # Errors
     /// [`PushError::Busy`] when another holder keeps the instance;
+    /// [`PushError::LeaseLost`] when the lease is lost while committing,
     /// [`PushError::Store`], and the run is recorded as failed.
     pub async fn commit(&self, store: &dyn Store, changes: Changes) -> Result<RunRecord, PushError> {
         let instance = &self.instance;
@@ -347,8 +347,12 @@ impl Receiver {
                     batch: i + 1,
                     batches,
                     kept: if matches!(source, StoreError::LeaseLost { .. }) {
+                        let stays = match i {
+                            0 => "nothing was stored".to_string(),
+                            _ => format!("the {i} batch(es) before it stay committed"),
+                        };
                         format!(
-                            "another host took the instance over; the {i} batch(es) before it stay committed: send the delivery again (those count as unchanged)"
+                            "another host took the instance over; {stays}: send the delivery again (what is stored counts as unchanged)"
                         )
                     } else if i == 0 {
                         "nothing was stored".into()

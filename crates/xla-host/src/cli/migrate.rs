@@ -5,8 +5,8 @@
 //! What is copied: every raw row with its source and provenance (the
 //! target rebuilds its rollups from them, exactly as from a sync); of each
 //! day retention retired, its rollup cells as they are (no row is left to
-//! rebuild them) and what sled kept of its rows, with the metric's cutoff;
-//! each connector instance's cursor and open gaps, the run log (run ids
+//! rebuild them) and what sled kept of its rows, after the tenant's
+//! retention cutoffs; each connector instance's cursor and open gaps, the run log (run ids
 //! kept), and API tokens (hashes only). The copy is **resumable**: a
 //! metric whose rows and rollups already match is skipped, one half copied
 //! is committed again (rows already there count as unchanged, as any
@@ -18,8 +18,8 @@
 //! command, naming it.
 //!
 //! What sled does not keep cannot be copied: a retired row's record id
-//! (sled keeps a fingerprint; a survey answer's id excepted, which its
-//! ticket join keeps) and its time of day (kept for rows of the ticket
+//! (sled keeps a fingerprint; a survey answer's or SLA record's id
+//! excepted, which its ticket join keeps) and its time of day (kept for rows of the ticket
 //! join). Such a row keeps its fingerprint as its id in PostgreSQL, so if
 //! its source later sends that record again, PostgreSQL counts it as a new
 //! row on its day where sled would have replaced it. The command says how
@@ -122,8 +122,8 @@ fn sled_dir(from: &str) -> Result<PathBuf> {
     }
 }
 
-/// Copies rows and retired days, then instances' cursors, gaps and runs,
-/// then tokens. Returns how many retired rows had no record id.
+/// Copies the tenants' retention cutoffs, then each metric's rows and
+/// retired days, then instances' cursors, gaps and runs, then tokens. Returns how many retired rows had no record id.
 #[cfg(feature = "postgres")]
 async fn copy(from: &SledStore, to: &Target) -> Result<u64> {
     let source = from.stats().await?;
@@ -174,7 +174,7 @@ async fn copy(from: &SledStore, to: &Target) -> Result<u64> {
 }
 
 /// Copies each day retention retired of a metric: its cells as they are,
-/// its retired rows, its cutoff. Returns how many rows had no record id.
+/// and its retired rows. Returns how many rows had no record id.
 #[cfg(feature = "postgres")]
 async fn copy_retired(from: &SledStore, to: &Target, metric: &MetricStats, bar: &ProgressBar) -> Result<u64> {
     let (tenant, name) = (metric.tenant.as_str(), metric.metric.as_str());
@@ -211,11 +211,14 @@ async fn span(from: &SledStore, metric: &MetricStats) -> Result<(i64, i64)> {
         .flatten()
         .min()
         .unwrap_or(0);
-    let end = [metric.raw_to.map(|day| day + DAY_MS), retired.map(|(cutoff, _)| cutoff)]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(start);
+    let end = [
+        metric.raw_to.map(|start| start + DAY_MS),
+        retired.map(|(cutoff, _)| cutoff),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(start);
     Ok((start, end))
 }
 
