@@ -11,7 +11,7 @@
 
 use super::write::{CellKey, layer_name, write_cells};
 use super::{Inner, OrStore, StoreError};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use tokio_postgres::Transaction;
 use xla_store::{
     DAY_MS, JOIN_KEY, JOIN_TYPE_DIMENSION, RetentionSummary, RetiredDay, RetiredRecord, UNROLLED_DIMENSIONS, day_of,
@@ -250,15 +250,11 @@ async fn replace_retired_rows(
     for chunk in rows.chunks(RESTORE_ROWS) {
         insert_retired_rows(tx, tenant, metric, chunk).await?;
     }
-    let written: BTreeSet<(&str, &str)> = rows.iter().map(|r| (r.source.as_str(), layer_name(r.layer))).collect();
-    let (sources, layers): (Vec<&str>, Vec<&str>) = written.into_iter().unzip();
-    tx.execute(
-        "INSERT INTO written_metrics (tenant_id, source, metric, layer) \
-         SELECT $1, s, $2, l FROM unnest($3::text[], $4::text[]) AS u(s, l) ON CONFLICT DO NOTHING",
-        &[&tenant, &metric, &sources, &layers],
-    )
-    .await
-    .or_store()?;
+    let written = rows
+        .iter()
+        .map(|r| (r.source.as_str(), metric, layer_name(r.layer)))
+        .collect();
+    super::write::insert_written(tx, tenant, written).await?;
     Ok(gone)
 }
 

@@ -705,15 +705,32 @@ async fn note_written(
     source: &str,
     rows: &[&Observation],
 ) -> Result<(), StoreError> {
-    let metrics: BTreeMap<&str, &str> = rows.iter().map(|o| (o.metric.as_str(), layer_name(o.layer))).collect();
-    if metrics.is_empty() {
+    let written: BTreeSet<(&str, &str, &str)> = rows
+        .iter()
+        .map(|o| (source, o.metric.as_str(), layer_name(o.layer)))
+        .collect();
+    insert_written(tx, tenant, written).await
+}
+
+/// Records (source, metric, layer) triples in the written set.
+pub(crate) async fn insert_written(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    written: BTreeSet<(&str, &str, &str)>,
+) -> Result<(), StoreError> {
+    if written.is_empty() {
         return Ok(());
     }
-    let (names, layers): (Vec<&str>, Vec<&str>) = metrics.into_iter().unzip();
+    let (mut sources, mut metrics, mut layers) = (Vec::new(), Vec::new(), Vec::new());
+    for (source, metric, layer) in written {
+        sources.push(source);
+        metrics.push(metric);
+        layers.push(layer);
+    }
     tx.execute(
         "INSERT INTO written_metrics (tenant_id, source, metric, layer) \
-         SELECT $1, $2, m, l FROM unnest($3::text[], $4::text[]) AS u(m, l) ON CONFLICT DO NOTHING",
-        &[&tenant, &source, &names, &layers],
+         SELECT $1, s, m, l FROM unnest($2::text[], $3::text[], $4::text[]) AS u(s, m, l) ON CONFLICT DO NOTHING",
+        &[&tenant, &sources, &metrics, &layers],
     )
     .await
     .or_store()?;

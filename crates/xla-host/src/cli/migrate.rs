@@ -143,7 +143,8 @@ async fn copy(from: &SledStore, to: &Target) -> Result<u64> {
     let mut unkeyed = 0;
     for metric in &source.metrics {
         let key = (metric.tenant.clone(), metric.metric.clone());
-        let span = span(from, metric).await?;
+        let retired = from.retired_days(&metric.tenant, &metric.metric).await?;
+        let span = span(metric, retired.as_ref());
         let done = target.get(&key).is_some_and(|t| t.raw_rows == metric.raw_rows)
             && rollup_totals(from, metric, span).await? == rollup_totals(to, metric, span).await?;
         if !done {
@@ -153,7 +154,8 @@ async fn copy(from: &SledStore, to: &Target) -> Result<u64> {
         }
         // After the raw rows: a retired day's cells already count any raw
         // row sled took in on that day since, so they are copied last.
-        unkeyed += copy_retired(from, to, metric, &bar).await?;
+        let days = retired.map(|(_, days)| days).unwrap_or_default();
+        unkeyed += copy_retired(from, to, metric, days, &bar).await?;
     }
     bar.finish_and_clear();
     for (tenant, instance) in from.instances().await? {
@@ -173,14 +175,17 @@ async fn copy(from: &SledStore, to: &Target) -> Result<u64> {
     Ok(unkeyed)
 }
 
-/// Copies each day retention retired of a metric: its cells as they are,
-/// and its retired rows. Returns how many rows had no record id.
+/// Copies `days` (retired days of a metric): their cells as they are, and
+/// their retired rows. Returns how many rows had no record id.
 #[cfg(feature = "postgres")]
-async fn copy_retired(from: &SledStore, to: &Target, metric: &MetricStats, bar: &ProgressBar) -> Result<u64> {
+async fn copy_retired(
+    from: &SledStore,
+    to: &Target,
+    metric: &MetricStats,
+    days: Vec<i32>,
+    bar: &ProgressBar,
+) -> Result<u64> {
     let (tenant, name) = (metric.tenant.as_str(), metric.metric.as_str());
-    let Some((_, days)) = from.retired_days(tenant, name).await? else {
-        return Ok(0);
-    };
     let mut unkeyed = 0;
     for day in days {
         let copy = from.retired_day(tenant, name, day).await?;
@@ -199,11 +204,10 @@ async fn copy_retired(from: &SledStore, to: &Target, metric: &MetricStats, bar: 
 }
 
 /// The days a metric's rollups may cover, unix ms `[from, to)`: its raw
-/// rows' days and the days retention retired.
-async fn span(from: &SledStore, metric: &MetricStats) -> Result<(i64, i64)> {
-    let retired = from.retired_days(&metric.tenant, &metric.metric).await?;
+/// rows' days and the days retention retired (`retired`: the cutoff and
+/// days of `SledStore::retired_days`).
+fn span(metric: &MetricStats, retired: Option<&(i64, Vec<i32>)>) -> (i64, i64) {
     let first_retired = retired
-        .as_ref()
         .and_then(|(_, days)| days.first())
         .map(|day| i64::from(*day) * DAY_MS);
     let start = [metric.raw_from, first_retired]
@@ -213,13 +217,13 @@ async fn span(from: &SledStore, metric: &MetricStats) -> Result<(i64, i64)> {
         .unwrap_or(0);
     let end = [
         metric.raw_to.map(|start| start + DAY_MS),
-        retired.map(|(cutoff, _)| cutoff),
+        retired.map(|(cutoff, _)| *cutoff),
     ]
     .into_iter()
     .flatten()
     .max()
     .unwrap_or(start);
-    Ok((start, end))
+    (start, end)
 }
 
 /// Refuses a target holding rows the source does not (another store's
@@ -390,7 +394,10 @@ async fn verify(from: &SledStore, to: &dyn Store) -> Result<Vec<String>> {
                 metric.retired_rows
             ));
         }
-        let span = span(from, &metric).await?;
+        let span = span(
+            &metric,
+            from.retired_days(&metric.tenant, &metric.metric).await?.as_ref(),
+        );
         let (want, got) = (
             rollup_totals(from, &metric, span).await?,
             rollup_totals(to, &metric, span).await?,
