@@ -39,6 +39,28 @@ pub mod config;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (`mimalloc.h`, mimalloc 3: the
+/// sixteenth option; `libmimalloc-sys` names no constant for it).
+#[cfg(feature = "mimalloc")]
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// How long memory mimalloc freed stays with the process before it goes back
+/// to the system: ten seconds, not mimalloc's one. A sync's commits each make
+/// and free tens of MiB (rows, index entries, join state) a few hundred
+/// milliseconds apart; returned at once, every commit had the kernel fault
+/// in and zero those pages again (a fifth of a ServiceNow sync's CPU samples
+/// in `clear_page_erms`, minor faults 15,000-28,000 against 6,700 kept;
+/// `BENCHMARKS.md`, issue 14). An idle daemon still gives its memory back.
+pub fn tune_allocator() {
+    #[cfg(feature = "mimalloc")]
+    // SAFETY: sets a number in mimalloc's option table; any value is valid
+    // and mimalloc reads it afresh at each purge.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10_000);
+    }
+}
+
 pub use xla_api as api;
 pub use xla_dashboard as dashboard;
 pub use xla_runtime as runtime;
@@ -51,3 +73,23 @@ pub use xla_store_sled as store_sled;
 pub use xla_sync as sync;
 pub use xla_types as types;
 pub use xla_types::untrusted;
+
+#[cfg(all(test, feature = "mimalloc"))]
+mod tests {
+    /// The option number is mimalloc 3's purge delay: it holds that
+    /// option's default (1,000 ms) until set, and then what was set.
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_purge_delay_is_the_option_set() {
+        // SAFETY: reads and sets numbers in mimalloc's option table.
+        let (before, after) = unsafe {
+            let before = libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY);
+            super::tune_allocator();
+            (before, libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY))
+        };
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(before, 1_000, "mimalloc's default purge delay");
+        }
+        assert_eq!(after, 10_000);
+    }
+}

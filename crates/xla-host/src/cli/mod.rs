@@ -86,6 +86,7 @@ enum Command {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
+    crate::tune_allocator();
     let cli = Cli::parse();
     init_logging(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
