@@ -32,11 +32,14 @@
 //! retracted ticket all move their answers exactly. `Y` is never touched by
 //! retention, so cells keep moving after raw rows are gone.
 
+mod bucket;
+
 use super::dict::Dictionary;
 use super::keys::{self, SetKey};
 use super::ops::Ops;
 use super::rollup::{RollupSet, decode_set, encode_set};
 use super::{OrStore, StoreError};
+use bucket::Bucket;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -304,9 +307,6 @@ struct ZBlock {
     slots: Vec<Option<Joined>>,
 }
 
-/// A `Y` bucket: the state of each of its ticket numbers.
-type Bucket = BTreeMap<String, Entries>;
-
 impl Pending<'_> {
     fn set(&mut self, metric: u32, day: i32, dim_key: u32) -> Result<&mut Touched, StoreError> {
         let key = SetKey {
@@ -439,8 +439,8 @@ impl Pending<'_> {
         let key = keys::join_bucket(self.tenant, number);
         if !self.buckets.contains_key(&key) {
             let bucket = match self.db.get(&key).or_store()? {
-                Some(bytes) => decode_framed(&bytes)?,
-                None => Bucket::new(),
+                Some(bytes) => Bucket::decode(super::block::unframe(&bytes)?.into_owned())?,
+                None => Bucket::default(),
             };
             self.buckets.insert(key.clone(), bucket);
         }
@@ -448,7 +448,7 @@ impl Pending<'_> {
             .buckets
             .get_mut(&key)
             .ok_or_else(|| StoreError::corrupt("a join bucket vanished"))?;
-        Ok(bucket.entry(number.to_string()).or_default())
+        bucket.state(number)
     }
 }
 
@@ -556,6 +556,91 @@ impl<'de> Deserialize<'de> for Entries {
     }
 }
 
+/// [`Entries`] read for their length only: a bucket walks past the numbers
+/// a commit does not touch without building their state. Each type mirrors
+/// the one it skips field for field (postcard writes no names);
+/// `skipping_reads_exactly_what_was_written` holds them together.
+struct SkipEntries;
+
+impl<'de> Deserialize<'de> for SkipEntries {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SkipEntries, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = SkipEntries;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a ticket number's entries")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SkipEntries, A::Error> {
+                while map.next_entry::<(u8, u128), SkipEntry>()?.is_some() {}
+                Ok(SkipEntries)
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// An [`Entry`], skipped.
+#[derive(Deserialize)]
+#[allow(dead_code)] // Read to be skipped.
+enum SkipEntry {
+    Ticket {
+        at: i64,
+        ticket_type: Option<u32>,
+        dims: SkipSeq<(u32, u32)>,
+        outcome: Option<Outcome>,
+    },
+    Opening {
+        at: i64,
+        opened: Option<i64>,
+    },
+    Answer(SkipAnswer),
+}
+
+/// An [`Answer`] as stored (its `id` is not), skipped.
+#[derive(Deserialize)]
+#[allow(dead_code)] // Read to be skipped.
+struct SkipAnswer {
+    loc: (u64, u32),
+    metric: u32,
+    day: i32,
+    at: i64,
+    value: f64,
+    ticket_type: Option<u32>,
+    counted: Option<SkipCounted>,
+}
+
+/// A [`Counted`], skipped.
+#[derive(Deserialize)]
+#[allow(dead_code)] // Read to be skipped.
+enum SkipCounted {
+    Ticket(u128, SkipSeq<(u32, u32)>),
+    Unjoined(u8),
+}
+
+/// A sequence of `T`, each read and dropped: nothing allocated.
+struct SkipSeq<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for SkipSeq<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SkipSeq<T>, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = SkipSeq<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<SkipSeq<T>, A::Error> {
+                while seq.next_element::<T>()?.is_some() {}
+                Ok(SkipSeq(std::marker::PhantomData))
+            }
+        }
+        deserializer.deserialize_seq(Visit(std::marker::PhantomData))
+    }
+}
+
 /// A ticket of the number, keyed by its record fingerprint.
 type Candidate<'a> = TicketCandidate<'a, u128>;
 
@@ -634,12 +719,10 @@ pub(crate) fn settle(
             ops.insert(&key, encode_framed(&block.slots)?);
         }
     }
-    for (key, mut bucket) in buckets {
-        bucket.retain(|_, state| !state.is_empty());
-        if bucket.is_empty() {
-            ops.remove(key);
-        } else {
-            ops.insert(key, encode_framed(&bucket)?);
+    for (key, bucket) in buckets {
+        match bucket.encode()? {
+            Some(raw) => ops.insert(key, super::block::frame(raw)),
+            None => ops.remove(key),
         }
     }
     for (key, mut set) in sets {
@@ -1195,6 +1278,140 @@ mod tests {
         let ticket: std::collections::HashSet<(u8, u128)> = [(TICKET, 7u128)].into();
         assert_eq!(state.take(&ticket).len(), 1);
         assert!(state.take(&ticket).is_empty());
+    }
+
+    /// Entries of every shape: each variant, each option set and not.
+    fn every_shape() -> Vec<((u8, u128), Entry)> {
+        let answer = |counted, ticket_type| Answer {
+            loc: (300, 17),
+            metric: 4,
+            day: 20_700,
+            at: -5,
+            value: 7.5,
+            ticket_type,
+            id: String::new(),
+            counted,
+        };
+        vec![
+            (
+                (TICKET, 1),
+                Entry::Ticket {
+                    at: 1_790_812_800_000,
+                    ticket_type: Some(3),
+                    dims: vec![(1, 2), (5, 600_000)],
+                    outcome: Some(Outcome {
+                        sla_met: Some(false),
+                        rating: Some(9.0),
+                    }),
+                },
+            ),
+            (
+                (TICKET, u128::MAX),
+                Entry::Ticket {
+                    at: 0,
+                    ticket_type: None,
+                    dims: Vec::new(),
+                    outcome: None,
+                },
+            ),
+            (
+                (OPENING, 2),
+                Entry::Opening {
+                    at: 1,
+                    opened: Some(-1),
+                },
+            ),
+            ((OPENING, 3), Entry::Opening { at: 1, opened: None }),
+            ((ANSWER, 4), Entry::Answer(answer(None, Some(3)))),
+            (
+                (ANSWER, 5),
+                Entry::Answer(answer(Some(Counted::Ticket(u128::MAX - 1, vec![(9, 10)])), None)),
+            ),
+            ((ANSWER, 6), Entry::Answer(answer(Some(Counted::Unjoined(3)), None))),
+        ]
+    }
+
+    /// The skipping types walk exactly the bytes each shape of entry was
+    /// written as: a field added to an entry and not to them fails here.
+    #[test]
+    fn skipping_reads_exactly_what_was_written() {
+        for entry in every_shape() {
+            let mut state = Entries::default();
+            state.extend(vec![entry.clone()]);
+            let mut bytes = encode(&state).expect("encodes");
+            bytes.extend_from_slice(&[0xAB, 0xCD]);
+            let (_, rest) = postcard::take_from_bytes::<SkipEntries>(&bytes).expect("skips");
+            assert_eq!(rest, [0xAB, 0xCD], "{entry:?}");
+        }
+        let mut state = Entries::default();
+        state.extend(every_shape());
+        let bytes = encode(&state).expect("encodes");
+        let (_, rest) = postcard::take_from_bytes::<SkipEntries>(&bytes).expect("skips");
+        assert!(rest.is_empty());
+    }
+
+    /// A bucket read and written again is the map it was stored as, with
+    /// the numbers a commit read changed, added or emptied, and the others
+    /// copied: whichever build stored it.
+    #[test]
+    fn a_bucket_is_written_as_the_map_it_was() {
+        let mut map: BTreeMap<String, Entries> = BTreeMap::new();
+        for (i, entry) in every_shape().into_iter().enumerate() {
+            let mut state = Entries::default();
+            state.extend(vec![entry]);
+            map.insert(format!("INC00123{:02}", 10 * i), state);
+        }
+        let stored = encode(&map).expect("encodes");
+        let untouched = bucket::Bucket::decode(stored.clone()).expect("decodes");
+        assert_eq!(untouched.encode().expect("encodes"), Some(stored.clone()));
+
+        let mut bucket = bucket::Bucket::decode(stored).expect("decodes");
+        // Changed: a stored number gains an entry.
+        let extra = ((OPENING, 99u128), Entry::Opening { at: 5, opened: None });
+        bucket.state("INC0012310").expect("reads").extend(vec![extra.clone()]);
+        map.get_mut("INC0012310").expect("stored").extend(vec![extra.clone()]);
+        // Added: a number new to the bucket, between two stored ones, and one after them.
+        for number in ["INC0012305", "INC0012399"] {
+            bucket.state(number).expect("reads").extend(vec![extra.clone()]);
+            map.entry(number.to_string()).or_default().extend(vec![extra.clone()]);
+        }
+        // Emptied: left out. Read and left as it was: written the same.
+        let keys: std::collections::HashSet<(u8, u128)> = [(TICKET, 1u128)].into();
+        assert_eq!(bucket.state("INC0012300").expect("reads").take(&keys).len(), 1);
+        map.remove("INC0012300");
+        bucket.state("INC0012320").expect("reads");
+        // Read but never stored, and left empty: not written.
+        bucket.state("INC0012301").expect("reads");
+        assert_eq!(bucket.encode().expect("encodes"), Some(encode(&map).expect("encodes")));
+
+        let mut emptied = bucket::Bucket::decode(
+            encode(&BTreeMap::from([("INC1".to_string(), {
+                let mut state = Entries::default();
+                state.extend(vec![extra]);
+                state
+            })]))
+            .expect("encodes"),
+        )
+        .expect("decodes");
+        let keys: std::collections::HashSet<(u8, u128)> = [(OPENING, 99u128)].into();
+        emptied.state("INC1").expect("reads").take(&keys);
+        assert_eq!(emptied.encode().expect("encodes"), None, "an empty bucket is removed");
+    }
+
+    #[test]
+    fn damaged_buckets_are_refused() {
+        let mut map: BTreeMap<String, Entries> = BTreeMap::new();
+        let mut state = Entries::default();
+        state.extend(every_shape());
+        map.insert("INC0012300".into(), state);
+        let stored = encode(&map).expect("encodes");
+        for cut in [1, 5, stored.len() / 2, stored.len() - 1] {
+            assert!(bucket::Bucket::decode(stored[..cut].to_vec()).is_err(), "cut at {cut}");
+        }
+        let mut longer = stored.clone();
+        longer.push(0);
+        assert!(bucket::Bucket::decode(longer).is_err(), "trailing bytes");
+        assert!(bucket::Bucket::decode(vec![0xFF; 12]).is_err(), "a huge count");
     }
 
     #[test]

@@ -848,7 +848,12 @@ fn values(batch: &CommitBatch) -> Vec<Stored<'_>> {
             unchecked: None,
         })
     });
-    observations.chain(records).collect()
+    // Sized once: grown by doubling, a batch's values were copied some
+    // fifteen times into ever larger, freshly faulted-in memory.
+    let count = batch.observations.len() + batch.records.iter().map(|r| r.values.len()).sum::<usize>();
+    let mut values = Vec::with_capacity(count);
+    values.extend(observations.chain(records));
+    values
 }
 
 /// The last value of each (id, metric), in batch order.

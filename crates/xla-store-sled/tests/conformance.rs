@@ -7,6 +7,22 @@ use xla_store::conformance::Backend;
 use xla_store::{Store, StoreError};
 use xla_store_sled::SledStore;
 
+/// The store's sled database opened directly, as a damaged or older store
+/// is made. Waits for sled's lock as the store does: the threads of a store
+/// just dropped can hold it a moment longer.
+fn raw_sled(path: &std::path::Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(_) if started.elapsed() < std::time::Duration::from_secs(10) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("sled {} does not open: {e}", path.display()),
+        }
+    }
+}
+
 /// Fresh stores in temporary directories; commits skip the flush (atomicity
 /// is unchanged, and the crash test covers durability). `reopen_after`:
 /// the bound after which sled is closed and opened again, when not the
@@ -53,7 +69,7 @@ fn foreign_and_future_directories_are_refused() {
 
     let path = dir.path().join("future");
     {
-        let db = sled::open(&path).expect("sled");
+        let db = raw_sled(&path);
         db.insert(b"Mformat", &99u32.to_be_bytes()).expect("insert");
         db.flush().expect("flush");
     }
@@ -114,7 +130,7 @@ fn a_format_4_store_is_upgraded_in_place() {
         // What a format-4 store holds: every block bare (postcard), never
         // compressed. Compressed ones start with 0 and a codec byte 1, then
         // LZ4 with the raw length first.
-        let db = sled::open(&path).expect("sled");
+        let db = raw_sled(&path);
         let mut bare = 0;
         for entry in db.scan_prefix(b"B") {
             let (key, value) = entry.expect("entry");
@@ -149,7 +165,7 @@ fn a_format_4_store_is_upgraded_in_place() {
             .expect("retention");
         assert_eq!(retired.dropped, 500);
     });
-    let db = sled::open(&path).expect("sled");
+    let db = raw_sled(&path);
     let format = db.get(b"Mformat").expect("get").expect("format");
     assert_eq!(format.as_ref(), &xla_store_sled::FORMAT_VERSION.to_be_bytes());
 }
@@ -212,7 +228,7 @@ fn a_format_5_store_builds_its_ticket_join_on_open() {
     });
     {
         // What a format-5 store holds: no join state at all.
-        let db = sled::open(&path).expect("sled");
+        let db = raw_sled(&path);
         for prefix in [b"Y", b"Z", b"S"] {
             for entry in db.scan_prefix(prefix) {
                 db.remove(entry.expect("entry").0).expect("remove");
@@ -238,7 +254,7 @@ fn a_format_5_store_builds_its_ticket_join_on_open() {
             (vec![("Desk".into(), 1, 8.0), ("Network".into(), 2, 12.0)], 1)
         );
     });
-    let db = sled::open(&path).expect("sled");
+    let db = raw_sled(&path);
     assert!(db.get(b"Mjoin-rebuild").expect("get").is_none(), "the rebuild finished");
     let format = db.get(b"Mformat").expect("get").expect("format");
     assert_eq!(format.as_ref(), &xla_store_sled::FORMAT_VERSION.to_be_bytes());
@@ -339,7 +355,7 @@ fn a_format_2_store_is_upgraded_with_what_each_source_wrote() {
     });
     {
         // What a format-2 store holds: no written sets.
-        let db = sled::open(&path).expect("sled");
+        let db = raw_sled(&path);
         for key in db.scan_prefix(b"W").keys() {
             db.remove(key.expect("key")).expect("remove");
         }
@@ -357,7 +373,7 @@ fn a_format_2_store_is_upgraded_with_what_each_source_wrote() {
             .expect("commit");
         assert_eq!(summary.retracted, 2, "both values of r1, stored before the upgrade");
     });
-    let db = sled::open(&path).expect("sled");
+    let db = raw_sled(&path);
     let format = db.get(b"Mformat").expect("get").expect("format");
     assert_eq!(format.as_ref(), &xla_store_sled::FORMAT_VERSION.to_be_bytes());
 }
