@@ -1331,6 +1331,65 @@ mod tests {
         ]
     }
 
+    /// Every variant and field of what a bucket stores, named: a variant or
+    /// field added to them stops this compiling until [`every_shape`] and
+    /// the skipping types (`SkipEntry`...) are given it too.
+    #[allow(dead_code)]
+    fn shapes_covered(entry: &Entry) {
+        match entry {
+            Entry::Ticket {
+                at: _,
+                ticket_type: _,
+                dims: _,
+                outcome: _,
+            } => {}
+            Entry::Opening { at: _, opened: _ } => {}
+            Entry::Answer(Answer {
+                loc: _,
+                metric: _,
+                day: _,
+                at: _,
+                value: _,
+                ticket_type: _,
+                id: _,
+                counted,
+            }) => match counted {
+                Some(Counted::Ticket(_, _)) | Some(Counted::Unjoined(_)) | None => {}
+            },
+        }
+        let Outcome { sla_met: _, rating: _ } = Outcome::default();
+    }
+
+    /// A bucket of a few hundred numbers (lengths and counts of more than
+    /// one byte) is written as the map, whichever of its numbers are read.
+    #[test]
+    fn a_large_bucket_is_written_as_the_map_it_was() {
+        let shapes = every_shape();
+        let mut map: BTreeMap<String, Entries> = BTreeMap::new();
+        for i in 0..300 {
+            let mut state = Entries::default();
+            state.extend(vec![
+                shapes[i % shapes.len()].clone(),
+                shapes[(i + 3) % shapes.len()].clone(),
+            ]);
+            // Long names too: a length of more than one byte.
+            let number = if i % 50 == 0 {
+                format!("INC{i:0>200}")
+            } else {
+                format!("INC{i:07}")
+            };
+            map.insert(number, state);
+        }
+        let stored = encode(&map).expect("encodes");
+        let mut bucket = bucket::Bucket::decode(stored).expect("decodes");
+        let extra = ((OPENING, 1u128 << 100), Entry::Opening { at: 9, opened: Some(8) });
+        for number in map.keys().step_by(7).cloned().collect::<Vec<_>>() {
+            bucket.state(&number).expect("reads").extend(vec![extra.clone()]);
+            map.get_mut(&number).expect("stored").extend(vec![extra.clone()]);
+        }
+        assert_eq!(bucket.encode().expect("encodes"), Some(encode(&map).expect("encodes")));
+    }
+
     /// The skipping types walk exactly the bytes each shape of entry was
     /// written as: a field added to an entry and not to them fails here.
     #[test]
@@ -1411,7 +1470,26 @@ mod tests {
         let mut longer = stored.clone();
         longer.push(0);
         assert!(bucket::Bucket::decode(longer).is_err(), "trailing bytes");
-        assert!(bucket::Bucket::decode(vec![0xFF; 12]).is_err(), "a huge count");
+        // A count of 2^32 - 1 over a few bytes.
+        assert!(
+            bucket::Bucket::decode(vec![0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 1, b'A', 0]).is_err(),
+            "a huge count"
+        );
+        let two = |a: &str, b: &str| {
+            let mut bytes = vec![2];
+            for name in [a, b] {
+                bytes.push(name.len() as u8);
+                bytes.extend_from_slice(name.as_bytes());
+                bytes.push(0);
+            }
+            bytes
+        };
+        assert!(bucket::Bucket::decode(two("INC1", "INC2")).is_ok());
+        assert!(bucket::Bucket::decode(two("INC2", "INC1")).is_err(), "out of order");
+        assert!(bucket::Bucket::decode(two("INC1", "INC1")).is_err(), "a number twice");
+        let mut bytes = two("INC1", "INC2");
+        bytes[2] = 0xFF;
+        assert!(bucket::Bucket::decode(bytes).is_err(), "not UTF-8");
     }
 
     #[test]

@@ -46,8 +46,9 @@ impl Bucket {
     pub fn decode(stored: Vec<u8>) -> Result<Bucket, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("a ticket join bucket does not decode: {what}"));
         let (count, mut rest) = take_len(&stored).ok_or_else(|| corrupt("no count"))?;
-        // Bounded: a damaged count must not reserve gigabytes.
-        let mut spans = Vec::with_capacity(count.min(1024));
+        // Bounded: a damaged count must not reserve gigabytes (a number
+        // takes at least two bytes).
+        let mut spans = Vec::with_capacity(count.min(stored.len() / 2));
         for _ in 0..count {
             let (len, after) = take_len(rest).ok_or_else(|| corrupt("a number's length"))?;
             let start = stored.len() - after.len();
@@ -56,6 +57,17 @@ impl Bucket {
                     .checked_add(len)
                     .filter(|end| *end <= stored.len())
                     .ok_or_else(|| corrupt("a number is cut short"))?;
+            if std::str::from_utf8(&stored[name.clone()]).is_err() {
+                return Err(corrupt("a number is not UTF-8"));
+            }
+            // Strictly in order, as a map writes them: `find` searches by
+            // halves, and a number twice would be written twice.
+            if spans
+                .last()
+                .is_some_and(|last: &Span| stored[last.name.clone()] >= stored[name.clone()])
+            {
+                return Err(corrupt("numbers out of order"));
+            }
             rest = &stored[name.end..];
             let (_, after) = postcard::take_from_bytes::<SkipEntries>(rest)
                 .map_err(|e| corrupt(&format!("a number's entries: {e}")))?;
@@ -86,9 +98,9 @@ impl Bucket {
         if !self.read.contains_key(number) {
             let entries = match self.find(number) {
                 Some(at) => {
-                    let span = &mut self.spans[at];
-                    span.read = true;
-                    decode::<Entries>(&self.stored[span.entries.clone()])?
+                    let entries = decode::<Entries>(&self.stored[self.spans[at].entries.clone()])?;
+                    self.spans[at].read = true;
+                    entries
                 }
                 None => Entries::default(),
             };
