@@ -174,6 +174,44 @@ fn a_computing_guest_leaves_the_threads_other_tasks_running() {
     assert!(ticks >= 10, "the task beside the guest ran {ticks} times");
 }
 
+/// Scorer calls compute at most one per core at once, and a call waiting
+/// for its turn has no deadline running yet: with one call more than there
+/// are cores, all spinning until stopped, the last one starts only when a
+/// first one's deadline has stopped it, and then gets its whole deadline.
+/// (Without the bound every call would start at once and all would be
+/// stopped about one deadline in.)
+#[test]
+fn scorer_calls_compute_one_per_core_and_wait_outside_their_deadline() {
+    const DEADLINE_MS: u64 = 400;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let ends = crate::support::within(PATIENCE, move || {
+        one_thread().block_on(async {
+            let pre = probe_scorer();
+            let started = Instant::now();
+            let calls = (0..=cores).map(|_| {
+                let pre = pre.clone();
+                async move {
+                    let result = spin(&pre, DEADLINE_MS).await;
+                    (result, started.elapsed())
+                }
+            });
+            futures_util::future::join_all(calls).await
+        })
+    });
+    for (result, _) in &ends {
+        let error = result.as_ref().expect_err("a spinning call is stopped");
+        assert!(matches!(error, RuntimeError::Deadline { .. }), "{error}");
+    }
+    let last = ends.iter().map(|(_, end)| *end).max().expect("calls");
+    // The last call waited for a turn (at least one deadline), then ran its
+    // own: two deadlines at least, whatever the machine's speed.
+    assert!(
+        last >= Duration::from_millis(2 * DEADLINE_MS - 50),
+        "{} calls on {cores} cores all ended within {last:?}: they computed at once",
+        cores + 1
+    );
+}
+
 /// A call stopped from outside before its deadline (its future dropped: a
 /// run's lease lost, a shutdown, a client gone) is counted, as
 /// `cancelled`, like every call that ends: /metrics shows it.
