@@ -357,7 +357,7 @@ fn encode_row(out: &mut Vec<u8>, row: &Row) {
 }
 
 /// An unsigned LEB128 varint, as postcard writes integers and lengths.
-fn varint(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;

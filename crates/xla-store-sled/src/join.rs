@@ -436,18 +436,16 @@ impl Pending<'_> {
 
     /// A ticket number's state, read with its bucket the first time.
     fn state(&mut self, number: &str) -> Result<&mut Entries, StoreError> {
-        let key = keys::join_bucket(self.tenant, number);
-        if !self.buckets.contains_key(&key) {
-            let bucket = match self.db.get(&key).or_store()? {
-                Some(bytes) => Bucket::decode(super::block::unframe(&bytes)?.into_owned())?,
-                None => Bucket::default(),
-            };
-            self.buckets.insert(key.clone(), bucket);
-        }
-        let bucket = self
-            .buckets
-            .get_mut(&key)
-            .ok_or_else(|| StoreError::corrupt("a join bucket vanished"))?;
+        let bucket = match self.buckets.entry(keys::join_bucket(self.tenant, number)) {
+            std::collections::btree_map::Entry::Occupied(bucket) => bucket.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let bucket = match self.db.get(slot.key()).or_store()? {
+                    Some(bytes) => Bucket::decode(super::block::unframe(&bytes)?.into_owned())?,
+                    None => Bucket::default(),
+                };
+                slot.insert(bucket)
+            }
+        };
         bucket.state(number)
     }
 }

@@ -13,6 +13,7 @@
 
 use super::{Entries, SkipEntries, decode};
 use crate::StoreError;
+use crate::block::varint;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -137,7 +138,7 @@ impl Bucket {
             return Ok(None);
         }
         let mut out = Vec::with_capacity(self.stored.len() + 64 * self.read.len());
-        varint(&mut out, count);
+        varint(&mut out, count as u64);
         loop {
             let next = match (stored.peek().copied(), read.peek().copied()) {
                 (Some(span), Some((number, state))) => {
@@ -161,12 +162,12 @@ impl Bucket {
             };
             match next {
                 Next::Stored(span) => {
-                    varint(&mut out, span.name.len());
+                    varint(&mut out, span.name.len() as u64);
                     out.extend_from_slice(&self.stored[span.name.clone()]);
                     out.extend_from_slice(&self.stored[span.entries.clone()]);
                 }
                 Next::Read(number, state) => {
-                    varint(&mut out, number.len());
+                    varint(&mut out, number.len() as u64);
                     out.extend_from_slice(number.as_bytes());
                     out = postcard::to_extend(state, out)
                         .map_err(|e| StoreError::Corrupt(format!("encoding the ticket join: {e}")))?;
@@ -180,14 +181,4 @@ impl Bucket {
 /// A postcard length (an unsigned LEB128 varint) and the bytes after it.
 fn take_len(bytes: &[u8]) -> Option<(usize, &[u8])> {
     postcard::take_from_bytes::<usize>(bytes).ok()
-}
-
-/// An unsigned LEB128 varint, as postcard writes lengths.
-fn varint(out: &mut Vec<u8>, n: usize) {
-    let mut n = n as u64;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
