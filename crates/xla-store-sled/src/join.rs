@@ -439,15 +439,34 @@ impl Pending<'_> {
         let bucket = match self.buckets.entry(keys::join_bucket(self.tenant, number)) {
             std::collections::btree_map::Entry::Occupied(bucket) => bucket.into_mut(),
             std::collections::btree_map::Entry::Vacant(slot) => {
-                let bucket = match self.db.get(slot.key()).or_store()? {
-                    Some(bytes) => Bucket::decode(super::block::unframe(&bytes)?.into_owned())?,
-                    None => Bucket::default(),
-                };
+                let bucket = read_bucket(self.db, slot.key())?;
                 slot.insert(bucket)
             }
         };
         bucket.state(number)
     }
+}
+
+/// A `Y` bucket as stored: its own value and its deltas (see [`bucket`]).
+fn read_bucket(db: &sled::Db, key: &[u8]) -> Result<Bucket, StoreError> {
+    let base = match db.get(key).or_store()? {
+        Some(bytes) => Some(super::block::unframe(&bytes)?.into_owned()),
+        None => None,
+    };
+    let prefix = bucket::delta_prefix(key);
+    let mut deltas = Vec::new();
+    for entry in db.scan_prefix(&prefix) {
+        let (key, bytes) = entry.or_store()?;
+        // Deltas 0, 1, 2...: the next one a commit writes is numbered by
+        // how many there are, so a gap would have it overwrite one.
+        if key.len() != prefix.len() + 1 || key.last() != Some(&(deltas.len() as u8)) {
+            return Err(StoreError::corrupt(
+                "a ticket join bucket's deltas are not numbered in order",
+            ));
+        }
+        deltas.push((key.to_vec(), super::block::unframe(&bytes)?.into_owned()));
+    }
+    Bucket::load(base, deltas)
 }
 
 /// The state of one ticket number: its entries by (kind, fingerprint),
@@ -718,9 +737,11 @@ pub(crate) fn settle(
         }
     }
     for (key, bucket) in buckets {
-        match bucket.encode()? {
-            Some(raw) => ops.insert(key, super::block::frame(raw)),
-            None => ops.remove(key),
+        for (key, value) in bucket.writes(&key)? {
+            match value {
+                Some(raw) => ops.insert(key, super::block::frame(raw)),
+                None => ops.remove(key),
+            }
         }
     }
     for (key, mut set) in sets {
@@ -1453,6 +1474,147 @@ mod tests {
         let keys: std::collections::HashSet<(u8, u128)> = [(OPENING, 99u128)].into();
         emptied.state("INC1").expect("reads").take(&keys);
         assert_eq!(emptied.encode().expect("encodes"), None, "an empty bucket is removed");
+    }
+
+    /// A stand-in for sled's keys of one bucket: what `read_bucket` reads.
+    fn load_bucket(kv: &BTreeMap<Vec<u8>, Vec<u8>>, key: &[u8]) -> bucket::Bucket {
+        let prefix = bucket::delta_prefix(key);
+        let deltas = kv
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        bucket::Bucket::load(kv.get(key).cloned(), deltas).expect("loads")
+    }
+
+    /// Commits that change, add and empty numbers of one bucket, written as
+    /// deltas and now and then whole: after each, the bucket reads back as
+    /// the map of every number's state (encoded whole, it is that map), and
+    /// it never has more than four deltas.
+    #[test]
+    fn a_bucket_kept_as_deltas_reads_as_the_whole_map() {
+        let shapes = every_shape();
+        let key = keys::join_bucket(1, "INC0012300");
+        let mut kv: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut map: BTreeMap<String, Entries> = BTreeMap::new();
+        let (mut deltas_written, mut wholes_written) = (0, 0);
+        for commit in 0..40usize {
+            let mut bucket = load_bucket(&kv, &key);
+            // A few numbers a commit: in a ServiceNow sync a bucket fills
+            // over several commits, then changes a little at a time.
+            for i in 0..(1 + commit % 5) {
+                let number = format!("INC00123{:02}", (commit * 7 + i * 31) % 60);
+                let state = bucket.state(&number).expect("reads");
+                let expected = map.entry(number.clone()).or_default();
+                if commit % 6 == 5 && i == 0 {
+                    // Emptied: every entry taken out.
+                    let keys: std::collections::HashSet<(u8, u128)> = state.iter().map(|(k, _)| *k).collect();
+                    state.take(&keys);
+                    map.remove(&number);
+                } else {
+                    let entry = shapes[(commit + i) % shapes.len()].clone();
+                    state.extend(vec![entry.clone()]);
+                    expected.extend(vec![entry]);
+                }
+            }
+            // Read and left as it was.
+            bucket.state("INC0012399").expect("reads");
+            for (k, v) in bucket.writes(&key).expect("encodes") {
+                match (k == key, v) {
+                    (true, v) => {
+                        wholes_written += 1;
+                        match v {
+                            Some(v) => kv.insert(k, v),
+                            None => kv.remove(&k),
+                        };
+                    }
+                    (false, Some(v)) => {
+                        deltas_written += 1;
+                        assert!(kv.insert(k, v).is_none(), "commit {commit}: a delta overwrote another");
+                    }
+                    (false, None) => assert!(
+                        kv.remove(&k).is_some(),
+                        "commit {commit}: removed a delta never written"
+                    ),
+                }
+            }
+            map.retain(|_, state| !state.is_empty());
+            let whole = if map.is_empty() {
+                None
+            } else {
+                Some(encode(&map).expect("encodes"))
+            };
+            assert_eq!(
+                load_bucket(&kv, &key).encode().expect("encodes"),
+                whole,
+                "after commit {commit}"
+            );
+            assert!(kv.len() <= 5, "commit {commit}: {} keys", kv.len());
+        }
+        assert!(
+            deltas_written > 20 && wholes_written > 4,
+            "{deltas_written} deltas, {wholes_written} wholes"
+        );
+    }
+
+    /// A delta written over a bucket stored before deltas existed: the
+    /// bucket's own value is read as it was, the delta's numbers over it.
+    #[test]
+    fn a_delta_reads_over_a_bucket_of_an_earlier_build() {
+        let shapes = every_shape();
+        let mut map: BTreeMap<String, Entries> = BTreeMap::new();
+        for i in 0..50 {
+            let mut state = Entries::default();
+            state.extend(vec![shapes[i % shapes.len()].clone()]);
+            map.insert(format!("INC00123{i:02}"), state);
+        }
+        let key = keys::join_bucket(1, "INC0012300");
+        let mut kv = BTreeMap::from([(key.clone(), encode(&map).expect("encodes"))]);
+        let mut bucket = load_bucket(&kv, &key);
+        bucket
+            .state("INC0012307")
+            .expect("reads")
+            .extend(vec![shapes[0].clone()]);
+        map.get_mut("INC0012307")
+            .expect("stored")
+            .extend(vec![shapes[0].clone()]);
+        let writes = bucket.writes(&key).expect("encodes");
+        assert_eq!(writes.len(), 1);
+        assert_ne!(writes[0].0, key, "a delta, not the bucket whole");
+        for (k, v) in writes {
+            kv.insert(k, v.expect("a value"));
+        }
+        assert_eq!(
+            load_bucket(&kv, &key).encode().expect("encodes"),
+            Some(encode(&map).expect("encodes"))
+        );
+    }
+
+    /// Deltas not numbered 0, 1, 2... (a next one would overwrite one) or
+    /// more of them than a commit leaves are refused as damage.
+    #[test]
+    fn damaged_deltas_are_refused() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = sled::open(dir.path()).expect("sled opens");
+        let key = keys::join_bucket(1, "INC0012300");
+        let mut state = Entries::default();
+        state.extend(vec![every_shape()[0].clone()]);
+        let layer = encode(&BTreeMap::from([("INC0012301".to_string(), state)])).expect("encodes");
+        db.insert(&key, layer.clone()).expect("inserts");
+        let delta = |n: u8| {
+            let mut k = bucket::delta_prefix(&key);
+            k.push(n);
+            k
+        };
+        db.insert(delta(0), layer.clone()).expect("inserts");
+        assert!(read_bucket(&db, &key).is_ok());
+        db.insert(delta(2), layer.clone()).expect("inserts");
+        assert!(read_bucket(&db, &key).is_err(), "a gap");
+        db.insert(delta(1), layer.clone()).expect("inserts");
+        db.insert(delta(3), layer.clone()).expect("inserts");
+        assert!(read_bucket(&db, &key).is_ok());
+        db.insert(delta(4), layer).expect("inserts");
+        assert!(read_bucket(&db, &key).is_err(), "five deltas");
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), Store
     //
     // Format 6 keeps the ticket join (`join`), built from the rows once the
     // store is open; the marker stays until that is done.
+    //
+    // Format 7 may keep deltas beside a join bucket (`join::bucket`); a
+    // format-6 bucket reads as a bucket without deltas, so only the version
+    // changes: a build of format 6 refuses the store rather than read a
+    // bucket without its deltas.
     let mut batch = sled::Batch::default();
     if found < 6 {
         batch.insert(keys::JOIN_REBUILD, &[1]);

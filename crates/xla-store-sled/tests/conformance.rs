@@ -175,6 +175,21 @@ fn a_format_4_store_is_upgraded_in_place() {
 /// they do from raw rows, and the join then follows new writes.
 #[test]
 fn a_format_5_store_builds_its_ticket_join_on_open() {
+    upgraded_store_joins_tickets(5);
+}
+
+/// A format-6 store (join buckets never with deltas) opens as format 7
+/// with its join as it was, and the commits after write deltas over its
+/// buckets that read back with them.
+#[test]
+fn a_format_6_store_keeps_its_ticket_join_and_writes_deltas_over_it() {
+    upgraded_store_joins_tickets(6);
+}
+
+/// Tickets and answers stored, the store made to look like one of
+/// `format`, opened again: the joined groups equal the join from raw rows,
+/// before and after a later answer.
+fn upgraded_store_joins_tickets(format: u32) {
     use xla_store::GroupThrough;
     use xla_types::{Layer, Observation};
     const DAY: i64 = 86_400_000;
@@ -210,6 +225,13 @@ fn a_format_5_store_builds_its_ticket_join_on_open() {
         filter: None,
         from_rows,
     };
+    let answers = || {
+        vec![
+            answer("a1", "INC1", 9.0),
+            answer("a2", "INC1", 3.0),
+            answer("a3", "INC404", 10.0),
+        ]
+    };
     let summary = |g: &xla_store::GroupedThrough| -> (Vec<(String, u64, f64)>, u64) {
         let groups = g.groups.iter().map(|(k, r)| (k.clone(), r.count, r.sum)).collect();
         (groups, g.unmatched.count)
@@ -218,27 +240,42 @@ fn a_format_5_store_builds_its_ticket_join_on_open() {
         let store = SledStore::open(&path).expect("open");
         let mut tickets = ticket("INC1", "Network").to_vec();
         tickets.extend(ticket("INC2", "Desk"));
+        // More of their bucket: a commit changing one number writes a
+        // delta, not the bucket whole.
+        for n in 3..10 {
+            tickets.extend(ticket(&format!("INC{n}"), "Desk"));
+        }
         store.commit(batch("sn", tickets)).await.expect("tickets");
-        let answers = vec![
-            answer("a1", "INC1", 9.0),
-            answer("a2", "INC1", 3.0),
-            answer("a3", "INC404", 10.0),
-        ];
-        store.commit(batch("hs", answers)).await.expect("answers");
+        // Format 6: the answers after the upgrade, over a bucket written whole.
+        if format < 6 {
+            store.commit(batch("hs", answers())).await.expect("answers");
+        }
     });
     {
-        // What a format-5 store holds: no join state at all.
         let db = raw_sled(&path);
-        for prefix in [b"Y", b"Z", b"S"] {
-            for entry in db.scan_prefix(prefix) {
-                db.remove(entry.expect("entry").0).expect("remove");
+        if format < 6 {
+            // What a format-5 store holds: no join state at all.
+            for prefix in [b"Y", b"Z", b"S"] {
+                for entry in db.scan_prefix(prefix) {
+                    db.remove(entry.expect("entry").0).expect("remove");
+                }
             }
+        } else {
+            // One commit each: every bucket whole, as format 6 kept them.
+            let deltas = db
+                .scan_prefix(b"Y")
+                .filter(|e| e.as_ref().expect("entry").0.contains(&0xFF))
+                .count();
+            assert_eq!(deltas, 0);
         }
-        db.insert(b"Mformat", &5u32.to_be_bytes()).expect("insert");
+        db.insert(b"Mformat", &format.to_be_bytes()).expect("insert");
         db.flush().expect("flush");
     }
     xla_store::conformance::block_on(async {
         let store = SledStore::open(&path).expect("upgraded");
+        if format == 6 {
+            store.commit(batch("hs", answers())).await.expect("answers");
+        }
         let joined = store.grouped_through(&query(false)).await.expect("joined");
         let raw = store.grouped_through(&query(true)).await.expect("raw");
         assert_eq!(summary(&joined), (vec![("Network".into(), 2, 12.0)], 1));
@@ -253,7 +290,20 @@ fn a_format_5_store_builds_its_ticket_join_on_open() {
             summary(&joined),
             (vec![("Desk".into(), 1, 8.0), ("Network".into(), 2, 12.0)], 1)
         );
+        let raw = store.grouped_through(&query(true)).await.expect("raw");
+        assert_eq!(summary(&joined), summary(&raw));
     });
+    if format == 6 {
+        let db = raw_sled(&path);
+        let deltas = db
+            .scan_prefix(b"Y")
+            .filter(|e| e.as_ref().expect("entry").0.contains(&0xFF))
+            .count();
+        assert_eq!(
+            deltas, 2,
+            "two commits over the bucket of INC1 and INC2, written as deltas"
+        );
+    }
     let db = raw_sled(&path);
     assert!(db.get(b"Mjoin-rebuild").expect("get").is_none(), "the rebuild finished");
     let format = db.get(b"Mformat").expect("get").expect("format");
