@@ -295,8 +295,9 @@ struct Pending<'a> {
     tenant: u32,
     /// `Z` blocks read or written, by block id.
     blocks: HashMap<u64, ZBlock>,
-    /// `Y` buckets read, by key: each number's state.
-    buckets: BTreeMap<Vec<u8>, Bucket>,
+    /// `Y` buckets read, by key: each number's state. Hashed: a commit
+    /// looks one up for every number it touches.
+    buckets: HashMap<Vec<u8>, Bucket>,
     sets: HashMap<SetKey, Touched>,
 }
 
@@ -437,8 +438,8 @@ impl Pending<'_> {
     /// A ticket number's state, read with its bucket the first time.
     fn state(&mut self, number: &str) -> Result<&mut Entries, StoreError> {
         let bucket = match self.buckets.entry(keys::join_bucket(self.tenant, number)) {
-            std::collections::btree_map::Entry::Occupied(bucket) => bucket.into_mut(),
-            std::collections::btree_map::Entry::Vacant(slot) => {
+            std::collections::hash_map::Entry::Occupied(bucket) => bucket.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
                 let bucket = read_bucket(self.db, slot.key())?;
                 slot.insert(bucket)
             }
@@ -453,20 +454,12 @@ fn read_bucket(db: &sled::Db, key: &[u8]) -> Result<Bucket, StoreError> {
         Some(bytes) => Some(super::block::unframe(&bytes)?.into_owned()),
         None => None,
     };
-    let prefix = bucket::delta_prefix(key);
     let mut deltas = Vec::new();
-    for entry in db.scan_prefix(&prefix) {
+    for entry in db.scan_prefix(bucket::delta_prefix(key)) {
         let (key, bytes) = entry.or_store()?;
-        // Deltas 0, 1, 2...: the next one a commit writes is numbered by
-        // how many there are, so a gap would have it overwrite one.
-        if key.len() != prefix.len() + 1 || key.last() != Some(&(deltas.len() as u8)) {
-            return Err(StoreError::corrupt(
-                "a ticket join bucket's deltas are not numbered in order",
-            ));
-        }
         deltas.push((key.to_vec(), super::block::unframe(&bytes)?.into_owned()));
     }
-    Bucket::load(base, deltas)
+    Bucket::load(key, base, deltas)
 }
 
 /// The state of one ticket number: its entries by (kind, fingerprint),
@@ -690,7 +683,7 @@ pub(crate) fn settle(
         roles,
         tenant,
         blocks: HashMap::default(),
-        buckets: BTreeMap::new(),
+        buckets: HashMap::default(),
         sets: HashMap::default(),
     };
     // Per ticket number: the entries leaving it, and the rows joining it.
@@ -1484,7 +1477,7 @@ mod tests {
             .take_while(|(k, _)| k.starts_with(&prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        bucket::Bucket::load(kv.get(key).cloned(), deltas).expect("loads")
+        bucket::Bucket::load(key, kv.get(key).cloned(), deltas).expect("loads")
     }
 
     /// Commits that change, add and empty numbers of one bucket, written as
@@ -1497,8 +1490,9 @@ mod tests {
         let key = keys::join_bucket(1, "INC0012300");
         let mut kv: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut map: BTreeMap<String, Entries> = BTreeMap::new();
-        let (mut deltas_written, mut wholes_written) = (0, 0);
+        let (mut deltas_written, mut wholes_at_four, mut wholes_by_bytes) = (0, 0, 0);
         for commit in 0..40usize {
+            let deltas_before = kv.len().saturating_sub(1);
             let mut bucket = load_bucket(&kv, &key);
             // A few numbers a commit: in a ServiceNow sync a bucket fills
             // over several commits, then changes a little at a time.
@@ -1522,7 +1516,11 @@ mod tests {
             for (k, v) in bucket.writes(&key).expect("encodes") {
                 match (k == key, v) {
                     (true, v) => {
-                        wholes_written += 1;
+                        match deltas_before {
+                            4 => wholes_at_four += 1,
+                            1.. => wholes_by_bytes += 1,
+                            0 => {}
+                        }
                         match v {
                             Some(v) => kv.insert(k, v),
                             None => kv.remove(&k),
@@ -1552,9 +1550,22 @@ mod tests {
             assert!(kv.len() <= 5, "commit {commit}: {} keys", kv.len());
         }
         assert!(
-            deltas_written > 20 && wholes_written > 4,
-            "{deltas_written} deltas, {wholes_written} wholes"
+            deltas_written > 20 && wholes_at_four > 0 && wholes_by_bytes > 0,
+            "{deltas_written} deltas, written whole {wholes_at_four} times after four, {wholes_by_bytes} for their bytes"
         );
+        // Every number emptied: the bucket and its deltas go.
+        assert!(kv.len() > 1, "deltas are there to remove");
+        let mut bucket = load_bucket(&kv, &key);
+        for number in map.keys() {
+            let state = bucket.state(number).expect("reads");
+            let keys: std::collections::HashSet<(u8, u128)> = state.iter().map(|(k, _)| *k).collect();
+            state.take(&keys);
+        }
+        for (k, v) in bucket.writes(&key).expect("encodes") {
+            assert_eq!(v, None, "only removals");
+            kv.remove(&k);
+        }
+        assert!(kv.is_empty(), "{} keys left", kv.len());
     }
 
     /// A delta written over a bucket stored before deltas existed: the
@@ -1613,8 +1624,19 @@ mod tests {
         db.insert(delta(1), layer.clone()).expect("inserts");
         db.insert(delta(3), layer.clone()).expect("inserts");
         assert!(read_bucket(&db, &key).is_ok());
-        db.insert(delta(4), layer).expect("inserts");
+        db.insert(delta(4), layer.clone()).expect("inserts");
         assert!(read_bucket(&db, &key).is_err(), "five deltas");
+        // Another bucket: a delta without the bucket, then a key too long.
+        let other = keys::join_bucket(1, "INC0012400");
+        let mut orphan = bucket::delta_prefix(&other);
+        orphan.push(0);
+        db.insert(&orphan, layer.clone()).expect("inserts");
+        assert!(read_bucket(&db, &other).is_err(), "a delta without its bucket");
+        db.insert(&other, layer.clone()).expect("inserts");
+        assert!(read_bucket(&db, &other).is_ok());
+        orphan.push(0);
+        db.insert(&orphan, layer).expect("inserts");
+        assert!(read_bucket(&db, &other).is_err(), "a key longer than a delta's");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! K <block>                       -> meta   a block's key and its rows present and live (see `index`)
 //! J <entry>                       -> journal a commit's index changes not yet in the table (see `index`)
 //! Y <tenant><number less 2 bytes> -> bucket the ticket join's state of ~100 ticket numbers (see `join`)
+//! Y <tenant><number less 2 bytes> FF <n> -> delta the numbers a later commit changed in that bucket (see `join::bucket`)
 //! Z <tenant><metric><day><block>  -> slots  the join rows of a block: ticket number, time, where each counts
 //! S <tenant><metric><day><dim key> -> set   joined rollup cells: values by their ticket's dimensions
 //! ```

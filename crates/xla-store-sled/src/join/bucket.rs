@@ -87,32 +87,46 @@ impl Bucket {
     /// [`StoreError::Corrupt`] when the bytes are not a bucket.
     #[cfg(test)]
     pub fn decode(stored: Vec<u8>) -> Result<Bucket, StoreError> {
-        Bucket::load(Some(stored), Vec::new())
+        Bucket::load(&[], Some(stored), Vec::new())
     }
 
-    /// Reads a stored bucket's layout from its own value (unframed) and its
-    /// deltas' keys and values (unframed, in key order): where each number
-    /// and its entries lie, the newest layer holding a number winning.
+    /// Reads the layout of the bucket under `key` from its own value
+    /// (unframed) and its deltas' keys and values (unframed, in key order):
+    /// where each number and its entries lie, the newest layer holding a
+    /// number winning.
     ///
     /// # Errors
-    /// [`StoreError::Corrupt`] when a layer is not a bucket or a delta's key
-    /// is not the bucket's.
-    pub fn load(base: Option<Vec<u8>>, deltas: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Bucket, StoreError> {
+    /// [`StoreError::Corrupt`] when a layer is not a bucket, when the deltas
+    /// are not the bucket's 0, 1, 2... (the next one a commit writes is
+    /// numbered by how many there are, so a gap would have it overwrite
+    /// one), more than a commit leaves, or there without the bucket (a
+    /// commit writes a bucket whole first).
+    pub fn load(key: &[u8], base: Option<Vec<u8>>, deltas: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Bucket, StoreError> {
+        if deltas.len() > MAX_DELTAS {
+            return Err(corrupt("more deltas than a commit writes"));
+        }
         let mut stored = base.unwrap_or_default();
         let base = stored.len();
+        if base == 0 && !deltas.is_empty() {
+            return Err(corrupt("deltas without their bucket"));
+        }
         let mut layers = Vec::with_capacity(1 + deltas.len());
         if base > 0 {
             layers.push(layer(&stored, 0..base)?);
         }
+        let prefix = delta_prefix(key);
         let mut keys = Vec::with_capacity(deltas.len());
-        for (key, bytes) in deltas {
+        for (i, (delta_key, bytes)) in deltas.into_iter().enumerate() {
+            if delta_key.len() != prefix.len() + 1
+                || !delta_key.starts_with(&prefix)
+                || delta_key.last() != Some(&(i as u8))
+            {
+                return Err(corrupt("its deltas are not numbered 0, 1, 2..."));
+            }
             let start = stored.len();
             stored.extend_from_slice(&bytes);
             layers.push(layer(&stored, start..stored.len())?);
-            keys.push(key);
-        }
-        if keys.len() > MAX_DELTAS {
-            return Err(corrupt("more deltas than a commit writes"));
+            keys.push(delta_key);
         }
         let spans = match layers.len() {
             0 => Vec::new(),
@@ -134,27 +148,20 @@ impl Bucket {
     /// # Errors
     /// [`StoreError::Corrupt`] when its stored entries do not decode.
     pub fn state(&mut self, number: &str) -> Result<&mut Entries, StoreError> {
-        if !self.read.contains_key(number) {
-            let entries = match self.find(number) {
-                Some(at) => {
-                    let entries = decode::<Entries>(&self.stored[self.spans[at].entries.clone()])?;
-                    self.spans[at].read = true;
-                    entries
-                }
-                None => Entries::default(),
-            };
-            self.read.insert(number.to_string(), entries);
+        match self.read.entry(number.to_string()) {
+            std::collections::btree_map::Entry::Occupied(read) => Ok(read.into_mut()),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let entries = match find(&self.stored, &self.spans, number) {
+                    Some(at) => {
+                        let entries = decode::<Entries>(&self.stored[self.spans[at].entries.clone()])?;
+                        self.spans[at].read = true;
+                        entries
+                    }
+                    None => Entries::default(),
+                };
+                Ok(slot.insert(entries))
+            }
         }
-        self.read
-            .get_mut(number)
-            .ok_or_else(|| StoreError::corrupt("a ticket number's state vanished"))
-    }
-
-    /// The index in `spans` of a stored number.
-    fn find(&self, number: &str) -> Option<usize> {
-        self.spans
-            .binary_search_by(|span| self.stored[span.name.clone()].cmp(number.as_bytes()))
-            .ok()
     }
 
     /// What a commit writes for the bucket under `key`: a delta of the
@@ -165,10 +172,10 @@ impl Bucket {
     /// # Errors
     /// [`StoreError::Corrupt`] if a state does not encode.
     pub fn writes(&self, key: &[u8]) -> Result<Vec<Write>, StoreError> {
+        let Some(delta) = self.encode_delta()? else {
+            return Ok(Vec::new());
+        };
         if self.base > 0 && self.deltas.len() < MAX_DELTAS {
-            let Some(delta) = self.encode_delta()? else {
-                return Ok(Vec::new());
-            };
             let held = self.stored.len() - self.base + delta.len();
             if held <= DELTA_RATIO * self.base {
                 let mut delta_key = delta_prefix(key);
@@ -189,7 +196,7 @@ impl Bucket {
         let changed: Vec<(&String, &Entries)> = self
             .read
             .iter()
-            .filter(|(number, state)| !state.is_empty() || self.find(number).is_some())
+            .filter(|(number, state)| !state.is_empty() || find(&self.stored, &self.spans, number).is_some())
             .collect();
         if changed.is_empty() {
             return Ok(None);
@@ -254,6 +261,13 @@ impl Bucket {
         }
         Ok(Some(out))
     }
+}
+
+/// The index in `spans` of a stored number.
+fn find(stored: &[u8], spans: &[Span], number: &str) -> Option<usize> {
+    spans
+        .binary_search_by(|span| stored[span.name.clone()].cmp(number.as_bytes()))
+        .ok()
 }
 
 /// Appends a number and its state as a map entry.
