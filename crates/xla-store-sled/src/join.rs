@@ -34,6 +34,7 @@
 
 mod bucket;
 
+use super::block::RecordId;
 use super::dict::Dictionary;
 use super::keys::{self, SetKey};
 use super::ops::Ops;
@@ -42,6 +43,7 @@ use super::{OrStore, StoreError};
 use bucket::Bucket;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use xla_store::{AnswerFacts, Rollup, TicketCandidate, TicketFacts, Unjoined, UnmatchedAnswer, is_rating};
@@ -234,9 +236,38 @@ struct Joined {
     /// The row's time, unix ms (its retired row keeps only its day).
     at: i64,
     /// An answer's record id, for the unmatched examples.
-    id: Option<String>,
+    id: SlotId,
     /// An answer's value and where it counts.
     counted: Option<(f64, Counted)>,
+}
+
+/// An answer's record id in its `Z` slot, kept as a block keeps it
+/// ([`RecordId`]): lowercase hexadecimal as bytes, so a ServiceNow sys_id
+/// takes 16 bytes, not the 32 of its text, which LZ4 does not shrink. The
+/// variants' order keeps a format-7 slot readable: its `Option<String>`
+/// encodes as `None` or `Text`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum SlotId {
+    None,
+    Text(String),
+    Hex(SmallVec<[u8; 16]>),
+}
+
+impl SlotId {
+    fn of(id: &str) -> SlotId {
+        match RecordId::new(id) {
+            RecordId::Hex(bytes) => SlotId::Hex(bytes),
+            RecordId::Text(text) => SlotId::Text(text),
+        }
+    }
+
+    fn into_text(self) -> Option<String> {
+        match self {
+            SlotId::None => None,
+            SlotId::Text(text) => Some(text),
+            SlotId::Hex(bytes) => Some(RecordId::Hex(bytes).to_text()),
+        }
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -423,13 +454,13 @@ impl Pending<'_> {
     ) -> Result<(), StoreError> {
         let slot = self.slot(loc, metric, day)?;
         let id = match slot.take() {
-            Some(Joined { id: Some(id), .. }) if answer.id.is_empty() => id,
-            _ => answer.id.clone(),
+            Some(Joined { id, .. }) if answer.id.is_empty() && id != SlotId::None => id,
+            _ => SlotId::of(&answer.id),
         };
         *slot = Some(Joined {
             number: number.map(str::to_string),
             at: answer.at,
-            id: Some(id),
+            id,
             counted: Some((answer.value, counted.clone())),
         });
         Ok(())
@@ -812,7 +843,7 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
             *pending.slot(added.loc, added.metric, added.day)? = Some(Joined {
                 number: Some(number.to_string()),
                 at: added.at,
-                id: None,
+                id: SlotId::None,
                 counted: None,
             });
         }
@@ -972,7 +1003,7 @@ pub(crate) fn retired_slots(
             slot.map(|joined| KeptOfRow {
                 number: joined.number,
                 at: Some(joined.at),
-                id: joined.id,
+                id: joined.id.into_text(),
             })
         })
         .collect())
@@ -1169,7 +1200,7 @@ fn unmatched_examples(
                 continue;
             };
             examples.push(UnmatchedAnswer {
-                id: joined.id.unwrap_or_default(),
+                id: joined.id.into_text().unwrap_or_default(),
                 ticket: joined.number,
                 at: joined.at,
                 reason: unjoined_reason(code)?,
@@ -1681,7 +1712,7 @@ mod tests {
                 (i % 3 != 0).then(|| Joined {
                     number: Some(format!("INC{:07}", 12_300 + i / 2)),
                     at: 1_790_812_800_000 + i64::from(i) * 60_000,
-                    id: Some(format!("{:032x}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))),
+                    id: SlotId::of(&format!("{:032x}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))),
                     counted: Some((f64::from(i % 11), Counted::Ticket(i as u128, vec![(3, 4), (5, 6)]))),
                 })
             })
@@ -1702,11 +1733,68 @@ mod tests {
             Some(Joined {
                 number: None,
                 at: 0,
-                id: None,
+                id: SlotId::None,
                 counted: None,
             }),
         ];
         let back: Vec<Option<Joined>> = decode_framed(&encode_framed(&small).expect("encodes")).expect("decodes");
         assert_eq!(back, small, "a small value stays bare");
+    }
+
+    /// A record id in a `Z` slot: hexadecimal as its bytes, anything else
+    /// as text, each read back as given.
+    #[test]
+    fn slot_ids_keep_the_record_id_as_given() {
+        let sys_id = "46d44a0fa9fe198101b1d2f8ee3e2b3c";
+        assert!(matches!(SlotId::of(sys_id), SlotId::Hex(ref bytes) if bytes.len() == 16));
+        for id in [sys_id, "", "a3", "46D44A0F", "abc", "HS-2026-000117", "ü"] {
+            assert_eq!(SlotId::of(id).into_text().as_deref(), Some(id));
+        }
+        assert_eq!(SlotId::None.into_text(), None);
+        let slot = |id| Joined {
+            number: Some("INC0012345".into()),
+            at: 1_790_812_800_000,
+            id,
+            counted: Some((8.0, Counted::Unjoined(1))),
+        };
+        let text = encode(&slot(SlotId::Text(sys_id.into()))).expect("encodes");
+        let hex = encode(&slot(SlotId::of(sys_id))).expect("encodes");
+        assert_eq!(text.len() - hex.len(), 16, "a sys_id takes 16 bytes, not 32");
+    }
+
+    /// A format-7 slot kept its record id as `Option<String>`: it reads as
+    /// `SlotId::None` or `SlotId::Text`, so no `Z` block is rewritten on
+    /// the upgrade to format 8.
+    #[test]
+    fn a_format_7_slot_reads_as_it_was() {
+        #[derive(Serialize)]
+        struct Format7 {
+            number: Option<String>,
+            at: i64,
+            id: Option<String>,
+            counted: Option<(f64, Counted)>,
+        }
+        let old = |id: Option<&str>| Format7 {
+            number: Some("INC0012345".into()),
+            at: -7,
+            id: id.map(str::to_string),
+            counted: Some((3.0, Counted::Ticket(9, vec![(1, 2)]))),
+        };
+        let stored = encode_framed(&vec![
+            Some(old(Some("46d44a0fa9fe198101b1d2f8ee3e2b3c"))),
+            None,
+            Some(old(None)),
+        ])
+        .expect("encodes");
+        let slots: Vec<Option<Joined>> = decode_framed(&stored).expect("decodes");
+        let ids: Vec<Option<SlotId>> = slots.into_iter().map(|s| s.map(|j| j.id)).collect();
+        assert_eq!(
+            ids,
+            [
+                Some(SlotId::Text("46d44a0fa9fe198101b1d2f8ee3e2b3c".into())),
+                None,
+                Some(SlotId::None)
+            ]
+        );
     }
 }

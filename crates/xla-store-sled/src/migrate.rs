@@ -33,6 +33,11 @@ pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), Store
     // format-6 bucket reads as a bucket without deltas, so only the version
     // changes: a build of format 6 refuses the store rather than read a
     // bucket without its deltas.
+    //
+    // Format 8 may keep an answer's record id in its `Z` slot as bytes
+    // (`join::SlotId`); a format-7 slot's text id reads as it is, so only
+    // the version changes: a build of format 7 refuses the store rather
+    // than fail on a slot it cannot decode.
     let mut batch = sled::Batch::default();
     if found < 6 {
         batch.insert(keys::JOIN_REBUILD, &[1]);

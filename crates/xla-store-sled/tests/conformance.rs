@@ -178,9 +178,9 @@ fn a_format_5_store_builds_its_ticket_join_on_open() {
     upgraded_store_joins_tickets(5);
 }
 
-/// A format-6 store (join buckets never with deltas) opens as format 7
-/// with its join as it was, and the commits after write deltas over its
-/// buckets that read back with them.
+/// A format-6 store (join buckets never with deltas) opens as the current
+/// format with its join as it was, and the commits after write deltas over
+/// its buckets that read back with them.
 #[test]
 fn a_format_6_store_keeps_its_ticket_join_and_writes_deltas_over_it() {
     upgraded_store_joins_tickets(6);

@@ -1183,7 +1183,14 @@ pub fn values_group_through_their_tickets<B: Backend>(backend: &B) {
             obs("a1", "lost_time_minutes", 60.0, DAY, &[("ticket", "INC1")]),
             obs("a2", "lost_time_minutes", 30.0, DAY, &[("ticket", "INC1")]),
             obs("a3", "lost_time_minutes", 5.0, DAY, &[("ticket", "INC2")]),
-            obs("a4", "lost_time_minutes", 99.0, DAY, &[("ticket", "INC404")]),
+            // A record id in hexadecimal, as a ServiceNow sys_id.
+            obs(
+                "46d44a0fa9fe198101b1d2f8ee3e2b3c",
+                "lost_time_minutes",
+                99.0,
+                DAY,
+                &[("ticket", "INC404")],
+            ),
         ];
         commit(store, &answers, None).await;
         let grouped = store
@@ -1213,6 +1220,7 @@ pub fn values_group_through_their_tickets<B: Backend>(backend: &B) {
         );
         assert_eq!(grouped.unmatched.count, 1, "and counted");
         assert_eq!(grouped.unmatched.examples[0].ticket.as_deref(), Some("INC404"));
+        assert_eq!(grouped.unmatched.examples[0].id, "46d44a0fa9fe198101b1d2f8ee3e2b3c");
     });
 }
 
