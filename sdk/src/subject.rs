@@ -104,9 +104,15 @@ impl Subject {
     }
 
     /// The most recent reading of `metric`: the latest time, readings
-    /// without a time counting as oldest; among equals, the last sent.
+    /// without a time counting as oldest; of readings at the same time, the
+    /// lowest value. That is the rule the host's stores apply to a ticket's
+    /// latest rating (`xla_store::is_later_rating`), so a scorer reading rows
+    /// and the store's outcome cells agree, whatever order rows come in.
     pub fn latest(&self, metric: &str) -> Option<Reading> {
-        self.readings(metric).iter().copied().max_by_key(|r| r.at)
+        self.readings(metric)
+            .iter()
+            .copied()
+            .max_by(|a, b| a.at.cmp(&b.at).then(b.value.total_cmp(&a.value)))
     }
 
     /// Sum of the readings of `metric`; `None` when the subject has none.
@@ -178,12 +184,14 @@ mod tests {
     }
 
     #[test]
-    fn latest_prefers_the_latest_time_then_the_last_sent() {
+    fn latest_prefers_the_latest_time_then_the_lowest_value() {
         let subject = Subject::from_row(row(&[
             ("happiness_rating", 3.0),
             ("happiness_rating", 9.0),
             ("happiness_rating", 5.0),
+            ("happiness_rating", 7.0),
             ("happiness_rating.at", 10.0),
+            ("happiness_rating.at", 30.0),
             ("happiness_rating.at", 30.0),
             ("happiness_rating.at", 30.0),
         ]))
@@ -195,10 +203,10 @@ mod tests {
                 at: Some(30)
             })
         );
-        let untimed = Subject::from_row(row(&[("happiness_rating", 3.0), ("happiness_rating", 9.0)])).unwrap();
+        let untimed = Subject::from_row(row(&[("happiness_rating", 9.0), ("happiness_rating", 3.0)])).unwrap();
         assert_eq!(
             untimed.latest("happiness_rating"),
-            Some(Reading { value: 9.0, at: None })
+            Some(Reading { value: 3.0, at: None })
         );
     }
 

@@ -383,8 +383,8 @@ fn place(stored: Vec<JoinRow>) -> Result<(Vec<Placed>, Vec<Judged>), StoreError>
     let mut tickets = Tickets::new(&via, JOIN_KEY, None);
     tickets.open(&opening, JOIN_KEY);
     let mut placed = Vec::with_capacity(values.len());
-    // Per joined ticket (its row in `via`): its outcome and when its rating was given.
-    let mut outcomes: BTreeMap<usize, (TicketOutcome, Option<i64>)> = BTreeMap::new();
+    // Per joined ticket (its row in `via`): its outcome, and the time and value of its latest rating.
+    let mut outcomes: BTreeMap<usize, (TicketOutcome, Option<(i64, f64)>)> = BTreeMap::new();
     for row in &values {
         let number = row.dimension(JOIN_KEY);
         let facts = AnswerFacts {
@@ -409,18 +409,18 @@ fn place(stored: Vec<JoinRow>) -> Result<(Vec<Placed>, Vec<Judged>), StoreError>
                     joined.record_id.clone(),
                     rolled_up_object(&joined.dimensions),
                 ));
-                let (outcome, rated_at) = outcomes.entry(ticket.row).or_insert((
+                let (outcome, latest) = outcomes.entry(ticket.row).or_insert((
                     TicketOutcome {
                         sla_met: None,
                         rating: None,
                     },
                     None,
                 ));
-                // Rows come by time: a later rating replaces an earlier one.
                 if row.metric == OUTCOME_SLA_METRIC {
                     outcome.sla_met = Some(outcome.sla_met.unwrap_or(true) && row.value == 0.0);
-                } else if row.metric == OUTCOME_RATING_METRIC && rated_at.is_none_or(|at| at < row.at) {
-                    *rated_at = Some(row.at);
+                } else if row.metric == OUTCOME_RATING_METRIC && xla_store::is_later_rating(*latest, row.at, row.value)
+                {
+                    *latest = Some((row.at, row.value));
                     outcome.rating = Some(row.value);
                 }
             }

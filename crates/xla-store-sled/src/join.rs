@@ -923,18 +923,19 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
 /// the ones that changed in the outcome cells.
 fn settle_outcomes(pending: &mut Pending<'_>, state: &mut Entries) -> Result<(), StoreError> {
     let roles = pending.roles;
-    // Per ticket: its outcome, and the (time, answer) of its latest rating.
-    let mut found: HashMap<u128, (Outcome, (i64, u128))> = HashMap::default();
-    for ((_, fingerprint), entry) in state.iter() {
+    // Per ticket: its outcome, and the time and value of its latest rating.
+    let mut found: HashMap<u128, (Outcome, Option<(i64, f64)>)> = HashMap::default();
+    for entry in state.values() {
         let Entry::Answer(answer) = entry else { continue };
         let Some(Counted::Ticket(ticket, _)) = &answer.counted else {
             continue;
         };
-        let (outcome, latest) = found.entry(*ticket).or_insert((Outcome::default(), (i64::MIN, 0)));
+        let (outcome, latest) = found.entry(*ticket).or_insert((Outcome::default(), None));
         if answer.metric == roles.outcome_sla {
             outcome.sla_met = Some(outcome.sla_met.unwrap_or(true) && answer.value == 0.0);
-        } else if answer.metric == roles.outcome_rating && (answer.at, *fingerprint) > *latest {
-            *latest = (answer.at, *fingerprint);
+        } else if answer.metric == roles.outcome_rating && xla_store::is_later_rating(*latest, answer.at, answer.value)
+        {
+            *latest = Some((answer.at, answer.value));
             outcome.rating = Some(answer.value);
         }
     }

@@ -21,7 +21,7 @@ use crate::{
 };
 mod join;
 pub use join::{
-    grouping_through_tickets_from_rollups_equals_raw_rows,
+    a_tickets_ratings_in_one_millisecond_count_the_lower, grouping_through_tickets_from_rollups_equals_raw_rows,
     joined_groups_follow_late_tickets_reassignments_and_retractions,
 };
 
@@ -92,6 +92,7 @@ macro_rules! conformance_suite {
             gaps_stay_open_until_a_complete_span_covers_them,
             rollup_queries_equal_raw_queries,
             joined_groups_follow_late_tickets_reassignments_and_retractions,
+            a_tickets_ratings_in_one_millisecond_count_the_lower,
             grouping_through_tickets_from_rollups_equals_raw_rows
         );
     };

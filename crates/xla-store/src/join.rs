@@ -73,6 +73,15 @@ pub const OUTCOME_SLA_METRIC: &str = "sla_breached";
 /// The metric whose latest value is a ticket's rating.
 pub const OUTCOME_RATING_METRIC: &str = "happiness_rating";
 
+/// Whether a rating given at `at` (unix ms) takes the place of `latest`
+/// (the time and value of the ticket's latest rating so far) as the
+/// ticket's rating: one given later does; of two given in the same
+/// millisecond, the lower counts (the worse experience is not hidden), so
+/// the outcome never depends on the order a backend reads rows in.
+pub fn is_later_rating(latest: Option<(i64, f64)>, at: i64, value: f64) -> bool {
+    latest.is_none_or(|(latest_at, latest_value)| at > latest_at || (at == latest_at && value < latest_value))
+}
+
 /// The scorecard's counts over the tickets of one slice (see
 /// [`crate::Store::ticket_outcomes`]).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

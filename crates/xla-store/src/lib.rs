@@ -40,7 +40,7 @@ pub use config::{Backend, StoreConfig};
 pub use error::StoreError;
 pub use join::{
     JOIN_KEY, JOIN_OPENING, JOIN_TYPE_DIMENSION, JOIN_VIA, JOINED_METRICS, OUTCOME_RATING_METRIC, OUTCOME_SLA_METRIC,
-    OutcomesBySlice, TicketCandidate, TicketOutcome, TicketOutcomes, is_joined_metric, pick_ticket,
+    OutcomesBySlice, TicketCandidate, TicketOutcome, TicketOutcomes, is_joined_metric, is_later_rating, pick_ticket,
 };
 pub use lease::{
     DEFAULT_LEASE_TTL, LapsedHolder, Lease, LeaseGrant, LeaseRequest, LeaseState, LocalLeases, Verdict, judge,

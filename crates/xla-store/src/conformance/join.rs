@@ -101,6 +101,62 @@ async fn both_paths(store: &dyn Store, metric: &str) -> Summary {
     joined
 }
 
+/// Two ratings of one ticket given in the same millisecond: the lower is
+/// its rating, whichever arrived first and whatever their record ids, and
+/// a rating given later takes its place.
+pub fn a_tickets_ratings_in_one_millisecond_count_the_lower<B: Backend>(backend: &B) {
+    block_on(async {
+        let (place, store) = fresh(backend).await;
+        let at = 2 * DAY;
+        let mut tickets = Vec::new();
+        for n in 1..=4 {
+            tickets.extend(ticket(
+                &format!("t{n}"),
+                &format!("INC{n}"),
+                "Network",
+                "incident",
+                DAY,
+                5.0,
+            ));
+        }
+        send(&*store, "sn", &tickets, &[], &[]).await;
+        // Each ticket's two answers sent one at a time, the 9 first on two
+        // tickets and the 3 first on the others, ids in either order.
+        for (id, number, value) in [
+            ("a1", "INC1", 9.0),
+            ("a2", "INC1", 3.0),
+            ("a4", "INC2", 3.0),
+            ("a3", "INC2", 9.0),
+            ("b2", "INC3", 9.0),
+            ("b1", "INC3", 3.0),
+            ("b3", "INC4", 3.0),
+            ("b4", "INC4", 9.0),
+        ] {
+            let row = answer(id, "happiness_rating", Some(number), "incident", at, value);
+            send(&*store, "hs", &[row], &[], &[]).await;
+        }
+        let ratings =
+            |outcomes: Option<crate::OutcomesBySlice>| outcomes.expect("this backend keeps outcomes")[&None].ratings;
+        let outcomes = store
+            .ticket_outcomes("acme", None, 0, 10 * DAY)
+            .await
+            .expect("outcomes");
+        let mut want = [0; 11];
+        want[3] = 4;
+        assert_eq!(ratings(outcomes), want, "every ticket rated 3");
+        drop(store);
+        let store = backend.open(&place).await.expect("reopen");
+        let later = answer("a5", "happiness_rating", Some("INC1"), "incident", at + 1, 10.0);
+        send(&*store, "hs", &[later], &[], &[]).await;
+        let outcomes = store
+            .ticket_outcomes("acme", None, 0, 10 * DAY)
+            .await
+            .expect("outcomes");
+        (want[3], want[10]) = (3, 1);
+        assert_eq!(ratings(outcomes), want, "INC1 rated 10 a millisecond later");
+    });
+}
+
 /// Answers that arrive before their ticket, a ticket reassigned, an answer
 /// replaced, a ticket retracted: the joined groups follow each change, as
 /// the same grouping from raw rows does; retention leaves them answering,
@@ -489,8 +545,11 @@ fn model_outcomes(
         for (j, (_, _, at, value)) in answers.iter().filter(|(j, _)| joins[*j] == Ok(*k)) {
             match answer_metric(*j) {
                 "sla_breached" => outcome.sla_met = Some(outcome.sla_met.unwrap_or(true) && *value == 0.0),
-                "happiness_rating" if latest.is_none_or(|l| l < *at) => {
-                    latest = Some(*at);
+                // The latest; of two in the same millisecond, the lower.
+                "happiness_rating"
+                    if latest.is_none_or(|(l_at, l_value)| l_at < *at || (l_at == *at && *value < l_value)) =>
+                {
+                    latest = Some((*at, *value));
                     outcome.rating = Some(*value);
                 }
                 _ => {}
