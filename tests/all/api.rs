@@ -1360,3 +1360,145 @@ async fn schemathesis_finds_no_server_error_schema_violation_or_tenant_leak() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A push that loses its instance's lease part-way (another host took the
+/// instance over, as a host of a PostgreSQL store can) answers 503 with a
+/// problem document saying what stayed committed and to send again; the
+/// run log records the failure, and the delivery sent again once the lease
+/// is free stores the rest, the batches before the loss counting as
+/// unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_loses_its_lease_answers_503_and_a_resend_stores_the_rest() {
+    const RECORDS: usize = 1_000;
+    let url = xla_store_pg::testing::shared()
+        .create_database()
+        .await
+        .expect("a database");
+    let store: Arc<dyn Store> = Arc::new(xla_store_pg::PgStore::connect(&url).await.expect("the store"));
+    let (sql, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("a connection");
+    tokio::spawn(connection);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("feed-token");
+    std::fs::write(&token_file, FEED_TOKEN).expect("token file");
+    let instance = instance("acme", "http://127.0.0.1:9", &token_file);
+    let setup = SyncSetup {
+        connectors: &[],
+        sync: &Default::default(),
+        limits: &Limits::default(),
+        plugins: &PluginsConfig {
+            dir: target_dir().join("plugins"),
+            ..Default::default()
+        },
+    };
+    // A commit per record: the delivery takes many commits, so the lease
+    // can be taken over while it is under way.
+    let receiver = Receiver::prepare(runtime(), setup, &instance)
+        .await
+        .expect("json-feed loads")
+        .with_batch_size(1);
+    let writer = auth::issue(
+        &*store,
+        TokenRequest {
+            name: "test".into(),
+            tenant: Some("acme".into()),
+            scope: Scope::Write,
+            expires: None,
+        },
+        0,
+    )
+    .await
+    .expect("token")
+    .token;
+    let state = Arc::new(ApiState {
+        store: store.clone(),
+        engine: None,
+        catalog: Catalog {
+            instances: vec![instance],
+            plugins: Vec::new(),
+            xlas: Vec::new(),
+        },
+        limiter: xla_host::api::TokenLimiter::new(100_000),
+        results: Default::default(),
+        config: ApiConfig::default(),
+        receivers: BTreeMap::from([("acme-feed".to_string(), receiver)]),
+        webhook_secrets: BTreeMap::new(),
+        metrics: Some(xla_host::api::install_metrics().expect("the recorder installs")),
+        sync: None,
+    });
+    let addr = crate::support::serve_on_loopback(xla_host::api::app(state.clone())).await;
+    let push = || {
+        let events = format!("http://{addr}/v1/tenants/acme/instances/acme-feed/events");
+        let request = reqwest::Client::new()
+            .post(events)
+            .bearer_auth(&writer)
+            .header("content-type", "application/json")
+            .body(delivery("acme", RECORDS));
+        async move { request.send().await.expect("answer") }
+    };
+    let stored = async || {
+        store
+            .observations("acme", "lost_time_minutes", 0, i64::MAX)
+            .await
+            .expect("rows")
+            .len()
+    };
+
+    let pushing = tokio::spawn(push());
+    // Once some batches are in, another host takes the instance over.
+    let deadline = tokio::time::Instant::now() + crate::schedule::PATIENCE;
+    while stored().await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the push stored nothing");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let taken = sql
+        .execute(
+            "UPDATE leases SET holder = 'other-host/1/x', token = nextval('lease_tokens'), \
+             expires = now() + interval '1 hour' WHERE tenant_id = 'acme' AND instance = 'acme-feed'",
+            &[],
+        )
+        .await
+        .expect("taken over");
+    assert_eq!(taken, 1, "the push holds the instance's lease");
+    let response = pushing.await.expect("the push task");
+    let (status, headers) = (response.status(), response.headers().clone());
+    let body = response.text().await.expect("body");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    is_problem(&headers, &body, status);
+    let detail = serde_json::from_str::<Value>(&body).expect("JSON")["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(detail.contains("another host took the instance over"), "{detail}");
+    assert!(detail.contains("send"), "says what to do: {detail}");
+    let kept = stored().await;
+    assert!(0 < kept && kept < RECORDS, "{kept} of {RECORDS} stayed committed");
+    let run = store
+        .runs("acme", "acme-feed", 1)
+        .await
+        .expect("runs")
+        .pop()
+        .expect("a run");
+    assert_eq!(run.outcome, xla_host::store::RunOutcome::Failed);
+    assert!(run.error.as_deref().is_some_and(|e| e.contains("lease")), "{run:?}");
+    let metrics = state.metrics.as_ref().expect("metrics").render();
+    assert!(
+        metrics.contains(r#"xla_webhook_deliveries_total{instance="acme-feed",outcome="lease_lost"}"#),
+        "{metrics}"
+    );
+
+    // The other host's lease runs out; the delivery sent again stores the rest.
+    sql.execute(
+        "UPDATE leases SET expires = now() - interval '1 second' WHERE tenant_id = 'acme' AND instance = 'acme-feed'",
+        &[],
+    )
+    .await
+    .expect("lapsed");
+    let response = push().await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let delivered: Value = response.json().await.expect("JSON");
+    assert_eq!(delivered["inserted"], (RECORDS - kept) as u64, "{delivered}");
+    assert_eq!(delivered["unchanged"], kept as u64, "{delivered}");
+    assert_eq!(stored().await, RECORDS);
+}
