@@ -112,6 +112,58 @@ pub(crate) fn block_meta(db: &sled::Db, id: u64) -> Result<Option<BlockMeta>, St
 /// The locations of one record's rows: a handful, held inline.
 pub(crate) type Locs = SmallVec<[Loc; 8]>;
 
+/// The dimensions a row is listed under as a subject (dictionary ids).
+/// Every subject dimension (`ticket`, `device`, `user`), except the ticket
+/// join's key on rows of the join's metrics: the join keeps those rows
+/// under their ticket number already (`join::rows_of_number`), so listing
+/// them in the table too would only cost disk and time (an answer-only
+/// store's index is about half such entries).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SubjectDims {
+    all: Vec<u32>,
+    /// `all` without the join's key.
+    joined: Vec<u32>,
+    /// The metrics the join keeps.
+    join_metrics: Vec<u32>,
+}
+
+impl SubjectDims {
+    /// `all` subject dimensions; `join_key` and `join_metrics` as the
+    /// ticket join names them (`join::Roles`).
+    pub fn new(all: Vec<u32>, join_key: Option<u32>, join_metrics: Vec<u32>) -> SubjectDims {
+        let joined = all.iter().copied().filter(|d| Some(*d) != join_key).collect();
+        SubjectDims {
+            all,
+            joined,
+            join_metrics,
+        }
+    }
+
+    /// The dimensions a row of `metric` is listed under.
+    pub fn of(&self, metric: u32) -> &[u32] {
+        if self.is_joined(metric) {
+            &self.joined
+        } else {
+            &self.all
+        }
+    }
+
+    /// Whether rows of `metric` are the join's (listed under [`SubjectDims::joined`]).
+    pub fn is_joined(&self, metric: u32) -> bool {
+        self.join_metrics.contains(&metric)
+    }
+
+    /// Every subject dimension.
+    pub fn all(&self) -> &[u32] {
+        &self.all
+    }
+
+    /// The dimensions a row of one of the join's metrics is listed under.
+    pub fn joined(&self) -> &[u32] {
+        &self.joined
+    }
+}
+
 /// What a commit changes in the index once its batch is on disk.
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
@@ -157,9 +209,9 @@ pub(crate) struct Index {
 impl Index {
     /// Opens the index of the store in `dir`: the table, with the journal
     /// entries after its last checkpoint replayed, or a table rebuilt from
-    /// the blocks. `subject_dims` are the dictionary ids of the dimensions
-    /// that name subjects.
-    pub fn open(db: &sled::Db, dir: &Path, subject_dims: &[u32]) -> Result<Index, StoreError> {
+    /// the blocks. `subject_dims` say which dimensions of a row name its
+    /// subjects.
+    pub fn open(db: &sled::Db, dir: &Path, subject_dims: &SubjectDims) -> Result<Index, StoreError> {
         let next_block = meta_u64(db, keys::BLOCK_NEXT, "the block counter")?.unwrap_or(1);
         let journal = meta_u64(db, keys::JOURNAL_LAST, "the journal counter")?.unwrap_or(0);
         let store = store_id(db, dir)?;
@@ -183,7 +235,7 @@ impl Index {
     /// Redoes the journal entries after the table's checkpoint. `false` when
     /// one of them is missing (a table older than the journal kept): then
     /// only a rebuild can bring the table up to date.
-    fn replay(&mut self, db: &sled::Db, subject_dims: &[u32]) -> Result<bool, StoreError> {
+    fn replay(&mut self, db: &sled::Db, subject_dims: &SubjectDims) -> Result<bool, StoreError> {
         let from = self.table.applied();
         if from == self.journal {
             return Ok(true);
@@ -245,7 +297,7 @@ impl Index {
     fn rebuild(
         db: &sled::Db,
         (path, store): (&Path, u64),
-        subject_dims: &[u32],
+        subject_dims: &SubjectDims,
         next_block: u64,
         journal: u64,
     ) -> Result<Index, StoreError> {
@@ -458,10 +510,11 @@ fn subject_count(fingerprint: Fingerprint) -> Fingerprint {
 }
 
 /// The rows a block holds: each record's fingerprint and location, and the
-/// subjects its live rows name (`subject_dims`; retired rows name none).
+/// subjects its live rows are listed under (`subject_dims`; retired rows
+/// name none).
 type BlockRows = (Vec<(Fingerprint, Loc)>, Vec<(Fingerprint, Loc)>);
 
-fn rows_of(key: BlockKey, bytes: &[u8], subject_dims: &[u32]) -> Result<BlockRows, StoreError> {
+fn rows_of(key: BlockKey, bytes: &[u8], subject_dims: &SubjectDims) -> Result<BlockRows, StoreError> {
     let at = |slot: usize| Loc {
         block: key.block,
         slot: slot as u32,
@@ -482,7 +535,7 @@ fn rows_of(key: BlockKey, bytes: &[u8], subject_dims: &[u32]) -> Result<BlockRow
                 stored_record_fingerprint(key.tenant, block.source, key.metric, &row.id),
                 at(slot),
             ));
-            for subject in subject_fingerprints(key.tenant, subject_dims, &row.inline) {
+            for subject in subject_fingerprints(key.tenant, subject_dims.of(key.metric), &row.inline) {
                 subjects.push((subject, at(slot)));
             }
         }
@@ -548,7 +601,7 @@ mod tests {
     fn a_subject_finds_every_row_however_many() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path().join("db")).unwrap();
-        let mut index = Index::open(&db, dir.path(), &[]).unwrap();
+        let mut index = Index::open(&db, dir.path(), &SubjectDims::default()).unwrap();
         for count in [1u64, 2, 3, 5, 64, 1000] {
             let subject = u128::from(count) * 7919;
             let locs: Vec<Loc> = (0..count)

@@ -116,6 +116,13 @@ impl Roles {
         }
     }
 
+    /// The metrics the join keeps: tickets, openings and answers.
+    pub fn metrics(&self) -> Vec<u32> {
+        let mut metrics = vec![self.via, self.opening];
+        metrics.extend(&self.answers);
+        metrics
+    }
+
     /// What `metric` is to the join, if anything.
     pub fn role(&self, metric: u32) -> Option<Role> {
         if metric == self.via {
@@ -128,6 +135,26 @@ impl Roles {
             None
         }
     }
+}
+
+/// The names of the metrics the join keeps (as [`Roles::metrics`]).
+pub(crate) fn metric_names() -> impl Iterator<Item = &'static str> {
+    [xla_store::JOIN_VIA, xla_store::JOIN_OPENING]
+        .into_iter()
+        .chain(xla_store::JOINED_METRICS.iter().copied())
+}
+
+/// The record fingerprints of every row the join keeps under ticket
+/// `number` (its tickets, openings and answers, current or not: a reader
+/// checks each). The index does not list these rows under the ticket as a
+/// subject (`index::SubjectDims`): this is where a subject read finds them.
+pub(crate) fn rows_of_number(db: &sled::Db, tenant: u32, number: &str) -> Result<Vec<u128>, StoreError> {
+    let mut bucket = read_bucket(db, &keys::join_bucket(tenant, number))?;
+    Ok(bucket
+        .state(number)?
+        .iter()
+        .map(|((_, fingerprint), _)| *fingerprint)
+        .collect())
 }
 
 /// A row of the join a commit adds.

@@ -112,10 +112,15 @@ impl Inner {
         let index = match &mut self.index {
             Some(index) => index,
             empty => {
-                let subjects: Vec<u32> = keys::SUBJECT_DIMENSIONS
-                    .iter()
-                    .filter_map(|d| self.dict.id(d))
-                    .collect();
+                // Names not in the dictionary yet are in no block either.
+                let subjects = index::SubjectDims::new(
+                    keys::SUBJECT_DIMENSIONS
+                        .iter()
+                        .filter_map(|d| self.dict.id(d))
+                        .collect(),
+                    self.dict.id(xla_store::JOIN_KEY),
+                    join::metric_names().filter_map(|m| self.dict.id(m)).collect(),
+                );
                 empty.insert(Index::open(db, dir, &subjects)?)
             }
         };

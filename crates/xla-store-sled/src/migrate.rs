@@ -35,9 +35,12 @@ pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), Store
     // bucket without its deltas.
     //
     // Format 8 may keep an answer's record id in its `Z` slot as bytes
-    // (`join::SlotId`); a format-7 slot's text id reads as it is, so only
-    // the version changes: a build of format 7 refuses the store rather
-    // than fail on a slot it cannot decode.
+    // (`join::SlotId`), and no longer lists a ticket's rows of the join's
+    // metrics under the ticket in the index (`index::SubjectDims`: a read
+    // of the ticket finds them through the join). A format-7 slot's text
+    // id reads as it is and its index entries are read too, so only the
+    // version changes: a build of format 7 refuses the store rather than
+    // fail on a slot it cannot decode or miss a ticket's rows.
     let mut batch = sled::Batch::default();
     if found < 6 {
         batch.insert(keys::JOIN_REBUILD, &[1]);

@@ -9,7 +9,7 @@ use super::keys::layer_from_code;
 use super::keys::{self, BlockKey, DAY_MS};
 use super::{Inner, StoreError};
 use crate::OrStore;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use xla_store::{Provenance, StoredObservation};
 use xla_types::Observation;
@@ -113,9 +113,19 @@ pub(crate) fn read_subject(
     let (Some(tenant_id), Some(dim)) = (dict.id(tenant), dict.id(dimension)) else {
         return Ok(Vec::new());
     };
-    let mut by_block: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    let mut by_block: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
     for loc in index.subject(subject_fingerprint(tenant_id, dim, value)) {
-        by_block.entry(loc.block).or_default().push(loc.slot);
+        by_block.entry(loc.block).or_default().insert(loc.slot);
+    }
+    // A ticket's rows of the join's metrics are not listed under it in the
+    // index (`index::SubjectDims`): the join keeps them under the number.
+    // (A store of an earlier format may list them too: each row once.)
+    if dimension == xla_store::JOIN_KEY {
+        for fingerprint in super::join::rows_of_number(db, tenant_id, value)? {
+            if let Some(loc) = index.record(fingerprint) {
+                by_block.entry(loc.block).or_default().insert(loc.slot);
+            }
+        }
     }
     let mut out = Vec::new();
     for (id, slots) in by_block {

@@ -8,7 +8,7 @@ use super::block::{
     subject_fingerprints,
 };
 use super::dict::Dictionary;
-use super::index::{BlockMeta, Changes, Index, Loc, Locs, block_meta};
+use super::index::{BlockMeta, Changes, Index, Loc, Locs, SubjectDims, block_meta};
 use super::keys::layer_code;
 use super::keys::{self, BlockKey, DAY_MS, SetKey};
 use super::ops::Ops;
@@ -52,12 +52,16 @@ type FreshBlock = (u64, Block<Row>);
 type SplitDimensions = (Arc<[(u32, u32)]>, Arc<[(u32, String)]>);
 
 /// What a record's values share, worked out once per record: its split
-/// dimensions and the fingerprints of the subjects it names.
+/// dimensions and the fingerprints of the subjects its rows are listed
+/// under (see `index::SubjectDims`).
 #[derive(Clone)]
 struct Shared {
     dims: Arc<[(u32, u32)]>,
     inline: Arc<[(u32, String)]>,
     subjects: Arc<[Fingerprint]>,
+    /// Those of a row of one of the ticket join's metrics: without its
+    /// ticket (the same list when it names none).
+    joined_subjects: Arc<[Fingerprint]>,
 }
 
 /// The commit being built.
@@ -67,8 +71,8 @@ struct Work<'a> {
     tenant: u32,
     source: u32,
     provenance: u32,
-    /// Ids of the dimensions that name subjects.
-    subjects: Vec<u32>,
+    /// The dimensions a row is listed under as a subject.
+    subjects: SubjectDims,
     /// Old blocks read (rows of them replaced or retracted), with their records.
     old: HashMap<u64, (BlockMeta, OldBlock)>,
     /// Rows leaving each old block.
@@ -132,13 +136,18 @@ impl Sled {
         let tenant = dict.intern(&batch.tenant);
         let unrolled: Vec<u32> = keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
         let roles = super::join::Roles::new(dict);
+        let subjects = SubjectDims::new(
+            keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect(),
+            Some(roles.key),
+            roles.metrics(),
+        );
         let mut work = Work {
             db,
             index,
             tenant,
             source: dict.intern(&batch.source),
             provenance: dict.intern(&provenance_key(&batch.provenance)),
-            subjects: keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect(),
+            subjects,
             old: HashMap::default(),
             lost: HashMap::default(),
             replaced: HashSet::default(),
@@ -210,8 +219,23 @@ impl Sled {
                 Some((dimensions, shared)) if dimensions.same_as(observation.dimensions) => shared.clone(),
                 _ => {
                     let (dims, inline) = split_dimensions(dict, &mut named, &unrolled, observation.dimensions);
-                    let subjects = subject_fingerprints(tenant, &work.subjects, &inline).collect();
-                    let shared = Shared { dims, inline, subjects };
+                    let subjects: Arc<[Fingerprint]> =
+                        subject_fingerprints(tenant, work.subjects.all(), &inline).collect();
+                    let joined: Arc<[Fingerprint]> =
+                        subject_fingerprints(tenant, work.subjects.joined(), &inline).collect();
+                    // One list when they are the same: a record's rows then
+                    // reach the index as one change per subject.
+                    let joined_subjects = if joined.len() == subjects.len() {
+                        subjects.clone()
+                    } else {
+                        joined
+                    };
+                    let shared = Shared {
+                        dims,
+                        inline,
+                        subjects,
+                        joined_subjects,
+                    };
                     last_split = Some((observation.dimensions, shared.clone()));
                     shared
                 }
@@ -243,7 +267,12 @@ impl Sled {
             } else {
                 summary.inserted += 1;
             }
-            work.insert(fingerprint, metric, day, row, rating, &shared.subjects)?;
+            let subjects = if work.subjects.is_joined(metric) {
+                &shared.joined_subjects
+            } else {
+                &shared.subjects
+            };
+            work.insert(fingerprint, metric, day, row, rating, subjects)?;
         }
         let mut ops = Ops::default();
         for retraction in &batch.retractions {

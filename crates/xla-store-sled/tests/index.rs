@@ -399,3 +399,77 @@ async fn run_ids_stay_consecutive_through_reopens() {
     let third = store.begin_run(&lease(&store).await, 3).await.expect("run").run;
     assert_eq!((second, third), (first + 1, first + 2));
 }
+
+/// The bytes of the table's runs in a store's directory.
+fn table_bytes(path: &Path) -> u64 {
+    std::fs::read_dir(path.join(TABLE))
+        .expect("the table's directory")
+        .map(|e| e.expect("entry").metadata().expect("metadata").len())
+        .sum()
+}
+
+/// A ticket's survey answers are not listed under the ticket in the table
+/// (the ticket join keeps them under the number): an answer costs the
+/// table one entry (where its record's row is), not three (that, the
+/// ticket's row and its count). A read of the ticket still finds them,
+/// with the ticket's own rows and its other values, after reopening and
+/// after the table is rebuilt from the blocks.
+#[tokio::test]
+async fn a_tickets_answers_take_one_table_entry_each_and_are_found_through_the_join() {
+    const ANSWERS: i64 = 2_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let answers = CommitBatch {
+        tenant: "acme".into(),
+        source: "hs".into(),
+        records: (0..ANSWERS)
+            .map(|i| {
+                Record::new(format!("{:032x}", i + 1), T0 + DAY + i * 60_000)
+                    .dim("ticket", format!("INC{i:07}"))
+                    .value("lost_time_minutes", Layer::Experience, (i % 90) as f64)
+            })
+            .collect(),
+        ..Default::default()
+    };
+    {
+        let store = SledStore::open(&path).expect("open");
+        store.commit(answers).await.expect("answers");
+        // INC0000012's ticket arrives, with a value the join does not keep.
+        store.commit(batch(1)).await.expect("tickets");
+    }
+    // Entries of 24 bytes, plus a filter and fences: one per answer, and
+    // for batch(1)'s 300 tickets one per value (900), its
+    // `reassignment_count` row under the ticket and the ticket's count
+    // (600). Listing the answers and the ticket's joined rows under the
+    // ticket too would take 2 * 2,000 + 2 * 300 entries more.
+    let bytes = table_bytes(&path);
+    let entries = ANSWERS + 900 + 600;
+    assert!(
+        bytes < (entries * 32) as u64,
+        "{bytes} bytes of table for {entries} entries"
+    );
+    let metrics = |rows: Vec<xla_store::StoredObservation>| -> Vec<String> {
+        let mut metrics: Vec<String> = rows.into_iter().map(|r| r.observation.metric).collect();
+        metrics.sort();
+        metrics
+    };
+    let want = [
+        "lost_time_minutes",
+        "reassignment_count",
+        "resolution_hours",
+        "ticket_resolved",
+    ];
+    let store = SledStore::open(&path).expect("reopen");
+    let rows = store.subject("acme", "ticket", "INC0000012").await.expect("subject");
+    assert_eq!(metrics(rows), want);
+    let rows = store.subject("acme", "ticket", "INC0001999").await.expect("subject");
+    assert_eq!(metrics(rows), ["lost_time_minutes"]);
+    drop(store);
+    // Without its table, the store rebuilds it from the blocks, by the same rule.
+    std::fs::remove_dir_all(path.join(TABLE)).expect("remove the table");
+    let store = SledStore::open(&path).expect("reopen");
+    let rows = store.subject("acme", "ticket", "INC0000012").await.expect("subject");
+    assert_eq!(metrics(rows), want);
+    drop(store);
+    assert!(table_bytes(&path) <= bytes, "the rebuilt table is no larger");
+}
