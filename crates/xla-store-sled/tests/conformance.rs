@@ -286,6 +286,25 @@ fn upgraded_store_joins_tickets(format: u32) {
         let raw = store.grouped_through(&query(true)).await.expect("raw");
         assert_eq!(summary(&joined), (vec![("Network".into(), 2, 12.0)], 1));
         assert_eq!(summary(&joined), summary(&raw));
+        // A ticket's rows of the join's metrics are read through the join
+        // (the index does not list them under the ticket): all there.
+        let mut rows: Vec<(String, String)> = store
+            .subject("acme", "ticket", "INC1")
+            .await
+            .expect("subject")
+            .into_iter()
+            .map(|r| (r.observation.id, r.observation.metric))
+            .collect();
+        rows.sort();
+        assert_eq!(
+            rows,
+            [
+                ("INC1".to_string(), "resolution_hours".to_string()),
+                ("INC1".into(), "ticket_resolved".into()),
+                ("a1".into(), "happiness_rating".into()),
+                ("a2".into(), "happiness_rating".into()),
+            ]
+        );
         // The join follows writes after the upgrade: INC2 takes its answer.
         store
             .commit(batch("hs", vec![answer("a4", "INC2", 8.0)]))

@@ -31,7 +31,11 @@ pub const JOIN_TYPE_DIMENSION: &str = "ticket_type";
 
 /// Metrics whose values lack their ticket's dimensions and are joined to it
 /// at write time: HappySignals' answers and ServiceNow's SLA records
-/// (`task_sla` names its task, not the task's service).
+/// (`task_sla` names its task, not the task's service). A store keeps the
+/// join as rows are written, so a metric added here needs the stored rows
+/// joined again (on sled a new store format whose upgrade rebuilds the
+/// join, as format 6's did): its stored rows are in no ticket's state, and
+/// sled's index, rebuilt, would not list them under their ticket.
 pub const JOINED_METRICS: &[&str] = &[
     "happiness_rating",
     "lost_time_minutes",
