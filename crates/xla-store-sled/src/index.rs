@@ -22,13 +22,16 @@
 //! back (a reader checks each row): they go when the table is rebuilt.
 
 use super::StoreError;
-use super::block::{Block, Fingerprint, RetiredRow, Row, stored_record_fingerprint, subject_fingerprints};
+use super::block::{
+    Block, Fingerprint, RetiredRow, Row, stored_record_fingerprint, subject_fingerprint, subject_fingerprints,
+};
 use super::keys::{self, BlockKey};
 use super::table::{Table, TableError};
 use crate::OrStore;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Rows per block at most (slots are 20 bits).
 pub(crate) const MAX_SLOTS: u32 = 1 << 20;
@@ -113,7 +116,7 @@ pub(crate) fn block_meta(db: &sled::Db, id: u64) -> Result<Option<BlockMeta>, St
 pub(crate) type Locs = SmallVec<[Loc; 8]>;
 
 /// The dimensions a row is listed under as a subject (dictionary ids).
-/// Every subject dimension (`ticket`, `device`, `user`), except the ticket
+/// Every subject dimension (`ticket`, `device`), except the ticket
 /// join's key on rows of the join's metrics: the join keeps those rows
 /// under their ticket number already (`join::rows_of_number`), so listing
 /// them in the table too would only cost disk and time (an answer-only
@@ -153,14 +156,26 @@ impl SubjectDims {
         self.join_metrics.contains(&metric)
     }
 
-    /// Every subject dimension.
-    pub fn all(&self) -> &[u32] {
-        &self.all
-    }
-
-    /// The dimensions a row of one of the join's metrics is listed under.
-    pub fn joined(&self) -> &[u32] {
-        &self.joined
+    /// The subjects a record's rows are listed under, from its per-subject
+    /// dimensions: those of a row of another metric, then those of a row of
+    /// one of the join's metrics. One list, shared, when the record names
+    /// no ticket: its rows then reach the index as one change per subject.
+    pub fn fingerprints(&self, tenant: u32, inline: &[(u32, String)]) -> (Arc<[Fingerprint]>, Arc<[Fingerprint]>) {
+        let (mut all, mut joined) = (Vec::new(), Vec::new());
+        for (key, value) in inline.iter().filter(|(k, _)| self.all.contains(k)) {
+            let subject = subject_fingerprint(tenant, *key, value);
+            all.push(subject);
+            if self.joined.contains(key) {
+                joined.push(subject);
+            }
+        }
+        let all: Arc<[Fingerprint]> = all.into();
+        let joined = if joined.len() == all.len() {
+            all.clone()
+        } else {
+            joined.into()
+        };
+        (all, joined)
     }
 }
 

@@ -171,7 +171,7 @@ pub(crate) struct Added {
     /// The ticket number it names.
     pub number: Option<String>,
     /// Its record id, for the unmatched examples.
-    pub id: String,
+    pub id: RecordId,
 }
 
 /// A row of the join a commit takes out (replaced or retracted).
@@ -232,7 +232,7 @@ struct Answer {
     /// Its record id, while a commit places it for the first time (then
     /// `Z` keeps it).
     #[serde(skip)]
-    id: String,
+    id: Option<RecordId>,
     /// Where it counts now; `None` only while a commit places it.
     counted: Option<Counted>,
 }
@@ -280,14 +280,16 @@ enum SlotId {
     Hex(SmallVec<[u8; 16]>),
 }
 
-impl SlotId {
-    fn of(id: &str) -> SlotId {
-        match RecordId::new(id) {
+impl From<RecordId> for SlotId {
+    fn from(id: RecordId) -> SlotId {
+        match id {
             RecordId::Hex(bytes) => SlotId::Hex(bytes),
             RecordId::Text(text) => SlotId::Text(text),
         }
     }
+}
 
+impl SlotId {
     fn into_text(self) -> Option<String> {
         match self {
             SlotId::None => None,
@@ -480,9 +482,11 @@ impl Pending<'_> {
         counted: &Counted,
     ) -> Result<(), StoreError> {
         let slot = self.slot(loc, metric, day)?;
-        let id = match slot.take() {
-            Some(Joined { id, .. }) if answer.id.is_empty() && id != SlotId::None => id,
-            _ => SlotId::of(&answer.id),
+        // An answer placed again (not added by this commit) keeps its slot's id.
+        let id = match (&answer.id, slot.take()) {
+            (Some(id), _) => SlotId::from(id.clone()),
+            (None, Some(old)) => old.id,
+            (None, None) => SlotId::None,
         };
         *slot = Some(Joined {
             number: number.map(str::to_string),
@@ -814,7 +818,7 @@ fn answer_of(added: &Added, type_key: Option<u32>) -> Answer {
         at: added.at,
         value: added.value,
         ticket_type: type_key.and_then(|k| dimension(&added.dims, k)),
-        id: added.id.clone(),
+        id: Some(added.id.clone()),
         counted: None,
     }
 }
@@ -1291,7 +1295,7 @@ impl super::Sled {
                     value: row.value.get(),
                     dims: row.dims.clone(),
                     number: row.inline.iter().find(|(k, _)| *k == roles.key).map(|(_, v)| v.clone()),
-                    id: row.id.to_text(),
+                    id: row.id.clone(),
                 });
                 if events.added.len() >= REBUILD_CHUNK {
                     flush(&mut events)?;
@@ -1360,7 +1364,7 @@ mod tests {
             at: -5,
             value: 7.5,
             ticket_type,
-            id: String::new(),
+            id: None,
             counted,
         };
         vec![
@@ -1740,7 +1744,10 @@ mod tests {
                 (i % 3 != 0).then(|| Joined {
                     number: Some(format!("INC{:07}", 12_300 + i / 2)),
                     at: 1_790_812_800_000 + i64::from(i) * 60_000,
-                    id: SlotId::of(&format!("{:032x}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))),
+                    id: SlotId::from(RecordId::new(&format!(
+                        "{:032x}",
+                        (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    ))),
                     counted: Some((f64::from(i % 11), Counted::Ticket(i as u128, vec![(3, 4), (5, 6)]))),
                 })
             })
@@ -1774,9 +1781,9 @@ mod tests {
     #[test]
     fn slot_ids_keep_the_record_id_as_given() {
         let sys_id = "46d44a0fa9fe198101b1d2f8ee3e2b3c";
-        assert!(matches!(SlotId::of(sys_id), SlotId::Hex(ref bytes) if bytes.len() == 16));
+        assert!(matches!(SlotId::from(RecordId::new(sys_id)), SlotId::Hex(ref bytes) if bytes.len() == 16));
         for id in [sys_id, "", "a3", "46D44A0F", "abc", "HS-2026-000117", "ü"] {
-            assert_eq!(SlotId::of(id).into_text().as_deref(), Some(id));
+            assert_eq!(SlotId::from(RecordId::new(id)).into_text().as_deref(), Some(id));
         }
         assert_eq!(SlotId::None.into_text(), None);
         let slot = |id| Joined {
@@ -1786,7 +1793,7 @@ mod tests {
             counted: Some((8.0, Counted::Unjoined(1))),
         };
         let text = encode(&slot(SlotId::Text(sys_id.into()))).expect("encodes");
-        let hex = encode(&slot(SlotId::of(sys_id))).expect("encodes");
+        let hex = encode(&slot(SlotId::from(RecordId::new(sys_id)))).expect("encodes");
         assert_eq!(text.len() - hex.len(), 16, "a sys_id takes 16 bytes, not 32");
     }
 

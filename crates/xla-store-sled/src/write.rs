@@ -5,7 +5,6 @@
 
 use super::block::{
     Block, Fingerprint, RecordId, RetiredRow, Row, Value, frame, record_fingerprint, stored_record_fingerprint,
-    subject_fingerprints,
 };
 use super::dict::Dictionary;
 use super::index::{BlockMeta, Changes, Index, Loc, Locs, SubjectDims, block_meta};
@@ -219,17 +218,7 @@ impl Sled {
                 Some((dimensions, shared)) if dimensions.same_as(observation.dimensions) => shared.clone(),
                 _ => {
                     let (dims, inline) = split_dimensions(dict, &mut named, &unrolled, observation.dimensions);
-                    let subjects: Arc<[Fingerprint]> =
-                        subject_fingerprints(tenant, work.subjects.all(), &inline).collect();
-                    let joined: Arc<[Fingerprint]> =
-                        subject_fingerprints(tenant, work.subjects.joined(), &inline).collect();
-                    // One list when they are the same: a record's rows then
-                    // reach the index as one change per subject.
-                    let joined_subjects = if joined.len() == subjects.len() {
-                        subjects.clone()
-                    } else {
-                        joined
-                    };
+                    let (subjects, joined_subjects) = work.subjects.fingerprints(tenant, &inline);
                     let shared = Shared {
                         dims,
                         inline,
@@ -570,7 +559,7 @@ impl Work<'_> {
             value: row.value.get(),
             dims: row.dims.clone(),
             number: row.inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()),
-            id: row.id.to_text(),
+            id: row.id.clone(),
         });
         let db = self.db;
         let sets = self.sets.entry((metric, day)).or_default();
