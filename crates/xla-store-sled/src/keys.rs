@@ -315,6 +315,13 @@ pub(crate) fn joined_block(tenant: u32, metric: u32, day: i32, block: u64) -> [u
     key
 }
 
+/// The key of the live block of rows whose `Z` block is under `joined`
+/// (keyed alike but for the first byte); `None` for a key not of `Z`.
+pub(crate) fn live_block_of_joined(joined: &[u8]) -> Option<Vec<u8>> {
+    let (&first, rest) = joined.split_first()?;
+    (first == JOINED_BLOCK).then(|| std::iter::once(LIVE).chain(rest.iter().copied()).collect())
+}
+
 /// The `Z` blocks of a tenant's metric on days `[from_day, to_day)`.
 pub(crate) fn joined_block_range(tenant: u32, metric: u32, from_day: i32, to_day: i32) -> (Vec<u8>, Vec<u8>) {
     day_range(JOINED_BLOCK, tenant, metric, from_day, to_day)

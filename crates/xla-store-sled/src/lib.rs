@@ -48,7 +48,7 @@ use xla_store::{
 };
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 /// The backend's name in errors.
 const BACKEND: &str = "sled";

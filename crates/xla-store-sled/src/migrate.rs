@@ -41,6 +41,12 @@ pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), Store
     // id reads as it is and its index entries are read too, so only the
     // version changes: a build of format 7 refuses the store rather than
     // fail on a slot it cannot decode or miss a ticket's rows.
+    //
+    // Format 9 writes an answer's record id into its `Z` slot only when
+    // retention retires its row (the live row's block holds it until then:
+    // 16 bytes a sys_id, kept once). A slot of format 7 or 8 holding it
+    // reads as it is, so only the version changes: a build of format 8
+    // refuses the store rather than list unmatched answers without ids.
     let mut batch = sled::Batch::default();
     if found < 6 {
         batch.insert(keys::JOIN_REBUILD, &[1]);

@@ -14,7 +14,7 @@
 //! `Mretired<tenant><metric>`; a metric's day is retired when either
 //! cutoff passed it.
 
-use super::block::{Block, RetiredRow, Row, frame, stored_record_fingerprint};
+use super::block::{Block, RecordId, RetiredRow, Row, frame, stored_record_fingerprint};
 use super::dict::Dictionary;
 use super::index::{BlockMeta, Loc};
 use super::keys::{self, BlockKey, DAY_MS, SetKey};
@@ -175,6 +175,16 @@ impl Sled {
                 rows.push(kept);
             }
             let live = rows.iter().flatten().count() as u32;
+            // The join keeps a retiring answer's record id (the retired row
+            // keeps none): its unmatched examples and a copy of the store
+            // name it.
+            let ids: Vec<Option<&RecordId>> = block
+                .rows
+                .iter()
+                .zip(&rows)
+                .map(|(row, kept)| kept.as_ref().and(row.as_ref()).map(|row| &row.id))
+                .collect();
+            super::join::keep_retiring_ids(db, (pass.tenant, key.metric, key.day), key.block, &ids, &mut ops)?;
             ops.remove(&key.key());
             if live == 0 {
                 ops.remove(&keys::block_meta(key.block));

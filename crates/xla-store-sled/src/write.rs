@@ -559,7 +559,6 @@ impl Work<'_> {
             value: row.value.get(),
             dims: row.dims.clone(),
             number: row.inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()),
-            id: row.id.clone(),
         });
         let db = self.db;
         let sets = self.sets.entry((metric, day)).or_default();

@@ -167,7 +167,8 @@ impl Bucket {
     /// What a commit writes for the bucket under `key`: a delta of the
     /// numbers it read, or (with no stored value yet, [`MAX_DELTAS`]
     /// deltas already, or deltas past [`DELTA_RATIO`] times the value) the
-    /// bucket whole, its deltas removed.
+    /// bucket whole, its deltas removed; with no number left, the bucket
+    /// and its deltas removed.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] if a state does not encode.
@@ -175,7 +176,10 @@ impl Bucket {
         let Some(delta) = self.encode_delta()? else {
             return Ok(Vec::new());
         };
-        if self.base > 0 && self.deltas.len() < MAX_DELTAS {
+        // A bucket left with no number goes, deltas and all, rather than
+        // keep a delta that empties it.
+        let left = self.spans.iter().any(|span| !span.read) || self.read.values().any(|state| !state.is_empty());
+        if left && self.base > 0 && self.deltas.len() < MAX_DELTAS {
             let held = self.stored.len() - self.base + delta.len();
             if held <= DELTA_RATIO * self.base {
                 let mut delta_key = delta_prefix(key);
