@@ -53,10 +53,35 @@ use xla_store::{AnswerFacts, Rollup, TicketCandidate, TicketFacts, Unjoined, Unm
 /// ticket, by reason ([`unjoined_code`]). No dictionary id reaches it.
 pub(crate) const UNJOINED_SET: u32 = u32::MAX;
 
-/// Kinds of `Y` entries, the first half of an entry's key in a number's state.
+/// Kinds of `Y` entries, the first half of an entry's key in a number's
+/// state: a ticket's and an opening's second half is its record
+/// fingerprint, an answer's its row's place ([`place_key`]).
 const TICKET: u8 = 0;
 const OPENING: u8 = 1;
-const ANSWER: u8 = 2;
+/// An answer keyed by its record fingerprint, as formats 6 to 8 kept it:
+/// read, and keyed again by its place ([`Entries`]' decoding).
+const ANSWER_BY_RECORD: u8 = 2;
+const ANSWER: u8 = 3;
+
+/// Bits of an answer's key that hold its slot (as the index packs a
+/// place: `index::MAX_SLOTS` slots a block).
+const SLOT_BITS: u32 = 20;
+
+/// An answer's key in its number's state: its row's place, the block id
+/// above [`SLOT_BITS`] bits of slot. A few bytes of varint where a record
+/// fingerprint took 19, and a replace or retraction names the old row's
+/// place already. A row keeps its place for as long as it lives
+/// (compaction and retirement keep slots), so the key holds.
+fn place_key((block, slot): (u64, u32)) -> u128 {
+    (u128::from(block) << SLOT_BITS) | u128::from(slot)
+}
+
+/// The place [`place_key`] made `key` of; `None` for a key no place makes.
+fn place_of(key: u128) -> Option<(u64, u32)> {
+    let block = u64::try_from(key >> SLOT_BITS).ok()?;
+    let slot = (key & ((1 << SLOT_BITS) - 1)) as u32;
+    Some((block, slot))
+}
 
 /// Milliseconds in an hour, for `resolution_hours`.
 const HOUR_MS: f64 = 3_600_000.0;
@@ -75,6 +100,14 @@ impl Role {
             Role::Ticket => TICKET,
             Role::Opening => OPENING,
             Role::Answer => ANSWER,
+        }
+    }
+
+    /// The key of a row of this role in its number's state.
+    fn key(self, fingerprint: u128, loc: (u64, u32)) -> (u8, u128) {
+        match self {
+            Role::Answer => (ANSWER, place_key(loc)),
+            role => (role.kind(), fingerprint),
         }
     }
 }
@@ -145,16 +178,28 @@ pub(crate) fn metric_names() -> impl Iterator<Item = &'static str> {
         .chain(xla_store::JOINED_METRICS.iter().copied())
 }
 
-/// The record fingerprints of every row the join keeps under ticket
-/// `number` (its tickets, openings and answers, current or not: a reader
-/// checks each). The index does not list these rows under the ticket as a
-/// subject (`index::SubjectDims`): this is where a subject read finds them.
-pub(crate) fn rows_of_number(db: &sled::Db, tenant: u32, number: &str) -> Result<Vec<u128>, StoreError> {
+/// A row the join keeps under a ticket number.
+pub(crate) enum RowOfNumber {
+    /// A ticket's or an opening's row, by record fingerprint (the index
+    /// finds its place).
+    Record(u128),
+    /// An answer's row, at its place (block id, slot).
+    At(u64, u32),
+}
+
+/// Every row the join keeps under ticket `number` (its tickets, openings
+/// and answers, current or not: a reader checks each). The index does not
+/// list these rows under the ticket as a subject (`index::SubjectDims`):
+/// this is where a subject read finds them.
+pub(crate) fn rows_of_number(db: &sled::Db, tenant: u32, number: &str) -> Result<Vec<RowOfNumber>, StoreError> {
     let mut bucket = read_bucket(db, &keys::join_bucket(tenant, number))?;
     Ok(bucket
         .state(number)?
         .iter()
-        .map(|((_, fingerprint), _)| *fingerprint)
+        .map(|((_, fingerprint), entry)| match entry {
+            Entry::Answer(answer) => RowOfNumber::At(answer.loc.0, answer.loc.1),
+            _ => RowOfNumber::Record(*fingerprint),
+        })
         .collect())
 }
 
@@ -223,11 +268,14 @@ enum Entry {
     Answer(Answer),
 }
 
-/// An answer's entry (format 9): its value as a block keeps one (a rating
-/// of 0 to 10 takes 2 bytes, not 8), its day worked out from its time.
+/// An answer's entry (format 9): keyed by its place, its value as a block
+/// keeps one (a rating of 0 to 10 takes 2 bytes, not 8), its day worked
+/// out from its time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Answer {
-    /// Its row's place (block, slot): where its `Z` slot is.
+    /// Its row's place (block, slot): where its `Z` slot is. Stored as its
+    /// key ([`place_key`]), not in the entry.
+    #[serde(skip)]
     loc: (u64, u32),
     metric: u32,
     /// Its row's time, unix ms.
@@ -246,8 +294,9 @@ impl Answer {
     }
 }
 
-/// An [`Answer`] as formats 6 to 8 stored it: its day beside its time, its
-/// value as 8 bytes.
+/// An [`Answer`] as formats 6 to 8 stored it, keyed by its record
+/// fingerprint: its place in it, its day beside its time, its value as 8
+/// bytes.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 struct Answer8 {
     loc: (u64, u32),
@@ -749,11 +798,7 @@ impl<'de> Deserialize<'de> for Entries {
                 // Bounded: a damaged length must not reserve gigabytes.
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
                 while let Some((key, entry)) = map.next_entry()? {
-                    let entry = match entry {
-                        Entry::Answer8(old) => Entry::Answer(old.into()),
-                        entry => entry,
-                    };
-                    entries.push((key, entry));
+                    entries.push(keyed_by_place(key, entry).map_err(serde::de::Error::custom)?);
                 }
                 let mut entries = Entries(entries);
                 // Written in key order; sorted again should damage say
@@ -763,6 +808,28 @@ impl<'de> Deserialize<'de> for Entries {
             }
         }
         deserializer.deserialize_map(Visit)
+    }
+}
+
+/// An entry as read, keyed as this build keys it: an answer of formats 6
+/// to 8 by its place now, an answer's place taken from its key.
+///
+/// # Errors
+/// When an answer's key and entry are not of one format.
+fn keyed_by_place(key: (u8, u128), entry: Entry) -> Result<((u8, u128), Entry), &'static str> {
+    match (key.0, entry) {
+        (ANSWER_BY_RECORD, Entry::Answer8(old)) => {
+            let answer = Answer::from(old);
+            Ok(((ANSWER, place_key(answer.loc)), Entry::Answer(answer)))
+        }
+        (ANSWER, Entry::Answer(mut answer)) => {
+            answer.loc = place_of(key.1).ok_or("an answer's key is no place")?;
+            Ok((key, Entry::Answer(answer)))
+        }
+        (ANSWER_BY_RECORD | ANSWER, _) | (_, Entry::Answer8(_) | Entry::Answer(_)) => {
+            Err("an answer's key and entry do not match")
+        }
+        (_, entry) => Ok((key, entry)),
     }
 }
 
@@ -813,7 +880,6 @@ enum SkipEntry {
 #[derive(Deserialize)]
 #[allow(dead_code)] // Read to be skipped.
 struct SkipAnswer {
-    loc: (u64, u32),
     metric: u32,
     at: i64,
     value: crate::block::Value,
@@ -989,7 +1055,7 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
     // Answers leaving were taken out of their cells through `Z`; a ticket
     // leaving takes its outcome out of its day.
     let leaving: std::collections::HashSet<(u8, u128)> =
-        removed.iter().map(|r| (r.role.kind(), r.fingerprint)).collect();
+        removed.iter().map(|r| r.role.key(r.fingerprint, r.loc)).collect();
     for entry in state.take(&leaving) {
         if let Entry::Ticket {
             at,
@@ -1017,7 +1083,7 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
             },
             Role::Answer => Entry::Answer(answer_of(&added, roles_type)),
         };
-        let id = (added.role.kind(), added.fingerprint);
+        let id = added.role.key(added.fingerprint, added.loc);
         if added.role != Role::Answer {
             // Found through `Z` when it leaves, as an answer is once placed.
             *pending.slot(added.loc, added.metric, added.day)? = Some(Joined {
@@ -1578,9 +1644,14 @@ mod tests {
     }
 
     /// Entries of every shape: each variant, each option set and not.
+    /// An answer's entry at `loc`, keyed by it.
+    fn at_place(loc: (u64, u32), answer: Answer) -> ((u8, u128), Entry) {
+        ((ANSWER, place_key(loc)), Entry::Answer(Answer { loc, ..answer }))
+    }
+
     fn every_shape() -> Vec<((u8, u128), Entry)> {
         let answer = |counted, ticket_type| Answer {
-            loc: (300, 17),
+            loc: (0, 0),
             metric: 4,
             at: -5,
             value: 7.5,
@@ -1617,18 +1688,21 @@ mod tests {
                 },
             ),
             ((OPENING, 3), Entry::Opening { at: 1, opened: None }),
-            ((ANSWER, 4), Entry::Answer(answer(None, Some(3)))),
-            (
-                (ANSWER, 5),
-                Entry::Answer(answer(Some(Counted::Ticket(u128::MAX - 1, vec![(9, 10)])), None)),
+            at_place((300, 17), answer(None, Some(3))),
+            at_place(
+                (300, 18),
+                answer(Some(Counted::Ticket(u128::MAX - 1, vec![(9, 10)])), None),
             ),
-            ((ANSWER, 6), Entry::Answer(answer(Some(Counted::Unjoined(3)), None))),
-            (
-                (ANSWER, 7),
-                Entry::Answer(Answer {
+            at_place(
+                (1 << 40, (1 << SLOT_BITS) - 1),
+                answer(Some(Counted::Unjoined(3)), None),
+            ),
+            at_place(
+                (0, 0),
+                Answer {
                     value: 9.0,
                     ..answer(Some(Counted::Unjoined(1)), Some(2))
-                }),
+                },
             ),
         ]
     }
@@ -1718,10 +1792,11 @@ mod tests {
         assert!(rest.is_empty());
     }
 
-    /// A number's entries as formats 6 to 8 stored them (an answer's day
-    /// beside its time, its value as 8 bytes) read back as the answers
-    /// they were, skip as they were written, and are written again as
-    /// format 9 writes an answer: a rating 9 bytes shorter.
+    /// A number's entries as formats 6 to 8 stored them (an answer keyed by
+    /// its record fingerprint, its place in it, its day beside its time, its
+    /// value as 8 bytes) read back as the answers they were, keyed by their
+    /// places; skip as they were written; and are written again as format 9
+    /// writes an answer: a rating 26 bytes shorter.
     #[test]
     fn a_format_8_answer_reads_as_it_was() {
         #[derive(Serialize)]
@@ -1745,8 +1820,9 @@ mod tests {
             (None, -0.0),
         ]
         .into_iter()
-        .map(|(counted, value)| Answer {
-            loc: (300, 17),
+        .zip(17..)
+        .map(|((counted, value), slot)| Answer {
+            loc: (300, slot),
             metric: 4,
             at: 1_790_812_800_000 + 5,
             value,
@@ -1767,18 +1843,17 @@ mod tests {
                     ticket_type: a.ticket_type,
                     counted: a.counted.clone(),
                 };
-                ((ANSWER, i as u128), entry)
+                // A record fingerprint: uniform in 128 bits.
+                ((ANSWER_BY_RECORD, u128::MAX / 3 * (i as u128 + 1)), entry)
             })
             .collect();
         let stored = encode(&old).expect("encodes");
         let read: Entries = decode(&stored).expect("decodes");
         let expected: Vec<((u8, u128), Entry)> = answers
             .iter()
-            .enumerate()
-            .map(|(i, a)| ((ANSWER, i as u128), Entry::Answer(a.clone())))
+            .map(|a| ((ANSWER, place_key(a.loc)), Entry::Answer(a.clone())))
             .collect();
         assert_eq!(read.0, expected);
-        assert_eq!(read.0[2].1, Entry::Answer(answers[2].clone()));
         let Entry::Answer(negative_zero) = &read.0[2].1 else {
             unreachable!()
         };
@@ -1787,11 +1862,19 @@ mod tests {
         assert!(rest.is_empty());
         let written = encode(&read).expect("encodes");
         assert_eq!(decode::<Entries>(&written).expect("decodes"), read);
+        // An answer under a key of the other format is damage, not data.
+        let (_, entry) = old.iter().next().expect("three");
+        let mismatched = encode(&BTreeMap::from([((ANSWER, 5u128), entry)])).expect("encodes");
+        assert!(decode::<Entries>(&mismatched).is_err());
         let one = |entries: &Entries, i: usize| encode(&Entries(vec![entries.0[i].clone()])).expect("encodes").len();
         let old_one = encode(&BTreeMap::from([old.into_iter().nth(1).expect("three")]))
             .expect("encodes")
             .len();
-        assert_eq!(old_one - one(&read, 1), 9, "a rating 10: 2 bytes not 8, and no day (3)");
+        assert_eq!(
+            old_one - one(&read, 1),
+            26,
+            "a place of 5 bytes for a fingerprint of 19 and the place (3), no day (3), a rating 10 in 2 bytes not 8"
+        );
     }
 
     /// A bucket read and written again is the map it was stored as, with

@@ -5,6 +5,7 @@
 use super::block::{Block, Row, stored_record_fingerprint, subject_fingerprint};
 use super::dict::Dictionary;
 use super::index::{Index, Loc, block_meta};
+use super::join::RowOfNumber;
 use super::keys::layer_from_code;
 use super::keys::{self, BlockKey, DAY_MS};
 use super::{Inner, StoreError};
@@ -121,8 +122,12 @@ pub(crate) fn read_subject(
     // index (`index::SubjectDims`): the join keeps them under the number.
     // (A store of an earlier format may list them too: each row once.)
     if dimension == xla_store::JOIN_KEY {
-        for fingerprint in super::join::rows_of_number(db, tenant_id, value)? {
-            if let Some(loc) = index.record(fingerprint) {
+        for row in super::join::rows_of_number(db, tenant_id, value)? {
+            let loc = match row {
+                RowOfNumber::Record(fingerprint) => index.record(fingerprint),
+                RowOfNumber::At(block, slot) => Some(Loc { block, slot }),
+            };
+            if let Some(loc) = loc {
                 by_block.entry(loc.block).or_default().insert(loc.slot);
             }
         }
