@@ -10,8 +10,8 @@
 //!   sequence): each ticket (a [`xla_store::JOIN_VIA`] row, with its
 //!   dimensions, type and outcome), each opening (its
 //!   [`xla_store::JOIN_OPENING`] row), each answer (a row of a
-//!   [`xla_store::JOINED_METRICS`] metric, with its value and where it counts
-//!   now);
+//!   [`xla_store::JOINED_METRICS`] metric, keyed by its row's place, with
+//!   its value and where it counts now);
 //! - `Z`, per block of rows, each join row's ticket number and time, and for
 //!   an answer its value and where it counts, by slot, and its record id
 //!   once retention retired its row (a live row's id is in its block). A

@@ -44,9 +44,13 @@ pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), Store
     //
     // Format 9 writes an answer's record id into its `Z` slot only when
     // retention retires its row (the live row's block holds it until then:
-    // 16 bytes a sys_id, kept once). A slot of format 7 or 8 holding it
-    // reads as it is, so only the version changes: a build of format 8
-    // refuses the store rather than list unmatched answers without ids.
+    // 16 bytes a sys_id, kept once), keys an answer's `Y` entry by its
+    // row's place rather than its record fingerprint, and stores an
+    // answer's value as a block stores one. A slot of format 7 or 8 reads
+    // as it is, an answer entry of formats 6 to 8 is keyed by the place it
+    // holds as it is read (`join::keyed_by_place`), so only the version
+    // changes: a build of format 8 refuses the store rather than fail on
+    // an entry it cannot decode or list unmatched answers without ids.
     let mut batch = sled::Batch::default();
     if found < 6 {
         batch.insert(keys::JOIN_REBUILD, &[1]);

@@ -237,9 +237,9 @@ const HOUR_MS: f64 = 3_600_000.0;
 impl Sled {
     /// `query.metric` rolled up per value of `query.group_by` as the
     /// subjects' `via` observations name it: a survey answer counts for the
-    /// assignment group of its ticket, when [`plausible_join`] accepts the
+    /// assignment group of its ticket, when [`xla_store::plausible_join`] accepts the
     /// pair; values that join no ticket are counted and listed as
-    /// unmatched. The same join as [`Store::subject_rows`], without
+    /// unmatched. The same join as [`xla_store::Store::subject_rows`], without
     /// building a row per subject.
     pub(crate) fn grouped_through(&self, query: &GroupThrough) -> Result<GroupedThrough, StoreError> {
         let mut inner = self.lock()?;
