@@ -66,6 +66,7 @@ const ANSWER: u8 = 3;
 /// Bits of an answer's key that hold its slot (as the index packs a
 /// place: `index::MAX_SLOTS` slots a block).
 const SLOT_BITS: u32 = 20;
+const _: () = assert!(1 << SLOT_BITS == super::index::MAX_SLOTS);
 
 /// An answer's key in its number's state: its row's place, the block id
 /// above [`SLOT_BITS`] bits of slot. A few bytes of varint where a record
@@ -95,6 +96,8 @@ pub(crate) enum Role {
 }
 
 impl Role {
+    /// The first half of a row's key ([`Role::key`]), and the order in
+    /// which a rebuild adds the roles.
     fn kind(self) -> u8 {
         match self {
             Role::Ticket => TICKET,
@@ -211,6 +214,8 @@ pub(crate) struct Added {
     pub metric: u32,
     pub day: i32,
     pub at: i64,
+    /// Its record fingerprint: a ticket's or an opening's key in its
+    /// number's state (an answer's key is its place, [`Role::key`]).
     pub fingerprint: u128,
     pub value: f64,
     pub dims: Arc<[(u32, u32)]>,
@@ -225,6 +230,7 @@ pub(crate) struct Removed {
     pub role: Role,
     pub metric: u32,
     pub day: i32,
+    /// Its record fingerprint (as [`Added::fingerprint`]).
     pub fingerprint: u128,
 }
 
@@ -707,8 +713,9 @@ fn read_bucket(db: &sled::Db, key: &[u8]) -> Result<Bucket, StoreError> {
     Bucket::load(key, base, deltas)
 }
 
-/// The state of one ticket number: its entries by (kind, fingerprint),
-/// sorted by key. A ticket, its opening and a few answers, so a vector,
+/// The state of one ticket number: its entries by key (kind, then a
+/// ticket's or opening's record fingerprint or an answer's place:
+/// [`Role::key`]), sorted by key. A ticket, its opening and a few answers, so a vector,
 /// not a B-tree (whose first node took about 1.5 KiB per number: a sync's
 /// allocator kept faulting in fresh pages for them).
 /// Stored as the map it replaces (postcard writes a map and a sequence of

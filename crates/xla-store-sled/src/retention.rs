@@ -140,7 +140,10 @@ impl Sled {
         resume: &[u8],
     ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
         let db = &*self.db()?;
-        let (_, index) = inner.parts(db, &self.path)?;
+        let (dict, index) = inner.parts(db, &self.path)?;
+        // The metrics whose rows the join keeps as answers: only their
+        // blocks have `Z` slots that want their ids.
+        let answers: Vec<u32> = xla_store::JOINED_METRICS.iter().filter_map(|m| dict.id(m)).collect();
         let mut ops = Ops::default();
         let (mut dropped, mut in_batch) = (0u64, 0);
         for entry in db.range(resume..pass.end.as_slice()) {
@@ -184,7 +187,9 @@ impl Sled {
                 .zip(&rows)
                 .map(|(row, kept)| kept.as_ref().and(row.as_ref()).map(|row| &row.id))
                 .collect();
-            super::join::keep_retiring_ids(db, (pass.tenant, key.metric, key.day), key.block, &ids, &mut ops)?;
+            if answers.contains(&key.metric) {
+                super::join::keep_retiring_ids(db, (pass.tenant, key.metric, key.day), key.block, &ids, &mut ops)?;
+            }
             ops.remove(&key.key());
             if live == 0 {
                 ops.remove(&keys::block_meta(key.block));
