@@ -1477,9 +1477,8 @@ fn unmatched_examples(
                         None => rows.insert(live_row_ids(db, &key)?),
                     };
                     rows.get(slot)
-                        .cloned()
-                        .flatten()
-                        .map(|id| id.to_text())
+                        .and_then(Option::as_ref)
+                        .map(RecordId::to_text)
                         .unwrap_or_default()
                 }
             };

@@ -181,13 +181,13 @@ impl Sled {
             // The join keeps a retiring answer's record id (the retired row
             // keeps none): its unmatched examples and a copy of the store
             // name it.
-            let ids: Vec<Option<&RecordId>> = block
-                .rows
-                .iter()
-                .zip(&rows)
-                .map(|(row, kept)| kept.as_ref().and(row.as_ref()).map(|row| &row.id))
-                .collect();
             if answers.contains(&key.metric) {
+                let ids: Vec<Option<&RecordId>> = block
+                    .rows
+                    .iter()
+                    .zip(&rows)
+                    .map(|(row, kept)| kept.as_ref().and(row.as_ref()).map(|row| &row.id))
+                    .collect();
                 super::join::keep_retiring_ids(db, (pass.tenant, key.metric, key.day), key.block, &ids, &mut ops)?;
             }
             ops.remove(&key.key());
