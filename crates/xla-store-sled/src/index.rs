@@ -116,11 +116,16 @@ pub(crate) fn block_meta(db: &sled::Db, id: u64) -> Result<Option<BlockMeta>, St
 pub(crate) type Locs = SmallVec<[Loc; 8]>;
 
 /// The dimensions a row is listed under as a subject (dictionary ids).
-/// Every subject dimension (`ticket`, `device`), except the ticket
-/// join's key on rows of the join's metrics: the join keeps those rows
-/// under their ticket number already (`join::rows_of_number`), so listing
-/// them in the table too would only cost disk and time (an answer-only
-/// store's index is about half such entries).
+/// Every subject dimension (`ticket`, `device`) but the ticket join's key:
+/// the join keeps every row naming a ticket number under the number
+/// already (`join::rows_of_number`: its tickets, openings and answers, and
+/// since format 10 the rows of every other metric), so listing them in the
+/// table too would only cost disk and time (four of an incident's nine
+/// entries were such).
+///
+/// A block written before format 10 ([`SubjectDims::by_number_from`])
+/// lists its rows of other metrics under the ticket in the table, as it
+/// was written, when the table is rebuilt: the join holds no entry for them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SubjectDims {
     all: Vec<u32>,
@@ -128,55 +133,50 @@ pub(crate) struct SubjectDims {
     joined: Vec<u32>,
     /// The metrics the join keeps.
     join_metrics: Vec<u32>,
+    /// The first block whose rows of every metric the join lists under
+    /// their number (blocks are numbered in the order they are written).
+    by_number_from: u64,
 }
 
 impl SubjectDims {
     /// `all` subject dimensions; `join_key` and `join_metrics` as the
-    /// ticket join names them (`join::Roles`).
-    pub fn new(all: Vec<u32>, join_key: Option<u32>, join_metrics: Vec<u32>) -> SubjectDims {
+    /// ticket join names them (`join::Roles`); `by_number_from` as the
+    /// store keeps it (`keys::ROWS_BY_NUMBER_FROM`; 0 in a store created
+    /// by format 10 or later).
+    pub fn new(all: Vec<u32>, join_key: Option<u32>, join_metrics: Vec<u32>, by_number_from: u64) -> SubjectDims {
         let joined = all.iter().copied().filter(|d| Some(*d) != join_key).collect();
         SubjectDims {
             all,
             joined,
             join_metrics,
+            by_number_from,
         }
     }
 
-    /// The dimensions a row of `metric` is listed under.
-    pub fn of(&self, metric: u32) -> &[u32] {
-        if self.is_joined(metric) {
+    /// The dimensions a row of `metric` in block `block` is listed under.
+    pub fn of(&self, metric: u32, block: u64) -> &[u32] {
+        if block >= self.by_number_from || self.join_metrics.contains(&metric) {
             &self.joined
         } else {
             &self.all
         }
     }
 
-    /// Whether rows of `metric` are the join's (listed under [`SubjectDims::joined`]).
-    pub fn is_joined(&self, metric: u32) -> bool {
-        self.join_metrics.contains(&metric)
+    /// The subjects a row this build writes is listed under, from its
+    /// per-subject dimensions (its ticket is not one: the join lists it).
+    pub fn fingerprints(&self, tenant: u32, inline: &[(u32, String)]) -> Arc<[Fingerprint]> {
+        inline
+            .iter()
+            .filter(|(k, _)| self.joined.contains(k))
+            .map(|(key, value)| subject_fingerprint(tenant, *key, value))
+            .collect()
     }
+}
 
-    /// The subjects a record's rows are listed under, from its per-subject
-    /// dimensions: those of a row of another metric, then those of a row of
-    /// one of the join's metrics. One list, shared, when the record names
-    /// no ticket: its rows then reach the index as one change per subject.
-    pub fn fingerprints(&self, tenant: u32, inline: &[(u32, String)]) -> (Arc<[Fingerprint]>, Arc<[Fingerprint]>) {
-        let (mut all, mut joined) = (Vec::new(), Vec::new());
-        for (key, value) in inline.iter().filter(|(k, _)| self.all.contains(k)) {
-            let subject = subject_fingerprint(tenant, *key, value);
-            all.push(subject);
-            if self.joined.contains(key) {
-                joined.push(subject);
-            }
-        }
-        let all: Arc<[Fingerprint]> = all.into();
-        let joined = if joined.len() == all.len() {
-            all.clone()
-        } else {
-            joined.into()
-        };
-        (all, joined)
-    }
+/// The first block whose rows of every metric the join lists under their
+/// ticket number ([`SubjectDims::new`]'s `by_number_from`).
+pub(crate) fn rows_by_number_from(db: &sled::Db) -> Result<u64, StoreError> {
+    Ok(meta_u64(db, keys::ROWS_BY_NUMBER_FROM, "the first block listed by number")?.unwrap_or(0))
 }
 
 /// What a commit changes in the index once its batch is on disk.
@@ -550,7 +550,7 @@ fn rows_of(key: BlockKey, bytes: &[u8], subject_dims: &SubjectDims) -> Result<Bl
                 stored_record_fingerprint(key.tenant, block.source, key.metric, &row.id),
                 at(slot),
             ));
-            for subject in subject_fingerprints(key.tenant, subject_dims.of(key.metric), &row.inline) {
+            for subject in subject_fingerprints(key.tenant, subject_dims.of(key.metric, key.block), &row.inline) {
                 subjects.push((subject, at(slot)));
             }
         }
@@ -632,6 +632,61 @@ mod tests {
             assert_eq!(index.subject(subject), locs, "{count} rows");
         }
         assert!(index.subject(1).is_empty());
+    }
+
+    /// A block written before format 10 lists its row of another metric
+    /// under the ticket when the table is rebuilt (the join holds no entry
+    /// for it); a block written since lists it under its other subjects
+    /// only (the join lists it under the number); a row of the join's
+    /// metrics is never listed under its ticket.
+    #[test]
+    fn a_rebuilt_table_lists_a_ticket_only_for_blocks_of_earlier_formats() {
+        use crate::block::{RecordId, Value};
+        let (ticket, device, reassignments, resolved) = (1, 2, 10, 11);
+        let dims = SubjectDims::new(vec![ticket, device], Some(ticket), vec![resolved], 500);
+        let row = Row {
+            id: RecordId::new("INC0001"),
+            offset: 0,
+            value: Value::new(2.0),
+            layer: 0,
+            dims: Arc::from(Vec::new()),
+            inline: Arc::from(vec![(ticket, "INC0001".to_string()), (device, "LAPTOP-1".to_string())]),
+        };
+        let bytes = Block {
+            source: 1,
+            provenance: 1,
+            rows: vec![Some(row.clone())],
+        }
+        .encode()
+        .unwrap();
+        let listed = |metric: u32, block: u64| {
+            let key = BlockKey {
+                tenant: 3,
+                metric,
+                day: 0,
+                block,
+                retired: false,
+            };
+            let (records, subjects) = rows_of(key, &bytes, &dims).unwrap();
+            assert_eq!(records.len(), 1);
+            let mut subjects: Vec<Fingerprint> = subjects.into_iter().map(|(s, _)| s).collect();
+            subjects.sort_unstable();
+            subjects
+        };
+        let mut both = vec![
+            subject_fingerprint(3, ticket, "INC0001"),
+            subject_fingerprint(3, device, "LAPTOP-1"),
+        ];
+        both.sort_unstable();
+        let device_only = vec![subject_fingerprint(3, device, "LAPTOP-1")];
+        assert_eq!(listed(reassignments, 499), both, "written before format 10");
+        assert_eq!(listed(reassignments, 500), device_only, "written since");
+        assert_eq!(listed(resolved, 499), device_only, "the join's own rows");
+        assert_eq!(
+            &*dims.fingerprints(3, &row.inline),
+            &device_only[..],
+            "what a commit lists"
+        );
     }
 
     #[test]

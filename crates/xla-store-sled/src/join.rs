@@ -11,7 +11,8 @@
 //!   dimensions, type and outcome), each opening (its
 //!   [`xla_store::JOIN_OPENING`] row), each answer (a row of a
 //!   [`xla_store::JOINED_METRICS`] metric, keyed by its row's place, with
-//!   its value and where it counts now);
+//!   its value and where it counts now), and the place of each row of
+//!   another metric naming the number (what a read of the ticket lists);
 //! - `Z`, per block of rows, each join row's ticket number and time, and for
 //!   an answer its value and where it counts, by slot, and its record id
 //!   once retention retired its row (a live row's id is in its block). A
@@ -62,6 +63,10 @@ const OPENING: u8 = 1;
 /// read, and keyed again by its place ([`Entries`]' decoding).
 const ANSWER_BY_RECORD: u8 = 2;
 const ANSWER: u8 = 3;
+/// A row of another metric naming the number (an incident's reassignment
+/// count, any connector's row with a ticket dimension), keyed by its place:
+/// listed here for a read of the ticket, in place of the index (format 10).
+const ROW: u8 = 4;
 
 /// Bits of an answer's key that hold its slot (as the index packs a
 /// place: `index::MAX_SLOTS` slots a block).
@@ -191,17 +196,19 @@ pub(crate) enum RowOfNumber {
 }
 
 /// Every row the join keeps under ticket `number` (its tickets, openings
-/// and answers, current or not: a reader checks each). The index does not
-/// list these rows under the ticket as a subject (`index::SubjectDims`):
-/// this is where a subject read finds them.
+/// and answers, and the rows of other metrics naming it: current or not, a
+/// reader checks each). The index does not list these rows under the
+/// ticket as a subject (`index::SubjectDims`): this is where a subject
+/// read finds them.
 pub(crate) fn rows_of_number(db: &sled::Db, tenant: u32, number: &str) -> Result<Vec<RowOfNumber>, StoreError> {
     let mut bucket = read_bucket(db, &keys::join_bucket(tenant, number))?;
     Ok(bucket
         .state(number)?
         .iter()
-        .map(|((_, fingerprint), entry)| match entry {
-            Entry::Answer(answer) => RowOfNumber::At(answer.loc.0, answer.loc.1),
-            _ => RowOfNumber::Record(*fingerprint),
+        .filter_map(|((_, key), entry)| match entry {
+            Entry::Answer(answer) => Some(RowOfNumber::At(answer.loc.0, answer.loc.1)),
+            Entry::Row => place_of(*key).map(|(block, slot)| RowOfNumber::At(block, slot)),
+            _ => Some(RowOfNumber::Record(*key)),
         })
         .collect())
 }
@@ -234,11 +241,22 @@ pub(crate) struct Removed {
     pub fingerprint: u128,
 }
 
+/// A row of another metric naming a ticket number, listed under it
+/// ([`Entry::Row`]) or taken out.
+pub(crate) struct Listed {
+    pub number: String,
+    /// Its place: block id and slot.
+    pub loc: (u64, u32),
+    /// Listed (a row stored) or taken out (a row replaced or retracted).
+    pub add: bool,
+}
+
 /// The join rows one commit adds and takes out.
 #[derive(Default)]
 pub(crate) struct Events {
     pub added: Vec<Added>,
     pub removed: Vec<Removed>,
+    pub listed: Vec<Listed>,
 }
 
 /// Where an answer counts.
@@ -272,6 +290,9 @@ enum Entry {
     #[serde(skip_serializing)]
     Answer8(Answer8),
     Answer(Answer),
+    /// A row of another metric naming the number (its place is its key):
+    /// what a read of the ticket lists beside the join's own rows.
+    Row,
 }
 
 /// An answer's entry (format 9): keyed by its place, its value as a block
@@ -837,6 +858,10 @@ fn keyed_by_place(key: (u8, u128), entry: Entry) -> Result<((u8, u128), Entry), 
         (ANSWER_BY_RECORD | ANSWER, _) | (_, Entry::Answer8(_) | Entry::Answer(_)) => {
             Err("an answer's key and entry do not match")
         }
+        (ROW, Entry::Row) => place_of(key.1)
+            .map(|_| (key, Entry::Row))
+            .ok_or("a row's key is no place"),
+        (ROW, _) | (_, Entry::Row) => Err("a row's key and entry do not match"),
         (_, entry) => Ok((key, entry)),
     }
 }
@@ -882,6 +907,7 @@ enum SkipEntry {
     },
     Answer8(SkipAnswer8),
     Answer(SkipAnswer),
+    Row,
 }
 
 /// An [`Answer`], skipped.
@@ -948,6 +974,8 @@ struct Changes {
     removed: Vec<Removed>,
     /// Rows joining it.
     added: Vec<Added>,
+    /// Rows of other metrics listed under it or taken out.
+    listed: Vec<Listed>,
 }
 
 /// Applies a commit's join rows: `Y`, `Z` and the joined sets, into
@@ -961,7 +989,7 @@ pub(crate) fn settle(
     events: Events,
     ops: &mut Ops,
 ) -> Result<(), StoreError> {
-    if events.added.is_empty() && events.removed.is_empty() {
+    if events.added.is_empty() && events.removed.is_empty() && events.listed.is_empty() {
         return Ok(());
     }
     let mut pending = Pending {
@@ -990,6 +1018,13 @@ pub(crate) fn settle(
     }
     for added in events.added {
         numbers.entry(added.number.clone()).or_default().added.push(added);
+    }
+    for listed in events.listed {
+        numbers
+            .entry(Some(listed.number.clone()))
+            .or_default()
+            .listed
+            .push(listed);
     }
     for (number, changes) in numbers {
         match number {
@@ -1035,6 +1070,25 @@ pub(crate) fn settle(
     Ok(())
 }
 
+/// Keys of entries leaving a number's state, and entries joining it.
+type Leaving = std::collections::HashSet<(u8, u128)>;
+type Joining = Vec<((u8, u128), Entry)>;
+
+/// The keys of rows of other metrics leaving a number, and the entries of
+/// those joining it ([`Entry::Row`], keyed by place).
+fn listings(listed: Vec<Listed>) -> (Leaving, Joining) {
+    let (mut leaving, mut joining) = (std::collections::HashSet::default(), Vec::new());
+    for Listed { loc, add, .. } in listed {
+        let key = (ROW, place_key(loc));
+        if add {
+            joining.push((key, Entry::Row));
+        } else {
+            leaving.insert(key);
+        }
+    }
+    (leaving, joining)
+}
+
 fn answer_of(added: &Added, type_key: Option<u32>) -> Answer {
     Answer {
         loc: added.loc,
@@ -1053,7 +1107,15 @@ fn dimension(dims: &[(u32, u32)], key: u32) -> Option<u32> {
 /// Settles one ticket number: takes out the entries leaving it, adds the
 /// rows joining it, and moves every answer whose place changed.
 fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> Result<(), StoreError> {
-    let Changes { removed, added } = changes;
+    let Changes { removed, added, listed } = changes;
+    let (mut leaving, mut joining) = listings(listed);
+    if removed.is_empty() && added.is_empty() {
+        // Only rows of other metrics: nothing of the join moves.
+        let state = pending.state(number)?;
+        state.take(&leaving);
+        state.extend(joining);
+        return Ok(());
+    }
     let roles_type = Some(pending.roles.type_key);
     // Placed answers move only when a ticket or an opening changes; else
     // only the new ones are placed (a number many answers share, such as a
@@ -1062,8 +1124,7 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
     let mut state = std::mem::take(pending.state(number)?);
     // Answers leaving were taken out of their cells through `Z`; a ticket
     // leaving takes its outcome out of its day.
-    let leaving: std::collections::HashSet<(u8, u128)> =
-        removed.iter().map(|r| r.role.key(r.fingerprint, r.loc)).collect();
+    leaving.extend(removed.iter().map(|r| r.role.key(r.fingerprint, r.loc)));
     for entry in state.take(&leaving) {
         if let Entry::Ticket {
             at,
@@ -1075,7 +1136,7 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
             pending.outcome(keys::day_of(at), &dims, &outcome, false)?;
         }
     }
-    let mut joining = Vec::with_capacity(added.len());
+    joining.reserve(added.len());
     for added in added {
         let entry = match added.role {
             Role::Ticket => Entry::Ticket {
@@ -1711,6 +1772,8 @@ mod tests {
                     ..answer(Some(Counted::Unjoined(1)), Some(2))
                 },
             ),
+            ((ROW, place_key((300, 19))), Entry::Row),
+            ((ROW, place_key((1 << 40, (1 << SLOT_BITS) - 1))), Entry::Row),
         ]
     }
 
@@ -1746,6 +1809,7 @@ mod tests {
                 ticket_type: _,
                 counted: _,
             }) => {}
+            Entry::Row => {}
         }
         let Outcome { sla_met: _, rating: _ } = Outcome::default();
     }
@@ -1797,6 +1861,37 @@ mod tests {
         let bytes = encode(&state).expect("encodes");
         let (_, rest) = postcard::take_from_bytes::<SkipEntries>(&bytes).expect("skips");
         assert!(rest.is_empty());
+    }
+
+    /// A row of another metric is listed under its number by its place (a
+    /// few bytes), read back as the place a ticket's read takes, and taken
+    /// out by it; a row's key and an entry of another kind are damage.
+    #[test]
+    fn a_row_of_another_metric_is_listed_by_its_place() {
+        let place = (70_000, 311);
+        let mut state = Entries::default();
+        state.extend(vec![((ROW, place_key(place)), Entry::Row)]);
+        let bytes = encode(&state).expect("encodes");
+        // The count, the kind, the place as a varint, the variant.
+        assert!(bytes.len() <= 10, "{} bytes", bytes.len());
+        let read = decode::<Entries>(&bytes).expect("decodes");
+        assert_eq!(read, state);
+        let rows: Vec<(u64, u32)> = read
+            .iter()
+            .filter_map(|((_, key), entry)| matches!(entry, Entry::Row).then(|| place_of(*key)).flatten())
+            .collect();
+        assert_eq!(rows, [place]);
+        let gone: std::collections::HashSet<(u8, u128)> = [(ROW, place_key(place))].into();
+        assert_eq!(state.take(&gone).len(), 1);
+        assert!(state.is_empty());
+        for mismatched in [
+            BTreeMap::from([((ROW, 5u128), Entry::Opening { at: 1, opened: None })]),
+            BTreeMap::from([((OPENING, 5u128), Entry::Row)]),
+            BTreeMap::from([((ROW, u128::MAX), Entry::Row)]),
+        ] {
+            let bytes = encode(&mismatched).expect("encodes");
+            assert!(decode::<Entries>(&bytes).is_err(), "{mismatched:?}");
+        }
     }
 
     /// A number's entries as formats 6 to 8 stored them (an answer keyed by

@@ -38,6 +38,10 @@ pub(crate) const RUN_NEXT: &[u8] = b"Mrun-next";
 /// Present while the ticket join is to be built from the rows (see
 /// `join::Sled::rebuild_join`): set by the upgrade from format 5.
 pub(crate) const JOIN_REBUILD: &[u8] = b"Mjoin-rebuild";
+/// The first block whose rows of every metric the ticket join lists under
+/// the number they name (big-endian u64; see `index::SubjectDims`): set by
+/// the upgrade from a format before 10, absent in a store created since.
+pub(crate) const ROWS_BY_NUMBER_FROM: &[u8] = b"Mrows-by-number-from";
 /// Prefix of the blocks' records.
 pub(crate) const BLOCK_META: u8 = b'K';
 const JOURNAL: u8 = b'J';

@@ -48,7 +48,7 @@ use xla_store::{
 };
 
 /// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 
 /// The backend's name in errors.
 const BACKEND: &str = "sled";
@@ -120,6 +120,7 @@ impl Inner {
                         .collect(),
                     self.dict.id(xla_store::JOIN_KEY),
                     join::metric_names().filter_map(|m| self.dict.id(m)).collect(),
+                    index::rows_by_number_from(db)?,
                 );
                 empty.insert(Index::open(db, dir, &subjects)?)
             }

@@ -51,7 +51,23 @@ pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), Store
     // holds as it is read (`join::keyed_by_place`), so only the version
     // changes: a build of format 8 refuses the store rather than fail on
     // an entry it cannot decode or list unmatched answers without ids.
+    //
+    // Format 10 lists a row of any metric naming a ticket number under the
+    // number in the join (`join::Entry::Row`), not under the ticket in the
+    // index. The blocks written before stay listed in the index (a rebuilt
+    // table lists them again: `keys::ROWS_BY_NUMBER_FROM`), so only the
+    // version changes otherwise: a build of format 9 refuses the store
+    // rather than miss a ticket's rows or fail on an entry it cannot decode.
     let mut batch = sled::Batch::default();
+    if found < 10 {
+        let next = db.get(keys::BLOCK_NEXT).or_store()?;
+        let next = next.as_deref().map_or(Ok(1), |bytes| {
+            <[u8; 8]>::try_from(bytes)
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::corrupt("the block counter is not 8 bytes"))
+        })?;
+        batch.insert(keys::ROWS_BY_NUMBER_FROM, &next.to_be_bytes());
+    }
     if found < 6 {
         batch.insert(keys::JOIN_REBUILD, &[1]);
     }

@@ -118,9 +118,9 @@ pub(crate) fn read_subject(
     for loc in index.subject(subject_fingerprint(tenant_id, dim, value)) {
         by_block.entry(loc.block).or_default().insert(loc.slot);
     }
-    // A ticket's rows of the join's metrics are not listed under it in the
-    // index (`index::SubjectDims`): the join keeps them under the number.
-    // (A store of an earlier format may list them too: each row once.)
+    // A ticket's rows are not listed under it in the index
+    // (`index::SubjectDims`): the join keeps them under the number. (Blocks
+    // of an earlier format list some of them there too: each row once.)
     if dimension == xla_store::JOIN_KEY {
         for row in super::join::rows_of_number(db, tenant_id, value)? {
             let loc = match row {

@@ -58,9 +58,6 @@ struct Shared {
     dims: Arc<[(u32, u32)]>,
     inline: Arc<[(u32, String)]>,
     subjects: Arc<[Fingerprint]>,
-    /// Those of a row of one of the ticket join's metrics: without its
-    /// ticket (the same list when it names none).
-    joined_subjects: Arc<[Fingerprint]>,
 }
 
 /// The commit being built.
@@ -135,10 +132,13 @@ impl Sled {
         let tenant = dict.intern(&batch.tenant);
         let unrolled: Vec<u32> = keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
         let roles = super::join::Roles::new(dict);
+        // Only the dimensions new rows are listed under matter here: the
+        // first block listed by number is for rebuilding the table.
         let subjects = SubjectDims::new(
             keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect(),
             Some(roles.key),
             roles.metrics(),
+            0,
         );
         let mut work = Work {
             db,
@@ -218,13 +218,8 @@ impl Sled {
                 Some((dimensions, shared)) if dimensions.same_as(observation.dimensions) => shared.clone(),
                 _ => {
                     let (dims, inline) = split_dimensions(dict, &mut named, &unrolled, observation.dimensions);
-                    let (subjects, joined_subjects) = work.subjects.fingerprints(tenant, &inline);
-                    let shared = Shared {
-                        dims,
-                        inline,
-                        subjects,
-                        joined_subjects,
-                    };
+                    let subjects = work.subjects.fingerprints(tenant, &inline);
+                    let shared = Shared { dims, inline, subjects };
                     last_split = Some((observation.dimensions, shared.clone()));
                     shared
                 }
@@ -256,12 +251,7 @@ impl Sled {
             } else {
                 summary.inserted += 1;
             }
-            let subjects = if work.subjects.is_joined(metric) {
-                &shared.joined_subjects
-            } else {
-                &shared.subjects
-            };
-            work.insert(fingerprint, metric, day, row, rating, subjects)?;
+            work.insert(fingerprint, metric, day, row, rating, &shared.subjects)?;
         }
         let mut ops = Ops::default();
         for retraction in &batch.retractions {
@@ -497,24 +487,42 @@ impl Work<'_> {
         })
     }
 
-    /// Takes the row at `loc` out of the rollups. (Its subjects' entries
-    /// stay: a reader checks that each row is live.)
+    /// Takes the row at `loc` out of the rollups, and out of the ticket
+    /// number it names. (Its subjects' entries in the index stay: a reader
+    /// checks that each row is live.)
     fn retract(&mut self, loc: Loc) -> Result<(), StoreError> {
+        let join_key = self.roles.key;
         let (meta, block) = self.old_block(loc)?;
         let key = meta.key;
         let slot = loc.slot as usize;
-        let (value, dims, fingerprint) = match block {
+        // A retired row lost the number it named: its listing stays, and a
+        // reader passes over it (it is not live).
+        let (value, dims, fingerprint, number) = match block {
             OldBlock::Live(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
                 let fingerprint = stored_record_fingerprint(key.tenant, block.source, key.metric, &row.id);
-                (row.value.get(), row.dims.to_vec(), fingerprint)
+                let number = row.inline.iter().find(|(k, _)| *k == join_key).map(|(_, v)| v.clone());
+                (row.value.get(), row.dims.to_vec(), fingerprint, number)
             }
             OldBlock::Retired(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
-                (row.value.get(), row.dims.clone(), u128::from_le_bytes(row.fingerprint))
+                (
+                    row.value.get(),
+                    row.dims.clone(),
+                    u128::from_le_bytes(row.fingerprint),
+                    None,
+                )
             }
         };
-        if let Some(role) = self.roles.role(key.metric) {
+        let role = self.roles.role(key.metric);
+        if let (None, Some(number)) = (role, number) {
+            self.join.listed.push(super::join::Listed {
+                number,
+                loc: (loc.block, loc.slot),
+                add: false,
+            });
+        }
+        if let Some(role) = role {
             self.join.removed.push(super::join::Removed {
                 loc: (loc.block, loc.slot),
                 role,
@@ -588,11 +596,22 @@ impl Work<'_> {
             block: *id,
             slot: block.rows.len() as u32,
         };
+        let number = join
+            .is_none()
+            .then(|| row.inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
+            .flatten();
         block.rows.push(Some(row));
         if let Some(added) = join {
             self.join.added.push(super::join::Added {
                 loc: (loc.block, loc.slot),
                 ..added
+            });
+        }
+        if let Some(number) = number {
+            self.join.listed.push(super::join::Listed {
+                number,
+                loc: (loc.block, loc.slot),
+                add: true,
             });
         }
         self.note_subjects(subjects, loc);

@@ -148,6 +148,14 @@ impl Bucket {
     /// # Errors
     /// [`StoreError::Corrupt`] when its stored entries do not decode.
     pub fn state(&mut self, number: &str) -> Result<&mut Entries, StoreError> {
+        // Looked up before an entry is made: a commit asks for a number it
+        // read already more often than for a new one (no text copied then).
+        if self.read.contains_key(number) {
+            return self
+                .read
+                .get_mut(number)
+                .ok_or_else(|| corrupt("a read number vanished"));
+        }
         match self.read.entry(number.to_string()) {
             std::collections::btree_map::Entry::Occupied(read) => Ok(read.into_mut()),
             std::collections::btree_map::Entry::Vacant(slot) => {
