@@ -1611,6 +1611,11 @@ impl super::Sled {
     /// join was kept (format 5), run on open until it completes (a crash
     /// part-way starts it again from nothing). Rows retention already
     /// retired keep no ticket number and stay out of the joined cells.
+    ///
+    /// Rows of other metrics are not listed under their numbers again
+    /// ([`Entry::Row`]): every block of such a store is older than format
+    /// 10, so the index lists them (`keys::ROWS_BY_NUMBER_FROM`). Run on a
+    /// store written since, it would lose those listings.
     pub(crate) fn rebuild_join(&self) -> Result<(), StoreError> {
         let db = &*self.db()?;
         for prefix in keys::JOIN_PREFIXES {
@@ -1892,6 +1897,47 @@ mod tests {
             let bytes = encode(&mismatched).expect("encodes");
             assert!(decode::<Entries>(&bytes).is_err(), "{mismatched:?}");
         }
+    }
+
+    /// A row of another metric is listed under the number it names, and a
+    /// replace that names another number moves its listing: the old
+    /// number no longer lists it (a reader would pass over it, so only the
+    /// join's state shows it).
+    #[test]
+    fn a_replace_moves_a_rows_listing_to_its_new_number() {
+        use xla_types::{Layer, Record};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::SledStore::open(dir.path()).expect("open");
+        let commit = |number: &str, value: f64| xla_store::CommitBatch {
+            tenant: "acme".into(),
+            source: "sn".into(),
+            records: vec![
+                Record::new("0123456789abcdef0123456789abcdef", 1_790_812_800_000)
+                    .dim("ticket", number)
+                    .value("reassignment_count", Layer::Operational, value),
+            ],
+            ..Default::default()
+        };
+        let listed = |number: &str| -> Vec<(u64, u32)> {
+            let db = store.sled.db().expect("db");
+            let tenant = store.sled.lock().expect("lock").dict.id("acme").expect("tenant");
+            rows_of_number(&db, tenant, number)
+                .expect("rows")
+                .into_iter()
+                .filter_map(|row| match row {
+                    RowOfNumber::At(block, slot) => Some((block, slot)),
+                    RowOfNumber::Record(_) => None,
+                })
+                .collect()
+        };
+        xla_store::conformance::block_on(async {
+            use xla_store::Store;
+            store.commit(commit("INC1", 1.0)).await.expect("first");
+            assert_eq!(listed("INC1").len(), 1);
+            store.commit(commit("INC2", 2.0)).await.expect("moved");
+        });
+        assert_eq!(listed("INC1"), []);
+        assert_eq!(listed("INC2").len(), 1);
     }
 
     /// A number's entries as formats 6 to 8 stored them (an answer keyed by
