@@ -31,8 +31,9 @@
 //! A commit works out, for every ticket number it touches, where each of
 //! the number's answers counts after it ([`xla_store::pick_ticket`]), and
 //! moves the values whose place changed: a late ticket, a reassignment, a
-//! retracted ticket all move their answers exactly. `Y` is never touched by
-//! retention, so cells keep moving after raw rows are gone.
+//! retracted ticket all move their answers exactly. Retention keeps a
+//! number's tickets, openings and answers in `Y` (it only stops listing
+//! rows of other metrics), so cells keep moving after raw rows are gone.
 
 mod bucket;
 
@@ -1899,10 +1900,10 @@ mod tests {
         }
     }
 
-    /// A row of another metric is listed under the number it names, and a
-    /// replace that names another number moves its listing: the old
-    /// number no longer lists it (a reader would pass over it, so only the
-    /// join's state shows it).
+    /// A row of another metric is listed under the number it names, a
+    /// replace that names another number moves its listing (the old number
+    /// no longer lists it), and retention takes it out. A reader would pass
+    /// over a stale listing: only the join's state shows it.
     #[test]
     fn a_replace_moves_a_rows_listing_to_its_new_number() {
         use xla_types::{Layer, Record};
@@ -1938,6 +1939,14 @@ mod tests {
         });
         assert_eq!(listed("INC1"), []);
         assert_eq!(listed("INC2").len(), 1);
+        // Retired, the row no longer names its number: nor does the join list it.
+        xla_store::conformance::block_on(async {
+            use xla_store::Store;
+            let cutoff = 1_790_812_800_000 + 2 * keys::DAY_MS;
+            let retired = store.retire_before("acme", None, cutoff).await.expect("retention");
+            assert_eq!(retired.dropped, 1);
+        });
+        assert_eq!(listed("INC2"), []);
     }
 
     /// A number's entries as formats 6 to 8 stored them (an answer keyed by

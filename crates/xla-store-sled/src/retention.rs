@@ -141,10 +141,15 @@ impl Sled {
     ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
         let db = &*self.db()?;
         let (dict, index) = inner.parts(db, &self.path)?;
+        let roles = super::join::Roles::new(dict);
         // The metrics whose rows the join keeps as answers: only their
         // blocks have `Z` slots that want their ids.
         let answers: Vec<u32> = xla_store::JOINED_METRICS.iter().filter_map(|m| dict.id(m)).collect();
         let mut ops = Ops::default();
+        // The join's names, if this store never had them, stored with the batch.
+        dict.write_pending(&mut ops);
+        // Rows of other metrics leaving the numbers that list them.
+        let mut unlisted = super::join::Events::default();
         let (mut dropped, mut in_batch) = (0u64, 0);
         for entry in db.range(resume..pass.end.as_slice()) {
             let (raw_key, value) = entry.or_store()?;
@@ -153,6 +158,7 @@ impl Sled {
                 continue;
             }
             if in_batch == RETENTION_BLOCKS {
+                super::join::settle(db, dict, &roles, pass.tenant, unlisted, &mut ops)?;
                 self.apply(db, ops)?;
                 return Ok((dropped, Some(raw_key.to_vec())));
             }
@@ -176,6 +182,20 @@ impl Sled {
                     })
                 });
                 rows.push(kept);
+            }
+            // A retired row no longer names its number: the join stops
+            // listing it (a row of its own metrics it keeps, through `Z`).
+            if roles.role(key.metric).is_none() {
+                unlisted
+                    .listed
+                    .extend(block.rows.iter().enumerate().filter_map(|(slot, row)| {
+                        let (_, number) = row.as_ref()?.inline.iter().find(|(k, _)| *k == roles.key)?;
+                        Some(super::join::Listed {
+                            number: number.clone(),
+                            loc: (key.block, slot as u32),
+                            add: false,
+                        })
+                    }));
             }
             let live = rows.iter().flatten().count() as u32;
             // The join keeps a retiring answer's record id (the retired row
@@ -211,6 +231,7 @@ impl Sled {
             dropped += u64::from(live);
             in_batch += 1;
         }
+        super::join::settle(db, dict, &roles, pass.tenant, unlisted, &mut ops)?;
         self.apply(db, ops)?;
         Ok((dropped, None))
     }
