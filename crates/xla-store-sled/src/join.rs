@@ -1003,7 +1003,9 @@ pub(crate) fn settle(
         sets: HashMap::default(),
     };
     // Per ticket number: the entries leaving it, and the rows joining it.
-    let mut numbers: BTreeMap<Option<String>, Changes> = BTreeMap::new();
+    // Hashed, then sorted once: a commit groups a few rows per number over
+    // thousands of numbers, and a tree compared their text at every step.
+    let mut numbers: HashMap<Option<String>, Changes> = HashMap::default();
     for removed in events.removed {
         // A row the join never saw (no ticket number, not a joined metric
         // when it was stored) has nothing to take out.
@@ -1017,16 +1019,17 @@ pub(crate) fn settle(
             numbers.entry(joined.number).or_default().removed.push(removed);
         }
     }
-    for added in events.added {
-        numbers.entry(added.number.clone()).or_default().added.push(added);
+    // The numbers move into the keys (nothing reads them from the rows after).
+    for mut added in events.added {
+        numbers.entry(added.number.take()).or_default().added.push(added);
     }
-    for listed in events.listed {
-        numbers
-            .entry(Some(listed.number.clone()))
-            .or_default()
-            .listed
-            .push(listed);
+    for mut listed in events.listed {
+        let number = std::mem::take(&mut listed.number);
+        numbers.entry(Some(number)).or_default().listed.push(listed);
     }
+    // In number order, as a commit always settled them.
+    let mut numbers: Vec<(Option<String>, Changes)> = numbers.into_iter().collect();
+    numbers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (number, changes) in numbers {
         match number {
             Some(number) => settle_number(&mut pending, &number, changes)?,
@@ -1166,6 +1169,13 @@ fn settle_number(pending: &mut Pending<'_>, number: &str, changes: Changes) -> R
         joining.push((id, entry));
     }
     state.extend(joining);
+    if !state.values().any(|entry| matches!(entry, Entry::Answer(_))) {
+        // No answer names the number (most tickets of a sync): none to
+        // place, and its tickets' outcomes are the empty one.
+        settle_outcomes(pending, &mut state)?;
+        *pending.state(number)? = state;
+        return Ok(());
+    }
     // When each ticket was opened: its openings at its resolution.
     let mut opened: HashMap<i64, i64> = HashMap::default();
     for entry in state.values() {
