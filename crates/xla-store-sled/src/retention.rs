@@ -69,6 +69,9 @@ impl Sled {
             let mut inner = self.lock()?;
             let step = self.retire_batch(&mut inner, &pass, &resume);
             if step.is_err() {
+                // As after a failed commit: ids handed out for the batch (the
+                // join's names) may not have been written.
+                inner.dict = Dictionary::load(&*self.db()?)?;
                 inner.index = None;
             }
             let (dropped, next) = step?;
@@ -142,13 +145,20 @@ impl Sled {
         let db = &*self.db()?;
         let (dict, index) = inner.parts(db, &self.path)?;
         let roles = super::join::Roles::new(dict);
+        // Blocks written before format 10 list their rows in the index, not
+        // the join: nothing of theirs to take out there.
+        let listed_from = super::index::rows_by_number_from(db)?;
         // The metrics whose rows the join keeps as answers: only their
         // blocks have `Z` slots that want their ids.
         let answers: Vec<u32> = xla_store::JOINED_METRICS.iter().filter_map(|m| dict.id(m)).collect();
         let mut ops = Ops::default();
         // The join's names, if this store never had them, stored with the batch.
         dict.write_pending(&mut ops);
-        // Rows of other metrics leaving the numbers that list them.
+        // Rows of other metrics leaving the numbers that list them. Settled
+        // into the batch as listings only: `join::settle` then writes `Y`
+        // alone (it reads `Z` from sled, not from this batch, so rows of the
+        // join's own must not go through it here: their ids kept in `Z`
+        // below would be overwritten).
         let mut unlisted = super::join::Events::default();
         let (mut dropped, mut in_batch) = (0u64, 0);
         for entry in db.range(resume..pass.end.as_slice()) {
@@ -185,17 +195,21 @@ impl Sled {
             }
             // A retired row no longer names its number: the join stops
             // listing it (a row of its own metrics it keeps, through `Z`).
-            if roles.role(key.metric).is_none() {
-                unlisted
-                    .listed
-                    .extend(block.rows.iter().enumerate().filter_map(|(slot, row)| {
-                        let (_, number) = row.as_ref()?.inline.iter().find(|(k, _)| *k == roles.key)?;
-                        Some(super::join::Listed {
-                            number: number.clone(),
-                            loc: (key.block, slot as u32),
-                            add: false,
-                        })
-                    }));
+            // A stale row's listing went when it was replaced.
+            if roles.role(key.metric).is_none() && key.block >= listed_from {
+                let live_rows = block
+                    .rows
+                    .iter()
+                    .zip(&rows)
+                    .map(|(row, kept)| kept.as_ref().and(row.as_ref()));
+                unlisted.listed.extend(live_rows.enumerate().filter_map(|(slot, row)| {
+                    let (_, number) = row?.inline.iter().find(|(k, _)| *k == roles.key)?;
+                    Some(super::join::Listed {
+                        number: number.clone(),
+                        loc: (key.block, slot as u32),
+                        add: false,
+                    })
+                }));
             }
             let live = rows.iter().flatten().count() as u32;
             // The join keeps a retiring answer's record id (the retired row

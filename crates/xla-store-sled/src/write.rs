@@ -495,8 +495,8 @@ impl Work<'_> {
         let (meta, block) = self.old_block(loc)?;
         let key = meta.key;
         let slot = loc.slot as usize;
-        // A retired row lost the number it named: its listing stays, and a
-        // reader passes over it (it is not live).
+        // A retired row lost the number it named, and retention took its
+        // listing out when it retired it.
         let (value, dims, fingerprint, number) = match block {
             OldBlock::Live(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
