@@ -166,6 +166,12 @@ impl Roles {
         metrics
     }
 
+    /// The ticket number a row names (its per-subject dimension of the
+    /// join's key), if any.
+    pub fn number<'a>(&self, inline: &'a [(u32, String)]) -> Option<&'a str> {
+        number_under(self.key, inline)
+    }
+
     /// What `metric` is to the join, if anything.
     pub fn role(&self, metric: u32) -> Option<Role> {
         if metric == self.via {
@@ -178,6 +184,12 @@ impl Roles {
             None
         }
     }
+}
+
+/// The value of dimension `key` (the join's key: [`Roles::number`]) in a
+/// row's per-subject dimensions.
+pub(crate) fn number_under(key: u32, inline: &[(u32, String)]) -> Option<&str> {
+    inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
 }
 
 /// The names of the metrics the join keeps (as [`Roles::metrics`]).
@@ -1667,7 +1679,7 @@ impl super::Sled {
                     fingerprint: super::block::stored_record_fingerprint(tenant, origin.source, metric, &row.id),
                     value: row.value.get(),
                     dims: row.dims.clone(),
-                    number: row.inline.iter().find(|(k, _)| *k == roles.key).map(|(_, v)| v.clone()),
+                    number: roles.number(&row.inline).map(str::to_string),
                 });
                 if events.added.len() >= REBUILD_CHUNK {
                     flush(&mut events)?;

@@ -203,9 +203,8 @@ impl Sled {
                     .zip(&rows)
                     .map(|(row, kept)| kept.as_ref().and(row.as_ref()));
                 unlisted.listed.extend(live_rows.enumerate().filter_map(|(slot, row)| {
-                    let (_, number) = row?.inline.iter().find(|(k, _)| *k == roles.key)?;
                     Some(super::join::Listed {
-                        number: number.clone(),
+                        number: roles.number(&row?.inline)?.to_string(),
                         loc: (key.block, slot as u32),
                         add: false,
                     })

@@ -473,11 +473,7 @@ impl Work<'_> {
                     && old.dims[..] == row.dims[..];
                 // The ticket join needs what a retired row lost: its number and time.
                 let join = (self.tenant, meta.key.metric, old_day);
-                let number = row
-                    .inline
-                    .iter()
-                    .find(|(k, _)| *k == self.roles.key)
-                    .map(|(_, v)| v.as_str());
+                let number = self.roles.number(&row.inline);
                 let at = i64::from(day) * DAY_MS + i64::from(row.offset);
                 // A row the join never saw had no ticket number.
                 same && (self.roles.role(meta.key.metric).is_none()
@@ -501,7 +497,7 @@ impl Work<'_> {
             OldBlock::Live(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
                 let fingerprint = stored_record_fingerprint(key.tenant, block.source, key.metric, &row.id);
-                let number = row.inline.iter().find(|(k, _)| *k == join_key).map(|(_, v)| v.clone());
+                let number = super::join::number_under(join_key, &row.inline).map(str::to_string);
                 (row.value.get(), row.dims.to_vec(), fingerprint, number)
             }
             OldBlock::Retired(block) => {
@@ -556,7 +552,9 @@ impl Work<'_> {
         subjects: &Arc<[Fingerprint]>,
     ) -> Result<(), StoreError> {
         let prepared = Prepared::new(row.value.get(), rating);
-        let key = self.roles.key;
+        // The number it names: a row of the join's metrics joins it, a row of
+        // another metric is listed under it.
+        let number = self.roles.number(&row.inline).map(str::to_string);
         let join = self.roles.role(metric).map(|role| super::join::Added {
             loc: (0, 0),
             role,
@@ -566,7 +564,7 @@ impl Work<'_> {
             fingerprint,
             value: row.value.get(),
             dims: row.dims.clone(),
-            number: row.inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()),
+            number: None,
         });
         let db = self.db;
         let sets = self.sets.entry((metric, day)).or_default();
@@ -596,23 +594,19 @@ impl Work<'_> {
             block: *id,
             slot: block.rows.len() as u32,
         };
-        let number = join
-            .is_none()
-            .then(|| row.inline.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
-            .flatten();
         block.rows.push(Some(row));
-        if let Some(added) = join {
-            self.join.added.push(super::join::Added {
+        match (join, number) {
+            (Some(added), number) => self.join.added.push(super::join::Added {
                 loc: (loc.block, loc.slot),
+                number,
                 ..added
-            });
-        }
-        if let Some(number) = number {
-            self.join.listed.push(super::join::Listed {
+            }),
+            (None, Some(number)) => self.join.listed.push(super::join::Listed {
                 number,
                 loc: (loc.block, loc.slot),
                 add: true,
-            });
+            }),
+            (None, None) => {}
         }
         self.note_subjects(subjects, loc);
         self.changes.added.push((fingerprint, loc));
