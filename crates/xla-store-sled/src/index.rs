@@ -153,9 +153,15 @@ impl SubjectDims {
         }
     }
 
+    /// Whether the join lists the rows of every metric in block `block`
+    /// under the number they name (a block written since format 10).
+    pub fn by_number(&self, block: u64) -> bool {
+        block >= self.by_number_from
+    }
+
     /// The dimensions a row of `metric` in block `block` is listed under.
     pub fn of(&self, metric: u32, block: u64) -> &[u32] {
-        if block >= self.by_number_from || self.join_metrics.contains(&metric) {
+        if self.by_number(block) || self.join_metrics.contains(&metric) {
             &self.joined
         } else {
             &self.all

@@ -132,13 +132,11 @@ impl Sled {
         let tenant = dict.intern(&batch.tenant);
         let unrolled: Vec<u32> = keys::UNROLLED_DIMENSIONS.iter().map(|d| dict.intern(d)).collect();
         let roles = super::join::Roles::new(dict);
-        // Only the dimensions new rows are listed under matter here: the
-        // first block listed by number is for rebuilding the table.
         let subjects = SubjectDims::new(
             keys::SUBJECT_DIMENSIONS.iter().map(|d| dict.intern(d)).collect(),
             Some(roles.key),
             roles.metrics(),
-            0,
+            super::index::rows_by_number_from(db)?,
         );
         let mut work = Work {
             db,
@@ -488,6 +486,9 @@ impl Work<'_> {
     /// checks that each row is live.)
     fn retract(&mut self, loc: Loc) -> Result<(), StoreError> {
         let join_key = self.roles.key;
+        // A row of a block written before format 10 is listed in the index,
+        // not under its number: nothing to take out of the join.
+        let listed = self.subjects.by_number(loc.block);
         let (meta, block) = self.old_block(loc)?;
         let key = meta.key;
         let slot = loc.slot as usize;
@@ -511,7 +512,7 @@ impl Work<'_> {
             }
         };
         let role = self.roles.role(key.metric);
-        if let (None, Some(number)) = (role, number) {
+        if let (None, Some(number), true) = (role, number, listed) {
             self.join.listed.push(super::join::Listed {
                 number,
                 loc: (loc.block, loc.slot),
