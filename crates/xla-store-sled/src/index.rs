@@ -179,6 +179,12 @@ impl SubjectDims {
     }
 }
 
+/// The id the next block written gets (blocks are numbered from 1 in the
+/// order they are written).
+pub(crate) fn next_block(db: &sled::Db) -> Result<u64, StoreError> {
+    Ok(meta_u64(db, keys::BLOCK_NEXT, "the block counter")?.unwrap_or(1))
+}
+
 /// The first block whose rows of every metric the join lists under their
 /// ticket number ([`SubjectDims::new`]'s `by_number_from`).
 pub(crate) fn rows_by_number_from(db: &sled::Db) -> Result<u64, StoreError> {
@@ -233,7 +239,7 @@ impl Index {
     /// the blocks. `subject_dims` say which dimensions of a row name its
     /// subjects.
     pub fn open(db: &sled::Db, dir: &Path, subject_dims: &SubjectDims) -> Result<Index, StoreError> {
-        let next_block = meta_u64(db, keys::BLOCK_NEXT, "the block counter")?.unwrap_or(1);
+        let next_block = next_block(db)?;
         let journal = meta_u64(db, keys::JOURNAL_LAST, "the journal counter")?.unwrap_or(0);
         let store = store_id(db, dir)?;
         let path = dir.join(TABLE_DIR);

@@ -60,12 +60,7 @@ pub(crate) fn upgrade(db: &sled::Db, dir: &Path, found: u32) -> Result<(), Store
     // rather than miss a ticket's rows or fail on an entry it cannot decode.
     let mut batch = sled::Batch::default();
     if found < 10 {
-        let next = db.get(keys::BLOCK_NEXT).or_store()?;
-        let next = next.as_deref().map_or(Ok(1), |bytes| {
-            <[u8; 8]>::try_from(bytes)
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::corrupt("the block counter is not 8 bytes"))
-        })?;
+        let next = super::index::next_block(db)?;
         batch.insert(keys::ROWS_BY_NUMBER_FROM, &next.to_be_bytes());
     }
     if found < 6 {

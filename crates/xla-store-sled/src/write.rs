@@ -498,7 +498,9 @@ impl Work<'_> {
             OldBlock::Live(block) => {
                 let row = block.rows.get(slot).and_then(Option::as_ref).ok_or_else(missing_row)?;
                 let fingerprint = stored_record_fingerprint(key.tenant, block.source, key.metric, &row.id);
-                let number = super::join::number_under(join_key, &row.inline).map(str::to_string);
+                let number = listed
+                    .then(|| super::join::number_under(join_key, &row.inline).map(str::to_string))
+                    .flatten();
                 (row.value.get(), row.dims.to_vec(), fingerprint, number)
             }
             OldBlock::Retired(block) => {
@@ -512,12 +514,14 @@ impl Work<'_> {
             }
         };
         let role = self.roles.role(key.metric);
-        if let (None, Some(number), true) = (role, number, listed) {
-            self.join.listed.push(super::join::Listed {
+        // A row of another metric is listed under the number it names; one
+        // of the join's own leaves the number below.
+        if role.is_none() {
+            self.join.listed.extend(number.map(|number| super::join::Listed {
                 number,
                 loc: (loc.block, loc.slot),
                 add: false,
-            });
+            }));
         }
         if let Some(role) = role {
             self.join.removed.push(super::join::Removed {
@@ -553,20 +557,6 @@ impl Work<'_> {
         subjects: &Arc<[Fingerprint]>,
     ) -> Result<(), StoreError> {
         let prepared = Prepared::new(row.value.get(), rating);
-        // The number it names: a row of the join's metrics joins it, a row of
-        // another metric is listed under it.
-        let number = self.roles.number(&row.inline).map(str::to_string);
-        let join = self.roles.role(metric).map(|role| super::join::Added {
-            loc: (0, 0),
-            role,
-            metric,
-            day,
-            at: i64::from(day) * DAY_MS + i64::from(row.offset),
-            fingerprint,
-            value: row.value.get(),
-            dims: row.dims.clone(),
-            number: None,
-        });
         let db = self.db;
         let sets = self.sets.entry((metric, day)).or_default();
         for (set, dim_value) in cells(self.tenant, metric, day, &row.dims) {
@@ -595,20 +585,28 @@ impl Work<'_> {
             block: *id,
             slot: block.rows.len() as u32,
         };
-        block.rows.push(Some(row));
-        match (join, number) {
-            (Some(added), number) => self.join.added.push(super::join::Added {
+        // The number it names: a row of the join's metrics joins it, a row of
+        // another metric is listed under it.
+        let number = self.roles.number(&row.inline).map(str::to_string);
+        match self.roles.role(metric) {
+            Some(role) => self.join.added.push(super::join::Added {
                 loc: (loc.block, loc.slot),
+                role,
+                metric,
+                day,
+                at: i64::from(day) * DAY_MS + i64::from(row.offset),
+                fingerprint,
+                value: row.value.get(),
+                dims: row.dims.clone(),
                 number,
-                ..added
             }),
-            (None, Some(number)) => self.join.listed.push(super::join::Listed {
+            None => self.join.listed.extend(number.map(|number| super::join::Listed {
                 number,
                 loc: (loc.block, loc.slot),
                 add: true,
-            }),
-            (None, None) => {}
+            })),
         }
+        block.rows.push(Some(row));
         self.note_subjects(subjects, loc);
         self.changes.added.push((fingerprint, loc));
         Ok(())
